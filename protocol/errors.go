@@ -1,0 +1,113 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinels for decoding failures. Parse wraps them with a specific message.
+var (
+	// ErrMalformed: bytes that do not follow SPEC.md's layouts.
+	ErrMalformed = errors.New("protocol: malformed")
+	// ErrTooLarge: a size or count above its limit.
+	ErrTooLarge = errors.New("protocol: too large")
+	// ErrVersion: a version this implementation does not speak.
+	ErrVersion = errors.New("protocol: unsupported version")
+)
+
+func errorf(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
+}
+
+// Code is a stable, numbered error code carried in an Error frame. The
+// numbers never change meaning; SPEC.md lists them all.
+type Code uint16
+
+// Error codes of version 1.
+const (
+	CodeMalformed          Code = 1  // a frame that does not parse
+	CodeUnknownFrame       Code = 2  // a frame type this relay does not know
+	CodeFrameTooLarge      Code = 3  // a frame above MaxFrameSize (also WebSocket close 1009)
+	CodeVersion            Code = 4  // unsupported protocol version
+	CodeAuthRequired       Code = 10 // the request needs an authenticated device
+	CodeAuthFailed         Code = 11 // the signature over the challenge did not verify
+	CodeEnrollmentRefused  Code = 12 // enrolment closed, or the invite code is unknown or used
+	CodeDeviceRevoked      Code = 13 // the device was revoked by the operator
+	CodeAlreadyAuthed      Code = 14 // Auth or Enroll on an authenticated connection
+	CodeUnknownDevice      Code = 15 // Auth for a device the relay does not know
+	CodeUnknownMailbox     Code = 20 // an owner operation on a mailbox that does not exist
+	CodeNotOwner           Code = 21 // the mailbox belongs to another device
+	CodeUnknownCapability  Code = 22 // no such send capability for that mailbox
+	CodeCapabilityRevoked  Code = 23 // the recipient revoked this capability (blocked)
+	CodeMailboxLimit       Code = 24 // MaxMailboxesPerDevice reached
+	CodeCapabilityLimit    Code = 25 // MaxCapabilitiesPerMailbox reached
+	CodeBadEnvelope        Code = 30 // envelope size not a bucket, or bad version byte
+	CodeQueueFull          Code = 31 // the mailbox holds MaxQueueDepth envelopes
+	CodeNoBundle           Code = 40 // the mailbox owner has published no prekey bundle
+	CodePrekeyLimit        Code = 41 // too many one-time prekeys
+	CodeRateLimited        Code = 50 // the connection exceeded its frame rate
+	CodeTooManyConnections Code = 51 // the relay is at its connection limit
+	CodeInternal           Code = 60 // the relay failed; nothing was changed
+	CodeShuttingDown       Code = 61 // the relay is draining; retry elsewhere or later
+)
+
+var codeNames = map[Code]string{
+	CodeMalformed:          "malformed frame",
+	CodeUnknownFrame:       "unknown frame type",
+	CodeFrameTooLarge:      "frame too large",
+	CodeVersion:            "unsupported version",
+	CodeAuthRequired:       "authentication required",
+	CodeAuthFailed:         "authentication failed",
+	CodeEnrollmentRefused:  "enrolment refused",
+	CodeDeviceRevoked:      "device revoked",
+	CodeAlreadyAuthed:      "already authenticated",
+	CodeUnknownDevice:      "unknown device",
+	CodeUnknownMailbox:     "unknown mailbox",
+	CodeNotOwner:           "not the mailbox owner",
+	CodeUnknownCapability:  "unknown capability",
+	CodeCapabilityRevoked:  "capability revoked",
+	CodeMailboxLimit:       "mailbox limit reached",
+	CodeCapabilityLimit:    "capability limit reached",
+	CodeBadEnvelope:        "bad envelope",
+	CodeQueueFull:          "mailbox full",
+	CodeNoBundle:           "no prekey bundle",
+	CodePrekeyLimit:        "prekey limit reached",
+	CodeRateLimited:        "rate limited",
+	CodeTooManyConnections: "too many connections",
+	CodeInternal:           "internal relay error",
+	CodeShuttingDown:       "relay shutting down",
+}
+
+// String returns the code's fixed name.
+func (c Code) String() string {
+	if s, ok := codeNames[c]; ok {
+		return s
+	}
+	return fmt.Sprintf("code %d", uint16(c))
+}
+
+// Error is a refusal from the relay: a numbered code and a short message
+// that never holds content, keys or whole IDs.
+type Error struct {
+	Code Code
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Msg == "" {
+		return fmt.Sprintf("relay refused (%d %s)", e.Code, e.Code)
+	}
+	return fmt.Sprintf("relay refused (%d %s): %s", e.Code, e.Code, e.Msg)
+}
+
+// Is makes errors.Is(err, &Error{Code: c}) match on the code alone.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// IsCode reports whether err is (or wraps) a relay Error with code c.
+func IsCode(err error, c Code) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == c
+}
