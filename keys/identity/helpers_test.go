@@ -1,0 +1,5 @@
+package identity
+
+import "reflect"
+
+func typeComparable(v any) bool { return reflect.TypeOf(v).Comparable() }
