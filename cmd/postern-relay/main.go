@@ -1,0 +1,260 @@
+// Command postern-relay runs a Postern relay.
+//
+//	postern-relay serve [--listen 127.0.0.1:7878] [--data DIR] [--tls-cert F --tls-key F]
+//	                    [--enrollment open|invite] [--retention 336h]
+//	                    [--log-format text|json] [--log-level info]
+//	postern-relay invite create [--data DIR] [--count N] [--ttl 72h]
+//	postern-relay version
+//
+// Every flag can also be set with an environment variable POSTERN_RELAY_<NAME>
+// (upper case, dashes as underscores, e.g. POSTERN_RELAY_TLS_CERT); a flag
+// on the command line wins.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/postern/postern/protocol"
+	"github.com/postern/postern/relay"
+	"github.com/postern/postern/relay/store/bboltstore"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type usageError struct{ msg, hint string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	err := dispatch(args, stdout, stderr)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "postern-relay: error: %v\n", err)
+	var ue *usageError
+	if errors.As(err, &ue) && ue.hint != "" {
+		fmt.Fprintf(stderr, "hint: %s\n", ue.hint)
+	}
+	return 1
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return &usageError{msg: "no command", hint: "postern-relay serve | invite create | version"}
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "invite":
+		if len(args) < 2 || args[1] != "create" {
+			return &usageError{msg: "unknown invite command", hint: "postern-relay invite create [--count N] [--ttl 72h]"}
+		}
+		return inviteCreate(args[2:], stdout, stderr)
+	case "version":
+		fmt.Fprintf(stdout, "postern-relay %s (protocol %d, %s)\n", version, protocol.Version, protocol.Subprotocol)
+		return nil
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, "usage: postern-relay serve | invite create | version")
+		return nil
+	}
+	return &usageError{msg: fmt.Sprintf("unknown command %q", args[0]), hint: "postern-relay serve | invite create | version"}
+}
+
+// parse parses flags, then fills every flag not given on the command line
+// from POSTERN_RELAY_<NAME>.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		env := "POSTERN_RELAY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %v", env, v, e)
+			}
+		}
+	})
+	return err
+}
+
+func serve(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:7878", "address to listen on")
+	data := fs.String("data", "./postern-data", "data directory (env POSTERN_RELAY_DATA)")
+	cert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
+	key := fs.String("tls-key", "", "TLS key file (PEM)")
+	enrollment := fs.String("enrollment", relay.EnrollOpen, "enrolment policy: open or invite")
+	retention := fs.Duration("retention", protocol.DefaultRetention, "how long unacknowledged envelopes are kept")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	if (*cert == "") != (*key == "") {
+		return &usageError{msg: "--tls-cert and --tls-key go together", hint: "give both files, or neither on a loopback address"}
+	}
+	useTLS := *cert != ""
+	if !useTLS && !isLoopback(*listen) {
+		return &usageError{
+			msg:  fmt.Sprintf("refusing plain ws:// on non-loopback address %s", *listen),
+			hint: "pass --tls-cert and --tls-key, or listen on 127.0.0.1 behind a TLS-terminating proxy",
+		}
+	}
+
+	r, err := relay.New(relay.Config{
+		DataDir:    *data,
+		Logger:     logger,
+		Enrollment: *enrollment,
+		Retention:  *retention,
+	})
+	if err != nil {
+		return err
+	}
+	admin, err := relay.ListenAdmin(*data)
+	if err != nil {
+		r.Close()
+		return err
+	}
+	go r.ServeAdmin(admin)
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		r.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	scheme := "ws"
+	if useTLS {
+		scheme = "wss"
+	}
+	logger.Info("listening", "url", scheme+"://"+ln.Addr().String()+protocol.WebSocketPath, "data", *data)
+
+	errc := make(chan error, 1)
+	go func() {
+		if useTLS {
+			errc <- srv.ServeTLS(ln, *cert, *key)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	var serveErr error
+	select {
+	case s := <-sig:
+		logger.Info("shutting down", "signal", s.String())
+	case serveErr = <-errc:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx) // stop accepting; WebSocket connections are the relay's
+	err = r.Shutdown(ctx)
+	os.Remove(filepath.Join(*data, relay.AdminSocket))
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return err
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, &usageError{msg: fmt.Sprintf("log level %q", level), hint: "use debug, info, warn or error"}
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, &usageError{msg: fmt.Sprintf("log format %q", format), hint: "use text or json"}
+}
+
+func inviteCreate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("invite create", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "./postern-data", "data directory (env POSTERN_RELAY_DATA)")
+	count := fs.Int("count", 1, "number of invite codes")
+	ttl := fs.Duration("ttl", relay.DefaultInviteTTL, "how long the codes stay valid")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A running relay owns the database: ask it over the admin socket.
+	resp, err := relay.Admin(ctx, *data, relay.AdminRequest{Op: "invite.create", Count: *count, TTL: ttl.String()})
+	codes := resp.Codes
+	if errors.Is(err, relay.ErrNoAdminSocket) {
+		codes, err = offlineInvites(ctx, *data, *count, *ttl)
+	}
+	if err != nil {
+		return err
+	}
+	for _, c := range codes {
+		fmt.Fprintln(stdout, c)
+	}
+	return nil
+}
+
+// offlineInvites opens the store directly when no relay is running.
+func offlineInvites(ctx context.Context, dir string, n int, ttl time.Duration) ([]string, error) {
+	path := filepath.Join(dir, relay.DBFile)
+	if _, err := os.Stat(path); err != nil {
+		return nil, &usageError{msg: fmt.Sprintf("no relay data at %s", path), hint: "pass --data DIR (or set POSTERN_RELAY_DATA) to the relay's data directory"}
+	}
+	st, err := bboltstore.Open(path, &bboltstore.Options{LockTimeout: 2 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return relay.CreateInvites(ctx, st, n, ttl, time.Now())
+}

@@ -1,0 +1,101 @@
+package relay
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/postern/postern/protocol"
+	"github.com/postern/postern/relay/store"
+)
+
+// Enrollment policies.
+const (
+	// EnrollOpen lets any device enrol.
+	EnrollOpen = "open"
+	// EnrollInvite requires an unused, unexpired invite code per device.
+	EnrollInvite = "invite"
+)
+
+// Config configures a Relay. The zero value of every field but DataDir
+// means its default.
+type Config struct {
+	// DataDir holds the store (relay.db) and the admin socket. Required
+	// unless Store is set.
+	DataDir string
+	// Store overrides the default bbolt store in DataDir. The relay closes
+	// it on Close. Nil means bboltstore at DataDir/relay.db.
+	Store store.Store
+	// Logger receives connection and error logs. Nil means discard.
+	Logger *slog.Logger
+	// Enrollment is EnrollOpen or EnrollInvite. Empty means EnrollOpen.
+	Enrollment string
+	// Retention is how long an unacknowledged envelope is kept. Zero means
+	// protocol.DefaultRetention.
+	Retention time.Duration
+	// MaxConnections bounds concurrent WebSocket connections; more are
+	// refused with CodeTooManyConnections. Zero means 10000.
+	MaxConnections int
+	// Now is the clock (challenges, received times, expiry, invites, rate
+	// limits). Nil means time.Now.
+	Now func() time.Time
+	// AuthTimeout closes an unauthenticated connection that sends no frame
+	// for this long. Zero means protocol.AuthTimeout.
+	AuthTimeout time.Duration
+	// PurgeInterval is how often expired envelopes are purged. Zero means
+	// one minute; negative disables the loop (call PurgeExpired).
+	PurgeInterval time.Duration
+	// PurgeBatch bounds the envelopes deleted per purge transaction. Zero
+	// means 1000.
+	PurgeBatch int
+	// WriteQueue is the per-connection queue of outgoing frames. Zero
+	// means 2*protocol.MaxInflight + 64.
+	WriteQueue int
+	// SlowConsumerTimeout is how long a frame may wait for room in a full
+	// write queue (or a write may take) before the connection is closed as
+	// a slow consumer. Zero means 15 seconds.
+	SlowConsumerTimeout time.Duration
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	o := *c
+	if o.Store == nil && o.DataDir == "" {
+		return o, fmt.Errorf("%w: DataDir is empty", ErrConfig)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	switch o.Enrollment {
+	case "":
+		o.Enrollment = EnrollOpen
+	case EnrollOpen, EnrollInvite:
+	default:
+		return o, fmt.Errorf("%w: enrollment %q, want %q or %q", ErrConfig, o.Enrollment, EnrollOpen, EnrollInvite)
+	}
+	if o.Retention <= 0 {
+		o.Retention = protocol.DefaultRetention
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 10000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.AuthTimeout <= 0 {
+		o.AuthTimeout = protocol.AuthTimeout
+	}
+	if o.PurgeInterval == 0 {
+		o.PurgeInterval = time.Minute
+	}
+	if o.PurgeBatch <= 0 {
+		o.PurgeBatch = 1000
+	}
+	if o.WriteQueue <= 0 {
+		o.WriteQueue = 2*protocol.MaxInflight + 64
+	}
+	if o.SlowConsumerTimeout <= 0 {
+		o.SlowConsumerTimeout = 15 * time.Second
+	}
+	return o, nil
+}

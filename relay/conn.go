@@ -1,0 +1,247 @@
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/postern/postern/protocol"
+)
+
+// conn is one WebSocket connection. One goroutine (serve) reads and
+// handles requests in order; one (writeLoop) writes queued frames; each
+// subscription has its own goroutine that queues deliveries.
+type conn struct {
+	r     *Relay
+	ws    *websocket.Conn
+	host  string
+	log   *slog.Logger
+	nonce [32]byte
+
+	ctx    context.Context // ends when the connection ends
+	cancel context.CancelFunc
+	out    chan outFrame
+	wg     sync.WaitGroup // writer and subscriptions
+
+	// Owned by the serve goroutine.
+	authed bool
+	device protocol.DeviceID
+	subs   map[protocol.MailboxID]*subscription
+	tokens float64
+	last   time.Time
+
+	busy      sync.Mutex // held while a request is handled
+	closing   atomic.Bool
+	closeOnce sync.Once
+}
+
+type outFrame struct {
+	b     []byte
+	flush chan struct{} // when set: a marker, closed once everything before it is written
+}
+
+func newConn(r *Relay, ws *websocket.Conn, host string, n uint64) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{
+		r:      r,
+		ws:     ws,
+		host:   host,
+		log:    r.log.With("conn", n),
+		ctx:    ctx,
+		cancel: cancel,
+		out:    make(chan outFrame, r.cfg.WriteQueue),
+		subs:   map[protocol.MailboxID]*subscription{},
+		tokens: protocol.RateBurst,
+		last:   r.cfg.Now(),
+	}
+	rand.Read(c.nonce[:])
+	return c
+}
+
+func (c *conn) serve() {
+	c.log.Info("connection opened")
+	defer c.log.Info("connection closed")
+	c.wg.Add(1)
+	go c.writeLoop()
+	defer func() {
+		c.cancel()
+		c.ws.CloseNow()
+		for _, s := range c.subs {
+			c.r.hub.remove(s)
+		}
+		c.wg.Wait()
+	}()
+
+	c.send(0, &protocol.Challenge{Nonce: c.nonce, Time: uint64(c.r.cfg.Now().Unix())})
+
+	// An unauthenticated connection that stays silent for AuthTimeout is
+	// closed; any frame restarts the clock.
+	authTimer := time.AfterFunc(c.r.cfg.AuthTimeout, func() {
+		c.closeWith(websocket.StatusPolicyViolation, "authentication timeout", true)
+	})
+	defer authTimer.Stop()
+
+	for {
+		typ, b, err := c.ws.Read(c.ctx)
+		if err != nil {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				c.log.Info("frame too large; closed", "status", websocket.StatusMessageTooBig)
+			} else if s := websocket.CloseStatus(err); s == -1 && c.ctx.Err() == nil {
+				c.log.Debug("read failed", "err", err)
+			}
+			return
+		}
+		c.busy.Lock()
+		if c.closing.Load() {
+			c.busy.Unlock()
+			return
+		}
+		if c.authed {
+			authTimer.Stop()
+		} else {
+			authTimer.Reset(c.r.cfg.AuthTimeout)
+		}
+		var keep bool
+		if typ != websocket.MessageBinary {
+			c.closeWith(websocket.StatusUnsupportedData, "binary frames only", true)
+		} else {
+			keep = c.handle(b)
+		}
+		c.busy.Unlock()
+		if !keep {
+			return
+		}
+	}
+}
+
+// shutdown ends the connection for a relay shutdown: it waits for the
+// request in progress, flushes its answer and closes with StatusGoingAway.
+func (c *conn) shutdown() {
+	c.closing.Store(true)
+	c.busy.Lock()
+	defer c.busy.Unlock()
+	c.closeWith(websocket.StatusGoingAway, "relay shutting down", true)
+}
+
+// closeWith closes the connection once with a status and reason, after
+// writing what is queued if flush is set.
+func (c *conn) closeWith(code websocket.StatusCode, reason string, flush bool) {
+	c.closeOnce.Do(func() {
+		c.log.Info("closing connection", "status", code, "reason", reason)
+		if flush {
+			c.flush()
+		}
+		c.ws.Close(code, reason)
+		c.cancel()
+	})
+}
+
+// flush waits until every frame queued so far is written (or the
+// connection fails, or SlowConsumerTimeout passes).
+func (c *conn) flush() {
+	done := make(chan struct{})
+	if !c.enqueue(outFrame{flush: done}) {
+		return
+	}
+	t := time.NewTimer(c.r.cfg.SlowConsumerTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-c.ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (c *conn) writeLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case f := <-c.out:
+			if f.flush != nil {
+				close(f.flush)
+				continue
+			}
+			ctx, cancel := context.WithTimeout(c.ctx, c.r.cfg.SlowConsumerTimeout)
+			err := c.ws.Write(ctx, websocket.MessageBinary, f.b)
+			cancel()
+			if err != nil {
+				if c.ctx.Err() == nil {
+					c.log.Info("write failed; closing", "err", err)
+				}
+				c.cancel()
+				c.ws.CloseNow()
+				return
+			}
+		}
+	}
+}
+
+// enqueue queues a frame for the writer. If the queue stays full for
+// SlowConsumerTimeout the peer is not reading: the connection is closed as
+// a slow consumer (this never blocks any other connection).
+func (c *conn) enqueue(f outFrame) bool {
+	select {
+	case c.out <- f:
+		return true
+	case <-c.ctx.Done():
+		return false
+	default:
+	}
+	t := time.NewTimer(c.r.cfg.SlowConsumerTimeout)
+	defer t.Stop()
+	select {
+	case c.out <- f:
+		return true
+	case <-c.ctx.Done():
+		return false
+	case <-t.C:
+		go c.closeWith(websocket.StatusPolicyViolation, "slow consumer: write queue full", false)
+		return false
+	}
+}
+
+// send marshals and queues a frame.
+func (c *conn) send(id uint32, f protocol.Frame) bool {
+	b, err := protocol.Marshal(id, f)
+	if err != nil {
+		c.log.Error("marshal failed", "type", fmt.Sprintf("0x%02x", uint8(f.Type())), "err", err)
+		b, _ = protocol.Marshal(id, &protocol.ErrorFrame{Code: protocol.CodeInternal, Msg: "relay could not encode its answer"})
+	}
+	return c.enqueue(outFrame{b: b})
+}
+
+func (c *conn) refuse(id uint32, code protocol.Code, msg string) {
+	c.send(id, &protocol.ErrorFrame{Code: code, Msg: msg})
+}
+
+// allow takes one token from the connection's bucket.
+func (c *conn) allow() bool {
+	now := c.r.cfg.Now()
+	if dt := now.Sub(c.last).Seconds(); dt > 0 {
+		c.tokens = min(protocol.RateBurst, c.tokens+dt*protocol.RateFramesPerSecond)
+	}
+	c.last = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// requestID reads the request ID of a frame that may not parse.
+func requestID(b []byte) uint32 {
+	if len(b) < protocol.HeaderSize {
+		return 0
+	}
+	return binary.BigEndian.Uint32(b[1:5])
+}

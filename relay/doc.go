@@ -1,0 +1,34 @@
+// Package relay is Postern's relay: a thin, untrusted server that moves and
+// briefly keeps opaque, padded envelopes between mailboxes.
+//
+// # Using it
+//
+//	r, err := relay.New(relay.Config{DataDir: dir, Logger: logger})
+//	if err != nil { ... }
+//	srv := &http.Server{Addr: "127.0.0.1:7878", Handler: r}
+//	go srv.ListenAndServe()
+//	...
+//	r.Shutdown(ctx) // stop accepting, finish commits, close connections, close the store
+//
+// [Relay.ServeHTTP] serves the WebSocket endpoint at protocol.WebSocketPath
+// and a liveness probe at /healthz. For tests, relay/relaytest starts a
+// relay on loopback, like net/http/httptest.
+//
+// # What the relay does
+//
+// Each connection gets a Challenge. A device enrolls (Enroll) or
+// authenticates (Auth) by signing protocol.AuthMessage(nonce, host); it can
+// then create mailboxes, register and revoke send-capability hashes,
+// publish prekeys, subscribe to its mailboxes and acknowledge envelopes.
+// Sending (Send) and fetching a prekey bundle (FetchBundle) need only a send
+// capability, so senders may use anonymous connections (sealed sender).
+// Every request gets exactly one answer with its request ID. A Send is
+// answered only after the envelope is durable.
+//
+// # Security
+//
+// The relay never sees plaintext, capability tokens at rest (only their
+// hashes), invite codes at rest (only their hashes) or sender identities.
+// It logs no addresses at info level and never logs content, keys, tokens
+// or whole IDs. protocol/SPEC-relay.md lists what it stores and sees.
+package relay

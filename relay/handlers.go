@@ -1,0 +1,243 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/coder/websocket"
+
+	"github.com/postern/postern/keys"
+	"github.com/postern/postern/protocol"
+	"github.com/postern/postern/relay/store"
+)
+
+// handle answers one frame. It returns false when the connection must end.
+func (c *conn) handle(b []byte) bool {
+	if !c.allow() {
+		c.refuse(requestID(b), protocol.CodeRateLimited, fmt.Sprintf("more than %d frames per second", protocol.RateFramesPerSecond))
+		return true
+	}
+	id, f, err := protocol.Parse(b)
+	if err != nil {
+		var unknown *protocol.UnknownTypeError
+		if errors.As(err, &unknown) {
+			c.refuse(requestID(b), protocol.CodeUnknownFrame, fmt.Sprintf("unknown frame type 0x%02x", uint8(unknown.Type)))
+			return true
+		}
+		// Garbage: the peer does not speak the protocol. Say why, then
+		// close this connection only.
+		c.log.Info("malformed frame", "err", err)
+		c.refuse(0, protocol.CodeMalformed, err.Error())
+		c.closeWith(websocket.StatusPolicyViolation, "malformed frame", true)
+		return false
+	}
+	ctx := c.ctx
+
+	switch f := f.(type) {
+	case *protocol.Enroll:
+		c.enroll(id, f)
+	case *protocol.Auth:
+		c.auth(id, f)
+	case *protocol.FetchBundle:
+		bundle, prekey, err := c.r.st.FetchBundle(ctx, f.Mailbox, f.Capability.Hash())
+		if err != nil {
+			c.storeRefusal(id, err)
+			return true
+		}
+		c.send(id, &protocol.Bundle{Bundle: bundle, Prekey: prekey})
+	case *protocol.Send:
+		c.sendEnvelope(id, f)
+	case *protocol.CreateMailbox, *protocol.AddCapability, *protocol.RevokeCapability,
+		*protocol.PublishPrekeys, *protocol.Subscribe, *protocol.Ack,
+		*protocol.GetPrekeyStatus, *protocol.DeleteMailbox:
+		if !c.authed {
+			c.refuse(id, protocol.CodeAuthRequired, "authenticate first")
+			return true
+		}
+		c.ownerRequest(id, f)
+	default:
+		// A relay frame sent to the relay.
+		c.refuse(id, protocol.CodeUnknownFrame, fmt.Sprintf("frame type 0x%02x is not a request", uint8(f.Type())))
+	}
+	return true
+}
+
+func (c *conn) storeRefusal(id uint32, err error) {
+	code := storeCode(err)
+	if code == protocol.CodeInternal {
+		c.log.Error("store failed", "err", err)
+		c.refuse(id, code, "relay storage failed; nothing was changed")
+		return
+	}
+	c.refuse(id, code, "")
+}
+
+func (c *conn) verify(pub *keys.SigningPublicKey, sig []byte) error {
+	return pub.Verify(protocol.AuthContext, protocol.AuthMessage(c.nonce, c.host), sig)
+}
+
+func (c *conn) enroll(id uint32, f *protocol.Enroll) {
+	if c.authed {
+		c.refuse(id, protocol.CodeAlreadyAuthed, "")
+		return
+	}
+	pub, err := keys.ParseSigningPublicKey(f.DeviceKey)
+	if err != nil {
+		c.refuse(id, protocol.CodeAuthFailed, "device key does not parse")
+		return
+	}
+	if err := c.verify(pub, f.Signature); err != nil {
+		c.refuse(id, protocol.CodeAuthFailed, "signature over the challenge does not verify")
+		return
+	}
+	var invite *store.InviteHash
+	if c.r.cfg.Enrollment == EnrollInvite {
+		if f.Invite == "" {
+			c.refuse(id, protocol.CodeEnrollmentRefused, "this relay requires an invite code")
+			return
+		}
+		h := InviteHash(f.Invite)
+		invite = &h
+	}
+	now := c.r.cfg.Now()
+	dev := store.Device{ID: protocol.DeviceID(pub.Fingerprint()), PublicKey: pub.Bytes(), Enrolled: now}
+	if _, err := c.r.st.EnrollDevice(c.ctx, dev, invite, now); err != nil {
+		if errors.Is(err, store.ErrEnrollmentRefused) {
+			c.refuse(id, protocol.CodeEnrollmentRefused, "invite code unknown, used or expired")
+			return
+		}
+		c.storeRefusal(id, err)
+		return
+	}
+	c.authed, c.device = true, dev.ID
+	c.log.Info("device enrolled", "device", dev.ID.Short())
+	c.send(id, &protocol.Authenticated{Device: dev.ID})
+}
+
+func (c *conn) auth(id uint32, f *protocol.Auth) {
+	if c.authed {
+		c.refuse(id, protocol.CodeAlreadyAuthed, "")
+		return
+	}
+	dev, err := c.r.st.Device(c.ctx, f.Device)
+	if err != nil {
+		c.storeRefusal(id, err)
+		return
+	}
+	if dev.Revoked {
+		c.refuse(id, protocol.CodeDeviceRevoked, "")
+		return
+	}
+	pub, err := keys.ParseSigningPublicKey(dev.PublicKey)
+	if err != nil {
+		c.log.Error("stored device key does not parse", "device", dev.ID.Short())
+		c.refuse(id, protocol.CodeInternal, "")
+		return
+	}
+	if err := c.verify(pub, f.Signature); err != nil {
+		c.refuse(id, protocol.CodeAuthFailed, "signature over the challenge does not verify")
+		return
+	}
+	c.authed, c.device = true, dev.ID
+	c.log.Info("device authenticated", "device", dev.ID.Short())
+	c.send(id, &protocol.Authenticated{Device: dev.ID})
+}
+
+func (c *conn) sendEnvelope(id uint32, f *protocol.Send) {
+	h := f.Capability.Hash()
+	// Capability first: a sender without one learns nothing else.
+	if err := c.r.st.CheckCapability(c.ctx, f.Mailbox, h); err != nil {
+		c.storeRefusal(id, err)
+		return
+	}
+	if err := protocol.CheckEnvelope(f.Envelope); err != nil {
+		c.refuse(id, protocol.CodeBadEnvelope, err.Error())
+		return
+	}
+	received := c.r.cfg.Now().UTC().Truncate(protocol.TimeGranularity)
+	e := store.Envelope{
+		Mailbox:  f.Mailbox,
+		ID:       protocol.NewEnvelopeID(),
+		Received: received,
+		Expires:  received.Add(c.r.cfg.Retention),
+		Data:     f.Envelope,
+	}
+	// Append returns only once the envelope is durable.
+	if _, err := c.r.st.Append(c.ctx, e, h); err != nil {
+		c.storeRefusal(id, err)
+		return
+	}
+	c.r.hub.wake(f.Mailbox)
+	c.send(id, &protocol.Sent{Envelope: e.ID})
+}
+
+// ownerRequest handles the requests of an authenticated device.
+func (c *conn) ownerRequest(id uint32, f protocol.Frame) {
+	st, ctx, dev := c.r.st, c.ctx, c.device
+	var err error
+	switch f := f.(type) {
+	case *protocol.CreateMailbox:
+		mb := protocol.NewMailboxID()
+		if err = st.CreateMailbox(ctx, dev, mb); err == nil {
+			c.log.Info("mailbox created", "mailbox", mb.Short())
+			c.send(id, &protocol.MailboxCreated{Mailbox: mb})
+			return
+		}
+	case *protocol.DeleteMailbox:
+		if err = st.DeleteMailbox(ctx, dev, f.Mailbox); err == nil {
+			if s := c.subs[f.Mailbox]; s != nil {
+				c.r.hub.remove(s)
+				delete(c.subs, f.Mailbox)
+			}
+			c.log.Info("mailbox deleted", "mailbox", f.Mailbox.Short())
+		}
+	case *protocol.AddCapability:
+		err = st.AddCapability(ctx, dev, f.Mailbox, f.Hash)
+	case *protocol.RevokeCapability:
+		if err = st.RevokeCapability(ctx, dev, f.Mailbox, f.Hash); err == nil {
+			c.log.Info("capability revoked", "mailbox", f.Mailbox.Short())
+		}
+	case *protocol.PublishPrekeys:
+		err = st.PublishPrekeys(ctx, dev, f.Bundle, f.Prekeys)
+	case *protocol.GetPrekeyStatus:
+		n, has, err := st.PrekeyStatus(ctx, dev)
+		if err != nil {
+			c.storeRefusal(id, err)
+			return
+		}
+		c.send(id, &protocol.PrekeyStatus{Count: uint32(n), HasBundle: has})
+		return
+	case *protocol.Subscribe:
+		if err = c.checkOwner(f.Mailbox); err == nil {
+			if c.subs[f.Mailbox] == nil {
+				// OK is queued before the first delivery.
+				c.send(id, &protocol.OK{})
+				c.subscribe(f.Mailbox)
+				return
+			}
+		}
+	case *protocol.Ack:
+		if err = c.checkOwner(f.Mailbox); err == nil {
+			if _, err = st.Ack(ctx, f.Mailbox, f.IDs); err == nil {
+				// Durable: free the window of every subscription.
+				c.r.hub.acked(f.Mailbox, f.IDs)
+			}
+		}
+	}
+	if err != nil {
+		c.storeRefusal(id, err)
+		return
+	}
+	c.send(id, &protocol.OK{})
+}
+
+func (c *conn) checkOwner(mb protocol.MailboxID) error {
+	owner, err := c.r.st.MailboxOwner(c.ctx, mb)
+	if err != nil {
+		return err
+	}
+	if owner != c.device {
+		return store.ErrNotOwner
+	}
+	return nil
+}

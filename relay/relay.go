@@ -1,0 +1,254 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/postern/postern/protocol"
+	"github.com/postern/postern/relay/store"
+	"github.com/postern/postern/relay/store/bboltstore"
+)
+
+// DBFile is the store's file name inside Config.DataDir.
+const DBFile = "relay.db"
+
+// Relay is a running relay. It is an http.Handler; it is safe for
+// concurrent use.
+type Relay struct {
+	cfg Config
+	log *slog.Logger
+	st  store.Store
+	hub hub
+
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	closing bool
+	connWG  sync.WaitGroup
+	nextID  uint64
+	admins  []closer
+
+	purgeStop chan struct{}
+	purgeDone chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type closer interface{ Close() error }
+
+// New opens the store and starts the relay's background work (the
+// retention purge). Serve it with an http.Server; stop it with Shutdown or
+// Close.
+func New(cfg Config) (*Relay, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	st := c.Store
+	if st == nil {
+		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("relay: data directory: %w", err)
+		}
+		bs, err := bboltstore.Open(filepath.Join(c.DataDir, DBFile), nil)
+		if err != nil {
+			return nil, err
+		}
+		st = bs
+	}
+	r := &Relay{
+		cfg:       c,
+		log:       c.Logger,
+		st:        st,
+		conns:     map[*conn]struct{}{},
+		purgeStop: make(chan struct{}),
+		purgeDone: make(chan struct{}),
+	}
+	r.hub.subs = map[protocol.MailboxID]map[*subscription]struct{}{}
+	if c.PurgeInterval > 0 {
+		go r.purgeLoop()
+	} else {
+		close(r.purgeDone)
+	}
+	r.log.Info("relay started", "enrollment", c.Enrollment, "retention", c.Retention.String())
+	return r, nil
+}
+
+// Store returns the relay's store.
+func (r *Relay) Store() store.Store { return r.st }
+
+// ServeHTTP serves protocol.WebSocketPath (the WebSocket endpoint) and
+// /healthz (200 "ok" while the relay accepts connections, 503 after).
+func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	switch req.URL.Path {
+	case protocol.WebSocketPath:
+		r.serveWebSocket(w, req)
+	case "/healthz":
+		r.mu.Lock()
+		closing := r.closing
+		r.mu.Unlock()
+		if closing {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	default:
+		http.NotFound(w, req)
+	}
+}
+
+func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
+	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{
+		Subprotocols: []string{protocol.Subprotocol},
+		// Envelopes are ciphertext: compression gains nothing and would
+		// open compression side channels.
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return // Accept wrote the HTTP error
+	}
+	if ws.Subprotocol() != protocol.Subprotocol {
+		ws.Close(websocket.StatusPolicyViolation, "the "+protocol.Subprotocol+" subprotocol is required")
+		return
+	}
+	// coder/websocket's default is 32 KiB; frames go up to MaxFrameSize.
+	// A bigger message is refused by the library with close 1009.
+	ws.SetReadLimit(protocol.MaxFrameSize)
+
+	r.mu.Lock()
+	var refuse *protocol.ErrorFrame
+	var status websocket.StatusCode
+	switch {
+	case r.closing:
+		refuse, status = &protocol.ErrorFrame{Code: protocol.CodeShuttingDown, Msg: "relay shutting down"}, websocket.StatusGoingAway
+	case len(r.conns) >= r.cfg.MaxConnections:
+		refuse, status = &protocol.ErrorFrame{Code: protocol.CodeTooManyConnections, Msg: "relay at its connection limit"}, websocket.StatusTryAgainLater
+	}
+	if refuse != nil {
+		r.mu.Unlock()
+		b, _ := protocol.Marshal(0, refuse)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ws.Write(ctx, websocket.MessageBinary, b)
+		cancel()
+		ws.Close(status, refuse.Msg)
+		return
+	}
+	r.nextID++
+	c := newConn(r, ws, req.Host, r.nextID)
+	r.conns[c] = struct{}{}
+	r.connWG.Add(1)
+	r.mu.Unlock()
+
+	defer func() {
+		r.mu.Lock()
+		delete(r.conns, c)
+		r.mu.Unlock()
+		r.connWG.Done()
+	}()
+	c.serve()
+}
+
+// Shutdown stops accepting connections, lets each connection finish its
+// request in progress (so every commit completes and is answered), closes
+// the connections with StatusGoingAway and closes the store. If ctx ends
+// first, the remaining connections are closed at once; the store is still
+// closed only after every in-flight write has committed.
+func (r *Relay) Shutdown(ctx context.Context) error {
+	r.closeOnce.Do(func() { r.closeErr = r.shutdown(ctx) })
+	return r.closeErr
+}
+
+// Close is Shutdown with a five-second grace period.
+func (r *Relay) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return r.Shutdown(ctx)
+}
+
+func (r *Relay) shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.closing = true
+	conns := make([]*conn, 0, len(r.conns))
+	for c := range r.conns {
+		conns = append(conns, c)
+	}
+	admins := r.admins
+	r.mu.Unlock()
+	for _, a := range admins {
+		a.Close()
+	}
+	close(r.purgeStop)
+	<-r.purgeDone
+
+	for _, c := range conns {
+		go c.shutdown()
+	}
+	done := make(chan struct{})
+	go func() { r.connWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		r.mu.Lock()
+		for c := range r.conns {
+			c.ws.CloseNow()
+		}
+		r.mu.Unlock()
+		<-done // handlers return once their store call is answered
+	}
+	err := r.st.Close()
+	r.log.Info("relay stopped")
+	return err
+}
+
+func (r *Relay) purgeLoop() {
+	defer close(r.purgeDone)
+	t := time.NewTicker(r.cfg.PurgeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.purgeStop:
+			return
+		case <-t.C:
+			if _, err := r.PurgeExpired(context.Background()); err != nil && !errors.Is(err, store.ErrClosed) {
+				r.log.Error("retention purge failed", "err", err)
+			}
+		}
+	}
+}
+
+// PurgeExpired deletes every envelope whose expiry has passed (by
+// Config.Now), in transactions of at most Config.PurgeBatch envelopes, and
+// returns how many it deleted. The purge loop calls it every
+// Config.PurgeInterval.
+func (r *Relay) PurgeExpired(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := r.st.Purge(ctx, r.cfg.Now(), r.cfg.PurgeBatch)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < r.cfg.PurgeBatch || ctx.Err() != nil {
+			break
+		}
+	}
+	if total > 0 {
+		r.log.Info("retention purge", "envelopes", total)
+	}
+	return total, nil
+}
+
+// Connections returns the number of open WebSocket connections.
+func (r *Relay) Connections() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.conns)
+}

@@ -1,0 +1,167 @@
+// Package relaytest starts a real relay on loopback for tests, like
+// net/http/httptest:
+//
+//	srv := relaytest.New(t, nil)
+//	conn, _, err := websocket.Dial(ctx, srv.URL+protocol.WebSocketPath, ...)
+//
+// The relay keeps its data in t.TempDir(). Restart closes it completely and
+// starts a new one on the same data and the same address, to test
+// reconnection and durability. On cleanup the relay is closed and its store
+// file is checked for consistency.
+package relaytest
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/postern/postern/relay"
+	"github.com/postern/postern/relay/store/bboltstore"
+)
+
+// Options configure New. Nil means all defaults.
+type Options struct {
+	// Enrollment is relay.EnrollOpen or relay.EnrollInvite. Empty means open.
+	Enrollment string
+	// Retention is the envelope lifetime. Zero means protocol.DefaultRetention.
+	Retention time.Duration
+	// Now is the relay's clock. Nil means time.Now.
+	Now func() time.Time
+	// Logger receives the relay's logs. Nil means discard.
+	Logger *slog.Logger
+}
+
+// Server is a relay listening on 127.0.0.1.
+type Server struct {
+	// URL is the relay's base URL, "ws://127.0.0.1:PORT"; the WebSocket
+	// endpoint is URL + protocol.WebSocketPath.
+	URL string
+	// Addr is "127.0.0.1:PORT".
+	Addr string
+	// DataDir holds the relay's store.
+	DataDir string
+
+	t    testing.TB
+	opts Options
+
+	mu     sync.Mutex
+	relay  *relay.Relay
+	srv    *http.Server
+	done   chan struct{}
+	closed bool
+}
+
+// New starts a relay on 127.0.0.1 with a random port and data in
+// t.TempDir(). It is closed on t.Cleanup.
+func New(t testing.TB, opts *Options) *Server {
+	t.Helper()
+	s := &Server{t: t, DataDir: t.TempDir()}
+	if opts != nil {
+		s.opts = *opts
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("relaytest: %v", err)
+	}
+	s.Addr = l.Addr().String()
+	s.URL = "ws://" + s.Addr
+	s.start(l)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *Server) start(l net.Listener) {
+	s.t.Helper()
+	r, err := relay.New(relay.Config{
+		DataDir:       s.DataDir,
+		Logger:        s.opts.Logger,
+		Enrollment:    s.opts.Enrollment,
+		Retention:     s.opts.Retention,
+		Now:           s.opts.Now,
+		PurgeInterval: -1, // tests call PurgeExpired: no timers
+	})
+	if err != nil {
+		l.Close()
+		s.t.Fatalf("relaytest: %v", err)
+	}
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.t.Errorf("relaytest: serve: %v", err)
+		}
+	}()
+	s.mu.Lock()
+	s.relay, s.srv, s.done = r, srv, done
+	s.mu.Unlock()
+}
+
+// Relay returns the running relay (a new one after Restart).
+func (s *Server) Relay() *relay.Relay {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.relay
+}
+
+func (s *Server) stop() {
+	s.mu.Lock()
+	r, srv, done := s.relay, s.srv, s.done
+	s.mu.Unlock()
+	// Stop accepting first, then close the relay (its connections are
+	// hijacked, so the http.Server does not track them).
+	srv.Close()
+	<-done
+	if err := r.Close(); err != nil {
+		s.t.Errorf("relaytest: close relay: %v", err)
+	}
+}
+
+// Restart closes the relay completely (connections get StatusGoingAway,
+// the store is closed) and starts a new relay on the same data directory
+// and the same address.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.t.Fatal("relaytest: Restart after Close")
+	}
+	s.mu.Unlock()
+	s.stop()
+	var l net.Listener
+	var err error
+	// The port was just released; binding it again can briefly fail on
+	// some systems. Bounded retries.
+	for i := 0; i < 50; i++ {
+		if l, err = net.Listen("tcp", s.Addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		s.t.Fatalf("relaytest: listen again on %s: %v", s.Addr, err)
+	}
+	s.start(l)
+}
+
+// Close stops the relay and checks its store file. It is safe to call
+// more than once.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.stop()
+	if err := bboltstore.Check(filepath.Join(s.DataDir, relay.DBFile)); err != nil {
+		s.t.Errorf("relaytest: store check: %v", err)
+	}
+}

@@ -1,0 +1,426 @@
+package bboltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/postern/postern/protocol"
+	"github.com/postern/postern/relay/store"
+)
+
+// ---- devices and invites ----
+
+// device value: flags(1, bit 0 = revoked) || enrolled day (u32, days since
+// the Unix epoch) || public key
+func encodeDevice(d store.Device) []byte {
+	var flags byte
+	if d.Revoked {
+		flags |= 1
+	}
+	day := uint32(timeU64(d.Enrolled) / 86400)
+	v := append([]byte{flags}, binary.BigEndian.AppendUint32(nil, day)...)
+	return append(v, d.PublicKey...)
+}
+
+func decodeDevice(id []byte, v []byte) (store.Device, bool) {
+	if len(v) < 5 {
+		return store.Device{}, false
+	}
+	var d store.Device
+	copy(d.ID[:], id)
+	d.Revoked = v[0]&1 != 0
+	d.Enrolled = unixTime(uint64(binary.BigEndian.Uint32(v[1:5])) * 86400)
+	d.PublicKey = append([]byte(nil), v[5:]...)
+	return d, true
+}
+
+func (s *Store) EnrollDevice(ctx context.Context, d store.Device, invite *store.InviteHash, now time.Time) (store.Device, error) {
+	var out store.Device
+	err := s.update(func(tx *bolt.Tx) error {
+		devs := tx.Bucket(bDevices)
+		if old, ok := decodeDevice(d.ID[:], devs.Get(d.ID[:])); ok {
+			if old.Revoked {
+				return store.ErrDeviceRevoked
+			}
+			out = old
+			return nil
+		}
+		inv := tx.Bucket(bInvites)
+		if invite != nil {
+			v := inv.Get(invite[:])
+			if len(v) != 9 || v[8] != 0 || !now.Before(unixTime(binary.BigEndian.Uint64(v[:8]))) {
+				return store.ErrEnrollmentRefused
+			}
+			used := append(append([]byte(nil), v[:8]...), 1)
+			if err := inv.Put(invite[:], used); err != nil {
+				return err
+			}
+		}
+		nd := d
+		nd.Revoked = false
+		nd.Enrolled = unixTime(timeU64(nd.Enrolled) / 86400 * 86400)
+		out = nd
+		return devs.Put(d.ID[:], encodeDevice(nd))
+	})
+	return out, err
+}
+
+func (s *Store) Device(ctx context.Context, id protocol.DeviceID) (store.Device, error) {
+	var d store.Device
+	err := s.view(func(tx *bolt.Tx) error {
+		var ok bool
+		d, ok = decodeDevice(id[:], tx.Bucket(bDevices).Get(id[:]))
+		if !ok {
+			return store.ErrUnknownDevice
+		}
+		return nil
+	})
+	return d, err
+}
+
+func (s *Store) RevokeDevice(ctx context.Context, id protocol.DeviceID) error {
+	return s.update(func(tx *bolt.Tx) error {
+		devs := tx.Bucket(bDevices)
+		d, ok := decodeDevice(id[:], devs.Get(id[:]))
+		if !ok {
+			return store.ErrUnknownDevice
+		}
+		d.Revoked = true
+		return devs.Put(id[:], encodeDevice(d))
+	})
+}
+
+// invite value: expires (u64 Unix seconds) || used (1)
+func (s *Store) AddInvites(ctx context.Context, hashes []store.InviteHash, expires time.Time) error {
+	return s.update(func(tx *bolt.Tx) error {
+		inv := tx.Bucket(bInvites)
+		for _, h := range hashes {
+			if err := inv.Put(h[:], append(u64(timeU64(expires)), 0)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ---- mailboxes and capabilities ----
+
+func (s *Store) CreateMailbox(ctx context.Context, owner protocol.DeviceID, id protocol.MailboxID) error {
+	return s.update(func(tx *bolt.Tx) error {
+		if _, _, ok := mailboxRecord(tx, id); ok {
+			return store.ErrMailboxLimit // a 128-bit random collision; never in practice
+		}
+		n := 0
+		c := tx.Bucket(bOwned).Cursor()
+		for k, _ := c.Seek(owner[:]); k != nil && hasPrefix(k, owner[:]); k, _ = c.Next() {
+			n++
+		}
+		if n >= protocol.MaxMailboxesPerDevice {
+			return store.ErrMailboxLimit
+		}
+		if err := tx.Bucket(bOwned).Put(cat(owner[:], id[:]), nil); err != nil {
+			return err
+		}
+		return putMailbox(tx, id, owner, 0)
+	})
+}
+
+func (s *Store) MailboxOwner(ctx context.Context, id protocol.MailboxID) (protocol.DeviceID, error) {
+	var owner protocol.DeviceID
+	err := s.view(func(tx *bolt.Tx) error {
+		var ok bool
+		owner, _, ok = mailboxRecord(tx, id)
+		if !ok {
+			return store.ErrUnknownMailbox
+		}
+		return nil
+	})
+	return owner, err
+}
+
+func (s *Store) DeleteMailbox(ctx context.Context, owner protocol.DeviceID, id protocol.MailboxID) error {
+	return s.update(func(tx *bolt.Tx) error {
+		if err := ownedMailbox(tx, owner, id); err != nil {
+			return err
+		}
+		// Collect first: deleting under a cursor skips keys in bbolt.
+		var seqs []uint64
+		c := tx.Bucket(bEnvMbox).Cursor()
+		for k, _ := c.Seek(id[:]); k != nil && hasPrefix(k, id[:]); k, _ = c.Next() {
+			seqs = append(seqs, binary.BigEndian.Uint64(k[16:]))
+		}
+		env := tx.Bucket(bEnv)
+		for _, seq := range seqs {
+			e, err := decodeEnv(seq, env.Get(u64(seq)))
+			if err != nil {
+				return err
+			}
+			if err := deleteEnvelope(tx, seq, e); err != nil {
+				return err
+			}
+		}
+		var capKeys [][]byte
+		cc := tx.Bucket(bCaps).Cursor()
+		for k, _ := cc.Seek(id[:]); k != nil && hasPrefix(k, id[:]); k, _ = cc.Next() {
+			capKeys = append(capKeys, append([]byte(nil), k...))
+		}
+		for _, k := range capKeys {
+			if err := tx.Bucket(bCaps).Delete(k); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bOwned).Delete(cat(owner[:], id[:])); err != nil {
+			return err
+		}
+		return tx.Bucket(bMailboxes).Delete(id[:])
+	})
+}
+
+// caps: mailbox(16) || hash(32) -> state(1). Keyed by mailbox first, so an
+// owner can never touch another mailbox's capabilities.
+func (s *Store) AddCapability(ctx context.Context, owner protocol.DeviceID, mb protocol.MailboxID, h protocol.CapabilityHash) error {
+	return s.update(func(tx *bolt.Tx) error {
+		if err := ownedMailbox(tx, owner, mb); err != nil {
+			return err
+		}
+		caps := tx.Bucket(bCaps)
+		key := cat(mb[:], h[:])
+		if v := caps.Get(key); len(v) == 1 {
+			if store.CapabilityState(v[0]) == store.CapabilityRevoked {
+				return store.ErrCapabilityRevoked
+			}
+			return nil
+		}
+		live := 0
+		c := caps.Cursor()
+		for k, v := c.Seek(mb[:]); k != nil && hasPrefix(k, mb[:]); k, v = c.Next() {
+			if len(v) == 1 && store.CapabilityState(v[0]) == store.CapabilityLive {
+				live++
+			}
+		}
+		if live >= protocol.MaxCapabilitiesPerMailbox {
+			return store.ErrCapabilityLimit
+		}
+		return caps.Put(key, []byte{byte(store.CapabilityLive)})
+	})
+}
+
+func (s *Store) RevokeCapability(ctx context.Context, owner protocol.DeviceID, mb protocol.MailboxID, h protocol.CapabilityHash) error {
+	return s.update(func(tx *bolt.Tx) error {
+		if err := ownedMailbox(tx, owner, mb); err != nil {
+			return err
+		}
+		return tx.Bucket(bCaps).Put(cat(mb[:], h[:]), []byte{byte(store.CapabilityRevoked)})
+	})
+}
+
+func (s *Store) CheckCapability(ctx context.Context, mb protocol.MailboxID, h protocol.CapabilityHash) error {
+	return s.view(func(tx *bolt.Tx) error { return checkCapability(tx, mb, h) })
+}
+
+// ---- prekeys ----
+
+// prekeys: device(32) || seq(u64) -> one-time prekey; bundles: device -> bundle
+func (s *Store) PublishPrekeys(ctx context.Context, dev protocol.DeviceID, bundle []byte, prekeys [][]byte) error {
+	return s.update(func(tx *bolt.Tx) error {
+		pk := tx.Bucket(bPrekeys)
+		n := 0
+		c := pk.Cursor()
+		for k, _ := c.Seek(dev[:]); k != nil && hasPrefix(k, dev[:]); k, _ = c.Next() {
+			n++
+		}
+		if n+len(prekeys) > protocol.MaxStoredPrekeys {
+			return store.ErrPrekeyLimit
+		}
+		if len(bundle) > 0 {
+			if err := tx.Bucket(bBundles).Put(dev[:], bundle); err != nil {
+				return err
+			}
+		}
+		for _, p := range prekeys {
+			seq, err := pk.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := pk.Put(cat(dev[:], u64(seq)), p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) FetchBundle(ctx context.Context, mb protocol.MailboxID, h protocol.CapabilityHash) (bundle, prekey []byte, err error) {
+	// A read-only check first, so that refused fetches cost no commit.
+	if err := s.CheckCapability(ctx, mb, h); err != nil {
+		return nil, nil, err
+	}
+	err = s.update(func(tx *bolt.Tx) error {
+		bundle, prekey = nil, nil
+		if err := checkCapability(tx, mb, h); err != nil {
+			return err
+		}
+		owner, _, _ := mailboxRecord(tx, mb)
+		b := tx.Bucket(bBundles).Get(owner[:])
+		if b == nil {
+			return store.ErrNoBundle
+		}
+		bundle = bytes.Clone(b)
+		c := tx.Bucket(bPrekeys).Cursor()
+		k, v := c.Seek(owner[:])
+		if k == nil || !hasPrefix(k, owner[:]) {
+			return nil
+		}
+		prekey = bytes.Clone(v)
+		return tx.Bucket(bPrekeys).Delete(bytes.Clone(k))
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return bundle, prekey, nil
+}
+
+func (s *Store) PrekeyStatus(ctx context.Context, dev protocol.DeviceID) (count int, hasBundle bool, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		hasBundle = tx.Bucket(bBundles).Get(dev[:]) != nil
+		c := tx.Bucket(bPrekeys).Cursor()
+		for k, _ := c.Seek(dev[:]); k != nil && hasPrefix(k, dev[:]); k, _ = c.Next() {
+			count++
+		}
+		return nil
+	})
+	return count, hasBundle, err
+}
+
+// ---- envelopes ----
+
+func (s *Store) Append(ctx context.Context, e store.Envelope, h protocol.CapabilityHash) (store.Envelope, error) {
+	if err := s.CheckCapability(ctx, e.Mailbox, h); err != nil {
+		return store.Envelope{}, err
+	}
+	err := s.update(func(tx *bolt.Tx) error {
+		if err := checkCapability(tx, e.Mailbox, h); err != nil {
+			return err
+		}
+		owner, depth, _ := mailboxRecord(tx, e.Mailbox)
+		if depth >= protocol.MaxQueueDepth {
+			return store.ErrQueueFull
+		}
+		env := tx.Bucket(bEnv)
+		// Keys only ever grow in env (the sequence) and almost only in
+		// env_exp (the expiry): fill pages completely on split instead of
+		// bbolt's default half, which halves the bytes per envelope.
+		env.FillPercent = 1.0
+		tx.Bucket(bEnvExp).FillPercent = 1.0
+		seq, err := env.NextSequence()
+		if err != nil {
+			return err
+		}
+		e.Seq = seq
+		sk := u64(seq)
+		if err := env.Put(sk, encodeEnv(e)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bEnvMbox).Put(cat(e.Mailbox[:], sk), nil); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bEnvID).Put(e.ID[:], sk); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bEnvExp).Put(cat(u64(timeU64(e.Expires)), sk), nil); err != nil {
+			return err
+		}
+		return putMailbox(tx, e.Mailbox, owner, depth+1)
+	})
+	if err != nil {
+		return store.Envelope{}, err
+	}
+	return e, nil
+}
+
+func (s *Store) Range(ctx context.Context, mb protocol.MailboxID, after uint64, limit int) ([]store.Envelope, error) {
+	var out []store.Envelope
+	err := s.view(func(tx *bolt.Tx) error {
+		env := tx.Bucket(bEnv)
+		c := tx.Bucket(bEnvMbox).Cursor()
+		for k, _ := c.Seek(cat(mb[:], u64(after+1))); k != nil && hasPrefix(k, mb[:]) && len(out) < limit; k, _ = c.Next() {
+			seq := binary.BigEndian.Uint64(k[16:])
+			e, err := decodeEnv(seq, env.Get(k[16:]))
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Store) Ack(ctx context.Context, mb protocol.MailboxID, ids []protocol.EnvelopeID) (int, error) {
+	var n int
+	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
+		env := tx.Bucket(bEnv)
+		idx := tx.Bucket(bEnvID)
+		for _, id := range ids {
+			sk := idx.Get(id[:])
+			if len(sk) != 8 {
+				continue
+			}
+			seq := binary.BigEndian.Uint64(sk)
+			e, err := decodeEnv(seq, env.Get(sk))
+			if err != nil {
+				return err
+			}
+			if e.Mailbox != mb {
+				continue
+			}
+			if err := deleteEnvelope(tx, seq, e); err != nil {
+				return err
+			}
+			n++
+		}
+		return decrementDepth(tx, mb, uint32(n))
+	})
+	return n, err
+}
+
+func (s *Store) Purge(ctx context.Context, now time.Time, max int) (int, error) {
+	var n int
+	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
+		var seqs []uint64
+		c := tx.Bucket(bEnvExp).Cursor()
+		limit := timeU64(now)
+		for k, _ := c.First(); k != nil && len(seqs) < max; k, _ = c.Next() {
+			if binary.BigEndian.Uint64(k[:8]) > limit {
+				break
+			}
+			seqs = append(seqs, binary.BigEndian.Uint64(k[8:]))
+		}
+		env := tx.Bucket(bEnv)
+		depth := map[protocol.MailboxID]uint32{}
+		for _, seq := range seqs {
+			e, err := decodeEnv(seq, env.Get(u64(seq)))
+			if err != nil {
+				return err
+			}
+			if err := deleteEnvelope(tx, seq, e); err != nil {
+				return err
+			}
+			depth[e.Mailbox]++
+			n++
+		}
+		for mb, d := range depth {
+			if err := decrementDepth(tx, mb, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
+}

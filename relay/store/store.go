@@ -1,0 +1,119 @@
+// Package store defines what the relay keeps and the interface its storage
+// backends implement. The default backend is relay/store/bboltstore.
+//
+// A Store keeps devices, mailboxes, send-capability hashes, invite-code
+// hashes, prekey bundles, one-time prekeys and envelopes. It never sees a
+// capability token, an invite code or anything a client encrypted in the
+// clear: callers hand it hashes and opaque bytes.
+//
+// # Durability
+//
+// Every method that changes state returns only after the change is durable
+// (fsynced), so the relay may acknowledge it to a client. Backends are
+// expected to group concurrent writes into one commit.
+//
+// # Refusals
+//
+// Methods refuse with the sentinels in errors.go (ErrUnknownCapability,
+// ErrQueueFull, ...). A refused call changes nothing.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/postern/postern/protocol"
+)
+
+// Envelope is one stored envelope: exactly what the relay keeps of a send.
+// The padded size bucket is len(Data).
+type Envelope struct {
+	Mailbox  protocol.MailboxID
+	ID       protocol.EnvelopeID
+	Seq      uint64    // insertion order; assigned by the store on Append
+	Received time.Time // coarse: truncated to protocol.TimeGranularity
+	Expires  time.Time
+	Data     []byte // the ciphertext envelope, one of protocol.Buckets bytes
+}
+
+// Device is an enrolled device.
+type Device struct {
+	ID        protocol.DeviceID
+	PublicKey []byte    // the encoded keys.SigningPublicKey
+	Enrolled  time.Time // the UTC day of enrolment (coarse)
+	Revoked   bool
+}
+
+// InviteHash is SHA-256 of a label and an invite code: what the store keeps.
+type InviteHash [32]byte
+
+// CapabilityState tells whether a capability hash is usable.
+type CapabilityState uint8
+
+const (
+	CapabilityLive    CapabilityState = 1
+	CapabilityRevoked CapabilityState = 2
+)
+
+// Store is a relay's storage. Implementations are safe for concurrent use.
+type Store interface {
+	// EnrollDevice stores d. With invite non-nil, the invite must exist,
+	// be unused and unexpired at now; it is marked used in the same
+	// transaction. Enrolling a device that already exists changes nothing
+	// and returns the stored record (no invite is consumed), or
+	// ErrDeviceRevoked if it was revoked.
+	EnrollDevice(ctx context.Context, d Device, invite *InviteHash, now time.Time) (Device, error)
+	// Device returns the device, or ErrUnknownDevice.
+	Device(ctx context.Context, id protocol.DeviceID) (Device, error)
+	// RevokeDevice marks a device revoked (it can no longer authenticate).
+	RevokeDevice(ctx context.Context, id protocol.DeviceID) error
+	// AddInvites stores invite hashes valid until expires.
+	AddInvites(ctx context.Context, hashes []InviteHash, expires time.Time) error
+
+	// CreateMailbox records a new mailbox owned by owner, refusing with
+	// ErrMailboxLimit past protocol.MaxMailboxesPerDevice.
+	CreateMailbox(ctx context.Context, owner protocol.DeviceID, id protocol.MailboxID) error
+	// MailboxOwner returns the owner, or ErrUnknownMailbox.
+	MailboxOwner(ctx context.Context, id protocol.MailboxID) (protocol.DeviceID, error)
+	// DeleteMailbox deletes a mailbox, its capabilities and its queue.
+	DeleteMailbox(ctx context.Context, owner protocol.DeviceID, id protocol.MailboxID) error
+	// AddCapability registers a live capability hash for a mailbox the
+	// owner owns (ErrCapabilityLimit past MaxCapabilitiesPerMailbox live
+	// ones). Adding a known hash again is a no-op; re-adding a revoked
+	// one is refused with ErrCapabilityRevoked.
+	AddCapability(ctx context.Context, owner protocol.DeviceID, mb protocol.MailboxID, h protocol.CapabilityHash) error
+	// RevokeCapability marks a hash revoked (recording it if unknown, so
+	// that a sender presenting it later is told it was blocked).
+	RevokeCapability(ctx context.Context, owner protocol.DeviceID, mb protocol.MailboxID, h protocol.CapabilityHash) error
+	// CheckCapability returns nil for a live capability of mb, else
+	// ErrUnknownCapability (also when mb does not exist) or
+	// ErrCapabilityRevoked.
+	CheckCapability(ctx context.Context, mb protocol.MailboxID, h protocol.CapabilityHash) error
+
+	// PublishPrekeys replaces the device's bundle (unless bundle is
+	// empty) and appends one-time prekeys, refusing with ErrPrekeyLimit
+	// (and storing nothing) past protocol.MaxStoredPrekeys.
+	PublishPrekeys(ctx context.Context, dev protocol.DeviceID, bundle []byte, prekeys [][]byte) error
+	// FetchBundle checks the capability, then returns the mailbox owner's
+	// bundle and removes and returns its oldest one-time prekey (nil if
+	// none is left). ErrNoBundle if the owner published none.
+	FetchBundle(ctx context.Context, mb protocol.MailboxID, h protocol.CapabilityHash) (bundle, prekey []byte, err error)
+	// PrekeyStatus counts the device's one-time prekeys.
+	PrekeyStatus(ctx context.Context, dev protocol.DeviceID) (count int, hasBundle bool, err error)
+
+	// Append checks the capability and the queue depth (ErrQueueFull) and
+	// stores e durably, assigning e.Seq. It returns the stored envelope.
+	Append(ctx context.Context, e Envelope, h protocol.CapabilityHash) (Envelope, error)
+	// Range returns up to limit envelopes of mb with Seq > after, oldest
+	// first.
+	Range(ctx context.Context, mb protocol.MailboxID, after uint64, limit int) ([]Envelope, error)
+	// Ack deletes envelopes of mb by ID; unknown IDs (or IDs of another
+	// mailbox) are ignored. It returns how many were deleted.
+	Ack(ctx context.Context, mb protocol.MailboxID, ids []protocol.EnvelopeID) (int, error)
+	// Purge deletes up to max envelopes whose expiry is at or before now,
+	// in one transaction, and returns how many it deleted.
+	Purge(ctx context.Context, now time.Time, max int) (int, error)
+
+	// Close waits for queued writes to commit and closes the store.
+	Close() error
+}
