@@ -22,10 +22,13 @@ const (
 	// MaxBundleSize bounds a published prekey bundle (device certificate
 	// and signed prekey, opaque to the relay).
 	MaxBundleSize = 16 << 10
-	// MaxPrekeySize bounds one encoded one-time prekey.
-	MaxPrekeySize = 4096
+	// MaxPrekeySize bounds one encoded one-time prekey (a signed X-Wing
+	// prekey is 4604 bytes: key, metadata and a hybrid signature).
+	MaxPrekeySize = 8192
 	// MaxPrekeysPerPublish bounds the one-time prekeys in one Publish frame.
-	MaxPrekeysPerPublish = 100
+	// Twelve signed prekeys fill most of a frame; clients publish more in
+	// several frames, and the bundle in a frame of its own.
+	MaxPrekeysPerPublish = 12
 	// MaxStoredPrekeys bounds the one-time prekeys the relay keeps per device.
 	MaxStoredPrekeys = 200
 	// MaxAckBatch bounds the envelope IDs in one Ack frame.

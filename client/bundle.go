@@ -1,0 +1,47 @@
+package client
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/postern/postern/keys"
+)
+
+// Prekey bundle layout (opaque to the relay; SPEC-client.md "Prekey bundle"):
+//
+//	u8 version (1) | u16 len | device certificate | u16 len | signed last-resort prekey
+const bundleVersion = 1
+
+func marshalBundle(cert *keys.DeviceCertificate, lastResort *keys.SignedPrekey) []byte {
+	c, p := cert.Bytes(), lastResort.Bytes()
+	b := make([]byte, 0, 5+len(c)+len(p))
+	b = append(b, bundleVersion)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(c)))
+	b = append(b, c...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(p)))
+	return append(b, p...)
+}
+
+// parseBundle parses and verifies a bundle: the certificate's signature by
+// its identity, and the prekey's signature by the certified device. The
+// caller must still compare the identity with the one it expects.
+func parseBundle(b []byte) (*keys.DeviceCertificate, *keys.SignedPrekey, error) {
+	r := &reader{b: b}
+	if r.u8() != bundleVersion {
+		return nil, nil, fmt.Errorf("client: prekey bundle: bad version")
+	}
+	cb := r.take(int(r.u16()))
+	pb := r.take(int(r.u16()))
+	if !r.ok() || len(r.b) != 0 {
+		return nil, nil, fmt.Errorf("client: prekey bundle: malformed")
+	}
+	cert, err := keys.ParseDeviceCertificate(cb)
+	if err != nil {
+		return nil, nil, fmt.Errorf("client: prekey bundle: %w", err)
+	}
+	pk, err := keys.ParseSignedPrekey(cert.Signing, pb)
+	if err != nil {
+		return nil, nil, fmt.Errorf("client: prekey bundle: %w", err)
+	}
+	return cert, pk, nil
+}

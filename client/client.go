@@ -1,0 +1,702 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/postern/postern/keys"
+	"github.com/postern/postern/keys/identity"
+	"github.com/postern/postern/protocol"
+)
+
+// File names under the home directory.
+const (
+	KeyFileName   = "keys.pstn"
+	StoreFileName = "store.db"
+)
+
+// OneTimePrekeys is how many one-time prekeys Init publishes with the
+// bundle: eight fit in one frame beside it (protocol.MaxFrameSize). Sealed
+// envelopes do not consume them; sessions will, and top them up.
+const OneTimePrekeys = 8
+
+// Options configure Init and Dial. A nil *Options means all defaults.
+type Options struct {
+	// Logger receives operational events, never content, keys or whole
+	// IDs. Default: discard.
+	Logger *slog.Logger
+	// KDF is the Argon2id cost of a new key file (Init only). Default:
+	// identity.DefaultKDFParams.
+	KDF *identity.KDFParams
+	// Invite is the relay's enrolment invite code, for relays whose
+	// enrolment is by invitation (Init only). Default: none.
+	Invite string
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+}
+
+// Whoami describes this client.
+type Whoami struct {
+	Name     string
+	Relay    string
+	Identity keys.Fingerprint // the person's identity key fingerprint
+	Device   keys.Fingerprint // this device's ID
+}
+
+// Contact is a person this client can write to.
+type Contact struct {
+	Name         string
+	Identity     keys.Fingerprint
+	SafetyNumber string // compare it out of band to rule out a lying relay
+	Added        time.Time
+	Blocked      bool
+}
+
+// Message is a stored message, incoming or outgoing.
+type Message struct {
+	ID       string    // 16 hex digits, the same on both sides
+	From     string    // contact name, or "me"
+	To       string    // contact name, or "me"
+	Text     string    //
+	Time     time.Time // the sender's clock
+	Received time.Time // local clock when stored
+	Outgoing bool
+
+	mailbox  protocol.MailboxID
+	envelope protocol.EnvelopeID
+	relayed  bool // mailbox and envelope are set
+}
+
+// Stats counts envelopes this Client processed since Dial.
+type Stats struct {
+	Received   uint64 // new messages stored
+	Duplicates uint64 // envelopes already stored (same envelope or message ID)
+	Dropped    uint64 // envelopes that did not decrypt, parse or verify, or came from unknown senders
+}
+
+// Me is the From or To of a message written by this client.
+const Me = "me"
+
+// Client is a Postern client on one home directory. Its methods are safe
+// for concurrent use. Several Clients (in one process or several) may use
+// one home at the same time: the store is opened per transaction.
+type Client struct {
+	home  string
+	log   *slog.Logger
+	now   func() time.Time
+	dev   *identity.Device
+	devID keys.Fingerprint
+	idFP  keys.Fingerprint
+	name  string
+	relay string
+	st    *store
+
+	ctx    context.Context // the Client's lifetime
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	cur       *conn                                        // authenticated connection; nil while reconnecting
+	gen       uint64                                       // connection generation
+	subs      map[protocol.MailboxID]bool                  // subscriptions of cur: drained?
+	syncedGen uint64                                       // last generation a Sync consumed
+	changed   chan struct{}                                // closed and replaced on every state change
+	fatal     error                                        // stops the client (device revoked...)
+	inbox     []Message                                    // new messages not yet returned
+	closed    bool                                         //
+	certs     map[keys.Fingerprint]*keys.DeviceCertificate // parsed contact certificates
+
+	anonMu sync.Mutex
+	anon   *conn
+
+	received, duplicates, dropped atomic.Uint64
+}
+
+func (o *Options) defaults() Options {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.KDF == nil {
+		p := identity.DefaultKDFParams
+		r.KDF = &p
+	}
+	return r
+}
+
+func checkName(s string) error {
+	if s == "" || len(s) > MaxNameSize || !utf8.ValidString(s) || s == Me {
+		return ErrInvalidName
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return ErrInvalidName
+		}
+	}
+	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// key file payload: u8 version | u16 len | identity secret | u16 len |
+// device secret | store key (32).
+const keyPayloadVersion = 1
+
+func marshalKeyPayload(id *identity.Identity, dev *identity.Device, storeKey []byte) []byte {
+	is, ds := id.MarshalSecret(), dev.MarshalSecret()
+	b := []byte{keyPayloadVersion}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(is)))
+	b = append(b, is...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(ds)))
+	b = append(b, ds...)
+	return append(b, storeKey...)
+}
+
+func parseKeyPayload(b []byte) (*identity.Identity, *identity.Device, []byte, error) {
+	r := &reader{b: b}
+	if r.u8() != keyPayloadVersion {
+		return nil, nil, nil, fmt.Errorf("client: key file payload: unknown version")
+	}
+	is := r.take(int(r.u16()))
+	ds := r.take(int(r.u16()))
+	sk := r.take(storeKeySize)
+	if !r.ok() || len(r.b) != 0 {
+		return nil, nil, nil, fmt.Errorf("client: key file payload: malformed")
+	}
+	id, err := identity.ParseIdentitySecret(is)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dev, err := identity.ParseDeviceSecret(ds)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if dev.Certificate().Identity.Fingerprint() != id.Public().Fingerprint() {
+		return nil, nil, nil, fmt.Errorf("client: key file payload: device not certified by the identity")
+	}
+	return id, dev, append([]byte(nil), sk...), nil
+}
+
+// Init creates a new identity and device in home (created 0700 if
+// needed), writes the passphrase-protected key file and the encrypted
+// store, enrols the device with the relay, creates its first mailbox and
+// publishes its prekey bundle and one-time prekeys. It refuses a home that
+// is already initialised (ErrExists). relayURL must be wss://, or ws:// to
+// a loopback host (ErrInsecureRelay). If enrolment fails, the files are
+// removed so Init can be retried. The returned Client is connected, as
+// after Dial.
+func Init(ctx context.Context, home string, passphrase []byte, relayURL, name string, opts *Options) (_ *Client, err error) {
+	o := opts.defaults()
+	relay, err := CheckRelayURL(relayURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	if len(passphrase) == 0 {
+		return nil, ErrEmptyPassphrase
+	}
+	keyPath, dbPath := filepath.Join(home, KeyFileName), filepath.Join(home, StoreFileName)
+	if exists(keyPath) || exists(dbPath) {
+		return nil, ErrExists
+	}
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, fmt.Errorf("client: create home: %w", err)
+	}
+	id, err := identity.GenerateIdentity()
+	if err != nil {
+		return nil, err
+	}
+	dev, err := identity.NewDevice(id)
+	if err != nil {
+		return nil, err
+	}
+	storeKey := make([]byte, storeKeySize)
+	rand.Read(storeKey)
+	file, err := identity.SealKeyFile(passphrase, marshalKeyPayload(id, dev, storeKey), *o.KDF)
+	if err != nil {
+		return nil, err
+	}
+	if err := identity.WriteKeyFile(keyPath, file); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, ErrExists
+		}
+		return nil, fmt.Errorf("client: write key file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(dbPath)
+			os.Remove(keyPath)
+		}
+	}()
+	st, err := newStore(dbPath, storeKey)
+	if err != nil {
+		return nil, err
+	}
+	c := newClient(home, o, dev, name, relay, st)
+	prof := &profileRecord{
+		Name: name, Relay: relay,
+		Identity: c.idFP[:], Device: c.devID[:],
+		Created: o.Now().UTC(),
+	}
+	if err := st.update(func(t *tx) error { return t.putProfile(prof) }); err != nil {
+		return nil, err
+	}
+
+	cn, err := dialRelay(ctx, relay, newPushQueue())
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			cn.close()
+		}
+	}()
+	if err := cn.authenticate(ctx, dev, true, o.Invite); err != nil {
+		return nil, fmt.Errorf("client: enrol: %w", err)
+	}
+	r, err := cn.request(ctx, &protocol.CreateMailbox{})
+	if err != nil {
+		return nil, fmt.Errorf("client: create mailbox: %w", err)
+	}
+	mc, ok := r.(*protocol.MailboxCreated)
+	if !ok {
+		return nil, unexpected(r)
+	}
+	pub, err := c.makePrekeys(0, OneTimePrekeys)
+	if err != nil {
+		return nil, err
+	}
+	if err := cn.ok(ctx, pub); err != nil {
+		return nil, fmt.Errorf("client: publish prekeys: %w", err)
+	}
+	err = st.update(func(t *tx) error {
+		if err := t.addMailbox(mailboxRecord{ID: mc.Mailbox[:], Purpose: "default", Created: o.Now().UTC()}); err != nil {
+			return err
+		}
+		prof.Enrolled = true
+		return t.putProfile(prof)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.start(ctx, cn); err != nil {
+		return nil, err
+	}
+	c.log.Info("initialised", "device", c.devID.Short(), "relay", relay)
+	return c, nil
+}
+
+// makePrekeys creates a last-resort prekey (ID first) and n one-time
+// prekeys, stores their secrets and returns the PublishPrekeys frame.
+func (c *Client) makePrekeys(first uint32, n int) (*protocol.PublishPrekeys, error) {
+	last, err := identity.NewPrekey(c.dev, first, false)
+	if err != nil {
+		return nil, err
+	}
+	all := []*identity.Prekey{last}
+	f := &protocol.PublishPrekeys{Bundle: marshalBundle(c.dev.Certificate(), last.Public())}
+	for i := 1; i <= n; i++ {
+		p, err := identity.NewPrekey(c.dev, first+uint32(i), true)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, p)
+		f.Prekeys = append(f.Prekeys, p.Public().Bytes())
+	}
+	err = c.st.update(func(t *tx) error {
+		for _, p := range all {
+			id := binary.BigEndian.AppendUint32(nil, p.Public().ID)
+			if err := t.putRaw(bucketPrekeys, t.s.index(bucketPrekeys, id), p.MarshalSecret()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return f, err
+}
+
+func newClient(home string, o Options, dev *identity.Device, name, relay string, st *store) *Client {
+	ctx, cancel := context.WithCancel(context.Background())
+	cert := dev.Certificate()
+	return &Client{
+		home: home, log: o.Logger, now: o.Now,
+		dev: dev, devID: cert.DeviceID(), idFP: cert.Identity.Fingerprint(),
+		name: name, relay: relay, st: st,
+		ctx: ctx, cancel: cancel,
+		changed: make(chan struct{}),
+		certs:   make(map[keys.Fingerprint]*keys.DeviceCertificate),
+	}
+}
+
+// Dial opens the local state in home with passphrase (ErrNotInitialised,
+// ErrWrongPassphrase), connects to the relay, authenticates and subscribes
+// to all of this device's mailboxes. The Client reconnects by itself when
+// the connection drops.
+func Dial(ctx context.Context, home string, passphrase []byte, opts *Options) (*Client, error) {
+	o := opts.defaults()
+	file, err := os.ReadFile(filepath.Join(home, KeyFileName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotInitialised
+	}
+	if err != nil {
+		return nil, fmt.Errorf("client: read key file: %w", err)
+	}
+	payload, err := identity.OpenKeyFile(passphrase, file)
+	if err != nil {
+		return nil, err
+	}
+	_, dev, storeKey, err := parseKeyPayload(payload)
+	if err != nil {
+		return nil, err
+	}
+	dbPath := filepath.Join(home, StoreFileName)
+	if !exists(dbPath) {
+		return nil, ErrNotInitialised
+	}
+	st, err := newStore(dbPath, storeKey)
+	if err != nil {
+		return nil, err
+	}
+	var prof *profileRecord
+	if err := st.view(func(t *tx) error { prof, err = t.profile(); return err }); err != nil {
+		return nil, err
+	}
+	if !prof.Enrolled {
+		return nil, fmt.Errorf("%w: enrolment did not complete; remove %s and run init again", ErrNotInitialised, home)
+	}
+	c := newClient(home, o, dev, prof.Name, prof.Relay, st)
+	cn, err := dialRelay(ctx, c.relay, newPushQueue())
+	if err != nil {
+		return nil, err
+	}
+	if err := cn.authenticate(ctx, dev, false, ""); err != nil {
+		cn.close()
+		return nil, fmt.Errorf("client: authenticate: %w", err)
+	}
+	if err := c.start(ctx, cn); err != nil {
+		cn.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// start installs an authenticated connection, subscribes and runs the
+// receive loop.
+func (c *Client) start(ctx context.Context, cn *conn) error {
+	if err := c.install(ctx, cn); err != nil {
+		return err
+	}
+	c.wg.Add(1)
+	go c.run(cn)
+	return nil
+}
+
+// install makes cn the current connection and subscribes to every mailbox.
+func (c *Client) install(ctx context.Context, cn *conn) error {
+	var mbs []mailboxRecord
+	if err := c.st.view(func(t *tx) (err error) { mbs, err = t.mailboxes(); return err }); err != nil {
+		return err
+	}
+	// Every mailbox is registered as not yet drained before the new
+	// generation is visible, so Sync never sees a partial set.
+	c.mu.Lock()
+	c.cur = cn
+	c.gen++
+	c.subs = make(map[protocol.MailboxID]bool, len(mbs))
+	ids := make([]protocol.MailboxID, len(mbs))
+	for i, m := range mbs {
+		copy(ids[i][:], m.ID)
+		c.subs[ids[i]] = false
+	}
+	c.broadcastLocked()
+	c.mu.Unlock()
+	for _, id := range ids {
+		if err := c.sendSubscribe(ctx, cn, id); err != nil && !isRefusal(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+func isRefusal(err error) bool {
+	var pe *protocol.Error
+	return errors.As(err, &pe)
+}
+
+// subscribe subscribes cn to mb unless it already is.
+func (c *Client) subscribe(ctx context.Context, cn *conn, mb protocol.MailboxID) error {
+	c.mu.Lock()
+	if c.cur != cn {
+		c.mu.Unlock()
+		return nil // a newer connection subscribes from the store
+	}
+	if _, ok := c.subs[mb]; ok {
+		c.mu.Unlock()
+		return nil
+	}
+	c.subs[mb] = false
+	c.mu.Unlock()
+	return c.sendSubscribe(ctx, cn, mb)
+}
+
+// sendSubscribe subscribes cn to mb, which is registered in c.subs; on a
+// refusal it unregisters it so that Sync does not wait for it.
+func (c *Client) sendSubscribe(ctx context.Context, cn *conn, mb protocol.MailboxID) error {
+	err := cn.ok(ctx, &protocol.Subscribe{Mailbox: mb})
+	if err != nil {
+		c.mu.Lock()
+		if c.cur == cn {
+			delete(c.subs, mb)
+			c.broadcastLocked()
+		}
+		c.mu.Unlock()
+		c.log.Warn("subscribe failed", "mailbox", mb.Short(), "err", err)
+	}
+	return err
+}
+
+func (c *Client) broadcastLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// run processes what the relay pushes on the current connection and
+// reconnects, with backoff, when it drops.
+func (c *Client) run(cn *conn) {
+	defer c.wg.Done()
+	for {
+		c.consume(cn)
+		c.mu.Lock()
+		if c.cur == cn {
+			c.cur = nil
+			c.broadcastLocked()
+		}
+		c.mu.Unlock()
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.log.Info("relay connection lost; reconnecting")
+		var err error
+		for attempt := 0; ; attempt++ {
+			if attempt > 0 {
+				d := min(100*time.Millisecond<<min(attempt-1, 6), 5*time.Second)
+				select {
+				case <-time.After(d):
+				case <-c.ctx.Done():
+					return
+				}
+			}
+			cn, err = c.reconnect()
+			if err == nil {
+				break
+			}
+			if c.ctx.Err() != nil {
+				return
+			}
+			if protocol.IsCode(err, protocol.CodeDeviceRevoked) || protocol.IsCode(err, protocol.CodeUnknownDevice) || protocol.IsCode(err, protocol.CodeAuthFailed) {
+				c.mu.Lock()
+				c.fatal = fmt.Errorf("client: the relay no longer accepts this device: %w", err)
+				c.broadcastLocked()
+				c.mu.Unlock()
+				c.log.Error("relay refused this device", "err", err)
+				return
+			}
+			c.log.Debug("reconnect failed", "attempt", attempt, "err", err)
+		}
+	}
+}
+
+func (c *Client) reconnect() (*conn, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	cn, err := dialRelay(ctx, c.relay, newPushQueue())
+	if err != nil {
+		return nil, err
+	}
+	if err := cn.authenticate(ctx, c.dev, false, ""); err != nil {
+		cn.close()
+		return nil, err
+	}
+	if err := c.install(ctx, cn); err != nil {
+		cn.close()
+		return nil, err
+	}
+	if c.ctx.Err() != nil {
+		cn.close()
+		return nil, c.ctx.Err()
+	}
+	return cn, nil
+}
+
+// consume handles pushed frames in order until the connection ends.
+func (c *Client) consume(cn *conn) {
+	for {
+		f, ok := cn.push.get(c.ctx.Done())
+		if !ok || f == nil {
+			return
+		}
+		switch f := f.(type) {
+		case *protocol.Deliver:
+			c.deliver(cn, f)
+		case *protocol.Drained:
+			c.mu.Lock()
+			if c.cur == cn {
+				if _, ok := c.subs[f.Mailbox]; ok {
+					c.subs[f.Mailbox] = true
+					c.broadcastLocked()
+				}
+			}
+			c.mu.Unlock()
+		default:
+			c.log.Warn("unexpected pushed frame", "type", fmt.Sprintf("0x%02x", uint8(f.Type())))
+		}
+	}
+}
+
+// deliver stores one delivered envelope (or drops it) and then, only after
+// the commit, acknowledges it.
+func (c *Client) deliver(cn *conn, d *protocol.Deliver) {
+	m, err := c.receiveEnvelope(d.Mailbox, d.ID, d.Envelope)
+	switch {
+	case err == nil && m != nil:
+		c.received.Add(1)
+		c.mu.Lock()
+		c.inbox = append(c.inbox, *m)
+		c.broadcastLocked()
+		c.mu.Unlock()
+	case err == nil:
+		c.duplicates.Add(1)
+	case errors.Is(err, errStoreFailed):
+		// Not committed: do not ack, the relay delivers it again.
+		c.log.Error("could not store envelope", "mailbox", d.Mailbox.Short(), "err", err)
+		return
+	default:
+		c.dropped.Add(1)
+		c.log.Warn("dropped envelope", "mailbox", d.Mailbox.Short(), "reason", err)
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	if err := cn.ok(ctx, &protocol.Ack{Mailbox: d.Mailbox, IDs: []protocol.EnvelopeID{d.ID}}); err != nil {
+		c.log.Debug("ack failed; the envelope will come again and be de-duplicated", "err", err)
+	}
+}
+
+// Close disconnects. Stored state stays in home.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	cur := c.cur
+	c.broadcastLocked()
+	c.mu.Unlock()
+	c.cancel()
+	if cur != nil {
+		cur.close()
+	}
+	c.anonMu.Lock()
+	if c.anon != nil {
+		c.anon.close()
+	}
+	c.anonMu.Unlock()
+	c.wg.Wait()
+	return nil
+}
+
+// Whoami describes this client.
+func (c *Client) Whoami() Whoami {
+	return Whoami{Name: c.name, Relay: c.relay, Identity: c.idFP, Device: c.devID}
+}
+
+// Stats returns counters since Dial.
+func (c *Client) Stats() Stats {
+	return Stats{Received: c.received.Load(), Duplicates: c.duplicates.Load(), Dropped: c.dropped.Load()}
+}
+
+// authConn returns the current authenticated connection, waiting while
+// the Client reconnects.
+func (c *Client) authConn(ctx context.Context) (*conn, error) {
+	for {
+		c.mu.Lock()
+		cur, ch, err := c.cur, c.changed, c.stateErrLocked()
+		c.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		if cur != nil && !cur.isClosed() {
+			return cur, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (c *Client) stateErrLocked() error {
+	if c.closed {
+		return ErrClosed
+	}
+	return c.fatal
+}
+
+// anonRequest sends f over the unauthenticated connection (opened lazily,
+// reopened once if it was lost): sends and bundle fetches must not be tied
+// to this device's authenticated connection.
+func (c *Client) anonRequest(ctx context.Context, f protocol.Frame) (protocol.Frame, error) {
+	for attempt := 0; ; attempt++ {
+		c.anonMu.Lock()
+		if c.ctx.Err() != nil {
+			c.anonMu.Unlock()
+			return nil, ErrClosed
+		}
+		cn := c.anon
+		if cn == nil || cn.isClosed() {
+			var err error
+			cn, err = dialRelay(ctx, c.relay, nil)
+			if err != nil {
+				c.anonMu.Unlock()
+				return nil, err
+			}
+			c.anon = cn
+		}
+		c.anonMu.Unlock()
+		r, err := cn.request(ctx, f)
+		if errors.Is(err, errConnClosed) && attempt == 0 {
+			continue
+		}
+		return r, err
+	}
+}
+
+func randomID(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}

@@ -1,0 +1,294 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"sync/atomic"
+
+	"github.com/coder/websocket"
+
+	"github.com/postern/postern/keys"
+	"github.com/postern/postern/protocol"
+)
+
+// errConnClosed: the relay connection is gone. Requests that fail with it
+// may be retried on a new connection.
+var errConnClosed = errors.New("client: relay connection closed")
+
+// conn is one WebSocket connection to the relay. Requests are multiplexed
+// by request ID; frames the relay pushes (request ID 0) go to the push
+// queue. Safe for concurrent use.
+type conn struct {
+	ws        *websocket.Conn
+	challenge protocol.Challenge
+	host      string
+
+	nextID  atomic.Uint32
+	mu      sync.Mutex
+	pending map[uint32]chan protocol.Frame
+	closed  chan struct{}
+	err     error // why closed; set before closed is closed
+
+	push *pushQueue // nil: pushed frames are dropped
+}
+
+// dialRelay connects to relay (a canonical URL from CheckRelayURL) and
+// reads the relay's challenge.
+func dialRelay(ctx context.Context, relay string, push *pushQueue) (*conn, error) {
+	u, err := url.Parse(relay)
+	if err != nil {
+		return nil, ErrInvalidRelayURL
+	}
+	ws, _, err := websocket.Dial(ctx, relay+protocol.WebSocketPath, &websocket.DialOptions{
+		Subprotocols:    []string{protocol.Subprotocol},
+		CompressionMode: websocket.CompressionDisabled, // ciphertext does not compress; compression leaks sizes
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: connect to relay: %w", err)
+	}
+	if ws.Subprotocol() != protocol.Subprotocol {
+		ws.Close(websocket.StatusProtocolError, "subprotocol")
+		return nil, fmt.Errorf("client: relay did not accept subprotocol %s", protocol.Subprotocol)
+	}
+	ws.SetReadLimit(protocol.MaxFrameSize)
+	c := &conn{ws: ws, host: u.Host, pending: make(map[uint32]chan protocol.Frame), closed: make(chan struct{}), push: push}
+	_, b, err := ws.Read(ctx)
+	if err != nil {
+		ws.CloseNow()
+		return nil, fmt.Errorf("client: read relay challenge: %w", err)
+	}
+	_, f, err := protocol.Parse(b)
+	if err != nil {
+		ws.CloseNow()
+		return nil, fmt.Errorf("client: relay challenge: %w", err)
+	}
+	switch f := f.(type) {
+	case *protocol.Challenge:
+		c.challenge = *f
+	case *protocol.ErrorFrame:
+		ws.CloseNow()
+		return nil, f.Err()
+	default:
+		ws.CloseNow()
+		return nil, fmt.Errorf("client: relay sent frame 0x%02x before its challenge", uint8(f.Type()))
+	}
+	go c.readLoop()
+	return c, nil
+}
+
+func (c *conn) readLoop() {
+	var err error
+	for {
+		var b []byte
+		_, b, err = c.ws.Read(context.Background())
+		if err != nil {
+			break
+		}
+		id, f, perr := protocol.Parse(b)
+		if perr != nil {
+			err = fmt.Errorf("client: relay sent a bad frame: %w", perr)
+			break
+		}
+		if id == 0 {
+			if ef, ok := f.(*protocol.ErrorFrame); ok {
+				err = ef.Err() // the relay refuses the connection
+				break
+			}
+			if c.push != nil {
+				c.push.put(f)
+			}
+			continue
+		}
+		c.mu.Lock()
+		ch := c.pending[id]
+		delete(c.pending, id)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- f // buffered
+		}
+	}
+	c.shutdown(err)
+}
+
+func (c *conn) shutdown(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.closed:
+		return
+	default:
+	}
+	if err == nil {
+		err = errConnClosed
+	}
+	c.err = err
+	close(c.closed)
+	c.ws.CloseNow()
+	if c.push != nil {
+		c.push.put(nil) // tell the consumer this connection ended
+	}
+}
+
+// close ends the connection normally.
+func (c *conn) close() {
+	c.ws.Close(websocket.StatusNormalClosure, "")
+	c.shutdown(errConnClosed)
+}
+
+// isClosed reports whether the connection has ended.
+func (c *conn) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// request sends f and waits for its answer. A relay refusal comes back as
+// a *protocol.Error; a lost connection as an error wrapping errConnClosed.
+func (c *conn) request(ctx context.Context, f protocol.Frame) (protocol.Frame, error) {
+	id := c.nextID.Add(1)
+	if id == 0 {
+		id = c.nextID.Add(1)
+	}
+	b, err := protocol.Marshal(id, f)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan protocol.Frame, 1)
+	c.mu.Lock()
+	if c.isClosed() {
+		c.mu.Unlock()
+		return nil, c.closedErr()
+	}
+	c.pending[id] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+	}()
+	if err := c.ws.Write(ctx, websocket.MessageBinary, b); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		c.shutdown(err)
+		return nil, c.closedErr()
+	}
+	select {
+	case r := <-ch:
+		if ef, ok := r.(*protocol.ErrorFrame); ok {
+			return nil, ef.Err()
+		}
+		return r, nil
+	case <-c.closed:
+		return nil, c.closedErr()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *conn) closedErr() error {
+	var pe *protocol.Error
+	if errors.As(c.err, &pe) {
+		return pe
+	}
+	var ce websocket.CloseError
+	if errors.As(c.err, &ce) && ce.Code == websocket.StatusMessageTooBig {
+		return fmt.Errorf("%w: frame too large (close 1009)", errConnClosed)
+	}
+	return errConnClosed
+}
+
+// authenticate proves the connection belongs to the device: Enroll when
+// enrol is set (first time), Auth otherwise.
+func (c *conn) authenticate(ctx context.Context, dev deviceSigner, enrol bool, invite string) error {
+	sig, err := dev.Sign(protocol.AuthContext, protocol.AuthMessage(c.challenge.Nonce, c.host))
+	if err != nil {
+		return err
+	}
+	var f protocol.Frame
+	if enrol {
+		f = &protocol.Enroll{Invite: invite, DeviceKey: dev.Certificate().Signing.Bytes(), Signature: sig}
+	} else {
+		f = &protocol.Auth{Device: protocol.DeviceID(dev.Certificate().DeviceID()), Signature: sig}
+	}
+	r, err := c.request(ctx, f)
+	if err != nil {
+		return err
+	}
+	a, ok := r.(*protocol.Authenticated)
+	if !ok {
+		return unexpected(r)
+	}
+	if keys.Fingerprint(a.Device) != dev.Certificate().DeviceID() {
+		return fmt.Errorf("client: relay authenticated another device")
+	}
+	return nil
+}
+
+type deviceSigner interface {
+	Sign(context string, msg []byte) ([]byte, error)
+	Certificate() *keys.DeviceCertificate
+}
+
+func unexpected(f protocol.Frame) error {
+	return fmt.Errorf("client: unexpected relay answer 0x%02x", uint8(f.Type()))
+}
+
+// ok sends f and expects OK.
+func (c *conn) ok(ctx context.Context, f protocol.Frame) error {
+	r, err := c.request(ctx, f)
+	if err != nil {
+		return err
+	}
+	if _, ok := r.(*protocol.OK); !ok {
+		return unexpected(r)
+	}
+	return nil
+}
+
+// pushQueue is an unbounded FIFO of frames the relay pushed. The relay
+// bounds it: at most protocol.MaxInflight unacknowledged deliveries per
+// subscription. A nil frame marks the end of a connection.
+type pushQueue struct {
+	mu     sync.Mutex
+	items  []protocol.Frame
+	signal chan struct{} // capacity 1
+}
+
+func newPushQueue() *pushQueue { return &pushQueue{signal: make(chan struct{}, 1)} }
+
+func (q *pushQueue) put(f protocol.Frame) {
+	q.mu.Lock()
+	q.items = append(q.items, f)
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+// get blocks for the next frame or until done is closed.
+func (q *pushQueue) get(done <-chan struct{}) (protocol.Frame, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.items) > 0 {
+			f := q.items[0]
+			q.items[0] = nil
+			q.items = q.items[1:]
+			q.mu.Unlock()
+			return f, true
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.signal:
+		case <-done:
+			return nil, false
+		}
+	}
+}

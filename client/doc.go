@@ -1,0 +1,75 @@
+// Package client is the Postern client library: it keeps a person's keys
+// and an encrypted local store in a home directory, talks to a relay, and
+// sends and receives end-to-end encrypted messages.
+//
+// # Getting started
+//
+// Create a home once with [Init], then open it with [Dial] in every later
+// process:
+//
+//	c, err := client.Init(ctx, home, passphrase, "wss://relay.example.org", "alice", nil)
+//	// later, in another process:
+//	c, err := client.Dial(ctx, home, passphrase, nil)
+//	defer c.Close()
+//
+// Two people become contacts with an invitation: one calls [Client.Invite]
+// and hands the returned line to the other (in person, by a channel they
+// trust), who calls [Client.Accept] with it and a name for the inviter.
+// The inviter sees the new contact, under the accepter's own name, after
+// their next [Client.Sync] or [Client.Receive]. Invitations are single-use.
+//
+//	code, _ := alice.Invite(ctx)          // "postern-invite:1:..."
+//	_, _ = bob.Accept(ctx, code, "alice")
+//	_, _ = alice.Sync(ctx)                 // alice now has contact "bob"
+//
+// Then [Client.Send] a text, and [Client.Sync] (everything queued, then
+// return) or [Client.Receive] (block for the next message) on the other
+// side. [Client.Inbox] lists every stored message, incoming and outgoing.
+// Both sides show the same 16-hex-digit message ID.
+//
+// Every received envelope is committed to the local store before it is
+// acknowledged (deleted) on the relay, and duplicates (the relay delivers
+// at least once) are stored once. Several processes may use one home at
+// the same time — for example a long-running listener and short commands:
+// the store file is opened for each transaction and closed after it. The
+// Client reconnects by itself when the relay goes away.
+//
+// # Errors
+//
+// Errors are sentinels in errors.go, tested with errors.Is; relay refusals
+// are *protocol.Error values (test with protocol.IsCode). A contact who
+// blocked you makes Send fail with an error matching [ErrBlocked] that
+// reads "NAME no longer accepts messages from you". Invitation parse
+// failures all match [ErrInvalidInvitation], and the specific ones
+// [ErrInvitationChecksum], [ErrInvitationTruncated] and so on.
+//
+// # Security
+//
+//   - Keys: the identity and device private keys and the store key live in
+//     keys.pstn, sealed under the passphrase with Argon2id and
+//     XChaCha20-Poly1305. Every store value is encrypted under the store key,
+//     and store keys are keyed hashes, so store.db reveals no names, texts or
+//     IDs — only how many records there are and their sizes.
+//   - Envelopes are sealed with HPKE (X-Wing: X25519 + ML-KEM-768) to the
+//     recipient device, padded to a fixed size bucket, and signed inside by
+//     the sender's hybrid (Ed25519 + ML-DSA-65) device key over the
+//     recipient device and mailbox. The relay sees mailbox IDs, sizes and
+//     coarse times, never content or the sender.
+//   - Sealed sender: sends use a separate, never-authenticated connection
+//     with a per-contact capability. The relay can still correlate by IP
+//     address and timing; use a network that hides them if that matters.
+//   - Trust: Accept checks that the relay's keys match the identity
+//     fingerprint in the invitation, so the invitation channel is what you
+//     trust. Compare Contact.SafetyNumber out of band to be sure.
+//   - Version 1 sealed envelopes have no forward secrecy: a stolen device
+//     key opens envelopes still held by the relay or recorded in transit.
+//     Ratchet sessions (KindSession) will add it without a relay change.
+//   - Envelopes that do not decrypt, parse or verify, or that come from
+//     unknown or blocked senders, are dropped, acknowledged and counted
+//     ([Stats]); logs never carry content, keys or whole IDs.
+//   - Go cannot promise that secrets are wiped from memory; the decrypted
+//     store key stays in memory while the Client is open.
+//
+// protocol/SPEC-client.md is the normative description of invitations,
+// bundles and sealed envelopes.
+package client

@@ -1,0 +1,105 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/postern/postern/keys/identity"
+)
+
+// Sentinel errors. Test with errors.Is: returned errors often wrap one of
+// these with a specific message. No error of this package contains message
+// text, key material, capability tokens or whole IDs.
+var (
+	// ErrExists: Init on a home directory that already holds a Postern
+	// key file or store.
+	ErrExists = errors.New("client: home directory is already initialised")
+	// ErrNotInitialised: Dial on a home directory without a key file.
+	ErrNotInitialised = errors.New("client: home directory is not initialised (run init first)")
+	// ErrWrongPassphrase: the key file did not open. A wrong passphrase and
+	// a tampered key file look the same. It is identity.ErrWrongPassphrase.
+	ErrWrongPassphrase = identity.ErrWrongPassphrase
+	// ErrEmptyPassphrase: Init with an empty passphrase.
+	ErrEmptyPassphrase = errors.New("client: the passphrase must not be empty")
+	// ErrInsecureRelay: a relay URL that is not wss://, or ws:// to a host
+	// that is not loopback.
+	ErrInsecureRelay = errors.New("client: relay URL must be wss:// (ws:// only for loopback hosts)")
+	// ErrInvalidRelayURL: a relay URL that does not parse or has a query,
+	// fragment or user info.
+	ErrInvalidRelayURL = errors.New("client: invalid relay URL")
+	// ErrInvalidName: a name that is empty, longer than MaxNameSize bytes,
+	// not UTF-8, or holds control characters.
+	ErrInvalidName = errors.New("client: invalid name")
+	// ErrUnknownContact: no contact has that name.
+	ErrUnknownContact = errors.New("client: unknown contact")
+	// ErrContactExists: Accept with a name already used by a contact, or an
+	// invitation from a person who already is a contact.
+	ErrContactExists = errors.New("client: contact already exists")
+	// ErrBlocked: the recipient revoked the capability this client sends
+	// with. The returned error reads "NAME no longer accepts messages from
+	// you" and matches ErrBlocked.
+	ErrBlocked = errors.New("client: the contact no longer accepts messages from you")
+	// ErrTooLong: a message text above MaxTextSize bytes.
+	ErrTooLong = errors.New("client: message text is too long")
+	// ErrInvalidText: an empty message text, or one that is not UTF-8.
+	ErrInvalidText = errors.New("client: message text is empty or not UTF-8")
+	// ErrNoMessage: Message with an ID that is not in the store.
+	ErrNoMessage = errors.New("client: no such message")
+	// ErrClosed: the Client was closed.
+	ErrClosed = errors.New("client: closed")
+	// ErrOtherRelay: an invitation for a relay other than this client's.
+	// Version 1 introductions carry no relay URL for the reply mailbox, so
+	// both people must use the same relay.
+	ErrOtherRelay = errors.New("client: the invitation is for a different relay")
+	// ErrIdentityMismatch: the relay returned a bundle whose identity is not
+	// the one the invitation names. The relay (or whoever handed out the
+	// invitation's mailbox) is lying; nothing was added.
+	ErrIdentityMismatch = errors.New("client: the invitation's identity does not match the published keys")
+
+	// ErrDecrypt is the one outcome of an envelope that does not open:
+	// wrong key, tampering, truncation, bad padding or a content that does
+	// not parse. Such envelopes are logged without content, counted in
+	// Stats.Dropped, acknowledged and dropped.
+	ErrDecrypt = errors.New("client: envelope did not decrypt")
+	// ErrUnknownSender: an envelope that decrypted but whose sender device
+	// is not a contact (or is blocked, or wrote to another contact's
+	// mailbox). Dropped like ErrDecrypt.
+	ErrUnknownSender = errors.New("client: envelope from an unknown sender")
+	// ErrBadSignature: the sender's signature inside the envelope did not verify.
+	ErrBadSignature = errors.New("client: envelope signature did not verify")
+	// ErrInvitationUsed: an introduction for an invitation that was already
+	// used (invitations are single-use) or that this client never made.
+	ErrInvitationUsed = errors.New("client: invitation unknown or already used")
+)
+
+// ErrInvalidInvitation matches every invitation parse failure. The specific
+// failures below also match it, so callers may test either.
+var ErrInvalidInvitation = errors.New("client: invalid invitation")
+
+// Specific invitation failures; each also matches ErrInvalidInvitation.
+var (
+	// ErrInvitationPrefix: the text does not start with InvitationPrefix.
+	ErrInvitationPrefix error = &invitationError{"client: invalid invitation: not a postern invitation (want " + InvitationPrefix + "...)"}
+	// ErrInvitationEncoding: the text after the prefix is not base64url.
+	ErrInvitationEncoding error = &invitationError{"client: invalid invitation: not base64url (was it copied whole?)"}
+	// ErrInvitationTruncated: fewer bytes than the layout needs.
+	ErrInvitationTruncated error = &invitationError{"client: invalid invitation: truncated (was it copied whole?)"}
+	// ErrInvitationChecksum: the checksum does not match: a typo or damage.
+	ErrInvitationChecksum error = &invitationError{"client: invalid invitation: checksum mismatch (mistyped or damaged)"}
+)
+
+type invitationError struct{ msg string }
+
+func (e *invitationError) Error() string        { return e.msg }
+func (e *invitationError) Is(target error) bool { return target == ErrInvalidInvitation }
+
+func invitationErrorf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidInvitation}, args...)...)
+}
+
+// blockedError is the error Send returns when the recipient revoked our
+// capability. Its message names the contact, as the user must see it.
+type blockedError struct{ name string }
+
+func (e *blockedError) Error() string { return e.name + " no longer accepts messages from you" }
+func (e *blockedError) Unwrap() error { return ErrBlocked }

@@ -1,0 +1,112 @@
+package client
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/postern/postern/keys"
+	"github.com/postern/postern/protocol"
+)
+
+func testInvitation() *Invitation {
+	var id keys.Fingerprint
+	for i := range id {
+		id[i] = byte(i)
+	}
+	return &Invitation{Relay: "wss://relay.example.org", Mailbox: protocol.MailboxID{1, 2, 3}, Capability: protocol.NewCapabilityToken(), Identity: id}
+}
+
+func TestParseInvitation(t *testing.T) {
+	good := testInvitation().Code()
+	body := strings.TrimPrefix(good, InvitationPrefix)
+	flip := func(s string, i int) string {
+		b := []byte(s)
+		if b[i] == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+		return string(b)
+	}
+	tests := []struct {
+		name string
+		in   string
+		want error
+	}{
+		{"prefix", "postern-invite:2:" + body, ErrInvitationPrefix},
+		{"empty", "", ErrInvitationPrefix},
+		{"encoding", InvitationPrefix + body + "=", ErrInvitationEncoding},
+		{"truncated", good[:len(good)-10], ErrInvitationTruncated},
+		{"truncated short", good[:len(InvitationPrefix)+20], ErrInvitationTruncated},
+		{"checksum", InvitationPrefix + flip(body, 30), ErrInvitationChecksum},
+		{"checksum in sum", InvitationPrefix + flip(body, len(body)-3), ErrInvitationChecksum},
+		{"insecure relay", (&Invitation{Relay: "ws://relay.example.org", Capability: protocol.NewCapabilityToken()}).Code(), ErrInsecureRelay},
+		{"bad relay", (&Invitation{Relay: "ftp://x", Capability: protocol.NewCapabilityToken()}).Code(), ErrInvalidRelayURL},
+		{"non-canonical relay", (&Invitation{Relay: "wss://Relay.example.org/", Capability: protocol.NewCapabilityToken()}).Code(), ErrInvalidInvitation},
+		{"zero capability", (&Invitation{Relay: "wss://relay.example.org"}).Code(), ErrInvalidInvitation},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseInvitation(tt.in)
+			if !errors.Is(err, tt.want) || !errors.Is(err, ErrInvalidInvitation) {
+				t.Fatalf("err = %v, want %v (and ErrInvalidInvitation)", err, tt.want)
+			}
+		})
+	}
+	inv := testInvitation()
+	got, err := ParseInvitation("  " + inv.Code() + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Relay != inv.Relay || got.Mailbox != inv.Mailbox || !got.Capability.Equal(inv.Capability) || got.Identity != inv.Identity {
+		t.Fatalf("round trip: %+v", got)
+	}
+	if strings.Contains(got.String(), body[:10]) {
+		t.Fatal("String leaks the code")
+	}
+}
+
+func TestCheckRelayURL(t *testing.T) {
+	tests := []struct {
+		in, want string
+		err      error
+	}{
+		{"wss://relay.example.org", "wss://relay.example.org", nil},
+		{"WSS://Relay.Example.org:8443/postern/", "wss://relay.example.org:8443/postern", nil},
+		{"ws://127.0.0.1:8080", "ws://127.0.0.1:8080", nil},
+		{"ws://localhost:1", "ws://localhost:1", nil},
+		{"ws://[::1]:1", "ws://[::1]:1", nil},
+		{"ws://relay.example.org", "", ErrInsecureRelay},
+		{"https://relay.example.org", "", ErrInsecureRelay},
+		{"wss://u:p@relay.example.org", "", ErrInvalidRelayURL},
+		{"wss://relay.example.org?x=1", "", ErrInvalidRelayURL},
+		{"relay.example.org", "", ErrInvalidRelayURL},
+		{"wss://", "", ErrInvalidRelayURL},
+	}
+	for _, tt := range tests {
+		got, err := CheckRelayURL(tt.in)
+		if got != tt.want || !errors.Is(err, tt.err) {
+			t.Errorf("CheckRelayURL(%q) = %q, %v; want %q, %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func FuzzParseInvitation(f *testing.F) {
+	f.Add(testInvitation().Code())
+	f.Add(InvitationPrefix)
+	f.Add(InvitationPrefix + "AAAA")
+	f.Fuzz(func(t *testing.T, s string) {
+		inv, err := ParseInvitation(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidInvitation) {
+				t.Fatalf("error %v does not match ErrInvalidInvitation", err)
+			}
+			return
+		}
+		// Canonical: what parses re-encodes to the same text.
+		if got := inv.Code(); got != strings.TrimSpace(s) {
+			t.Fatalf("re-encoded %q, parsed from %q", got, s)
+		}
+	})
+}

@@ -1,0 +1,665 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/postern/postern/keys"
+	"github.com/postern/postern/protocol"
+)
+
+// errStoreFailed wraps a local store failure while receiving: the envelope
+// is not acknowledged, so the relay delivers it again.
+var errStoreFailed = errors.New("client: local store failed")
+
+// newMailbox creates a mailbox and a send capability for it on the relay.
+func (c *Client) newMailbox(ctx context.Context) (*conn, protocol.MailboxID, protocol.CapabilityToken, error) {
+	var mb protocol.MailboxID
+	tok := protocol.NewCapabilityToken()
+	cn, err := c.authConn(ctx)
+	if err != nil {
+		return nil, mb, tok, err
+	}
+	r, err := cn.request(ctx, &protocol.CreateMailbox{})
+	if err != nil {
+		return nil, mb, tok, fmt.Errorf("client: create mailbox: %w", err)
+	}
+	mc, ok := r.(*protocol.MailboxCreated)
+	if !ok {
+		return nil, mb, tok, unexpected(r)
+	}
+	mb = mc.Mailbox
+	if err := cn.ok(ctx, &protocol.AddCapability{Mailbox: mb, Hash: tok.Hash()}); err != nil {
+		return nil, mb, tok, fmt.Errorf("client: add capability: %w", err)
+	}
+	return cn, mb, tok, nil
+}
+
+// Invite creates a mailbox and a send capability for one new contact and
+// returns the invitation line to hand to them (a SECRET until used: anyone
+// holding it can introduce themselves once). The new contact appears after
+// their introduction arrives (Sync or Receive).
+func (c *Client) Invite(ctx context.Context) (string, error) {
+	cn, mb, tok, err := c.newMailbox(ctx)
+	if err != nil {
+		return "", err
+	}
+	now := c.now().UTC()
+	err = c.st.update(func(t *tx) error {
+		if err := t.addMailbox(mailboxRecord{ID: mb[:], Purpose: "invitation", Created: now}); err != nil {
+			return err
+		}
+		return t.put(bucketInvitations, t.s.index(bucketInvitations, tok.SecretBytes()), &invitationRecord{V: 1, Mailbox: mb[:], Created: now})
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := c.subscribe(ctx, cn, mb); err != nil && !isRefusal(err) {
+		c.log.Debug("subscribe after invite", "err", err) // the next connection subscribes
+	}
+	c.log.Info("invitation created", "mailbox", mb.Short())
+	inv := &Invitation{Relay: c.relay, Mailbox: mb, Capability: tok, Identity: c.idFP}
+	return inv.Code(), nil
+}
+
+// Accept accepts an invitation under the local name name: it fetches the
+// inviter's keys from the relay, checks that their identity is the one the
+// invitation names (ErrIdentityMismatch otherwise), adds the contact, and
+// sends them an introduction (this client's name and certificate, the
+// invitation's token, and a mailbox for their replies).
+func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error) {
+	inv, err := ParseInvitation(code)
+	if err != nil {
+		return Contact{}, err
+	}
+	if err := checkName(name); err != nil {
+		return Contact{}, err
+	}
+	if inv.Relay != c.relay {
+		return Contact{}, ErrOtherRelay
+	}
+	if inv.Identity == c.idFP {
+		return Contact{}, fmt.Errorf("%w: it is your own invitation", ErrInvalidInvitation)
+	}
+	if err := c.st.view(func(t *tx) error { return checkNewContact(t, name, inv.Identity) }); err != nil {
+		return Contact{}, err
+	}
+	r, err := c.anonRequest(ctx, &protocol.FetchBundle{Mailbox: inv.Mailbox, Capability: inv.Capability})
+	if err != nil {
+		if protocol.IsCode(err, protocol.CodeUnknownCapability) || protocol.IsCode(err, protocol.CodeCapabilityRevoked) || protocol.IsCode(err, protocol.CodeUnknownMailbox) {
+			return Contact{}, fmt.Errorf("%w: the relay does not know it (withdrawn or already used?): %w", ErrInvalidInvitation, err)
+		}
+		return Contact{}, fmt.Errorf("client: fetch bundle: %w", err)
+	}
+	b, ok := r.(*protocol.Bundle)
+	if !ok {
+		return Contact{}, unexpected(r)
+	}
+	cert, _, err := parseBundle(b.Bundle)
+	if err != nil {
+		return Contact{}, err
+	}
+	if cert.Identity.Fingerprint() != inv.Identity {
+		return Contact{}, ErrIdentityMismatch
+	}
+	cn, reply, replyCap, err := c.newMailbox(ctx)
+	if err != nil {
+		return Contact{}, err
+	}
+	now := c.now().UTC()
+	rec := &contactRecord{
+		ID: randomID(16), Name: name, Identity: inv.Identity[:],
+		Cert: cert.Bytes(), Device: fp(cert.DeviceID()),
+		SendMbx: inv.Mailbox[:], SendCap: inv.Capability.SecretBytes(),
+		RecvMbx: reply[:], RecvCap: replyCap.SecretBytes(),
+		Added: now,
+	}
+	err = c.st.update(func(t *tx) error {
+		if err := checkNewContact(t, name, inv.Identity); err != nil {
+			return err
+		}
+		if err := t.addMailbox(mailboxRecord{ID: reply[:], Purpose: "contact", Created: now}); err != nil {
+			return err
+		}
+		return t.putContact(rec)
+	})
+	if err != nil {
+		return Contact{}, err
+	}
+	if err := c.subscribe(ctx, cn, reply); err != nil && !isRefusal(err) {
+		c.log.Debug("subscribe after accept", "err", err)
+	}
+	intro := &content{
+		Type: contentIntroduction, Sender: c.devID, SentMS: uint64(now.UnixMilli()),
+		Name: c.name, Cert: c.dev.Certificate().Bytes(), ReplyMailbox: reply,
+	}
+	copy(intro.MsgID[:], randomID(msgIDSize))
+	copy(intro.Token[:], inv.Capability.SecretBytes())
+	copy(intro.ReplyCap[:], replyCap.SecretBytes())
+	if err := c.sendContent(ctx, rec, intro); err != nil {
+		// Undo, so that Accept can be retried with the same invitation.
+		c.st.update(func(t *tx) error { return t.del(bucketContacts, rec.ID) })
+		return Contact{}, err
+	}
+	c.log.Info("invitation accepted", "contact", keys.Fingerprint(inv.Identity).Short())
+	return c.contact(rec), nil
+}
+
+func fp(f keys.Fingerprint) []byte { return f[:] }
+
+func checkNewContact(t *tx, name string, id keys.Fingerprint) error {
+	cs, err := t.contacts()
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if c.Name == name {
+			return fmt.Errorf("%w: the name %q is taken", ErrContactExists, name)
+		}
+		if bytes.Equal(c.Identity, id[:]) {
+			return fmt.Errorf("%w: already a contact as %q", ErrContactExists, c.Name)
+		}
+	}
+	return nil
+}
+
+func (c *Client) contact(r *contactRecord) Contact {
+	var id keys.Fingerprint
+	copy(id[:], r.Identity)
+	return Contact{Name: r.Name, Identity: id, SafetyNumber: keys.SafetyNumber(c.idFP, id), Added: r.Added, Blocked: r.Blocked}
+}
+
+// Contacts lists the contacts, oldest first.
+func (c *Client) Contacts() ([]Contact, error) {
+	var out []Contact
+	err := c.st.view(func(t *tx) error {
+		cs, err := t.contacts()
+		for _, r := range cs {
+			out = append(out, c.contact(r))
+		}
+		return err
+	})
+	slices.SortStableFunc(out, func(a, b Contact) int {
+		if d := a.Added.Compare(b.Added); d != 0 {
+			return d
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out, err
+}
+
+func (c *Client) lookupContact(name string) (*contactRecord, error) {
+	var found *contactRecord
+	err := c.st.view(func(t *tx) error {
+		cs, err := t.contacts()
+		for _, r := range cs {
+			if r.Name == name {
+				found = r
+			}
+		}
+		return err
+	})
+	if err == nil && found == nil {
+		err = fmt.Errorf("%w: %q", ErrUnknownContact, name)
+	}
+	return found, err
+}
+
+// certificate returns the parsed certificate of a contact (cached).
+func (c *Client) certificate(r *contactRecord) (*keys.DeviceCertificate, error) {
+	var dev keys.Fingerprint
+	copy(dev[:], r.Device)
+	c.mu.Lock()
+	cert := c.certs[dev]
+	c.mu.Unlock()
+	if cert != nil {
+		return cert, nil
+	}
+	cert, err := keys.ParseDeviceCertificate(r.Cert)
+	if err != nil {
+		return nil, err
+	}
+	if cert.DeviceID() != dev {
+		return nil, errStoreCorrupt
+	}
+	c.mu.Lock()
+	c.certs[dev] = cert
+	c.mu.Unlock()
+	return cert, nil
+}
+
+// sendContent signs, seals and sends a content to a contact over the
+// unauthenticated connection, and returns once the relay holds it durably.
+func (c *Client) sendContent(ctx context.Context, r *contactRecord, ct *content) error {
+	cert, err := c.certificate(r)
+	if err != nil {
+		return err
+	}
+	var mb protocol.MailboxID
+	copy(mb[:], r.SendMbx)
+	signed, err := ct.marshalSigned(c.dev, cert.DeviceID(), mb)
+	if err != nil {
+		return err
+	}
+	env, err := sealEnvelope(cert.KEM, mb, signed)
+	if err != nil {
+		return err
+	}
+	tok, err := protocol.CapabilityTokenFromBytes(r.SendCap)
+	if err != nil {
+		return errStoreCorrupt
+	}
+	resp, err := c.anonRequest(ctx, &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env})
+	if err != nil {
+		if protocol.IsCode(err, protocol.CodeCapabilityRevoked) {
+			return &blockedError{name: r.Name}
+		}
+		return fmt.Errorf("client: send: %w", err)
+	}
+	if _, ok := resp.(*protocol.Sent); !ok {
+		return unexpected(resp)
+	}
+	return nil
+}
+
+// Send sends text to the contact named contact and stores it as an
+// outgoing message. It returns once the relay has stored the envelope
+// durably. A recipient who blocked this client gives an error matching
+// ErrBlocked ("NAME no longer accepts messages from you").
+func (c *Client) Send(ctx context.Context, contact, text string) (Message, error) {
+	if len(text) > MaxTextSize {
+		return Message{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLong, len(text), MaxTextSize)
+	}
+	if text == "" || !utf8.ValidString(text) {
+		return Message{}, ErrInvalidText
+	}
+	r, err := c.lookupContact(contact)
+	if err != nil {
+		return Message{}, err
+	}
+	now := c.now()
+	ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text}
+	copy(ct.MsgID[:], randomID(msgIDSize))
+	if err := c.sendContent(ctx, r, ct); err != nil {
+		return Message{}, err
+	}
+	m := Message{
+		ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Name, Text: text,
+		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
+	}
+	err = c.st.update(func(t *tx) error {
+		_, err := storeMessage(t, r.ID, &m)
+		return err
+	})
+	if err != nil {
+		return m, fmt.Errorf("client: sent, but not stored locally: %w", err)
+	}
+	return m, nil
+}
+
+// storeMessage stores m unless a message with its ID is stored already;
+// it reports whether it stored.
+func storeMessage(t *tx, contactID []byte, m *Message) (bool, error) {
+	idx := t.s.index(bucketMessageIDs, []byte(m.ID))
+	if t.has(bucketMessageIDs, idx) {
+		return false, nil
+	}
+	seq, err := t.bt.Bucket(bucketMessages).NextSequence()
+	if err != nil {
+		return false, err
+	}
+	key := binary.BigEndian.AppendUint64(nil, seq)
+	rec := &messageRecord{
+		V: 1, ID: m.ID, Contact: contactID, From: m.From, To: m.To, Text: m.Text,
+		Time: m.Time, Received: m.Received, Outgoing: m.Outgoing,
+	}
+	if m.relayed {
+		rec.Mailbox, rec.Envelope = m.mailbox[:], m.envelope[:]
+	}
+	if err := t.put(bucketMessages, key, rec); err != nil {
+		return false, err
+	}
+	return true, t.putRaw(bucketMessageIDs, idx, key)
+}
+
+// receiveEnvelope opens, checks and stores one delivered envelope. It
+// returns the new message, or nil and no error for a duplicate or a
+// non-message event (an introduction), or an error for an envelope that
+// must be dropped (ErrDecrypt, ErrUnknownSender, ErrBadSignature,
+// ErrInvitationUsed) or not acknowledged (errStoreFailed).
+func (c *Client) receiveEnvelope(mb protocol.MailboxID, envID protocol.EnvelopeID, env []byte) (*Message, error) {
+	now := c.now().UTC()
+	seenKey := c.st.index(bucketSeen, mb[:], envID[:])
+	ct, signed, introCert, dropErr := c.openAndCheck(mb, env)
+	var out *Message
+	err := c.st.update(func(t *tx) error {
+		if t.has(bucketSeen, seenKey) {
+			dropErr = nil // a duplicate: already stored or already dropped
+			return nil
+		}
+		// Dropped envelopes are marked seen too, so that a redelivery (an
+		// acknowledgement lost with its connection) counts as a duplicate.
+		if err := t.put(bucketSeen, seenKey, &seenRecord{At: now}); err != nil {
+			return err
+		}
+		if dropErr != nil {
+			return nil
+		}
+		cs, err := t.contacts()
+		if err != nil {
+			return err
+		}
+		switch ct.Type {
+		case contentIntroduction:
+			dropErr = c.introduce(t, cs, mb, ct, introCert, now)
+			return nil
+		case contentText:
+			var from *contactRecord
+			for _, r := range cs {
+				if bytes.Equal(r.Device, ct.Sender[:]) {
+					from = r
+				}
+			}
+			if from == nil || from.Blocked || !bytes.Equal(from.RecvMbx, mb[:]) {
+				dropErr = ErrUnknownSender
+				return nil
+			}
+			cert, err := c.certificate(from)
+			if err != nil {
+				return err
+			}
+			if cert.Signing.Verify(SealedSignatureContext, signed, ct.Signature) != nil {
+				dropErr = ErrBadSignature
+				return nil
+			}
+			m := &Message{
+				ID: localMessageID(ct.Sender, ct.MsgID), From: from.Name, To: Me, Text: ct.Text,
+				Time: time.UnixMilli(int64(min(ct.SentMS, 1<<62))).UTC(), Received: now,
+				mailbox: mb, envelope: envID, relayed: true,
+			}
+			stored, err := storeMessage(t, from.ID, m)
+			if stored {
+				out = m
+			}
+			return err
+		}
+		dropErr = ErrDecrypt
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errStoreFailed, err)
+	}
+	return out, dropErr
+}
+
+// openAndCheck does the work that needs no store: decrypt, parse and, for
+// an introduction, verify the embedded certificate and the signature (two
+// hybrid verifications, kept out of the store transaction).
+func (c *Client) openAndCheck(mb protocol.MailboxID, env []byte) (*content, []byte, *keys.DeviceCertificate, error) {
+	plain, err := openEnvelope(c.dev, mb, env)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ct, unsigned, err := parseContent(plain)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	signed := signedMessage(c.devID, mb, unsigned)
+	if ct.Type != contentIntroduction {
+		return ct, signed, nil, nil
+	}
+	cert, err := keys.ParseDeviceCertificate(ct.Cert)
+	if err != nil || cert.DeviceID() != ct.Sender {
+		return nil, nil, nil, ErrBadSignature
+	}
+	if cert.Signing.Verify(SealedSignatureContext, signed, ct.Signature) != nil {
+		return nil, nil, nil, ErrBadSignature
+	}
+	return ct, signed, cert, nil
+}
+
+// introduce adds the sender of an introduction as a contact, if it
+// carries the token of a pending invitation for the mailbox it came to.
+func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct *content, cert *keys.DeviceCertificate, now time.Time) error {
+	invKey := t.s.index(bucketInvitations, ct.Token[:])
+	var inv invitationRecord
+	ok, err := t.get(bucketInvitations, invKey, &inv)
+	if err != nil || !ok || inv.Used || !bytes.Equal(inv.Mailbox, mb[:]) {
+		return ErrInvitationUsed
+	}
+	for _, r := range cs {
+		if bytes.Equal(r.Device, ct.Sender[:]) {
+			return ErrContactExists
+		}
+	}
+	name := uniqueName(cs, ct.Name)
+	rec := &contactRecord{
+		ID: randomID(16), Name: name, Identity: fp(cert.Identity.Fingerprint()),
+		Cert: ct.Cert, Device: ct.Sender[:],
+		SendMbx: ct.ReplyMailbox[:], SendCap: ct.ReplyCap[:],
+		RecvMbx: mb[:], RecvCap: ct.Token[:],
+		Added: now,
+	}
+	if err := t.putContact(rec); err != nil {
+		return err
+	}
+	inv.Used = true
+	if err := t.put(bucketInvitations, invKey, &inv); err != nil {
+		return err
+	}
+	c.log.Info("contact added from invitation", "mailbox", mb.Short())
+	return nil
+}
+
+// uniqueName returns name, or name-2, name-3... if a contact has it.
+func uniqueName(cs []*contactRecord, name string) string {
+	taken := func(n string) bool {
+		for _, r := range cs {
+			if r.Name == n {
+				return true
+			}
+		}
+		return false
+	}
+	if !taken(name) {
+		return name
+	}
+	for i := 2; ; i++ {
+		n := name + "-" + strconv.Itoa(i)
+		if len(n) <= MaxNameSize && !taken(n) {
+			return n
+		}
+		if len(n) > MaxNameSize {
+			name = name[:len(name)-1]
+			for !utf8.ValidString(name) {
+				name = name[:len(name)-1]
+			}
+		}
+	}
+}
+
+// Sync receives everything queued for this device: it starts a fresh
+// subscription to every mailbox (reconnecting the authenticated
+// connection), waits until the relay has reported each of them drained
+// with every envelope stored and acknowledged, and returns the messages
+// that are new since the last Sync or Receive, oldest first. Introductions
+// are processed on the way: the contacts they add appear in Contacts.
+func (c *Client) Sync(ctx context.Context) ([]Message, error) {
+	c.mu.Lock()
+	g0, cur := c.gen, c.cur
+	c.mu.Unlock()
+	if cur != nil {
+		// A subscription that reported drained before now says nothing
+		// about what was queued since: start a new one.
+		cur.close()
+	}
+	for {
+		c.mu.Lock()
+		if err := c.stateErrLocked(); err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
+		if c.cur != nil && c.gen > g0 && allDrained(c.subs) {
+			msgs := c.inbox
+			c.inbox = nil
+			c.mu.Unlock()
+			return msgs, nil
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func allDrained(m map[protocol.MailboxID]bool) bool {
+	for _, d := range m {
+		if !d {
+			return false
+		}
+	}
+	return true
+}
+
+// Receive returns the next new message, already stored locally and
+// acknowledged, blocking until one arrives or ctx ends.
+func (c *Client) Receive(ctx context.Context) (Message, error) {
+	for {
+		c.mu.Lock()
+		if len(c.inbox) > 0 {
+			m := c.inbox[0]
+			c.inbox = c.inbox[1:]
+			c.mu.Unlock()
+			return m, nil
+		}
+		err, ch := c.stateErrLocked(), c.changed
+		c.mu.Unlock()
+		if err != nil {
+			return Message{}, err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return Message{}, ctx.Err()
+		}
+	}
+}
+
+// Ack deletes the relay's copy of an incoming message. Sync and Receive
+// already acknowledge every envelope once it is stored; Ack is idempotent
+// and does nothing for outgoing messages.
+func (c *Client) Ack(ctx context.Context, m Message) error {
+	if !m.relayed {
+		var rec messageRecord
+		err := c.st.view(func(t *tx) error {
+			key, err := t.getRaw(bucketMessageIDs, t.s.index(bucketMessageIDs, []byte(m.ID)))
+			if err != nil || key == nil {
+				return err
+			}
+			_, err = t.get(bucketMessages, key, &rec)
+			return err
+		})
+		if err != nil || len(rec.Envelope) != 16 {
+			return err
+		}
+		copy(m.mailbox[:], rec.Mailbox)
+		copy(m.envelope[:], rec.Envelope)
+	}
+	cn, err := c.authConn(ctx)
+	if err != nil {
+		return err
+	}
+	return cn.ok(ctx, &protocol.Ack{Mailbox: m.mailbox, IDs: []protocol.EnvelopeID{m.envelope}})
+}
+
+func (c *Client) messageFromRecord(r *messageRecord) Message {
+	m := Message{ID: r.ID, From: r.From, To: r.To, Text: r.Text, Time: r.Time, Received: r.Received, Outgoing: r.Outgoing}
+	if len(r.Mailbox) == 16 && len(r.Envelope) == 16 {
+		copy(m.mailbox[:], r.Mailbox)
+		copy(m.envelope[:], r.Envelope)
+		m.relayed = true
+	}
+	return m
+}
+
+// Inbox returns every stored message, incoming and outgoing, in the order
+// they were stored (oldest first).
+func (c *Client) Inbox() ([]Message, error) {
+	var out []Message
+	err := c.st.view(func(t *tx) error {
+		return t.each(bucketMessages, func(_, p []byte) error {
+			var r messageRecord
+			if err := json.Unmarshal(p, &r); err != nil {
+				return errStoreCorrupt
+			}
+			out = append(out, c.messageFromRecord(&r))
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Message returns the stored message with the given ID (ErrNoMessage).
+func (c *Client) Message(id string) (Message, error) {
+	var r messageRecord
+	var found bool
+	err := c.st.view(func(t *tx) error {
+		key, err := t.getRaw(bucketMessageIDs, t.s.index(bucketMessageIDs, []byte(id)))
+		if err != nil || key == nil {
+			return err
+		}
+		found, err = t.get(bucketMessages, key, &r)
+		return err
+	})
+	if err != nil {
+		return Message{}, err
+	}
+	if !found {
+		return Message{}, ErrNoMessage
+	}
+	return c.messageFromRecord(&r), nil
+}
+
+// Block stops the contact named contact from writing to this client: the
+// relay revokes the capability they send with (they get ErrBlocked), and
+// anything still arriving from them is dropped.
+func (c *Client) Block(ctx context.Context, contact string) error {
+	r, err := c.lookupContact(contact)
+	if err != nil {
+		return err
+	}
+	tok, err := protocol.CapabilityTokenFromBytes(r.RecvCap)
+	if err != nil {
+		return errStoreCorrupt
+	}
+	var mb protocol.MailboxID
+	copy(mb[:], r.RecvMbx)
+	cn, err := c.authConn(ctx)
+	if err != nil {
+		return err
+	}
+	if err := cn.ok(ctx, &protocol.RevokeCapability{Mailbox: mb, Hash: tok.Hash()}); err != nil {
+		return fmt.Errorf("client: block: %w", err)
+	}
+	return c.st.update(func(t *tx) error {
+		var rec contactRecord
+		ok, err := t.get(bucketContacts, r.ID, &rec)
+		if err != nil || !ok {
+			return err
+		}
+		rec.Blocked = true
+		return t.putContact(&rec)
+	})
+}

@@ -1,0 +1,303 @@
+package client
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"unicode/utf8"
+
+	"github.com/postern/postern/keys"
+	"github.com/postern/postern/protocol"
+)
+
+// Labels and limits of sealed envelopes (SPEC-client.md "Sealed envelopes").
+const (
+	// SealedInfo is the HPKE info of every sealed envelope.
+	SealedInfo = protocol.LabelPrefix + "sealed"
+	// SealedSignatureContext is the signature context of the sender's
+	// signature inside a sealed envelope.
+	SealedSignatureContext = "sealed"
+	// MaxTextSize is the largest message text, in bytes of UTF-8.
+	MaxTextSize = 16 << 10
+	// MaxNameSize is the largest person or contact name, in bytes of UTF-8.
+	MaxNameSize = 64
+
+	messageIDLabel = protocol.LabelPrefix + "message-id"
+)
+
+// Content types inside a sealed envelope.
+const (
+	contentText         byte = 0x01
+	contentIntroduction byte = 0x02
+)
+
+const (
+	msgIDSize      = 16
+	padHeaderSize  = 4
+	sealedOverhead = protocol.EnvelopeHeaderSize + keys.SealOverhead + padHeaderSize
+	// minContentSize: type, sender, the smallest body (an empty text),
+	// signature length and signature.
+	minContentSize = 1 + keys.FingerprintSize + msgIDSize + 8 + 4 + 2 + keys.SignatureSize
+)
+
+// content is a parsed sealed-envelope content (SPEC-client.md).
+type content struct {
+	Type   byte
+	Sender keys.Fingerprint // sender device ID
+	MsgID  [msgIDSize]byte
+	SentMS uint64 // sender's clock, Unix milliseconds
+
+	Text string // contentText
+
+	// contentIntroduction
+	Name         string
+	Cert         []byte
+	Token        [32]byte
+	ReplyMailbox protocol.MailboxID
+	ReplyCap     [32]byte
+
+	Signature []byte
+}
+
+// appendUnsigned encodes the content without its signature fields: the
+// bytes the sender signs (after the recipient device ID and mailbox).
+func (c *content) appendUnsigned(b []byte) ([]byte, error) {
+	b = append(b, c.Type)
+	b = append(b, c.Sender[:]...)
+	b = append(b, c.MsgID[:]...)
+	b = binary.BigEndian.AppendUint64(b, c.SentMS)
+	switch c.Type {
+	case contentText:
+		if len(c.Text) > MaxTextSize {
+			return nil, ErrTooLong
+		}
+		b = binary.BigEndian.AppendUint32(b, uint32(len(c.Text)))
+		b = append(b, c.Text...)
+	case contentIntroduction:
+		if len(c.Name) > MaxNameSize || len(c.Cert) != keys.DeviceCertificateSize {
+			return nil, ErrInvalidName
+		}
+		b = binary.BigEndian.AppendUint16(b, uint16(len(c.Name)))
+		b = append(b, c.Name...)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(c.Cert)))
+		b = append(b, c.Cert...)
+		b = append(b, c.Token[:]...)
+		b = append(b, c.ReplyMailbox[:]...)
+		b = append(b, c.ReplyCap[:]...)
+	default:
+		return nil, ErrDecrypt
+	}
+	return b, nil
+}
+
+// signedMessage is what the sender signs: recipient device ID || mailbox
+// ID || content without its signature. Binding the recipient device and
+// the mailbox stops a recipient from forwarding a signed content to a third
+// party as if it had been written to them.
+func signedMessage(recipient keys.Fingerprint, mailbox protocol.MailboxID, unsigned []byte) []byte {
+	m := make([]byte, 0, len(recipient)+len(mailbox)+len(unsigned))
+	m = append(m, recipient[:]...)
+	m = append(m, mailbox[:]...)
+	return append(m, unsigned...)
+}
+
+type contentSigner interface {
+	Sign(context string, msg []byte) ([]byte, error)
+}
+
+// marshalSigned encodes c and signs it for recipient and mailbox.
+func (c *content) marshalSigned(s contentSigner, recipient keys.Fingerprint, mailbox protocol.MailboxID) ([]byte, error) {
+	unsigned, err := c.appendUnsigned(make([]byte, 0, 64+len(c.Text)+len(c.Cert)+keys.SignatureSize))
+	if err != nil {
+		return nil, err
+	}
+	sig, err := s.Sign(SealedSignatureContext, signedMessage(recipient, mailbox, unsigned))
+	if err != nil {
+		return nil, err
+	}
+	c.Signature = sig
+	out := binary.BigEndian.AppendUint16(unsigned, uint16(len(sig)))
+	return append(out, sig...), nil
+}
+
+// parseContent decodes a content: exact lengths, no trailing bytes, every
+// size capped. It returns the content and the unsigned prefix. Every
+// failure is ErrDecrypt: to the sender nothing distinguishes a bad
+// decryption from a bad parse.
+func parseContent(b []byte) (*content, []byte, error) {
+	if len(b) < minContentSize {
+		return nil, nil, ErrDecrypt
+	}
+	r := &reader{b: b}
+	c := &content{Type: r.u8()}
+	r.array(c.Sender[:])
+	r.array(c.MsgID[:])
+	c.SentMS = r.u64()
+	switch c.Type {
+	case contentText:
+		n := r.u32()
+		if n > MaxTextSize {
+			return nil, nil, ErrDecrypt
+		}
+		c.Text = string(r.take(int(n)))
+		if !utf8.ValidString(c.Text) {
+			return nil, nil, ErrDecrypt
+		}
+	case contentIntroduction:
+		n := int(r.u16())
+		if n > MaxNameSize {
+			return nil, nil, ErrDecrypt
+		}
+		c.Name = string(r.take(n))
+		if r.ok() && checkName(c.Name) != nil {
+			return nil, nil, ErrDecrypt
+		}
+		if int(r.u16()) != keys.DeviceCertificateSize {
+			return nil, nil, ErrDecrypt
+		}
+		c.Cert = bytes.Clone(r.take(keys.DeviceCertificateSize))
+		r.array(c.Token[:])
+		r.array(c.ReplyMailbox[:])
+		r.array(c.ReplyCap[:])
+	default:
+		return nil, nil, ErrDecrypt
+	}
+	unsignedLen := len(b) - len(r.b)
+	if int(r.u16()) != keys.SignatureSize {
+		return nil, nil, ErrDecrypt
+	}
+	c.Signature = bytes.Clone(r.take(keys.SignatureSize))
+	if !r.ok() || len(r.b) != 0 {
+		return nil, nil, ErrDecrypt
+	}
+	return c, b[:unsignedLen], nil
+}
+
+// sealedAAD is the additional data of a sealed envelope: its two header
+// bytes and the recipient mailbox, so that an envelope moved to another
+// mailbox, or relabelled as another kind, does not open.
+func sealedAAD(hdr []byte, mailbox protocol.MailboxID) []byte {
+	return append(append(make([]byte, 0, len(hdr)+len(mailbox)), hdr...), mailbox[:]...)
+}
+
+// sealEnvelope pads content and seals it to rcpt for mailbox. The result
+// is exactly one padding bucket long.
+func sealEnvelope(rcpt *keys.Recipient, mailbox protocol.MailboxID, content []byte) ([]byte, error) {
+	size, err := protocol.BucketFor(sealedOverhead + len(content))
+	if err != nil {
+		return nil, ErrTooLong
+	}
+	p := make([]byte, size-protocol.EnvelopeHeaderSize-keys.SealOverhead)
+	binary.BigEndian.PutUint32(p, uint32(len(content)))
+	copy(p[padHeaderSize:], content)
+	hdr := []byte{protocol.Version, byte(protocol.KindSealed)}
+	ct, err := rcpt.Seal([]byte(SealedInfo), sealedAAD(hdr, mailbox), p)
+	if err != nil {
+		return nil, err
+	}
+	env := append(hdr, ct...)
+	if len(env) != size {
+		return nil, ErrDecrypt // unreachable: Seal's overhead is fixed
+	}
+	return env, nil
+}
+
+type envelopeOpener interface {
+	Open(info, aad, sealed []byte) ([]byte, error)
+}
+
+// openEnvelope opens a sealed envelope delivered to mailbox and returns its
+// content (unpadded, not yet parsed). Every failure is ErrDecrypt.
+func openEnvelope(o envelopeOpener, mailbox protocol.MailboxID, env []byte) ([]byte, error) {
+	if protocol.CheckEnvelope(env) != nil || env[1] != byte(protocol.KindSealed) || len(env) < sealedOverhead {
+		return nil, ErrDecrypt
+	}
+	hdr := env[:protocol.EnvelopeHeaderSize]
+	p, err := o.Open([]byte(SealedInfo), sealedAAD(hdr, mailbox), env[protocol.EnvelopeHeaderSize:])
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return unpad(p)
+}
+
+// unpad checks and strips the padding of a sealed plaintext: u32 content
+// length, content, then zero bytes only.
+func unpad(p []byte) ([]byte, error) {
+	if len(p) < padHeaderSize {
+		return nil, ErrDecrypt
+	}
+	n := binary.BigEndian.Uint32(p)
+	if uint64(n) > uint64(len(p)-padHeaderSize) {
+		return nil, ErrDecrypt
+	}
+	c, pad := p[padHeaderSize:padHeaderSize+int(n)], p[padHeaderSize+int(n):]
+	var acc byte
+	for _, x := range pad {
+		acc |= x
+	}
+	if acc != 0 {
+		return nil, ErrDecrypt
+	}
+	return c, nil
+}
+
+// localMessageID is the short ID both sides show for a message: 16 hex
+// digits of SHA-256(label || sender device ID || message ID). Hashing the
+// sender's device in means one contact cannot pick IDs that collide with
+// another contact's messages.
+func localMessageID(sender keys.Fingerprint, msgID [msgIDSize]byte) string {
+	h := sha256.New()
+	h.Write([]byte(messageIDLabel))
+	h.Write(sender[:])
+	h.Write(msgID[:])
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// reader decodes big-endian fields, remembering the first failure.
+type reader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *reader) take(n int) []byte {
+	if r.bad || n < 0 || len(r.b) < n {
+		r.bad = true
+		return nil
+	}
+	out := r.b[:n:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) ok() bool { return !r.bad }
+
+func (r *reader) array(dst []byte) { copy(dst, r.take(len(dst))) }
+
+func (r *reader) u8() byte {
+	if b := r.take(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
+func (r *reader) u16() uint16 {
+	if b := r.take(2); b != nil {
+		return binary.BigEndian.Uint16(b)
+	}
+	return 0
+}
+
+func (r *reader) u32() uint32 {
+	if b := r.take(4); b != nil {
+		return binary.BigEndian.Uint32(b)
+	}
+	return 0
+}
+
+func (r *reader) u64() uint64 {
+	if b := r.take(8); b != nil {
+		return binary.BigEndian.Uint64(b)
+	}
+	return 0
+}

@@ -1,0 +1,347 @@
+package client
+
+import (
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Store layout (SPEC-client.md "Local state"). Every value is
+// XChaCha20-Poly1305(store key, random nonce, AAD = bucket || key); keys
+// are keyed HMACs or random IDs, never names.
+var (
+	bucketMeta        = []byte("meta")
+	bucketContacts    = []byte("contacts")
+	bucketMessages    = []byte("messages")
+	bucketMessageIDs  = []byte("message-ids")
+	bucketSeen        = []byte("seen")
+	bucketInvitations = []byte("invitations")
+	bucketPrekeys     = []byte("prekeys")
+
+	allBuckets = [][]byte{bucketMeta, bucketContacts, bucketMessages, bucketMessageIDs, bucketSeen, bucketInvitations, bucketPrekeys}
+)
+
+const (
+	storeKeySize = 32
+	// lockTimeout is how long a transaction waits for the store file lock
+	// held by another process on the same home (e.g. `postern listen`).
+	lockTimeout = 10 * time.Second
+
+	storeEncLabel   = "postern.v1 store-encrypt"
+	storeIndexLabel = "postern.v1 store-index"
+)
+
+// errStoreCorrupt: a value that does not decrypt or decode.
+var errStoreCorrupt = errors.New("client: local store value does not decrypt (corrupted store or wrong key)")
+
+// store is the encrypted bbolt file. It never keeps the file open between
+// transactions, so that several processes can share one home: each
+// transaction opens the file (waiting up to lockTimeout for the lock),
+// runs, and closes it.
+type store struct {
+	path string
+	aead interface {
+		Seal(dst, nonce, plaintext, ad []byte) []byte
+		Open(dst, nonce, ciphertext, ad []byte) ([]byte, error)
+	}
+	macKey []byte
+	mu     sync.Mutex // one transaction at a time in this process
+}
+
+func newStore(path string, key []byte) (*store, error) {
+	if len(key) != storeKeySize {
+		return nil, errStoreCorrupt
+	}
+	enc, err := hkdf.Key(sha256.New, key, nil, storeEncLabel, chacha20poly1305.KeySize)
+	if err != nil {
+		return nil, err
+	}
+	mac, err := hkdf.Key(sha256.New, key, nil, storeIndexLabel, 32)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := chacha20poly1305.NewX(enc)
+	if err != nil {
+		return nil, err
+	}
+	return &store{path: path, aead: aead, macKey: mac}, nil
+}
+
+// tx is one store transaction with encrypting accessors.
+type tx struct {
+	s  *store
+	bt *bolt.Tx
+}
+
+func (s *store) open(readOnly bool) (*bolt.DB, error) {
+	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: lockTimeout, ReadOnly: readOnly})
+	if err != nil {
+		return nil, fmt.Errorf("client: open local store: %w", err)
+	}
+	return db, nil
+}
+
+// update runs fn in a read-write transaction, committed (fsync) before it
+// returns nil.
+func (s *store) update(fn func(*tx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	db, err := s.open(false)
+	if err != nil {
+		return err
+	}
+	err = db.Update(func(bt *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := bt.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return fn(&tx{s: s, bt: bt})
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// view runs fn in a read-only transaction.
+func (s *store) view(fn func(*tx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	db, err := s.open(true)
+	if err != nil {
+		return err
+	}
+	err = db.View(func(bt *bolt.Tx) error { return fn(&tx{s: s, bt: bt}) })
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// index returns the store key for a lookup value: HMAC-SHA-256(index key,
+// bucket || 0x00 || part...), truncated to 16 bytes.
+func (s *store) index(bucket []byte, parts ...[]byte) []byte {
+	m := hmac.New(sha256.New, s.macKey)
+	m.Write(bucket)
+	m.Write([]byte{0})
+	for _, p := range parts {
+		var l [2]byte
+		l[0], l[1] = byte(len(p)>>8), byte(len(p))
+		m.Write(l[:])
+		m.Write(p)
+	}
+	return m.Sum(nil)[:16]
+}
+
+func ad(bucket, key []byte) []byte {
+	return append(append(make([]byte, 0, len(bucket)+1+len(key)), bucket...), append([]byte{0}, key...)...)
+}
+
+func (t *tx) putRaw(bucket, key, val []byte) error {
+	nonce := make([]byte, chacha20poly1305.NonceSizeX, chacha20poly1305.NonceSizeX+len(val)+chacha20poly1305.Overhead)
+	rand.Read(nonce)
+	return t.bt.Bucket(bucket).Put(key, t.s.aead.Seal(nonce, nonce, val, ad(bucket, key)))
+}
+
+func (t *tx) decrypt(bucket, key, v []byte) ([]byte, error) {
+	if len(v) < chacha20poly1305.NonceSizeX+chacha20poly1305.Overhead {
+		return nil, errStoreCorrupt
+	}
+	p, err := t.s.aead.Open(nil, v[:chacha20poly1305.NonceSizeX], v[chacha20poly1305.NonceSizeX:], ad(bucket, key))
+	if err != nil {
+		return nil, errStoreCorrupt
+	}
+	return p, nil
+}
+
+// getRaw returns the decrypted value, or nil if there is none.
+func (t *tx) getRaw(bucket, key []byte) ([]byte, error) {
+	b := t.bt.Bucket(bucket)
+	if b == nil {
+		return nil, nil
+	}
+	v := b.Get(key)
+	if v == nil {
+		return nil, nil
+	}
+	return t.decrypt(bucket, key, v)
+}
+
+func (t *tx) put(bucket, key []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return t.putRaw(bucket, key, b)
+}
+
+// get decodes the value into v and reports whether there was one.
+func (t *tx) get(bucket, key []byte, v any) (bool, error) {
+	p, err := t.getRaw(bucket, key)
+	if err != nil || p == nil {
+		return false, err
+	}
+	if err := json.Unmarshal(p, v); err != nil {
+		return false, errStoreCorrupt
+	}
+	return true, nil
+}
+
+func (t *tx) has(bucket, key []byte) bool {
+	b := t.bt.Bucket(bucket)
+	return b != nil && b.Get(key) != nil
+}
+
+func (t *tx) del(bucket, key []byte) error { return t.bt.Bucket(bucket).Delete(key) }
+
+// each decodes every value of bucket in key order, calling fn with a fresh
+// value from newV; fn returning errStop ends the walk without error.
+func (t *tx) each(bucket []byte, fn func(key, plain []byte) error) error {
+	b := t.bt.Bucket(bucket)
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		p, err := t.decrypt(bucket, k, v)
+		if err != nil {
+			return err
+		}
+		if err := fn(k, p); err != nil {
+			if err == errStop {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+var errStop = errors.New("stop")
+
+// ---- records (JSON inside the encryption; a local format, not wire) ----
+
+type profileRecord struct {
+	V        int       `json:"v"`
+	Name     string    `json:"name"`
+	Relay    string    `json:"relay"`
+	Identity []byte    `json:"identity"` // identity fingerprint
+	Device   []byte    `json:"device"`   // device ID
+	Created  time.Time `json:"created"`
+	Enrolled bool      `json:"enrolled"`
+}
+
+type mailboxRecord struct {
+	ID      []byte    `json:"id"`
+	Purpose string    `json:"purpose"` // "default", "invitation", "contact"
+	Created time.Time `json:"created"`
+}
+
+type mailboxesRecord struct {
+	V    int             `json:"v"`
+	List []mailboxRecord `json:"list"`
+}
+
+type contactRecord struct {
+	V        int       `json:"v"`
+	ID       []byte    `json:"id"` // random, the record key
+	Name     string    `json:"name"`
+	Identity []byte    `json:"identity"`
+	Cert     []byte    `json:"cert"` // the contact device's certificate
+	Device   []byte    `json:"device"`
+	SendMbx  []byte    `json:"send_mailbox"` // the contact's mailbox we write to
+	SendCap  []byte    `json:"send_cap"`
+	RecvMbx  []byte    `json:"recv_mailbox"` // our mailbox the contact writes to
+	RecvCap  []byte    `json:"recv_cap"`
+	Added    time.Time `json:"added"`
+	Blocked  bool      `json:"blocked,omitempty"`
+}
+
+type messageRecord struct {
+	V        int       `json:"v"`
+	ID       string    `json:"id"`
+	Contact  []byte    `json:"contact"` // contact record ID
+	From     string    `json:"from"`
+	To       string    `json:"to"`
+	Text     string    `json:"text"`
+	Time     time.Time `json:"time"`
+	Received time.Time `json:"received"`
+	Outgoing bool      `json:"outgoing,omitempty"`
+	Mailbox  []byte    `json:"mailbox,omitempty"`  // incoming: where it arrived
+	Envelope []byte    `json:"envelope,omitempty"` // incoming: relay envelope ID
+}
+
+type invitationRecord struct {
+	V       int       `json:"v"`
+	Mailbox []byte    `json:"mailbox"`
+	Created time.Time `json:"created"`
+	Used    bool      `json:"used,omitempty"`
+}
+
+type seenRecord struct {
+	At time.Time `json:"at"`
+}
+
+var (
+	keyProfile   = []byte("profile")
+	keyMailboxes = []byte("mailboxes")
+)
+
+func (t *tx) profile() (*profileRecord, error) {
+	var p profileRecord
+	ok, err := t.get(bucketMeta, t.s.index(bucketMeta, keyProfile), &p)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrNotInitialised
+	}
+	return &p, nil
+}
+
+func (t *tx) putProfile(p *profileRecord) error {
+	p.V = 1
+	return t.put(bucketMeta, t.s.index(bucketMeta, keyProfile), p)
+}
+
+func (t *tx) mailboxes() ([]mailboxRecord, error) {
+	var m mailboxesRecord
+	_, err := t.get(bucketMeta, t.s.index(bucketMeta, keyMailboxes), &m)
+	return m.List, err
+}
+
+func (t *tx) addMailbox(m mailboxRecord) error {
+	list, err := t.mailboxes()
+	if err != nil {
+		return err
+	}
+	return t.put(bucketMeta, t.s.index(bucketMeta, keyMailboxes), &mailboxesRecord{V: 1, List: append(list, m)})
+}
+
+func (t *tx) contacts() ([]*contactRecord, error) {
+	var out []*contactRecord
+	err := t.each(bucketContacts, func(_, p []byte) error {
+		c := new(contactRecord)
+		if err := json.Unmarshal(p, c); err != nil {
+			return errStoreCorrupt
+		}
+		out = append(out, c)
+		return nil
+	})
+	return out, err
+}
+
+func (t *tx) putContact(c *contactRecord) error {
+	c.V = 1
+	return t.put(bucketContacts, c.ID, c)
+}

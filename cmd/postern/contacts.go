@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/postern/postern/client"
+)
+
+var inviteCmd = &command{
+	name:  "invite",
+	usage: "invite",
+	help: `Print an invitation: one line to give to the person you want to talk to,
+who accepts it with 'postern accept'. Only the line is printed, so it can be
+redirected to a file or piped. Anyone who holds the line can become your
+contact: give it over a channel you trust.`,
+	run: runInvite,
+}
+
+func runInvite(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	if _, err := parseN(fs, cmd, args); err != nil {
+		return err
+	}
+	cl, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	code, err := cl.Invite(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(c.stdout, code)
+	return err
+}
+
+var acceptCmd = &command{
+	name:  "accept",
+	usage: "accept CODE|- --as NAME",
+	help: `Accept an invitation printed by someone's 'postern invite' and save them as
+the contact NAME. With - the invitation is read from standard input, which
+keeps it out of the shell history and the process list.
+
+Then compare safety numbers: 'postern whoami --contact NAME'.`,
+	run: runAccept,
+}
+
+func runAccept(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	as := fs.String("as", "", "")
+	pos, err := parseN(fs, cmd, args, "CODE")
+	if err != nil {
+		return err
+	}
+	if *as == "" {
+		return usagef(cmd, "missing --as NAME")
+	}
+	code := pos[0]
+	if code == "-" {
+		b, err := io.ReadAll(io.LimitReader(c.stdin, 64<<10))
+		if err != nil {
+			return fmt.Errorf("reading the invitation: %w", err)
+		}
+		code = string(b)
+	}
+	code = strings.TrimSpace(code)
+	if code == "" {
+		return usagef(cmd, "empty invitation")
+	}
+	cl, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ct, err := cl.Accept(ctx, code, *as)
+	if err != nil {
+		return err
+	}
+	name := safe(ct.Name, false)
+	fmt.Fprintf(c.stdout, "Added %s.\n", name)
+	fmt.Fprintf(c.stdout, "Safety number: %s\n", ct.SafetyNumber)
+	fmt.Fprintf(c.stdout, "Compare it with %s's, in person or on a call: postern whoami --contact %s\n", name, name)
+	return nil
+}
+
+var blockCmd = &command{
+	name:  "block",
+	usage: "block NAME",
+	help: `Stop the contact NAME from sending to you: the relay refuses their messages
+from now on, and they are told that you no longer accept messages from them.`,
+	run: runBlock,
+}
+
+func runBlock(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	pos, err := parseN(fs, cmd, args, "NAME")
+	if err != nil {
+		return err
+	}
+	cl, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.Block(ctx, pos[0]); err != nil {
+		if errors.Is(err, client.ErrUnknownContact) {
+			return unknownContact(pos[0], err)
+		}
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Blocked %s.\n", safe(pos[0], false))
+	return nil
+}
+
+var contactsCmd = &command{
+	name:  "contacts",
+	usage: "contacts [--json]",
+	help:  `List your contacts with their safety numbers and when they were added.`,
+	run:   runContacts,
+}
+
+func runContacts(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	asJSON := fs.Bool("json", false, "")
+	if _, err := parseN(fs, cmd, args); err != nil {
+		return err
+	}
+	cl, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	cts, err := cl.Contacts()
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := make([]jsonContact, 0, len(cts))
+		for _, ct := range cts {
+			out = append(out, toJSONContact(ct))
+		}
+		return writeJSON(c.stdout, out)
+	}
+	if len(cts) == 0 {
+		fmt.Fprintln(c.stdout, "No contacts yet. Exchange invitations with 'postern invite' and 'postern accept'.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSAFETY NUMBER\tADDED")
+	for _, ct := range cts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", safe(ct.Name, false), ct.SafetyNumber, ct.Added.Local().Format(tableTime))
+	}
+	return tw.Flush()
+}
+
+// jsonContact is a contact in --json output.
+type jsonContact struct {
+	Name         string `json:"name"`
+	Identity     string `json:"identity"`
+	SafetyNumber string `json:"safety_number"`
+	Added        string `json:"added"`
+}
+
+func toJSONContact(ct client.Contact) jsonContact {
+	return jsonContact{
+		Name:         ct.Name,
+		Identity:     ct.Identity.String(),
+		SafetyNumber: ct.SafetyNumber,
+		Added:        rfc3339(ct.Added),
+	}
+}
+
+// findContact returns the contact called name.
+func findContact(cl *client.Client, name string) (client.Contact, error) {
+	cts, err := cl.Contacts()
+	if err != nil {
+		return client.Contact{}, err
+	}
+	for _, ct := range cts {
+		if ct.Name == name {
+			return ct, nil
+		}
+	}
+	return client.Contact{}, unknownContact(name, client.ErrUnknownContact)
+}
+
+func unknownContact(name string, err error) error {
+	return &cliError{
+		msg:  fmt.Sprintf("no contact named %q", name),
+		hint: "list your contacts with: postern contacts",
+		err:  err,
+	}
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+)
+
+// version is set at release with -ldflags "-X main.version=vX.Y.Z"; else
+// the module version from the build information is used.
+var version = ""
+
+const usageText = `postern is the command-line client of Postern, an end-to-end encrypted
+messenger.
+
+Usage:
+  postern [--home DIR] COMMAND [ARGS]
+
+Setting up:
+  init --relay URL --name NAME [--invite CODE]
+                          create your identity and enrol this device on a relay
+  whoami [--json] [--contact NAME]
+                          show your name, relay, identity and device, or a
+                          contact's safety number
+
+Contacts:
+  invite                  print an invitation line to give to someone
+  accept CODE|- --as NAME
+                          accept an invitation and save its sender as NAME
+  contacts [--json]       list contacts with their safety numbers
+  block NAME              refuse further messages from a contact
+
+Messages:
+  send NAME TEXT...|-     send a message (- reads it from standard input)
+  sync                    fetch new messages and print how many arrived
+  inbox [--json]          list messages
+  read ID [--json]        show one message
+  listen [--json]         stay connected and print messages as they arrive
+
+  help [COMMAND]          show this help, or a command's
+  version                 print the version
+
+Flags, accepted before or after the arguments:
+  --home DIR              where keys and messages are kept
+                          (default: $POSTERN_HOME, else ~/.postern)
+  -v, --verbose           log what happens to standard error
+
+Environment:
+  POSTERN_HOME            the default for --home
+  POSTERN_PASSPHRASE      the passphrase of the key files; when it is unset,
+                          postern asks on the terminal
+
+Exit status: 0 on success, 1 on failure, 2 for a wrong command line.
+`
+
+var helpCmd = &command{
+	name:  "help",
+	usage: "help [COMMAND]",
+	help:  `Show the list of commands, or the details of one.`,
+	run:   runHelp,
+}
+
+func runHelp(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	pos, err := parse(fs, cmd, args)
+	if err != nil {
+		return err
+	}
+	switch len(pos) {
+	case 0:
+		fmt.Fprint(c.stdout, usageText)
+		return nil
+	case 1:
+		target := lookupCommand(pos[0])
+		if target == nil {
+			return usagef(nil, "unknown command %q", pos[0])
+		}
+		printCommandHelp(c.stdout, target)
+		return nil
+	}
+	return usagef(cmd, "too many arguments")
+}
+
+func printCommandHelp(w io.Writer, cmd *command) {
+	fmt.Fprintf(w, "usage: postern %s\n\n%s\n", cmd.usage, cmd.help)
+}
+
+var versionCmd = &command{
+	name:  "version",
+	usage: "version",
+	help:  `Print the version of postern and of the Go toolchain that built it.`,
+	run:   runVersion,
+}
+
+func runVersion(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	if _, err := parseN(fs, cmd, args); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(c.stdout, "postern %s (%s %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return err
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

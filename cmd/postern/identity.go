@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/postern/postern/client"
+)
+
+var initCmd = &command{
+	name:  "init",
+	usage: "init --relay URL --name NAME [--invite CODE]",
+	help: `Create a new identity in the home directory and enrol this device on the
+relay at URL (wss://…; ws:// only to a loopback address). NAME is how you
+introduce yourself in invitations. --invite passes the relay's enrolment
+invite code, when its operator requires one.
+
+The passphrase is asked twice on the terminal, or taken from
+POSTERN_PASSPHRASE. It protects the key files; there is no way to recover
+it.`,
+	run: runInit,
+}
+
+func runInit(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	relayURL := fs.String("relay", "", "")
+	name := fs.String("name", "", "")
+	invite := fs.String("invite", "", "")
+	if _, err := parseN(fs, cmd, args); err != nil {
+		return err
+	}
+	switch {
+	case *relayURL == "":
+		return usagef(cmd, "missing --relay URL")
+	case *name == "":
+		return usagef(cmd, "missing --name NAME")
+	}
+	home, err := c.homeDir()
+	if err != nil {
+		return err
+	}
+	passphrase, err := c.passphrase(true)
+	if err != nil {
+		return err
+	}
+	c.relayURL = *relayURL
+	opts := c.options()
+	opts.Invite = *invite
+	cl, err := client.Init(ctx, home, passphrase, *relayURL, *name, opts)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	w := cl.Whoami()
+	fmt.Fprintf(c.stdout, "Created the identity of %s in %s.\n", safe(w.Name, false), home)
+	printWhoami(c, w)
+	fmt.Fprintf(c.stdout, "Next: 'postern invite' prints an invitation to give to a contact.\n")
+	return nil
+}
+
+var whoamiCmd = &command{
+	name:  "whoami",
+	usage: "whoami [--json] [--contact NAME]",
+	help: `Show your name, your relay, your identity fingerprint and this device's ID.
+With --contact, show that contact's identity fingerprint and safety number
+instead: compare the safety number with your contact's, in person or on a
+call, to make sure no one stands between you.`,
+	run: runWhoami,
+}
+
+func runWhoami(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	asJSON := fs.Bool("json", false, "")
+	contact := fs.String("contact", "", "")
+	if _, err := parseN(fs, cmd, args); err != nil {
+		return err
+	}
+	cl, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if *contact != "" {
+		ct, err := findContact(cl, *contact)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(c.stdout, toJSONContact(ct))
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 0, 1, ' ', 0)
+		fmt.Fprintf(tw, "contact:\t%s\n", safe(ct.Name, false))
+		fmt.Fprintf(tw, "identity:\t%s\n", ct.Identity)
+		fmt.Fprintf(tw, "safety number:\t%s\n", ct.SafetyNumber)
+		fmt.Fprintf(tw, "added:\t%s\n", ct.Added.Local().Format(fullTime))
+		return tw.Flush()
+	}
+	w := cl.Whoami()
+	if *asJSON {
+		return writeJSON(c.stdout, struct {
+			Name     string `json:"name"`
+			Relay    string `json:"relay"`
+			Identity string `json:"identity"`
+			Device   string `json:"device"`
+		}{w.Name, w.Relay, w.Identity.String(), w.Device.String()})
+	}
+	printWhoami(c, w)
+	return nil
+}
+
+func printWhoami(c *cli, w client.Whoami) {
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 1, ' ', 0)
+	fmt.Fprintf(tw, "name:\t%s\n", safe(w.Name, false))
+	fmt.Fprintf(tw, "relay:\t%s\n", safe(w.Relay, false))
+	fmt.Fprintf(tw, "identity:\t%s\n", w.Identity)
+	fmt.Fprintf(tw, "device:\t%s\n", w.Device)
+	tw.Flush()
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+var listenCmd = &command{
+	name:  "listen",
+	usage: "listen [--json]",
+	help: `Stay connected to the relay and print each new message as it arrives, one
+line each: time, sender and text (newlines shown as \n). --json prints one
+JSON object a line, as in 'postern inbox --json'. Stops on Ctrl-C or
+SIGTERM. Other commands, such as 'postern inbox', work while it runs.`,
+	run: runListen,
+}
+
+func runListen(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	asJSON := fs.Bool("json", false, "")
+	if _, err := parseN(fs, cmd, args); err != nil {
+		return err
+	}
+	cl, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	enc := json.NewEncoder(c.stdout)
+	for {
+		m, err := cl.Receive(ctx)
+		if ctx.Err() != nil {
+			return nil // interrupted: the normal way to stop
+		}
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			err = enc.Encode(toJSONMessage(m))
+		} else {
+			_, err = fmt.Fprintf(c.stdout, "%s %s: %s\n", m.Time.Local().Format(time.DateTime), safe(m.From, false), safe(m.Text, false))
+		}
+		if err != nil {
+			return err // standard output is gone
+		}
+		// Receive has stored and acknowledged m already: it stays in the
+		// inbox even if this process dies now.
+	}
+}

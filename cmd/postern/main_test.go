@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/postern/postern/relay"
+	"github.com/postern/postern/relay/relaytest"
+)
+
+// TestMain makes this test binary also the postern command: testscript runs
+// scripts against it as a subprocess, so signals and exit codes are real.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"postern": main})
+}
+
+// TestScripts runs testdata/cli/*.txtar, each with its own in-process relay
+// ($RELAY) and a passphrase in POSTERN_PASSPHRASE (except prompt*.txtar). Key files use the
+// default Argon2id cost: there is no way for a user to lower it, so the
+// tests do not either.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: filepath.Join("..", "..", "testdata", "cli"),
+		Setup: func(env *testscript.Env) error {
+			tb, ok := env.T().(testing.TB)
+			if !ok {
+				env.T().Fatal("testscript.T is not a testing.TB")
+			}
+			// Scripts named enrol* get a relay that requires invite codes.
+			var opts *relaytest.Options
+			if strings.HasPrefix(path.Base(tb.Name()), "enrol") {
+				opts = &relaytest.Options{Enrollment: relay.EnrollInvite}
+			}
+			srv := relaytest.New(tb, opts)
+			env.Values[relayKey{}] = srv
+			env.Setenv("RELAY", srv.URL)
+			// Scripts named prompt* have no POSTERN_PASSPHRASE: they type it.
+			if !strings.HasPrefix(path.Base(tb.Name()), "prompt") {
+				env.Setenv("POSTERN_PASSPHRASE", "correct horse battery staple")
+			}
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"waitfor":     cmdWaitfor,
+			"envfrom":     cmdEnvfrom,
+			"relayinvite": cmdRelayinvite,
+		},
+	})
+}
+
+// cmdWaitfor is "waitfor REGEXP COMMAND [ARGS...]": it runs the command
+// every 200 ms until it succeeds with standard output matching REGEXP
+// (multi-line mode), for up to 30 s.
+func cmdWaitfor(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: waitfor REGEXP COMMAND [ARGS...]")
+	}
+	re, err := regexp.Compile("(?m)" + args[0])
+	ts.Check(err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := ts.Exec(args[1], args[2:]...)
+		if err == nil && re.MatchString(ts.ReadFile("stdout")) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("no output of %s matched %q in 30s", args[1], args[0])
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+type relayKey struct{}
+
+// cmdRelayinvite is "relayinvite NAME": the relay's operator makes an
+// enrolment invite code, put in the environment variable NAME.
+func cmdRelayinvite(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: relayinvite NAME")
+	}
+	srv := ts.Value(relayKey{}).(*relaytest.Server)
+	codes, err := srv.Relay().CreateInvites(context.Background(), 1, time.Hour)
+	ts.Check(err)
+	ts.Setenv(args[0], codes[0])
+}
+
+// cmdEnvfrom is "envfrom NAME REGEXP": it sets the environment variable
+// NAME to the first submatch of REGEXP (multi-line mode) in the standard
+// output of the last command, the way a shell's $(…) would.
+func cmdEnvfrom(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: envfrom NAME REGEXP")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	m := re.FindStringSubmatch(ts.ReadFile("stdout"))
+	if len(m) < 2 {
+		ts.Fatalf("%q does not match stdout with a submatch", args[1])
+	}
+	ts.Setenv(args[0], m[1])
+}
+
+// TestExitCodes checks the exit codes and the errors that need no relay,
+// in process.
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		env    map[string]string // POSTERN_PASSPHRASE is unset unless given
+		code   int
+		stdout string // a substring, "" to skip
+		stderr string // the whole of standard error, "" to skip
+	}{
+		{name: "no arguments", args: nil, code: 2, stderr: usageText},
+		{name: "help", args: []string{"help"}, code: 0, stdout: usageText},
+		{name: "--help", args: []string{"--help"}, code: 0, stdout: usageText},
+		{name: "-h", args: []string{"-h"}, code: 0, stdout: usageText},
+		{name: "help send", args: []string{"help", "send"}, code: 0, stdout: "usage: postern send NAME TEXT...|-\n"},
+		{name: "send --help", args: []string{"send", "--help"}, code: 0, stdout: "usage: postern send NAME TEXT...|-\n"},
+		{name: "version", args: []string{"version"}, code: 0, stdout: "postern "},
+		{name: "--version", args: []string{"--version"}, code: 0, stdout: "postern "},
+		{
+			name: "unknown command", args: []string{"frobnicate"}, code: 2,
+			stderr: "postern: error: unknown command \"frobnicate\"\nhint: run 'postern help' for the commands\n",
+		},
+		{
+			name: "help unknown command", args: []string{"help", "frobnicate"}, code: 2,
+			stderr: "postern: error: unknown command \"frobnicate\"\nhint: run 'postern help' for the commands\n",
+		},
+		{
+			name: "unknown flag", args: []string{"inbox", "--bogus"}, code: 2,
+			stderr: "postern: error: flag provided but not defined: -bogus\nhint: usage: postern inbox [--json]\n",
+		},
+		{
+			name: "extra argument", args: []string{"inbox", "secret-looking"}, code: 2,
+			stderr: "postern: error: inbox takes no arguments\nhint: usage: postern inbox [--json]\n",
+		},
+		{
+			name: "init without relay", args: []string{"init", "--name", "Alice"}, code: 2,
+			stderr: "postern: error: missing --relay URL\nhint: usage: postern init --relay URL --name NAME [--invite CODE]\n",
+		},
+		{
+			name: "init without name", args: []string{"init", "--relay", "wss://relay.example"}, code: 2,
+			stderr: "postern: error: missing --name NAME\nhint: usage: postern init --relay URL --name NAME [--invite CODE]\n",
+		},
+		{
+			name: "send without text", args: []string{"send", "Bob"}, code: 2,
+			stderr: "postern: error: missing TEXT\nhint: usage: postern send NAME TEXT...|-\n",
+		},
+		{
+			name: "accept without --as", args: []string{"accept", "postern-invite:1:x"}, code: 2,
+			stderr: "postern: error: missing --as NAME\nhint: usage: postern accept CODE|- --as NAME\n",
+		},
+		{
+			name: "read without ID", args: []string{"read", "--json"}, code: 2,
+			stderr: "postern: error: missing ID\nhint: usage: postern read ID [--json]\n",
+		},
+		{
+			name: "no passphrase and no terminal", args: []string{"inbox", "--home", "HOME"}, code: 1,
+			stderr: "postern: error: no passphrase: POSTERN_PASSPHRASE is not set and standard input is not a terminal\n" +
+				"hint: set POSTERN_PASSPHRASE, or run postern in a terminal to be asked\n",
+		},
+		{
+			name: "empty passphrase", args: []string{"inbox", "--home", "HOME"}, code: 1,
+			env: map[string]string{"POSTERN_PASSPHRASE": ""},
+			stderr: "postern: error: POSTERN_PASSPHRASE is set but empty\n" +
+				"hint: set it to your passphrase, or unset it to be asked on the terminal\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			home := t.TempDir()
+			args := make([]string, len(tt.args))
+			for i, a := range tt.args {
+				args[i] = strings.ReplaceAll(a, "HOME", home)
+			}
+			var stdout, stderr bytes.Buffer
+			c := &cli{
+				stdin:  strings.NewReader(""),
+				stdout: &stdout,
+				stderr: &stderr,
+				lookupEnv: func(k string) (string, bool) {
+					v, ok := tt.env[k]
+					return v, ok
+				},
+			}
+			code := c.main(context.Background(), args)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, tt.code, stderr.String())
+			}
+			if tt.stdout != "" && !strings.Contains(stdout.String(), tt.stdout) {
+				t.Errorf("stdout %q does not contain %q", stdout.String(), tt.stdout)
+			}
+			if tt.stderr != "" && stderr.String() != tt.stderr {
+				t.Errorf("stderr:\n%s\nwant:\n%s", stderr.String(), tt.stderr)
+			}
+		})
+	}
+}
+
+// TestParse checks interleaved flags and positional arguments.
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		pos  []string
+		json bool
+	}{
+		{"flags first", []string{"--json", "a", "b"}, []string{"a", "b"}, true},
+		{"flags last", []string{"a", "b", "--json"}, []string{"a", "b"}, true},
+		{"flags between", []string{"a", "-json", "b"}, []string{"a", "b"}, true},
+		{"dash is positional", []string{"a", "-"}, []string{"a", "-"}, false},
+		{"double dash ends flags", []string{"a", "--", "--json", "-x"}, []string{"a", "--json", "-x"}, false},
+		{"none", nil, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &cli{lookupEnv: os.LookupEnv}
+			fs := c.newFlagSet(sendCmd)
+			asJSON := fs.Bool("json", false, "")
+			pos, err := parse(fs, sendCmd, tt.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(pos, "|") != strings.Join(tt.pos, "|") || len(pos) != len(tt.pos) {
+				t.Errorf("positional %q, want %q", pos, tt.pos)
+			}
+			if *asJSON != tt.json {
+				t.Errorf("--json %v, want %v", *asJSON, tt.json)
+			}
+		})
+	}
+}
+
+// TestSafe checks that text from contacts cannot drive the terminal.
+func TestSafe(t *testing.T) {
+	tests := []struct {
+		name, in, line, multi string
+	}{
+		{"plain", "hello, wörld", "hello, wörld", "hello, wörld"},
+		{"escape sequence", "\x1b]0;pwned\x07", `\x1b]0;pwned\x07`, `\x1b]0;pwned\x07`},
+		{"newline", "a\nb\tc", `a\nb\tc`, "a\nb\tc"},
+		{"carriage return", "ok\rfake", `ok\x0dfake`, `ok\x0dfake`},
+		{"bidi override", "abc\u202edcb", `abc\u202edcb`, `abc\u202edcb`},
+		{"C1 control", "a\u009bb", `a\x9bb`, `a\x9bb`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := safe(tt.in, false); got != tt.line {
+				t.Errorf("safe(%q, false) = %q, want %q", tt.in, got, tt.line)
+			}
+			if got := safe(tt.in, true); got != tt.multi {
+				t.Errorf("safe(%q, true) = %q, want %q", tt.in, got, tt.multi)
+			}
+		})
+	}
+}
+
+// TestUsageListsEveryCommand keeps the hand-written usage text in step with
+// the command table.
+func TestUsageListsEveryCommand(t *testing.T) {
+	for _, cmd := range commands {
+		if !strings.Contains(usageText, "\n  "+cmd.usage) {
+			t.Errorf("usage text lacks %q", cmd.usage)
+		}
+	}
+}

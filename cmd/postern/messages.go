@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/postern/postern/client"
+)
+
+// maxStdinText caps "postern send NAME -": the protocol's message limit is
+// far below it; the cap only stops an unbounded read.
+const maxStdinText = 1 << 20
+
+var sendCmd = &command{
+	name:  "send",
+	usage: "send NAME TEXT...|-",
+	help: `Send a message to the contact NAME. Several TEXT arguments are joined with
+spaces; - reads the text from standard input. Put -- before a text that
+starts with a dash.`,
+	run: runSend,
+}
+
+func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	pos, err := parse(fs, cmd, args)
+	if err != nil {
+		return err
+	}
+	switch len(pos) {
+	case 0:
+		return usagef(cmd, "missing NAME")
+	case 1:
+		return usagef(cmd, "missing TEXT")
+	}
+	name := pos[0]
+	text := strings.Join(pos[1:], " ")
+	if len(pos) == 2 && pos[1] == "-" {
+		b, err := io.ReadAll(io.LimitReader(c.stdin, maxStdinText+1))
+		if err != nil {
+			return fmt.Errorf("reading the message from standard input: %w", err)
+		}
+		if len(b) > maxStdinText {
+			return &cliError{msg: "the message on standard input is too long"}
+		}
+		text = strings.TrimRight(string(b), "\r\n")
+	}
+	if strings.TrimSpace(text) == "" {
+		return usagef(cmd, "empty message")
+	}
+	cl, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	m, err := cl.Send(ctx, name, text)
+	switch {
+	case errors.Is(err, client.ErrUnknownContact):
+		return unknownContact(name, err)
+	case errors.Is(err, client.ErrBlocked):
+		return &cliError{msg: fmt.Sprintf("%s has blocked you; the message was not delivered", safe(name, false)), err: err}
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Sent to %s (%s).\n", safe(name, false), m.ID)
+	return nil
+}
+
+var syncCmd = &command{
+	name:  "sync",
+	usage: "sync",
+	help: `Fetch new messages from the relay and print how many arrived. Read them with
+'postern inbox'.`,
+	run: runSync,
+}
+
+func runSync(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	if _, err := parseN(fs, cmd, args); err != nil {
+		return err
+	}
+	cl, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	msgs, err := cl.Sync(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, plural(len(msgs), "new message", "new messages"))
+	return nil
+}
+
+var inboxCmd = &command{
+	name:  "inbox",
+	usage: "inbox [--json]",
+	help: `List the messages kept on this device, received and sent: ID, sender, time
+and the start of the text. It does not contact the relay: run 'postern sync'
+first, or keep 'postern listen' running. --json prints an array of objects
+with id, from, to, text, time (RFC 3339), received and outgoing.`,
+	run: runInbox,
+}
+
+func runInbox(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	asJSON := fs.Bool("json", false, "")
+	if _, err := parseN(fs, cmd, args); err != nil {
+		return err
+	}
+	cl, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	msgs, err := cl.Inbox()
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := make([]jsonMessage, 0, len(msgs))
+		for _, m := range msgs {
+			out = append(out, toJSONMessage(m))
+		}
+		return writeJSON(c.stdout, out)
+	}
+	if len(msgs) == 0 {
+		fmt.Fprintln(c.stdout, "No messages.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tFROM\tTIME\tTEXT")
+	for _, m := range msgs {
+		from := safe(m.From, false)
+		if m.Outgoing {
+			from = "me → " + safe(m.To, false)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ID, from, m.Time.Local().Format(tableTime), preview(m.Text, previewRunes))
+	}
+	return tw.Flush()
+}
+
+var readCmd = &command{
+	name:  "read",
+	usage: "read ID [--json]",
+	help: `Show the message ID in full (an unambiguous prefix of the ID will do).
+--json prints one object, as in 'postern inbox --json'.`,
+	run: runRead,
+}
+
+func runRead(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	asJSON := fs.Bool("json", false, "")
+	pos, err := parseN(fs, cmd, args, "ID")
+	if err != nil {
+		return err
+	}
+	cl, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	m, err := findMessage(cl, pos[0])
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, toJSONMessage(m))
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 1, ' ', 0)
+	fmt.Fprintf(tw, "ID:\t%s\n", m.ID)
+	fmt.Fprintf(tw, "From:\t%s\n", safe(m.From, false))
+	fmt.Fprintf(tw, "To:\t%s\n", safe(m.To, false))
+	fmt.Fprintf(tw, "Date:\t%s\n", m.Time.Local().Format(fullTime))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "\n%s\n", safe(m.Text, true))
+	return err
+}
+
+// findMessage returns the message with this ID or, failing that, the only
+// message whose ID starts with it.
+func findMessage(cl *client.Client, id string) (client.Message, error) {
+	m, err := cl.Message(id)
+	if err == nil || !errors.Is(err, client.ErrNoMessage) {
+		return m, err
+	}
+	noMessage := &cliError{
+		msg:  fmt.Sprintf("no message %q", id),
+		hint: "list messages and their IDs with: postern inbox",
+		err:  err,
+	}
+	if id == "" {
+		return client.Message{}, noMessage
+	}
+	msgs, err := cl.Inbox()
+	if err != nil {
+		return client.Message{}, err
+	}
+	var found []client.Message
+	for _, m := range msgs {
+		if strings.HasPrefix(m.ID, id) {
+			found = append(found, m)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return client.Message{}, noMessage
+	case 1:
+		return found[0], nil
+	}
+	return client.Message{}, &cliError{
+		msg:  fmt.Sprintf("%d messages have IDs starting with %q", len(found), id),
+		hint: "give more of the ID",
+	}
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/postern/postern/client"
+)
+
+// Times in tables and headers: local time to the minute (tables) or second.
+const (
+	tableTime = "2006-01-02 15:04"
+	fullTime  = "2006-01-02 15:04:05 MST"
+)
+
+// previewRunes is the length of the text column of "postern inbox".
+const previewRunes = 48
+
+// jsonMessage is a message in --json output. The field names are a stable
+// interface for scripts; times are RFC 3339.
+type jsonMessage struct {
+	ID       string `json:"id"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Text     string `json:"text"`
+	Time     string `json:"time"`
+	Received string `json:"received,omitempty"`
+	Outgoing bool   `json:"outgoing"`
+}
+
+func toJSONMessage(m client.Message) jsonMessage {
+	return jsonMessage{
+		ID:       m.ID,
+		From:     m.From,
+		To:       m.To,
+		Text:     m.Text,
+		Time:     rfc3339(m.Time),
+		Received: rfc3339(m.Received),
+		Outgoing: m.Outgoing,
+	}
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.RFC3339)
+}
+
+// writeJSON writes v as indented JSON and a newline.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// safe makes text from a contact safe to print on a terminal: control
+// characters (escape sequences could rewrite the screen or the title) and
+// bidirectional overrides (which could disguise text) are shown escaped.
+// With multiline, newlines and tabs are kept.
+func safe(s string, multiline bool) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case multiline && (r == '\n' || r == '\t'):
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == unicode.ReplacementChar:
+			b.WriteRune(r)
+		case unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r):
+			if r < 0x100 {
+				fmt.Fprintf(&b, `\x%02x`, r)
+			} else {
+				fmt.Fprintf(&b, `\u%04x`, r)
+			}
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// preview is the first line of text, made safe and cut to n runes.
+func preview(text string, n int) string {
+	line, _, more := strings.Cut(strings.TrimSpace(text), "\n")
+	line = strings.TrimSpace(line)
+	r := []rune(line)
+	if len(r) > n {
+		return safe(string(r[:n-1]), false) + "…"
+	}
+	if more {
+		return safe(line, false) + " …"
+	}
+	return safe(line, false)
+}
+
+// plural returns "1 new message", "2 new messages".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"fmt"
+	"os"
+
+	"golang.org/x/term"
+)
+
+// passphrase returns the passphrase of the key files: POSTERN_PASSPHRASE if
+// set, otherwise read from the terminal without echo (twice when confirm is
+// set, for a new identity). It never prints the passphrase.
+func (c *cli) passphrase(confirm bool) ([]byte, error) {
+	if v, ok := c.lookupEnv("POSTERN_PASSPHRASE"); ok {
+		if v == "" {
+			return nil, &cliError{
+				msg:  "POSTERN_PASSPHRASE is set but empty",
+				hint: "set it to your passphrase, or unset it to be asked on the terminal",
+			}
+		}
+		c.passphraseFromEnv = true
+		return []byte(v), nil
+	}
+	f, ok := c.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil, &cliError{
+			msg:  "no passphrase: POSTERN_PASSPHRASE is not set and standard input is not a terminal",
+			hint: "set POSTERN_PASSPHRASE, or run postern in a terminal to be asked",
+		}
+	}
+	p, err := c.prompt(f, "Passphrase: ")
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(p)) == 0 {
+		return nil, &cliError{msg: "empty passphrase"}
+	}
+	if confirm {
+		again, err := c.prompt(f, "Repeat passphrase: ")
+		if err != nil {
+			return nil, err
+		}
+		if subtle.ConstantTimeCompare(p, again) != 1 {
+			return nil, &cliError{msg: "the passphrases do not match", hint: "run the command again"}
+		}
+	}
+	return p, nil
+}
+
+// prompt asks on standard error and reads one line from the terminal f
+// without echo.
+func (c *cli) prompt(f *os.File, label string) ([]byte, error) {
+	fmt.Fprint(c.stderr, label)
+	p, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(c.stderr)
+	if err != nil {
+		return nil, fmt.Errorf("reading the passphrase: %w", err)
+	}
+	return p, nil
+}
