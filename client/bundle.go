@@ -7,7 +7,7 @@ import (
 	"github.com/postern/postern/keys"
 )
 
-// Prekey bundle layout (opaque to the relay; SPEC-client.md "Prekey bundle"):
+// Prekey bundle layout (opaque to the relay; protocol/SPEC.md section 9 "Prekey bundle"):
 //
 //	u8 version (1) | u16 len | device certificate | u16 len | signed last-resort prekey
 const bundleVersion = 1

@@ -70,6 +70,6 @@
 //   - Go cannot promise that secrets are wiped from memory; the decrypted
 //     store key stays in memory while the Client is open.
 //
-// protocol/SPEC-client.md is the normative description of invitations,
+// protocol/SPEC.md section 9 is the normative description of invitations,
 // bundles and sealed envelopes.
 package client

@@ -11,7 +11,7 @@ import (
 	"github.com/postern/postern/protocol"
 )
 
-// Labels and limits of sealed envelopes (SPEC-client.md "Sealed envelopes").
+// Labels and limits of sealed envelopes (protocol/SPEC.md section 9 "Sealed envelopes").
 const (
 	// SealedInfo is the HPKE info of every sealed envelope.
 	SealedInfo = protocol.LabelPrefix + "sealed"
@@ -41,7 +41,7 @@ const (
 	minContentSize = 1 + keys.FingerprintSize + msgIDSize + 8 + 4 + 2 + keys.SignatureSize
 )
 
-// content is a parsed sealed-envelope content (SPEC-client.md).
+// content is a parsed sealed-envelope content (protocol/SPEC.md section 9).
 type content struct {
 	Type   byte
 	Sender keys.Fingerprint // sender device ID

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// Store layout (SPEC-client.md "Local state"). Every value is
+// Store layout (protocol/SPEC.md section 9 "Local state"). Every value is
 // XChaCha20-Poly1305(store key, random nonce, AAD = bucket || key); keys
 // are keyed HMACs or random IDs, never names.
 var (

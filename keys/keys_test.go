@@ -319,7 +319,7 @@ func halfOf(t *testing.T, a, _ keys.Fingerprint, _ string) string {
 	return aa[:30]
 }
 
-// TestSafetyNumberGolden pins the algorithm (SPEC-keys.md): any change to
+// TestSafetyNumberGolden pins the algorithm (protocol/SPEC.md section 8): any change to
 // it changes every user's number, so it must be deliberate.
 func TestSafetyNumberGolden(t *testing.T) {
 	var a, b keys.Fingerprint

@@ -221,9 +221,9 @@ func (f *Auth) parseBody(r *reader) {
 // CreateMailbox asks for a new mailbox owned by the authenticated device.
 type CreateMailbox struct{}
 
-func (*CreateMailbox) Type() FrameType                      { return TypeCreateMailbox }
+func (*CreateMailbox) Type() FrameType                     { return TypeCreateMailbox }
 func (*CreateMailbox) appendBody(b []byte) ([]byte, error) { return b, nil }
-func (*CreateMailbox) parseBody(*reader)                    {}
+func (*CreateMailbox) parseBody(*reader)                   {}
 
 // AddCapability registers the hash of a send capability for a mailbox the
 // device owns. The token itself never reaches the relay until it is used.
@@ -394,9 +394,9 @@ func (f *Ack) parseBody(r *reader) {
 // the authenticated device, so the client can top them up.
 type GetPrekeyStatus struct{}
 
-func (*GetPrekeyStatus) Type() FrameType                      { return TypeGetPrekeyStatus }
+func (*GetPrekeyStatus) Type() FrameType                     { return TypeGetPrekeyStatus }
 func (*GetPrekeyStatus) appendBody(b []byte) ([]byte, error) { return b, nil }
-func (*GetPrekeyStatus) parseBody(*reader)                    {}
+func (*GetPrekeyStatus) parseBody(*reader)                   {}
 
 // DeleteMailbox deletes an owned mailbox, its capabilities and its queue.
 type DeleteMailbox struct{ Mailbox MailboxID }
@@ -427,9 +427,9 @@ func (f *Challenge) parseBody(r *reader) {
 // OK acknowledges a request that has no other answer.
 type OK struct{}
 
-func (*OK) Type() FrameType                      { return TypeOK }
+func (*OK) Type() FrameType                     { return TypeOK }
 func (*OK) appendBody(b []byte) ([]byte, error) { return b, nil }
-func (*OK) parseBody(*reader)                    {}
+func (*OK) parseBody(*reader)                   {}
 
 // ErrorFrame refuses a request (or, with request ID 0, the connection).
 type ErrorFrame struct {

@@ -103,3 +103,6 @@ func (t CapabilityToken) String() string { return "CapabilityToken(REDACTED)" }
 
 // GoString redacts for %#v as well.
 func (t CapabilityToken) GoString() string { return t.String() }
+
+// Short is the first four bytes in hex, for logs.
+func (e EnvelopeID) Short() string { return hex.EncodeToString(e[:4]) }

@@ -42,6 +42,11 @@ const (
 	MaxMailboxesPerDevice = 1024
 	// MaxCapabilitiesPerMailbox is the most live send capabilities per mailbox.
 	MaxCapabilitiesPerMailbox = 64
+	// MaxPipelinedSends is how many Send requests per connection the relay
+	// makes durable at once; it reads further frames meanwhile and answers
+	// each Send when its envelope is durable, so answers to Sends may come
+	// in any order (request IDs match them). More pipelined sends wait.
+	MaxPipelinedSends = 64
 	// MaxInflight is the most delivered but unacknowledged envelopes per
 	// subscription; the relay sends more as acknowledgements arrive.
 	MaxInflight = 256

@@ -38,7 +38,14 @@ type conn struct {
 	tokens float64
 	last   time.Time
 
-	busy      sync.Mutex // held while a request is handled
+	busy sync.Mutex // held while a request is handled
+
+	// Sends are answered when durable, not in order: up to
+	// protocol.MaxPipelinedSends per connection wait for the committer at
+	// once while the connection reads on, so one client connection can
+	// fill a group commit instead of paying one fsync per send.
+	sends     chan struct{}  // a slot per send being made durable
+	pending   sync.WaitGroup // sends being made durable
 	closing   atomic.Bool
 	closeOnce sync.Once
 }
@@ -59,6 +66,7 @@ func newConn(r *Relay, ws *websocket.Conn, host string, n uint64) *conn {
 		cancel: cancel,
 		out:    make(chan outFrame, r.cfg.WriteQueue),
 		subs:   map[protocol.MailboxID]*subscription{},
+		sends:  make(chan struct{}, protocol.MaxPipelinedSends),
 		tokens: protocol.RateBurst,
 		last:   r.cfg.Now(),
 	}
@@ -72,6 +80,10 @@ func (c *conn) serve() {
 	c.wg.Add(1)
 	go c.writeLoop()
 	defer func() {
+		// Every send already queued to the store finishes (the store
+		// never abandons a write), so the relay's Shutdown, which waits
+		// for this handler, closes the store only after them.
+		c.pending.Wait()
 		c.cancel()
 		c.ws.CloseNow()
 		for _, s := range c.subs {
@@ -128,6 +140,7 @@ func (c *conn) shutdown() {
 	c.closing.Store(true)
 	c.busy.Lock()
 	defer c.busy.Unlock()
+	c.pending.Wait() // answer every send already taken before closing
 	c.closeWith(websocket.StatusGoingAway, "relay shutting down", true)
 }
 

@@ -30,5 +30,5 @@
 // The relay never sees plaintext, capability tokens at rest (only their
 // hashes), invite codes at rest (only their hashes) or sender identities.
 // It logs no addresses at info level and never logs content, keys, tokens
-// or whole IDs. protocol/SPEC-relay.md lists what it stores and sees.
+// or whole IDs. protocol/SPEC.md section 10 lists what it stores and sees.
 package relay

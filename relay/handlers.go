@@ -162,13 +162,25 @@ func (c *conn) sendEnvelope(id uint32, f *protocol.Send) {
 		Expires:  received.Add(c.r.cfg.Retention),
 		Data:     f.Envelope,
 	}
-	// Append returns only once the envelope is durable.
-	if _, err := c.r.st.Append(c.ctx, e, h); err != nil {
-		c.storeRefusal(id, err)
+	// Wait for a slot (backpressure on a client that pipelines more than
+	// MaxPipelinedSends), then make the envelope durable off the read loop.
+	select {
+	case c.sends <- struct{}{}:
+	case <-c.ctx.Done():
 		return
 	}
-	c.r.hub.wake(f.Mailbox)
-	c.send(id, &protocol.Sent{Envelope: e.ID})
+	c.pending.Add(1)
+	go func() {
+		defer func() { <-c.sends; c.pending.Done() }()
+		// Append returns only once the envelope is durable; only then is
+		// the sender told.
+		if _, err := c.r.st.Append(c.ctx, e, h); err != nil {
+			c.storeRefusal(id, err)
+			return
+		}
+		c.r.hub.wake(f.Mailbox)
+		c.send(id, &protocol.Sent{Envelope: e.ID})
+	}()
 }
 
 // ownerRequest handles the requests of an authenticated device.

@@ -371,8 +371,11 @@ func TestPrekeys(t *testing.T) {
 	for i := range many {
 		many[i] = []byte{byte(i)}
 	}
-	wantType[*protocol.OK](t, own.do(&protocol.PublishPrekeys{Prekeys: many}))
-	wantType[*protocol.OK](t, own.do(&protocol.PublishPrekeys{Prekeys: many}))
+	// Fill the device's store exactly to MaxStoredPrekeys, then one more.
+	for stored := 0; stored < protocol.MaxStoredPrekeys; stored += len(many) {
+		many = many[:min(len(many), protocol.MaxStoredPrekeys-stored)]
+		wantType[*protocol.OK](t, own.do(&protocol.PublishPrekeys{Prekeys: many}))
+	}
 	wantCode(t, own.do(&protocol.PublishPrekeys{Prekeys: many[:1]}), protocol.CodePrekeyLimit)
 }
 
@@ -443,4 +446,43 @@ func TestLimitsAndTimeouts(t *testing.T) {
 	resp.Body.Close()
 	a.ws.CloseNow()
 	b.ws.CloseNow()
+}
+
+// A client may pipeline Sends on one connection: the relay reads on while
+// earlier envelopes are being made durable and answers every Send, in any
+// order, each once, and only once the envelope is stored.
+func TestPipelinedSends(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	own, _, mb, tok := owner(t, srv.URL)
+	anon := dial(t, srv.URL)
+	const n = 3 * protocol.MaxPipelinedSends
+	want := map[uint32]bool{}
+	for i := range n {
+		want[anon.write(&protocol.Send{Mailbox: mb, Capability: tok, Envelope: sealed(byte(i))})] = true
+	}
+	sent := map[protocol.EnvelopeID]bool{}
+	for range n {
+		id, f := anon.read()
+		if !want[id] {
+			t.Fatalf("answer to request %d: unknown or answered twice", id)
+		}
+		delete(want, id)
+		sent[wantType[*protocol.Sent](t, f).Envelope] = true
+	}
+	// Every acknowledged envelope is stored and delivered.
+	wantType[*protocol.OK](t, own.do(&protocol.Subscribe{Mailbox: mb}))
+	for len(sent) > 0 {
+		switch f := own.push().(type) {
+		case *protocol.Deliver:
+			if !sent[f.ID] {
+				t.Fatalf("delivered %s, not acknowledged or delivered twice", f.ID.Short())
+			}
+			delete(sent, f.ID)
+			wantType[*protocol.OK](t, own.do(&protocol.Ack{Mailbox: mb, IDs: []protocol.EnvelopeID{f.ID}}))
+		case *protocol.Drained:
+			if len(sent) > 0 {
+				t.Fatalf("drained with %d acknowledged envelopes undelivered", len(sent))
+			}
+		}
+	}
 }

@@ -7,7 +7,7 @@
 //
 // Envelopes are keyed by a big-endian insertion sequence, with a
 // per-mailbox index, an envelope-ID index (for acks) and an expiry index
-// (for retention purges). protocol/SPEC-relay.md lists every bucket.
+// (for retention purges). protocol/SPEC.md section 10 lists every bucket.
 package bboltstore
 
 import (

@@ -299,9 +299,9 @@ func (s *Store) PrekeyStatus(ctx context.Context, dev protocol.DeviceID) (count 
 // ---- envelopes ----
 
 func (s *Store) Append(ctx context.Context, e store.Envelope, h protocol.CapabilityHash) (store.Envelope, error) {
-	if err := s.CheckCapability(ctx, e.Mailbox, h); err != nil {
-		return store.Envelope{}, err
-	}
+	// The capability is checked inside the committing transaction only:
+	// the relay checked it before queueing, and this check is the one that
+	// cannot race a revocation.
 	err := s.update(func(tx *bolt.Tx) error {
 		if err := checkCapability(tx, e.Mailbox, h); err != nil {
 			return err
