@@ -32,7 +32,7 @@ const (
 // envelopes do not consume them; sessions will, and top them up.
 const OneTimePrekeys = 8
 
-// Options configure Init and Dial. A nil *Options means all defaults.
+// Options configure Init, Open and Dial. A nil *Options means all defaults.
 type Options struct {
 	// Logger receives operational events, never content, keys or whole
 	// IDs. Default: discard.
@@ -79,7 +79,7 @@ type Message struct {
 	relayed  bool // mailbox and envelope are set
 }
 
-// Stats counts envelopes this Client processed since Dial.
+// Stats counts envelopes this Client processed since Open or Dial.
 type Stats struct {
 	Received   uint64 // new messages stored
 	Duplicates uint64 // envelopes already stored (same envelope or message ID)
@@ -107,7 +107,10 @@ type Client struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	connecting chan struct{} // a one-slot semaphore held by connect
+
 	mu        sync.Mutex
+	online    bool                                         // the receive loop runs (connect succeeded once)
 	cur       *conn                                        // authenticated connection; nil while reconnecting
 	gen       uint64                                       // connection generation
 	subs      map[protocol.MailboxID]bool                  // subscriptions of cur: drained?
@@ -302,7 +305,7 @@ func Init(ctx context.Context, home string, passphrase []byte, relayURL, name st
 	if err != nil {
 		return nil, err
 	}
-	if err := c.start(ctx, cn); err != nil {
+	if _, err := c.start(ctx, cn); err != nil {
 		return nil, err
 	}
 	c.log.Info("initialised", "device", c.devID.Short(), "relay", relay)
@@ -346,16 +349,25 @@ func newClient(home string, o Options, dev *identity.Device, name, relay string,
 		dev: dev, devID: cert.DeviceID(), idFP: cert.Identity.Fingerprint(),
 		name: name, relay: relay, st: st,
 		ctx: ctx, cancel: cancel,
-		changed: make(chan struct{}),
-		certs:   make(map[keys.Fingerprint]*keys.DeviceCertificate),
+		changed:    make(chan struct{}),
+		connecting: make(chan struct{}, 1),
+		certs:      make(map[keys.Fingerprint]*keys.DeviceCertificate),
 	}
 }
 
-// Dial opens the local state in home with passphrase (ErrNotInitialised,
-// ErrWrongPassphrase), connects to the relay, authenticates and subscribes
-// to all of this device's mailboxes. The Client reconnects by itself when
-// the connection drops.
-func Dial(ctx context.Context, home string, passphrase []byte, opts *Options) (*Client, error) {
+// Open opens the local state in home with passphrase (ErrNotInitialised,
+// ErrWrongPassphrase) without touching the network: Whoami, Contacts,
+// Inbox, Message and Stats read what is stored on this device, so they
+// work while the relay is unreachable, and nothing is received or
+// acknowledged behind the caller's back.
+//
+// The first method that needs the relay's authenticated connection
+// (Sync, Receive, Ack, Invite, Accept, Block) connects as Dial does, and
+// from then on the Client receives, acknowledges and reconnects like a
+// dialled one; if that connection cannot be made, the method returns the
+// error and the next one tries again. Send uses only its own
+// unauthenticated connection: it does not start receiving.
+func Open(home string, passphrase []byte, opts *Options) (*Client, error) {
 	o := opts.defaults()
 	file, err := os.ReadFile(filepath.Join(home, KeyFileName))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -387,31 +399,116 @@ func Dial(ctx context.Context, home string, passphrase []byte, opts *Options) (*
 	if !prof.Enrolled {
 		return nil, fmt.Errorf("%w: enrolment did not complete; remove %s and run init again", ErrNotInitialised, home)
 	}
-	c := newClient(home, o, dev, prof.Name, prof.Relay, st)
-	cn, err := dialRelay(ctx, c.relay, newPushQueue())
+	return newClient(home, o, dev, prof.Name, prof.Relay, st), nil
+}
+
+// Dial is Open followed by connecting: it connects to the relay,
+// authenticates and subscribes to all of this device's mailboxes, so that
+// envelopes queued for it are received, stored and acknowledged. The
+// Client reconnects by itself when the connection drops. Use Open for
+// work on local state alone.
+func Dial(ctx context.Context, home string, passphrase []byte, opts *Options) (*Client, error) {
+	c, err := Open(home, passphrase, opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := cn.authenticate(ctx, dev, false, ""); err != nil {
-		cn.close()
-		return nil, fmt.Errorf("client: authenticate: %w", err)
-	}
-	if err := c.start(ctx, cn); err != nil {
-		cn.close()
+	if _, err := c.connect(ctx); err != nil {
+		c.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-// start installs an authenticated connection, subscribes and runs the
-// receive loop.
-func (c *Client) start(ctx context.Context, cn *conn) error {
-	if err := c.install(ctx, cn); err != nil {
-		return err
+// connect makes the authenticated connection and starts the receive loop,
+// unless they run already (then it returns 0 and no error, whatever
+// became of them since: the loop reports its own state). It returns the
+// generation of the connection it made. Calls are serialised; a Close
+// aborts one in progress.
+func (c *Client) connect(ctx context.Context) (uint64, error) {
+	c.mu.Lock()
+	online := c.online
+	c.mu.Unlock()
+	if online {
+		return 0, nil
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.ctx, cancel)
+	defer stop()
+	select {
+	case c.connecting <- struct{}{}:
+	case <-ctx.Done():
+		return 0, c.connectErr(ctx)
+	}
+	defer func() { <-c.connecting }()
+	c.mu.Lock()
+	online, err := c.online, c.stateErrLocked()
+	c.mu.Unlock()
+	if online {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	cn, err := dialRelay(ctx, c.relay, newPushQueue())
+	if err != nil {
+		if c.ctx.Err() != nil {
+			return 0, ErrClosed
+		}
+		return 0, err
+	}
+	if err := cn.authenticate(ctx, c.dev, false, ""); err != nil {
+		cn.close()
+		if c.ctx.Err() != nil {
+			return 0, ErrClosed
+		}
+		return 0, fmt.Errorf("client: authenticate: %w", err)
+	}
+	gen, err := c.start(ctx, cn)
+	if err != nil {
+		cn.close()
+		c.mu.Lock()
+		if c.cur == cn {
+			c.cur = nil // so that the next attempt starts afresh
+			c.broadcastLocked()
+		}
+		c.mu.Unlock()
+		if c.ctx.Err() != nil {
+			return 0, ErrClosed
+		}
+		return 0, err
+	}
+	return gen, nil
+}
+
+// connectErr is why a wait for connect ended: ErrClosed if the Client was
+// closed, else the caller's context error.
+func (c *Client) connectErr(ctx context.Context) error {
+	if c.ctx.Err() != nil {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// start installs an authenticated connection, subscribes and runs the
+// receive loop. It returns the connection's generation.
+func (c *Client) start(ctx context.Context, cn *conn) (uint64, error) {
+	if err := c.install(ctx, cn); err != nil {
+		return 0, err
+	}
+	// Under mu, so that a Close either sees the loop counted in wg or
+	// makes start fail (the caller closes cn).
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return 0, ErrClosed
+	}
+	gen := c.gen // no other install runs: connect is serialised and the loop is not running yet
+	c.online = true
 	c.wg.Add(1)
+	c.mu.Unlock()
 	go c.run(cn)
-	return nil
+	return gen, nil
 }
 
 // install makes cn the current connection and subscribes to every mailbox.
@@ -423,6 +520,10 @@ func (c *Client) install(ctx context.Context, cn *conn) error {
 	// Every mailbox is registered as not yet drained before the new
 	// generation is visible, so Sync never sees a partial set.
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed // the caller closes cn
+	}
 	c.cur = cn
 	c.gen++
 	c.subs = make(map[protocol.MailboxID]bool, len(mbs))
@@ -633,14 +734,17 @@ func (c *Client) Whoami() Whoami {
 	return Whoami{Name: c.name, Relay: c.relay, Identity: c.idFP, Device: c.devID}
 }
 
-// Stats returns counters since Dial.
+// Stats returns counters since Open or Dial.
 func (c *Client) Stats() Stats {
 	return Stats{Received: c.received.Load(), Duplicates: c.duplicates.Load(), Dropped: c.dropped.Load()}
 }
 
-// authConn returns the current authenticated connection, waiting while
-// the Client reconnects.
+// authConn returns the current authenticated connection, connecting first
+// on a Client from Open, and waiting while the Client reconnects.
 func (c *Client) authConn(ctx context.Context) (*conn, error) {
+	if _, err := c.connect(ctx); err != nil {
+		return nil, err
+	}
 	for {
 		c.mu.Lock()
 		cur, ch, err := c.cur, c.changed, c.stateErrLocked()

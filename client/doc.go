@@ -4,13 +4,34 @@
 //
 // # Getting started
 //
-// Create a home once with [Init], then open it with [Dial] in every later
-// process:
+// Create a home once with [Init], then open it in every later process
+// with [Dial] to talk to the relay, or with [Open] to work on what is
+// stored on this device:
 //
 //	c, err := client.Init(ctx, home, passphrase, "wss://relay.example.org", "alice", nil)
 //	// later, in another process:
 //	c, err := client.Dial(ctx, home, passphrase, nil)
 //	defer c.Close()
+//
+// # Local and network use
+//
+// [Open] touches no network: [Client.Whoami], [Client.Contacts],
+// [Client.Inbox], [Client.Message] and [Client.Stats] read the local store,
+// so they work while the relay is unreachable, and opening receives and
+// acknowledges nothing (it does not race a listener on the same home).
+// [Dial] is Open followed by connecting: it authenticates to the relay and
+// subscribes to every mailbox, and from then on envelopes are received,
+// stored and acknowledged in the background.
+//
+//	c, err := client.Open(home, passphrase, nil) // no relay needed
+//	msgs, err := c.Inbox()
+//
+// A Client from Open connects on demand: the first [Client.Sync],
+// [Client.Receive], [Client.Ack], [Client.Invite], [Client.Accept] or
+// [Client.Block] connects as Dial would, and returns the connection error
+// if the relay cannot be reached (the next call tries again).
+// [Client.Send] uses only its own unauthenticated connection and does not
+// start receiving.
 //
 // Two people become contacts with an invitation: one calls [Client.Invite]
 // and hands the returned line to the other (in person, by a channel they
@@ -31,8 +52,8 @@
 // acknowledged (deleted) on the relay, and duplicates (the relay delivers
 // at least once) are stored once. Several processes may use one home at
 // the same time — for example a long-running listener and short commands:
-// the store file is opened for each transaction and closed after it. The
-// Client reconnects by itself when the relay goes away.
+// the store file is opened for each transaction and closed after it. Once
+// connected, the Client reconnects by itself when the relay goes away.
 //
 // # Errors
 //

@@ -14,7 +14,7 @@ var (
 	// ErrExists: Init on a home directory that already holds a Postern
 	// key file or store.
 	ErrExists = errors.New("client: home directory is already initialised")
-	// ErrNotInitialised: Dial on a home directory without a key file.
+	// ErrNotInitialised: Open or Dial on a home directory without a key file.
 	ErrNotInitialised = errors.New("client: home directory is not initialised (run init first)")
 	// ErrWrongPassphrase: the key file did not open. A wrong passphrase and
 	// a tampered key file look the same. It is identity.ErrWrongPassphrase.

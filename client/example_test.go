@@ -67,3 +67,20 @@ func ExampleClient_Receive() {
 		fmt.Println("New secure message from", m.From)
 	}
 }
+
+// Reading stored messages without the relay: Open touches no network and
+// receives nothing.
+func ExampleOpen() {
+	c, err := client.Open("/home/bob/.postern", []byte("bob's passphrase"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	msgs, err := c.Inbox()
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, m := range msgs {
+		fmt.Printf("[%s] %s: %s\n", m.ID, m.From, m.Text)
+	}
+}

@@ -492,12 +492,21 @@ func uniqueName(cs []*contactRecord, name string) string {
 // connection), waits until the relay has reported each of them drained
 // with every envelope stored and acknowledged, and returns the messages
 // that are new since the last Sync or Receive, oldest first. Introductions
-// are processed on the way: the contacts they add appear in Contacts.
+// are processed on the way: the contacts they add appear in Contacts. On a
+// Client from Open, the first Sync connects (and fails if it cannot).
 func (c *Client) Sync(ctx context.Context) ([]Message, error) {
+	fresh, err := c.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	g0, cur := c.gen, c.cur
 	c.mu.Unlock()
-	if cur != nil {
+	switch {
+	case fresh != 0:
+		// This call just made the connection: its subscriptions are new.
+		g0 = fresh - 1
+	case cur != nil:
 		// A subscription that reported drained before now says nothing
 		// about what was queued since: start a new one.
 		cur.close()
@@ -534,8 +543,12 @@ func allDrained(m map[protocol.MailboxID]bool) bool {
 }
 
 // Receive returns the next new message, already stored locally and
-// acknowledged, blocking until one arrives or ctx ends.
+// acknowledged, blocking until one arrives or ctx ends. On a Client from
+// Open, the first Receive connects (and fails if it cannot).
 func (c *Client) Receive(ctx context.Context) (Message, error) {
+	if _, err := c.connect(ctx); err != nil {
+		return Message{}, err
+	}
 	for {
 		c.mu.Lock()
 		if len(c.inbox) > 0 {

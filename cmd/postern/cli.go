@@ -138,15 +138,36 @@ func (c *cli) options() *client.Options {
 	return opts
 }
 
-// open reads the passphrase and opens the client in the home directory.
-func (c *cli) open(ctx context.Context) (*client.Client, error) {
-	home, err := c.homeDir()
+// open reads the passphrase and opens the client in the home directory
+// without the network: for commands that only read local state, so that
+// they work while the relay is unreachable and never receive (or
+// acknowledge) anything behind a running 'postern listen'.
+func (c *cli) open() (*client.Client, error) {
+	home, passphrase, err := c.homeAndPassphrase()
 	if err != nil {
 		return nil, err
 	}
-	passphrase, err := c.passphrase(false)
+	return client.Open(home, passphrase, c.options())
+}
+
+// dial reads the passphrase, opens the client in the home directory and
+// connects it to the relay: for commands that need the relay.
+func (c *cli) dial(ctx context.Context) (*client.Client, error) {
+	home, passphrase, err := c.homeAndPassphrase()
 	if err != nil {
 		return nil, err
 	}
 	return client.Dial(ctx, home, passphrase, c.options())
+}
+
+func (c *cli) homeAndPassphrase() (string, []byte, error) {
+	home, err := c.homeDir()
+	if err != nil {
+		return "", nil, err
+	}
+	passphrase, err := c.passphrase(false)
+	if err != nil {
+		return "", nil, err
+	}
+	return home, passphrase, nil
 }

@@ -26,7 +26,7 @@ func runInvite(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
 	}
-	cl, err := c.open(ctx)
+	cl, err := c.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func runAccept(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if code == "" {
 		return usagef(cmd, "empty invitation")
 	}
-	cl, err := c.open(ctx)
+	cl, err := c.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func runBlock(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := c.open(ctx)
+	cl, err := c.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -120,8 +120,9 @@ func runBlock(ctx context.Context, c *cli, cmd *command, args []string) error {
 var contactsCmd = &command{
 	name:  "contacts",
 	usage: "contacts [--json]",
-	help:  `List your contacts with their safety numbers and when they were added.`,
-	run:   runContacts,
+	help: `List your contacts with their safety numbers and when they were added.
+It does not contact the relay.`,
+	run: runContacts,
 }
 
 func runContacts(ctx context.Context, c *cli, cmd *command, args []string) error {
@@ -130,7 +131,7 @@ func runContacts(ctx context.Context, c *cli, cmd *command, args []string) error
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
 	}
-	cl, err := c.open(ctx)
+	cl, err := c.open()
 	if err != nil {
 		return err
 	}

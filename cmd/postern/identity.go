@@ -65,7 +65,7 @@ var whoamiCmd = &command{
 	help: `Show your name, your relay, your identity fingerprint and this device's ID.
 With --contact, show that contact's identity fingerprint and safety number
 instead: compare the safety number with your contact's, in person or on a
-call, to make sure no one stands between you.`,
+call, to make sure no one stands between you. It does not contact the relay.`,
 	run: runWhoami,
 }
 
@@ -76,7 +76,7 @@ func runWhoami(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
 	}
-	cl, err := c.open(ctx)
+	cl, err := c.open()
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ func runListen(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
 	}
-	cl, err := c.open(ctx)
+	cl, err := c.dial(ctx)
 	if err != nil {
 		return err
 	}

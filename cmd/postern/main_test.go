@@ -53,6 +53,7 @@ func TestScripts(t *testing.T) {
 			"waitfor":     cmdWaitfor,
 			"envfrom":     cmdEnvfrom,
 			"relayinvite": cmdRelayinvite,
+			"stoprelay":   cmdStoprelay,
 		},
 	})
 }
@@ -91,6 +92,15 @@ func cmdRelayinvite(ts *testscript.TestScript, neg bool, args []string) {
 	codes, err := srv.Relay().CreateInvites(context.Background(), 1, time.Hour)
 	ts.Check(err)
 	ts.Setenv(args[0], codes[0])
+}
+
+// cmdStoprelay is "stoprelay": the script's relay stops for good (its
+// port refuses connections), to test what works without it.
+func cmdStoprelay(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: stoprelay")
+	}
+	ts.Value(relayKey{}).(*relaytest.Server).Close()
 }
 
 // cmdEnvfrom is "envfrom NAME REGEXP": it sets the environment variable

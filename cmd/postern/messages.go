@@ -51,7 +51,7 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if strings.TrimSpace(text) == "" {
 		return usagef(cmd, "empty message")
 	}
-	cl, err := c.open(ctx)
+	cl, err := c.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func runSync(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
 	}
-	cl, err := c.open(ctx)
+	cl, err := c.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func runInbox(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
 	}
-	cl, err := c.open(ctx)
+	cl, err := c.open()
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,8 @@ var readCmd = &command{
 	name:  "read",
 	usage: "read ID [--json]",
 	help: `Show the message ID in full (an unambiguous prefix of the ID will do).
---json prints one object, as in 'postern inbox --json'.`,
+--json prints one object, as in 'postern inbox --json'. Like 'postern
+inbox', it reads this device's store and does not contact the relay.`,
 	run: runRead,
 }
 
@@ -158,7 +159,7 @@ func runRead(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := c.open(ctx)
+	cl, err := c.open()
 	if err != nil {
 		return err
 	}
