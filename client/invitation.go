@@ -62,7 +62,9 @@ func ParseInvitation(s string) (*Invitation, error) {
 	if !strings.HasPrefix(s, InvitationPrefix) {
 		return nil, ErrInvitationPrefix
 	}
-	b, err := base64.RawURLEncoding.DecodeString(s[len(InvitationPrefix):])
+	// Strict: non-zero padding bits are refused, so that one invitation
+	// has exactly one text.
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s[len(InvitationPrefix):])
 	if err != nil {
 		return nil, ErrInvitationEncoding
 	}

@@ -45,6 +45,7 @@ func TestParseInvitation(t *testing.T) {
 		{"bad relay", (&Invitation{Relay: "ftp://x", Capability: protocol.NewCapabilityToken()}).Code(), ErrInvalidRelayURL},
 		{"non-canonical relay", (&Invitation{Relay: "wss://Relay.example.org/", Capability: protocol.NewCapabilityToken()}).Code(), ErrInvalidInvitation},
 		{"zero capability", (&Invitation{Relay: "wss://relay.example.org"}).Code(), ErrInvalidInvitation},
+		{"non-zero padding bits", nonCanonicalBase64(t, good), ErrInvitationEncoding},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,4 +110,19 @@ func FuzzParseInvitation(f *testing.F) {
 			t.Fatalf("re-encoded %q, parsed from %q", got, s)
 		}
 	})
+}
+
+// nonCanonicalBase64 sets a padding bit of the invitation's last base64
+// character: the same bytes decode from it, but only the canonical text may
+// be accepted (found by FuzzParseInvitation).
+func nonCanonicalBase64(t *testing.T, code string) string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	body := strings.TrimPrefix(code, InvitationPrefix)
+	if len(body)%4 == 0 {
+		// No padding bits at this length: lengthen the relay URL by one.
+		t.Fatalf("test invitation's base64 has no padding bits; change its relay URL length")
+	}
+	last := strings.IndexByte(alphabet, body[len(body)-1])
+	return InvitationPrefix + body[:len(body)-1] + string(alphabet[last|1])
 }
