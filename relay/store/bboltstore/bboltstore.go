@@ -27,6 +27,19 @@ import (
 // SchemaVersion is the layout version this package writes (meta "schema").
 const SchemaVersion = 1
 
+// errCorrupt marks a record or key that this package could not have
+// written: the file was damaged or edited. The operation fails; the relay
+// keeps serving everything else.
+var errCorrupt = errors.New("bboltstore: corrupt record")
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errCorrupt}, args...)...)
+}
+
+// maxStoredTime is the last second this package writes (year 9999); a
+// larger stored time is corruption, not a date.
+const maxStoredTime = 253402300799
+
 // Bucket names.
 var (
 	bMeta      = []byte("meta")
@@ -217,7 +230,7 @@ func (s *Store) commitLoop() {
 			}
 		}
 		errs = errs[:len(batch)]
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.safeUpdate(func(tx *bolt.Tx) error {
 			for i, r := range batch {
 				errs[i] = r.fn(tx)
 				if errs[i] != nil && !store.IsRefusal(errs[i]) {
@@ -238,7 +251,7 @@ func (s *Store) commitLoop() {
 		// bad write does not fail the others.
 		for _, r := range batch {
 			var e error
-			cerr := s.db.Update(func(tx *bolt.Tx) error {
+			cerr := s.safeUpdate(func(tx *bolt.Tx) error {
 				e = r.fn(tx)
 				if e != nil && !store.IsRefusal(e) {
 					return e
@@ -252,6 +265,19 @@ func (s *Store) commitLoop() {
 			r.done <- e
 		}
 	}
+}
+
+// safeUpdate is db.Update that turns a panic into an error. The committer
+// is the one goroutine every write goes through: a record that panics a
+// decoder (a damaged file) must fail its own write, not stop the relay.
+// bbolt rolls the transaction back before the panic reaches here.
+func (s *Store) safeUpdate(fn func(tx *bolt.Tx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = corrupt("write aborted: %v", r)
+		}
+	}()
+	return s.db.Update(fn)
 }
 
 // ---- encoding helpers ----
@@ -293,14 +319,18 @@ func encodeEnv(e store.Envelope) []byte {
 
 func decodeEnv(seq uint64, v []byte) (store.Envelope, error) {
 	if len(v) < envHeader {
-		return store.Envelope{}, fmt.Errorf("bboltstore: envelope record %d of %d bytes", seq, len(v))
+		return store.Envelope{}, corrupt("envelope record %d of %d bytes", seq, len(v))
+	}
+	received, expires := binary.BigEndian.Uint64(v[32:40]), binary.BigEndian.Uint64(v[40:48])
+	if received > maxStoredTime || expires > maxStoredTime {
+		return store.Envelope{}, corrupt("envelope record %d: time out of range", seq)
 	}
 	var e store.Envelope
 	e.Seq = seq
 	copy(e.Mailbox[:], v[0:16])
 	copy(e.ID[:], v[16:32])
-	e.Received = unixTime(binary.BigEndian.Uint64(v[32:40]))
-	e.Expires = unixTime(binary.BigEndian.Uint64(v[40:48]))
+	e.Received = unixTime(received)
+	e.Expires = unixTime(expires)
 	e.Data = append([]byte(nil), v[envHeader:]...)
 	return e, nil
 }

@@ -27,7 +27,8 @@ func encodeDevice(d store.Device) []byte {
 }
 
 func decodeDevice(id []byte, v []byte) (store.Device, bool) {
-	if len(v) < 5 {
+	// Only bit 0 (revoked) is defined: other bits mean a damaged record.
+	if len(v) < 5 || v[0]&^1 != 0 {
 		return store.Device{}, false
 	}
 	var d store.Device
@@ -151,6 +152,9 @@ func (s *Store) DeleteMailbox(ctx context.Context, owner protocol.DeviceID, id p
 		var seqs []uint64
 		c := tx.Bucket(bEnvMbox).Cursor()
 		for k, _ := c.Seek(id[:]); k != nil && hasPrefix(k, id[:]); k, _ = c.Next() {
+			if len(k) != 24 {
+				return corrupt("mailbox index key of %d bytes", len(k))
+			}
 			seqs = append(seqs, binary.BigEndian.Uint64(k[16:]))
 		}
 		env := tx.Bucket(bEnv)
@@ -348,6 +352,9 @@ func (s *Store) Range(ctx context.Context, mb protocol.MailboxID, after uint64, 
 		env := tx.Bucket(bEnv)
 		c := tx.Bucket(bEnvMbox).Cursor()
 		for k, _ := c.Seek(cat(mb[:], u64(after+1))); k != nil && hasPrefix(k, mb[:]) && len(out) < limit; k, _ = c.Next() {
+			if len(k) != 24 {
+				return corrupt("mailbox index key of %d bytes", len(k))
+			}
 			seq := binary.BigEndian.Uint64(k[16:])
 			e, err := decodeEnv(seq, env.Get(k[16:]))
 			if err != nil {
@@ -397,6 +404,9 @@ func (s *Store) Purge(ctx context.Context, now time.Time, max int) (int, error) 
 		c := tx.Bucket(bEnvExp).Cursor()
 		limit := timeU64(now)
 		for k, _ := c.First(); k != nil && len(seqs) < max; k, _ = c.Next() {
+			if len(k) != 16 {
+				return corrupt("expiry index key of %d bytes", len(k))
+			}
 			if binary.BigEndian.Uint64(k[:8]) > limit {
 				break
 			}

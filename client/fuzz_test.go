@@ -1,0 +1,405 @@
+package client
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postern/postern/keys/identity"
+	"github.com/postern/postern/protocol"
+)
+
+// Run `go test ./client -run TestWriteFuzzCorpus -update-corpus` to
+// regenerate the committed seed corpora of the fuzz targets below from
+// fresh, valid encodings (new keys each time, so the files change).
+var updateCorpus = flag.Bool("update-corpus", false, "rewrite the testdata/fuzz seed corpora of fuzz_test.go")
+
+// The targets of this file and the seeds each must have.
+var fuzzCorpora = []string{"FuzzParseBundle", "FuzzParseKeyPayload", "FuzzStoreRecord", "FuzzStoreCiphertext"}
+
+func TestWriteFuzzCorpus(t *testing.T) {
+	if !*updateCorpus {
+		t.Skip("corpus regeneration only with -update-corpus")
+	}
+	id, err := identity.GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := identity.NewDevice(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bundles [][]byte
+	for _, pid := range []uint32{0, 0xfffffffe} {
+		lr, err := identity.NewPrekey(dev, pid, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bundles = append(bundles, marshalBundle(dev.Certificate(), lr.Public()))
+	}
+	writeFuzzSeeds(t, "FuzzParseBundle", "valid", bundles)
+	writeFuzzSeeds(t, "FuzzParseBundle", "invalid", [][]byte{
+		bundles[0][:len(bundles[0])-1],                       // truncated
+		append(bytes.Clone(bundles[0]), 0),                   // trailing byte
+		append([]byte{bundleVersion + 1}, bundles[0][1:]...), // unknown version
+	})
+
+	payload := marshalKeyPayload(id, dev, bytes.Repeat([]byte{0x5a}, storeKeySize))
+	other, err := identity.GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFuzzSeeds(t, "FuzzParseKeyPayload", "valid", [][]byte{payload})
+	writeFuzzSeeds(t, "FuzzParseKeyPayload", "invalid", [][]byte{
+		payload[:len(payload)-1], // short store key
+		marshalKeyPayload(other, dev, bytes.Repeat([]byte{0x5a}, storeKeySize)), // device of another identity
+	})
+
+	records := seedRecords(dev)
+	writeFuzzSeeds(t, "FuzzStoreRecord", "valid", records)
+	writeFuzzSeeds(t, "FuzzStoreRecord", "invalid", [][]byte{
+		[]byte("{"), []byte("null"), []byte("[]"), []byte(`{"v":1,"created":"yesterday"}`), []byte(`{"identity":"!!"}`),
+	})
+
+	// Ciphertexts as the store writes them, each at the slot (bucket and
+	// key) it was sealed for, under the fixed test store key.
+	c := newFuzzClient(t)
+	var cts [][]byte
+	for i, slot := range fuzzSlots(c.st) {
+		err := c.st.update(func(t *tx) error {
+			if err := t.putRaw(slot.bucket, slot.key, records[i%len(records)]); err != nil {
+				return err
+			}
+			cts = append(cts, bytes.Clone(t.bt.Bucket(slot.bucket).Get(slot.key)))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFuzzSeeds(t, "FuzzStoreCiphertext", "valid", cts)
+	writeFuzzSeeds(t, "FuzzStoreCiphertext", "invalid", [][]byte{cts[0][:39], make([]byte, 64)})
+}
+
+// seedRecords returns one valid JSON encoding of each store record type.
+func seedRecords(dev *identity.Device) [][]byte {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	cert := dev.Certificate()
+	devID := cert.DeviceID()
+	idFP := cert.Identity.Fingerprint()
+	tok := protocol.NewCapabilityToken()
+	mb := protocol.MailboxID{1, 2, 3}
+	recs := []any{
+		&profileRecord{V: 1, Name: "alice", Relay: "wss://relay.example.org", Identity: idFP[:], Device: devID[:], Created: now, Enrolled: true},
+		&mailboxesRecord{V: 1, List: []mailboxRecord{{ID: mb[:], Purpose: "default", Created: now}, {ID: make([]byte, 16), Purpose: "invitation", Created: now}}},
+		&contactRecord{V: 1, ID: bytes.Repeat([]byte{7}, 16), Name: "bob", Identity: idFP[:], Cert: cert.Bytes(), Device: devID[:],
+			SendMbx: mb[:], SendCap: tok.SecretBytes(), RecvMbx: mb[:], RecvCap: tok.SecretBytes(), Added: now, Blocked: true},
+		&messageRecord{V: 1, ID: "0123456789abcdef", Contact: bytes.Repeat([]byte{7}, 16), From: "bob", To: "me", Text: "hello",
+			Time: now, Received: now.Add(time.Second), Mailbox: mb[:], Envelope: bytes.Repeat([]byte{9}, 16)},
+		&messageRecord{V: 1, ID: "fedcba9876543210", From: "me", To: "bob", Text: "hi", Time: now, Received: now, Outgoing: true},
+		&invitationRecord{V: 1, Mailbox: mb[:], Created: now, Used: true},
+		&seenRecord{At: now},
+	}
+	var out [][]byte
+	for _, r := range recs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// writeFuzzSeeds writes one []byte seed per file in the `go test fuzz v1`
+// format, named prefix-0, prefix-1...
+func writeFuzzSeeds(t *testing.T, target, prefix string, inputs [][]byte) {
+	t.Helper()
+	dir := filepath.Join("testdata", "fuzz", target)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, in := range inputs {
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", in)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d", prefix, i)), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A fuzz target whose seed folder is gone would quietly start from nothing.
+func TestFuzzCorpusPresent(t *testing.T) {
+	for _, name := range fuzzCorpora {
+		m, _ := filepath.Glob(filepath.Join("testdata", "fuzz", name, "valid-*"))
+		if len(m) == 0 {
+			t.Errorf("%s has no valid seeds (regenerate with -update-corpus)", name)
+		}
+	}
+}
+
+// readFuzzSeed reads a one-argument []byte seed file.
+func readFuzzSeed(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 || lines[0] != "go test fuzz v1" || !strings.HasPrefix(lines[1], "[]byte(") || !strings.HasSuffix(lines[1], ")") {
+		t.Fatalf("%s: not a one-argument []byte seed", path)
+	}
+	v, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return []byte(v)
+}
+
+// The valid-* seeds are valid: the fuzzer starts from real inputs.
+func TestFuzzSeedsValid(t *testing.T) {
+	seeds := func(name string) []string {
+		m, _ := filepath.Glob(filepath.Join("testdata", "fuzz", name, "valid-*"))
+		slices.Sort(m)
+		return m
+	}
+	for _, p := range seeds("FuzzParseBundle") {
+		if _, _, err := parseBundle(readFuzzSeed(t, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	for _, p := range seeds("FuzzParseKeyPayload") {
+		if _, _, _, err := parseKeyPayload(readFuzzSeed(t, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	for _, p := range seeds("FuzzStoreRecord") {
+		var m map[string]any
+		if err := json.Unmarshal(readFuzzSeed(t, p), &m); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	c := newFuzzClient(t)
+	slots := fuzzSlots(c.st)
+	for _, p := range seeds("FuzzStoreCiphertext") {
+		var i int
+		if _, err := fmt.Sscanf(filepath.Base(p), "valid-%d", &i); err != nil || i >= len(slots) {
+			t.Errorf("%s: no slot", p)
+			continue
+		}
+		raw := readFuzzSeed(t, p)
+		err := c.st.view(func(t *tx) error {
+			_, err := t.decrypt(slots[i].bucket, slots[i].key, raw)
+			return err
+		})
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
+
+// FuzzParseBundle: the prekey bundle comes from the relay, so from anyone.
+// No input panics; whatever parses carries a verifying certificate and
+// re-encodes to exactly the input (one encoding per bundle).
+func FuzzParseBundle(f *testing.F) {
+	f.Add([]byte{bundleVersion, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cert, pk, err := parseBundle(b)
+		if err != nil {
+			if cert != nil || pk != nil {
+				t.Fatal("values returned with an error")
+			}
+			return
+		}
+		if err := cert.Verify(); err != nil {
+			t.Fatalf("parsed certificate does not verify: %v", err)
+		}
+		if again := marshalBundle(cert, pk); !bytes.Equal(again, b) {
+			t.Fatalf("not canonical:\n got %x\nwant %x", again, b)
+		}
+	})
+}
+
+// FuzzParseKeyPayload: the decrypted key file. No input panics; whatever
+// parses has a device certified by the identity, a store key of the right
+// size, and re-encodes to exactly the input.
+func FuzzParseKeyPayload(f *testing.F) {
+	f.Add([]byte{keyPayloadVersion, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, dev, sk, err := parseKeyPayload(b)
+		if err != nil {
+			if id != nil || dev != nil || sk != nil {
+				t.Fatal("values returned with an error")
+			}
+			return
+		}
+		if dev.Certificate().Identity.Fingerprint() != id.Public().Fingerprint() {
+			t.Fatal("device not certified by the identity")
+		}
+		if len(sk) != storeKeySize {
+			t.Fatalf("store key of %d bytes", len(sk))
+		}
+		if again := marshalKeyPayload(id, dev, sk); !bytes.Equal(again, b) {
+			t.Fatalf("not canonical:\n got %x\nwant %x", again, b)
+		}
+	})
+}
+
+// fuzzStoreKey is fixed so that committed ciphertext seeds stay openable.
+var fuzzStoreKey = bytes.Repeat([]byte{0x42}, storeKeySize)
+
+const (
+	fuzzMsgID   = "fuzz-message"
+	fuzzIndexID = "fuzz-index" // its message-ids value is the fuzz input
+)
+
+var (
+	fuzzContactID = []byte("fuzz-contact-id!")
+	fuzzToken     = bytes.Repeat([]byte{0x77}, 32)
+)
+
+// newFuzzClient returns a Client with no connection over a store on a temp
+// dir: enough for everything that only reads the store.
+func newFuzzClient(tb testing.TB) *Client {
+	tb.Helper()
+	dir := tb.TempDir()
+	st, err := newStore(filepath.Join(dir, StoreFileName), fuzzStoreKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := st.update(func(*tx) error { return nil }); err != nil { // creates the file and buckets
+		tb.Fatal(err)
+	}
+	c := newClient(dir, (*Options)(nil).defaults(), newTestDevice(tb).dev, "me", "ws://127.0.0.1:1", st)
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+type fuzzSlot struct{ bucket, key []byte }
+
+// fuzzSlots are the places a stored record is read from: the profile, the
+// mailbox list, a contact, a message, a message-ID index entry and an
+// invitation.
+func fuzzSlots(s *store) []fuzzSlot {
+	return []fuzzSlot{
+		{bucketMeta, s.index(bucketMeta, keyProfile)},
+		{bucketMeta, s.index(bucketMeta, keyMailboxes)},
+		{bucketContacts, fuzzContactID},
+		{bucketMessages, fuzzMsgKey},
+		{bucketMessageIDs, s.index(bucketMessageIDs, []byte(fuzzIndexID))},
+		{bucketInvitations, s.index(bucketInvitations, fuzzToken)},
+	}
+}
+
+var fuzzMsgKey = []byte("fuzz-message-key")
+
+// readAll runs every reader of stored records and returns their errors.
+// None may panic.
+func (c *Client) fuzzReadAll() []error {
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+	add(c.st.view(func(t *tx) error { _, err := t.profile(); return err }))
+	add(c.st.view(func(t *tx) error { _, err := t.mailboxes(); return err }))
+	add(c.st.view(func(t *tx) error {
+		var inv invitationRecord
+		_, err := t.get(bucketInvitations, t.s.index(bucketInvitations, fuzzToken), &inv)
+		return err
+	}))
+	_, err := c.Contacts()
+	add(err)
+	r, err := c.lookupContact("bob")
+	if err == nil {
+		c.certificate(r) // a stored certificate is parsed, not trusted
+		clear(c.certs)
+	} else if !errors.Is(err, ErrUnknownContact) {
+		add(err)
+	}
+	_, err = c.Inbox()
+	add(err)
+	if _, err := c.Message(fuzzMsgID); !errors.Is(err, ErrNoMessage) {
+		add(err)
+	}
+	if _, err := c.Message(fuzzIndexID); !errors.Is(err, ErrNoMessage) {
+		add(err)
+	}
+	return errs
+}
+
+// checkStoreErrors fails on any error but errStoreCorrupt or, for a value
+// that reads as absent, ErrNotInitialised.
+func checkStoreErrors(t *testing.T, errs []error) {
+	t.Helper()
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, errStoreCorrupt) && !errors.Is(err, ErrNotInitialised) {
+			t.Fatalf("error %v is neither errStoreCorrupt nor ErrNotInitialised", err)
+		}
+	}
+}
+
+// FuzzStoreRecord: a decrypted store value that does not decode (a bug in
+// an older version, or a store from elsewhere) gives errStoreCorrupt from
+// every reader, never a panic. What decodes re-encodes stably.
+func FuzzStoreRecord(f *testing.F) {
+	c := newFuzzClient(f)
+	f.Add([]byte("{}"))
+	f.Fuzz(func(t *testing.T, plain []byte) {
+		err := c.st.update(func(t *tx) error {
+			for _, s := range fuzzSlots(c.st) {
+				if err := t.putRaw(s.bucket, s.key, plain); err != nil {
+					return err
+				}
+			}
+			// The message ID index points at the fuzzed message.
+			return t.putRaw(bucketMessageIDs, t.s.index(bucketMessageIDs, []byte(fuzzMsgID)), fuzzMsgKey)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkStoreErrors(t, c.fuzzReadAll())
+		for _, r := range []any{&profileRecord{}, &mailboxesRecord{}, &contactRecord{}, &messageRecord{}, &invitationRecord{}, &seenRecord{}} {
+			if json.Unmarshal(plain, r) != nil {
+				continue
+			}
+			once, err := json.Marshal(r)
+			if err != nil {
+				t.Fatalf("%T decodes but does not encode: %v", r, err)
+			}
+			if err := json.Unmarshal(once, r); err != nil {
+				t.Fatalf("%T re-encoding does not decode: %v", r, err)
+			}
+			if twice, _ := json.Marshal(r); !bytes.Equal(once, twice) {
+				t.Fatalf("%T re-encoding unstable:\n%s\n%s", r, once, twice)
+			}
+		}
+	})
+}
+
+// FuzzStoreCiphertext: a store value as it sits on disk (nonce ||
+// XChaCha20-Poly1305 ciphertext), possibly corrupted. Readers return it
+// decoded or errStoreCorrupt, never panic.
+func FuzzStoreCiphertext(f *testing.F) {
+	c := newFuzzClient(f)
+	f.Add(make([]byte, 40))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		err := c.st.update(func(t *tx) error {
+			for _, s := range fuzzSlots(c.st) {
+				if err := t.bt.Bucket(s.bucket).Put(s.key, raw); err != nil {
+					return err
+				}
+			}
+			return t.bt.Bucket(bucketMessageIDs).Put(t.s.index(bucketMessageIDs, []byte(fuzzMsgID)), raw)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkStoreErrors(t, c.fuzzReadAll())
+	})
+}

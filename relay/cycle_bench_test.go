@@ -1,0 +1,150 @@
+package relay_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/postern/postern/protocol"
+	"github.com/postern/postern/relay/relaytest"
+	"github.com/postern/postern/relay/store/bboltstore"
+)
+
+// BenchmarkRelayCycle measures the full cycle through real WebSockets on
+// loopback: send → durable → delivered → acknowledged → deleted, with 64
+// pairs of one sender connection (pipelining up to `window` sends) and
+// one subscribed owner connection that acknowledges what it receives in
+// batches. It reports completed cycles per second (an envelope counts
+// once its deletion is durable) and the send→deliver latency.
+//
+//	go test ./relay -run '^$' -bench RelayCycle -benchtime 200000x
+func BenchmarkRelayCycle(b *testing.B) {
+	for _, pairs := range []int{1, 64} {
+		b.Run(fmt.Sprintf("pairs=%d", pairs), func(b *testing.B) { benchCycle(b, pairs, 8) })
+	}
+}
+
+func benchCycle(b *testing.B, pairs, window int) {
+	srv := relaytest.New(b, nil)
+	type pair struct {
+		own, anon *client
+		mb        protocol.MailboxID
+		tok       protocol.CapabilityToken
+	}
+	ps := make([]pair, pairs)
+	for i := range ps {
+		own, _, mb, tok := owner(b, srv.URL)
+		wantType[*protocol.OK](b, own.do(&protocol.Subscribe{Mailbox: mb}))
+		ps[i] = pair{own: own, anon: dial(b, srv.URL), mb: mb, tok: tok}
+	}
+	perPair := max(1, b.N/pairs)
+	var (
+		done    atomic.Int64
+		latMu   sync.Mutex
+		lats    []time.Duration
+		wg      sync.WaitGroup
+		started = time.Now()
+	)
+	b.ResetTimer()
+	for _, p := range ps {
+		// Sender: keeps `window` sends in flight; the envelope carries its
+		// send time so the receiver can measure delivery latency.
+		slots := make(chan struct{}, window)
+		wg.Go(func() {
+			for i := range perPair {
+				slots <- struct{}{}
+				env := sealed(1)
+				binary.BigEndian.PutUint64(env[2:], uint64(time.Since(started)))
+				f, err := protocol.Marshal(uint32(i+1), &protocol.Send{Mailbox: p.mb, Capability: p.tok, Envelope: env})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if err := p.anon.ws.Write(bg, websocket.MessageBinary, f); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		wg.Go(func() {
+			for range perPair {
+				if _, f, err := p.anon.readErr(); err != nil {
+					b.Error(err)
+					return
+				} else if _, ok := f.(*protocol.Sent); !ok {
+					b.Errorf("answer %T", f)
+					return
+				}
+				<-slots
+			}
+		})
+		// Receiver: acknowledges deliveries in batches; an envelope's
+		// cycle completes when its Ack is answered (deletion durable).
+		wg.Go(func() {
+			var local []time.Duration
+			defer func() { latMu.Lock(); lats = append(lats, local...); latMu.Unlock() }()
+			var batch []protocol.EnvelopeID
+			acked, nextID := 0, uint32(1)
+			inflight := map[uint32]int{}
+			for acked < perPair {
+				id, f, err := p.own.readErr()
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				switch f := f.(type) {
+				case *protocol.Deliver:
+					sent := time.Duration(binary.BigEndian.Uint64(f.Envelope[2:]))
+					local = append(local, time.Since(started)-sent)
+					batch = append(batch, f.ID)
+				case *protocol.OK:
+					acked += inflight[id]
+					done.Add(int64(inflight[id]))
+					delete(inflight, id)
+				case *protocol.Drained:
+				default:
+					b.Errorf("receiver got %T", f)
+					return
+				}
+				// Acknowledge what has arrived once a batch is worth a
+				// commit or nothing else is outstanding.
+				if len(batch) >= 32 || (len(batch) > 0 && len(inflight) == 0) {
+					nextID++
+					fr, err := protocol.Marshal(nextID, &protocol.Ack{Mailbox: p.mb, IDs: batch})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if err := p.own.ws.Write(bg, websocket.MessageBinary, fr); err != nil {
+						b.Error(err)
+						return
+					}
+					inflight[nextID] = len(batch)
+					batch = nil
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(done.Load())/b.Elapsed().Seconds(), "cycles/s")
+	slices.Sort(lats)
+	if len(lats) > 0 {
+		b.ReportMetric(float64(lats[len(lats)/2].Microseconds()), "p50-deliver-µs")
+		b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds()), "p99-deliver-µs")
+	}
+	if bs, ok := srv.Relay().Store().(*bboltstore.Store); ok {
+		txs, writes := bs.Commits()
+		b.ReportMetric(float64(writes)/float64(max(txs, 1)), "writes/commit")
+	}
+	for _, p := range ps {
+		p.own.ws.CloseNow()
+		p.anon.ws.CloseNow()
+	}
+}
