@@ -107,8 +107,15 @@ func parse(fs *flag.FlagSet, args []string) error {
 func serve(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: postern-relay serve [flags]\n\n"+
+			"Every flag can also be set in the environment as POSTERN_RELAY_<FLAG>\n"+
+			"(upper case, - as _: --tls-cert is POSTERN_RELAY_TLS_CERT); a flag on the\n"+
+			"command line wins.\n\n")
+		fs.PrintDefaults()
+	}
 	listen := fs.String("listen", "127.0.0.1:7878", "address to listen on")
-	data := fs.String("data", "./postern-data", "data directory (env POSTERN_RELAY_DATA)")
+	data := fs.String("data", "./postern-data", "data directory: the database and the admin socket")
 	cert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
 	key := fs.String("tls-key", "", "TLS key file (PEM)")
 	enrollment := fs.String("enrollment", relay.EnrollOpen, "enrolment policy: open or invite")
@@ -222,7 +229,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 func inviteCreate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("invite create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := fs.String("data", "./postern-data", "data directory (env POSTERN_RELAY_DATA)")
+	data := fs.String("data", "./postern-data", "data directory: the database and the admin socket")
 	count := fs.Int("count", 1, "number of invite codes")
 	ttl := fs.Duration("ttl", relay.DefaultInviteTTL, "how long the codes stay valid")
 	if err := parse(fs, args); err != nil {
