@@ -1,0 +1,584 @@
+package session
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/mlkem"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/postern/postern/keys"
+)
+
+// Session is one end of a pairwise session: a Double Ratchet with header
+// encryption and a periodic ML-KEM-768 step. It is not safe for concurrent
+// use (the caller serialises access, typically per contact). It is not
+// comparable with ==, and fmt prints it redacted.
+type Session struct {
+	_   [0]func() // not comparable
+	st  state
+	now func() time.Time
+
+	// newDH generates ratchet keys; nil means crypto/rand. Tests replace it
+	// to model an adversary who can compute X25519 secrets.
+	newDH func() (*ecdh.PrivateKey, error)
+}
+
+// state is everything a session keeps. Copying a state is cheap and safe:
+// slices in it are never modified in place, only replaced.
+type state struct {
+	initiator bool
+	needInit  bool     // initiator that has not yet read any message
+	ad        [32]byte // TH, the transcript hash: associated data of every message
+	initID    [32]byte
+	peerCert  []byte
+	peer      *keys.DeviceCertificate
+
+	rk          [keySize]byte
+	dhs         *ecdh.PrivateKey // nil until the responder's first sending chain
+	dhr         [32]byte
+	hasDHr      bool
+	cks, ckr    [keySize]byte
+	hasCKs      bool
+	hasCKr      bool
+	hks, hkr    [keySize]byte
+	hasHKs      bool
+	hasHKr      bool
+	nhks, nhkr  [keySize]byte
+	ns, nr, pn  uint32
+	pendingStep bool // the next Seal starts a new sending chain (a DH ratchet step)
+
+	ownDK     *mlkem.DecapsulationKey768 // advertised, not yet used by the peer
+	ownDKID   uint32
+	nextKeyID uint32
+	peerEK    []byte // the peer's latest encapsulation key, not yet used; nil if none
+	peerEKID  uint32
+	pqBlock   []byte // PQ fields attached to every message of the current sending chain
+	pqNew     bool   // this party has not sent a PQ step yet
+	sincePQ   uint32 // messages sent or read since the last PQ step this party sent
+	lastPQ    int64  // unix seconds of that step (or of the session's creation)
+
+	init    []byte // the encoded Init while needInit
+	skipped []skippedKey
+}
+
+type skippedKey struct {
+	hk [keySize]byte
+	n  uint32
+	mk [keySize]byte
+}
+
+// String returns a redacted description naming the peer device only.
+func (s Session) String() string {
+	if s.st.peer == nil {
+		return "session.Session{REDACTED}"
+	}
+	return "session.Session{peer " + s.st.peer.DeviceID().Short() + ", REDACTED}"
+}
+
+// GoString is String: %#v must not dump the fields.
+func (s Session) GoString() string { return s.String() }
+
+// Format prints String for every verb.
+func (s Session) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
+
+// PeerCertificate returns the peer device's certificate. After Respond the
+// caller must check its Identity against the contact it expects.
+func (s *Session) PeerCertificate() *keys.DeviceCertificate { return s.st.peer }
+
+// NeedsInit reports whether Seal still attaches the Init: the session was
+// initiated here and no message from the peer has been read yet.
+func (s *Session) NeedsInit() bool { return s.st.needInit }
+
+// Initiator reports whether this end sent the Init.
+func (s *Session) Initiator() bool { return s.st.initiator }
+
+// InitID is the ID of the Init that started the session (Init.ID).
+func (s *Session) InitID() [32]byte { return s.st.initID }
+
+// YieldsTo decides a simultaneous initiation. It reports whether this
+// session, initiated here and still attaching its Init, must be replaced by
+// the session that Respond builds from theirs: the Init with the smaller ID
+// (bytewise) wins. Both sides compute the same answer from the two Inits.
+func (s *Session) YieldsTo(theirs *Init) bool {
+	if !s.st.needInit || theirs == nil {
+		return false
+	}
+	id := theirs.ID()
+	return bytes.Compare(id[:], s.st.initID[:]) < 0
+}
+
+// Overhead returns how many bytes Seal adds to a plaintext for the next
+// message at the current time: MessageOverhead, plus PQOverhead when that
+// message carries a PQ step, plus the Init while NeedsInit. A caller that pads
+// to an envelope bucket uses it as
+//
+//	n, _ := protocol.BucketFor(protocol.EnvelopeHeaderSize + s.Overhead() + len(p))
+//	msg, err := s.Seal(p, n-protocol.EnvelopeHeaderSize)
+func (s *Session) Overhead() int { return s.overhead(s.now()) }
+
+func (s *Session) overhead(now time.Time) int {
+	n := MessageOverhead
+	if s.st.needInit {
+		n += len(s.st.init)
+	}
+	if s.st.pendingStep || !s.st.hasCKs {
+		if s.st.pqDue(now) {
+			n += PQOverhead
+		}
+	} else if s.st.pqBlock != nil {
+		n += PQOverhead
+	}
+	return n
+}
+
+func (st *state) pqDue(now time.Time) bool {
+	if st.peerEK == nil {
+		return false
+	}
+	if st.pqNew || st.sincePQ >= PQMessageInterval {
+		return true
+	}
+	return now.Unix()-st.lastPQ >= int64(PQInterval/time.Second)
+}
+
+// Seal encrypts plaintext as the next message of the session. When padTo is
+// positive, zero bytes are appended to the plaintext so that the message is
+// exactly padTo bytes (ErrTooLarge if it does not fit); the plaintext format
+// must tolerate trailing zeros. The session is changed only on success.
+func (s *Session) Seal(plaintext []byte, padTo int) ([]byte, error) {
+	now := s.now()
+	size := s.overhead(now) + len(plaintext)
+	if padTo > 0 {
+		if size > padTo {
+			return nil, ErrTooLarge
+		}
+		size = padTo
+	}
+	if size > MaxMessageSize {
+		return nil, ErrTooLarge
+	}
+	st := s.st // work on a copy
+	if st.pendingStep || !st.hasCKs {
+		if err := s.sendStep(&st, now); err != nil {
+			return nil, err
+		}
+	}
+	if st.ns == ^uint32(0) {
+		return nil, ErrExhausted
+	}
+	var mk [keySize]byte
+	st.cks, mk = kdfCK(&st.cks)
+
+	msg := make([]byte, 0, size)
+	flags := byte(0)
+	if st.needInit {
+		flags |= flagInit
+	}
+	if st.pqBlock != nil {
+		flags |= flagPQ
+	}
+	msg = append(msg, flags)
+	if st.needInit {
+		msg = append(msg, st.init...)
+	}
+	prefixLen := len(msg)
+	hdr := make([]byte, 0, HeaderSize+PQBlockSize)
+	hdr = append(hdr, st.dhs.PublicKey().Bytes()...)
+	hdr = binary.BigEndian.AppendUint32(hdr, st.pn)
+	hdr = binary.BigEndian.AppendUint32(hdr, st.ns)
+	hdr = append(hdr, st.pqBlock...)
+	nonce := make([]byte, HeaderNonceSize)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, ErrRandom
+	}
+	msg = append(msg, nonce...)
+	haead, err := chacha20poly1305.NewX(st.hks[:])
+	if err != nil {
+		return nil, ErrRandom
+	}
+	msg = haead.Seal(msg, nonce, hdr, headerAD(&st.ad, msg[:prefixLen]))
+
+	key, bnonce := bodyKey(&mk)
+	baead, err := chacha20poly1305.New(key)
+	if err != nil {
+		return nil, ErrRandom
+	}
+	body := make([]byte, size-len(msg)-TagSize)
+	copy(body, plaintext)
+	msg = baead.Seal(msg, bnonce, body, bodyAD(&st.ad, msg))
+	if len(msg) != size {
+		return nil, ErrRandom // unreachable: sizes are computed above
+	}
+	st.ns++
+	st.countMessage()
+	s.st = st
+	return msg, nil
+}
+
+func (st *state) countMessage() {
+	if st.sincePQ < ^uint32(0) {
+		st.sincePQ++
+	}
+}
+
+func headerAD(ad *[32]byte, prefix []byte) []byte {
+	return append(append(make([]byte, 0, 32+len(prefix)), ad[:]...), prefix...)
+}
+
+func bodyAD(ad *[32]byte, msgSoFar []byte) []byte {
+	return append(append(make([]byte, 0, 32+len(msgSoFar)), ad[:]...), msgSoFar...)
+}
+
+// sendStep starts a new sending chain: a fresh X25519 key, and an ML-KEM
+// encapsulation to the peer's latest key when a PQ step is due.
+func (s *Session) sendStep(st *state, now time.Time) error {
+	if !st.hasDHr {
+		return ErrRandom // unreachable: only the responder lacks a sending chain, and it has DHr
+	}
+	gen := s.newDH
+	if gen == nil {
+		gen = newDHKey
+	}
+	dhs, err := gen()
+	if err != nil {
+		return ErrRandom
+	}
+	out, ok := dh(dhs, st.dhr[:])
+	if !ok {
+		return ErrRandom // DHr was checked when accepted
+	}
+	var pq []byte
+	st.pqBlock = nil
+	if st.pqDue(now) {
+		ek, err := mlkem.NewEncapsulationKey768(st.peerEK)
+		if err != nil {
+			return ErrRandom // checked when accepted
+		}
+		ss, ct := ek.Encapsulate()
+		dk, err := mlkem.GenerateKey768()
+		if err != nil {
+			return ErrRandom
+		}
+		blk := make([]byte, 0, PQBlockSize)
+		blk = binary.BigEndian.AppendUint32(blk, st.peerEKID)
+		blk = append(blk, ct...)
+		blk = binary.BigEndian.AppendUint32(blk, st.nextKeyID)
+		blk = append(blk, dk.EncapsulationKey().Bytes()...)
+		st.pqBlock = blk
+		st.ownDK, st.ownDKID = dk, st.nextKeyID
+		st.nextKeyID++
+		st.peerEK = nil
+		st.pqNew = false
+		st.sincePQ = 0
+		st.lastPQ = now.Unix()
+		pq = ss
+	}
+	if st.hasCKs {
+		st.pn = st.ns
+	}
+	st.ns = 0
+	st.dhs = dhs
+	var nhk [keySize]byte
+	st.rk, st.cks, nhk = kdfRK(&st.rk, out, pq)
+	st.hks, st.hasHKs = st.nhks, true
+	st.nhks = nhk
+	st.hasCKs = true
+	st.pendingStep = false
+	return nil
+}
+
+// header is a decrypted ratchet header.
+type header struct {
+	dh    []byte
+	pn, n uint32
+	pq    bool
+	ctID  uint32
+	ct    []byte
+	ekID  uint32
+	ek    []byte
+}
+
+// parseHeader parses a decrypted header: exactly HeaderSize bytes, or
+// HeaderSize+PQBlockSize when pq is set. It does not validate keys.
+func parseHeader(b []byte, pq bool) (header, bool) {
+	want := HeaderSize
+	if pq {
+		want += PQBlockSize
+	}
+	if len(b) != want {
+		return header{}, false
+	}
+	h := header{dh: b[:32], pn: binary.BigEndian.Uint32(b[32:36]), n: binary.BigEndian.Uint32(b[36:40]), pq: pq}
+	if pq {
+		p := b[HeaderSize:]
+		h.ctID = binary.BigEndian.Uint32(p[0:4])
+		h.ct = p[4 : 4+KEMCiphertextSize]
+		p = p[4+KEMCiphertextSize:]
+		h.ekID = binary.BigEndian.Uint32(p[0:4])
+		h.ek = p[4:]
+	}
+	return h, true
+}
+
+func (h *header) marshal() []byte {
+	b := make([]byte, 0, HeaderSize+PQBlockSize)
+	b = append(b, h.dh...)
+	b = binary.BigEndian.AppendUint32(b, h.pn)
+	b = binary.BigEndian.AppendUint32(b, h.n)
+	if h.pq {
+		b = binary.BigEndian.AppendUint32(b, h.ctID)
+		b = append(b, h.ct...)
+		b = binary.BigEndian.AppendUint32(b, h.ekID)
+		b = append(b, h.ek...)
+	}
+	return b
+}
+
+// framed is a session message split into its parts (public framing only).
+type framed struct {
+	flags    byte
+	init     []byte
+	prefix   []byte // flags || init
+	nonce    []byte
+	hct      []byte // header ciphertext with tag
+	upToBody []byte
+	body     []byte // body ciphertext with tag
+}
+
+func splitMessage(msg []byte) (framed, bool) {
+	var f framed
+	if len(msg) < MessageOverhead || len(msg) > MaxMessageSize {
+		return f, false
+	}
+	f.flags = msg[0]
+	if f.flags&^(flagInit|flagPQ) != 0 {
+		return f, false
+	}
+	off := 1
+	if f.flags&flagInit != 0 {
+		if len(msg) < off+3 {
+			return f, false
+		}
+		n := InitSizeNoOneTime
+		if msg[off+2] == 0x01 {
+			n = InitSize
+		}
+		if len(msg) < off+n {
+			return f, false
+		}
+		f.init = msg[off : off+n]
+		off += n
+	}
+	f.prefix = msg[:off]
+	hlen := HeaderSize + TagSize
+	if f.flags&flagPQ != 0 {
+		hlen += PQBlockSize
+	}
+	if len(msg) < off+HeaderNonceSize+hlen+TagSize {
+		return f, false
+	}
+	f.nonce = msg[off : off+HeaderNonceSize]
+	off += HeaderNonceSize
+	f.hct = msg[off : off+hlen]
+	off += hlen
+	f.upToBody = msg[:off]
+	f.body = msg[off:]
+	return f, true
+}
+
+// MessageInit returns the Init attached to a session message, or nil when
+// none is. A receiver without a session for the message calls Respond with it
+// (after finding the prekeys it names), then Open.
+func MessageInit(msg []byte) (*Init, error) {
+	f, ok := splitMessage(msg)
+	if !ok {
+		return nil, fmt.Errorf("%w: session message framing", ErrMalformed)
+	}
+	if f.init == nil {
+		return nil, nil
+	}
+	return ParseInit(f.init)
+}
+
+func openHeader(hk *[keySize]byte, ad *[32]byte, f *framed) (header, bool) {
+	a, err := chacha20poly1305.NewX(hk[:])
+	if err != nil {
+		return header{}, false
+	}
+	pt, err := a.Open(nil, f.nonce, f.hct, headerAD(ad, f.prefix))
+	if err != nil {
+		return header{}, false
+	}
+	return parseHeader(pt, f.flags&flagPQ != 0)
+}
+
+func openBody(mk *[keySize]byte, ad *[32]byte, f *framed) ([]byte, bool) {
+	key, nonce := bodyKey(mk)
+	a, err := chacha20poly1305.New(key)
+	if err != nil {
+		return nil, false
+	}
+	pt, err := a.Open(nil, nonce, f.body, bodyAD(ad, f.upToBody))
+	if err != nil {
+		return nil, false
+	}
+	return pt, true
+}
+
+// Open decrypts a session message. Every failure is ErrDecrypt and leaves
+// the session unchanged; a message is read at most once (a replay fails).
+func (s *Session) Open(msg []byte) ([]byte, error) {
+	f, ok := splitMessage(msg)
+	if !ok {
+		return nil, ErrDecrypt
+	}
+	st := s.st // work on a copy; commit on success
+	if f.init != nil {
+		// Only the initiator attaches an Init, and only its own: it must be
+		// the one that started this session.
+		id := initID(f.init)
+		if st.initiator || subtle.ConstantTimeCompare(id[:], st.initID[:]) != 1 {
+			return nil, ErrDecrypt
+		}
+	}
+	pt, ok := s.open(&st, &f)
+	if !ok {
+		return nil, ErrDecrypt
+	}
+	st.countMessage()
+	if st.needInit {
+		st.needInit = false
+		st.init = nil
+	}
+	s.st = st
+	return pt, nil
+}
+
+func (s *Session) open(st *state, f *framed) ([]byte, bool) {
+	// 1. Keys of skipped messages, by header key.
+	for i := range st.skipped {
+		sk := &st.skipped[i]
+		if i > 0 && st.skipped[i-1].hk == sk.hk {
+			continue // already tried this header key
+		}
+		h, ok := openHeader(&sk.hk, &st.ad, f)
+		if !ok {
+			continue
+		}
+		j := slices.IndexFunc(st.skipped, func(e skippedKey) bool { return e.hk == sk.hk && e.n == h.n })
+		if j < 0 {
+			break // the header key is known but not this message: try the chains below
+		}
+		mk := st.skipped[j].mk
+		pt, ok := openBody(&mk, &st.ad, f)
+		if !ok {
+			return nil, false
+		}
+		st.skipped = slices.Delete(slices.Clone(st.skipped), j, j+1)
+		return pt, true
+	}
+	// 2. The current receiving chain, then 3. the next one (a DH ratchet step).
+	var h header
+	ok := false
+	if st.hasHKr {
+		h, ok = openHeader(&st.hkr, &st.ad, f)
+	}
+	if ok {
+		if !st.hasCKr || h.n < st.nr {
+			return nil, false // already read, or a key evicted / never held
+		}
+	} else {
+		h, ok = openHeader(&st.nhkr, &st.ad, f)
+		if !ok {
+			return nil, false
+		}
+		if !s.receiveStep(st, &h) {
+			return nil, false
+		}
+	}
+	if !st.skip(h.n) {
+		return nil, false
+	}
+	var mk [keySize]byte
+	st.ckr, mk = kdfCK(&st.ckr)
+	pt, ok := openBody(&mk, &st.ad, f)
+	if !ok {
+		return nil, false
+	}
+	st.nr = h.n + 1
+	return pt, true
+}
+
+// receiveStep performs the receiving half of a DH ratchet step for a header
+// that opened under NHKr: store the keys left in the current chain, mix the
+// new DH output (and the ML-KEM secret if the header carries one), and make
+// the next Seal start a new sending chain.
+func (s *Session) receiveStep(st *state, h *header) bool {
+	if st.dhs == nil {
+		return false
+	}
+	if st.hasCKr && !st.skip(h.pn) {
+		return false
+	}
+	out, ok := dh(st.dhs, h.dh)
+	if !ok {
+		return false
+	}
+	var pq []byte
+	if h.pq {
+		if st.ownDK == nil || h.ctID != st.ownDKID {
+			return false
+		}
+		if _, err := mlkem.NewEncapsulationKey768(h.ek); err != nil {
+			return false
+		}
+		ss, err := st.ownDK.Decapsulate(h.ct)
+		if err != nil {
+			return false
+		}
+		pq = ss
+		st.ownDK = nil
+		st.peerEK = bytes.Clone(h.ek)
+		st.peerEKID = h.ekID
+	}
+	st.hkr, st.hasHKr = st.nhkr, true
+	st.dhr, st.hasDHr = [32]byte(h.dh), true
+	st.rk, st.ckr, st.nhkr = kdfRK(&st.rk, out, pq)
+	st.hasCKr = true
+	st.nr = 0
+	// The old sending chain is finished; its length goes into the next
+	// header's pn.
+	st.cks = [keySize]byte{}
+	st.pendingStep = true
+	return true
+}
+
+// skip derives and stores the keys of messages nr .. until-1 of the current
+// receiving chain.
+func (st *state) skip(until uint32) bool {
+	if until <= st.nr {
+		return true
+	}
+	if !st.hasCKr || until-st.nr > MaxSkip {
+		return false
+	}
+	sk := slices.Grow(slices.Clone(st.skipped), int(until-st.nr))
+	for st.nr < until {
+		var mk [keySize]byte
+		st.ckr, mk = kdfCK(&st.ckr)
+		sk = append(sk, skippedKey{hk: st.hkr, n: st.nr, mk: mk})
+		st.nr++
+	}
+	if over := len(sk) - MaxSkippedKeys; over > 0 {
+		sk = slices.Delete(sk, 0, over) // evict the oldest
+	}
+	st.skipped = sk
+	return true
+}

@@ -1,0 +1,267 @@
+package session
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/mlkem"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/postern/postern/keys"
+)
+
+// State flags (u16 at offset 2 of the state encoding).
+const (
+	sfInitiator = 1 << iota
+	sfNeedInit
+	sfDHs
+	sfDHr
+	sfCKs
+	sfCKr
+	sfHKs
+	sfHKr
+	sfPendingStep
+	sfPQNew
+	sfOwnDK
+	sfPeerEK
+	sfPQBlock
+	sfAll = 1<<iota - 1
+)
+
+const (
+	skippedEntrySize = keySize + 4 + keySize
+	// stateFixedSize is the state encoding without its optional parts.
+	stateFixedSize = 2 + 2 + 32 + 32 + keys.DeviceCertificateSize + 9*keySize + 5*4 + 8 + 2
+	// MaxStateSize bounds MarshalSecret's output: every optional part present
+	// and MaxSkippedKeys stored keys.
+	MaxStateSize = stateFixedSize + (4 + mlkem.SeedSize) + (4 + KEMPublicKeySize) + PQBlockSize + InitSize + MaxSkippedKeys*skippedEntrySize
+
+	maxUnixSeconds = 253402300799 // 9999-12-31T23:59:59Z, as SPEC.md section 8
+)
+
+// MarshalSecret returns the session's SECRET state: root, chain, header and
+// ratchet private keys and stored skipped-message keys. Anyone holding these
+// bytes can read the session's future messages until it heals. Store it only
+// encrypted. Keys already used (read messages, past chains) are not in it.
+func (s *Session) MarshalSecret() []byte {
+	st := &s.st
+	var fl uint16
+	set := func(b bool, f uint16) {
+		if b {
+			fl |= f
+		}
+	}
+	set(st.initiator, sfInitiator)
+	set(st.needInit, sfNeedInit)
+	set(st.dhs != nil, sfDHs)
+	set(st.hasDHr, sfDHr)
+	set(st.hasCKs, sfCKs)
+	set(st.hasCKr, sfCKr)
+	set(st.hasHKs, sfHKs)
+	set(st.hasHKr, sfHKr)
+	set(st.pendingStep, sfPendingStep)
+	set(st.pqNew, sfPQNew)
+	set(st.ownDK != nil, sfOwnDK)
+	set(st.peerEK != nil, sfPeerEK)
+	set(st.pqBlock != nil, sfPQBlock)
+
+	b := make([]byte, 0, stateFixedSize+len(st.skipped)*skippedEntrySize+8192)
+	b = append(b, tagState, version)
+	b = binary.BigEndian.AppendUint16(b, fl)
+	b = append(b, st.ad[:]...)
+	b = append(b, st.initID[:]...)
+	b = append(b, st.peerCert...)
+	b = append(b, st.rk[:]...)
+	if st.dhs != nil {
+		b = append(b, st.dhs.Bytes()...)
+	} else {
+		b = append(b, make([]byte, keySize)...)
+	}
+	for _, k := range []*[keySize]byte{&st.dhr, &st.cks, &st.ckr, &st.hks, &st.hkr, &st.nhks, &st.nhkr} {
+		b = append(b, k[:]...)
+	}
+	for _, v := range []uint32{st.ns, st.nr, st.pn, st.nextKeyID, st.sincePQ} {
+		b = binary.BigEndian.AppendUint32(b, v)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(st.lastPQ))
+	if st.ownDK != nil {
+		b = binary.BigEndian.AppendUint32(b, st.ownDKID)
+		b = append(b, st.ownDK.Bytes()...)
+	}
+	if st.peerEK != nil {
+		b = binary.BigEndian.AppendUint32(b, st.peerEKID)
+		b = append(b, st.peerEK...)
+	}
+	b = append(b, st.pqBlock...)
+	if st.needInit {
+		b = append(b, st.init...)
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(st.skipped)))
+	for _, k := range st.skipped {
+		b = append(b, k.hk[:]...)
+		b = binary.BigEndian.AppendUint32(b, k.n)
+		b = append(b, k.mk[:]...)
+	}
+	return b
+}
+
+// reader consumes a byte string field by field; ok turns false on the first
+// short read and stays false.
+type reader struct {
+	b  []byte
+	ok bool
+}
+
+func (r *reader) take(n int) []byte {
+	if !r.ok || n > len(r.b) {
+		r.ok = false
+		return make([]byte, n)
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+func (r *reader) key(k *[keySize]byte) { copy(k[:], r.take(keySize)) }
+func (r *reader) u16() uint16          { return binary.BigEndian.Uint16(r.take(2)) }
+func (r *reader) u32() uint32          { return binary.BigEndian.Uint32(r.take(4)) }
+func (r *reader) u64() uint64          { return binary.BigEndian.Uint64(r.take(8)) }
+
+// UnmarshalSecret parses the output of MarshalSecret. It checks every length,
+// cap and key, and the consistency of the flags, so that a damaged state
+// cannot make the session misbehave; it is ErrMalformed otherwise.
+func UnmarshalSecret(b []byte, opts *Options) (*Session, error) {
+	bad := func(what string) (*Session, error) {
+		return nil, fmt.Errorf("%w: session state: %s", ErrMalformed, what)
+	}
+	if len(b) < stateFixedSize || len(b) > MaxStateSize {
+		return bad("length")
+	}
+	r := &reader{b: b, ok: true}
+	if t := r.take(2); t[0] != tagState || t[1] != version {
+		return bad("tag or version")
+	}
+	fl := r.u16()
+	if fl&^sfAll != 0 {
+		return bad("flags")
+	}
+	has := func(f uint16) bool { return fl&f != 0 }
+	var st state
+	st.initiator = has(sfInitiator)
+	st.needInit = has(sfNeedInit)
+	st.hasDHr, st.hasCKs, st.hasCKr = has(sfDHr), has(sfCKs), has(sfCKr)
+	st.hasHKs, st.hasHKr = has(sfHKs), has(sfHKr)
+	st.pendingStep, st.pqNew = has(sfPendingStep), has(sfPQNew)
+	r.key(&st.ad)
+	r.key(&st.initID)
+	st.peerCert = bytes.Clone(r.take(keys.DeviceCertificateSize))
+	r.key(&st.rk)
+	dhs := r.take(keySize)
+	for _, k := range []*[keySize]byte{&st.dhr, &st.cks, &st.ckr, &st.hks, &st.hkr, &st.nhks, &st.nhkr} {
+		r.key(k)
+	}
+	st.ns, st.nr, st.pn, st.nextKeyID, st.sincePQ = r.u32(), r.u32(), r.u32(), r.u32(), r.u32()
+	last := r.u64()
+	if last > maxUnixSeconds {
+		return bad("time")
+	}
+	st.lastPQ = int64(last)
+	var dkSeed []byte
+	if has(sfOwnDK) {
+		st.ownDKID = r.u32()
+		dkSeed = r.take(mlkem.SeedSize)
+	}
+	if has(sfPeerEK) {
+		st.peerEKID = r.u32()
+		st.peerEK = bytes.Clone(r.take(KEMPublicKeySize))
+	}
+	if has(sfPQBlock) {
+		st.pqBlock = bytes.Clone(r.take(PQBlockSize))
+	}
+	if st.needInit {
+		head := r.take(3)
+		n := InitSizeNoOneTime
+		if r.ok && head[2] == 0x01 {
+			n = InitSize
+		}
+		st.init = bytes.Clone(append(head[:3:3], r.take(n-3)...))
+	}
+	count := int(r.u16())
+	if count > MaxSkippedKeys {
+		return bad("too many skipped keys")
+	}
+	if r.ok {
+		st.skipped = make([]skippedKey, count)
+	}
+	for i := 0; i < count && r.ok; i++ {
+		r.key(&st.skipped[i].hk)
+		st.skipped[i].n = r.u32()
+		r.key(&st.skipped[i].mk)
+	}
+	if !r.ok || len(r.b) != 0 {
+		return bad("length")
+	}
+
+	// Absent fields are zero (one encoding per state).
+	var zero [keySize]byte
+	zeroIf := func(absent bool, k []byte) bool { return !absent || bytes.Equal(k, zero[:len(k)]) }
+	if !zeroIf(!has(sfDHs), dhs) || !zeroIf(!st.hasDHr, st.dhr[:]) || !zeroIf(!st.hasCKs, st.cks[:]) ||
+		!zeroIf(!st.hasCKr, st.ckr[:]) || !zeroIf(!st.hasHKs, st.hks[:]) || !zeroIf(!st.hasHKr, st.hkr[:]) {
+		return bad("absent field not zero")
+	}
+	// Consistency: what Seal and Open rely on.
+	switch {
+	case st.needInit && !st.initiator:
+		return bad("Init on a responder")
+	case !st.hasCKs && !(st.pendingStep && st.hasDHr):
+		return bad("no way to send")
+	case st.hasCKs && !st.pendingStep && !(has(sfDHs) && st.hasHKs):
+		return bad("sending chain without keys")
+	case st.hasCKr != st.hasHKr:
+		return bad("receiving chain without header key")
+	case st.pendingStep && !st.hasDHr:
+		return bad("pending step without peer key")
+	case has(sfPQBlock) && !st.hasCKs:
+		return bad("PQ block without sending chain")
+	}
+	if has(sfDHs) {
+		k, err := ecdh.X25519().NewPrivateKey(dhs)
+		if err != nil {
+			return bad("DH key")
+		}
+		st.dhs = k
+	}
+	if st.hasDHr {
+		if _, ok := parseDHPublic(st.dhr[:]); !ok {
+			return bad("peer DH key")
+		}
+	}
+	if dkSeed != nil {
+		dk, err := mlkem.NewDecapsulationKey768(dkSeed)
+		if err != nil {
+			return bad("KEM key")
+		}
+		st.ownDK = dk
+	}
+	if st.peerEK != nil {
+		if _, err := mlkem.NewEncapsulationKey768(st.peerEK); err != nil {
+			return bad("peer KEM key")
+		}
+	}
+	if st.pqBlock != nil {
+		if _, err := mlkem.NewEncapsulationKey768(st.pqBlock[4+KEMCiphertextSize+4:]); err != nil {
+			return bad("PQ block")
+		}
+	}
+	if st.needInit {
+		in, err := ParseInit(st.init)
+		if err != nil || in.ID() != st.initID {
+			return bad("Init")
+		}
+	}
+	peer, err := keys.ParseDeviceCertificate(st.peerCert)
+	if err != nil {
+		return bad("peer certificate")
+	}
+	st.peer = peer
+	return &Session{st: st, now: opts.now()}, nil
+}
