@@ -114,7 +114,10 @@ func TestOversizeFrame(t *testing.T) {
 	srv := relaytest.New(t, nil)
 	own, _, mb, tok := owner(t, srv.URL)
 	bad := dial(t, srv.URL)
-	if err := bad.ws.Write(bg, websocket.MessageBinary, make([]byte, protocol.MaxFrameSize+1)); err != nil {
+	// A Send frame to a real mailbox with a valid capability, one byte too long.
+	over := mustMarshal(t, 1, &protocol.Send{Mailbox: mb, Capability: tok, Envelope: sealed(9)})
+	over = append(over, make([]byte, protocol.MaxFrameSize+1-len(over))...)
+	if err := bad.ws.Write(bg, websocket.MessageBinary, over); err != nil {
 		t.Fatal(err)
 	}
 	wantClose(t, bad, websocket.StatusMessageTooBig)
@@ -125,6 +128,28 @@ func TestOversizeFrame(t *testing.T) {
 	big := make([]byte, protocol.MaxEnvelopeSize)
 	big[0], big[1] = protocol.Version, 1
 	wantType[*protocol.Sent](t, dial(t, srv.URL).send(mb, tok, big))
+	// Nothing of the oversize frame was stored.
+	if n := queued(t, own, mb); n != 2 {
+		t.Fatalf("mailbox holds %d envelopes, want the 2 sent", n)
+	}
+}
+
+// queued subscribes own to mb and counts the envelopes delivered before the
+// relay reports the mailbox drained.
+func queued(t testing.TB, own *client, mb protocol.MailboxID) int {
+	t.Helper()
+	wantType[*protocol.OK](t, own.do(&protocol.Subscribe{Mailbox: mb}))
+	n := 0
+	for {
+		switch f := own.push().(type) {
+		case *protocol.Deliver:
+			n++
+		case *protocol.Drained:
+			return n
+		default:
+			t.Fatalf("pushed %T", f)
+		}
+	}
 }
 
 func TestGarbageFrame(t *testing.T) {
@@ -139,8 +164,10 @@ func TestGarbageFrame(t *testing.T) {
 	wantCode(t, c.answer(8), protocol.CodeUnknownFrame)
 	wantType[*protocol.Sent](t, c.send(mb, tok, sealed(2)))
 
-	// Garbage: CodeMalformed with request ID 0, then close 1008.
-	for _, garbage := range [][]byte{{1, 2}, {byte(protocol.TypeSubscribe), 0, 0, 0, 9, 1}} {
+	// Garbage: CodeMalformed with request ID 0, then close 1008. The last
+	// is a real Send cut short in its capability: it must store nothing.
+	send := mustMarshal(t, 9, &protocol.Send{Mailbox: mb, Capability: tok, Envelope: sealed(4)})
+	for _, garbage := range [][]byte{{1, 2}, {byte(protocol.TypeSubscribe), 0, 0, 0, 9, 1}, send[:protocol.HeaderSize+16+20]} {
 		g := dial(t, srv.URL)
 		g.ws.Write(bg, websocket.MessageBinary, garbage)
 		id, f := g.read()
@@ -159,6 +186,10 @@ func TestGarbageFrame(t *testing.T) {
 	// Others are unaffected.
 	wantType[*protocol.Sent](t, c.send(mb, tok, sealed(3)))
 	wantType[*protocol.PrekeyStatus](t, own.do(&protocol.GetPrekeyStatus{}))
+	// Only the two good sends were stored.
+	if n := queued(t, own, mb); n != 2 {
+		t.Fatalf("mailbox holds %d envelopes, want the 2 good sends", n)
+	}
 }
 
 func mustMarshal(t testing.TB, id uint32, f protocol.Frame) []byte {
