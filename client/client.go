@@ -124,6 +124,8 @@ type Client struct {
 	anonMu sync.Mutex
 	anon   *conn
 
+	prekeyBusy chan struct{} // a one-slot semaphore held by a prekey check (prekeys.go)
+
 	received, duplicates, dropped atomic.Uint64
 }
 
@@ -331,12 +333,11 @@ func (c *Client) makePrekeys(first uint32, n int) (*protocol.PublishPrekeys, err
 	}
 	err = c.st.update(func(t *tx) error {
 		for _, p := range all {
-			id := binary.BigEndian.AppendUint32(nil, p.Public().ID)
-			if err := t.putRaw(bucketPrekeys, t.s.index(bucketPrekeys, id), p.MarshalSecret()); err != nil {
+			if err := t.putPrekey(p); err != nil {
 				return err
 			}
 		}
-		return nil
+		return t.putPrekeyState(&prekeyStateRecord{NextID: first + uint32(n) + 1, Signed: first, SignedAt: c.now().UTC()})
 	})
 	return f, err
 }
@@ -351,6 +352,7 @@ func newClient(home string, o Options, dev *identity.Device, name, relay string,
 		ctx: ctx, cancel: cancel,
 		changed:    make(chan struct{}),
 		connecting: make(chan struct{}, 1),
+		prekeyBusy: make(chan struct{}, 1),
 		certs:      make(map[keys.Fingerprint]*keys.DeviceCertificate),
 	}
 }
@@ -508,6 +510,7 @@ func (c *Client) start(ctx context.Context, cn *conn) (uint64, error) {
 	c.wg.Add(1)
 	c.mu.Unlock()
 	go c.run(cn)
+	c.goCheckPrekeys(cn)
 	return gen, nil
 }
 
@@ -627,6 +630,7 @@ func (c *Client) run(cn *conn) {
 			}
 			c.log.Debug("reconnect failed", "attempt", attempt, "err", err)
 		}
+		c.goCheckPrekeys(cn)
 	}
 }
 

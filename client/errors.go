@@ -70,6 +70,10 @@ var (
 	// ErrInvitationUsed: an introduction for an invitation that was already
 	// used (invitations are single-use) or that this client never made.
 	ErrInvitationUsed = errors.New("client: invitation unknown or already used")
+	// ErrNoPrekey: no secret for that prekey ID on this device: never
+	// made, a one-time prekey already consumed, or a replaced last-resort
+	// prekey past its grace period.
+	ErrNoPrekey = errors.New("client: no such prekey (unknown, consumed or expired)")
 )
 
 // ErrInvalidInvitation matches every invitation parse failure. The specific

@@ -521,6 +521,7 @@ func (c *Client) Sync(ctx context.Context) ([]Message, error) {
 			msgs := c.inbox
 			c.inbox = nil
 			c.mu.Unlock()
+			c.syncPrekeys(ctx)
 			return msgs, nil
 		}
 		ch := c.changed
