@@ -6,9 +6,9 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
+	"encoding"
 	"sync"
-
-	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // kdfRK is the root KDF: HKDF-SHA256 with the root key as salt and the DH
@@ -33,8 +33,58 @@ func kdfRK(rk *[keySize]byte, dh, pq []byte) (newRK, ck, nhk [keySize]byte) {
 }
 
 // kdfCK is the chain KDF: HMAC-SHA256 keyed by the chain key over two
-// distinct constant labels.
+// distinct constant labels. It returns the next chain key and the message
+// key.
+//
+// The inner and outer pad blocks are hashed once and their states reused
+// for both labels (what crypto/hmac's Reset does), without allocating.
 func kdfCK(ck *[keySize]byte) (next, mk [keySize]byte) {
+	h := sha256.New()
+	ba, ok1 := h.(encoding.BinaryAppender)
+	bu, ok2 := h.(encoding.BinaryUnmarshaler)
+	if !ok1 || !ok2 {
+		// A SHA-256 without state export (not the standard library's):
+		// plain HMAC, same output.
+		return kdfCKSlow(ck)
+	}
+	var pad [sha256.BlockSize]byte
+	for i := range pad {
+		pad[i] = 0x36
+	}
+	subtle.XORBytes(pad[:keySize], pad[:keySize], ck[:])
+	h.Write(pad[:])
+	var ibuf, obuf [128]byte
+	ist, _ := ba.AppendBinary(ibuf[:0])
+	for i := range pad {
+		pad[i] ^= 0x36 ^ 0x5c
+	}
+	h.Reset()
+	h.Write(pad[:])
+	ost, _ := ba.AppendBinary(obuf[:0])
+	clear(pad[:])
+
+	var inner [sha256.Size]byte
+	mac := func(label string, out []byte) {
+		if bu.UnmarshalBinary(ist) != nil {
+			panic("session: SHA-256 state") // unreachable: the state comes from the same hash
+		}
+		h.Write([]byte(label))
+		h.Sum(inner[:0])
+		if bu.UnmarshalBinary(ost) != nil {
+			panic("session: SHA-256 state") // unreachable
+		}
+		h.Write(inner[:])
+		var sum [sha256.Size]byte
+		copy(out, h.Sum(sum[:0]))
+	}
+	mac(labelMsgKey, mk[:])
+	mac(labelChainKey, next[:])
+	clear(ibuf[:])
+	clear(obuf[:])
+	return
+}
+
+func kdfCKSlow(ck *[keySize]byte) (next, mk [keySize]byte) {
 	h := hmac.New(sha256.New, ck[:])
 	h.Write([]byte(labelMsgKey))
 	h.Sum(mk[:0])
@@ -42,16 +92,6 @@ func kdfCK(ck *[keySize]byte) (next, mk [keySize]byte) {
 	h.Write([]byte(labelChainKey))
 	h.Sum(next[:0])
 	return
-}
-
-// bodyKey expands a message key into a ChaCha20-Poly1305 key and nonce.
-// Each message key is used for exactly one message.
-func bodyKey(mk *[keySize]byte) (key, nonce []byte) {
-	out, err := hkdf.Key(sha256.New, mk[:], nil, labelMessage, chacha20poly1305.KeySize+chacha20poly1305.NonceSize)
-	if err != nil {
-		panic("session: HKDF: " + err.Error()) // unreachable
-	}
-	return out[:chacha20poly1305.KeySize], out[chacha20poly1305.KeySize:]
 }
 
 func newDHKey() (*ecdh.PrivateKey, error) {

@@ -164,19 +164,34 @@ func (s *Session) Seal(plaintext []byte, padTo int) ([]byte, error) {
 	if size > MaxMessageSize {
 		return nil, ErrTooLarge
 	}
-	st := s.st // work on a copy
-	if st.pendingStep || !st.hasCKs {
-		if err := s.sendStep(&st, now); err != nil {
-			return nil, err
-		}
+	if !s.st.pendingStep && s.st.hasCKs {
+		// Same chain: nothing below can fail once the counter is checked,
+		// so the state is updated in place.
+		return sealOn(&s.st, plaintext, size)
 	}
+	st := s.st // a new chain may fail (randomness): work on a copy
+	if err := s.sendStep(&st, now); err != nil {
+		return nil, err
+	}
+	msg, err := sealOn(&st, plaintext, size)
+	if err != nil {
+		return nil, err
+	}
+	s.st = st
+	return msg, nil
+}
+
+// zeroNonce is the body nonce: each body key (a message key) seals exactly
+// one message.
+var zeroNonce [chacha20poly1305.NonceSize]byte
+
+// sealOn seals the next message of the current sending chain of st into a
+// message of exactly size bytes and advances the chain. It changes st only
+// when it succeeds.
+func sealOn(st *state, plaintext []byte, size int) ([]byte, error) {
 	if st.ns == ^uint32(0) {
 		return nil, ErrExhausted
 	}
-	var mk [keySize]byte
-	st.cks, mk = kdfCK(&st.cks)
-
-	msg := make([]byte, 0, size)
 	flags := byte(0)
 	if st.needInit {
 		flags |= flagInit
@@ -184,56 +199,57 @@ func (s *Session) Seal(plaintext []byte, padTo int) ([]byte, error) {
 	if st.pqBlock != nil {
 		flags |= flagPQ
 	}
-	msg = append(msg, flags)
-	if st.needInit {
-		msg = append(msg, st.init...)
+	hdrLen := HeaderSize + len(st.pqBlock)
+	prefixLen := 1 + len(st.init) // len(st.init) is 0 unless needInit
+	hdrOff := prefixLen + HeaderNonceSize
+	bodyOff := hdrOff + hdrLen + TagSize
+	ptLen := size - bodyOff - TagSize
+	if ptLen < len(plaintext) {
+		return nil, ErrRandom // unreachable: size includes the overhead
 	}
-	prefixLen := len(msg)
-	hdr := make([]byte, 0, HeaderSize+PQBlockSize)
-	hdr = append(hdr, st.dhs.PublicKey().Bytes()...)
-	hdr = binary.BigEndian.AppendUint32(hdr, st.pn)
-	hdr = binary.BigEndian.AppendUint32(hdr, st.ns)
-	hdr = append(hdr, st.pqBlock...)
-	nonce := make([]byte, HeaderNonceSize)
-	if _, err := rand.Read(nonce); err != nil {
+
+	next, mk := kdfCK(&st.cks)
+
+	// One allocation: AD || message. The associated data of both AEADs is a
+	// prefix of it (AD || every preceding byte of the message), and both
+	// are sealed in place behind it.
+	buf := make([]byte, len(st.ad)+size)
+	copy(buf, st.ad[:])
+	m := buf[len(st.ad):]
+	m[0] = flags
+	copy(m[1:], st.init)
+	if _, err := rand.Read(m[prefixLen:hdrOff]); err != nil {
 		return nil, ErrRandom
 	}
-	msg = append(msg, nonce...)
+	h := m[hdrOff : hdrOff+hdrLen]
+	copy(h[0:DHPublicKeySize], st.dhs.PublicKey().Bytes())
+	binary.BigEndian.PutUint32(h[32:36], st.pn)
+	binary.BigEndian.PutUint32(h[36:40], st.ns)
+	copy(h[HeaderSize:], st.pqBlock)
 	haead, err := chacha20poly1305.NewX(st.hks[:])
 	if err != nil {
 		return nil, ErrRandom
 	}
-	msg = haead.Seal(msg, nonce, hdr, headerAD(&st.ad, msg[:prefixLen]))
+	haead.Seal(h[:0], m[prefixLen:hdrOff], h, buf[:len(st.ad)+prefixLen])
 
-	key, bnonce := bodyKey(&mk)
-	baead, err := chacha20poly1305.New(key)
+	copy(m[bodyOff:], plaintext) // the padding is already zeros
+	baead, err := chacha20poly1305.New(mk[:])
 	if err != nil {
 		return nil, ErrRandom
 	}
-	body := make([]byte, size-len(msg)-TagSize)
-	copy(body, plaintext)
-	msg = baead.Seal(msg, bnonce, body, bodyAD(&st.ad, msg))
-	if len(msg) != size {
-		return nil, ErrRandom // unreachable: sizes are computed above
-	}
+	baead.Seal(m[bodyOff:bodyOff], zeroNonce[:], m[bodyOff:bodyOff+ptLen], buf[:len(st.ad)+bodyOff])
+	clear(buf[:len(st.ad)])
+
+	st.cks = next
 	st.ns++
 	st.countMessage()
-	s.st = st
-	return msg, nil
+	return m, nil
 }
 
 func (st *state) countMessage() {
 	if st.sincePQ < ^uint32(0) {
 		st.sincePQ++
 	}
-}
-
-func headerAD(ad *[32]byte, prefix []byte) []byte {
-	return append(append(make([]byte, 0, 32+len(prefix)), ad[:]...), prefix...)
-}
-
-func bodyAD(ad *[32]byte, msgSoFar []byte) []byte {
-	return append(append(make([]byte, 0, 32+len(msgSoFar)), ad[:]...), msgSoFar...)
 }
 
 // sendStep starts a new sending chain: a fresh X25519 key, and an ML-KEM
@@ -407,29 +423,49 @@ func MessageInit(msg []byte) (*Init, error) {
 	return ParseInit(f.init)
 }
 
-func openHeader(hk *[keySize]byte, ad *[32]byte, f *framed) (header, bool) {
+// scratch is the one buffer an Open allocates: the plaintext it returns,
+// then room for a decrypted header, then AD || every byte of the message
+// before the body (whose prefixes are the AEADs' associated data).
+type scratch struct {
+	pt, hdr, ad []byte
+}
+
+func newScratch(ad *[32]byte, f *framed) scratch {
+	ptLen := len(f.body) - TagSize
+	hLen := len(f.hct) - TagSize
+	b := make([]byte, ptLen+hLen+len(ad)+len(f.upToBody))
+	sc := scratch{pt: b[:ptLen:ptLen], hdr: b[ptLen : ptLen+hLen : ptLen+hLen], ad: b[ptLen+hLen:]}
+	copy(sc.ad, ad[:])
+	copy(sc.ad[len(ad):], f.upToBody)
+	return sc
+}
+
+// wipe clears the decrypted header and the associated data; the plaintext
+// is what Open returns (or zeros after a failure).
+func (sc *scratch) wipe() {
+	clear(sc.hdr)
+	clear(sc.ad)
+}
+
+func openHeader(hk *[keySize]byte, f *framed, sc *scratch) (header, bool) {
 	a, err := chacha20poly1305.NewX(hk[:])
 	if err != nil {
 		return header{}, false
 	}
-	pt, err := a.Open(nil, f.nonce, f.hct, headerAD(ad, f.prefix))
+	pt, err := a.Open(sc.hdr[:0], f.nonce, f.hct, sc.ad[:32+len(f.prefix)])
 	if err != nil {
 		return header{}, false
 	}
 	return parseHeader(pt, f.flags&flagPQ != 0)
 }
 
-func openBody(mk *[keySize]byte, ad *[32]byte, f *framed) ([]byte, bool) {
-	key, nonce := bodyKey(mk)
-	a, err := chacha20poly1305.New(key)
+func openBody(mk *[keySize]byte, f *framed, sc *scratch) bool {
+	a, err := chacha20poly1305.New(mk[:])
 	if err != nil {
-		return nil, false
+		return false
 	}
-	pt, err := a.Open(nil, nonce, f.body, bodyAD(ad, f.upToBody))
-	if err != nil {
-		return nil, false
-	}
-	return pt, true
+	_, err = a.Open(sc.pt[:0], zeroNonce[:], f.body, sc.ad)
+	return err == nil
 }
 
 // Open decrypts a session message. Every failure is ErrDecrypt and leaves
@@ -439,81 +475,130 @@ func (s *Session) Open(msg []byte) ([]byte, error) {
 	if !ok {
 		return nil, ErrDecrypt
 	}
-	st := s.st // work on a copy; commit on success
 	if f.init != nil {
 		// Only the initiator attaches an Init, and only its own: it must be
 		// the one that started this session.
 		id := initID(f.init)
-		if st.initiator || subtle.ConstantTimeCompare(id[:], st.initID[:]) != 1 {
+		if s.st.initiator || subtle.ConstantTimeCompare(id[:], s.st.initID[:]) != 1 {
 			return nil, ErrDecrypt
 		}
 	}
-	pt, ok := s.open(&st, &f)
-	if !ok {
+	sc := newScratch(&s.st.ad, &f)
+	defer sc.wipe()
+
+	// The common case, the next message of the current receiving chain,
+	// changes two fields and nothing can fail after the body authenticates:
+	// no copy of the state.
+	var pre *header
+	if st := &s.st; st.hasHKr && st.hasCKr {
+		h, ok := openHeader(&st.hkr, &f, &sc)
+		if ok && h.n == st.nr {
+			next, mk := kdfCK(&st.ckr)
+			if !openBody(&mk, &f, &sc) {
+				return nil, ErrDecrypt
+			}
+			st.ckr = next
+			st.nr = h.n + 1
+			st.commitRead()
+			return sc.pt, nil
+		}
+		if !ok {
+			pre = &header{} // known not to open under HKr
+		} else {
+			pre = &h
+		}
+	}
+
+	st := s.st // work on a copy; commit on success
+	if !s.open(&st, &f, &sc, pre) {
 		return nil, ErrDecrypt
 	}
+	st.commitRead()
+	s.st = st
+	return sc.pt, nil
+}
+
+// commitRead is what every successful Open does besides the chain update.
+func (st *state) commitRead() {
 	st.countMessage()
 	if st.needInit {
 		st.needInit = false
 		st.init = nil
 	}
-	s.st = st
-	return pt, nil
 }
 
-func (s *Session) open(st *state, f *framed) ([]byte, bool) {
-	// 1. Keys of skipped messages, by header key.
-	for i := range st.skipped {
-		sk := &st.skipped[i]
-		if i > 0 && st.skipped[i-1].hk == sk.hk {
-			continue // already tried this header key
-		}
-		h, ok := openHeader(&sk.hk, &st.ad, f)
-		if !ok {
-			continue
-		}
-		j := slices.IndexFunc(st.skipped, func(e skippedKey) bool { return e.hk == sk.hk && e.n == h.n })
-		if j < 0 {
-			break // the header key is known but not this message: try the chains below
-		}
-		mk := st.skipped[j].mk
-		pt, ok := openBody(&mk, &st.ad, f)
-		if !ok {
-			return nil, false
-		}
-		st.skipped = slices.Delete(slices.Clone(st.skipped), j, j+1)
-		return pt, true
-	}
-	// 2. The current receiving chain, then 3. the next one (a DH ratchet step).
+// open reads f on st (a copy). pre, when not nil, is the result of trying
+// the header under HKr already: a header, or the zero header when it did not
+// open (dh is nil).
+func (s *Session) open(st *state, f *framed, sc *scratch, pre *header) bool {
+	// 1. The current receiving chain.
 	var h header
 	ok := false
-	if st.hasHKr {
-		h, ok = openHeader(&st.hkr, &st.ad, f)
+	switch {
+	case pre != nil:
+		h, ok = *pre, pre.dh != nil
+	case st.hasHKr:
+		h, ok = openHeader(&st.hkr, f, sc)
 	}
 	if ok {
-		if !st.hasCKr || h.n < st.nr {
-			return nil, false // already read, or a key evicted / never held
+		if h.n < st.nr {
+			// Already read, or a stored key of a skipped message.
+			return st.openSkipped(&st.hkr, h.n, f, sc)
+		}
+		if !st.hasCKr {
+			return false
 		}
 	} else {
-		h, ok = openHeader(&st.nhkr, &st.ad, f)
+		// 2. Keys of skipped messages of earlier chains, by header key.
+		for i := range st.skipped {
+			sk := &st.skipped[i]
+			if i > 0 && st.skipped[i-1].hk == sk.hk {
+				continue // already tried this header key
+			}
+			if st.hasHKr && sk.hk == st.hkr {
+				continue // tried above
+			}
+			hs, ok := openHeader(&sk.hk, f, sc)
+			if !ok {
+				continue
+			}
+			hk := sk.hk
+			return st.openSkipped(&hk, hs.n, f, sc)
+		}
+		// 3. The next receiving chain (a DH ratchet step).
+		h, ok = openHeader(&st.nhkr, f, sc)
 		if !ok {
-			return nil, false
+			return false
 		}
 		if !s.receiveStep(st, &h) {
-			return nil, false
+			return false
 		}
 	}
 	if !st.skip(h.n) {
-		return nil, false
+		return false
 	}
 	var mk [keySize]byte
 	st.ckr, mk = kdfCK(&st.ckr)
-	pt, ok := openBody(&mk, &st.ad, f)
-	if !ok {
-		return nil, false
+	if !openBody(&mk, f, sc) {
+		return false
 	}
 	st.nr = h.n + 1
-	return pt, true
+	return true
+}
+
+// openSkipped opens the body with the stored key of message n under header
+// key hk, and deletes that key.
+func (st *state) openSkipped(hk *[keySize]byte, n uint32, f *framed, sc *scratch) bool {
+	j := slices.IndexFunc(st.skipped, func(e skippedKey) bool { return e.hk == *hk && e.n == n })
+	if j < 0 {
+		return false
+	}
+	mk := st.skipped[j].mk
+	if !openBody(&mk, f, sc) {
+		return false
+	}
+	st.skipped = slices.Delete(slices.Clone(st.skipped), j, j+1)
+	return true
 }
 
 // receiveStep performs the receiving half of a DH ratchet step for a header
