@@ -28,13 +28,20 @@ type conn struct {
 
 	ctx    context.Context // ends when the connection ends
 	cancel context.CancelFunc
-	out    chan outFrame
-	wg     sync.WaitGroup // writer and subscriptions
+	out    outQueue
+
+	// life guards starting goroutines: once the connection has ended no
+	// new writer or delivery loop starts, so wg.Wait in serve is final.
+	life  sync.Mutex
+	ended bool
+	wg    sync.WaitGroup // writer and subscriptions
 
 	// Owned by the serve goroutine.
 	authed bool
 	device protocol.DeviceID
 	subs   map[protocol.MailboxID]*subscription
+
+	ready  readyList // subscriptions waiting for the delivery loop
 	tokens float64
 	last   time.Time
 
@@ -64,7 +71,7 @@ func newConn(r *Relay, ws *websocket.Conn, host string, n uint64) *conn {
 		log:    r.log.With("conn", n),
 		ctx:    ctx,
 		cancel: cancel,
-		out:    make(chan outFrame, r.cfg.WriteQueue),
+		out:    outQueue{space: make(chan struct{}, 1)},
 		subs:   map[protocol.MailboxID]*subscription{},
 		sends:  make(chan struct{}, protocol.MaxPipelinedSends),
 		tokens: protocol.RateBurst,
@@ -77,8 +84,6 @@ func newConn(r *Relay, ws *websocket.Conn, host string, n uint64) *conn {
 func (c *conn) serve() {
 	c.log.Info("connection opened")
 	defer c.log.Info("connection closed")
-	c.wg.Add(1)
-	go c.writeLoop()
 	defer func() {
 		// Every send already queued to the store finishes (the store
 		// never abandons a write), so the relay's Shutdown, which waits
@@ -89,6 +94,9 @@ func (c *conn) serve() {
 		for _, s := range c.subs {
 			c.r.hub.remove(s)
 		}
+		c.life.Lock()
+		c.ended = true
+		c.life.Unlock()
 		c.wg.Wait()
 	}()
 
@@ -173,13 +181,50 @@ func (c *conn) flush() {
 	}
 }
 
+// spawn runs f in a goroutine counted by c.wg, unless the connection has
+// ended. Writers and delivery loops run only while they have work, so an
+// idle connection holds no goroutine but its reader.
+func (c *conn) spawn(f func()) bool {
+	c.life.Lock()
+	defer c.life.Unlock()
+	if c.ended {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// outQueue holds a connection's frames waiting for the writer. It is a
+// slice rather than a buffered channel, and its writer goroutine runs only
+// while frames are queued, so that an idle listener costs the relay little.
+type outQueue struct {
+	mu      sync.Mutex
+	frames  []outFrame
+	writing bool          // a writer goroutine is running
+	space   chan struct{} // the writer took the queue
+}
+
+// writeLoop writes queued frames until the queue is empty, then exits.
 func (c *conn) writeLoop() {
-	defer c.wg.Done()
+	var batch []outFrame
 	for {
-		select {
-		case <-c.ctx.Done():
+		c.out.mu.Lock()
+		if len(c.out.frames) == 0 || c.ctx.Err() != nil {
+			c.out.writing = false
+			c.out.mu.Unlock()
 			return
-		case f := <-c.out:
+		}
+		batch, c.out.frames = c.out.frames, batch[:0]
+		c.out.mu.Unlock()
+		select {
+		case c.out.space <- struct{}{}:
+		default:
+		}
+		for i, f := range batch {
 			if f.flush != nil {
 				close(f.flush)
 				continue
@@ -187,39 +232,65 @@ func (c *conn) writeLoop() {
 			ctx, cancel := context.WithTimeout(c.ctx, c.r.cfg.SlowConsumerTimeout)
 			err := c.ws.Write(ctx, websocket.MessageBinary, f.b)
 			cancel()
+			batch[i] = outFrame{}
 			if err != nil {
 				if c.ctx.Err() == nil {
 					c.log.Info("write failed; closing", "err", err)
 				}
 				c.cancel()
 				c.ws.CloseNow()
+				// Cleared only here and under the emptiness check: a
+				// deferred clear could run after a new writer started.
+				c.out.mu.Lock()
+				c.out.writing = false
+				c.out.mu.Unlock()
 				return
 			}
+		}
+		// Keep a small buffer for the next burst; let a large one go.
+		if cap(batch) > 64 {
+			batch = nil
 		}
 	}
 }
 
-// enqueue queues a frame for the writer. If the queue stays full for
-// SlowConsumerTimeout the peer is not reading: the connection is closed as
-// a slow consumer (this never blocks any other connection).
+// enqueue queues a frame for the writer, starting it if it is not running.
+// If the queue stays at Config.WriteQueue frames for SlowConsumerTimeout
+// the peer is not reading: the connection is closed as a slow consumer
+// (this never blocks any other connection).
 func (c *conn) enqueue(f outFrame) bool {
-	select {
-	case c.out <- f:
-		return true
-	case <-c.ctx.Done():
-		return false
-	default:
-	}
-	t := time.NewTimer(c.r.cfg.SlowConsumerTimeout)
-	defer t.Stop()
-	select {
-	case c.out <- f:
-		return true
-	case <-c.ctx.Done():
-		return false
-	case <-t.C:
-		go c.closeWith(websocket.StatusPolicyViolation, "slow consumer: write queue full", false)
-		return false
+	var t *time.Timer
+	for {
+		if c.ctx.Err() != nil {
+			return false
+		}
+		c.out.mu.Lock()
+		if len(c.out.frames) < c.r.cfg.WriteQueue {
+			c.out.frames = append(c.out.frames, f)
+			ok := true
+			if !c.out.writing {
+				c.out.writing = c.spawn(c.writeLoop)
+				ok = c.out.writing
+			}
+			c.out.mu.Unlock()
+			if t != nil {
+				t.Stop()
+			}
+			return ok
+		}
+		c.out.mu.Unlock()
+		if t == nil {
+			t = time.NewTimer(c.r.cfg.SlowConsumerTimeout)
+		}
+		select {
+		case <-c.out.space:
+		case <-c.ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+			go c.closeWith(websocket.StatusPolicyViolation, "slow consumer: write queue full", false)
+			return false
+		}
 	}
 }
 

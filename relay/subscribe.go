@@ -3,6 +3,7 @@ package relay
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay/store"
@@ -65,13 +66,14 @@ func (h *hub) acked(mb protocol.MailboxID, ids []protocol.EnvelopeID) {
 
 // subscription delivers one mailbox's envelopes on one connection: oldest
 // first, at most MaxInflight unacknowledged, then Drained each time it has
-// caught up with everything stored.
+// caught up with everything stored. It has no goroutine of its own: the
+// connection's delivery loop pumps every subscription that was signalled,
+// so an idle listener with many mailboxes costs the relay one goroutine.
 type subscription struct {
-	c    *conn
-	mb   protocol.MailboxID
-	wake chan struct{}
-	done chan struct{}
-	once sync.Once
+	c       *conn
+	mb      protocol.MailboxID
+	queued  atomic.Bool // in the connection's ready list
+	stopped atomic.Bool
 
 	// mu guards inflight. pump holds it across reading the store and
 	// recording what it read, and acked takes it after the delete is
@@ -80,7 +82,7 @@ type subscription struct {
 	mu       sync.Mutex
 	inflight map[protocol.EnvelopeID]struct{}
 
-	// Owned by the subscription's goroutine.
+	// Owned by the delivery loop.
 	cursor  uint64 // highest sequence delivered (or skipped)
 	pending bool   // delivered something since the last Drained
 	drained bool   // sent at least one Drained
@@ -90,39 +92,66 @@ func (c *conn) subscribe(mb protocol.MailboxID) {
 	s := &subscription{
 		c:        c,
 		mb:       mb,
-		wake:     make(chan struct{}, 1),
-		done:     make(chan struct{}),
 		inflight: map[protocol.EnvelopeID]struct{}{},
 	}
 	c.subs[mb] = s
 	c.r.hub.add(s)
 	s.signal()
-	c.wg.Add(1)
-	go s.run()
 }
 
+// signal puts the subscription on its connection's ready list (once) and
+// starts the delivery loop if it is not running. It never blocks.
 func (s *subscription) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if s.stopped.Load() || !s.queued.CompareAndSwap(false, true) {
+		return
 	}
+	c := s.c
+	c.ready.mu.Lock()
+	c.ready.subs = append(c.ready.subs, s)
+	if !c.ready.running {
+		c.ready.running = c.spawn(c.deliverLoop)
+	}
+	c.ready.mu.Unlock()
 }
 
-func (s *subscription) stop() { s.once.Do(func() { close(s.done) }) }
+func (s *subscription) stop() { s.stopped.Store(true) }
 
-func (s *subscription) run() {
-	defer s.c.wg.Done()
+// readyList is a connection's subscriptions waiting to be pumped.
+type readyList struct {
+	mu      sync.Mutex
+	subs    []*subscription
+	running bool // a delivery loop is running
+}
+
+// deliverLoop pumps the connection's signalled subscriptions until none is
+// waiting, then exits; signal starts it again.
+func (c *conn) deliverLoop() {
+	var batch []*subscription
 	for {
-		select {
-		case <-s.done:
-			return
-		case <-s.c.ctx.Done():
-			return
-		case <-s.wake:
-		}
-		if !s.pump() {
+		c.ready.mu.Lock()
+		if len(c.ready.subs) == 0 || c.ctx.Err() != nil {
+			c.ready.running = false
+			c.ready.mu.Unlock()
 			return
 		}
+		batch, c.ready.subs = c.ready.subs, batch[:0]
+		c.ready.mu.Unlock()
+		for _, s := range batch {
+			// Clear first: a signal that arrives during pump queues the
+			// subscription again rather than being lost.
+			s.queued.Store(false)
+			if s.stopped.Load() {
+				continue
+			}
+			if !s.pump() {
+				c.cancel()
+				c.ready.mu.Lock()
+				c.ready.running = false
+				c.ready.mu.Unlock()
+				return
+			}
+		}
+		clear(batch)
 	}
 }
 

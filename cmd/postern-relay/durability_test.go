@@ -20,7 +20,7 @@ import (
 )
 
 // buildRelay builds the binary into a temp dir.
-func buildRelay(t *testing.T) string {
+func buildRelay(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "postern-relay")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
@@ -30,7 +30,7 @@ func buildRelay(t *testing.T) string {
 	return bin
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // startRelay starts `postern-relay serve` and waits (bounded) for /healthz.
-func startRelay(t *testing.T, bin, addr, data string, extra ...string) *exec.Cmd {
+func startRelay(t testing.TB, bin, addr, data string, extra ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr, "--data", data, "--log-level", "warn"}, extra...)...)
 	cmd.Stderr = os.Stderr
