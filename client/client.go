@@ -73,6 +73,10 @@ type Message struct {
 	Time     time.Time // the sender's clock
 	Received time.Time // local clock when stored
 	Outgoing bool
+	// Notice marks a notice this client wrote into the conversation with
+	// From (the contact), not a message they sent: "Your secure session
+	// with NAME was reset..." (see SessionResetNotice). Show it distinctly.
+	Notice bool
 
 	mailbox  protocol.MailboxID
 	envelope protocol.EnvelopeID
@@ -81,7 +85,7 @@ type Message struct {
 
 // Stats counts envelopes this Client processed since Open or Dial.
 type Stats struct {
-	Received   uint64 // new messages stored
+	Received   uint64 // new messages (and notices) stored
 	Duplicates uint64 // envelopes already stored (same envelope or message ID)
 	Dropped    uint64 // envelopes that did not decrypt, parse or verify, or came from unknown senders
 }
@@ -127,6 +131,10 @@ type Client struct {
 	prekeyBusy chan struct{} // a one-slot semaphore held by a prekey check (prekeys.go)
 
 	received, duplicates, dropped atomic.Uint64
+
+	// envelopeHook, if set (tests), sees every envelope sent (outgoing)
+	// or delivered, before anything else is done with it.
+	envelopeHook atomic.Pointer[func(outgoing bool, env []byte)]
 }
 
 func (o *Options) defaults() Options {
@@ -684,15 +692,11 @@ func (c *Client) consume(cn *conn) {
 // deliver stores one delivered envelope (or drops it) and then, only after
 // the commit, acknowledges it.
 func (c *Client) deliver(cn *conn, d *protocol.Deliver) {
-	m, err := c.receiveEnvelope(d.Mailbox, d.ID, d.Envelope)
+	res, err := c.receive(d.Mailbox, d.ID, d.Envelope)
 	switch {
-	case err == nil && m != nil:
-		c.received.Add(1)
-		c.mu.Lock()
-		c.inbox = append(c.inbox, *m)
-		c.broadcastLocked()
-		c.mu.Unlock()
 	case err == nil:
+		c.queue(res.msgs)
+	case errors.Is(err, errDuplicate):
 		c.duplicates.Add(1)
 	case errors.Is(err, errStoreFailed):
 		// Not committed: do not ack, the relay delivers it again.
@@ -707,6 +711,24 @@ func (c *Client) deliver(cn *conn, d *protocol.Deliver) {
 	if err := cn.ok(ctx, &protocol.Ack{Mailbox: d.Mailbox, IDs: []protocol.EnvelopeID{d.ID}}); err != nil {
 		c.log.Debug("ack failed; the envelope will come again and be de-duplicated", "err", err)
 	}
+	if res.reset != nil {
+		// Before the Drained that follows is handled, so that a Sync
+		// returns after it: the contact learns of the new session now.
+		c.sendReset(ctx, res.reset)
+	}
+}
+
+// queue makes new stored messages and notices available to Sync and
+// Receive.
+func (c *Client) queue(msgs []Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	c.received.Add(uint64(len(msgs)))
+	c.mu.Lock()
+	c.inbox = append(c.inbox, msgs...)
+	c.broadcastLocked()
+	c.mu.Unlock()
 }
 
 // Close disconnects. Stored state stays in home.

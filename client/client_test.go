@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -261,27 +262,28 @@ func TestDuplicateDeliveryStoredOnce(t *testing.T) {
 	}
 }
 
-// sealText seals a text from c to its contact name, as Send does, without
-// sending it.
+// sealText seals a text from c to its contact name in their session, as
+// Send does (starting the session if needed), without sending it.
 func sealText(t *testing.T, c *Client, name, text string) ([]byte, [16]byte) {
 	t.Helper()
 	r, err := c.lookupContact(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := c.certificate(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mb protocol.MailboxID
-	copy(mb[:], r.SendMbx)
 	ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(time.Now().UnixMilli()), Text: text}
 	copy(ct.MsgID[:], randomID(16))
-	signed, err := ct.marshalSigned(c.dev, cert.DeviceID(), mb)
+	plain, err := ct.marshalSession()
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := sealEnvelope(cert.KEM, mb, signed)
+	env, _, err := c.sealSession(r, plain, nil)
+	if errors.Is(err, errNoSession) {
+		pb, ferr := c.fetchPeerBundle(testCtx(t), r)
+		if ferr != nil {
+			t.Fatal(ferr)
+		}
+		env, _, err = c.sealSession(r, plain, pb)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +309,12 @@ func TestTamperedEnvelopeDropped(t *testing.T) {
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
-	for _, off := range []int{1, 2, 500, 1200, -1} { // kind, enc, enc, ciphertext, tag
+	// Each tampered session envelope is followed by a genuine message: a
+	// failure never disturbs the session, and fewer than
+	// sessionResetFailures in a row never reset it. The first one carries
+	// the Init (offsets 500 and 1200 are inside it).
+	var want []string
+	for i, off := range []int{500, 1, 2, 1200, 30, -1} { // Init, kind, flags, Init, header, body tag
 		env, _ := sealText(t, alice, "bob", "tampered")
 		if off < 0 {
 			off = len(env) - 1
@@ -317,24 +324,35 @@ func TestTamperedEnvelopeDropped(t *testing.T) {
 			env[1] = 0x03
 		}
 		rawSend(t, alice, "bob", env)
+		text := fmt.Sprintf("genuine %d", i)
+		if _, err := alice.Send(ctx, "bob", text); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, "alice>me:"+text)
 	}
 	got, err := bob.Sync(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 0 {
-		t.Fatalf("tampered envelopes gave messages: %v", texts(got))
+	wantTexts(t, "sync", got, want...)
+	if s := bob.Stats(); s.Dropped != 6 {
+		t.Fatalf("stats %+v, want 6 dropped", s)
 	}
-	if s := bob.Stats(); s.Dropped != 5 {
-		t.Fatalf("stats %+v, want 5 dropped", s)
-	}
-	if in, _ := bob.Inbox(); len(in) != 0 {
-		t.Fatalf("inbox %v", texts(in))
-	}
+	in, _ := bob.Inbox()
+	wantTexts(t, "inbox", in, want...)
 	// Dropped envelopes were acknowledged: a new sync sees nothing.
-	if got, err := bob.Sync(ctx); err != nil || len(got) != 0 || bob.Stats().Dropped != 5 {
+	if got, err := bob.Sync(ctx); err != nil || len(got) != 0 || bob.Stats().Dropped != 6 {
 		t.Fatalf("second sync %v %v %+v", texts(got), err, bob.Stats())
 	}
+	// The session still works both ways.
+	if _, err := bob.Send(ctx, "alice", "still here"); err != nil {
+		t.Fatal(err)
+	}
+	got, err = alice.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTexts(t, "alice sync", got, "bob>me:still here")
 }
 
 func TestUnknownSenderRejected(t *testing.T) {
@@ -372,30 +390,35 @@ func TestUnknownSenderRejected(t *testing.T) {
 	}
 }
 
-func TestBadSignatureRejected(t *testing.T) {
+// TestSealedTextRefused: texts travel only in sessions. A text in a sealed
+// envelope, even correctly signed by the contact, is dropped.
+func TestSealedTextRefused(t *testing.T) {
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	r, _ := alice.lookupContact("bob")
 	cert, _ := alice.certificate(r)
 	var mb protocol.MailboxID
 	copy(mb[:], r.SendMbx)
-	ct := &content{Type: contentText, Sender: alice.devID, SentMS: 1, Text: "forged"}
+	ct := &content{Type: contentText, Sender: alice.devID, SentMS: 1, Text: "sealed"}
 	signed, err := ct.marshalSigned(alice.dev, cert.DeviceID(), mb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed[len(signed)-10] ^= 1 // inside the ML-DSA half
 	env, err := sealEnvelope(cert.KEM, mb, signed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.receiveEnvelope(mb, protocol.NewEnvelopeID(), env); !errors.Is(err, ErrBadSignature) {
-		t.Fatalf("err = %v, want ErrBadSignature", err)
-	}
-	// Moved to another mailbox, the envelope does not open (AAD).
-	var other protocol.MailboxID
-	if _, err := bob.receiveEnvelope(other, protocol.NewEnvelopeID(), env); !errors.Is(err, ErrDecrypt) {
+	if _, err := bob.receiveEnvelope(mb, protocol.NewEnvelopeID(), env); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("err = %v, want ErrDecrypt", err)
+	}
+	// A bad signature inside a sealed introduction is still checked.
+	signed[len(signed)-10] ^= 1
+	env, _ = sealEnvelope(cert.KEM, mb, signed)
+	if _, err := bob.receiveEnvelope(mb, protocol.NewEnvelopeID(), env); !errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("err = %v", err)
+	}
+	if in, _ := bob.Inbox(); len(in) != 0 {
+		t.Fatalf("inbox %v", texts(in))
 	}
 }
 

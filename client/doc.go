@@ -71,20 +71,25 @@
 //     XChaCha20-Poly1305. Every store value is encrypted under the store key,
 //     and store keys are keyed hashes, so store.db reveals no names, texts or
 //     IDs — only how many records there are and their sizes.
-//   - Envelopes are sealed with HPKE (X-Wing: X25519 + ML-KEM-768) to the
-//     recipient device, padded to a fixed size bucket, and signed inside by
-//     the sender's hybrid (Ed25519 + ML-DSA-65) device key over the
-//     recipient device and mailbox. The relay sees mailbox IDs, sizes and
-//     coarse times, never content or the sender.
+//   - Texts travel in a session per contact (a PQXDH-shaped handshake over
+//     X-Wing prekeys, then a Double Ratchet with a periodic ML-KEM-768
+//     step: forward secrecy and healing), padded to a fixed size bucket.
+//     Introductions are sealed with HPKE (X-Wing: X25519 + ML-KEM-768) to
+//     the recipient device and signed inside by the sender's hybrid
+//     (Ed25519 + ML-DSA-65) device key. The relay sees mailbox IDs, sizes
+//     and coarse times, never content or the sender.
 //   - Sealed sender: sends use a separate, never-authenticated connection
 //     with a per-contact capability. The relay can still correlate by IP
 //     address and timing; use a network that hides them if that matters.
 //   - Trust: Accept checks that the relay's keys match the identity
 //     fingerprint in the invitation, so the invitation channel is what you
 //     trust. Compare Contact.SafetyNumber out of band to be sure.
-//   - Version 1 sealed envelopes have no forward secrecy: a stolen device
-//     key opens envelopes still held by the relay or recorded in transit.
-//     Ratchet sessions (KindSession) will add it without a relay change.
+//   - A session that is lost (wiped or restored state) is replaced by a
+//     new one, never silently: both people get a notice in the
+//     conversation (Message.Notice) asking them to compare safety numbers.
+//     Messages sealed on the lost session are not recovered.
+//   - Sealed introductions have no forward secrecy: a stolen device key
+//     opens those still held by the relay or recorded in transit.
 //   - Envelopes that do not decrypt, parse or verify, or that come from
 //     unknown or blocked senders, are dropped, acknowledged and counted
 //     ([Stats]); logs never carry content, keys or whole IDs.
@@ -92,5 +97,5 @@
 //     store key stays in memory while the Client is open.
 //
 // protocol/SPEC.md section 9 is the normative description of invitations,
-// bundles and sealed envelopes.
+// bundles, sealed envelopes and the client's use of sessions.
 package client

@@ -74,6 +74,12 @@ var (
 	// made, a one-time prekey already consumed, or a replaced last-resort
 	// prekey past its grace period.
 	ErrNoPrekey = errors.New("client: no such prekey (unknown, consumed or expired)")
+	// ErrDeviceMismatch: starting a session, the relay returned keys of a
+	// device that is not the contact's known device (the one their
+	// introduction or invitation named). Nothing was sent. The error reads
+	// "the relay returned keys that are not NAME's known device..." and
+	// matches ErrDeviceMismatch.
+	ErrDeviceMismatch = errors.New("client: the relay returned keys that are not the contact's known device")
 )
 
 // ErrInvalidInvitation matches every invitation parse failure. The specific
@@ -107,3 +113,11 @@ type blockedError struct{ name string }
 
 func (e *blockedError) Error() string { return e.name + " no longer accepts messages from you" }
 func (e *blockedError) Unwrap() error { return ErrBlocked }
+
+// deviceMismatchError is ErrDeviceMismatch naming the contact.
+type deviceMismatchError struct{ name string }
+
+func (e *deviceMismatchError) Error() string {
+	return "client: the relay returned keys that are not " + e.name + "'s known device; nothing was sent (compare safety numbers)"
+}
+func (e *deviceMismatchError) Unwrap() error { return ErrDeviceMismatch }

@@ -237,8 +237,10 @@ func (c *Client) certificate(r *contactRecord) (*keys.DeviceCertificate, error) 
 	return cert, nil
 }
 
-// sendContent signs, seals and sends a content to a contact over the
-// unauthenticated connection, and returns once the relay holds it durably.
+// sendContent signs, seals (KindSealed) and sends a content to a contact
+// over the unauthenticated connection, and returns once the relay holds it
+// durably. Only introductions travel this way; texts go in sessions
+// (sendSession).
 func (c *Client) sendContent(ctx context.Context, r *contactRecord, ct *content) error {
 	cert, err := c.certificate(r)
 	if err != nil {
@@ -254,9 +256,20 @@ func (c *Client) sendContent(ctx context.Context, r *contactRecord, ct *content)
 	if err != nil {
 		return err
 	}
+	return c.sendEnvelope(ctx, r, env)
+}
+
+// sendEnvelope sends env to the contact's mailbox over the unauthenticated
+// connection and returns once the relay holds it durably.
+func (c *Client) sendEnvelope(ctx context.Context, r *contactRecord, env []byte) error {
+	var mb protocol.MailboxID
+	copy(mb[:], r.SendMbx)
 	tok, err := protocol.CapabilityTokenFromBytes(r.SendCap)
 	if err != nil {
 		return errStoreCorrupt
+	}
+	if h := c.envelopeHook.Load(); h != nil {
+		(*h)(true, env)
 	}
 	resp, err := c.anonRequest(ctx, &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env})
 	if err != nil {
@@ -271,10 +284,13 @@ func (c *Client) sendContent(ctx context.Context, r *contactRecord, ct *content)
 	return nil
 }
 
-// Send sends text to the contact named contact and stores it as an
-// outgoing message. It returns once the relay has stored the envelope
-// durably. A recipient who blocked this client gives an error matching
-// ErrBlocked ("NAME no longer accepts messages from you").
+// Send sends text to the contact named contact, in the session with their
+// device, and stores it as an outgoing message. It returns once the relay
+// has stored the envelope durably. Without a session, Send first fetches
+// the contact's prekeys from the relay and starts one; keys that are not
+// the contact's known device give ErrDeviceMismatch. A recipient who
+// blocked this client gives an error matching ErrBlocked ("NAME no longer
+// accepts messages from you").
 func (c *Client) Send(ctx context.Context, contact, text string) (Message, error) {
 	if len(text) > MaxTextSize {
 		return Message{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLong, len(text), MaxTextSize)
@@ -289,7 +305,7 @@ func (c *Client) Send(ctx context.Context, contact, text string) (Message, error
 	now := c.now()
 	ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text}
 	copy(ct.MsgID[:], randomID(msgIDSize))
-	if err := c.sendContent(ctx, r, ct); err != nil {
+	if err := c.sendSession(ctx, r, ct); err != nil {
 		return Message{}, err
 	}
 	m := Message{
@@ -320,7 +336,7 @@ func storeMessage(t *tx, contactID []byte, m *Message) (bool, error) {
 	key := binary.BigEndian.AppendUint64(nil, seq)
 	rec := &messageRecord{
 		V: 1, ID: m.ID, Contact: contactID, From: m.From, To: m.To, Text: m.Text,
-		Time: m.Time, Received: m.Received, Outgoing: m.Outgoing,
+		Time: m.Time, Received: m.Received, Outgoing: m.Outgoing, Notice: m.Notice,
 	}
 	if m.relayed {
 		rec.Mailbox, rec.Envelope = m.mailbox[:], m.envelope[:]
@@ -331,19 +347,52 @@ func storeMessage(t *tx, contactID []byte, m *Message) (bool, error) {
 	return true, t.putRaw(bucketMessageIDs, idx, key)
 }
 
-// receiveEnvelope opens, checks and stores one delivered envelope. It
-// returns the new message, or nil and no error for a duplicate or a
-// non-message event (an introduction), or an error for an envelope that
-// must be dropped (ErrDecrypt, ErrUnknownSender, ErrBadSignature,
-// ErrInvitationUsed) or not acknowledged (errStoreFailed).
+// received is what storing one delivered envelope produced.
+type received struct {
+	msgs  []Message // new messages and notices, stored
+	reset []byte    // a contact (record ID) to send a session reset to, after the commit
+}
+
+// receiveEnvelope is receive for tests: the first new message, or nil and
+// no error for a duplicate or an envelope that stored no message.
 func (c *Client) receiveEnvelope(mb protocol.MailboxID, envID protocol.EnvelopeID, env []byte) (*Message, error) {
+	res, err := c.receive(mb, envID, env)
+	if errors.Is(err, errDuplicate) {
+		err = nil
+	}
+	for _, m := range res.msgs {
+		if !m.Notice {
+			return &m, err
+		}
+	}
+	return nil, err
+}
+
+// receive opens, checks and stores one delivered envelope, in one store
+// transaction. It returns the new messages and notices; errDuplicate for
+// an envelope already processed; an error for an envelope that must be
+// dropped (ErrDecrypt, ErrUnknownSender, ErrBadSignature,
+// ErrInvitationUsed) or not acknowledged (errStoreFailed).
+func (c *Client) receive(mb protocol.MailboxID, envID protocol.EnvelopeID, env []byte) (received, error) {
+	if h := c.envelopeHook.Load(); h != nil {
+		(*h)(false, env)
+	}
 	now := c.now().UTC()
 	seenKey := c.st.index(bucketSeen, mb[:], envID[:])
-	ct, signed, introCert, dropErr := c.openAndCheck(mb, env)
-	var out *Message
+	isSession := protocol.CheckEnvelope(env) == nil && env[1] == byte(protocol.KindSession)
+	var (
+		ct        *content
+		introCert *keys.DeviceCertificate
+		dropErr   error
+	)
+	if !isSession {
+		ct, _, introCert, dropErr = c.openAndCheck(mb, env)
+	}
+	var res received
 	err := c.st.update(func(t *tx) error {
+		res = received{}
 		if t.has(bucketSeen, seenKey) {
-			dropErr = nil // a duplicate: already stored or already dropped
+			dropErr = errDuplicate // already stored or already dropped
 			return nil
 		}
 		// Dropped envelopes are marked seen too, so that a redelivery (an
@@ -351,54 +400,30 @@ func (c *Client) receiveEnvelope(mb protocol.MailboxID, envID protocol.EnvelopeI
 		if err := t.put(bucketSeen, seenKey, &seenRecord{At: now}); err != nil {
 			return err
 		}
+		if isSession {
+			var err error
+			dropErr, err = c.receiveSession(t, mb, envID, env, now, &res)
+			return err
+		}
 		if dropErr != nil {
+			return nil
+		}
+		if ct.Type != contentIntroduction {
+			// Texts travel only in sessions (SPEC section 9).
+			dropErr = ErrDecrypt
 			return nil
 		}
 		cs, err := t.contacts()
 		if err != nil {
 			return err
 		}
-		switch ct.Type {
-		case contentIntroduction:
-			dropErr = c.introduce(t, cs, mb, ct, introCert, now)
-			return nil
-		case contentText:
-			var from *contactRecord
-			for _, r := range cs {
-				if bytes.Equal(r.Device, ct.Sender[:]) {
-					from = r
-				}
-			}
-			if from == nil || from.Blocked || !bytes.Equal(from.RecvMbx, mb[:]) {
-				dropErr = ErrUnknownSender
-				return nil
-			}
-			cert, err := c.certificate(from)
-			if err != nil {
-				return err
-			}
-			if cert.Signing.Verify(SealedSignatureContext, signed, ct.Signature) != nil {
-				dropErr = ErrBadSignature
-				return nil
-			}
-			m := &Message{
-				ID: localMessageID(ct.Sender, ct.MsgID), From: from.Name, To: Me, Text: ct.Text,
-				Time: time.UnixMilli(int64(min(ct.SentMS, 1<<62))).UTC(), Received: now,
-				mailbox: mb, envelope: envID, relayed: true,
-			}
-			stored, err := storeMessage(t, from.ID, m)
-			if stored {
-				out = m
-			}
-			return err
-		}
-		dropErr = ErrDecrypt
+		dropErr = c.introduce(t, cs, mb, ct, introCert, now)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errStoreFailed, err)
+		return received{}, fmt.Errorf("%w: %v", errStoreFailed, err)
 	}
-	return out, dropErr
+	return res, dropErr
 }
 
 // openAndCheck does the work that needs no store: decrypt, parse and, for
@@ -599,7 +624,7 @@ func (c *Client) Ack(ctx context.Context, m Message) error {
 }
 
 func (c *Client) messageFromRecord(r *messageRecord) Message {
-	m := Message{ID: r.ID, From: r.From, To: r.To, Text: r.Text, Time: r.Time, Received: r.Received, Outgoing: r.Outgoing}
+	m := Message{ID: r.ID, From: r.From, To: r.To, Text: r.Text, Time: r.Time, Received: r.Received, Outgoing: r.Outgoing, Notice: r.Notice}
 	if len(r.Mailbox) == 16 && len(r.Envelope) == 16 {
 		copy(m.mailbox[:], r.Mailbox)
 		copy(m.envelope[:], r.Envelope)

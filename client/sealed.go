@@ -26,10 +26,12 @@ const (
 	messageIDLabel = protocol.LabelPrefix + "message-id"
 )
 
-// Content types inside a sealed envelope.
+// Content types (protocol/SPEC.md section 9). Introductions travel only in
+// sealed envelopes; texts and session resets only in sessions.
 const (
 	contentText         byte = 0x01
 	contentIntroduction byte = 0x02
+	contentReset        byte = 0x03
 )
 
 const (
@@ -85,10 +87,61 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		b = append(b, c.Token[:]...)
 		b = append(b, c.ReplyMailbox[:]...)
 		b = append(b, c.ReplyCap[:]...)
+	case contentReset:
+		// No body: message id and time only.
 	default:
 		return nil, ErrDecrypt
 	}
 	return b, nil
+}
+
+// marshalSession encodes a text or a session reset as the plaintext of a
+// session message: u32(len(content)) || content, where content is the
+// section 9 encoding without the signature fields (the session
+// authenticates its peer). The session pads it with zeros.
+func (c *content) marshalSession() ([]byte, error) {
+	if c.Type != contentText && c.Type != contentReset {
+		return nil, ErrDecrypt
+	}
+	b, err := c.appendUnsigned(make([]byte, padHeaderSize, padHeaderSize+64+len(c.Text)))
+	if err != nil {
+		return nil, err
+	}
+	binary.BigEndian.PutUint32(b, uint32(len(b)-padHeaderSize))
+	return b, nil
+}
+
+// parseSessionContent decodes the plaintext of a session message: the
+// padding as in sealed envelopes, then a text or a reset with exact
+// lengths. Every failure is ErrDecrypt.
+func parseSessionContent(p []byte) (*content, error) {
+	b, err := unpad(p)
+	if err != nil {
+		return nil, err
+	}
+	r := &reader{b: b}
+	c := &content{Type: r.u8()}
+	r.array(c.Sender[:])
+	r.array(c.MsgID[:])
+	c.SentMS = r.u64()
+	switch c.Type {
+	case contentText:
+		n := r.u32()
+		if n > MaxTextSize {
+			return nil, ErrDecrypt
+		}
+		c.Text = string(r.take(int(n)))
+		if !utf8.ValidString(c.Text) {
+			return nil, ErrDecrypt
+		}
+	case contentReset:
+	default:
+		return nil, ErrDecrypt
+	}
+	if !r.ok() || len(r.b) != 0 {
+		return nil, ErrDecrypt
+	}
+	return c, nil
 }
 
 // signedMessage is what the sender signs: recipient device ID || mailbox

@@ -26,8 +26,9 @@ var (
 	bucketSeen        = []byte("seen")
 	bucketInvitations = []byte("invitations")
 	bucketPrekeys     = []byte("prekeys")
+	bucketSessions    = []byte("sessions") // keyed by contact record ID, like contacts
 
-	allBuckets = [][]byte{bucketMeta, bucketContacts, bucketMessages, bucketMessageIDs, bucketSeen, bucketInvitations, bucketPrekeys}
+	allBuckets = [][]byte{bucketMeta, bucketContacts, bucketMessages, bucketMessageIDs, bucketSeen, bucketInvitations, bucketPrekeys, bucketSessions}
 )
 
 const (
@@ -265,6 +266,9 @@ type contactRecord struct {
 	RecvCap  []byte    `json:"recv_cap"`
 	Added    time.Time `json:"added"`
 	Blocked  bool      `json:"blocked,omitempty"`
+	// Session: a session with this contact opened a message once, so
+	// that having none now means it was lost (session.go).
+	Session bool `json:"session,omitempty"`
 }
 
 type messageRecord struct {
@@ -277,6 +281,7 @@ type messageRecord struct {
 	Time     time.Time `json:"time"`
 	Received time.Time `json:"received"`
 	Outgoing bool      `json:"outgoing,omitempty"`
+	Notice   bool      `json:"notice,omitempty"`   // a notice from this client, not a message
 	Mailbox  []byte    `json:"mailbox,omitempty"`  // incoming: where it arrived
 	Envelope []byte    `json:"envelope,omitempty"` // incoming: relay envelope ID
 }

@@ -40,7 +40,7 @@ func runListen(ctx context.Context, c *cli, cmd *command, args []string) error {
 		if *asJSON {
 			err = enc.Encode(toJSONMessage(m))
 		} else {
-			_, err = fmt.Fprintf(c.stdout, "%s %s: %s\n", m.Time.Local().Format(time.DateTime), safe(m.From, false), safe(m.Text, false))
+			_, err = fmt.Fprintf(c.stdout, "%s %s: %s\n", m.Time.Local().Format(time.DateTime), safe(m.From, false), safe(displayText(m), false))
 		}
 		if err != nil {
 			return err // standard output is gone

@@ -101,7 +101,9 @@ var inboxCmd = &command{
 	help: `List the messages kept on this device, received and sent: ID, sender, time
 and the start of the text. It does not contact the relay: run 'postern sync'
 first, or keep 'postern listen' running. --json prints an array of objects
-with id, from, to, text, time (RFC 3339), received and outgoing.`,
+with id, from, to, text, time (RFC 3339), received and outgoing, and
+"notice": true on notices. Notices (a reset secure session) are written by
+this device, not by the contact; the table marks them [notice].`,
 	run: runInbox,
 }
 
@@ -138,7 +140,7 @@ func runInbox(ctx context.Context, c *cli, cmd *command, args []string) error {
 		if m.Outgoing {
 			from = "me → " + safe(m.To, false)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ID, from, m.Time.Local().Format(tableTime), preview(m.Text, previewRunes))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ID, from, m.Time.Local().Format(tableTime), preview(displayText(m), previewRunes))
 	}
 	return tw.Flush()
 }
@@ -179,7 +181,7 @@ func runRead(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(c.stdout, "\n%s\n", safe(m.Text, true))
+	_, err = fmt.Fprintf(c.stdout, "\n%s\n", safe(displayText(m), true))
 	return err
 }
 

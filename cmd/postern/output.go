@@ -30,6 +30,7 @@ type jsonMessage struct {
 	Time     string `json:"time"`
 	Received string `json:"received,omitempty"`
 	Outgoing bool   `json:"outgoing"`
+	Notice   bool   `json:"notice,omitempty"` // a notice of this client (session reset), not a message
 }
 
 func toJSONMessage(m client.Message) jsonMessage {
@@ -41,7 +42,20 @@ func toJSONMessage(m client.Message) jsonMessage {
 		Time:     rfc3339(m.Time),
 		Received: rfc3339(m.Received),
 		Outgoing: m.Outgoing,
+		Notice:   m.Notice,
 	}
+}
+
+// noticeMark prefixes the text of a notice (client.Message.Notice) in
+// tables and listen output, so that it cannot pass for a message.
+const noticeMark = "[notice] "
+
+// displayText is a message's text as tables show it.
+func displayText(m client.Message) string {
+	if m.Notice {
+		return noticeMark + m.Text
+	}
+	return m.Text
 }
 
 func rfc3339(t time.Time) string {

@@ -1,0 +1,512 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/postern/postern/client/internal/session"
+	"github.com/postern/postern/keys"
+	"github.com/postern/postern/keys/identity"
+	"github.com/postern/postern/protocol"
+)
+
+// Sessions in the client (protocol/SPEC.md section 9 "Sessions in the
+// client"). Each contact has at most one current session with this device,
+// stored encrypted in bucketSessions under the contact's record ID. Texts
+// travel only in sessions (KindSession envelopes); introductions stay
+// sealed (KindSealed). Every use of a session (load, Seal or Open, store)
+// happens inside one store transaction, so that two processes on one home
+// never use the same state twice.
+const (
+	// sessionResetFailures is how many session messages in a row from a
+	// contact may fail to open before the client gives its session up and
+	// starts a new one (with a notice). One failure never disturbs the
+	// session: it may be a tampered or replayed envelope.
+	sessionResetFailures = 3
+	// maxAnsweredInits caps the Init IDs remembered per contact (SPEC
+	// section 11.3 "Init replay"). A contact starts a new session rarely:
+	// this covers far more than a last-resort prekey's lifetime.
+	maxAnsweredInits = 256
+
+	noticeIDLabel = protocol.LabelPrefix + "notice-id"
+)
+
+var (
+	// errDuplicate: an envelope already processed (same envelope ID, or the
+	// same session message bytes again). Acknowledged, counted, not stored.
+	errDuplicate = errors.New("client: duplicate envelope")
+	// errNoSession: sealSession without a session and without a bundle to
+	// start one.
+	errNoSession = errors.New("client: no session")
+	// errReplayedInit: a message carrying an Init this client already
+	// answered, for a session it no longer holds: a replay. Dropped without
+	// counting towards a reset.
+	errReplayedInit = errors.New("client: replayed session handshake")
+)
+
+// SessionResetNotice is the text of the notice stored when the session
+// with contact name was replaced by a new one (Message.Notice).
+func SessionResetNotice(name string) string {
+	return "Your secure session with " + name + " was reset. Compare safety numbers if you did not expect this."
+}
+
+// sessionRecord is the session state kept for one contact.
+type sessionRecord struct {
+	V int `json:"v"`
+	// State is Session.MarshalSecret of the current session, nil if none.
+	State []byte `json:"state,omitempty"`
+	// Losing is the session built from the contact's Init that lost a
+	// simultaneous initiation: used only to read what they sealed on it,
+	// never to seal. Dropped once the current session reads a message.
+	Losing []byte `json:"losing,omitempty"`
+	// Answered are the IDs of the Inits this client responded to, oldest
+	// first (at most maxAnsweredInits): a replayed Init is ignored.
+	Answered [][]byte `json:"answered,omitempty"`
+	// Failures counts the session messages in a row that did not open.
+	Failures int `json:"failures,omitempty"`
+}
+
+func (t *tx) sessionRecord(contactID []byte) (*sessionRecord, error) {
+	var r sessionRecord
+	if _, err := t.get(bucketSessions, contactID, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func (t *tx) putSessionRecord(contactID []byte, r *sessionRecord) error {
+	r.V = 1
+	return t.put(bucketSessions, contactID, r)
+}
+
+func (r *sessionRecord) answered(id [32]byte) bool {
+	for _, a := range r.Answered {
+		if bytes.Equal(a, id[:]) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *sessionRecord) addAnswered(id [32]byte) {
+	r.Answered = append(r.Answered, bytes.Clone(id[:]))
+	if n := len(r.Answered) - maxAnsweredInits; n > 0 {
+		r.Answered = r.Answered[n:]
+	}
+}
+
+func (c *Client) sessionOptions() *session.Options { return &session.Options{Now: c.now} }
+
+// loadSession parses a stored session state; nil for none.
+func (c *Client) loadSession(b []byte) (*session.Session, error) {
+	if b == nil {
+		return nil, nil
+	}
+	s, err := session.UnmarshalSecret(b, c.sessionOptions())
+	if err != nil {
+		return nil, errStoreCorrupt
+	}
+	return s, nil
+}
+
+// noticeID is the ID of the notice for the session started by Init id:
+// the same on both sides, so each side shows it once.
+func noticeID(initID [32]byte) string {
+	h := sha256.New()
+	h.Write([]byte(noticeIDLabel))
+	h.Write(initID[:])
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// storeNotice stores the reset notice for the session started by Init id
+// with contact r, unless it is stored already; it returns it if stored.
+func storeNotice(t *tx, r *contactRecord, initID [32]byte, now time.Time) (*Message, error) {
+	m := &Message{
+		ID: noticeID(initID), From: r.Name, To: Me, Text: SessionResetNotice(r.Name),
+		Time: now, Received: now, Notice: true,
+	}
+	stored, err := storeMessage(t, r.ID, m)
+	if err != nil || !stored {
+		return nil, err
+	}
+	return m, nil
+}
+
+// sendSession sends a text or reset content to contact r in their session,
+// starting one first if there is none.
+func (c *Client) sendSession(ctx context.Context, r *contactRecord, ct *content) error {
+	plain, err := ct.marshalSession()
+	if err != nil {
+		return err
+	}
+	env, notice, err := c.sealSession(r, plain, nil)
+	if errors.Is(err, errNoSession) {
+		var pb *session.PeerBundle
+		if pb, err = c.fetchPeerBundle(ctx, r); err != nil {
+			return err
+		}
+		env, notice, err = c.sealSession(r, plain, pb)
+	}
+	if err != nil {
+		return err
+	}
+	if notice != nil {
+		c.queue([]Message{*notice})
+	}
+	return c.sendEnvelope(ctx, r, env)
+}
+
+// sealSession seals plain for contact r in one store transaction: it loads
+// the session (or, without one, starts one from pb: errNoSession if pb is
+// nil), seals, and stores the advanced state. It returns the envelope and,
+// when the new session replaces one this client had, the notice it stored.
+// The state is stored before the envelope is sent: a message key is never
+// used twice, and an envelope that is never sent only leaves a gap the
+// receiver skips.
+func (c *Client) sealSession(r *contactRecord, plain []byte, pb *session.PeerBundle) ([]byte, *Message, error) {
+	var env []byte
+	var notice *Message
+	err := c.st.update(func(t *tx) error {
+		env, notice = nil, nil
+		rec, err := t.sessionRecord(r.ID)
+		if err != nil {
+			return err
+		}
+		s, err := c.loadSession(rec.State)
+		if err != nil {
+			return err
+		}
+		if s == nil {
+			if pb == nil {
+				return errNoSession
+			}
+			if s, _, err = session.Initiate(c.dev, *pb, c.sessionOptions()); err != nil {
+				return fmt.Errorf("client: start a session with %s: %w", r.Name, err)
+			}
+			rec.Losing, rec.Failures = nil, 0
+			var cur contactRecord
+			if ok, err := t.get(bucketContacts, r.ID, &cur); err != nil || !ok {
+				if err == nil {
+					err = ErrUnknownContact
+				}
+				return err
+			}
+			if cur.Session {
+				// There was a session: it was lost here (wiped or
+				// restored state, or given up after failures).
+				if notice, err = storeNotice(t, &cur, s.InitID(), c.now().UTC()); err != nil {
+					return err
+				}
+			}
+			c.log.Info("started a session", "contact", fpOf(r.Identity).Short())
+		}
+		n, err := protocol.BucketFor(protocol.EnvelopeHeaderSize + s.Overhead() + len(plain))
+		if err != nil {
+			return ErrTooLong
+		}
+		msg, err := s.Seal(plain, n-protocol.EnvelopeHeaderSize)
+		if err != nil {
+			return fmt.Errorf("client: seal: %w", err)
+		}
+		env = append([]byte{protocol.Version, byte(protocol.KindSession)}, msg...)
+		rec.State = s.MarshalSecret()
+		return t.putSessionRecord(r.ID, rec)
+	})
+	return env, notice, err
+}
+
+// fpOf reads a stored fingerprint (a short one reads as zero-padded and
+// then matches nothing).
+func fpOf(b []byte) keys.Fingerprint {
+	var f keys.Fingerprint
+	copy(f[:], b)
+	return f
+}
+
+// fetchPeerBundle fetches contact r's prekey bundle (and a one-time prekey
+// if the relay has one left) over the unauthenticated connection, and
+// checks that it is the contact's known device.
+func (c *Client) fetchPeerBundle(ctx context.Context, r *contactRecord) (*session.PeerBundle, error) {
+	var mb protocol.MailboxID
+	copy(mb[:], r.SendMbx)
+	tok, err := protocol.CapabilityTokenFromBytes(r.SendCap)
+	if err != nil {
+		return nil, errStoreCorrupt
+	}
+	resp, err := c.anonRequest(ctx, &protocol.FetchBundle{Mailbox: mb, Capability: tok})
+	if err != nil {
+		if protocol.IsCode(err, protocol.CodeCapabilityRevoked) {
+			return nil, &blockedError{name: r.Name}
+		}
+		return nil, fmt.Errorf("client: fetch %s's prekeys: %w", r.Name, err)
+	}
+	b, ok := resp.(*protocol.Bundle)
+	if !ok {
+		return nil, unexpected(resp)
+	}
+	cert, spk, err := parseBundle(b.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	if cert.DeviceID() != fpOf(r.Device) || cert.Identity.Fingerprint() != fpOf(r.Identity) {
+		return nil, &deviceMismatchError{name: r.Name}
+	}
+	pb := &session.PeerBundle{Cert: cert, SignedPrekey: spk}
+	if len(b.Prekey) > 0 {
+		opk, err := keys.ParseSignedPrekey(cert.Signing, b.Prekey)
+		if err != nil || !opk.OneTime {
+			return nil, fmt.Errorf("client: prekey bundle: the one-time prekey the relay returned for %s does not verify", r.Name)
+		}
+		pb.OneTime = opk
+	}
+	return pb, nil
+}
+
+// sendReset sends a reset content to the contact with record ID id, in
+// their session (starting one if there is none). Failures are logged: the
+// next Send starts the session anyway.
+func (c *Client) sendReset(ctx context.Context, id []byte) {
+	var r contactRecord
+	err := c.st.view(func(t *tx) error {
+		ok, err := t.get(bucketContacts, id, &r)
+		if err == nil && !ok {
+			err = ErrUnknownContact
+		}
+		return err
+	})
+	if err == nil && r.Blocked {
+		return
+	}
+	if err == nil {
+		ct := &content{Type: contentReset, Sender: c.devID, SentMS: uint64(c.now().UnixMilli())}
+		copy(ct.MsgID[:], randomID(msgIDSize))
+		err = c.sendSession(ctx, &r, ct)
+	}
+	if err != nil {
+		c.log.Warn("could not send a session reset; the next message starts the session", "err", err)
+	}
+}
+
+// receiveSession handles a KindSession envelope delivered to mailbox mb,
+// inside the store transaction t: it finds the contact who owns mb, opens
+// the message with their session (or responds to the Init it carries),
+// stores the advanced or new session, the message and any notice, and
+// deletes a one-time prekey the new session used. It returns the reason
+// to drop the envelope, or an error that aborts the transaction.
+func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.EnvelopeID, env []byte, now time.Time, res *received) (drop, err error) {
+	cs, err := t.contacts()
+	if err != nil {
+		return nil, err
+	}
+	var from *contactRecord
+	for _, r := range cs {
+		if bytes.Equal(r.RecvMbx, mb[:]) {
+			from = r
+		}
+	}
+	if from == nil || from.Blocked {
+		return ErrUnknownSender, nil
+	}
+	// The same message in another envelope (a relay replaying it): the
+	// session would refuse it, but it must not count as a failure.
+	digest := sha256.Sum256(env)
+	digestKey := t.s.index(bucketSeen, []byte("session"), mb[:], digest[:])
+	if t.has(bucketSeen, digestKey) {
+		return errDuplicate, nil
+	}
+	rec, err := t.sessionRecord(from.ID)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := c.loadSession(rec.State)
+	if err != nil {
+		return nil, err
+	}
+	losing, err := c.loadSession(rec.Losing)
+	if err != nil {
+		return nil, err
+	}
+
+	// fail records a message that did not open. With no session where
+	// there was one, or after sessionResetFailures in a row, the session
+	// is given up: a new one starts now (res.reset) or at the next Send.
+	fail := func() (error, error) {
+		rec.Failures++
+		if (cur == nil && from.Session) || rec.Failures >= sessionResetFailures {
+			rec.State, rec.Losing, rec.Failures = nil, nil, 0
+			res.reset = from.ID
+			c.log.Warn("session with a contact lost; starting a new one", "mailbox", mb.Short())
+		}
+		return ErrDecrypt, t.putSessionRecord(from.ID, rec)
+	}
+
+	msg := env[protocol.EnvelopeHeaderSize:]
+	in, err := session.MessageInit(msg)
+	if err != nil {
+		return fail()
+	}
+	var (
+		plain  []byte
+		opened *session.Session // the session that opened msg
+		fresh  bool             // opened is new, from in
+		opkID  uint32
+		hasOPK bool
+	)
+	switch {
+	case in == nil || (cur != nil && in.ID() == cur.InitID()):
+		if cur == nil {
+			return fail()
+		}
+		if plain, err = cur.Open(msg); err != nil {
+			return fail()
+		}
+		opened = cur
+	case losing != nil && in.ID() == losing.InitID():
+		if plain, err = losing.Open(msg); err != nil {
+			return fail()
+		}
+		opened = losing
+	case rec.answered(in.ID()):
+		return errReplayedInit, nil
+	default:
+		s, err := c.respond(t, in, from)
+		if errors.Is(err, ErrUnknownSender) {
+			return err, nil
+		}
+		if err != nil {
+			return fail()
+		}
+		if plain, err = s.Open(msg); err != nil {
+			return fail()
+		}
+		opened, fresh = s, true
+		opkID, hasOPK = in.OneTimePrekeyID()
+	}
+	ct, err := parseSessionContent(plain)
+	if err != nil || ct.Sender != fpOf(from.Device) {
+		// Authentic but not a content this version knows: dropped with
+		// nothing changed (the session reads the next message anyway).
+		return ErrDecrypt, nil
+	}
+	reset := ct.Type == contentReset
+
+	// The message is genuine: update the sessions.
+	rec.Failures = 0
+	notice := reset
+	switch {
+	case fresh:
+		rec.addAnswered(in.ID())
+		if hasOPK {
+			if err := t.deletePrekey(opkID); err != nil {
+				return nil, err
+			}
+		}
+		switch {
+		case cur == nil:
+			// Their first session, or one after ours was lost.
+			cur, losing = opened, nil
+			notice = notice || from.Session
+		case cur.NeedsInit():
+			// Simultaneous initiation (SPEC 11.3): the smaller Init ID
+			// wins. A reset means they could not use our Init: theirs
+			// stands.
+			if reset || cur.YieldsTo(in) {
+				cur, losing = opened, nil
+			} else {
+				losing = opened
+			}
+		default:
+			// They started a new session while ours worked: they lost
+			// theirs.
+			cur, losing = opened, nil
+			notice = true
+		}
+		if notice && !reset && cur == opened {
+			res.reset = from.ID // tell them too: their side may not know
+		}
+	case opened == losing:
+		if reset {
+			cur, losing = losing, nil
+		}
+	default:
+		if in == nil {
+			losing = nil // they answered or read ours: the losing one is over
+		}
+	}
+	rec.State, rec.Losing = nil, nil
+	if cur != nil {
+		rec.State = cur.MarshalSecret()
+	}
+	if losing != nil {
+		rec.Losing = losing.MarshalSecret()
+	}
+	if err := t.putSessionRecord(from.ID, rec); err != nil {
+		return nil, err
+	}
+	if err := t.put(bucketSeen, digestKey, &seenRecord{At: now}); err != nil {
+		return nil, err
+	}
+	if !from.Session && cur != nil {
+		from.Session = true
+		if err := t.putContact(from); err != nil {
+			return nil, err
+		}
+	}
+	if notice {
+		m, err := storeNotice(t, from, opened.InitID(), now)
+		if err != nil {
+			return nil, err
+		}
+		if m != nil {
+			res.msgs = append(res.msgs, *m)
+			c.log.Info("session reset", "mailbox", mb.Short())
+		}
+	}
+	if ct.Type == contentText {
+		m := &Message{
+			ID: localMessageID(ct.Sender, ct.MsgID), From: from.Name, To: Me, Text: ct.Text,
+			Time: time.UnixMilli(int64(min(ct.SentMS, 1<<62))).UTC(), Received: now,
+			mailbox: mb, envelope: envID, relayed: true,
+		}
+		stored, err := storeMessage(t, from.ID, m)
+		if err != nil {
+			return nil, err
+		}
+		if stored {
+			res.msgs = append(res.msgs, *m)
+		} else if len(res.msgs) == 0 {
+			return errDuplicate, nil
+		}
+	}
+	return nil, nil
+}
+
+// respond builds the session that Init in starts, with this device's
+// prekeys it names, and checks that the initiator is contact from's known
+// device (ErrUnknownSender otherwise). Any other failure is ErrDecrypt.
+func (c *Client) respond(t *tx, in *session.Init, from *contactRecord) (*session.Session, error) {
+	spk, err := t.prekey(in.SignedPrekeyID())
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	var opk *identity.Prekey
+	if id, ok := in.OneTimePrekeyID(); ok {
+		if opk, err = t.prekey(id); err != nil {
+			return nil, ErrDecrypt // consumed: a replay, or our state is older than theirs
+		}
+	}
+	s, err := session.Respond(c.dev, spk, opk, in, c.sessionOptions())
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	pc := s.PeerCertificate()
+	if pc.DeviceID() != fpOf(from.Device) || pc.Identity.Fingerprint() != fpOf(from.Identity) {
+		return nil, ErrUnknownSender
+	}
+	return s, nil
+}
