@@ -24,7 +24,7 @@ import (
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite the testdata/fuzz seed corpora of fuzz_test.go")
 
 // The targets of this file and the seeds each must have.
-var fuzzCorpora = []string{"FuzzParseBundle", "FuzzParseKeyPayload", "FuzzStoreRecord", "FuzzStoreCiphertext"}
+var fuzzCorpora = []string{"FuzzParseBundle", "FuzzParseKeyPayload", "FuzzStoreRecord", "FuzzStoreCiphertext", "FuzzParseSessionContent"}
 
 func TestWriteFuzzCorpus(t *testing.T) {
 	if !*updateCorpus {
@@ -47,6 +47,20 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		bundles = append(bundles, marshalBundle(dev.Certificate(), lr.Public()))
 	}
 	writeFuzzSeeds(t, "FuzzParseBundle", "valid", bundles)
+
+	var contents [][]byte
+	for _, ct := range []*content{
+		{Type: contentText, SentMS: 1764100000000, Text: "The 14:00 handover moved to bed 12."},
+		{Type: contentText, SentMS: 1, Text: strings.Repeat("ü", 100)},
+		{Type: contentReset, SentMS: 1 << 40},
+	} {
+		b, err := ct.marshalSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		contents = append(contents, b, append(bytes.Clone(b), make([]byte, 64)...)) // bare and padded
+	}
+	writeFuzzSeeds(t, "FuzzParseSessionContent", "valid", contents)
 	writeFuzzSeeds(t, "FuzzParseBundle", "invalid", [][]byte{
 		bundles[0][:len(bundles[0])-1],                       // truncated
 		append(bytes.Clone(bundles[0]), 0),                   // trailing byte
