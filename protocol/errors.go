@@ -47,6 +47,13 @@ const (
 	CodePrekeyLimit        Code = 41 // too many one-time prekeys
 	CodeRateLimited        Code = 50 // the connection exceeded its frame rate
 	CodeTooManyConnections Code = 51 // the relay is at its connection limit
+	CodeBlobTooLarge       Code = 70 // a blob above the relay's maximum size
+	CodeBlobQuota          Code = 71 // the device's blob quota is used up
+	CodeUnknownBlob        Code = 72 // no such blob (or it expired)
+	CodeBlobOffset         Code = 73 // an upload offset that is not the committed length
+	CodeBlobIncomplete     Code = 74 // a download of a blob whose upload has not finished
+	CodeBlobToken          Code = 75 // a missing or wrong upload token
+	CodeBlobSize           Code = 76 // a blob size that is not a whole number of chunks, or an upload past it
 	CodeInternal           Code = 60 // the relay failed; nothing was changed
 	CodeShuttingDown       Code = 61 // the relay is draining; retry elsewhere or later
 )
@@ -74,6 +81,13 @@ var codeNames = map[Code]string{
 	CodePrekeyLimit:        "prekey limit reached",
 	CodeRateLimited:        "rate limited",
 	CodeTooManyConnections: "too many connections",
+	CodeBlobTooLarge:       "blob too large",
+	CodeBlobQuota:          "blob quota exceeded",
+	CodeUnknownBlob:        "unknown blob",
+	CodeBlobOffset:         "wrong upload offset",
+	CodeBlobIncomplete:     "blob incomplete",
+	CodeBlobToken:          "bad upload token",
+	CodeBlobSize:           "bad blob size",
 	CodeInternal:           "internal relay error",
 	CodeShuttingDown:       "relay shutting down",
 }

@@ -23,6 +23,7 @@ const (
 	TypeAck              FrameType = 0x0a
 	TypeGetPrekeyStatus  FrameType = 0x0b
 	TypeDeleteMailbox    FrameType = 0x0c
+	TypeCreateBlob       FrameType = 0x0d
 
 	TypeChallenge      FrameType = 0x80
 	TypeOK             FrameType = 0x81
@@ -34,6 +35,7 @@ const (
 	TypeDeliver        FrameType = 0x87
 	TypePrekeyStatus   FrameType = 0x88
 	TypeDrained        FrameType = 0x89
+	TypeBlobCreated    FrameType = 0x8a
 )
 
 // HeaderSize is the frame header: type (1) and request ID (4).
@@ -136,6 +138,8 @@ func newFrame(t FrameType) Frame {
 		return new(GetPrekeyStatus)
 	case TypeDeleteMailbox:
 		return new(DeleteMailbox)
+	case TypeCreateBlob:
+		return new(CreateBlob)
 	case TypeChallenge:
 		return new(Challenge)
 	case TypeOK:
@@ -156,6 +160,8 @@ func newFrame(t FrameType) Frame {
 		return new(PrekeyStatus)
 	case TypeDrained:
 		return new(Drained)
+	case TypeBlobCreated:
+		return new(BlobCreated)
 	}
 	return nil
 }

@@ -26,6 +26,11 @@ func envelope(size int) []byte {
 	return e
 }
 
+func fill32(b byte) (out [32]byte) {
+	copy(out[:], fill(32, b))
+	return out
+}
+
 func tokenOf(b byte) CapabilityToken {
 	t, _ := CapabilityTokenFromBytes(fill(32, b))
 	return t
@@ -67,6 +72,7 @@ func validFrames() []struct {
 		{"ack", 10, &Ack{Mailbox: mb, IDs: []EnvelopeID{env, env}}},
 		{"get-prekey-status", 11, &GetPrekeyStatus{}},
 		{"delete-mailbox", 12, &DeleteMailbox{Mailbox: mb}},
+		{"create-blob", 13, &CreateBlob{Size: 3 * BlobCipherChunkSize}},
 		{"challenge", 0, &Challenge{Nonce: nonce, Time: 1764100000}},
 		{"ok", 9, &OK{}},
 		{"error", 8, &ErrorFrame{Code: CodeCapabilityRevoked, Msg: "blocked"}},
@@ -78,6 +84,7 @@ func validFrames() []struct {
 		{"deliver", 0, &Deliver{Mailbox: mb, ID: env, Received: 1764100800, Envelope: envelope(1024)}},
 		{"prekey-status", 11, &PrekeyStatus{Count: 42, HasBundle: true}},
 		{"drained", 0, &Drained{Mailbox: mb}},
+		{"blob-created", 13, &BlobCreated{Blob: BlobID(fill32(0x77)), Token: BlobToken(fill32(0x88)), Expires: 1764187200}},
 	}
 }
 
@@ -104,6 +111,7 @@ var malformedFrames = []struct {
 	{"deliver-not-bucket", "8700000000" + strings.Repeat("11", 16) + strings.Repeat("22", 16) + "0000000069274cc0" + "0101ee", "malformed"},
 	{"deliver-bad-version", "8700000000" + strings.Repeat("11", 16) + strings.Repeat("22", 16) + "0000000069274cc0" + "02" + "01" + strings.Repeat("ee", 1022), "version"},
 	{"prekey-status-bad-bool", "880000000b0000002a02", "malformed"},
+	{"create-blob-short", "0d0000000d" + "00000000000300", "malformed"},
 	{"error-message-too-long", "8200000001" + "0017" + "0101" + strings.Repeat("61", 257), "too-large"},
 }
 

@@ -4,7 +4,8 @@ package protocol
 // subprotocol and in every cryptographic label.
 //
 // Changelog:
-//   - 1: first version (frames 0x01–0x0d and 0x80–0x89, sealed envelopes).
+//   - 1: first version (frames 0x01–0x0d and 0x80–0x8a, sealed and
+//     session envelopes, blobs over HTTP).
 const Version = 1
 
 // Subprotocol is the WebSocket subprotocol a client must offer; the relay
