@@ -21,8 +21,9 @@ const (
 // Config configures a Relay. The zero value of every field but DataDir
 // means its default.
 type Config struct {
-	// DataDir holds the store (relay.db) and the admin socket. Required
-	// unless Store is set.
+	// DataDir holds the store (relay.db), the blob files (blobs/) and the
+	// admin socket. Required unless Store is set; without it (a custom
+	// Store and no DataDir) the relay refuses blobs.
 	DataDir string
 	// Store overrides the default bbolt store in DataDir. The relay closes
 	// it on Close. Nil means bboltstore at DataDir/relay.db.
@@ -52,6 +53,16 @@ type Config struct {
 	// WriteQueue is the per-connection queue of outgoing frames. Zero
 	// means 2*protocol.MaxInflight + 64.
 	WriteQueue int
+	// MaxBlobSize is the largest blob (ciphertext bytes) CreateBlob
+	// accepts. Zero means protocol.DefaultMaxBlobSize.
+	MaxBlobSize int64
+	// BlobQuota bounds the bytes one device's live and unfinished blobs
+	// reserve. Zero means protocol.DefaultBlobQuota.
+	BlobQuota int64
+	// BlobRetention is how long a blob is kept after its upload finished.
+	// Zero means protocol.DefaultBlobRetention. (An unfinished upload is
+	// deleted protocol.UnfinishedBlobRetention seconds after its creation.)
+	BlobRetention time.Duration
 	// SlowConsumerTimeout is how long a frame may wait for room in a full
 	// write queue (or a write may take) before the connection is closed as
 	// a slow consumer. Zero means 15 seconds.
@@ -93,6 +104,21 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if o.WriteQueue <= 0 {
 		o.WriteQueue = 2*protocol.MaxInflight + 64
+	}
+	if o.MaxBlobSize < 0 || o.BlobQuota < 0 || o.BlobRetention < 0 {
+		return o, fmt.Errorf("%w: negative blob size, quota or retention", ErrConfig)
+	}
+	if o.MaxBlobSize == 0 {
+		o.MaxBlobSize = protocol.DefaultMaxBlobSize
+	}
+	if o.BlobQuota == 0 {
+		o.BlobQuota = protocol.DefaultBlobQuota
+	}
+	if o.BlobRetention == 0 {
+		o.BlobRetention = protocol.DefaultBlobRetention
+	}
+	if o.MaxBlobSize < protocol.BlobCipherChunkSize {
+		return o, fmt.Errorf("%w: MaxBlobSize %d is below one chunk (%d bytes)", ErrConfig, o.MaxBlobSize, protocol.BlobCipherChunkSize)
 	}
 	if o.SlowConsumerTimeout <= 0 {
 		o.SlowConsumerTimeout = 15 * time.Second

@@ -5,13 +5,15 @@
 //
 //	r, err := relay.New(relay.Config{DataDir: dir, Logger: logger})
 //	if err != nil { ... }
-//	srv := &http.Server{Addr: "127.0.0.1:7878", Handler: r}
+//	srv := &http.Server{Addr: "127.0.0.1:7878", Handler: r,
+//		ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10} // no Read/WriteTimeout: blobs are long
 //	go srv.ListenAndServe()
 //	...
 //	r.Shutdown(ctx) // stop accepting, finish commits, close connections, close the store
 //
-// [Relay.ServeHTTP] serves the WebSocket endpoint at protocol.WebSocketPath
-// and a liveness probe at /healthz. For tests, relay/relaytest starts a
+// [Relay.ServeHTTP] serves the WebSocket endpoint at protocol.WebSocketPath,
+// blob upload and download at protocol.BlobPath and a liveness probe at
+// /healthz. For tests, relay/relaytest starts a
 // relay on loopback, like net/http/httptest.
 //
 // # What the relay does
@@ -22,13 +24,19 @@
 // publish prekeys, subscribe to its mailboxes and acknowledge envelopes.
 // Sending (Send) and fetching a prekey bundle (FetchBundle) need only a send
 // capability, so senders may use anonymous connections (sealed sender).
+// An authenticated device reserves a blob (CreateBlob) and uploads its
+// ciphertext over HTTP in resumable whole chunks; anyone with the blob ID
+// downloads it once finished. Blobs live in DataDir/blobs, one file per
+// blob named by a hash of its ID, indexed in the store
+// (protocol/SPEC-blobs.md 12.5).
 // Every request gets exactly one answer with its request ID. A Send is
 // answered only after the envelope is durable.
 //
 // # Security
 //
 // The relay never sees plaintext, capability tokens at rest (only their
-// hashes), invite codes at rest (only their hashes) or sender identities.
+// hashes), invite codes at rest (only their hashes), blob IDs or upload
+// tokens at rest (only hashes) or sender identities.
 // It logs no addresses at info level and never logs content, keys, tokens
 // or whole IDs. protocol/SPEC.md section 10 lists what it stores and sees.
 package relay

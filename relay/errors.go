@@ -42,6 +42,12 @@ func storeCode(err error) protocol.Code {
 		return protocol.CodeNoBundle
 	case errors.Is(err, store.ErrPrekeyLimit):
 		return protocol.CodePrekeyLimit
+	case errors.Is(err, store.ErrUnknownBlob):
+		return protocol.CodeUnknownBlob
+	case errors.Is(err, store.ErrBlobQuota):
+		return protocol.CodeBlobQuota
+	case errors.Is(err, store.ErrBlobOffset):
+		return protocol.CodeBlobOffset
 	case errors.Is(err, store.ErrClosed):
 		return protocol.CodeShuttingDown
 	}

@@ -49,7 +49,7 @@ func (c *conn) handle(b []byte) bool {
 		c.sendEnvelope(id, f)
 	case *protocol.CreateMailbox, *protocol.AddCapability, *protocol.RevokeCapability,
 		*protocol.PublishPrekeys, *protocol.Subscribe, *protocol.Ack,
-		*protocol.GetPrekeyStatus, *protocol.DeleteMailbox:
+		*protocol.GetPrekeyStatus, *protocol.DeleteMailbox, *protocol.CreateBlob:
 		if !c.authed {
 			c.refuse(id, protocol.CodeAuthRequired, "authenticate first")
 			return true
@@ -228,6 +228,9 @@ func (c *conn) ownerRequest(id uint32, f protocol.Frame) {
 				return
 			}
 		}
+	case *protocol.CreateBlob:
+		c.createBlob(id, f)
+		return
 	case *protocol.Ack:
 		if err = c.checkOwner(f.Mailbox); err == nil {
 			if _, err = st.Ack(ctx, f.Mailbox, f.IDs); err == nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,8 @@ type Relay struct {
 	connWG  sync.WaitGroup
 	nextID  uint64
 	admins  []closer
+
+	blobs blobs
 
 	purgeStop chan struct{}
 	purgeDone chan struct{}
@@ -72,6 +75,10 @@ func New(cfg Config) (*Relay, error) {
 		purgeDone: make(chan struct{}),
 	}
 	r.hub.subs = map[protocol.MailboxID]map[*subscription]struct{}{}
+	if err := r.initBlobs(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if c.PurgeInterval > 0 {
 		go r.purgeLoop()
 	} else {
@@ -84,9 +91,18 @@ func New(cfg Config) (*Relay, error) {
 // Store returns the relay's store.
 func (r *Relay) Store() store.Store { return r.st }
 
-// ServeHTTP serves protocol.WebSocketPath (the WebSocket endpoint) and
-// /healthz (200 "ok" while the relay accepts connections, 503 after).
+// ServeHTTP serves protocol.WebSocketPath (the WebSocket endpoint),
+// protocol.BlobPath (blob upload and download, SPEC.md 12.1) and /healthz
+// (200 "ok" while the relay accepts connections, 503 after).
+//
+// Serve it with an http.Server without ReadTimeout or WriteTimeout: blob
+// transfers may take hours, and the relay sets its own progress-based
+// deadlines on them. Set ReadHeaderTimeout and MaxHeaderBytes.
 func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if strings.HasPrefix(req.URL.Path, protocol.BlobPath) {
+		r.serveBlob(w, req)
+		return
+	}
 	switch req.URL.Path {
 	case protocol.WebSocketPath:
 		r.serveWebSocket(w, req)
@@ -203,6 +219,8 @@ func (r *Relay) shutdown(ctx context.Context) error {
 		r.mu.Unlock()
 		<-done // handlers return once their store call is answered
 	}
+	// Uploads in progress commit their whole chunks before the store closes.
+	r.blobs.shutdown()
 	err := r.st.Close()
 	r.log.Info("relay stopped")
 	return err
@@ -219,6 +237,9 @@ func (r *Relay) purgeLoop() {
 		case <-t.C:
 			if _, err := r.PurgeExpired(context.Background()); err != nil && !errors.Is(err, store.ErrClosed) {
 				r.log.Error("retention purge failed", "err", err)
+			}
+			if _, err := r.PurgeExpiredBlobs(context.Background()); err != nil && !errors.Is(err, store.ErrClosed) {
+				r.log.Error("blob purge failed", "err", err)
 			}
 		}
 	}

@@ -2,6 +2,7 @@
 //
 //	postern-relay serve [--listen 127.0.0.1:7878] [--data DIR] [--tls-cert F --tls-key F]
 //	                    [--enrollment open|invite] [--retention 336h]
+//	                    [--max-blob-size 4GiB] [--blob-quota 10GiB] [--blob-retention 336h]
 //	                    [--log-format text|json] [--log-level info]
 //	postern-relay invite create [--data DIR] [--count N] [--ttl 72h]
 //	postern-relay version
@@ -18,11 +19,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -120,6 +123,11 @@ func serve(args []string, stderr io.Writer) error {
 	key := fs.String("tls-key", "", "TLS key file (PEM)")
 	enrollment := fs.String("enrollment", relay.EnrollOpen, "enrolment policy: open or invite")
 	retention := fs.Duration("retention", protocol.DefaultRetention, "how long unacknowledged envelopes are kept")
+	maxBlob := byteSize(protocol.DefaultMaxBlobSize)
+	fs.Var(&maxBlob, "max-blob-size", "largest blob (attachment ciphertext) accepted, in bytes or with a suffix: KiB, MiB, GiB, TiB")
+	quota := byteSize(protocol.DefaultBlobQuota)
+	fs.Var(&quota, "blob-quota", "bytes of live and unfinished blobs per device (suffixes as --max-blob-size)")
+	blobRetention := fs.Duration("blob-retention", protocol.DefaultBlobRetention, "how long a blob is kept after its upload finished")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := parse(fs, args); err != nil {
@@ -145,6 +153,10 @@ func serve(args []string, stderr io.Writer) error {
 		Logger:     logger,
 		Enrollment: *enrollment,
 		Retention:  *retention,
+
+		MaxBlobSize:   int64(maxBlob),
+		BlobQuota:     int64(quota),
+		BlobRetention: *blobRetention,
 	})
 	if err != nil {
 		return err
@@ -161,9 +173,14 @@ func serve(args []string, stderr io.Writer) error {
 		r.Close()
 		return err
 	}
+	// No ReadTimeout or WriteTimeout: a multi-GiB blob transfer takes
+	// long, and the relay sets progress-based deadlines on blob requests
+	// itself (WebSocket connections are hijacked and keep their own).
 	srv := &http.Server{
 		Handler:           r,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	scheme := "ws"
@@ -264,4 +281,41 @@ func offlineInvites(ctx context.Context, dir string, n int, ttl time.Duration) (
 	}
 	defer st.Close()
 	return relay.CreateInvites(ctx, st, n, ttl, time.Now())
+}
+
+// byteSize is a flag.Value for a size in bytes: "4294967296", "4GiB",
+// "512MiB", "64KiB", "1TiB" (binary units only: "4GB" is refused rather
+// than guessed).
+type byteSize int64
+
+func (b *byteSize) String() string {
+	v := int64(*b)
+	for _, u := range sizeUnits {
+		if v >= u.n && v%u.n == 0 {
+			return fmt.Sprintf("%d%s", v/u.n, u.suffix)
+		}
+	}
+	return fmt.Sprint(v)
+}
+
+var sizeUnits = []struct {
+	suffix string
+	n      int64
+}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}}
+
+func (b *byteSize) Set(s string) error {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(rest), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
+		return fmt.Errorf("want a positive number of bytes, optionally with KiB, MiB, GiB or TiB")
+	}
+	*b = byteSize(n * mult)
+	return nil
 }

@@ -34,13 +34,23 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the relay's logs. Nil means discard.
 	Logger *slog.Logger
+	// MaxBlobSize is the largest blob. Zero means protocol.DefaultMaxBlobSize.
+	MaxBlobSize int64
+	// BlobQuota is each device's blob quota. Zero means protocol.DefaultBlobQuota.
+	BlobQuota int64
+	// BlobRetention is how long a finished blob is kept. Zero means
+	// protocol.DefaultBlobRetention.
+	BlobRetention time.Duration
 }
 
 // Server is a relay listening on 127.0.0.1.
 type Server struct {
 	// URL is the relay's base URL, "ws://127.0.0.1:PORT"; the WebSocket
-	// endpoint is URL + protocol.WebSocketPath.
+	// endpoint is URL + protocol.WebSocketPath. Blobs are at
+	// HTTPURL + protocol.BlobPath + id.
 	URL string
+	// HTTPURL is "http://127.0.0.1:PORT", for blob transfers.
+	HTTPURL string
 	// Addr is "127.0.0.1:PORT".
 	Addr string
 	// DataDir holds the relay's store.
@@ -70,6 +80,7 @@ func New(t testing.TB, opts *Options) *Server {
 	}
 	s.Addr = l.Addr().String()
 	s.URL = "ws://" + s.Addr
+	s.HTTPURL = "http://" + s.Addr
 	s.start(l)
 	t.Cleanup(s.Close)
 	return s
@@ -83,13 +94,18 @@ func (s *Server) start(l net.Listener) {
 		Enrollment:    s.opts.Enrollment,
 		Retention:     s.opts.Retention,
 		Now:           s.opts.Now,
-		PurgeInterval: -1, // tests call PurgeExpired: no timers
+		MaxBlobSize:   s.opts.MaxBlobSize,
+		BlobQuota:     s.opts.BlobQuota,
+		BlobRetention: s.opts.BlobRetention,
+		PurgeInterval: -1, // tests call PurgeExpired and PurgeExpiredBlobs: no timers
 	})
 	if err != nil {
 		l.Close()
 		s.t.Fatalf("relaytest: %v", err)
 	}
-	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	// As cmd/postern-relay: no overall read or write timeout (blob
+	// transfers set their own deadlines), bounded headers.
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

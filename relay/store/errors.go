@@ -16,6 +16,9 @@ var (
 	ErrQueueFull         = errors.New("store: mailbox queue full")
 	ErrNoBundle          = errors.New("store: no prekey bundle")
 	ErrPrekeyLimit       = errors.New("store: one-time prekey limit reached")
+	ErrUnknownBlob       = errors.New("store: unknown blob")
+	ErrBlobQuota         = errors.New("store: blob quota exceeded")
+	ErrBlobOffset        = errors.New("store: blob committed length moved")
 )
 
 // Failures of the store itself.
@@ -41,4 +44,5 @@ var refusals = []error{
 	ErrUnknownDevice, ErrDeviceRevoked, ErrEnrollmentRefused, ErrUnknownMailbox,
 	ErrNotOwner, ErrMailboxLimit, ErrUnknownCapability, ErrCapabilityRevoked,
 	ErrCapabilityLimit, ErrQueueFull, ErrNoBundle, ErrPrekeyLimit,
+	ErrUnknownBlob, ErrBlobQuota, ErrBlobOffset,
 }

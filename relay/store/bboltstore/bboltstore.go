@@ -54,8 +54,13 @@ var (
 	bEnvMbox   = []byte("env_mbox")
 	bEnvID     = []byte("env_id")
 	bEnvExp    = []byte("env_exp")
+	// Blob buckets were added within schema 1: Open creates missing
+	// buckets, so an older schema-1 file gains them without a migration.
+	bBlobs   = []byte("blobs")
+	bBlobUse = []byte("blob_use")
+	bBlobExp = []byte("blob_exp")
 
-	allBuckets = [][]byte{bMeta, bDevices, bMailboxes, bOwned, bCaps, bInvites, bBundles, bPrekeys, bEnv, bEnvMbox, bEnvID, bEnvExp}
+	allBuckets = [][]byte{bMeta, bDevices, bMailboxes, bOwned, bCaps, bInvites, bBundles, bPrekeys, bEnv, bEnvMbox, bEnvID, bEnvExp, bBlobs, bBlobUse, bBlobExp}
 
 	keySchema = []byte("schema")
 )
@@ -90,7 +95,10 @@ type request struct {
 	done chan error
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store     = (*Store)(nil)
+	_ store.BlobStore = (*Store)(nil)
+)
 
 // Open opens or creates the store at path (mode 0600). It refuses a file
 // written with a newer schema with an error wrapping store.ErrSchemaTooNew.

@@ -1,0 +1,230 @@
+package bboltstore
+
+import (
+	"context"
+	"encoding/binary"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/postern/postern/protocol"
+	"github.com/postern/postern/relay/store"
+)
+
+// ---- blobs ----
+//
+// blobs:    key(32) -> owner(32) || size u64 || committed u64 || token hash(32)
+//                      || created u64 || finished u64 (0 = unfinished) || expires u64
+// blob_use: device(32) -> reserved bytes u64 || unfinished count u32
+// blob_exp: expires u64 || key(32) -> empty
+
+const blobRecordSize = 32 + 8 + 8 + 32 + 8 + 8 + 8
+
+func encodeBlob(b store.Blob) []byte {
+	v := make([]byte, 0, blobRecordSize)
+	v = append(v, b.Owner[:]...)
+	v = binary.BigEndian.AppendUint64(v, b.Size)
+	v = binary.BigEndian.AppendUint64(v, b.Committed)
+	v = append(v, b.TokenHash[:]...)
+	v = binary.BigEndian.AppendUint64(v, timeU64(b.Created))
+	var fin uint64
+	if b.Done() {
+		fin = timeU64(b.Finished)
+		if fin == 0 {
+			fin = 1 // 0 means unfinished
+		}
+	}
+	v = binary.BigEndian.AppendUint64(v, fin)
+	return binary.BigEndian.AppendUint64(v, timeU64(b.Expires))
+}
+
+func decodeBlob(key []byte, v []byte) (store.Blob, error) {
+	var b store.Blob
+	if len(v) != blobRecordSize || len(key) != 32 {
+		return b, corrupt("blob record of %d bytes", len(v))
+	}
+	copy(b.Key[:], key)
+	copy(b.Owner[:], v[0:32])
+	b.Size = binary.BigEndian.Uint64(v[32:40])
+	b.Committed = binary.BigEndian.Uint64(v[40:48])
+	copy(b.TokenHash[:], v[48:80])
+	created, fin, exp := binary.BigEndian.Uint64(v[80:88]), binary.BigEndian.Uint64(v[88:96]), binary.BigEndian.Uint64(v[96:104])
+	if created > maxStoredTime || fin > maxStoredTime || exp > maxStoredTime || b.Committed > b.Size ||
+		b.Committed%protocol.BlobCipherChunkSize != 0 || (fin != 0) != (b.Committed == b.Size) {
+		return b, corrupt("blob record out of range")
+	}
+	b.Created = unixTime(created)
+	if fin != 0 {
+		b.Finished = unixTime(fin)
+	}
+	b.Expires = unixTime(exp)
+	return b, nil
+}
+
+func blobUsage(tx *bolt.Tx, dev protocol.DeviceID) (store.BlobUsage, error) {
+	v := tx.Bucket(bBlobUse).Get(dev[:])
+	switch len(v) {
+	case 0:
+		return store.BlobUsage{}, nil
+	case 12:
+		return store.BlobUsage{Bytes: binary.BigEndian.Uint64(v[:8]), Unfinished: int(binary.BigEndian.Uint32(v[8:]))}, nil
+	}
+	return store.BlobUsage{}, corrupt("blob usage record of %d bytes", len(v))
+}
+
+func putBlobUsage(tx *bolt.Tx, dev protocol.DeviceID, u store.BlobUsage) error {
+	if u.Bytes == 0 && u.Unfinished == 0 {
+		return tx.Bucket(bBlobUse).Delete(dev[:])
+	}
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 12), u.Bytes)
+	return tx.Bucket(bBlobUse).Put(dev[:], binary.BigEndian.AppendUint32(v, uint32(u.Unfinished)))
+}
+
+func blobExpKey(exp time.Time, key store.BlobKey) []byte { return cat(u64(timeU64(exp)), key[:]) }
+
+func (s *Store) CreateBlob(ctx context.Context, b store.Blob, quota uint64, maxUnfinished int) error {
+	return s.update(func(tx *bolt.Tx) error {
+		blobs := tx.Bucket(bBlobs)
+		if blobs.Get(b.Key[:]) != nil {
+			return store.ErrBlobQuota // a 256-bit random collision; never in practice
+		}
+		u, err := blobUsage(tx, b.Owner)
+		if err != nil {
+			return err
+		}
+		if u.Unfinished >= maxUnfinished || b.Size > quota || u.Bytes > quota-b.Size {
+			return store.ErrBlobQuota
+		}
+		b.Committed, b.Finished = 0, time.Time{}
+		if err := blobs.Put(b.Key[:], encodeBlob(b)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bBlobExp).Put(blobExpKey(b.Expires, b.Key), nil); err != nil {
+			return err
+		}
+		u.Bytes += b.Size
+		u.Unfinished++
+		return putBlobUsage(tx, b.Owner, u)
+	})
+}
+
+func (s *Store) Blob(ctx context.Context, key store.BlobKey) (store.Blob, error) {
+	var b store.Blob
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bBlobs).Get(key[:])
+		if v == nil {
+			return store.ErrUnknownBlob
+		}
+		var err error
+		b, err = decodeBlob(key[:], v)
+		return err
+	})
+	return b, err
+}
+
+func (s *Store) CommitBlob(ctx context.Context, key store.BlobKey, from, to uint64, now, finishedExpiry time.Time) (store.Blob, error) {
+	var out store.Blob
+	err := s.update(func(tx *bolt.Tx) error {
+		blobs := tx.Bucket(bBlobs)
+		v := blobs.Get(key[:])
+		if v == nil {
+			return store.ErrUnknownBlob
+		}
+		b, err := decodeBlob(key[:], v)
+		if err != nil {
+			return err
+		}
+		if b.Committed != from || b.Done() || to < from || to > b.Size || to%protocol.BlobCipherChunkSize != 0 {
+			return store.ErrBlobOffset
+		}
+		b.Committed = to
+		if to == b.Size {
+			u, err := blobUsage(tx, b.Owner)
+			if err != nil {
+				return err
+			}
+			if u.Unfinished > 0 {
+				u.Unfinished--
+			}
+			if err := putBlobUsage(tx, b.Owner, u); err != nil {
+				return err
+			}
+			exp := tx.Bucket(bBlobExp)
+			if err := exp.Delete(blobExpKey(b.Expires, key)); err != nil {
+				return err
+			}
+			b.Finished, b.Expires = now, finishedExpiry
+			if err := exp.Put(blobExpKey(b.Expires, key), nil); err != nil {
+				return err
+			}
+		}
+		out = b
+		return blobs.Put(key[:], encodeBlob(b))
+	})
+	return out, err
+}
+
+func (s *Store) PurgeBlobs(ctx context.Context, now time.Time, max int) ([]store.BlobKey, error) {
+	var keys []store.BlobKey
+	err := s.update(func(tx *bolt.Tx) error {
+		keys = keys[:0]
+		var expKeys [][]byte
+		limit := timeU64(now)
+		c := tx.Bucket(bBlobExp).Cursor()
+		for k, _ := c.First(); k != nil && len(keys) < max; k, _ = c.Next() {
+			if len(k) != 40 {
+				return corrupt("blob expiry key of %d bytes", len(k))
+			}
+			if binary.BigEndian.Uint64(k[:8]) > limit {
+				break
+			}
+			var key store.BlobKey
+			copy(key[:], k[8:])
+			keys = append(keys, key)
+			expKeys = append(expKeys, append([]byte(nil), k...))
+		}
+		blobs := tx.Bucket(bBlobs)
+		for i, key := range keys {
+			if err := tx.Bucket(bBlobExp).Delete(expKeys[i]); err != nil {
+				return err
+			}
+			v := blobs.Get(key[:])
+			if v == nil {
+				continue // a dangling index entry: nothing to release
+			}
+			b, err := decodeBlob(key[:], v)
+			if err != nil {
+				return err
+			}
+			u, err := blobUsage(tx, b.Owner)
+			if err != nil {
+				return err
+			}
+			u.Bytes -= min(u.Bytes, b.Size)
+			if !b.Done() && u.Unfinished > 0 {
+				u.Unfinished--
+			}
+			if err := putBlobUsage(tx, b.Owner, u); err != nil {
+				return err
+			}
+			if err := blobs.Delete(key[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+func (s *Store) BlobUsage(ctx context.Context, dev protocol.DeviceID) (store.BlobUsage, error) {
+	var u store.BlobUsage
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		u, err = blobUsage(tx, dev)
+		return err
+	})
+	return u, err
+}
