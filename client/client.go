@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -77,6 +78,10 @@ type Message struct {
 	// From (the contact), not a message they sent: "Your secure session
 	// with NAME was reset..." (see SessionResetNotice). Show it distinctly.
 	Notice bool
+	// Attachments are the files attached to the message, nil if none;
+	// SaveAttachments fetches them. Names come from the sender: make them
+	// safe before display (SafeFileName for a file name).
+	Attachments []Attachment
 
 	mailbox  protocol.MailboxID
 	envelope protocol.EnvelopeID
@@ -135,6 +140,14 @@ type Client struct {
 	// envelopeHook, if set (tests), sees every envelope sent (outgoing)
 	// or delivered, before anything else is done with it.
 	envelopeHook atomic.Pointer[func(outgoing bool, env []byte)]
+
+	// Blob transfers (transfer.go). blobTransport and retryBase are test
+	// hooks, set before the first transfer: a RoundTripper that breaks
+	// connections, and a shorter first backoff.
+	httpOnce      sync.Once
+	httpc         *http.Client
+	blobTransport http.RoundTripper
+	retryBase     time.Duration
 }
 
 func (o *Options) defaults() Options {

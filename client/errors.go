@@ -80,7 +80,33 @@ var (
 	// "the relay returned keys that are not NAME's known device..." and
 	// matches ErrDeviceMismatch.
 	ErrDeviceMismatch = errors.New("client: the relay returned keys that are not the contact's known device")
+
+	// ErrTooManyFiles: SendFiles with no file or more than MaxAttachments.
+	ErrTooManyFiles = errors.New("client: a message carries 1 to 16 files")
+	// ErrInvalidAttachment: a file that cannot be attached (not a regular
+	// file), or a stored attachment whose sizes or key do not fit the
+	// chunk format.
+	ErrInvalidAttachment = errors.New("client: invalid attachment")
+	// ErrNoAttachments: SaveAttachments on a message without files.
+	ErrNoAttachments = errors.New("client: the message has no attachments")
+	// ErrFileExists: SaveAttachments would overwrite a file (use
+	// SaveOptions.Force). The error names the path and matches
+	// ErrFileExists; nothing was downloaded or changed.
+	ErrFileExists = errors.New("client: file exists")
+	// ErrAttachmentCorrupt: a downloaded attachment did not decrypt, was
+	// truncated, or its digest is not the one in the message: the blob was
+	// damaged or replaced. Nothing was saved (the .part file is removed).
+	ErrAttachmentCorrupt = errors.New("client: attachment does not verify (damaged or tampered with); nothing was saved")
 )
+
+// fileExistsError is ErrFileExists naming the path.
+type fileExistsError struct{ path string }
+
+func (e *fileExistsError) Error() string { return "client: " + e.path + " exists; not overwritten" }
+func (e *fileExistsError) Unwrap() error { return ErrFileExists }
+
+// Path is the file that exists.
+func (e *fileExistsError) Path() string { return e.path }
 
 // ErrInvalidInvitation matches every invitation parse failure. The specific
 // failures below also match it, so callers may test either.

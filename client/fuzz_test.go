@@ -53,6 +53,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		{Type: contentText, SentMS: 1764100000000, Text: "The 14:00 handover moved to bed 12."},
 		{Type: contentText, SentMS: 1, Text: strings.Repeat("ü", 100)},
 		{Type: contentReset, SentMS: 1 << 40},
+		{Type: contentAttachment, SentMS: 1764100000000, Text: "scan attached", Attachments: []attachmentRef{seedAttachment()}},
 	} {
 		b, err := ct.marshalSession()
 		if err != nil {
@@ -416,4 +417,13 @@ func FuzzStoreCiphertext(f *testing.F) {
 		}
 		checkStoreErrors(t, c.fuzzReadAll())
 	})
+}
+
+// seedAttachment is a fixed attachment reference for seeds.
+func seedAttachment() attachmentRef {
+	a := attachmentRef{Name: "scan 2026-03.pdf", MediaType: "application/pdf", PlainSize: 200000, CipherSize: 4 * protocol.BlobCipherChunkSize}
+	for i := range a.Blob {
+		a.Blob[i], a.Key[i], a.Digest[i] = byte(i), byte(i+1), byte(i+2)
+	}
+	return a
 }

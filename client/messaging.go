@@ -325,6 +325,12 @@ func (c *Client) Send(ctx context.Context, contact, text string) (Message, error
 // storeMessage stores m unless a message with its ID is stored already;
 // it reports whether it stored.
 func storeMessage(t *tx, contactID []byte, m *Message) (bool, error) {
+	return storeMessageRecord(t, contactID, m, nil)
+}
+
+// storeMessageRecord is storeMessage for a message with attachments (their
+// keys are kept in the record, inside the store's encryption).
+func storeMessageRecord(t *tx, contactID []byte, m *Message, atts []attachmentRecord) (bool, error) {
 	idx := t.s.index(bucketMessageIDs, []byte(m.ID))
 	if t.has(bucketMessageIDs, idx) {
 		return false, nil
@@ -337,6 +343,7 @@ func storeMessage(t *tx, contactID []byte, m *Message) (bool, error) {
 	rec := &messageRecord{
 		V: 1, ID: m.ID, Contact: contactID, From: m.From, To: m.To, Text: m.Text,
 		Time: m.Time, Received: m.Received, Outgoing: m.Outgoing, Notice: m.Notice,
+		Attachments: atts,
 	}
 	if m.relayed {
 		rec.Mailbox, rec.Envelope = m.mailbox[:], m.envelope[:]
@@ -624,7 +631,10 @@ func (c *Client) Ack(ctx context.Context, m Message) error {
 }
 
 func (c *Client) messageFromRecord(r *messageRecord) Message {
-	m := Message{ID: r.ID, From: r.From, To: r.To, Text: r.Text, Time: r.Time, Received: r.Received, Outgoing: r.Outgoing, Notice: r.Notice}
+	m := Message{
+		ID: r.ID, From: r.From, To: r.To, Text: r.Text, Time: r.Time, Received: r.Received, Outgoing: r.Outgoing, Notice: r.Notice,
+		Attachments: publicAttachments(r.Attachments),
+	}
 	if len(r.Mailbox) == 16 && len(r.Envelope) == 16 {
 		copy(m.mailbox[:], r.Mailbox)
 		copy(m.envelope[:], r.Envelope)

@@ -32,6 +32,7 @@ const (
 	contentText         byte = 0x01
 	contentIntroduction byte = 0x02
 	contentReset        byte = 0x03
+	contentAttachment   byte = 0x04
 )
 
 const (
@@ -50,7 +51,9 @@ type content struct {
 	MsgID  [msgIDSize]byte
 	SentMS uint64 // sender's clock, Unix milliseconds
 
-	Text string // contentText
+	Text string // contentText; contentAttachment: the caption, may be empty
+
+	Attachments []attachmentRef // contentAttachment: 1..MaxAttachments
 
 	// contentIntroduction
 	Name         string
@@ -89,21 +92,23 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		b = append(b, c.ReplyCap[:]...)
 	case contentReset:
 		// No body: message id and time only.
+	case contentAttachment:
+		return appendAttachmentBody(b, c)
 	default:
 		return nil, ErrDecrypt
 	}
 	return b, nil
 }
 
-// marshalSession encodes a text or a session reset as the plaintext of a
-// session message: u32(len(content)) || content, where content is the
+// marshalSession encodes a text, an attachment or a session reset as the
+// plaintext of a session message: u32(len(content)) || content, where content is the
 // section 9 encoding without the signature fields (the session
 // authenticates its peer). The session pads it with zeros.
 func (c *content) marshalSession() ([]byte, error) {
-	if c.Type != contentText && c.Type != contentReset {
+	if c.Type != contentText && c.Type != contentReset && c.Type != contentAttachment {
 		return nil, ErrDecrypt
 	}
-	b, err := c.appendUnsigned(make([]byte, padHeaderSize, padHeaderSize+64+len(c.Text)))
+	b, err := c.appendUnsigned(make([]byte, padHeaderSize, padHeaderSize+64+len(c.Text)+len(c.Attachments)*attachmentRefMaxSize))
 	if err != nil {
 		return nil, err
 	}
@@ -112,8 +117,8 @@ func (c *content) marshalSession() ([]byte, error) {
 }
 
 // parseSessionContent decodes the plaintext of a session message: the
-// padding as in sealed envelopes, then a text or a reset with exact
-// lengths. Every failure is ErrDecrypt.
+// padding as in sealed envelopes, then a text, an attachment or a reset
+// with exact lengths. Every failure is ErrDecrypt.
 func parseSessionContent(p []byte) (*content, error) {
 	b, err := unpad(p)
 	if err != nil {
@@ -135,6 +140,10 @@ func parseSessionContent(p []byte) (*content, error) {
 			return nil, ErrDecrypt
 		}
 	case contentReset:
+	case contentAttachment:
+		if !parseAttachmentBody(r, c) {
+			return nil, ErrDecrypt
+		}
 	default:
 		return nil, ErrDecrypt
 	}

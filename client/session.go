@@ -467,13 +467,18 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 			c.log.Info("session reset", "mailbox", mb.Short())
 		}
 	}
-	if ct.Type == contentText {
+	if ct.Type == contentText || ct.Type == contentAttachment {
+		var atts []attachmentRecord
+		if ct.Type == contentAttachment {
+			atts = attachmentRecords(ct.Attachments)
+		}
 		m := &Message{
 			ID: localMessageID(ct.Sender, ct.MsgID), From: from.Name, To: Me, Text: ct.Text,
 			Time: time.UnixMilli(int64(min(ct.SentMS, 1<<62))).UTC(), Received: now,
-			mailbox: mb, envelope: envID, relayed: true,
+			Attachments: publicAttachments(atts),
+			mailbox:     mb, envelope: envID, relayed: true,
 		}
-		stored, err := storeMessage(t, from.ID, m)
+		stored, err := storeMessageRecord(t, from.ID, m, atts)
 		if err != nil {
 			return nil, err
 		}

@@ -360,6 +360,7 @@ func FuzzParseSessionContent(f *testing.F) {
 		{Type: contentText, SentMS: 1, Text: "hello"},
 		{Type: contentText},
 		{Type: contentReset, SentMS: 1 << 40},
+		{Type: contentAttachment, SentMS: 3, Attachments: []attachmentRef{seedAttachment(), {Name: "", CipherSize: protocol.BlobCipherChunkSize}}},
 	} {
 		b, err := ct.marshalSession()
 		if err != nil {

@@ -284,6 +284,8 @@ type messageRecord struct {
 	Notice   bool      `json:"notice,omitempty"`   // a notice from this client, not a message
 	Mailbox  []byte    `json:"mailbox,omitempty"`  // incoming: where it arrived
 	Envelope []byte    `json:"envelope,omitempty"` // incoming: relay envelope ID
+	// Attachments of a message of type 0x04, with their keys.
+	Attachments []attachmentRecord `json:"attachments,omitempty"`
 }
 
 type invitationRecord struct {

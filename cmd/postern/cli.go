@@ -43,7 +43,7 @@ func init() {
 	commands = []*command{
 		initCmd, whoamiCmd,
 		inviteCmd, acceptCmd, contactsCmd, blockCmd,
-		sendCmd, syncCmd, inboxCmd, readCmd, listenCmd,
+		sendCmd, saveCmd, syncCmd, inboxCmd, readCmd, listenCmd,
 		helpCmd, versionCmd,
 	}
 }

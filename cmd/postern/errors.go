@@ -109,6 +109,10 @@ func (c *cli) explain(err error) (msg, hint string) {
 		return strip(err), "ask for a new one: it is the single line that 'postern invite' prints"
 	case errors.Is(err, client.ErrOtherRelay):
 		return strip(err), "you and your contact must use the same relay ('postern whoami' shows yours)"
+	case errors.Is(err, client.ErrTooManyFiles):
+		return strip(err), "send the other files in another message"
+	case errors.Is(err, client.ErrInvalidAttachment):
+		return strip(err), ""
 	case errors.Is(err, client.ErrIdentityMismatch):
 		return strip(err), "nothing was added; get a new invitation from your contact over a channel you trust"
 	}
@@ -149,6 +153,10 @@ func explainRelay(e *protocol.Error) (msg, hint string) {
 		return msg, "try again later"
 	case protocol.CodeQueueFull:
 		return msg, "the recipient must sync before they can receive more"
+	case protocol.CodeBlobTooLarge:
+		return "the file is larger than the relay accepts", "send a smaller file, or split it"
+	case protocol.CodeBlobQuota:
+		return "your space on the relay is used up", "files expire 14 days after they were sent; or ask the relay's operator"
 	case protocol.CodeVersion:
 		return msg, "the relay and this postern speak different protocol versions; upgrade the older one"
 	}

@@ -33,7 +33,11 @@ Contacts:
   block NAME              refuse further messages from a contact
 
 Messages:
-  send NAME TEXT...|-     send a message (- reads it from standard input)
+  send NAME [--attach FILE]... [--keep-metadata] TEXT...|-
+                          send a message (- reads it from standard input),
+                          with files (up to 16; TEXT is then optional)
+  save ID [--out DIR] [--force]
+                          download and verify the files of a message
   sync                    fetch new messages and print how many arrived
   inbox [--json]          list messages
   read ID [--json]        show one message

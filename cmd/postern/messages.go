@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -17,24 +18,42 @@ const maxStdinText = 1 << 20
 
 var sendCmd = &command{
 	name:  "send",
-	usage: "send NAME TEXT...|-",
+	usage: "send NAME [--attach FILE]... [--keep-metadata] TEXT...|-",
 	help: `Send a message to the contact NAME. Several TEXT arguments are joined with
 spaces; - reads the text from standard input. Put -- before a text that
-starts with a dash.`,
+starts with a dash.
+
+--attach FILE attaches a file (repeat it for up to 16 files); the text is
+then optional and becomes the caption. Files are encrypted on this device
+and uploaded to the relay, which sees only their padded size. Metadata of
+JPEG and PNG images (camera, GPS position, comments) is removed first
+unless --keep-metadata is given. Progress is shown on standard error. The
+contact saves the files with 'postern save ID'.`,
 	run: runSend,
 }
 
+// fileList is a repeatable flag.
+type fileList []string
+
+func (f *fileList) String() string     { return strings.Join(*f, ",") }
+func (f *fileList) Set(v string) error { *f = append(*f, v); return nil }
+
 func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 	fs := c.newFlagSet(cmd)
+	var files fileList
+	fs.Var(&files, "attach", "")
+	keepMeta := fs.Bool("keep-metadata", false, "")
 	pos, err := parse(fs, cmd, args)
 	if err != nil {
 		return err
 	}
-	switch len(pos) {
-	case 0:
+	switch {
+	case len(pos) == 0:
 		return usagef(cmd, "missing NAME")
-	case 1:
+	case len(pos) == 1 && len(files) == 0:
 		return usagef(cmd, "missing TEXT")
+	case len(files) > client.MaxAttachments:
+		return usagef(cmd, "%d files; a message carries at most %d", len(files), client.MaxAttachments)
 	}
 	name := pos[0]
 	text := strings.Join(pos[1:], " ")
@@ -48,15 +67,31 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 		}
 		text = strings.TrimRight(string(b), "\r\n")
 	}
-	if strings.TrimSpace(text) == "" {
+	if strings.TrimSpace(text) == "" && len(files) == 0 {
 		return usagef(cmd, "empty message")
+	}
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return &cliError{msg: fmt.Sprintf("cannot attach %s: %v", f, errText(err)), hint: "check the file name", err: err}
+		}
+		if !fi.Mode().IsRegular() {
+			return &cliError{msg: fmt.Sprintf("cannot attach %s: not a regular file", f)}
+		}
 	}
 	cl, err := c.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	m, err := cl.Send(ctx, name, text)
+	var m client.Message
+	if len(files) > 0 {
+		pr := c.newProgress()
+		m, err = cl.SendFiles(ctx, name, text, files, &client.SendOptions{KeepMetadata: *keepMeta, Progress: pr.update})
+		pr.end()
+	} else {
+		m, err = cl.Send(ctx, name, text)
+	}
 	switch {
 	case errors.Is(err, client.ErrUnknownContact):
 		return unknownContact(name, err)
@@ -101,8 +136,9 @@ var inboxCmd = &command{
 	help: `List the messages kept on this device, received and sent: ID, sender, time
 and the start of the text. It does not contact the relay: run 'postern sync'
 first, or keep 'postern listen' running. --json prints an array of objects
-with id, from, to, text, time (RFC 3339), received and outgoing, and
-"notice": true on notices. Notices (a reset secure session) are written by
+with id, from, to, text, time (RFC 3339), received and outgoing,
+"notice": true on notices, and "attachments" (name, size in bytes,
+media_type) on messages with files; save those with 'postern save ID'. Notices (a reset secure session) are written by
 this device, not by the contact; the table marks them [notice].`,
 	run: runInbox,
 }
@@ -140,7 +176,7 @@ func runInbox(ctx context.Context, c *cli, cmd *command, args []string) error {
 		if m.Outgoing {
 			from = "me → " + safe(m.To, false)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ID, from, m.Time.Local().Format(tableTime), preview(displayText(m), previewRunes))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ID, from, m.Time.Local().Format(tableTime), preview(displayText(m)+attachmentSummary(m), previewRunes))
 	}
 	return tw.Flush()
 }
@@ -149,7 +185,8 @@ var readCmd = &command{
 	name:  "read",
 	usage: "read ID [--json]",
 	help: `Show the message ID in full (an unambiguous prefix of the ID will do).
---json prints one object, as in 'postern inbox --json'. Like 'postern
+--json prints one object, as in 'postern inbox --json'. Attached files are
+listed with their size; 'postern save ID' downloads them. Like 'postern
 inbox', it reads this device's store and does not contact the relay.`,
 	run: runRead,
 }
@@ -181,7 +218,18 @@ func runRead(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(c.stdout, "\n%s\n", safe(displayText(m), true))
+	if m.Text != "" || len(m.Attachments) == 0 {
+		if _, err := fmt.Fprintf(c.stdout, "\n%s\n", safe(displayText(m), true)); err != nil {
+			return err
+		}
+	}
+	if len(m.Attachments) > 0 {
+		fmt.Fprintln(c.stdout)
+		for _, a := range m.Attachments {
+			fmt.Fprintf(c.stdout, "Attachment: %s (%s, %s)\n", safe(a.Name, false), formatSize(a.Size), safe(a.MediaType, false))
+		}
+		_, err = fmt.Fprintf(c.stdout, "Save with: postern save %s\n", m.ID)
+	}
 	return err
 }
 

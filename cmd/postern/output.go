@@ -31,6 +31,15 @@ type jsonMessage struct {
 	Received string `json:"received,omitempty"`
 	Outgoing bool   `json:"outgoing"`
 	Notice   bool   `json:"notice,omitempty"` // a notice of this client (session reset), not a message
+	// Attachments lists the message's files, if any.
+	Attachments []jsonAttachment `json:"attachments,omitempty"`
+}
+
+// jsonAttachment is one file of a message in --json output.
+type jsonAttachment struct {
+	Name      string `json:"name"`
+	Size      int64  `json:"size"`
+	MediaType string `json:"media_type"`
 }
 
 func toJSONMessage(m client.Message) jsonMessage {
@@ -43,6 +52,13 @@ func toJSONMessage(m client.Message) jsonMessage {
 		Received: rfc3339(m.Received),
 		Outgoing: m.Outgoing,
 		Notice:   m.Notice,
+		Attachments: func() []jsonAttachment {
+			var out []jsonAttachment
+			for _, a := range m.Attachments {
+				out = append(out, jsonAttachment{Name: a.Name, Size: a.Size, MediaType: a.MediaType})
+			}
+			return out
+		}(),
 	}
 }
 
