@@ -1,6 +1,9 @@
 package protocol
 
-import "encoding/hex"
+import (
+	"encoding/hex"
+	"time"
+)
 
 // Attachments travel as blobs: the client encrypts a file in fixed-size
 // chunks (SPEC.md section 12), asks the relay for a blob over its
@@ -57,9 +60,11 @@ const (
 	// DefaultBlobQuota is the default total size of the live and
 	// unfinished blobs of one device: 10 GiB.
 	DefaultBlobQuota = 10 << 30
-	// DefaultBlobRetention is how long a finished blob is kept; it matches
-	// the envelope retention, so a blob outlives its message's envelope.
-	DefaultBlobRetention = DefaultRetention
+	// DefaultBlobRetention is how long a finished blob is kept: one day
+	// more than an envelope, because the envelope that announces a blob is
+	// sent after its upload finished, and a recipient who receives it on
+	// its last day must still be able to fetch the file.
+	DefaultBlobRetention = DefaultRetention + 24*time.Hour
 	// UnfinishedBlobRetention is how long an upload may stay incomplete.
 	UnfinishedBlobRetention = 24 * 3600 // seconds
 	// MaxUnfinishedBlobs bounds the incomplete uploads of one device.
