@@ -38,8 +38,10 @@ func runSave(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if fi, err := os.Stat(*out); err != nil || !fi.IsDir() {
-		return &cliError{msg: fmt.Sprintf("%s is not a directory", *out), hint: "create it first, or give another with --out DIR", err: err}
+	if fi, err := os.Stat(*out); errors.Is(err, os.ErrNotExist) {
+		return &cliError{msg: fmt.Sprintf("%s does not exist", *out), hint: "create it first, or give another with --out DIR", err: err}
+	} else if err != nil || !fi.IsDir() {
+		return &cliError{msg: fmt.Sprintf("%s is not a directory", *out), hint: "give a directory with --out DIR", err: err}
 	}
 	// Saving needs the relay's blob URLs only, not the authenticated
 	// connection: nothing is received behind a running 'postern listen'.
@@ -145,13 +147,17 @@ type progress struct {
 	drawn    bool      // a bar is on the line (tty)
 }
 
-// newProgress writes to standard error: a bar if it is a terminal.
+// newProgress writes to standard error: a bar redrawn in place when both
+// standard output and standard error are terminals (a person watching),
+// plain lines otherwise (output piped or redirected, as in scripts and
+// logs).
 func (c *cli) newProgress() *progress {
-	p := &progress{w: c.stderr, now: time.Now}
-	if f, ok := c.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.tty = true
-	}
-	return p
+	return &progress{w: c.stderr, now: time.Now, tty: isTerminal(c.stdout) && isTerminal(c.stderr)}
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func (p *progress) update(pr client.Progress) {
