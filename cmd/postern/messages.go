@@ -122,11 +122,30 @@ func runSync(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return err
 	}
 	defer cl.Close()
+	before, err := cl.Contacts()
+	if err != nil {
+		return err
+	}
 	msgs, err := cl.Sync(ctx)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(c.stdout, plural(len(msgs), "new message", "new messages"))
+	// Someone who accepted an invitation becomes a contact at this sync:
+	// say so, with the way to check who it is.
+	after, err := cl.Contacts()
+	if err != nil {
+		return err
+	}
+	known := make(map[string]bool, len(before))
+	for _, ct := range before {
+		known[ct.Name] = true
+	}
+	for _, ct := range after {
+		if !known[ct.Name] {
+			fmt.Fprintf(c.stdout, "New contact: %s. Compare safety numbers: postern whoami --contact %s\n", safe(ct.Name, false), safe(ct.Name, false))
+		}
+	}
 	return nil
 }
 
