@@ -125,6 +125,21 @@ func parseSessionContent(p []byte) (*content, error) {
 		return nil, err
 	}
 	r := &reader{b: b}
+	c, ok := parseUnsigned(r)
+	if !ok || (c.Type != contentText && c.Type != contentReset && c.Type != contentAttachment) {
+		return nil, ErrDecrypt
+	}
+	if !r.ok() || len(r.b) != 0 {
+		return nil, ErrDecrypt
+	}
+	return c, nil
+}
+
+// parseUnsigned reads what appendUnsigned writes, for every content type:
+// the common header, then the type's body, every size capped. It reports
+// false on any failure; callers decide which types their envelope may
+// carry and what may follow.
+func parseUnsigned(r *reader) (*content, bool) {
 	c := &content{Type: r.u8()}
 	r.array(c.Sender[:])
 	r.array(c.MsgID[:])
@@ -133,24 +148,38 @@ func parseSessionContent(p []byte) (*content, error) {
 	case contentText:
 		n := r.u32()
 		if n > MaxTextSize {
-			return nil, ErrDecrypt
+			return nil, false
 		}
 		c.Text = string(r.take(int(n)))
 		if !utf8.ValidString(c.Text) {
-			return nil, ErrDecrypt
+			return nil, false
 		}
+	case contentIntroduction:
+		n := int(r.u16())
+		if n > MaxNameSize {
+			return nil, false
+		}
+		c.Name = string(r.take(n))
+		if r.ok() && checkName(c.Name) != nil {
+			return nil, false
+		}
+		if int(r.u16()) != keys.DeviceCertificateSize {
+			return nil, false
+		}
+		c.Cert = bytes.Clone(r.take(keys.DeviceCertificateSize))
+		r.array(c.Token[:])
+		r.array(c.ReplyMailbox[:])
+		r.array(c.ReplyCap[:])
 	case contentReset:
+		// No body: message id and time only.
 	case contentAttachment:
 		if !parseAttachmentBody(r, c) {
-			return nil, ErrDecrypt
+			return nil, false
 		}
 	default:
-		return nil, ErrDecrypt
+		return nil, false
 	}
-	if !r.ok() || len(r.b) != 0 {
-		return nil, ErrDecrypt
-	}
-	return c, nil
+	return c, r.ok()
 }
 
 // signedMessage is what the sender signs: recipient device ID || mailbox
@@ -192,37 +221,8 @@ func parseContent(b []byte) (*content, []byte, error) {
 		return nil, nil, ErrDecrypt
 	}
 	r := &reader{b: b}
-	c := &content{Type: r.u8()}
-	r.array(c.Sender[:])
-	r.array(c.MsgID[:])
-	c.SentMS = r.u64()
-	switch c.Type {
-	case contentText:
-		n := r.u32()
-		if n > MaxTextSize {
-			return nil, nil, ErrDecrypt
-		}
-		c.Text = string(r.take(int(n)))
-		if !utf8.ValidString(c.Text) {
-			return nil, nil, ErrDecrypt
-		}
-	case contentIntroduction:
-		n := int(r.u16())
-		if n > MaxNameSize {
-			return nil, nil, ErrDecrypt
-		}
-		c.Name = string(r.take(n))
-		if r.ok() && checkName(c.Name) != nil {
-			return nil, nil, ErrDecrypt
-		}
-		if int(r.u16()) != keys.DeviceCertificateSize {
-			return nil, nil, ErrDecrypt
-		}
-		c.Cert = bytes.Clone(r.take(keys.DeviceCertificateSize))
-		r.array(c.Token[:])
-		r.array(c.ReplyMailbox[:])
-		r.array(c.ReplyCap[:])
-	default:
+	c, ok := parseUnsigned(r)
+	if !ok || (c.Type != contentText && c.Type != contentIntroduction) {
 		return nil, nil, ErrDecrypt
 	}
 	unsignedLen := len(b) - len(r.b)
