@@ -554,6 +554,11 @@ func (c *Client) Sync(ctx context.Context) ([]Message, error) {
 			c.inbox = nil
 			c.mu.Unlock()
 			c.syncPrekeys(ctx)
+			if n, err := c.pruneSeen(); err != nil {
+				c.log.Warn("pruning processed-envelope records failed", "err", err)
+			} else if n > 0 {
+				c.log.Info("pruned processed-envelope records", "records", n)
+			}
 			return msgs, nil
 		}
 		ch := c.changed
