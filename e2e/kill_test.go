@@ -44,7 +44,7 @@ func freeAddr(t *testing.T) string {
 
 func (r *relayProcess) start() {
 	r.t.Helper()
-	r.cmd = exec.Command(r.bin, "serve", "--listen", r.addr, "--data", r.data)
+	r.cmd = exec.Command(r.bin, "serve", "--listen", r.addr, "--data", r.data, "--metrics-listen=") // no fixed metrics port: tests run relays at once
 	r.cmd.Stdout, r.cmd.Stderr = os.Stderr, os.Stderr
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)

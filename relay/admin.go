@@ -13,7 +13,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay/store"
@@ -79,23 +82,48 @@ func (r *Relay) CreateInvites(ctx context.Context, n int, ttl time.Duration) ([]
 	codes, err := CreateInvites(ctx, r.st, n, ttl, r.cfg.Now())
 	if err == nil {
 		r.log.Info("invite codes created", "count", n, "ttl", ttl.String())
+		r.auditInvites(n, ttl)
 	}
 	return codes, err
 }
 
 // AdminRequest is one request on the admin socket (one JSON object per
-// connection, answered by one AdminResponse).
+// connection, answered by one AdminResponse). Ops: "invite.create",
+// "invite.revoke", "device.list", "device.revoke", "device.suspend",
+// "device.restore".
 type AdminRequest struct {
-	Op    string `json:"op"`              // "invite.create"
-	Count int    `json:"count,omitempty"` // invite.create: codes to make (default 1)
-	TTL   string `json:"ttl,omitempty"`   // invite.create: Go duration (default 72h)
+	Op    string   `json:"op"`
+	Count int      `json:"count,omitempty"` // invite.create: codes to make (default 1)
+	TTL   string   `json:"ttl,omitempty"`   // invite.create: Go duration (default 72h)
+	Code  string   `json:"code,omitempty"`  // invite.revoke: the invite code
+	IDs   []string `json:"ids,omitempty"`   // device.revoke|suspend|restore: device IDs (hex, or unique prefixes of at least 8 hex digits)
 }
 
 // AdminResponse answers an AdminRequest.
 type AdminResponse struct {
-	Error string   `json:"error,omitempty"`
-	Codes []string `json:"codes,omitempty"`
+	Error   string        `json:"error,omitempty"`
+	Codes   []string      `json:"codes,omitempty"`   // invite.create
+	Used    bool          `json:"used,omitempty"`    // invite.revoke: the invite had already enrolled a device
+	Devices []AdminDevice `json:"devices,omitempty"` // device.list
+	Done    []string      `json:"done,omitempty"`    // device.revoke|suspend|restore: the full IDs acted on
 }
+
+// AdminDevice is one device as device.list shows it: what an admin needs
+// to offboard it, and nothing about its mailboxes or counterparts.
+type AdminDevice struct {
+	ID       string `json:"id"`                  // full device ID, hex
+	Short    string `json:"short"`               // first 4 bytes, hex (as in the logs)
+	Enrolled string `json:"enrolled"`            // UTC day, YYYY-MM-DD
+	LastSeen string `json:"last_seen,omitempty"` // UTC day of the last authentication, YYYY-MM-DD
+	State    string `json:"state"`               // DeviceActive, DeviceSuspended or DeviceRevoked
+}
+
+// Device states in AdminDevice.State.
+const (
+	DeviceActive    = "active"
+	DeviceSuspended = "suspended"
+	DeviceRevoked   = "revoked"
+)
 
 // ListenAdmin creates the admin socket (a unix socket, mode 0600) at
 // dir/AdminSocket, replacing a stale one.
@@ -148,7 +176,7 @@ func (r *Relay) serveAdminConn(c net.Conn) {
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	var req AdminRequest
 	var resp AdminResponse
-	if err := json.NewDecoder(io.LimitReader(c, 4096)).Decode(&req); err != nil {
+	if err := json.NewDecoder(io.LimitReader(c, maxAdminRequest)).Decode(&req); err != nil {
 		resp.Error = "bad request: " + err.Error()
 	} else {
 		resp = r.admin(req)
@@ -157,17 +185,53 @@ func (r *Relay) serveAdminConn(c net.Conn) {
 }
 
 func (r *Relay) admin(req AdminRequest) AdminResponse {
+	ctx := context.Background()
 	switch req.Op {
 	case "invite.create":
 		n, ttl, err := inviteArgs(req)
 		if err != nil {
 			return AdminResponse{Error: err.Error()}
 		}
-		codes, err := r.CreateInvites(context.Background(), n, ttl)
+		codes, err := r.CreateInvites(ctx, n, ttl)
 		if err != nil {
 			return AdminResponse{Error: err.Error()}
 		}
 		return AdminResponse{Codes: codes}
+	case "invite.revoke":
+		used, err := r.RevokeInvite(ctx, req.Code)
+		if err != nil {
+			return AdminResponse{Error: err.Error()}
+		}
+		return AdminResponse{Used: used}
+	case "device.list":
+		devs, err := r.st.Devices(ctx)
+		if err != nil {
+			return AdminResponse{Error: err.Error()}
+		}
+		out := make([]AdminDevice, len(devs))
+		for i, d := range devs {
+			out[i] = adminDevice(d)
+		}
+		return AdminResponse{Devices: out}
+	case "device.revoke", "device.suspend", "device.restore":
+		ids, err := r.resolveDevices(ctx, req.IDs)
+		if err != nil {
+			return AdminResponse{Error: err.Error()}
+		}
+		act := map[string]func(context.Context, protocol.DeviceID) error{
+			"device.revoke":  r.RevokeDevice,
+			"device.suspend": r.SuspendDevice,
+			"device.restore": r.RestoreDevice,
+		}[req.Op]
+		var resp AdminResponse
+		for _, id := range ids {
+			if err := act(ctx, id); err != nil {
+				resp.Error = fmt.Sprintf("device %s: %v", id.Short(), err)
+				break
+			}
+			resp.Done = append(resp.Done, id.String())
+		}
+		return resp
 	}
 	return AdminResponse{Error: fmt.Sprintf("unknown op %q", req.Op)}
 }
@@ -206,11 +270,271 @@ func Admin(ctx context.Context, dir string, req AdminRequest) (AdminResponse, er
 		return AdminResponse{}, err
 	}
 	var resp AdminResponse
-	if err := json.NewDecoder(io.LimitReader(c, 1<<20)).Decode(&resp); err != nil {
+	if err := json.NewDecoder(io.LimitReader(c, maxAdminResponse)).Decode(&resp); err != nil {
 		return AdminResponse{}, fmt.Errorf("relay: admin response: %w", err)
 	}
 	if resp.Error != "" {
 		return resp, fmt.Errorf("relay: admin: %s", resp.Error)
 	}
 	return resp, nil
+}
+
+// Sizes of admin socket messages: a request names at most a few hundred
+// devices; a device list is about 200 bytes a device.
+const (
+	maxAdminRequest  = 64 << 10
+	maxAdminResponse = 256 << 20
+)
+
+// RevokeInvite deletes an invite code so that it can no longer enrol a
+// device, and reports whether it had already been used.
+func (r *Relay) RevokeInvite(ctx context.Context, code string) (used bool, err error) {
+	if strings.TrimSpace(code) == "" {
+		return false, fmt.Errorf("relay: no invite code given")
+	}
+	used, err = r.st.RevokeInvite(ctx, InviteHash(code))
+	if errors.Is(err, store.ErrUnknownInvite) {
+		return false, fmt.Errorf("relay: no such invite code")
+	}
+	if err == nil {
+		r.log.Info("invite code revoked", "used", used)
+		r.auditInviteRevoked(used)
+	}
+	return used, err
+}
+
+func adminDevice(d store.Device) AdminDevice {
+	a := AdminDevice{ID: d.ID.String(), Short: d.ID.Short(), Enrolled: d.Enrolled.UTC().Format(time.DateOnly), State: DeviceActive}
+	if !d.LastSeen.IsZero() {
+		a.LastSeen = d.LastSeen.UTC().Format(time.DateOnly)
+	}
+	switch {
+	case d.Revoked:
+		a.State = DeviceRevoked
+	case d.Suspended:
+		a.State = DeviceSuspended
+	}
+	return a
+}
+
+// minIDPrefix is the shortest device ID prefix (hex digits) an admin may
+// name a device by: the short form shown in logs and listings.
+const minIDPrefix = 8
+
+// resolveDevices turns full IDs or unique prefixes into device IDs. Every
+// name must match exactly one device, or nothing is done.
+func (r *Relay) resolveDevices(ctx context.Context, names []string) ([]protocol.DeviceID, error) {
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no device IDs given")
+	}
+	var all []store.Device
+	var ids []protocol.DeviceID
+	seen := map[protocol.DeviceID]bool{}
+	for _, name := range names {
+		name = strings.ToLower(strings.TrimSpace(name))
+		if len(name) < minIDPrefix || len(name) > 2*len(protocol.DeviceID{}) || strings.Trim(name, "0123456789abcdef") != "" {
+			return nil, fmt.Errorf("device ID %q: want %d to %d hex digits", name, minIDPrefix, 2*len(protocol.DeviceID{}))
+		}
+		if all == nil {
+			var err error
+			if all, err = r.st.Devices(ctx); err != nil {
+				return nil, err
+			}
+		}
+		var match []protocol.DeviceID
+		for _, d := range all {
+			if strings.HasPrefix(d.ID.String(), name) {
+				match = append(match, d.ID)
+			}
+		}
+		switch len(match) {
+		case 0:
+			return nil, fmt.Errorf("no device %s", name)
+		case 1:
+		default:
+			return nil, fmt.Errorf("device ID %s matches %d devices: give more digits", name, len(match))
+		}
+		if !seen[match[0]] {
+			seen[match[0]] = true
+			ids = append(ids, match[0])
+		}
+	}
+	return ids, nil
+}
+
+// Reasons given to a barred device: in the Error frame (code
+// CodeDeviceRevoked) and the close frame that end its connections, and in
+// the Error that answers its later Auth.
+const (
+	reasonRevoked   = "device revoked"
+	reasonSuspended = "device suspended"
+)
+
+// RevokeDevice offboards a device for good: its live connections are
+// closed at once, it can no longer authenticate or enrol, and its
+// mailboxes (with their queued envelopes and capabilities), its prekey
+// bundle and its one-time prekeys are deleted. Blobs it uploaded expire as
+// usual. Revoking a revoked device again changes nothing.
+//
+// The relay knows devices, not persons: an account is revoked by revoking
+// each of its devices.
+func (r *Relay) RevokeDevice(ctx context.Context, id protocol.DeviceID) error {
+	return r.barDevice(ctx, id, reasonRevoked, func() error { return r.st.RevokeDevice(ctx, id) })
+}
+
+// SuspendDevice closes the device's live connections at once and refuses
+// its authentication until RestoreDevice; its data is kept and senders can
+// still queue envelopes for it.
+func (r *Relay) SuspendDevice(ctx context.Context, id protocol.DeviceID) error {
+	return r.barDevice(ctx, id, reasonSuspended, func() error { return r.st.SuspendDevice(ctx, id, true) })
+}
+
+// RestoreDevice lifts a suspension. A revoked device cannot be restored.
+func (r *Relay) RestoreDevice(ctx context.Context, id protocol.DeviceID) error {
+	if err := r.st.SuspendDevice(ctx, id, false); err != nil {
+		return err
+	}
+	r.devs.unbar(id)
+	r.log.Info("device restored", "device", id.Short())
+	r.auditDevice(auditDeviceRestored, id)
+	return nil
+}
+
+// evictWait bounds how long an admin operation waits for the requests in
+// progress on the connections it closes, so that none of them writes
+// after the store change. The connections themselves are told at once.
+const evictWait = 10 * time.Second
+
+// barDevice bars id from authenticating in this process, closes its live
+// connections, waits for their requests in progress, then makes the
+// change in the store (lift, if it fails). Barring first closes the race
+// with an Auth that read the device record before the change.
+func (r *Relay) barDevice(ctx context.Context, id protocol.DeviceID, reason string, change func() error) error {
+	d, err := r.st.Device(ctx, id)
+	if err != nil {
+		return err
+	}
+	if d.Revoked && reason == reasonSuspended {
+		return store.ErrDeviceRevoked
+	}
+	conns := r.devs.bar(id, reason)
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() { c.evict(reason) })
+	}
+	idle := make(chan struct{})
+	go func() { wg.Wait(); close(idle) }()
+	select {
+	case <-idle:
+	case <-time.After(evictWait):
+		r.log.Warn("closed connections still busy; changing the store anyway", "device", id.Short())
+	}
+	if err := change(); err != nil {
+		if !d.Revoked && !d.Suspended {
+			r.devs.unbar(id)
+		}
+		return err
+	}
+	r.log.Info(reason, "device", id.Short(), "connections", len(conns))
+	r.auditBarred(reason, id)
+	return nil
+}
+
+// deviceRegistry knows the authenticated connections of each device, and
+// the devices an admin barred while this process runs.
+type deviceRegistry struct {
+	mu     sync.Mutex
+	conns  map[protocol.DeviceID]map[*conn]struct{}
+	barred map[protocol.DeviceID]string // reason
+}
+
+// add registers c as authenticated for dev, unless dev is barred.
+func (g *deviceRegistry) add(c *conn, dev protocol.DeviceID) (reason string, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if reason, barred := g.barred[dev]; barred {
+		return reason, false
+	}
+	if g.conns == nil {
+		g.conns = map[protocol.DeviceID]map[*conn]struct{}{}
+	}
+	if g.conns[dev] == nil {
+		g.conns[dev] = map[*conn]struct{}{}
+	}
+	g.conns[dev][c] = struct{}{}
+	return "", true
+}
+
+// remove forgets an ended connection. Called from its serve goroutine.
+func (g *deviceRegistry) remove(c *conn) {
+	if !c.authed {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.conns[c.device], c)
+	if len(g.conns[c.device]) == 0 {
+		delete(g.conns, c.device)
+	}
+}
+
+// bar refuses dev's authentication from now on and returns its live
+// connections.
+func (g *deviceRegistry) bar(dev protocol.DeviceID, reason string) []*conn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.barred == nil {
+		g.barred = map[protocol.DeviceID]string{}
+	}
+	g.barred[dev] = reason
+	out := make([]*conn, 0, len(g.conns[dev]))
+	for c := range g.conns[dev] {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (g *deviceRegistry) unbar(dev protocol.DeviceID) {
+	g.mu.Lock()
+	delete(g.barred, dev)
+	g.mu.Unlock()
+}
+
+// evictFlush bounds the wait for the Error frame before the close frame.
+const evictFlush = 250 * time.Millisecond
+
+// evict ends the connection of a barred device: an Error{CodeDeviceRevoked}
+// push, then close 1008 with the reason. It returns once the request in
+// progress (if any) has finished; the connection handles no other.
+func (c *conn) evict(reason string) {
+	c.closing.Store(true)
+	c.refuse(0, protocol.CodeDeviceRevoked, reason)
+	done := make(chan struct{})
+	if c.enqueue(outFrame{flush: done}) {
+		select {
+		case <-done:
+		case <-c.ctx.Done():
+		case <-time.After(evictFlush):
+		}
+	}
+	go c.closeWith(websocket.StatusPolicyViolation, reason, false)
+	c.busy.Lock()
+	c.busy.Unlock()
+}
+
+// admit makes dev the connection's authenticated device, unless an admin
+// barred it since its record was read, and records its last-seen day (at
+// most one write a day per device).
+func (c *conn) admit(dev store.Device) (reason string, ok bool) {
+	if reason, ok := c.r.devs.add(c, dev.ID); !ok {
+		return reason, false
+	}
+	c.authed, c.device = true, dev.ID
+	now := c.r.cfg.Now()
+	if dev.LastSeen.IsZero() || dev.LastSeen.Unix()/86400 != now.Unix()/86400 {
+		if err := c.r.st.DeviceSeen(c.ctx, dev.ID, now); err != nil {
+			c.log.Warn("could not record last-seen day", "device", dev.ID.Short(), "err", err)
+		}
+	}
+	return "", true
 }

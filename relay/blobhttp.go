@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/protocol"
+	"github.com/postern/postern/relay/metrics"
 	"github.com/postern/postern/relay/store"
 )
 
@@ -252,6 +253,7 @@ func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request, id protocol.Bl
 			}
 			n += uint64(m)
 			b.received.Add(int64(m))
+			r.cfg.Metrics.BlobUploaded(m)
 			if whole := off + n/protocol.BlobCipherChunkSize*protocol.BlobCipherChunkSize; whole-committed >= blobCommitEvery {
 				if werr = commit(whole); werr != nil {
 					break
@@ -367,7 +369,7 @@ func (r *Relay) getBlob(w http.ResponseWriter, req *http.Request, key store.Blob
 	h.Set("X-Content-Type-Options", "nosniff")
 	// ServeContent handles Range (206) and copies through a fixed buffer.
 	// The reader pushes the write deadline on as the download progresses.
-	pr := &progressReader{ReadSeeker: io.NewSectionReader(f, 0, int64(rec.Size)), rc: http.NewResponseController(w)}
+	pr := &progressReader{ReadSeeker: io.NewSectionReader(f, 0, int64(rec.Size)), rc: http.NewResponseController(w), m: r.cfg.Metrics}
 	http.ServeContent(w, req, "", time.Time{}, pr)
 }
 
@@ -376,6 +378,7 @@ type progressReader struct {
 	io.ReadSeeker
 	rc   *http.ResponseController
 	last time.Time
+	m    *metrics.Metrics // counts the bytes read
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
@@ -383,5 +386,7 @@ func (p *progressReader) Read(b []byte) (int, error) {
 		p.rc.SetWriteDeadline(now.Add(blobIdleTimeout))
 		p.last = now
 	}
-	return p.ReadSeeker.Read(b)
+	n, err := p.ReadSeeker.Read(b)
+	p.m.BlobDownloaded(n)
+	return n, err
 }

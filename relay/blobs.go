@@ -190,6 +190,7 @@ func (r *Relay) PurgeExpiredBlobs(ctx context.Context) (int, error) {
 			}
 		}
 		total += len(keys)
+		r.cfg.Metrics.BlobsExpired(len(keys))
 		if err != nil {
 			return total, err
 		}
@@ -199,6 +200,7 @@ func (r *Relay) PurgeExpiredBlobs(ctx context.Context) (int, error) {
 	}
 	if total > 0 {
 		r.log.Info("blob purge", "blobs", total)
+		r.auditCount(auditBlobPurge, "blobs", total)
 	}
 	return total, nil
 }

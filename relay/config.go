@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/postern/postern/protocol"
+	"github.com/postern/postern/relay/audit"
+	"github.com/postern/postern/relay/metrics"
 	"github.com/postern/postern/relay/store"
 )
 
@@ -67,6 +69,13 @@ type Config struct {
 	// write queue (or a write may take) before the connection is closed as
 	// a slow consumer. Zero means 15 seconds.
 	SlowConsumerTimeout time.Duration
+	// Metrics receives the relay's counters and reads the store's totals
+	// on each scrape (docs/METRICS.md). Nil means no metrics, at the cost
+	// of one nil check per event.
+	Metrics *metrics.Metrics
+	// Audit is the audit log (package audit). Nil means audit.Open on
+	// DataDir (no audit log without DataDir). The relay closes it on Close.
+	Audit *audit.Log
 }
 
 func (c *Config) withDefaults() (Config, error) {

@@ -305,6 +305,7 @@ func (c *conn) send(id uint32, f protocol.Frame) bool {
 }
 
 func (c *conn) refuse(id uint32, code protocol.Code, msg string) {
+	c.r.cfg.Metrics.Refused(code)
 	c.send(id, &protocol.ErrorFrame{Code: code, Msg: msg})
 }
 

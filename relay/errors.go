@@ -20,7 +20,7 @@ func storeCode(err error) protocol.Code {
 	switch {
 	case errors.Is(err, store.ErrUnknownDevice):
 		return protocol.CodeUnknownDevice
-	case errors.Is(err, store.ErrDeviceRevoked):
+	case errors.Is(err, store.ErrDeviceRevoked), errors.Is(err, store.ErrDeviceSuspended):
 		return protocol.CodeDeviceRevoked
 	case errors.Is(err, store.ErrEnrollmentRefused):
 		return protocol.CodeEnrollmentRefused

@@ -14,6 +14,7 @@ import (
 // handle answers one frame. It returns false when the connection must end.
 func (c *conn) handle(b []byte) bool {
 	if !c.allow() {
+		c.r.cfg.Metrics.RateLimited()
 		c.refuse(requestID(b), protocol.CodeRateLimited, fmt.Sprintf("more than %d frames per second", protocol.RateFramesPerSecond))
 		return true
 	}
@@ -101,16 +102,28 @@ func (c *conn) enroll(id uint32, f *protocol.Enroll) {
 	}
 	now := c.r.cfg.Now()
 	dev := store.Device{ID: protocol.DeviceID(pub.Fingerprint()), PublicKey: pub.Bytes(), Enrolled: now}
-	if _, err := c.r.st.EnrollDevice(c.ctx, dev, invite, now); err != nil {
+	_, known := c.r.st.Device(c.ctx, dev.ID) // audit only a first enrolment
+	stored, err := c.r.st.EnrollDevice(c.ctx, dev, invite, now)
+	if err != nil {
 		if errors.Is(err, store.ErrEnrollmentRefused) {
 			c.refuse(id, protocol.CodeEnrollmentRefused, "invite code unknown, used or expired")
+			return
+		}
+		if errors.Is(err, store.ErrDeviceSuspended) {
+			c.refuse(id, protocol.CodeDeviceRevoked, reasonSuspended)
 			return
 		}
 		c.storeRefusal(id, err)
 		return
 	}
-	c.authed, c.device = true, dev.ID
+	if reason, ok := c.admit(stored); !ok {
+		c.refuse(id, protocol.CodeDeviceRevoked, reason)
+		return
+	}
 	c.log.Info("device enrolled", "device", dev.ID.Short())
+	if known != nil {
+		c.r.auditDevice(auditDeviceEnrolled, dev.ID)
+	}
 	c.send(id, &protocol.Authenticated{Device: dev.ID})
 }
 
@@ -125,7 +138,11 @@ func (c *conn) auth(id uint32, f *protocol.Auth) {
 		return
 	}
 	if dev.Revoked {
-		c.refuse(id, protocol.CodeDeviceRevoked, "")
+		c.refuse(id, protocol.CodeDeviceRevoked, reasonRevoked)
+		return
+	}
+	if dev.Suspended {
+		c.refuse(id, protocol.CodeDeviceRevoked, reasonSuspended)
 		return
 	}
 	pub, err := keys.ParseSigningPublicKey(dev.PublicKey)
@@ -138,7 +155,10 @@ func (c *conn) auth(id uint32, f *protocol.Auth) {
 		c.refuse(id, protocol.CodeAuthFailed, "signature over the challenge does not verify")
 		return
 	}
-	c.authed, c.device = true, dev.ID
+	if reason, ok := c.admit(dev); !ok {
+		c.refuse(id, protocol.CodeDeviceRevoked, reason)
+		return
+	}
 	c.log.Info("device authenticated", "device", dev.ID.Short())
 	c.send(id, &protocol.Authenticated{Device: dev.ID})
 }
@@ -178,6 +198,9 @@ func (c *conn) sendEnvelope(id uint32, f *protocol.Send) {
 			c.storeRefusal(id, err)
 			return
 		}
+		// Counted before the wake, so that the delivery it causes finds
+		// the commit time.
+		c.r.cfg.Metrics.Sent(e.ID, c.r.hub.subscribed(f.Mailbox))
 		c.r.hub.wake(f.Mailbox)
 		c.send(id, &protocol.Sent{Envelope: e.ID})
 	}()
@@ -233,7 +256,9 @@ func (c *conn) ownerRequest(id uint32, f protocol.Frame) {
 		return
 	case *protocol.Ack:
 		if err = c.checkOwner(f.Mailbox); err == nil {
-			if _, err = st.Ack(ctx, f.Mailbox, f.IDs); err == nil {
+			var deleted int
+			if deleted, err = st.Ack(ctx, f.Mailbox, f.IDs); err == nil {
+				c.r.cfg.Metrics.Acked(deleted)
 				// Durable: free the window of every subscription.
 				c.r.hub.acked(f.Mailbox, f.IDs)
 			}

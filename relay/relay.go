@@ -36,6 +36,7 @@ type Relay struct {
 	connWG  sync.WaitGroup
 	nextID  uint64
 	admins  []closer
+	devs    deviceRegistry // authenticated connections by device; barred devices
 
 	blobs blobs
 
@@ -75,8 +76,14 @@ func New(cfg Config) (*Relay, error) {
 		purgeDone: make(chan struct{}),
 	}
 	r.hub.subs = map[protocol.MailboxID]map[*subscription]struct{}{}
+	if err := r.cfg.openAudit(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	c.Metrics.WatchStore(st, c.Now)
 	if err := r.initBlobs(); err != nil {
 		st.Close()
+		r.cfg.Audit.Close()
 		return nil, err
 	}
 	if c.PurgeInterval > 0 {
@@ -84,6 +91,7 @@ func New(cfg Config) (*Relay, error) {
 	} else {
 		close(r.purgeDone)
 	}
+	r.auditStart()
 	r.log.Info("relay started", "enrollment", c.Enrollment, "retention", c.Retention.String())
 	return r, nil
 }
@@ -150,6 +158,7 @@ func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
 	}
 	if refuse != nil {
 		r.mu.Unlock()
+		r.cfg.Metrics.Refused(refuse.Code)
 		b, _ := protocol.Marshal(0, refuse)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		ws.Write(ctx, websocket.MessageBinary, b)
@@ -162,11 +171,14 @@ func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
 	r.conns[c] = struct{}{}
 	r.connWG.Add(1)
 	r.mu.Unlock()
+	r.cfg.Metrics.ConnOpened()
 
 	defer func() {
 		r.mu.Lock()
 		delete(r.conns, c)
 		r.mu.Unlock()
+		r.devs.remove(c)
+		r.cfg.Metrics.ConnClosed()
 		r.connWG.Done()
 	}()
 	c.serve()
@@ -222,6 +234,7 @@ func (r *Relay) shutdown(ctx context.Context) error {
 	// Uploads in progress commit their whole chunks before the store closes.
 	r.blobs.shutdown()
 	err := r.st.Close()
+	r.auditStop()
 	r.log.Info("relay stopped")
 	return err
 }
@@ -254,6 +267,7 @@ func (r *Relay) PurgeExpired(ctx context.Context) (int, error) {
 	for {
 		n, err := r.st.Purge(ctx, r.cfg.Now(), r.cfg.PurgeBatch)
 		total += n
+		r.cfg.Metrics.Expired(n)
 		if err != nil {
 			return total, err
 		}
@@ -263,6 +277,7 @@ func (r *Relay) PurgeExpired(ctx context.Context) (int, error) {
 	}
 	if total > 0 {
 		r.log.Info("retention purge", "envelopes", total)
+		r.auditCount(auditRetentionPurge, "envelopes", total)
 	}
 	return total, nil
 }

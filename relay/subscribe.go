@@ -40,6 +40,13 @@ func (h *hub) remove(s *subscription) {
 	s.stop()
 }
 
+// subscribed reports whether mb has a subscription.
+func (h *hub) subscribed(mb protocol.MailboxID) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs[mb]) > 0
+}
+
 // wake tells every subscription of mb to look for new envelopes.
 func (h *hub) wake(mb protocol.MailboxID) {
 	h.mu.Lock()
@@ -188,6 +195,7 @@ func (s *subscription) pump() bool {
 			if !c.send(0, &protocol.Deliver{Mailbox: s.mb, ID: e.ID, Received: uint64(e.Received.Unix()), Envelope: e.Data}) {
 				return false
 			}
+			c.r.cfg.Metrics.Delivered(e.ID)
 			s.pending = true
 		}
 		caughtUp := len(envs) < room

@@ -42,7 +42,7 @@ func freeAddr(t testing.TB) string {
 // startRelay starts `postern-relay serve` and waits (bounded) for /healthz.
 func startRelay(t testing.TB, bin, addr, data string, extra ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr, "--data", data, "--log-level", "warn"}, extra...)...)
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr, "--data", data, "--log-level", "warn", "--metrics-listen="}, extra...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

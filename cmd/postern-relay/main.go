@@ -4,7 +4,9 @@
 //	                    [--enrollment open|invite] [--retention 336h]
 //	                    [--max-blob-size 4GiB] [--blob-quota 10GiB] [--blob-retention 336h]
 //	                    [--log-format text|json] [--log-level info]
+//	                    [--metrics-listen 127.0.0.1:9178] [--metrics-listen-public]
 //	postern-relay invite create [--data DIR] [--count N] [--ttl 72h]
+//	postern-relay admin invite create|invite revoke CODE|devices|revoke ID...|suspend ID...|restore ID... [--data DIR]
 //	postern-relay version
 //
 // Every flag can also be set with an environment variable POSTERN_RELAY_<NAME>
@@ -32,6 +34,7 @@ import (
 
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay"
+	"github.com/postern/postern/relay/metrics"
 	"github.com/postern/postern/relay/store/bboltstore"
 )
 
@@ -71,6 +74,10 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 			return &usageError{msg: "unknown invite command", hint: "postern-relay invite create [--count N] [--ttl 72h]"}
 		}
 		return inviteCreate(args[2:], stdout, stderr)
+	case "admin":
+		return admin(args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "postern-relay %s (protocol %d, %s)\n", version, protocol.Version, protocol.Subprotocol)
 		return nil
@@ -130,6 +137,7 @@ func serve(args []string, stderr io.Writer) error {
 	blobRetention := fs.Duration("blob-retention", protocol.DefaultBlobRetention, "how long a blob is kept after its upload finished")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	mflags := addMetricsFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -147,6 +155,14 @@ func serve(args []string, stderr io.Writer) error {
 			hint: "pass --tls-cert and --tls-key, or listen on 127.0.0.1 behind a TLS-terminating proxy",
 		}
 	}
+	metricsOn, err := mflags.check()
+	if err != nil {
+		return err
+	}
+	var m *metrics.Metrics
+	if metricsOn {
+		m = metrics.New()
+	}
 
 	r, err := relay.New(relay.Config{
 		DataDir:    *data,
@@ -157,6 +173,7 @@ func serve(args []string, stderr io.Writer) error {
 		MaxBlobSize:   int64(maxBlob),
 		BlobQuota:     int64(quota),
 		BlobRetention: *blobRetention,
+		Metrics:       m,
 	})
 	if err != nil {
 		return err
@@ -167,6 +184,13 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	go r.ServeAdmin(admin)
+	var ms *metricsServer
+	if metricsOn {
+		if ms, err = startMetrics(*mflags.listen, m, logger); err != nil {
+			r.Close()
+			return err
+		}
+	}
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -209,6 +233,7 @@ func serve(args []string, stderr io.Writer) error {
 	defer cancel()
 	srv.Shutdown(ctx) // stop accepting; WebSocket connections are the relay's
 	err = r.Shutdown(ctx)
+	ms.shutdown(ctx)
 	os.Remove(filepath.Join(*data, relay.AdminSocket))
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
@@ -280,7 +305,11 @@ func offlineInvites(ctx context.Context, dir string, n int, ttl time.Duration) (
 		return nil, err
 	}
 	defer st.Close()
-	return relay.CreateInvites(ctx, st, n, ttl, time.Now())
+	codes, err := relay.CreateInvites(ctx, st, n, ttl, time.Now())
+	if err == nil {
+		err = auditOfflineInvites(dir, n, ttl)
+	}
+	return codes, err
 }
 
 // byteSize is a flag.Value for a size in bytes: "4294967296", "4GiB",

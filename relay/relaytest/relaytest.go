@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/relay"
+	"github.com/postern/postern/relay/metrics"
 	"github.com/postern/postern/relay/store/bboltstore"
 )
 
@@ -41,6 +42,9 @@ type Options struct {
 	// BlobRetention is how long a finished blob is kept. Zero means
 	// protocol.DefaultBlobRetention.
 	BlobRetention time.Duration
+	// Metrics receives the relay's metrics (kept across Restart). Nil
+	// means none.
+	Metrics *metrics.Metrics
 }
 
 // Server is a relay listening on 127.0.0.1.
@@ -97,6 +101,7 @@ func (s *Server) start(l net.Listener) {
 		MaxBlobSize:   s.opts.MaxBlobSize,
 		BlobQuota:     s.opts.BlobQuota,
 		BlobRetention: s.opts.BlobRetention,
+		Metrics:       s.opts.Metrics,
 		PurgeInterval: -1, // tests call PurgeExpired and PurgeExpiredBlobs: no timers
 	})
 	if err != nil {

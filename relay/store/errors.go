@@ -6,6 +6,8 @@ import "errors"
 var (
 	ErrUnknownDevice     = errors.New("store: unknown device")
 	ErrDeviceRevoked     = errors.New("store: device revoked")
+	ErrDeviceSuspended   = errors.New("store: device suspended")
+	ErrUnknownInvite     = errors.New("store: unknown invite")
 	ErrEnrollmentRefused = errors.New("store: invite unknown, used or expired")
 	ErrUnknownMailbox    = errors.New("store: unknown mailbox")
 	ErrNotOwner          = errors.New("store: not the mailbox owner")
@@ -41,7 +43,8 @@ func IsRefusal(err error) bool {
 }
 
 var refusals = []error{
-	ErrUnknownDevice, ErrDeviceRevoked, ErrEnrollmentRefused, ErrUnknownMailbox,
+	ErrUnknownDevice, ErrDeviceRevoked, ErrDeviceSuspended, ErrUnknownInvite,
+	ErrEnrollmentRefused, ErrUnknownMailbox,
 	ErrNotOwner, ErrMailboxLimit, ErrUnknownCapability, ErrCapabilityRevoked,
 	ErrCapabilityLimit, ErrQueueFull, ErrNoBundle, ErrPrekeyLimit,
 	ErrUnknownBlob, ErrBlobQuota, ErrBlobOffset,

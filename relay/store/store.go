@@ -41,7 +41,9 @@ type Device struct {
 	ID        protocol.DeviceID
 	PublicKey []byte    // the encoded keys.SigningPublicKey
 	Enrolled  time.Time // the UTC day of enrolment (coarse)
-	Revoked   bool
+	LastSeen  time.Time // the UTC day it last authenticated (coarse); zero if never recorded
+	Revoked   bool      // for good: it can no longer authenticate, its data is deleted
+	Suspended bool      // until restored: it cannot authenticate, its data is kept
 }
 
 // InviteHash is SHA-256 of a label and an invite code: what the store keeps.
@@ -65,10 +67,28 @@ type Store interface {
 	EnrollDevice(ctx context.Context, d Device, invite *InviteHash, now time.Time) (Device, error)
 	// Device returns the device, or ErrUnknownDevice.
 	Device(ctx context.Context, id protocol.DeviceID) (Device, error)
-	// RevokeDevice marks a device revoked (it can no longer authenticate).
+	// RevokeDevice marks a device revoked (it can no longer authenticate
+	// or enrol again) and, in the same transaction, deletes its mailboxes
+	// with their queued envelopes and capabilities, its prekey bundle and
+	// its one-time prekeys. Revoking a revoked device again is a no-op;
+	// an unknown one is ErrUnknownDevice.
 	RevokeDevice(ctx context.Context, id protocol.DeviceID) error
+	// SuspendDevice sets (suspended true) or clears the device's suspended
+	// flag; a suspended device cannot authenticate but keeps its data.
+	// ErrUnknownDevice, or ErrDeviceRevoked for a revoked device.
+	SuspendDevice(ctx context.Context, id protocol.DeviceID, suspended bool) error
+	// DeviceSeen records now's UTC day as the device's last-seen day.
+	// Callers write it at most once a day per device.
+	DeviceSeen(ctx context.Context, id protocol.DeviceID, now time.Time) error
+	// Devices returns every enrolled device (revoked ones included),
+	// ordered by ID.
+	Devices(ctx context.Context) ([]Device, error)
 	// AddInvites stores invite hashes valid until expires.
 	AddInvites(ctx context.Context, hashes []InviteHash, expires time.Time) error
+	// RevokeInvite deletes an invite so that it can no longer enrol a
+	// device, and reports whether it had been used. ErrUnknownInvite if
+	// there is no such invite.
+	RevokeInvite(ctx context.Context, h InviteHash) (used bool, err error)
 
 	// CreateMailbox records a new mailbox owned by owner, refusing with
 	// ErrMailboxLimit past protocol.MaxMailboxesPerDevice.

@@ -59,8 +59,11 @@ var (
 	bBlobs   = []byte("blobs")
 	bBlobUse = []byte("blob_use")
 	bBlobExp = []byte("blob_exp")
+	// Added within schema 1 like the blob buckets: device ID -> last-seen
+	// day (u32, days since the Unix epoch).
+	bSeen = []byte("seen")
 
-	allBuckets = [][]byte{bMeta, bDevices, bMailboxes, bOwned, bCaps, bInvites, bBundles, bPrekeys, bEnv, bEnvMbox, bEnvID, bEnvExp, bBlobs, bBlobUse, bBlobExp}
+	allBuckets = [][]byte{bMeta, bDevices, bMailboxes, bOwned, bCaps, bInvites, bBundles, bPrekeys, bEnv, bEnvMbox, bEnvID, bEnvExp, bBlobs, bBlobUse, bBlobExp, bSeen}
 
 	keySchema = []byte("schema")
 )

@@ -14,12 +14,15 @@ import (
 
 // ---- devices and invites ----
 
-// device value: flags(1, bit 0 = revoked) || enrolled day (u32, days since
-// the Unix epoch) || public key
+// device value: flags(1: bit 0 = revoked, bit 1 = suspended) || enrolled
+// day (u32, days since the Unix epoch) || public key
 func encodeDevice(d store.Device) []byte {
 	var flags byte
 	if d.Revoked {
 		flags |= 1
+	}
+	if d.Suspended {
+		flags |= 2
 	}
 	day := uint32(timeU64(d.Enrolled) / 86400)
 	v := append([]byte{flags}, binary.BigEndian.AppendUint32(nil, day)...)
@@ -27,15 +30,32 @@ func encodeDevice(d store.Device) []byte {
 }
 
 func decodeDevice(id []byte, v []byte) (store.Device, bool) {
-	// Only bit 0 (revoked) is defined: other bits mean a damaged record.
-	if len(v) < 5 || v[0]&^1 != 0 {
+	// Only bits 0 (revoked) and 1 (suspended) are defined: other bits
+	// mean a damaged record.
+	if len(v) < 5 || v[0]&^3 != 0 {
 		return store.Device{}, false
 	}
 	var d store.Device
 	copy(d.ID[:], id)
 	d.Revoked = v[0]&1 != 0
+	d.Suspended = v[0]&2 != 0
 	d.Enrolled = unixTime(uint64(binary.BigEndian.Uint32(v[1:5])) * 86400)
 	d.PublicKey = append([]byte(nil), v[5:]...)
+	return d, true
+}
+
+// day is t's UTC day as stored: days since the Unix epoch.
+func day(t time.Time) uint32 { return uint32(timeU64(t) / 86400) }
+
+// readDevice decodes a device with its last-seen day.
+func readDevice(tx *bolt.Tx, id []byte) (store.Device, bool) {
+	d, ok := decodeDevice(id, tx.Bucket(bDevices).Get(id))
+	if !ok {
+		return d, false
+	}
+	if v := tx.Bucket(bSeen).Get(id); len(v) == 4 {
+		d.LastSeen = unixTime(uint64(binary.BigEndian.Uint32(v)) * 86400)
+	}
 	return d, true
 }
 
@@ -43,9 +63,12 @@ func (s *Store) EnrollDevice(ctx context.Context, d store.Device, invite *store.
 	var out store.Device
 	err := s.update(func(tx *bolt.Tx) error {
 		devs := tx.Bucket(bDevices)
-		if old, ok := decodeDevice(d.ID[:], devs.Get(d.ID[:])); ok {
-			if old.Revoked {
+		if old, ok := readDevice(tx, d.ID[:]); ok {
+			switch {
+			case old.Revoked:
 				return store.ErrDeviceRevoked
+			case old.Suspended:
+				return store.ErrDeviceSuspended
 			}
 			out = old
 			return nil
@@ -62,9 +85,13 @@ func (s *Store) EnrollDevice(ctx context.Context, d store.Device, invite *store.
 			}
 		}
 		nd := d
-		nd.Revoked = false
+		nd.Revoked, nd.Suspended = false, false
 		nd.Enrolled = unixTime(timeU64(nd.Enrolled) / 86400 * 86400)
+		nd.LastSeen = unixTime(uint64(day(now)) * 86400)
 		out = nd
+		if err := tx.Bucket(bSeen).Put(d.ID[:], binary.BigEndian.AppendUint32(nil, day(now))); err != nil {
+			return err
+		}
 		return devs.Put(d.ID[:], encodeDevice(nd))
 	})
 	return out, err
@@ -74,7 +101,7 @@ func (s *Store) Device(ctx context.Context, id protocol.DeviceID) (store.Device,
 	var d store.Device
 	err := s.view(func(tx *bolt.Tx) error {
 		var ok bool
-		d, ok = decodeDevice(id[:], tx.Bucket(bDevices).Get(id[:]))
+		d, ok = readDevice(tx, id[:])
 		if !ok {
 			return store.ErrUnknownDevice
 		}
@@ -90,9 +117,82 @@ func (s *Store) RevokeDevice(ctx context.Context, id protocol.DeviceID) error {
 		if !ok {
 			return store.ErrUnknownDevice
 		}
-		d.Revoked = true
+		// Collect first: deleting under a cursor skips keys in bbolt.
+		var mbs []protocol.MailboxID
+		c := tx.Bucket(bOwned).Cursor()
+		for k, _ := c.Seek(id[:]); k != nil && hasPrefix(k, id[:]); k, _ = c.Next() {
+			if len(k) != 48 {
+				return corrupt("owned key of %d bytes", len(k))
+			}
+			mbs = append(mbs, protocol.MailboxID(k[32:]))
+		}
+		for _, mb := range mbs {
+			if err := deleteMailbox(tx, id, mb); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bBundles).Delete(id[:]); err != nil {
+			return err
+		}
+		var pks [][]byte
+		pc := tx.Bucket(bPrekeys).Cursor()
+		for k, _ := pc.Seek(id[:]); k != nil && hasPrefix(k, id[:]); k, _ = pc.Next() {
+			pks = append(pks, bytes.Clone(k))
+		}
+		for _, k := range pks {
+			if err := tx.Bucket(bPrekeys).Delete(k); err != nil {
+				return err
+			}
+		}
+		d.Revoked, d.Suspended = true, false
 		return devs.Put(id[:], encodeDevice(d))
 	})
+}
+
+func (s *Store) SuspendDevice(ctx context.Context, id protocol.DeviceID, suspended bool) error {
+	return s.update(func(tx *bolt.Tx) error {
+		devs := tx.Bucket(bDevices)
+		d, ok := decodeDevice(id[:], devs.Get(id[:]))
+		switch {
+		case !ok:
+			return store.ErrUnknownDevice
+		case d.Revoked:
+			return store.ErrDeviceRevoked
+		case d.Suspended == suspended:
+			return nil
+		}
+		d.Suspended = suspended
+		return devs.Put(id[:], encodeDevice(d))
+	})
+}
+
+func (s *Store) DeviceSeen(ctx context.Context, id protocol.DeviceID, now time.Time) error {
+	return s.update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bDevices).Get(id[:]) == nil {
+			return store.ErrUnknownDevice
+		}
+		return tx.Bucket(bSeen).Put(id[:], binary.BigEndian.AppendUint32(nil, day(now)))
+	})
+}
+
+func (s *Store) Devices(ctx context.Context) ([]store.Device, error) {
+	var out []store.Device
+	err := s.view(func(tx *bolt.Tx) error {
+		out = nil
+		return tx.Bucket(bDevices).ForEach(func(k, _ []byte) error {
+			if len(k) != 32 {
+				return corrupt("device key of %d bytes", len(k))
+			}
+			d, ok := readDevice(tx, k)
+			if !ok {
+				return corrupt("device record %x", k[:4])
+			}
+			d.PublicKey = nil // not needed to list, and 2 KB each
+			out = append(out, d)
+			return nil
+		})
+	})
+	return out, err
 }
 
 // invite value: expires (u64 Unix seconds) || used (1)
@@ -106,6 +206,19 @@ func (s *Store) AddInvites(ctx context.Context, hashes []store.InviteHash, expir
 		}
 		return nil
 	})
+}
+
+func (s *Store) RevokeInvite(ctx context.Context, h store.InviteHash) (used bool, err error) {
+	err = s.update(func(tx *bolt.Tx) error {
+		inv := tx.Bucket(bInvites)
+		v := inv.Get(h[:])
+		if v == nil {
+			return store.ErrUnknownInvite
+		}
+		used = len(v) == 9 && v[8] != 0
+		return inv.Delete(h[:])
+	})
+	return used, err
 }
 
 // ---- mailboxes and capabilities ----
@@ -148,40 +261,45 @@ func (s *Store) DeleteMailbox(ctx context.Context, owner protocol.DeviceID, id p
 		if err := ownedMailbox(tx, owner, id); err != nil {
 			return err
 		}
-		// Collect first: deleting under a cursor skips keys in bbolt.
-		var seqs []uint64
-		c := tx.Bucket(bEnvMbox).Cursor()
-		for k, _ := c.Seek(id[:]); k != nil && hasPrefix(k, id[:]); k, _ = c.Next() {
-			if len(k) != 24 {
-				return corrupt("mailbox index key of %d bytes", len(k))
-			}
-			seqs = append(seqs, binary.BigEndian.Uint64(k[16:]))
+		return deleteMailbox(tx, owner, id)
+	})
+}
+
+// deleteMailbox deletes a mailbox of owner with its queue and capabilities.
+func deleteMailbox(tx *bolt.Tx, owner protocol.DeviceID, id protocol.MailboxID) error {
+	// Collect first: deleting under a cursor skips keys in bbolt.
+	var seqs []uint64
+	c := tx.Bucket(bEnvMbox).Cursor()
+	for k, _ := c.Seek(id[:]); k != nil && hasPrefix(k, id[:]); k, _ = c.Next() {
+		if len(k) != 24 {
+			return corrupt("mailbox index key of %d bytes", len(k))
 		}
-		env := tx.Bucket(bEnv)
-		for _, seq := range seqs {
-			e, err := decodeEnv(seq, env.Get(u64(seq)))
-			if err != nil {
-				return err
-			}
-			if err := deleteEnvelope(tx, seq, e); err != nil {
-				return err
-			}
-		}
-		var capKeys [][]byte
-		cc := tx.Bucket(bCaps).Cursor()
-		for k, _ := cc.Seek(id[:]); k != nil && hasPrefix(k, id[:]); k, _ = cc.Next() {
-			capKeys = append(capKeys, append([]byte(nil), k...))
-		}
-		for _, k := range capKeys {
-			if err := tx.Bucket(bCaps).Delete(k); err != nil {
-				return err
-			}
-		}
-		if err := tx.Bucket(bOwned).Delete(cat(owner[:], id[:])); err != nil {
+		seqs = append(seqs, binary.BigEndian.Uint64(k[16:]))
+	}
+	env := tx.Bucket(bEnv)
+	for _, seq := range seqs {
+		e, err := decodeEnv(seq, env.Get(u64(seq)))
+		if err != nil {
 			return err
 		}
-		return tx.Bucket(bMailboxes).Delete(id[:])
-	})
+		if err := deleteEnvelope(tx, seq, e); err != nil {
+			return err
+		}
+	}
+	var capKeys [][]byte
+	cc := tx.Bucket(bCaps).Cursor()
+	for k, _ := cc.Seek(id[:]); k != nil && hasPrefix(k, id[:]); k, _ = cc.Next() {
+		capKeys = append(capKeys, append([]byte(nil), k...))
+	}
+	for _, k := range capKeys {
+		if err := tx.Bucket(bCaps).Delete(k); err != nil {
+			return err
+		}
+	}
+	if err := tx.Bucket(bOwned).Delete(cat(owner[:], id[:])); err != nil {
+		return err
+	}
+	return tx.Bucket(bMailboxes).Delete(id[:])
 }
 
 // caps: mailbox(16) || hash(32) -> state(1). Keyed by mailbox first, so an
