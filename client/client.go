@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -46,6 +47,10 @@ type Options struct {
 	Invite string
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
+	// TLSConfig configures wss:// and https:// (blob) connections to the
+	// relay, e.g. RootCAs for a relay whose certificate is issued by a
+	// private CA. Nil means the system roots. It is cloned, not modified.
+	TLSConfig *tls.Config
 }
 
 // Whoami describes this client.
@@ -148,6 +153,7 @@ type Client struct {
 	httpc         *http.Client
 	blobTransport http.RoundTripper
 	retryBase     time.Duration
+	tlsConf       *tls.Config // Options.TLSConfig; nil: system roots
 }
 
 func (o *Options) defaults() Options {
@@ -291,7 +297,7 @@ func Init(ctx context.Context, home string, passphrase []byte, relayURL, name st
 		return nil, err
 	}
 
-	cn, err := dialRelay(ctx, relay, newPushQueue())
+	cn, err := dialRelay(ctx, relay, newPushQueue(), c.tlsConf)
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +373,7 @@ func newClient(home string, o Options, dev *identity.Device, name, relay string,
 	ctx, cancel := context.WithCancel(context.Background())
 	cert := dev.Certificate()
 	return &Client{
-		home: home, log: o.Logger, now: o.Now,
+		home: home, log: o.Logger, now: o.Now, tlsConf: o.TLSConfig,
 		dev: dev, devID: cert.DeviceID(), idFP: cert.Identity.Fingerprint(),
 		name: name, relay: relay, st: st,
 		ctx: ctx, cancel: cancel,
@@ -473,7 +479,7 @@ func (c *Client) connect(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	cn, err := dialRelay(ctx, c.relay, newPushQueue())
+	cn, err := dialRelay(ctx, c.relay, newPushQueue(), c.tlsConf)
 	if err != nil {
 		if c.ctx.Err() != nil {
 			return 0, ErrClosed
@@ -658,7 +664,7 @@ func (c *Client) run(cn *conn) {
 func (c *Client) reconnect() (*conn, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 	defer cancel()
-	cn, err := dialRelay(ctx, c.relay, newPushQueue())
+	cn, err := dialRelay(ctx, c.relay, newPushQueue(), c.tlsConf)
 	if err != nil {
 		return nil, err
 	}
@@ -822,7 +828,7 @@ func (c *Client) anonRequest(ctx context.Context, f protocol.Frame) (protocol.Fr
 		cn := c.anon
 		if cn == nil || cn.isClosed() {
 			var err error
-			cn, err = dialRelay(ctx, c.relay, nil)
+			cn, err = dialRelay(ctx, c.relay, nil, c.tlsConf)
 			if err != nil {
 				c.anonMu.Unlock()
 				return nil, err

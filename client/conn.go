@@ -2,8 +2,10 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -37,16 +39,27 @@ type conn struct {
 
 // dialRelay connects to relay (a canonical URL from CheckRelayURL) and
 // reads the relay's challenge.
-func dialRelay(ctx context.Context, relay string, push *pushQueue) (*conn, error) {
+func dialRelay(ctx context.Context, relay string, push *pushQueue, tc *tls.Config) (*conn, error) {
 	u, err := url.Parse(relay)
 	if err != nil {
 		return nil, ErrInvalidRelayURL
 	}
-	ws, _, err := websocket.Dial(ctx, relay+protocol.WebSocketPath, &websocket.DialOptions{
+	opts := &websocket.DialOptions{
 		Subprotocols:    []string{protocol.Subprotocol},
 		CompressionMode: websocket.CompressionDisabled, // ciphertext does not compress; compression leaks sizes
-	})
+	}
+	if tc != nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = tc.Clone()
+		opts.HTTPClient = &http.Client{Transport: t}
+	}
+	ws, resp, err := websocket.Dial(ctx, relay+protocol.WebSocketPath, opts)
 	if err != nil {
+		if resp != nil && resp.Header.Get(protocol.HTTPHeaderError) != "" {
+			// Refused before the upgrade (per-address limits: 429 with
+			// CodeRateLimited or CodeTooManyConnections).
+			return nil, fmt.Errorf("client: connect to relay: %w", responseError(resp))
+		}
 		return nil, fmt.Errorf("client: connect to relay: %w", err)
 	}
 	if ws.Subprotocol() != protocol.Subprotocol {

@@ -54,6 +54,9 @@ func (c *Client) blobHTTP() *http.Client {
 			t := http.DefaultTransport.(*http.Transport).Clone()
 			t.DisableCompression = true
 			t.ResponseHeaderTimeout = stallTimeout
+			if c.tlsConf != nil {
+				t.TLSClientConfig = c.tlsConf.Clone()
+			}
 			rt = t
 		}
 		c.httpc = &http.Client{

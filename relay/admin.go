@@ -90,13 +90,14 @@ func (r *Relay) CreateInvites(ctx context.Context, n int, ttl time.Duration) ([]
 // AdminRequest is one request on the admin socket (one JSON object per
 // connection, answered by one AdminResponse). Ops: "invite.create",
 // "invite.revoke", "device.list", "device.revoke", "device.suspend",
-// "device.restore".
+// "device.restore", "backup" (backup.go).
 type AdminRequest struct {
 	Op    string   `json:"op"`
 	Count int      `json:"count,omitempty"` // invite.create: codes to make (default 1)
 	TTL   string   `json:"ttl,omitempty"`   // invite.create: Go duration (default 72h)
 	Code  string   `json:"code,omitempty"`  // invite.revoke: the invite code
 	IDs   []string `json:"ids,omitempty"`   // device.revoke|suspend|restore: device IDs (hex, or unique prefixes of at least 8 hex digits)
+	Path  string   `json:"path,omitempty"`  // backup: absolute path of the copy to write
 }
 
 // AdminResponse answers an AdminRequest.
@@ -179,6 +180,9 @@ func (r *Relay) serveAdminConn(c net.Conn) {
 	if err := json.NewDecoder(io.LimitReader(c, maxAdminRequest)).Decode(&req); err != nil {
 		resp.Error = "bad request: " + err.Error()
 	} else {
+		if req.Op == "backup" {
+			c.SetDeadline(time.Now().Add(backupTimeout)) // a large file takes a while
+		}
 		resp = r.admin(req)
 	}
 	json.NewEncoder(c).Encode(resp)
@@ -232,6 +236,11 @@ func (r *Relay) admin(req AdminRequest) AdminResponse {
 			resp.Done = append(resp.Done, id.String())
 		}
 		return resp
+	case "backup":
+		if err := r.Backup(req.Path); err != nil {
+			return AdminResponse{Error: err.Error()}
+		}
+		return AdminResponse{Done: []string{req.Path}}
 	}
 	return AdminResponse{Error: fmt.Sprintf("unknown op %q", req.Op)}
 }

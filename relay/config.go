@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/postern/postern/protocol"
@@ -76,6 +77,35 @@ type Config struct {
 	// Audit is the audit log (package audit). Nil means audit.Open on
 	// DataDir (no audit log without DataDir). The relay closes it on Close.
 	Audit *audit.Log
+
+	// PingInterval is how often the relay pings each WebSocket connection
+	// (one relay-wide ticker; keepalive.go). Zero means
+	// DefaultPingInterval (25 s, inside the 60 s idle timeout of common
+	// proxies); negative disables pings.
+	PingInterval time.Duration
+	// PingTimeout closes a connection whose ping is not answered in time.
+	// Zero means DefaultPingTimeout.
+	PingTimeout time.Duration
+	// ConnRatePerAddress is the new WebSocket connections per minute one
+	// client address (IPv4 address or IPv6 /64; loopback clients are not
+	// limited) may open; past it the
+	// upgrade is refused with HTTP 429 and CodeRateLimited. Zero means
+	// DefaultConnRatePerAddress; negative means no rate limit.
+	ConnRatePerAddress int
+	// ConnBurstPerAddress is how many connections an address may open at
+	// once before the rate applies. Zero means DefaultConnBurstPerAddress.
+	ConnBurstPerAddress int
+	// MaxConnsPerAddress bounds one address's open WebSocket connections;
+	// more are refused with HTTP 429 and CodeTooManyConnections. Zero
+	// means DefaultMaxConnsPerAddress.
+	MaxConnsPerAddress int
+	// MaxAddresses bounds the per-address table. Zero means
+	// DefaultMaxAddresses.
+	MaxAddresses int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
+	// names the client address for the per-address limits. A request from
+	// any other peer is limited by its TCP address and its header ignored.
+	TrustedProxies []netip.Prefix
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -132,5 +162,14 @@ func (c *Config) withDefaults() (Config, error) {
 	if o.SlowConsumerTimeout <= 0 {
 		o.SlowConsumerTimeout = 15 * time.Second
 	}
+	if err := o.limitDefaults(); err != nil {
+		return o, err
+	}
 	return o, nil
+}
+
+// Validate reports whether New would accept c, without opening anything.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
 }

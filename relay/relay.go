@@ -38,7 +38,9 @@ type Relay struct {
 	admins  []closer
 	devs    deviceRegistry // authenticated connections by device; barred devices
 
-	blobs blobs
+	blobs  blobs
+	ka     keepalive  // keepalive.go
+	limits addrLimits // limits.go
 
 	purgeStop chan struct{}
 	purgeDone chan struct{}
@@ -91,6 +93,7 @@ func New(cfg Config) (*Relay, error) {
 	} else {
 		close(r.purgeDone)
 	}
+	r.startKeepalive()
 	r.auditStart()
 	r.log.Info("relay started", "enrollment", c.Enrollment, "retention", c.Retention.String())
 	return r, nil
@@ -114,6 +117,8 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	switch req.URL.Path {
 	case protocol.WebSocketPath:
 		r.serveWebSocket(w, req)
+	case "/readyz":
+		r.serveReadyz(w, req) // readyz.go
 	case "/healthz":
 		r.mu.Lock()
 		closing := r.closing
@@ -130,6 +135,11 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
+	release, ok := r.admitAddr(w, req) // per-address limits, before the upgrade (limits.go)
+	if !ok {
+		return
+	}
+	defer release()
 	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{
 		Subprotocols: []string{protocol.Subprotocol},
 		// Envelopes are ciphertext: compression gains nothing and would
@@ -215,6 +225,7 @@ func (r *Relay) shutdown(ctx context.Context) error {
 	}
 	close(r.purgeStop)
 	<-r.purgeDone
+	r.stopKeepalive()
 
 	for _, c := range conns {
 		go c.shutdown()

@@ -5,13 +5,20 @@
 //	                    [--max-blob-size 4GiB] [--blob-quota 10GiB] [--blob-retention 336h]
 //	                    [--log-format text|json] [--log-level info]
 //	                    [--metrics-listen 127.0.0.1:9178] [--metrics-listen-public]
+//	                    [--acme-domain D --acme-cache DIR] [--trusted-proxy CIDR,...]
+//	                    [--ping-interval 25s] [--conn-rate-per-address 200]
+//	                    [--conn-burst-per-address 200] [--max-conns-per-address 1000]
 //	postern-relay invite create [--data DIR] [--count N] [--ttl 72h]
 //	postern-relay admin invite create|invite revoke CODE|devices|revoke ID...|suspend ID...|restore ID... [--data DIR]
+//	postern-relay backup FILE [--data DIR]
+//	postern-relay restore FILE --data DIR
+//	postern-relay config check [--config FILE] [serve flags]
 //	postern-relay version
 //
 // Every flag can also be set with an environment variable POSTERN_RELAY_<NAME>
 // (upper case, dashes as underscores, e.g. POSTERN_RELAY_TLS_CERT); a flag
-// on the command line wins.
+// on the command line wins. Serve's flags can also be keys in a config file
+// (--config FILE, see config.go and docs/relay.conf.sample), below both.
 package main
 
 import (
@@ -68,7 +75,9 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "serve":
-		return serve(args[1:], stderr)
+		return serve(args[1:], stderr, nil)
+	case "config":
+		return configCmd(args[1:], stdout, stderr) // config.go
 	case "invite":
 		if len(args) < 2 || args[1] != "create" {
 			return &usageError{msg: "unknown invite command", hint: "postern-relay invite create [--count N] [--ttl 72h]"}
@@ -76,6 +85,10 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return inviteCreate(args[2:], stdout, stderr)
 	case "admin":
 		return admin(args[1:], stdout, stderr)
+	case "backup":
+		return backupCmd(args[1:], stdout, stderr) // backup.go
+	case "restore":
+		return restoreCmd(args[1:], stdout, stderr)
 	case "audit":
 		return auditCmd(args[1:], stdout, stderr)
 	case "version":
@@ -114,14 +127,17 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return err
 }
 
-func serve(args []string, stderr io.Writer) error {
+// serve runs the relay. With cs not nil (config check) it stops after the
+// checks, before opening or listening on anything.
+func serve(args []string, stderr io.Writer, cs *configState) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: postern-relay serve [flags]\n\n"+
 			"Every flag can also be set in the environment as POSTERN_RELAY_<FLAG>\n"+
-			"(upper case, - as _: --tls-cert is POSTERN_RELAY_TLS_CERT); a flag on the\n"+
-			"command line wins.\n\n")
+			"(upper case, - as _: --tls-cert is POSTERN_RELAY_TLS_CERT) and as a key in\n"+
+			"the --config file (tls-cert = FILE); a flag on the command line wins over\n"+
+			"the environment, which wins over the file.\n\n")
 		fs.PrintDefaults()
 	}
 	listen := fs.String("listen", "127.0.0.1:7878", "address to listen on")
@@ -138,23 +154,19 @@ func serve(args []string, stderr io.Writer) error {
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	mflags := addMetricsFlags(fs)
-	if err := parse(fs, args); err != nil {
+	nflags := addNetFlags(fs) // tls.go: ACME, trusted proxies, keep-alive, per-address limits
+	if err := parseServe(fs, args, cs); err != nil {
 		return err
 	}
 	logger, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
 		return err
 	}
-	if (*cert == "") != (*key == "") {
-		return &usageError{msg: "--tls-cert and --tls-key go together", hint: "give both files, or neither on a loopback address"}
+	tlsConf, err := nflags.tlsConfig(*cert, *key, *listen, *data)
+	if err != nil {
+		return err
 	}
-	useTLS := *cert != ""
-	if !useTLS && !isLoopback(*listen) {
-		return &usageError{
-			msg:  fmt.Sprintf("refusing plain ws:// on non-loopback address %s", *listen),
-			hint: "pass --tls-cert and --tls-key, or listen on 127.0.0.1 behind a TLS-terminating proxy",
-		}
-	}
+	useTLS := tlsConf != nil
 	metricsOn, err := mflags.check()
 	if err != nil {
 		return err
@@ -164,7 +176,7 @@ func serve(args []string, stderr io.Writer) error {
 		m = metrics.New()
 	}
 
-	r, err := relay.New(relay.Config{
+	rcfg := relay.Config{
 		DataDir:    *data,
 		Logger:     logger,
 		Enrollment: *enrollment,
@@ -174,7 +186,12 @@ func serve(args []string, stderr io.Writer) error {
 		BlobQuota:     int64(quota),
 		BlobRetention: *blobRetention,
 		Metrics:       m,
-	})
+	}
+	nflags.apply(&rcfg)
+	if cs != nil {
+		return cs.check(rcfg)
+	}
+	r, err := relay.New(rcfg)
 	if err != nil {
 		return err
 	}
@@ -201,7 +218,8 @@ func serve(args []string, stderr io.Writer) error {
 	// long, and the relay sets progress-based deadlines on blob requests
 	// itself (WebSocket connections are hijacked and keep their own).
 	srv := &http.Server{
-		Handler:           r,
+		Handler:           nflags.handler(r),
+		TLSConfig:         tlsConf,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
@@ -216,18 +234,26 @@ func serve(args []string, stderr io.Writer) error {
 	errc := make(chan error, 1)
 	go func() {
 		if useTLS {
-			errc <- srv.ServeTLS(ln, *cert, *key)
+			errc <- srv.ServeTLS(ln, "", "") // certificates in srv.TLSConfig
 		} else {
 			errc <- srv.Serve(ln)
 		}
 	}()
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	var serveErr error
-	select {
-	case s := <-sig:
-		logger.Info("shutting down", "signal", s.String())
-	case serveErr = <-errc:
+wait:
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP { // systemctl reload: nothing is re-read at runtime yet
+				logger.Info("reload requested; nothing to reload yet (restart to apply configuration changes)")
+				continue
+			}
+			logger.Info("shutting down", "signal", s.String())
+		case serveErr = <-errc:
+		}
+		break wait
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

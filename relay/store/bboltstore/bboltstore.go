@@ -104,7 +104,8 @@ var (
 )
 
 // Open opens or creates the store at path (mode 0600). It refuses a file
-// written with a newer schema with an error wrapping store.ErrSchemaTooNew.
+// written with a newer schema with an error wrapping store.ErrSchemaTooNew,
+// and migrates an older one (after backing it up) in one transaction.
 func Open(path string, opts *Options) (*Store, error) {
 	var o Options
 	if opts != nil {
@@ -141,25 +142,8 @@ func Open(path string, opts *Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("bboltstore: open %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bMeta)
-		v := meta.Get(keySchema)
-		switch {
-		case v == nil:
-			return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion))
-		case len(v) != 4:
-			return fmt.Errorf("bboltstore: schema version of %d bytes", len(v))
-		case binary.BigEndian.Uint32(v) > SchemaVersion:
-			return fmt.Errorf("%w: %s has schema %d, this relay reads up to %d (upgrade the relay)",
-				store.ErrSchemaTooNew, path, binary.BigEndian.Uint32(v), SchemaVersion)
-		}
-		return nil
-	})
+	// Schema check, automatic backup and migrations: migrate.go.
+	err = openSchema(db, path)
 	if err != nil {
 		db.Close()
 		return nil, err

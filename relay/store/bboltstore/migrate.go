@@ -1,0 +1,97 @@
+package bboltstore
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/postern/postern/relay/store"
+)
+
+// A migration step turns a file of schema From into one of schema From+1.
+// Steps run inside the one read-write transaction that also creates the
+// missing buckets and writes the new version: a migration either
+// completes or leaves the file as it was.
+type migration func(tx *bolt.Tx) error
+
+// migrations holds the steps keyed by the schema they start from. Schema 1
+// is the first and only one so far, so the table is empty; the machinery
+// is exercised by tests that install their own table (migrate_test.go).
+// Adding schema N+1: bump SchemaVersion, add migrations[N].
+var migrations = map[uint32]migration{}
+
+// currentSchema is SchemaVersion; tests lower or raise it together with a
+// test migration table.
+var currentSchema uint32 = SchemaVersion
+
+// BackupSuffix names the automatic backup written before a migration from
+// schema n: path + fmt.Sprintf(BackupSuffix, n).
+const BackupSuffix = ".schema-%d.bak"
+
+// openSchema brings an open database to currentSchema: a new file is
+// stamped, an older one is backed up (path.schema-N.bak) and migrated in
+// one transaction, a newer one is refused, and missing buckets are
+// created.
+func openSchema(db *bolt.DB, path string) error {
+	var stored uint32
+	var fresh bool
+	err := db.View(func(tx *bolt.Tx) error {
+		var err error
+		stored, fresh, err = schemaOf(tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if stored > currentSchema {
+		return fmt.Errorf("%w: %s has schema %d but this postern-relay reads schemas up to %d; upgrade postern-relay to the release that wrote it (or restore a backup taken before)",
+			store.ErrSchemaTooNew, path, stored, currentSchema)
+	}
+	if !fresh && stored < currentSchema {
+		for v := stored; v < currentSchema; v++ {
+			if migrations[v] == nil {
+				return fmt.Errorf("bboltstore: %s has schema %d and there is no migration from schema %d", path, stored, v)
+			}
+		}
+		bak := path + fmt.Sprintf(BackupSuffix, stored)
+		if err := writeBackup(db, bak); err != nil {
+			return fmt.Errorf("bboltstore: backup before migrating from schema %d: %w", stored, err)
+		}
+	}
+	return db.Update(func(tx *bolt.Tx) error {
+		if !fresh {
+			for v := stored; v < currentSchema; v++ {
+				if err := migrations[v](tx); err != nil {
+					return fmt.Errorf("bboltstore: migration from schema %d to %d: %w", v, v+1, err)
+				}
+			}
+		}
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		if fresh || stored != currentSchema {
+			return tx.Bucket(bMeta).Put(keySchema, binary.BigEndian.AppendUint32(nil, currentSchema))
+		}
+		return nil
+	})
+}
+
+// schemaOf reads the stored schema version; fresh is true for a file
+// without one (just created, nothing written yet).
+func schemaOf(tx *bolt.Tx) (v uint32, fresh bool, err error) {
+	meta := tx.Bucket(bMeta)
+	if meta == nil {
+		return 0, true, nil
+	}
+	b := meta.Get(keySchema)
+	switch {
+	case b == nil:
+		return 0, true, nil
+	case len(b) != 4:
+		return 0, false, fmt.Errorf("bboltstore: schema version of %d bytes", len(b))
+	}
+	return binary.BigEndian.Uint32(b), false, nil
+}
