@@ -474,21 +474,9 @@ func truncateUTF8(s string, n int) string {
 
 // attachmentsOf returns the stored attachments of message id.
 func (c *Client) attachmentsOf(id string) ([]attachmentRecord, error) {
-	var r messageRecord
-	var found bool
-	err := c.st.view(func(t *tx) error {
-		key, err := t.getRaw(bucketMessageIDs, t.s.index(bucketMessageIDs, []byte(id)))
-		if err != nil || key == nil {
-			return err
-		}
-		found, err = t.get(bucketMessages, key, &r)
-		return err
-	})
+	r, err := c.messageRecordByID(id)
 	if err != nil {
 		return nil, err
-	}
-	if !found {
-		return nil, ErrNoMessage
 	}
 	return r.Attachments, nil
 }

@@ -667,6 +667,16 @@ func (c *Client) Inbox() ([]Message, error) {
 
 // Message returns the stored message with the given ID (ErrNoMessage).
 func (c *Client) Message(id string) (Message, error) {
+	r, err := c.messageRecordByID(id)
+	if err != nil {
+		return Message{}, err
+	}
+	return c.messageFromRecord(r), nil
+}
+
+// messageRecordByID reads the stored record of message id through the
+// message-ID index (ErrNoMessage if there is none).
+func (c *Client) messageRecordByID(id string) (*messageRecord, error) {
 	var r messageRecord
 	var found bool
 	err := c.st.view(func(t *tx) error {
@@ -678,12 +688,12 @@ func (c *Client) Message(id string) (Message, error) {
 		return err
 	})
 	if err != nil {
-		return Message{}, err
+		return nil, err
 	}
 	if !found {
-		return Message{}, ErrNoMessage
+		return nil, ErrNoMessage
 	}
-	return c.messageFromRecord(&r), nil
+	return &r, nil
 }
 
 // Block stops the contact named contact from writing to this client: the
