@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -71,7 +70,7 @@ func limitsChallenge(t *testing.T, ctx context.Context, ws *websocket.Conn) {
 // concurrent limit, while another address still connects and works.
 func TestPerAddressLimits(t *testing.T) {
 	r, url := newLimitRelay(t, relay.Config{
-		ConnRatePerAddress:  6, // one per 10 s: none refills during the test
+		ConnRatePerAddress:  1, // one per minute: none refills during the test
 		ConnBurstPerAddress: 10,
 		MaxConnsPerAddress:  4,
 		TrustedProxies:      []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
@@ -103,35 +102,26 @@ func TestPerAddressLimits(t *testing.T) {
 	limitsWaitFor(t, func() bool { return r.Connections() == 0 })
 
 	// Rate: 4 of the burst of 10 are used (the refused fifth took no
-	// token); a flood of 30 gets at most 6 more, then 429/50.
-	var mu sync.Mutex
+	// token); a flood of 30 gets exactly the 6 left, then 429/50. The
+	// dials are sequential and each accepted connection is closed first,
+	// so the concurrent limit (4) never interferes and the outcome does
+	// not depend on scheduling.
 	counts := map[int]int{}
-	var wg sync.WaitGroup
 	for range 30 {
-		wg.Go(func() {
-			ws, status, code, err := limitsDial(ctx, url, "192.0.2.1, 10.0.0.1")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if ws != nil {
-				ws.CloseNow()
-			} else if status != http.StatusTooManyRequests {
-				t.Errorf("refusal status %d, want 429", status)
-			}
-			mu.Lock()
-			counts[code]++
-			mu.Unlock()
-		})
+		ws, status, code, err := limitsDial(ctx, url, "192.0.2.1, 10.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ws != nil {
+			ws.CloseNow()
+			limitsWaitFor(t, func() bool { return r.Connections() == 0 })
+		} else if status != http.StatusTooManyRequests {
+			t.Fatalf("refusal status %d, want 429", status)
+		}
+		counts[code]++
 	}
-	wg.Wait()
-	// Some accepted connections may still be open when others arrive, so
-	// a few refusals may be 51 rather than 50; none gets past the burst.
-	if counts[0] > 6 || counts[int(protocol.CodeRateLimited)] < 24-counts[int(protocol.CodeTooManyConnections)] {
-		t.Fatalf("flood outcome by code %v; want at most 6 accepted, the rest 50 (or 51)", counts)
-	}
-	if counts[int(protocol.CodeRateLimited)] == 0 {
-		t.Fatalf("no CodeRateLimited refusal in %v", counts)
+	if counts[0] != 6 || counts[int(protocol.CodeRateLimited)] != 24 {
+		t.Fatalf("flood outcome by code %v; want 6 accepted and 24 refused with 50", counts)
 	}
 
 	// Another client address is unaffected.
