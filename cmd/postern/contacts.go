@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/postern/postern/client"
 )
@@ -140,23 +139,10 @@ func runContacts(ctx context.Context, c *cli, cmd *command, args []string) error
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		out := make([]jsonContact, 0, len(cts))
-		for _, ct := range cts {
-			out = append(out, toJSONContact(ct))
-		}
-		return writeJSON(c.stdout, out)
-	}
-	if len(cts) == 0 {
-		fmt.Fprintln(c.stdout, "No contacts yet. Exchange invitations with 'postern invite' and 'postern accept'.")
-		return nil
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSAFETY NUMBER\tADDED")
-	for _, ct := range cts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", safe(ct.Name, false), ct.SafetyNumber, ct.Added.Local().Format(tableTime))
-	}
-	return tw.Flush()
+	return printList(c, cts, *asJSON, toJSONContact, "No contacts yet. Exchange invitations with 'postern invite' and 'postern accept'.",
+		"NAME\tSAFETY NUMBER\tADDED", func(ct client.Contact) string {
+			return fmt.Sprintf("%s\t%s\t%s", safe(ct.Name, false), ct.SafetyNumber, ct.Added.Local().Format(tableTime))
+		})
 }
 
 // jsonContact is a contact in --json output.

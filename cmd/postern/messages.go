@@ -177,27 +177,13 @@ func runInbox(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		out := make([]jsonMessage, 0, len(msgs))
-		for _, m := range msgs {
-			out = append(out, toJSONMessage(m))
-		}
-		return writeJSON(c.stdout, out)
-	}
-	if len(msgs) == 0 {
-		fmt.Fprintln(c.stdout, "No messages.")
-		return nil
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tFROM\tTIME\tTEXT")
-	for _, m := range msgs {
+	return printList(c, msgs, *asJSON, toJSONMessage, "No messages.", "ID\tFROM\tTIME\tTEXT", func(m client.Message) string {
 		from := safe(m.From, false)
 		if m.Outgoing {
 			from = "me → " + safe(m.To, false)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ID, from, m.Time.Local().Format(tableTime), preview(displayText(m)+attachmentSummary(m), previewRunes))
-	}
-	return tw.Flush()
+		return fmt.Sprintf("%s\t%s\t%s\t%s", m.ID, from, m.Time.Local().Format(tableTime), preview(displayText(m)+attachmentSummary(m), previewRunes))
+	})
 }
 
 var readCmd = &command{

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 	"time"
 	"unicode"
 
@@ -137,4 +138,27 @@ func plural(n int, one, many string) string {
 		return fmt.Sprintf("%d %s", n, one)
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// printList writes a listing command's items: a JSON array with --json;
+// otherwise the sentence empty when there are none, else a table with
+// header and one row (tab-separated cells) per item.
+func printList[T, J any](c *cli, items []T, asJSON bool, toJSON func(T) J, empty, header string, row func(T) string) error {
+	if asJSON {
+		out := make([]J, 0, len(items))
+		for _, it := range items {
+			out = append(out, toJSON(it))
+		}
+		return writeJSON(c.stdout, out)
+	}
+	if len(items) == 0 {
+		fmt.Fprintln(c.stdout, empty)
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
+	}
+	return tw.Flush()
 }
