@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"runtime"
 	"strconv"
@@ -21,14 +24,23 @@ import (
 // test's client side is not counted.
 //
 //	go test ./cmd/postern-relay -run '^$' -bench IdleConnections -benchtime 1x
+//
+// It also reports the Go runtime's view (heap in use, stacks, goroutines
+// per connection) from the relay's /metrics. Right after the handshakes
+// the heap still holds their garbage (each Auth parses and verifies an
+// ML-DSA-65 key and signature); -idle-settle waits longer before measuring
+// (past 2 minutes the runtime's periodic GC has run). The clients read,
+// as `postern listen` does, so the relay's keep-alive pings are answered.
 func BenchmarkIdleConnections(b *testing.B) {
+	settle := *idleSettle
 	if runtime.GOOS != "linux" {
 		b.Skip("reads /proc for the relay's resident memory")
 	}
 	const conns = 2000
 	bin := buildRelay(b)
 	addr := freeAddr(b)
-	cmd := startRelay(b, bin, addr, b.TempDir())
+	maddr := freeAddr(b)
+	cmd := startRelay(b, bin, addr, b.TempDir(), "--metrics-listen", maddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
@@ -47,6 +59,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 	mb := first.mustMailbox(b, ctx)
 	time.Sleep(time.Second)
 	before := rss(b, cmd.Process.Pid)
+	gBefore := goStats(b, maddr)
 	held := make([]*wsClient, 0, conns)
 	for range conns {
 		c, err := dialRelay(ctx, addr)
@@ -62,15 +75,32 @@ func BenchmarkIdleConnections(b *testing.B) {
 			b.Fatalf("subscribe: %T", f)
 		}
 		held = append(held, c)
+		// Read, as `postern listen` does: the client answers the relay's
+		// keep-alive pings only while reading.
+		go func() {
+			for {
+				if _, _, err := c.ws.Read(ctx); err != nil {
+					return
+				}
+			}
+		}()
 	}
-	time.Sleep(2 * time.Second) // let the relay's goroutines settle
+	time.Sleep(settle) // let the relay settle
 	after := rss(b, cmd.Process.Pid)
+	gAfter := goStats(b, maddr)
 	b.ReportMetric(float64(after-before)/conns/1024, "KiB/conn")
+	// Where the memory goes: the Go runtime's view, from the relay's own
+	// /metrics, per connection.
+	b.ReportMetric((gAfter["go_memstats_heap_inuse_bytes"]-gBefore["go_memstats_heap_inuse_bytes"])/conns/1024, "heap-KiB/conn")
+	b.ReportMetric((gAfter["go_memstats_stack_inuse_bytes"]-gBefore["go_memstats_stack_inuse_bytes"])/conns/1024, "stack-KiB/conn")
+	b.ReportMetric((gAfter["go_goroutines"]-gBefore["go_goroutines"])/conns, "goroutines/conn")
 	b.Logf("relay RSS %d KiB -> %d KiB with %d idle subscribed connections", before/1024, after/1024, conns)
 	for _, c := range held {
 		c.ws.CloseNow()
 	}
 }
+
+var idleSettle = flag.Duration("idle-settle", 2*time.Second, "how long BenchmarkIdleConnections waits before measuring")
 
 func must[T any](v T, err error) T {
 	if err != nil {
@@ -89,6 +119,38 @@ func (c *wsClient) mustMailbox(b *testing.B, ctx context.Context) protocol.Mailb
 		b.Fatalf("create mailbox: %T", f)
 	}
 	return mc.Mailbox
+}
+
+// goStats reads the Go runtime gauges from the relay's /metrics.
+func goStats(b *testing.B, addr string) map[string]float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		switch f[0] {
+		case "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_goroutines":
+			v, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			out[f[0]] = v
+		}
+	}
+	if len(out) != 3 {
+		b.Fatalf("relay /metrics lacks the Go runtime gauges: %v", out)
+	}
+	return out
 }
 
 // rss is the resident set size of a process, in bytes.
