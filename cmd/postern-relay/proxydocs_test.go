@@ -61,12 +61,17 @@ func TestProxyExamples(t *testing.T) {
 	cd := read("Caddyfile.example")
 	need("Caddyfile.example", cd,
 		`reverse_proxy 127\.0\.0\.1:7878`,
-		`header_up Host \{hostport\}`,
 		`max_size 4GiB`,
-		`request_buffers 0`,
 		`flush_interval -1`,
 	)
-	timeout("Caddyfile.example", cd, `read_timeout`)
+	// Caddy keeps Host and streams bodies by default; Caddy 2.6 has no
+	// request_buffers, and its transport read_timeout cuts uploads that
+	// last longer (e2e/proxy_test.go runs the file through Caddy).
+	for _, re := range []string{`header_up Host`, `request_buffers`, `read_timeout`} {
+		if regexp.MustCompile(`(?m)^[^#\n]*` + re).MatchString(cd) {
+			t.Errorf("Caddyfile.example has %s", re)
+		}
+	}
 
 	if p, err := exec.LookPath("caddy"); err == nil {
 		out, err := exec.Command(p, "adapt", "--config", filepath.Join("..", "..", "docs", "Caddyfile.example"), "--adapter", "caddyfile").CombinedOutput()
