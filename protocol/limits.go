@@ -51,8 +51,10 @@ const (
 	// subscription; the relay sends more as acknowledgements arrive.
 	MaxInflight = 256
 
-	// RateFramesPerSecond and RateBurst define the per-connection token
-	// bucket: frames beyond it are refused with CodeRateLimited.
+	// RateFramesPerSecond and RateBurst are the default per-connection
+	// token bucket: frames beyond it are refused with CodeRateLimited. A
+	// relay may be configured otherwise (relay.Config.FrameRate and
+	// FrameBurst).
 	RateFramesPerSecond = 2000
 	RateBurst           = 4000
 

@@ -57,56 +57,53 @@ func InviteHash(code string) store.InviteHash {
 
 // CreateInvites makes n invite codes valid for ttl from now and stores
 // their hashes in st. The codes themselves are returned and never stored.
+// CreateAccountInvites (accounts.go) makes codes bound to an account.
 func CreateInvites(ctx context.Context, st store.Store, n int, ttl time.Duration, now time.Time) ([]string, error) {
-	if n < 1 || n > MaxInvites {
-		return nil, fmt.Errorf("relay: invite count %d, want 1 to %d", n, MaxInvites)
-	}
-	if ttl <= 0 {
-		return nil, fmt.Errorf("relay: invite lifetime must be positive")
-	}
-	codes := make([]string, n)
-	hashes := make([]store.InviteHash, n)
-	for i := range codes {
-		codes[i] = NewInviteCode()
-		hashes[i] = InviteHash(codes[i])
-	}
-	if err := st.AddInvites(ctx, hashes, now.Add(ttl)); err != nil {
-		return nil, err
-	}
-	return codes, nil
+	return CreateAccountInvites(ctx, st, n, ttl, now, "")
 }
 
 // CreateInvites makes n invite codes valid for ttl (see the package
 // function).
 func (r *Relay) CreateInvites(ctx context.Context, n int, ttl time.Duration) ([]string, error) {
-	codes, err := CreateInvites(ctx, r.st, n, ttl, r.cfg.Now())
-	if err == nil {
-		r.log.Info("invite codes created", "count", n, "ttl", ttl.String())
-		r.auditInvites(n, ttl)
-	}
-	return codes, err
+	return r.CreateAccountInvites(ctx, n, ttl, "")
 }
 
 // AdminRequest is one request on the admin socket (one JSON object per
 // connection, answered by one AdminResponse). Ops: "invite.create",
 // "invite.revoke", "device.list", "device.revoke", "device.suspend",
-// "device.restore", "backup" (backup.go).
+// "device.restore", "device.assign", "account.list", "account.revoke",
+// "account.suspend", "account.restore", "backup" (backup.go).
 type AdminRequest struct {
 	Op    string   `json:"op"`
 	Count int      `json:"count,omitempty"` // invite.create: codes to make (default 1)
 	TTL   string   `json:"ttl,omitempty"`   // invite.create: Go duration (default 72h)
 	Code  string   `json:"code,omitempty"`  // invite.revoke: the invite code
-	IDs   []string `json:"ids,omitempty"`   // device.revoke|suspend|restore: device IDs (hex, or unique prefixes of at least 8 hex digits)
+	IDs   []string `json:"ids,omitempty"`   // device.revoke|suspend|restore|assign: device IDs (hex, or unique prefixes of at least 8 hex digits)
 	Path  string   `json:"path,omitempty"`  // backup: absolute path of the copy to write
+	// Account is an account label: invite.create binds the codes to it,
+	// device.assign gives it to the devices (empty: removes theirs),
+	// device.list lists only its devices, account.revoke|suspend|restore
+	// act on its devices.
+	Account string `json:"account,omitempty"`
 }
 
 // AdminResponse answers an AdminRequest.
 type AdminResponse struct {
-	Error   string        `json:"error,omitempty"`
-	Codes   []string      `json:"codes,omitempty"`   // invite.create
-	Used    bool          `json:"used,omitempty"`    // invite.revoke: the invite had already enrolled a device
-	Devices []AdminDevice `json:"devices,omitempty"` // device.list
-	Done    []string      `json:"done,omitempty"`    // device.revoke|suspend|restore: the full IDs acted on
+	Error    string         `json:"error,omitempty"`
+	Codes    []string       `json:"codes,omitempty"`    // invite.create
+	Used     bool           `json:"used,omitempty"`     // invite.revoke: the invite had already enrolled a device
+	Devices  []AdminDevice  `json:"devices,omitempty"`  // device.list
+	Accounts []AdminAccount `json:"accounts,omitempty"` // account.list
+	// Done lists the full IDs acted on: by device.revoke|suspend|restore|
+	// assign, or changed by account.revoke|suspend|restore.
+	Done []string `json:"done,omitempty"`
+	// Unchanged lists the devices of the account that account.revoke|
+	// suspend|restore left as they were (already in that state, or
+	// revoked).
+	Unchanged []string `json:"unchanged,omitempty"`
+	// InvitesRevoked counts the unused invite codes account.revoke
+	// deleted.
+	InvitesRevoked int `json:"invites_revoked,omitempty"`
 }
 
 // AdminDevice is one device as device.list shows it: what an admin needs
@@ -114,9 +111,21 @@ type AdminResponse struct {
 type AdminDevice struct {
 	ID       string `json:"id"`                  // full device ID, hex
 	Short    string `json:"short"`               // first 4 bytes, hex (as in the logs)
+	Account  string `json:"account,omitempty"`   // the account label, if it has one
 	Enrolled string `json:"enrolled"`            // UTC day, YYYY-MM-DD
 	LastSeen string `json:"last_seen,omitempty"` // UTC day of the last authentication, YYYY-MM-DD
 	State    string `json:"state"`               // DeviceActive, DeviceSuspended or DeviceRevoked
+}
+
+// AdminAccount is one account as account.list shows it: its devices by
+// state, and nothing about mailboxes or counterparts.
+type AdminAccount struct {
+	Account   string `json:"account"`             // the label
+	Active    int    `json:"active"`              // devices neither suspended nor revoked
+	Suspended int    `json:"suspended"`           // suspended devices
+	Revoked   int    `json:"revoked"`             // revoked devices
+	LastSeen  string `json:"last_seen,omitempty"` // the latest last-seen day of its devices, YYYY-MM-DD
+	Invites   int    `json:"invites"`             // unused, unexpired invite codes bound to it
 }
 
 // Device states in AdminDevice.State.
@@ -196,7 +205,13 @@ func (r *Relay) admin(req AdminRequest) AdminResponse {
 		if err != nil {
 			return AdminResponse{Error: err.Error()}
 		}
-		codes, err := r.CreateInvites(ctx, n, ttl)
+		account := ""
+		if req.Account != "" {
+			if account, err = ParseAccountLabel(req.Account); err != nil {
+				return AdminResponse{Error: err.Error()}
+			}
+		}
+		codes, err := r.CreateAccountInvites(ctx, n, ttl, account)
 		if err != nil {
 			return AdminResponse{Error: err.Error()}
 		}
@@ -208,7 +223,17 @@ func (r *Relay) admin(req AdminRequest) AdminResponse {
 		}
 		return AdminResponse{Used: used}
 	case "device.list":
-		devs, err := r.st.Devices(ctx)
+		var devs []store.Device
+		var err error
+		if req.Account != "" {
+			var account string
+			if account, err = ParseAccountLabel(req.Account); err != nil {
+				return AdminResponse{Error: err.Error()}
+			}
+			devs, err = r.st.AccountDevices(ctx, account)
+		} else {
+			devs, err = r.st.Devices(ctx)
+		}
 		if err != nil {
 			return AdminResponse{Error: err.Error()}
 		}
@@ -234,6 +259,61 @@ func (r *Relay) admin(req AdminRequest) AdminResponse {
 				break
 			}
 			resp.Done = append(resp.Done, id.String())
+		}
+		return resp
+	case "device.assign":
+		account := strings.TrimSpace(req.Account)
+		if account != "" {
+			var err error
+			if account, err = ParseAccountLabel(account); err != nil {
+				return AdminResponse{Error: err.Error()}
+			}
+		}
+		ids, err := r.resolveDevices(ctx, req.IDs)
+		if err != nil {
+			return AdminResponse{Error: err.Error()}
+		}
+		if err := r.AssignAccount(ctx, ids, account); err != nil {
+			return AdminResponse{Error: err.Error()}
+		}
+		var resp AdminResponse
+		for _, id := range ids {
+			resp.Done = append(resp.Done, id.String())
+		}
+		return resp
+	case "account.list":
+		accts, err := r.Accounts(ctx)
+		if err != nil {
+			return AdminResponse{Error: err.Error()}
+		}
+		out := make([]AdminAccount, len(accts))
+		for i, a := range accts {
+			out[i] = AdminAccount{Account: a.Label, Active: a.Active, Suspended: a.Suspended, Revoked: a.Revoked, Invites: a.Invites}
+			if !a.LastSeen.IsZero() {
+				out[i].LastSeen = a.LastSeen.UTC().Format(time.DateOnly)
+			}
+		}
+		return AdminResponse{Accounts: out}
+	case "account.revoke", "account.suspend", "account.restore":
+		account, err := ParseAccountLabel(req.Account)
+		if err != nil {
+			return AdminResponse{Error: err.Error()}
+		}
+		act := map[string]func(context.Context, string) (AccountResult, error){
+			"account.revoke":  r.RevokeAccount,
+			"account.suspend": r.SuspendAccount,
+			"account.restore": r.RestoreAccount,
+		}[req.Op]
+		res, err := act(ctx, account)
+		if err != nil {
+			return AdminResponse{Error: err.Error()}
+		}
+		resp := AdminResponse{InvitesRevoked: res.Invites}
+		for _, id := range res.Changed {
+			resp.Done = append(resp.Done, id.String())
+		}
+		for _, id := range res.Unchanged {
+			resp.Unchanged = append(resp.Unchanged, id.String())
 		}
 		return resp
 	case "backup":
@@ -313,7 +393,7 @@ func (r *Relay) RevokeInvite(ctx context.Context, code string) (used bool, err e
 }
 
 func adminDevice(d store.Device) AdminDevice {
-	a := AdminDevice{ID: d.ID.String(), Short: d.ID.Short(), Enrolled: d.Enrolled.UTC().Format(time.DateOnly), State: DeviceActive}
+	a := AdminDevice{ID: d.ID.String(), Short: d.ID.Short(), Account: d.Account, Enrolled: d.Enrolled.UTC().Format(time.DateOnly), State: DeviceActive}
 	if !d.LastSeen.IsZero() {
 		a.LastSeen = d.LastSeen.UTC().Format(time.DateOnly)
 	}
@@ -385,8 +465,7 @@ const (
 // bundle and its one-time prekeys are deleted. Blobs it uploaded expire as
 // usual. Revoking a revoked device again changes nothing.
 //
-// The relay knows devices, not persons: an account is revoked by revoking
-// each of its devices.
+// RevokeAccount (accounts.go) revokes every device of a person at once.
 func (r *Relay) RevokeDevice(ctx context.Context, id protocol.DeviceID) error {
 	return r.barDevice(ctx, id, reasonRevoked, func() error { return r.st.RevokeDevice(ctx, id) })
 }
@@ -426,7 +505,30 @@ func (r *Relay) barDevice(ctx context.Context, id protocol.DeviceID, reason stri
 	if d.Revoked && reason == reasonSuspended {
 		return store.ErrDeviceRevoked
 	}
-	conns := r.devs.bar(id, reason)
+	closed := r.evictDevices([]protocol.DeviceID{id}, reason)
+	if err := change(); err != nil {
+		if !d.Revoked && !d.Suspended {
+			r.devs.unbar(id)
+		}
+		return err
+	}
+	r.log.Info(reason, "device", id.Short(), "connections", closed)
+	r.auditBarred(reason, id)
+	return nil
+}
+
+// evictDevices bars ids from authenticating in this process, closes all
+// their live connections at once and waits (at most evictWait) for the
+// requests in progress on them, so that none of them writes after the
+// store change that follows. It returns how many connections it closed.
+func (r *Relay) evictDevices(ids []protocol.DeviceID, reason string) int {
+	var conns []*conn
+	for _, id := range ids {
+		conns = append(conns, r.devs.bar(id, reason)...)
+	}
+	if len(conns) == 0 {
+		return 0
+	}
 	var wg sync.WaitGroup
 	for _, c := range conns {
 		wg.Go(func() { c.evict(reason) })
@@ -436,17 +538,9 @@ func (r *Relay) barDevice(ctx context.Context, id protocol.DeviceID, reason stri
 	select {
 	case <-idle:
 	case <-time.After(evictWait):
-		r.log.Warn("closed connections still busy; changing the store anyway", "device", id.Short())
+		r.log.Warn("closed connections still busy; changing the store anyway", "devices", len(ids), "connections", len(conns))
 	}
-	if err := change(); err != nil {
-		if !d.Revoked && !d.Suspended {
-			r.devs.unbar(id)
-		}
-		return err
-	}
-	r.log.Info(reason, "device", id.Short(), "connections", len(conns))
-	r.auditBarred(reason, id)
-	return nil
+	return len(conns)
 }
 
 // deviceRegistry knows the authenticated connections of each device, and

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -33,15 +34,7 @@ func (r *Relay) auditEvent(event string, f audit.Fields) {
 // auditStart records the settings, so that configuration changes show
 // between one start and the next.
 func (r *Relay) auditStart() {
-	c := r.cfg
-	r.auditEvent(audit.EventRelayStart, audit.Fields{
-		"enrollment":             c.Enrollment,
-		"retention_seconds":      int64(c.Retention / time.Second),
-		"max_connections":        c.MaxConnections,
-		"max_blob_size":          c.MaxBlobSize,
-		"blob_quota":             c.BlobQuota,
-		"blob_retention_seconds": int64(c.BlobRetention / time.Second),
-	})
+	r.auditEvent(audit.EventRelayStart, r.set().auditFields()) // reload.go
 }
 
 // auditStop records the stop and closes the log with a signed head.
@@ -53,9 +46,38 @@ func (r *Relay) auditStop() {
 }
 
 // auditDevice records an admin or enrolment action on a device. The full
-// device ID is a public-key fingerprint; nothing about its mailboxes.
+// device ID is a public-key fingerprint; nothing about its mailboxes. A
+// first enrolment also records the account the device joined with its
+// invite, if any.
 func (r *Relay) auditDevice(event string, id protocol.DeviceID) {
-	r.auditEvent(event, audit.Fields{"device": id.String()})
+	f := audit.Fields{"device": id.String()}
+	if event == audit.EventDeviceEnrolled {
+		if d, err := r.st.Device(context.Background(), id); err == nil && d.Account != "" {
+			f["account"] = d.Account
+		}
+	}
+	r.auditEvent(event, f)
+}
+
+// auditAssigned records a device given an account label (or, with
+// account "", its label removed) by an admin.
+func (r *Relay) auditAssigned(id protocol.DeviceID, account, previous string) {
+	f := audit.Fields{"device": id.String(), "account": account}
+	if previous != "" {
+		f["previous"] = previous
+	}
+	r.auditEvent(audit.EventDeviceAssigned, f)
+}
+
+// auditAccount records an admin action on a whole account: how many
+// devices it changed and, when invites >= 0, how many unused invite codes
+// it deleted.
+func (r *Relay) auditAccount(event, account string, devices, invites int) {
+	f := audit.Fields{"account": account, "devices": devices}
+	if invites >= 0 {
+		f["invites_revoked"] = invites
+	}
+	r.auditEvent(event, f)
 }
 
 // auditBarred records a device revoked or suspended by an admin.
@@ -67,9 +89,14 @@ func (r *Relay) auditBarred(reason string, id protocol.DeviceID) {
 	r.auditDevice(event, id)
 }
 
-// auditInvites records invite codes created: how many, never the codes.
-func (r *Relay) auditInvites(n int, ttl time.Duration) {
-	r.auditEvent(audit.EventInvitesCreated, audit.Fields{"count": n, "ttl_seconds": int64(ttl / time.Second), "via": "relay"})
+// auditInvites records invite codes created: how many and for which
+// account, never the codes.
+func (r *Relay) auditInvites(n int, ttl time.Duration, account string) {
+	f := audit.Fields{"count": n, "ttl_seconds": int64(ttl / time.Second), "via": "relay"}
+	if account != "" {
+		f["account"] = account
+	}
+	r.auditEvent(audit.EventInvitesCreated, f)
 }
 
 // Events named in files that do not import package audit.
@@ -78,6 +105,10 @@ const (
 	auditBlobPurge      = audit.EventBlobPurge
 	auditDeviceEnrolled = audit.EventDeviceEnrolled
 	auditDeviceRestored = audit.EventDeviceRestored
+
+	auditAccountRevoked   = audit.EventAccountRevoked
+	auditAccountSuspended = audit.EventAccountSuspended
+	auditAccountRestored  = audit.EventAccountRestored
 )
 
 // auditInviteRevoked records an invite code revoked (never the code).

@@ -223,7 +223,7 @@ func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request, id protocol.Bl
 			return err
 		}
 		now := r.cfg.Now()
-		rec, err := b.idx.CommitBlob(context.Background(), key, committed, to, now, now.Add(r.cfg.BlobRetention))
+		rec, err := b.idx.CommitBlob(context.Background(), key, committed, to, now, now.Add(r.set().blobRetention))
 		if err != nil {
 			return err
 		}

@@ -213,12 +213,13 @@ func (c *conn) createBlob(id uint32, f *protocol.CreateBlob) {
 		c.refuse(id, protocol.CodeInternal, "this relay does not store blobs")
 		return
 	}
+	s := r.set()
 	switch {
 	case f.Size == 0 || f.Size%protocol.BlobCipherChunkSize != 0:
 		c.refuse(id, protocol.CodeBlobSize, fmt.Sprintf("blob size must be a positive multiple of %d", protocol.BlobCipherChunkSize))
 		return
-	case f.Size > uint64(r.cfg.MaxBlobSize):
-		c.refuse(id, protocol.CodeBlobTooLarge, fmt.Sprintf("blob size above this relay's maximum of %d bytes", r.cfg.MaxBlobSize))
+	case f.Size > uint64(s.maxBlobSize):
+		c.refuse(id, protocol.CodeBlobTooLarge, fmt.Sprintf("blob size above this relay's maximum of %d bytes", s.maxBlobSize))
 		return
 	}
 	var bid protocol.BlobID
@@ -234,9 +235,9 @@ func (c *conn) createBlob(id uint32, f *protocol.CreateBlob) {
 		Created:   now,
 		Expires:   now.Add(unfinishedBlobRetention).Truncate(time.Second),
 	}
-	if err := r.blobs.idx.CreateBlob(c.ctx, rec, uint64(r.cfg.BlobQuota), protocol.MaxUnfinishedBlobs); err != nil {
+	if err := r.blobs.idx.CreateBlob(c.ctx, rec, uint64(s.blobQuota), protocol.MaxUnfinishedBlobs); err != nil {
 		if errors.Is(err, store.ErrBlobQuota) {
-			c.refuse(id, protocol.CodeBlobQuota, fmt.Sprintf("quota of %d bytes or %d unfinished uploads reached", r.cfg.BlobQuota, protocol.MaxUnfinishedBlobs))
+			c.refuse(id, protocol.CodeBlobQuota, fmt.Sprintf("quota of %d bytes or %d unfinished uploads reached", s.blobQuota, protocol.MaxUnfinishedBlobs))
 			return
 		}
 		c.storeRefusal(id, err)

@@ -21,8 +21,13 @@ const (
 	EnrollInvite = "invite"
 )
 
+// DefaultMaxConnections is Config.MaxConnections' default.
+const DefaultMaxConnections = 10000
+
 // Config configures a Relay. The zero value of every field but DataDir
-// means its default.
+// means its default. Relay.Reload can change the enrolment policy,
+// retention, limits, keep-alive and frame-rate settings of a running relay
+// (see Reload for the list); the other fields are fixed.
 type Config struct {
 	// DataDir holds the store (relay.db), the blob files (blobs/) and the
 	// admin socket. Required unless Store is set; without it (a custom
@@ -39,7 +44,8 @@ type Config struct {
 	// protocol.DefaultRetention.
 	Retention time.Duration
 	// MaxConnections bounds concurrent WebSocket connections; more are
-	// refused with CodeTooManyConnections. Zero means 10000.
+	// refused with CodeTooManyConnections. Zero means
+	// DefaultMaxConnections.
 	MaxConnections int
 	// Now is the clock (challenges, received times, expiry, invites, rate
 	// limits). Nil means time.Now.
@@ -106,6 +112,16 @@ type Config struct {
 	// names the client address for the per-address limits. A request from
 	// any other peer is limited by its TCP address and its header ignored.
 	TrustedProxies []netip.Prefix
+
+	// FrameRate is how many frames per second one WebSocket connection may
+	// send on average; a frame beyond FrameRate and FrameBurst is answered
+	// with CodeRateLimited and not processed. Zero means
+	// protocol.RateFramesPerSecond; negative is an error.
+	FrameRate int
+	// FrameBurst is how many frames a connection may send at once before
+	// FrameRate applies. Zero means protocol.RateBurst; negative is an
+	// error.
+	FrameBurst int
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -127,7 +143,7 @@ func (c *Config) withDefaults() (Config, error) {
 		o.Retention = protocol.DefaultRetention
 	}
 	if o.MaxConnections <= 0 {
-		o.MaxConnections = 10000
+		o.MaxConnections = DefaultMaxConnections
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -164,6 +180,15 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if err := o.limitDefaults(); err != nil {
 		return o, err
+	}
+	if o.FrameRate < 0 || o.FrameBurst < 0 {
+		return o, fmt.Errorf("%w: frame rate %d or burst %d is negative", ErrConfig, o.FrameRate, o.FrameBurst)
+	}
+	if o.FrameRate == 0 {
+		o.FrameRate = protocol.RateFramesPerSecond
+	}
+	if o.FrameBurst == 0 {
+		o.FrameBurst = protocol.RateBurst
 	}
 	return o, nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/postern/postern/protocol"
 )
@@ -41,9 +42,11 @@ type conn struct {
 	device protocol.DeviceID
 	subs   map[protocol.MailboxID]*subscription
 
-	ready  readyList // subscriptions waiting for the delivery loop
-	tokens float64
-	last   time.Time
+	ready readyList // subscriptions waiting for the delivery loop
+	// frames is the connection's frame rate limit (Config.FrameRate and
+	// FrameBurst). A value, not a pointer: it costs an idle connection
+	// its size and no allocation. Reload changes it (setFrameRate).
+	frames rate.Limiter
 
 	busy sync.Mutex // held while a request is handled
 
@@ -74,9 +77,10 @@ func newConn(r *Relay, ws *websocket.Conn, host string, n uint64) *conn {
 		out:    outQueue{space: make(chan struct{}, 1)},
 		subs:   map[protocol.MailboxID]*subscription{},
 		sends:  make(chan struct{}, protocol.MaxPipelinedSends),
-		tokens: protocol.RateBurst,
-		last:   r.cfg.Now(),
 	}
+	// Set at the zero time, the bucket is full at the first frame: it
+	// refills from then to now, capped at the burst.
+	c.setFrameRate(time.Time{}, r.set())
 	rand.Read(c.nonce[:])
 	return c
 }
@@ -309,18 +313,9 @@ func (c *conn) refuse(id uint32, code protocol.Code, msg string) {
 	c.send(id, &protocol.ErrorFrame{Code: code, Msg: msg})
 }
 
-// allow takes one token from the connection's bucket.
+// allow takes one frame from the connection's rate limit.
 func (c *conn) allow() bool {
-	now := c.r.cfg.Now()
-	if dt := now.Sub(c.last).Seconds(); dt > 0 {
-		c.tokens = min(protocol.RateBurst, c.tokens+dt*protocol.RateFramesPerSecond)
-	}
-	c.last = now
-	if c.tokens < 1 {
-		return false
-	}
-	c.tokens--
-	return true
+	return c.frames.AllowN(c.r.cfg.Now(), 1)
 }
 
 // requestID reads the request ID of a frame that may not parse.

@@ -16,6 +16,15 @@
 // /healthz. For tests, relay/relaytest starts a
 // relay on loopback, like net/http/httptest.
 //
+// [Relay.Reload] changes a running relay's enrolment policy, retention,
+// connection, blob, per-address and frame-rate limits and keep-alive
+// without a restart; open connections keep working:
+//
+//	c := r.Config()
+//	c.Enrollment = relay.EnrollInvite
+//	if err := r.Reload(c); err != nil { ... } // ErrConfig: nothing changed
+//	r.AuditReload([]string{"enrollment"}, nil)
+//
 // # What the relay does
 //
 // Each connection gets a Challenge. A device enrolls (Enroll) or

@@ -38,6 +38,13 @@ func adminSeeds() map[string][]byte {
 		"invalid-ttl-syntax":    enc(AdminRequest{Op: "invite.create", TTL: "soon"}),
 		"invalid-truncated":     enc(AdminRequest{Op: "invite.create", Count: 2})[:20],
 		"invalid-not-an-object": []byte("[\"invite.create\"]\n"),
+		"valid-account-0":       enc(AdminRequest{Op: "invite.create", Count: 2, Account: "dr.smith"}),
+		"valid-account-1":       enc(AdminRequest{Op: "account.list"}),
+		"valid-account-2":       enc(AdminRequest{Op: "device.list", Account: "dr.smith"}),
+		"valid-account-3":       enc(AdminRequest{Op: "account.revoke", Account: "dr.smith"}),
+		"invalid-account-label": enc(AdminRequest{Op: "invite.create", Account: "dr.\u202esmith"}),
+		"invalid-account-long":  enc(AdminRequest{Op: "account.suspend", Account: strings.Repeat("x", 65)}),
+		"invalid-account-none":  enc(AdminRequest{Op: "account.revoke"}),
 	}
 }
 
@@ -84,9 +91,10 @@ func (c *adminConn) SetWriteDeadline(time.Time) error { return nil }
 
 // FuzzAdminRequest feeds arbitrary bytes to the admin socket's connection
 // handler, over a real relay and store on a temp dir but no listener. The
-// answer is always exactly one JSON AdminResponse carrying either an error
-// or codes, and codes only for a well-formed invite.create, as many as
-// asked, each a fresh 26-character lowercase base32 code.
+// answer is always exactly one JSON AdminResponse: an error, or the answer
+// to a known op; codes only for a well-formed invite.create (a valid
+// account label, if any), as many as asked, each a fresh 26-character
+// lowercase base32 code. Backup requests are skipped: they write files.
 func FuzzAdminRequest(f *testing.F) {
 	r, err := New(Config{DataDir: f.TempDir(), PurgeInterval: -1})
 	if err != nil {
@@ -95,6 +103,10 @@ func FuzzAdminRequest(f *testing.F) {
 	f.Cleanup(func() { r.Close() })
 	f.Add([]byte("{}"))
 	f.Fuzz(func(t *testing.T, req []byte) {
+		var peek AdminRequest
+		if json.NewDecoder(io.LimitReader(bytes.NewReader(req), maxAdminRequest)).Decode(&peek) == nil && peek.Op == "backup" {
+			t.Skip("backup writes a file where the request says")
+		}
 		c := &adminConn{r: bytes.NewReader(req)}
 		r.serveAdminConn(c)
 		dec := json.NewDecoder(&c.w)
@@ -106,16 +118,37 @@ func FuzzAdminRequest(f *testing.F) {
 		if dec.More() {
 			t.Fatal("more than one answer")
 		}
-		if (resp.Error == "") == (len(resp.Codes) == 0) {
-			t.Fatalf("answer %+v: want an error or codes", resp)
-		}
 		if resp.Error != "" {
+			if len(resp.Codes) != 0 {
+				t.Fatalf("answer %+v: an error and codes", resp)
+			}
 			return
 		}
 		// What the handler must have understood (same limit, same decoder).
 		var want AdminRequest
-		if err := json.NewDecoder(io.LimitReader(bytes.NewReader(req), 4096)).Decode(&want); err != nil {
-			t.Fatalf("codes for an undecodable request: %v", err)
+		if err := json.NewDecoder(io.LimitReader(bytes.NewReader(req), maxAdminRequest)).Decode(&want); err != nil {
+			t.Fatalf("an answer for an undecodable request: %v", err)
+		}
+		switch want.Op {
+		case "invite.create":
+		case "invite.revoke", "device.list", "device.revoke", "device.suspend", "device.restore", "device.assign",
+			"account.list", "account.revoke", "account.suspend", "account.restore":
+			if len(resp.Codes) != 0 {
+				t.Fatalf("codes for %+v", want)
+			}
+			if strings.HasPrefix(want.Op, "account.") && want.Op != "account.list" {
+				if _, err := ParseAccountLabel(want.Account); err != nil {
+					t.Fatalf("%s of a bad label %q answered %+v", want.Op, want.Account, resp)
+				}
+			}
+			return
+		default:
+			t.Fatalf("answer %+v to an unknown op %q", resp, want.Op)
+		}
+		if want.Account != "" {
+			if _, err := ParseAccountLabel(want.Account); err != nil {
+				t.Fatalf("codes for a bad account label %q", want.Account)
+			}
 		}
 		n := want.Count
 		if n == 0 {

@@ -15,7 +15,7 @@ import (
 func (c *conn) handle(b []byte) bool {
 	if !c.allow() {
 		c.r.cfg.Metrics.RateLimited()
-		c.refuse(requestID(b), protocol.CodeRateLimited, fmt.Sprintf("more than %d frames per second", protocol.RateFramesPerSecond))
+		c.refuse(requestID(b), protocol.CodeRateLimited, fmt.Sprintf("more than %d frames per second", int(c.frames.Limit())))
 		return true
 	}
 	id, f, err := protocol.Parse(b)
@@ -100,7 +100,6 @@ func offStack(f func()) {
 	<-done
 }
 
-
 func (c *conn) enroll(id uint32, f *protocol.Enroll) {
 	if c.authed {
 		c.refuse(id, protocol.CodeAlreadyAuthed, "")
@@ -116,7 +115,7 @@ func (c *conn) enroll(id uint32, f *protocol.Enroll) {
 		return
 	}
 	var invite *store.InviteHash
-	if c.r.cfg.Enrollment == EnrollInvite {
+	if c.r.set().enrollment == EnrollInvite {
 		if f.Invite == "" {
 			c.refuse(id, protocol.CodeEnrollmentRefused, "this relay requires an invite code")
 			return
@@ -203,7 +202,7 @@ func (c *conn) sendEnvelope(id uint32, f *protocol.Send) {
 		Mailbox:  f.Mailbox,
 		ID:       protocol.NewEnvelopeID(),
 		Received: received,
-		Expires:  received.Add(c.r.cfg.Retention),
+		Expires:  received.Add(c.r.set().retention),
 		Data:     f.Envelope,
 	}
 	// Wait for a slot (backpressure on a client that pipelines more than

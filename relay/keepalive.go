@@ -18,10 +18,12 @@ const (
 // from one relay-wide ticker, so an idle connection holds no goroutine of
 // its own for it; a ping in flight runs in a short-lived goroutine that
 // ends when the pong arrives or Config.PingTimeout passes, and a
-// connection whose ping goes unanswered is closed.
+// connection whose ping goes unanswered is closed. The loop runs even with
+// pings disabled, so that Reload can turn them on.
 type keepalive struct {
-	stop chan struct{}
-	done chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	reset chan struct{} // Reload changed the interval
 
 	mu       sync.Mutex
 	inflight map[*conn]struct{} // connections with a ping outstanding
@@ -31,11 +33,8 @@ func (r *Relay) startKeepalive() {
 	k := &r.ka
 	k.stop = make(chan struct{})
 	k.done = make(chan struct{})
+	k.reset = make(chan struct{}, 1)
 	k.inflight = map[*conn]struct{}{}
-	if r.cfg.PingInterval <= 0 {
-		close(k.done)
-		return
-	}
 	go r.keepaliveLoop()
 }
 
@@ -52,13 +51,31 @@ func (r *Relay) stopKeepalive() {
 
 func (r *Relay) keepaliveLoop() {
 	defer close(r.ka.done)
-	t := time.NewTicker(r.cfg.PingInterval)
-	defer t.Stop()
+	var t *time.Ticker
+	var tick <-chan time.Time // nil while pings are disabled
+	arm := func() {
+		if t != nil {
+			t.Stop()
+			t, tick = nil, nil
+		}
+		if d := r.set().pingInterval; d > 0 {
+			t = time.NewTicker(d)
+			tick = t.C
+		}
+	}
+	arm()
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-r.ka.stop:
 			return
-		case <-t.C:
+		case <-r.ka.reset:
+			arm()
+		case <-tick:
 			r.pingAll()
 		}
 	}
@@ -92,13 +109,14 @@ func (r *Relay) ping(c *conn) {
 		delete(r.ka.inflight, c)
 		r.ka.mu.Unlock()
 	}()
-	ctx, cancel := context.WithTimeout(c.ctx, r.cfg.PingTimeout)
+	timeout := r.set().pingTimeout
+	ctx, cancel := context.WithTimeout(c.ctx, timeout)
 	defer cancel()
 	err := c.ws.Ping(ctx)
 	if err == nil || c.ctx.Err() != nil {
 		return // answered, or the connection ended anyway
 	}
-	c.log.Info("ping unanswered; closing connection", "timeout", r.cfg.PingTimeout.String(), "err", err)
+	c.log.Info("ping unanswered; closing connection", "timeout", timeout.String(), "err", err)
 	// A peer that does not answer pings will not read a close frame
 	// either.
 	c.cancel()

@@ -55,7 +55,7 @@ func addrKey(a netip.Addr) netip.Addr {
 // peer is one of Config.TrustedProxies, the last address in
 // X-Forwarded-For that is not a trusted proxy. The header is never read
 // from an untrusted peer.
-func (r *Relay) clientAddr(req *http.Request) (netip.Addr, bool) {
+func (r *Relay) clientAddr(req *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
 	ap, err := netip.ParseAddrPort(req.RemoteAddr)
 	var peer netip.Addr
 	if err == nil {
@@ -68,7 +68,7 @@ func (r *Relay) clientAddr(req *http.Request) (netip.Addr, bool) {
 	} else {
 		return netip.Addr{}, false
 	}
-	if !r.trusted(peer) {
+	if !isTrusted(trusted, peer) {
 		return peer, true
 	}
 	addr := peer
@@ -81,7 +81,7 @@ func (r *Relay) clientAddr(req *http.Request) (netip.Addr, bool) {
 				return addr, true // a hop we cannot read: stop at the last good one
 			}
 			addr = a.Unmap()
-			if !r.trusted(addr) {
+			if !isTrusted(trusted, addr) {
 				return addr, true
 			}
 		}
@@ -89,8 +89,8 @@ func (r *Relay) clientAddr(req *http.Request) (netip.Addr, bool) {
 	return addr, true
 }
 
-func (r *Relay) trusted(a netip.Addr) bool {
-	for _, p := range r.cfg.TrustedProxies {
+func isTrusted(trusted []netip.Prefix, a netip.Addr) bool {
+	for _, p := range trusted {
 		if p.Contains(a) {
 			return true
 		}
@@ -104,7 +104,8 @@ func (r *Relay) trusted(a netip.Addr) bool {
 // CodeTooManyConnections (too many open at once); otherwise it returns a
 // release function to call when the connection ends.
 func (r *Relay) admitAddr(w http.ResponseWriter, req *http.Request) (release func(), ok bool) {
-	a, ok := r.clientAddr(req)
+	s := r.set()
+	a, ok := r.clientAddr(req, s.trusted)
 	if !ok || a.IsLoopback() {
 		// Not an IP peer, or a client on this host (a CLI in a script
 		// sends over a fresh connection each time): no per-address
@@ -129,10 +130,10 @@ func (r *Relay) admitAddr(w http.ResponseWriter, req *http.Request) (release fun
 			r.refuseHTTP(w, protocol.CodeTooManyConnections, "too many client addresses")
 			return nil, false
 		}
-		st = &addrState{lim: r.newAddrLimiter(now)}
+		st = &addrState{lim: newAddrLimiter(now, s)}
 		l.addrs[key] = st
 	}
-	if st.conns >= r.cfg.MaxConnsPerAddress {
+	if st.conns >= s.maxPerAddr {
 		l.mu.Unlock()
 		r.refuseHTTP(w, protocol.CodeTooManyConnections, "too many connections from this address")
 		return nil, false
@@ -151,13 +152,33 @@ func (r *Relay) admitAddr(w http.ResponseWriter, req *http.Request) (release fun
 	}, true
 }
 
-func (r *Relay) newAddrLimiter(now time.Time) *rate.Limiter {
-	if r.cfg.ConnRatePerAddress < 0 {
+func newAddrLimiter(now time.Time, s *settings) *rate.Limiter {
+	if s.connRate < 0 {
 		return nil
 	}
-	lim := rate.NewLimiter(rate.Limit(float64(r.cfg.ConnRatePerAddress)/60), r.cfg.ConnBurstPerAddress)
+	lim := rate.NewLimiter(perMinute(s.connRate), s.connBurst)
 	lim.AllowN(now, 0) // starts full at the relay's clock
 	return lim
+}
+
+func perMinute(n int) rate.Limit { return rate.Limit(float64(n) / 60) }
+
+// reset applies new per-address rate settings (Reload) to every address
+// tracked, keeping what each has used.
+func (l *addrLimits) reset(now time.Time, s *settings) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, st := range l.addrs {
+		switch {
+		case s.connRate < 0:
+			st.lim = nil
+		case st.lim == nil:
+			st.lim = newAddrLimiter(now, s)
+		default:
+			st.lim.SetLimitAt(now, perMinute(s.connRate))
+			st.lim.SetBurstAt(now, s.connBurst)
+		}
+	}
 }
 
 // sweep forgets every address with no open connection whose limiter is

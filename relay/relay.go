@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -25,10 +26,17 @@ const DBFile = "relay.db"
 // Relay is a running relay. It is an http.Handler; it is safe for
 // concurrent use.
 type Relay struct {
+	// cfg is the configuration as given to New with its defaults filled
+	// in. Its reloadable fields (settings.into) are those at start only:
+	// read them through set().
 	cfg Config
 	log *slog.Logger
 	st  store.Store
 	hub hub
+
+	given    Config                   // as passed to New, for Config and Reload
+	live     atomic.Pointer[settings] // reload.go
+	reloadMu sync.Mutex               // one Reload at a time
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
@@ -71,6 +79,7 @@ func New(cfg Config) (*Relay, error) {
 	}
 	r := &Relay{
 		cfg:       c,
+		given:     cfg,
 		log:       c.Logger,
 		st:        st,
 		conns:     map[*conn]struct{}{},
@@ -78,6 +87,7 @@ func New(cfg Config) (*Relay, error) {
 		purgeDone: make(chan struct{}),
 	}
 	r.hub.subs = map[protocol.MailboxID]map[*subscription]struct{}{}
+	r.live.Store(settingsOf(&c))
 	if err := r.cfg.openAudit(); err != nil {
 		st.Close()
 		return nil, err
@@ -163,7 +173,7 @@ func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case r.closing:
 		refuse, status = &protocol.ErrorFrame{Code: protocol.CodeShuttingDown, Msg: "relay shutting down"}, websocket.StatusGoingAway
-	case len(r.conns) >= r.cfg.MaxConnections:
+	case len(r.conns) >= r.set().maxConns:
 		refuse, status = &protocol.ErrorFrame{Code: protocol.CodeTooManyConnections, Msg: "relay at its connection limit"}, websocket.StatusTryAgainLater
 	}
 	if refuse != nil {

@@ -17,24 +17,50 @@ import (
 const adminUsage = `usage: postern-relay admin COMMAND [--data DIR]
 
 Commands, run against a running relay through DATA/admin.sock:
-  invite create [--count N] [--ttl 72h]   make invite codes, one per line
+  invite create [--count N] [--ttl 72h] [--account LABEL]
+                                          make invite codes, one per line; with --account, the
+                                          devices they enrol belong to that account
   invite revoke CODE                      make an invite code unusable
-  devices [--long] [--json]               list devices: ID, enrolment day, last-seen day, state
+  devices [--long] [--json] [--account LABEL]
+                                          list devices: ID, account, enrolment day, last-seen day, state
+  accounts [--json]                       list accounts: devices by state, last-seen day, pending invites
   revoke ID...                            offboard devices for good: disconnect them now, refuse
                                           them from now on, delete their mailboxes and queued
                                           envelopes, prekeys and bundles
-  suspend ID...                           disconnect and refuse devices until restored; keep their data
-  restore ID...                           lift a suspension
+  revoke --account LABEL                  offboard a person: revoke every device of the account
+                                          and its unused invite codes
+  suspend ID... | --account LABEL         disconnect and refuse devices until restored; keep their data
+  restore ID... | --account LABEL         lift a suspension
+  assign LABEL ID...                      make enrolled devices belong to an account
+  unassign ID...                          remove devices from their account
 
 An ID is a device ID as "devices" lists it: the full 64 hex digits, or a
-unique prefix of at least 8. The relay knows devices, not persons: to
-offboard a person, revoke all of their devices in one command.
+unique prefix of at least 8. An account LABEL is a name you choose for a
+person, e.g. dr.smith or an HR number: 1 to 64 bytes of printable UTF-8,
+compared exactly. Give each person invite codes made with --account, and
+offboard them with revoke --account. Clients never see the label.
 `
+
+// labelHint explains account labels after a refused one.
+const labelHint = "an account label is 1 to 64 bytes of printable UTF-8 with no control characters, e.g. dr.smith or an HR number"
+
+// accountArg trims and checks an --account or LABEL argument; empty is
+// allowed (no account) unless required.
+func accountArg(s string, required bool) (string, error) {
+	if strings.TrimSpace(s) == "" && !required {
+		return "", nil
+	}
+	label, err := relay.ParseAccountLabel(s)
+	if err != nil {
+		return "", &usageError{msg: err.Error(), hint: labelHint}
+	}
+	return label, nil
+}
 
 // admin runs `postern-relay admin …`.
 func admin(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return &usageError{msg: "no admin command", hint: "postern-relay admin invite create|invite revoke|devices|revoke|suspend|restore"}
+		return &usageError{msg: "no admin command", hint: "postern-relay admin invite create|invite revoke|devices|accounts|revoke|suspend|restore|assign|unassign"}
 	}
 	switch args[0] {
 	case "invite":
@@ -47,8 +73,12 @@ func admin(args []string, stdout, stderr io.Writer) error {
 		return &usageError{msg: "unknown admin invite command", hint: "postern-relay admin invite create|revoke"}
 	case "devices":
 		return adminDevices(args[1:], stdout, stderr)
+	case "accounts":
+		return adminAccounts(args[1:], stdout, stderr)
 	case "revoke", "suspend", "restore":
 		return adminDeviceOp(args[0], args[1:], stdout, stderr)
+	case "assign", "unassign":
+		return adminAssign(args[0], args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, adminUsage)
 		return nil
@@ -130,10 +160,15 @@ func adminDevices(args []string, stdout, stderr io.Writer) error {
 	fs, data := adminFlags("admin devices", stderr)
 	long := fs.Bool("long", false, "show full device IDs")
 	asJSON := fs.Bool("json", false, "print JSON")
+	accountFlag := fs.String("account", "", "list only the devices of this account")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	resp, err := adminCall(*data, relay.AdminRequest{Op: "device.list"})
+	account, err := accountArg(*accountFlag, false)
+	if err != nil {
+		return err
+	}
+	resp, err := adminCall(*data, relay.AdminRequest{Op: "device.list", Account: account})
 	if err != nil {
 		return err
 	}
@@ -147,34 +182,142 @@ func adminDevices(args []string, stdout, stderr io.Writer) error {
 		return enc.Encode(devs)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tENROLLED\tLAST SEEN\tSTATE")
+	fmt.Fprintln(tw, "ID\tACCOUNT\tENROLLED\tLAST SEEN\tSTATE")
 	for _, d := range resp.Devices {
 		id := d.Short
 		if *long {
 			id = d.ID
 		}
-		seen := d.LastSeen
-		if seen == "" {
-			seen = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, d.Enrolled, seen, d.State)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", id, dash(d.Account), d.Enrolled, dash(d.LastSeen), d.State)
 	}
 	return tw.Flush()
 }
 
+// dash stands in for an empty table cell.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func adminAccounts(args []string, stdout, stderr io.Writer) error {
+	fs, data := adminFlags("admin accounts", stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	resp, err := adminCall(*data, relay.AdminRequest{Op: "account.list"})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		accts := resp.Accounts
+		if accts == nil {
+			accts = []relay.AdminAccount{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(accts)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tACTIVE\tSUSPENDED\tREVOKED\tLAST SEEN\tINVITES")
+	for _, a := range resp.Accounts {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\n", a.Account, a.Active, a.Suspended, a.Revoked, dash(a.LastSeen), a.Invites)
+	}
+	return tw.Flush()
+}
+
+// adminAssign runs "assign LABEL ID..." and "unassign ID...".
+func adminAssign(verb string, args []string, stdout, stderr io.Writer) error {
+	fs, data := adminFlags("admin "+verb, stderr)
+	pos, err := parseWithArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	account := ""
+	if verb == "assign" {
+		if len(pos) == 0 {
+			return &usageError{msg: "no account label", hint: "postern-relay admin assign LABEL ID... (IDs from postern-relay admin devices)"}
+		}
+		if account, err = accountArg(pos[0], true); err != nil {
+			return err
+		}
+		pos = pos[1:]
+	}
+	if len(pos) == 0 {
+		return &usageError{msg: "no device IDs", hint: fmt.Sprintf("postern-relay admin %s (IDs from postern-relay admin devices)", map[string]string{"assign": "assign LABEL ID...", "unassign": "unassign ID..."}[verb])}
+	}
+	resp, err := adminCall(*data, relay.AdminRequest{Op: "device.assign", IDs: pos, Account: account})
+	if err != nil {
+		return err
+	}
+	for _, id := range resp.Done {
+		if account == "" {
+			fmt.Fprintf(stdout, "unassigned %s\n", id)
+		} else {
+			fmt.Fprintf(stdout, "assigned %s to %s\n", id, account)
+		}
+	}
+	return nil
+}
+
 func adminDeviceOp(verb string, args []string, stdout, stderr io.Writer) error {
 	fs, data := adminFlags("admin "+verb, stderr)
+	accountFlag := fs.String("account", "", "act on every device of this account")
 	ids, err := parseWithArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(ids) == 0 {
-		return &usageError{msg: "no device IDs", hint: fmt.Sprintf("postern-relay admin %s ID... (IDs from postern-relay admin devices)", verb)}
-	}
 	past := map[string]string{"revoke": "revoked", "suspend": "suspended", "restore": "restored"}[verb]
+	// Only from the command line: POSTERN_RELAY_ACCOUNT left in the
+	// environment must not turn "revoke" without IDs into an offboarding.
+	fromArgs := false
+	fs.Visit(func(f *flag.Flag) { fromArgs = fromArgs || f.Name == "account" })
+	if fromArgs {
+		if len(ids) > 0 {
+			return &usageError{msg: "both device IDs and --account given", hint: fmt.Sprintf("postern-relay admin %s ID... or postern-relay admin %s --account LABEL", verb, verb)}
+		}
+		account, err := accountArg(*accountFlag, true)
+		if err != nil {
+			return err
+		}
+		return adminAccountOp(*data, verb, past, account, stdout)
+	}
+	if len(ids) == 0 {
+		return &usageError{msg: "no device IDs", hint: fmt.Sprintf("postern-relay admin %s ID... (IDs from postern-relay admin devices), or --account LABEL", verb)}
+	}
 	resp, err := adminCall(*data, relay.AdminRequest{Op: "device." + verb, IDs: ids})
 	for _, id := range resp.Done {
 		fmt.Fprintf(stdout, "%s %s\n", past, id)
 	}
 	return err
+}
+
+// adminAccountOp runs "revoke|suspend|restore --account LABEL": one line
+// per device changed, then what was done to the account.
+func adminAccountOp(data, verb, past, account string, stdout io.Writer) error {
+	resp, err := adminCall(data, relay.AdminRequest{Op: "account." + verb, Account: account})
+	if err != nil {
+		return err
+	}
+	for _, id := range resp.Done {
+		fmt.Fprintf(stdout, "%s %s\n", past, id)
+	}
+	summary := fmt.Sprintf("account %s: %s %s", account, plural(len(resp.Done), "device"), past)
+	if n := len(resp.Unchanged); n > 0 {
+		summary += fmt.Sprintf(", %s unchanged", plural(n, "device"))
+	}
+	if verb == "revoke" {
+		summary += fmt.Sprintf(", %s revoked", plural(resp.InvitesRevoked, "unused invite code"))
+	}
+	fmt.Fprintln(stdout, summary)
+	return nil
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

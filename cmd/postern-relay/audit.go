@@ -136,12 +136,16 @@ func auditExport(args []string, stdout, stderr io.Writer) error {
 
 // auditOfflineInvites records invite codes made while no relay runs (the
 // relay records its own).
-func auditOfflineInvites(dir string, n int, ttl time.Duration) error {
+func auditOfflineInvites(dir string, n int, ttl time.Duration, account string) error {
 	l, err := audit.Open(dir, nil)
 	if err != nil {
 		return err
 	}
-	err = l.Append(audit.EventInvitesCreated, audit.Fields{"count": n, "ttl_seconds": int64(ttl / time.Second), "via": "offline"})
+	f := audit.Fields{"count": n, "ttl_seconds": int64(ttl / time.Second), "via": "offline"}
+	if account != "" {
+		f["account"] = account
+	}
+	err = l.Append(audit.EventInvitesCreated, f)
 	if cerr := l.Close(); err == nil {
 		err = cerr
 	}

@@ -211,6 +211,8 @@ func describe(f *flag.Flag) (what, hint string) {
 	switch f.Value.(type) {
 	case *byteSize:
 		return "size", "use a positive number of bytes, optionally with KiB, MiB, GiB or TiB, such as 4GiB"
+	case *positiveInt:
+		return "number", "use a whole number of at least 1"
 	}
 	if g, ok := f.Value.(flag.Getter); ok {
 		switch g.Get().(type) {
@@ -285,9 +287,31 @@ func configCmd(args []string, stdout, stderr io.Writer) error {
 // check runs, in check mode, the checks relay.New makes on cfg without
 // opening anything.
 func (cs *configState) check(cfg relay.Config) error {
+	return checkRelayConfig(cfg)
+}
+
+// checkRelayConfig runs the checks relay.New makes on cfg without opening
+// anything (config check, and a reload).
+func checkRelayConfig(cfg relay.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return &usageError{msg: err.Error(), hint: "fix the option named above; docs/OPERATIONS.md lists every option"}
 	}
+	return nil
+}
+
+// positiveInt is a flag.Value for a whole number of at least 1.
+type positiveInt int
+
+func (p *positiveInt) String() string { return strconv.Itoa(int(*p)) }
+
+func (p *positiveInt) Get() any { return int(*p) }
+
+func (p *positiveInt) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 1 {
+		return fmt.Errorf("want a whole number of at least 1")
+	}
+	*p = positiveInt(n)
 	return nil
 }
 
@@ -348,6 +372,8 @@ func sampleConfig(fs *flag.FlagSet) string {
 # Precedence: a command-line flag wins over POSTERN_RELAY_<KEY> in the
 # environment, which wins over this file, which wins over the default.
 # Check a configuration without starting: postern-relay config check --config FILE
+# A running relay reads this file again on SIGHUP (systemctl reload
+# postern-relay); docs/OPERATIONS.md, "Reloading", says what applies at once.
 #
 # Every option below is shown commented out at its default.
 `)
@@ -375,18 +401,25 @@ func defaultText(f *flag.Flag) string {
 // optionsTable renders the options table of docs/OPERATIONS.md.
 func optionsTable(fs *flag.FlagSet) string {
 	var b strings.Builder
-	b.WriteString("| Flag | Environment variable | Config key | Default | Meaning |\n|---|---|---|---|---|\n")
+	b.WriteString("| Flag | Environment variable | Config key | Default | On reload (SIGHUP) | Meaning |\n|---|---|---|---|---|---|\n")
 	cell := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
-	row := func(f *flag.Flag, key string) {
+	row := func(f *flag.Flag, key, reload string) {
 		def := "`" + f.DefValue + "`"
 		if f.DefValue == "" {
 			def = "(empty)"
 		}
-		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s | %s |\n", f.Name, envName(f.Name), key, def, cell(f.Usage))
+		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s | %s | %s |\n", f.Name, envName(f.Name), key, def, reload, cell(f.Usage))
 	}
-	row(fs.Lookup(configFlag), "—")
+	row(fs.Lookup(configFlag), "—", "—")
 	for _, f := range options(fs) {
-		row(f, "`"+f.Name+"`")
+		reload := "restart"
+		switch {
+		case f.Name == "tls-cert" || f.Name == "tls-key":
+			reload = "re-read (adding or removing: restart)"
+		case reloadable[f.Name]: // reload.go
+			reload = "applied"
+		}
+		row(f, "`"+f.Name+"`", reload)
 	}
 	return b.String()
 }

@@ -8,8 +8,10 @@
 //	                    [--acme-domain D --acme-cache DIR] [--trusted-proxy CIDR,...]
 //	                    [--ping-interval 25s] [--conn-rate-per-address 200]
 //	                    [--conn-burst-per-address 200] [--max-conns-per-address 1000]
-//	postern-relay invite create [--data DIR] [--count N] [--ttl 72h]
-//	postern-relay admin invite create|invite revoke CODE|devices|revoke ID...|suspend ID...|restore ID... [--data DIR]
+//	                    [--max-connections 10000] [--frame-rate 2000] [--frame-burst 4000]
+//	postern-relay invite create [--data DIR] [--count N] [--ttl 72h] [--account LABEL]
+//	postern-relay admin invite create|invite revoke CODE|devices|accounts|revoke ID...|suspend ID...|restore ID...|
+//	                    revoke|suspend|restore --account LABEL|assign LABEL ID...|unassign ID... [--data DIR]
 //	postern-relay backup FILE [--data DIR]
 //	postern-relay restore FILE --data DIR
 //	postern-relay config check [--config FILE] [serve flags]
@@ -19,10 +21,12 @@
 // (upper case, dashes as underscores, e.g. POSTERN_RELAY_TLS_CERT); a flag
 // on the command line wins. Serve's flags can also be keys in a config file
 // (--config FILE, see config.go and docs/relay.conf.sample), below both.
+// SIGHUP reloads the configuration (reload.go, docs/OPERATIONS.md).
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -80,7 +84,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return configCmd(args[1:], stdout, stderr) // config.go
 	case "invite":
 		if len(args) < 2 || args[1] != "create" {
-			return &usageError{msg: "unknown invite command", hint: "postern-relay invite create [--count N] [--ttl 72h]"}
+			return &usageError{msg: "unknown invite command", hint: "postern-relay invite create [--count N] [--ttl 72h] [--account LABEL]"}
 		}
 		return inviteCreate(args[2:], stdout, stderr)
 	case "admin":
@@ -128,88 +132,49 @@ func parse(fs *flag.FlagSet, args []string) error {
 }
 
 // serve runs the relay. With cs not nil (config check) it stops after the
-// checks, before opening or listening on anything.
+// checks, before opening or listening on anything. SIGHUP reloads the
+// configuration (reload.go).
 func serve(args []string, stderr io.Writer, cs *configState) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: postern-relay serve [flags]\n\n"+
-			"Every flag can also be set in the environment as POSTERN_RELAY_<FLAG>\n"+
-			"(upper case, - as _: --tls-cert is POSTERN_RELAY_TLS_CERT) and as a key in\n"+
-			"the --config file (tls-cert = FILE); a flag on the command line wins over\n"+
-			"the environment, which wins over the file.\n\n")
-		fs.PrintDefaults()
-	}
-	listen := fs.String("listen", "127.0.0.1:7878", "address to listen on")
-	data := fs.String("data", "./postern-data", "data directory: the database and the admin socket")
-	cert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
-	key := fs.String("tls-key", "", "TLS key file (PEM)")
-	enrollment := fs.String("enrollment", relay.EnrollOpen, "enrolment policy: open or invite")
-	retention := fs.Duration("retention", protocol.DefaultRetention, "how long unacknowledged envelopes are kept")
-	maxBlob := byteSize(protocol.DefaultMaxBlobSize)
-	fs.Var(&maxBlob, "max-blob-size", "largest blob (attachment ciphertext) accepted, in bytes or with a suffix: KiB, MiB, GiB, TiB")
-	quota := byteSize(protocol.DefaultBlobQuota)
-	fs.Var(&quota, "blob-quota", "bytes of live and unfinished blobs per device (suffixes as --max-blob-size)")
-	blobRetention := fs.Duration("blob-retention", protocol.DefaultBlobRetention, "how long a blob is kept after its upload finished")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	mflags := addMetricsFlags(fs)
-	nflags := addNetFlags(fs) // tls.go: ACME, trusted proxies, keep-alive, per-address limits
-	if err := parseServe(fs, args, cs); err != nil {
-		return err
-	}
-	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	sc, err := loadServe(args, stderr, cs)
 	if err != nil {
 		return err
 	}
-	tlsConf, err := nflags.tlsConfig(*cert, *key, *listen, *data)
-	if err != nil {
-		return err
+	if cs != nil {
+		return cs.check(sc.relay)
 	}
-	useTLS := tlsConf != nil
-	metricsOn, err := mflags.check()
-	if err != nil {
-		return err
-	}
+	// From here on SIGHUP no longer kills the process: one that arrives
+	// while the relay starts is handled once it serves.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	level := new(slog.LevelVar) // a reload sets it
+	level.Set(sc.level)
+	logger := newLogger(stderr, sc.logFormat, level)
 	var m *metrics.Metrics
-	if metricsOn {
+	if sc.metricsOn {
 		m = metrics.New()
 	}
-
-	rcfg := relay.Config{
-		DataDir:    *data,
-		Logger:     logger,
-		Enrollment: *enrollment,
-		Retention:  *retention,
-
-		MaxBlobSize:   int64(maxBlob),
-		BlobQuota:     int64(quota),
-		BlobRetention: *blobRetention,
-		Metrics:       m,
-	}
-	nflags.apply(&rcfg)
-	if cs != nil {
-		return cs.check(rcfg)
-	}
+	rcfg := sc.relay
+	rcfg.Logger, rcfg.Metrics = logger, m
 	r, err := relay.New(rcfg)
 	if err != nil {
 		return err
 	}
-	admin, err := relay.ListenAdmin(*data)
+	admin, err := relay.ListenAdmin(sc.data)
 	if err != nil {
 		r.Close()
 		return err
 	}
 	go r.ServeAdmin(admin)
 	var ms *metricsServer
-	if metricsOn {
-		if ms, err = startMetrics(*mflags.listen, m, logger); err != nil {
+	if sc.metricsOn {
+		if ms, err = startMetrics(sc.metricsListen, m, logger); err != nil {
 			r.Close()
 			return err
 		}
 	}
 
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", sc.listen)
 	if err != nil {
 		r.Close()
 		return err
@@ -218,36 +183,35 @@ func serve(args []string, stderr io.Writer, cs *configState) error {
 	// long, and the relay sets progress-based deadlines on blob requests
 	// itself (WebSocket connections are hijacked and keep their own).
 	srv := &http.Server{
-		Handler:           nflags.handler(r),
-		TLSConfig:         tlsConf,
+		Handler:           sc.nflags.handler(r),
+		TLSConfig:         sc.tls,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	scheme := "ws"
-	if useTLS {
+	if sc.tls != nil {
 		scheme = "wss"
 	}
-	logger.Info("listening", "url", scheme+"://"+ln.Addr().String()+protocol.WebSocketPath, "data", *data)
+	logger.Info("listening", "url", scheme+"://"+ln.Addr().String()+protocol.WebSocketPath, "data", sc.data)
 
 	errc := make(chan error, 1)
 	go func() {
-		if useTLS {
+		if sc.tls != nil {
 			errc <- srv.ServeTLS(ln, "", "") // certificates in srv.TLSConfig
 		} else {
 			errc <- srv.Serve(ln)
 		}
 	}()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	rl := newReloader(args, sc, r, rcfg, level, logger)
 	var serveErr error
 wait:
 	for {
 		select {
 		case s := <-sig:
-			if s == syscall.SIGHUP { // systemctl reload: nothing is re-read at runtime yet
-				logger.Info("reload requested; nothing to reload yet (restart to apply configuration changes)")
+			if s == syscall.SIGHUP { // systemctl reload
+				rl.reload()
 				continue
 			}
 			logger.Info("shutting down", "signal", s.String())
@@ -260,11 +224,99 @@ wait:
 	srv.Shutdown(ctx) // stop accepting; WebSocket connections are the relay's
 	err = r.Shutdown(ctx)
 	ms.shutdown(ctx)
-	os.Remove(filepath.Join(*data, relay.AdminSocket))
+	os.Remove(filepath.Join(sc.data, relay.AdminSocket))
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
 	return err
+}
+
+// serveConfig is serve's configuration from one reading of the flags, the
+// environment and the config file, checked as at start.
+type serveConfig struct {
+	fs            *flag.FlagSet
+	listen, data  string
+	logFormat     string
+	level         slog.Level
+	tls           *tls.Config // nil: plain HTTP
+	metricsOn     bool
+	metricsListen string
+	nflags        *netFlags
+	relay         relay.Config // without Logger and Metrics
+}
+
+// loadServe defines serve's flags on a fresh FlagSet, fills them from args,
+// the environment and the config file (parseServe) and checks them. The
+// relay.Config it builds is checked by relay.New (or cs.check); nothing is
+// opened or listened on.
+func loadServe(args []string, stderr io.Writer, cs *configState) (*serveConfig, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: postern-relay serve [flags]\n\n"+
+			"Every flag can also be set in the environment as POSTERN_RELAY_<FLAG>\n"+
+			"(upper case, - as _: --tls-cert is POSTERN_RELAY_TLS_CERT) and as a key in\n"+
+			"the --config file (tls-cert = FILE); a flag on the command line wins over\n"+
+			"the environment, which wins over the file. SIGHUP reloads the configuration.\n\n")
+		fs.PrintDefaults()
+	}
+	listen := fs.String("listen", "127.0.0.1:7878", "address to listen on")
+	data := fs.String("data", "./postern-data", "data directory: the database and the admin socket")
+	cert := fs.String("tls-cert", "", "TLS certificate file (PEM); re-read on reload (SIGHUP)")
+	key := fs.String("tls-key", "", "TLS key file (PEM); re-read on reload (SIGHUP)")
+	enrollment := fs.String("enrollment", relay.EnrollOpen, "enrolment policy: open or invite")
+	retention := fs.Duration("retention", protocol.DefaultRetention, "how long unacknowledged envelopes are kept")
+	maxBlob := byteSize(protocol.DefaultMaxBlobSize)
+	fs.Var(&maxBlob, "max-blob-size", "largest blob (attachment ciphertext) accepted, in bytes or with a suffix: KiB, MiB, GiB, TiB")
+	quota := byteSize(protocol.DefaultBlobQuota)
+	fs.Var(&quota, "blob-quota", "bytes of live and unfinished blobs per device (suffixes as --max-blob-size)")
+	blobRetention := fs.Duration("blob-retention", protocol.DefaultBlobRetention, "how long a blob is kept after its upload finished")
+	maxConns := positiveInt(relay.DefaultMaxConnections)
+	fs.Var(&maxConns, "max-connections", "concurrent WebSocket connections; more are refused with error 51 (too many connections)")
+	frameRate := positiveInt(protocol.RateFramesPerSecond)
+	fs.Var(&frameRate, "frame-rate", "frames per second one WebSocket connection may send on average; more are refused with error 50 (rate limited)")
+	frameBurst := positiveInt(protocol.RateBurst)
+	fs.Var(&frameBurst, "frame-burst", "frames one WebSocket connection may send at once before --frame-rate applies")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	mflags := addMetricsFlags(fs)
+	nflags := addNetFlags(fs) // tls.go: ACME, trusted proxies, keep-alive, per-address limits
+	if err := parseServe(fs, args, cs); err != nil {
+		return nil, err
+	}
+	lv, err := parseLevel(*logLevel)
+	if err != nil {
+		return nil, err
+	}
+	if *logFormat != "text" && *logFormat != "json" {
+		return nil, &usageError{msg: fmt.Sprintf("log format %q", *logFormat), hint: "use text or json"}
+	}
+	tlsConf, err := nflags.tlsConfig(*cert, *key, *listen, *data)
+	if err != nil {
+		return nil, err
+	}
+	metricsOn, err := mflags.check()
+	if err != nil {
+		return nil, err
+	}
+	rcfg := relay.Config{
+		DataDir:        *data,
+		Enrollment:     *enrollment,
+		Retention:      *retention,
+		MaxConnections: int(maxConns),
+		FrameRate:      int(frameRate),
+		FrameBurst:     int(frameBurst),
+
+		MaxBlobSize:   int64(maxBlob),
+		BlobQuota:     int64(quota),
+		BlobRetention: *blobRetention,
+	}
+	nflags.apply(&rcfg)
+	return &serveConfig{
+		fs: fs, listen: *listen, data: *data, logFormat: *logFormat, level: lv,
+		tls: tlsConf, metricsOn: metricsOn, metricsListen: *mflags.listen,
+		nflags: nflags, relay: rcfg,
+	}, nil
 }
 
 func isLoopback(addr string) bool {
@@ -279,19 +331,23 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+// parseLevel parses --log-level.
+func parseLevel(level string) (slog.Level, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, &usageError{msg: fmt.Sprintf("log level %q", level), hint: "use debug, info, warn or error"}
+		return 0, &usageError{msg: fmt.Sprintf("log level %q", level), hint: "use debug, info, warn or error"}
 	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	return lv, nil
+}
+
+// newLogger builds serve's logger; format is "text" or "json" (checked by
+// loadServe).
+func newLogger(w io.Writer, format string, level slog.Leveler) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return nil, &usageError{msg: fmt.Sprintf("log format %q", format), hint: "use text or json"}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func inviteCreate(args []string, stdout, stderr io.Writer) error {
@@ -300,16 +356,21 @@ func inviteCreate(args []string, stdout, stderr io.Writer) error {
 	data := fs.String("data", "./postern-data", "data directory: the database and the admin socket")
 	count := fs.Int("count", 1, "number of invite codes")
 	ttl := fs.Duration("ttl", relay.DefaultInviteTTL, "how long the codes stay valid")
+	accountFlag := fs.String("account", "", "bind the codes to this account label (e.g. dr.smith): the devices they enrol belong to it")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	account, err := accountArg(*accountFlag, false)
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// A running relay owns the database: ask it over the admin socket.
-	resp, err := relay.Admin(ctx, *data, relay.AdminRequest{Op: "invite.create", Count: *count, TTL: ttl.String()})
+	resp, err := relay.Admin(ctx, *data, relay.AdminRequest{Op: "invite.create", Count: *count, TTL: ttl.String(), Account: account})
 	codes := resp.Codes
 	if errors.Is(err, relay.ErrNoAdminSocket) {
-		codes, err = offlineInvites(ctx, *data, *count, *ttl)
+		codes, err = offlineInvites(ctx, *data, *count, *ttl, account)
 	}
 	if err != nil {
 		return err
@@ -321,7 +382,7 @@ func inviteCreate(args []string, stdout, stderr io.Writer) error {
 }
 
 // offlineInvites opens the store directly when no relay is running.
-func offlineInvites(ctx context.Context, dir string, n int, ttl time.Duration) ([]string, error) {
+func offlineInvites(ctx context.Context, dir string, n int, ttl time.Duration, account string) ([]string, error) {
 	path := filepath.Join(dir, relay.DBFile)
 	if _, err := os.Stat(path); err != nil {
 		return nil, &usageError{msg: fmt.Sprintf("no relay data at %s", path), hint: "pass --data DIR (or set POSTERN_RELAY_DATA) to the relay's data directory"}
@@ -331,9 +392,9 @@ func offlineInvites(ctx context.Context, dir string, n int, ttl time.Duration) (
 		return nil, err
 	}
 	defer st.Close()
-	codes, err := relay.CreateInvites(ctx, st, n, ttl, time.Now())
+	codes, err := relay.CreateAccountInvites(ctx, st, n, ttl, time.Now(), account)
 	if err == nil {
-		err = auditOfflineInvites(dir, n, ttl)
+		err = auditOfflineInvites(dir, n, ttl, account)
 	}
 	return codes, err
 }

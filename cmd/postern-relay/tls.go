@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/acme/autocert"
@@ -25,6 +26,10 @@ type netFlags struct {
 	connBurst    *int
 	maxPerAddr   *int
 	proxyOnly    bool // set by tlsConfig: plain HTTP on a non-loopback address
+
+	// Replaced by a reload (reload.go) while the server runs.
+	cert    atomic.Pointer[tls.Certificate] // from --tls-cert/--tls-key
+	proxies atomic.Pointer[prefixList]      // the trusted proxies handler serves
 }
 
 func addNetFlags(fs *flag.FlagSet) *netFlags {
@@ -41,7 +46,9 @@ func addNetFlags(fs *flag.FlagSet) *netFlags {
 
 // tlsConfig checks the TLS choice and returns the server's TLS
 // configuration: from --tls-cert/--tls-key, from ACME, or nil for plain
-// HTTP, which needs a loopback address or --trusted-proxy.
+// HTTP, which needs a loopback address or --trusted-proxy. The certificate
+// files are served through GetCertificate from n.cert, so that a reload
+// can replace the certificate for new handshakes.
 func (n *netFlags) tlsConfig(cert, key, listen, data string) (*tls.Config, error) {
 	if (cert == "") != (key == "") {
 		return nil, &usageError{msg: "--tls-cert and --tls-key go together", hint: "give both files, or neither on a loopback address"}
@@ -55,7 +62,8 @@ func (n *netFlags) tlsConfig(cert, key, listen, data string) (*tls.Config, error
 		if err != nil {
 			return nil, &usageError{msg: fmt.Sprintf("TLS certificate: %v", err), hint: "--tls-cert and --tls-key are PEM files: the certificate chain and its private key"}
 		}
-		return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+		n.cert.Store(&pair)
+		return &tls.Config{GetCertificate: n.certificate, MinVersion: tls.VersionTLS12}, nil
 	case len(n.acmeDomains) > 0:
 		dir := *n.acmeCache
 		if dir == "" {
@@ -82,6 +90,12 @@ func (n *netFlags) tlsConfig(cert, key, listen, data string) (*tls.Config, error
 	return nil, nil
 }
 
+// certificate is GetCertificate for --tls-cert/--tls-key: the pair loaded
+// last.
+func (n *netFlags) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return n.cert.Load(), nil
+}
+
 // apply sets the relay's keep-alive, limit and proxy configuration.
 func (n *netFlags) apply(c *relay.Config) {
 	c.PingInterval = *n.pingInterval
@@ -94,16 +108,17 @@ func (n *netFlags) apply(c *relay.Config) {
 // handler wraps h: plain HTTP on a non-loopback address serves only the
 // trusted proxies (everyone else gets 403), so the relay's plaintext
 // never crosses the network except from the proxy the operator named.
+// A reload replaces the list (setProxies).
 func (n *netFlags) handler(h http.Handler) http.Handler {
+	n.setProxies(n.trusted)
 	if !n.proxyOnly {
 		return h
 	}
-	trusted := n.trusted
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		ap, err := netip.ParseAddrPort(req.RemoteAddr)
 		if err == nil {
 			a := ap.Addr().Unmap()
-			for _, p := range trusted {
+			for _, p := range *n.proxies.Load() {
 				if p.Contains(a) {
 					h.ServeHTTP(w, req)
 					return
@@ -113,6 +128,9 @@ func (n *netFlags) handler(h http.Handler) http.Handler {
 		http.Error(w, "this relay is served through its reverse proxy only", http.StatusForbidden)
 	})
 }
+
+// setProxies sets the trusted proxies handler serves.
+func (n *netFlags) setProxies(l prefixList) { n.proxies.Store(&l) }
 
 // stringList is a repeatable, comma-separable string flag.
 type stringList []string

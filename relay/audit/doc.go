@@ -1,8 +1,9 @@
 // Package audit is the relay's tamper-evident audit log: an append-only
 // file of content-free events (relay start and stop with its settings,
-// device enrolment and revocation, invite codes created, admin actions,
-// retention purges in aggregate) chained by SHA-256 and periodically
-// sealed by a head signed with the relay's own hybrid key.
+// configuration reloads, device enrolment and revocation, invite codes
+// created, admin actions, retention purges in aggregate) chained by
+// SHA-256 and periodically sealed by a head signed with the relay's own
+// hybrid key.
 //
 // For most uses: the relay opens the log itself (Open on its data
 // directory) and calls Append; operators run `postern-relay audit verify`

@@ -51,9 +51,25 @@ const (
 	EventDeviceSuspended = "device.suspended" // device
 	EventDeviceRestored  = "device.restored"  // device
 	EventInviteRevoked   = "invite.revoked"   // used: whether it had enrolled a device (never the code)
-	EventInvitesCreated  = "invite.created"   // count, ttl_seconds, via: "relay" or "offline"
+	EventInvitesCreated  = "invite.created"   // count, ttl_seconds, via: "relay" or "offline", account (when bound to one)
 	EventRetentionPurge  = "retention.purge"  // envelopes: count deleted in one run (only when > 0)
 	EventBlobPurge       = "blob.purge"       // blobs: count deleted in one run (only when > 0)
+
+	// EventDeviceAssigned: device, account (the label now, "" when
+	// removed), previous (the label before, omitted when none).
+	EventDeviceAssigned = "device.assigned"
+	// EventAccountRevoked, EventAccountSuspended, EventAccountRestored: an
+	// admin action on a whole account, after the per-device entries:
+	// account (the label), devices (how many it changed), and for
+	// account.revoked invites_revoked (unused invite codes deleted).
+	EventAccountRevoked   = "account.revoked"
+	EventAccountSuspended = "account.suspended"
+	EventAccountRestored  = "account.restored"
+	// EventConfigReloaded: changed, restart_needed (option names,
+	// comma-separated, each omitted when empty) and relay.start's settings.
+	EventConfigReloaded = "config.reloaded"
+	// EventConfigReloadRefused: reason, the configuration error.
+	EventConfigReloadRefused = "config.reload_refused"
 )
 
 // Fields are an entry's content-free details. Values must be strings,

@@ -1,6 +1,9 @@
 package store
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Refusals: a call that returns one of these changed nothing.
 var (
@@ -8,6 +11,8 @@ var (
 	ErrDeviceRevoked     = errors.New("store: device revoked")
 	ErrDeviceSuspended   = errors.New("store: device suspended")
 	ErrUnknownInvite     = errors.New("store: unknown invite")
+	ErrUnknownAccount    = errors.New("store: unknown account")
+	ErrAccountLabel      = errors.New("store: invalid account label")
 	ErrEnrollmentRefused = errors.New("store: invite unknown, used or expired")
 	ErrUnknownMailbox    = errors.New("store: unknown mailbox")
 	ErrNotOwner          = errors.New("store: not the mailbox owner")
@@ -44,8 +49,26 @@ func IsRefusal(err error) bool {
 
 var refusals = []error{
 	ErrUnknownDevice, ErrDeviceRevoked, ErrDeviceSuspended, ErrUnknownInvite,
+	ErrUnknownAccount, ErrAccountLabel,
 	ErrEnrollmentRefused, ErrUnknownMailbox,
 	ErrNotOwner, ErrMailboxLimit, ErrUnknownCapability, ErrCapabilityRevoked,
 	ErrCapabilityLimit, ErrQueueFull, ErrNoBundle, ErrPrekeyLimit,
 	ErrUnknownBlob, ErrBlobQuota, ErrBlobOffset,
+}
+
+// detailError carries a specific message while matching a sentinel with
+// errors.Is, so that a message reads "account label: 70 bytes, want 1 to
+// 64" rather than a chain of prefixes.
+type detailError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *detailError) Error() string { return e.msg }
+func (e *detailError) Unwrap() error { return e.sentinel }
+
+// labelError is an ErrAccountLabel saying what is wrong with a label
+// (never the label itself).
+func labelError(format string, args ...any) error {
+	return &detailError{msg: "account label: " + fmt.Sprintf(format, args...), sentinel: ErrAccountLabel}
 }

@@ -2,8 +2,9 @@
 // backends implement. The default backend is relay/store/bboltstore.
 //
 // A Store keeps devices, mailboxes, send-capability hashes, invite-code
-// hashes, prekey bundles, one-time prekeys and envelopes. It never sees a
-// capability token, an invite code or anything a client encrypted in the
+// hashes, prekey bundles, one-time prekeys and envelopes, and the account
+// labels an operator gave devices and invites (account.go). It never sees
+// a capability token, an invite code or anything a client encrypted in the
 // clear: callers hand it hashes and opaque bytes.
 //
 // # Durability
@@ -44,6 +45,10 @@ type Device struct {
 	LastSeen  time.Time // the UTC day it last authenticated (coarse); zero if never recorded
 	Revoked   bool      // for good: it can no longer authenticate, its data is deleted
 	Suspended bool      // until restored: it cannot authenticate, its data is kept
+	// Account is the label of the account the device belongs to ("" for
+	// none): the label of the invite it enrolled with, or one an admin
+	// assigned. Set by the store, never taken from a client.
+	Account string
 }
 
 // InviteHash is SHA-256 of a label and an invite code: what the store keeps.
@@ -61,9 +66,10 @@ const (
 type Store interface {
 	// EnrollDevice stores d. With invite non-nil, the invite must exist,
 	// be unused and unexpired at now; it is marked used in the same
-	// transaction. Enrolling a device that already exists changes nothing
-	// and returns the stored record (no invite is consumed), or
-	// ErrDeviceRevoked if it was revoked.
+	// transaction, and the device belongs to the invite's account (if it
+	// has one). d.Account is ignored. Enrolling a device that already
+	// exists changes nothing and returns the stored record (no invite is
+	// consumed), or ErrDeviceRevoked if it was revoked.
 	EnrollDevice(ctx context.Context, d Device, invite *InviteHash, now time.Time) (Device, error)
 	// Device returns the device, or ErrUnknownDevice.
 	Device(ctx context.Context, id protocol.DeviceID) (Device, error)
@@ -83,12 +89,41 @@ type Store interface {
 	// Devices returns every enrolled device (revoked ones included),
 	// ordered by ID.
 	Devices(ctx context.Context) ([]Device, error)
-	// AddInvites stores invite hashes valid until expires.
-	AddInvites(ctx context.Context, hashes []InviteHash, expires time.Time) error
+	// AddInvites stores invite hashes valid until expires, bound to
+	// account ("" for none; otherwise a label that CheckAccountLabel
+	// accepts, else ErrAccountLabel): a device enrolled with one of them
+	// belongs to that account.
+	AddInvites(ctx context.Context, hashes []InviteHash, expires time.Time, account string) error
 	// RevokeInvite deletes an invite so that it can no longer enrol a
 	// device, and reports whether it had been used. ErrUnknownInvite if
 	// there is no such invite.
 	RevokeInvite(ctx context.Context, h InviteHash) (used bool, err error)
+
+	// AssignAccount makes the devices belong to account, or to none with
+	// account "", in one transaction, and returns each one's previous
+	// label. Any unknown device is ErrUnknownDevice, a bad label
+	// ErrAccountLabel; then nothing changes. Revoked devices may be
+	// assigned too (their records are kept).
+	AssignAccount(ctx context.Context, ids []protocol.DeviceID, account string) (previous []string, err error)
+	// AccountDevices returns the devices of an account (revoked ones
+	// included), ordered by ID; none for an unknown label.
+	AccountDevices(ctx context.Context, account string) ([]Device, error)
+	// Accounts summarizes every account that has a device or an invite
+	// unused and unexpired at now, ordered by label.
+	Accounts(ctx context.Context, now time.Time) ([]Account, error)
+	// RevokeAccount offboards an account in one transaction: each of its
+	// devices not yet revoked is revoked as RevokeDevice does (with its
+	// data), and the account's unused invites are deleted (expired ones
+	// included), so that no new device can join it with one. It returns
+	// the devices it revoked and how many invites it deleted.
+	// ErrUnknownAccount if the account has no device and no unused
+	// invite.
+	RevokeAccount(ctx context.Context, account string) (revoked []protocol.DeviceID, invites int, err error)
+	// SuspendAccount sets (suspended true) or clears the suspended flag of
+	// every device of the account that is not revoked, in one
+	// transaction, and returns the devices whose flag changed.
+	// ErrUnknownAccount if the account has no device.
+	SuspendAccount(ctx context.Context, account string, suspended bool) (changed []protocol.DeviceID, err error)
 
 	// CreateMailbox records a new mailbox owned by owner, refusing with
 	// ErrMailboxLimit past protocol.MaxMailboxesPerDevice.

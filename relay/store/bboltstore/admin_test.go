@@ -118,7 +118,7 @@ func TestSuspendSeenList(t *testing.T) {
 func TestRevokeInvite(t *testing.T) {
 	s, _ := openTest(t)
 	a, b := store.InviteHash{1}, store.InviteHash{2}
-	s.AddInvites(ctx, []store.InviteHash{a, b}, t0.Add(time.Hour))
+	s.AddInvites(ctx, []store.InviteHash{a, b}, t0.Add(time.Hour), "")
 	if _, err := s.EnrollDevice(ctx, store.Device{ID: ownr, PublicKey: []byte{1}, Enrolled: t0}, &b, t0); err != nil {
 		t.Fatal(err)
 	}

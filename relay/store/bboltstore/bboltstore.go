@@ -7,7 +7,9 @@
 //
 // Envelopes are keyed by a big-endian insertion sequence, with a
 // per-mailbox index, an envelope-ID index (for acks) and an expiry index
-// (for retention purges). protocol/SPEC.md section 10 lists every bucket.
+// (for retention purges). Account labels are in the device and invite
+// records, with an index from label to devices. protocol/SPEC.md section
+// 10 lists every bucket.
 package bboltstore
 
 import (
@@ -25,7 +27,9 @@ import (
 )
 
 // SchemaVersion is the layout version this package writes (meta "schema").
-const SchemaVersion = 1
+// Schema 2 added account labels (device and invite records, the accounts
+// bucket); migrate.go converts a schema-1 file.
+const SchemaVersion = 2
 
 // errCorrupt marks a record or key that this package could not have
 // written: the file was damaged or edited. The operation fails; the relay
@@ -62,8 +66,12 @@ var (
 	// Added within schema 1 like the blob buckets: device ID -> last-seen
 	// day (u32, days since the Unix epoch).
 	bSeen = []byte("seen")
+	// Schema 2: account label || 0x00 || device ID -> empty, one entry per
+	// device that has a label (revoked ones included), so that an
+	// account's devices are one prefix scan. Labels never contain 0x00.
+	bAccounts = []byte("accounts")
 
-	allBuckets = [][]byte{bMeta, bDevices, bMailboxes, bOwned, bCaps, bInvites, bBundles, bPrekeys, bEnv, bEnvMbox, bEnvID, bEnvExp, bBlobs, bBlobUse, bBlobExp, bSeen}
+	allBuckets = [][]byte{bMeta, bDevices, bMailboxes, bOwned, bCaps, bInvites, bBundles, bPrekeys, bEnv, bEnvMbox, bEnvID, bEnvExp, bBlobs, bBlobUse, bBlobExp, bSeen, bAccounts}
 
 	keySchema = []byte("schema")
 )

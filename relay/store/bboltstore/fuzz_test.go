@@ -30,6 +30,7 @@ var (
 	fuzzEnvID2  = protocol.EnvelopeID{0xe0, 2} // its env_id value is sequence 1
 	fuzzCap     = protocol.CapabilityHash{0xca, 1}
 	fuzzInvite  = store.InviteHash{0x1a, 1}
+	fuzzAccount = "dr.smith" // the label the corrupted records are indexed under
 	fuzzTime    = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 )
 
@@ -46,12 +47,27 @@ func seedEnvelopes() [][]byte {
 	return out
 }
 
-// seedDevices are valid device values, live and revoked.
+// seedDevices are valid device values: live, revoked and suspended, with
+// and without an account label.
 func seedDevices() [][]byte {
 	key := bytes.Repeat([]byte{0x5e}, 64)
 	return [][]byte{
 		encodeDevice(store.Device{ID: fuzzDev, PublicKey: key, Enrolled: fuzzTime}),
 		encodeDevice(store.Device{ID: fuzzDev, PublicKey: key, Enrolled: fuzzTime, Revoked: true}),
+		encodeDevice(store.Device{ID: fuzzDev, PublicKey: key, Enrolled: fuzzTime, Account: fuzzAccount}),
+		encodeDevice(store.Device{ID: fuzzDev, PublicKey: key, Enrolled: fuzzTime, Suspended: true, Account: "Dr. Müller"}),
+	}
+}
+
+// seedInvites are valid invite values: unused and used, with and without
+// an account label.
+func seedInvites() [][]byte {
+	exp := timeU64(fuzzTime.Add(time.Hour))
+	return [][]byte{
+		encodeInvite(invite{expires: exp}),
+		encodeInvite(invite{expires: exp, used: true}),
+		encodeInvite(invite{expires: exp, account: fuzzAccount}),
+		encodeInvite(invite{expires: exp, used: true, account: fuzzAccount}),
 	}
 }
 
@@ -62,8 +78,8 @@ func seedRecords() [][]byte {
 		binary.BigEndian.AppendUint32(append([]byte(nil), fuzzDev[:]...), 3), // mailbox: owner || depth
 		[]byte{byte(store.CapabilityLive)},
 		[]byte{byte(store.CapabilityRevoked)},
-		append(u64(timeU64(fuzzTime.Add(time.Hour))), 0), // invite: expires || used
-		u64(1), // env_id: sequence
+		seedInvites()[2], // invite: expires || used || label length || label
+		u64(1),           // env_id: sequence
 	)
 }
 
@@ -79,6 +95,13 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		writeFuzzSeed(t, "FuzzDecodeDevice", fmt.Sprintf("valid-%d", i), "", v)
 	}
 	writeFuzzSeed(t, "FuzzDecodeDevice", "invalid-0", "", []byte{0, 0, 0, 0})
+	writeFuzzSeed(t, "FuzzDecodeDevice", "invalid-1", "", []byte{0, 0, 0, 0, 0, 9, 'd', 'r'})  // label past the end
+	writeFuzzSeed(t, "FuzzDecodeDevice", "invalid-2", "", []byte{0, 0, 0, 0, 0, 2, 'd', '\n'}) // control character
+	for i, v := range seedInvites() {
+		writeFuzzSeed(t, "FuzzDecodeInvite", fmt.Sprintf("valid-%d", i), "", v)
+	}
+	writeFuzzSeed(t, "FuzzDecodeInvite", "invalid-0", "", append(u64(1), 0)) // schema 1
+	writeFuzzSeed(t, "FuzzDecodeInvite", "invalid-1", "", append(u64(1), 2, 0))
 	for i, v := range seedRecords() {
 		writeFuzzSeed(t, "FuzzCorruptRecords", fmt.Sprintf("valid-%d", i), "", v)
 	}
@@ -104,7 +127,7 @@ func writeFuzzSeed(t *testing.T, target, name, prefix string, v []byte) {
 
 // A fuzz target whose seed folder is gone would quietly start from nothing.
 func TestFuzzCorpusPresent(t *testing.T) {
-	for _, name := range []string{"FuzzDecodeEnv", "FuzzDecodeDevice", "FuzzCorruptRecords"} {
+	for _, name := range []string{"FuzzDecodeEnv", "FuzzDecodeDevice", "FuzzDecodeInvite", "FuzzCorruptRecords"} {
 		m, _ := filepath.Glob(filepath.Join("testdata", "fuzz", name, "valid-*"))
 		if len(m) == 0 {
 			t.Errorf("%s has no valid seeds (regenerate with -update-corpus)", name)
@@ -141,14 +164,19 @@ func FuzzDecodeEnv(f *testing.F) {
 	})
 }
 
-// FuzzDecodeDevice: a device value read back from the file. Values under
-// five bytes are refused; what decodes re-encodes to exactly the stored
-// bytes.
+// FuzzDecodeDevice: a device value read back from the file. Values this
+// package cannot write (under six bytes, undefined flags, a label past the
+// end or one CheckAccountLabel refuses) are refused; what decodes
+// re-encodes to exactly the stored bytes.
 func FuzzDecodeDevice(f *testing.F) {
-	f.Add([]byte{0, 0, 0, 0, 0})
+	f.Add([]byte{0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, v []byte) {
 		d, ok := decodeDevice(fuzzDev[:], v)
-		if len(v) < 5 || v[0]&^1 != 0 {
+		writable := len(v) >= deviceHeader && v[0]&^3 == 0 && len(v) >= deviceHeader+int(v[5])
+		if writable && v[5] > 0 {
+			writable = store.CheckAccountLabel(string(v[deviceHeader:deviceHeader+int(v[5])])) == nil
+		}
+		if !writable {
 			if ok {
 				t.Fatalf("accepted a value this package cannot write: %x", v[:min(len(v), 8)])
 			}
@@ -161,6 +189,32 @@ func FuzzDecodeDevice(f *testing.F) {
 			t.Fatal("ID not taken from the key")
 		}
 		if again := encodeDevice(d); !bytes.Equal(again, v) {
+			t.Fatalf("not canonical:\n got %x\nwant %x", again, v)
+		}
+	})
+}
+
+// FuzzDecodeInvite: an invite value read back from the file. Values this
+// package cannot write are refused; what decodes re-encodes to exactly the
+// stored bytes.
+func FuzzDecodeInvite(f *testing.F) {
+	f.Add(make([]byte, inviteHeader))
+	f.Fuzz(func(t *testing.T, v []byte) {
+		i, ok := decodeInvite(v)
+		writable := len(v) >= inviteHeader && v[8] <= 1 && len(v) == inviteHeader+int(v[9])
+		if writable && v[9] > 0 {
+			writable = store.CheckAccountLabel(string(v[inviteHeader:])) == nil
+		}
+		if !writable {
+			if ok {
+				t.Fatalf("accepted a value this package cannot write: %x", v[:min(len(v), 12)])
+			}
+			return
+		}
+		if !ok {
+			t.Fatalf("refused a %d-byte value", len(v))
+		}
+		if again := encodeInvite(i); !bytes.Equal(again, v) {
 			t.Fatalf("not canonical:\n got %x\nwant %x", again, v)
 		}
 	})
@@ -205,6 +259,14 @@ func FuzzCorruptRecords(f *testing.F) {
 			func() { s.CreateMailbox(bg, owner, protocol.MailboxID{0xb0, 2}) },
 			func() { s.Purge(bg, fuzzTime, 10) },
 			func() { s.DeleteMailbox(bg, owner, fuzzMailbox) },
+			func() { s.Devices(bg) },
+			func() { s.SuspendDevice(bg, fuzzDev, true) },
+			func() { s.AssignAccount(bg, []protocol.DeviceID{fuzzDev}, "dr.jones") },
+			func() { s.AccountDevices(bg, fuzzAccount) },
+			func() { s.Accounts(bg, fuzzTime) },
+			func() { s.RevokeAccount(bg, fuzzAccount) },
+			func() { s.SuspendAccount(bg, fuzzAccount, true) },
+			func() { s.RevokeInvite(bg, fuzzInvite) },
 		}
 		for _, op := range ops {
 			writeCorruptRecords(t, s, v)
@@ -245,6 +307,11 @@ func writeCorruptRecords(t *testing.T, s *Store, v []byte) {
 			{bEnvID, fuzzEnvID[:], v},
 			{bEnvID, fuzzEnvID2[:], sk},
 			{bEnvExp, cat(u64(0), sk), nil},
+			{bAccounts, accountKey(fuzzAccount, fuzzDev), v},
+		}
+		if len(v) > 0 && len(v) <= 64 {
+			// An index key of any length under the label's prefix.
+			puts = append(puts, struct{ bucket, key, val []byte }{bAccounts, cat(accountPrefix(fuzzAccount), v), nil})
 		}
 		for _, p := range puts {
 			if err := tx.Bucket(p.bucket).Put(p.key, p.val); err != nil {

@@ -15,11 +15,66 @@ import (
 // completes or leaves the file as it was.
 type migration func(tx *bolt.Tx) error
 
-// migrations holds the steps keyed by the schema they start from. Schema 1
-// is the first and only one so far, so the table is empty; the machinery
-// is exercised by tests that install their own table (migrate_test.go).
-// Adding schema N+1: bump SchemaVersion, add migrations[N].
-var migrations = map[uint32]migration{}
+// migrations holds the steps keyed by the schema they start from.
+// Adding schema N+1: bump SchemaVersion, add migrations[N]. Tests of the
+// machinery install their own table (migrate_test.go).
+var migrations = map[uint32]migration{
+	1: migrate1to2,
+}
+
+// migrate1to2 adds account labels. Every schema-1 device record
+// (flags || enrolled day || public key) becomes a schema-2 one with no
+// label (flags || enrolled day || 0x00 || public key), and every schema-1
+// invite record (expires u64 || used u8) one with no label
+// (expires || used || 0x00), its used byte read as schema 1 read it (not
+// 0 = used) and written 0 or 1. The accounts bucket is created (empty:
+// no device has a label yet) with the other missing buckets. A record
+// that is not a schema-1 record stops the migration, and the file stays
+// as it was.
+func migrate1to2(tx *bolt.Tx) error {
+	type kv struct{ k, v []byte }
+	var devs, invs []kv
+	if b := tx.Bucket(bDevices); b != nil {
+		// Collected first: bbolt does not allow writes during ForEach.
+		err := b.ForEach(func(k, v []byte) error {
+			if len(k) != 32 || len(v) < 5 || v[0]&^3 != 0 {
+				return fmt.Errorf("device record %x (%d bytes) is not a schema-1 record", k[:min(len(k), 4)], len(v))
+			}
+			nv := make([]byte, 0, len(v)+1)
+			nv = append(append(append(nv, v[:5]...), 0), v[5:]...)
+			devs = append(devs, kv{append([]byte(nil), k...), nv})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if b := tx.Bucket(bInvites); b != nil {
+		err := b.ForEach(func(k, v []byte) error {
+			if len(v) != 9 {
+				return fmt.Errorf("invite record of %d bytes is not a schema-1 record", len(v))
+			}
+			used := v[8] != 0
+			nv := encodeInvite(invite{expires: binary.BigEndian.Uint64(v[:8]), used: used})
+			invs = append(invs, kv{append([]byte(nil), k...), nv})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, r := range devs {
+		if err := tx.Bucket(bDevices).Put(r.k, r.v); err != nil {
+			return err
+		}
+	}
+	for _, r := range invs {
+		if err := tx.Bucket(bInvites).Put(r.k, r.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // currentSchema is SchemaVersion; tests lower or raise it together with a
 // test migration table.

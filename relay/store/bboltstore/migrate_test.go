@@ -36,9 +36,9 @@ func setSchema(t *testing.T, path string, v uint32) {
 	}
 }
 
-// TestMigration: a file written by the previous schema (1) is backed up to
-// relay.db.schema-1.bak, migrated by the (test) step 1->2 in one
-// transaction, and stamped 2; its data survives.
+// TestMigration: the machinery, with a test step from the current schema
+// (N) to N+1: the file is backed up to relay.db.schema-N.bak, migrated in
+// one transaction, and stamped N+1; its data survives.
 func TestMigration(t *testing.T) {
 	s, path := openTest(t)
 	mb, h := mailboxWithCap(t, s)
@@ -49,7 +49,7 @@ func TestMigration(t *testing.T) {
 	s.Close()
 
 	ran := 0
-	withSchema(t, 2, map[uint32]migration{1: func(tx *bolt.Tx) error {
+	withSchema(t, SchemaVersion+1, map[uint32]migration{SchemaVersion: func(tx *bolt.Tx) error {
 		ran++
 		b, err := tx.CreateBucket([]byte("v2_test"))
 		if err != nil {
@@ -69,7 +69,7 @@ func TestMigration(t *testing.T) {
 		t.Errorf("after migration Range = %v, %v", got, err)
 	}
 	s2.view(func(tx *bolt.Tx) error {
-		if v, _, _ := schemaOf(tx); v != 2 {
+		if v, _, _ := schemaOf(tx); v != SchemaVersion+1 {
 			t.Errorf("schema after migration = %d", v)
 		}
 		if tx.Bucket([]byte("v2_test")) == nil {
@@ -78,8 +78,8 @@ func TestMigration(t *testing.T) {
 		return nil
 	})
 	s2.Close()
-	bak := path + fmt.Sprintf(BackupSuffix, 1)
-	if v, err := FileSchema(bak); err != nil || v != 1 {
+	bak := path + fmt.Sprintf(BackupSuffix, SchemaVersion)
+	if v, err := FileSchema(bak); err != nil || v != SchemaVersion {
 		t.Errorf("automatic backup schema = %d, %v", v, err)
 	}
 	if err := Check(bak); err != nil {
@@ -104,14 +104,14 @@ func TestMigration(t *testing.T) {
 func TestMigrationAtomic(t *testing.T) {
 	s, path := openTest(t)
 	s.Close()
-	withSchema(t, 3, map[uint32]migration{
-		1: func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("step1")); return err },
-		2: func(tx *bolt.Tx) error { return errors.New("boom") },
+	withSchema(t, SchemaVersion+2, map[uint32]migration{
+		SchemaVersion:     func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("step1")); return err },
+		SchemaVersion + 1: func(tx *bolt.Tx) error { return errors.New("boom") },
 	})
 	if _, err := Open(path, nil); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("Open = %v, want the step's failure", err)
 	}
-	if v, err := FileSchema(path); err != nil || v != 1 {
+	if v, err := FileSchema(path); err != nil || v != SchemaVersion {
 		t.Errorf("schema after failed migration = %d, %v", v, err)
 	}
 	db, _ := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
@@ -123,8 +123,8 @@ func TestMigrationAtomic(t *testing.T) {
 	})
 	db.Close()
 	// A missing step is refused before anything is written.
-	withSchema(t, 3, map[uint32]migration{1: func(tx *bolt.Tx) error { return nil }})
-	if _, err := Open(path, nil); err == nil || !strings.Contains(err.Error(), "no migration from schema 2") {
+	withSchema(t, SchemaVersion+2, map[uint32]migration{SchemaVersion: func(tx *bolt.Tx) error { return nil }})
+	if _, err := Open(path, nil); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("no migration from schema %d", SchemaVersion+1)) {
 		t.Errorf("Open with a gap = %v", err)
 	}
 }

@@ -14,8 +14,11 @@ import (
 
 // ---- devices and invites ----
 
-// device value: flags(1: bit 0 = revoked, bit 1 = suspended) || enrolled
-// day (u32, days since the Unix epoch) || public key
+// device value (schema 2): flags(1: bit 0 = revoked, bit 1 = suspended) ||
+// enrolled day (u32, days since the Unix epoch) || account label length
+// (u8, 0 = none) || account label || public key
+const deviceHeader = 1 + 4 + 1
+
 func encodeDevice(d store.Device) []byte {
 	var flags byte
 	if d.Revoked {
@@ -24,15 +27,22 @@ func encodeDevice(d store.Device) []byte {
 	if d.Suspended {
 		flags |= 2
 	}
-	day := uint32(timeU64(d.Enrolled) / 86400)
-	v := append([]byte{flags}, binary.BigEndian.AppendUint32(nil, day)...)
+	v := make([]byte, 0, deviceHeader+len(d.Account)+len(d.PublicKey))
+	v = append(v, flags)
+	v = binary.BigEndian.AppendUint32(v, uint32(timeU64(d.Enrolled)/86400))
+	v = append(v, byte(len(d.Account)))
+	v = append(v, d.Account...)
 	return append(v, d.PublicKey...)
 }
 
 func decodeDevice(id []byte, v []byte) (store.Device, bool) {
 	// Only bits 0 (revoked) and 1 (suspended) are defined: other bits
-	// mean a damaged record.
-	if len(v) < 5 || v[0]&^3 != 0 {
+	// mean a damaged record. So does a label this package cannot write.
+	if len(v) < deviceHeader || v[0]&^3 != 0 || len(v) < deviceHeader+int(v[5]) {
+		return store.Device{}, false
+	}
+	label := string(v[deviceHeader : deviceHeader+int(v[5])])
+	if label != "" && store.CheckAccountLabel(label) != nil {
 		return store.Device{}, false
 	}
 	var d store.Device
@@ -40,8 +50,58 @@ func decodeDevice(id []byte, v []byte) (store.Device, bool) {
 	d.Revoked = v[0]&1 != 0
 	d.Suspended = v[0]&2 != 0
 	d.Enrolled = unixTime(uint64(binary.BigEndian.Uint32(v[1:5])) * 86400)
-	d.PublicKey = append([]byte(nil), v[5:]...)
+	d.Account = label
+	d.PublicKey = append([]byte(nil), v[deviceHeader+len(label):]...)
 	return d, true
+}
+
+// invite value (schema 2): expires (u64 Unix seconds) || used (u8: 0 or 1)
+// || account label length (u8, 0 = none) || account label
+const inviteHeader = 8 + 1 + 1
+
+type invite struct {
+	expires uint64
+	used    bool
+	account string
+}
+
+func encodeInvite(i invite) []byte {
+	v := make([]byte, 0, inviteHeader+len(i.account))
+	v = binary.BigEndian.AppendUint64(v, i.expires)
+	var used byte
+	if i.used {
+		used = 1
+	}
+	v = append(v, used, byte(len(i.account)))
+	return append(v, i.account...)
+}
+
+func decodeInvite(v []byte) (invite, bool) {
+	if len(v) < inviteHeader || v[8] > 1 || len(v) != inviteHeader+int(v[9]) {
+		return invite{}, false
+	}
+	i := invite{expires: binary.BigEndian.Uint64(v[:8]), used: v[8] == 1, account: string(v[inviteHeader:])}
+	if i.account != "" && store.CheckAccountLabel(i.account) != nil {
+		return invite{}, false
+	}
+	return i, true
+}
+
+// accountPrefix is the accounts-bucket prefix of a label's devices.
+func accountPrefix(label string) []byte { return append([]byte(label), 0) }
+
+func accountKey(label string, id protocol.DeviceID) []byte {
+	return append(accountPrefix(label), id[:]...)
+}
+
+// splitAccountKey parses an accounts-bucket key.
+func splitAccountKey(k []byte) (label string, id protocol.DeviceID, err error) {
+	n := len(k) - len(id) - 1
+	if n < 1 || k[n] != 0 {
+		return "", id, corrupt("account key of %d bytes", len(k))
+	}
+	copy(id[:], k[n+1:])
+	return string(k[:n]), id, nil
 }
 
 // day is t's UTC day as stored: days since the Unix epoch.
@@ -59,10 +119,27 @@ func readDevice(tx *bolt.Tx, id []byte) (store.Device, bool) {
 	return d, true
 }
 
+// putDevice writes d's record and keeps the accounts index in step with
+// its label: old is the record as stored before (zero for a new device).
+func putDevice(tx *bolt.Tx, old, d store.Device) error {
+	if old.Account != d.Account {
+		if old.Account != "" {
+			if err := tx.Bucket(bAccounts).Delete(accountKey(old.Account, d.ID)); err != nil {
+				return err
+			}
+		}
+		if d.Account != "" {
+			if err := tx.Bucket(bAccounts).Put(accountKey(d.Account, d.ID), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.Bucket(bDevices).Put(d.ID[:], encodeDevice(d))
+}
+
 func (s *Store) EnrollDevice(ctx context.Context, d store.Device, invite *store.InviteHash, now time.Time) (store.Device, error) {
 	var out store.Device
 	err := s.update(func(tx *bolt.Tx) error {
-		devs := tx.Bucket(bDevices)
 		if old, ok := readDevice(tx, d.ID[:]); ok {
 			switch {
 			case old.Revoked:
@@ -73,26 +150,27 @@ func (s *Store) EnrollDevice(ctx context.Context, d store.Device, invite *store.
 			out = old
 			return nil
 		}
+		nd := d
+		nd.Revoked, nd.Suspended, nd.Account = false, false, ""
 		inv := tx.Bucket(bInvites)
 		if invite != nil {
-			v := inv.Get(invite[:])
-			if len(v) != 9 || v[8] != 0 || !now.Before(unixTime(binary.BigEndian.Uint64(v[:8]))) {
+			i, ok := decodeInvite(inv.Get(invite[:]))
+			if !ok || i.used || !now.Before(unixTime(i.expires)) {
 				return store.ErrEnrollmentRefused
 			}
-			used := append(append([]byte(nil), v[:8]...), 1)
-			if err := inv.Put(invite[:], used); err != nil {
+			i.used = true
+			if err := inv.Put(invite[:], encodeInvite(i)); err != nil {
 				return err
 			}
+			nd.Account = i.account
 		}
-		nd := d
-		nd.Revoked, nd.Suspended = false, false
 		nd.Enrolled = unixTime(timeU64(nd.Enrolled) / 86400 * 86400)
 		nd.LastSeen = unixTime(uint64(day(now)) * 86400)
 		out = nd
 		if err := tx.Bucket(bSeen).Put(d.ID[:], binary.BigEndian.AppendUint32(nil, day(now))); err != nil {
 			return err
 		}
-		return devs.Put(d.ID[:], encodeDevice(nd))
+		return putDevice(tx, store.Device{}, nd)
 	})
 	return out, err
 }
@@ -112,47 +190,54 @@ func (s *Store) Device(ctx context.Context, id protocol.DeviceID) (store.Device,
 
 func (s *Store) RevokeDevice(ctx context.Context, id protocol.DeviceID) error {
 	return s.update(func(tx *bolt.Tx) error {
-		devs := tx.Bucket(bDevices)
-		d, ok := decodeDevice(id[:], devs.Get(id[:]))
+		d, ok := decodeDevice(id[:], tx.Bucket(bDevices).Get(id[:]))
 		if !ok {
 			return store.ErrUnknownDevice
 		}
-		// Collect first: deleting under a cursor skips keys in bbolt.
-		var mbs []protocol.MailboxID
-		c := tx.Bucket(bOwned).Cursor()
-		for k, _ := c.Seek(id[:]); k != nil && hasPrefix(k, id[:]); k, _ = c.Next() {
-			if len(k) != 48 {
-				return corrupt("owned key of %d bytes", len(k))
-			}
-			mbs = append(mbs, protocol.MailboxID(k[32:]))
+		return revokeDevice(tx, d)
+	})
+}
+
+// revokeDevice marks d revoked and deletes its mailboxes (with their
+// queues and capabilities), its bundle and its one-time prekeys. The
+// record, with its label, is kept.
+func revokeDevice(tx *bolt.Tx, d store.Device) error {
+	id := d.ID
+	// Collect first: deleting under a cursor skips keys in bbolt.
+	var mbs []protocol.MailboxID
+	c := tx.Bucket(bOwned).Cursor()
+	for k, _ := c.Seek(id[:]); k != nil && hasPrefix(k, id[:]); k, _ = c.Next() {
+		if len(k) != 48 {
+			return corrupt("owned key of %d bytes", len(k))
 		}
-		for _, mb := range mbs {
-			if err := deleteMailbox(tx, id, mb); err != nil {
-				return err
-			}
-		}
-		if err := tx.Bucket(bBundles).Delete(id[:]); err != nil {
+		mbs = append(mbs, protocol.MailboxID(k[32:]))
+	}
+	for _, mb := range mbs {
+		if err := deleteMailbox(tx, id, mb); err != nil {
 			return err
 		}
-		var pks [][]byte
-		pc := tx.Bucket(bPrekeys).Cursor()
-		for k, _ := pc.Seek(id[:]); k != nil && hasPrefix(k, id[:]); k, _ = pc.Next() {
-			pks = append(pks, bytes.Clone(k))
+	}
+	if err := tx.Bucket(bBundles).Delete(id[:]); err != nil {
+		return err
+	}
+	var pks [][]byte
+	pc := tx.Bucket(bPrekeys).Cursor()
+	for k, _ := pc.Seek(id[:]); k != nil && hasPrefix(k, id[:]); k, _ = pc.Next() {
+		pks = append(pks, bytes.Clone(k))
+	}
+	for _, k := range pks {
+		if err := tx.Bucket(bPrekeys).Delete(k); err != nil {
+			return err
 		}
-		for _, k := range pks {
-			if err := tx.Bucket(bPrekeys).Delete(k); err != nil {
-				return err
-			}
-		}
-		d.Revoked, d.Suspended = true, false
-		return devs.Put(id[:], encodeDevice(d))
-	})
+	}
+	old := d
+	d.Revoked, d.Suspended = true, false
+	return putDevice(tx, old, d)
 }
 
 func (s *Store) SuspendDevice(ctx context.Context, id protocol.DeviceID, suspended bool) error {
 	return s.update(func(tx *bolt.Tx) error {
-		devs := tx.Bucket(bDevices)
-		d, ok := decodeDevice(id[:], devs.Get(id[:]))
+		d, ok := decodeDevice(id[:], tx.Bucket(bDevices).Get(id[:]))
 		switch {
 		case !ok:
 			return store.ErrUnknownDevice
@@ -161,8 +246,9 @@ func (s *Store) SuspendDevice(ctx context.Context, id protocol.DeviceID, suspend
 		case d.Suspended == suspended:
 			return nil
 		}
+		old := d
 		d.Suspended = suspended
-		return devs.Put(id[:], encodeDevice(d))
+		return putDevice(tx, old, d)
 	})
 }
 
@@ -195,12 +281,17 @@ func (s *Store) Devices(ctx context.Context) ([]store.Device, error) {
 	return out, err
 }
 
-// invite value: expires (u64 Unix seconds) || used (1)
-func (s *Store) AddInvites(ctx context.Context, hashes []store.InviteHash, expires time.Time) error {
+func (s *Store) AddInvites(ctx context.Context, hashes []store.InviteHash, expires time.Time, account string) error {
+	if account != "" {
+		if err := store.CheckAccountLabel(account); err != nil {
+			return err
+		}
+	}
+	v := encodeInvite(invite{expires: timeU64(expires), account: account})
 	return s.update(func(tx *bolt.Tx) error {
 		inv := tx.Bucket(bInvites)
 		for _, h := range hashes {
-			if err := inv.Put(h[:], append(u64(timeU64(expires)), 0)); err != nil {
+			if err := inv.Put(h[:], v); err != nil {
 				return err
 			}
 		}
@@ -215,7 +306,8 @@ func (s *Store) RevokeInvite(ctx context.Context, h store.InviteHash) (used bool
 		if v == nil {
 			return store.ErrUnknownInvite
 		}
-		used = len(v) == 9 && v[8] != 0
+		i, ok := decodeInvite(v)
+		used = ok && i.used
 		return inv.Delete(h[:])
 	})
 	return used, err

@@ -164,8 +164,8 @@ func TestCapabilities(t *testing.T) {
 func TestEnrollAndInvites(t *testing.T) {
 	s, _ := openTest(t)
 	valid, used, expired := store.InviteHash{1}, store.InviteHash{2}, store.InviteHash{3}
-	s.AddInvites(ctx, []store.InviteHash{valid, used}, t0.Add(time.Hour))
-	s.AddInvites(ctx, []store.InviteHash{expired}, t0)
+	s.AddInvites(ctx, []store.InviteHash{valid, used}, t0.Add(time.Hour), "")
+	s.AddInvites(ctx, []store.InviteHash{expired}, t0, "")
 	dev := func(b byte) store.Device {
 		return store.Device{ID: protocol.DeviceID{b}, PublicKey: []byte{b, b}, Enrolled: t0}
 	}
