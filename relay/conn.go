@@ -23,6 +23,7 @@ import (
 type conn struct {
 	r     *Relay
 	ws    *websocket.Conn
+	cork  *corkConn // under ws: the writer's bursts go out in one write
 	host  string
 	log   *slog.Logger
 	nonce [32]byte
@@ -65,11 +66,12 @@ type outFrame struct {
 	flush chan struct{} // when set: a marker, closed once everything before it is written
 }
 
-func newConn(r *Relay, ws *websocket.Conn, host string, n uint64) *conn {
+func newConn(r *Relay, ws *websocket.Conn, cork *corkConn, host string, n uint64) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
 		r:      r,
 		ws:     ws,
+		cork:   cork,
 		host:   host,
 		log:    r.log.With("conn", n),
 		ctx:    ctx,
@@ -228,28 +230,43 @@ func (c *conn) writeLoop() {
 		case c.out.space <- struct{}{}:
 		default:
 		}
+		// The whole batch goes out in one write (cork.go), under one
+		// deadline: a peer that takes no frame for SlowConsumerTimeout is
+		// a slow consumer.
+		c.cork.hold()
+		ctx, cancel := context.WithTimeout(c.ctx, c.r.cfg.SlowConsumerTimeout)
+		var err error
 		for i, f := range batch {
-			if f.flush != nil {
-				close(f.flush)
-				continue
-			}
-			ctx, cancel := context.WithTimeout(c.ctx, c.r.cfg.SlowConsumerTimeout)
-			err := c.ws.Write(ctx, websocket.MessageBinary, f.b)
-			cancel()
 			batch[i] = outFrame{}
 			if err != nil {
-				if c.ctx.Err() == nil {
-					c.log.Info("write failed; closing", "err", err)
-				}
-				c.cancel()
-				c.ws.CloseNow()
-				// Cleared only here and under the emptiness check: a
-				// deferred clear could run after a new writer started.
-				c.out.mu.Lock()
-				c.out.writing = false
-				c.out.mu.Unlock()
-				return
+				continue
 			}
+			if f.flush != nil {
+				// Everything before the marker must be on the wire.
+				if err = c.cork.release(c.r.cfg.SlowConsumerTimeout); err == nil {
+					close(f.flush)
+					c.cork.hold()
+				}
+				continue
+			}
+			err = c.ws.Write(ctx, websocket.MessageBinary, f.b)
+		}
+		cancel()
+		if rerr := c.cork.release(c.r.cfg.SlowConsumerTimeout); err == nil {
+			err = rerr
+		}
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.log.Info("write failed; closing", "err", err)
+			}
+			c.cancel()
+			c.ws.CloseNow()
+			// Cleared only here and under the emptiness check: a
+			// deferred clear could run after a new writer started.
+			c.out.mu.Lock()
+			c.out.writing = false
+			c.out.mu.Unlock()
+			return
 		}
 		// Keep a small buffer for the next burst; let a large one go.
 		if cap(batch) > 64 {

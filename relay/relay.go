@@ -150,7 +150,8 @@ func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer release()
-	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{
+	cw := &corkWriter{ResponseWriter: w} // cork.go: frames of a burst in one write
+	ws, err := websocket.Accept(cw, req, &websocket.AcceptOptions{
 		Subprotocols: []string{protocol.Subprotocol},
 		// Envelopes are ciphertext: compression gains nothing and would
 		// open compression side channels.
@@ -187,7 +188,7 @@ func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.nextID++
-	c := newConn(r, ws, req.Host, r.nextID)
+	c := newConn(r, ws, cw.conn, req.Host, r.nextID)
 	r.conns[c] = struct{}{}
 	r.connWG.Add(1)
 	r.mu.Unlock()
