@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -115,8 +116,14 @@ func (c *conn) serve() {
 	})
 	defer authTimer.Stop()
 
+	// The connection's end closes the WebSocket, which ends a read in
+	// progress: reads then need no context of their own (coder/websocket
+	// arms a timer and a callback per read whose context can end).
+	stopClose := context.AfterFunc(c.ctx, func() { c.ws.CloseNow() })
+	defer stopClose()
+
 	for {
-		typ, b, err := c.ws.Read(c.ctx)
+		typ, buf, err := c.read()
 		if err != nil {
 			if errors.Is(err, websocket.ErrMessageTooBig) {
 				c.log.Info("frame too large; closed", "status", websocket.StatusMessageTooBig)
@@ -139,11 +146,55 @@ func (c *conn) serve() {
 		if typ != websocket.MessageBinary {
 			c.closeWith(websocket.StatusUnsupportedData, "binary frames only", true)
 		} else {
-			keep = c.handle(b)
+			keep = c.handle(buf.b) // Parse copies what it keeps
 		}
+		readBufs.Put(buf)
 		c.busy.Unlock()
 		if !keep {
 			return
+		}
+	}
+}
+
+// readBuf is a buffer for one incoming frame.
+type readBuf struct{ b []byte }
+
+// readBufs holds frame buffers of MaxFrameSize+1 bytes (the library's
+// read limit lets one byte past the limit through before it fails). A connection takes
+// one only once a message has started to arrive and returns it when the
+// frame is handled, so an idle connection holds none, and a busy one
+// reads without allocating (Conn.Read grows a new buffer per message).
+var readBufs = sync.Pool{New: func() any { return &readBuf{b: make([]byte, protocol.MaxFrameSize+1)} }}
+
+// read reads the next message into a pooled buffer; buf.b is the message.
+// The caller returns buf to readBufs.
+func (c *conn) read() (websocket.MessageType, *readBuf, error) {
+	typ, r, err := c.ws.Reader(context.Background())
+	if err != nil {
+		return 0, nil, err
+	}
+	buf := readBufs.Get().(*readBuf)
+	b := buf.b[:cap(buf.b)]
+	n := 0
+	for {
+		if n == len(b) {
+			// Past MaxFrameSize: the library's read limit fails the next
+			// read with ErrMessageTooBig and closes with 1009.
+			var one [1]byte
+			_, err = r.Read(one[:])
+		} else {
+			var m int
+			m, err = r.Read(b[n:])
+			n += m
+		}
+		if errors.Is(err, io.EOF) {
+			buf.b = b[:n]
+			return typ, buf, nil
+		}
+		if err != nil {
+			buf.b = b
+			readBufs.Put(buf)
+			return 0, nil, err
 		}
 	}
 }
