@@ -26,11 +26,48 @@ import (
 //	go test ./relay -run '^$' -bench RelayCycle -benchtime 200000x
 func BenchmarkRelayCycle(b *testing.B) {
 	for _, pairs := range []int{1, 64} {
-		b.Run(fmt.Sprintf("pairs=%d", pairs), func(b *testing.B) { benchCycle(b, pairs, 8) })
+		b.Run(fmt.Sprintf("pairs=%d", pairs), func(b *testing.B) {
+			rate, lats := benchCycle(b, pairs, 8, b.N, 0)
+			reportCycle(b, rate, lats)
+		})
 	}
 }
 
-func benchCycle(b *testing.B, pairs, window int) {
+// BenchmarkRelayHalfLoad measures online delivery latency at half load:
+// it first runs the full cycle flat out (64 pairs, as RelayCycle) to find
+// this machine's capacity, then offers half of that rate, paced evenly
+// over the 64 senders, and reports the send→deliver latency percentiles.
+// Latency is counted from each envelope's scheduled send time, so a
+// stalled sender cannot hide its delay.
+//
+//	go test ./relay -run '^$' -bench RelayHalfLoad -benchtime 40000x
+func BenchmarkRelayHalfLoad(b *testing.B) {
+	const pairs = 64
+	capacity, _ := benchCycle(b, pairs, 8, max(b.N, 20000), 0)
+	offered := capacity / 2
+	pace := time.Duration(float64(time.Second) * pairs / offered)
+	rate, lats := benchCycle(b, pairs, 8, b.N, pace)
+	b.ReportMetric(capacity, "capacity-cycles/s")
+	b.ReportMetric(offered, "offered/s")
+	reportCycle(b, rate, lats)
+	if len(lats) > 0 {
+		b.ReportMetric(float64(lats[len(lats)*999/1000].Microseconds()), "p999-deliver-µs")
+	}
+}
+
+func reportCycle(b *testing.B, rate float64, lats []time.Duration) {
+	b.ReportMetric(rate, "cycles/s")
+	if len(lats) > 0 {
+		b.ReportMetric(float64(lats[len(lats)/2].Microseconds()), "p50-deliver-µs")
+		b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds()), "p99-deliver-µs")
+	}
+}
+
+// benchCycle runs n full cycles over pairs sender/owner pairs, each sender
+// keeping at most window sends in flight and, if pace is set, starting
+// its sends pace apart. It returns completed cycles per second and the
+// sorted send→deliver latencies.
+func benchCycle(b *testing.B, pairs, window, n int, pace time.Duration) (float64, []time.Duration) {
 	srv := relaytest.New(b, nil)
 	type pair struct {
 		own, anon *client
@@ -43,24 +80,36 @@ func benchCycle(b *testing.B, pairs, window int) {
 		wantType[*protocol.OK](b, own.do(&protocol.Subscribe{Mailbox: mb}))
 		ps[i] = pair{own: own, anon: dial(b, srv.URL), mb: mb, tok: tok}
 	}
-	perPair := max(1, b.N/pairs)
+	perPair := max(1, n/pairs)
 	var (
 		done    atomic.Int64
 		latMu   sync.Mutex
-		lats    []time.Duration
+		lats    []time.Duration // send → delivered
+		durs    []time.Duration // send → Sent (durable)
 		wg      sync.WaitGroup
 		started = time.Now()
 	)
 	b.ResetTimer()
-	for _, p := range ps {
+	for k, p := range ps {
 		// Sender: keeps `window` sends in flight; the envelope carries its
 		// send time so the receiver can measure delivery latency.
 		slots := make(chan struct{}, window)
+		sentAt := make([]atomic.Int64, perPair) // by request ID - 1
 		wg.Go(func() {
 			for i := range perPair {
 				slots <- struct{}{}
 				env := sealed(1)
-				binary.BigEndian.PutUint64(env[2:], uint64(time.Since(started)))
+				at := time.Since(started)
+				if pace > 0 {
+					// Sender k sends at k·pace/pairs + i·pace: spread
+					// evenly, latency counted from the schedule.
+					at = time.Duration(i)*pace + time.Duration(k)*pace/time.Duration(pairs)
+					if d := at - time.Since(started); d > 0 {
+						time.Sleep(d)
+					}
+				}
+				binary.BigEndian.PutUint64(env[2:], uint64(at))
+				sentAt[i].Store(int64(at))
 				f, err := protocol.Marshal(uint32(i+1), &protocol.Send{Mailbox: p.mb, Capability: p.tok, Envelope: env})
 				if err != nil {
 					b.Error(err)
@@ -73,14 +122,18 @@ func benchCycle(b *testing.B, pairs, window int) {
 			}
 		})
 		wg.Go(func() {
+			var local []time.Duration
+			defer func() { latMu.Lock(); durs = append(durs, local...); latMu.Unlock() }()
 			for range perPair {
-				if _, f, err := p.anon.readErr(); err != nil {
+				id, f, err := p.anon.readErr()
+				if err != nil {
 					b.Error(err)
 					return
 				} else if _, ok := f.(*protocol.Sent); !ok {
 					b.Errorf("answer %T", f)
 					return
 				}
+				local = append(local, time.Since(started)-time.Duration(sentAt[id-1].Load()))
 				<-slots
 			}
 		})
@@ -133,11 +186,12 @@ func benchCycle(b *testing.B, pairs, window int) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	b.ReportMetric(float64(done.Load())/b.Elapsed().Seconds(), "cycles/s")
+	rate := float64(done.Load()) / time.Since(started).Seconds()
 	slices.Sort(lats)
-	if len(lats) > 0 {
-		b.ReportMetric(float64(lats[len(lats)/2].Microseconds()), "p50-deliver-µs")
-		b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds()), "p99-deliver-µs")
+	slices.Sort(durs)
+	if len(durs) > 0 {
+		b.ReportMetric(float64(durs[len(durs)/2].Microseconds()), "p50-durable-µs")
+		b.ReportMetric(float64(durs[len(durs)*99/100].Microseconds()), "p99-durable-µs")
 	}
 	if bs, ok := srv.Relay().Store().(*bboltstore.Store); ok {
 		txs, writes := bs.Commits()
@@ -147,4 +201,5 @@ func benchCycle(b *testing.B, pairs, window int) {
 		p.own.ws.CloseNow()
 		p.anon.ws.CloseNow()
 	}
+	return rate, lats
 }
