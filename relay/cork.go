@@ -18,6 +18,13 @@ import (
 // memory and written with one call. Outside hold (control frames written
 // by the reader, close frames) it writes through.
 
+// The WebSocket library's buffers per connection (net/http's are 4 KiB
+// each, kept for the connection's life).
+const (
+	wsWriteBuffer = 512
+	wsReadBuffer  = 2 << 10
+)
+
 // corkLimit bounds what a held corkConn gathers before it writes anyway.
 const corkLimit = 256 << 10
 
@@ -123,8 +130,16 @@ func (w *corkWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.conn = &corkConn{Conn: nc}
-	// The handshake response is already written (Hijack flushes it): the
-	// writer's buffer is empty and is pointed at the corkConn.
-	brw.Writer.Reset(w.conn)
+	// The handshake response is already written (Hijack flushes it). The
+	// library writes through a bufio.Writer; frames are gathered by the
+	// corkConn below it, so that buffer need only hold a control frame
+	// (at most 139 bytes), not the 4 KiB net/http gives each connection.
+	brw.Writer = bufio.NewWriterSize(w.conn, wsWriteBuffer)
+	// Likewise the read buffer: one that holds a 1 KiB envelope's frame
+	// is enough (bigger frames are read past it), unless the client has
+	// already sent bytes that net/http's reader holds.
+	if brw.Reader.Buffered() == 0 {
+		brw.Reader = bufio.NewReaderSize(w.conn, wsReadBuffer)
+	}
 	return w.conn, brw, nil
 }

@@ -149,7 +149,6 @@ func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	defer release()
 	cw := &corkWriter{ResponseWriter: w} // cork.go: frames of a burst in one write
 	ws, err := websocket.Accept(cw, req, &websocket.AcceptOptions{
 		Subprotocols: []string{protocol.Subprotocol},
@@ -158,10 +157,12 @@ func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
+		release()
 		return // Accept wrote the HTTP error
 	}
 	if ws.Subprotocol() != protocol.Subprotocol {
 		ws.Close(websocket.StatusPolicyViolation, "the "+protocol.Subprotocol+" subprotocol is required")
+		release()
 		return
 	}
 	// coder/websocket's default is 32 KiB; frames go up to MaxFrameSize.
@@ -185,24 +186,33 @@ func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
 		ws.Write(ctx, websocket.MessageBinary, b)
 		cancel()
 		ws.Close(status, refuse.Msg)
+		release()
 		return
 	}
 	r.nextID++
-	c := newConn(r, ws, cw.conn, req.Host, r.nextID)
+	// The host is copied: the connection keeps nothing of the request.
+	c := newConn(r, ws, cw.conn, strings.Clone(req.Host), r.nextID)
 	r.conns[c] = struct{}{}
 	r.connWG.Add(1)
 	r.mu.Unlock()
 	r.cfg.Metrics.ConnOpened()
 
-	defer func() {
-		r.mu.Lock()
-		delete(r.conns, c)
-		r.mu.Unlock()
-		r.devs.remove(c)
-		r.cfg.Metrics.ConnClosed()
-		r.connWG.Done()
+	// The connection runs on a goroutine of its own and the handler
+	// returns: net/http then lets go of the request, the response and
+	// their buffers, several KiB that a handler running for the
+	// connection's whole life would hold (BenchmarkIdleConnections).
+	go func() {
+		defer func() {
+			r.mu.Lock()
+			delete(r.conns, c)
+			r.mu.Unlock()
+			r.devs.remove(c)
+			r.cfg.Metrics.ConnClosed()
+			release()
+			r.connWG.Done()
+		}()
+		c.serve()
 	}()
-	c.serve()
 }
 
 // Shutdown stops accepting connections, lets each connection finish its
