@@ -14,8 +14,8 @@ var _ store.StatsReader = (*Store)(nil)
 
 // Stats reports what the store holds, in one read-only transaction that
 // never waits for the committer. It counts the expiry index's keys by
-// walking its pages (bbolt keeps no key count: about one 16 KiB page per
-// 900 envelopes), reads the oldest envelope's header by the sequence index
+// walking its pages (bbolt keeps no key count: about one 8 KiB page per
+// 450 envelopes), reads the oldest envelope's header by the sequence index
 // (insertion order, so the first key is the oldest) and takes the file
 // size from the file system (bbolt grows the file ahead of its pages).
 func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
