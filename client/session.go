@@ -209,11 +209,14 @@ func (c *Client) sealSession(r *contactRecord, plain []byte, pb *session.PeerBun
 		if err != nil {
 			return ErrTooLong
 		}
-		msg, err := s.Seal(plain, n-protocol.EnvelopeHeaderSize)
+		// The envelope header, then the session message sealed behind it:
+		// one buffer of the envelope's size.
+		hdr := append(make([]byte, 0, n), protocol.Version, byte(protocol.KindSession))
+		msg, err := s.SealAppend(hdr, plain, n-protocol.EnvelopeHeaderSize)
 		if err != nil {
 			return fmt.Errorf("client: seal: %w", err)
 		}
-		env = append([]byte{protocol.Version, byte(protocol.KindSession)}, msg...)
+		env = msg
 		rec.State = s.MarshalSecret()
 		return t.putSessionRecord(r.ID, rec)
 	})

@@ -28,6 +28,12 @@ type Session struct {
 	// newDH generates ratchet keys; nil means crypto/rand. Tests replace it
 	// to model an adversary who can compute X25519 secrets.
 	newDH func() (*ecdh.PrivateKey, error)
+
+	// tmp is reused by every Seal and Open of the session for the AEADs'
+	// associated data (AD || the message's bytes before the part being
+	// sealed) and a decrypted header; cleared after each use. It is not
+	// part of the state.
+	tmp []byte
 }
 
 // state is everything a session keeps. Copying a state is cheap and safe:
@@ -153,32 +159,47 @@ func (st *state) pqDue(now time.Time) bool {
 // exactly padTo bytes (ErrTooLarge if it does not fit); the plaintext format
 // must tolerate trailing zeros. The session is changed only on success.
 func (s *Session) Seal(plaintext []byte, padTo int) ([]byte, error) {
+	return s.SealAppend(nil, plaintext, padTo)
+}
+
+// SealAppend is Seal appending the message to dst, which must not overlap
+// plaintext: a caller that prefixes a header, or reuses a buffer, makes no
+// allocation for the message. On failure it returns dst unchanged.
+func (s *Session) SealAppend(dst, plaintext []byte, padTo int) ([]byte, error) {
 	now := s.now()
 	size := s.overhead(now) + len(plaintext)
 	if padTo > 0 {
 		if size > padTo {
-			return nil, ErrTooLarge
+			return dst, ErrTooLarge
 		}
 		size = padTo
 	}
 	if size > MaxMessageSize {
-		return nil, ErrTooLarge
+		return dst, ErrTooLarge
 	}
 	if !s.st.pendingStep && s.st.hasCKs {
 		// Same chain: nothing below can fail once the counter is checked,
 		// so the state is updated in place.
-		return sealOn(&s.st, plaintext, size)
+		return s.sealOn(&s.st, dst, plaintext, size)
 	}
 	st := s.st // a new chain may fail (randomness): work on a copy
 	if err := s.sendStep(&st, now); err != nil {
-		return nil, err
+		return dst, err
 	}
-	msg, err := sealOn(&st, plaintext, size)
+	out, err := s.sealOn(&st, dst, plaintext, size)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	s.st = st
-	return msg, nil
+	return out, nil
+}
+
+// scratchFor returns s.tmp with room for n bytes.
+func (s *Session) scratchFor(n int) []byte {
+	if cap(s.tmp) < n {
+		s.tmp = make([]byte, 0, n)
+	}
+	return s.tmp[:0]
 }
 
 // zeroNonce is the body nonce: each body key (a message key) seals exactly
@@ -186,11 +207,11 @@ func (s *Session) Seal(plaintext []byte, padTo int) ([]byte, error) {
 var zeroNonce [chacha20poly1305.NonceSize]byte
 
 // sealOn seals the next message of the current sending chain of st into a
-// message of exactly size bytes and advances the chain. It changes st only
-// when it succeeds.
-func sealOn(st *state, plaintext []byte, size int) ([]byte, error) {
+// message of exactly size bytes appended to dst, and advances the chain. It
+// changes st only when it succeeds.
+func (s *Session) sealOn(st *state, dst, plaintext []byte, size int) ([]byte, error) {
 	if st.ns == ^uint32(0) {
-		return nil, ErrExhausted
+		return dst, ErrExhausted
 	}
 	flags := byte(0)
 	if st.needInit {
@@ -205,45 +226,47 @@ func sealOn(st *state, plaintext []byte, size int) ([]byte, error) {
 	bodyOff := hdrOff + hdrLen + TagSize
 	ptLen := size - bodyOff - TagSize
 	if ptLen < len(plaintext) {
-		return nil, ErrRandom // unreachable: size includes the overhead
+		return dst, ErrRandom // unreachable: size includes the overhead
 	}
 
 	next, mk := kdfCK(&st.cks)
 
-	// One allocation: AD || message. The associated data of both AEADs is a
-	// prefix of it (AD || every preceding byte of the message), and both
-	// are sealed in place behind it.
-	buf := make([]byte, len(st.ad)+size)
-	copy(buf, st.ad[:])
-	m := buf[len(st.ad):]
+	out := slices.Grow(dst, size)[:len(dst)+size]
+	m := out[len(dst):]
 	m[0] = flags
 	copy(m[1:], st.init)
 	if _, err := rand.Read(m[prefixLen:hdrOff]); err != nil {
-		return nil, ErrRandom
+		return dst, ErrRandom
 	}
 	h := m[hdrOff : hdrOff+hdrLen]
 	copy(h[0:DHPublicKeySize], st.dhs.PublicKey().Bytes())
 	binary.BigEndian.PutUint32(h[32:36], st.pn)
 	binary.BigEndian.PutUint32(h[36:40], st.ns)
 	copy(h[HeaderSize:], st.pqBlock)
+	// The associated data of both AEADs is AD || every preceding byte of
+	// the message, gathered in the session's scratch buffer.
+	ad := append(s.scratchFor(len(st.ad)+bodyOff), st.ad[:]...)
+	ad = append(ad, m[:prefixLen]...)
+	defer func() { clear(ad) }() // what it holds when sealOn returns
 	haead, err := chacha20poly1305.NewX(st.hks[:])
 	if err != nil {
-		return nil, ErrRandom
+		return dst, ErrRandom
 	}
-	haead.Seal(h[:0], m[prefixLen:hdrOff], h, buf[:len(st.ad)+prefixLen])
+	haead.Seal(h[:0], m[prefixLen:hdrOff], h, ad)
+	ad = append(ad, m[prefixLen:bodyOff]...)
 
-	copy(m[bodyOff:], plaintext) // the padding is already zeros
+	n := copy(m[bodyOff:], plaintext)
+	clear(m[bodyOff+n : bodyOff+ptLen]) // the padding: zeros (dst may hold old bytes)
 	baead, err := chacha20poly1305.New(mk[:])
 	if err != nil {
-		return nil, ErrRandom
+		return dst, ErrRandom
 	}
-	baead.Seal(m[bodyOff:bodyOff], zeroNonce[:], m[bodyOff:bodyOff+ptLen], buf[:len(st.ad)+bodyOff])
-	clear(buf[:len(st.ad)])
+	baead.Seal(m[bodyOff:bodyOff], zeroNonce[:], m[bodyOff:bodyOff+ptLen], ad)
 
 	st.cks = next
 	st.ns++
 	st.countMessage()
-	return m, nil
+	return out, nil
 }
 
 func (st *state) countMessage() {
@@ -423,18 +446,22 @@ func MessageInit(msg []byte) (*Init, error) {
 	return ParseInit(f.init)
 }
 
-// scratch is the one buffer an Open allocates: the plaintext it returns,
-// then room for a decrypted header, then AD || every byte of the message
-// before the body (whose prefixes are the AEADs' associated data).
+// scratch holds an Open's buffers: the plaintext it returns (appended to
+// the caller's dst), and, in the session's reused buffer, room for a
+// decrypted header and AD || every byte of the message before the body
+// (whose prefixes are the AEADs' associated data).
 type scratch struct {
-	pt, hdr, ad []byte
+	out, pt, hdr, ad []byte
 }
 
-func newScratch(ad *[32]byte, f *framed) scratch {
+func (s *Session) newScratch(dst []byte, f *framed) scratch {
 	ptLen := len(f.body) - TagSize
 	hLen := len(f.hct) - TagSize
-	b := make([]byte, ptLen+hLen+len(ad)+len(f.upToBody))
-	sc := scratch{pt: b[:ptLen:ptLen], hdr: b[ptLen : ptLen+hLen : ptLen+hLen], ad: b[ptLen+hLen:]}
+	out := slices.Grow(dst, ptLen)[:len(dst)+ptLen]
+	ad := &s.st.ad
+	b := s.scratchFor(hLen + len(ad) + len(f.upToBody))
+	b = b[:cap(b)]
+	sc := scratch{out: out, pt: out[len(dst):len(out):len(out)], hdr: b[:hLen:hLen], ad: b[hLen : hLen+len(ad)+len(f.upToBody)]}
 	copy(sc.ad, ad[:])
 	copy(sc.ad[len(ad):], f.upToBody)
 	return sc
@@ -471,19 +498,30 @@ func openBody(mk *[keySize]byte, f *framed, sc *scratch) bool {
 // Open decrypts a session message. Every failure is ErrDecrypt and leaves
 // the session unchanged; a message is read at most once (a replay fails).
 func (s *Session) Open(msg []byte) ([]byte, error) {
+	pt, err := s.OpenAppend(nil, msg)
+	if err != nil {
+		return nil, err
+	}
+	return pt, nil
+}
+
+// OpenAppend is Open appending the plaintext to dst, which must not overlap
+// msg. On failure it returns dst unchanged (the bytes past its length that
+// it used are zeros).
+func (s *Session) OpenAppend(dst, msg []byte) ([]byte, error) {
 	f, ok := splitMessage(msg)
 	if !ok {
-		return nil, ErrDecrypt
+		return dst, ErrDecrypt
 	}
 	if f.init != nil {
 		// Only the initiator attaches an Init, and only its own: it must be
 		// the one that started this session.
 		id := initID(f.init)
 		if s.st.initiator || subtle.ConstantTimeCompare(id[:], s.st.initID[:]) != 1 {
-			return nil, ErrDecrypt
+			return dst, ErrDecrypt
 		}
 	}
-	sc := newScratch(&s.st.ad, &f)
+	sc := s.newScratch(dst, &f)
 	defer sc.wipe()
 
 	// The common case, the next message of the current receiving chain,
@@ -495,12 +533,12 @@ func (s *Session) Open(msg []byte) ([]byte, error) {
 		if ok && h.n == st.nr {
 			next, mk := kdfCK(&st.ckr)
 			if !openBody(&mk, &f, &sc) {
-				return nil, ErrDecrypt
+				return dst, ErrDecrypt
 			}
 			st.ckr = next
 			st.nr = h.n + 1
 			st.commitRead()
-			return sc.pt, nil
+			return sc.out, nil
 		}
 		if !ok {
 			pre = &header{} // known not to open under HKr
@@ -511,11 +549,12 @@ func (s *Session) Open(msg []byte) ([]byte, error) {
 
 	st := s.st // work on a copy; commit on success
 	if !s.open(&st, &f, &sc, pre) {
-		return nil, ErrDecrypt
+		clear(sc.pt) // a body that opened under a skipped key, then failed later
+		return dst, ErrDecrypt
 	}
 	st.commitRead()
 	s.st = st
-	return sc.pt, nil
+	return sc.out, nil
 }
 
 // commitRead is what every successful Open does besides the chain update.
