@@ -75,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func dispatch(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return &usageError{msg: "no command", hint: "postern-relay serve | invite create | version"}
+		return &usageError{msg: "no command", hint: "postern-relay help lists the commands; postern-relay serve runs the relay"}
 	}
 	switch args[0] {
 	case "serve":
@@ -99,11 +99,28 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "postern-relay %s (protocol %d, %s)\n", version, protocol.Version, protocol.Subprotocol)
 		return nil
 	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, "usage: postern-relay serve | invite create | version")
+		fmt.Fprint(stdout, commandsUsage)
 		return nil
 	}
-	return &usageError{msg: fmt.Sprintf("unknown command %q", args[0]), hint: "postern-relay serve | invite create | version"}
+	return &usageError{msg: fmt.Sprintf("unknown command %q", args[0]), hint: "postern-relay help lists the commands"}
 }
+
+// commandsUsage is what `postern-relay help` prints.
+const commandsUsage = `usage: postern-relay COMMAND [flags]
+
+  serve                 run the relay (serve --help lists every option)
+  config check          check a configuration without starting the relay
+  invite create         make enrolment invite codes (--account LABEL binds them to a person)
+  admin COMMAND         administer a running relay: devices, accounts, revoke, suspend, restore
+                        (admin --help lists them)
+  backup FILE           write a consistent copy of the database, while the relay runs
+  restore FILE          put a backup in place, with the relay stopped
+  audit verify          check the audit log for edited, removed or reordered entries
+  audit export          write the audit log and its signed head for a reviewer
+  version               print the version
+
+docs/OPERATIONS.md tells how to run a relay for real.
+`
 
 // parse parses flags, then fills every flag not given on the command line
 // from POSTERN_RELAY_<NAME>.
