@@ -10,7 +10,8 @@ import (
 // MailboxID names a mailbox: 128 random bits chosen by the relay.
 type MailboxID [16]byte
 
-// EnvelopeID names a stored envelope: a random (version 4) UUID chosen by the relay.
+// EnvelopeID names a stored envelope: 16 bytes chosen by the relay, opaque
+// to clients (SPEC.md section 3).
 type EnvelopeID [16]byte
 
 // DeviceID names an enrolled device: the fingerprint of its public signing
@@ -47,7 +48,8 @@ func NewMailboxID() MailboxID {
 	return m
 }
 
-// NewEnvelopeID returns a fresh random version 4 UUID.
+// NewEnvelopeID returns a fresh random version 4 UUID (for tests and
+// stores that do not derive their IDs).
 func NewEnvelopeID() EnvelopeID {
 	var e EnvelopeID
 	rand.Read(e[:])

@@ -67,9 +67,16 @@ func TestAdminBackupDuringSends(t *testing.T) {
 	}
 	defer db.Close()
 	db.View(func(tx *bolt.Tx) error {
-		ids := tx.Bucket([]byte("env_id"))
+		// Envelope records: mailbox (16) || envelope ID (16) || ... (SPEC 10).
+		stored := map[protocol.EnvelopeID]bool{}
+		tx.Bucket([]byte("env")).ForEach(func(_, v []byte) error {
+			if len(v) >= 32 {
+				stored[protocol.EnvelopeID(v[16:32])] = true
+			}
+			return nil
+		})
 		for _, id := range before {
-			if ids.Get(id[:]) == nil {
+			if !stored[id] {
 				t.Errorf("envelope %s acknowledged before the backup is missing", id)
 			}
 		}

@@ -200,7 +200,6 @@ func (c *conn) sendEnvelope(id uint32, f *protocol.Send) {
 	received := c.r.cfg.Now().UTC().Truncate(protocol.TimeGranularity)
 	e := store.Envelope{
 		Mailbox:  f.Mailbox,
-		ID:       protocol.NewEnvelopeID(),
 		Received: received,
 		Expires:  received.Add(c.r.set().retention),
 		Data:     f.Envelope,
@@ -217,7 +216,8 @@ func (c *conn) sendEnvelope(id uint32, f *protocol.Send) {
 		defer func() { <-c.sends; c.pending.Done() }()
 		// Append returns only once the envelope is durable; only then is
 		// the sender told.
-		if _, err := c.r.st.Append(c.ctx, e, h); err != nil {
+		e, err := c.r.st.Append(c.ctx, e, h) // assigns the envelope's ID
+		if err != nil {
 			c.storeRefusal(id, err)
 			return
 		}

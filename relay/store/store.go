@@ -157,7 +157,8 @@ type Store interface {
 	PrekeyStatus(ctx context.Context, dev protocol.DeviceID) (count int, hasBundle bool, err error)
 
 	// Append checks the capability and the queue depth (ErrQueueFull) and
-	// stores e durably, assigning e.Seq. It returns the stored envelope.
+	// stores e durably, assigning e.Seq and e.ID (any ID given is
+	// replaced). It returns the stored envelope.
 	Append(ctx context.Context, e Envelope, h protocol.CapabilityHash) (Envelope, error)
 	// Range returns up to limit envelopes of mb with Seq > after, oldest
 	// first.

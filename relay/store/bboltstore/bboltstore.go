@@ -13,6 +13,7 @@
 package bboltstore
 
 import (
+	"crypto/cipher"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -56,7 +57,7 @@ var (
 	bPrekeys   = []byte("prekeys")
 	bEnv       = []byte("env")
 	bEnvMbox   = []byte("env_mbox")
-	bEnvID     = []byte("env_id")
+	bEnvID     = []byte("env_id") // schema-1 envelopes only (envid.go)
 	bEnvExp    = []byte("env_exp")
 	// Blob buckets were added within schema 1: Open creates missing
 	// buckets, so an older schema-1 file gains them without a migration.
@@ -99,6 +100,8 @@ type Store struct {
 	closed  bool
 
 	commits, writes atomic.Int64
+
+	envIDs cipher.Block // envid.go
 }
 
 type request struct {
@@ -159,11 +162,17 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	ids, err := loadEnvIDCipher(db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	s := &Store{
 		db:       db,
 		queue:    make(chan *request, o.QueueSize),
 		maxBatch: o.MaxBatch,
 		fin:      make(chan struct{}),
+		envIDs:   ids,
 	}
 	go s.commitLoop()
 	return s, nil

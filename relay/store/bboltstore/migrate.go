@@ -127,6 +127,9 @@ func openSchema(db *bolt.DB, path string) error {
 				return err
 			}
 		}
+		if err := ensureEnvIDKey(tx); err != nil {
+			return err
+		}
 		if fresh || stored != currentSchema {
 			return tx.Bucket(bMeta).Put(keySchema, binary.BigEndian.AppendUint32(nil, currentSchema))
 		}

@@ -3,6 +3,7 @@ package bboltstore
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"time"
 
@@ -516,6 +517,8 @@ func (s *Store) Append(ctx context.Context, e store.Envelope, h protocol.Capabil
 	// The capability is checked inside the committing transaction only:
 	// the relay checked it before queueing, and this check is the one that
 	// cannot race a revocation.
+	var salt [8]byte
+	rand.Read(salt[:])
 	err := s.update(func(tx *bolt.Tx) error {
 		if err := checkCapability(tx, e.Mailbox, h); err != nil {
 			return err
@@ -535,14 +538,12 @@ func (s *Store) Append(ctx context.Context, e store.Envelope, h protocol.Capabil
 			return err
 		}
 		e.Seq = seq
+		e.ID = s.envelopeID(seq, salt)
 		sk := u64(seq)
 		if err := env.Put(sk, encodeEnv(e)); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bEnvMbox).Put(cat(e.Mailbox[:], sk), nil); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bEnvID).Put(e.ID[:], sk); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bEnvExp).Put(cat(u64(timeU64(e.Expires)), sk), nil); err != nil {
@@ -582,18 +583,25 @@ func (s *Store) Ack(ctx context.Context, mb protocol.MailboxID, ids []protocol.E
 	err := s.update(func(tx *bolt.Tx) error {
 		n = 0
 		env := tx.Bucket(bEnv)
-		idx := tx.Bucket(bEnvID)
+		legacy := tx.Bucket(bEnvID)
 		for _, id := range ids {
-			sk := idx.Get(id[:])
-			if len(sk) != 8 {
-				continue
+			// The ID names its sequence (envid.go); a schema-1 envelope
+			// is found through the env_id index instead.
+			seq := s.seqOf(id)
+			v := env.Get(u64(seq))
+			if len(v) < envHeader || !bytes.Equal(v[16:32], id[:]) {
+				sk := legacy.Get(id[:])
+				if len(sk) != 8 {
+					continue
+				}
+				seq = binary.BigEndian.Uint64(sk)
+				v = env.Get(sk)
 			}
-			seq := binary.BigEndian.Uint64(sk)
-			e, err := decodeEnv(seq, env.Get(sk))
+			e, err := decodeEnv(seq, v)
 			if err != nil {
 				return err
 			}
-			if e.Mailbox != mb {
+			if e.ID != id || e.Mailbox != mb {
 				continue
 			}
 			if err := deleteEnvelope(tx, seq, e); err != nil {
