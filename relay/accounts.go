@@ -136,47 +136,20 @@ func errNoAccount(err error, label, what string) error {
 // can join it with one; a new invite for the label can). Devices already
 // revoked are left as they are.
 func (r *Relay) RevokeAccount(ctx context.Context, account string) (AccountResult, error) {
-	if account == "" {
-		return AccountResult{}, store.ErrUnknownAccount
-	}
-	devs, err := r.st.AccountDevices(ctx, account)
+	var invites int
+	res, closed, err := r.barAccount(ctx, account, reasonRevoked, "no devices and no unused invites",
+		func(d store.Device) bool { return !d.Revoked },
+		func() ([]protocol.DeviceID, error) {
+			revoked, n, err := r.st.RevokeAccount(ctx, account)
+			invites = n
+			return revoked, err
+		})
 	if err != nil {
 		return AccountResult{}, err
 	}
-	var targets []protocol.DeviceID
-	for _, d := range devs {
-		if !d.Revoked {
-			targets = append(targets, d.ID)
-		}
-	}
-	closed := r.evictDevices(targets, reasonRevoked)
-	revoked, invites, err := r.st.RevokeAccount(ctx, account)
-	if err != nil {
-		r.rebar(devs, nil)
-		return AccountResult{}, errNoAccount(err, account, "no devices and no unused invites")
-	}
-	// A device that joined the account between the listing and the
-	// transaction was revoked by it: close its connections now.
-	var late []protocol.DeviceID
-	for _, id := range revoked {
-		if !slices.Contains(targets, id) {
-			late = append(late, id)
-		}
-	}
-	closed += r.evictDevices(late, reasonRevoked)
-	r.rebar(devs, revoked) // left the account meanwhile: as they were
-	res := AccountResult{Changed: revoked, Invites: invites}
-	for _, d := range devs {
-		if d.Revoked {
-			res.Unchanged = append(res.Unchanged, d.ID)
-		}
-	}
-	for _, id := range revoked {
-		r.log.Info(reasonRevoked, "device", id.Short())
-		r.auditBarred(reasonRevoked, id)
-	}
-	r.log.Info("account revoked", "account", accountLogID(account), "devices", len(revoked), "connections", closed, "invites", invites)
-	r.auditAccount(auditAccountRevoked, account, len(revoked), invites)
+	res.Invites = invites
+	r.log.Info("account revoked", "account", accountLogID(account), "devices", len(res.Changed), "connections", closed, "invites", invites)
+	r.auditAccount(auditAccountRevoked, account, len(res.Changed), invites)
 	return res, nil
 }
 
@@ -185,24 +158,44 @@ func (r *Relay) RevokeAccount(ctx context.Context, account string) (AccountResul
 // transaction. Its invite codes stay usable: revoke them (invite revoke)
 // if the person must not enrol a new device meanwhile.
 func (r *Relay) SuspendAccount(ctx context.Context, account string) (AccountResult, error) {
-	if account == "" {
-		return AccountResult{}, store.ErrUnknownAccount
-	}
-	devs, err := r.st.AccountDevices(ctx, account)
+	res, closed, err := r.barAccount(ctx, account, reasonSuspended, "it has no devices",
+		func(d store.Device) bool { return !d.Revoked && !d.Suspended },
+		func() ([]protocol.DeviceID, error) { return r.st.SuspendAccount(ctx, account, true) })
 	if err != nil {
 		return AccountResult{}, err
 	}
+	r.log.Info("account suspended", "account", accountLogID(account), "devices", len(res.Changed), "connections", closed)
+	r.auditAccount(auditAccountSuspended, account, len(res.Changed), -1)
+	return res, nil
+}
+
+// barAccount revokes or suspends (reason) the devices of an account: the
+// devices the listing says op will change (willChange) are barred and
+// disconnected before op runs, so that none acts between the two; op
+// changes them in one store transaction; a device it changed besides (one
+// that joined the account meanwhile) is disconnected after it, and one it
+// left alone is unbarred again. It logs and audits each device; the
+// account-wide log and audit entry are the caller's. closed counts the
+// connections closed.
+func (r *Relay) barAccount(ctx context.Context, account, reason, none string, willChange func(store.Device) bool, op func() ([]protocol.DeviceID, error)) (res AccountResult, closed int, err error) {
+	if account == "" {
+		return AccountResult{}, 0, store.ErrUnknownAccount
+	}
+	devs, err := r.st.AccountDevices(ctx, account)
+	if err != nil {
+		return AccountResult{}, 0, err
+	}
 	var targets []protocol.DeviceID
 	for _, d := range devs {
-		if !d.Revoked && !d.Suspended {
+		if willChange(d) {
 			targets = append(targets, d.ID)
 		}
 	}
-	closed := r.evictDevices(targets, reasonSuspended)
-	changed, err := r.st.SuspendAccount(ctx, account, true)
+	closed = r.evictDevices(targets, reason)
+	changed, err := op()
 	if err != nil {
 		r.rebar(devs, nil)
-		return AccountResult{}, errNoAccount(err, account, "it has no devices")
+		return AccountResult{}, 0, errNoAccount(err, account, none)
 	}
 	var late []protocol.DeviceID
 	for _, id := range changed {
@@ -210,21 +203,19 @@ func (r *Relay) SuspendAccount(ctx context.Context, account string) (AccountResu
 			late = append(late, id)
 		}
 	}
-	closed += r.evictDevices(late, reasonSuspended)
-	r.rebar(devs, changed)
-	res := AccountResult{Changed: changed}
+	closed += r.evictDevices(late, reason)
+	r.rebar(devs, changed) // left the account meanwhile: as they were
+	res.Changed = changed
 	for _, d := range devs {
 		if !slices.Contains(changed, d.ID) {
 			res.Unchanged = append(res.Unchanged, d.ID)
 		}
 	}
 	for _, id := range changed {
-		r.log.Info(reasonSuspended, "device", id.Short())
-		r.auditBarred(reasonSuspended, id)
+		r.log.Info(reason, "device", id.Short())
+		r.auditBarred(reason, id)
 	}
-	r.log.Info("account suspended", "account", accountLogID(account), "devices", len(changed), "connections", closed)
-	r.auditAccount(auditAccountSuspended, account, len(changed), -1)
-	return res, nil
+	return res, closed, nil
 }
 
 // RestoreAccount lifts the suspension of every suspended device of an

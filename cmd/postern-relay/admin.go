@@ -173,13 +173,7 @@ func adminDevices(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *asJSON {
-		devs := resp.Devices
-		if devs == nil {
-			devs = []relay.AdminDevice{}
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(devs)
+		return printJSON(stdout, resp.Devices)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tACCOUNT\tENROLLED\tLAST SEEN\tSTATE")
@@ -191,6 +185,16 @@ func adminDevices(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", id, dash(d.Account), d.Enrolled, dash(d.LastSeen), d.State)
 	}
 	return tw.Flush()
+}
+
+// printJSON prints a list as indented JSON: no entries is [], not null.
+func printJSON[T any](w io.Writer, list []T) error {
+	if list == nil {
+		list = []T{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(list)
 }
 
 // dash stands in for an empty table cell.
@@ -212,13 +216,7 @@ func adminAccounts(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *asJSON {
-		accts := resp.Accounts
-		if accts == nil {
-			accts = []relay.AdminAccount{}
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(accts)
+		return printJSON(stdout, resp.Accounts)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACCOUNT\tACTIVE\tSUSPENDED\tREVOKED\tLAST SEEN\tINVITES")
