@@ -49,6 +49,8 @@ func TestAuditLog(t *testing.T) {
 	log := string(b)
 	for _, want := range []string{
 		`"event":"relay.start","fields":{"blob_quota":`,
+		`"frame_burst":4000,"frame_rate":2000,`, // every setting, including the reloadable limits
+		`"trusted_proxies":0}`,                  // a count: the audit log holds no addresses
 		`"event":"invite.created","fields":{"count":3,"ttl_seconds":3600,"via":"relay"}`,
 		`"event":"device.enrolled","fields":{"device":"` + id.String() + `"}`,
 		`"event":"device.suspended","fields":{"device":"` + id.String() + `"}`,

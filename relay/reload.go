@@ -218,6 +218,14 @@ func (s *settings) auditFields() audit.Fields {
 		"max_blob_size":          s.maxBlobSize,
 		"blob_quota":             s.blobQuota,
 		"blob_retention_seconds": int64(s.blobRetention / time.Second),
+		"frame_rate":             s.frameRate,
+		"frame_burst":            s.frameBurst,
+		"conn_rate_per_address":  s.connRate,
+		"conn_burst_per_address": s.connBurst,
+		"max_conns_per_address":  s.maxPerAddr,
+		"ping_interval_seconds":  int64(s.pingInterval / time.Second),
+		// How many, not which: the audit log holds no addresses.
+		"trusted_proxies": len(s.trusted),
 	}
 }
 
