@@ -15,7 +15,7 @@ import (
 func (c *conn) handle(b []byte) bool {
 	if !c.allow() {
 		c.r.cfg.Metrics.RateLimited()
-		c.refuse(requestID(b), protocol.CodeRateLimited, fmt.Sprintf("more than %d frames per second", int(c.frames.Limit())))
+		c.refuse(requestID(b), protocol.CodeRateLimited, fmt.Sprintf("over the frame limit: %d frames per second, in bursts of at most %d", int(c.frames.Limit()), c.frames.Burst()))
 		return true
 	}
 	id, f, err := protocol.Parse(b)
