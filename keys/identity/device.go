@@ -35,7 +35,7 @@ func NewDevice(id *Identity) (*Device, error) {
 	}
 	c := &keys.DeviceCertificate{
 		Identity: id.Public(),
-		Signing:  s.pub,
+		Signing:  s.Public(),
 		KEM:      kem.pub,
 		Created:  time.Unix(time.Now().Unix(), 0).UTC(),
 	}
@@ -62,7 +62,7 @@ func (d *Device) Certificate() *keys.DeviceCertificate {
 
 // Sign returns a hybrid signature by the device's signing key, verifiable
 // with d.Certificate().Signing.Verify(context, msg, sig).
-func (d *Device) Sign(context string, msg []byte) ([]byte, error) { return d.s.sign(context, msg) }
+func (d *Device) Sign(context string, msg []byte) ([]byte, error) { return sign(d.s, context, msg) }
 
 // Open reverses keys.Recipient.Seal for the device's long-term X-Wing key
 // (the certificate's KEM key), with the same info and aad. Every failure
@@ -74,7 +74,7 @@ func (d Device) String() string {
 	if d.s == nil {
 		return "identity.Device{<nil>}"
 	}
-	return "identity.Device{id: " + d.s.pub.Fingerprint().Short() + ", secret: REDACTED}"
+	return "identity.Device{id: " + d.s.Public().Fingerprint().Short() + ", secret: REDACTED}"
 }
 
 // GoString is String: %#v must not dump the fields.
@@ -89,8 +89,7 @@ func (d Device) Format(f fmt.State, _ rune) { fmt.Fprint(f, d.String()) }
 func (d *Device) MarshalSecret() []byte {
 	b := make([]byte, 0, deviceSecretSize)
 	b = append(b, tagDeviceSecret, formatVersion)
-	b = append(b, d.s.edSeed[:]...)
-	b = append(b, d.s.mlSeed[:]...)
+	b = d.s.AppendSeeds(b)
 	b = append(b, d.kem.seed[:]...)
 	return append(b, d.cert.Bytes()...)
 }
@@ -116,7 +115,7 @@ func ParseDeviceSecret(b []byte) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !c.Signing.Equal(s.pub) || !c.KEM.Equal(kem.pub) {
+	if !c.Signing.Equal(s.Public()) || !c.KEM.Equal(kem.pub) {
 		return nil, detail(ErrMalformedSecret, "identity: device secret: seeds do not match the certificate")
 	}
 	return &Device{s: s, kem: kem, cert: c}, nil

@@ -29,19 +29,19 @@ func GenerateIdentity() (*Identity, error) {
 }
 
 // Public returns the identity's verification key.
-func (i *Identity) Public() *keys.SigningPublicKey { return i.s.pub }
+func (i *Identity) Public() *keys.SigningPublicKey { return i.s.Public() }
 
 // Sign returns a hybrid signature (keys.SignatureSize bytes) over msg in
 // the given context (1 to 255 bytes), verifiable with
 // i.Public().Verify(context, msg, sig).
-func (i *Identity) Sign(context string, msg []byte) ([]byte, error) { return i.s.sign(context, msg) }
+func (i *Identity) Sign(context string, msg []byte) ([]byte, error) { return sign(i.s, context, msg) }
 
 // String returns a redacted description naming the public key only.
 func (i Identity) String() string {
 	if i.s == nil {
 		return "identity.Identity{<nil>}"
 	}
-	return "identity.Identity{public: " + i.s.pub.Fingerprint().Short() + ", secret: REDACTED}"
+	return "identity.Identity{public: " + i.s.Public().Fingerprint().Short() + ", secret: REDACTED}"
 }
 
 // GoString is String: %#v must not dump the fields.
@@ -56,8 +56,7 @@ func (i Identity) Format(f fmt.State, _ rune) { fmt.Fprint(f, i.String()) }
 func (i *Identity) MarshalSecret() []byte {
 	b := make([]byte, 0, identitySecretSize)
 	b = append(b, tagIdentitySecret, formatVersion)
-	b = append(b, i.s.edSeed[:]...)
-	return append(b, i.s.mlSeed[:]...)
+	return i.s.AppendSeeds(b)
 }
 
 // ParseIdentitySecret parses the output of MarshalSecret.

@@ -143,7 +143,8 @@ func TestSecretRoundTrip(t *testing.T) {
 func TestStringRedacts(t *testing.T) {
 	id, d := fixture()
 	pk, _ := NewPrekey(d, 3, true)
-	seeds := [][]byte{id.s.edSeed[:], id.s.mlSeed[:], d.s.edSeed[:], d.s.mlSeed[:], d.kem.seed[:], pk.kem.seed[:]}
+	is, ds := id.s.AppendSeeds(nil), d.s.AppendSeeds(nil)
+	seeds := [][]byte{is[:seedSize], is[seedSize:], ds[:seedSize], ds[seedSize:], d.kem.seed[:], pk.kem.seed[:]}
 	for _, v := range []any{id, d, pk, *id, *d, *pk} {
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x", "%X", "%d", "%q"} {
 			out := fmt.Sprintf(verb, v)

@@ -41,11 +41,11 @@ func NewPrekey(d *Device, id uint32, oneTime bool) (*Prekey, error) {
 		return nil, err
 	}
 	// Verify what we publish, as NewDevice does.
-	p, err = keys.ParseSignedPrekey(d.s.pub, p.Bytes())
+	p, err = keys.ParseSignedPrekey(d.s.Public(), p.Bytes())
 	if err != nil {
 		return nil, err
 	}
-	return &Prekey{kem: kem, device: d.s.pub, signed: p}, nil
+	return &Prekey{kem: kem, device: d.s.Public(), signed: p}, nil
 }
 
 // Public returns the signed prekey to publish. It is a copy: changing it

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -11,9 +10,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
-
 	"github.com/postern/postern/keys"
+	"github.com/postern/postern/keys/hybrid"
 	"github.com/postern/postern/protocol"
 )
 
@@ -29,25 +27,17 @@ const (
 const keyLabel = protocol.LabelPrefix + "relay-key"
 
 const (
-	seedSize    = 32
+	seedSize    = hybrid.SeedSize
 	keyFileSize = len(keyLabel) + 1 + 2*seedSize
 )
 
-// noCompare makes Key not comparable with ==.
-type noCompare [0]func()
-
 // Key is the relay's hybrid signing key (Ed25519 + ML-DSA-65, the
-// construction of SPEC.md section 8: keys.SigningPublicKey.Verify checks
-// its signatures). The relay binary never links keys/identity, so the
-// private half lives here. Printing a Key with any fmt verb shows a
-// redacted form.
+// construction of SPEC.md section 8, implemented by keys/hybrid:
+// keys.SigningPublicKey.Verify checks its signatures). The relay binary
+// never links keys/identity: this is the relay's own key, not a person's.
+// Printing a Key with any fmt verb shows a redacted form.
 type Key struct {
-	_      noCompare
-	edSeed [seedSize]byte
-	mlSeed [seedSize]byte
-	ed     ed25519.PrivateKey
-	ml     *mldsa65.PrivateKey
-	pub    *keys.SigningPublicKey
+	s *hybrid.Signer
 }
 
 // LoadOrCreateKey reads the key file at path, or creates it (mode 0600,
@@ -67,7 +57,7 @@ func LoadOrCreateKey(path string) (*Key, error) {
 	}
 	pubPath := path + ".pub" // KeyFile + ".pub" is PublicKeyFile
 	if _, err := os.Stat(pubPath); errors.Is(err, fs.ErrNotExist) {
-		if err := os.WriteFile(pubPath, []byte(EncodePublicKey(k.pub)+"\n"), 0o644); err != nil {
+		if err := os.WriteFile(pubPath, []byte(EncodePublicKey(k.Public())+"\n"), 0o644); err != nil {
 			return nil, fmt.Errorf("audit: write public key: %w", err)
 		}
 	}
@@ -126,34 +116,20 @@ func createKey(path string) (*Key, error) {
 }
 
 func keyFromSeeds(edSeed, mlSeed []byte) (*Key, error) {
-	k := &Key{}
-	copy(k.edSeed[:], edSeed)
-	copy(k.mlSeed[:], mlSeed)
-	k.ed = ed25519.NewKeyFromSeed(k.edSeed[:])
-	mlPub, mlPriv := mldsa65.NewKeyFromSeed(&k.mlSeed)
-	k.ml = mlPriv
-	raw := append(append(make([]byte, 0, keys.SigningPublicKeySize), k.ed.Public().(ed25519.PublicKey)...), mlPub.Bytes()...)
-	pub, err := keys.ParseSigningPublicKey(raw)
-	if err != nil { // unreachable: the libraries give the right sizes
-		return nil, fmt.Errorf("%w: derived public key rejected", ErrKeyFile)
+	hs, err := hybrid.FromSeeds(edSeed, mlSeed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrKeyFile, err)
 	}
-	k.pub = pub
-	return k, nil
+	return &Key{s: hs}, nil
 }
 
 // Public returns the public half.
-func (k *Key) Public() *keys.SigningPublicKey { return k.pub }
+func (k *Key) Public() *keys.SigningPublicKey { return k.s.Public() }
 
-// Sign returns the hybrid signature Ed25519(M') || ML-DSA-65(M', context
-// "postern.v1", hedged) with M' = keys.SignedMessage(Public(), context, msg).
+// Sign returns the hybrid signature of msg in context (keys/hybrid).
 func (k *Key) Sign(context string, msg []byte) ([]byte, error) {
-	m, err := keys.SignedMessage(k.pub, context, msg)
+	sig, err := k.s.Sign(context, msg)
 	if err != nil {
-		return nil, err
-	}
-	sig := make([]byte, keys.SignatureSize)
-	copy(sig, ed25519.Sign(k.ed, m))
-	if err := mldsa65.SignTo(k.ml, m, []byte(keys.MLDSAContext), true, sig[ed25519.SignatureSize:]); err != nil {
 		return nil, fmt.Errorf("audit: sign: %v", err)
 	}
 	return sig, nil
