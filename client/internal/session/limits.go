@@ -75,18 +75,17 @@ const (
 // Labels and contexts. Each one appears in SPEC-sessions.md with exactly these
 // bytes.
 const (
-	labelSPK         = "postern.v1 session prekey"          // HPKE info, seal to the signed prekey
-	labelOPK         = "postern.v1 session one-time-prekey" // HPKE info, seal to the one-time prekey
-	labelTranscript  = "postern.v1 session transcript"      // transcript hashes TH0, TH
-	labelInitKey     = "postern.v1 session init-key"        // HKDF info: Init inner encryption key
-	labelRoot        = "postern.v1 session root"            // HKDF info: initial root, chain and header keys
-	labelInitID      = "postern.v1 session init-id"         // Init ID (tie-break, matching)
-	labelRatchet     = "postern.v1 session ratchet"         // HKDF info: KDF_RK without PQ secret
-	labelRatchetPQ   = "postern.v1 session ratchet pq"      // HKDF info: KDF_RK with PQ secret
-	labelChainKey    = "postern.v1 session chain-key"       // HMAC input: next chain key
-	labelMsgKey      = "postern.v1 session message-key"     // HMAC input: message key
-	labelHeaderNonce = "postern.v1 session header-nonce"    // HMAC input of KDF_CK: sender's header nonce
-	labelDHProbe     = "postern.v1 session x25519 probe"    // fixed scalar to detect low-order points
+	labelSPK        = "postern.v1 session prekey"          // HPKE info, seal to the signed prekey
+	labelOPK        = "postern.v1 session one-time-prekey" // HPKE info, seal to the one-time prekey
+	labelTranscript = "postern.v1 session transcript"      // transcript hashes TH0, TH
+	labelInitKey    = "postern.v1 session init-key"        // HKDF info: Init inner encryption key
+	labelRoot       = "postern.v1 session root"            // HKDF info: initial root, chain and header keys
+	labelInitID     = "postern.v1 session init-id"         // Init ID (tie-break, matching)
+	labelRatchet    = "postern.v1 session ratchet"         // HKDF info: KDF_RK without PQ secret
+	labelRatchetPQ  = "postern.v1 session ratchet pq"      // HKDF info: KDF_RK with PQ secret
+	labelChainKey   = "postern.v1 session chain-key"       // HMAC input: next chain key
+	labelMsgKey     = "postern.v1 session message-key"     // HMAC input: message key
+	labelDHProbe    = "postern.v1 session x25519 probe"    // fixed scalar to detect low-order points
 
 	// ContextInit is the signature context (SPEC.md section 8) of the
 	// initiator's signature over the transcript hash.
