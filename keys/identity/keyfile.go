@@ -63,14 +63,22 @@ func SealKeyFile(passphrase []byte, payload []byte, p KDFParams) ([]byte, error)
 	if err := p.check(); err != nil {
 		return nil, err
 	}
+	var saltNonce [saltSize + chacha20poly1305.NonceSizeX]byte
+	if _, err := rand.Read(saltNonce[:]); err != nil {
+		return nil, ErrRandom
+	}
+	return sealKeyFile(passphrase, payload, p, saltNonce)
+}
+
+// sealKeyFile is SealKeyFile with the salt and nonce given, so that the
+// known-answer vectors can check every byte of a key file.
+func sealKeyFile(passphrase, payload []byte, p KDFParams, saltNonce [saltSize + chacha20poly1305.NonceSizeX]byte) ([]byte, error) {
 	out := make([]byte, keyFileHeader, keyFileHeader+len(payload)+keyFileTag)
 	out[0], out[1], out[2] = tagKeyFile, formatVersion, kdfArgon2id
 	binary.BigEndian.PutUint32(out[3:7], p.Time)
 	binary.BigEndian.PutUint32(out[7:11], p.MemoryKiB)
 	out[11] = p.Threads
-	if _, err := rand.Read(out[12:keyFileHeader]); err != nil { // salt || nonce
-		return nil, ErrRandom
-	}
+	copy(out[12:keyFileHeader], saltNonce[:])
 	aead, err := chacha20poly1305.NewX(argon2.IDKey(passphrase, out[12:12+saltSize], p.Time, p.MemoryKiB, p.Threads, chacha20poly1305.KeySize))
 	if err != nil {
 		return nil, ErrKeyFileFormat // unreachable: the key size is fixed
