@@ -313,8 +313,8 @@ func codeLabels(t *testing.T, m *module) (map[string]codeLabel, []string) {
 }
 
 // specLabels returns every label of SPEC.md's label tables (a table whose
-// first header cell starts with "label"), with its line number. Each row's
-// first cell must be one label in backquotes.
+// first header cell starts with "label" or "context"), with its line
+// number. Each row's first cell must be one label in backquotes.
 func specLabels(t *testing.T) (map[string]int, int) {
 	t.Helper()
 	f, err := os.Open(specPath)
@@ -336,7 +336,7 @@ func specLabels(t *testing.T) (map[string]int, int) {
 		cells := strings.Split(strings.Trim(s, "|"), "|")
 		first := strings.TrimSpace(cells[0])
 		switch {
-		case !inTable && strings.HasPrefix(first, "label"):
+		case !inTable && (strings.HasPrefix(first, "label") || strings.HasPrefix(first, "context")):
 			inTable = true
 			tables++
 		case inTable && strings.HasPrefix(first, "---"):
