@@ -72,7 +72,7 @@ const (
 	InitSizeNoOneTime = initFixedSize + SealedSecretSize + initSealedSize
 )
 
-// Labels and contexts. Each one appears in SPEC-sessions.md with exactly these
+// Labels and contexts. Each one appears in SPEC.md section 11 with exactly these
 // bytes.
 const (
 	labelSPK        = "postern.v1 session prekey"          // HPKE info, seal to the signed prekey
