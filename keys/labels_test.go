@@ -387,6 +387,21 @@ func TestSpecLabels(t *testing.T) {
 	if tables < 4 || len(spec) < 20 || len(code) < 20 {
 		t.Fatalf("found %d label tables with %d labels in SPEC.md and %d labels in code; the extraction is broken", tables, len(spec), len(code))
 	}
+	// One of each way a label reaches the code, so that a change to the
+	// extraction that loses a kind shows here rather than as silence.
+	for _, v := range []string{
+		"postern.v1 hybrid-sig",             // a literal constant
+		"postern.v1 sealed",                 // protocol.LabelPrefix + "sealed"
+		"postern.v1 account-log",            // a constant prefix of a non-constant +
+		"postern.v1 x25519 low-order probe", // a literal in an expression
+		"postern.v1 relay-key",              // keyLabel + "\x00"
+		"device-cert",                       // a constant named Context…
+		"sealed",                            // SealedSignatureContext
+	} {
+		if _, ok := code[v]; !ok {
+			t.Errorf("the extraction no longer finds %q in code", v)
+		}
+	}
 	for _, v := range sortedKeys(code) {
 		if _, ok := spec[v]; !ok {
 			t.Errorf("label or context %q is used in code (%s) but is in no label table of SPEC.md", v, code[v].pos)
