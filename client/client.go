@@ -740,7 +740,7 @@ func (c *Client) deliver(cn *conn, d *protocol.Deliver) {
 	if err := cn.ok(ctx, &protocol.Ack{Mailbox: d.Mailbox, IDs: []protocol.EnvelopeID{d.ID}}); err != nil {
 		c.log.Debug("ack failed; the envelope will come again and be de-duplicated", "err", err)
 	}
-	c.afterReceive(ctx, &res)
+	c.afterReceive(ctx, cn, &res)
 }
 
 // queue makes new stored messages and notices available to Sync and

@@ -39,7 +39,7 @@
 // The inviter sees the new contact, under the accepter's own name, after
 // their next [Client.Sync] or [Client.Receive]. Invitations are single-use.
 //
-//	code, _ := alice.Invite(ctx)          // "postern-invite:1:..."
+//	code, _ := alice.Invite(ctx)          // "postern-invite:2:..."
 //	_, _ = bob.Accept(ctx, code, "alice")
 //	_, _ = alice.Sync(ctx)                 // alice now has contact "bob"
 //

@@ -49,11 +49,22 @@ func invitationKey(t *tx, mb []byte) []byte {
 	return t.s.index(bucketInvitations, []byte("v2"), mb)
 }
 
+// onConn returns cn, or the authenticated connection when cn is nil.
+// Work done on the receive loop's goroutine (afterReceive) passes the
+// connection it received on: waiting there for a new connection would wait
+// for that very goroutine, which is the one that reconnects.
+func (c *Client) onConn(ctx context.Context, cn *conn) (*conn, error) {
+	if cn != nil {
+		return cn, nil
+	}
+	return c.authConn(ctx)
+}
+
 // newMailbox creates a mailbox and a send capability tok for it on the
-// relay, on the authenticated connection.
-func (c *Client) newMailbox(ctx context.Context, tok protocol.CapabilityToken) (*conn, protocol.MailboxID, error) {
+// relay, on cn (nil: the authenticated connection).
+func (c *Client) newMailbox(ctx context.Context, cn *conn, tok protocol.CapabilityToken) (*conn, protocol.MailboxID, error) {
 	var mb protocol.MailboxID
-	cn, err := c.authConn(ctx)
+	cn, err := c.onConn(ctx, cn)
 	if err != nil {
 		return nil, mb, err
 	}
@@ -189,7 +200,7 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 	// The reply route: a spare mailbox made earlier, so that accepting
 	// makes no authenticated request now that the relay could tie by
 	// timing to the anonymous ones above. Without a spare, one is made.
-	reply, replyCap, fromSpare, err := c.takeSpare(ctx)
+	reply, replyCap, fromSpare, err := c.takeSpare(ctx, nil)
 	if err != nil {
 		return Contact{}, err
 	}
@@ -248,7 +259,7 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 
 // takeSpare takes a spare mailbox for a new route, or makes one when none
 // is left. fromSpare says which.
-func (c *Client) takeSpare(ctx context.Context) (mb protocol.MailboxID, tok protocol.CapabilityToken, fromSpare bool, err error) {
+func (c *Client) takeSpare(ctx context.Context, cn *conn) (mb protocol.MailboxID, tok protocol.CapabilityToken, fromSpare bool, err error) {
 	err = c.st.update(func(t *tx) error {
 		fromSpare = false
 		list, err := t.mailboxes()
@@ -271,7 +282,7 @@ func (c *Client) takeSpare(ctx context.Context) (mb protocol.MailboxID, tok prot
 		return mb, tok, fromSpare, err
 	}
 	tok = protocol.NewCapabilityToken()
-	_, mb, err = c.newMailbox(ctx, tok)
+	_, mb, err = c.newMailbox(ctx, cn, tok)
 	if err != nil {
 		return mb, tok, false, err
 	}
@@ -476,7 +487,7 @@ func (c *Client) refused(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct *
 // that was in an invitation. The new route is recorded before it is
 // announced, so that what they send to it is read at once; the old one is
 // read until its capability is revoked (revokePrevRoute).
-func (c *Client) rotateRoute(ctx context.Context, id []byte) error {
+func (c *Client) rotateRoute(ctx context.Context, cn *conn, id []byte) error {
 	var rec contactRecord
 	var ok bool
 	if err := c.st.view(func(t *tx) (err error) { ok, err = t.get(bucketContacts, id, &rec); return err }); err != nil || !ok {
@@ -486,7 +497,7 @@ func (c *Client) rotateRoute(ctx context.Context, id []byte) error {
 		return nil
 	}
 	if !rec.RouteChosen {
-		mb, tok, _, err := c.takeSpare(ctx)
+		mb, tok, _, err := c.takeSpare(ctx, cn)
 		if err != nil {
 			return err
 		}
@@ -531,7 +542,7 @@ func (c *Client) rotateRoute(ctx context.Context, id []byte) error {
 
 // revokePrevRoute revokes the capability of contact id's previous route on
 // the relay, once they write to the new one.
-func (c *Client) revokePrevRoute(ctx context.Context, id []byte) error {
+func (c *Client) revokePrevRoute(ctx context.Context, cn *conn, id []byte) error {
 	var rec contactRecord
 	var ok bool
 	if err := c.st.view(func(t *tx) (err error) { ok, err = t.get(bucketContacts, id, &rec); return err }); err != nil || !ok {
@@ -546,7 +557,7 @@ func (c *Client) revokePrevRoute(ctx context.Context, id []byte) error {
 	}
 	var mb protocol.MailboxID
 	copy(mb[:], rec.PrevRecvMbx)
-	cn, err := c.authConn(ctx)
+	cn, err = c.onConn(ctx, cn)
 	if err != nil {
 		return err
 	}
@@ -573,14 +584,14 @@ func (c *Client) revokePrevRoute(ctx context.Context, id []byte) error {
 // storing an envelope decided: a session reset, a route, a route
 // acknowledgement, a revocation or a refusal. Failures are logged; routes
 // and revocations are retried by maintain.
-func (c *Client) afterReceive(ctx context.Context, res *received) {
+func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 	if res.reset != nil {
 		// Before the Drained that follows is handled, so that a Sync
 		// returns after it: the contact learns of the new session now.
 		c.sendReset(ctx, res.reset)
 	}
 	if res.route != nil {
-		if err := c.rotateRoute(ctx, res.route); err != nil {
+		if err := c.rotateRoute(ctx, cn, res.route); err != nil {
 			c.log.Warn("could not give a new contact a fresh route yet; will retry", "err", err)
 		}
 	}
@@ -588,7 +599,7 @@ func (c *Client) afterReceive(ctx context.Context, res *received) {
 		c.sendRouteAck(ctx, res.routeAck)
 	}
 	if res.revoke != nil {
-		if err := c.revokePrevRoute(ctx, res.revoke); err != nil {
+		if err := c.revokePrevRoute(ctx, cn, res.revoke); err != nil {
 			c.log.Warn("could not revoke an invitation's capability yet; will retry", "err", err)
 		}
 	}
@@ -649,12 +660,12 @@ func (c *Client) maintain(ctx context.Context, cn *conn) {
 		return
 	}
 	for _, id := range routes {
-		if err := c.rotateRoute(ctx, id); err != nil {
+		if err := c.rotateRoute(ctx, cn, id); err != nil {
 			c.log.Warn("could not give a contact a fresh route yet", "err", err)
 		}
 	}
 	for _, id := range revokes {
-		if err := c.revokePrevRoute(ctx, id); err != nil {
+		if err := c.revokePrevRoute(ctx, cn, id); err != nil {
 			c.log.Warn("could not revoke an invitation's capability yet", "err", err)
 		}
 	}
