@@ -384,11 +384,11 @@ func newClient(home string, o Options, dev *identity.Device, name, relay string,
 		dev: dev, devID: cert.DeviceID(), idFP: cert.Identity.Fingerprint(),
 		name: name, relay: relay, st: st,
 		ctx: ctx, cancel: cancel,
-		changed:    make(chan struct{}),
-		connecting: make(chan struct{}, 1),
-		prekeyBusy: make(chan struct{}, 1),
+		changed:     make(chan struct{}),
+		connecting:  make(chan struct{}, 1),
+		prekeyBusy:  make(chan struct{}, 1),
 		maintaining: make(chan struct{}, 1),
-		certs:      make(map[keys.Fingerprint]*keys.DeviceCertificate),
+		certs:       make(map[keys.Fingerprint]*keys.DeviceCertificate),
 	}
 }
 
