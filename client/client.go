@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -136,9 +137,10 @@ type Client struct {
 	certs     map[keys.Fingerprint]*keys.DeviceCertificate // parsed contact certificates
 
 	anonMu sync.Mutex
-	anon   *conn
+	anon   map[string]*anonConn // unauthenticated connections, one per contact (anonRequest)
 
-	prekeyBusy chan struct{} // a one-slot semaphore held by a prekey check (prekeys.go)
+	prekeyBusy  chan struct{} // a one-slot semaphore held by a prekey check (prekeys.go)
+	maintaining chan struct{} // a one-slot semaphore held by route maintenance (introduction.go)
 
 	received, duplicates, dropped atomic.Uint64
 
@@ -334,6 +336,11 @@ func Init(ctx context.Context, home string, passphrase []byte, relayURL, name st
 	if err != nil {
 		return nil, err
 	}
+	// Spare mailboxes now, while enrolling: the first Accept then makes
+	// no authenticated request (introduction.go).
+	if err := c.fillSpares(ctx, cn); err != nil {
+		c.log.Warn("could not prepare spare mailboxes", "err", err)
+	}
 	if _, err := c.start(ctx, cn); err != nil {
 		return nil, err
 	}
@@ -377,10 +384,11 @@ func newClient(home string, o Options, dev *identity.Device, name, relay string,
 		dev: dev, devID: cert.DeviceID(), idFP: cert.Identity.Fingerprint(),
 		name: name, relay: relay, st: st,
 		ctx: ctx, cancel: cancel,
-		changed:    make(chan struct{}),
-		connecting: make(chan struct{}, 1),
-		prekeyBusy: make(chan struct{}, 1),
-		certs:      make(map[keys.Fingerprint]*keys.DeviceCertificate),
+		changed:     make(chan struct{}),
+		connecting:  make(chan struct{}, 1),
+		prekeyBusy:  make(chan struct{}, 1),
+		maintaining: make(chan struct{}, 1),
+		certs:       make(map[keys.Fingerprint]*keys.DeviceCertificate),
 	}
 }
 
@@ -538,6 +546,7 @@ func (c *Client) start(ctx context.Context, cn *conn) (uint64, error) {
 	c.mu.Unlock()
 	go c.run(cn)
 	c.goCheckPrekeys(cn)
+	c.goMaintain(cn)
 	return gen, nil
 }
 
@@ -658,6 +667,7 @@ func (c *Client) run(cn *conn) {
 			c.log.Debug("reconnect failed", "attempt", attempt, "err", err)
 		}
 		c.goCheckPrekeys(cn)
+		c.goMaintain(cn)
 	}
 }
 
@@ -730,11 +740,7 @@ func (c *Client) deliver(cn *conn, d *protocol.Deliver) {
 	if err := cn.ok(ctx, &protocol.Ack{Mailbox: d.Mailbox, IDs: []protocol.EnvelopeID{d.ID}}); err != nil {
 		c.log.Debug("ack failed; the envelope will come again and be de-duplicated", "err", err)
 	}
-	if res.reset != nil {
-		// Before the Drained that follows is handled, so that a Sync
-		// returns after it: the contact learns of the new session now.
-		c.sendReset(ctx, res.reset)
-	}
+	c.afterReceive(ctx, cn, &res)
 }
 
 // queue makes new stored messages and notices available to Sync and
@@ -766,12 +772,22 @@ func (c *Client) Close() error {
 		cur.close()
 	}
 	c.anonMu.Lock()
-	if c.anon != nil {
-		c.anon.close()
+	for k, a := range c.anon {
+		a.idle.Stop()
+		a.cn.close()
+		delete(c.anon, k)
 	}
 	c.anonMu.Unlock()
 	c.wg.Wait()
 	return nil
+}
+
+// current returns the current authenticated connection, nil while there
+// is none.
+func (c *Client) current() *conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur
 }
 
 // Whoami describes this client.
@@ -815,27 +831,32 @@ func (c *Client) stateErrLocked() error {
 	return c.fatal
 }
 
-// anonRequest sends f over the unauthenticated connection (opened lazily,
-// reopened once if it was lost): sends and bundle fetches must not be tied
-// to this device's authenticated connection.
-func (c *Client) anonRequest(ctx context.Context, f protocol.Frame) (protocol.Frame, error) {
+// Unauthenticated connections (SPEC section 9 "Sending and blocking").
+// Sends and bundle fetches never travel on the device's authenticated
+// connection; and each contact (each invitation being accepted) gets its
+// own short-lived one, so that the relay cannot link the capabilities of
+// different contacts by the connection they arrive on. A connection idle
+// for anonIdle is closed; at most maxAnonConns are open at once (the least
+// recently used is closed first).
+const (
+	anonIdle     = 20 * time.Second
+	maxAnonConns = 8
+)
+
+type anonConn struct {
+	cn       *conn
+	idle     *time.Timer
+	lastUsed time.Time
+}
+
+// anonRequest sends f over the unauthenticated connection kept for key
+// (opened lazily, reopened once if it was lost).
+func (c *Client) anonRequest(ctx context.Context, key string, f protocol.Frame) (protocol.Frame, error) {
 	for attempt := 0; ; attempt++ {
-		c.anonMu.Lock()
-		if c.ctx.Err() != nil {
-			c.anonMu.Unlock()
-			return nil, ErrClosed
+		cn, err := c.anonConn(ctx, key)
+		if err != nil {
+			return nil, err
 		}
-		cn := c.anon
-		if cn == nil || cn.isClosed() {
-			var err error
-			cn, err = dialRelay(ctx, c.relay, nil, c.tlsConf)
-			if err != nil {
-				c.anonMu.Unlock()
-				return nil, err
-			}
-			c.anon = cn
-		}
-		c.anonMu.Unlock()
 		r, err := cn.request(ctx, f)
 		if errors.Is(err, errConnClosed) && attempt == 0 {
 			continue
@@ -843,6 +864,56 @@ func (c *Client) anonRequest(ctx context.Context, f protocol.Frame) (protocol.Fr
 		return r, err
 	}
 }
+
+func (c *Client) anonConn(ctx context.Context, key string) (*conn, error) {
+	c.anonMu.Lock()
+	defer c.anonMu.Unlock()
+	if c.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	if c.anon == nil {
+		c.anon = make(map[string]*anonConn)
+	}
+	if a := c.anon[key]; a != nil && !a.cn.isClosed() {
+		a.lastUsed = time.Now()
+		a.idle.Reset(anonIdle)
+		return a.cn, nil
+	} else if a != nil {
+		a.idle.Stop()
+		delete(c.anon, key)
+	}
+	if len(c.anon) >= maxAnonConns {
+		var oldest string
+		for k, a := range c.anon {
+			if oldest == "" || a.lastUsed.Before(c.anon[oldest].lastUsed) {
+				oldest = k
+			}
+		}
+		c.anon[oldest].idle.Stop()
+		c.anon[oldest].cn.close()
+		delete(c.anon, oldest)
+	}
+	// Dialled under anonMu: connections are few and short requests follow;
+	// a slow dial only delays other unauthenticated requests.
+	cn, err := dialRelay(ctx, c.relay, nil, c.tlsConf)
+	if err != nil {
+		return nil, err
+	}
+	a := &anonConn{cn: cn, lastUsed: time.Now()}
+	a.idle = time.AfterFunc(anonIdle, func() {
+		c.anonMu.Lock()
+		if c.anon[key] == a {
+			delete(c.anon, key)
+		}
+		c.anonMu.Unlock()
+		cn.close()
+	})
+	c.anon[key] = a
+	return cn, nil
+}
+
+// anonKey names the unauthenticated connection used for a contact.
+func anonKey(contactID []byte) string { return "contact:" + hex.EncodeToString(contactID) }
 
 func randomID(n int) []byte {
 	b := make([]byte, n)

@@ -78,7 +78,30 @@ func pair(t *testing.T, srv *relaytest.Server) (alice, bob *Client, aliceHome, b
 	if cs[0].SafetyNumber != ct.SafetyNumber {
 		t.Fatalf("safety numbers differ: %q vs %q", cs[0].SafetyNumber, ct.SafetyNumber)
 	}
+	settleRoutes(t, alice, bob)
 	return
+}
+
+// settleRoutes lets the route exchange that follows an introduction finish
+// (SPEC section 9 "Routes"): alice's route reaches bob, bob's
+// acknowledgement reaches alice, who revokes the invitation's capability.
+// Tests then start from the same state whatever the timing of the
+// background receive loops.
+func settleRoutes(t *testing.T, alice, bob *Client) {
+	t.Helper()
+	ctx := testCtx(t)
+	for _, c := range []*Client{bob, alice, bob, alice} {
+		if _, err := c.Sync(ctx); err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+	}
+	r, err := alice.lookupContact("bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.NeedRoute || !r.PrevRevoked {
+		t.Fatalf("alice's route for bob did not settle: need %v, previous revoked %v", r.NeedRoute, r.PrevRevoked)
+	}
 }
 
 func texts(ms []Message) []string {
@@ -300,7 +323,7 @@ func rawSend(t *testing.T, sender *Client, name string, env []byte) {
 	var mb protocol.MailboxID
 	copy(mb[:], r.SendMbx)
 	tok, _ := protocol.CapabilityTokenFromBytes(r.SendCap)
-	if _, err := sender.anonRequest(testCtx(t), &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env}); err != nil {
+	if _, err := sender.anonRequest(testCtx(t), anonKey(r.ID), &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -37,9 +37,12 @@
 // and hands the returned line to the other (in person, by a channel they
 // trust), who calls [Client.Accept] with it and a name for the inviter.
 // The inviter sees the new contact, under the accepter's own name, after
-// their next [Client.Sync] or [Client.Receive]. Invitations are single-use.
+// their next [Client.Sync] or [Client.Receive]. Invitations are single-use:
+// once the inviter has added the contact, it gives them a fresh mailbox and
+// capability inside their session and revokes the invitation's, so a
+// leaked or second use of the line fails with [ErrInvitationSpent].
 //
-//	code, _ := alice.Invite(ctx)          // "postern-invite:1:..."
+//	code, _ := alice.Invite(ctx)          // "postern-invite:2:..."
 //	_, _ = bob.Accept(ctx, code, "alice")
 //	_, _ = alice.Sync(ctx)                 // alice now has contact "bob"
 //
@@ -78,12 +81,16 @@
 //     the recipient device and signed inside by the sender's hybrid
 //     (Ed25519 + ML-DSA-65) device key. The relay sees mailbox IDs, sizes
 //     and coarse times, never content or the sender.
-//   - Sealed sender: sends use a separate, never-authenticated connection
-//     with a per-contact capability. The relay can still correlate by IP
-//     address and timing; use a network that hides them if that matters.
+//   - Sealed sender: sends use never-authenticated connections, one per
+//     contact, with a per-contact capability. The relay can still
+//     correlate by IP address and timing; use a network that hides them if
+//     that matters.
 //   - Trust: Accept checks that the relay's keys match the identity
 //     fingerprint in the invitation, so the invitation channel is what you
-//     trust. Compare Contact.SafetyNumber out of band to be sure.
+//     trust. The relay sees only a capability derived from the invitation's
+//     secret, never the key that authenticates the introduction, so it
+//     cannot introduce a device of its own. Compare Contact.SafetyNumber out
+//     of band to be sure.
 //   - A session that is lost (wiped or restored state) is replaced by a
 //     new one, never silently: both people get a notice in the
 //     conversation (Message.Notice) asking them to compare safety numbers.

@@ -3,8 +3,10 @@ package client
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/postern/postern/keys/identity"
+	"github.com/postern/postern/protocol"
 )
 
 // Sentinel errors. Test with errors.Is: returned errors often wrap one of
@@ -70,6 +72,18 @@ var (
 	// ErrInvitationUsed: an introduction for an invitation that was already
 	// used (invitations are single-use) or that this client never made.
 	ErrInvitationUsed = errors.New("client: invitation unknown or already used")
+	// ErrInvitationSpent: the invitation was already used by someone else,
+	// or withdrawn: Accept finds it refused by the relay, or the inviter
+	// answered the introduction with a refusal, or the relay refuses the
+	// invitation's capability. The error names the contact where there is
+	// one ("NAME's invitation was already used...") and matches
+	// ErrInvitationSpent. Ask for a new invitation.
+	ErrInvitationSpent = errors.New("client: the invitation was already used or withdrawn; ask for a new one")
+	// ErrStalePrekey: starting a session, the relay served a signed prekey
+	// older than MaxSignedPrekeyAge: the contact's device has not been
+	// online to rotate it, or the relay is replaying an old bundle. Nothing
+	// was sent. Matches ErrStalePrekey; the error names the contact.
+	ErrStalePrekey = errors.New("client: the contact's published keys are out of date")
 	// ErrNoPrekey: no secret for that prekey ID on this device: never
 	// made, a one-time prekey already consumed, or a replaced last-resort
 	// prekey past its grace period.
@@ -122,6 +136,10 @@ var (
 	ErrInvitationTruncated error = &invitationError{"client: invalid invitation: truncated (was it copied whole?)"}
 	// ErrInvitationChecksum: the checksum does not match: a typo or damage.
 	ErrInvitationChecksum error = &invitationError{"client: invalid invitation: checksum mismatch (mistyped or damaged)"}
+	// ErrInvitationOutdated: an invitation of format 1, made by an older
+	// Postern. Its secret was also the relay-visible capability, which let
+	// the relay introduce a device of its own; it is no longer accepted.
+	ErrInvitationOutdated error = &invitationError{"client: invalid invitation: made by an older version of Postern and no longer accepted; ask for a new invitation"}
 )
 
 type invitationError struct{ msg string }
@@ -147,3 +165,41 @@ func (e *deviceMismatchError) Error() string {
 	return "client: the relay returned keys that are not " + e.name + "'s known device; nothing was sent (compare safety numbers)"
 }
 func (e *deviceMismatchError) Unwrap() error { return ErrDeviceMismatch }
+
+// invitationSpentError is ErrInvitationSpent naming the inviter.
+type invitationSpentError struct{ name string }
+
+func (e *invitationSpentError) Error() string {
+	return e.name + "'s invitation was already used by someone else or withdrawn; nothing was delivered: ask " + e.name + " for a new invitation"
+}
+func (e *invitationSpentError) Unwrap() error { return ErrInvitationSpent }
+
+// stalePrekeyError is ErrStalePrekey naming the contact.
+type stalePrekeyError struct {
+	name string
+	age  time.Duration
+}
+
+func (e *stalePrekeyError) Error() string {
+	return fmt.Sprintf("client: %s's keys on the relay are %d days old (limit %d): %s's device must come online to renew them; nothing was sent",
+		e.name, int(e.age.Hours()/24), int(MaxSignedPrekeyAge.Hours()/24), e.name)
+}
+func (e *stalePrekeyError) Unwrap() error { return ErrStalePrekey }
+
+// errSendFailed marks a relay refusal of a send or bundle fetch that has
+// no sentence of its own.
+var errSendFailed = errors.New("client: send")
+
+// sendError turns the relay's refusal of a send or bundle fetch for
+// contact r into the error the user must see.
+func (c *Client) sendError(r *contactRecord, err error) error {
+	switch {
+	case protocol.IsCode(err, protocol.CodeCapabilityRevoked) && r.ViaInvitation:
+		// We still write with the invitation's capability, and the inviter
+		// revoked it: someone else's introduction was accepted.
+		return &invitationSpentError{name: r.Name}
+	case protocol.IsCode(err, protocol.CodeCapabilityRevoked):
+		return &blockedError{name: r.Name}
+	}
+	return fmt.Errorf("%w: %w", errSendFailed, err)
+}

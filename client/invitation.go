@@ -1,6 +1,8 @@
 package client
 
 import (
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -14,51 +16,121 @@ import (
 )
 
 // InvitationPrefix starts every invitation line. The digit is the
-// invitation format version.
-const InvitationPrefix = "postern-invite:1:"
+// invitation format version: 2 carries an invitation secret from which the
+// relay's capability and the introduction key are derived (protocol/SPEC.md
+// section 9 "Invitations"). Version 1 lines (the capability itself) are
+// refused with ErrInvitationOutdated.
+const InvitationPrefix = "postern-invite:2:"
+
+// invitationPrefixV1 started the lines of the first format, whose single
+// secret was also the mailbox's send capability: the relay saw it and could
+// introduce a device of its own.
+const invitationPrefixV1 = "postern-invite:1:"
 
 // MaxRelayURLSize bounds a relay URL in an invitation.
 const MaxRelayURLSize = 512
 
+// InvitationSecretSize is the size of an invitation secret.
+const InvitationSecretSize = 32
+
+// Labels of the invitation derivations (protocol/SPEC.md section 9).
 const (
-	invitationChecksumSize = 4
-	invitationFixedSize    = 2 + 16 + 32 + keys.FingerprintSize + invitationChecksumSize
+	invitationCapabilityLabel   = protocol.LabelPrefix + "invitation capability"
+	invitationIntroKeyLabel     = protocol.LabelPrefix + "invitation introduction-key"
+	invitationIntroMACLabel     = protocol.LabelPrefix + "invitation introduction"
+	invitationChecksumSize      = 4
+	invitationFixedSize         = 2 + 16 + InvitationSecretSize + keys.FingerprintSize + invitationChecksumSize
+	introductionMACSize         = sha256.Size
+	introductionTranscriptFixed = 1 + 2 + 16 + 2*keys.FingerprintSize + 16 + 32
 )
 
 // Invitation is the parsed form of an invitation line: where the inviter's
-// mailbox is, the capability to write to it (a bearer secret) and the
-// fingerprint of the inviter's identity key, which the accepter checks
-// against the keys the relay hands out.
+// mailbox is, the invitation secret (a bearer secret the relay never sees)
+// and the fingerprint of the inviter's identity key, which the accepter
+// checks against the keys the relay hands out.
 type Invitation struct {
-	Relay      string                   // canonical relay URL
-	Mailbox    protocol.MailboxID       // the inviter's mailbox for this invitation
-	Capability protocol.CapabilityToken // send capability for Mailbox; also the single-use invitation token
-	Identity   keys.Fingerprint         // the inviter's identity key fingerprint
+	Relay    string                     // canonical relay URL
+	Mailbox  protocol.MailboxID         // the inviter's mailbox for this invitation
+	Secret   [InvitationSecretSize]byte // the invitation secret (see Capability, introKey)
+	Identity keys.Fingerprint           // the inviter's identity key fingerprint
 }
 
-// Code returns the one-line text form (a SECRET: it holds the capability).
+// Capability is the send capability for Mailbox derived from the secret:
+// the only value derived from it that the relay sees (on the accepter's
+// bundle fetch and introduction).
+func (inv *Invitation) Capability() protocol.CapabilityToken {
+	t, _ := protocol.CapabilityTokenFromBytes(inv.derive(invitationCapabilityLabel))
+	return t
+}
+
+// introKey is the key that authenticates the introduction. The relay
+// never sees it, so it cannot introduce a device of its own even though it
+// learns the capability.
+func (inv *Invitation) introKey() []byte { return inv.derive(invitationIntroKeyLabel) }
+
+// derive is HKDF-SHA-256(ikm = secret, salt = empty, info = label || mailbox, 32).
+func (inv *Invitation) derive(label string) []byte {
+	info := append([]byte(label), inv.Mailbox[:]...)
+	k, err := hkdf.Key(sha256.New, inv.Secret[:], nil, string(info), 32)
+	if err != nil {
+		panic("client: HKDF of 32 bytes failed") // unreachable: the length is fixed and small
+	}
+	return k
+}
+
+// introductionMAC authenticates an introduction under the invitation's
+// introduction key: HMAC-SHA-256(key, transcript) where the transcript
+// binds the relay, the invitation mailbox, the inviter's identity, the
+// introducer's identity and device, and the reply route.
+func introductionMAC(key []byte, relay string, mailbox protocol.MailboxID, inviter, introducer, device keys.Fingerprint, replyMbx protocol.MailboxID, replyCap [32]byte) [introductionMACSize]byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(introductionTranscript(relay, mailbox, inviter, introducer, device, replyMbx, replyCap))
+	var out [introductionMACSize]byte
+	m.Sum(out[:0])
+	return out
+}
+
+// introductionTranscript is the MAC input (SPEC section 9 "Introductions").
+func introductionTranscript(relay string, mailbox protocol.MailboxID, inviter, introducer, device keys.Fingerprint, replyMbx protocol.MailboxID, replyCap [32]byte) []byte {
+	b := make([]byte, 0, len(invitationIntroMACLabel)+introductionTranscriptFixed+len(relay)+keys.FingerprintSize)
+	b = append(b, invitationIntroMACLabel...)
+	b = append(b, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(relay)))
+	b = append(b, relay...)
+	b = append(b, mailbox[:]...)
+	b = append(b, inviter[:]...)
+	b = append(b, introducer[:]...)
+	b = append(b, device[:]...)
+	b = append(b, replyMbx[:]...)
+	return append(b, replyCap[:]...)
+}
+
+// Code returns the one-line text form (a SECRET: it holds the invitation secret).
 func (inv *Invitation) Code() string {
 	b := make([]byte, 0, invitationFixedSize+len(inv.Relay))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(inv.Relay)))
 	b = append(b, inv.Relay...)
 	b = append(b, inv.Mailbox[:]...)
-	b = append(b, inv.Capability.SecretBytes()...)
+	b = append(b, inv.Secret[:]...)
 	b = append(b, inv.Identity[:]...)
 	sum := sha256.Sum256(b)
 	b = append(b, sum[:invitationChecksumSize]...)
 	return InvitationPrefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
-// String redacts: an invitation holds a capability.
+// String redacts: an invitation holds a secret.
 func (inv *Invitation) String() string { return "Invitation(" + inv.Identity.Short() + ", REDACTED)" }
 
 // ParseInvitation parses an invitation line (surrounding white space is
 // ignored). Every failure matches ErrInvalidInvitation; the specific ones
-// also match ErrInvitationPrefix, ErrInvitationEncoding,
-// ErrInvitationTruncated, ErrInvitationChecksum, or the relay URL errors
-// ErrInvalidRelayURL and ErrInsecureRelay.
+// also match ErrInvitationPrefix, ErrInvitationOutdated,
+// ErrInvitationEncoding, ErrInvitationTruncated, ErrInvitationChecksum, or
+// the relay URL errors ErrInvalidRelayURL and ErrInsecureRelay.
 func ParseInvitation(s string) (*Invitation, error) {
 	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, invitationPrefixV1) {
+		return nil, ErrInvitationOutdated
+	}
 	if !strings.HasPrefix(s, InvitationPrefix) {
 		return nil, ErrInvitationPrefix
 	}
@@ -100,11 +172,12 @@ func ParseInvitation(s string) (*Invitation, error) {
 	off := 2 + n
 	copy(inv.Mailbox[:], body[off:off+16])
 	off += 16
-	inv.Capability, _ = protocol.CapabilityTokenFromBytes(body[off : off+32])
-	off += 32
+	copy(inv.Secret[:], body[off:off+InvitationSecretSize])
+	off += InvitationSecretSize
 	copy(inv.Identity[:], body[off:off+keys.FingerprintSize])
-	if inv.Capability.IsZero() {
-		return nil, invitationErrorf("zero capability")
+	var zero [InvitationSecretSize]byte
+	if subtle.ConstantTimeCompare(inv.Secret[:], zero[:]) == 1 {
+		return nil, invitationErrorf("zero secret")
 	}
 	return inv, nil
 }

@@ -14,7 +14,14 @@ func testInvitation() *Invitation {
 	for i := range id {
 		id[i] = byte(i)
 	}
-	return &Invitation{Relay: "wss://relay.example.org", Mailbox: protocol.MailboxID{1, 2, 3}, Capability: protocol.NewCapabilityToken(), Identity: id}
+	inv := &Invitation{Relay: "wss://relay.example.org", Mailbox: protocol.MailboxID{1, 2, 3}, Identity: id}
+	inv.Secret = secret()
+	return inv
+}
+
+func secret() (s [InvitationSecretSize]byte) {
+	copy(s[:], protocol.NewCapabilityToken().SecretBytes())
+	return s
 }
 
 func TestParseInvitation(t *testing.T) {
@@ -34,17 +41,18 @@ func TestParseInvitation(t *testing.T) {
 		in   string
 		want error
 	}{
-		{"prefix", "postern-invite:2:" + body, ErrInvitationPrefix},
+		{"prefix", "postern-invite:3:" + body, ErrInvitationPrefix},
+		{"format 1", "postern-invite:1:" + body, ErrInvitationOutdated},
 		{"empty", "", ErrInvitationPrefix},
 		{"encoding", InvitationPrefix + body + "=", ErrInvitationEncoding},
 		{"truncated", good[:len(good)-10], ErrInvitationTruncated},
 		{"truncated short", good[:len(InvitationPrefix)+20], ErrInvitationTruncated},
 		{"checksum", InvitationPrefix + flip(body, 30), ErrInvitationChecksum},
 		{"checksum in sum", InvitationPrefix + flip(body, len(body)-3), ErrInvitationChecksum},
-		{"insecure relay", (&Invitation{Relay: "ws://relay.example.org", Capability: protocol.NewCapabilityToken()}).Code(), ErrInsecureRelay},
-		{"bad relay", (&Invitation{Relay: "ftp://x", Capability: protocol.NewCapabilityToken()}).Code(), ErrInvalidRelayURL},
-		{"non-canonical relay", (&Invitation{Relay: "wss://Relay.example.org/", Capability: protocol.NewCapabilityToken()}).Code(), ErrInvalidInvitation},
-		{"zero capability", (&Invitation{Relay: "wss://relay.example.org"}).Code(), ErrInvalidInvitation},
+		{"insecure relay", (&Invitation{Relay: "ws://relay.example.org", Secret: secret()}).Code(), ErrInsecureRelay},
+		{"bad relay", (&Invitation{Relay: "ftp://x", Secret: secret()}).Code(), ErrInvalidRelayURL},
+		{"non-canonical relay", (&Invitation{Relay: "wss://Relay.example.org/", Secret: secret()}).Code(), ErrInvalidInvitation},
+		{"zero secret", (&Invitation{Relay: "wss://relay.example.org"}).Code(), ErrInvalidInvitation},
 		{"non-zero padding bits", nonCanonicalBase64(t, good), ErrInvitationEncoding},
 	}
 	for _, tt := range tests {
@@ -60,7 +68,7 @@ func TestParseInvitation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Relay != inv.Relay || got.Mailbox != inv.Mailbox || !got.Capability.Equal(inv.Capability) || got.Identity != inv.Identity {
+	if got.Relay != inv.Relay || got.Mailbox != inv.Mailbox || got.Secret != inv.Secret || !got.Capability().Equal(inv.Capability()) || got.Identity != inv.Identity {
 		t.Fatalf("round trip: %+v", got)
 	}
 	if strings.Contains(got.String(), body[:10]) {

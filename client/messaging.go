@@ -21,139 +21,6 @@ import (
 // is not acknowledged, so the relay delivers it again.
 var errStoreFailed = errors.New("client: local store failed")
 
-// newMailbox creates a mailbox and a send capability for it on the relay.
-func (c *Client) newMailbox(ctx context.Context) (*conn, protocol.MailboxID, protocol.CapabilityToken, error) {
-	var mb protocol.MailboxID
-	tok := protocol.NewCapabilityToken()
-	cn, err := c.authConn(ctx)
-	if err != nil {
-		return nil, mb, tok, err
-	}
-	r, err := cn.request(ctx, &protocol.CreateMailbox{})
-	if err != nil {
-		return nil, mb, tok, fmt.Errorf("client: create mailbox: %w", err)
-	}
-	mc, ok := r.(*protocol.MailboxCreated)
-	if !ok {
-		return nil, mb, tok, unexpected(r)
-	}
-	mb = mc.Mailbox
-	if err := cn.ok(ctx, &protocol.AddCapability{Mailbox: mb, Hash: tok.Hash()}); err != nil {
-		return nil, mb, tok, fmt.Errorf("client: add capability: %w", err)
-	}
-	return cn, mb, tok, nil
-}
-
-// Invite creates a mailbox and a send capability for one new contact and
-// returns the invitation line to hand to them (a SECRET until used: anyone
-// holding it can introduce themselves once). The new contact appears after
-// their introduction arrives (Sync or Receive).
-func (c *Client) Invite(ctx context.Context) (string, error) {
-	cn, mb, tok, err := c.newMailbox(ctx)
-	if err != nil {
-		return "", err
-	}
-	now := c.now().UTC()
-	err = c.st.update(func(t *tx) error {
-		if err := t.addMailbox(mailboxRecord{ID: mb[:], Purpose: "invitation", Created: now}); err != nil {
-			return err
-		}
-		return t.put(bucketInvitations, t.s.index(bucketInvitations, tok.SecretBytes()), &invitationRecord{V: 1, Mailbox: mb[:], Created: now})
-	})
-	if err != nil {
-		return "", err
-	}
-	if err := c.subscribe(ctx, cn, mb); err != nil && !isRefusal(err) {
-		c.log.Debug("subscribe after invite", "err", err) // the next connection subscribes
-	}
-	c.log.Info("invitation created", "mailbox", mb.Short())
-	inv := &Invitation{Relay: c.relay, Mailbox: mb, Capability: tok, Identity: c.idFP}
-	return inv.Code(), nil
-}
-
-// Accept accepts an invitation under the local name name: it fetches the
-// inviter's keys from the relay, checks that their identity is the one the
-// invitation names (ErrIdentityMismatch otherwise), adds the contact, and
-// sends them an introduction (this client's name and certificate, the
-// invitation's token, and a mailbox for their replies).
-func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error) {
-	inv, err := ParseInvitation(code)
-	if err != nil {
-		return Contact{}, err
-	}
-	if err := checkName(name); err != nil {
-		return Contact{}, err
-	}
-	if inv.Relay != c.relay {
-		return Contact{}, ErrOtherRelay
-	}
-	if inv.Identity == c.idFP {
-		return Contact{}, fmt.Errorf("%w: it is your own invitation", ErrInvalidInvitation)
-	}
-	if err := c.st.view(func(t *tx) error { return checkNewContact(t, name, inv.Identity) }); err != nil {
-		return Contact{}, err
-	}
-	r, err := c.anonRequest(ctx, &protocol.FetchBundle{Mailbox: inv.Mailbox, Capability: inv.Capability})
-	if err != nil {
-		if protocol.IsCode(err, protocol.CodeUnknownCapability) || protocol.IsCode(err, protocol.CodeCapabilityRevoked) || protocol.IsCode(err, protocol.CodeUnknownMailbox) {
-			return Contact{}, fmt.Errorf("%w: the relay does not know it (withdrawn or already used?): %w", ErrInvalidInvitation, err)
-		}
-		return Contact{}, fmt.Errorf("client: fetch bundle: %w", err)
-	}
-	b, ok := r.(*protocol.Bundle)
-	if !ok {
-		return Contact{}, unexpected(r)
-	}
-	cert, _, err := parseBundle(b.Bundle)
-	if err != nil {
-		return Contact{}, err
-	}
-	if cert.Identity.Fingerprint() != inv.Identity {
-		return Contact{}, ErrIdentityMismatch
-	}
-	cn, reply, replyCap, err := c.newMailbox(ctx)
-	if err != nil {
-		return Contact{}, err
-	}
-	now := c.now().UTC()
-	rec := &contactRecord{
-		ID: randomID(16), Name: name, Identity: inv.Identity[:],
-		Cert: cert.Bytes(), Device: fp(cert.DeviceID()),
-		SendMbx: inv.Mailbox[:], SendCap: inv.Capability.SecretBytes(),
-		RecvMbx: reply[:], RecvCap: replyCap.SecretBytes(),
-		Added: now,
-	}
-	err = c.st.update(func(t *tx) error {
-		if err := checkNewContact(t, name, inv.Identity); err != nil {
-			return err
-		}
-		if err := t.addMailbox(mailboxRecord{ID: reply[:], Purpose: "contact", Created: now}); err != nil {
-			return err
-		}
-		return t.putContact(rec)
-	})
-	if err != nil {
-		return Contact{}, err
-	}
-	if err := c.subscribe(ctx, cn, reply); err != nil && !isRefusal(err) {
-		c.log.Debug("subscribe after accept", "err", err)
-	}
-	intro := &content{
-		Type: contentIntroduction, Sender: c.devID, SentMS: uint64(now.UnixMilli()),
-		Name: c.name, Cert: c.dev.Certificate().Bytes(), ReplyMailbox: reply,
-	}
-	copy(intro.MsgID[:], randomID(msgIDSize))
-	copy(intro.Token[:], inv.Capability.SecretBytes())
-	copy(intro.ReplyCap[:], replyCap.SecretBytes())
-	if err := c.sendContent(ctx, rec, intro); err != nil {
-		// Undo, so that Accept can be retried with the same invitation.
-		c.st.update(func(t *tx) error { return t.del(bucketContacts, rec.ID) })
-		return Contact{}, err
-	}
-	c.log.Info("invitation accepted", "contact", keys.Fingerprint(inv.Identity).Short())
-	return c.contact(rec), nil
-}
-
 func fp(f keys.Fingerprint) []byte { return f[:] }
 
 func checkNewContact(t *tx, name string, id keys.Fingerprint) error {
@@ -271,12 +138,12 @@ func (c *Client) sendEnvelope(ctx context.Context, r *contactRecord, env []byte)
 	if h := c.envelopeHook.Load(); h != nil {
 		(*h)(true, env)
 	}
-	resp, err := c.anonRequest(ctx, &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env})
+	if r.Refused {
+		return &invitationSpentError{name: r.Name}
+	}
+	resp, err := c.anonRequest(ctx, anonKey(r.ID), &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env})
 	if err != nil {
-		if protocol.IsCode(err, protocol.CodeCapabilityRevoked) {
-			return &blockedError{name: r.Name}
-		}
-		return fmt.Errorf("client: send: %w", err)
+		return c.sendError(r, err)
 	}
 	if _, ok := resp.(*protocol.Sent); !ok {
 		return unexpected(resp)
@@ -354,10 +221,15 @@ func storeMessageRecord(t *tx, contactID []byte, m *Message, atts []attachmentRe
 	return true, t.putRaw(bucketMessageIDs, idx, key)
 }
 
-// received is what storing one delivered envelope produced.
+// received is what storing one delivered envelope produced, and what is
+// to be done after the commit (afterReceive).
 type received struct {
-	msgs  []Message // new messages and notices, stored
-	reset []byte    // a contact (record ID) to send a session reset to, after the commit
+	msgs     []Message // new messages and notices, stored
+	reset    []byte    // a contact (record ID) to send a session reset to
+	route    []byte    // a new contact (record ID) to give a fresh route
+	routeAck []byte    // a contact (record ID) whose route we now use
+	revoke   []byte    // a contact (record ID) whose previous route to revoke
+	refuse   *refusal  // an introduction for a used invitation, to refuse
 }
 
 // receiveEnvelope is receive for tests: the first new message, or nil and
@@ -389,11 +261,12 @@ func (c *Client) receive(mb protocol.MailboxID, envID protocol.EnvelopeID, env [
 	isSession := protocol.CheckEnvelope(env) == nil && env[1] == byte(protocol.KindSession)
 	var (
 		ct        *content
+		signed    []byte
 		introCert *keys.DeviceCertificate
 		dropErr   error
 	)
 	if !isSession {
-		ct, _, introCert, dropErr = c.openAndCheck(mb, env)
+		ct, signed, introCert, dropErr = c.openAndCheck(mb, env)
 	}
 	var res received
 	err := c.st.update(func(t *tx) error {
@@ -415,16 +288,19 @@ func (c *Client) receive(mb protocol.MailboxID, envID protocol.EnvelopeID, env [
 		if dropErr != nil {
 			return nil
 		}
-		if ct.Type != contentIntroduction {
-			// Texts travel only in sessions (SPEC section 9).
-			dropErr = ErrDecrypt
-			return nil
-		}
 		cs, err := t.contacts()
 		if err != nil {
 			return err
 		}
-		dropErr = c.introduce(t, cs, mb, ct, introCert, now)
+		switch ct.Type {
+		case contentIntroduction:
+			dropErr = c.introduce(t, cs, mb, ct, introCert, now, &res)
+		case contentRefusal:
+			dropErr = c.refused(t, cs, mb, ct, signed, now, &res)
+		default:
+			// Texts travel only in sessions (SPEC section 9).
+			dropErr = ErrDecrypt
+		}
 		return nil
 	})
 	if err != nil {
@@ -457,39 +333,6 @@ func (c *Client) openAndCheck(mb protocol.MailboxID, env []byte) (*content, []by
 		return nil, nil, nil, ErrBadSignature
 	}
 	return ct, signed, cert, nil
-}
-
-// introduce adds the sender of an introduction as a contact, if it
-// carries the token of a pending invitation for the mailbox it came to.
-func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct *content, cert *keys.DeviceCertificate, now time.Time) error {
-	invKey := t.s.index(bucketInvitations, ct.Token[:])
-	var inv invitationRecord
-	ok, err := t.get(bucketInvitations, invKey, &inv)
-	if err != nil || !ok || inv.Used || !bytes.Equal(inv.Mailbox, mb[:]) {
-		return ErrInvitationUsed
-	}
-	for _, r := range cs {
-		if bytes.Equal(r.Device, ct.Sender[:]) {
-			return ErrContactExists
-		}
-	}
-	name := uniqueName(cs, ct.Name)
-	rec := &contactRecord{
-		ID: randomID(16), Name: name, Identity: fp(cert.Identity.Fingerprint()),
-		Cert: ct.Cert, Device: ct.Sender[:],
-		SendMbx: ct.ReplyMailbox[:], SendCap: ct.ReplyCap[:],
-		RecvMbx: mb[:], RecvCap: ct.Token[:],
-		Added: now,
-	}
-	if err := t.putContact(rec); err != nil {
-		return err
-	}
-	inv.Used = true
-	if err := t.put(bucketInvitations, invKey, &inv); err != nil {
-		return err
-	}
-	c.log.Info("contact added from invitation", "mailbox", mb.Short())
-	return nil
 }
 
 // uniqueName returns name, or name-2, name-3... if a contact has it.
@@ -554,6 +397,9 @@ func (c *Client) Sync(ctx context.Context) ([]Message, error) {
 			c.inbox = nil
 			c.mu.Unlock()
 			c.syncPrekeys(ctx)
+			if cur := c.current(); cur != nil {
+				c.maintainOnce(ctx, cur)
+			}
 			if n, err := c.pruneSeen(); err != nil {
 				c.log.Warn("pruning processed-envelope records failed", "err", err)
 			} else if n > 0 {
@@ -716,6 +562,16 @@ func (c *Client) Block(ctx context.Context, contact string) error {
 	}
 	if err := cn.ok(ctx, &protocol.RevokeCapability{Mailbox: mb, Hash: tok.Hash()}); err != nil {
 		return fmt.Errorf("client: block: %w", err)
+	}
+	if len(r.PrevRecvMbx) == 16 && !r.PrevRevoked {
+		// They may still write to the route they had before.
+		if prev, err := protocol.CapabilityTokenFromBytes(r.PrevRecvCap); err == nil {
+			var pmb protocol.MailboxID
+			copy(pmb[:], r.PrevRecvMbx)
+			if err := cn.ok(ctx, &protocol.RevokeCapability{Mailbox: pmb, Hash: prev.Hash()}); err != nil && !protocol.IsCode(err, protocol.CodeUnknownCapability) {
+				return fmt.Errorf("client: block: %w", err)
+			}
+		}
 	}
 	return c.st.update(func(t *tx) error {
 		var rec contactRecord

@@ -33,9 +33,25 @@ const (
 	// signedPrekeyGrace is how long a replaced last-resort prekey's secret
 	// is kept.
 	signedPrekeyGrace = 30 * 24 * time.Hour
+	// oneTimePrekeyLife is how long an unused one-time prekey's secret is
+	// kept after it was made: initiators stop using a one-time prekey at
+	// maxOneTimePrekeyUse, and an initiation made just before that may
+	// wait in the relay for its envelope retention (14 days) and a day more.
+	oneTimePrekeyLife = maxOneTimePrekeyUse + 15*24*time.Hour
 	// prekeyCheckTimeout bounds a background check after connecting.
 	prekeyCheckTimeout = time.Minute
 )
+
+// MaxSignedPrekeyAge is the oldest signed (last-resort) prekey an initiator
+// accepts from a bundle (by its signed creation time): a device rotates it
+// every 7 days while it is online, so an older one means the device has
+// been away for weeks or the relay is serving a bundle it should have
+// replaced. Starting a session with it fails with ErrStalePrekey.
+const MaxSignedPrekeyAge = 30 * 24 * time.Hour
+
+// maxOneTimePrekeyUse is the oldest one-time prekey an initiator uses; an
+// older one is ignored and the handshake uses the signed prekey alone.
+const maxOneTimePrekeyUse = 60 * 24 * time.Hour
 
 // Compile-time checks: low water below target, and a top-up never asks
 // the relay to hold more than it keeps.
@@ -63,6 +79,9 @@ type prekeyStateRecord struct {
 	// BundleStale: the relay may still hold a bundle with an older
 	// last-resort prekey (a rotation whose publication has not succeeded).
 	BundleStale bool `json:"bundle_stale,omitempty"`
+	// ExpiryChecked is when unused one-time prekeys were last checked for
+	// expiry (at most daily: it parses every stored secret).
+	ExpiryChecked time.Time `json:"expiry_checked,omitzero"`
 	// Retired are replaced last-resort prekeys whose secrets are kept
 	// until Replaced + signedPrekeyGrace.
 	Retired []retiredPrekey `json:"retired,omitempty"`
@@ -223,6 +242,9 @@ func (c *Client) checkPrekeysLocked(ctx context.Context, cn *conn) error {
 	}
 	if err := c.purgeRetiredPrekeys(now); err != nil {
 		return fmt.Errorf("purge retired prekeys: %w", err)
+	}
+	if err := c.purgeExpiredOneTimePrekeys(now); err != nil {
+		return fmt.Errorf("purge expired one-time prekeys: %w", err)
 	}
 	r, err := cn.request(ctx, &protocol.GetPrekeyStatus{})
 	if err != nil {
@@ -449,4 +471,48 @@ func (c *Client) topUpPrekeys(ctx context.Context, cn *conn, n int) error {
 	}
 	c.log.Info("published one-time prekeys", "count", published)
 	return nil
+}
+
+// purgeExpiredOneTimePrekeys deletes the secrets of one-time prekeys made
+// oneTimePrekeyLife or more ago and never consumed (SPEC section 9 "Prekey
+// lifecycle"): a secret that waits for ever on an unused prekey would be
+// one more thing a stolen device gives away. It runs at most once a day.
+func (c *Client) purgeExpiredOneTimePrekeys(now time.Time) error {
+	purged := 0
+	err := c.st.update(func(t *tx) error {
+		purged = 0
+		st, err := t.prekeyState()
+		if err != nil || st == nil {
+			return err
+		}
+		if !st.ExpiryChecked.IsZero() && now.Sub(st.ExpiryChecked) < 24*time.Hour && !now.Before(st.ExpiryChecked) {
+			return nil
+		}
+		var expired [][]byte
+		err = t.each(bucketPrekeys, func(k, b []byte) error {
+			p, err := identity.ParsePrekeySecret(b)
+			if err != nil {
+				return errStoreCorrupt
+			}
+			if pub := p.Public(); pub.OneTime && now.Sub(pub.Created) >= oneTimePrekeyLife {
+				expired = append(expired, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range expired {
+			if err := t.del(bucketPrekeys, k); err != nil {
+				return err
+			}
+		}
+		purged = len(expired)
+		st.ExpiryChecked = now
+		return t.putPrekeyState(st)
+	})
+	if err == nil && purged > 0 {
+		c.log.Info("deleted expired one-time prekey secrets", "count", purged)
+	}
+	return err
 }

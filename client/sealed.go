@@ -26,13 +26,18 @@ const (
 	messageIDLabel = protocol.LabelPrefix + "message-id"
 )
 
-// Content types (protocol/SPEC.md section 9). Introductions travel only in
-// sealed envelopes; texts and session resets only in sessions.
+// Content types (protocol/SPEC.md section 9). Introductions and refusals
+// travel only in sealed envelopes; everything else only in sessions.
+// 0x02 was the introduction of invitation format 1, which carried the
+// relay-visible capability as its token; it is refused.
 const (
 	contentText         byte = 0x01
-	contentIntroduction byte = 0x02
 	contentReset        byte = 0x03
 	contentAttachment   byte = 0x04
+	contentIntroduction byte = 0x05 // sealed: an introduction for an invitation of format 2
+	contentRoute        byte = 0x06 // session: a fresh mailbox and send capability for the peer
+	contentRouteAck     byte = 0x07 // session: the peer now writes to the route it was given
+	contentRefusal      byte = 0x08 // sealed: the invitation was already used by someone else
 )
 
 const (
@@ -58,9 +63,12 @@ type content struct {
 	// contentIntroduction
 	Name         string
 	Cert         []byte
-	Token        [32]byte
-	ReplyMailbox protocol.MailboxID
-	ReplyCap     [32]byte
+	IntroMAC     [introductionMACSize]byte // under the invitation's introduction key
+	ReplyMailbox protocol.MailboxID        // also contentRoute: the new mailbox
+	ReplyCap     [32]byte                  // also contentRoute: its send capability
+
+	// contentRefusal: the mailbox of the invitation that was refused.
+	Invitation protocol.MailboxID
 
 	Signature []byte
 }
@@ -87,10 +95,15 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		b = append(b, c.Name...)
 		b = binary.BigEndian.AppendUint16(b, uint16(len(c.Cert)))
 		b = append(b, c.Cert...)
-		b = append(b, c.Token[:]...)
+		b = append(b, c.IntroMAC[:]...)
 		b = append(b, c.ReplyMailbox[:]...)
 		b = append(b, c.ReplyCap[:]...)
-	case contentReset:
+	case contentRoute:
+		b = append(b, c.ReplyMailbox[:]...)
+		b = append(b, c.ReplyCap[:]...)
+	case contentRefusal:
+		b = append(b, c.Invitation[:]...)
+	case contentReset, contentRouteAck:
 		// No body: message id and time only.
 	case contentAttachment:
 		return appendAttachmentBody(b, c)
@@ -105,7 +118,7 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 // section 9 encoding without the signature fields (the session
 // authenticates its peer). The session pads it with zeros.
 func (c *content) marshalSession() ([]byte, error) {
-	if c.Type != contentText && c.Type != contentReset && c.Type != contentAttachment {
+	if !sessionContent(c.Type) {
 		return nil, ErrDecrypt
 	}
 	b, err := c.appendUnsigned(make([]byte, padHeaderSize, padHeaderSize+64+len(c.Text)+len(c.Attachments)*attachmentRefMaxSize))
@@ -126,7 +139,7 @@ func parseSessionContent(p []byte) (*content, error) {
 	}
 	r := &reader{b: b}
 	c, ok := parseUnsigned(r)
-	if !ok || (c.Type != contentText && c.Type != contentReset && c.Type != contentAttachment) {
+	if !ok || !sessionContent(c.Type) {
 		return nil, ErrDecrypt
 	}
 	if !r.ok() || len(r.b) != 0 {
@@ -134,6 +147,18 @@ func parseSessionContent(p []byte) (*content, error) {
 	}
 	return c, nil
 }
+
+// sessionContent reports whether a content type travels in sessions.
+func sessionContent(t byte) bool {
+	switch t {
+	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck:
+		return true
+	}
+	return false
+}
+
+// sealedContent reports whether a content type travels sealed.
+func sealedContent(t byte) bool { return t == contentIntroduction || t == contentRefusal }
 
 // parseUnsigned reads what appendUnsigned writes, for every content type:
 // the common header, then the type's body, every size capped. It reports
@@ -167,10 +192,15 @@ func parseUnsigned(r *reader) (*content, bool) {
 			return nil, false
 		}
 		c.Cert = bytes.Clone(r.take(keys.DeviceCertificateSize))
-		r.array(c.Token[:])
+		r.array(c.IntroMAC[:])
 		r.array(c.ReplyMailbox[:])
 		r.array(c.ReplyCap[:])
-	case contentReset:
+	case contentRoute:
+		r.array(c.ReplyMailbox[:])
+		r.array(c.ReplyCap[:])
+	case contentRefusal:
+		r.array(c.Invitation[:])
+	case contentReset, contentRouteAck:
 		// No body: message id and time only.
 	case contentAttachment:
 		if !parseAttachmentBody(r, c) {
@@ -222,7 +252,7 @@ func parseContent(b []byte) (*content, []byte, error) {
 	}
 	r := &reader{b: b}
 	c, ok := parseUnsigned(r)
-	if !ok || (c.Type != contentText && c.Type != contentIntroduction) {
+	if !ok || !sealedContent(c.Type) {
 		return nil, nil, ErrDecrypt
 	}
 	unsignedLen := len(b) - len(r.b)

@@ -38,7 +38,7 @@ import (
 // update is the package's one -update flag: every vector test of package
 // client shares it (a second definition would panic at start-up, so name
 // the variable update everywhere and let the compiler catch a duplicate).
-var update = flag.Bool("update", false, "rewrite the vector files of package client (testdata/vectors/sealed)")
+var update = flag.Bool("update", false, "rewrite the vector files of package client (testdata/vectors/sealed, testdata/vectors/client)")
 
 const (
 	sealedVectorFile  = "../testdata/vectors/sealed/sealed-v1.json"

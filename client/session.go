@@ -28,6 +28,9 @@ const (
 	// starts a new one (with a notice). One failure never disturbs the
 	// session: it may be a tampered or replayed envelope.
 	sessionResetFailures = 3
+	// sessionResetInterval is the least time between two forced resets of
+	// one contact's session.
+	sessionResetInterval = time.Hour
 	// maxAnsweredInits caps the Init IDs remembered per contact (SPEC
 	// section 11.3 "Init replay"). A contact starts a new session rarely:
 	// this covers far more than a last-resort prekey's lifetime.
@@ -69,6 +72,9 @@ type sessionRecord struct {
 	Answered [][]byte `json:"answered,omitempty"`
 	// Failures counts the session messages in a row that did not open.
 	Failures int `json:"failures,omitempty"`
+	// LastReset is when this client last gave the session up after
+	// failures (forced resets are rate-limited).
+	LastReset time.Time `json:"last_reset,omitzero"`
 }
 
 func (t *tx) sessionRecord(contactID []byte) (*sessionRecord, error) {
@@ -241,10 +247,13 @@ func (c *Client) fetchPeerBundle(ctx context.Context, r *contactRecord) (*sessio
 	if err != nil {
 		return nil, errStoreCorrupt
 	}
-	resp, err := c.anonRequest(ctx, &protocol.FetchBundle{Mailbox: mb, Capability: tok})
+	if r.Refused {
+		return nil, &invitationSpentError{name: r.Name}
+	}
+	resp, err := c.anonRequest(ctx, anonKey(r.ID), &protocol.FetchBundle{Mailbox: mb, Capability: tok})
 	if err != nil {
-		if protocol.IsCode(err, protocol.CodeCapabilityRevoked) {
-			return nil, &blockedError{name: r.Name}
+		if serr := c.sendError(r, err); !errors.Is(serr, errSendFailed) {
+			return nil, serr
 		}
 		return nil, fmt.Errorf("client: fetch %s's prekeys: %w", r.Name, err)
 	}
@@ -259,13 +268,32 @@ func (c *Client) fetchPeerBundle(ctx context.Context, r *contactRecord) (*sessio
 	if cert.DeviceID() != fpOf(r.Device) || cert.Identity.Fingerprint() != fpOf(r.Identity) {
 		return nil, &deviceMismatchError{name: r.Name}
 	}
+	return c.peerBundle(r.Name, cert, spk, b.Prekey)
+}
+
+// peerBundle checks the lifetimes of a fetched bundle (protocol/SPEC.md
+// section 9 "Prekey lifecycle") and builds the handshake input: a signed
+// prekey older than MaxSignedPrekeyAge is refused (a relay must not keep
+// serving a stale bundle, whose secret the owner may long have deleted or
+// lost), and a one-time prekey older than maxOneTimePrekeyUse is not used
+// (its secret may have expired) — the handshake goes ahead on the signed
+// prekey alone.
+func (c *Client) peerBundle(name string, cert *keys.DeviceCertificate, spk *keys.SignedPrekey, otp []byte) (*session.PeerBundle, error) {
+	now := c.now()
+	if now.Sub(spk.Created) > MaxSignedPrekeyAge {
+		return nil, &stalePrekeyError{name: name, age: now.Sub(spk.Created)}
+	}
 	pb := &session.PeerBundle{Cert: cert, SignedPrekey: spk}
-	if len(b.Prekey) > 0 {
-		opk, err := keys.ParseSignedPrekey(cert.Signing, b.Prekey)
+	if len(otp) > 0 {
+		opk, err := keys.ParseSignedPrekey(cert.Signing, otp)
 		if err != nil || !opk.OneTime {
-			return nil, fmt.Errorf("client: prekey bundle: the one-time prekey the relay returned for %s does not verify", r.Name)
+			return nil, fmt.Errorf("client: prekey bundle: the one-time prekey the relay returned for %s does not verify", name)
 		}
-		pb.OneTime = opk
+		if now.Sub(opk.Created) <= maxOneTimePrekeyUse {
+			pb.OneTime = opk
+		} else {
+			c.log.Info("ignored an expired one-time prekey")
+		}
 	}
 	return pb, nil
 }
@@ -308,7 +336,7 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 	}
 	var from *contactRecord
 	for _, r := range cs {
-		if bytes.Equal(r.RecvMbx, mb[:]) {
+		if r.receivesOn(mb[:]) {
 			from = r
 		}
 	}
@@ -338,10 +366,17 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 	// fail records a message that did not open. With no session where
 	// there was one, or after sessionResetFailures in a row, the session
 	// is given up: a new one starts now (res.reset) or at the next Send.
+	// Forced resets are rate-limited (sessionResetInterval): whoever can
+	// put envelopes in the mailbox (the relay) could otherwise reset the
+	// conversation at will with garbage.
 	fail := func() (error, error) {
-		rec.Failures++
+		rec.Failures = min(rec.Failures+1, sessionResetFailures)
 		if (cur == nil && from.Session) || rec.Failures >= sessionResetFailures {
-			rec.State, rec.Losing, rec.Failures = nil, nil, 0
+			if !rec.LastReset.IsZero() && now.Sub(rec.LastReset) < sessionResetInterval && !now.Before(rec.LastReset) {
+				c.log.Warn("session messages from a contact do not open; a reset was made recently, so none now", "mailbox", mb.Short())
+				return ErrDecrypt, t.putSessionRecord(from.ID, rec)
+			}
+			rec.State, rec.Losing, rec.Failures, rec.LastReset = nil, nil, 0, now
 			res.reset = from.ID
 			c.log.Warn("session with a contact lost; starting a new one", "mailbox", mb.Short())
 		}
@@ -454,8 +489,24 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 	if err := t.put(bucketSeen, digestKey, &seenRecord{At: now}); err != nil {
 		return nil, err
 	}
+	dirty := false
 	if !from.Session && cur != nil {
-		from.Session = true
+		from.Session, dirty = true, true
+	}
+	// Routes (introduction.go): a message on the route we gave them means
+	// they have it, so the route they wrote to before can be revoked.
+	if len(from.PrevRecvMbx) == 16 && bytes.Equal(from.RecvMbx, mb[:]) && !from.PrevRevoked {
+		if !from.PrevRevokeDue || from.NeedRoute {
+			from.PrevRevokeDue, from.NeedRoute, dirty = true, false, true
+		}
+		res.revoke = from.ID
+	}
+	if ct.Type == contentRoute {
+		from.SendMbx, from.SendCap = bytes.Clone(ct.ReplyMailbox[:]), bytes.Clone(ct.ReplyCap[:])
+		from.ViaInvitation, dirty = false, true
+		res.routeAck = from.ID
+	}
+	if dirty {
 		if err := t.putContact(from); err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
@@ -244,8 +245,12 @@ type profileRecord struct {
 
 type mailboxRecord struct {
 	ID      []byte    `json:"id"`
-	Purpose string    `json:"purpose"` // "default", "invitation", "contact"
+	Purpose string    `json:"purpose"` // "default", "invitation", "contact", "spare"
 	Created time.Time `json:"created"`
+	// Cap is a spare mailbox's send capability (introduction.go): spares
+	// are made ahead of need, so that accepting an invitation or giving a
+	// contact a new route makes no authenticated request at that moment.
+	Cap []byte `json:"cap,omitempty"`
 }
 
 type mailboxesRecord struct {
@@ -269,6 +274,33 @@ type contactRecord struct {
 	// Session: a session with this contact opened a message once, so
 	// that having none now means it was lost (session.go).
 	Session bool `json:"session,omitempty"`
+
+	// Routes (introduction.go, SPEC section 9 "Routes").
+	// ViaInvitation: we still write with the invitation's capability
+	// (SendMbx/SendCap came from their invitation), until their route
+	// update arrives.
+	ViaInvitation bool `json:"via_invitation,omitempty"`
+	// Refused: the inviter answered our introduction with a refusal (the
+	// invitation was used by someone else). Nothing is sent to them.
+	Refused bool `json:"refused,omitempty"`
+	// NeedRoute: the contact writes with a capability that was in an
+	// invitation; they must be given a fresh one (RouteChosen: it is
+	// chosen and in RecvMbx/RecvCap, the old one in PrevRecv*).
+	NeedRoute   bool `json:"need_route,omitempty"`
+	RouteChosen bool `json:"route_chosen,omitempty"`
+	// PrevRecvMbx/PrevRecvCap: the route the contact wrote to before
+	// (still read); PrevRevokeDue once the contact wrote to the new one,
+	// PrevRevoked once its capability is revoked on the relay.
+	PrevRecvMbx   []byte `json:"prev_recv_mailbox,omitempty"`
+	PrevRecvCap   []byte `json:"prev_recv_cap,omitempty"`
+	PrevRevokeDue bool   `json:"prev_revoke_due,omitempty"`
+	PrevRevoked   bool   `json:"prev_revoked,omitempty"`
+}
+
+// receivesOn reports whether the contact writes to mailbox mb (its route
+// or its previous one).
+func (c *contactRecord) receivesOn(mb []byte) bool {
+	return bytes.Equal(c.RecvMbx, mb) || (c.PrevRecvMbx != nil && bytes.Equal(c.PrevRecvMbx, mb))
 }
 
 type messageRecord struct {
@@ -288,11 +320,20 @@ type messageRecord struct {
 	Attachments []attachmentRecord `json:"attachments,omitempty"`
 }
 
+// invitationRecord is an invitation this device made. Version 1 records
+// (invitation format 1) are keyed by index(token) and are retired: their
+// mailbox is deleted on the relay (introduction.go). Version 2 records are
+// keyed by index("v2", mailbox) and keep the invitation secret, so that a
+// later introduction can be checked (and a second holder refused).
 type invitationRecord struct {
-	V       int       `json:"v"`
-	Mailbox []byte    `json:"mailbox"`
-	Created time.Time `json:"created"`
-	Used    bool      `json:"used,omitempty"`
+	V        int       `json:"v"`
+	Mailbox  []byte    `json:"mailbox"`
+	Created  time.Time `json:"created"`
+	Used     bool      `json:"used,omitempty"`
+	Secret   []byte    `json:"secret,omitempty"`   // v2: the invitation secret
+	UsedBy   []byte    `json:"used_by,omitempty"`  // v2: identity fingerprint of the contact it made
+	Refusals int       `json:"refusals,omitempty"` // v2: refusals sent to later holders
+	Retired  bool      `json:"retired,omitempty"`  // v1: mailbox deleted on the relay
 }
 
 type seenRecord struct {
@@ -333,6 +374,19 @@ func (t *tx) addMailbox(m mailboxRecord) error {
 		return err
 	}
 	return t.put(bucketMeta, t.s.index(bucketMeta, keyMailboxes), &mailboxesRecord{V: 1, List: append(list, m)})
+}
+
+func (t *tx) putMailboxes(list []mailboxRecord) error {
+	return t.put(bucketMeta, t.s.index(bucketMeta, keyMailboxes), &mailboxesRecord{V: 1, List: list})
+}
+
+// jsonUnmarshal decodes a record; a record that does not decode is
+// errStoreCorrupt.
+func jsonUnmarshal(p []byte, v any) error {
+	if err := json.Unmarshal(p, v); err != nil {
+		return errStoreCorrupt
+	}
+	return nil
 }
 
 func (t *tx) contacts() ([]*contactRecord, error) {

@@ -99,6 +99,10 @@ func (c *cli) explain(err error) (msg, hint string) {
 		return "unknown contact", "list your contacts with: postern contacts"
 	case errors.Is(err, client.ErrBlocked):
 		return strip(err), ""
+	case errors.Is(err, client.ErrInvitationSpent):
+		return strip(err), "ask your contact for a new invitation ('postern invite' makes one)"
+	case errors.Is(err, client.ErrStalePrekey):
+		return strip(err), "ask your contact to open Postern (any command that connects, e.g. 'postern sync') so their device renews its keys"
 	case errors.Is(err, client.ErrTooLong):
 		return strip(err), "split it into several messages"
 	case errors.Is(err, client.ErrInvalidText):
