@@ -179,8 +179,9 @@ func defaultVersion(root, commit string, t time.Time) string {
 }
 
 // prepareOut makes out an empty directory. An existing directory is
-// emptied only if it is empty already or holds an earlier release (a
-// SHA256SUMS file): a mistyped -out must not delete anything else.
+// emptied only if everything in it is a release's (SHA256SUMS and files
+// named postern_… or postern-relay_…, as an interrupted build leaves
+// them): a mistyped -out must not delete anything else.
 func prepareOut(out string) error {
 	entries, err := os.ReadDir(out)
 	switch {
@@ -188,18 +189,27 @@ func prepareOut(out string) error {
 		return os.MkdirAll(out, 0o755)
 	case err != nil:
 		return err
-	case len(entries) == 0:
-		return nil
-	}
-	if _, err := os.Stat(filepath.Join(out, sumsFile)); err != nil {
-		return fmt.Errorf("%s is not empty and holds no earlier release (%s); name an empty or new directory", out, sumsFile)
 	}
 	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(out, e.Name())); err != nil {
+		if !isReleaseFile(e) {
+			return fmt.Errorf("%s holds %s, which is not part of a release; name an empty or new directory", out, e.Name())
+		}
+	}
+	for _, e := range entries {
+		if err := os.Remove(filepath.Join(out, e.Name())); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// isReleaseFile reports whether e is a file a release build writes.
+func isReleaseFile(e os.DirEntry) bool {
+	if !e.Type().IsRegular() {
+		return false
+	}
+	n := e.Name()
+	return n == sumsFile || strings.HasPrefix(n, "postern_") || strings.HasPrefix(n, "postern-relay_")
 }
 
 // git runs git in dir and returns its trimmed standard output.
