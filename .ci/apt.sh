@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by .ci scripts: waiting for the package manager instead of failing
 # when another install or update holds its locks.
 #
