@@ -36,7 +36,13 @@
 //     A replayed message fails; so does one more than MaxSkip ahead in its
 //     chain, or one whose skipped key was evicted (MaxSkippedKeys).
 //   - Forward secrecy per message: a message key is deleted when used; the
-//     state never holds the key of a message already read.
+//     state never holds the key of a message already read. A skipped
+//     message's key is kept at most MaxSkippedKeyAge (15 days) after it
+//     was derived, and MaxSkippedKeys keys in all.
+//   - A state restored from an old copy, or copied, re-derives the same
+//     message keys, but every message has a fresh random nonce for both its
+//     header and body AEADs, so no (key, nonce) pair repeats; the peer reads
+//     at most one message per counter and refuses the rest (SPEC.md 11.10).
 //   - Classical healing on every turn (new X25519 key per sending chain);
 //     post-quantum healing on every PQ step, which happens at least every
 //     PQMessageInterval messages or PQInterval (see SPEC.md section 11 for the

@@ -135,6 +135,8 @@ func (s *Session) YieldsTo(theirs *Init) bool {
 		return false
 	}
 	id := theirs.ID()
+	// Init IDs are hashes of Inits that travel in clear: public values,
+	// so a variable-time ordering reveals nothing.
 	return bytes.Compare(id[:], s.st.initID[:]) < 0
 }
 
