@@ -1,7 +1,7 @@
 // Package session is the cryptographic core of Postern's pairwise sessions:
 // a PQXDH-shaped handshake over X-Wing prekeys, then a Double Ratchet
 // (X25519, header encryption) with a periodic ML-KEM-768 ratchet step. It is
-// pure: no network, no storage, no logging. protocol/SPEC-sessions.md is
+// pure: no network, no storage, no logging. protocol/SPEC.md section 11 is
 // normative for every byte and label.
 //
 // # Use
@@ -36,10 +36,16 @@
 //     A replayed message fails; so does one more than MaxSkip ahead in its
 //     chain, or one whose skipped key was evicted (MaxSkippedKeys).
 //   - Forward secrecy per message: a message key is deleted when used; the
-//     state never holds the key of a message already read.
+//     state never holds the key of a message already read. A skipped
+//     message's key is kept at most MaxSkippedKeyAge (15 days) after it
+//     was derived, and MaxSkippedKeys keys in all.
+//   - A state restored from an old copy, or copied, re-derives the same
+//     message keys, but every message has a fresh random nonce for both its
+//     header and body AEADs, so no (key, nonce) pair repeats; the peer reads
+//     at most one message per counter and refuses the rest (SPEC.md 11.10).
 //   - Classical healing on every turn (new X25519 key per sending chain);
 //     post-quantum healing on every PQ step, which happens at least every
-//     PQMessageInterval messages or PQInterval (see SPEC-sessions.md for the
+//     PQMessageInterval messages or PQInterval (see SPEC.md section 11 for the
 //     exact bound).
 //   - The handshake is hybrid: X-Wing for confidentiality of the initial
 //     secret, and the initiator's hybrid Ed25519 + ML-DSA-65 signature over the

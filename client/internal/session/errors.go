@@ -13,7 +13,7 @@ var (
 	ErrDecrypt = errors.New("session: decryption failed")
 
 	// ErrMalformed reports an encoding (Init, message framing, serialized
-	// state) that does not follow SPEC-sessions.md: wrong length, unknown tag
+	// state) that does not follow SPEC.md section 11: wrong length, unknown tag
 	// or version, non-canonical field, trailing bytes, a size above a cap.
 	// It depends only on public bytes.
 	ErrMalformed = errors.New("session: malformed encoding")

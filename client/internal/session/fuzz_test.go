@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 )
 
 // corpusSessions are a pair of sessions in mid-conversation, with a few
@@ -88,15 +89,28 @@ func FuzzUnmarshalSecret(f *testing.F) {
 	for _, s := range corpusSessions().states {
 		f.Add(s)
 	}
+	for _, s := range stateV1Fixture(f) {
+		f.Add(s)
+	}
+	// At the Unix epoch no skipped key has expired, so a version-2 state
+	// re-encodes to itself.
+	epoch := &Options{Now: func() time.Time { return time.Unix(0, 0) }}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := UnmarshalSecret(b, nil)
+		s, err := UnmarshalSecret(b, epoch)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatal(err)
 			}
 			return
 		}
-		if !bytes.Equal(s.MarshalSecret(), b) {
+		enc := s.MarshalSecret()
+		if b[1] == stateVersion1 {
+			// A version-1 state is rewritten as version 2, once.
+			s2, err := UnmarshalSecret(enc, epoch)
+			if err != nil || enc[1] != stateVersion || !bytes.Equal(s2.MarshalSecret(), enc) {
+				t.Fatalf("version-1 state rewritten badly: %v", err)
+			}
+		} else if !bytes.Equal(enc, b) {
 			t.Fatal("MarshalSecret(UnmarshalSecret(b)) != b")
 		}
 		// Whatever state was accepted, using it must not panic.
@@ -114,13 +128,16 @@ func FuzzOpen(f *testing.F) {
 	for _, m := range c.msgs {
 		f.Add(m)
 	}
-	recv, err := UnmarshalSecret(c.states[len(c.states)-2], nil) // A, mid-conversation
+	// The corpus' clock: no skipped key has expired. recv is A in
+	// mid-conversation.
+	clk := &Options{Now: newClock().now}
+	recv, err := UnmarshalSecret(c.states[len(c.states)-2], clk)
 	if err != nil {
 		f.Fatal(err)
 	}
 	before := recv.MarshalSecret()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, _ := UnmarshalSecret(before, nil)
+		s, _ := UnmarshalSecret(before, clk)
 		if _, err := MessageInit(b); err != nil && !errors.Is(err, ErrMalformed) {
 			t.Fatal(err)
 		}

@@ -233,7 +233,7 @@ func TestInitReplayAfterOPKConsumed(t *testing.T) {
 		t.Fatalf("replay after the one-time prekey was consumed: %v", err)
 	}
 	// Without a one-time prekey, replay protection of the Init is the
-	// caller's (it keeps the Init IDs it has answered): SPEC-sessions.md 11.3.
+	// caller's (it keeps the Init IDs it has answered): SPEC.md section 11 11.3.
 }
 
 // TestSimultaneousInitiation: both sides initiate; the tie-break makes one

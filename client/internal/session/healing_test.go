@@ -134,7 +134,7 @@ func TestClassicalHealing(t *testing.T) {
 }
 
 // TestPQHealingBound measures the worst case of the bound stated in
-// SPEC-sessions.md: a snapshot of A taken right after A's PQ step, in a
+// SPEC.md section 11: a snapshot of A taken right after A's PQ step, in a
 // conversation where each side sends one message per turn, with no clock
 // change. The adversary must stop reading B's messages within
 // PQMessageInterval messages plus one turn of each side.

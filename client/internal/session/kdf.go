@@ -36,8 +36,10 @@ func kdfRK(rk *[keySize]byte, dh, pq []byte) (newRK, ck, nhk [keySize]byte) {
 // distinct constant labels. It returns the next chain key and the message
 // key.
 //
-// The inner and outer pad blocks are hashed once and their states reused
-// for both labels (what crypto/hmac's Reset does), without allocating.
+// Six SHA-256 blocks, the fewest two HMACs under one key take: the inner
+// and outer pad blocks are hashed once each, and the state after each is
+// saved and restored once for the second label (what crypto/hmac's Reset
+// does), without allocating.
 func kdfCK(ck *[keySize]byte) (next, mk [keySize]byte) {
 	h := sha256.New()
 	ba, ok1 := h.(encoding.BinaryAppender)
@@ -47,41 +49,56 @@ func kdfCK(ck *[keySize]byte) (next, mk [keySize]byte) {
 		// plain HMAC, same output.
 		return kdfCKSlow(ck)
 	}
-	var pad [sha256.BlockSize]byte
-	for i := range pad {
-		pad[i] = 0x36
-	}
+	pad := ipadBlock
 	subtle.XORBytes(pad[:keySize], pad[:keySize], ck[:])
+	var buf [128]byte // a saved SHA-256 state (108 bytes)
+	var innerMK, innerCK [sha256.Size]byte
+
+	// Inner hashes: H(ipad || label) for both labels.
 	h.Write(pad[:])
-	var ibuf, obuf [128]byte
-	ist, _ := ba.AppendBinary(ibuf[:0])
-	for i := range pad {
-		pad[i] ^= 0x36 ^ 0x5c
+	st, _ := ba.AppendBinary(buf[:0])
+	h.Write(labelMsgKeyBytes)
+	h.Sum(innerMK[:0])
+	if bu.UnmarshalBinary(st) != nil {
+		panic("session: SHA-256 state") // unreachable: the state comes from the same hash
 	}
+	h.Write(labelChainKeyBytes)
+	h.Sum(innerCK[:0])
+
+	// Outer hashes: H(opad || inner).
+	subtle.XORBytes(pad[:], pad[:], ipadToOpad[:])
 	h.Reset()
 	h.Write(pad[:])
-	ost, _ := ba.AppendBinary(obuf[:0])
 	clear(pad[:])
-
-	var inner [sha256.Size]byte
-	mac := func(label string, out []byte) {
-		if bu.UnmarshalBinary(ist) != nil {
-			panic("session: SHA-256 state") // unreachable: the state comes from the same hash
-		}
-		h.Write([]byte(label))
-		h.Sum(inner[:0])
-		if bu.UnmarshalBinary(ost) != nil {
-			panic("session: SHA-256 state") // unreachable
-		}
-		h.Write(inner[:])
-		var sum [sha256.Size]byte
-		copy(out, h.Sum(sum[:0]))
+	st, _ = ba.AppendBinary(buf[:0])
+	h.Write(innerMK[:])
+	h.Sum(mk[:0])
+	if bu.UnmarshalBinary(st) != nil {
+		panic("session: SHA-256 state") // unreachable
 	}
-	mac(labelMsgKey, mk[:])
-	mac(labelChainKey, next[:])
-	clear(ibuf[:])
-	clear(obuf[:])
+	h.Write(innerCK[:])
+	h.Sum(next[:0])
+	clear(buf[:])
+	clear(innerMK[:])
+	clear(innerCK[:])
 	return
+}
+
+// The labels as bytes, so that writing them to the hash copies nothing,
+// and HMAC's pad blocks (RFC 2104): ipad, and what turns ipad into opad.
+var (
+	ipadBlock  = padBlock(0x36)
+	ipadToOpad = padBlock(0x36 ^ 0x5c)
+
+	labelMsgKeyBytes   = []byte(labelMsgKey)
+	labelChainKeyBytes = []byte(labelChainKey)
+)
+
+func padBlock(b byte) (p [sha256.BlockSize]byte) {
+	for i := range p {
+		p[i] = b
+	}
+	return p
 }
 
 func kdfCKSlow(ck *[keySize]byte) (next, mk [keySize]byte) {

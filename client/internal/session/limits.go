@@ -8,7 +8,7 @@ import (
 	"github.com/postern/postern/protocol"
 )
 
-// Limits. Each one is in SPEC-sessions.md; changing one changes the protocol
+// Limits. Each one is in SPEC.md section 11; changing one changes the protocol
 // or the state format.
 const (
 	// MaxSkip is the largest number of message keys one incoming message may
@@ -21,6 +21,13 @@ const (
 	// will then fail to decrypt).
 	MaxSkippedKeys = 2000
 
+	// MaxSkippedKeyAge is how long a skipped-message key is kept after it
+	// was derived: one day more than the relay's default retention of an
+	// undelivered envelope (14 days, SPEC.md section 10), after which the
+	// message it would open can no longer arrive. An older key is deleted
+	// at the next Open or MarshalSecret and its message fails to decrypt.
+	MaxSkippedKeyAge = 15 * 24 * time.Hour
+
 	// PQMessageInterval and PQInterval: a post-quantum ratchet step is due
 	// when this party has sent or received PQMessageInterval messages, or
 	// PQInterval has passed, since the last PQ step it sent (or the session
@@ -32,7 +39,7 @@ const (
 	MaxMessageSize = protocol.MaxEnvelopeSize - protocol.EnvelopeHeaderSize
 )
 
-// Sizes. They are part of the wire format (SPEC-sessions.md).
+// Sizes. They are part of the wire format (SPEC.md section 11).
 const (
 	DHPublicKeySize   = 32                            // X25519
 	KEMPublicKeySize  = mlkem.EncapsulationKeySize768 // ML-KEM-768 encapsulation key, 1184
@@ -52,7 +59,7 @@ const (
 
 	// MessageOverhead is what Seal adds to the plaintext when neither an Init
 	// nor PQ fields are attached: flags (1) || nonce (24) || header (40) +
-	// tag (16) || body tag (16).
+	// tag (16) || body tag (16). The nonce serves both AEADs.
 	MessageOverhead = 1 + HeaderNonceSize + HeaderSize + TagSize + TagSize
 	// PQOverhead is added to MessageOverhead on every message of a chain
 	// that carries a PQ step.
@@ -92,15 +99,38 @@ const (
 	ContextInit = "session-init"
 )
 
-// Type tags of this package's encodings.
+// Type tags and versions of this package's encodings.
 const (
 	tagInit  = 0x40
 	tagState = 0x41
-	version  = 0x01
+	version  = 0x01 // of the Init
+
+	// stateVersion is written by MarshalSecret: version 2 stamps every
+	// skipped key with the time it was derived. stateVersion1 (no stamps)
+	// is still read.
+	stateVersion  = 0x02
+	stateVersion1 = 0x01
 )
 
-// Message flags (first byte of a session message, in clear).
+// Message flags (first byte of a session message, in clear, and part of the
+// associated data of both AEADs).
 const (
 	flagInit = 0x01 // an Init follows
 	flagPQ   = 0x02 // the header carries the PQ block
+
+	// flagNonceBody: the body is XChaCha20-Poly1305 under the message key
+	// with the message's random nonce. Seal always sets it. A message
+	// without it is of the previous format (body nonce 0^12), still read so
+	// that messages in flight during an upgrade open; it is never written.
+	flagNonceBody = 0x04
+)
+
+// bodyFormat selects how sealOn seals the body. Only bodyNonce is ever used
+// by Seal; bodyLegacy exists so that tests can produce the previous format
+// that Open still reads.
+type bodyFormat uint8
+
+const (
+	bodyNonce  bodyFormat = iota // XChaCha20-Poly1305(mk, message nonce), flag 0x04
+	bodyLegacy                   // ChaCha20-Poly1305(mk, 0^12), no flag: the previous format
 )

@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/mlkem"
 	"crypto/rand"
@@ -78,6 +79,23 @@ type skippedKey struct {
 	hk [keySize]byte
 	n  uint32
 	mk [keySize]byte
+	t  int64 // unix seconds when the key was derived (or, from a version-1 state, loaded)
+}
+
+// expired reports whether k is older than MaxSkippedKeyAge at now (unix
+// seconds). A key stamped in the future (the clock was set back) is kept.
+func (k *skippedKey) expired(now int64) bool {
+	return now-k.t > int64(MaxSkippedKeyAge/time.Second)
+}
+
+// expireSkipped deletes the skipped keys older than MaxSkippedKeyAge.
+func (st *state) expireSkipped(now int64) {
+	i := slices.IndexFunc(st.skipped, func(k skippedKey) bool { return k.expired(now) })
+	if i < 0 {
+		return
+	}
+	// A new slice: states share theirs (copies are cheap, never in place).
+	st.skipped = slices.DeleteFunc(slices.Clone(st.skipped), func(k skippedKey) bool { return k.expired(now) })
 }
 
 // String returns a redacted description naming the peer device only.
@@ -117,6 +135,8 @@ func (s *Session) YieldsTo(theirs *Init) bool {
 		return false
 	}
 	id := theirs.ID()
+	// Init IDs are hashes of Inits that travel in clear: public values,
+	// so a variable-time ordering reveals nothing.
 	return bytes.Compare(id[:], s.st.initID[:]) < 0
 }
 
@@ -166,6 +186,12 @@ func (s *Session) Seal(plaintext []byte, padTo int) ([]byte, error) {
 // plaintext: a caller that prefixes a header, or reuses a buffer, makes no
 // allocation for the message. On failure it returns dst unchanged.
 func (s *Session) SealAppend(dst, plaintext []byte, padTo int) ([]byte, error) {
+	return s.sealAppend(dst, plaintext, padTo, bodyNonce)
+}
+
+// sealAppend is SealAppend with the body format; everything but tests
+// passes bodyNonce.
+func (s *Session) sealAppend(dst, plaintext []byte, padTo int, body bodyFormat) ([]byte, error) {
 	now := s.now()
 	size := s.overhead(now) + len(plaintext)
 	if padTo > 0 {
@@ -180,13 +206,13 @@ func (s *Session) SealAppend(dst, plaintext []byte, padTo int) ([]byte, error) {
 	if !s.st.pendingStep && s.st.hasCKs {
 		// Same chain: nothing below can fail once the counter is checked,
 		// so the state is updated in place.
-		return s.sealOn(&s.st, dst, plaintext, size)
+		return s.sealOn(&s.st, dst, plaintext, size, body)
 	}
 	st := s.st // a new chain may fail (randomness): work on a copy
 	if err := s.sendStep(&st, now); err != nil {
 		return dst, err
 	}
-	out, err := s.sealOn(&st, dst, plaintext, size)
+	out, err := s.sealOn(&st, dst, plaintext, size, body)
 	if err != nil {
 		return dst, err
 	}
@@ -202,18 +228,24 @@ func (s *Session) scratchFor(n int) []byte {
 	return s.tmp[:0]
 }
 
-// zeroNonce is the body nonce: each body key (a message key) seals exactly
-// one message.
+// zeroNonce is the body nonce of the previous message format, read only.
+// It made a message key's single use the only guarantee against a repeated
+// (key, nonce): a state restored from an old copy re-derives the same
+// message key, so that format is no longer written (SPEC.md 11.10).
 var zeroNonce [chacha20poly1305.NonceSize]byte
 
 // sealOn seals the next message of the current sending chain of st into a
 // message of exactly size bytes appended to dst, and advances the chain. It
-// changes st only when it succeeds.
-func (s *Session) sealOn(st *state, dst, plaintext []byte, size int) ([]byte, error) {
+// changes st only when it succeeds. Seal always passes bodyNonce; only
+// tests pass bodyLegacy, to make messages of the previous format.
+func (s *Session) sealOn(st *state, dst, plaintext []byte, size int, body bodyFormat) ([]byte, error) {
 	if st.ns == ^uint32(0) {
 		return dst, ErrExhausted
 	}
-	flags := byte(0)
+	flags := byte(flagNonceBody)
+	if body == bodyLegacy {
+		flags = 0
+	}
 	if st.needInit {
 		flags |= flagInit
 	}
@@ -257,11 +289,21 @@ func (s *Session) sealOn(st *state, dst, plaintext []byte, size int) ([]byte, er
 
 	n := copy(m[bodyOff:], plaintext)
 	clear(m[bodyOff+n : bodyOff+ptLen]) // the padding: zeros (dst may hold old bytes)
-	baead, err := chacha20poly1305.New(mk[:])
+	// The body shares the header's random nonce under another key (mk and
+	// HKs are independent KDF outputs): a state sealed twice (restored from
+	// a copy) derives the same mk but never the same (mk, nonce).
+	var baead cipher.AEAD
+	bnonce := m[prefixLen:hdrOff]
+	if body == bodyLegacy {
+		baead, err = chacha20poly1305.New(mk[:])
+		bnonce = zeroNonce[:]
+	} else {
+		baead, err = chacha20poly1305.NewX(mk[:])
+	}
 	if err != nil {
 		return dst, ErrRandom
 	}
-	baead.Seal(m[bodyOff:bodyOff], zeroNonce[:], m[bodyOff:bodyOff+ptLen], ad)
+	baead.Seal(m[bodyOff:bodyOff], bnonce, m[bodyOff:bodyOff+ptLen], ad)
 
 	st.cks = next
 	st.ns++
@@ -397,7 +439,7 @@ func splitMessage(msg []byte) (framed, bool) {
 		return f, false
 	}
 	f.flags = msg[0]
-	if f.flags&^(flagInit|flagPQ) != 0 {
+	if f.flags&^(flagInit|flagPQ|flagNonceBody) != 0 {
 		return f, false
 	}
 	off := 1
@@ -486,12 +528,24 @@ func openHeader(hk *[keySize]byte, f *framed, sc *scratch) (header, bool) {
 	return parseHeader(pt, f.flags&flagPQ != 0)
 }
 
+// openBody opens the body under mk: with the message's nonce when the
+// message says so (flagNonceBody, everything this version seals), else in
+// the previous format (nonce 0^12). The flags byte is in the associated
+// data, so changing it makes the body fail.
 func openBody(mk *[keySize]byte, f *framed, sc *scratch) bool {
-	a, err := chacha20poly1305.New(mk[:])
+	var a cipher.AEAD
+	var err error
+	nonce := f.nonce
+	if f.flags&flagNonceBody != 0 {
+		a, err = chacha20poly1305.NewX(mk[:])
+	} else {
+		a, err = chacha20poly1305.New(mk[:])
+		nonce = zeroNonce[:]
+	}
 	if err != nil {
 		return false
 	}
-	_, err = a.Open(sc.pt[:0], zeroNonce[:], f.body, sc.ad)
+	_, err = a.Open(sc.pt[:0], nonce, f.body, sc.ad)
 	return err == nil
 }
 
@@ -548,7 +602,9 @@ func (s *Session) OpenAppend(dst, msg []byte) ([]byte, error) {
 	}
 
 	st := s.st // work on a copy; commit on success
-	if !s.open(&st, &f, &sc, pre) {
+	now := s.now().Unix()
+	st.expireSkipped(now)
+	if !s.open(&st, &f, &sc, pre, now) {
 		clear(sc.pt) // a body that opened under a skipped key, then failed later
 		return dst, ErrDecrypt
 	}
@@ -566,10 +622,10 @@ func (st *state) commitRead() {
 	}
 }
 
-// open reads f on st (a copy). pre, when not nil, is the result of trying
-// the header under HKr already: a header, or the zero header when it did not
-// open (dh is nil).
-func (s *Session) open(st *state, f *framed, sc *scratch, pre *header) bool {
+// open reads f on st (a copy) at now (unix seconds, the stamp of any key it
+// stores). pre, when not nil, is the result of trying the header under HKr
+// already: a header, or the zero header when it did not open (dh is nil).
+func (s *Session) open(st *state, f *framed, sc *scratch, pre *header, now int64) bool {
 	// 1. The current receiving chain.
 	var h header
 	ok := false
@@ -591,10 +647,10 @@ func (s *Session) open(st *state, f *framed, sc *scratch, pre *header) bool {
 		// 2. Keys of skipped messages of earlier chains, by header key.
 		for i := range st.skipped {
 			sk := &st.skipped[i]
-			if i > 0 && st.skipped[i-1].hk == sk.hk {
+			if i > 0 && keyEqual(&st.skipped[i-1].hk, &sk.hk) {
 				continue // already tried this header key
 			}
-			if st.hasHKr && sk.hk == st.hkr {
+			if st.hasHKr && keyEqual(&sk.hk, &st.hkr) {
 				continue // tried above
 			}
 			hs, ok := openHeader(&sk.hk, f, sc)
@@ -609,11 +665,11 @@ func (s *Session) open(st *state, f *framed, sc *scratch, pre *header) bool {
 		if !ok {
 			return false
 		}
-		if !s.receiveStep(st, &h) {
+		if !s.receiveStep(st, &h, now) {
 			return false
 		}
 	}
-	if !st.skip(h.n) {
+	if !st.skip(h.n, now) {
 		return false
 	}
 	var mk [keySize]byte
@@ -628,7 +684,14 @@ func (s *Session) open(st *state, f *framed, sc *scratch, pre *header) bool {
 // openSkipped opens the body with the stored key of message n under header
 // key hk, and deletes that key.
 func (st *state) openSkipped(hk *[keySize]byte, n uint32, f *framed, sc *scratch) bool {
-	j := slices.IndexFunc(st.skipped, func(e skippedKey) bool { return e.hk == *hk && e.n == n })
+	// Every entry is compared, each header key in constant time.
+	j := -1
+	for i := range st.skipped {
+		e := &st.skipped[i]
+		if subtle.ConstantTimeCompare(e.hk[:], hk[:])&subtle.ConstantTimeEq(int32(e.n), int32(n)) == 1 {
+			j = i
+		}
+	}
 	if j < 0 {
 		return false
 	}
@@ -644,11 +707,11 @@ func (st *state) openSkipped(hk *[keySize]byte, n uint32, f *framed, sc *scratch
 // that opened under NHKr: store the keys left in the current chain, mix the
 // new DH output (and the ML-KEM secret if the header carries one), and make
 // the next Seal start a new sending chain.
-func (s *Session) receiveStep(st *state, h *header) bool {
+func (s *Session) receiveStep(st *state, h *header, now int64) bool {
 	if st.dhs == nil {
 		return false
 	}
-	if st.hasCKr && !st.skip(h.pn) {
+	if st.hasCKr && !st.skip(h.pn, now) {
 		return false
 	}
 	out, ok := dh(st.dhs, h.dh)
@@ -685,8 +748,8 @@ func (s *Session) receiveStep(st *state, h *header) bool {
 }
 
 // skip derives and stores the keys of messages nr .. until-1 of the current
-// receiving chain.
-func (st *state) skip(until uint32) bool {
+// receiving chain, stamped with now (unix seconds).
+func (st *state) skip(until uint32, now int64) bool {
 	if until <= st.nr {
 		return true
 	}
@@ -697,7 +760,7 @@ func (st *state) skip(until uint32) bool {
 	for st.nr < until {
 		var mk [keySize]byte
 		st.ckr, mk = kdfCK(&st.ckr)
-		sk = append(sk, skippedKey{hk: st.hkr, n: st.nr, mk: mk})
+		sk = append(sk, skippedKey{hk: st.hkr, n: st.nr, mk: mk, t: now})
 		st.nr++
 	}
 	if over := len(sk) - MaxSkippedKeys; over > 0 {
@@ -705,4 +768,9 @@ func (st *state) skip(until uint32) bool {
 	}
 	st.skipped = sk
 	return true
+}
+
+// keyEqual compares two secret keys in constant time.
+func keyEqual(a, b *[keySize]byte) bool {
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }

@@ -35,13 +35,13 @@ func TestConversation(t *testing.T) {
 	}
 	// A's next chain is its own first PQ step.
 	m = mustSeal(t, a, "pq")
-	if m[0] != flagPQ {
+	if m[0] != flagPQ|flagNonceBody {
 		t.Fatalf("flags %#x", m[0])
 	}
 	mustOpen(t, b, m, "pq")
 	// Every message of a PQ chain carries the PQ block.
 	m = mustSeal(t, a, "pq2")
-	if m[0] != flagPQ {
+	if m[0] != flagPQ|flagNonceBody {
 		t.Fatalf("flags %#x", m[0])
 	}
 	mustOpen(t, b, m, "pq2")
@@ -49,7 +49,7 @@ func TestConversation(t *testing.T) {
 	for i := range 10 {
 		s := fmt.Sprint(i)
 		m := mustSeal(t, b, "b"+s)
-		if m[0] != 0 {
+		if m[0] != flagNonceBody {
 			t.Fatalf("turn %d: flags %#x", i, m[0])
 		}
 		mustOpen(t, a, m, "b"+s)
@@ -274,7 +274,7 @@ func TestStateRoundTrip(t *testing.T) {
 	check := func() {
 		for _, s := range []*Session{a, b} {
 			enc := s.MarshalSecret()
-			c, err := UnmarshalSecret(enc, nil)
+			c, err := UnmarshalSecret(enc, &Options{Now: s.now})
 			if err != nil {
 				t.Fatal(err)
 			}

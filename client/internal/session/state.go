@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/mlkem"
+	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
 
@@ -29,7 +30,11 @@ const (
 )
 
 const (
-	skippedEntrySize = keySize + 4 + keySize
+	// skippedEntrySize is a skipped key in state version 2: header key,
+	// N, message key, time derived (u64 unix seconds); version 1 had no
+	// time.
+	skippedEntrySize   = keySize + 4 + keySize + 8
+	skippedEntrySizeV1 = keySize + 4 + keySize
 	// stateFixedSize is the state encoding without its optional parts.
 	stateFixedSize = 2 + 2 + 32 + 32 + keys.DeviceCertificateSize + 9*keySize + 5*4 + 8 + 2
 	// MaxStateSize bounds MarshalSecret's output: every optional part present
@@ -43,8 +48,12 @@ const (
 // ratchet private keys and stored skipped-message keys. Anyone holding these
 // bytes can read the session's future messages until it heals. Store it only
 // encrypted. Keys already used (read messages, past chains) are not in it.
+//
+// It first deletes the skipped keys older than MaxSkippedKeyAge on the
+// session's clock, so a stored state never holds one.
 func (s *Session) MarshalSecret() []byte {
 	st := &s.st
+	st.expireSkipped(s.now().Unix())
 	var fl uint16
 	set := func(b bool, f uint16) {
 		if b {
@@ -66,7 +75,7 @@ func (s *Session) MarshalSecret() []byte {
 	set(st.pqBlock != nil, sfPQBlock)
 
 	b := make([]byte, 0, stateFixedSize+len(st.skipped)*skippedEntrySize+8192)
-	b = append(b, tagState, version)
+	b = append(b, tagState, stateVersion)
 	b = binary.BigEndian.AppendUint16(b, fl)
 	b = append(b, st.ad[:]...)
 	b = append(b, st.initID[:]...)
@@ -101,6 +110,7 @@ func (s *Session) MarshalSecret() []byte {
 		b = append(b, k.hk[:]...)
 		b = binary.BigEndian.AppendUint32(b, k.n)
 		b = append(b, k.mk[:]...)
+		b = binary.BigEndian.AppendUint64(b, uint64(k.t))
 	}
 	return b
 }
@@ -129,6 +139,10 @@ func (r *reader) u64() uint64          { return binary.BigEndian.Uint64(r.take(8
 // UnmarshalSecret parses the output of MarshalSecret. It checks every length,
 // cap and key, and the consistency of the flags, so that a damaged state
 // cannot make the session misbehave; it is ErrMalformed otherwise.
+//
+// It also reads the version-1 encoding of the previous release, whose
+// skipped keys carry no time: they are stamped with the time of loading
+// (opts' clock), and so live MaxSkippedKeyAge from then.
 func UnmarshalSecret(b []byte, opts *Options) (*Session, error) {
 	bad := func(what string) (*Session, error) {
 		return nil, fmt.Errorf("%w: session state: %s", ErrMalformed, what)
@@ -137,9 +151,12 @@ func UnmarshalSecret(b []byte, opts *Options) (*Session, error) {
 		return bad("length")
 	}
 	r := &reader{b: b, ok: true}
-	if t := r.take(2); t[0] != tagState || t[1] != version {
+	t := r.take(2)
+	if t[0] != tagState || (t[1] != stateVersion && t[1] != stateVersion1) {
 		return bad("tag or version")
 	}
+	v1 := t[1] == stateVersion1
+	now := opts.now()
 	fl := r.u16()
 	if fl&^sfAll != 0 {
 		return bad("flags")
@@ -192,10 +209,21 @@ func UnmarshalSecret(b []byte, opts *Options) (*Session, error) {
 	if r.ok {
 		st.skipped = make([]skippedKey, count)
 	}
+	loaded := now().Unix()
 	for i := 0; i < count && r.ok; i++ {
-		r.key(&st.skipped[i].hk)
-		st.skipped[i].n = r.u32()
-		r.key(&st.skipped[i].mk)
+		k := &st.skipped[i]
+		r.key(&k.hk)
+		k.n = r.u32()
+		r.key(&k.mk)
+		if v1 {
+			k.t = loaded
+			continue
+		}
+		ts := r.u64()
+		if ts > maxUnixSeconds {
+			return bad("skipped key time")
+		}
+		k.t = int64(ts)
 	}
 	if !r.ok || len(r.b) != 0 {
 		return bad("length")
@@ -203,7 +231,9 @@ func UnmarshalSecret(b []byte, opts *Options) (*Session, error) {
 
 	// Absent fields are zero (one encoding per state).
 	var zero [keySize]byte
-	zeroIf := func(absent bool, k []byte) bool { return !absent || bytes.Equal(k, zero[:len(k)]) }
+	zeroIf := func(absent bool, k []byte) bool {
+		return !absent || subtle.ConstantTimeCompare(k, zero[:len(k)]) == 1
+	}
 	if !zeroIf(!has(sfDHs), dhs) || !zeroIf(!st.hasDHr, st.dhr[:]) || !zeroIf(!st.hasCKs, st.cks[:]) ||
 		!zeroIf(!st.hasCKr, st.ckr[:]) || !zeroIf(!st.hasHKs, st.hks[:]) || !zeroIf(!st.hasHKr, st.hkr[:]) {
 		return bad("absent field not zero")
@@ -254,7 +284,10 @@ func UnmarshalSecret(b []byte, opts *Options) (*Session, error) {
 	}
 	if st.needInit {
 		in, err := ParseInit(st.init)
-		if err != nil || in.ID() != st.initID {
+		if err != nil {
+			return bad("Init")
+		}
+		if id := in.ID(); subtle.ConstantTimeCompare(id[:], st.initID[:]) != 1 {
 			return bad("Init")
 		}
 	}
@@ -263,5 +296,5 @@ func UnmarshalSecret(b []byte, opts *Options) (*Session, error) {
 		return bad("peer certificate")
 	}
 	st.peer = peer
-	return &Session{st: st, now: opts.now()}, nil
+	return &Session{st: st, now: now}, nil
 }
