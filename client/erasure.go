@@ -288,8 +288,8 @@ func (t *tx) erasure() (*eraseState, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rec == nil || rec.Schema != storeSchema {
-		return nil, errStoreCorrupt // update and view check the schema first
+	if rec == nil || rec.Schema < 2 {
+		return nil, errStoreCorrupt // prepare migrates schema 1 first
 	}
 	epochs, ks, err := t.s.readSlots()
 	if err != nil {
@@ -445,7 +445,8 @@ func (s *store) prepare(db *bolt.DB) error {
 	if rec != nil && rec.Schema > storeSchema {
 		return fmt.Errorf("%w (store schema %d; this version reads schema %d and older): upgrade postern to open this home", ErrStoreTooNew, rec.Schema, storeSchema)
 	}
-	if rec == nil {
+	if rec == nil || rec.Schema < storeSchema {
+		fresh := rec == nil
 		err = db.Update(func(bt *bolt.Tx) error {
 			for _, b := range allBuckets {
 				if _, err := bt.CreateBucketIfNotExists(b); err != nil {
@@ -454,12 +455,28 @@ func (s *store) prepare(db *bolt.DB) error {
 			}
 			t := &tx{s: s, bt: bt}
 			var err error
-			if rec, err = t.migrate(); err != nil {
+			if rec == nil {
+				if rec, err = t.newStoreRecord(); err != nil {
+					return err
+				}
+			}
+			for rec.Schema < storeSchema {
+				if err := migrations[rec.Schema](t, rec); err != nil {
+					return fmt.Errorf("client: migrate the local store from schema %d: %w", rec.Schema, err)
+				}
+				rec.Schema++
+			}
+			if err := t.putStoreRecord(rec); err != nil {
 				return err
 			}
 			return t.finish()
 		})
 		if err != nil {
+			if fresh {
+				// Not committed: the store names no epoch, and the
+				// erase.keys just made belongs to nothing.
+				os.Remove(s.eraseKeysPath())
+			}
 			return err
 		}
 	}
@@ -529,12 +546,18 @@ func (s *store) lost(db *bolt.DB) error {
 	})
 }
 
-// migrate brings a store without a store record to storeSchema, in the
-// caller's transaction: a new store gets epoch 1; a schema 1 store also
-// has every ephemeral value re-sealed under a record key, and is marked
-// for scrubbing (its free pages, and the pages this transaction frees,
-// hold values sealed under the store key).
-func (t *tx) migrate() (*storeRecord, error) {
+// migrations[n] brings a store of schema n to schema n+1. prepare runs
+// every one that is due in a single transaction, with the store record
+// saved at the end, so a store is at one schema or the next, never
+// between. Schema 1 is a store without a store record.
+var migrations = map[int]func(*tx, *storeRecord) error{
+	1: migrate1to2,
+}
+
+// newStoreRecord starts the erasure of a store that has no store record:
+// erase.keys with epoch 1 and an empty keyring. It reports whether the
+// store held anything (then it is schema 1, the layout before erasure).
+func (t *tx) newStoreRecord() (*storeRecord, error) {
 	legacy := false
 	for _, b := range allBuckets {
 		if k, _ := t.bt.Bucket(b).Cursor().First(); k != nil {
@@ -547,25 +570,42 @@ func (t *tx) migrate() (*storeRecord, error) {
 		return nil, err
 	}
 	t.er = &eraseState{epoch: 1, key: key, ring: map[string][]byte{}, dirty: true, newSlot: -1, oldSlot: -1}
-	rec := &storeRecord{Schema: storeSchema, Epoch: 1, Scrub: legacy}
-	for _, b := range ephemeralBuckets {
+	if legacy {
+		return &storeRecord{Schema: 1, Epoch: 1}, nil
+	}
+	return &storeRecord{Schema: storeSchema, Epoch: 1}, nil
+}
+
+// migrate1to2: every value of the ephemeral buckets is re-sealed under a
+// record key, and the store is marked for scrubbing (its free pages, and
+// the pages this transaction frees, hold values sealed under Kenc).
+func migrate1to2(t *tx, rec *storeRecord) error {
+	rec.Scrub = true
+	return t.resealEphemeral(bucketPrekeys, bucketSessions)
+}
+
+// resealEphemeral re-seals every value of buckets, sealed under Kenc,
+// under record keys: the migration of a bucket that becomes ephemeral
+// (which also needs the scrub).
+func (t *tx) resealEphemeral(buckets ...[]byte) error {
+	for _, b := range buckets {
 		type kv struct{ k, v []byte }
 		var all []kv
 		c := t.bt.Bucket(b).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			p, err := t.decryptEnc(b, k, v) // schema 1: under the store key
+			p, err := t.decryptEnc(b, k, v)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			all = append(all, kv{bytes.Clone(k), p})
 		}
 		for _, e := range all {
 			if err := t.putEphemeral(b, e.k, e.v); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	return rec, t.putStoreRecord(rec)
+	return nil
 }
 
 // scrub overwrites every free page of the store file, and the file past
@@ -630,7 +670,7 @@ func checkSchema(bt *bolt.Tx, s *store) error {
 		return err
 	}
 	switch {
-	case rec == nil || rec.Scrub:
+	case rec == nil || rec.Scrub || rec.Schema < storeSchema:
 		return errNeedsPrepare
 	case rec.Schema > storeSchema:
 		return fmt.Errorf("%w (store schema %d; this version reads schema %d and older): upgrade postern to open this home", ErrStoreTooNew, rec.Schema, storeSchema)

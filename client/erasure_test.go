@@ -526,3 +526,38 @@ func BenchmarkStoreUpdate(b *testing.B) {
 		})
 	}
 }
+
+// TestMigrationFailureChangesNothing: a schema 1 store with a value that
+// does not decrypt is refused by the migration with an error naming it,
+// and neither store.db nor the home changes.
+func TestMigrationFailureChangesNothing(t *testing.T) {
+	home := t.TempDir()
+	copyTree(t, filepath.Join("..", "testdata", "home", "v1", "bob"), home)
+	path := filepath.Join(home, StoreFileName)
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(bt *bolt.Tx) error {
+		b := bt.Bucket(bucketSessions)
+		k, v := b.Cursor().First()
+		v = bytes.Clone(v)
+		v[len(v)-1] ^= 1
+		return b.Put(bytes.Clone(k), v)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	_, err = Open(home, testPass, testOpts())
+	if !errors.Is(err, errStoreCorrupt) || !strings.Contains(err.Error(), "migrate the local store from schema 1") {
+		t.Fatalf("Open: %v, want the migration's error", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("store.db changed")
+	}
+	if _, err := os.Stat(filepath.Join(home, EraseKeysFileName)); err == nil {
+		t.Error("erase.keys left behind")
+	}
+}
