@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"time"
 
@@ -188,6 +189,9 @@ func (s *store) createEraseKeys(epoch uint64, key []byte) error {
 }
 
 func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil // directories cannot be opened for sync; NTFS journals the metadata
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
