@@ -282,6 +282,7 @@ func Init(ctx context.Context, home string, passphrase []byte, relayURL, name st
 	defer func() {
 		if err != nil {
 			os.Remove(dbPath)
+			os.Remove(filepath.Join(home, EraseKeysFileName))
 			os.Remove(keyPath)
 		}
 	}()

@@ -517,7 +517,7 @@ func TestLocalStateErrors(t *testing.T) {
 	ctx := testCtx(t)
 	_, home := newTestClient(t, srv, "alice")
 	if runtime.GOOS != "windows" {
-		for p, want := range map[string]os.FileMode{home: 0o700, filepath.Join(home, KeyFileName): 0o600, filepath.Join(home, StoreFileName): 0o600} {
+		for p, want := range map[string]os.FileMode{home: 0o700, filepath.Join(home, KeyFileName): 0o600, filepath.Join(home, StoreFileName): 0o600, filepath.Join(home, EraseKeysFileName): 0o600} {
 			if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != want {
 				t.Errorf("%s: mode %v, want %v (%v)", p, fi.Mode().Perm(), want, err)
 			}
@@ -548,5 +548,8 @@ func TestLocalStateErrors(t *testing.T) {
 	}
 	if _, err := Dial(ctx, h, testPass, testOpts()); !errors.Is(err, ErrNotInitialised) {
 		t.Fatalf("after refused enrolment: %v", err)
+	}
+	if left, _ := os.ReadDir(h); len(left) != 0 {
+		t.Fatalf("after refused enrolment, the home holds %v", left)
 	}
 }

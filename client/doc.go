@@ -74,6 +74,13 @@
 //     XChaCha20-Poly1305. Every store value is encrypted under the store key,
 //     and store keys are keyed hashes, so store.db reveals no names, texts or
 //     IDs — only how many records there are and their sizes.
+//   - Deleted short-lived secrets are erased, not only unlinked: prekey
+//     secrets and session states are sealed under keys kept in a keyring
+//     whose key lives in erase.keys and is overwritten in place whenever
+//     one of them is deleted or replaced, so a used one-time prekey or an
+//     old ratchet state does not decrypt from a free page of store.db, nor
+//     from an old copy of it. The limits (flash, journaling file systems,
+//     swap) are in protocol/SPEC.md section 9 "Erasure".
 //   - Texts travel in a session per contact (a PQXDH-shaped handshake over
 //     X-Wing prekeys, then a Double Ratchet with a periodic ML-KEM-768
 //     step: forward secrecy and healing), padded to a fixed size bucket.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
@@ -17,8 +18,9 @@ import (
 )
 
 // Store layout (protocol/SPEC.md section 9 "Local state"). Every value is
-// XChaCha20-Poly1305(store key, random nonce, AAD = bucket || key); keys
-// are keyed HMACs or random IDs, never names.
+// XChaCha20-Poly1305(store key, random nonce, AAD = bucket || key), except
+// in the ephemeral buckets, sealed under keys that are erased (erasure.go);
+// keys are keyed HMACs or random IDs, never names.
 var (
 	bucketMeta        = []byte("meta")
 	bucketContacts    = []byte("contacts")
@@ -29,7 +31,7 @@ var (
 	bucketPrekeys     = []byte("prekeys")
 	bucketSessions    = []byte("sessions") // keyed by contact record ID, like contacts
 
-	allBuckets = [][]byte{bucketMeta, bucketContacts, bucketMessages, bucketMessageIDs, bucketSeen, bucketInvitations, bucketPrekeys, bucketSessions}
+	allBuckets = [][]byte{bucketMeta, bucketContacts, bucketMessages, bucketMessageIDs, bucketSeen, bucketInvitations, bucketPrekeys, bucketSessions, bucketErasure}
 )
 
 const (
@@ -55,8 +57,9 @@ type store struct {
 		Seal(dst, nonce, plaintext, ad []byte) []byte
 		Open(dst, nonce, ciphertext, ad []byte) ([]byte, error)
 	}
-	macKey []byte
-	mu     sync.Mutex // one transaction at a time in this process
+	macKey   []byte
+	slotAEAD cipher.AEAD // seals the slots of erase.keys
+	mu       sync.Mutex  // one transaction at a time in this process
 }
 
 func newStore(path string, key []byte) (*store, error) {
@@ -71,17 +74,26 @@ func newStore(path string, key []byte) (*store, error) {
 	if err != nil {
 		return nil, err
 	}
+	slot, err := hkdf.Key(sha256.New, key, nil, eraseSlotLabel, chacha20poly1305.KeySize)
+	if err != nil {
+		return nil, err
+	}
 	aead, err := chacha20poly1305.NewX(enc)
 	if err != nil {
 		return nil, err
 	}
-	return &store{path: path, aead: aead, macKey: mac}, nil
+	slotAEAD, err := chacha20poly1305.NewX(slot)
+	if err != nil {
+		return nil, err
+	}
+	return &store{path: path, aead: aead, macKey: mac, slotAEAD: slotAEAD}, nil
 }
 
 // tx is one store transaction with encrypting accessors.
 type tx struct {
 	s  *store
 	bt *bolt.Tx
+	er *eraseState // the keyring, once used (erasure.go)
 }
 
 func (s *store) open(readOnly bool) (*bolt.DB, error) {
@@ -97,37 +109,67 @@ func (s *store) open(readOnly bool) (*bolt.DB, error) {
 func (s *store) update(fn func(*tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.updateLocked(fn)
+}
+
+func (s *store) updateLocked(fn func(*tx) error) error {
 	db, err := s.open(false)
 	if err != nil {
 		return err
 	}
-	err = db.Update(func(bt *bolt.Tx) error {
-		for _, b := range allBuckets {
-			if _, err := bt.CreateBucketIfNotExists(b); err != nil {
+	err = s.prepare(db)
+	var t *tx
+	if err == nil {
+		err = db.Update(func(bt *bolt.Tx) error {
+			for _, b := range allBuckets {
+				if _, err := bt.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			t = &tx{s: s, bt: bt}
+			if err := fn(t); err != nil {
 				return err
 			}
+			return t.finish()
+		})
+		if t != nil {
+			if werr := t.afterCommit(err == nil); err == nil {
+				err = werr
+			}
 		}
-		return fn(&tx{s: s, bt: bt})
-	})
+	}
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
 	return err
 }
 
-// view runs fn in a read-only transaction.
+// view runs fn in a read-only transaction. A store that needs a
+// migration or a scrub first gets it (read-write) before.
 func (s *store) view(fn func(*tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	db, err := s.open(true)
-	if err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		db, err := s.open(true)
+		if err != nil {
+			return err
+		}
+		err = db.View(func(bt *bolt.Tx) error {
+			if err := checkSchema(bt, s); err != nil {
+				return err
+			}
+			return fn(&tx{s: s, bt: bt})
+		})
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+		if !(errors.Is(err, errNeedsPrepare) || errors.Is(err, errEraseKeys)) || attempt > 0 {
+			return err
+		}
+		if err := s.updateLocked(func(*tx) error { return nil }); err != nil {
+			return err
+		}
 	}
-	err = db.View(func(bt *bolt.Tx) error { return fn(&tx{s: s, bt: bt}) })
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // index returns the store key for a lookup value: HMAC-SHA-256(index key,
@@ -150,12 +192,23 @@ func ad(bucket, key []byte) []byte {
 }
 
 func (t *tx) putRaw(bucket, key, val []byte) error {
+	if isEphemeral(bucket) {
+		return t.putEphemeral(bucket, key, val)
+	}
 	nonce := make([]byte, chacha20poly1305.NonceSizeX, chacha20poly1305.NonceSizeX+len(val)+chacha20poly1305.Overhead)
 	rand.Read(nonce)
 	return t.bt.Bucket(bucket).Put(key, t.s.aead.Seal(nonce, nonce, val, ad(bucket, key)))
 }
 
 func (t *tx) decrypt(bucket, key, v []byte) ([]byte, error) {
+	if isEphemeral(bucket) {
+		return t.openEphemeral(bucket, key, v)
+	}
+	return t.decryptEnc(bucket, key, v)
+}
+
+// decryptEnc opens a value sealed under the store key.
+func (t *tx) decryptEnc(bucket, key, v []byte) ([]byte, error) {
 	if len(v) < chacha20poly1305.NonceSizeX+chacha20poly1305.Overhead {
 		return nil, errStoreCorrupt
 	}
@@ -204,7 +257,12 @@ func (t *tx) has(bucket, key []byte) bool {
 	return b != nil && b.Get(key) != nil
 }
 
-func (t *tx) del(bucket, key []byte) error { return t.bt.Bucket(bucket).Delete(key) }
+func (t *tx) del(bucket, key []byte) error {
+	if isEphemeral(bucket) {
+		return t.delEphemeral(bucket, key)
+	}
+	return t.bt.Bucket(bucket).Delete(key)
+}
 
 // each decodes every value of bucket in key order, calling fn with a fresh
 // value from newV; fn returning errStop ends the walk without error.

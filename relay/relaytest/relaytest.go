@@ -45,6 +45,9 @@ type Options struct {
 	// Metrics receives the relay's metrics (kept across Restart). Nil
 	// means none.
 	Metrics *metrics.Metrics
+	// DataDir is the relay's data directory, e.g. a copy of a relay made
+	// by an earlier release. Empty means a new t.TempDir().
+	DataDir string
 }
 
 // Server is a relay listening on 127.0.0.1.
@@ -71,12 +74,16 @@ type Server struct {
 }
 
 // New starts a relay on 127.0.0.1 with a random port and data in
-// t.TempDir(). It is closed on t.Cleanup.
+// opts.DataDir or t.TempDir(). It is closed on t.Cleanup.
 func New(t testing.TB, opts *Options) *Server {
 	t.Helper()
-	s := &Server{t: t, DataDir: t.TempDir()}
+	s := &Server{t: t}
 	if opts != nil {
 		s.opts = *opts
+	}
+	s.DataDir = s.opts.DataDir
+	if s.DataDir == "" {
+		s.DataDir = t.TempDir()
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,0 +1,563 @@
+package client
+
+import (
+	"bytes"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postern/postern/keys/identity"
+	"github.com/postern/postern/relay/relaytest"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// boltElement is a key and value found in a leaf page of a bbolt file,
+// live or free.
+type boltElement struct{ key, val []byte }
+
+// boltElements parses every page of the bbolt file at path, free pages
+// and pages past the high-water mark included, and returns the elements
+// of every page that reads as a leaf (with the leaves of inline buckets),
+// each once. A page overwritten since gives garbage that decrypts under
+// no key, which is what erasure wants.
+func boltElements(t *testing.T, path string) []boltElement {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Meta page 0: page header (16), magic (4), version (4), page size (4).
+	if len(data) < 32 || binary.LittleEndian.Uint32(data[16:]) != 0xED0CDAED {
+		t.Fatalf("%s: not a bbolt file", path)
+	}
+	ps := int(binary.LittleEndian.Uint32(data[24:]))
+	seen := map[[32]byte]bool{}
+	var out []boltElement
+	var leaf func(p []byte)
+	leaf = func(p []byte) {
+		if len(p) < 16 || binary.LittleEndian.Uint16(p[8:])&0x02 == 0 {
+			return
+		}
+		count := int(binary.LittleEndian.Uint16(p[10:]))
+		for i := 0; i < count; i++ {
+			e := 16 + 16*i
+			if e+16 > len(p) {
+				return
+			}
+			flags := binary.LittleEndian.Uint32(p[e:])
+			pos := uint64(binary.LittleEndian.Uint32(p[e+4:]))
+			ks := uint64(binary.LittleEndian.Uint32(p[e+8:]))
+			vs := uint64(binary.LittleEndian.Uint32(p[e+12:]))
+			k := uint64(e) + pos
+			if k+ks+vs > uint64(len(p)) {
+				continue
+			}
+			key, val := p[k:k+ks], p[k+ks:k+ks+vs]
+			if flags&0x01 != 0 { // a bucket: its inline page, if any
+				if len(val) > 16 && binary.LittleEndian.Uint64(val) == 0 {
+					leaf(val[16:])
+				}
+				continue
+			}
+			h := sha256.Sum256(append(append(binary.BigEndian.AppendUint32(nil, uint32(len(key))), key...), val...))
+			if !seen[h] {
+				seen[h] = true
+				out = append(out, boltElement{key: bytes.Clone(key), val: bytes.Clone(val)})
+			}
+		}
+	}
+	for off := 0; off+16 <= len(data); off += ps {
+		leaf(data[off:])
+	}
+	return out
+}
+
+// openedElement is an element that decrypted.
+type openedElement struct {
+	bucket, key, plain []byte
+}
+
+// homeKeys returns every key that the home's passphrase gives access to
+// now: the keys derived from the store key in the key file, the epoch keys
+// in the slots of erase.keys that open, and the record keys of every
+// keyring that opens from any element of store.db (repeated until no new
+// key appears).
+func homeKeys(t *testing.T, home string, elems []boltElement) [][]byte {
+	t.Helper()
+	file, err := os.ReadFile(filepath.Join(home, KeyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := identity.OpenKeyFile(testPass, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, sk, err := parseKeyPayload(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	have := map[string]bool{}
+	add := func(k []byte) bool {
+		if have[string(k)] {
+			return false
+		}
+		have[string(k)] = true
+		out = append(out, bytes.Clone(k))
+		return true
+	}
+	for _, label := range []string{storeEncLabel, storeIndexLabel, eraseSlotLabel} {
+		k, err := hkdf.Key(sha256.New, sk, nil, label, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(k)
+	}
+	st, err := newStore(filepath.Join(home, StoreFileName), sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ks, err := st.readSlots(); err == nil {
+		for _, k := range ks {
+			if k != nil {
+				add(k)
+			}
+		}
+	}
+	for tried := 0; tried < len(out); {
+		n := len(out)
+		for _, o := range openAll(elems, out[tried:]) {
+			if !bytes.Equal(o.bucket, bucketErasure) {
+				continue
+			}
+			if ring, err := decodeRing(o.plain); err == nil {
+				for _, k := range ring {
+					add(k)
+				}
+			}
+		}
+		tried = n
+	}
+	return out
+}
+
+// openAll tries every element with every key, as the value of every
+// bucket.
+func openAll(elems []boltElement, ks [][]byte) []openedElement {
+	var out []openedElement
+	buckets := append([][]byte(nil), allBuckets...)
+	for _, k := range ks {
+		aead, err := chacha20poly1305.NewX(k)
+		if err != nil {
+			panic(err)
+		}
+		for _, e := range elems {
+			if len(e.val) < chacha20poly1305.NonceSizeX+chacha20poly1305.Overhead {
+				continue
+			}
+			for _, b := range buckets {
+				p, err := aead.Open(nil, e.val[:chacha20poly1305.NonceSizeX], e.val[chacha20poly1305.NonceSizeX:], ad(b, e.key))
+				if err == nil {
+					out = append(out, openedElement{bucket: b, key: e.key, plain: p})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// liveEphemeral returns the live values of the prekeys and sessions
+// buckets, by key.
+func liveEphemeral(t *testing.T, c *Client) (prekeys, sessions map[string][]byte) {
+	t.Helper()
+	prekeys, sessions = map[string][]byte{}, map[string][]byte{}
+	err := c.st.view(func(t *tx) error {
+		if err := t.each(bucketPrekeys, func(k, p []byte) error { prekeys[string(k)] = bytes.Clone(p); return nil }); err != nil {
+			return err
+		}
+		return t.each(bucketSessions, func(k, p []byte) error { sessions[string(k)] = bytes.Clone(p); return nil })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prekeys, sessions
+}
+
+// TestDeletedSecretsErased: after one-time prekeys are consumed by real
+// handshakes and sessions take ratchet steps, no element anywhere in
+// store.db (free pages included) opens, under any key the home holds, to
+// a consumed prekey secret or a session state that was replaced.
+func TestDeletedSecretsErased(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	ctx := testCtx(t)
+	alice, bob, aliceHome, bobHome := pair(t, srv)
+	carol, _ := newTestClient(t, srv, "carol")
+	code, err := alice.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Accept(ctx, code, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := liveEphemeral(t, alice)
+	// bob and carol start sessions with alice (each consumes one of her
+	// one-time prekeys), then alice and bob take turns: each turn is a
+	// ratchet step that replaces both session states.
+	if _, err := carol.Send(ctx, "alice", "from carol"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if _, err := bob.Send(ctx, "alice", "b"+string(rune('0'+i))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.Send(ctx, "bob", "a"+string(rune('0'+i))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []*Client{alice, bob, carol} {
+		c.Close()
+	}
+	consumed := 0
+	after, _ := liveEphemeral(t, alice)
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			consumed++
+		}
+	}
+	if consumed < 2 {
+		t.Fatalf("%d of alice's one-time prekeys consumed; the test needs 2", consumed)
+	}
+
+	for _, h := range []struct {
+		name, home string
+		c          *Client
+	}{{"alice", aliceHome, alice}, {"bob", bobHome, bob}} {
+		prekeys, sessions := liveEphemeral(t, h.c)
+		elems := boltElements(t, filepath.Join(h.home, StoreFileName))
+		opened := openAll(elems, homeKeys(t, h.home, elems))
+		livePrekeys, liveSessions := map[string]bool{}, map[string]bool{}
+		for _, o := range opened {
+			switch {
+			case bytes.Equal(o.bucket, bucketPrekeys):
+				if _, ok := prekeys[string(o.key)]; !ok {
+					t.Errorf("%s: a consumed prekey secret opens from store.db", h.name)
+				} else {
+					livePrekeys[string(o.key)] = true
+				}
+			case bytes.Equal(o.bucket, bucketSessions):
+				if bytes.Equal(sessions[string(o.key)], o.plain) {
+					liveSessions[string(o.key)] = true
+				} else {
+					t.Errorf("%s: a replaced session state opens from store.db", h.name)
+				}
+			}
+		}
+		// The scan finds what is live: it would find the rest.
+		if len(livePrekeys) != len(prekeys) || len(liveSessions) != len(sessions) || len(sessions) == 0 {
+			t.Errorf("%s: the scan opened %d of %d live prekeys and %d of %d sessions", h.name, len(livePrekeys), len(prekeys), len(liveSessions), len(sessions))
+		}
+		t.Logf("%s: %d elements in store.db, %d opened", h.name, len(elems), len(opened))
+	}
+}
+
+// TestFixtureMigrationErases: the v1 fixture's store.db holds, in a free
+// page, a one-time prekey secret consumed before the fixture was taken,
+// sealed under the store key (what release v1 left on every disk). The
+// migration to this schema scrubs it: afterwards no element of the file
+// opens to a consumed prekey or a replaced session state under any key.
+func TestFixtureMigrationErases(t *testing.T) {
+	home := t.TempDir()
+	copyTree(t, filepath.Join("..", "testdata", "home", "v1", "bob"), home)
+	path := filepath.Join(home, StoreFileName)
+
+	// Before: bbolt's own view of which prekeys are live.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := map[string]bool{}
+	db.View(func(bt *bolt.Tx) error {
+		return bt.Bucket(bucketPrekeys).ForEach(func(k, _ []byte) error { live[string(k)] = true; return nil })
+	})
+	db.Close()
+	consumed := func(elems []boltElement, ks [][]byte) (n int) {
+		for _, o := range openAll(elems, ks) {
+			if bytes.Equal(o.bucket, bucketPrekeys) && !live[string(o.key)] {
+				n++
+			}
+		}
+		return n
+	}
+	elems := boltElements(t, path)
+	if n := consumed(elems, homeKeys(t, home, elems)); n == 0 {
+		t.Fatal("the fixture holds no consumed prekey secret: it no longer shows what v1 left behind")
+	}
+
+	c, err := Open(home, testPass, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	prekeys, sessions := liveEphemeral(t, c)
+	elems = boltElements(t, path)
+	opened := openAll(elems, homeKeys(t, home, elems))
+	found := map[string]bool{}
+	for _, o := range opened {
+		switch {
+		case bytes.Equal(o.bucket, bucketPrekeys):
+			if _, ok := prekeys[string(o.key)]; !ok {
+				t.Error("a consumed prekey secret opens after the migration")
+			}
+			found[ringID(o.bucket, o.key)] = true
+		case bytes.Equal(o.bucket, bucketSessions):
+			if !bytes.Equal(sessions[string(o.key)], o.plain) {
+				t.Error("a replaced session state opens after the migration")
+			}
+			found[ringID(o.bucket, o.key)] = true
+		}
+	}
+	if len(found) != len(prekeys)+len(sessions) {
+		t.Errorf("the scan opened %d of %d live prekeys and sessions", len(found), len(prekeys)+len(sessions))
+	}
+}
+
+// testStore makes a store with a profile in a temporary home.
+func testStore(t *testing.T) *store {
+	t.Helper()
+	key := make([]byte, storeKeySize)
+	rand.Read(key)
+	st, err := newStore(filepath.Join(t.TempDir(), StoreFileName), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.update(func(t *tx) error { return t.putProfile(&profileRecord{Name: "x", Enrolled: true}) }); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestStoreNewerSchemaRefused: a store written by a newer version is
+// refused by both kinds of transaction with ErrStoreTooNew, and neither
+// changes a byte of it.
+func TestStoreNewerSchemaRefused(t *testing.T) {
+	st := testStore(t)
+	err := st.update(func(t *tx) error {
+		r, err := t.storeRecord()
+		if err != nil {
+			return err
+		}
+		r.Schema = storeSchema + 1
+		return t.putStoreRecord(r)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(st.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keysBefore, err := os.ReadFile(st.eraseKeysPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"update": st.update(func(t *tx) error { return t.putProfile(&profileRecord{Name: "y"}) }),
+		"view":   st.view(func(t *tx) error { _, err := t.profile(); return err }),
+	} {
+		if !errors.Is(err, ErrStoreTooNew) || !strings.Contains(err.Error(), "upgrade postern") {
+			t.Errorf("%s: %v, want ErrStoreTooNew with a hint", name, err)
+		}
+	}
+	after, _ := os.ReadFile(st.path)
+	keysAfter, _ := os.ReadFile(st.eraseKeysPath())
+	if !bytes.Equal(before, after) || !bytes.Equal(keysBefore, keysAfter) {
+		t.Error("the refused store was changed")
+	}
+}
+
+// TestEraseKeysRotation: a transaction that replaces or deletes an
+// ephemeral value moves to a new epoch and wipes the old epoch's slot;
+// one that only adds does not rotate; a slot the store does not name
+// (left by a crash between a commit and the wipe) is wiped at the next
+// read-write open.
+func TestEraseKeysRotation(t *testing.T) {
+	st := testStore(t)
+	epoch := func() uint64 {
+		var e uint64
+		err := st.view(func(t *tx) error {
+			r, err := t.storeRecord()
+			if err == nil {
+				e = r.Epoch
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	slots := func() [eraseSlots]uint64 {
+		e, _, err := st.readSlots()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	k := []byte("session-key")
+	put := func(v string) {
+		if err := st.update(func(t *tx) error { return t.putRaw(bucketSessions, k, []byte(v)) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e0 := epoch()
+	put("one") // added: no rotation
+	if e := epoch(); e != e0 {
+		t.Fatalf("adding rotated: epoch %d -> %d", e0, e)
+	}
+	put("two") // replaced
+	if e := epoch(); e != e0+1 || slots() != [eraseSlots]uint64{0, e0 + 1} && slots() != [eraseSlots]uint64{e0 + 1, 0} {
+		t.Fatalf("after a replacement: epoch %d, slots %v", e, slots())
+	}
+	if err := st.update(func(t *tx) error { return t.del(bucketSessions, k) }); err != nil {
+		t.Fatal(err)
+	}
+	if e := epoch(); e != e0+2 {
+		t.Fatalf("after a deletion: epoch %d", e)
+	}
+	// A crash after writing the next slot, before the commit.
+	cur := slots()
+	free := 0
+	if cur[0] != 0 {
+		free = 1
+	}
+	key := make([]byte, eraseKeySize)
+	if err := st.writeSlot(free, st.sealSlot(free, e0+3, key)); err != nil {
+		t.Fatal(err)
+	}
+	if s := slots(); s[free] != e0+3 {
+		t.Fatal("slot not written")
+	}
+	put("three")
+	if s := slots(); s[free] != 0 || epoch() != e0+2 {
+		t.Fatalf("stale slot not wiped: slots %v, epoch %d", s, epoch())
+	}
+	var got []byte
+	if err := st.view(func(t *tx) (err error) { got, err = t.getRaw(bucketSessions, k); return err }); err != nil || string(got) != "three" {
+		t.Fatalf("read back %q, %v", got, err)
+	}
+}
+
+// TestEraseKeysLost: a store.db whose epoch key is gone (erase.keys
+// deleted, or an old copy of store.db restored) loses its ephemeral
+// values, and only those, and carries on with a new epoch.
+func TestEraseKeysLost(t *testing.T) {
+	st := testStore(t)
+	err := st.update(func(t *tx) error {
+		if err := t.putRaw(bucketSessions, []byte("s"), []byte("state")); err != nil {
+			return err
+		}
+		return t.putPrekeyState(&prekeyStateRecord{NextID: 70, Signed: 3, SignedAt: time.Now(), Retired: []retiredPrekey{{ID: 1}}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(st.eraseKeysPath()); err != nil {
+		t.Fatal(err)
+	}
+	var sess []byte
+	var ps *prekeyStateRecord
+	var prof *profileRecord
+	err = st.view(func(t *tx) (err error) {
+		if sess, err = t.getRaw(bucketSessions, []byte("s")); err != nil {
+			return err
+		}
+		if ps, err = t.prekeyState(); err != nil {
+			return err
+		}
+		prof, err = t.profile()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sess != nil || prof.Name != "x" || ps.NextID != 70 || !ps.BundleStale || len(ps.Retired) != 0 || !ps.SignedAt.IsZero() {
+		t.Fatalf("after the loss: session %q, profile %+v, prekey state %+v", sess, prof, ps)
+	}
+	if err := st.update(func(t *tx) error { return t.putRaw(bucketSessions, []byte("s"), []byte("new")) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// BenchmarkStoreUpdate: one read-write transaction replacing a 30 KB
+// value, in an ephemeral bucket (with the epoch rotation) and in an
+// ordinary one.
+func BenchmarkStoreUpdate(b *testing.B) {
+	for _, bucket := range [][]byte{bucketSessions, bucketContacts} {
+		b.Run(string(bucket), func(b *testing.B) {
+			key := make([]byte, storeKeySize)
+			rand.Read(key)
+			st, err := newStore(filepath.Join(b.TempDir(), StoreFileName), key)
+			if err != nil {
+				b.Fatal(err)
+			}
+			v := make([]byte, 30<<10)
+			for b.Loop() {
+				if err := st.update(func(t *tx) error { return t.putRaw(bucket, []byte("k"), v) }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestMigrationFailureChangesNothing: a schema 1 store with a value that
+// does not decrypt is refused by the migration with an error naming it,
+// and neither store.db nor the home changes.
+func TestMigrationFailureChangesNothing(t *testing.T) {
+	home := t.TempDir()
+	copyTree(t, filepath.Join("..", "testdata", "home", "v1", "bob"), home)
+	path := filepath.Join(home, StoreFileName)
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(bt *bolt.Tx) error {
+		b := bt.Bucket(bucketSessions)
+		k, v := b.Cursor().First()
+		v = bytes.Clone(v)
+		v[len(v)-1] ^= 1
+		return b.Put(bytes.Clone(k), v)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	_, err = Open(home, testPass, testOpts())
+	if !errors.Is(err, errStoreCorrupt) || !strings.Contains(err.Error(), "migrate the local store from schema 1") {
+		t.Fatalf("Open: %v, want the migration's error", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("store.db changed")
+	}
+	if _, err := os.Stat(filepath.Join(home, EraseKeysFileName)); err == nil {
+		t.Error("erase.keys left behind")
+	}
+}
