@@ -561,3 +561,76 @@ func TestMigrationFailureChangesNothing(t *testing.T) {
 		t.Error("erase.keys left behind")
 	}
 }
+
+// TestEraseKeysConcurrentStores: two stores on one home (as two processes
+// would have) write, replace and delete ephemeral values while a third
+// reads; every epoch change happens under the file lock, so no reader
+// ever misses its epoch key and one slot is left at the end.
+func TestEraseKeysConcurrentStores(t *testing.T) {
+	key := make([]byte, storeKeySize)
+	rand.Read(key)
+	path := filepath.Join(t.TempDir(), StoreFileName)
+	var stores []*store
+	for range 3 {
+		st, err := newStore(path, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores = append(stores, st)
+	}
+	if err := stores[0].update(func(t *tx) error { return t.putProfile(&profileRecord{Name: "x"}) }); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 3)
+	for w := range 2 {
+		go func(st *store, w int) {
+			for i := range 25 {
+				k := []byte{byte(w), byte(i % 5)}
+				err := st.update(func(t *tx) error {
+					if i%3 == 2 {
+						return t.del(bucketSessions, k)
+					}
+					return t.putRaw(bucketSessions, k, []byte{byte(w), byte(i)})
+				})
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}(stores[w], w)
+	}
+	go func() {
+		for range 40 {
+			err := stores[2].view(func(t *tx) error {
+				return t.each(bucketSessions, func(k, p []byte) error {
+					if len(p) != 2 || p[0] != k[0] {
+						return errStoreCorrupt
+					}
+					return nil
+				})
+			})
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	epochs, _, err := stores[2].readSlots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec *storeRecord
+	if err := stores[2].view(func(t *tx) (err error) { rec, err = t.storeRecord(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if n := min(epochs[0], 1) + min(epochs[1], 1); n != 1 || max(epochs[0], epochs[1]) != rec.Epoch || rec.Epoch < 10 {
+		t.Fatalf("slots %v, store epoch %d", epochs, rec.Epoch)
+	}
+}
