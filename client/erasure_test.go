@@ -198,22 +198,29 @@ func liveEphemeral(t *testing.T, c *Client) (prekeys, sessions map[string][]byte
 func TestDeletedSecretsErased(t *testing.T) {
 	srv := relaytest.New(t, nil)
 	ctx := testCtx(t)
-	alice, bob, aliceHome, bobHome := pair(t, srv)
+	alice, aliceHome := newTestClient(t, srv, "alice")
+	bob, bobHome := newTestClient(t, srv, "bob")
 	carol, _ := newTestClient(t, srv, "carol")
-	code, err := alice.Invite(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := carol.Accept(ctx, code, "alice"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	alice.syncPrekeys(ctx) // the top-up after Init is done
 	before, _ := liveEphemeral(t, alice)
-	// bob and carol start sessions with alice (each consumes one of her
-	// one-time prekeys), then alice and bob take turns: each turn is a
+	// bob and carol accept invitations from alice: each starts a session
+	// with one of her one-time prekeys, which she consumes when the
+	// session's first message arrives; then alice and bob take turns: each
+	// turn is a
 	// ratchet step that replaces both session states.
+	for _, c := range []*Client{bob, carol} {
+		code, err := alice.Invite(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Accept(ctx, code, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settleRoutes(t, alice, bob)
 	if _, err := carol.Send(ctx, "alice", "from carol"); err != nil {
 		t.Fatal(err)
 	}

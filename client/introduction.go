@@ -34,6 +34,9 @@ const (
 	// maxRefusals caps the refusals sent for one invitation, so that a
 	// leaked invitation cannot make the inviter send without end.
 	maxRefusals = 3
+	// routeWaitForSession is how long an inviter waits for the accepter's
+	// session before it starts one itself to send the route.
+	routeWaitForSession = 24 * time.Hour
 	// maintenanceTimeout bounds a background route maintenance.
 	maintenanceTimeout = time.Minute
 
@@ -252,6 +255,15 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 			return Contact{}, fmt.Errorf("%w (the relay no longer takes it)", ErrInvitationSpent)
 		}
 		return Contact{}, err
+	}
+	// The session's first message follows at once, so that the inviter
+	// answers this session instead of starting one of its own for the
+	// route (two sessions started at once would leave one of its
+	// one-time prekeys unused). If it fails, the first text starts it.
+	hello := &content{Type: contentHello, Sender: c.devID, SentMS: uint64(now.UnixMilli())}
+	copy(hello.MsgID[:], randomID(msgIDSize))
+	if err := c.sendSession(ctx, rec, hello); err != nil {
+		c.log.Debug("could not send the session's first message; the first text will", "err", err)
 	}
 	c.log.Info("invitation accepted", "contact", inv.Identity.Short())
 	return c.contact(rec), nil
@@ -494,6 +506,13 @@ func (c *Client) rotateRoute(ctx context.Context, cn *conn, id []byte) error {
 		return err
 	}
 	if !rec.NeedRoute || rec.Blocked || rec.Refused {
+		return nil
+	}
+	if !rec.Session && c.now().Sub(rec.Added) < routeWaitForSession {
+		// The accepter started the session and its first message is on
+		// its way (Accept sends it after the introduction): the route
+		// goes in that session once it arrives (receiveSession), rather
+		// than in a second one started from here.
 		return nil
 	}
 	if !rec.RouteChosen {

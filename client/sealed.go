@@ -38,6 +38,7 @@ const (
 	contentRoute        byte = 0x06 // session: a fresh mailbox and send capability for the peer
 	contentRouteAck     byte = 0x07 // session: the peer now writes to the route it was given
 	contentRefusal      byte = 0x08 // sealed: the invitation was already used by someone else
+	contentHello        byte = 0x09 // session: sent by Accept after the introduction, to start the session
 )
 
 const (
@@ -103,7 +104,7 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		b = append(b, c.ReplyCap[:]...)
 	case contentRefusal:
 		b = append(b, c.Invitation[:]...)
-	case contentReset, contentRouteAck:
+	case contentReset, contentRouteAck, contentHello:
 		// No body: message id and time only.
 	case contentAttachment:
 		return appendAttachmentBody(b, c)
@@ -151,7 +152,7 @@ func parseSessionContent(p []byte) (*content, error) {
 // sessionContent reports whether a content type travels in sessions.
 func sessionContent(t byte) bool {
 	switch t {
-	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck:
+	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello:
 		return true
 	}
 	return false
@@ -200,7 +201,7 @@ func parseUnsigned(r *reader) (*content, bool) {
 		r.array(c.ReplyCap[:])
 	case contentRefusal:
 		r.array(c.Invitation[:])
-	case contentReset, contentRouteAck:
+	case contentReset, contentRouteAck, contentHello:
 		// No body: message id and time only.
 	case contentAttachment:
 		if !parseAttachmentBody(r, c) {

@@ -501,6 +501,9 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		}
 		res.revoke = from.ID
 	}
+	if from.NeedRoute && !from.RouteChosen {
+		res.route = from.ID // their session is here: the route can go in it (introduction.go)
+	}
 	if ct.Type == contentRoute {
 		from.SendMbx, from.SendCap = bytes.Clone(ct.ReplyMailbox[:]), bytes.Clone(ct.ReplyCap[:])
 		from.ViaInvitation, dirty = false, true

@@ -110,12 +110,13 @@ func TestSessionEnvelopes(t *testing.T) {
 	if alice.Stats().Dropped+bob.Stats().Dropped != 0 || len(notices(t, alice))+len(notices(t, bob)) != 0 {
 		t.Fatalf("stats %+v %+v, or notices in a normal conversation", alice.Stats(), bob.Stats())
 	}
-	// Bob consumed the one-time prekey alice's Init used.
+	// Alice answered the Init of the session bob started in Accept (and
+	// consumed the one-time prekey it used); no second session was started.
 	var rec sessionRecord
-	r, _ := bob.lookupContact("alice")
-	bob.st.view(func(t *tx) error { _, err := t.get(bucketSessions, r.ID, &rec); return err })
+	r, _ := alice.lookupContact("bob")
+	alice.st.view(func(t *tx) error { _, err := t.get(bucketSessions, r.ID, &rec); return err })
 	if len(rec.Answered) != 1 || rec.Losing != nil || rec.State == nil {
-		t.Fatalf("bob's session record: %d answered, losing %v", len(rec.Answered), rec.Losing != nil)
+		t.Fatalf("alice's session record: %d answered, losing %v", len(rec.Answered), rec.Losing != nil)
 	}
 }
 
