@@ -115,7 +115,7 @@ func (r *Relay) Accounts(ctx context.Context) ([]store.Account, error) {
 // AccountResult is what an account-wide action did.
 type AccountResult struct {
 	Changed   []protocol.DeviceID // devices the action changed
-	Unchanged []protocol.DeviceID // devices of the account already in that state (or, for suspend and restore, revoked)
+	Unchanged []protocol.DeviceID // devices of the account already in that state (or, for suspend and reinstate, revoked)
 	Invites   int                 // RevokeAccount: the account's unused invite codes deleted
 }
 
@@ -218,9 +218,9 @@ func (r *Relay) barAccount(ctx context.Context, account, reason, none string, wi
 	return res, closed, nil
 }
 
-// RestoreAccount lifts the suspension of every suspended device of an
+// ReinstateAccount lifts the suspension of every suspended device of an
 // account; revoked ones stay revoked.
-func (r *Relay) RestoreAccount(ctx context.Context, account string) (AccountResult, error) {
+func (r *Relay) ReinstateAccount(ctx context.Context, account string) (AccountResult, error) {
 	if account == "" {
 		return AccountResult{}, store.ErrUnknownAccount
 	}
@@ -240,10 +240,10 @@ func (r *Relay) RestoreAccount(ctx context.Context, account string) (AccountResu
 	}
 	for _, id := range changed {
 		r.devs.unbar(id)
-		r.log.Info("device restored", "device", id.Short())
+		r.log.Info("device reinstated", "device", id.Short())
 		r.auditDevice(auditDeviceRestored, id)
 	}
-	r.log.Info("account restored", "account", accountLogID(account), "devices", len(changed))
+	r.log.Info("account reinstated", "account", accountLogID(account), "devices", len(changed))
 	r.auditAccount(auditAccountRestored, account, len(changed), -1)
 	return res, nil
 }

@@ -71,18 +71,20 @@ func (r *Relay) CreateInvites(ctx context.Context, n int, ttl time.Duration) ([]
 // AdminRequest is one request on the admin socket (one JSON object per
 // connection, answered by one AdminResponse). Ops: "invite.create",
 // "invite.revoke", "device.list", "device.revoke", "device.suspend",
-// "device.restore", "device.assign", "account.list", "account.revoke",
-// "account.suspend", "account.restore", "backup" (backup.go).
+// "device.reinstate", "device.assign", "account.list", "account.revoke",
+// "account.suspend", "account.reinstate", "backup" (backup.go).
+// "device.restore" and "account.restore" are older names of the reinstate
+// ops, still answered.
 type AdminRequest struct {
 	Op    string   `json:"op"`
 	Count int      `json:"count,omitempty"` // invite.create: codes to make (default 1)
 	TTL   string   `json:"ttl,omitempty"`   // invite.create: Go duration (default 72h)
 	Code  string   `json:"code,omitempty"`  // invite.revoke: the invite code
-	IDs   []string `json:"ids,omitempty"`   // device.revoke|suspend|restore|assign: device IDs (hex, or unique prefixes of at least 8 hex digits)
+	IDs   []string `json:"ids,omitempty"`   // device.revoke|suspend|reinstate|assign: device IDs (hex, or unique prefixes of at least 8 hex digits)
 	Path  string   `json:"path,omitempty"`  // backup: absolute path of the copy to write
 	// Account is an account label: invite.create binds the codes to it,
 	// device.assign gives it to the devices (empty: removes theirs),
-	// device.list lists only its devices, account.revoke|suspend|restore
+	// device.list lists only its devices, account.revoke|suspend|reinstate
 	// act on its devices.
 	Account string `json:"account,omitempty"`
 }
@@ -94,11 +96,11 @@ type AdminResponse struct {
 	Used     bool           `json:"used,omitempty"`     // invite.revoke: the invite had already enrolled a device
 	Devices  []AdminDevice  `json:"devices,omitempty"`  // device.list
 	Accounts []AdminAccount `json:"accounts,omitempty"` // account.list
-	// Done lists the full IDs acted on: by device.revoke|suspend|restore|
-	// assign, or changed by account.revoke|suspend|restore.
+	// Done lists the full IDs acted on: by device.revoke|suspend|reinstate|
+	// assign, or changed by account.revoke|suspend|reinstate.
 	Done []string `json:"done,omitempty"`
 	// Unchanged lists the devices of the account that account.revoke|
-	// suspend|restore left as they were (already in that state, or
+	// suspend|reinstate left as they were (already in that state, or
 	// revoked).
 	Unchanged []string `json:"unchanged,omitempty"`
 	// InvitesRevoked counts the unused invite codes account.revoke
@@ -199,6 +201,9 @@ func (r *Relay) serveAdminConn(c net.Conn) {
 
 func (r *Relay) admin(req AdminRequest) AdminResponse {
 	ctx := context.Background()
+	if op, ok := renamedOps[req.Op]; ok {
+		req.Op = op
+	}
 	switch req.Op {
 	case "invite.create":
 		n, ttl, err := inviteArgs(req)
@@ -242,15 +247,15 @@ func (r *Relay) admin(req AdminRequest) AdminResponse {
 			out[i] = adminDevice(d)
 		}
 		return AdminResponse{Devices: out}
-	case "device.revoke", "device.suspend", "device.restore":
+	case "device.revoke", "device.suspend", "device.reinstate":
 		ids, err := r.resolveDevices(ctx, req.IDs)
 		if err != nil {
 			return AdminResponse{Error: err.Error()}
 		}
 		act := map[string]func(context.Context, protocol.DeviceID) error{
-			"device.revoke":  r.RevokeDevice,
-			"device.suspend": r.SuspendDevice,
-			"device.restore": r.RestoreDevice,
+			"device.revoke":    r.RevokeDevice,
+			"device.suspend":   r.SuspendDevice,
+			"device.reinstate": r.ReinstateDevice,
 		}[req.Op]
 		var resp AdminResponse
 		for _, id := range ids {
@@ -294,15 +299,15 @@ func (r *Relay) admin(req AdminRequest) AdminResponse {
 			}
 		}
 		return AdminResponse{Accounts: out}
-	case "account.revoke", "account.suspend", "account.restore":
+	case "account.revoke", "account.suspend", "account.reinstate":
 		account, err := ParseAccountLabel(req.Account)
 		if err != nil {
 			return AdminResponse{Error: err.Error()}
 		}
 		act := map[string]func(context.Context, string) (AccountResult, error){
-			"account.revoke":  r.RevokeAccount,
-			"account.suspend": r.SuspendAccount,
-			"account.restore": r.RestoreAccount,
+			"account.revoke":    r.RevokeAccount,
+			"account.suspend":   r.SuspendAccount,
+			"account.reinstate": r.ReinstateAccount,
 		}[req.Op]
 		res, err := act(ctx, account)
 		if err != nil {
@@ -323,6 +328,14 @@ func (r *Relay) admin(req AdminRequest) AdminResponse {
 		return AdminResponse{Done: []string{req.Path}}
 	}
 	return AdminResponse{Error: fmt.Sprintf("unknown op %q", req.Op)}
+}
+
+// renamedOps maps older op names to the current ones: "restore" lifted a
+// suspension before it was renamed "reinstate", so that lifting a
+// suspension no longer shares a word with restoring a backup.
+var renamedOps = map[string]string{
+	"device.restore":  "device.reinstate",
+	"account.restore": "account.reinstate",
 }
 
 func inviteArgs(req AdminRequest) (int, time.Duration, error) {
@@ -471,19 +484,20 @@ func (r *Relay) RevokeDevice(ctx context.Context, id protocol.DeviceID) error {
 }
 
 // SuspendDevice closes the device's live connections at once and refuses
-// its authentication until RestoreDevice; its data is kept and senders can
+// its authentication until ReinstateDevice; its data is kept and senders can
 // still queue envelopes for it.
 func (r *Relay) SuspendDevice(ctx context.Context, id protocol.DeviceID) error {
 	return r.barDevice(ctx, id, reasonSuspended, func() error { return r.st.SuspendDevice(ctx, id, true) })
 }
 
-// RestoreDevice lifts a suspension. A revoked device cannot be restored.
-func (r *Relay) RestoreDevice(ctx context.Context, id protocol.DeviceID) error {
+// ReinstateDevice lifts a suspension. A revoked device cannot be
+// reinstated.
+func (r *Relay) ReinstateDevice(ctx context.Context, id protocol.DeviceID) error {
 	if err := r.st.SuspendDevice(ctx, id, false); err != nil {
 		return err
 	}
 	r.devs.unbar(id)
-	r.log.Info("device restored", "device", id.Short())
+	r.log.Info("device reinstated", "device", id.Short())
 	r.auditDevice(auditDeviceRestored, id)
 	return nil
 }

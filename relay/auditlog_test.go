@@ -33,7 +33,7 @@ func TestAuditLog(t *testing.T) {
 	if err := srv.Relay().SuspendDevice(bg, id); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Relay().RestoreDevice(bg, id); err != nil {
+	if err := srv.Relay().ReinstateDevice(bg, id); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Relay().RevokeDevice(bg, id); err != nil {

@@ -45,7 +45,7 @@ func newTestDevice(t *testing.T) (*identity.Device, protocol.DeviceID) {
 }
 
 // TestAdminCLI drives `postern-relay admin …` against a running relay
-// binary: invite create and revoke, devices, suspend, restore and revoke
+// binary: invite create and revoke, devices, suspend, reinstate and revoke
 // of a connected device.
 func TestAdminCLI(t *testing.T) {
 	if testing.Short() {
@@ -142,7 +142,7 @@ func TestAdminCLI(t *testing.T) {
 	if out := runOK(t, "admin", "devices", "--data", data); !strings.Contains(out, "suspended") {
 		t.Errorf("devices after suspend:\n%s", out)
 	}
-	runOK(t, "admin", "restore", "--data", data, id.String())
+	runOK(t, "admin", "reinstate", "--data", data, id.String())
 
 	c = connected()
 	start = time.Now()
@@ -153,8 +153,8 @@ func TestAdminCLI(t *testing.T) {
 		t.Errorf("devices after revoke:\n%s", out)
 	}
 	var stderr strings.Builder
-	if code := run([]string{"admin", "restore", "--data", data, id.String()}, &strings.Builder{}, &stderr); code != 1 || !strings.Contains(stderr.String(), "revoked") {
-		t.Errorf("restore of a revoked device: exit %d, %q", code, stderr.String())
+	if code := run([]string{"admin", "reinstate", "--data", data, id.String()}, &strings.Builder{}, &stderr); code != 1 || !strings.Contains(stderr.String(), "revoked") {
+		t.Errorf("reinstate of a revoked device: exit %d, %q", code, stderr.String())
 	}
 }
 

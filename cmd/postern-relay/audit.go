@@ -22,21 +22,6 @@ import (
 	"github.com/postern/postern/relay/audit"
 )
 
-const auditUsage = "postern-relay audit verify [--data DIR | --file BUNDLE] [--key-fingerprint HEX] | audit export [--data DIR] [--out FILE]"
-
-func auditCmd(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return &usageError{msg: "no audit command", hint: auditUsage}
-	}
-	switch args[0] {
-	case "verify":
-		return auditVerify(args[1:], stdout, stderr)
-	case "export":
-		return auditExport(args[1:], stdout, stderr)
-	}
-	return &usageError{msg: fmt.Sprintf("unknown audit command %q", args[0]), hint: auditUsage}
-}
-
 func auditVerify(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
