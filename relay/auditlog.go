@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/postern/postern/internal/buildinfo"
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay/audit"
 )
@@ -31,10 +32,16 @@ func (r *Relay) auditEvent(event string, f audit.Fields) {
 	}
 }
 
-// auditStart records the settings, so that configuration changes show
-// between one start and the next.
+// auditStart records the settings and the build, so that configuration
+// changes and upgrades show between one start and the next.
 func (r *Relay) auditStart() {
-	r.auditEvent(audit.EventRelayStart, r.set().auditFields()) // reload.go
+	f := r.set().auditFields() // reload.go
+	bi := buildinfo.Read()
+	f["version"], f["commit"] = bi.Version, bi.Commit
+	if bi.Modified {
+		f["commit_modified"] = true
+	}
+	r.auditEvent(audit.EventRelayStart, f)
 }
 
 // auditStop records the stop and closes the log with a signed head.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -153,6 +154,45 @@ func TestVersion(t *testing.T) {
 		want := "postern-relay " + bi.Version + " (commit " + bi.ShortCommit() + ", built " + bi.Date + ", "
 		if !strings.HasPrefix(out.String(), want) || !strings.Contains(out.String(), "protocol ") {
 			t.Errorf("%q printed %q, want it to start with %q", args, out.String(), want)
+		}
+	}
+}
+
+// TestVersionStamped builds the binary as a release does, with the
+// version set through the linker, and checks that version and --version
+// print it with the commit the checkout is at.
+func TestVersionStamped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the relay")
+	}
+	bin := filepath.Join(t.TempDir(), "postern-relay")
+	build := exec.Command("go", "build", "-buildvcs=auto", "-ldflags", "-X github.com/postern/postern/internal/buildinfo.version=v9.9.9-test", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// The commit the toolchain stamped, if it could (it cannot outside a
+	// checkout, nor in a git worktree, whose .git is a file).
+	meta, err := exec.Command("go", "version", "-m", bin).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := ""
+	if _, rest, ok := strings.Cut(string(meta), "vcs.revision="); ok {
+		commit = strings.Fields(rest)[0][:12]
+	} else {
+		t.Log("the toolchain stamped no commit here; checking the version only")
+	}
+	for _, arg := range []string{"version", "--version"} {
+		out, err := exec.Command(bin, arg).Output()
+		if err != nil {
+			t.Fatalf("%s: %v", arg, err)
+		}
+		got := string(out)
+		if !strings.HasPrefix(got, "postern-relay v9.9.9-test (commit ") {
+			t.Errorf("%s printed %q", arg, got)
+		}
+		if commit != "" && (!strings.Contains(got, "commit "+commit) || strings.Contains(got, "built unknown")) {
+			t.Errorf("%s printed %q, want commit %s and its date", arg, got, commit)
 		}
 	}
 }
