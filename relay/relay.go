@@ -121,7 +121,7 @@ func (r *Relay) Store() store.Store { return r.st }
 // deadlines on them. Set ReadHeaderTimeout and MaxHeaderBytes.
 func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if strings.HasPrefix(req.URL.Path, protocol.BlobPath) {
-		r.serveBlob(w, req)
+		r.serveBlob(r.cfg.Metrics.BlobResponses(w), req) // counts refusals
 		return
 	}
 	switch req.URL.Path {

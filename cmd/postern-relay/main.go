@@ -152,6 +152,9 @@ func serve(args []string, stderr io.Writer, cs *configState) error {
 	var m *metrics.Metrics
 	if sc.metricsOn {
 		m = metrics.New()
+		m.ConfigLoaded(true, time.Now())
+		m.SetCertExpiry(sc.nflags.certExpiry())
+		m.WatchBlobDir(filepath.Join(sc.data, relay.BlobDir))
 	}
 	rcfg := sc.relay
 	rcfg.Logger, rcfg.Metrics = logger, m

@@ -98,6 +98,15 @@ func (n *netFlags) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return n.cert.Load(), nil
 }
 
+// certExpiry is the NotAfter of the certificate from --tls-cert, or the
+// zero time without one.
+func (n *netFlags) certExpiry() time.Time {
+	if c := n.cert.Load(); c != nil && c.Leaf != nil {
+		return c.Leaf.NotAfter
+	}
+	return time.Time{}
+}
+
 // apply sets the relay's keep-alive, limit and proxy configuration.
 func (n *netFlags) apply(c *relay.Config) {
 	c.PingInterval = time.Duration(*n.pingInterval) // off is -1: no pings
