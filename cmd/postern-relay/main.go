@@ -162,6 +162,8 @@ func serve(args []string, stderr io.Writer, cs *configState) error {
 	if err != nil {
 		return err
 	}
+	m.WatchReady(r.Ready) // the check /readyz answers with
+	m.WatchFilesystem(sc.data)
 	admin, err := relay.ListenAdmin(sc.data)
 	if err != nil {
 		r.Close()

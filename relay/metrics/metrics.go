@@ -85,6 +85,8 @@ type Metrics struct {
 	// series is absent rather than 0, which would read as expired).
 	certExpiry atomic.Int64
 	blobDir    atomic.Pointer[blobDir]
+	dataDir    atomic.Pointer[string]
+	ready      atomic.Pointer[func() error]
 
 	// Envelopes committed while their mailbox had a subscriber, by ID,
 	// with their commit time: the start of a delivery latency sample.
@@ -362,6 +364,33 @@ func (m *Metrics) SetCertExpiry(notAfter time.Time) {
 	m.certExpiry.Store(notAfter.Unix())
 }
 
+// WatchReady makes scrapes report ready (1 when it returns nil, else 0):
+// the relay's Ready, the check /readyz answers with. nil stops it.
+func (m *Metrics) WatchReady(ready func() error) {
+	if m == nil {
+		return
+	}
+	if ready == nil {
+		m.ready.Store(nil)
+		return
+	}
+	m.ready.Store(&ready)
+}
+
+// WatchFilesystem makes scrapes report the free and total bytes of the
+// file system holding dir (the relay's DataDir), where the platform can
+// tell (Linux, macOS, FreeBSD). "" stops it.
+func (m *Metrics) WatchFilesystem(dir string) {
+	if m == nil {
+		return
+	}
+	if dir == "" {
+		m.dataDir.Store(nil)
+		return
+	}
+	m.dataDir.Store(&dir)
+}
+
 // WatchBlobDir makes scrapes report the bytes of the blob files in dir
 // (the relay's DataDir/blobs). "" stops it.
 func (m *Metrics) WatchBlobDir(dir string) {
@@ -482,14 +511,36 @@ var (
 		"Bytes of the blob files on disk (finished and unfinished uploads); read at most every 30 seconds.", nil, nil)
 	certExpiryDesc = prometheus.NewDesc(Namespace+"_tls_certificate_expiry_timestamp_seconds",
 		"When the TLS certificate from --tls-cert expires (its NotAfter), in seconds since the epoch.", nil, nil)
+	readyDesc = prometheus.NewDesc(Namespace+"_ready",
+		"1 when the relay is ready (as /readyz: not shutting down, and the store commits a small write within 2 s), else 0.", nil, nil)
+	fsFreeDesc = prometheus.NewDesc(Namespace+"_data_filesystem_free_bytes",
+		"Bytes available to the relay on the file system of its data directory.", nil, nil)
+	fsSizeDesc = prometheus.NewDesc(Namespace+"_data_filesystem_size_bytes",
+		"Size of the file system of the relay's data directory.", nil, nil)
 )
 
 func (hostCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- blobBytesDesc
 	ch <- certExpiryDesc
+	ch <- readyDesc
+	ch <- fsFreeDesc
+	ch <- fsSizeDesc
 }
 
 func (c hostCollector) Collect(ch chan<- prometheus.Metric) {
+	if r := c.m.ready.Load(); r != nil {
+		v := 1.0
+		if (*r)() != nil {
+			v = 0
+		}
+		ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, v)
+	}
+	if dir := c.m.dataDir.Load(); dir != nil {
+		if free, size, err := filesystemSpace(*dir); err == nil {
+			ch <- prometheus.MustNewConstMetric(fsFreeDesc, prometheus.GaugeValue, float64(free))
+			ch <- prometheus.MustNewConstMetric(fsSizeDesc, prometheus.GaugeValue, float64(size))
+		}
+	}
 	if t := c.m.certExpiry.Load(); t != 0 {
 		ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(t))
 	}
