@@ -74,7 +74,7 @@ func (r *Relay) CreateAccountInvites(ctx context.Context, n int, ttl time.Durati
 	codes, err := CreateAccountInvites(ctx, r.st, n, ttl, r.cfg.Now(), account)
 	if err == nil {
 		r.log.Info("invite codes created", "count", n, "ttl", ttl.String(), "account", logAccount(account))
-		r.auditInvites(n, ttl, account)
+		r.auditInvites(ctx, n, ttl, account)
 	}
 	return codes, err
 }
@@ -101,7 +101,7 @@ func (r *Relay) AssignAccount(ctx context.Context, ids []protocol.DeviceID, acco
 		}
 		seen[id] = true
 		r.log.Info("device assigned", "device", id.Short(), "account", logAccount(account))
-		r.auditAssigned(id, account, previous[i])
+		r.auditAssigned(ctx, id, account, previous[i])
 	}
 	return nil
 }
@@ -149,7 +149,7 @@ func (r *Relay) RevokeAccount(ctx context.Context, account string) (AccountResul
 	}
 	res.Invites = invites
 	r.log.Info("account revoked", "account", accountLogID(account), "devices", len(res.Changed), "connections", closed, "invites", invites)
-	r.auditAccount(auditAccountRevoked, account, len(res.Changed), invites)
+	r.auditAccount(ctx, auditAccountRevoked, account, len(res.Changed), invites)
 	return res, nil
 }
 
@@ -165,7 +165,7 @@ func (r *Relay) SuspendAccount(ctx context.Context, account string) (AccountResu
 		return AccountResult{}, err
 	}
 	r.log.Info("account suspended", "account", accountLogID(account), "devices", len(res.Changed), "connections", closed)
-	r.auditAccount(auditAccountSuspended, account, len(res.Changed), -1)
+	r.auditAccount(ctx, auditAccountSuspended, account, len(res.Changed), -1)
 	return res, nil
 }
 
@@ -213,7 +213,7 @@ func (r *Relay) barAccount(ctx context.Context, account, reason, none string, wi
 	}
 	for _, id := range changed {
 		r.log.Info(reason, "device", id.Short())
-		r.auditBarred(reason, id)
+		r.auditBarred(ctx, reason, id)
 	}
 	return res, closed, nil
 }
@@ -241,10 +241,10 @@ func (r *Relay) ReinstateAccount(ctx context.Context, account string) (AccountRe
 	for _, id := range changed {
 		r.devs.unbar(id)
 		r.log.Info("device reinstated", "device", id.Short())
-		r.auditDevice(auditDeviceRestored, id)
+		r.auditDeviceBy(ctx, auditDeviceRestored, id)
 	}
 	r.log.Info("account reinstated", "account", accountLogID(account), "devices", len(changed))
-	r.auditAccount(auditAccountRestored, account, len(changed), -1)
+	r.auditAccount(ctx, auditAccountRestored, account, len(changed), -1)
 	return res, nil
 }
 

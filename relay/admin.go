@@ -82,6 +82,11 @@ type AdminRequest struct {
 	Code  string   `json:"code,omitempty"`  // invite.revoke: the invite code
 	IDs   []string `json:"ids,omitempty"`   // device.revoke|suspend|reinstate|assign: device IDs (hex, or unique prefixes of at least 8 hex digits)
 	Path  string   `json:"path,omitempty"`  // backup: absolute path of the copy to write
+	// OSUser is the login name of the user running the command, filled in
+	// by Admin. The relay records the user the kernel reports for the
+	// socket's peer (SO_PEERCRED on Linux) instead; only where the
+	// platform reports none does it record this claim, marked as claimed.
+	OSUser string `json:"os_user,omitempty"`
 	// Account is an account label: invite.create binds the codes to it,
 	// device.assign gives it to the devices (empty: removes theirs),
 	// device.list lists only its devices, account.revoke|suspend|reinstate
@@ -194,13 +199,14 @@ func (r *Relay) serveAdminConn(c net.Conn) {
 		if req.Op == "backup" {
 			c.SetDeadline(time.Now().Add(backupTimeout)) // a large file takes a while
 		}
-		resp = r.admin(req)
+		resp = r.admin(withOperator(context.Background(), adminOperator(c, req)), req)
 	}
 	json.NewEncoder(c).Encode(resp)
 }
 
-func (r *Relay) admin(req AdminRequest) AdminResponse {
-	ctx := context.Background()
+// admin answers one request; ctx carries the operator, whom the audit
+// entries of the request record.
+func (r *Relay) admin(ctx context.Context, req AdminRequest) AdminResponse {
 	if op, ok := renamedOps[req.Op]; ok {
 		req.Op = op
 	}
@@ -368,6 +374,9 @@ func Admin(ctx context.Context, dir string, req AdminRequest) (AdminResponse, er
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
+	if req.OSUser == "" {
+		req.OSUser = currentOSUser()
+	}
 	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return AdminResponse{}, err
 	}
@@ -400,7 +409,7 @@ func (r *Relay) RevokeInvite(ctx context.Context, code string) (used bool, err e
 	}
 	if err == nil {
 		r.log.Info("invite code revoked", "used", used)
-		r.auditInviteRevoked(used)
+		r.auditInviteRevoked(ctx, used)
 	}
 	return used, err
 }
@@ -498,7 +507,7 @@ func (r *Relay) ReinstateDevice(ctx context.Context, id protocol.DeviceID) error
 	}
 	r.devs.unbar(id)
 	r.log.Info("device reinstated", "device", id.Short())
-	r.auditDevice(auditDeviceRestored, id)
+	r.auditDeviceBy(ctx, auditDeviceRestored, id)
 	return nil
 }
 
@@ -527,7 +536,7 @@ func (r *Relay) barDevice(ctx context.Context, id protocol.DeviceID, reason stri
 		return err
 	}
 	r.log.Info(reason, "device", id.Short(), "connections", closed)
-	r.auditBarred(reason, id)
+	r.auditBarred(ctx, reason, id)
 	return nil
 }
 

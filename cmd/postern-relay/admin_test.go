@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -350,7 +352,15 @@ func TestOfflineAccountInvites(t *testing.T) {
 		t.Errorf("accounts = %+v, %v", accts, err)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, audit.LogFile))
-	if !bytes.Contains(b, []byte(`"event":"invite.created","fields":{"account":"dr.smith","count":2,"ttl_seconds":259200,"via":"offline"}`)) {
-		t.Errorf("no offline invite entry with the account:\n%s", b)
+	// With the operator: this process's user.
+	op := ""
+	if uid := os.Getuid(); uid >= 0 {
+		op += `"os_uid":"` + strconv.Itoa(uid) + `",`
+	}
+	if u, err := user.Current(); err == nil {
+		op += `"os_user":"` + u.Username + `",`
+	}
+	if !bytes.Contains(b, []byte(`"event":"invite.created","fields":{"account":"dr.smith","count":2,`+op+`"ttl_seconds":259200,"via":"offline"}`)) {
+		t.Errorf("no offline invite entry with the account and the operator %s:\n%s", op, b)
 	}
 }

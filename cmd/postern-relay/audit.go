@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -129,6 +131,14 @@ func auditOfflineInvites(dir string, n int, ttl time.Duration, account string) e
 	f := audit.Fields{"count": n, "ttl_seconds": int64(ttl / time.Second), "via": "offline"}
 	if account != "" {
 		f["account"] = account
+	}
+	// The operator is this process's user (the relay's admin entries take
+	// it from the admin socket's peer credentials).
+	if uid := os.Getuid(); uid >= 0 {
+		f["os_uid"] = strconv.Itoa(uid)
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" && len(u.Username) <= 64 {
+		f["os_user"] = u.Username
 	}
 	err = l.Append(audit.EventInvitesCreated, f)
 	if cerr := l.Close(); err == nil {
