@@ -119,6 +119,14 @@ func (r *Relay) auditInvites(ctx context.Context, n int, ttl time.Duration, acco
 	r.auditEventBy(ctx, audit.EventInvitesCreated, f)
 }
 
+// AuditStoreMigrated records that the store was converted from schema
+// from to schema to when it was opened, after a copy named backup (a file
+// name in DataDir) was taken. The store converts itself on open; the
+// caller that saw it happen reports it here, once the log is open.
+func (r *Relay) AuditStoreMigrated(from, to uint32, backup string) {
+	r.auditEvent(audit.EventStoreMigrated, audit.Fields{"from": int64(from), "to": int64(to), "backup": backup})
+}
+
 // Events named in files that do not import package audit.
 const (
 	auditRetentionPurge = audit.EventRetentionPurge

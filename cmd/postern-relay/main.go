@@ -158,10 +158,12 @@ func serve(args []string, stderr io.Writer, cs *configState) error {
 	}
 	rcfg := sc.relay
 	rcfg.Logger, rcfg.Metrics = logger, m
+	backups := migrationBackups(sc.data)
 	r, err := relay.New(rcfg)
 	if err != nil {
 		return err
 	}
+	reportMigrations(backups, sc.data, r, logger) // migration.go
 	m.WatchReady(r.Ready) // the check /readyz answers with
 	m.WatchFilesystem(sc.data)
 	admin, err := relay.ListenAdmin(sc.data)

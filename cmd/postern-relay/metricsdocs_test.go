@@ -495,3 +495,31 @@ func TestOperatorMetrics(t *testing.T) {
 		t.Errorf("reload successful = %v after an applied reload, want 1", got)
 	}
 }
+
+// TestServeReportsMigration: a schema-1 database made by an earlier
+// release is converted at start, and the relay says so in its log and its
+// audit log (the store converts silently).
+func TestServeReportsMigration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a relay process")
+	}
+	bin := buildRelay(t)
+	data := t.TempDir()
+	copyFile(t, "../../testdata/relay/schema1.db", filepath.Join(data, "relay.db"))
+	_, logs := startServe(t, bin, "--listen", freeAddr(t), "--data", data, "--metrics-listen=")
+	logs.waitFor(t, 0, `msg="store migrated"`, "from_schema=1", "to_schema=2", "backup=relay.db.schema-1.bak")
+	b, err := os.ReadFile(filepath.Join(data, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"event":"store.migrated","fields":{"backup":"relay.db.schema-1.bak","from":1,"to":2}`) {
+		t.Errorf("no store.migrated entry:\n%s", b)
+	}
+
+	// Started again: nothing to migrate, nothing reported.
+	data2 := t.TempDir()
+	_, logs = startServe(t, bin, "--listen", freeAddr(t), "--data", data2, "--metrics-listen=")
+	if strings.Contains(logs.String(), "store migrated") {
+		t.Errorf("a fresh database reported a migration:\n%s", logs)
+	}
+}
