@@ -164,6 +164,7 @@ func serve(args []string, stderr io.Writer, cs *configState) error {
 		return err
 	}
 	reportMigrations(backups, sc.data, r, logger) // migration.go
+
 	m.WatchReady(r.Ready) // the check /readyz answers with
 	m.WatchFilesystem(sc.data)
 	admin, err := relay.ListenAdmin(sc.data)
