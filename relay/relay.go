@@ -37,6 +37,7 @@ type Relay struct {
 	given    Config                   // as passed to New, for Config and Reload
 	live     atomic.Pointer[settings] // reload.go
 	reloadMu sync.Mutex               // one Reload at a time
+	logKey   logKey                   // account IDs in logs (logkey.go)
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
