@@ -87,6 +87,10 @@ type AdminRequest struct {
 	// socket's peer (SO_PEERCRED on Linux) instead; only where the
 	// platform reports none does it record this claim, marked as claimed.
 	OSUser string `json:"os_user,omitempty"`
+	// SudoUser is SUDO_USER of the command's environment, filled in by
+	// Admin: the person who ran it through sudo as the relay's user. The
+	// relay records it as sudo_user, a claim.
+	SudoUser string `json:"sudo_user,omitempty"`
 	// Account is an account label: invite.create binds the codes to it,
 	// device.assign gives it to the devices (empty: removes theirs),
 	// device.list lists only its devices, account.revoke|suspend|reinstate
@@ -376,6 +380,9 @@ func Admin(ctx context.Context, dir string, req AdminRequest) (AdminResponse, er
 	}
 	if req.OSUser == "" {
 		req.OSUser = currentOSUser()
+	}
+	if req.SudoUser == "" {
+		req.SudoUser = os.Getenv("SUDO_USER")
 	}
 	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return AdminResponse{}, err

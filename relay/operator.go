@@ -18,12 +18,16 @@ type operator struct {
 	uid     string // decimal user ID from the kernel; "" when unknown
 	user    string // login name
 	claimed bool   // user is what the command said, not what the kernel told
+	// sudoUser is the user who ran the command through sudo, as the
+	// command said (SUDO_USER): the socket is the relay user's, so the
+	// kernel reports that user or root, and the person behind is a claim.
+	sudoUser string
 }
 
 type operatorKey struct{}
 
 func withOperator(ctx context.Context, op operator) context.Context {
-	if op.uid == "" && op.user == "" {
+	if op.uid == "" && op.user == "" && op.sudoUser == "" {
 		return ctx
 	}
 	return context.WithValue(ctx, operatorKey{}, op)
@@ -50,6 +54,9 @@ func operatorFields(ctx context.Context, f audit.Fields) audit.Fields {
 	if op.claimed {
 		f["os_user_claimed"] = true
 	}
+	if op.sudoUser != "" {
+		f["sudo_user"] = op.sudoUser
+	}
 	return f
 }
 
@@ -58,17 +65,21 @@ func operatorFields(ctx context.Context, f audit.Fields) audit.Fields {
 // name the request claims (any local user able to open the socket could
 // claim another name there, so it is marked as claimed).
 func adminOperator(c net.Conn, req AdminRequest) operator {
+	var op operator
+	if printableName(req.SudoUser) {
+		op.sudoUser = req.SudoUser
+	}
 	if uid, ok := peerUID(c); ok {
-		op := operator{uid: strconv.FormatUint(uint64(uid), 10)}
+		op.uid = strconv.FormatUint(uint64(uid), 10)
 		if u, err := user.LookupId(op.uid); err == nil && printableName(u.Username) {
 			op.user = u.Username
 		}
 		return op
 	}
 	if printableName(req.OSUser) {
-		return operator{user: req.OSUser, claimed: true}
+		op.user, op.claimed = req.OSUser, true
 	}
-	return operator{}
+	return op
 }
 
 // maxOSUser bounds a user name recorded in the audit log.

@@ -24,6 +24,7 @@ func TestAdminAuditRecordsOSUser(t *testing.T) {
 	if err != nil {
 		t.Skipf("no current user here: %v", err)
 	}
+	t.Setenv("SUDO_USER", "alice")
 	if _, err := admin(t, srv, relay.AdminRequest{Op: "invite.create", Count: 2, OSUser: "mallory"}); err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +46,9 @@ func TestAdminAuditRecordsOSUser(t *testing.T) {
 		}
 	} else if l := auditLines(t, srv, `"count":2`, `"os_user":"mallory"`, `"os_user_claimed":true`); len(l) != 1 {
 		t.Errorf("the claimed user is not recorded as claimed: %s", viaSocket[0])
+	}
+	if l := auditLines(t, srv, `"count":2`, `"sudo_user":"alice"`); len(l) != 1 {
+		t.Errorf("the sudo user is not recorded: %s", viaSocket[0])
 	}
 	if l := auditLines(t, srv, `"count":3`, `"os_`); len(l) != 0 {
 		t.Errorf("an API call recorded an operator: %s", l[0])
