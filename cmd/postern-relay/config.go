@@ -223,7 +223,7 @@ const quoteRunes = `"'“”‘’`
 // otherCommandFlags are the flags of the commands other than serve and
 // config check, which also read POSTERN_RELAY_<NAME>
 // (TestEnvNamesCoverEveryCommand keeps the list complete).
-var otherCommandFlags = []string{"data", "count", "ttl", "account", "long", "json", "file", "key-fingerprint", "out"}
+var otherCommandFlags = []string{"data", "count", "ttl", "account", "long", "json", "file", "key-fingerprint", "out", "db-only"}
 
 // warnUnknownEnv warns, on fs's output, about every POSTERN_RELAY_*
 // variable that is no command's option, naming the nearest valid one: a
