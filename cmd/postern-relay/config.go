@@ -71,8 +71,12 @@ func parseServe(fs *flag.FlagSet, args []string, cs *configState) error {
 			return
 		}
 		if q := quoted(v); q != "" {
+			shown := v
+			if isSecret(f.Name) {
+				shown = "(hidden)"
+			}
 			err = &usageError{
-				msg:  fmt.Sprintf("%s=%s: the value is in %s, which would be part of it", env, v, q),
+				msg:  fmt.Sprintf("%s=%s: the value is in %s, which would be part of it", env, shown, q),
 				hint: fmt.Sprintf("set the variable without quotes (in a systemd unit: Environment=%s=VALUE, or the whole assignment in double quotes)", env),
 			}
 			return
