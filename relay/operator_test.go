@@ -1,12 +1,18 @@
 package relay_test
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"os/user"
 	"runtime"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/postern/postern/relay"
 	"github.com/postern/postern/relay/relaytest"
@@ -52,5 +58,43 @@ func TestAdminAuditRecordsOSUser(t *testing.T) {
 	}
 	if l := auditLines(t, srv, `"count":3`, `"os_`); len(l) != 0 {
 		t.Errorf("an API call recorded an operator: %s", l[0])
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the relay's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestConnectionLogsAtDebug: one log pair per connection is too many for
+// the info level: connection open and close are logged at debug only.
+func TestConnectionLogsAtDebug(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		var logs syncBuffer
+		srv := relaytest.New(t, &relaytest.Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: level}))})
+		c := dial(t, srv.URL)
+		c.ws.Close(websocket.StatusNormalClosure, "")
+		srv.Close()
+		got := logs.String()
+		opened, closed := strings.Contains(got, "connection opened"), strings.Contains(got, "connection closed")
+		if level == slog.LevelInfo && (opened || closed) {
+			t.Errorf("at info, the log has connection open/close lines:\n%s", got)
+		}
+		if level == slog.LevelDebug && !(opened && closed) {
+			t.Errorf("at debug, the log lacks connection open/close lines:\n%s", got)
+		}
 	}
 }
