@@ -329,7 +329,7 @@ func limitsThroughProxy(t *testing.T, ctx context.Context, relay *relayBehindPro
 		l.Close()
 		admit("a client at 127.0.0.2 forging X-Forwarded-For "+limited, "127.0.0.2", limited)
 	}
-	series := fmt.Sprintf(`postern_relay_refusals_total{code="%d",name="%s"}`, protocol.CodeTooManyConnections, protocol.CodeTooManyConnections)
+	series := fmt.Sprintf(`postern_relay_refusals_total{code="%d"}`, protocol.CodeTooManyConnections)
 	if n := relay.metric(t, series); n != 1 {
 		t.Fatalf("%s = %v, want 1: only the one connection over the limit is refused", series, n)
 	}

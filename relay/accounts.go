@@ -2,8 +2,6 @@ package relay
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,7 +18,8 @@ import (
 // invite code the operator made for them (CreateAccountInvites), or an
 // admin assigns it to enrolled devices (AssignAccount). It is never sent
 // by a client, and no client can learn it. It appears in admin output and
-// the audit log, never in metrics, and in logs only as a short hash.
+// the audit log, never in metrics, and in logs only as a short keyed hash
+// (logkey.go).
 
 // ParseAccountLabel trims spaces around s and checks what is left with
 // store.CheckAccountLabel: 1 to store.MaxAccountLabel bytes of printable
@@ -31,14 +30,6 @@ func ParseAccountLabel(s string) (string, error) {
 		return "", err
 	}
 	return s, nil
-}
-
-// accountLogID is what logs say of an account: the first 4 bytes of a
-// hash of its label, enough to follow one account through the log
-// without writing the operator's name for a person there.
-func accountLogID(label string) string {
-	h := sha256.Sum256([]byte(protocol.LabelPrefix + "account-log" + label))
-	return hex.EncodeToString(h[:4])
 }
 
 // CreateAccountInvites is CreateInvites for codes bound to an account: a
@@ -73,18 +64,10 @@ func CreateAccountInvites(ctx context.Context, st store.Store, n int, ttl time.D
 func (r *Relay) CreateAccountInvites(ctx context.Context, n int, ttl time.Duration, account string) ([]string, error) {
 	codes, err := CreateAccountInvites(ctx, r.st, n, ttl, r.cfg.Now(), account)
 	if err == nil {
-		r.log.Info("invite codes created", "count", n, "ttl", ttl.String(), "account", logAccount(account))
-		r.auditInvites(n, ttl, account)
+		r.log.Info("invite codes created", "count", n, "ttl", ttl.String(), "account", r.logAccount(account))
+		r.auditInvites(ctx, n, ttl, account)
 	}
 	return codes, err
-}
-
-// logAccount is the log attribute for an optional account.
-func logAccount(label string) string {
-	if label == "" {
-		return "-"
-	}
-	return accountLogID(label)
 }
 
 // AssignAccount makes the devices belong to account, or to none with an
@@ -100,8 +83,8 @@ func (r *Relay) AssignAccount(ctx context.Context, ids []protocol.DeviceID, acco
 			continue
 		}
 		seen[id] = true
-		r.log.Info("device assigned", "device", id.Short(), "account", logAccount(account))
-		r.auditAssigned(id, account, previous[i])
+		r.log.Info("device assigned", "device", id.Short(), "account", r.logAccount(account))
+		r.auditAssigned(ctx, id, account, previous[i])
 	}
 	return nil
 }
@@ -115,7 +98,7 @@ func (r *Relay) Accounts(ctx context.Context) ([]store.Account, error) {
 // AccountResult is what an account-wide action did.
 type AccountResult struct {
 	Changed   []protocol.DeviceID // devices the action changed
-	Unchanged []protocol.DeviceID // devices of the account already in that state (or, for suspend and restore, revoked)
+	Unchanged []protocol.DeviceID // devices of the account already in that state (or, for suspend and reinstate, revoked)
 	Invites   int                 // RevokeAccount: the account's unused invite codes deleted
 }
 
@@ -148,8 +131,8 @@ func (r *Relay) RevokeAccount(ctx context.Context, account string) (AccountResul
 		return AccountResult{}, err
 	}
 	res.Invites = invites
-	r.log.Info("account revoked", "account", accountLogID(account), "devices", len(res.Changed), "connections", closed, "invites", invites)
-	r.auditAccount(auditAccountRevoked, account, len(res.Changed), invites)
+	r.log.Info("account revoked", "account", r.accountLogID(account), "devices", len(res.Changed), "connections", closed, "invites", invites)
+	r.auditAccount(ctx, auditAccountRevoked, account, len(res.Changed), invites)
 	return res, nil
 }
 
@@ -164,8 +147,8 @@ func (r *Relay) SuspendAccount(ctx context.Context, account string) (AccountResu
 	if err != nil {
 		return AccountResult{}, err
 	}
-	r.log.Info("account suspended", "account", accountLogID(account), "devices", len(res.Changed), "connections", closed)
-	r.auditAccount(auditAccountSuspended, account, len(res.Changed), -1)
+	r.log.Info("account suspended", "account", r.accountLogID(account), "devices", len(res.Changed), "connections", closed)
+	r.auditAccount(ctx, auditAccountSuspended, account, len(res.Changed), -1)
 	return res, nil
 }
 
@@ -213,14 +196,14 @@ func (r *Relay) barAccount(ctx context.Context, account, reason, none string, wi
 	}
 	for _, id := range changed {
 		r.log.Info(reason, "device", id.Short())
-		r.auditBarred(reason, id)
+		r.auditBarred(ctx, reason, id)
 	}
 	return res, closed, nil
 }
 
-// RestoreAccount lifts the suspension of every suspended device of an
+// ReinstateAccount lifts the suspension of every suspended device of an
 // account; revoked ones stay revoked.
-func (r *Relay) RestoreAccount(ctx context.Context, account string) (AccountResult, error) {
+func (r *Relay) ReinstateAccount(ctx context.Context, account string) (AccountResult, error) {
 	if account == "" {
 		return AccountResult{}, store.ErrUnknownAccount
 	}
@@ -240,11 +223,11 @@ func (r *Relay) RestoreAccount(ctx context.Context, account string) (AccountResu
 	}
 	for _, id := range changed {
 		r.devs.unbar(id)
-		r.log.Info("device restored", "device", id.Short())
-		r.auditDevice(auditDeviceRestored, id)
+		r.log.Info("device reinstated", "device", id.Short())
+		r.auditDeviceBy(ctx, auditDeviceRestored, id)
 	}
-	r.log.Info("account restored", "account", accountLogID(account), "devices", len(changed))
-	r.auditAccount(auditAccountRestored, account, len(changed), -1)
+	r.log.Info("account reinstated", "account", r.accountLogID(account), "devices", len(changed))
+	r.auditAccount(ctx, auditAccountRestored, account, len(changed), -1)
 	return res, nil
 }
 

@@ -216,7 +216,7 @@ func TestRevokeAccount(t *testing.T) {
 // TestSuspendRestoreAccount: suspending an account disconnects and
 // refuses its active devices and keeps their data; a revoked device of
 // the account stays revoked through suspend and restore.
-func TestSuspendRestoreAccount(t *testing.T) {
+func TestSuspendReinstateAccount(t *testing.T) {
 	srv := relaytest.New(t, &relaytest.Options{Enrollment: relay.EnrollInvite})
 	serveAdmin(t, srv)
 	codes := inviteCodes(t, srv, 3, "nurse 12")
@@ -241,7 +241,7 @@ func TestSuspendRestoreAccount(t *testing.T) {
 	if s := accountList(t, srv)["nurse 12"]; s.Suspended != 2 || s.Revoked != 1 {
 		t.Errorf("account.list = %+v", s)
 	}
-	resp, err = admin(t, srv, relay.AdminRequest{Op: "account.restore", Account: "nurse 12"})
+	resp, err = admin(t, srv, relay.AdminRequest{Op: "account.reinstate", Account: "nurse 12"})
 	if err != nil || len(resp.Done) != 2 || len(resp.Unchanged) != 1 {
 		t.Fatalf("account.restore = %+v, %v", resp, err)
 	}
@@ -326,7 +326,7 @@ func TestAccountLabelRefused(t *testing.T) {
 			{Op: "device.list", Account: tt.label},
 			{Op: "account.revoke", Account: tt.label},
 			{Op: "account.suspend", Account: tt.label},
-			{Op: "account.restore", Account: tt.label},
+			{Op: "account.reinstate", Account: tt.label},
 		} {
 			if req.Op == "device.assign" && strings.TrimSpace(tt.label) == "" {
 				continue // an empty label removes the device's

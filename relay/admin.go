@@ -71,18 +71,29 @@ func (r *Relay) CreateInvites(ctx context.Context, n int, ttl time.Duration) ([]
 // AdminRequest is one request on the admin socket (one JSON object per
 // connection, answered by one AdminResponse). Ops: "invite.create",
 // "invite.revoke", "device.list", "device.revoke", "device.suspend",
-// "device.restore", "device.assign", "account.list", "account.revoke",
-// "account.suspend", "account.restore", "backup" (backup.go).
+// "device.reinstate", "device.assign", "account.list", "account.revoke",
+// "account.suspend", "account.reinstate", "backup" (backup.go).
+// "device.restore" and "account.restore" are older names of the reinstate
+// ops, still answered.
 type AdminRequest struct {
 	Op    string   `json:"op"`
 	Count int      `json:"count,omitempty"` // invite.create: codes to make (default 1)
 	TTL   string   `json:"ttl,omitempty"`   // invite.create: Go duration (default 72h)
 	Code  string   `json:"code,omitempty"`  // invite.revoke: the invite code
-	IDs   []string `json:"ids,omitempty"`   // device.revoke|suspend|restore|assign: device IDs (hex, or unique prefixes of at least 8 hex digits)
+	IDs   []string `json:"ids,omitempty"`   // device.revoke|suspend|reinstate|assign: device IDs (hex, or unique prefixes of at least 8 hex digits)
 	Path  string   `json:"path,omitempty"`  // backup: absolute path of the copy to write
+	// OSUser is the login name of the user running the command, filled in
+	// by Admin. The relay records the user the kernel reports for the
+	// socket's peer (SO_PEERCRED on Linux) instead; only where the
+	// platform reports none does it record this claim, marked as claimed.
+	OSUser string `json:"os_user,omitempty"`
+	// SudoUser is SUDO_USER of the command's environment, filled in by
+	// Admin: the person who ran it through sudo as the relay's user. The
+	// relay records it as sudo_user, a claim.
+	SudoUser string `json:"sudo_user,omitempty"`
 	// Account is an account label: invite.create binds the codes to it,
 	// device.assign gives it to the devices (empty: removes theirs),
-	// device.list lists only its devices, account.revoke|suspend|restore
+	// device.list lists only its devices, account.revoke|suspend|reinstate
 	// act on its devices.
 	Account string `json:"account,omitempty"`
 }
@@ -94,11 +105,11 @@ type AdminResponse struct {
 	Used     bool           `json:"used,omitempty"`     // invite.revoke: the invite had already enrolled a device
 	Devices  []AdminDevice  `json:"devices,omitempty"`  // device.list
 	Accounts []AdminAccount `json:"accounts,omitempty"` // account.list
-	// Done lists the full IDs acted on: by device.revoke|suspend|restore|
-	// assign, or changed by account.revoke|suspend|restore.
+	// Done lists the full IDs acted on: by device.revoke|suspend|reinstate|
+	// assign, or changed by account.revoke|suspend|reinstate.
 	Done []string `json:"done,omitempty"`
 	// Unchanged lists the devices of the account that account.revoke|
-	// suspend|restore left as they were (already in that state, or
+	// suspend|reinstate left as they were (already in that state, or
 	// revoked).
 	Unchanged []string `json:"unchanged,omitempty"`
 	// InvitesRevoked counts the unused invite codes account.revoke
@@ -192,13 +203,17 @@ func (r *Relay) serveAdminConn(c net.Conn) {
 		if req.Op == "backup" {
 			c.SetDeadline(time.Now().Add(backupTimeout)) // a large file takes a while
 		}
-		resp = r.admin(req)
+		resp = r.admin(withOperator(context.Background(), adminOperator(c, req)), req)
 	}
 	json.NewEncoder(c).Encode(resp)
 }
 
-func (r *Relay) admin(req AdminRequest) AdminResponse {
-	ctx := context.Background()
+// admin answers one request; ctx carries the operator, whom the audit
+// entries of the request record.
+func (r *Relay) admin(ctx context.Context, req AdminRequest) AdminResponse {
+	if op, ok := renamedOps[req.Op]; ok {
+		req.Op = op
+	}
 	switch req.Op {
 	case "invite.create":
 		n, ttl, err := inviteArgs(req)
@@ -242,15 +257,15 @@ func (r *Relay) admin(req AdminRequest) AdminResponse {
 			out[i] = adminDevice(d)
 		}
 		return AdminResponse{Devices: out}
-	case "device.revoke", "device.suspend", "device.restore":
+	case "device.revoke", "device.suspend", "device.reinstate":
 		ids, err := r.resolveDevices(ctx, req.IDs)
 		if err != nil {
 			return AdminResponse{Error: err.Error()}
 		}
 		act := map[string]func(context.Context, protocol.DeviceID) error{
-			"device.revoke":  r.RevokeDevice,
-			"device.suspend": r.SuspendDevice,
-			"device.restore": r.RestoreDevice,
+			"device.revoke":    r.RevokeDevice,
+			"device.suspend":   r.SuspendDevice,
+			"device.reinstate": r.ReinstateDevice,
 		}[req.Op]
 		var resp AdminResponse
 		for _, id := range ids {
@@ -294,15 +309,15 @@ func (r *Relay) admin(req AdminRequest) AdminResponse {
 			}
 		}
 		return AdminResponse{Accounts: out}
-	case "account.revoke", "account.suspend", "account.restore":
+	case "account.revoke", "account.suspend", "account.reinstate":
 		account, err := ParseAccountLabel(req.Account)
 		if err != nil {
 			return AdminResponse{Error: err.Error()}
 		}
 		act := map[string]func(context.Context, string) (AccountResult, error){
-			"account.revoke":  r.RevokeAccount,
-			"account.suspend": r.SuspendAccount,
-			"account.restore": r.RestoreAccount,
+			"account.revoke":    r.RevokeAccount,
+			"account.suspend":   r.SuspendAccount,
+			"account.reinstate": r.ReinstateAccount,
 		}[req.Op]
 		res, err := act(ctx, account)
 		if err != nil {
@@ -323,6 +338,14 @@ func (r *Relay) admin(req AdminRequest) AdminResponse {
 		return AdminResponse{Done: []string{req.Path}}
 	}
 	return AdminResponse{Error: fmt.Sprintf("unknown op %q", req.Op)}
+}
+
+// renamedOps maps older op names to the current ones: "restore" lifted a
+// suspension before it was renamed "reinstate", so that lifting a
+// suspension no longer shares a word with restoring a backup.
+var renamedOps = map[string]string{
+	"device.restore":  "device.reinstate",
+	"account.restore": "account.reinstate",
 }
 
 func inviteArgs(req AdminRequest) (int, time.Duration, error) {
@@ -354,6 +377,12 @@ func Admin(ctx context.Context, dir string, req AdminRequest) (AdminResponse, er
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
+	}
+	if req.OSUser == "" {
+		req.OSUser = currentOSUser()
+	}
+	if req.SudoUser == "" {
+		req.SudoUser = os.Getenv("SUDO_USER")
 	}
 	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return AdminResponse{}, err
@@ -387,7 +416,7 @@ func (r *Relay) RevokeInvite(ctx context.Context, code string) (used bool, err e
 	}
 	if err == nil {
 		r.log.Info("invite code revoked", "used", used)
-		r.auditInviteRevoked(used)
+		r.auditInviteRevoked(ctx, used)
 	}
 	return used, err
 }
@@ -471,20 +500,21 @@ func (r *Relay) RevokeDevice(ctx context.Context, id protocol.DeviceID) error {
 }
 
 // SuspendDevice closes the device's live connections at once and refuses
-// its authentication until RestoreDevice; its data is kept and senders can
+// its authentication until ReinstateDevice; its data is kept and senders can
 // still queue envelopes for it.
 func (r *Relay) SuspendDevice(ctx context.Context, id protocol.DeviceID) error {
 	return r.barDevice(ctx, id, reasonSuspended, func() error { return r.st.SuspendDevice(ctx, id, true) })
 }
 
-// RestoreDevice lifts a suspension. A revoked device cannot be restored.
-func (r *Relay) RestoreDevice(ctx context.Context, id protocol.DeviceID) error {
+// ReinstateDevice lifts a suspension. A revoked device cannot be
+// reinstated.
+func (r *Relay) ReinstateDevice(ctx context.Context, id protocol.DeviceID) error {
 	if err := r.st.SuspendDevice(ctx, id, false); err != nil {
 		return err
 	}
 	r.devs.unbar(id)
-	r.log.Info("device restored", "device", id.Short())
-	r.auditDevice(auditDeviceRestored, id)
+	r.log.Info("device reinstated", "device", id.Short())
+	r.auditDeviceBy(ctx, auditDeviceRestored, id)
 	return nil
 }
 
@@ -513,7 +543,7 @@ func (r *Relay) barDevice(ctx context.Context, id protocol.DeviceID, reason stri
 		return err
 	}
 	r.log.Info(reason, "device", id.Short(), "connections", closed)
-	r.auditBarred(reason, id)
+	r.auditBarred(ctx, reason, id)
 	return nil
 }
 

@@ -150,7 +150,7 @@ func TestSuspendRestore(t *testing.T) {
 	wantCode(t, dial(t, srv.URL).enroll(d, ""), protocol.CodeDeviceRevoked)
 	wantType[*protocol.Sent](t, dial(t, srv.URL).send(mb, tok, sealed(1)))
 
-	if err := r.RestoreDevice(bg, deviceID(d)); err != nil {
+	if err := r.ReinstateDevice(bg, deviceID(d)); err != nil {
 		t.Fatal(err)
 	}
 	c := dial(t, srv.URL)
@@ -162,7 +162,7 @@ func TestSuspendRestore(t *testing.T) {
 	if err := r.RevokeDevice(bg, deviceID(d)); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.RestoreDevice(bg, deviceID(d)); !errors.Is(err, store.ErrDeviceRevoked) {
+	if err := r.ReinstateDevice(bg, deviceID(d)); !errors.Is(err, store.ErrDeviceRevoked) {
 		t.Errorf("restore revoked = %v", err)
 	}
 	if err := r.SuspendDevice(bg, deviceID(d)); !errors.Is(err, store.ErrDeviceRevoked) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/postern/postern/internal/buildinfo"
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay/audit"
 )
@@ -31,10 +32,16 @@ func (r *Relay) auditEvent(event string, f audit.Fields) {
 	}
 }
 
-// auditStart records the settings, so that configuration changes show
-// between one start and the next.
+// auditStart records the settings and the build, so that configuration
+// changes and upgrades show between one start and the next.
 func (r *Relay) auditStart() {
-	r.auditEvent(audit.EventRelayStart, r.set().auditFields()) // reload.go
+	f := r.set().auditFields() // reload.go
+	bi := buildinfo.Read()
+	f["version"], f["commit"] = bi.Version, bi.Commit
+	if bi.Modified {
+		f["commit_modified"] = true
+	}
+	r.auditEvent(audit.EventRelayStart, f)
 }
 
 // auditStop records the stop and closes the log with a signed head.
@@ -45,58 +52,79 @@ func (r *Relay) auditStop() {
 	}
 }
 
-// auditDevice records an admin or enrolment action on a device. The full
+// auditEventBy is auditEvent for an action of an admin command: it also
+// records the operating-system user who ran it (operator.go), when ctx
+// carries one.
+func (r *Relay) auditEventBy(ctx context.Context, event string, f audit.Fields) {
+	r.auditEvent(event, operatorFields(ctx, f))
+}
+
+// auditDevice records an enrolment or another action on a device with no
+// operator (auditDeviceBy).
+func (r *Relay) auditDevice(event string, id protocol.DeviceID) {
+	r.auditDeviceBy(context.Background(), event, id)
+}
+
+// auditDeviceBy records an admin or enrolment action on a device. The full
 // device ID is a public-key fingerprint; nothing about its mailboxes. A
 // first enrolment also records the account the device joined with its
 // invite, if any.
-func (r *Relay) auditDevice(event string, id protocol.DeviceID) {
+func (r *Relay) auditDeviceBy(ctx context.Context, event string, id protocol.DeviceID) {
 	f := audit.Fields{"device": id.String()}
 	if event == audit.EventDeviceEnrolled {
 		if d, err := r.st.Device(context.Background(), id); err == nil && d.Account != "" {
 			f["account"] = d.Account
 		}
 	}
-	r.auditEvent(event, f)
+	r.auditEventBy(ctx, event, f)
 }
 
 // auditAssigned records a device given an account label (or, with
 // account "", its label removed) by an admin.
-func (r *Relay) auditAssigned(id protocol.DeviceID, account, previous string) {
+func (r *Relay) auditAssigned(ctx context.Context, id protocol.DeviceID, account, previous string) {
 	f := audit.Fields{"device": id.String(), "account": account}
 	if previous != "" {
 		f["previous"] = previous
 	}
-	r.auditEvent(audit.EventDeviceAssigned, f)
+	r.auditEventBy(ctx, audit.EventDeviceAssigned, f)
 }
 
 // auditAccount records an admin action on a whole account: how many
 // devices it changed and, when invites >= 0, how many unused invite codes
 // it deleted.
-func (r *Relay) auditAccount(event, account string, devices, invites int) {
+func (r *Relay) auditAccount(ctx context.Context, event, account string, devices, invites int) {
 	f := audit.Fields{"account": account, "devices": devices}
 	if invites >= 0 {
 		f["invites_revoked"] = invites
 	}
-	r.auditEvent(event, f)
+	r.auditEventBy(ctx, event, f)
 }
 
 // auditBarred records a device revoked or suspended by an admin.
-func (r *Relay) auditBarred(reason string, id protocol.DeviceID) {
+func (r *Relay) auditBarred(ctx context.Context, reason string, id protocol.DeviceID) {
 	event := audit.EventDeviceSuspended
 	if reason == reasonRevoked {
 		event = audit.EventDeviceRevoked
 	}
-	r.auditDevice(event, id)
+	r.auditDeviceBy(ctx, event, id)
 }
 
 // auditInvites records invite codes created: how many and for which
 // account, never the codes.
-func (r *Relay) auditInvites(n int, ttl time.Duration, account string) {
+func (r *Relay) auditInvites(ctx context.Context, n int, ttl time.Duration, account string) {
 	f := audit.Fields{"count": n, "ttl_seconds": int64(ttl / time.Second), "via": "relay"}
 	if account != "" {
 		f["account"] = account
 	}
-	r.auditEvent(audit.EventInvitesCreated, f)
+	r.auditEventBy(ctx, audit.EventInvitesCreated, f)
+}
+
+// AuditStoreMigrated records that the store was converted from schema
+// from to schema to when it was opened, after a copy named backup (a file
+// name in DataDir) was taken. The store converts itself on open; the
+// caller that saw it happen reports it here, once the log is open.
+func (r *Relay) AuditStoreMigrated(from, to uint32, backup string) {
+	r.auditEvent(audit.EventStoreMigrated, audit.Fields{"from": int64(from), "to": int64(to), "backup": backup})
 }
 
 // Events named in files that do not import package audit.
@@ -112,8 +140,8 @@ const (
 )
 
 // auditInviteRevoked records an invite code revoked (never the code).
-func (r *Relay) auditInviteRevoked(used bool) {
-	r.auditEvent(audit.EventInviteRevoked, audit.Fields{"used": used})
+func (r *Relay) auditInviteRevoked(ctx context.Context, used bool) {
+	r.auditEventBy(ctx, audit.EventInviteRevoked, audit.Fields{"used": used})
 }
 
 // auditCount records an aggregate (a purge run) when n > 0.

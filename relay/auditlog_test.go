@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern/postern/internal/buildinfo"
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay"
 	"github.com/postern/postern/relay/audit"
@@ -33,7 +34,7 @@ func TestAuditLog(t *testing.T) {
 	if err := srv.Relay().SuspendDevice(bg, id); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Relay().RestoreDevice(bg, id); err != nil {
+	if err := srv.Relay().ReinstateDevice(bg, id); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Relay().RevokeDevice(bg, id); err != nil {
@@ -49,8 +50,10 @@ func TestAuditLog(t *testing.T) {
 	log := string(b)
 	for _, want := range []string{
 		`"event":"relay.start","fields":{"blob_quota":`,
-		`"frame_burst":4000,"frame_rate":2000,`, // every setting, including the reloadable limits
-		`"trusted_proxies":0}`,                  // a count: the audit log holds no addresses
+		`"frame_burst":4000,"frame_rate":2000,`,         // every setting, including the reloadable limits
+		`"trusted_proxies":0,`,                          // a count: the audit log holds no addresses
+		`"version":"` + buildinfo.Read().Version + `"}`, // the build, with its commit
+		`"commit":"` + buildinfo.Read().Commit + `",`,
 		`"event":"invite.created","fields":{"count":3,"ttl_seconds":3600,"via":"relay"}`,
 		`"event":"device.enrolled","fields":{"device":"` + id.String() + `"}`,
 		`"event":"device.suspended","fields":{"device":"` + id.String() + `"}`,

@@ -41,7 +41,7 @@ type Config struct {
 	// Enrollment is EnrollOpen or EnrollInvite. Empty means EnrollOpen.
 	Enrollment string
 	// Retention is how long an unacknowledged envelope is kept. Zero means
-	// protocol.DefaultRetention.
+	// protocol.DefaultRetention; negative is an error.
 	Retention time.Duration
 	// MaxConnections bounds concurrent WebSocket connections; more are
 	// refused with CodeTooManyConnections. Zero means
@@ -139,7 +139,10 @@ func (c *Config) withDefaults() (Config, error) {
 	default:
 		return o, fmt.Errorf("%w: enrollment %q, want %q or %q", ErrConfig, o.Enrollment, EnrollOpen, EnrollInvite)
 	}
-	if o.Retention <= 0 {
+	if o.Retention < 0 {
+		return o, fmt.Errorf("%w: negative retention %v", ErrConfig, o.Retention)
+	}
+	if o.Retention == 0 {
 		o.Retention = protocol.DefaultRetention
 	}
 	if o.MaxConnections <= 0 {

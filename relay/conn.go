@@ -89,8 +89,8 @@ func newConn(r *Relay, ws *websocket.Conn, cork *corkConn, host string, n uint64
 }
 
 func (c *conn) serve() {
-	c.log.Info("connection opened")
-	defer c.log.Info("connection closed")
+	c.log.Debug("connection opened") // one pair per connection: too many for info
+	defer c.log.Debug("connection closed")
 	defer func() {
 		// Every send already queued to the store finishes (the store
 		// never abandons a write), so the relay's Shutdown, which waits

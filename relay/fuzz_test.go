@@ -131,8 +131,8 @@ func FuzzAdminRequest(f *testing.F) {
 		}
 		switch want.Op {
 		case "invite.create":
-		case "invite.revoke", "device.list", "device.revoke", "device.suspend", "device.restore", "device.assign",
-			"account.list", "account.revoke", "account.suspend", "account.restore":
+		case "invite.revoke", "device.list", "device.revoke", "device.suspend", "device.reinstate", "device.restore", "device.assign",
+			"account.list", "account.revoke", "account.suspend", "account.reinstate", "account.restore":
 			if len(resp.Codes) != 0 {
 				t.Fatalf("codes for %+v", want)
 			}

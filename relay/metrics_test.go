@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"crypto/rand"
 	"encoding/hex"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	dto "github.com/prometheus/client_model/go"
@@ -51,6 +53,16 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("download: status %d, %d bytes", resp.StatusCode, len(body))
 	}
 
+	// A blob request refused: counted by its code.
+	var unknown protocol.BlobID
+	rand.Read(unknown[:])
+	if resp, _ := download(t, srv, unknown); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("download of an unknown blob: status %d", resp.StatusCode)
+	}
+	if _, err := srv.Relay().CreateAccountInvites(bg, 1, time.Hour, "dr.metrics"); err != nil {
+		t.Fatal(err)
+	}
+
 	fams := gather(t, m)
 	want := map[string]float64{
 		"postern_relay_connections":                        4, // owner, sender, rate-limited, blob device
@@ -74,6 +86,32 @@ func TestMetrics(t *testing.T) {
 	}
 	if got := value(t, fams, "postern_relay_store_size_bytes"); got <= 0 {
 		t.Errorf("postern_relay_store_size_bytes = %v, want > 0", got)
+	}
+	if got := value(t, fams, "postern_relay_store_commit_seconds"); got < 3 {
+		t.Errorf("postern_relay_store_commit_seconds has %v samples, want one per write at least (enrolments, sends, an ack)", got)
+	}
+	for code, n := range map[protocol.Code]float64{
+		protocol.CodeUnknownBlob: 1,
+		protocol.CodeBlobToken:   0, // present before it happens
+	} {
+		if got := labelled(t, fams, "postern_relay_blob_refusals_total", "code", strconv.Itoa(int(code))); got != n {
+			t.Errorf("blob_refusals{code=%d} = %v, want %v", code, got, n)
+		}
+	}
+	devs, err := srv.Relay().Store().Devices(bg)
+	if err != nil || len(devs) < 2 {
+		t.Fatalf("devices: %d, %v", len(devs), err)
+	}
+	for state, n := range map[string]float64{"active": float64(len(devs)), "suspended": 0, "revoked": 0} {
+		if got := labelled(t, fams, "postern_relay_devices", "state", state); got != n {
+			t.Errorf("devices{state=%s} = %v, want %v", state, got, n)
+		}
+	}
+	if got := value(t, fams, "postern_relay_accounts"); got != 1 {
+		t.Errorf("accounts = %v, want 1", got)
+	}
+	if got := value(t, fams, "postern_relay_build_info"); got != 1 {
+		t.Errorf("build_info = %v, want 1", got)
 	}
 	for code, n := range map[protocol.Code]float64{
 		protocol.CodeUnknownCapability: 1,
@@ -106,15 +144,24 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 
-	// No label holds an ID, a token or an address.
+	// Suspended and revoked devices are counted apart.
 	dev := deviceID(d)
+	if err := srv.Relay().SuspendDevice(bg, dev); err != nil {
+		t.Fatal(err)
+	}
+	fams = gather(t, m)
+	if got := labelled(t, fams, "postern_relay_devices", "state", "suspended"); got != 1 {
+		t.Errorf("devices{state=suspended} = %v after a suspension, want 1", got)
+	}
+
+	// No label holds an ID, a token, an account label or an address.
 	secrets := []string{
 		hex.EncodeToString(mb[:]), hex.EncodeToString(mb[:4]),
 		hex.EncodeToString(dev[:]), dev.Short(),
 		hex.EncodeToString(sent1.Envelope[:]), hex.EncodeToString(sent2.Envelope[:]),
 		hex.EncodeToString(tok.SecretBytes()), hex.EncodeToString(wrongTok.SecretBytes()),
 		blob.Blob.String(), hex.EncodeToString(blob.Token[:]),
-		srv.Addr, "127.0.0.1",
+		srv.Addr, "127.0.0.1", "dr.metrics",
 	}
 	checkLabels(t, fams, secrets)
 
@@ -209,6 +256,23 @@ func rateLimit(t *testing.T, c *client, n int) {
 	}
 }
 
+// labelled is the value of the series of name whose label is value.
+func labelled(t *testing.T, fams map[string]*dto.MetricFamily, name, label, value string) float64 {
+	t.Helper()
+	for _, mt := range fams[name].GetMetric() {
+		for _, l := range mt.Label {
+			if l.GetName() == label && l.GetValue() == value {
+				if mt.Counter != nil {
+					return mt.Counter.GetValue()
+				}
+				return mt.Gauge.GetValue()
+			}
+		}
+	}
+	t.Fatalf("no series %s{%s=%q}", name, label, value)
+	return 0
+}
+
 func gather(t *testing.T, m *metrics.Metrics) map[string]*dto.MetricFamily {
 	t.Helper()
 	fams, err := m.Registry().Gather()
@@ -256,8 +320,8 @@ func refusals(t *testing.T, fams map[string]*dto.MetricFamily, code protocol.Cod
 			labels[l.GetName()] = l.GetValue()
 		}
 		if labels["code"] == strconv.Itoa(int(code)) {
-			if labels["name"] != code.String() {
-				t.Errorf("code %d named %q, want %q", code, labels["name"], code.String())
+			if len(labels) != 1 {
+				t.Errorf("code %d has labels %v, want code only", code, labels)
 			}
 			return mt.Counter.GetValue()
 		}
@@ -268,17 +332,26 @@ func refusals(t *testing.T, fams map[string]*dto.MetricFamily, code protocol.Cod
 
 var hexRun = regexp.MustCompile(`[0-9a-fA-F]{16,}`)
 
+// allowedLabels are the labels of ours other than code, by series: a
+// bounded set each, never about a user.
+var allowedLabels = map[string]bool{
+	metrics.Namespace + "_devices state":        true,
+	metrics.Namespace + "_build_info version":   true,
+	metrics.Namespace + "_build_info commit":    true,
+	metrics.Namespace + "_build_info goversion": true,
+}
+
 // checkLabels fails on any label value of any series (ours, Go's and the
 // process's) that looks like an ID (16+ hex digits), is or holds an IP
 // address, or contains one of the given strings; and on any label name of
-// ours other than code and name.
+// ours other than code and those in allowedLabels.
 func checkLabels(t *testing.T, fams map[string]*dto.MetricFamily, secrets []string) {
 	t.Helper()
 	for name, f := range fams {
 		for _, mt := range f.Metric {
 			for _, l := range mt.Label {
 				v := l.GetValue()
-				if strings.HasPrefix(name, metrics.Namespace+"_") && l.GetName() != "code" && l.GetName() != "name" {
+				if strings.HasPrefix(name, metrics.Namespace+"_") && !allowedLabels[name+" "+l.GetName()] && l.GetName() != "code" {
 					t.Errorf("%s has label %s=%q", name, l.GetName(), v)
 				}
 				if hexRun.MatchString(v) {

@@ -37,6 +37,7 @@ type Relay struct {
 	given    Config                   // as passed to New, for Config and Reload
 	live     atomic.Pointer[settings] // reload.go
 	reloadMu sync.Mutex               // one Reload at a time
+	logKey   logKey                   // account IDs in logs (logkey.go)
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
@@ -121,7 +122,7 @@ func (r *Relay) Store() store.Store { return r.st }
 // deadlines on them. Set ReadHeaderTimeout and MaxHeaderBytes.
 func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if strings.HasPrefix(req.URL.Path, protocol.BlobPath) {
-		r.serveBlob(w, req)
+		r.serveBlob(r.cfg.Metrics.BlobResponses(w), req) // counts refusals
 		return
 	}
 	switch req.URL.Path {

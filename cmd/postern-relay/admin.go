@@ -14,32 +14,12 @@ import (
 	"github.com/postern/postern/relay"
 )
 
-const adminUsage = `usage: postern-relay admin COMMAND [--data DIR]
-
-Commands, run against a running relay through DATA/admin.sock:
-  invite create [--count N] [--ttl 72h] [--account LABEL]
-                                          make invite codes, one per line; with --account, the
-                                          devices they enrol belong to that account
-  invite revoke CODE                      make an invite code unusable
-  devices [--long] [--json] [--account LABEL]
-                                          list devices: ID, account, enrolment day, last-seen day, state
-  accounts [--json]                       list accounts: devices by state, last-seen day, pending invites
-  revoke ID...                            offboard devices for good: disconnect them now, refuse
-                                          them from now on, delete their mailboxes and queued
-                                          envelopes, prekeys and bundles
-  revoke --account LABEL                  offboard a person: revoke every device of the account
-                                          and its unused invite codes
-  suspend ID... | --account LABEL         disconnect and refuse devices until restored; keep their data
-  restore ID... | --account LABEL         lift a suspension
-  assign LABEL ID...                      make enrolled devices belong to an account
-  unassign ID...                          remove devices from their account
-
-An ID is a device ID as "devices" lists it: the full 64 hex digits, or a
+// adminNotes explains device IDs and account labels in admin --help.
+const adminNotes = `An ID is a device ID as "devices" lists it: the full 64 hex digits, or a
 unique prefix of at least 8. An account LABEL is a name you choose for a
 person, e.g. dr.smith or an HR number: 1 to 64 bytes of printable UTF-8,
 compared exactly. Give each person invite codes made with --account, and
-offboard them with revoke --account. Clients never see the label.
-`
+offboard them with revoke --account. Clients never see the label.`
 
 // labelHint explains account labels after a refused one.
 const labelHint = "an account label is 1 to 64 bytes of printable UTF-8 with no control characters, e.g. dr.smith or an HR number"
@@ -57,41 +37,12 @@ func accountArg(s string, required bool) (string, error) {
 	return label, nil
 }
 
-// admin runs `postern-relay admin …`.
-func admin(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return &usageError{msg: "no admin command", hint: "postern-relay admin invite create|invite revoke|devices|accounts|revoke|suspend|restore|assign|unassign"}
-	}
-	switch args[0] {
-	case "invite":
-		if len(args) >= 2 && args[1] == "create" {
-			return inviteCreate(args[2:], stdout, stderr)
-		}
-		if len(args) >= 2 && args[1] == "revoke" {
-			return adminInviteRevoke(args[2:], stdout, stderr)
-		}
-		return &usageError{msg: "unknown admin invite command", hint: "postern-relay admin invite create|revoke"}
-	case "devices":
-		return adminDevices(args[1:], stdout, stderr)
-	case "accounts":
-		return adminAccounts(args[1:], stdout, stderr)
-	case "revoke", "suspend", "restore":
-		return adminDeviceOp(args[0], args[1:], stdout, stderr)
-	case "assign", "unassign":
-		return adminAssign(args[0], args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, adminUsage)
-		return nil
-	}
-	return &usageError{msg: fmt.Sprintf("unknown admin command %q", args[0]), hint: "postern-relay admin help"}
-}
-
 // adminFlags is a flag set with --data that also takes positional
 // arguments, before or after the flags.
 func adminFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, adminUsage) }
+	fs.Usage = fs.PrintDefaults // --help prints the rest (commands.go)
 	data := fs.String("data", "./postern-data", "data directory of the running relay (holds admin.sock)")
 	return fs, data
 }
@@ -267,7 +218,7 @@ func adminDeviceOp(verb string, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	past := map[string]string{"revoke": "revoked", "suspend": "suspended", "restore": "restored"}[verb]
+	past := map[string]string{"revoke": "revoked", "suspend": "suspended", "reinstate": "reinstated"}[verb]
 	// Only from the command line: POSTERN_RELAY_ACCOUNT left in the
 	// environment must not turn "revoke" without IDs into an offboarding.
 	fromArgs := false
@@ -292,7 +243,7 @@ func adminDeviceOp(verb string, args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-// adminAccountOp runs "revoke|suspend|restore --account LABEL": one line
+// adminAccountOp runs "revoke|suspend|reinstate --account LABEL": one line
 // per device changed, then what was done to the account.
 func adminAccountOp(data, verb, past, account string, stdout io.Writer) error {
 	resp, err := adminCall(data, relay.AdminRequest{Op: "account." + verb, Account: account})

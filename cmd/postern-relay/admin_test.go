@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,7 +47,7 @@ func newTestDevice(t *testing.T) (*identity.Device, protocol.DeviceID) {
 }
 
 // TestAdminCLI drives `postern-relay admin …` against a running relay
-// binary: invite create and revoke, devices, suspend, restore and revoke
+// binary: invite create and revoke, devices, suspend, reinstate and revoke
 // of a connected device.
 func TestAdminCLI(t *testing.T) {
 	if testing.Short() {
@@ -142,7 +144,7 @@ func TestAdminCLI(t *testing.T) {
 	if out := runOK(t, "admin", "devices", "--data", data); !strings.Contains(out, "suspended") {
 		t.Errorf("devices after suspend:\n%s", out)
 	}
-	runOK(t, "admin", "restore", "--data", data, id.String())
+	runOK(t, "admin", "reinstate", "--data", data, id.String())
 
 	c = connected()
 	start = time.Now()
@@ -153,8 +155,8 @@ func TestAdminCLI(t *testing.T) {
 		t.Errorf("devices after revoke:\n%s", out)
 	}
 	var stderr strings.Builder
-	if code := run([]string{"admin", "restore", "--data", data, id.String()}, &strings.Builder{}, &stderr); code != 1 || !strings.Contains(stderr.String(), "revoked") {
-		t.Errorf("restore of a revoked device: exit %d, %q", code, stderr.String())
+	if code := run([]string{"admin", "reinstate", "--data", data, id.String()}, &strings.Builder{}, &stderr); code != 1 || !strings.Contains(stderr.String(), "revoked") {
+		t.Errorf("reinstate of a revoked device: exit %d, %q", code, stderr.String())
 	}
 }
 
@@ -350,7 +352,15 @@ func TestOfflineAccountInvites(t *testing.T) {
 		t.Errorf("accounts = %+v, %v", accts, err)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, audit.LogFile))
-	if !bytes.Contains(b, []byte(`"event":"invite.created","fields":{"account":"dr.smith","count":2,"ttl_seconds":259200,"via":"offline"}`)) {
-		t.Errorf("no offline invite entry with the account:\n%s", b)
+	// With the operator: this process's user.
+	op := ""
+	if uid := os.Getuid(); uid >= 0 {
+		op += `"os_uid":"` + strconv.Itoa(uid) + `",`
+	}
+	if u, err := user.Current(); err == nil {
+		op += `"os_user":"` + u.Username + `",`
+	}
+	if !bytes.Contains(b, []byte(`"event":"invite.created","fields":{"account":"dr.smith","count":2,`+op+`"ttl_seconds":259200,"via":"offline"}`)) {
+		t.Errorf("no offline invite entry with the account and the operator %s:\n%s", op, b)
 	}
 }

@@ -14,28 +14,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/postern/postern/keys"
 	"github.com/postern/postern/relay/audit"
 )
-
-const auditUsage = "postern-relay audit verify [--data DIR | --file BUNDLE] [--key-fingerprint HEX] | audit export [--data DIR] [--out FILE]"
-
-func auditCmd(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return &usageError{msg: "no audit command", hint: auditUsage}
-	}
-	switch args[0] {
-	case "verify":
-		return auditVerify(args[1:], stdout, stderr)
-	case "export":
-		return auditExport(args[1:], stdout, stderr)
-	}
-	return &usageError{msg: fmt.Sprintf("unknown audit command %q", args[0]), hint: auditUsage}
-}
 
 func auditVerify(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
@@ -144,6 +131,14 @@ func auditOfflineInvites(dir string, n int, ttl time.Duration, account string) e
 	f := audit.Fields{"count": n, "ttl_seconds": int64(ttl / time.Second), "via": "offline"}
 	if account != "" {
 		f["account"] = account
+	}
+	// The operator is this process's user (the relay's admin entries take
+	// it from the admin socket's peer credentials).
+	if uid := os.Getuid(); uid >= 0 {
+		f["os_uid"] = strconv.Itoa(uid)
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" && len(u.Username) <= 64 {
+		f["os_user"] = u.Username
 	}
 	err = l.Append(audit.EventInvitesCreated, f)
 	if cerr := l.Close(); err == nil {

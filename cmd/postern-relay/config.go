@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/postern/postern/relay"
 )
@@ -61,11 +62,23 @@ func parseServe(fs *flag.FlagSet, args []string, cs *configState) error {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = "flag" })
 
 	// The environment, including POSTERN_RELAY_CONFIG.
+	warnUnknownEnv(fs)
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		env := envName(f.Name)
 		v, ok := os.LookupEnv(env)
 		if !ok || err != nil {
+			return
+		}
+		if q := quoted(v); q != "" {
+			shown := v
+			if isSecret(f.Name) {
+				shown = "(hidden)"
+			}
+			err = &usageError{
+				msg:  fmt.Sprintf("%s=%s: the value is in %s, which would be part of it", env, shown, q),
+				hint: fmt.Sprintf("set the variable without quotes (in a systemd unit: Environment=%s=VALUE, or the whole assignment in double quotes)", env),
+			}
 			return
 		}
 		if set[f.Name] != "" {
@@ -147,9 +160,14 @@ func readConfig(path string, fs *flag.FlagSet) ([]configLine, error) {
 		if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
 			u, err := strconv.Unquote(value)
 			if err != nil {
-				return nil, &usageError{msg: fmt.Sprintf("%s: %s: bad quoted value %s", at, key, value), hint: "use Go string quoting, or leave the value unquoted"}
+				return nil, &usageError{msg: fmt.Sprintf("%s: %s: bad quoting in %s", at, key, value), hint: quoteHint}
 			}
 			value = u
+		} else if q := quoted(value); q != "" || quoteAtEdge(value) {
+			if q == "" {
+				q = "an unmatched quote"
+			}
+			return nil, &usageError{msg: fmt.Sprintf("%s: %s: the value %s is in %s, which this file does not take as quoting", at, key, value, q), hint: quoteHint}
 		}
 		if key == configFlag {
 			return nil, &usageError{msg: fmt.Sprintf("%s: option %q cannot be set in a config file", at, key), hint: "name the file with --config FILE or POSTERN_RELAY_CONFIG and remove this line"}
@@ -172,6 +190,69 @@ func readConfig(path string, fs *flag.FlagSet) ([]configLine, error) {
 		return nil, fmt.Errorf("config file %s: %v", path, err)
 	}
 	return lines, nil
+}
+
+// quoteHint explains quoting in the config file.
+const quoteHint = `write the value unquoted (retention = 72h), or in "double quotes" with Go's escapes (needed only for an empty value: metrics-listen = "")`
+
+// quoted names the quotes around v when it starts and ends with the same
+// kind of quote: "double quotes", 'single quotes' or typographic ones; an
+// empty string otherwise.
+func quoted(v string) string {
+	r := []rune(v)
+	if len(r) < 2 {
+		return ""
+	}
+	first, last := r[0], r[len(r)-1]
+	switch {
+	case first == '"' && last == '"':
+		return "double quotes"
+	case first == '\'' && last == '\'':
+		return "single quotes"
+	case (first == '“' || first == '”') && (last == '”' || last == '“'), (first == '‘' || first == '’') && (last == '’' || last == '‘'):
+		return "typographic quotes"
+	}
+	return ""
+}
+
+// quoteAtEdge reports whether v starts or ends with a quote character.
+func quoteAtEdge(v string) bool {
+	first, _ := utf8.DecodeRuneInString(v)
+	last, _ := utf8.DecodeLastRuneInString(v)
+	return strings.ContainsRune(quoteRunes, first) || strings.ContainsRune(quoteRunes, last)
+}
+
+const quoteRunes = `"'“”‘’`
+
+// otherCommandFlags are the flags of the commands other than serve and
+// config check, which also read POSTERN_RELAY_<NAME>
+// (TestEnvNamesCoverEveryCommand keeps the list complete).
+var otherCommandFlags = []string{"data", "count", "ttl", "account", "long", "json", "file", "key-fingerprint", "out", "db-only"}
+
+// warnUnknownEnv warns, on fs's output, about every POSTERN_RELAY_*
+// variable that is no command's option, naming the nearest valid one: a
+// misspelt variable is otherwise silently ignored.
+func warnUnknownEnv(fs *flag.FlagSet) {
+	known := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { known[envName(f.Name)] = true })
+	for _, name := range otherCommandFlags {
+		known[envName(name)] = true
+	}
+	var unknown []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "POSTERN_RELAY_") && !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	slices.Sort(unknown)
+	for _, k := range unknown {
+		msg := fmt.Sprintf("postern-relay: warning: unknown environment variable %s is ignored", k)
+		if s := suggest(k, fs); s != "" {
+			msg += fmt.Sprintf("; did you mean %s?", envName(s))
+		}
+		fmt.Fprintln(fs.Output(), msg)
+	}
 }
 
 // valueError explains a value f refused, with a hint fitting f's type.
@@ -209,6 +290,10 @@ func checkValue(f *flag.Flag, v string, msg func(what string) string) error {
 // describe names the kind of value f takes and how to write one.
 func describe(f *flag.Flag) (what, hint string) {
 	switch f.Value.(type) {
+	case *positiveDuration:
+		return "duration", "use a duration above zero, such as 336h (14 days), 90m or 30s"
+	case *durationOrOff:
+		return "duration", "use a duration above zero, such as 25s, or off"
 	case *byteSize:
 		return "size", "use a positive number of bytes, optionally with KiB, MiB, GiB or TiB, such as 4GiB"
 	case *positiveInt:
@@ -270,13 +355,10 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// configCmd runs `postern-relay config check [serve flags]`.
-func configCmd(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "check" {
-		return &usageError{msg: "unknown config command", hint: "postern-relay config check [--config FILE] [serve flags]"}
-	}
+// configCheck runs `postern-relay config check [serve flags]`.
+func configCheck(args []string, stdout, stderr io.Writer) error {
 	cs := &configState{}
-	if err := serve(args[1:], stderr, cs); err != nil {
+	if err := serve(args, stderr, cs); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "config ok")
@@ -312,6 +394,53 @@ func (p *positiveInt) Set(s string) error {
 		return fmt.Errorf("want a whole number of at least 1")
 	}
 	*p = positiveInt(n)
+	return nil
+}
+
+// positiveDuration is a flag.Value for a duration above zero: a zero or
+// negative retention, lifetime or interval is refused rather than
+// silently replaced by a default.
+type positiveDuration time.Duration
+
+func (d *positiveDuration) String() string { return time.Duration(*d).String() }
+
+func (d *positiveDuration) Get() any { return time.Duration(*d) }
+
+func (d *positiveDuration) Set(s string) error {
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("want a duration such as 336h, 90m or 30s")
+	}
+	if v <= 0 {
+		return fmt.Errorf("want a duration above zero")
+	}
+	*d = positiveDuration(v)
+	return nil
+}
+
+// durationOrOff is a positiveDuration that may also be "off" (stored as
+// -1: the relay's "disabled").
+type durationOrOff time.Duration
+
+func (d *durationOrOff) String() string {
+	if *d < 0 {
+		return "off"
+	}
+	return time.Duration(*d).String()
+}
+
+func (d *durationOrOff) Get() any { return time.Duration(*d) }
+
+func (d *durationOrOff) Set(s string) error {
+	if strings.TrimSpace(s) == "off" {
+		*d = -1
+		return nil
+	}
+	var p positiveDuration
+	if err := p.Set(s); err != nil {
+		return fmt.Errorf("%v, or off", err)
+	}
+	*d = durationOrOff(p)
 	return nil
 }
 

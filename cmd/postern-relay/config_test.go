@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/relay.conf.sample and the options table of docs/OPERATIONS.md")
@@ -186,7 +187,7 @@ func TestConfigCheck(t *testing.T) {
 			name: "bad duration",
 			file: "\n\nretention = 14d\n",
 			wantErr: "postern-relay: error: relay.conf:3: retention: invalid duration \"14d\"\n" +
-				"hint: use Go durations such as 336h (14 days), 90m or 30s\n",
+				"hint: use a duration above zero, such as 336h (14 days), 90m or 30s\n",
 		},
 		{
 			name: "bad size",
@@ -205,13 +206,13 @@ func TestConfigCheck(t *testing.T) {
 			file: "retention = 14d\n",
 			args: []string{"--retention", "336h"},
 			wantErr: "postern-relay: error: relay.conf:1: retention: invalid duration \"14d\"\n" +
-				"hint: use Go durations such as 336h (14 days), 90m or 30s\n",
+				"hint: use a duration above zero, such as 336h (14 days), 90m or 30s\n",
 		},
 		{
 			name: "bad env",
 			env:  map[string]string{"POSTERN_RELAY_BLOB_RETENTION": "2w"},
 			wantErr: "postern-relay: error: POSTERN_RELAY_BLOB_RETENTION=\"2w\": invalid duration \"2w\"\n" +
-				"hint: use Go durations such as 336h (14 days), 90m or 30s\n",
+				"hint: use a duration above zero, such as 336h (14 days), 90m or 30s\n",
 		},
 		{
 			name: "duplicate",
@@ -393,4 +394,146 @@ func TestOperationsTable(t *testing.T) {
 		t.Fatalf("%s lacks the %q … %q markers", path, begin, end)
 	}
 	golden(t, path, before+begin+optionsTable(serveFlagSet(t))+end+after)
+}
+
+// durationOptions returns serve's options that take a duration, and fails
+// if one takes a plain time.Duration, which accepts zero and negative
+// values that the relay would then replace by a default.
+func durationOptions(t *testing.T, fs *flag.FlagSet) []*flag.Flag {
+	t.Helper()
+	var out []*flag.Flag
+	for _, f := range options(fs) {
+		switch f.Value.(type) {
+		case *positiveDuration, *durationOrOff:
+			out = append(out, f)
+			continue
+		}
+		if g, ok := f.Value.(flag.Getter); ok {
+			if _, isDur := g.Get().(time.Duration); isDur {
+				t.Errorf("--%s is a plain duration: use positiveDuration", f.Name)
+			}
+		}
+	}
+	if len(out) < 3 {
+		t.Fatalf("only %d duration options found", len(out))
+	}
+	return out
+}
+
+// TestNonPositiveDurationsRefused: a zero or negative duration is refused
+// for every duration option, from a flag, the environment and the file,
+// by config check and by serve (which then opens nothing). It was taken
+// before and replaced by the default (--retention -1h served 336h).
+func TestNonPositiveDurationsRefused(t *testing.T) {
+	for _, f := range durationOptions(t, serveFlagSet(t)) {
+		for _, bad := range []string{"-1h", "0", "0s", "-5m"} {
+			for _, via := range []string{"flag", "env", "file"} {
+				for _, cmd := range [][]string{{"config", "check"}, {"serve"}} {
+					t.Run(fmt.Sprintf("%s/%s/%s/%s", f.Name, bad, via, cmd[0]), func(t *testing.T) {
+						clearEnv(t)
+						data := filepath.Join(t.TempDir(), "data")
+						args := append(append([]string{}, cmd...), "--data", data, "--metrics-listen=", "--listen", "127.0.0.1:0")
+						switch via {
+						case "flag":
+							args = append(args, "--"+f.Name+"="+bad)
+						case "env":
+							t.Setenv(envName(f.Name), bad)
+						case "file":
+							args = append(args, "--config", writeConfig(t, f.Name+" = "+bad+"\n"))
+						}
+						var stdout, stderr bytes.Buffer
+						if code := run(args, &stdout, &stderr); code != 1 {
+							t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr.String())
+						}
+						if !strings.Contains(stderr.String(), "above zero") {
+							t.Errorf("stderr does not say the duration must be above zero:\n%s", stderr.String())
+						}
+						if _, err := os.Stat(data); err == nil {
+							t.Errorf("%s created the data directory despite the refusal", cmd[0])
+						}
+					})
+				}
+			}
+		}
+	}
+	// ping-interval keeps a way to switch pings off.
+	fs := freshFlags(t, serveFlagSet(t))
+	if err := parseServe(fs, []string{"--ping-interval", "off"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := fs.Lookup("ping-interval").Value.(flag.Getter).Get().(time.Duration); got >= 0 {
+		t.Errorf("--ping-interval off = %v, want negative (no pings)", got)
+	}
+	// invite create's --ttl too.
+	var stderr bytes.Buffer
+	if code := run([]string{"invite", "create", "--data", t.TempDir(), "--ttl", "-1h"}, io.Discard, &stderr); code != 1 || !strings.Contains(stderr.String(), "above zero") {
+		t.Errorf("invite create --ttl -1h: exit %d, %q", code, stderr.String())
+	}
+}
+
+// TestQuotedValues: quotes that would be taken as part of a value (single
+// or typographic quotes in the file, any quotes in the environment) are
+// refused with a message about quoting; Go double quotes in the file are
+// quoting.
+func TestQuotedValues(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		env        map[string]string
+		want       string // in stderr; "" = accepted
+	}{
+		{name: "double quotes are quoting", file: "retention = \"72h\"\ndata = \"/tmp/x y\"\n"},
+		{name: "empty double quotes", file: "metrics-listen = \"\"\n"},
+		{name: "single quotes", file: "retention = '72h'\n", want: "relay.conf:1: retention: the value '72h' is in single quotes, which this file does not take as quoting"},
+		{name: "single-quoted path", file: "data = '/var/lib/postern-relay'\n", want: "is in single quotes"},
+		{name: "typographic quotes", file: "retention = “72h”\n", want: "is in typographic quotes"},
+		{name: "unmatched quote", file: "data = \"/var/lib/postern-relay\n", want: "is in an unmatched quote"},
+		{name: "bad escape", file: "data = \"C:\\data\"\n", want: "bad quoting"},
+		{name: "env double quotes", env: map[string]string{"POSTERN_RELAY_DATA": `"/var/lib/postern-relay"`}, want: `POSTERN_RELAY_DATA="/var/lib/postern-relay": the value is in double quotes, which would be part of it`},
+		{name: "env single quotes", env: map[string]string{"POSTERN_RELAY_RETENTION": `'72h'`}, want: "is in single quotes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			args := []string{"config", "check", "--data", t.TempDir()}
+			dir := ""
+			if tc.file != "" {
+				path := writeConfig(t, tc.file)
+				dir = filepath.Dir(path) + string(filepath.Separator)
+				args = append(args, "--config", path)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(args, &stdout, &stderr)
+			got := strings.ReplaceAll(stderr.String(), dir, "")
+			if tc.want == "" {
+				if code != 0 {
+					t.Fatalf("exit %d:\n%s", code, got)
+				}
+				return
+			}
+			if code != 1 || !strings.Contains(got, tc.want) || !strings.Contains(got, "hint: ") || !strings.Contains(got, "quote") {
+				t.Errorf("exit %d, stderr:\n%s\nwant it to contain %q and a hint about quoting", code, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestUnknownEnvWarned: a POSTERN_RELAY_* variable that no command reads
+// is warned about, with the nearest valid name; known ones are not.
+func TestUnknownEnvWarned(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("POSTERN_RELAY_RETENTON", "72h")
+	t.Setenv("POSTERN_RELAY_FAVOURITE_COLOUR", "blue")
+	t.Setenv("POSTERN_RELAY_DATA", t.TempDir())     // serve's
+	t.Setenv("POSTERN_RELAY_KEY_FINGERPRINT", "00") // audit verify's
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"config", "check"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	want := "postern-relay: warning: unknown environment variable POSTERN_RELAY_FAVOURITE_COLOUR is ignored\n" +
+		"postern-relay: warning: unknown environment variable POSTERN_RELAY_RETENTON is ignored; did you mean POSTERN_RELAY_RETENTION?\n"
+	if stderr.String() != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", stderr.String(), want)
+	}
 }

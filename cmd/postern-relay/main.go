@@ -10,12 +10,13 @@
 //	                    [--conn-burst-per-address 200] [--max-conns-per-address 1000]
 //	                    [--max-connections 10000] [--frame-rate 2000] [--frame-burst 4000]
 //	postern-relay invite create [--data DIR] [--count N] [--ttl 72h] [--account LABEL]
-//	postern-relay admin invite create|invite revoke CODE|devices|accounts|revoke ID...|suspend ID...|restore ID...|
-//	                    revoke|suspend|restore --account LABEL|assign LABEL ID...|unassign ID... [--data DIR]
+//	postern-relay admin invite create|invite revoke CODE|devices|accounts|revoke ID...|suspend ID...|reinstate ID...|
+//	                    revoke|suspend|reinstate --account LABEL|assign LABEL ID...|unassign ID... [--data DIR]
 //	postern-relay backup FILE [--data DIR]
 //	postern-relay restore FILE --data DIR
 //	postern-relay config check [--config FILE] [serve flags]
-//	postern-relay version
+//	postern-relay version | --version
+//	postern-relay help [COMMAND...] | COMMAND... --help
 //
 // Every flag can also be set with an environment variable POSTERN_RELAY_<NAME>
 // (upper case, dashes as underscores, e.g. POSTERN_RELAY_TLS_CERT); a flag
@@ -49,9 +50,6 @@ import (
 	"github.com/postern/postern/relay/store/bboltstore"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -78,31 +76,14 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return &usageError{msg: "no command", hint: "postern-relay help lists the commands; postern-relay serve runs the relay"}
 	}
 	switch args[0] {
-	case "serve":
-		return serve(args[1:], stderr, nil)
-	case "config":
-		return configCmd(args[1:], stdout, stderr) // config.go
-	case "invite":
-		if len(args) < 2 || args[1] != "create" {
-			return &usageError{msg: "unknown invite command", hint: "postern-relay invite create [--count N] [--ttl 72h] [--account LABEL]"}
-		}
-		return inviteCreate(args[2:], stdout, stderr)
-	case "admin":
-		return admin(args[1:], stdout, stderr)
-	case "backup":
-		return backupCmd(args[1:], stdout, stderr) // backup.go
-	case "restore":
-		return restoreCmd(args[1:], stdout, stderr)
-	case "audit":
-		return auditCmd(args[1:], stdout, stderr)
-	case "version":
-		fmt.Fprintf(stdout, "postern-relay %s (protocol %d, %s)\n", version, protocol.Version, protocol.Subprotocol)
-		return nil
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, commandsUsage)
-		return nil
+	case "-h", "--help", "-help":
+		return helpCmd(nil, stdout)
+	case "help":
+		return helpCmd(args[1:], stdout)
+	case "--version", "-version":
+		return versionCmd(nil, stdout, stderr)
 	}
-	return &usageError{msg: fmt.Sprintf("unknown command %q", args[0]), hint: "postern-relay help lists the commands"}
+	return dispatchCommand(args, stdout, stderr) // commands.go
 }
 
 // commandsUsage is what `postern-relay help` prints.
@@ -111,14 +92,15 @@ const commandsUsage = `usage: postern-relay COMMAND [flags]
   serve                 run the relay (serve --help lists every option)
   config check          check a configuration without starting the relay
   invite create         make enrolment invite codes (--account LABEL binds them to a person)
-  admin COMMAND         administer a running relay: devices, accounts, revoke, suspend, restore
-                        (admin --help lists them)
+  admin COMMAND         administer a running relay: devices, accounts, revoke, suspend,
+                        reinstate (admin --help lists them)
   backup FILE           write a consistent copy of the database, while the relay runs
   restore FILE          put a backup in place, with the relay stopped
   audit verify          check the audit log for edited, removed or reordered entries
   audit export          write the audit log and its signed head for a reviewer
-  version               print the version
+  version               print the version, commit and build date (also --version)
 
+Every command takes --help; postern-relay help COMMAND... prints the same.
 docs/OPERATIONS.md tells how to run a relay for real.
 `
 
@@ -170,13 +152,21 @@ func serve(args []string, stderr io.Writer, cs *configState) error {
 	var m *metrics.Metrics
 	if sc.metricsOn {
 		m = metrics.New()
+		m.ConfigLoaded(true, time.Now())
+		m.SetCertExpiry(sc.nflags.certExpiry())
+		m.WatchBlobDir(filepath.Join(sc.data, relay.BlobDir))
 	}
 	rcfg := sc.relay
 	rcfg.Logger, rcfg.Metrics = logger, m
+	backups := migrationBackups(sc.data)
 	r, err := relay.New(rcfg)
 	if err != nil {
 		return err
 	}
+	reportMigrations(backups, sc.data, r, logger) // migration.go
+
+	m.WatchReady(r.Ready) // the check /readyz answers with
+	m.WatchFilesystem(sc.data)
 	admin, err := relay.ListenAdmin(sc.data)
 	if err != nil {
 		r.Close()
@@ -269,25 +259,20 @@ type serveConfig struct {
 func loadServe(args []string, stderr io.Writer, cs *configState) (*serveConfig, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: postern-relay serve [flags]\n\n"+
-			"Every flag can also be set in the environment as POSTERN_RELAY_<FLAG>\n"+
-			"(upper case, - as _: --tls-cert is POSTERN_RELAY_TLS_CERT) and as a key in\n"+
-			"the --config file (tls-cert = FILE); a flag on the command line wins over\n"+
-			"the environment, which wins over the file. SIGHUP reloads the configuration.\n\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = fs.PrintDefaults // postern-relay serve --help adds the rest (commands.go)
 	listen := fs.String("listen", "127.0.0.1:7878", "address to listen on")
 	data := fs.String("data", "./postern-data", "data directory: the database and the admin socket")
 	cert := fs.String("tls-cert", "", "TLS certificate file (PEM); re-read on reload (SIGHUP)")
 	key := fs.String("tls-key", "", "TLS key file (PEM); re-read on reload (SIGHUP)")
 	enrollment := fs.String("enrollment", relay.EnrollOpen, "enrolment policy: open or invite")
-	retention := fs.Duration("retention", protocol.DefaultRetention, "how long unacknowledged envelopes are kept")
+	retention := positiveDuration(protocol.DefaultRetention)
+	fs.Var(&retention, "retention", "how long unacknowledged envelopes are kept")
 	maxBlob := byteSize(protocol.DefaultMaxBlobSize)
 	fs.Var(&maxBlob, "max-blob-size", "largest blob (attachment ciphertext) accepted, in bytes or with a suffix: KiB, MiB, GiB, TiB")
 	quota := byteSize(protocol.DefaultBlobQuota)
 	fs.Var(&quota, "blob-quota", "bytes of live and unfinished blobs per device (suffixes as --max-blob-size)")
-	blobRetention := fs.Duration("blob-retention", protocol.DefaultBlobRetention, "how long a blob is kept after its upload finished")
+	blobRetention := positiveDuration(protocol.DefaultBlobRetention)
+	fs.Var(&blobRetention, "blob-retention", "how long a blob is kept after its upload finished")
 	maxConns := positiveInt(relay.DefaultMaxConnections)
 	fs.Var(&maxConns, "max-connections", "concurrent WebSocket connections; more are refused with error 51 (too many connections)")
 	frameRate := positiveInt(protocol.RateFramesPerSecond)
@@ -319,14 +304,14 @@ func loadServe(args []string, stderr io.Writer, cs *configState) (*serveConfig, 
 	rcfg := relay.Config{
 		DataDir:        *data,
 		Enrollment:     *enrollment,
-		Retention:      *retention,
+		Retention:      time.Duration(retention),
 		MaxConnections: int(maxConns),
 		FrameRate:      int(frameRate),
 		FrameBurst:     int(frameBurst),
 
 		MaxBlobSize:   int64(maxBlob),
 		BlobQuota:     int64(quota),
-		BlobRetention: *blobRetention,
+		BlobRetention: time.Duration(blobRetention),
 	}
 	nflags.apply(&rcfg)
 	return &serveConfig{
@@ -372,7 +357,8 @@ func inviteCreate(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	data := fs.String("data", "./postern-data", "data directory: the database and the admin socket")
 	count := fs.Int("count", 1, "number of invite codes")
-	ttl := fs.Duration("ttl", relay.DefaultInviteTTL, "how long the codes stay valid")
+	ttl := positiveDuration(relay.DefaultInviteTTL)
+	fs.Var(&ttl, "ttl", "how long the codes stay valid")
 	accountFlag := fs.String("account", "", "bind the codes to this account label (e.g. dr.smith): the devices they enrol belong to it")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -387,7 +373,7 @@ func inviteCreate(args []string, stdout, stderr io.Writer) error {
 	resp, err := relay.Admin(ctx, *data, relay.AdminRequest{Op: "invite.create", Count: *count, TTL: ttl.String(), Account: account})
 	codes := resp.Codes
 	if errors.Is(err, relay.ErrNoAdminSocket) {
-		codes, err = offlineInvites(ctx, *data, *count, *ttl, account)
+		codes, err = offlineInvites(ctx, *data, *count, time.Duration(ttl), account)
 	}
 	if err != nil {
 		return err

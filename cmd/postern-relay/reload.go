@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/postern/postern/relay"
 )
@@ -87,6 +88,7 @@ func (rl *reloader) reload() {
 		msg, hint := explain(err)
 		rl.logger.Error("configuration reload refused; the running configuration is kept", "err", msg, "hint", hint)
 		rl.relay.AuditReloadRefused(msg)
+		rl.base.Metrics.ConfigLoaded(false, time.Now())
 		return
 	}
 
@@ -94,6 +96,8 @@ func (rl *reloader) reload() {
 	rl.level.Set(next.level)
 	rl.start.nflags.setProxies(next.nflags.trusted)
 	rl.reloadCert(next)
+	rl.base.Metrics.SetCertExpiry(rl.start.nflags.certExpiry())
+	rl.base.Metrics.ConfigLoaded(true, time.Now())
 	for _, name := range changed {
 		rl.running[name] = next.fs.Lookup(name).Value.String()
 	}

@@ -21,7 +21,7 @@ type netFlags struct {
 	acmeDomains  stringList
 	acmeCache    *string
 	trusted      prefixList
-	pingInterval *time.Duration
+	pingInterval *durationOrOff
 	connRate     *int
 	connBurst    *int
 	maxPerAddr   *int
@@ -37,7 +37,9 @@ func addNetFlags(fs *flag.FlagSet) *netFlags {
 	fs.Var(&n.acmeDomains, "acme-domain", "serve TLS with certificates from Let's Encrypt (ACME, tls-alpn-01: listen on :443) for this domain; repeat or comma-separate for several")
 	n.acmeCache = fs.String("acme-cache", "", "directory for ACME account keys and certificates (default: DATA/acme)")
 	fs.Var(&n.trusted, "trusted-proxy", "CIDR or address of a reverse proxy whose X-Forwarded-For names the client; repeat or comma-separate. With it, plain HTTP may listen on a non-loopback address and then only the trusted proxies are served")
-	n.pingInterval = fs.Duration("ping-interval", relay.DefaultPingInterval, "WebSocket keep-alive ping interval, below the proxy's idle timeout (negative: no pings)")
+	ping := durationOrOff(relay.DefaultPingInterval)
+	n.pingInterval = &ping
+	fs.Var(n.pingInterval, "ping-interval", "WebSocket keep-alive ping interval, below the proxy's idle timeout (off: no pings)")
 	n.connRate = fs.Int("conn-rate-per-address", relay.DefaultConnRatePerAddress, "new WebSocket connections per minute per client address (negative: unlimited)")
 	n.connBurst = fs.Int("conn-burst-per-address", relay.DefaultConnBurstPerAddress, "connections a client address may open at once before the rate applies")
 	n.maxPerAddr = fs.Int("max-conns-per-address", relay.DefaultMaxConnsPerAddress, "concurrent WebSocket connections per client address")
@@ -96,9 +98,18 @@ func (n *netFlags) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return n.cert.Load(), nil
 }
 
+// certExpiry is the NotAfter of the certificate from --tls-cert, or the
+// zero time without one.
+func (n *netFlags) certExpiry() time.Time {
+	if c := n.cert.Load(); c != nil && c.Leaf != nil {
+		return c.Leaf.NotAfter
+	}
+	return time.Time{}
+}
+
 // apply sets the relay's keep-alive, limit and proxy configuration.
 func (n *netFlags) apply(c *relay.Config) {
-	c.PingInterval = *n.pingInterval
+	c.PingInterval = time.Duration(*n.pingInterval) // off is -1: no pings
 	c.ConnRatePerAddress = *n.connRate
 	c.ConnBurstPerAddress = *n.connBurst
 	c.MaxConnsPerAddress = *n.maxPerAddr

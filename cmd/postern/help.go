@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/debug"
-)
 
-// version is set at release with -ldflags "-X main.version=vX.Y.Z"; else
-// the module version from the build information is used.
-var version = ""
+	"github.com/postern/postern/internal/buildinfo"
+)
 
 const usageText = `postern is the command-line client of Postern, an end-to-end encrypted
 messenger.
@@ -94,7 +91,7 @@ func printCommandHelp(w io.Writer, cmd *command) {
 var versionCmd = &command{
 	name:  "version",
 	usage: "version",
-	help:  `Print the version of postern and of the Go toolchain that built it.`,
+	help:  `Print the version of postern, the commit it was built from and that commit's date, and the Go toolchain and platform.`,
 	run:   runVersion,
 }
 
@@ -103,16 +100,6 @@ func runVersion(ctx context.Context, c *cli, cmd *command, args []string) error 
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(c.stdout, "postern %s (%s %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	_, err := fmt.Fprintf(c.stdout, "postern %s %s/%s\n", buildinfo.Read(), runtime.GOOS, runtime.GOARCH)
 	return err
-}
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
 }

@@ -136,8 +136,8 @@ func TestExitCodes(t *testing.T) {
 		{name: "-h", args: []string{"-h"}, code: 0, stdout: usageText},
 		{name: "help send", args: []string{"help", "send"}, code: 0, stdout: "usage: postern send NAME [--attach FILE]... [--keep-metadata] TEXT...|-\n"},
 		{name: "send --help", args: []string{"send", "--help"}, code: 0, stdout: "usage: postern send NAME [--attach FILE]... [--keep-metadata] TEXT...|-\n"},
-		{name: "version", args: []string{"version"}, code: 0, stdout: "postern "},
-		{name: "--version", args: []string{"--version"}, code: 0, stdout: "postern "},
+		{name: "version", args: []string{"version"}, code: 0, stdout: " (commit "},
+		{name: "--version", args: []string{"--version"}, code: 0, stdout: " (commit "},
 		{
 			name: "unknown command", args: []string{"frobnicate"}, code: 2,
 			stderr: "postern: error: unknown command \"frobnicate\"\nhint: run 'postern help' for the commands\n",

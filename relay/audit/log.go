@@ -54,6 +54,7 @@ const (
 	EventInvitesCreated  = "invite.created"   // count, ttl_seconds, via: "relay" or "offline", account (when bound to one)
 	EventRetentionPurge  = "retention.purge"  // envelopes: count deleted in one run (only when > 0)
 	EventBlobPurge       = "blob.purge"       // blobs: count deleted in one run (only when > 0)
+	EventStoreMigrated   = "store.migrated"   // from, to: schema versions; backup: the copy taken before (file name)
 
 	// EventDeviceAssigned: device, account (the label now, "" when
 	// removed), previous (the label before, omitted when none).

@@ -92,6 +92,7 @@ type Options struct {
 // Store is a store.Store on a bbolt file.
 type Store struct {
 	db       *bolt.DB
+	onCommit atomic.Pointer[func(time.Duration)] // observe.go
 	queue    chan *request
 	maxBatch int
 	fin      chan struct{}
@@ -287,6 +288,7 @@ func (s *Store) commitLoop() {
 // decoder (a damaged file) must fail its own write, not stop the relay.
 // bbolt rolls the transaction back before the panic reaches here.
 func (s *Store) safeUpdate(fn func(tx *bolt.Tx) error) (err error) {
+	defer s.observeCommit(time.Now())
 	defer func() {
 		if r := recover(); r != nil {
 			err = corrupt("write aborted: %v", r)
