@@ -152,7 +152,6 @@ func TestReconnectStormBehindNAT(t *testing.T) {
 
 var errRelayDown = errors.New("relay down")
 
-
 // errRelayDown: no relay listening, or the old one shutting down.
 // stormConnect connects and authenticates once. It reports success, or
 // the refusal's Retry-After.
