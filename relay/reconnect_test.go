@@ -150,9 +150,9 @@ func TestReconnectStormBehindNAT(t *testing.T) {
 	}
 }
 
+// errRelayDown: no relay listening, or the old one shutting down.
 var errRelayDown = errors.New("relay down")
 
-// errRelayDown: no relay listening, or the old one shutting down.
 // stormConnect connects and authenticates once. It reports success, or
 // the refusal's Retry-After.
 func stormConnect(ctx context.Context, url, xff string, d *identity.Device) (bool, time.Duration, error) {
