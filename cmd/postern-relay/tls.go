@@ -38,8 +38,8 @@ func addNetFlags(fs *flag.FlagSet) *netFlags {
 	n.acmeCache = fs.String("acme-cache", "", "directory for ACME account keys and certificates (default: DATA/acme)")
 	fs.Var(&n.trusted, "trusted-proxy", "CIDR or address of a reverse proxy whose X-Forwarded-For names the client; repeat or comma-separate. With it, plain HTTP may listen on a non-loopback address and then only the trusted proxies are served")
 	n.pingInterval = fs.Duration("ping-interval", relay.DefaultPingInterval, "WebSocket keep-alive ping interval, below the proxy's idle timeout (negative: no pings)")
-	n.connRate = fs.Int("conn-rate-per-address", relay.DefaultConnRatePerAddress, "new WebSocket connections per minute per client address (negative: unlimited)")
-	n.connBurst = fs.Int("conn-burst-per-address", relay.DefaultConnBurstPerAddress, "connections a client address may open at once before the rate applies")
+	n.connRate = fs.Int("conn-rate-per-address", relay.DefaultConnRatePerAddress, "connections per minute a client address may open that do not authenticate; past it (and --conn-burst-per-address) its new connections are on probation, not refused (negative: unlimited)")
+	n.connBurst = fs.Int("conn-burst-per-address", relay.DefaultConnBurstPerAddress, "unauthenticated connections a client address may open at once before --conn-rate-per-address applies")
 	n.maxPerAddr = fs.Int("max-conns-per-address", relay.DefaultMaxConnsPerAddress, "concurrent WebSocket connections per client address")
 	return n
 }
