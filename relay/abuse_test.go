@@ -212,8 +212,8 @@ func TestBlobTrickleCut(t *testing.T) {
 // connection ends with 1001, in every round.
 func TestShutdownAnswersPipelinedAcks(t *testing.T) {
 	rounds := 30
-	if testing.Short() {
-		rounds = 5
+	if testing.Short() || raceEnabled {
+		rounds = 10
 	}
 	for round := range rounds {
 		shutdownRound(t, round)

@@ -33,8 +33,8 @@ import (
 // POSTERN_STORM_CLIENTS changes the number of devices.
 func TestReconnectStormBehindNAT(t *testing.T) {
 	n := 2000
-	if testing.Short() {
-		n = 200
+	if testing.Short() || raceEnabled {
+		n = 300 // the figure is for a run without -race
 	}
 	if v, err := strconv.Atoi(os.Getenv("POSTERN_STORM_CLIENTS")); err == nil && v > 0 {
 		n = v
