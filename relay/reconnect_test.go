@@ -88,7 +88,7 @@ func TestReconnectStormBehindNAT(t *testing.T) {
 	// Each device reconnects from the moment its connection ends.
 	var refused, down atomic.Int64
 	var restarted atomic.Bool // the new relay is listening
-	var last atomic.Int64 // unix nanoseconds of the last reconnection
+	var last atomic.Int64     // unix nanoseconds of the last reconnection
 	done := make(chan struct{}, n)
 	for i, c := range conns {
 		go func() {
