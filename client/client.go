@@ -642,13 +642,12 @@ func (c *Client) run(cn *conn) {
 		c.log.Info("relay connection lost; reconnecting")
 		var err error
 		for attempt := 0; ; attempt++ {
-			if attempt > 0 {
-				d := min(100*time.Millisecond<<min(attempt-1, 6), 5*time.Second)
-				select {
-				case <-time.After(d):
-				case <-c.ctx.Done():
-					return
-				}
+			// Full jitter from the first attempt, and Retry-After honoured
+			// (conn.go): a relay restart drops every device at once.
+			select {
+			case <-time.After(reconnectDelay(attempt, err)):
+			case <-c.ctx.Done():
+				return
 			}
 			cn, err = c.reconnect()
 			if err == nil {

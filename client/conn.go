@@ -2,13 +2,17 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -57,8 +61,12 @@ func dialRelay(ctx context.Context, relay string, push *pushQueue, tc *tls.Confi
 	if err != nil {
 		if resp != nil && resp.Header.Get(protocol.HTTPHeaderError) != "" {
 			// Refused before the upgrade (per-address limits: 429 with
-			// CodeRateLimited or CodeTooManyConnections).
-			return nil, fmt.Errorf("client: connect to relay: %w", responseError(resp))
+			// CodeTooManyConnections, and Retry-After).
+			err = &refusedError{err: responseError(resp), retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+		} else if resp != nil && resp.StatusCode >= 500 {
+			// A proxy in front of a relay that is not up yet (502, 503):
+			// it may say when to come back.
+			err = &refusedError{err: err, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 		}
 		return nil, fmt.Errorf("client: connect to relay: %w", err)
 	}
@@ -304,4 +312,71 @@ func (q *pushQueue) get(done <-chan struct{}) (protocol.Frame, bool) {
 			return nil, false
 		}
 	}
+}
+
+// Reconnect backoff: after a failed attempt the Client waits a random
+// time between zero and a window that doubles from reconnectBase up to
+// reconnectCap ("full jitter"), so that the devices of a whole site that
+// lost the relay at the same moment (a restart) spread their attempts
+// instead of returning together. A refusal's Retry-After is a floor: the
+// Client waits at least that long, plus a random part of it.
+const (
+	reconnectBase = 200 * time.Millisecond
+	reconnectCap  = 10 * time.Second
+	// maxRetryAfter bounds a Retry-After the Client honours.
+	maxRetryAfter = 5 * time.Minute
+)
+
+// reconnectDelay is the wait before reconnect attempt n (0 is the first
+// after the connection was lost), given the previous attempt's error.
+func reconnectDelay(n int, prev error) time.Duration {
+	window := min(reconnectBase<<min(n, 16), reconnectCap)
+	d := jitter(window)
+	var re *refusedError
+	if errors.As(prev, &re) && re.retryAfter > 0 {
+		d = re.retryAfter + jitter(re.retryAfter)
+	}
+	return d
+}
+
+// jitter returns a uniformly random duration in [0, d).
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	return time.Duration(binary.BigEndian.Uint64(b[:]) % uint64(d))
+}
+
+// refusedError is a connection the relay (or its proxy) refused before
+// the WebSocket upgrade, with the Retry-After it gave (zero: none).
+type refusedError struct {
+	err        error
+	retryAfter time.Duration
+}
+
+func (e *refusedError) Error() string {
+	if e.retryAfter > 0 {
+		return fmt.Sprintf("%v (retry after %s)", e.err, e.retryAfter)
+	}
+	return e.err.Error()
+}
+
+func (e *refusedError) Unwrap() error { return e.err }
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP
+// date. It returns zero when the header is missing or unreadable, and at
+// most maxRetryAfter.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
 }

@@ -119,8 +119,13 @@ func syncNow(t *testing.T, c *Client) {
 	}
 }
 
+// drainingRelay lets one capability fetch bundles without the relay's
+// per-capability limit (SPEC.md section 10, Prekeys) getting in the way:
+// these tests drain a device's one-time prekeys on purpose.
+var drainingRelay = &relaytest.Options{BundleFetchBurst: 1 << 20}
+
 func TestPrekeyInitial(t *testing.T) {
-	srv := relaytest.New(t, nil)
+	srv := relaytest.New(t, drainingRelay)
 	c, _ := newTestClient(t, srv, "alice")
 	s, err := c.prekeySecret(0)
 	if err != nil || s.Public().OneTime {
@@ -155,7 +160,7 @@ func TestPrekeyInitial(t *testing.T) {
 }
 
 func TestPrekeyTopUp(t *testing.T) {
-	srv := relaytest.New(t, nil)
+	srv := relaytest.New(t, drainingRelay)
 	c, _ := newTestClient(t, srv, "alice")
 	syncNow(t, c)
 	f := newFetcher(t, c)
@@ -221,7 +226,7 @@ func TestPrekeyTopUp(t *testing.T) {
 }
 
 func TestSignedPrekeyRotation(t *testing.T) {
-	srv := relaytest.New(t, nil)
+	srv := relaytest.New(t, drainingRelay)
 	clk := &testClock{t: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
 	home := filepath.Join(t.TempDir(), "alice")
 	opts := testOpts()

@@ -134,7 +134,7 @@ func TestTLSRelay(t *testing.T) {
 // TestDialRefusedBeforeUpgrade: a 429 with Postern-Error (per-address
 // limits) reaches the caller as the numbered protocol error.
 func TestDialRefusedBeforeUpgrade(t *testing.T) {
-	r, err := relay.New(relay.Config{DataDir: t.TempDir(), ConnRatePerAddress: 6, ConnBurstPerAddress: 1})
+	r, err := relay.New(relay.Config{DataDir: t.TempDir(), MaxConnsPerAddress: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestDialRefusedBeforeUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.close()
-	if _, err := dialRelay(ctx, url, nil, nil); !protocol.IsCode(err, protocol.CodeRateLimited) {
-		t.Fatalf("second dial: %v; want CodeRateLimited", err)
+	if _, err := dialRelay(ctx, url, nil, nil); !protocol.IsCode(err, protocol.CodeTooManyConnections) {
+		t.Fatalf("second dial: %v; want CodeTooManyConnections", err)
 	}
 }

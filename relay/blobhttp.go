@@ -157,14 +157,26 @@ func (b *blobs) endUpload(key store.BlobKey, u *upload) {
 	b.uploads.Done()
 }
 
-// extend pushes the read deadline on, unless the relay stopped the upload.
-func (u *upload) extend(now time.Time) bool {
+// DefaultMinUploadRate is Config.MinUploadRate's default, in bytes per
+// second averaged over blobRateWindow: 60 KiB a minute, about one chunk,
+// which a phone on a poor mobile link still sends, while an upload that
+// trickles a few bytes to hold a connection (and a file, and a quota
+// reservation) open is cut.
+const DefaultMinUploadRate = 1024
+
+// blobRateWindow is the window over which an upload's rate is measured.
+// A variable so that tests need not wait a minute.
+var blobRateWindow = durationVar(time.Minute)
+
+// extend moves the read deadline to t, unless the relay stopped the
+// upload.
+func (u *upload) extend(t time.Time) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.stopped {
 		return false
 	}
-	u.rc.SetReadDeadline(now.Add(blobIdleTimeout))
+	u.rc.SetReadDeadline(t)
 	return true
 }
 
@@ -214,7 +226,7 @@ func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request, id protocol.Bl
 	buf := *bufp
 	committed := off
 	var n uint64 // bytes of this request written
-	var overrun, stopped, superseded bool
+	var overrun, stopped, superseded, tooSlow bool
 	var werr error
 	// commit makes the whole chunks written so far durable and records
 	// them in the index, in that order.
@@ -233,16 +245,33 @@ func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request, id protocol.Bl
 		}
 		return nil
 	}
-	last := time.Time{}
+	// Progress. With a minimum rate, each window of blobRateWindow must
+	// bring quota bytes: the read deadline is the window's end, and a
+	// window whose quota is met starts the next at once, so only an
+	// upload slower than the minimum meets the deadline. Without one, the
+	// deadline is blobIdleTimeout past the last read (moved at most once a
+	// second).
+	minRate := r.cfg.MinUploadRate
+	window := blobRateWindow.get()
+	quota := int64(float64(minRate) * window.Seconds())
+	var last time.Time
+	var winBytes int64
 	for {
-		if now := time.Now(); now.Sub(last) > time.Second {
-			if !u.extend(now) {
+		if now := time.Now(); minRate > 0 && (last.IsZero() || winBytes >= quota) {
+			if !u.extend(now.Add(window)) {
+				stopped = true
+				break
+			}
+			last, winBytes = now, 0
+		} else if minRate <= 0 && now.Sub(last) > time.Second {
+			if !u.extend(now.Add(blobIdleTimeout)) {
 				stopped = true
 				break
 			}
 			last = now
 		}
 		m, rerr := req.Body.Read(buf)
+		winBytes += int64(m)
 		if m > 0 {
 			if uint64(m) > remaining-n {
 				overrun = true
@@ -265,6 +294,7 @@ func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request, id protocol.Bl
 				u.mu.Lock()
 				stopped = stopped || u.stopped
 				u.mu.Unlock()
+				tooSlow = !stopped && minRate > 0 && errors.Is(rerr, os.ErrDeadlineExceeded)
 			}
 			break // io.EOF, or the request ended early: keep its whole chunks
 		}
@@ -299,6 +329,12 @@ func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request, id protocol.Bl
 		blobError(w, http.StatusConflict, protocol.CodeBlobOffset, "a newer upload of this blob took over")
 	case stopped:
 		blobError(w, http.StatusServiceUnavailable, protocol.CodeShuttingDown, "upload interrupted; resume from Postern-Offset")
+	case tooSlow:
+		r.blobSlow.log(r.log, r.cfg.Now(), "blob uploads cut below the minimum rate", "min_bytes_per_s", minRate)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusRequestTimeout)
+		fmt.Fprintf(w, "upload slower than %d bytes/s over %s; resume from Postern-Offset\n", minRate, window)
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}

@@ -122,6 +122,42 @@ type Config struct {
 	// FrameRate applies. Zero means protocol.RateBurst; negative is an
 	// error.
 	FrameBurst int
+
+	// BundleFetchesPerHour is how many FetchBundle requests one send
+	// capability may make per hour, in bursts of BundleFetchBurst; past
+	// it they are refused with CodeRateLimited (each fetch hands out a
+	// one-time prekey). Zero means DefaultBundleFetchesPerHour.
+	BundleFetchesPerHour int
+	// BundleFetchBurst: zero means DefaultBundleFetchBurst.
+	BundleFetchBurst int
+	// AuthFailuresPerAddress is how many failed authentications per
+	// minute one client address may make, in bursts of AuthFailureBurst,
+	// before its connections are put on probation (SPEC.md 10,
+	// Authentication). Zero means DefaultAuthFailuresPerAddress.
+	AuthFailuresPerAddress int
+	// AuthFailureBurst: zero means DefaultAuthFailureBurst.
+	AuthFailureBurst int
+
+	// MaxQueuedBytesPerConn, MaxQueuedBytesPerDevice and MaxQueuedBytes
+	// bound the frames queued for writing (and being written): on one
+	// connection, on all the connections of one device, and in the whole
+	// relay. Deliveries wait for room; an answer that finds none waits
+	// SlowConsumerTimeout, then the connection is closed as a slow
+	// consumer. Zero means DefaultMaxQueuedBytesPerConn,
+	// DefaultMaxQueuedBytesPerDevice and DefaultMaxQueuedBytes.
+	MaxQueuedBytesPerConn   int64
+	MaxQueuedBytesPerDevice int64
+	MaxQueuedBytes          int64
+	// MaxSubscriptionsPerMailbox bounds the connections subscribed to one
+	// mailbox at once; more are refused with CodeTooManyConnections. Zero
+	// means DefaultMaxSubscriptionsPerMailbox.
+	MaxSubscriptionsPerMailbox int
+
+	// MinUploadRate is the slowest a blob upload may send, in bytes per
+	// second averaged over blobRateWindow; a slower one is cut (its whole
+	// chunks are kept; the client resumes). Zero means
+	// DefaultMinUploadRate; negative disables the check.
+	MinUploadRate int64
 }
 
 func (c *Config) withDefaults() (Config, error) {

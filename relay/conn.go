@@ -52,6 +52,11 @@ type conn struct {
 
 	busy sync.Mutex // held while a request is handled
 
+	budget connBudget // bytes queued; guarded by r.budget.mu (budget.go)
+
+	adm          admission // what the per-address limits decided (limits.go)
+	authFailures int       // failed Enroll/Auth on this connection; owned by serve
+
 	// Sends are answered when durable, not in order: up to
 	// protocol.MaxPipelinedSends per connection wait for the committer at
 	// once while the connection reads on, so one client connection can
@@ -65,6 +70,10 @@ type conn struct {
 type outFrame struct {
 	b     []byte
 	flush chan struct{} // when set: a marker, closed once everything before it is written
+
+	shared *sharedFrame // a Deliver frame shared with other connections
+	dev    *devBudget   // the device budget charged, if any
+	n      int64        // bytes charged to the budget
 }
 
 func newConn(r *Relay, ws *websocket.Conn, cork *corkConn, host string, n uint64) *conn {
@@ -105,13 +114,28 @@ func (c *conn) serve() {
 		c.ended = true
 		c.life.Unlock()
 		c.wg.Wait()
+		// No writer or delivery loop runs now: what is still queued
+		// will never be written.
+		c.out.mu.Lock()
+		c.out.dropped = true
+		left := c.out.frames
+		c.out.frames = nil
+		c.out.mu.Unlock()
+		for _, f := range left {
+			c.release(f)
+		}
+		c.r.budget.detach(c)
 	}()
 
 	c.send(0, &protocol.Challenge{Nonce: c.nonce, Time: uint64(c.r.cfg.Now().Unix())})
 
 	// An unauthenticated connection that stays silent for AuthTimeout is
 	// closed; any frame restarts the clock.
-	authTimer := time.AfterFunc(c.r.cfg.AuthTimeout, func() {
+	authTimeout := c.r.cfg.AuthTimeout
+	if c.adm.probation {
+		authTimeout = min(authTimeout, probationAuthTimeout)
+	}
+	authTimer := time.AfterFunc(authTimeout, func() {
 		c.closeWith(websocket.StatusPolicyViolation, "authentication timeout", true)
 	})
 	defer authTimer.Stop()
@@ -134,13 +158,21 @@ func (c *conn) serve() {
 		}
 		c.busy.Lock()
 		if c.closing.Load() {
+			// The relay is shutting down and this frame is not handled.
+			// shutdown flushes every answer already decided and closes
+			// with 1001, reading (and discarding) what the peer still
+			// sends until its close frame: a socket closed with unread
+			// data is reset, and a reset makes the peer's kernel drop the
+			// answers and the close frame it has not read yet.
 			c.busy.Unlock()
+			readBufs.Put(buf)
+			<-c.ctx.Done()
 			return
 		}
 		if c.authed {
 			authTimer.Stop()
 		} else {
-			authTimer.Reset(c.r.cfg.AuthTimeout)
+			authTimer.Reset(authTimeout)
 		}
 		var keep bool
 		if typ != websocket.MessageBinary {
@@ -262,7 +294,20 @@ type outQueue struct {
 	mu      sync.Mutex
 	frames  []outFrame
 	writing bool          // a writer goroutine is running
+	dropped bool          // the connection has ended: nothing more is queued
 	space   chan struct{} // the writer took the queue
+}
+
+// release gives back what a frame held: its bytes in the budget and its
+// reference to a shared frame. Every frame queued is released once,
+// written or not.
+func (c *conn) release(f outFrame) {
+	if f.n > 0 {
+		c.r.budget.release(c, f.dev, f.n)
+	}
+	if f.shared != nil {
+		c.r.frames.put(f.shared)
+	}
 }
 
 // writeLoop writes queued frames until the queue is empty, then exits.
@@ -290,6 +335,7 @@ func (c *conn) writeLoop() {
 		for i, f := range batch {
 			batch[i] = outFrame{}
 			if err != nil {
+				c.release(f)
 				continue
 			}
 			if f.flush != nil {
@@ -301,6 +347,7 @@ func (c *conn) writeLoop() {
 				continue
 			}
 			err = c.ws.Write(ctx, websocket.MessageBinary, f.b)
+			c.release(f)
 		}
 		cancel()
 		if rerr := c.cork.release(c.r.cfg.SlowConsumerTimeout); err == nil {
@@ -330,13 +377,20 @@ func (c *conn) writeLoop() {
 // If the queue stays at Config.WriteQueue frames for SlowConsumerTimeout
 // the peer is not reading: the connection is closed as a slow consumer
 // (this never blocks any other connection).
+// A frame that is not queued is released.
 func (c *conn) enqueue(f outFrame) bool {
 	var t *time.Timer
 	for {
 		if c.ctx.Err() != nil {
+			c.release(f)
 			return false
 		}
 		c.out.mu.Lock()
+		if c.out.dropped {
+			c.out.mu.Unlock()
+			c.release(f)
+			return false
+		}
 		if len(c.out.frames) < c.r.cfg.WriteQueue {
 			c.out.frames = append(c.out.frames, f)
 			ok := true
@@ -358,9 +412,11 @@ func (c *conn) enqueue(f outFrame) bool {
 		case <-c.out.space:
 		case <-c.ctx.Done():
 			t.Stop()
+			c.release(f)
 			return false
 		case <-t.C:
 			go c.closeWith(websocket.StatusPolicyViolation, "slow consumer: write queue full", false)
+			c.release(f)
 			return false
 		}
 	}
@@ -373,7 +429,8 @@ func (c *conn) send(id uint32, f protocol.Frame) bool {
 		c.log.Error("marshal failed", "type", fmt.Sprintf("0x%02x", uint8(f.Type())), "err", err)
 		b, _ = protocol.Marshal(id, &protocol.ErrorFrame{Code: protocol.CodeInternal, Msg: "relay could not encode its answer"})
 	}
-	return c.enqueue(outFrame{b: b})
+	n := int64(len(b))
+	return c.enqueue(outFrame{b: b, n: n, dev: c.r.budget.charge(c, n)})
 }
 
 func (c *conn) refuse(id uint32, code protocol.Code, msg string) {

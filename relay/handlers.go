@@ -3,6 +3,7 @@ package relay
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -14,8 +15,7 @@ import (
 // handle answers one frame. It returns false when the connection must end.
 func (c *conn) handle(b []byte) bool {
 	if !c.allow() {
-		c.r.cfg.Metrics.RateLimited()
-		c.refuse(requestID(b), protocol.CodeRateLimited, fmt.Sprintf("over the frame limit: %d frames per second, in bursts of at most %d", int(c.frames.Limit()), c.frames.Burst()))
+		c.rateLimited(requestID(b), "frames", time.Second, fmt.Sprintf("over the frame limit: %d frames per second, in bursts of at most %d", int(c.frames.Limit()), c.frames.Burst()))
 		return true
 	}
 	id, f, err := protocol.Parse(b)
@@ -32,20 +32,13 @@ func (c *conn) handle(b []byte) bool {
 		c.closeWith(websocket.StatusPolicyViolation, "malformed frame", true)
 		return false
 	}
-	ctx := c.ctx
-
 	switch f := f.(type) {
 	case *protocol.Enroll:
 		c.enroll(id, f)
 	case *protocol.Auth:
 		c.auth(id, f)
 	case *protocol.FetchBundle:
-		bundle, prekey, err := c.r.st.FetchBundle(ctx, f.Mailbox, f.Capability.Hash())
-		if err != nil {
-			c.storeRefusal(id, err)
-			return true
-		}
-		c.send(id, &protocol.Bundle{Bundle: bundle, Prekey: prekey})
+		c.fetchBundle(id, f)
 	case *protocol.Send:
 		c.sendEnvelope(id, f)
 	case *protocol.CreateMailbox, *protocol.AddCapability, *protocol.RevokeCapability,
@@ -61,6 +54,46 @@ func (c *conn) handle(b []byte) bool {
 		c.refuse(id, protocol.CodeUnknownFrame, fmt.Sprintf("frame type 0x%02x is not a request", uint8(f.Type())))
 	}
 	return true
+}
+
+// fetchBundle answers FetchBundle, at most Config.BundleFetchBurst at once
+// and Config.BundleFetchesPerHour per capability: each fetch hands out a
+// one-time prekey, and a real sender fetches a bundle only when it starts
+// a session. A fetch the store refuses (an unknown or revoked capability)
+// gives its token back, so that guessing costs no capability its
+// allowance and the table holds only capabilities that exist.
+func (c *conn) fetchBundle(id uint32, f *protocol.FetchBundle) {
+	h := f.Capability.Hash()
+	now := c.r.cfg.Now()
+	ok, wait := c.r.fetches.take(h, now)
+	if !ok {
+		c.rateLimited(id, "bundle fetches", wait, fmt.Sprintf("too many bundle fetches with this capability; retry after %d s", retryAfterSeconds(wait)))
+		return
+	}
+	bundle, prekey, err := c.r.st.FetchBundle(c.ctx, f.Mailbox, h)
+	if err != nil {
+		c.r.fetches.give(h, now) // nothing was handed out
+		c.storeRefusal(id, err)
+		return
+	}
+	c.send(id, &protocol.Bundle{Bundle: bundle, Prekey: prekey})
+}
+
+// rateLimited answers a request refused by a rate limit: counted, logged
+// sampled (one line per interval for the whole relay, not one per
+// refusal), and the message says when to retry.
+func (c *conn) rateLimited(id uint32, what string, wait time.Duration, msg string) {
+	c.r.cfg.Metrics.RateLimited()
+	c.r.refusals.log(c.r.log, c.r.cfg.Now(), "requests refused by a rate limit", "limit", what, "retry_after_s", retryAfterSeconds(wait))
+	if msg != "" {
+		c.refuse(id, protocol.CodeRateLimited, msg)
+	}
+}
+
+// retryAfterSeconds rounds a wait up to whole seconds, at least one.
+func retryAfterSeconds(d time.Duration) int {
+	s := int((d + time.Second - 1) / time.Second)
+	return max(s, 1)
 }
 
 func (c *conn) storeRefusal(id uint32, err error) {
@@ -107,17 +140,17 @@ func (c *conn) enroll(id uint32, f *protocol.Enroll) {
 	}
 	pub, err := parseKey(f.DeviceKey)
 	if err != nil {
-		c.refuse(id, protocol.CodeAuthFailed, "device key does not parse")
+		c.authFailed(id, protocol.CodeAuthFailed, "device key does not parse")
 		return
 	}
 	if err := c.verify(pub, f.Signature); err != nil {
-		c.refuse(id, protocol.CodeAuthFailed, "signature over the challenge does not verify")
+		c.authFailed(id, protocol.CodeAuthFailed, "signature over the challenge does not verify")
 		return
 	}
 	var invite *store.InviteHash
 	if c.r.set().enrollment == EnrollInvite {
 		if f.Invite == "" {
-			c.refuse(id, protocol.CodeEnrollmentRefused, "this relay requires an invite code")
+			c.authFailed(id, protocol.CodeEnrollmentRefused, "this relay requires an invite code")
 			return
 		}
 		h := InviteHash(f.Invite)
@@ -129,7 +162,7 @@ func (c *conn) enroll(id uint32, f *protocol.Enroll) {
 	stored, err := c.r.st.EnrollDevice(c.ctx, dev, invite, now)
 	if err != nil {
 		if errors.Is(err, store.ErrEnrollmentRefused) {
-			c.refuse(id, protocol.CodeEnrollmentRefused, "invite code unknown, used or expired")
+			c.authFailed(id, protocol.CodeEnrollmentRefused, "invite code unknown, used or expired")
 			return
 		}
 		if errors.Is(err, store.ErrDeviceSuspended) {
@@ -143,6 +176,7 @@ func (c *conn) enroll(id uint32, f *protocol.Enroll) {
 		c.refuse(id, protocol.CodeDeviceRevoked, reason)
 		return
 	}
+	c.authOK(dev.ID)
 	c.log.Info("device enrolled", "device", dev.ID.Short())
 	if known != nil {
 		c.r.auditDevice(auditDeviceEnrolled, dev.ID)
@@ -156,6 +190,10 @@ func (c *conn) auth(id uint32, f *protocol.Auth) {
 		return
 	}
 	dev, err := c.r.st.Device(c.ctx, f.Device)
+	if errors.Is(err, store.ErrUnknownDevice) {
+		c.authFailed(id, protocol.CodeUnknownDevice, "")
+		return
+	}
 	if err != nil {
 		c.storeRefusal(id, err)
 		return
@@ -175,15 +213,60 @@ func (c *conn) auth(id uint32, f *protocol.Auth) {
 		return
 	}
 	if err := c.verify(pub, f.Signature); err != nil {
-		c.refuse(id, protocol.CodeAuthFailed, "signature over the challenge does not verify")
+		c.authFailed(id, protocol.CodeAuthFailed, "signature over the challenge does not verify")
 		return
 	}
 	if reason, ok := c.admit(dev); !ok {
 		c.refuse(id, protocol.CodeDeviceRevoked, reason)
 		return
 	}
+	c.authOK(dev.ID)
 	c.log.Info("device authenticated", "device", dev.ID.Short())
 	c.send(id, &protocol.Authenticated{Device: dev.ID})
+}
+
+// authOK records a successful authentication: the connection's upgrade
+// gives its per-address token back, and its queued bytes count against
+// the device from now on.
+func (c *conn) authOK(dev protocol.DeviceID) {
+	c.r.authenticated(c.adm)
+	c.adm.probation = false
+	c.r.budget.attach(c, dev)
+}
+
+// authFailed answers a failed Enroll or Auth and counts it: a connection
+// is closed after MaxAuthFailuresPerConn failures; an address that has
+// used up Config.AuthFailuresPerAddress (or whose connection is on
+// probation) has each failure answered after authFailurePenalty, then the
+// connection closed. Success is never delayed, so clients behind the same
+// address as a failing one are slowed by nothing but its share of the
+// relay's CPU.
+func (c *conn) authFailed(id uint32, code protocol.Code, msg string) {
+	c.authFailures++
+	now := c.r.cfg.Now()
+	slow := c.adm.probation
+	if c.adm.key.IsValid() {
+		if ok, _ := c.r.authFails.take(c.adm.key, now); !ok {
+			slow = true
+		}
+	}
+	if slow {
+		penalty := authFailurePenalty.get()
+		c.rateLimited(0, "authentication failures", penalty, "")
+		t := time.NewTimer(penalty)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+		}
+		c.refuse(id, code, msg)
+		c.closeWith(websocket.StatusPolicyViolation, "too many authentication failures from this address", true)
+		return
+	}
+	c.refuse(id, code, msg)
+	if c.authFailures >= MaxAuthFailuresPerConn {
+		c.closeWith(websocket.StatusPolicyViolation, "too many authentication failures", true)
+	}
 }
 
 func (c *conn) sendEnvelope(id uint32, f *protocol.Send) {
@@ -268,9 +351,7 @@ func (c *conn) ownerRequest(id uint32, f protocol.Frame) {
 	case *protocol.Subscribe:
 		if err = c.checkOwner(f.Mailbox); err == nil {
 			if c.subs[f.Mailbox] == nil {
-				// OK is queued before the first delivery.
-				c.send(id, &protocol.OK{})
-				c.subscribe(f.Mailbox)
+				c.subscribe(id, f.Mailbox)
 				return
 			}
 		}

@@ -10,23 +10,36 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/postern/postern/protocol"
 )
 
 // Per-address limit defaults. They are generous on purpose: a hospital
 // site behind one NAT address reconnects all its devices at once after a
-// relay restart.
+// relay restart, and nothing a client at an address does before it
+// authenticates tells a clinician from an attacker behind the same
+// address. So the limits are keyed on failures, not on connections: a
+// connection that authenticates gives back what its upgrade took, and an
+// address that has used up its allowance gets its connections on
+// probation (one attempt, failures answered slowly) rather than refused.
 const (
-	DefaultConnRatePerAddress  = 200  // new WebSocket connections per minute per address
-	DefaultConnBurstPerAddress = 200  // connections an address may open at once
-	DefaultMaxConnsPerAddress  = 1000 // concurrent WebSocket connections per address
+	DefaultConnRatePerAddress  = 200  // unauthenticated connections per minute per address before probation
+	DefaultConnBurstPerAddress = 200  // unauthenticated connections an address may open at once before probation
+	DefaultMaxConnsPerAddress  = 5000 // concurrent WebSocket connections per address
 	// DefaultMaxAddresses bounds the per-address table; past it, after
 	// forgetting every address that is back at its full allowance, new
 	// addresses are refused with CodeTooManyConnections.
 	DefaultMaxAddresses = 100000
 )
+
+// probationAuthTimeout replaces Config.AuthTimeout for a connection on
+// probation.
+const probationAuthTimeout = 5 * time.Second
+
+// retryAfterTooMany is the Retry-After of a refusal for too many
+// connections (per address or relay-wide): long enough that a site's
+// devices, each waiting a random part of it (client backoff with full
+// jitter), spread their retries.
+const retryAfterTooMany = 10
 
 // addrLimits tracks per-address connection rates and counts.
 type addrLimits struct {
@@ -36,8 +49,15 @@ type addrLimits struct {
 }
 
 type addrState struct {
-	lim   *rate.Limiter
-	conns int
+	unauth *bucket // nil: no rate (ConnRatePerAddress negative)
+	conns  int
+}
+
+// admission is what admitAddr decided for a new connection.
+type admission struct {
+	key       netip.Addr // the address limited; invalid when not limited (loopback)
+	tookToken bool       // the upgrade took a token, given back on authentication
+	probation bool       // the address has used up its allowance
 }
 
 // addrKey is the address a limit applies to: an IPv4 address, or the /64
@@ -99,11 +119,12 @@ func isTrusted(trusted []netip.Prefix, a netip.Addr) bool {
 }
 
 // admitAddr applies the per-address limits to a new WebSocket connection
-// before the upgrade. It refuses with HTTP 429 and Postern-Error
-// CodeRateLimited (too many new connections per minute) or
-// CodeTooManyConnections (too many open at once); otherwise it returns a
-// release function to call when the connection ends.
-func (r *Relay) admitAddr(w http.ResponseWriter, req *http.Request) (release func(), ok bool) {
+// before the upgrade. It refuses with HTTP 429, Retry-After and
+// Postern-Error CodeTooManyConnections when the address has
+// MaxConnsPerAddress open; otherwise it returns a release function to call
+// when the connection ends. Over the rate of unauthenticated connections
+// the connection is admitted on probation, not refused.
+func (r *Relay) admitAddr(w http.ResponseWriter, req *http.Request) (release func(), adm admission, ok bool) {
 	s := r.set()
 	a, ok := r.clientAddr(req, s.trusted)
 	if !ok || a.IsLoopback() {
@@ -111,7 +132,7 @@ func (r *Relay) admitAddr(w http.ResponseWriter, req *http.Request) (release fun
 		// sends over a fresh connection each time): no per-address
 		// limit. Behind a local proxy, name it in TrustedProxies so its
 		// clients are limited by their own addresses.
-		return func() {}, true
+		return func() {}, adm, true
 	}
 	key := addrKey(a)
 	l := &r.limits
@@ -123,25 +144,25 @@ func (r *Relay) admitAddr(w http.ResponseWriter, req *http.Request) (release fun
 	st := l.addrs[key]
 	if st == nil {
 		if len(l.addrs) >= r.cfg.MaxAddresses || now.Sub(l.lastSweep) > time.Minute {
-			l.sweep(now)
+			l.sweep(now, s)
 		}
 		if len(l.addrs) >= r.cfg.MaxAddresses {
 			l.mu.Unlock()
-			r.refuseHTTP(w, protocol.CodeTooManyConnections, "too many client addresses")
-			return nil, false
+			r.refuseHTTP(w, protocol.CodeTooManyConnections, "too many client addresses", retryAfterTooMany)
+			return nil, adm, false
 		}
-		st = &addrState{lim: newAddrLimiter(now, s)}
+		st = &addrState{unauth: newAddrBucket(now, s)}
 		l.addrs[key] = st
 	}
 	if st.conns >= s.maxPerAddr {
 		l.mu.Unlock()
-		r.refuseHTTP(w, protocol.CodeTooManyConnections, "too many connections from this address")
-		return nil, false
+		r.refuseHTTP(w, protocol.CodeTooManyConnections, "too many connections from this address", retryAfterTooMany)
+		return nil, adm, false
 	}
-	if st.lim != nil && !st.lim.AllowN(now, 1) {
-		l.mu.Unlock()
-		r.refuseHTTP(w, protocol.CodeRateLimited, "too many new connections from this address")
-		return nil, false
+	adm.key = key
+	if st.unauth != nil {
+		adm.tookToken, _ = st.unauth.take(now, perMinute(s.connRate), s.connBurst)
+		adm.probation = !adm.tookToken
 	}
 	st.conns++
 	l.mu.Unlock()
@@ -149,19 +170,33 @@ func (r *Relay) admitAddr(w http.ResponseWriter, req *http.Request) (release fun
 		l.mu.Lock()
 		st.conns--
 		l.mu.Unlock()
-	}, true
+	}, adm, true
 }
 
-func newAddrLimiter(now time.Time, s *settings) *rate.Limiter {
+// authenticated gives back the token the upgrade of an address's
+// connection took: only connections that do not authenticate count
+// against the address's rate.
+func (r *Relay) authenticated(adm admission) {
+	if !adm.tookToken {
+		return
+	}
+	s := r.set()
+	l := &r.limits
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if st := l.addrs[adm.key]; st != nil && st.unauth != nil {
+		st.unauth.give(r.cfg.Now(), perMinute(s.connRate), s.connBurst)
+	}
+}
+
+func newAddrBucket(now time.Time, s *settings) *bucket {
 	if s.connRate < 0 {
 		return nil
 	}
-	lim := rate.NewLimiter(perMinute(s.connRate), s.connBurst)
-	lim.AllowN(now, 0) // starts full at the relay's clock
-	return lim
+	return newBucket(now, s.connBurst)
 }
 
-func perMinute(n int) rate.Limit { return rate.Limit(float64(n) / 60) }
+func perMinute(n int) float64 { return float64(n) / 60 }
 
 // reset applies new per-address rate settings (Reload) to every address
 // tracked, keeping what each has used.
@@ -171,23 +206,20 @@ func (l *addrLimits) reset(now time.Time, s *settings) {
 	for _, st := range l.addrs {
 		switch {
 		case s.connRate < 0:
-			st.lim = nil
-		case st.lim == nil:
-			st.lim = newAddrLimiter(now, s)
-		default:
-			st.lim.SetLimitAt(now, perMinute(s.connRate))
-			st.lim.SetBurstAt(now, s.connBurst)
+			st.unauth = nil
+		case st.unauth == nil:
+			st.unauth = newAddrBucket(now, s)
 		}
 	}
 }
 
-// sweep forgets every address with no open connection whose limiter is
+// sweep forgets every address with no open connection whose bucket is
 // back at its full burst: such an entry is indistinguishable from a new
 // one, so forgetting it loses nothing. Called with l.mu held.
-func (l *addrLimits) sweep(now time.Time) {
+func (l *addrLimits) sweep(now time.Time, s *settings) {
 	l.lastSweep = now
 	for k, st := range l.addrs {
-		if st.conns == 0 && (st.lim == nil || st.lim.TokensAt(now) >= float64(st.lim.Burst())) {
+		if st.conns == 0 && (st.unauth == nil || st.unauth.full(now, perMinute(s.connRate), s.connBurst)) {
 			delete(l.addrs, k)
 		}
 	}
@@ -195,9 +227,11 @@ func (l *addrLimits) sweep(now time.Time) {
 
 // refuseHTTP refuses a request before the WebSocket upgrade: 429, the
 // Postern-Error header and Retry-After.
-func (r *Relay) refuseHTTP(w http.ResponseWriter, code protocol.Code, msg string) {
+// The refusal is counted and logged sampled.
+func (r *Relay) refuseHTTP(w http.ResponseWriter, code protocol.Code, msg string, retryAfter int) {
 	r.cfg.Metrics.Refused(code)
-	w.Header().Set("Retry-After", strconv.Itoa(5))
+	r.connRefusals.log(r.log, r.cfg.Now(), "connections refused by a per-address limit", "code", int(code), "retry_after_s", retryAfter)
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 	blobError(w, http.StatusTooManyRequests, code, msg)
 }
 
@@ -227,6 +261,33 @@ func (o *Config) limitDefaults() error {
 	}
 	if o.MaxAddresses <= 0 {
 		o.MaxAddresses = DefaultMaxAddresses
+	}
+	if o.BundleFetchesPerHour <= 0 {
+		o.BundleFetchesPerHour = DefaultBundleFetchesPerHour
+	}
+	if o.BundleFetchBurst <= 0 {
+		o.BundleFetchBurst = DefaultBundleFetchBurst
+	}
+	if o.AuthFailuresPerAddress <= 0 {
+		o.AuthFailuresPerAddress = DefaultAuthFailuresPerAddress
+	}
+	if o.AuthFailureBurst <= 0 {
+		o.AuthFailureBurst = DefaultAuthFailureBurst
+	}
+	if o.MaxQueuedBytesPerConn <= 0 {
+		o.MaxQueuedBytesPerConn = DefaultMaxQueuedBytesPerConn
+	}
+	if o.MaxQueuedBytesPerDevice <= 0 {
+		o.MaxQueuedBytesPerDevice = DefaultMaxQueuedBytesPerDevice
+	}
+	if o.MaxQueuedBytes <= 0 {
+		o.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if o.MaxSubscriptionsPerMailbox <= 0 {
+		o.MaxSubscriptionsPerMailbox = DefaultMaxSubscriptionsPerMailbox
+	}
+	if o.MinUploadRate == 0 {
+		o.MinUploadRate = DefaultMinUploadRate
 	}
 	for _, p := range o.TrustedProxies {
 		if !p.IsValid() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,14 @@ type Relay struct {
 	ka     keepalive  // keepalive.go
 	limits addrLimits // limits.go
 
+	fetches      *throttle[protocol.CapabilityHash] // FetchBundle per capability (throttle.go)
+	authFails    *throttle[netip.Addr]              // failed authentications per address
+	refusals     sampledLog                         // rate-limit refusals, logged sampled
+	connRefusals sampledLog                         // per-address refusals of upgrades
+	blobSlow     sampledLog                         // uploads cut for trickling
+	budget       budget                             // queued outbound bytes (budget.go)
+	frames       sharedFrames                       // Deliver frames shared by subscribers
+
 	purgeStop chan struct{}
 	purgeDone chan struct{}
 	closeOnce sync.Once
@@ -88,6 +97,13 @@ func New(cfg Config) (*Relay, error) {
 		purgeDone: make(chan struct{}),
 	}
 	r.hub.subs = map[protocol.MailboxID]map[*subscription]struct{}{}
+	r.fetches = newThrottle[protocol.CapabilityHash](float64(c.BundleFetchesPerHour)/3600, c.BundleFetchBurst)
+	r.authFails = newThrottle[netip.Addr](float64(c.AuthFailuresPerAddress)/60, c.AuthFailureBurst)
+	r.refusals.every = 10 * time.Second
+	r.connRefusals.every = 10 * time.Second
+	r.blobSlow.every = 10 * time.Second
+	r.budget.init(&c)
+	r.frames.m = map[protocol.EnvelopeID]*sharedFrame{}
 	r.live.Store(settingsOf(&c))
 	if err := r.cfg.openAudit(); err != nil {
 		st.Close()
@@ -146,7 +162,7 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
-	release, ok := r.admitAddr(w, req) // per-address limits, before the upgrade (limits.go)
+	release, adm, ok := r.admitAddr(w, req) // per-address limits, before the upgrade (limits.go)
 	if !ok {
 		return
 	}
@@ -193,6 +209,7 @@ func (r *Relay) serveWebSocket(w http.ResponseWriter, req *http.Request) {
 	r.nextID++
 	// The host is copied: the connection keeps nothing of the request.
 	c := newConn(r, ws, cw.conn, strings.Clone(req.Host), r.nextID)
+	c.adm = adm
 	r.conns[c] = struct{}{}
 	r.connWG.Add(1)
 	r.mu.Unlock()
@@ -259,6 +276,7 @@ func (r *Relay) shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		r.mu.Lock()
 		for c := range r.conns {
+			c.cancel()
 			c.ws.CloseNow()
 		}
 		r.mu.Unlock()

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -17,7 +18,8 @@ type hub struct {
 	subs map[protocol.MailboxID]map[*subscription]struct{}
 }
 
-func (h *hub) add(s *subscription) {
+// add registers s, unless its mailbox already has max subscriptions.
+func (h *hub) add(s *subscription, max int) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m := h.subs[s.mb]
@@ -25,7 +27,11 @@ func (h *hub) add(s *subscription) {
 		m = map[*subscription]struct{}{}
 		h.subs[s.mb] = m
 	}
+	if len(m) >= max {
+		return false
+	}
 	m[s] = struct{}{}
+	return true
 }
 
 func (h *hub) remove(s *subscription) {
@@ -81,6 +87,7 @@ type subscription struct {
 	mb      protocol.MailboxID
 	queued  atomic.Bool // in the connection's ready list
 	stopped atomic.Bool
+	parked  bool // waiting for room in the queue budget; guarded by Relay.budget.mu
 
 	// mu guards inflight. pump holds it across reading the store and
 	// recording what it read, and acked takes it after the delete is
@@ -95,14 +102,21 @@ type subscription struct {
 	drained bool   // sent at least one Drained
 }
 
-func (c *conn) subscribe(mb protocol.MailboxID) {
+// subscribe starts a subscription to mb and answers request id: OK before
+// the first delivery, or CodeTooManyConnections when the mailbox has
+// Config.MaxSubscriptionsPerMailbox subscriptions already.
+func (c *conn) subscribe(id uint32, mb protocol.MailboxID) {
 	s := &subscription{
 		c:        c,
 		mb:       mb,
 		inflight: map[protocol.EnvelopeID]struct{}{},
 	}
+	if !c.r.hub.add(s, c.r.cfg.MaxSubscriptionsPerMailbox) {
+		c.refuse(id, protocol.CodeTooManyConnections, fmt.Sprintf("this mailbox has %d subscriptions already", c.r.cfg.MaxSubscriptionsPerMailbox))
+		return
+	}
 	c.subs[mb] = s
-	c.r.hub.add(s)
+	c.send(id, &protocol.OK{})
 	s.signal()
 }
 
@@ -162,8 +176,8 @@ func (c *conn) deliverLoop() {
 	}
 }
 
-// pump delivers what the window allows; it returns false when the
-// subscription must end.
+// pump delivers what the window and the queue budget allow; it returns
+// false when the subscription must end.
 func (s *subscription) pump() bool {
 	c := s.c
 	for {
@@ -171,57 +185,78 @@ func (s *subscription) pump() bool {
 		room := protocol.MaxInflight - len(s.inflight)
 		if room <= 0 {
 			s.mu.Unlock()
-			return true // acks will wake us
+			// The window is full: caught up only if nothing more is stored.
+			more, err := c.r.st.Range(c.ctx, s.mb, s.cursor, 1)
+			if err != nil {
+				return false
+			}
+			if len(more) > 0 {
+				return true // acks will wake us
+			}
+			return s.drainedIfDue()
 		}
-		envs, err := c.r.st.Range(c.ctx, s.mb, s.cursor, room)
+		n := min(room, rangeBatch)
+		envs, err := c.r.st.Range(c.ctx, s.mb, s.cursor, n)
 		now := c.r.cfg.Now()
-		var deliver []store.Envelope
+		var deliver []outFrame
+		parked := false
 		for _, e := range envs {
-			s.cursor = e.Seq
 			if !e.Expires.After(now) {
+				s.cursor = e.Seq
 				continue // expired; the purge will delete it
 			}
+			f, ferr := c.r.frames.get(s.mb, e)
+			if ferr != nil {
+				err = ferr
+				break
+			}
+			size := int64(len(f.b))
+			dev, ok := c.r.budget.reserve(s, size)
+			if !ok {
+				// Parked: a release wakes us, and the envelope is read
+				// again then (the cursor stays before it).
+				c.r.frames.put(f)
+				parked = true
+				break
+			}
+			s.cursor = e.Seq
 			s.inflight[e.ID] = struct{}{}
-			deliver = append(deliver, e)
+			deliver = append(deliver, outFrame{b: f.b, shared: f, dev: dev, n: size})
 		}
 		s.mu.Unlock()
+		for i, f := range deliver {
+			id := f.shared.id
+			if !c.enqueue(f) {
+				for _, g := range deliver[i+1:] {
+					c.release(g)
+				}
+				return false
+			}
+			c.r.cfg.Metrics.Delivered(id)
+			s.pending = true
+		}
 		if err != nil {
 			if !errors.Is(err, store.ErrClosed) {
 				c.log.Error("reading mailbox failed", "mailbox", s.mb.Short(), "err", err)
 			}
 			return false
 		}
-		for _, e := range deliver {
-			if !c.send(0, &protocol.Deliver{Mailbox: s.mb, ID: e.ID, Received: uint64(e.Received.Unix()), Envelope: e.Data}) {
-				return false
-			}
-			c.r.cfg.Metrics.Delivered(e.ID)
-			s.pending = true
+		if parked {
+			return true
 		}
-		caughtUp := len(envs) < room
-		if !caughtUp {
-			// The window is full: caught up only if nothing more is stored.
-			more, err := c.r.st.Range(c.ctx, s.mb, s.cursor, 1)
-			if err != nil {
-				return false
-			}
-			caughtUp = len(more) == 0
-			if !caughtUp {
-				s.mu.Lock()
-				full := len(s.inflight) >= protocol.MaxInflight
-				s.mu.Unlock()
-				if full {
-					return true
-				}
-				continue
-			}
+		if len(envs) == n {
+			continue // there may be more
 		}
-		if s.pending || !s.drained {
-			s.pending, s.drained = false, true
-			if !c.send(0, &protocol.Drained{Mailbox: s.mb}) {
-				return false
-			}
-		}
-		return true
+		return s.drainedIfDue()
 	}
+}
+
+// drainedIfDue sends Drained once the subscription has caught up, if it
+// delivered something since the last one (or never sent one).
+func (s *subscription) drainedIfDue() bool {
+	if s.pending || !s.drained {
+		s.pending, s.drained = false, true
+		return s.c.send(0, &protocol.Drained{Mailbox: s.mb})
+	}
+	return true
 }

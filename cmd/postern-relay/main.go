@@ -7,7 +7,7 @@
 //	                    [--metrics-listen 127.0.0.1:9178] [--metrics-listen-public]
 //	                    [--acme-domain D --acme-cache DIR] [--trusted-proxy CIDR,...]
 //	                    [--ping-interval 25s] [--conn-rate-per-address 200]
-//	                    [--conn-burst-per-address 200] [--max-conns-per-address 1000]
+//	                    [--conn-burst-per-address 200] [--max-conns-per-address 5000]
 //	                    [--max-connections 10000] [--frame-rate 2000] [--frame-burst 4000]
 //	postern-relay invite create [--data DIR] [--count N] [--ttl 72h] [--account LABEL]
 //	postern-relay admin invite create|invite revoke CODE|devices|accounts|revoke ID...|suspend ID...|reinstate ID...|

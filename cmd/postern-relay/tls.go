@@ -40,8 +40,8 @@ func addNetFlags(fs *flag.FlagSet) *netFlags {
 	ping := durationOrOff(relay.DefaultPingInterval)
 	n.pingInterval = &ping
 	fs.Var(n.pingInterval, "ping-interval", "WebSocket keep-alive ping interval, below the proxy's idle timeout (off: no pings)")
-	n.connRate = fs.Int("conn-rate-per-address", relay.DefaultConnRatePerAddress, "new WebSocket connections per minute per client address (negative: unlimited)")
-	n.connBurst = fs.Int("conn-burst-per-address", relay.DefaultConnBurstPerAddress, "connections a client address may open at once before the rate applies")
+	n.connRate = fs.Int("conn-rate-per-address", relay.DefaultConnRatePerAddress, "connections per minute a client address may open that do not authenticate; past it (and --conn-burst-per-address) its new connections are on probation, not refused (negative: unlimited)")
+	n.connBurst = fs.Int("conn-burst-per-address", relay.DefaultConnBurstPerAddress, "unauthenticated connections a client address may open at once before --conn-rate-per-address applies")
 	n.maxPerAddr = fs.Int("max-conns-per-address", relay.DefaultMaxConnsPerAddress, "concurrent WebSocket connections per client address")
 	return n
 }

@@ -123,7 +123,7 @@ func New() *Metrics {
 	m.acks = counter("acks_total", "Envelopes deleted by an acknowledgement.")
 	m.expiries = counter("expiries_total", "Envelopes deleted by the retention purge, unacknowledged.")
 	m.blobExpiries = counter("blob_expiries_total", "Blobs deleted by the blob retention purge.")
-	m.rateLimited = counter("rate_limited_total", "Frames refused because their connection exceeded its rate limit.")
+	m.rateLimited = counter("rate_limited_total", "Requests refused or slowed by a rate limit: frames over the connection's rate, bundle fetches over the capability's, failed authentications on probation.")
 	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "refusals_total",
 		Help: "Error frames sent on WebSocket connections, by protocol error code (SPEC.md lists the codes)."},
 		[]string{"code"})

@@ -48,6 +48,10 @@ type Options struct {
 	// DataDir is the relay's data directory, e.g. a copy of a relay made
 	// by an earlier release. Empty means a new t.TempDir().
 	DataDir string
+	// BundleFetchBurst is how many bundle fetches one capability may make
+	// at once (relay.Config.BundleFetchBurst). Zero means the relay's
+	// default; tests that drain a device's prekeys on purpose raise it.
+	BundleFetchBurst int
 }
 
 // Server is a relay listening on 127.0.0.1.
@@ -100,16 +104,17 @@ func New(t testing.TB, opts *Options) *Server {
 func (s *Server) start(l net.Listener) {
 	s.t.Helper()
 	r, err := relay.New(relay.Config{
-		DataDir:       s.DataDir,
-		Logger:        s.opts.Logger,
-		Enrollment:    s.opts.Enrollment,
-		Retention:     s.opts.Retention,
-		Now:           s.opts.Now,
-		MaxBlobSize:   s.opts.MaxBlobSize,
-		BlobQuota:     s.opts.BlobQuota,
-		BlobRetention: s.opts.BlobRetention,
-		Metrics:       s.opts.Metrics,
-		PurgeInterval: -1, // tests call PurgeExpired and PurgeExpiredBlobs: no timers
+		DataDir:          s.DataDir,
+		Logger:           s.opts.Logger,
+		Enrollment:       s.opts.Enrollment,
+		Retention:        s.opts.Retention,
+		Now:              s.opts.Now,
+		MaxBlobSize:      s.opts.MaxBlobSize,
+		BlobQuota:        s.opts.BlobQuota,
+		BlobRetention:    s.opts.BlobRetention,
+		Metrics:          s.opts.Metrics,
+		BundleFetchBurst: s.opts.BundleFetchBurst,
+		PurgeInterval:    -1, // tests call PurgeExpired and PurgeExpiredBlobs: no timers
 	})
 	if err != nil {
 		l.Close()
