@@ -144,6 +144,10 @@ type Client struct {
 
 	received, duplicates, dropped atomic.Uint64
 
+	// resubscribe: Sync closed the connection to subscribe afresh; the
+	// receive loop reconnects without a backoff.
+	resubscribe atomic.Bool
+
 	// envelopeHook, if set (tests), sees every envelope sent (outgoing)
 	// or delivered, before anything else is done with it.
 	envelopeHook atomic.Pointer[func(outgoing bool, env []byte)]
@@ -639,15 +643,22 @@ func (c *Client) run(cn *conn) {
 		if c.ctx.Err() != nil {
 			return
 		}
-		c.log.Info("relay connection lost; reconnecting")
+		resubscribe := c.resubscribe.Swap(false)
+		if !resubscribe {
+			c.log.Info("relay connection lost; reconnecting")
+		}
 		var err error
 		for attempt := 0; ; attempt++ {
 			// Full jitter from the first attempt, and Retry-After honoured
-			// (conn.go): a relay restart drops every device at once.
-			select {
-			case <-time.After(reconnectDelay(attempt, err)):
-			case <-c.ctx.Done():
-				return
+			// (conn.go): a relay restart drops every device at once. A
+			// connection Sync closed on purpose (to subscribe afresh) is
+			// made again at once.
+			if attempt > 0 || !resubscribe {
+				select {
+				case <-time.After(reconnectDelay(attempt, err)):
+				case <-c.ctx.Done():
+					return
+				}
 			}
 			cn, err = c.reconnect()
 			if err == nil {

@@ -384,6 +384,7 @@ func (c *Client) Sync(ctx context.Context) ([]Message, error) {
 	case cur != nil:
 		// A subscription that reported drained before now says nothing
 		// about what was queued since: start a new one.
+		c.resubscribe.Store(true)
 		cur.close()
 	}
 	for {
