@@ -272,7 +272,7 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 	if !utf8.ValidString(text) {
 		return Message{}, ErrInvalidText
 	}
-	r, err := c.lookupContact(contact)
+	r, err := c.sendable(contact)
 	if err != nil {
 		return Message{}, err
 	}
@@ -301,7 +301,7 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 		return err
 	})
 	if err != nil {
-		return m, fmt.Errorf("client: sent, but not stored locally: %w", err)
+		return m, fmt.Errorf("%w: the message was sent, but this device could not keep a copy: %w", ErrStore, err)
 	}
 	return m, nil
 }
@@ -578,7 +578,7 @@ func (c *Client) saveOne(ctx context.Context, a *attachmentRef, dir, name string
 	}
 	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", fmt.Errorf("client: save: %w", err)
+		return "", fmt.Errorf("client: save: %w", localWriteErr(err))
 	}
 	defer func() {
 		if err != nil {
@@ -593,6 +593,9 @@ func (c *Client) saveOne(ctx context.Context, a *attachmentRef, dir, name string
 		return "", err
 	}
 	digest, err := dec.Close()
+	if errors.Is(err, errLocalWrite) {
+		return "", fmt.Errorf("client: save %s: %w", name, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("%w: %s: %w", ErrAttachmentCorrupt, name, err)
 	}
@@ -605,11 +608,13 @@ func (c *Client) saveOne(ctx context.Context, a *attachmentRef, dir, name string
 	if size == 0 && o.Progress != nil {
 		o.Progress(pw.p)
 	}
+	// A full disk may show only here (delayed allocation): it is this
+	// device's failure, like a failed write.
 	if err := f.Sync(); err != nil {
-		return "", fmt.Errorf("client: save: %w", err)
+		return "", fmt.Errorf("client: save %s: %w", name, localWriteErr(err))
 	}
 	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("client: save: %w", err)
+		return "", fmt.Errorf("client: save %s: %w", name, localWriteErr(err))
 	}
 	if err := publish(part, final, o.Force); err != nil {
 		return "", err
@@ -644,6 +649,19 @@ func publish(part, final string, force bool) error {
 	return nil
 }
 
+// errLocalWrite marks a failure to write a downloaded file on this device
+// (a full disk): not retried, and not a sign of tampering. It matches
+// ErrStore.
+var errLocalWrite = fmt.Errorf("%w: writing the file", ErrStore)
+
+// localWriteErr marks err as a failure to write on this device.
+func localWriteErr(err error) error {
+	if err == nil || errors.Is(err, errLocalWrite) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errLocalWrite, err)
+}
+
 // progressWriter counts plaintext written and reports it.
 type progressWriter struct {
 	w  io.Writer
@@ -653,6 +671,7 @@ type progressWriter struct {
 
 func (w *progressWriter) Write(b []byte) (int, error) {
 	n, err := w.w.Write(b)
+	err = localWriteErr(err)
 	w.p.Done += int64(n)
 	if w.fn != nil && n > 0 {
 		w.fn(w.p)
