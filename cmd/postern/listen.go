@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -13,7 +14,10 @@ var listenCmd = &command{
 	help: `Stay connected to the relay and print each new message as it arrives, one
 line each: time, sender and text (newlines shown as \n). --json prints one
 JSON object a line, as in 'postern inbox --json'. Stops on Ctrl-C or
-SIGTERM. Other commands, such as 'postern inbox', work while it runs.`,
+SIGTERM. Other commands, such as 'postern inbox', work while it runs, and
+it receives from contacts added meanwhile. One listen runs per home: a
+second is refused. If a message cannot be stored (a full disk), it stops
+with an error; the relay keeps the message.`,
 	run: runListen,
 }
 
@@ -22,6 +26,19 @@ func runListen(ctx context.Context, c *cli, cmd *command, args []string) error {
 	asJSON := fs.Bool("json", false, "")
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
+	}
+	home, err := c.homeDir()
+	if err != nil {
+		return err
+	}
+	// The lock comes before the connection: a refused listener must not
+	// receive (and so hide from the running one) a single message.
+	if _, err := os.Stat(home); err == nil {
+		lk, err := lockListen(home)
+		if err != nil {
+			return err
+		}
+		defer lk.release()
 	}
 	cl, err := c.dial(ctx)
 	if err != nil {

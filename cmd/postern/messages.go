@@ -97,6 +97,29 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return unknownContact(name, err)
 	case errors.Is(err, client.ErrBlocked):
 		return &cliError{msg: fmt.Sprintf("%s has blocked you; the message was not delivered", safe(name, false)), err: err}
+	case errors.Is(err, client.ErrContactBlocked):
+		return &cliError{
+			msg:  fmt.Sprintf("you blocked %s; nothing was sent", safe(name, false)),
+			hint: "unblock them first with: postern unblock " + safe(name, false),
+			err:  err,
+		}
+	case errors.Is(err, client.ErrFileChanged):
+		return &cliError{
+			msg:  "a file changed while it was being sent; nothing was sent",
+			hint: "send it again once nothing is writing to it",
+			err:  err,
+		}
+	case errors.Is(err, client.ErrStore) && m.ID != "":
+		// Delivered, but this device's copy is missing.
+		why := "its storage failed"
+		if diskFull(err) {
+			why = "the disk is full"
+		}
+		return &cliError{
+			msg:  fmt.Sprintf("sent to %s (%s), but this device could not keep a copy: %s", safe(name, false), m.ID, why),
+			hint: "free some space on this device; the message was delivered and will not be sent again",
+			err:  err,
+		}
 	case err != nil:
 		return err
 	}
@@ -108,7 +131,8 @@ var syncCmd = &command{
 	name:  "sync",
 	usage: "sync",
 	help: `Fetch new messages from the relay and print how many arrived. Read them with
-'postern inbox'.`,
+'postern inbox'. If a message cannot be stored on this device (a full disk),
+sync fails (exit status 1) and the relay keeps the message for the next sync.`,
 	run: runSync,
 }
 
@@ -128,6 +152,11 @@ func runSync(ctx context.Context, c *cli, cmd *command, args []string) error {
 	}
 	msgs, err := cl.Sync(ctx)
 	if err != nil {
+		// Messages stored before a failure are kept: say how many, then
+		// fail (a full disk must never read as "0 new messages").
+		if len(msgs) > 0 {
+			fmt.Fprintln(c.stdout, plural(len(msgs), "new message", "new messages")+" stored before the failure")
+		}
 		return err
 	}
 	fmt.Fprintln(c.stdout, plural(len(msgs), "new message", "new messages"))
