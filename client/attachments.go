@@ -97,6 +97,11 @@ type attachmentRef struct {
 	CipherSize uint64
 	Name       string // the original file name, 0..255 bytes UTF-8
 	MediaType  string // 0..127 bytes printable ASCII
+
+	// token is the blob's upload token while this client sends it (not
+	// encoded): what releaseBlob needs to give the blob up.
+	token   protocol.BlobToken
+	created bool // the relay made the blob; token is set
 }
 
 // appendAttachmentBody encodes the body of an attachment content after the
@@ -256,8 +261,11 @@ func publicAttachments(recs []attachmentRecord) []Attachment {
 // holds that message durably.
 //
 // Resuming works within one call. Uploads are not remembered across
-// process restarts: a new call uploads again, and the blobs of an
-// abandoned call expire unfinished on the relay (24 hours).
+// process restarts: a new call uploads again. When SendFiles gives up
+// (a file that cannot be read or changed while it was sent, an upload
+// that keeps failing, a refused message), it deletes the blobs it made on
+// the relay, so that they stop counting against the quota; a blob it
+// could not delete expires unfinished on the relay (24 hours).
 func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []string, opts *SendOptions) (Message, error) {
 	var o SendOptions
 	if opts != nil {
@@ -280,6 +288,9 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 	for _, p := range paths {
 		ref, err := c.uploadFile(ctx, p, &o)
 		if err != nil {
+			// The message will not be sent: the files already up would
+			// only hold the quota until they expire.
+			c.releaseBlobs(ctx, refs)
 			return Message{}, err
 		}
 		refs = append(refs, ref)
@@ -288,6 +299,12 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 	ct := &content{Type: contentAttachment, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text, Attachments: refs}
 	copy(ct.MsgID[:], randomID(msgIDSize))
 	if err := c.sendSession(ctx, r, ct); err != nil {
+		// Only when the message surely did not reach the relay (a
+		// refusal, or a failure before sending): after a lost answer the
+		// contact may hold it and need the files.
+		if isRefusal(err) || errors.Is(err, ErrBlocked) || errors.Is(err, ErrDeviceMismatch) || errors.Is(err, ErrTooLong) {
+			c.releaseBlobs(ctx, refs)
+		}
 		return Message{}, err
 	}
 	recs := attachmentRecords(refs)
@@ -374,6 +391,7 @@ func (c *Client) uploadFile(ctx context.Context, path string, o *SendOptions) (a
 
 	hr := &hashingReaderAt{r: src, h: sha256.New()}
 	if err := c.uploadBlob(ctx, key, hr, size, name, o.Progress, &ref); err != nil {
+		c.releaseBlobs(ctx, []attachmentRef{ref})
 		return ref, err
 	}
 	if d, ok := hr.digest(size); ok {
@@ -383,6 +401,7 @@ func (c *Client) uploadFile(ctx context.Context, path string, o *SendOptions) (a
 		// second pass gives the digest.
 		d, err := attach.Digest(io.NewSectionReader(src, 0, size))
 		if err != nil {
+			c.releaseBlobs(ctx, []attachmentRef{ref})
 			return ref, fmt.Errorf("client: attach %s: %w", name, err)
 		}
 		ref.Digest = d

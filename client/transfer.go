@@ -238,7 +238,7 @@ func (c *Client) uploadBlob(ctx context.Context, key attach.Key, src io.ReaderAt
 	if err != nil {
 		return err
 	}
-	ref.Blob = bc.Blob
+	ref.Blob, ref.token, ref.created = bc.Blob, bc.Token, true
 	url, err := blobURL(c.relay, bc.Blob)
 	if err != nil {
 		return err
@@ -582,4 +582,48 @@ func (g *resumeGuard) committed(chunk int64) {
 		delete(g.sums, i)
 	}
 	g.floor = max(g.floor, chunk)
+}
+
+// releaseTimeout bounds the deletion of a blob that is given up: it runs
+// after a failure, even after ctx was cancelled (Ctrl-C).
+const releaseTimeout = 5 * time.Second
+
+// releaseBlobs deletes the relay's copy of blobs this client created and
+// will not announce (SPEC.md 12.1, DELETE), so that their reserved size
+// stops counting against the quota now rather than at expiry. It is best
+// effort: a blob it cannot delete expires on its own.
+func (c *Client) releaseBlobs(ctx context.Context, refs []attachmentRef) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	for _, ref := range refs {
+		if !ref.created {
+			continue
+		}
+		if err := c.deleteBlob(ctx, ref.Blob, ref.token); err != nil {
+			c.log.Debug("could not give up a blob; it expires on the relay", "blob", ref.Blob.Short(), "err", err)
+			continue
+		}
+		c.log.Debug("gave up a blob", "blob", ref.Blob.Short())
+	}
+}
+
+func (c *Client) deleteBlob(ctx context.Context, id protocol.BlobID, tok protocol.BlobToken) error {
+	url, err := blobURL(c.relay, id)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, url, nil)
+	if err != nil {
+		return redactURL(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+hex.EncodeToString(tok[:]))
+	resp, err := c.blobHTTP().Do(req)
+	if err != nil {
+		return redactURL(err)
+	}
+	defer drain(resp)
+	if resp.StatusCode/100 != 2 {
+		return responseError(resp)
+	}
+	return nil
 }

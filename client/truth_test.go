@@ -298,3 +298,32 @@ func mustKey(t *testing.T) attach.Key {
 	}
 	return k
 }
+
+// An upload the client gives up stops counting against its quota at once:
+// with room for one file, a second file goes up right after the first
+// failed.
+func TestGivenUpUploadFreesQuota(t *testing.T) {
+	const size = 1<<20 + 333
+	srv := relaytest.New(t, &relaytest.Options{BlobQuota: attach.CipherSize(size) * 3 / 2})
+	alice, bob, _, _ := pair(t, srv)
+	p := randomFile(t, t.TempDir(), "scan.bin", size)
+	changed := false
+	rec := &recordingTransport{
+		base: &faultyTransport{base: http.DefaultTransport, putCuts: []int64{300<<10 + 7}},
+		before: func(n int) {
+			if n == 1 && !changed {
+				changed = true
+				b := make([]byte, size)
+				rand.Read(b)
+				if err := os.WriteFile(p, b, 0o600); err != nil {
+					t.Error(err)
+				}
+			}
+		},
+	}
+	fastTransfers(alice, rec)
+	if _, err := alice.SendFiles(testCtx(t), "bob", "", []string{p}, nil); !errors.Is(err, ErrFileChanged) {
+		t.Fatalf("SendFiles = %v, want ErrFileChanged", err)
+	}
+	sendFilesTo(t, alice, bob, "again", []string{p}, nil)
+}
