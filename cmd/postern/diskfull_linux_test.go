@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/postern/postern/relay/relaytest"
 )
@@ -73,13 +75,17 @@ type cliRunner struct {
 
 func (r *cliRunner) run(stdin string, args ...string) (code int, stdout, stderr string) {
 	r.t.Helper()
+	return r.runCtx(context.Background(), stdin, args...)
+}
+
+func (r *cliRunner) runCtx(ctx context.Context, stdin string, args ...string) (code int, stdout, stderr string) {
 	var out, errb bytes.Buffer
 	c := &cli{
 		stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb,
 		lookupEnv:  func(k string) (string, bool) { v, ok := r.env[k]; return v, ok },
 		policyPath: filepath.Join(r.t.TempDir(), "no-policy"),
 	}
-	code = c.main(context.Background(), args)
+	code = c.main(ctx, args)
 	return code, out.String(), errb.String()
 }
 
@@ -117,7 +123,7 @@ func TestDiskFull(t *testing.T) {
 	free := fill(t, small)
 	got := 0
 	code2, out, errs := r.run("", "--home", alice, "sync")
-	if code2 != 1 || !strings.Contains(errs, "postern: error: the disk of this device is full") || strings.Contains(out, "0 new messages") {
+	if code2 != 1 || !strings.Contains(errs, "postern: error: the disk of this device is full") || regexp.MustCompile(`(?m)^0 new messages$`).MatchString(out) {
 		t.Fatalf("sync on a full disk: exit %d\nstdout %q\nstderr %q", code2, out, errs)
 	}
 	if m := syncCount.FindStringSubmatch(out); m != nil {
@@ -138,22 +144,61 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("inbox holds %d incoming messages, want %d", k, n)
 	}
 
-	// send: the outgoing copy (or the session state before it) cannot be
-	// stored.
+	// listen: it stops with the error instead of going on without the
+	// messages it could not store.
 	free = fill(t, small)
-	code2, out, errs = r.run(strings.Repeat("a reply that needs space ", 600), "--home", alice, "send", "Bob", "-")
-	t.Logf("send on a full disk: %q %q", out, errs)
-	delivered := strings.Contains(errs, "but this device could not keep a copy: the disk is full")
-	if code2 != 1 || out != "" || !(delivered || strings.Contains(errs, "postern: error: the disk of this device is full")) {
-		t.Fatalf("send on a full disk: exit %d\nstdout %q\nstderr %q", code2, out, errs)
+	type result struct {
+		code     int
+		out, err string
+	}
+	done := make(chan result, 1)
+	lctx, stop := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard
+	defer stop()
+	go func() {
+		code, out, errs := r.runCtx(lctx, "", "--home", alice, "listen")
+		done <- result{code, out, errs}
+	}()
+	for i := range n {
+		r.must(strconv.Itoa(i)+strings.Repeat(" listen filler", 1100), "--home", bob, "send", "Alice", "-")
+	}
+	res := <-done
+	if lctx.Err() != nil || res.code != 1 || !strings.Contains(res.err, "postern: error: the disk of this device is full") {
+		t.Fatalf("listen on a full disk: exit %d (%v)\nstdout %q\nstderr %q", res.code, lctx.Err(), res.out, res.err)
+	}
+	printed := strings.Count(res.out, "\n")
+	free()
+	out = r.must("", "--home", alice, "sync")
+	if m := syncCount.FindStringSubmatch(out); m == nil || m[1] != strconv.Itoa(n-printed) {
+		t.Fatalf("listen printed %d of %d messages; the next sync says %q", printed, n, out)
+	}
+
+	// send: the outgoing copy (or the session state before it) cannot be
+	// stored. The store file may have free pages left, so the first sends
+	// can succeed; each says truly whether the message went.
+	free = fill(t, small)
+	sent, failed := 0, false
+	for i := 0; i < 40 && !failed; i++ {
+		code2, out, errs = r.run(strconv.Itoa(i)+strings.Repeat(" a reply that needs space", 600), "--home", alice, "send", "Bob", "-")
+		switch {
+		case code2 == 0 && strings.HasPrefix(out, "Sent to Bob ("):
+			sent++
+		case code2 == 1 && out == "" && strings.Contains(errs, "but this device could not keep a copy: the disk is full"):
+			t.Logf("send on a full disk: %q", errs)
+			sent++ // delivered, and said so
+			failed = true
+		case code2 == 1 && out == "" && strings.HasPrefix(errs, "postern: error: the disk of this device is full"):
+			t.Logf("send on a full disk: %q", errs)
+			failed = true
+		default:
+			t.Fatalf("send on a full disk: exit %d\nstdout %q\nstderr %q", code2, out, errs)
+		}
+	}
+	if !failed {
+		t.Fatal("40 sends of 15 KiB on a full disk all succeeded")
 	}
 	free()
-	want := "0 new messages\n"
-	if delivered {
-		want = "1 new message\n"
-	}
-	if out := r.must("", "--home", bob, "sync"); out != want {
-		t.Fatalf("after the failed send, bob's sync says %q; the error said delivered=%v", out, delivered)
+	if out := r.must("", "--home", bob, "sync"); out != fmt.Sprintf("%d new message%s\n", sent, map[bool]string{true: "", false: "s"}[sent == 1]) {
+		t.Fatalf("alice's sends said %d messages went; bob's sync says %q", sent, out)
 	}
 	r.must("", "--home", alice, "send", "Bob", "sent once there is space")
 
