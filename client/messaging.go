@@ -538,6 +538,11 @@ func (c *Client) Sync(ctx context.Context) ([]Message, error) {
 	}
 	c.mu.Lock()
 	g0, cur := c.gen, c.cur
+	if fresh == 0 {
+		// What failed to store before is delivered again on the new
+		// subscription this Sync waits for: only its failures count.
+		c.storeErr = nil
+	}
 	c.mu.Unlock()
 	switch {
 	case fresh != 0:
