@@ -28,8 +28,12 @@ func (c *Client) watchMailboxes() {
 	defer c.wg.Done()
 	tick := time.NewTicker(mailboxPoll)
 	defer tick.Stop()
-	var last storeStamp
-	lastScan := time.Time{}
+	var (
+		last     storeStamp
+		lastScan time.Time
+		lastConn *conn
+		refused  map[protocol.MailboxID]bool // by lastConn: not asked again
+	)
 	for {
 		select {
 		case <-tick.C:
@@ -46,7 +50,10 @@ func (c *Client) watchMailboxes() {
 		if cn == nil || cn.isClosed() {
 			continue // the next connection subscribes from the store
 		}
-		if err := c.subscribeNew(cn); err != nil {
+		if cn != lastConn {
+			lastConn, refused = cn, make(map[protocol.MailboxID]bool)
+		}
+		if err := c.subscribeNew(cn, refused); err != nil {
 			c.log.Debug("looking for new mailboxes failed", "err", err)
 			continue // try again at the next tick
 		}
@@ -55,8 +62,8 @@ func (c *Client) watchMailboxes() {
 }
 
 // subscribeNew subscribes cn to every stored mailbox it is not subscribed
-// to.
-func (c *Client) subscribeNew(cn *conn) error {
+// to, except those it refused before (recorded in refused).
+func (c *Client) subscribeNew(cn *conn, refused map[protocol.MailboxID]bool) error {
 	var mbs []mailboxRecord
 	if err := c.st.view(func(t *tx) (err error) { mbs, err = t.mailboxes(); return err }); err != nil {
 		return err
@@ -69,11 +76,15 @@ func (c *Client) subscribeNew(cn *conn) error {
 		c.mu.Lock()
 		_, known := c.subs[id]
 		c.mu.Unlock()
-		if known {
+		if known || refused[id] {
 			continue
 		}
-		if err := c.subscribe(ctx, cn, id); err != nil && !isRefusal(err) {
-			return err
+		if err := c.subscribe(ctx, cn, id); err != nil {
+			if !isRefusal(err) {
+				return err
+			}
+			refused[id] = true
+			continue
 		}
 		c.log.Debug("subscribed to a mailbox added by another process", "mailbox", id.Short())
 	}
