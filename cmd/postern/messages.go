@@ -79,7 +79,12 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 			return &cliError{msg: fmt.Sprintf("cannot attach %s: not a regular file", f)}
 		}
 	}
-	cl, err := c.dial(ctx)
+	// A text goes over the unauthenticated connection alone: sending does
+	// not receive, so nothing that arrives meanwhile is stored (and
+	// acknowledged) here instead of by a running 'postern listen'. Files
+	// need the authenticated connection to create their blobs, and make
+	// it when they do.
+	cl, err := c.open()
 	if err != nil {
 		return err
 	}
@@ -141,7 +146,9 @@ func runSync(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
 	}
-	cl, err := c.dial(ctx)
+	// Open, then connect in Sync: the contacts are read before anything
+	// is received, so that every contact an introduction adds is told.
+	cl, err := c.open()
 	if err != nil {
 		return err
 	}
