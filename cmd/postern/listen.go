@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/postern/postern/client"
 )
 
 var listenCmd = &command{
@@ -32,8 +35,9 @@ func runListen(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return err
 	}
 	// The lock comes before the connection: a refused listener must not
-	// receive (and so hide from the running one) a single message.
-	if _, err := os.Stat(home); err == nil {
+	// receive (and so hide from the running one) a single message. A home
+	// without a key file gets no lock file; dial says what is wrong.
+	if _, err := os.Stat(filepath.Join(home, client.KeyFileName)); err == nil {
 		lk, err := lockListen(home)
 		if err != nil {
 			return err
