@@ -97,6 +97,11 @@ type attachmentRef struct {
 	CipherSize uint64
 	Name       string // the original file name, 0..255 bytes UTF-8
 	MediaType  string // 0..127 bytes printable ASCII
+
+	// token is the blob's upload token while this client sends it (not
+	// encoded): what releaseBlob needs to give the blob up.
+	token   protocol.BlobToken
+	created bool // the relay made the blob; token is set
 }
 
 // appendAttachmentBody encodes the body of an attachment content after the
@@ -256,8 +261,11 @@ func publicAttachments(recs []attachmentRecord) []Attachment {
 // holds that message durably.
 //
 // Resuming works within one call. Uploads are not remembered across
-// process restarts: a new call uploads again, and the blobs of an
-// abandoned call expire unfinished on the relay (24 hours).
+// process restarts: a new call uploads again. When SendFiles gives up
+// (a file that cannot be read or changed while it was sent, an upload
+// that keeps failing, a refused message), it deletes the blobs it made on
+// the relay, so that they stop counting against the quota; a blob it
+// could not delete expires unfinished on the relay (24 hours).
 func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []string, opts *SendOptions) (Message, error) {
 	var o SendOptions
 	if opts != nil {
@@ -272,7 +280,7 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 	if !utf8.ValidString(text) {
 		return Message{}, ErrInvalidText
 	}
-	r, err := c.lookupContact(contact)
+	r, err := c.sendable(contact)
 	if err != nil {
 		return Message{}, err
 	}
@@ -280,6 +288,9 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 	for _, p := range paths {
 		ref, err := c.uploadFile(ctx, p, &o)
 		if err != nil {
+			// The message will not be sent: the files already up would
+			// only hold the quota until they expire.
+			c.releaseBlobs(ctx, refs)
 			return Message{}, err
 		}
 		refs = append(refs, ref)
@@ -288,6 +299,12 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 	ct := &content{Type: contentAttachment, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text, Attachments: refs}
 	copy(ct.MsgID[:], randomID(msgIDSize))
 	if err := c.sendSession(ctx, r, ct); err != nil {
+		// Only when the message surely did not reach the relay (a
+		// refusal, or a failure before sending): after a lost answer the
+		// contact may hold it and need the files.
+		if isRefusal(err) || errors.Is(err, ErrBlocked) || errors.Is(err, ErrDeviceMismatch) || errors.Is(err, ErrTooLong) {
+			c.releaseBlobs(ctx, refs)
+		}
 		return Message{}, err
 	}
 	recs := attachmentRecords(refs)
@@ -301,7 +318,7 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 		return err
 	})
 	if err != nil {
-		return m, fmt.Errorf("client: sent, but not stored locally: %w", err)
+		return m, fmt.Errorf("%w: the message was sent, but this device could not keep a copy: %w", ErrStore, err)
 	}
 	return m, nil
 }
@@ -374,6 +391,7 @@ func (c *Client) uploadFile(ctx context.Context, path string, o *SendOptions) (a
 
 	hr := &hashingReaderAt{r: src, h: sha256.New()}
 	if err := c.uploadBlob(ctx, key, hr, size, name, o.Progress, &ref); err != nil {
+		c.releaseBlobs(ctx, []attachmentRef{ref})
 		return ref, err
 	}
 	if d, ok := hr.digest(size); ok {
@@ -383,6 +401,7 @@ func (c *Client) uploadFile(ctx context.Context, path string, o *SendOptions) (a
 		// second pass gives the digest.
 		d, err := attach.Digest(io.NewSectionReader(src, 0, size))
 		if err != nil {
+			c.releaseBlobs(ctx, []attachmentRef{ref})
 			return ref, fmt.Errorf("client: attach %s: %w", name, err)
 		}
 		ref.Digest = d
@@ -578,7 +597,7 @@ func (c *Client) saveOne(ctx context.Context, a *attachmentRef, dir, name string
 	}
 	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", fmt.Errorf("client: save: %w", err)
+		return "", fmt.Errorf("client: save: %w", localWriteErr(err))
 	}
 	defer func() {
 		if err != nil {
@@ -593,6 +612,9 @@ func (c *Client) saveOne(ctx context.Context, a *attachmentRef, dir, name string
 		return "", err
 	}
 	digest, err := dec.Close()
+	if errors.Is(err, errLocalWrite) {
+		return "", fmt.Errorf("client: save %s: %w", name, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("%w: %s: %w", ErrAttachmentCorrupt, name, err)
 	}
@@ -605,11 +627,13 @@ func (c *Client) saveOne(ctx context.Context, a *attachmentRef, dir, name string
 	if size == 0 && o.Progress != nil {
 		o.Progress(pw.p)
 	}
+	// A full disk may show only here (delayed allocation): it is this
+	// device's failure, like a failed write.
 	if err := f.Sync(); err != nil {
-		return "", fmt.Errorf("client: save: %w", err)
+		return "", fmt.Errorf("client: save %s: %w", name, localWriteErr(err))
 	}
 	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("client: save: %w", err)
+		return "", fmt.Errorf("client: save %s: %w", name, localWriteErr(err))
 	}
 	if err := publish(part, final, o.Force); err != nil {
 		return "", err
@@ -644,6 +668,19 @@ func publish(part, final string, force bool) error {
 	return nil
 }
 
+// errLocalWrite marks a failure to write a downloaded file on this device
+// (a full disk): not retried, and not a sign of tampering. It matches
+// ErrStore.
+var errLocalWrite = fmt.Errorf("%w: writing the file", ErrStore)
+
+// localWriteErr marks err as a failure to write on this device.
+func localWriteErr(err error) error {
+	if err == nil || errors.Is(err, errLocalWrite) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errLocalWrite, err)
+}
+
 // progressWriter counts plaintext written and reports it.
 type progressWriter struct {
 	w  io.Writer
@@ -653,6 +690,7 @@ type progressWriter struct {
 
 func (w *progressWriter) Write(b []byte) (int, error) {
 	n, err := w.w.Write(b)
+	err = localWriteErr(err)
 	w.p.Done += int64(n)
 	if w.fn != nil && n > 0 {
 		w.fn(w.p)

@@ -133,6 +133,7 @@ type Client struct {
 	changed   chan struct{}                                // closed and replaced on every state change
 	fatal     error                                        // stops the client (device revoked...)
 	inbox     []Message                                    // new messages not yet returned
+	storeErr  error                                        // an envelope could not be stored; reported by Sync or Receive
 	closed    bool                                         //
 	certs     map[keys.Fingerprint]*keys.DeviceCertificate // parsed contact certificates
 
@@ -547,9 +548,10 @@ func (c *Client) start(ctx context.Context, cn *conn) (uint64, error) {
 	}
 	gen := c.gen // no other install runs: connect is serialised and the loop is not running yet
 	c.online = true
-	c.wg.Add(1)
+	c.wg.Add(2)
 	c.mu.Unlock()
 	go c.run(cn)
+	go c.watchMailboxes()
 	c.goCheckPrekeys(cn)
 	c.goMaintain(cn)
 	return gen, nil
@@ -739,8 +741,16 @@ func (c *Client) deliver(cn *conn, d *protocol.Deliver) {
 	case errors.Is(err, errDuplicate):
 		c.duplicates.Add(1)
 	case errors.Is(err, errStoreFailed):
-		// Not committed: do not ack, the relay delivers it again.
+		// Not committed: do not ack, the relay delivers it again. Sync
+		// and Receive report it: a full disk must not read as "no new
+		// messages".
 		c.log.Error("could not store envelope", "mailbox", d.Mailbox.Short(), "err", err)
+		c.mu.Lock()
+		if c.storeErr == nil {
+			c.storeErr = err
+		}
+		c.broadcastLocked()
+		c.mu.Unlock()
 		return
 	default:
 		c.dropped.Add(1)

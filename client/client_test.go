@@ -461,9 +461,10 @@ func TestBlock(t *testing.T) {
 	if len(cs) != 1 || !cs[0].Blocked {
 		t.Fatalf("contacts %+v", cs)
 	}
-	// Bob can still write to alice.
-	if _, err := bob.Send(ctx, "alice", "bye"); err != nil {
-		t.Fatal(err)
+	// Bob does not write to alice while she is blocked: she could not
+	// answer.
+	if _, err := bob.Send(ctx, "alice", "bye"); !errors.Is(err, ErrContactBlocked) || err.Error() != "client: you blocked alice; nothing was sent" {
+		t.Fatalf("Send to a blocked contact: %v", err)
 	}
 }
 

@@ -27,8 +27,8 @@
 //	msgs, err := c.Inbox()
 //
 // A Client from Open connects on demand: the first [Client.Sync],
-// [Client.Receive], [Client.Ack], [Client.Invite], [Client.Accept] or
-// [Client.Block] connects as Dial would, and returns the connection error
+// [Client.Receive], [Client.Ack], [Client.Invite], [Client.Accept],
+// [Client.Block] or [Client.Unblock] connects as Dial would, and returns the connection error
 // if the relay cannot be reached (the next call tries again).
 // [Client.Send] uses only its own unauthenticated connection and does not
 // start receiving.
@@ -55,15 +55,23 @@
 // acknowledged (deleted) on the relay, and duplicates (the relay delivers
 // at least once) are stored once. Several processes may use one home at
 // the same time — for example a long-running listener and short commands:
-// the store file is opened for each transaction and closed after it. Once
-// connected, the Client reconnects by itself when the relay goes away.
+// the store file is opened for each transaction and closed after it. A
+// receiving Client also subscribes to mailboxes that another process on
+// the same home creates (an invitation made or accepted there), so it
+// receives from contacts added after it started. Once connected, the
+// Client reconnects by itself when the relay goes away. An envelope that
+// cannot be stored (a full disk) is not acknowledged, and Sync or Receive
+// return an error matching [ErrStore]: a storage failure never reads as
+// "nothing new".
 //
 // # Errors
 //
 // Errors are sentinels in errors.go, tested with errors.Is; relay refusals
 // are *protocol.Error values (test with protocol.IsCode). A contact who
 // blocked you makes Send fail with an error matching [ErrBlocked] that
-// reads "NAME no longer accepts messages from you". Invitation parse
+// reads "NAME no longer accepts messages from you"; a contact you blocked
+// ([Client.Block], until [Client.Unblock]) is not sent to
+// ([ErrContactBlocked]). Invitation parse
 // failures all match [ErrInvalidInvitation], and the specific ones
 // [ErrInvitationChecksum], [ErrInvitationTruncated] and so on.
 //

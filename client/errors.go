@@ -107,6 +107,21 @@ var (
 	// SaveOptions.Force). The error names the path and matches
 	// ErrFileExists; nothing was downloaded or changed.
 	ErrFileExists = errors.New("client: file exists")
+	// ErrStore: this device's local store (or the directory a file is
+	// saved in) could not be written: a full disk, a read-only or failing
+	// file system. The error wraps the operating system's (test for
+	// syscall.ENOSPC with errors.Is). Nothing that was not stored was
+	// acknowledged to the relay: it keeps the envelope and delivers it
+	// again.
+	ErrStore = errors.New("client: could not write to this device's storage")
+	// ErrContactBlocked: Send or SendFiles to a contact this client
+	// blocked. Nothing was sent; Unblock lets them write again.
+	ErrContactBlocked = errors.New("client: you blocked this contact")
+	// ErrFileChanged: a file changed while it was being sent, between an
+	// interrupted upload and its resumption. Resuming would encrypt new
+	// bytes under the key and nonces of bytes the relay may have seen
+	// already, so the upload stops; nothing was sent.
+	ErrFileChanged = errors.New("client: the file changed while it was being sent")
 	// ErrAttachmentCorrupt: a downloaded attachment did not decrypt, was
 	// truncated, or its digest is not the one in the message: the blob was
 	// damaged or replaced. Nothing was saved (the .part file is removed).
@@ -203,3 +218,10 @@ func (c *Client) sendError(r *contactRecord, err error) error {
 	}
 	return fmt.Errorf("%w: %w", errSendFailed, err)
 }
+// contactBlockedError is ErrContactBlocked naming the contact.
+type contactBlockedError struct{ name string }
+
+func (e *contactBlockedError) Error() string {
+	return "client: you blocked " + e.name + "; nothing was sent"
+}
+func (e *contactBlockedError) Unwrap() error { return ErrContactBlocked }

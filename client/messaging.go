@@ -18,8 +18,9 @@ import (
 )
 
 // errStoreFailed wraps a local store failure while receiving: the envelope
-// is not acknowledged, so the relay delivers it again.
-var errStoreFailed = errors.New("client: local store failed")
+// is not acknowledged, so the relay delivers it again, and Sync or Receive
+// return the error.
+var errStoreFailed = ErrStore
 
 func fp(f keys.Fingerprint) []byte { return f[:] }
 
@@ -157,7 +158,8 @@ func (c *Client) sendEnvelope(ctx context.Context, r *contactRecord, env []byte)
 // the contact's prekeys from the relay and starts one; keys that are not
 // the contact's known device give ErrDeviceMismatch. A recipient who
 // blocked this client gives an error matching ErrBlocked ("NAME no longer
-// accepts messages from you").
+// accepts messages from you"); a contact this client blocked, one matching
+// ErrContactBlocked, and nothing is sent.
 func (c *Client) Send(ctx context.Context, contact, text string) (Message, error) {
 	if len(text) > MaxTextSize {
 		return Message{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLong, len(text), MaxTextSize)
@@ -165,7 +167,7 @@ func (c *Client) Send(ctx context.Context, contact, text string) (Message, error
 	if text == "" || !utf8.ValidString(text) {
 		return Message{}, ErrInvalidText
 	}
-	r, err := c.lookupContact(contact)
+	r, err := c.sendable(contact)
 	if err != nil {
 		return Message{}, err
 	}
@@ -184,7 +186,7 @@ func (c *Client) Send(ctx context.Context, contact, text string) (Message, error
 		return err
 	})
 	if err != nil {
-		return m, fmt.Errorf("client: sent, but not stored locally: %w", err)
+		return m, fmt.Errorf("%w: the message was sent, but this device could not keep a copy: %w", ErrStore, err)
 	}
 	return m, nil
 }
@@ -304,7 +306,7 @@ func (c *Client) receive(mb protocol.MailboxID, envID protocol.EnvelopeID, env [
 		return nil
 	})
 	if err != nil {
-		return received{}, fmt.Errorf("%w: %v", errStoreFailed, err)
+		return received{}, fmt.Errorf("%w: %w", errStoreFailed, err)
 	}
 	return res, dropErr
 }
@@ -368,7 +370,10 @@ func uniqueName(cs []*contactRecord, name string) string {
 // with every envelope stored and acknowledged, and returns the messages
 // that are new since the last Sync or Receive, oldest first. Introductions
 // are processed on the way: the contacts they add appear in Contacts. On a
-// Client from Open, the first Sync connects (and fails if it cannot).
+// Client from Open, the first Sync connects (and fails if it cannot). If
+// an envelope could not be stored (ErrStore: a full disk), Sync returns
+// the messages stored before the failure with the error; the relay keeps
+// what was not stored, and a later Sync receives it.
 func (c *Client) Sync(ctx context.Context) ([]Message, error) {
 	fresh, err := c.connect(ctx)
 	if err != nil {
@@ -376,6 +381,11 @@ func (c *Client) Sync(ctx context.Context) ([]Message, error) {
 	}
 	c.mu.Lock()
 	g0, cur := c.gen, c.cur
+	if fresh == 0 {
+		// What failed to store before is delivered again on the new
+		// subscription this Sync waits for: only its failures count.
+		c.storeErr = nil
+	}
 	c.mu.Unlock()
 	switch {
 	case fresh != 0:
@@ -394,9 +404,12 @@ func (c *Client) Sync(ctx context.Context) ([]Message, error) {
 			return nil, err
 		}
 		if c.cur != nil && c.gen > g0 && allDrained(c.subs) {
-			msgs := c.inbox
-			c.inbox = nil
+			msgs, serr := c.inbox, c.storeErr
+			c.inbox, c.storeErr = nil, nil
 			c.mu.Unlock()
+			if serr != nil {
+				return msgs, serr
+			}
 			c.syncPrekeys(ctx)
 			if cur := c.current(); cur != nil {
 				c.maintainOnce(ctx, cur)
@@ -429,7 +442,9 @@ func allDrained(m map[protocol.MailboxID]bool) bool {
 
 // Receive returns the next new message, already stored locally and
 // acknowledged, blocking until one arrives or ctx ends. On a Client from
-// Open, the first Receive connects (and fails if it cannot).
+// Open, the first Receive connects (and fails if it cannot). An envelope
+// that could not be stored makes it return an error matching ErrStore
+// (once per failure); the relay keeps that envelope.
 func (c *Client) Receive(ctx context.Context) (Message, error) {
 	if _, err := c.connect(ctx); err != nil {
 		return Message{}, err
@@ -443,6 +458,9 @@ func (c *Client) Receive(ctx context.Context) (Message, error) {
 			return m, nil
 		}
 		err, ch := c.stateErrLocked(), c.changed
+		if err == nil && c.storeErr != nil {
+			err, c.storeErr = c.storeErr, nil
+		}
 		c.mu.Unlock()
 		if err != nil {
 			return Message{}, err
@@ -545,7 +563,8 @@ func (c *Client) messageRecordByID(id string) (*messageRecord, error) {
 
 // Block stops the contact named contact from writing to this client: the
 // relay revokes the capability they send with (they get ErrBlocked), and
-// anything still arriving from them is dropped.
+// anything still arriving from them is dropped. This client does not send
+// to them either (ErrContactBlocked) until Unblock.
 func (c *Client) Block(ctx context.Context, contact string) error {
 	r, err := c.lookupContact(contact)
 	if err != nil {

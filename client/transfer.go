@@ -3,11 +3,13 @@ package client
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +42,22 @@ const (
 
 // errLocalRead marks a failure to read the file being sent: not retried.
 var errLocalRead = errors.New("client: reading the file")
+
+// redactURL hides the blob ID in an error from net/http, whose *url.Error
+// quotes the whole request URL: the ID is the blob's download capability,
+// and errors are logged and printed. What is left is the ID's short form.
+func redactURL(err error) error {
+	var ue *url.Error
+	if err != nil && errors.As(err, &ue) {
+		if i := strings.LastIndex(ue.URL, protocol.BlobPath); i >= 0 {
+			id := ue.URL[i+len(protocol.BlobPath):]
+			if len(id) > 8 {
+				ue.URL = ue.URL[:i+len(protocol.BlobPath)] + id[:8] + "…"
+			}
+		}
+	}
+	return err
+}
 
 // blobHTTP returns the HTTP client for blob transfers: no compression
 // (ciphertext does not compress, and a gzip-decoding transport would hide
@@ -100,7 +118,7 @@ func (c *Client) backoff(ctx context.Context, failures int) error {
 
 // retryable reports whether a failed transfer attempt may be tried again.
 func retryable(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || errors.Is(err, errLocalRead) || errors.Is(err, ErrAttachmentCorrupt) {
+	if ctx.Err() != nil || errors.Is(err, errLocalRead) || errors.Is(err, errLocalWrite) || errors.Is(err, ErrAttachmentCorrupt) || errors.Is(err, ErrFileChanged) {
 		return false
 	}
 	var pe *protocol.Error
@@ -220,12 +238,13 @@ func (c *Client) uploadBlob(ctx context.Context, key attach.Key, src io.ReaderAt
 	if err != nil {
 		return err
 	}
-	ref.Blob = bc.Blob
+	ref.Blob, ref.token, ref.created = bc.Blob, bc.Token, true
 	url, err := blobURL(c.relay, bc.Blob)
 	if err != nil {
 		return err
 	}
-	enc := attach.NewEncryptor(key, src, size)
+	guard := newResumeGuard(src)
+	enc := attach.NewEncryptor(key, guard, size)
 	prog := &uploadProgress{p: Progress{File: name, Total: size, Phase: PhaseUpload}, fn: progress}
 	var offset int64
 	failures := 0
@@ -236,6 +255,7 @@ func (c *Client) uploadBlob(ctx context.Context, key attach.Key, src io.ReaderAt
 		}
 		if err == nil {
 			// The relay kept what arrived and the request ended early.
+			guard.committed(committed / protocol.BlobCipherChunkSize)
 			err = fmt.Errorf("client: upload ended at %d of %d bytes", committed, cipherSize)
 		} else if !retryable(ctx, err) {
 			return c.uploadErr(ctx, name, err)
@@ -258,6 +278,7 @@ func (c *Client) uploadBlob(ctx context.Context, key attach.Key, src io.ReaderAt
 		if committed > offset {
 			failures = 0
 		}
+		guard.committed(committed / protocol.BlobCipherChunkSize)
 		offset = committed
 		if offset == cipherSize {
 			break // the last attempt finished; only its answer was lost
@@ -287,7 +308,7 @@ func (c *Client) putBlob(ctx context.Context, url string, tok protocol.BlobToken
 	body := &uploadBody{r: enc.Reader(offset / protocol.BlobCipherChunkSize), off: offset, prog: prog, wd: wd}
 	req, err := http.NewRequestWithContext(actx, http.MethodPut, url, body)
 	if err != nil {
-		return 0, err
+		return 0, redactURL(err)
 	}
 	req.ContentLength = size - offset
 	req.GetBody = nil
@@ -302,7 +323,7 @@ func (c *Client) putBlob(ctx context.Context, url string, tok protocol.BlobToken
 		return 0, body.err
 	}
 	if err != nil {
-		return 0, err
+		return 0, redactURL(err)
 	}
 	defer drain(resp)
 	if resp.StatusCode/100 != 2 {
@@ -325,12 +346,12 @@ func (c *Client) headBlob(ctx context.Context, url string, tok protocol.BlobToke
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodHead, url, nil)
 	if err != nil {
-		return 0, err
+		return 0, redactURL(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+hex.EncodeToString(tok[:]))
 	resp, err := c.blobHTTP().Do(req)
 	if err != nil {
-		return 0, err
+		return 0, redactURL(err)
 	}
 	defer drain(resp)
 	if resp.StatusCode/100 != 2 {
@@ -419,14 +440,14 @@ func (c *Client) getBlob(ctx context.Context, url string, from, size int64, dst 
 	defer wd.stop()
 	req, err := http.NewRequestWithContext(actx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		return 0, redactURL(err)
 	}
 	if from > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(from, 10)+"-")
 	}
 	resp, err := c.blobHTTP().Do(req)
 	if err != nil {
-		return 0, err
+		return 0, redactURL(err)
 	}
 	defer resp.Body.Close()
 	body := io.Reader(resp.Body)
@@ -450,6 +471,9 @@ func (c *Client) getBlob(ctx context.Context, url string, from, size int64, dst 
 	}
 	w := &downloadSink{w: dst, wd: wd}
 	n, err := io.Copy(w, io.LimitReader(body, size-from))
+	if errors.Is(w.err, errLocalWrite) {
+		return n, w.err // this device's disk, not the relay's copy
+	}
 	if w.err != nil {
 		return n, fmt.Errorf("%w: %w", ErrAttachmentCorrupt, w.err)
 	}
@@ -486,4 +510,120 @@ func (s *downloadSink) Write(p []byte) (int, error) {
 		s.err = err
 	}
 	return n, err
+}
+
+// maxGuardedChunks bounds the digests a resumeGuard keeps: chunks sent but
+// not committed by the relay (an honest relay commits as chunks arrive,
+// so a handful). Past it, a resumption that would read an unguarded chunk
+// again is refused rather than trusted.
+const maxGuardedChunks = 1 << 16
+
+// resumeGuard stands between an upload's encryptor and the file. The
+// encryptor seals chunk i under the file key and nonce i, and a resumed
+// upload seals again every chunk from the relay's committed length on,
+// some of which the relay may have seen already in the interrupted
+// attempt. If the file changed in between, the same key and nonce would
+// seal different plaintexts (SPEC.md 12.3). So a chunk read a second time
+// must hash to what it hashed to the first time, or the read fails with
+// ErrFileChanged before anything is sealed. Digests are kept only for
+// chunks not yet committed.
+type resumeGuard struct {
+	r io.ReaderAt
+
+	mu    sync.Mutex
+	next  int64 // the first chunk never read
+	floor int64 // chunks below it are committed: their digests are gone
+	sums  map[int64][32]byte
+}
+
+func newResumeGuard(r io.ReaderAt) *resumeGuard {
+	return &resumeGuard{r: r, sums: make(map[int64][32]byte)}
+}
+
+// ReadAt reads one chunk's plaintext, as attach.Encryptor asks for it
+// (whole chunks at chunk offsets).
+func (g *resumeGuard) ReadAt(p []byte, off int64) (int, error) {
+	n, err := g.r.ReadAt(p, off)
+	if off%attach.ChunkSize != 0 || len(p) > attach.ChunkSize {
+		return 0, fmt.Errorf("client: upload read %d bytes at %d: not one chunk", len(p), off)
+	}
+	if n < len(p) {
+		return n, err // the encryptor fails on a short read
+	}
+	i := off / attach.ChunkSize
+	sum := sha256.Sum256(p[:n])
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if i >= g.next {
+		if i < g.floor+maxGuardedChunks {
+			g.sums[i] = sum
+		}
+		g.next = i + 1
+		return n, err
+	}
+	was, ok := g.sums[i]
+	switch {
+	case i < g.floor:
+		return 0, fmt.Errorf("client: the relay's committed length went back to chunk %d of the upload; it cannot resume safely", i)
+	case !ok:
+		return 0, fmt.Errorf("client: too much of the upload is uncommitted on the relay to resume it safely")
+	case was != sum:
+		return 0, ErrFileChanged
+	}
+	return n, err
+}
+
+// committed drops the digests of chunks below the relay's committed
+// length: they are never sealed again.
+func (g *resumeGuard) committed(chunk int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := g.floor; i < min(chunk, g.next); i++ {
+		delete(g.sums, i)
+	}
+	g.floor = max(g.floor, chunk)
+}
+
+// releaseTimeout bounds the deletion of a blob that is given up: it runs
+// after a failure, even after ctx was cancelled (Ctrl-C).
+const releaseTimeout = 5 * time.Second
+
+// releaseBlobs deletes the relay's copy of blobs this client created and
+// will not announce (SPEC.md 12.1, DELETE), so that their reserved size
+// stops counting against the quota now rather than at expiry. It is best
+// effort: a blob it cannot delete expires on its own.
+func (c *Client) releaseBlobs(ctx context.Context, refs []attachmentRef) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	for _, ref := range refs {
+		if !ref.created {
+			continue
+		}
+		if err := c.deleteBlob(ctx, ref.Blob, ref.token); err != nil {
+			c.log.Debug("could not give up a blob; it expires on the relay", "blob", ref.Blob.Short(), "err", err)
+			continue
+		}
+		c.log.Debug("gave up a blob", "blob", ref.Blob.Short())
+	}
+}
+
+func (c *Client) deleteBlob(ctx context.Context, id protocol.BlobID, tok protocol.BlobToken) error {
+	url, err := blobURL(c.relay, id)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, url, nil)
+	if err != nil {
+		return redactURL(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+hex.EncodeToString(tok[:]))
+	resp, err := c.blobHTTP().Do(req)
+	if err != nil {
+		return redactURL(err)
+	}
+	defer drain(resp)
+	if resp.StatusCode/100 != 2 {
+		return responseError(resp)
+	}
+	return nil
 }

@@ -20,7 +20,8 @@ import (
 )
 
 // serveBlob serves protocol.BlobPath + {id}: PUT (upload), HEAD (upload
-// status) and GET (download), SPEC.md 12.1.
+// status), GET (download) and DELETE (the uploader gives it up), SPEC.md
+// 12.1.
 func (r *Relay) serveBlob(w http.ResponseWriter, req *http.Request) {
 	b := &r.blobs
 	if !b.enabled() {
@@ -48,8 +49,10 @@ func (r *Relay) serveBlob(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	case http.MethodGet:
 		r.getBlob(w, req, key)
+	case http.MethodDelete:
+		r.deleteBlob(w, req, key)
 	default:
-		w.Header().Set("Allow", "GET, HEAD, PUT")
+		w.Header().Set("Allow", "GET, HEAD, PUT, DELETE")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
 }
@@ -425,4 +428,46 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.ReadSeeker.Read(b)
 	p.m.BlobDownloaded(n)
 	return n, err
+}
+
+// blobDeleter is a blob index that can delete one blob before its expiry
+// (bboltstore's can).
+type blobDeleter interface {
+	DeleteBlob(ctx context.Context, key store.BlobKey) (store.Blob, error)
+}
+
+// deleteBlob answers DELETE with the upload token: the uploader gives the
+// blob up (an upload it abandoned, a file it did not send after all), and
+// its reserved size stops counting against the device's quota at once
+// instead of at expiry.
+func (r *Relay) deleteBlob(w http.ResponseWriter, req *http.Request, key store.BlobKey) {
+	b := &r.blobs
+	del, ok := b.idx.(blobDeleter)
+	if !ok {
+		w.Header().Set("Allow", "GET, HEAD, PUT")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	rec, ok := r.blobRecord(w, key)
+	if !ok || !checkBlobToken(w, req, rec) {
+		return
+	}
+	// Hold the blob as an upload does: a running PUT is stopped first.
+	u := &upload{rc: http.NewResponseController(w), done: make(chan struct{})}
+	if b.startUpload(key, u) {
+		blobError(w, http.StatusServiceUnavailable, protocol.CodeShuttingDown, "")
+		return
+	}
+	defer b.endUpload(key, u)
+	if _, err := del.DeleteBlob(req.Context(), key); err != nil {
+		r.storeError(w, err)
+		return
+	}
+	// The record is gone (durably): a crash now leaves an orphan file,
+	// which the next start deletes.
+	if err := os.Remove(b.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r.log.Error("delete blob file", "err", err)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
 }

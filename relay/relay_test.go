@@ -103,10 +103,10 @@ func TestCapabilities(t *testing.T) {
 	// Nothing was stored: a subscription drains at once.
 	wantType[*protocol.OK](t, own.do(&protocol.Subscribe{Mailbox: mb}))
 	wantType[*protocol.Drained](t, own.push())
-	// Re-adding a revoked capability is refused; another device is not the owner.
-	wantCode(t, own.do(&protocol.AddCapability{Mailbox: mb, Hash: blocked.Hash()}), protocol.CodeCapabilityRevoked)
+	// Another device cannot lift the revocation; the owner can (unblock).
 	other, _, _, _ := owner(t, srv.URL)
 	wantCode(t, other.do(&protocol.AddCapability{Mailbox: mb, Hash: blocked.Hash()}), protocol.CodeNotOwner)
+	wantType[*protocol.OK](t, own.do(&protocol.AddCapability{Mailbox: mb, Hash: blocked.Hash()}))
 	wantCode(t, other.do(&protocol.Subscribe{Mailbox: mb}), protocol.CodeNotOwner)
 	wantCode(t, other.do(&protocol.Subscribe{Mailbox: protocol.NewMailboxID()}), protocol.CodeUnknownMailbox)
 }

@@ -74,6 +74,14 @@ func runSave(ctx context.Context, c *cli, cmd *command, args []string) error {
 			hint: "overwrite it with --force, or save elsewhere with --out DIR",
 			err:  err,
 		}
+	case diskFull(err):
+		return &cliError{
+			msg:  fmt.Sprintf("the disk is full: the file could not be saved in %s; nothing incomplete was left", *out),
+			hint: "free some space, or save elsewhere with --out DIR",
+			err:  err,
+		}
+	case errors.Is(err, client.ErrStore):
+		return &cliError{msg: strip(err), hint: "check the disk and the permissions of " + *out, err: err}
 	case errors.Is(err, client.ErrAttachmentCorrupt):
 		return &cliError{msg: strip(err), hint: "the relay's copy is damaged or was replaced; ask the sender to send the file again", err: err}
 	case protocol.IsCode(err, protocol.CodeUnknownBlob):

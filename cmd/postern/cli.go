@@ -25,6 +25,8 @@ type cli struct {
 	relayURL string // init's --relay, for messages
 
 	passphraseFromEnv bool // POSTERN_PASSPHRASE was used, for messages
+
+	policyPath string // the passphrase policy file; "" is systemPolicyPath() (tests set it)
 }
 
 // command is one subcommand. usage is its synopsis line(s) without the
@@ -42,7 +44,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		initCmd, whoamiCmd,
-		inviteCmd, acceptCmd, contactsCmd, blockCmd,
+		inviteCmd, acceptCmd, contactsCmd, blockCmd, unblockCmd,
 		sendCmd, saveCmd, syncCmd, inboxCmd, readCmd, listenCmd,
 		helpCmd, versionCmd,
 	}

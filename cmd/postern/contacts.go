@@ -91,7 +91,9 @@ var blockCmd = &command{
 	name:  "block",
 	usage: "block NAME",
 	help: `Stop the contact NAME from sending to you: the relay refuses their messages
-from now on, and they are told that you no longer accept messages from them.`,
+from now on, and they are told that you no longer accept messages from them.
+You do not send to them either while they are blocked. 'postern contacts'
+shows who is blocked; 'postern unblock NAME' undoes it.`,
 	run: runBlock,
 }
 
@@ -116,11 +118,48 @@ func runBlock(ctx context.Context, c *cli, cmd *command, args []string) error {
 	return nil
 }
 
+var unblockCmd = &command{
+	name:  "unblock",
+	usage: "unblock NAME",
+	help: `Accept messages from the blocked contact NAME again, and send to them again.
+Messages they tried to send while blocked were refused by the relay (they
+were told) and do not arrive now.`,
+	run: runUnblock,
+}
+
+func runUnblock(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	pos, err := parseN(fs, cmd, args, "NAME")
+	if err != nil {
+		return err
+	}
+	cl, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ct, err := findContact(cl, pos[0])
+	if err != nil {
+		return err
+	}
+	if !ct.Blocked {
+		fmt.Fprintf(c.stdout, "%s is not blocked.\n", safe(ct.Name, false))
+		return nil
+	}
+	if err := cl.Unblock(ctx, pos[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Unblocked %s.\n", safe(pos[0], false))
+	return nil
+}
+
 var contactsCmd = &command{
 	name:  "contacts",
 	usage: "contacts [--json]",
-	help: `List your contacts with their safety numbers and when they were added.
-It does not contact the relay.`,
+	help: `List your contacts with their safety numbers and when they were added; a
+BLOCKED column appears when you have blocked someone ('postern block').
+--json prints an array of objects with name, identity, safety_number, added
+and blocked. It does not contact the relay.`,
 	run: runContacts,
 }
 
@@ -139,9 +178,21 @@ func runContacts(ctx context.Context, c *cli, cmd *command, args []string) error
 	if err != nil {
 		return err
 	}
+	anyBlocked := false
+	for _, ct := range cts {
+		anyBlocked = anyBlocked || ct.Blocked
+	}
+	header := "NAME\tSAFETY NUMBER\tADDED"
+	if anyBlocked {
+		header += "\tBLOCKED"
+	}
 	return printList(c, cts, *asJSON, toJSONContact, "No contacts yet. Exchange invitations with 'postern invite' and 'postern accept'.",
-		"NAME\tSAFETY NUMBER\tADDED", func(ct client.Contact) string {
-			return fmt.Sprintf("%s\t%s\t%s", safe(ct.Name, false), ct.SafetyNumber, ct.Added.Local().Format(tableTime))
+		header, func(ct client.Contact) string {
+			row := fmt.Sprintf("%s\t%s\t%s", safe(ct.Name, false), ct.SafetyNumber, ct.Added.Local().Format(tableTime))
+			if anyBlocked {
+				row += "\t" + map[bool]string{true: "yes", false: "no"}[ct.Blocked]
+			}
+			return row
 		})
 }
 
@@ -151,6 +202,7 @@ type jsonContact struct {
 	Identity     string `json:"identity"`
 	SafetyNumber string `json:"safety_number"`
 	Added        string `json:"added"`
+	Blocked      bool   `json:"blocked"`
 }
 
 func toJSONContact(ct client.Contact) jsonContact {
@@ -159,6 +211,7 @@ func toJSONContact(ct client.Contact) jsonContact {
 		Identity:     ct.Identity.String(),
 		SafetyNumber: ct.SafetyNumber,
 		Added:        rfc3339(ct.Added),
+		Blocked:      ct.Blocked,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -103,6 +104,13 @@ func (c *cli) explain(err error) (msg, hint string) {
 		return strip(err), "ask your contact for a new invitation ('postern invite' makes one)"
 	case errors.Is(err, client.ErrStalePrekey):
 		return strip(err), "ask your contact to open Postern (any command that connects, e.g. 'postern sync') so their device renews its keys"
+	case errors.Is(err, client.ErrContactBlocked):
+		return strip(err), "list who is blocked with: postern contacts"
+	case diskFull(err):
+		return "the disk of this device is full (" + c.home + "); nothing more could be stored",
+			"free some space and run the command again: what was not stored stays on the relay"
+	case errors.Is(err, client.ErrStore):
+		return strip(err), "check the disk and the permissions of " + c.home + "; what was not stored stays on the relay"
 	case errors.Is(err, client.ErrTooLong):
 		return strip(err), "split it into several messages"
 	case errors.Is(err, client.ErrInvalidText):
@@ -180,4 +188,14 @@ func unreachable(err error) bool {
 		return true // the WebSocket handshake failed below HTTP: TLS, timeout
 	}
 	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// diskFull reports whether err is the operating system's "no space left
+// on device" (ERROR_DISK_FULL or ERROR_HANDLE_DISK_FULL on Windows).
+func diskFull(err error) bool {
+	if errors.Is(err, syscall.ENOSPC) {
+		return true
+	}
+	var errno syscall.Errno
+	return runtime.GOOS == "windows" && errors.As(err, &errno) && (errno == 112 || errno == 39)
 }

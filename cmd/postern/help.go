@@ -28,6 +28,7 @@ Contacts:
                           accept an invitation and save its sender as NAME
   contacts [--json]       list contacts with their safety numbers
   block NAME              refuse further messages from a contact
+  unblock NAME            accept messages from a blocked contact again
 
 Messages:
   send NAME [--attach FILE]... [--keep-metadata] TEXT...|-
@@ -52,6 +53,10 @@ Environment:
   POSTERN_HOME            the default for --home
   POSTERN_PASSPHRASE      the passphrase of the key files; when it is unset,
                           postern asks on the terminal
+  POSTERN_MIN_PASSPHRASE_LENGTH
+                          raise the minimum length of a new passphrase
+                          (default 12, or min-passphrase-length in
+                          /etc/postern/policy.conf; see 'postern help init')
 
 Exit status: 0 on success, 1 on failure, 2 for a wrong command line.
 `

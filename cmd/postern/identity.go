@@ -18,7 +18,13 @@ invite code, when its operator requires one.
 
 The passphrase is asked twice on the terminal, or taken from
 POSTERN_PASSPHRASE. It protects the key files; there is no way to recover
-it.`,
+it. A new passphrase must have at least 12 characters and must not be one
+of the commonly used ones (several unrelated words work well). An
+organisation sets another minimum in /etc/postern/policy.conf
+(%ProgramData%\Postern\policy.conf on Windows) with a line
+"min-passphrase-length = 16"; POSTERN_MIN_PASSPHRASE_LENGTH raises it
+further. The policy applies to new passphrases only: a home made with a
+shorter one still opens.`,
 	run: runInit,
 }
 
@@ -40,8 +46,15 @@ func runInit(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if err != nil {
 		return err
 	}
+	min, err := c.minPassphrase()
+	if err != nil {
+		return err
+	}
 	passphrase, err := c.passphrase(true)
 	if err != nil {
+		return err
+	}
+	if err := checkNewPassphrase(passphrase, min); err != nil {
 		return err
 	}
 	c.relayURL = *relayURL

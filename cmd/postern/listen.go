@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/postern/postern/client"
 )
 
 var listenCmd = &command{
@@ -13,7 +17,10 @@ var listenCmd = &command{
 	help: `Stay connected to the relay and print each new message as it arrives, one
 line each: time, sender and text (newlines shown as \n). --json prints one
 JSON object a line, as in 'postern inbox --json'. Stops on Ctrl-C or
-SIGTERM. Other commands, such as 'postern inbox', work while it runs.`,
+SIGTERM. Other commands, such as 'postern inbox', work while it runs, and
+it receives from contacts added meanwhile. One listen runs per home: a
+second is refused. If a message cannot be stored (a full disk), it stops
+with an error; the relay keeps the message.`,
 	run: runListen,
 }
 
@@ -22,6 +29,20 @@ func runListen(ctx context.Context, c *cli, cmd *command, args []string) error {
 	asJSON := fs.Bool("json", false, "")
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
+	}
+	home, err := c.homeDir()
+	if err != nil {
+		return err
+	}
+	// The lock comes before the connection: a refused listener must not
+	// receive (and so hide from the running one) a single message. A home
+	// without a key file gets no lock file; dial says what is wrong.
+	if _, err := os.Stat(filepath.Join(home, client.KeyFileName)); err == nil {
+		lk, err := lockListen(home)
+		if err != nil {
+			return err
+		}
+		defer lk.release()
 	}
 	cl, err := c.dial(ctx)
 	if err != nil {

@@ -45,7 +45,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("RELAY", srv.URL)
 			// Scripts named prompt* have no POSTERN_PASSPHRASE: they type it.
 			if !strings.HasPrefix(path.Base(tb.Name()), "prompt") {
-				env.Setenv("POSTERN_PASSPHRASE", "correct horse battery staple")
+				env.Setenv("POSTERN_PASSPHRASE", "plum harbour lantern tuesday")
 			}
 			return nil
 		},

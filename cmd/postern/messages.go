@@ -79,7 +79,12 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 			return &cliError{msg: fmt.Sprintf("cannot attach %s: not a regular file", f)}
 		}
 	}
-	cl, err := c.dial(ctx)
+	// A text goes over the unauthenticated connection alone: sending does
+	// not receive, so nothing that arrives meanwhile is stored (and
+	// acknowledged) here instead of by a running 'postern listen'. Files
+	// need the authenticated connection to create their blobs, and make
+	// it when they do.
+	cl, err := c.open()
 	if err != nil {
 		return err
 	}
@@ -97,6 +102,29 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return unknownContact(name, err)
 	case errors.Is(err, client.ErrBlocked):
 		return &cliError{msg: fmt.Sprintf("%s has blocked you; the message was not delivered", safe(name, false)), err: err}
+	case errors.Is(err, client.ErrContactBlocked):
+		return &cliError{
+			msg:  fmt.Sprintf("you blocked %s; nothing was sent", safe(name, false)),
+			hint: "unblock them first with: postern unblock " + safe(name, false),
+			err:  err,
+		}
+	case errors.Is(err, client.ErrFileChanged):
+		return &cliError{
+			msg:  "a file changed while it was being sent; nothing was sent",
+			hint: "send it again once nothing is writing to it",
+			err:  err,
+		}
+	case errors.Is(err, client.ErrStore) && m.ID != "":
+		// Delivered, but this device's copy is missing.
+		why := "its storage failed"
+		if diskFull(err) {
+			why = "the disk is full"
+		}
+		return &cliError{
+			msg:  fmt.Sprintf("sent to %s (%s), but this device could not keep a copy: %s", safe(name, false), m.ID, why),
+			hint: "free some space on this device; the message was delivered and will not be sent again",
+			err:  err,
+		}
 	case err != nil:
 		return err
 	}
@@ -108,7 +136,8 @@ var syncCmd = &command{
 	name:  "sync",
 	usage: "sync",
 	help: `Fetch new messages from the relay and print how many arrived. Read them with
-'postern inbox'.`,
+'postern inbox'. If a message cannot be stored on this device (a full disk),
+sync fails (exit status 1) and the relay keeps the message for the next sync.`,
 	run: runSync,
 }
 
@@ -117,7 +146,9 @@ func runSync(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
 	}
-	cl, err := c.dial(ctx)
+	// Open, then connect in Sync: the contacts are read before anything
+	// is received, so that every contact an introduction adds is told.
+	cl, err := c.open()
 	if err != nil {
 		return err
 	}
@@ -128,6 +159,11 @@ func runSync(ctx context.Context, c *cli, cmd *command, args []string) error {
 	}
 	msgs, err := cl.Sync(ctx)
 	if err != nil {
+		// Messages stored before a failure are kept: say how many, then
+		// fail (a full disk must never read as "0 new messages").
+		if len(msgs) > 0 {
+			fmt.Fprintln(c.stdout, plural(len(msgs), "new message", "new messages")+" stored before the failure")
+		}
 		return err
 	}
 	fmt.Fprintln(c.stdout, plural(len(msgs), "new message", "new messages"))

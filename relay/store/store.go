@@ -134,8 +134,8 @@ type Store interface {
 	DeleteMailbox(ctx context.Context, owner protocol.DeviceID, id protocol.MailboxID) error
 	// AddCapability registers a live capability hash for a mailbox the
 	// owner owns (ErrCapabilityLimit past MaxCapabilitiesPerMailbox live
-	// ones). Adding a known hash again is a no-op; re-adding a revoked
-	// one is refused with ErrCapabilityRevoked.
+	// ones). Adding a live hash again is a no-op; re-adding a revoked one
+	// makes it live again (the owner unblocks a sender).
 	AddCapability(ctx context.Context, owner protocol.DeviceID, mb protocol.MailboxID, h protocol.CapabilityHash) error
 	// RevokeCapability marks a hash revoked (recording it if unknown, so
 	// that a sender presenting it later is told it was blocked).

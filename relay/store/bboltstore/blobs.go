@@ -228,3 +228,37 @@ func (s *Store) BlobUsage(ctx context.Context, dev protocol.DeviceID) (store.Blo
 	})
 	return u, err
 }
+
+// DeleteBlob deletes one blob's record before its expiry, releasing its
+// quota (the uploader gave it up), and returns the record so that the
+// caller can delete the file. ErrUnknownBlob if there is none.
+func (s *Store) DeleteBlob(ctx context.Context, key store.BlobKey) (store.Blob, error) {
+	var b store.Blob
+	err := s.update(func(tx *bolt.Tx) error {
+		blobs := tx.Bucket(bBlobs)
+		v := blobs.Get(key[:])
+		if v == nil {
+			return store.ErrUnknownBlob
+		}
+		var err error
+		if b, err = decodeBlob(key[:], v); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bBlobExp).Delete(blobExpKey(b.Expires, key)); err != nil {
+			return err
+		}
+		u, err := blobUsage(tx, b.Owner)
+		if err != nil {
+			return err
+		}
+		u.Bytes -= min(u.Bytes, b.Size)
+		if !b.Done() && u.Unfinished > 0 {
+			u.Unfinished--
+		}
+		if err := putBlobUsage(tx, b.Owner, u); err != nil {
+			return err
+		}
+		return blobs.Delete(key[:])
+	})
+	return b, err
+}

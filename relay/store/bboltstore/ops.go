@@ -404,10 +404,9 @@ func (s *Store) AddCapability(ctx context.Context, owner protocol.DeviceID, mb p
 		}
 		caps := tx.Bucket(bCaps)
 		key := cat(mb[:], h[:])
-		if v := caps.Get(key); len(v) == 1 {
-			if store.CapabilityState(v[0]) == store.CapabilityRevoked {
-				return store.ErrCapabilityRevoked
-			}
+		// A revoked hash falls through: its owner lifts the revocation
+		// (unblocking a contact), and it counts as a new live one.
+		if v := caps.Get(key); len(v) == 1 && store.CapabilityState(v[0]) == store.CapabilityLive {
 			return nil
 		}
 		live := 0

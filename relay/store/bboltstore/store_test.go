@@ -135,8 +135,16 @@ func TestCapabilities(t *testing.T) {
 	if _, err := s.Append(ctx, e, h); !errors.Is(err, store.ErrCapabilityRevoked) {
 		t.Errorf("Append with revoked = %v", err)
 	}
-	if err := s.AddCapability(ctx, ownr, mb, h); !errors.Is(err, store.ErrCapabilityRevoked) {
+	// The owner lifts the revocation (unblock): the capability is live
+	// again; revoking it once more blocks again.
+	if err := s.AddCapability(ctx, ownr, mb, h); err != nil {
 		t.Errorf("re-adding revoked = %v", err)
+	}
+	if err := s.CheckCapability(ctx, mb, h); err != nil {
+		t.Errorf("CheckCapability after re-adding = %v", err)
+	}
+	if err := s.RevokeCapability(ctx, ownr, mb, h); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.AddCapability(ctx, protocol.DeviceID{9}, mb, h); !errors.Is(err, store.ErrNotOwner) {
 		t.Errorf("AddCapability by another device = %v", err)
