@@ -58,8 +58,9 @@ const padTo1024 = 1024 - protocol.EnvelopeHeaderSize
 // BenchmarkSealMessagePadded is the house performance case: a 100-byte text
 // padded to a 1024-byte envelope, same chain (no DH or PQ step), sealed into
 // a reused buffer as BenchmarkBareChaCha20Poly1305/1024 seals into one.
-// Compare with that; the Alloc variants use Seal and Open, which allocate
-// the message.
+// Compare with that and with BenchmarkBareXChaCha20Poly1305/1024 (the AEAD
+// of both the header and the body); the Alloc variants use Seal and Open,
+// which allocate the message.
 func BenchmarkSealMessagePadded(b *testing.B) {
 	a, _ := steady(b)
 	b.ReportAllocs()
