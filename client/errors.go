@@ -181,11 +181,20 @@ func (e *deviceMismatchError) Error() string {
 }
 func (e *deviceMismatchError) Unwrap() error { return ErrDeviceMismatch }
 
-// invitationSpentError is ErrInvitationSpent naming the inviter.
-type invitationSpentError struct{ name string }
+// invitationSpentError is ErrInvitationSpent naming the inviter. refused:
+// the inviter said so (a refusal); otherwise the relay refused the
+// invitation's capability, which the inviter also revokes when blocking
+// someone who has not yet received their own route.
+type invitationSpentError struct {
+	name    string
+	refused bool
+}
 
 func (e *invitationSpentError) Error() string {
-	return e.name + "'s invitation was already used by someone else or withdrawn; nothing was delivered: ask " + e.name + " for a new invitation"
+	if e.refused {
+		return e.name + "'s invitation was already used by someone else; nothing was delivered: ask " + e.name + " for a new invitation"
+	}
+	return e.name + " no longer accepts messages through the invitation you accepted (used by someone else, withdrawn, or " + e.name + " blocked you); nothing was delivered"
 }
 func (e *invitationSpentError) Unwrap() error { return ErrInvitationSpent }
 

@@ -140,7 +140,7 @@ func (c *Client) sendEnvelope(ctx context.Context, r *contactRecord, env []byte)
 		(*h)(true, env)
 	}
 	if r.Refused {
-		return &invitationSpentError{name: r.Name}
+		return &invitationSpentError{name: r.Name, refused: true}
 	}
 	resp, err := c.anonRequest(ctx, anonKey(r.ID), &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env})
 	if err != nil {

@@ -248,7 +248,7 @@ func (c *Client) fetchPeerBundle(ctx context.Context, r *contactRecord) (*sessio
 		return nil, errStoreCorrupt
 	}
 	if r.Refused {
-		return nil, &invitationSpentError{name: r.Name}
+		return nil, &invitationSpentError{name: r.Name, refused: true}
 	}
 	resp, err := c.anonRequest(ctx, anonKey(r.ID), &protocol.FetchBundle{Mailbox: mb, Capability: tok})
 	if err != nil {
