@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/postern/postern/relay"
 	"github.com/postern/postern/relay/store/bboltstore"
 )
@@ -122,15 +120,12 @@ func relayRunning(dir string) error {
 		return &usageError{msg: "a relay is serving " + dir, hint: hint}
 	}
 	path := filepath.Join(dir, relay.DBFile)
-	if _, err := os.Stat(path); err != nil {
-		return nil
+	busy, err := bboltstore.InUse(path)
+	if err != nil {
+		return err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 500 * time.Millisecond})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if busy {
 		return &usageError{msg: path + " is locked by another process", hint: hint}
-	}
-	if err == nil {
-		db.Close()
 	}
 	return nil // a damaged current file may still be replaced
 }

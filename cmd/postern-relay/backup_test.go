@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -127,9 +128,10 @@ func TestSystemdUnit(t *testing.T) {
 	for _, want := range []string{
 		"User=postern",
 		"StateDirectory=postern-relay",
-		"ExecStart=/usr/local/bin/postern-relay serve --data /var/lib/postern-relay --config /etc/postern/relay.conf",
+		"ExecStart=/usr/local/bin/postern-relay serve --config /etc/postern/relay.conf",
 		"ExecReload=/bin/kill -HUP $MAINPID",
 		"Restart=on-failure",
+		"RestartPreventExitStatus=" + strconv.Itoa(exitDamaged),
 		"LimitNOFILE=65536",
 		"ProtectSystem=strict",
 		"ProtectHome=true",
@@ -163,4 +165,58 @@ func TestSystemdUnit(t *testing.T) {
 		}
 	}
 	t.Logf("systemd-analyze verify: %v\n%s", err, out)
+}
+
+// TestSystemdUnitKeepsConfigData: the shipped unit's command line and
+// environment leave the data directory to the config file. The unit's
+// ExecStart arguments, with its config file swapped for one that sets
+// data, are checked with config check: the effective data directory is
+// the file's.
+func TestSystemdUnitKeepsConfigData(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "postern-relay.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if v, ok := strings.CutPrefix(l, "ExecStart="); ok {
+			args = strings.Fields(v)[1:] // without the binary
+		}
+		if strings.HasPrefix(l, "Environment") && strings.Contains(l, "POSTERN_RELAY_") {
+			t.Errorf("unit sets the relay's environment: %s", l)
+		}
+	}
+	if len(args) == 0 || args[0] != "serve" {
+		t.Fatalf("unit ExecStart args %q", args)
+	}
+	dir := t.TempDir()
+	want := filepath.Join(dir, "data-from-file")
+	conf := filepath.Join(dir, "relay.conf")
+	if err := os.WriteFile(conf, []byte("data = "+want+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := []string{"config", "check"}
+	sawConfig := false
+	for i := 1; i < len(args); i++ {
+		if args[i] == "--config" && i+1 < len(args) {
+			check = append(check, "--config", conf)
+			i++
+			sawConfig = true
+			continue
+		}
+		check = append(check, args[i])
+	}
+	if !sawConfig {
+		t.Fatal("unit passes no --config")
+	}
+	t.Setenv("POSTERN_RELAY_DATA", "") // unset below: only the unit's own settings count
+	os.Unsetenv("POSTERN_RELAY_DATA")
+	out, err := runCmd(t, check...)
+	if err != nil {
+		t.Fatalf("config check %q: %v\n%s", check, err, out)
+	}
+	if !strings.Contains(out, "data = "+strconv.Quote(want)+"  # ") {
+		t.Errorf("the unit overrides the config file's data:\n%s", out)
+	}
 }

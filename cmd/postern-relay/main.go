@@ -46,6 +46,7 @@ import (
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay"
 	"github.com/postern/postern/relay/metrics"
+	"github.com/postern/postern/relay/store"
 	"github.com/postern/postern/relay/store/bboltstore"
 )
 
@@ -70,8 +71,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ue) && ue.hint != "" {
 		fmt.Fprintf(stderr, "hint: %s\n", ue.hint)
 	}
+	if errors.Is(err, store.ErrDamaged) {
+		fmt.Fprintf(stderr, "hint: the file was not used and nothing was changed; restore a backup (docs/OPERATIONS.md, \"Damaged database\")\n")
+		return exitDamaged
+	}
 	return 1
 }
+
+// exitDamaged is the exit status for damaged or unusable data (sysexits'
+// EX_DATAERR): docs/postern-relay.service does not restart the relay on
+// it, so that a damaged database does not become a restart loop that
+// buries the cause in the log.
+const exitDamaged = 65
 
 func dispatch(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {

@@ -31,6 +31,9 @@ func BackupFile(path, dest string) error {
 	if _, err := os.Stat(path); err != nil {
 		return err
 	}
+	if err := Verify(path, true, time.Second); err != nil {
+		return err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
@@ -96,6 +99,12 @@ func syncDir(dir string) error {
 // FileSchema returns the schema version stored in the closed store file
 // at path (0 for a file that never had one).
 func FileSchema(path string) (uint32, error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, err
+	}
+	if err := Verify(path, true, time.Second); err != nil {
+		return 0, err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		return 0, fmt.Errorf("bboltstore: open %s: %w", path, err)

@@ -17,6 +17,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,8 +135,42 @@ func Open(path string, opts *Options) (*Store, error) {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 4096
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: o.LockTimeout,
+	// A damaged file is refused before bbolt maps it (verify.go).
+	if err := Verify(path, false, o.LockTimeout); err != nil {
+		return nil, err
+	}
+	db, ids, err := openBolt(path, o.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		db:       db,
+		queue:    make(chan *request, o.QueueSize),
+		maxBatch: o.MaxBatch,
+		fin:      make(chan struct{}),
+		envIDs:   ids,
+	}
+	go s.commitLoop()
+	return s, nil
+}
+
+// openBolt opens the verified file, checks and migrates its schema and
+// loads the envelope-ID key. Verify has checked every page the database
+// can reach; a fault or panic in bbolt here all the same (the file changed
+// between the two, or damage Verify does not see) is turned into an error
+// wrapping store.ErrDamaged rather than a crash.
+func openBolt(path string, lockTimeout time.Duration) (db *bolt.DB, ids cipher.Block, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				db.Close()
+			}
+			db, ids, err = nil, nil, damaged(path, "bbolt failed reading it: %v", r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: lockTimeout,
 		// The freelist is not written on each commit: one write less per
 		// fsync on the hot path (append, ack). The price is paid once at
 		// open, when bbolt rebuilds the freelist by scanning the pages.
@@ -151,31 +187,23 @@ func Open(path string, opts *Options) (*Store, error) {
 		PageSize: 8 << 10,
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("bboltstore: %s is locked by another process (is the relay running?)", path)
+		switch {
+		case errors.Is(err, bolt.ErrTimeout):
+			return nil, nil, fmt.Errorf("bboltstore: %s is locked by another process (is the relay running?)", path)
+		case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrChecksum), errors.Is(err, bolt.ErrVersionMismatch):
+			return nil, nil, damaged(path, "%v", err)
 		}
-		return nil, fmt.Errorf("bboltstore: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("bboltstore: open %s: %w", path, err)
 	}
 	// Schema check, automatic backup and migrations: migrate.go.
-	err = openSchema(db, path)
+	if err = openSchema(db, path); err == nil {
+		ids, err = loadEnvIDCipher(db)
+	}
 	if err != nil {
 		db.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	ids, err := loadEnvIDCipher(db)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	s := &Store{
-		db:       db,
-		queue:    make(chan *request, o.QueueSize),
-		maxBatch: o.MaxBatch,
-		fin:      make(chan struct{}),
-		envIDs:   ids,
-	}
-	go s.commitLoop()
-	return s, nil
+	return db, ids, nil
 }
 
 // DB returns the underlying database, for backups (tx.WriteTo) and checks.
@@ -423,6 +451,12 @@ func hasPrefix(k, p []byte) bool { return len(k) >= len(p) && string(k[:len(p)])
 // Check opens the (closed) store file at path read-only and runs bbolt's
 // consistency check, returning the first problems found.
 func Check(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return err
+	}
+	if err := Verify(path, true, 5*time.Second); err != nil {
+		return err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
 		return fmt.Errorf("bboltstore: check %s: %w", path, err)
@@ -437,5 +471,8 @@ func Check(path string) error {
 		}
 		return nil
 	})
-	return errors.Join(append(errs, err)...)
+	if err := errors.Join(append(errs, err)...); err != nil {
+		return damaged(path, "%v", err)
+	}
+	return nil
 }
