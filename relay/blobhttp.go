@@ -80,6 +80,8 @@ func (r *Relay) storeError(w http.ResponseWriter, err error) {
 		blobError(w, http.StatusConflict, protocol.CodeBlobOffset, "the committed length moved")
 	case errors.Is(err, store.ErrClosed):
 		blobError(w, http.StatusServiceUnavailable, protocol.CodeShuttingDown, "")
+	case errors.Is(err, store.ErrStorageFull):
+		blobError(w, http.StatusInsufficientStorage, protocol.CodeStorageFull, "the relay's disk is full; try again later")
 	default:
 		r.log.Error("blob store failed", "err", err)
 		blobError(w, http.StatusInternalServerError, protocol.CodeInternal, "relay storage failed")

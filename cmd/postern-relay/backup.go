@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -154,4 +155,54 @@ func copyToTemp(src, dir string) (string, error) {
 		return "", err
 	}
 	return out.Name(), nil
+}
+
+// storeFlags is the flag set of backup, restore and compact: --data, and
+// a usage line of the command's own.
+func storeFlags(name, usage string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "./postern-data", "the relay's data directory")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs, data
+}
+
+const compactUsage = `usage: postern-relay compact --data DIR
+
+Rewrites DIR/relay.db without its free pages, giving back to the file
+system the space that acknowledged and expired envelopes took (the file
+never shrinks by itself). Run it with the relay stopped: it needs no
+other downtime. The database is checked first; the new file is checked
+and compared record by record before it replaces the old one, which is
+kept as relay.db.before-compact (delete it once the relay runs well).
+
+`
+
+// compactCmd runs `postern-relay compact --data DIR`.
+func compactCmd(args []string, stdout, stderr io.Writer) error {
+	fs, data := storeFlags("compact", compactUsage, stderr)
+	pos, err := parseWithArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return &usageError{msg: "compact takes no arguments", hint: "postern-relay compact --data DIR (with the relay stopped)"}
+	}
+	if err := relayRunning(*data); err != nil {
+		return err
+	}
+	db := filepath.Join(*data, relay.DBFile)
+	if _, err := os.Stat(db); err != nil {
+		return &usageError{msg: fmt.Sprintf("no relay data at %s", db), hint: "pass --data DIR (or set POSTERN_RELAY_DATA) to the relay's data directory"}
+	}
+	res, err := bboltstore.CompactFile(db)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "compacted %s: %d bytes, was %d\n", db, res.After, res.Before)
+	fmt.Fprintf(stdout, "the previous file is kept as %s; delete it once the relay runs well\n", res.Kept)
+	return nil
 }

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay"
+	"github.com/postern/postern/relay/store"
 	"github.com/postern/postern/relay/store/bboltstore"
 )
 
@@ -218,5 +220,59 @@ func TestSystemdUnitKeepsConfigData(t *testing.T) {
 	}
 	if !strings.Contains(out, "data = "+strconv.Quote(want)+"  # ") {
 		t.Errorf("the unit overrides the config file's data:\n%s", out)
+	}
+}
+
+// TestCompactCommand: compact shrinks a drained database, keeps what is
+// queued and the old file, and refuses while the database is in use.
+func TestCompactCommand(t *testing.T) {
+	data := t.TempDir()
+	db := filepath.Join(data, relay.DBFile)
+	st, err := bboltstore.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dev, mb := protocol.DeviceID{7}, protocol.NewMailboxID()
+	st.CreateMailbox(ctx, dev, mb)
+	h := protocol.NewCapabilityToken().Hash()
+	st.AddCapability(ctx, dev, mb, h)
+	env := make([]byte, 16<<10)
+	env[0], env[1] = protocol.Version, 1
+	var ids []protocol.EnvelopeID
+	for range 600 {
+		e, err := st.Append(ctx, store.Envelope{Mailbox: mb, ID: protocol.NewEnvelopeID(), Received: time.Now(), Expires: time.Now().Add(time.Hour), Data: env}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	if _, err := st.Ack(ctx, mb, ids[:590]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCmd(t, "compact", "--data", data); err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Errorf("compact while open = %v", err)
+	}
+	st.Close()
+	fi, _ := os.Stat(db)
+	out, err := runCmd(t, "compact", "--data", data)
+	if err != nil {
+		t.Fatalf("compact: %v\n%s", err, out)
+	}
+	fa, _ := os.Stat(db)
+	t.Logf("%s", out)
+	if fa.Size()*4 > fi.Size() {
+		t.Errorf("relay.db %d bytes after compact, %d before", fa.Size(), fi.Size())
+	}
+	if _, err := os.Stat(db + bboltstore.CompactSuffix); err != nil {
+		t.Errorf("old file not kept: %v", err)
+	}
+	st, err = bboltstore.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if got, err := st.Range(ctx, mb, 0, 100); err != nil || len(got) != 10 || got[0].ID != ids[590] {
+		t.Errorf("after compact: %d envelopes, %v", len(got), err)
 	}
 }

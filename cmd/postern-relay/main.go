@@ -14,6 +14,7 @@
 //	                    revoke|suspend|restore --account LABEL|assign LABEL ID...|unassign ID... [--data DIR]
 //	postern-relay backup FILE [--data DIR]
 //	postern-relay restore FILE --data DIR
+//	postern-relay compact --data DIR
 //	postern-relay config check [--config FILE] [serve flags]
 //	postern-relay version
 //
@@ -104,6 +105,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return backupCmd(args[1:], stdout, stderr) // backup.go
 	case "restore":
 		return restoreCmd(args[1:], stdout, stderr)
+	case "compact":
+		return compactCmd(args[1:], stdout, stderr) // backup.go
 	case "audit":
 		return auditCmd(args[1:], stdout, stderr)
 	case "version":
@@ -126,6 +129,7 @@ const commandsUsage = `usage: postern-relay COMMAND [flags]
                         (admin --help lists them)
   backup FILE           write a consistent copy of the database, while the relay runs
   restore FILE          put a backup in place, with the relay stopped
+  compact               give the database's free space back to the disk, with the relay stopped
   audit verify          check the audit log for edited, removed or reordered entries
   audit export          write the audit log and its signed head for a reviewer
   version               print the version

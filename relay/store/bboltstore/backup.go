@@ -123,10 +123,12 @@ func FileSchema(path string) (uint32, error) {
 }
 
 // Ping writes the meta key "ready" through the committer (one small
-// durable transaction), proving the store is open and writable.
+// durable transaction), proving the store is open and writable. While the
+// file system is full it first tries to recover (full.go) and returns an
+// error wrapping store.ErrStorageFull if it cannot.
 func (s *Store) Ping() error {
-	stamp := u64(uint64(time.Now().Unix()))
-	return s.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bMeta).Put([]byte("ready"), stamp)
-	})
+	if s.space.isFull() {
+		return s.recover()
+	}
+	return s.queueWrite(pingWrite, probe)
 }

@@ -89,6 +89,16 @@ type Options struct {
 	MaxBatch int
 	// QueueSize is the capacity of the committer's queue. Zero means 4096.
 	QueueSize int
+	// ReserveBytes is the size of the reserve file kept beside the
+	// database (path + ReserveSuffix, full.go). When the file system
+	// fills, the store deletes it so that acknowledgements and purges,
+	// which free space, can still commit. Zero means DefaultReserve;
+	// negative means no reserve.
+	ReserveBytes int64
+	// RecoverInterval is how often a store that ran out of space tries to
+	// recover (re-create its reserve and commit a test write). Zero means
+	// 5 seconds.
+	RecoverInterval time.Duration
 }
 
 // Store is a store.Store on a bbolt file.
@@ -104,11 +114,16 @@ type Store struct {
 	commits, writes atomic.Int64
 
 	envIDs cipher.Block // envid.go
+
+	space space // full.go
 }
 
 type request struct {
 	fn   func(tx *bolt.Tx) error
 	done chan error
+	// kind says whether the write may run while the file system is full
+	// (full.go).
+	kind writeKind
 }
 
 var (
@@ -150,7 +165,9 @@ func Open(path string, opts *Options) (*Store, error) {
 		fin:      make(chan struct{}),
 		envIDs:   ids,
 	}
+	s.space.init(path, o.ReserveBytes, o.RecoverInterval)
 	go s.commitLoop()
+	go s.recoverLoop()
 	return s, nil
 }
 
@@ -224,14 +241,30 @@ func (s *Store) Close() error {
 	close(s.queue)
 	s.closeMu.Unlock()
 	<-s.fin
+	s.space.stop()
 	return s.db.Close()
 }
 
 // update runs fn in the committer's next transaction and waits until it is
 // durable. fn must check everything before it writes: a refusal (a
-// store sentinel) returned after a write would commit the write.
+// store sentinel) returned after a write would commit the write. While
+// the file system is full it is refused with store.ErrStorageFull
+// (full.go); updateFreeing is for writes that free space.
 func (s *Store) update(fn func(tx *bolt.Tx) error) error {
-	r := &request{fn: fn, done: make(chan error, 1)}
+	return s.queueWrite(fn, growing)
+}
+
+// updateFreeing is update for writes that delete more than they add
+// (acks, purges, revocations): they run while the file system is full.
+func (s *Store) updateFreeing(fn func(tx *bolt.Tx) error) error {
+	return s.queueWrite(fn, freeing)
+}
+
+func (s *Store) queueWrite(fn func(tx *bolt.Tx) error, kind writeKind) error {
+	if kind == growing && s.space.isFull() {
+		return store.ErrStorageFull
+	}
+	r := &request{fn: fn, done: make(chan error, 1), kind: kind}
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()
@@ -290,9 +323,18 @@ func (s *Store) commitLoop() {
 			}
 			continue
 		}
+		// The file system is full: give up the reserve so that writes
+		// that free space can commit, and refuse the others (full.go).
+		if isNoSpace(err) {
+			s.space.setFull()
+		}
 		// One write failed (or the commit did): run each alone so that one
 		// bad write does not fail the others.
 		for _, r := range batch {
+			if r.kind == growing && s.space.isFull() {
+				r.done <- store.ErrStorageFull
+				continue
+			}
 			var e error
 			cerr := s.safeUpdate(func(tx *bolt.Tx) error {
 				e = r.fn(tx)
@@ -304,6 +346,10 @@ func (s *Store) commitLoop() {
 			s.commits.Add(1)
 			if cerr != nil {
 				e = cerr
+				if isNoSpace(cerr) {
+					s.space.setFull()
+					e = fmt.Errorf("%w: %v", store.ErrStorageFull, cerr)
+				}
 			}
 			r.done <- e
 		}

@@ -166,7 +166,7 @@ func (s *Store) CommitBlob(ctx context.Context, key store.BlobKey, from, to uint
 
 func (s *Store) PurgeBlobs(ctx context.Context, now time.Time, max int) ([]store.BlobKey, error) {
 	var keys []store.BlobKey
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.updateFreeing(func(tx *bolt.Tx) error {
 		keys = keys[:0]
 		var expKeys [][]byte
 		limit := timeU64(now)

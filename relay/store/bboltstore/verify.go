@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/postern/postern/relay/store"
@@ -117,25 +116,6 @@ func Verify(path string, shared bool, lockTimeout time.Duration) error {
 	}
 	v := &verifier{f: f, path: path, size: st.Size()}
 	return v.run()
-}
-
-// lockFile takes a flock on f like bbolt does, retrying until timeout.
-func lockFile(f *os.File, shared bool, timeout time.Duration) error {
-	how := syscall.LOCK_EX
-	if shared {
-		how = syscall.LOCK_SH
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
-		if err == nil {
-			return nil
-		}
-		if err != syscall.EWOULDBLOCK || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 type verifier struct {
@@ -372,7 +352,7 @@ func InUse(path string) (bool, error) {
 	}
 	defer f.Close()
 	if err := lockFile(f, true, 500*time.Millisecond); err != nil {
-		if err == syscall.EWOULDBLOCK {
+		if errors.Is(err, errLocked) {
 			return true, nil
 		}
 		return false, err
