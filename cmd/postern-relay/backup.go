@@ -15,27 +15,92 @@ import (
 	"github.com/postern/postern/relay/store/bboltstore"
 )
 
-// backupCmd runs `postern-relay backup FILE [--data DIR]`: through the
-// admin socket when a relay is serving (a consistent online copy), else
-// straight from the closed database file.
+const backupUsage = `usage: postern-relay backup (FILE | --out FILE | --out -) [--data DIR] [--db-only]
+
+Writes one archive (tar) that brings the relay back on a new disk: a
+consistent copy of the database (taken through the running relay's admin
+socket, or from the file when no relay runs), the relay's signing key, the
+audit log and every blob, with a manifest and SHA-256 checksums. --out -
+streams it to standard output, so that nothing is written where the
+relay's service is confined:
+
+  sudo -u postern postern-relay backup --out - --data /var/lib/postern-relay > relay.tar
+
+The archive holds the relay's private key: keep it as you keep the key.
+--db-only writes only a copy of the database (the relay writes it itself,
+under its data directory when it runs confined).
+
+`
+
+// backupCmd runs `postern-relay backup`.
 func backupCmd(args []string, stdout, stderr io.Writer) error {
-	fs, data := adminFlags("backup", stderr)
+	fs, data := storeFlags("backup", backupUsage, stderr)
+	out := fs.String("out", "", "write the archive to FILE, or to standard output with -")
+	dbOnly := fs.Bool("db-only", false, "write only a copy of the database (the format of earlier releases)")
 	pos, err := parseWithArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return &usageError{msg: "backup needs one FILE", hint: "postern-relay backup FILE [--data DIR]"}
+	switch {
+	case len(pos) == 1 && *out == "":
+		*out = pos[0]
+	case len(pos) > 1 || (len(pos) == 1 && *out != ""), *out == "":
+		return &usageError{msg: "backup needs one FILE (or --out FILE, or --out - for standard output)", hint: "postern-relay backup --out FILE [--data DIR]"}
 	}
-	dest, err := filepath.Abs(pos[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 24*time.Hour)
+	defer cancel()
+	if *dbOnly {
+		return backupDBOnly(ctx, *data, *out, stdout)
+	}
+	if *out == "-" {
+		return writeArchive(ctx, *data, stdout)
+	}
+	dest, err := filepath.Abs(*out)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-	defer cancel()
-	_, err = relay.Admin(ctx, *data, relay.AdminRequest{Op: "backup", Path: dest})
+	f, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after the rename, a no-op
+	err = f.Chmod(0o600)
+	if err == nil {
+		err = writeArchive(ctx, *data, f)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), dest)
+	}
+	if err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(dest)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	fmt.Fprintf(stdout, "backup written to %s\n", dest)
+	return nil
+}
+
+// backupDBOnly writes a copy of the database alone: through the admin
+// socket when a relay is serving, else straight from the closed file.
+func backupDBOnly(ctx context.Context, data, out string, stdout io.Writer) error {
+	if out == "-" {
+		return &usageError{msg: "--db-only writes a file, not standard output", hint: "drop --db-only to stream an archive"}
+	}
+	dest, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	_, err = relay.Admin(ctx, data, relay.AdminRequest{Op: "backup", Path: dest})
 	if errors.Is(err, relay.ErrNoAdminSocket) {
-		db := filepath.Join(*data, relay.DBFile)
+		db := filepath.Join(data, relay.DBFile)
 		if _, serr := os.Stat(db); serr != nil {
 			return &usageError{msg: fmt.Sprintf("no relay data at %s", db), hint: "pass --data DIR (or set POSTERN_RELAY_DATA) to the relay's data directory"}
 		}
@@ -48,12 +113,29 @@ func backupCmd(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+const restoreUsage = `usage: postern-relay restore FILE --data DIR
+
+With the relay stopped, puts a backup in place. FILE is either
+
+  an archive from postern-relay backup: restored into DIR, which must be
+  empty or missing (move old data away first); every file is checked
+  against the manifest's SHA-256, the database, the key and the audit log
+  are verified, and only then is anything written to DIR; or
+
+  a database copy (backup --db-only, or an earlier release's backup):
+  checked, then put in place of DIR/relay.db, the old one kept as
+  relay.db.before-restore.
+
+A damaged backup is refused (exit status 65) and nothing is changed.
+
+`
+
 // restoreCmd runs `postern-relay restore FILE --data DIR`: with no relay
 // running, it checks FILE (bbolt's consistency check, a schema this relay
 // reads) and atomically replaces DIR/relay.db with a copy of it, keeping
 // the old database as relay.db.before-restore.
 func restoreCmd(args []string, stdout, stderr io.Writer) error {
-	fs, data := adminFlags("restore", stderr)
+	fs, data := storeFlags("restore", restoreUsage, stderr)
 	pos, err := parseWithArgs(fs, args)
 	if err != nil {
 		return err
@@ -64,6 +146,13 @@ func restoreCmd(args []string, stdout, stderr io.Writer) error {
 	src := pos[0]
 	if err := relayRunning(*data); err != nil {
 		return err
+	}
+	arch, err := isArchive(src)
+	if err != nil {
+		return err
+	}
+	if arch {
+		return restoreArchive(src, *data, stdout)
 	}
 	if err := bboltstore.Check(src); err != nil {
 		return fmt.Errorf("backup %s fails the consistency check: %w", src, err)

@@ -46,7 +46,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	st.Close()
 
 	bak := filepath.Join(t.TempDir(), "b.db")
-	if out, err := runCmd(t, "backup", bak, "--data", data); err != nil {
+	if out, err := runCmd(t, "backup", "--db-only", bak, "--data", data); err != nil {
 		t.Fatalf("backup: %v\n%s", err, out)
 	}
 	if fi, err := os.Stat(bak); err != nil || fi.Mode().Perm() != 0o600 {
@@ -104,7 +104,7 @@ func TestRestoreRefusedWhileServing(t *testing.T) {
 	}
 	go r.ServeAdmin(l)
 	bak := filepath.Join(t.TempDir(), "online.db")
-	if out, err := runCmd(t, "backup", bak, "--data", data); err != nil {
+	if out, err := runCmd(t, "backup", "--db-only", bak, "--data", data); err != nil {
 		t.Fatalf("online backup: %v\n%s", err, out)
 	}
 	if err := bboltstore.Check(bak); err != nil {

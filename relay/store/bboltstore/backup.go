@@ -3,6 +3,7 @@ package bboltstore
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -131,4 +132,45 @@ func (s *Store) Ping() error {
 		return s.recover()
 	}
 	return s.queueWrite(pingWrite, probe)
+}
+
+// Snapshot writes a consistent copy of the open store to w while it keeps
+// serving, as Backup does, calling size with the copy's exact length
+// before the first byte (a stream's header needs it).
+func (s *Store) Snapshot(size func(n int64) error, w io.Writer) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	return s.db.View(func(tx *bolt.Tx) error {
+		if err := size(tx.Size()); err != nil {
+			return err
+		}
+		_, err := tx.WriteTo(w)
+		return err
+	})
+}
+
+// SnapshotFile is Snapshot for the store file at path, which no relay has
+// open (verified, opened read-only).
+func SnapshotFile(path string, size func(n int64) error, w io.Writer) error {
+	if err := Verify(path, true, time.Second); err != nil {
+		return err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return fmt.Errorf("bboltstore: %s is locked by another process (is the relay running?)", path)
+		}
+		return fmt.Errorf("bboltstore: open %s: %w", path, err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		if err := size(tx.Size()); err != nil {
+			return err
+		}
+		_, err := tx.WriteTo(w)
+		return err
+	})
 }
