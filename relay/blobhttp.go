@@ -38,7 +38,10 @@ func (r *Relay) serveBlob(w http.ResponseWriter, req *http.Request) {
 		r.putBlob(w, req, id, key)
 	case http.MethodHead:
 		rec, ok := r.blobRecord(w, key)
-		if !ok || !checkBlobToken(w, req, rec) {
+		if !ok {
+			return
+		}
+		if _, ok := checkBlobToken(w, req, rec); !ok {
 			return
 		}
 		h := w.Header()
@@ -103,12 +106,13 @@ func (r *Relay) blobRecord(w http.ResponseWriter, key store.BlobKey) (store.Blob
 
 // checkBlobToken checks "Authorization: Bearer <hex token>" against the
 // stored hash, in constant time: 401 when missing, 403 when wrong.
-func checkBlobToken(w http.ResponseWriter, req *http.Request, rec store.Blob) bool {
+// It returns the token, which the upload needs for its quota slot.
+func checkBlobToken(w http.ResponseWriter, req *http.Request, rec store.Blob) (protocol.BlobToken, bool) {
 	auth := req.Header.Get("Authorization")
 	if auth == "" {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		blobError(w, http.StatusUnauthorized, protocol.CodeBlobToken, "upload token required")
-		return false
+		return protocol.BlobToken{}, false
 	}
 	var tok protocol.BlobToken
 	s, ok := strings.CutPrefix(auth, "Bearer ")
@@ -121,9 +125,9 @@ func checkBlobToken(w http.ResponseWriter, req *http.Request, rec store.Blob) bo
 	h := blobTokenHash(tok)
 	if subtle.ConstantTimeCompare(h[:], rec.TokenHash[:]) != 1 || !ok {
 		blobError(w, http.StatusForbidden, protocol.CodeBlobToken, "wrong upload token")
-		return false
+		return protocol.BlobToken{}, false
 	}
-	return true
+	return tok, true
 }
 
 // startUpload registers the upload of a blob. A PUT of a blob that is
@@ -173,9 +177,14 @@ func (u *upload) extend(now time.Time) bool {
 func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request, id protocol.BlobID, key store.BlobKey) {
 	b := &r.blobs
 	rec, ok := r.blobRecord(w, key)
-	if !ok || !checkBlobToken(w, req, rec) {
+	if !ok {
 		return
 	}
+	tok, ok := checkBlobToken(w, req, rec)
+	if !ok {
+		return
+	}
+	slot := blobQuotaSlot(tok)
 	off, err := strconv.ParseUint(req.Header.Get(protocol.HTTPHeaderOffset), 10, 64)
 	if err != nil {
 		blobError(w, http.StatusBadRequest, protocol.CodeBlobOffset, "Postern-Offset missing or not a number")
@@ -225,7 +234,7 @@ func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request, id protocol.Bl
 			return err
 		}
 		now := r.cfg.Now()
-		rec, err := b.idx.CommitBlob(context.Background(), key, committed, to, now, now.Add(r.set().blobRetention))
+		rec, err := b.idx.CommitBlob(context.Background(), key, slot, committed, to, now, now.Add(r.set().blobRetention))
 		if err != nil {
 			return err
 		}

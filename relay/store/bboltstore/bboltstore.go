@@ -31,8 +31,9 @@ import (
 
 // SchemaVersion is the layout version this package writes (meta "schema").
 // Schema 2 added account labels (device and invite records, the accounts
-// bucket); migrate.go converts a schema-1 file.
-const SchemaVersion = 2
+// bucket); schema 3 took the owner device out of blob records (a quota
+// ledger instead, blobs.go); migrate.go converts older files.
+const SchemaVersion = 3
 
 // errCorrupt marks a record or key that this package could not have
 // written: the file was damaged or edited. The operation fails; the relay
@@ -73,8 +74,12 @@ var (
 	// device that has a label (revoked ones included), so that an
 	// account's devices are one prefix scan. Labels never contain 0x00.
 	bAccounts = []byte("accounts")
+	// Schema 3: the blob quota ledger (blobs.go); blob records lost their
+	// owner.
+	bBlobQuota    = []byte("blob_quota")
+	bBlobQuotaExp = []byte("blob_quota_exp")
 
-	allBuckets = [][]byte{bMeta, bDevices, bMailboxes, bOwned, bCaps, bInvites, bBundles, bPrekeys, bEnv, bEnvMbox, bEnvID, bEnvExp, bBlobs, bBlobUse, bBlobExp, bSeen, bAccounts}
+	allBuckets = [][]byte{bMeta, bDevices, bMailboxes, bOwned, bCaps, bInvites, bBundles, bPrekeys, bEnv, bEnvMbox, bEnvID, bEnvExp, bBlobs, bBlobUse, bBlobExp, bSeen, bAccounts, bBlobQuota, bBlobQuotaExp}
 
 	keySchema = []byte("schema")
 )

@@ -61,7 +61,7 @@ func TestCompactFileShrinks(t *testing.T) {
 	}
 	var bk store.BlobKey
 	rand.Read(bk[:])
-	if err := s.CreateBlob(ctx, store.Blob{Key: bk, Owner: ownr, Size: protocol.BlobCipherChunkSize, Created: t0, Expires: t0.Add(time.Hour)}, 1<<30, 10); err != nil {
+	if err := s.CreateBlob(ctx, store.Blob{Key: bk, Size: protocol.BlobCipherChunkSize, Created: t0, Expires: t0.Add(time.Hour)}, ownr, store.QuotaSlot{7}, 1<<30, 10); err != nil {
 		t.Fatal(err)
 	}
 	mb, h := mailboxWithCap(t, s)
