@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/postern/postern/protocol"
@@ -83,7 +84,7 @@ func (r *Relay) storeError(w http.ResponseWriter, err error) {
 		blobError(w, http.StatusConflict, protocol.CodeBlobOffset, "the committed length moved")
 	case errors.Is(err, store.ErrClosed):
 		blobError(w, http.StatusServiceUnavailable, protocol.CodeShuttingDown, "")
-	case errors.Is(err, store.ErrStorageFull):
+	case errors.Is(err, store.ErrStorageFull), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		blobError(w, http.StatusInsufficientStorage, protocol.CodeStorageFull, "the relay's disk is full; try again later")
 	default:
 		r.log.Error("blob store failed", "err", err)

@@ -116,6 +116,10 @@ func TestDiskFull(t *testing.T) {
 	if code, body := readyz(addr); code != http.StatusServiceUnavailable || !strings.Contains(body, "storage full") {
 		t.Errorf("/readyz on a full disk = %d %q", code, body)
 	}
+	// A new attachment is refused the same way.
+	if _, err := own.do(ctx, &protocol.CreateBlob{Size: protocol.BlobCipherChunkSize}); !protocol.IsCode(err, protocol.CodeStorageFull) {
+		t.Errorf("CreateBlob while full: %v", err)
+	}
 	// Still full: a second send is refused the same way.
 	if _, err := snd.do(ctx, &protocol.Send{Mailbox: mbs[0], Capability: tok, Envelope: env}); !protocol.IsCode(err, protocol.CodeStorageFull) {
 		t.Errorf("send while full: %v", err)

@@ -12,7 +12,7 @@
 //	postern-relay invite create [--data DIR] [--count N] [--ttl 72h] [--account LABEL]
 //	postern-relay admin invite create|invite revoke CODE|devices|accounts|revoke ID...|suspend ID...|restore ID...|
 //	                    revoke|suspend|restore --account LABEL|assign LABEL ID...|unassign ID... [--data DIR]
-//	postern-relay backup FILE [--data DIR]
+//	postern-relay backup (FILE | --out FILE | --out -) [--data DIR] [--db-only]
 //	postern-relay restore FILE --data DIR
 //	postern-relay compact --data DIR
 //	postern-relay config check [--config FILE] [serve flags]
@@ -127,7 +127,7 @@ const commandsUsage = `usage: postern-relay COMMAND [flags]
   invite create         make enrolment invite codes (--account LABEL binds them to a person)
   admin COMMAND         administer a running relay: devices, accounts, revoke, suspend, restore
                         (admin --help lists them)
-  backup FILE           write a consistent copy of the database, while the relay runs
+  backup FILE | --out - write an archive of the database, key, audit log and blobs, while the relay runs
   restore FILE          put a backup in place, with the relay stopped
   compact               give the database's free space back to the disk, with the relay stopped
   audit verify          check the audit log for edited, removed or reordered entries
