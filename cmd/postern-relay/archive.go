@@ -243,16 +243,29 @@ func restoreArchive(src, dir string, stdout io.Writer) error {
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	made := false
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Staged beside dir when its parent is writable, so that one rename
+	// of the staging directory puts everything in place at once: a crash
+	// half-way leaves dir as it was, never a key without its database or
+	// a database without its blobs. Otherwise (restore run as the service
+	// user into its own directory) staged inside dir and moved file by
+	// file, the database last.
+	dir = filepath.Clean(dir)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	stage, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".restore-")
+	inside, made := false, false
+	if err != nil {
+		if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				return err
+			}
+			made = true
+		}
+		if stage, err = os.MkdirTemp(dir, ".restore-"); err != nil {
 			return err
 		}
-		made = true
-	}
-	stage, err := os.MkdirTemp(dir, ".restore-")
-	if err != nil {
-		return err
+		inside = true
 	}
 	ok := false
 	defer func() {
@@ -297,30 +310,42 @@ func restoreArchive(src, dir string, stdout io.Writer) error {
 		f := k.Public().Fingerprint()
 		fp = hex.EncodeToString(f[:])
 	}
-	// Everything verified: move it into place, synced.
-	names := make([]string, 0, len(got))
-	for n := range got {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if n == sumsName || n == manifestName {
-			continue
-		}
-		if strings.HasPrefix(n, relay.BlobDir+"/") {
-			if err := os.MkdirAll(filepath.Join(dir, relay.BlobDir), 0o700); err != nil {
+	// Everything verified: put it in place, synced.
+	os.Remove(filepath.Join(stage, sumsName))
+	if !inside {
+		os.Chmod(stage, 0o700)
+		// rename(2) replaces an empty directory; elsewhere remove it first.
+		if err := os.Rename(stage, dir); err != nil {
+			if rerr := os.Remove(dir); rerr != nil {
+				return err
+			}
+			if err := os.Rename(stage, dir); err != nil {
 				return err
 			}
 		}
-		if err := os.Rename(filepath.Join(stage, filepath.FromSlash(n)), filepath.Join(dir, filepath.FromSlash(n))); err != nil {
-			return err
+		syncPath(filepath.Join(dir, relay.BlobDir))
+		syncPath(filepath.Dir(dir))
+	} else {
+		names := make([]string, 0, len(got))
+		for n := range got {
+			if n != sumsName && n != manifestName && n != relay.DBFile {
+				names = append(names, n)
+			}
 		}
-	}
-	for _, d := range []string{filepath.Join(dir, relay.BlobDir), dir} {
-		if f, err := os.Open(d); err == nil {
-			f.Sync()
-			f.Close()
+		sort.Strings(names)
+		names = append(names, relay.DBFile) // last: a relay starts on nothing until it is there
+		for _, n := range names {
+			if strings.HasPrefix(n, relay.BlobDir+"/") {
+				if err := os.MkdirAll(filepath.Join(dir, relay.BlobDir), 0o700); err != nil {
+					return err
+				}
+			}
+			if err := os.Rename(filepath.Join(stage, filepath.FromSlash(n)), filepath.Join(dir, filepath.FromSlash(n))); err != nil {
+				return err
+			}
 		}
+		syncPath(filepath.Join(dir, relay.BlobDir))
+		syncPath(dir)
 	}
 	ok = true
 	fmt.Fprintf(stdout, "restored %s (%s, schema %d, %d files) to %s\n", src, m.Created, v, len(m.Files), dir)
@@ -331,6 +356,14 @@ func restoreArchive(src, dir string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "the relay will migrate the database from schema %d at start\n", v)
 	}
 	return nil
+}
+
+// syncPath fsyncs a directory, if it exists.
+func syncPath(p string) {
+	if f, err := os.Open(p); err == nil {
+		f.Sync()
+		f.Close()
+	}
 }
 
 // unpack extracts the archive src into stage, hashing each file, and

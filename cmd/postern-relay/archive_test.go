@@ -171,6 +171,21 @@ func TestBackupArchiveDuringBurst(t *testing.T) {
 	if err != nil {
 		t.Fatalf("audit verify against the old key: %v\n%s", err, o)
 	}
+	// Into an existing empty directory: the same files.
+	empty := t.TempDir()
+	if o, err := exec.CommandContext(ctx, bin, "restore", archive, "--data", empty).CombinedOutput(); err != nil {
+		t.Fatalf("restore into an empty directory: %v\n%s", err, o)
+	}
+	for _, n := range []string{"relay.db", audit.KeyFile, audit.LogFile} {
+		x, _ := os.ReadFile(filepath.Join(restored, n))
+		y, err := os.ReadFile(filepath.Join(empty, n))
+		if err != nil || !bytes.Equal(x, y) {
+			t.Errorf("%s differs between two restores: %v", n, err)
+		}
+	}
+	if fi, err := os.Stat(empty); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("restored directory: %v, %v", fi, err)
+	}
 	// A restore into a directory that is not empty is refused.
 	if o, err := exec.CommandContext(ctx, bin, "restore", archive, "--data", restored).CombinedOutput(); err == nil {
 		t.Errorf("restore over existing data: %s", o)
