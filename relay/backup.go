@@ -10,6 +10,8 @@ import (
 	"net"
 	"path/filepath"
 	"time"
+
+	"github.com/postern/postern/relay/store/bboltstore"
 )
 
 // backuper is a store that can copy itself while serving
@@ -46,8 +48,9 @@ type snapshotter interface {
 // snapshotHeader starts the answer to admin op "backup.stream": one JSON
 // line, then Size bytes of the database (or nothing, with Error set).
 type snapshotHeader struct {
-	Size  int64  `json:"size"`
-	Error string `json:"error,omitempty"`
+	Size   int64  `json:"size"`
+	Schema uint32 `json:"schema,omitempty"` // the serving relay's store schema
+	Error  string `json:"error,omitempty"`
 }
 
 // streamSnapshot answers admin op "backup.stream" on c: a consistent copy
@@ -62,7 +65,7 @@ func (r *Relay) streamSnapshot(c net.Conn) {
 		enc.Encode(snapshotHeader{Error: "this store cannot be backed up online"})
 		return
 	}
-	err := s.Snapshot(func(n int64) error { return enc.Encode(snapshotHeader{Size: n}) }, c)
+	err := s.Snapshot(func(n int64) error { return enc.Encode(snapshotHeader{Size: n, Schema: bboltstore.SchemaVersion}) }, c)
 	if err != nil {
 		r.log.Error("backup stream failed", "err", err)
 		return
@@ -71,39 +74,40 @@ func (r *Relay) streamSnapshot(c net.Conn) {
 }
 
 // AdminSnapshot asks the relay serving dir for a consistent copy of its
-// database, calls size with its length and copies it to w. It returns an
-// error wrapping ErrNoAdminSocket when no relay is running there.
-func AdminSnapshot(ctx context.Context, dir string, size func(n int64) error, w io.Writer) error {
+// database, calls size with its length and copies it to w. It returns the
+// copy's schema, or an error wrapping ErrNoAdminSocket when no relay is
+// running there.
+func AdminSnapshot(ctx context.Context, dir string, size func(n int64) error, w io.Writer) (schema uint32, err error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", filepath.Join(dir, AdminSocket))
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrNoAdminSocket, err)
+		return 0, fmt.Errorf("%w: %v", ErrNoAdminSocket, err)
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
 	if err := json.NewEncoder(c).Encode(AdminRequest{Op: "backup.stream"}); err != nil {
-		return err
+		return 0, err
 	}
 	br := bufio.NewReader(c)
 	line, err := br.ReadSlice('\n')
 	if err != nil {
-		return fmt.Errorf("relay: backup stream: %w", err)
+		return 0, fmt.Errorf("relay: backup stream: %w", err)
 	}
 	var h snapshotHeader
 	if err := json.Unmarshal(line, &h); err != nil {
-		return fmt.Errorf("relay: backup stream header: %w", err)
+		return 0, fmt.Errorf("relay: backup stream header: %w", err)
 	}
 	if h.Error != "" {
-		return fmt.Errorf("relay: admin: %s", h.Error)
+		return 0, fmt.Errorf("relay: admin: %s", h.Error)
 	}
 	if err := size(h.Size); err != nil {
-		return err
+		return 0, err
 	}
 	n, err := io.CopyN(w, br, h.Size)
 	if err != nil {
-		return fmt.Errorf("relay: backup stream ended after %d of %d bytes: %w", n, h.Size, err)
+		return 0, fmt.Errorf("relay: backup stream ended after %d of %d bytes: %w", n, h.Size, err)
 	}
-	return nil
+	return h.Schema, nil
 }

@@ -150,13 +150,15 @@ func writeArchive(ctx context.Context, dir string, w io.Writer) error {
 	var dbSize int64
 	header := func(n int64) error { dbSize = n; return a.header(relay.DBFile, n, 0o600) }
 	body := io.MultiWriter(a.tw, dbHash)
-	err := relay.AdminSnapshot(ctx, dir, header, body)
+	schema, err := relay.AdminSnapshot(ctx, dir, header, body)
 	if errors.Is(err, relay.ErrNoAdminSocket) {
 		db := filepath.Join(dir, relay.DBFile)
 		if _, serr := os.Stat(db); serr != nil {
 			return &usageError{msg: fmt.Sprintf("no relay data at %s", db), hint: "pass --data DIR (or set POSTERN_RELAY_DATA) to the relay's data directory"}
 		}
-		err = bboltstore.SnapshotFile(db, header, body)
+		if schema, err = bboltstore.FileSchema(db); err == nil {
+			err = bboltstore.SnapshotFile(db, header, body)
+		}
 	}
 	if err != nil {
 		return err
@@ -196,7 +198,7 @@ func writeArchive(ctx context.Context, dir string, w io.Writer) error {
 	if err := a.add(sumsName, int64(sums.Len()), 0o600, &sums); err != nil {
 		return err
 	}
-	m := manifest{Format: archiveFormat, Version: archiveVersion, Created: a.now.Format(time.RFC3339), Schema: bboltstore.SchemaVersion, Files: a.files}
+	m := manifest{Format: archiveFormat, Version: archiveVersion, Created: a.now.Format(time.RFC3339), Schema: schema, Files: a.files}
 	mb, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
