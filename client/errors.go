@@ -126,6 +126,10 @@ var (
 	// truncated, or its digest is not the one in the message: the blob was
 	// damaged or replaced. Nothing was saved (the .part file is removed).
 	ErrAttachmentCorrupt = errors.New("client: attachment does not verify (damaged or tampered with); nothing was saved")
+	// ErrRelayStorageFull matches a refusal by a relay whose disk is full
+	// (protocol.CodeStorageFull): nothing was stored, and the same call can
+	// succeed later, once the relay has space again.
+	ErrRelayStorageFull error = &protocol.Error{Code: protocol.CodeStorageFull, Msg: "the relay's disk is full; try again later"}
 )
 
 // fileExistsError is ErrFileExists naming the path.

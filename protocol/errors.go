@@ -56,6 +56,7 @@ const (
 	CodeBlobSize           Code = 76 // a blob size that is not a whole number of chunks, or an upload past it
 	CodeInternal           Code = 60 // the relay failed; nothing was changed
 	CodeShuttingDown       Code = 61 // the relay is draining; retry elsewhere or later
+	CodeStorageFull        Code = 62 // the relay's disk is full; nothing was stored; retry later
 )
 
 var codeNames = map[Code]string{
@@ -90,6 +91,7 @@ var codeNames = map[Code]string{
 	CodeBlobSize:           "bad blob size",
 	CodeInternal:           "internal relay error",
 	CodeShuttingDown:       "relay shutting down",
+	CodeStorageFull:        "relay storage full",
 }
 
 // String returns the code's fixed name.

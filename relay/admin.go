@@ -72,9 +72,9 @@ func (r *Relay) CreateInvites(ctx context.Context, n int, ttl time.Duration) ([]
 // connection, answered by one AdminResponse). Ops: "invite.create",
 // "invite.revoke", "device.list", "device.revoke", "device.suspend",
 // "device.reinstate", "device.assign", "account.list", "account.revoke",
-// "account.suspend", "account.reinstate", "backup" (backup.go).
-// "device.restore" and "account.restore" are older names of the reinstate
-// ops, still answered.
+// "account.suspend", "account.reinstate", "backup", "backup.stream"
+// (backup.go). "device.restore" and "account.restore" are older names of
+// the reinstate ops, still answered.
 type AdminRequest struct {
 	Op    string   `json:"op"`
 	Count int      `json:"count,omitempty"` // invite.create: codes to make (default 1)
@@ -200,6 +200,10 @@ func (r *Relay) serveAdminConn(c net.Conn) {
 	if err := json.NewDecoder(io.LimitReader(c, maxAdminRequest)).Decode(&req); err != nil {
 		resp.Error = "bad request: " + err.Error()
 	} else {
+		if req.Op == "backup.stream" {
+			r.streamSnapshot(c) // backup.go: a JSON header, then the bytes
+			return
+		}
 		if req.Op == "backup" {
 			c.SetDeadline(time.Now().Add(backupTimeout)) // a large file takes a while
 		}

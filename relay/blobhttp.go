@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/postern/postern/protocol"
@@ -39,7 +40,10 @@ func (r *Relay) serveBlob(w http.ResponseWriter, req *http.Request) {
 		r.putBlob(w, req, id, key)
 	case http.MethodHead:
 		rec, ok := r.blobRecord(w, key)
-		if !ok || !checkBlobToken(w, req, rec) {
+		if !ok {
+			return
+		}
+		if _, ok := checkBlobToken(w, req, rec); !ok {
 			return
 		}
 		h := w.Header()
@@ -83,6 +87,8 @@ func (r *Relay) storeError(w http.ResponseWriter, err error) {
 		blobError(w, http.StatusConflict, protocol.CodeBlobOffset, "the committed length moved")
 	case errors.Is(err, store.ErrClosed):
 		blobError(w, http.StatusServiceUnavailable, protocol.CodeShuttingDown, "")
+	case errors.Is(err, store.ErrStorageFull), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		blobError(w, http.StatusInsufficientStorage, protocol.CodeStorageFull, "the relay's disk is full; try again later")
 	default:
 		r.log.Error("blob store failed", "err", err)
 		blobError(w, http.StatusInternalServerError, protocol.CodeInternal, "relay storage failed")
@@ -104,12 +110,13 @@ func (r *Relay) blobRecord(w http.ResponseWriter, key store.BlobKey) (store.Blob
 
 // checkBlobToken checks "Authorization: Bearer <hex token>" against the
 // stored hash, in constant time: 401 when missing, 403 when wrong.
-func checkBlobToken(w http.ResponseWriter, req *http.Request, rec store.Blob) bool {
+// It returns the token, which the upload needs for its quota slot.
+func checkBlobToken(w http.ResponseWriter, req *http.Request, rec store.Blob) (protocol.BlobToken, bool) {
 	auth := req.Header.Get("Authorization")
 	if auth == "" {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		blobError(w, http.StatusUnauthorized, protocol.CodeBlobToken, "upload token required")
-		return false
+		return protocol.BlobToken{}, false
 	}
 	var tok protocol.BlobToken
 	s, ok := strings.CutPrefix(auth, "Bearer ")
@@ -122,9 +129,9 @@ func checkBlobToken(w http.ResponseWriter, req *http.Request, rec store.Blob) bo
 	h := blobTokenHash(tok)
 	if subtle.ConstantTimeCompare(h[:], rec.TokenHash[:]) != 1 || !ok {
 		blobError(w, http.StatusForbidden, protocol.CodeBlobToken, "wrong upload token")
-		return false
+		return protocol.BlobToken{}, false
 	}
-	return true
+	return tok, true
 }
 
 // startUpload registers the upload of a blob. A PUT of a blob that is
@@ -186,9 +193,14 @@ func (u *upload) extend(t time.Time) bool {
 func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request, id protocol.BlobID, key store.BlobKey) {
 	b := &r.blobs
 	rec, ok := r.blobRecord(w, key)
-	if !ok || !checkBlobToken(w, req, rec) {
+	if !ok {
 		return
 	}
+	tok, ok := checkBlobToken(w, req, rec)
+	if !ok {
+		return
+	}
+	slot := blobQuotaSlot(tok)
 	off, err := strconv.ParseUint(req.Header.Get(protocol.HTTPHeaderOffset), 10, 64)
 	if err != nil {
 		blobError(w, http.StatusBadRequest, protocol.CodeBlobOffset, "Postern-Offset missing or not a number")
@@ -238,7 +250,7 @@ func (r *Relay) putBlob(w http.ResponseWriter, req *http.Request, id protocol.Bl
 			return err
 		}
 		now := r.cfg.Now()
-		rec, err := b.idx.CommitBlob(context.Background(), key, committed, to, now, now.Add(r.set().blobRetention))
+		rec, err := b.idx.CommitBlob(context.Background(), key, slot, committed, to, now, now.Add(r.set().blobRetention))
 		if err != nil {
 			return err
 		}
@@ -433,7 +445,7 @@ func (p *progressReader) Read(b []byte) (int, error) {
 // blobDeleter is a blob index that can delete one blob before its expiry
 // (bboltstore's can).
 type blobDeleter interface {
-	DeleteBlob(ctx context.Context, key store.BlobKey) (store.Blob, error)
+	DeleteBlob(ctx context.Context, key store.BlobKey, slot store.QuotaSlot) (store.Blob, error)
 }
 
 // deleteBlob answers DELETE with the upload token: the uploader gives the
@@ -449,7 +461,11 @@ func (r *Relay) deleteBlob(w http.ResponseWriter, req *http.Request, key store.B
 		return
 	}
 	rec, ok := r.blobRecord(w, key)
-	if !ok || !checkBlobToken(w, req, rec) {
+	if !ok {
+		return
+	}
+	tok, ok := checkBlobToken(w, req, rec)
+	if !ok {
 		return
 	}
 	// Hold the blob as an upload does: a running PUT is stopped first.
@@ -459,7 +475,7 @@ func (r *Relay) deleteBlob(w http.ResponseWriter, req *http.Request, key store.B
 		return
 	}
 	defer b.endUpload(key, u)
-	if _, err := del.DeleteBlob(req.Context(), key); err != nil {
+	if _, err := del.DeleteBlob(req.Context(), key, blobQuotaSlot(tok)); err != nil {
 		r.storeError(w, err)
 		return
 	}

@@ -28,6 +28,7 @@ const BlobDir = "blobs"
 const (
 	blobKeyLabel   = "postern.v1 blob-id"
 	blobTokenLabel = "postern.v1 blob-token"
+	blobQuotaLabel = "postern.v1 blob-quota"
 )
 
 const (
@@ -63,6 +64,17 @@ func blobTokenHash(t protocol.BlobToken) store.BlobTokenHash {
 	h.Write([]byte(blobTokenLabel))
 	h.Write(t[:])
 	var out store.BlobTokenHash
+	h.Sum(out[:0])
+	return out
+}
+
+// blobQuotaSlot names the blob's entry in its uploader's quota ledger
+// (store.QuotaSlot): only the token links it to the blob.
+func blobQuotaSlot(t protocol.BlobToken) store.QuotaSlot {
+	h := sha256.New()
+	h.Write([]byte(blobQuotaLabel))
+	h.Write(t[:])
+	var out store.QuotaSlot
 	h.Sum(out[:0])
 	return out
 }
@@ -229,13 +241,12 @@ func (c *conn) createBlob(id uint32, f *protocol.CreateBlob) {
 	now := r.cfg.Now()
 	rec := store.Blob{
 		Key:       blobKey(bid),
-		Owner:     c.device,
 		Size:      f.Size,
 		TokenHash: blobTokenHash(tok),
 		Created:   now,
 		Expires:   now.Add(unfinishedBlobRetention).Truncate(time.Second),
 	}
-	if err := r.blobs.idx.CreateBlob(c.ctx, rec, uint64(s.blobQuota), protocol.MaxUnfinishedBlobs); err != nil {
+	if err := r.blobs.idx.CreateBlob(c.ctx, rec, c.device, blobQuotaSlot(tok), uint64(s.blobQuota), protocol.MaxUnfinishedBlobs); err != nil {
 		if errors.Is(err, store.ErrBlobQuota) {
 			c.refuse(id, protocol.CodeBlobQuota, fmt.Sprintf("quota of %d bytes or %d unfinished uploads reached", s.blobQuota, protocol.MaxUnfinishedBlobs))
 			return

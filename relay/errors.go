@@ -50,6 +50,8 @@ func storeCode(err error) protocol.Code {
 		return protocol.CodeBlobOffset
 	case errors.Is(err, store.ErrClosed):
 		return protocol.CodeShuttingDown
+	case errors.Is(err, store.ErrStorageFull):
+		return protocol.CodeStorageFull
 	}
 	return protocol.CodeInternal
 }

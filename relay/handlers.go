@@ -103,6 +103,10 @@ func (c *conn) storeRefusal(id uint32, err error) {
 		c.refuse(id, code, "relay storage failed; nothing was changed")
 		return
 	}
+	if code == protocol.CodeStorageFull {
+		c.refuse(id, code, "the relay's disk is full; nothing was stored; try again later")
+		return
+	}
 	c.refuse(id, code, "")
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/postern/postern/relay/store"
 )
 
 // readyTimeout bounds the write that /readyz makes.
@@ -45,6 +47,10 @@ func (r *Relay) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 	if err := r.Ready(); err != nil {
 		r.log.Warn("not ready", "err", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
+		if errors.Is(err, store.ErrStorageFull) {
+			w.Write([]byte("not ready: storage full\n"))
+			return
+		}
 		w.Write([]byte("not ready\n"))
 		return
 	}

@@ -6,11 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay"
+	"github.com/postern/postern/relay/store"
 	"github.com/postern/postern/relay/store/bboltstore"
 )
 
@@ -43,7 +46,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	st.Close()
 
 	bak := filepath.Join(t.TempDir(), "b.db")
-	if out, err := runCmd(t, "backup", bak, "--data", data); err != nil {
+	if out, err := runCmd(t, "backup", "--db-only", bak, "--data", data); err != nil {
 		t.Fatalf("backup: %v\n%s", err, out)
 	}
 	if fi, err := os.Stat(bak); err != nil || fi.Mode().Perm() != 0o600 {
@@ -101,7 +104,7 @@ func TestRestoreRefusedWhileServing(t *testing.T) {
 	}
 	go r.ServeAdmin(l)
 	bak := filepath.Join(t.TempDir(), "online.db")
-	if out, err := runCmd(t, "backup", bak, "--data", data); err != nil {
+	if out, err := runCmd(t, "backup", "--db-only", bak, "--data", data); err != nil {
 		t.Fatalf("online backup: %v\n%s", err, out)
 	}
 	if err := bboltstore.Check(bak); err != nil {
@@ -127,9 +130,10 @@ func TestSystemdUnit(t *testing.T) {
 	for _, want := range []string{
 		"User=postern",
 		"StateDirectory=postern-relay",
-		"ExecStart=/usr/local/bin/postern-relay serve --data /var/lib/postern-relay --config /etc/postern/relay.conf",
+		"ExecStart=/usr/local/bin/postern-relay serve --config /etc/postern/relay.conf",
 		"ExecReload=/bin/kill -HUP $MAINPID",
 		"Restart=on-failure",
+		"RestartPreventExitStatus=" + strconv.Itoa(exitDamaged),
 		"LimitNOFILE=65536",
 		"ProtectSystem=strict",
 		"ProtectHome=true",
@@ -163,4 +167,112 @@ func TestSystemdUnit(t *testing.T) {
 		}
 	}
 	t.Logf("systemd-analyze verify: %v\n%s", err, out)
+}
+
+// TestSystemdUnitKeepsConfigData: the shipped unit's command line and
+// environment leave the data directory to the config file. The unit's
+// ExecStart arguments, with its config file swapped for one that sets
+// data, are checked with config check: the effective data directory is
+// the file's.
+func TestSystemdUnitKeepsConfigData(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "postern-relay.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if v, ok := strings.CutPrefix(l, "ExecStart="); ok {
+			args = strings.Fields(v)[1:] // without the binary
+		}
+		if strings.HasPrefix(l, "Environment") && strings.Contains(l, "POSTERN_RELAY_") {
+			t.Errorf("unit sets the relay's environment: %s", l)
+		}
+	}
+	if len(args) == 0 || args[0] != "serve" {
+		t.Fatalf("unit ExecStart args %q", args)
+	}
+	dir := t.TempDir()
+	want := filepath.Join(dir, "data-from-file")
+	conf := filepath.Join(dir, "relay.conf")
+	if err := os.WriteFile(conf, []byte("data = "+want+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := []string{"config", "check"}
+	sawConfig := false
+	for i := 1; i < len(args); i++ {
+		if args[i] == "--config" && i+1 < len(args) {
+			check = append(check, "--config", conf)
+			i++
+			sawConfig = true
+			continue
+		}
+		check = append(check, args[i])
+	}
+	if !sawConfig {
+		t.Fatal("unit passes no --config")
+	}
+	t.Setenv("POSTERN_RELAY_DATA", "") // unset below: only the unit's own settings count
+	os.Unsetenv("POSTERN_RELAY_DATA")
+	out, err := runCmd(t, check...)
+	if err != nil {
+		t.Fatalf("config check %q: %v\n%s", check, err, out)
+	}
+	if !strings.Contains(out, "data = "+strconv.Quote(want)+"  # ") {
+		t.Errorf("the unit overrides the config file's data:\n%s", out)
+	}
+}
+
+// TestCompactCommand: compact shrinks a drained database, keeps what is
+// queued and the old file, and refuses while the database is in use.
+func TestCompactCommand(t *testing.T) {
+	data := t.TempDir()
+	db := filepath.Join(data, relay.DBFile)
+	st, err := bboltstore.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dev, mb := protocol.DeviceID{7}, protocol.NewMailboxID()
+	st.CreateMailbox(ctx, dev, mb)
+	h := protocol.NewCapabilityToken().Hash()
+	st.AddCapability(ctx, dev, mb, h)
+	env := make([]byte, 16<<10)
+	env[0], env[1] = protocol.Version, 1
+	var ids []protocol.EnvelopeID
+	for range 600 {
+		e, err := st.Append(ctx, store.Envelope{Mailbox: mb, ID: protocol.NewEnvelopeID(), Received: time.Now(), Expires: time.Now().Add(time.Hour), Data: env}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	if _, err := st.Ack(ctx, mb, ids[:590]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCmd(t, "compact", "--data", data); err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Errorf("compact while open = %v", err)
+	}
+	st.Close()
+	fi, _ := os.Stat(db)
+	out, err := runCmd(t, "compact", "--data", data)
+	if err != nil {
+		t.Fatalf("compact: %v\n%s", err, out)
+	}
+	fa, _ := os.Stat(db)
+	t.Logf("%s", out)
+	if fa.Size()*4 > fi.Size() {
+		t.Errorf("relay.db %d bytes after compact, %d before", fa.Size(), fi.Size())
+	}
+	if _, err := os.Stat(db + bboltstore.CompactSuffix); err != nil {
+		t.Errorf("old file not kept: %v", err)
+	}
+	st, err = bboltstore.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if got, err := st.Range(ctx, mb, 0, 100); err != nil || len(got) != 10 || got[0].ID != ids[590] {
+		t.Errorf("after compact: %d envelopes, %v", len(got), err)
+	}
 }

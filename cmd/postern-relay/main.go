@@ -12,8 +12,10 @@
 //	postern-relay invite create [--data DIR] [--count N] [--ttl 72h] [--account LABEL]
 //	postern-relay admin invite create|invite revoke CODE|devices|accounts|revoke ID...|suspend ID...|reinstate ID...|
 //	                    revoke|suspend|reinstate --account LABEL|assign LABEL ID...|unassign ID... [--data DIR]
-//	postern-relay backup FILE [--data DIR]
+//	postern-relay backup (FILE | --out FILE | --out -) [--data DIR] [--db-only]
+//	postern-relay compact [--data DIR]
 //	postern-relay restore FILE --data DIR
+//	postern-relay compact --data DIR
 //	postern-relay config check [--config FILE] [serve flags]
 //	postern-relay version | --version
 //	postern-relay help [COMMAND...] | COMMAND... --help
@@ -47,6 +49,7 @@ import (
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay"
 	"github.com/postern/postern/relay/metrics"
+	"github.com/postern/postern/relay/store"
 	"github.com/postern/postern/relay/store/bboltstore"
 )
 
@@ -68,8 +71,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ue) && ue.hint != "" {
 		fmt.Fprintf(stderr, "hint: %s\n", ue.hint)
 	}
+	if errors.Is(err, store.ErrDamaged) {
+		fmt.Fprintf(stderr, "hint: the file was not used and nothing was changed; restore a backup (docs/OPERATIONS.md, \"Damaged database\")\n")
+		return exitDamaged
+	}
 	return 1
 }
+
+// exitDamaged is the exit status for damaged or unusable data (sysexits'
+// EX_DATAERR): docs/postern-relay.service does not restart the relay on
+// it, so that a damaged database does not become a restart loop that
+// buries the cause in the log.
+const exitDamaged = 65
 
 func dispatch(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -94,8 +107,10 @@ const commandsUsage = `usage: postern-relay COMMAND [flags]
   invite create         make enrolment invite codes (--account LABEL binds them to a person)
   admin COMMAND         administer a running relay: devices, accounts, revoke, suspend,
                         reinstate (admin --help lists them)
-  backup FILE           write a consistent copy of the database, while the relay runs
+  backup FILE | --out - write an archive of the database, key, audit log and blobs, while the relay runs
+  compact               give a drained database's space back (relay stopped)
   restore FILE          put a backup in place, with the relay stopped
+  compact               give the database's free space back to the disk, with the relay stopped
   audit verify          check the audit log for edited, removed or reordered entries
   audit export          write the audit log and its signed head for a reviewer
   version               print the version, commit and build date (also --version)

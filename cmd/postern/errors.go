@@ -163,6 +163,8 @@ func explainRelay(e *protocol.Error) (msg, hint string) {
 		return msg, "wait a moment and try again"
 	case protocol.CodeTooManyConnections, protocol.CodeShuttingDown:
 		return msg, "try again later"
+	case protocol.CodeStorageFull:
+		return "the relay's disk is full; the message was not sent", "try again later; tell the relay's operator if it lasts"
 	case protocol.CodeQueueFull:
 		return msg, "the recipient must sync before they can receive more"
 	case protocol.CodeBlobTooLarge:

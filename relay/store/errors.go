@@ -34,6 +34,14 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrSchemaTooNew: the data was written by a newer relay.
 	ErrSchemaTooNew = errors.New("store: schema version is newer than this relay supports")
+	// ErrDamaged: the data on disk is damaged (truncated, overwritten,
+	// inconsistent) and was not used. Restarting will not help; restoring
+	// a backup will.
+	ErrDamaged = errors.New("store: database file is damaged")
+	// ErrStorageFull: a write failed because the file system is full (or
+	// the user's disk quota is used up). Nothing was changed; writes that
+	// free space still work, and the store recovers when space returns.
+	ErrStorageFull = errors.New("store: storage full")
 )
 
 // IsRefusal reports whether err is one of the refusal sentinels, as opposed

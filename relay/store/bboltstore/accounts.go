@@ -171,7 +171,7 @@ func (s *Store) RevokeAccount(ctx context.Context, account string) (revoked []pr
 	if err := checkLabel(account); err != nil {
 		return nil, 0, err
 	}
-	err = s.update(func(tx *bolt.Tx) error {
+	err = s.updateFreeing(func(tx *bolt.Tx) error {
 		revoked, invites = nil, 0
 		devs, err := accountDevices(tx, account)
 		if err != nil {
@@ -211,7 +211,7 @@ func (s *Store) SuspendAccount(ctx context.Context, account string, suspended bo
 	if err := checkLabel(account); err != nil {
 		return nil, err
 	}
-	err = s.update(func(tx *bolt.Tx) error {
+	err = s.updateFreeing(func(tx *bolt.Tx) error {
 		changed = nil
 		devs, err := accountDevices(tx, account)
 		if err != nil {

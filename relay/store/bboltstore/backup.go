@@ -3,6 +3,7 @@ package bboltstore
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -29,6 +30,9 @@ func (s *Store) Backup(dest string) error {
 // dest. It opens the file read-only and fails if a relay holds it.
 func BackupFile(path, dest string) error {
 	if _, err := os.Stat(path); err != nil {
+		return err
+	}
+	if err := Verify(path, true, time.Second); err != nil {
 		return err
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
@@ -96,6 +100,12 @@ func syncDir(dir string) error {
 // FileSchema returns the schema version stored in the closed store file
 // at path (0 for a file that never had one).
 func FileSchema(path string) (uint32, error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, err
+	}
+	if err := Verify(path, true, time.Second); err != nil {
+		return 0, err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		return 0, fmt.Errorf("bboltstore: open %s: %w", path, err)
@@ -114,10 +124,53 @@ func FileSchema(path string) (uint32, error) {
 }
 
 // Ping writes the meta key "ready" through the committer (one small
-// durable transaction), proving the store is open and writable.
+// durable transaction), proving the store is open and writable. While the
+// file system is full it first tries to recover (full.go) and returns an
+// error wrapping store.ErrStorageFull if it cannot.
 func (s *Store) Ping() error {
-	stamp := u64(uint64(time.Now().Unix()))
-	return s.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bMeta).Put([]byte("ready"), stamp)
+	if s.space.isFull() {
+		return s.recover()
+	}
+	return s.queueWrite(pingWrite, probe)
+}
+
+// Snapshot writes a consistent copy of the open store to w while it keeps
+// serving, as Backup does, calling size with the copy's exact length
+// before the first byte (a stream's header needs it).
+func (s *Store) Snapshot(size func(n int64) error, w io.Writer) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	return s.db.View(func(tx *bolt.Tx) error {
+		if err := size(tx.Size()); err != nil {
+			return err
+		}
+		_, err := tx.WriteTo(w)
+		return err
+	})
+}
+
+// SnapshotFile is Snapshot for the store file at path, which no relay has
+// open (verified, opened read-only).
+func SnapshotFile(path string, size func(n int64) error, w io.Writer) error {
+	if err := Verify(path, true, time.Second); err != nil {
+		return err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return fmt.Errorf("bboltstore: %s is locked by another process (is the relay running?)", path)
+		}
+		return fmt.Errorf("bboltstore: open %s: %w", path, err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		if err := size(tx.Size()); err != nil {
+			return err
+		}
+		_, err := tx.WriteTo(w)
+		return err
 	})
 }

@@ -17,6 +17,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,8 +31,9 @@ import (
 
 // SchemaVersion is the layout version this package writes (meta "schema").
 // Schema 2 added account labels (device and invite records, the accounts
-// bucket); migrate.go converts a schema-1 file.
-const SchemaVersion = 2
+// bucket); schema 3 took the owner device out of blob records (a quota
+// ledger instead, blobs.go); migrate.go converts older files.
+const SchemaVersion = 3
 
 // errCorrupt marks a record or key that this package could not have
 // written: the file was damaged or edited. The operation fails; the relay
@@ -71,8 +74,12 @@ var (
 	// device that has a label (revoked ones included), so that an
 	// account's devices are one prefix scan. Labels never contain 0x00.
 	bAccounts = []byte("accounts")
+	// Schema 3: the blob quota ledger (blobs.go); blob records lost their
+	// owner.
+	bBlobQuota    = []byte("blob_quota")
+	bBlobQuotaExp = []byte("blob_quota_exp")
 
-	allBuckets = [][]byte{bMeta, bDevices, bMailboxes, bOwned, bCaps, bInvites, bBundles, bPrekeys, bEnv, bEnvMbox, bEnvID, bEnvExp, bBlobs, bBlobUse, bBlobExp, bSeen, bAccounts}
+	allBuckets = [][]byte{bMeta, bDevices, bMailboxes, bOwned, bCaps, bInvites, bBundles, bPrekeys, bEnv, bEnvMbox, bEnvID, bEnvExp, bBlobs, bBlobUse, bBlobExp, bSeen, bAccounts, bBlobQuota, bBlobQuotaExp}
 
 	keySchema = []byte("schema")
 )
@@ -87,6 +94,16 @@ type Options struct {
 	MaxBatch int
 	// QueueSize is the capacity of the committer's queue. Zero means 4096.
 	QueueSize int
+	// ReserveBytes is the size of the reserve file kept beside the
+	// database (path + ReserveSuffix, full.go). When the file system
+	// fills, the store deletes it so that acknowledgements and purges,
+	// which free space, can still commit. Zero means DefaultReserve;
+	// negative means no reserve.
+	ReserveBytes int64
+	// RecoverInterval is how often a store that ran out of space tries to
+	// recover (re-create its reserve and commit a test write). Zero means
+	// 5 seconds.
+	RecoverInterval time.Duration
 }
 
 // Store is a store.Store on a bbolt file.
@@ -103,11 +120,16 @@ type Store struct {
 	commits, writes atomic.Int64
 
 	envIDs cipher.Block // envid.go
+
+	space space // full.go
 }
 
 type request struct {
 	fn   func(tx *bolt.Tx) error
 	done chan error
+	// kind says whether the write may run while the file system is full
+	// (full.go).
+	kind writeKind
 }
 
 var (
@@ -134,8 +156,44 @@ func Open(path string, opts *Options) (*Store, error) {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 4096
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: o.LockTimeout,
+	// A damaged file is refused before bbolt maps it (verify.go).
+	if err := Verify(path, false, o.LockTimeout); err != nil {
+		return nil, err
+	}
+	db, ids, err := openBolt(path, o.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		db:       db,
+		queue:    make(chan *request, o.QueueSize),
+		maxBatch: o.MaxBatch,
+		fin:      make(chan struct{}),
+		envIDs:   ids,
+	}
+	s.space.init(path, o.ReserveBytes, o.RecoverInterval)
+	go s.commitLoop()
+	go s.recoverLoop()
+	return s, nil
+}
+
+// openBolt opens the verified file, checks and migrates its schema and
+// loads the envelope-ID key. Verify has checked every page the database
+// can reach; a fault or panic in bbolt here all the same (the file changed
+// between the two, or damage Verify does not see) is turned into an error
+// wrapping store.ErrDamaged rather than a crash.
+func openBolt(path string, lockTimeout time.Duration) (db *bolt.DB, ids cipher.Block, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				db.Close()
+			}
+			db, ids, err = nil, nil, damaged(path, "bbolt failed reading it: %v", r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: lockTimeout,
 		// The freelist is not written on each commit: one write less per
 		// fsync on the hot path (append, ack). The price is paid once at
 		// open, when bbolt rebuilds the freelist by scanning the pages.
@@ -152,31 +210,23 @@ func Open(path string, opts *Options) (*Store, error) {
 		PageSize: 8 << 10,
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("bboltstore: %s is locked by another process (is the relay running?)", path)
+		switch {
+		case errors.Is(err, bolt.ErrTimeout):
+			return nil, nil, fmt.Errorf("bboltstore: %s is locked by another process (is the relay running?)", path)
+		case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrChecksum), errors.Is(err, bolt.ErrVersionMismatch):
+			return nil, nil, damaged(path, "%v", err)
 		}
-		return nil, fmt.Errorf("bboltstore: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("bboltstore: open %s: %w", path, err)
 	}
 	// Schema check, automatic backup and migrations: migrate.go.
-	err = openSchema(db, path)
+	if err = openSchema(db, path); err == nil {
+		ids, err = loadEnvIDCipher(db)
+	}
 	if err != nil {
 		db.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	ids, err := loadEnvIDCipher(db)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	s := &Store{
-		db:       db,
-		queue:    make(chan *request, o.QueueSize),
-		maxBatch: o.MaxBatch,
-		fin:      make(chan struct{}),
-		envIDs:   ids,
-	}
-	go s.commitLoop()
-	return s, nil
+	return db, ids, nil
 }
 
 // DB returns the underlying database, for backups (tx.WriteTo) and checks.
@@ -197,14 +247,30 @@ func (s *Store) Close() error {
 	close(s.queue)
 	s.closeMu.Unlock()
 	<-s.fin
+	s.space.stop()
 	return s.db.Close()
 }
 
 // update runs fn in the committer's next transaction and waits until it is
 // durable. fn must check everything before it writes: a refusal (a
-// store sentinel) returned after a write would commit the write.
+// store sentinel) returned after a write would commit the write. While
+// the file system is full it is refused with store.ErrStorageFull
+// (full.go); updateFreeing is for writes that free space.
 func (s *Store) update(fn func(tx *bolt.Tx) error) error {
-	r := &request{fn: fn, done: make(chan error, 1)}
+	return s.queueWrite(fn, growing)
+}
+
+// updateFreeing is update for writes that delete more than they add
+// (acks, purges, revocations): they run while the file system is full.
+func (s *Store) updateFreeing(fn func(tx *bolt.Tx) error) error {
+	return s.queueWrite(fn, freeing)
+}
+
+func (s *Store) queueWrite(fn func(tx *bolt.Tx) error, kind writeKind) error {
+	if kind == growing && s.space.isFull() {
+		return store.ErrStorageFull
+	}
+	r := &request{fn: fn, done: make(chan error, 1), kind: kind}
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()
@@ -263,9 +329,18 @@ func (s *Store) commitLoop() {
 			}
 			continue
 		}
+		// The file system is full: give up the reserve so that writes
+		// that free space can commit, and refuse the others (full.go).
+		if isNoSpace(err) {
+			s.space.setFull()
+		}
 		// One write failed (or the commit did): run each alone so that one
 		// bad write does not fail the others.
 		for _, r := range batch {
+			if r.kind == growing && s.space.isFull() {
+				r.done <- store.ErrStorageFull
+				continue
+			}
 			var e error
 			cerr := s.safeUpdate(func(tx *bolt.Tx) error {
 				e = r.fn(tx)
@@ -277,6 +352,10 @@ func (s *Store) commitLoop() {
 			s.commits.Add(1)
 			if cerr != nil {
 				e = cerr
+				if isNoSpace(cerr) {
+					s.space.setFull()
+					e = fmt.Errorf("%w: %v", store.ErrStorageFull, cerr)
+				}
 			}
 			r.done <- e
 		}
@@ -425,6 +504,12 @@ func hasPrefix(k, p []byte) bool { return len(k) >= len(p) && string(k[:len(p)])
 // Check opens the (closed) store file at path read-only and runs bbolt's
 // consistency check, returning the first problems found.
 func Check(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return err
+	}
+	if err := Verify(path, true, 5*time.Second); err != nil {
+		return err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
 		return fmt.Errorf("bboltstore: check %s: %w", path, err)
@@ -439,5 +524,8 @@ func Check(path string) error {
 		}
 		return nil
 	})
-	return errors.Join(append(errs, err)...)
+	if err := errors.Join(append(errs, err)...); err != nil {
+		return damaged(path, "%v", err)
+	}
+	return nil
 }

@@ -13,16 +13,23 @@ import (
 
 // ---- blobs ----
 //
-// blobs:    key(32) -> owner(32) || size u64 || committed u64 || token hash(32)
-//                      || created u64 || finished u64 (0 = unfinished) || expires u64
-// blob_use: device(32) -> reserved bytes u64 || unfinished count u32
-// blob_exp: expires u64 || key(32) -> empty
+// blobs:          key(32) -> size u64 || committed u64 || token hash(32)
+//                            || created u64 || finished u64 (0 = unfinished) || expires u64
+// blob_exp:       expires u64 || key(32) -> empty
+// blob_use:       device(32) -> reserved bytes u64 || unfinished count u32
+// blob_quota:     slot(32) -> device(32) || bytes u64 || expires u64 || unfinished u8
+// blob_quota_exp: expires u64 || slot(32) -> empty
+//
+// Schema 3: a blob record names no device. A device's quota is the sum
+// of its ledger entries (blob_quota), kept as a running total in
+// blob_use; an entry is named by a slot that only the upload token
+// links to a blob (store.QuotaSlot), and its expiry is the blob's rounded
+// up to the hour, so that equal times do not pair entries with blobs.
 
-const blobRecordSize = 32 + 8 + 8 + 32 + 8 + 8 + 8
+const blobRecordSize = 8 + 8 + 32 + 8 + 8 + 8
 
 func encodeBlob(b store.Blob) []byte {
 	v := make([]byte, 0, blobRecordSize)
-	v = append(v, b.Owner[:]...)
 	v = binary.BigEndian.AppendUint64(v, b.Size)
 	v = binary.BigEndian.AppendUint64(v, b.Committed)
 	v = append(v, b.TokenHash[:]...)
@@ -44,11 +51,10 @@ func decodeBlob(key []byte, v []byte) (store.Blob, error) {
 		return b, corrupt("blob record of %d bytes", len(v))
 	}
 	copy(b.Key[:], key)
-	copy(b.Owner[:], v[0:32])
-	b.Size = binary.BigEndian.Uint64(v[32:40])
-	b.Committed = binary.BigEndian.Uint64(v[40:48])
-	copy(b.TokenHash[:], v[48:80])
-	created, fin, exp := binary.BigEndian.Uint64(v[80:88]), binary.BigEndian.Uint64(v[88:96]), binary.BigEndian.Uint64(v[96:104])
+	b.Size = binary.BigEndian.Uint64(v[0:8])
+	b.Committed = binary.BigEndian.Uint64(v[8:16])
+	copy(b.TokenHash[:], v[16:48])
+	created, fin, exp := binary.BigEndian.Uint64(v[48:56]), binary.BigEndian.Uint64(v[56:64]), binary.BigEndian.Uint64(v[64:72])
 	if created > maxStoredTime || fin > maxStoredTime || exp > maxStoredTime || b.Committed > b.Size ||
 		b.Committed%protocol.BlobCipherChunkSize != 0 || (fin != 0) != (b.Committed == b.Size) {
 		return b, corrupt("blob record out of range")
@@ -59,6 +65,57 @@ func decodeBlob(key []byte, v []byte) (store.Blob, error) {
 	}
 	b.Expires = unixTime(exp)
 	return b, nil
+}
+
+// quotaEntry is one blob's reservation in its device's ledger.
+type quotaEntry struct {
+	dev        protocol.DeviceID
+	bytes      uint64
+	expires    uint64 // Unix s, a whole hour
+	unfinished bool
+}
+
+const quotaEntrySize = 32 + 8 + 8 + 1
+
+func encodeQuota(q quotaEntry) []byte {
+	v := make([]byte, 0, quotaEntrySize)
+	v = append(v, q.dev[:]...)
+	v = binary.BigEndian.AppendUint64(v, q.bytes)
+	v = binary.BigEndian.AppendUint64(v, q.expires)
+	if q.unfinished {
+		return append(v, 1)
+	}
+	return append(v, 0)
+}
+
+func decodeQuota(v []byte) (quotaEntry, error) {
+	var q quotaEntry
+	if len(v) != quotaEntrySize || v[48] > 1 {
+		return q, corrupt("quota ledger entry of %d bytes", len(v))
+	}
+	copy(q.dev[:], v[:32])
+	q.bytes = binary.BigEndian.Uint64(v[32:40])
+	q.expires = binary.BigEndian.Uint64(v[40:48])
+	q.unfinished = v[48] == 1
+	if q.expires > maxStoredTime+3600 {
+		return q, corrupt("quota ledger entry expiry out of range")
+	}
+	return q, nil
+}
+
+// quotaHour rounds a time up to the next whole hour (Unix s).
+func quotaHour(t time.Time) uint64 {
+	u := timeU64(t)
+	return (u + 3599) / 3600 * 3600
+}
+
+func quotaExpKey(exp uint64, slot store.QuotaSlot) []byte { return cat(u64(exp), slot[:]) }
+
+func putQuota(tx *bolt.Tx, slot store.QuotaSlot, q quotaEntry) error {
+	if err := tx.Bucket(bBlobQuota).Put(slot[:], encodeQuota(q)); err != nil {
+		return err
+	}
+	return tx.Bucket(bBlobQuotaExp).Put(quotaExpKey(q.expires, slot), nil)
 }
 
 func blobUsage(tx *bolt.Tx, dev protocol.DeviceID) (store.BlobUsage, error) {
@@ -82,13 +139,13 @@ func putBlobUsage(tx *bolt.Tx, dev protocol.DeviceID, u store.BlobUsage) error {
 
 func blobExpKey(exp time.Time, key store.BlobKey) []byte { return cat(u64(timeU64(exp)), key[:]) }
 
-func (s *Store) CreateBlob(ctx context.Context, b store.Blob, quota uint64, maxUnfinished int) error {
+func (s *Store) CreateBlob(ctx context.Context, b store.Blob, owner protocol.DeviceID, slot store.QuotaSlot, quota uint64, maxUnfinished int) error {
 	return s.update(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bBlobs)
-		if blobs.Get(b.Key[:]) != nil {
+		if blobs.Get(b.Key[:]) != nil || tx.Bucket(bBlobQuota).Get(slot[:]) != nil {
 			return store.ErrBlobQuota // a 256-bit random collision; never in practice
 		}
-		u, err := blobUsage(tx, b.Owner)
+		u, err := blobUsage(tx, owner)
 		if err != nil {
 			return err
 		}
@@ -102,9 +159,12 @@ func (s *Store) CreateBlob(ctx context.Context, b store.Blob, quota uint64, maxU
 		if err := tx.Bucket(bBlobExp).Put(blobExpKey(b.Expires, b.Key), nil); err != nil {
 			return err
 		}
+		if err := putQuota(tx, slot, quotaEntry{dev: owner, bytes: b.Size, expires: quotaHour(b.Expires), unfinished: true}); err != nil {
+			return err
+		}
 		u.Bytes += b.Size
 		u.Unfinished++
-		return putBlobUsage(tx, b.Owner, u)
+		return putBlobUsage(tx, owner, u)
 	})
 }
 
@@ -122,7 +182,7 @@ func (s *Store) Blob(ctx context.Context, key store.BlobKey) (store.Blob, error)
 	return b, err
 }
 
-func (s *Store) CommitBlob(ctx context.Context, key store.BlobKey, from, to uint64, now, finishedExpiry time.Time) (store.Blob, error) {
+func (s *Store) CommitBlob(ctx context.Context, key store.BlobKey, slot store.QuotaSlot, from, to uint64, now, finishedExpiry time.Time) (store.Blob, error) {
 	var out store.Blob
 	err := s.update(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bBlobs)
@@ -139,15 +199,33 @@ func (s *Store) CommitBlob(ctx context.Context, key store.BlobKey, from, to uint
 		}
 		b.Committed = to
 		if to == b.Size {
-			u, err := blobUsage(tx, b.Owner)
-			if err != nil {
-				return err
-			}
-			if u.Unfinished > 0 {
-				u.Unfinished--
-			}
-			if err := putBlobUsage(tx, b.Owner, u); err != nil {
-				return err
+			// The ledger entry, if this upload's token names one (a blob
+			// created before schema 3 has an entry no token names: it
+			// expires as it was).
+			if v := tx.Bucket(bBlobQuota).Get(slot[:]); v != nil {
+				q, err := decodeQuota(v)
+				if err != nil {
+					return err
+				}
+				if q.unfinished {
+					u, err := blobUsage(tx, q.dev)
+					if err != nil {
+						return err
+					}
+					if u.Unfinished > 0 {
+						u.Unfinished--
+					}
+					if err := putBlobUsage(tx, q.dev, u); err != nil {
+						return err
+					}
+				}
+				if err := tx.Bucket(bBlobQuotaExp).Delete(quotaExpKey(q.expires, slot)); err != nil {
+					return err
+				}
+				q.unfinished, q.expires = false, quotaHour(finishedExpiry)
+				if err := putQuota(tx, slot, q); err != nil {
+					return err
+				}
 			}
 			exp := tx.Bucket(bBlobExp)
 			if err := exp.Delete(blobExpKey(b.Expires, key)); err != nil {
@@ -166,7 +244,7 @@ func (s *Store) CommitBlob(ctx context.Context, key store.BlobKey, from, to uint
 
 func (s *Store) PurgeBlobs(ctx context.Context, now time.Time, max int) ([]store.BlobKey, error) {
 	var keys []store.BlobKey
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.updateFreeing(func(tx *bolt.Tx) error {
 		keys = keys[:0]
 		var expKeys [][]byte
 		limit := timeU64(now)
@@ -188,35 +266,65 @@ func (s *Store) PurgeBlobs(ctx context.Context, now time.Time, max int) ([]store
 			if err := tx.Bucket(bBlobExp).Delete(expKeys[i]); err != nil {
 				return err
 			}
-			v := blobs.Get(key[:])
-			if v == nil {
-				continue // a dangling index entry: nothing to release
-			}
-			b, err := decodeBlob(key[:], v)
-			if err != nil {
-				return err
-			}
-			u, err := blobUsage(tx, b.Owner)
-			if err != nil {
-				return err
-			}
-			u.Bytes -= min(u.Bytes, b.Size)
-			if !b.Done() && u.Unfinished > 0 {
-				u.Unfinished--
-			}
-			if err := putBlobUsage(tx, b.Owner, u); err != nil {
-				return err
-			}
 			if err := blobs.Delete(key[:]); err != nil {
 				return err
 			}
 		}
-		return nil
+		return purgeQuota(tx, limit, max)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return keys, nil
+}
+
+// purgeQuota deletes up to max ledger entries whose expiry is at or before
+// limit, releasing their bytes (and their unfinished slot) from their
+// device's usage.
+func purgeQuota(tx *bolt.Tx, limit uint64, max int) error {
+	var done [][]byte
+	c := tx.Bucket(bBlobQuotaExp).Cursor()
+	for k, _ := c.First(); k != nil && len(done) < max; k, _ = c.Next() {
+		if len(k) != 40 {
+			return corrupt("quota expiry key of %d bytes", len(k))
+		}
+		if binary.BigEndian.Uint64(k[:8]) > limit {
+			break
+		}
+		done = append(done, append([]byte(nil), k...))
+	}
+	ledger := tx.Bucket(bBlobQuota)
+	for _, k := range done {
+		if err := tx.Bucket(bBlobQuotaExp).Delete(k); err != nil {
+			return err
+		}
+		v := ledger.Get(k[8:])
+		if v == nil {
+			continue // a dangling index entry
+		}
+		q, err := decodeQuota(v)
+		if err != nil {
+			return err
+		}
+		if binary.BigEndian.Uint64(k[:8]) != q.expires {
+			continue // an index entry left behind by a move; the entry lives on
+		}
+		u, err := blobUsage(tx, q.dev)
+		if err != nil {
+			return err
+		}
+		u.Bytes -= min(u.Bytes, q.bytes)
+		if q.unfinished && u.Unfinished > 0 {
+			u.Unfinished--
+		}
+		if err := putBlobUsage(tx, q.dev, u); err != nil {
+			return err
+		}
+		if err := ledger.Delete(k[8:]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) BlobUsage(ctx context.Context, dev protocol.DeviceID) (store.BlobUsage, error) {
@@ -230,9 +338,10 @@ func (s *Store) BlobUsage(ctx context.Context, dev protocol.DeviceID) (store.Blo
 }
 
 // DeleteBlob deletes one blob's record before its expiry, releasing its
-// quota (the uploader gave it up), and returns the record so that the
-// caller can delete the file. ErrUnknownBlob if there is none.
-func (s *Store) DeleteBlob(ctx context.Context, key store.BlobKey) (store.Blob, error) {
+// quota (the uploader gave it up: slot is its upload token's ledger entry),
+// and returns the record so that the caller can delete the file.
+// ErrUnknownBlob if there is none.
+func (s *Store) DeleteBlob(ctx context.Context, key store.BlobKey, slot store.QuotaSlot) (store.Blob, error) {
 	var b store.Blob
 	err := s.update(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bBlobs)
@@ -247,16 +356,30 @@ func (s *Store) DeleteBlob(ctx context.Context, key store.BlobKey) (store.Blob, 
 		if err := tx.Bucket(bBlobExp).Delete(blobExpKey(b.Expires, key)); err != nil {
 			return err
 		}
-		u, err := blobUsage(tx, b.Owner)
-		if err != nil {
-			return err
-		}
-		u.Bytes -= min(u.Bytes, b.Size)
-		if !b.Done() && u.Unfinished > 0 {
-			u.Unfinished--
-		}
-		if err := putBlobUsage(tx, b.Owner, u); err != nil {
-			return err
+		// The ledger entry its upload token names, if any (a blob made
+		// before schema 3 has an entry no token names: it expires as it was).
+		if v := tx.Bucket(bBlobQuota).Get(slot[:]); v != nil {
+			q, err := decodeQuota(v)
+			if err != nil {
+				return err
+			}
+			u, err := blobUsage(tx, q.dev)
+			if err != nil {
+				return err
+			}
+			u.Bytes -= min(u.Bytes, q.bytes)
+			if q.unfinished && u.Unfinished > 0 {
+				u.Unfinished--
+			}
+			if err := putBlobUsage(tx, q.dev, u); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bBlobQuotaExp).Delete(quotaExpKey(q.expires, slot)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bBlobQuota).Delete(slot[:]); err != nil {
+				return err
+			}
 		}
 		return blobs.Delete(key[:])
 	})

@@ -45,8 +45,8 @@ func TestBlobBucketsAddedAtOpen(t *testing.T) {
 	defer func() { s.Close(); checkFile(t, path) }()
 	ctx := context.Background()
 	now := time.Unix(1_800_000_000, 0).UTC()
-	b := store.Blob{Key: store.BlobKey{1}, Owner: protocol.DeviceID{2}, Size: 2 * chunk, Created: now, Expires: now.Add(24 * time.Hour)}
-	if err := s.CreateBlob(ctx, b, 10*chunk, 64); err != nil {
+	b := store.Blob{Key: store.BlobKey{1}, Size: 2 * chunk, Created: now, Expires: now.Add(24 * time.Hour)}
+	if err := s.CreateBlob(ctx, b, protocol.DeviceID{2}, store.QuotaSlot{1}, 10*chunk, 64); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.Blob(ctx, b.Key); err != nil || got.Size != b.Size || got.Done() {
@@ -60,29 +60,29 @@ func TestBlobAccounting(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0).UTC()
 	dev := protocol.DeviceID{9}
 	mk := func(k byte, size uint64) store.Blob {
-		return store.Blob{Key: store.BlobKey{k}, Owner: dev, Size: size, Created: now, Expires: now.Add(24 * time.Hour)}
+		return store.Blob{Key: store.BlobKey{k}, Size: size, Created: now, Expires: now.Add(24 * time.Hour)}
 	}
-	if err := s.CreateBlob(ctx, mk(1, 4*chunk), 6*chunk, 2); err != nil {
+	if err := s.CreateBlob(ctx, mk(1, 4*chunk), dev, store.QuotaSlot{1}, 6*chunk, 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateBlob(ctx, mk(2, 3*chunk), 6*chunk, 2); !errors.Is(err, store.ErrBlobQuota) {
+	if err := s.CreateBlob(ctx, mk(2, 3*chunk), dev, store.QuotaSlot{2}, 6*chunk, 2); !errors.Is(err, store.ErrBlobQuota) {
 		t.Fatalf("over quota: %v", err)
 	}
-	if err := s.CreateBlob(ctx, mk(2, 2*chunk), 6*chunk, 2); err != nil {
+	if err := s.CreateBlob(ctx, mk(2, 2*chunk), dev, store.QuotaSlot{2}, 6*chunk, 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateBlob(ctx, mk(3, 0), 6*chunk, 2); !errors.Is(err, store.ErrBlobQuota) {
+	if err := s.CreateBlob(ctx, mk(3, 0), dev, store.QuotaSlot{3}, 6*chunk, 2); !errors.Is(err, store.ErrBlobQuota) {
 		t.Fatalf("third unfinished: %v", err)
 	}
 	// Commits move forward from the stored length only.
-	if _, err := s.CommitBlob(ctx, store.BlobKey{1}, chunk, 2*chunk, now, now); !errors.Is(err, store.ErrBlobOffset) {
+	if _, err := s.CommitBlob(ctx, store.BlobKey{1}, store.QuotaSlot{1}, chunk, 2*chunk, now, now); !errors.Is(err, store.ErrBlobOffset) {
 		t.Fatalf("commit from the wrong length: %v", err)
 	}
-	if _, err := s.CommitBlob(ctx, store.BlobKey{1}, 0, 2*chunk, now, now); err != nil {
+	if _, err := s.CommitBlob(ctx, store.BlobKey{1}, store.QuotaSlot{1}, 0, 2*chunk, now, now); err != nil {
 		t.Fatal(err)
 	}
 	fin := now.Add(time.Hour)
-	b, err := s.CommitBlob(ctx, store.BlobKey{1}, 2*chunk, 4*chunk, fin, fin.Add(48*time.Hour))
+	b, err := s.CommitBlob(ctx, store.BlobKey{1}, store.QuotaSlot{1}, 2*chunk, 4*chunk, fin, fin.Add(48*time.Hour))
 	if err != nil || !b.Done() || !b.Expires.Equal(fin.Add(48*time.Hour)) {
 		t.Fatalf("finishing commit: %+v, %v", b, err)
 	}

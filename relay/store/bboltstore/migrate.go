@@ -1,11 +1,13 @@
 package bboltstore
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay/store"
 )
 
@@ -20,6 +22,63 @@ type migration func(tx *bolt.Tx) error
 // machinery install their own table (migrate_test.go).
 var migrations = map[uint32]migration{
 	1: migrate1to2,
+	2: migrate2to3,
+}
+
+// migrate2to3 takes the owner device out of every blob record (owner(32)
+// || the rest, 104 bytes, becomes the rest, 72 bytes) and gives each blob
+// a quota ledger entry instead: the owner, the blob's size, its expiry
+// rounded up to the hour, unfinished as the blob is. The entry's slot is
+// 32 bytes from crypto/rand: the blob's upload token, which a slot is
+// otherwise derived from, was never stored. So an upload that was
+// unfinished at the migration and finishes afterwards keeps its
+// unfinished slot counted until the entry expires (at most 24 hours
+// after the blob's creation). The per-device totals (blob_use) are
+// unchanged. A record that is not a schema-2 blob record stops the
+// migration, and the file stays as it was.
+func migrate2to3(tx *bolt.Tx) error {
+	b := tx.Bucket(bBlobs)
+	if b == nil {
+		return nil
+	}
+	type rec struct {
+		key, v []byte
+		q      quotaEntry
+	}
+	var recs []rec
+	err := b.ForEach(func(k, v []byte) error {
+		if len(k) != 32 || len(v) != 32+blobRecordSize {
+			return fmt.Errorf("blob record of %d bytes is not a schema-2 record", len(v))
+		}
+		nv := append([]byte(nil), v[32:]...)
+		bl, err := decodeBlob(k, nv)
+		if err != nil {
+			return fmt.Errorf("blob record: %w", err)
+		}
+		var dev protocol.DeviceID
+		copy(dev[:], v[:32])
+		recs = append(recs, rec{append([]byte(nil), k...), nv, quotaEntry{dev: dev, bytes: bl.Size, expires: quotaHour(bl.Expires), unfinished: !bl.Done()}})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, bn := range [][]byte{bBlobQuota, bBlobQuotaExp} {
+		if _, err := tx.CreateBucketIfNotExists(bn); err != nil {
+			return err
+		}
+	}
+	for _, r := range recs {
+		if err := b.Put(r.key, r.v); err != nil {
+			return err
+		}
+		var slot store.QuotaSlot
+		rand.Read(slot[:])
+		if err := putQuota(tx, slot, r.q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // migrate1to2 adds account labels. Every schema-1 device record

@@ -77,10 +77,13 @@ func TestMigrateSchema1Fixture(t *testing.T) {
 	// Record for record: devices and invites gained an empty label,
 	// nothing else changed.
 	after := dumpFile(t, path)
-	if len(after) != len(before)+1 {
-		t.Errorf("%d buckets after migration, %d before: want one more (accounts)", len(after), len(before))
+	if len(after) != len(before)+3 {
+		t.Errorf("%d buckets after migration, %d before: want three more (accounts, blob_quota, blob_quota_exp)", len(after), len(before))
 	}
-	if v, err := FileSchema(path); err != nil || v != 2 {
+	if q := after["blob_quota"]; q == nil || len(q.records) != len(m.Blobs) || len(after["blob_quota_exp"].records) != len(m.Blobs) {
+		t.Errorf("quota ledger = %+v, want one entry per blob", q)
+	}
+	if v, err := FileSchema(path); err != nil || v != SchemaVersion {
 		t.Errorf("schema after migration = %d, %v", v, err)
 	}
 	if a := after["accounts"]; a == nil || len(a.records) != 0 {
@@ -111,9 +114,11 @@ func TestMigrateSchema1Fixture(t *testing.T) {
 				want = cat(v[:5], []byte{0}, v[5:])
 			case "invites":
 				want = append(bytes.Clone(v), 0)
+			case "blobs":
+				want = v[32:] // schema 3: no owner
 			case "meta":
 				if k == string(keySchema) {
-					want = binary.BigEndian.AppendUint32(nil, 2)
+					want = binary.BigEndian.AppendUint32(nil, SchemaVersion)
 				}
 			}
 			if !bytes.Equal(got, want) {
@@ -205,8 +210,11 @@ func TestMigrateSchema1Fixture(t *testing.T) {
 	}
 	for _, mb := range m.Blobs {
 		b, err := s.Blob(ctx, store.BlobKey(unhex(t, mb.Key)))
-		if err != nil || b.Owner.String() != mb.Owner || b.Size != mb.Size || b.Committed != mb.Committed || b.Done() != mb.Finished {
+		if err != nil || b.Size != mb.Size || b.Committed != mb.Committed || b.Done() != mb.Finished {
 			t.Errorf("blob = %+v, %v", b, err)
+		}
+		if u, err := s.BlobUsage(ctx, protocol.DeviceID(unhex(t, mb.Owner))); err != nil || u.Bytes < mb.Size {
+			t.Errorf("owner's usage after migration = %+v, %v", u, err)
 		}
 	}
 	if accts, err := s.Accounts(ctx, fixtureT0); err != nil || len(accts) != 0 {
@@ -277,15 +285,15 @@ func TestMigrateSchema1Refused(t *testing.T) {
 // TestSchema3Refused: a file claiming a newer schema than this code
 // writes is refused with ErrSchemaTooNew and a message naming both
 // versions; nothing is written, not even a backup.
-func TestSchema3Refused(t *testing.T) {
+func TestNewerSchemaRefused(t *testing.T) {
 	path, _ := copyFixture(t)
-	setSchema(t, path, 3)
+	setSchema(t, path, SchemaVersion+1)
 	before, _ := os.ReadFile(path)
 	_, err := Open(path, nil)
 	if !errors.Is(err, store.ErrSchemaTooNew) {
 		t.Fatalf("Open = %v, want ErrSchemaTooNew", err)
 	}
-	for _, want := range []string{"has schema 3", "reads schemas up to 2", "upgrade postern-relay"} {
+	for _, want := range []string{fmt.Sprintf("has schema %d", SchemaVersion+1), fmt.Sprintf("reads schemas up to %d", SchemaVersion), "upgrade postern-relay"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("message %q lacks %q", err, want)
 		}

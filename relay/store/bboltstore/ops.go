@@ -190,7 +190,7 @@ func (s *Store) Device(ctx context.Context, id protocol.DeviceID) (store.Device,
 }
 
 func (s *Store) RevokeDevice(ctx context.Context, id protocol.DeviceID) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.updateFreeing(func(tx *bolt.Tx) error {
 		d, ok := decodeDevice(id[:], tx.Bucket(bDevices).Get(id[:]))
 		if !ok {
 			return store.ErrUnknownDevice
@@ -237,7 +237,7 @@ func revokeDevice(tx *bolt.Tx, d store.Device) error {
 }
 
 func (s *Store) SuspendDevice(ctx context.Context, id protocol.DeviceID, suspended bool) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.updateFreeing(func(tx *bolt.Tx) error {
 		d, ok := decodeDevice(id[:], tx.Bucket(bDevices).Get(id[:]))
 		switch {
 		case !ok:
@@ -254,7 +254,7 @@ func (s *Store) SuspendDevice(ctx context.Context, id protocol.DeviceID, suspend
 }
 
 func (s *Store) DeviceSeen(ctx context.Context, id protocol.DeviceID, now time.Time) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.updateFreeing(func(tx *bolt.Tx) error {
 		if tx.Bucket(bDevices).Get(id[:]) == nil {
 			return store.ErrUnknownDevice
 		}
@@ -301,7 +301,7 @@ func (s *Store) AddInvites(ctx context.Context, hashes []store.InviteHash, expir
 }
 
 func (s *Store) RevokeInvite(ctx context.Context, h store.InviteHash) (used bool, err error) {
-	err = s.update(func(tx *bolt.Tx) error {
+	err = s.updateFreeing(func(tx *bolt.Tx) error {
 		inv := tx.Bucket(bInvites)
 		v := inv.Get(h[:])
 		if v == nil {
@@ -350,7 +350,7 @@ func (s *Store) MailboxOwner(ctx context.Context, id protocol.MailboxID) (protoc
 }
 
 func (s *Store) DeleteMailbox(ctx context.Context, owner protocol.DeviceID, id protocol.MailboxID) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.updateFreeing(func(tx *bolt.Tx) error {
 		if err := ownedMailbox(tx, owner, id); err != nil {
 			return err
 		}
@@ -424,7 +424,7 @@ func (s *Store) AddCapability(ctx context.Context, owner protocol.DeviceID, mb p
 }
 
 func (s *Store) RevokeCapability(ctx context.Context, owner protocol.DeviceID, mb protocol.MailboxID, h protocol.CapabilityHash) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.updateFreeing(func(tx *bolt.Tx) error {
 		if err := ownedMailbox(tx, owner, mb); err != nil {
 			return err
 		}
@@ -473,7 +473,7 @@ func (s *Store) FetchBundle(ctx context.Context, mb protocol.MailboxID, h protoc
 	if err := s.CheckCapability(ctx, mb, h); err != nil {
 		return nil, nil, err
 	}
-	err = s.update(func(tx *bolt.Tx) error {
+	err = s.updateFreeing(func(tx *bolt.Tx) error {
 		bundle, prekey = nil, nil
 		if err := checkCapability(tx, mb, h); err != nil {
 			return err
@@ -579,7 +579,7 @@ func (s *Store) Range(ctx context.Context, mb protocol.MailboxID, after uint64, 
 
 func (s *Store) Ack(ctx context.Context, mb protocol.MailboxID, ids []protocol.EnvelopeID) (int, error) {
 	var n int
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.updateFreeing(func(tx *bolt.Tx) error {
 		n = 0
 		env := tx.Bucket(bEnv)
 		legacy := tx.Bucket(bEnvID)
@@ -615,7 +615,7 @@ func (s *Store) Ack(ctx context.Context, mb protocol.MailboxID, ids []protocol.E
 
 func (s *Store) Purge(ctx context.Context, now time.Time, max int) (int, error) {
 	var n int
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.updateFreeing(func(tx *bolt.Tx) error {
 		n = 0
 		var seqs []uint64
 		c := tx.Bucket(bEnvExp).Cursor()
