@@ -68,7 +68,7 @@ var blobName = regexp.MustCompile(`^blobs/[0-9a-f]{64}$`)
 // archiveName reports whether name may appear in an archive.
 func archiveName(name string) bool {
 	switch name {
-	case relay.DBFile, audit.LogFile, audit.HeadFile, audit.KeyFile, audit.PublicKeyFile:
+	case relay.DBFile, audit.LogFile, audit.HeadFile, audit.KeyFile, audit.PublicKeyFile, relay.LogKeyFile:
 		return true
 	}
 	return blobName.MatchString(name)
@@ -173,7 +173,9 @@ func writeArchive(ctx context.Context, dir string, w io.Writer) error {
 	if err := a.addFile(audit.LogFile, filepath.Join(dir, audit.LogFile), lastLine); err != nil {
 		return err
 	}
-	for _, name := range []string{audit.KeyFile, audit.PublicKeyFile} {
+	// The log key too, so that a restored relay names accounts in its log
+	// as before (a relay older than the key has none: addFile skips it).
+	for _, name := range []string{audit.KeyFile, audit.PublicKeyFile, relay.LogKeyFile} {
 		if err := a.addFile(name, filepath.Join(dir, name), nil); err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/protocol"
+	"github.com/postern/postern/relay"
 	"github.com/postern/postern/relay/audit"
 )
 
@@ -175,6 +176,13 @@ func TestBackupArchiveDuringBurst(t *testing.T) {
 	empty := t.TempDir()
 	if o, err := exec.CommandContext(ctx, bin, "restore", archive, "--data", empty).CombinedOutput(); err != nil {
 		t.Fatalf("restore into an empty directory: %v\n%s", err, o)
+	}
+	// The log key comes back too: account IDs in the log stay the same.
+	if x, err := os.ReadFile(filepath.Join(data, relay.LogKeyFile)); err == nil {
+		y, err := os.ReadFile(filepath.Join(restored, relay.LogKeyFile))
+		if err != nil || !bytes.Equal(x, y) {
+			t.Errorf("%s not restored: %v", relay.LogKeyFile, err)
+		}
 	}
 	for _, n := range []string{"relay.db", audit.KeyFile, audit.LogFile} {
 		x, _ := os.ReadFile(filepath.Join(restored, n))
