@@ -7,33 +7,67 @@ import (
 	"github.com/postern/postern/protocol"
 )
 
+// Block stops the contact named contact from writing to this client: the
+// relay revokes the capability they send with (they get ErrBlocked), and
+// anything still arriving from them is dropped. This client does not send
+// to them either (ErrContactBlocked) until Unblock.
+func (c *Client) Block(ctx context.Context, contact string) error {
+	return c.setBlocked(ctx, contact, true)
+}
+
 // Unblock lets a contact blocked with Block write to this client again:
 // the relay accepts the capability they send with once more, and what
 // arrives from them is stored again. Messages they tried to send while
 // blocked were refused by the relay (they were told) and are not
 // delivered now. Unblocking a contact who is not blocked does nothing.
 func (c *Client) Unblock(ctx context.Context, contact string) error {
+	return c.setBlocked(ctx, contact, false)
+}
+
+// setBlocked revokes (blocking) or registers again (unblocking) the
+// capability of the contact's route on the relay, then records the state.
+// Blocking also revokes the route they wrote to before, if it is still
+// live (introduction.go); unblocking leaves it revoked: the contact has
+// the current route, or gets it in their session.
+func (c *Client) setBlocked(ctx context.Context, contact string, blocked bool) error {
 	r, err := c.lookupContact(contact)
 	if err != nil {
 		return err
 	}
-	if !r.Blocked {
+	if !blocked && !r.Blocked {
 		return nil
 	}
-	tok, err := protocol.CapabilityTokenFromBytes(r.RecvCap)
-	if err != nil {
-		return errStoreCorrupt
-	}
-	var mb protocol.MailboxID
-	copy(mb[:], r.RecvMbx)
+	verb := map[bool]string{true: "block", false: "unblock"}[blocked]
 	cn, err := c.authConn(ctx)
 	if err != nil {
 		return err
 	}
-	// The relay makes a revoked capability live again only when the
-	// mailbox's owner adds it (SPEC.md section 7).
-	if err := cn.ok(ctx, &protocol.AddCapability{Mailbox: mb, Hash: tok.Hash()}); err != nil {
-		return fmt.Errorf("client: unblock: %w", err)
+	op := func(mbx, capBytes []byte) error {
+		tok, err := protocol.CapabilityTokenFromBytes(capBytes)
+		if err != nil {
+			return errStoreCorrupt
+		}
+		var mb protocol.MailboxID
+		copy(mb[:], mbx)
+		var f protocol.Frame = &protocol.AddCapability{Mailbox: mb, Hash: tok.Hash()}
+		if blocked {
+			f = &protocol.RevokeCapability{Mailbox: mb, Hash: tok.Hash()}
+		}
+		// The relay makes a revoked capability live again only when the
+		// mailbox's owner adds it (SPEC.md section 7).
+		if err := cn.ok(ctx, f); err != nil && !(blocked && protocol.IsCode(err, protocol.CodeUnknownCapability)) {
+			return fmt.Errorf("client: %s: %w", verb, err)
+		}
+		return nil
+	}
+	if err := op(r.RecvMbx, r.RecvCap); err != nil {
+		return err
+	}
+	if blocked && len(r.PrevRecvMbx) == 16 && !r.PrevRevoked {
+		// They may still write to the route they had before.
+		if err := op(r.PrevRecvMbx, r.PrevRecvCap); err != nil {
+			return err
+		}
 	}
 	return c.st.update(func(t *tx) error {
 		var rec contactRecord
@@ -41,7 +75,7 @@ func (c *Client) Unblock(ctx context.Context, contact string) error {
 		if err != nil || !ok {
 			return err
 		}
-		rec.Blocked = false
+		rec.Blocked = blocked
 		return t.putContact(&rec)
 	})
 }

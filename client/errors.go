@@ -231,6 +231,7 @@ func (c *Client) sendError(r *contactRecord, err error) error {
 	}
 	return fmt.Errorf("%w: %w", errSendFailed, err)
 }
+
 // contactBlockedError is ErrContactBlocked naming the contact.
 type contactBlockedError struct{ name string }
 

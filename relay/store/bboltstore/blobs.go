@@ -309,22 +309,29 @@ func purgeQuota(tx *bolt.Tx, limit uint64, max int) error {
 		if binary.BigEndian.Uint64(k[:8]) != q.expires {
 			continue // an index entry left behind by a move; the entry lives on
 		}
-		u, err := blobUsage(tx, q.dev)
-		if err != nil {
-			return err
-		}
-		u.Bytes -= min(u.Bytes, q.bytes)
-		if q.unfinished && u.Unfinished > 0 {
-			u.Unfinished--
-		}
-		if err := putBlobUsage(tx, q.dev, u); err != nil {
-			return err
-		}
-		if err := ledger.Delete(k[8:]); err != nil {
+		if err := releaseQuota(tx, k[8:], q); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// releaseQuota deletes ledger entry q (at slot) and gives its bytes, and
+// its unfinished slot, back to its device's usage. Its expiry index entry
+// is the caller's.
+func releaseQuota(tx *bolt.Tx, slot []byte, q quotaEntry) error {
+	u, err := blobUsage(tx, q.dev)
+	if err != nil {
+		return err
+	}
+	u.Bytes -= min(u.Bytes, q.bytes)
+	if q.unfinished && u.Unfinished > 0 {
+		u.Unfinished--
+	}
+	if err := putBlobUsage(tx, q.dev, u); err != nil {
+		return err
+	}
+	return tx.Bucket(bBlobQuota).Delete(slot)
 }
 
 func (s *Store) BlobUsage(ctx context.Context, dev protocol.DeviceID) (store.BlobUsage, error) {
@@ -363,21 +370,10 @@ func (s *Store) DeleteBlob(ctx context.Context, key store.BlobKey, slot store.Qu
 			if err != nil {
 				return err
 			}
-			u, err := blobUsage(tx, q.dev)
-			if err != nil {
-				return err
-			}
-			u.Bytes -= min(u.Bytes, q.bytes)
-			if q.unfinished && u.Unfinished > 0 {
-				u.Unfinished--
-			}
-			if err := putBlobUsage(tx, q.dev, u); err != nil {
-				return err
-			}
 			if err := tx.Bucket(bBlobQuotaExp).Delete(quotaExpKey(q.expires, slot)); err != nil {
 				return err
 			}
-			if err := tx.Bucket(bBlobQuota).Delete(slot[:]); err != nil {
+			if err := releaseQuota(tx, slot[:], q); err != nil {
 				return err
 			}
 		}
