@@ -294,6 +294,22 @@ func loadServe(args []string, stderr io.Writer, cs *configState) (*serveConfig, 
 	fs.Var(&frameRate, "frame-rate", "frames per second one WebSocket connection may send on average; more are refused with error 50 (rate limited)")
 	frameBurst := positiveInt(protocol.RateBurst)
 	fs.Var(&frameBurst, "frame-burst", "frames one WebSocket connection may send at once before --frame-rate applies")
+	queueConn := byteSize(relay.DefaultMaxQueuedBytesPerConn)
+	fs.Var(&queueConn, "queue-per-connection", "bytes of frames queued for one connection that does not read, before its deliveries wait (suffixes as --max-blob-size)")
+	queueDevice := byteSize(relay.DefaultMaxQueuedBytesPerDevice)
+	fs.Var(&queueDevice, "queue-per-device", "bytes of frames queued for all connections of one device")
+	queueTotal := byteSize(relay.DefaultMaxQueuedBytes)
+	fs.Var(&queueTotal, "queue-total", "bytes of frames queued for all connections of the relay")
+	subsPerMailbox := positiveInt(relay.DefaultMaxSubscriptionsPerMailbox)
+	fs.Var(&subsPerMailbox, "max-subscriptions-per-mailbox", "connections subscribed to one mailbox at once; more are refused with error 51")
+	fetchRate := positiveInt(relay.DefaultBundleFetchesPerHour)
+	fs.Var(&fetchRate, "bundle-fetches-per-hour", "prekey bundle fetches one send capability may make per hour; more are refused with error 50")
+	fetchBurst := positiveInt(relay.DefaultBundleFetchBurst)
+	fs.Var(&fetchBurst, "bundle-fetch-burst", "bundle fetches one send capability may make at once before --bundle-fetches-per-hour applies")
+	authFailures := positiveInt(relay.DefaultAuthFailuresPerAddress)
+	fs.Var(&authFailures, "auth-failures-per-address", "failed authentications per minute one client address may make before its new connections are put on probation")
+	minUpload := byteSize(relay.DefaultMinUploadRate)
+	fs.Var(&minUpload, "min-upload-rate", "slowest blob upload, in bytes per second over a minute; slower ones are cut (the client resumes)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	mflags := addMetricsFlags(fs)
@@ -327,6 +343,15 @@ func loadServe(args []string, stderr io.Writer, cs *configState) (*serveConfig, 
 		MaxBlobSize:   int64(maxBlob),
 		BlobQuota:     int64(quota),
 		BlobRetention: time.Duration(blobRetention),
+
+		MaxQueuedBytesPerConn:      int64(queueConn),
+		MaxQueuedBytesPerDevice:    int64(queueDevice),
+		MaxQueuedBytes:             int64(queueTotal),
+		MaxSubscriptionsPerMailbox: int(subsPerMailbox),
+		BundleFetchesPerHour:       int(fetchRate),
+		BundleFetchBurst:           int(fetchBurst),
+		AuthFailuresPerAddress:     int(authFailures),
+		MinUploadRate:              int64(minUpload),
 	}
 	nflags.apply(&rcfg)
 	return &serveConfig{
