@@ -40,7 +40,10 @@ func BenchmarkIdleConnections(b *testing.B) {
 	bin := buildRelay(b)
 	addr := freeAddr(b)
 	maddr := freeAddr(b)
-	cmd := startRelay(b, bin, addr, b.TempDir(), "--metrics-listen", maddr)
+	// Every connection subscribes to the one mailbox of the one device:
+	// the per-mailbox subscription cap is raised to let them (the cost
+	// measured is the connection's, whichever mailbox it watches).
+	cmd := startRelay(b, bin, addr, b.TempDir(), "--metrics-listen", maddr, "--max-subscriptions-per-mailbox", fmt.Sprint(conns+1))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
