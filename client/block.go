@@ -69,15 +69,8 @@ func (c *Client) setBlocked(ctx context.Context, contact string, blocked bool) e
 			return err
 		}
 	}
-	return c.st.update(func(t *tx) error {
-		var rec contactRecord
-		ok, err := t.get(bucketContacts, r.ID, &rec)
-		if err != nil || !ok {
-			return err
-		}
-		rec.Blocked = blocked
-		return t.putContact(&rec)
-	})
+	_, err = c.updateContact(r.ID, func(rec *contactRecord) { rec.Blocked = blocked })
+	return ignoreGone(err)
 }
 
 // sendable is lookupContact for sending: a contact this client blocked is

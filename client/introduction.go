@@ -71,11 +71,20 @@ func (c *Client) newMailbox(ctx context.Context, cn *conn, tok protocol.Capabili
 	if err != nil {
 		return nil, mb, err
 	}
-	mb, err = createMailbox(ctx, cn, tok)
+	mb, err = createMailbox(ctx, cn, fixedCap(tok))
 	return cn, mb, err
 }
 
-func createMailbox(ctx context.Context, cn *conn, tok protocol.CapabilityToken) (protocol.MailboxID, error) {
+// fixedCap is the capability function of createMailbox for a token chosen
+// before the mailbox.
+func fixedCap(tok protocol.CapabilityToken) func(protocol.MailboxID) protocol.CapabilityToken {
+	return func(protocol.MailboxID) protocol.CapabilityToken { return tok }
+}
+
+// createMailbox creates a mailbox on cn and registers capFor(its ID) as a
+// send capability for it (an invitation's capability is derived from the
+// mailbox the relay chose).
+func createMailbox(ctx context.Context, cn *conn, capFor func(protocol.MailboxID) protocol.CapabilityToken) (protocol.MailboxID, error) {
 	var mb protocol.MailboxID
 	r, err := cn.request(ctx, &protocol.CreateMailbox{})
 	if err != nil {
@@ -86,7 +95,7 @@ func createMailbox(ctx context.Context, cn *conn, tok protocol.CapabilityToken) 
 		return mb, unexpected(r)
 	}
 	mb = mc.Mailbox
-	if err := cn.ok(ctx, &protocol.AddCapability{Mailbox: mb, Hash: tok.Hash()}); err != nil {
+	if err := cn.ok(ctx, &protocol.AddCapability{Mailbox: mb, Hash: capFor(mb).Hash()}); err != nil {
 		return mb, fmt.Errorf("client: add capability: %w", err)
 	}
 	return mb, nil
@@ -99,23 +108,18 @@ func createMailbox(ctx context.Context, cn *conn, tok protocol.CapabilityToken) 
 func (c *Client) Invite(ctx context.Context) (string, error) {
 	inv := &Invitation{Relay: c.relay, Identity: c.idFP}
 	rand.Read(inv.Secret[:])
-	// The mailbox ID is chosen by the relay and the capability is derived
-	// from it: create the mailbox first, then register the capability.
 	cn, err := c.authConn(ctx)
 	if err != nil {
 		return "", err
 	}
-	r, err := cn.request(ctx, &protocol.CreateMailbox{})
+	// The relay chooses the mailbox ID, and the capability is derived from
+	// it (with the secret).
+	_, err = createMailbox(ctx, cn, func(mb protocol.MailboxID) protocol.CapabilityToken {
+		inv.Mailbox = mb
+		return inv.Capability()
+	})
 	if err != nil {
-		return "", fmt.Errorf("client: create mailbox: %w", err)
-	}
-	mc, ok := r.(*protocol.MailboxCreated)
-	if !ok {
-		return "", unexpected(r)
-	}
-	inv.Mailbox = mc.Mailbox
-	if err := cn.ok(ctx, &protocol.AddCapability{Mailbox: inv.Mailbox, Hash: inv.Capability().Hash()}); err != nil {
-		return "", fmt.Errorf("client: add capability: %w", err)
+		return "", err
 	}
 	now := c.now().UTC()
 	err = c.st.update(func(t *tx) error {
@@ -341,7 +345,7 @@ func (c *Client) fillSpares(ctx context.Context, cn *conn) error {
 	}
 	for ; have < spareMailboxes; have++ {
 		tok := protocol.NewCapabilityToken()
-		mb, err := createMailbox(ctx, cn, tok)
+		mb, err := createMailbox(ctx, cn, fixedCap(tok))
 		if err != nil {
 			return err
 		}
@@ -500,10 +504,9 @@ func (c *Client) refused(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct *
 // announced, so that what they send to it is read at once; the old one is
 // read until its capability is revoked (revokePrevRoute).
 func (c *Client) rotateRoute(ctx context.Context, cn *conn, id []byte) error {
-	var rec contactRecord
-	var ok bool
-	if err := c.st.view(func(t *tx) (err error) { ok, err = t.get(bucketContacts, id, &rec); return err }); err != nil || !ok {
-		return err
+	rec, err := c.contactByID(id)
+	if err != nil {
+		return ignoreGone(err)
 	}
 	if !rec.NeedRoute || rec.Blocked || rec.Refused {
 		return nil
@@ -520,39 +523,25 @@ func (c *Client) rotateRoute(ctx context.Context, cn *conn, id []byte) error {
 		if err != nil {
 			return err
 		}
-		err = c.st.update(func(t *tx) error {
-			ok, err := t.get(bucketContacts, id, &rec)
-			if err != nil || !ok {
-				return err
+		rec, err = c.updateContact(id, func(r *contactRecord) {
+			if !r.RouteChosen { // else chosen meanwhile: that one stands
+				r.PrevRecvMbx, r.PrevRecvCap = r.RecvMbx, r.RecvCap
+				r.RecvMbx, r.RecvCap = mb[:], tok.SecretBytes()
+				r.RouteChosen = true
 			}
-			if rec.RouteChosen {
-				return nil
-			}
-			rec.PrevRecvMbx, rec.PrevRecvCap = rec.RecvMbx, rec.RecvCap
-			rec.RecvMbx, rec.RecvCap = mb[:], tok.SecretBytes()
-			rec.RouteChosen = true
-			return t.putContact(&rec)
 		})
 		if err != nil {
-			return err
+			return ignoreGone(err)
 		}
 	}
 	ct := &content{Type: contentRoute, Sender: c.devID, SentMS: uint64(c.now().UnixMilli())}
 	copy(ct.MsgID[:], randomID(msgIDSize))
 	copy(ct.ReplyMailbox[:], rec.RecvMbx)
 	copy(ct.ReplyCap[:], rec.RecvCap)
-	if err := c.sendSession(ctx, &rec, ct); err != nil {
+	if err := c.sendSession(ctx, rec, ct); err != nil {
 		return err
 	}
-	err := c.st.update(func(t *tx) error {
-		var cur contactRecord
-		ok, err := t.get(bucketContacts, id, &cur)
-		if err != nil || !ok {
-			return err
-		}
-		cur.NeedRoute = false
-		return t.putContact(&cur)
-	})
+	_, err = c.updateContact(id, func(r *contactRecord) { r.NeedRoute = false })
 	if err == nil {
 		c.log.Info("gave a contact a fresh route", "contact", fpOf(rec.Identity).Short())
 	}
@@ -562,10 +551,9 @@ func (c *Client) rotateRoute(ctx context.Context, cn *conn, id []byte) error {
 // revokePrevRoute revokes the capability of contact id's previous route on
 // the relay, once they write to the new one.
 func (c *Client) revokePrevRoute(ctx context.Context, cn *conn, id []byte) error {
-	var rec contactRecord
-	var ok bool
-	if err := c.st.view(func(t *tx) (err error) { ok, err = t.get(bucketContacts, id, &rec); return err }); err != nil || !ok {
-		return err
+	rec, err := c.contactByID(id)
+	if err != nil {
+		return ignoreGone(err)
 	}
 	if !rec.PrevRevokeDue || rec.PrevRevoked || len(rec.PrevRecvMbx) != 16 {
 		return nil
@@ -584,15 +572,7 @@ func (c *Client) revokePrevRoute(ctx context.Context, cn *conn, id []byte) error
 	if err != nil && !protocol.IsCode(err, protocol.CodeUnknownCapability) && !protocol.IsCode(err, protocol.CodeUnknownMailbox) {
 		return fmt.Errorf("client: revoke the previous route: %w", err)
 	}
-	err = c.st.update(func(t *tx) error {
-		var cur contactRecord
-		ok, err := t.get(bucketContacts, id, &cur)
-		if err != nil || !ok {
-			return err
-		}
-		cur.PrevRevoked, cur.PrevRecvCap = true, nil
-		return t.putContact(&cur)
-	})
+	_, err = c.updateContact(id, func(r *contactRecord) { r.PrevRevoked, r.PrevRecvCap = true, nil })
 	if err == nil {
 		c.log.Info("revoked an invitation's capability", "mailbox", mb.Short())
 	}
@@ -607,7 +587,9 @@ func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 	if res.reset != nil {
 		// Before the Drained that follows is handled, so that a Sync
 		// returns after it: the contact learns of the new session now.
-		c.sendReset(ctx, res.reset)
+		if err := c.sendControl(ctx, res.reset, contentReset); err != nil {
+			c.log.Warn("could not send a session reset; the next message starts the session", "err", err)
+		}
 	}
 	if res.route != nil {
 		if err := c.rotateRoute(ctx, cn, res.route); err != nil {
@@ -615,7 +597,11 @@ func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 		}
 	}
 	if res.routeAck != nil {
-		c.sendRouteAck(ctx, res.routeAck)
+		// So that they can revoke the old route without waiting for a
+		// message of ours.
+		if err := c.sendControl(ctx, res.routeAck, contentRouteAck); err != nil {
+			c.log.Debug("could not acknowledge a route; the next message does", "err", err)
+		}
 	}
 	if res.revoke != nil {
 		if err := c.revokePrevRoute(ctx, cn, res.revoke); err != nil {
@@ -626,27 +612,6 @@ func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 		if err := c.sendRefusal(ctx, res.refuse); err != nil {
 			c.log.Warn("could not tell the sender of an introduction that the invitation was used", "err", err)
 		}
-	}
-}
-
-// sendRouteAck tells contact id that we now write to the route they gave
-// us, so that they can revoke the old one without waiting for a message.
-func (c *Client) sendRouteAck(ctx context.Context, id []byte) {
-	var r contactRecord
-	err := c.st.view(func(t *tx) error {
-		ok, err := t.get(bucketContacts, id, &r)
-		if err == nil && !ok {
-			err = ErrUnknownContact
-		}
-		return err
-	})
-	if err == nil && !r.Blocked {
-		ct := &content{Type: contentRouteAck, Sender: c.devID, SentMS: uint64(c.now().UnixMilli())}
-		copy(ct.MsgID[:], randomID(msgIDSize))
-		err = c.sendSession(ctx, &r, ct)
-	}
-	if err != nil {
-		c.log.Debug("could not acknowledge a route; the next message does", "err", err)
 	}
 }
 

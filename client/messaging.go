@@ -65,6 +65,54 @@ func (c *Client) Contacts() ([]Contact, error) {
 	return out, err
 }
 
+// contactByID reads the record of contact id (ErrUnknownContact if it is
+// gone).
+func (c *Client) contactByID(id []byte) (*contactRecord, error) {
+	var r contactRecord
+	err := c.st.view(func(t *tx) error {
+		ok, err := t.get(bucketContacts, id, &r)
+		if err == nil && !ok {
+			err = ErrUnknownContact
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// updateContact applies fn to the record of contact id in one store
+// transaction and returns the record as stored (ErrUnknownContact if it is
+// gone).
+func (c *Client) updateContact(id []byte, fn func(*contactRecord)) (*contactRecord, error) {
+	var r contactRecord
+	err := c.st.update(func(t *tx) error {
+		ok, err := t.get(bucketContacts, id, &r)
+		if err == nil && !ok {
+			err = ErrUnknownContact
+		}
+		if err != nil {
+			return err
+		}
+		fn(&r)
+		return t.putContact(&r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// ignoreGone is err, except that a contact deleted meanwhile is no error
+// for work done on it in the background.
+func ignoreGone(err error) error {
+	if errors.Is(err, ErrUnknownContact) {
+		return nil
+	}
+	return err
+}
+
 func (c *Client) lookupContact(name string) (*contactRecord, error) {
 	var found *contactRecord
 	err := c.st.view(func(t *tx) error {

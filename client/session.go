@@ -298,29 +298,18 @@ func (c *Client) peerBundle(name string, cert *keys.DeviceCertificate, spk *keys
 	return pb, nil
 }
 
-// sendReset sends a reset content to the contact with record ID id, in
-// their session (starting one if there is none). Failures are logged: the
-// next Send starts the session anyway.
-func (c *Client) sendReset(ctx context.Context, id []byte) {
-	var r contactRecord
-	err := c.st.view(func(t *tx) error {
-		ok, err := t.get(bucketContacts, id, &r)
-		if err == nil && !ok {
-			err = ErrUnknownContact
-		}
+// sendControl sends a content of type typ without a body (a session
+// reset, a route acknowledgement) to the contact with record ID id, in
+// their session (starting one if there is none). Nothing is sent to a
+// contact this client blocked.
+func (c *Client) sendControl(ctx context.Context, id []byte, typ byte) error {
+	r, err := c.contactByID(id)
+	if err != nil || r.Blocked {
 		return err
-	})
-	if err == nil && r.Blocked {
-		return
 	}
-	if err == nil {
-		ct := &content{Type: contentReset, Sender: c.devID, SentMS: uint64(c.now().UnixMilli())}
-		copy(ct.MsgID[:], randomID(msgIDSize))
-		err = c.sendSession(ctx, &r, ct)
-	}
-	if err != nil {
-		c.log.Warn("could not send a session reset; the next message starts the session", "err", err)
-	}
+	ct := &content{Type: typ, Sender: c.devID, SentMS: uint64(c.now().UnixMilli())}
+	copy(ct.MsgID[:], randomID(msgIDSize))
+	return c.sendSession(ctx, r, ct)
 }
 
 // receiveSession handles a KindSession envelope delivered to mailbox mb,

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay"
 	"github.com/postern/postern/relay/audit"
@@ -62,24 +61,7 @@ func TestBackupArchiveDuringBurst(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // hang guard
 	defer cancel()
 
-	id, _ := identity.GenerateIdentity()
-	dev, _ := identity.NewDevice(id)
-	own, err := dialRelay(ctx, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := own.authenticate(ctx, dev, true); err != nil {
-		t.Fatal(err)
-	}
-	f, err := own.do(ctx, &protocol.CreateMailbox{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb := f.(*protocol.MailboxCreated).Mailbox
-	tok := protocol.NewCapabilityToken()
-	if _, err := own.do(ctx, &protocol.AddCapability{Mailbox: mb, Hash: tok.Hash()}); err != nil {
-		t.Fatal(err)
-	}
+	own, dev, mb, tok := enrolOwner(t, ctx, addr)
 	blobs := map[protocol.BlobID][]byte{}
 	for _, n := range []int{1, 3} {
 		id, b := uploadBlob(t, ctx, own, addr, n)

@@ -135,6 +135,27 @@ func (c *wsClient) authenticate(ctx context.Context, d *identity.Device, enroll 
 	return err
 }
 
+// enrolOwner enrols a new device on the relay at addr and makes it a
+// mailbox with a send capability.
+func enrolOwner(t testing.TB, ctx context.Context, addr string) (*wsClient, *identity.Device, protocol.MailboxID, protocol.CapabilityToken) {
+	t.Helper()
+	id, _ := identity.GenerateIdentity()
+	dev, _ := identity.NewDevice(id)
+	own, err := dialRelay(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := own.authenticate(ctx, dev, true); err != nil {
+		t.Fatal(err)
+	}
+	mb := own.mustMailbox(t, ctx)
+	tok := protocol.NewCapabilityToken()
+	if _, err := own.do(ctx, &protocol.AddCapability{Mailbox: mb, Hash: tok.Hash()}); err != nil {
+		t.Fatal(err)
+	}
+	return own, dev, mb, tok
+}
+
 // TestDurabilityKill9: every envelope whose Sent reached a sender survives
 // a SIGKILL of the relay in the middle of a burst.
 func TestDurabilityKill9(t *testing.T) {
@@ -147,24 +168,7 @@ func TestDurabilityKill9(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // hang guard
 	defer cancel()
 
-	id, _ := identity.GenerateIdentity()
-	dev, _ := identity.NewDevice(id)
-	own, err := dialRelay(ctx, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := own.authenticate(ctx, dev, true); err != nil {
-		t.Fatal(err)
-	}
-	f, err := own.do(ctx, &protocol.CreateMailbox{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb := f.(*protocol.MailboxCreated).Mailbox
-	tok := protocol.NewCapabilityToken()
-	if _, err := own.do(ctx, &protocol.AddCapability{Mailbox: mb, Hash: tok.Hash()}); err != nil {
-		t.Fatal(err)
-	}
+	own, dev, mb, tok := enrolOwner(t, ctx, addr)
 	own.ws.CloseNow()
 
 	const senders, killAfter, maxPerSender = 8, 400, 2000

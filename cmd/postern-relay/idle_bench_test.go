@@ -112,7 +112,8 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-func (c *wsClient) mustMailbox(b *testing.B, ctx context.Context) protocol.MailboxID {
+func (c *wsClient) mustMailbox(b testing.TB, ctx context.Context) protocol.MailboxID {
+	b.Helper()
 	f, err := c.do(ctx, &protocol.CreateMailbox{})
 	if err != nil {
 		b.Fatal(err)
