@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
-"""Re-derives invitation-v2.json from protocol/SPEC.md section 9 with the
-Python standard library only (hmac, hashlib, base64): an implementation
-that shares no code with the Go client. Run: python3 crosscheck.py"""
+"""Re-derives invitation-v2.json (protocol/SPEC.md section 9) and
+link-v1.json (section 13) with the Python standard library only (hmac,
+hashlib, base64): an implementation that shares no code with the Go client.
+The standard library has no (X)ChaCha20-Poly1305, so for the link exchange
+it checks every key, AAD, plaintext body and the transcript hash, and the
+framing of the sealed messages, not the ciphertexts themselves.
+Run: python3 crosscheck.py"""
 import base64, hashlib, hmac, json, os
 
 def hkdf(ikm, info, n=32):
@@ -28,3 +32,47 @@ for v in vs:
     p += hashlib.sha256(p).digest()[:4]
     assert "postern-invite:2:" + base64.urlsafe_b64encode(p).decode().rstrip("=") == v["code"], v["comment"]
 print("invitation-v2.json: %d vectors agree" % len(vs))
+
+u16 = lambda n: n.to_bytes(2, "big")
+u32 = lambda n: n.to_bytes(4, "big")
+u64 = lambda n: n.to_bytes(8, "big")
+H = bytes.fromhex
+lv = json.load(open(os.path.join(here, "link-v1.json")))
+for v in lv["codes"]:
+    r, mb, sec = v["relay"].encode(), H(v["mailbox"]), H(v["secret"])
+    ctx = u16(len(r)) + r + mb
+    cap = hkdf(sec, b"postern.v1 link capability" + ctx)
+    assert cap.hex() == v["capability"], v["comment"]
+    assert hashlib.sha256(b"postern.v1 capability" + cap).hexdigest() == v["capability_hash"], v["comment"]
+    assert hkdf(sec, b"postern.v1 link request-key" + ctx).hex() == v["request_key"], v["comment"]
+    assert hkdf(sec, b"postern.v1 link response-key" + ctx).hex() == v["response_key"], v["comment"]
+    p = ctx + sec + u64(v["expires_unix"])
+    p += hashlib.sha256(p).digest()[:4]
+    assert "postern-link:1:" + base64.urlsafe_b64encode(p).decode().rstrip("=") == v["code"], v["comment"]
+c, x = lv["codes"][0], lv["exchange"]
+r = c["relay"].encode()
+ctx = u16(len(r)) + r + H(c["mailbox"])
+assert H(x["request_aad"]) == b"postern.v1 link request\0\x40\x01" + ctx + u64(c["expires_unix"])
+name = x["device_name"].encode()
+body = (H(x["device_signing_public_key"]) + H(x["device_xwing_public_key"]) + bytes([len(name)]) + name
+        + H(x["reply_mailbox"]) + H(x["reply_capability"]))
+assert H(x["request_body"]) == body
+req = H(x["request"])
+assert req[:2] == b"\x40\x01" and req[2:26] == H(x["request_nonce"]) and len(req) == 26 + len(body) + 16
+tr = hashlib.sha256(b"postern.v1 link transcript\0" + ctx + u64(c["expires_unix"]) + req).digest()
+assert tr.hex() == x["transcript"]
+assert H(x["response_aad"]) == b"postern.v1 link response\0\x41\x01" + tr
+pn, dl, ct = x["person_name"].encode(), H(x["device_list"]), H(x["contacts"])
+plain = x["history_plain_size"]
+n = max(1, -(-plain // 65536))  # data chunks; Padme (section 12.2) rounds n up
+if n > 2:
+    e = n.bit_length() - 1
+    m = (1 << (e - e.bit_length())) - 1
+    n = (n + m) & ~m
+body = (H(x["identity_secret"]) + H(x["device_certificate"]) + bytes([len(pn)]) + pn + u16(len(dl)) + dl
+        + u32(len(ct)) + ct + b"\x01" + H(x["history_blob_id"]) + H(x["history_key"]) + H(x["history_sha256"])
+        + u64(plain) + u64(n * 65552))
+assert H(x["response_body"]) == body
+resp = H(x["response"])
+assert resp[:2] == b"\x41\x01" and resp[2:26] == H(x["response_nonce"]) and len(resp) == 26 + len(body) + 16
+print("link-v1.json: %d codes and the exchange agree" % len(lv["codes"]))
