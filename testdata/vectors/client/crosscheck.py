@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Re-derives invitation-v2.json (protocol/SPEC.md section 9) and
-link-v1.json (section 13) with the Python standard library only (hmac,
+"""Re-derives invitation-v2.json (protocol/SPEC.md section 9),
+link-v1.json (section 13) and backup-v1.json (section 14) with the Python standard library only (hmac,
 hashlib, base64): an implementation that shares no code with the Go client.
 The standard library has no (X)ChaCha20-Poly1305, so for the link exchange
 it checks every key, AAD, plaintext body and the transcript hash, and the
-framing of the sealed messages, not the ciphertexts themselves.
+framing of the sealed messages, not the ciphertexts themselves; for backups
+the recovery key text (Damm check digits), the keys, the key check, the
+header and the first chunk's plaintext, not the chunk ciphertexts.
 Run: python3 crosscheck.py"""
 import base64, hashlib, hmac, json, os
 
@@ -76,3 +78,45 @@ assert H(x["response_body"]) == body
 resp = H(x["response"])
 assert resp[:2] == b"\x41\x01" and resp[2:26] == H(x["response_nonce"]) and len(resp) == 26 + len(body) + 16
 print("link-v1.json: %d codes and the exchange agree" % len(lv["codes"]))
+
+DAMM = ["0317598642", "7092154863", "4206871359", "1750983426", "6123045978",
+        "3674209581", "5869720134", "8945362017", "9438617205", "2581436790"]
+def damm(digits):
+    c = 0
+    for d in digits:
+        c = int(DAMM[c][int(d)])
+    return c
+
+def hkdf_salted(ikm, salt, info, n=32):
+    prk = hmac.new(salt, ikm, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()[:n]
+
+bv = json.load(open(os.path.join(here, "backup-v1.json")))
+for k in bv["recovery_keys"]:
+    key = H(k["key"])
+    groups = []
+    for g in range(16):
+        d = "%05d" % int.from_bytes(key[2 * g:2 * g + 2], "big")
+        groups.append(d + str(damm("%02d" % (g + 1) + d)))
+    assert "\n".join(" ".join(groups[i:i + 4]) for i in range(0, 16, 4)) == k["text"], k["key"]
+def pattern(seed, n):
+    return bytes((seed ^ (i & 0xff) ^ ((i >> 8) & 0xff)) for i in range(n))
+for f in bv["files"]:
+    key, salt = H(f["key"]), H(f["salt"])
+    signed = b"postern-backup\x01\x00" + u32(65536) + salt
+    ck = hkdf_salted(key, salt, b"postern.v1 backup key-check")
+    assert ck.hex() == f["check_key"], f["comment"]
+    kc = hmac.new(ck, signed, hashlib.sha256).digest()
+    assert kc.hex() == f["key_check"], f["comment"]
+    assert hkdf_salted(key, salt, b"postern.v1 backup\0" + signed).hex() == f["payload_key"], f["comment"]
+    header = signed + kc + hashlib.sha256(signed + kc).digest()[:8]
+    assert header.hex() == f["header"], f["comment"]
+    recs = [(r["type"], H(r["data"])) for r in f.get("records", [])]
+    recs += [(r["type"], pattern(r["seed"], r["size"])) for r in f.get("large_records", [])]
+    plain = b"".join(bytes([t]) + u32(len(d)) + d for t, d in recs)
+    assert hashlib.sha256(plain[:65536]).hexdigest() == f["first_chunk_plaintext_sha256"], f["comment"]
+    chunks = max(1, -(-len(plain) // 65536))
+    assert f["chunks"] == chunks and f["file_size"] == 92 + len(plain) + 16 * chunks, f["comment"]
+    if "file" in f:
+        assert H(f["file"])[:92] == header and hashlib.sha256(H(f["file"])).hexdigest() == f["file_sha256"], f["comment"]
+print("backup-v1.json: %d recovery keys and %d files agree" % (len(bv["recovery_keys"]), len(bv["files"])))
