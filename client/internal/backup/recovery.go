@@ -36,7 +36,9 @@ func NewRecoveryKey() RecoveryKey {
 }
 
 // Equal compares in constant time.
-func (k RecoveryKey) Equal(o RecoveryKey) bool { return subtle.ConstantTimeCompare(k.b[:], o.b[:]) == 1 }
+func (k RecoveryKey) Equal(o RecoveryKey) bool {
+	return subtle.ConstantTimeCompare(k.b[:], o.b[:]) == 1
+}
 
 // String redacts.
 func (k RecoveryKey) String() string { return "backup.RecoveryKey(REDACTED)" }
