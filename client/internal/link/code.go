@@ -51,8 +51,8 @@ const (
 // Code is a parsed link code: where the existing device waits (relay and
 // link mailbox), the link secret from which every key of the exchange is
 // derived, and when the code expires. The secret is unexported: Text is the
-// only way out, and String redacts it. A Code is not safe to modify after
-// use; it is safe for concurrent reads.
+// only way out, and String redacts it. A Code is safe for concurrent use;
+// its exported fields must not change once the exchange has begun.
 type Code struct {
 	Relay   string             // canonical relay URL of the link mailbox
 	Mailbox protocol.MailboxID // the link mailbox, made for this code only
@@ -152,9 +152,10 @@ func Parse(s string, now time.Time) (*Code, error) {
 	copy(secret[:], body[off:off+SecretSize])
 	off += SecretSize
 	exp := binary.BigEndian.Uint64(body[off:])
-	if exp == 0 || exp > maxUnixTime {
-		return nil, malformedf("expiry out of range")
+	if exp > maxUnixTime {
+		exp = 0 // out of range either way; keeps the conversion below in range
 	}
+	// newCode checks, in SPEC order, the relay URL, the secret and the expiry.
 	c, err := newCode(raw, mbx, secret, time.Unix(int64(exp), 0))
 	if err != nil {
 		return nil, err
