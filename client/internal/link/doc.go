@@ -12,15 +12,15 @@
 //
 //	code, err := link.NewCode(relay, linkMailbox, time.Now()) // register code.Capability() for linkMailbox
 //	link.WriteQR(os.Stdout, code.Text(), link.QROptions{})    // and print code.Text()
-//	req, t, err := code.OpenRequest(sealedRequest)           // from the link mailbox
+//	req, err := code.OpenRequest(sealedRequest)              // from the link mailbox
 //	// show req.Name, certify req.Signing and req.KEM with the identity, then:
-//	sealedResponse, err := code.SealResponse(t, &link.Response{...}) // send to req.ReplyMailbox
+//	sealedResponse, err := code.SealResponse(req, &link.Response{...}) // send to req.ReplyMailbox
 //
 // On the new device:
 //
 //	code, err := link.Parse(text, time.Now())
-//	sealedRequest, t, err := code.SealRequest(&link.Request{...})    // send with code.Capability()
-//	resp, err := code.OpenResponse(req, t, sealedResponse)
+//	pending, sealedRequest, err := code.SealRequest(&link.Request{...}) // send with code.Capability()
+//	resp, err := pending.OpenResponse(sealedResponse)
 //
 // # Security
 //
@@ -33,6 +33,10 @@
 //     device knows it came from a holder of the code. The response is bound
 //     to the hash of that exact request (the transcript): a second request
 //     made with the same code gets no usable response meant for the first.
+//   - The response's body is also sealed (HPKE, X-Wing) to a one-time reply
+//     key that the new device makes for its request and keeps in memory
+//     only (in the Pending). Whoever obtains the code after the exchange,
+//     together with the stored response envelope, learns nothing from them.
 //   - Whoever holds the code while it lives can enrol a device and receive
 //     the identity secret. Codes expire after MaxLifetime (10 minutes); the
 //     existing device must accept one request per code, show the device

@@ -29,25 +29,25 @@ func Example() {
 	dev, _ := identity.NewDevice(person)
 	req := &link.Request{Signing: dev.Certificate().Signing, KEM: dev.Certificate().KEM, Name: "OFFICE-PC",
 		ReplyMailbox: protocol.NewMailboxID(), ReplyCapability: protocol.NewCapabilityToken()}
-	sealedReq, t, err := newSide.SealRequest(req)
+	pending, sealedReq, err := newSide.SealRequest(req)
 	if err != nil {
 		panic(err)
 	}
 
 	// The existing device opens the request and answers it.
-	got, t2, err := code.OpenRequest(sealedReq)
+	got, err := code.OpenRequest(sealedReq)
 	if err != nil {
 		panic(err)
 	}
 	fmt.Println("request from", got.Name)
-	sealedResp, err := code.SealResponse(t2, &link.Response{Identity: person, Certificate: dev.Certificate(),
+	sealedResp, err := code.SealResponse(got, &link.Response{Identity: person, Certificate: dev.Certificate(),
 		PersonName: "Ana", DeviceList: []byte("signed device list")})
 	if err != nil {
 		panic(err)
 	}
 
 	// The new device opens the response to its own request.
-	resp, err := newSide.OpenResponse(req, t, sealedResp)
+	resp, err := pending.OpenResponse(sealedResp)
 	if err != nil {
 		panic(err)
 	}

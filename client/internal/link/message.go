@@ -1,6 +1,7 @@
 package link
 
 import (
+	"crypto/hpke"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -40,14 +41,14 @@ const (
 	headerSize   = 2
 	nonceSize    = chacha20poly1305.NonceSizeX
 	overhead     = headerSize + nonceSize + chacha20poly1305.Overhead
-	requestBody  = keys.SigningPublicKeySize + keys.XWingPublicKeySize + 1 + 16 + 32 // + name
-	responseBody = identitySecretSize + keys.DeviceCertificateSize + 1 + 2 + 4 + 1   // + name, list, contacts, history
+	requestBody  = keys.SigningPublicKeySize + 2*keys.XWingPublicKeySize + 1 + 16 + 32 // + name
+	responseBody = identitySecretSize + keys.DeviceCertificateSize + 1 + 2 + 4 + 1     // + name, list, contacts, history
 
 	// MaxRequestSize is the largest sealed request.
 	MaxRequestSize = overhead + requestBody + MaxNameSize
 	// MaxResponseSize is the largest sealed response; readers of the
 	// link mailbox cap what they accept with it.
-	MaxResponseSize = overhead + responseBody + MaxNameSize + MaxDeviceListSize + MaxContactsSize + HistoryRefSize
+	MaxResponseSize = overhead + keys.SealOverhead + responseBody + MaxNameSize + MaxDeviceListSize + MaxContactsSize + HistoryRefSize
 )
 
 // Labels of the link messages (SPEC section 13, label table).
@@ -55,6 +56,7 @@ const (
 	requestAADLabel  = protocol.LabelPrefix + "link request"
 	responseAADLabel = protocol.LabelPrefix + "link response"
 	transcriptLabel  = protocol.LabelPrefix + "link transcript"
+	responseSealInfo = protocol.LabelPrefix + "link response-seal"
 )
 
 // Transcript is the hash of a sealed request in its code's context. Both
@@ -63,14 +65,41 @@ const (
 type Transcript [sha256.Size]byte
 
 // Request is what the new device sends to the existing one: the keys to
-// certify, its chosen name, and where to send the response.
+// certify, its chosen name, and where to send the response. A Request
+// returned by OpenRequest also carries, unexported, the transcript and the
+// one-time reply key that SealResponse needs.
 type Request struct {
 	Signing         *keys.SigningPublicKey   // the new device's signing key
 	KEM             *keys.Recipient          // the new device's long-term X-Wing key
 	Name            string                   // the device's name, e.g. "OFFICE-PC"
 	ReplyMailbox    protocol.MailboxID       // where the response goes
 	ReplyCapability protocol.CapabilityToken // the send capability for it
+
+	replyKey   *keys.Recipient // one-time X-Wing key the response is sealed to
+	transcript Transcript
+	opened     bool // set by OpenRequest
 }
+
+// Transcript returns the transcript hash of a Request returned by
+// OpenRequest (zero otherwise).
+func (r *Request) Transcript() Transcript { return r.transcript }
+
+// Pending is the new device's side of an exchange between its request and
+// the response: it holds the one-time reply key's private half (SECRET),
+// which exists only in memory and is gone with the Pending. It is safe for
+// concurrent use.
+type Pending struct {
+	code       *Code
+	req        *Request
+	transcript Transcript
+	replyPriv  hpke.PrivateKey
+}
+
+// Transcript returns the transcript hash of the sealed request.
+func (p *Pending) Transcript() Transcript { return p.transcript }
+
+// String redacts.
+func (p *Pending) String() string { return "link.Pending(REDACTED)" }
 
 // HistoryRef names an encrypted history transfer: a blob in the chunk
 // format of SPEC section 12.2, named as an attachment is in section 12.3.
@@ -93,50 +122,61 @@ type Response struct {
 	History     *HistoryRef             // nil when no history is sent
 }
 
-// SealRequest seals req under the code's request key. It returns the
-// sealed message and its transcript hash, which the new device keeps to
-// open the response.
-func (c *Code) SealRequest(req *Request) ([]byte, Transcript, error) {
-	return c.sealRequest(req, rand.Reader)
+// SealRequest seals req under the code's request key, with a fresh
+// one-time reply key for the response. It returns the Pending exchange,
+// which opens the response, and the sealed request to send.
+func (c *Code) SealRequest(req *Request) (*Pending, []byte, error) {
+	var seed [32]byte
+	rand.Read(seed[:]) // never fails (Go 1.24+)
+	return c.sealRequest(req, rand.Reader, seed[:])
 }
 
-func (c *Code) sealRequest(req *Request, rnd io.Reader) ([]byte, Transcript, error) {
+// sealRequest takes the nonce source and the reply key's seed (known-answer
+// vectors).
+func (c *Code) sealRequest(req *Request, rnd io.Reader, replySeed []byte) (*Pending, []byte, error) {
 	if req == nil || req.Signing == nil || req.KEM == nil {
-		return nil, Transcript{}, invalidf("incomplete request")
+		return nil, nil, invalidf("incomplete request")
 	}
 	if err := checkName(req.Name); err != nil {
-		return nil, Transcript{}, err
+		return nil, nil, err
+	}
+	kem, _, _ := keys.Suite()
+	priv, err := kem.NewPrivateKey(replySeed)
+	if err != nil {
+		return nil, nil, invalidf("reply key") // unreachable: any 32-byte seed is a key
 	}
 	body := make([]byte, 0, requestBody+len(req.Name))
 	body = append(body, req.Signing.Bytes()...)
 	body = append(body, req.KEM.Bytes()...)
+	body = append(body, priv.PublicKey().Bytes()...)
 	body = append(body, byte(len(req.Name)))
 	body = append(body, req.Name...)
 	body = append(body, req.ReplyMailbox[:]...)
 	body = append(body, req.ReplyCapability.SecretBytes()...)
 	sealed, err := seal(c.requestKey(), TagRequest, c.requestAAD(), body, rnd)
 	if err != nil {
-		return nil, Transcript{}, err
+		return nil, nil, err
 	}
-	return sealed, c.transcript(sealed), nil
+	return &Pending{code: c, req: req, transcript: c.transcript(sealed), replyPriv: priv}, sealed, nil
 }
 
 // OpenRequest opens a sealed request with the code: it authenticates only
-// if it was sealed by a holder of this code (ErrDecrypt otherwise). It
-// returns the request and its transcript hash, to seal the response with.
-func (c *Code) OpenRequest(sealed []byte) (*Request, Transcript, error) {
+// if it was sealed by a holder of this code (ErrDecrypt otherwise). The
+// Request it returns is the one to pass to SealResponse.
+func (c *Code) OpenRequest(sealed []byte) (*Request, error) {
 	if len(sealed) > MaxRequestSize {
-		return nil, Transcript{}, ErrDecrypt
+		return nil, ErrDecrypt
 	}
 	body, err := open(c.requestKey(), TagRequest, c.requestAAD(), sealed)
 	if err != nil {
-		return nil, Transcript{}, err
+		return nil, err
 	}
 	req, err := decodeRequest(body)
 	if err != nil {
-		return nil, Transcript{}, err
+		return nil, err
 	}
-	return req, c.transcript(sealed), nil
+	req.transcript, req.opened = c.transcript(sealed), true
+	return req, nil
 }
 
 // decodeRequest parses a request body (after authentication).
@@ -144,6 +184,7 @@ func decodeRequest(b []byte) (*Request, error) {
 	r := reader{b: b}
 	sk := r.next(keys.SigningPublicKeySize)
 	kem := r.next(keys.XWingPublicKeySize)
+	reply := r.next(keys.XWingPublicKeySize)
 	name := string(r.next(int(r.u8())))
 	mbx := r.next(16)
 	capb := r.next(32)
@@ -158,6 +199,9 @@ func decodeRequest(b []byte) (*Request, error) {
 	if req.KEM, err = keys.ParseRecipient(kem); err != nil {
 		return nil, invalidf("X-Wing key refused")
 	}
+	if req.replyKey, err = keys.ParseRecipient(reply); err != nil {
+		return nil, invalidf("reply key refused")
+	}
 	if err := checkName(name); err != nil {
 		return nil, invalidf("device name: %v", err)
 	}
@@ -166,17 +210,28 @@ func decodeRequest(b []byte) (*Request, error) {
 	return req, nil
 }
 
-// SealResponse seals resp for the request whose transcript is t.
-func (c *Code) SealResponse(t Transcript, resp *Response) ([]byte, error) {
-	return c.sealResponse(t, resp, rand.Reader)
-}
-
-func (c *Code) sealResponse(t Transcript, resp *Response, rnd io.Reader) ([]byte, error) {
+// SealResponse seals resp for req, which must come from OpenRequest: the
+// body is sealed (HPKE) to the request's one-time reply key, and that under
+// the code's response key bound to the request's transcript.
+func (c *Code) SealResponse(req *Request, resp *Response) ([]byte, error) {
+	if req == nil || !req.opened {
+		return nil, invalidf("the request was not opened with OpenRequest")
+	}
 	body, err := encodeResponse(resp)
 	if err != nil {
 		return nil, err
 	}
-	return seal(c.responseKey(), TagResponse, responseAAD(t), body, rnd)
+	inner, err := req.replyKey.Seal([]byte(responseSealInfo), req.transcript[:], body)
+	if err != nil {
+		return nil, err
+	}
+	return c.sealResponseInner(req.transcript, inner, rand.Reader)
+}
+
+// sealResponseInner is the outer layer (known-answer vectors fix the
+// nonce; the HPKE layer draws from crypto/rand and has no seam).
+func (c *Code) sealResponseInner(t Transcript, inner []byte, rnd io.Reader) ([]byte, error) {
+	return seal(c.responseKey(), TagResponse, responseAAD(t), inner, rnd)
 }
 
 func encodeResponse(resp *Response) ([]byte, error) {
@@ -217,20 +272,22 @@ func encodeResponse(resp *Response) ([]byte, error) {
 	return b, nil
 }
 
-// OpenResponse opens the response to req, whose transcript is t. Beyond
-// authentication (ErrDecrypt) it checks that the certificate verifies, is
-// signed by the identity sent with it, and certifies exactly req's keys
+// OpenResponse opens the response to the pending request. Beyond
+// authentication (ErrDecrypt: another code, another request, a changed
+// byte) it checks that the certificate verifies, is signed by the identity
+// sent with it, and certifies exactly the request's keys
 // (ErrInvalidMessage otherwise). The device list is returned as bytes: the
 // caller verifies it (keys.ParseDeviceList) and that it names the new
 // device.
-func (c *Code) OpenResponse(req *Request, t Transcript, sealed []byte) (*Response, error) {
-	if req == nil || req.Signing == nil || req.KEM == nil {
-		return nil, invalidf("no request to match the response with")
-	}
+func (p *Pending) OpenResponse(sealed []byte) (*Response, error) {
 	if len(sealed) > MaxResponseSize {
 		return nil, ErrDecrypt
 	}
-	body, err := open(c.responseKey(), TagResponse, responseAAD(t), sealed)
+	inner, err := open(p.code.responseKey(), TagResponse, responseAAD(p.transcript), sealed)
+	if err != nil {
+		return nil, err
+	}
+	body, err := p.openInner(inner)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +295,26 @@ func (c *Code) OpenResponse(req *Request, t Transcript, sealed []byte) (*Respons
 	if err != nil {
 		return nil, err
 	}
-	return raw.check(req)
+	return raw.check(p.req)
+}
+
+// openInner reverses the HPKE layer with the reply key. A failure here
+// after the outer layer authenticated means the holder of the code sealed
+// to another key: ErrInvalidMessage.
+func (p *Pending) openInner(inner []byte) ([]byte, error) {
+	if len(inner) < keys.SealOverhead {
+		return nil, invalidf("inner seal too short")
+	}
+	_, kdf, aead := keys.Suite()
+	r, err := hpke.NewRecipient(inner[:keys.XWingCiphertextSize], p.replyPriv, kdf, aead, []byte(responseSealInfo))
+	if err != nil {
+		return nil, invalidf("inner seal does not open")
+	}
+	body, err := r.Open(p.transcript[:], inner[keys.XWingCiphertextSize:])
+	if err != nil {
+		return nil, invalidf("inner seal does not open")
+	}
+	return body, nil
 }
 
 // rawResponse is a response body split into its fields, before any

@@ -3,6 +3,7 @@ package link
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -65,19 +66,22 @@ func TestExchange(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := testRequest(f)
-	sealedReq, tNew, err := newSide.SealRequest(req)
+	pending, sealedReq, err := newSide.SealRequest(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(sealedReq) > MaxRequestSize {
 		t.Fatalf("request of %d bytes above MaxRequestSize %d", len(sealedReq), MaxRequestSize)
 	}
+	if strings.Contains(fmt.Sprint(pending), "priv") || !strings.Contains(pending.String(), "REDACTED") {
+		t.Fatalf("Pending prints %v", pending)
+	}
 	// The existing device opens it with its own copy of the code.
-	got, tOld, err := code.OpenRequest(sealedReq)
+	got, err := code.OpenRequest(sealedReq)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tOld != tNew {
+	if got.Transcript() != pending.Transcript() || got.Transcript() == (Transcript{}) {
 		t.Fatal("the two sides' transcripts differ")
 	}
 	if !got.Signing.Equal(req.Signing) || !got.KEM.Equal(req.KEM) || got.Name != req.Name || got.ReplyMailbox != req.ReplyMailbox ||
@@ -90,11 +94,14 @@ func TestExchange(t *testing.T) {
 			resp.History = nil
 			resp.Contacts = nil
 		}
-		sealedResp, err := code.SealResponse(tOld, resp)
+		sealedResp, err := code.SealResponse(got, resp)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := newSide.OpenResponse(req, tNew, sealedResp)
+		if len(sealedResp) > MaxResponseSize {
+			t.Fatalf("response of %d bytes above MaxResponseSize", len(sealedResp))
+		}
+		out, err := pending.OpenResponse(sealedResp)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,12 +113,16 @@ func TestExchange(t *testing.T) {
 			t.Fatalf("history %+v, want %+v", out.History, resp.History)
 		}
 	}
+	// SealResponse takes only a request that OpenRequest returned.
+	if _, err := code.SealResponse(req, testResponse(f)); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("SealResponse of a hand-made request: %v", err)
+	}
 }
 
 func TestRequestRefused(t *testing.T) {
 	f := fixtures()
 	code := testCode(t)
-	sealed, _, err := code.SealRequest(testRequest(f))
+	_, sealed, err := code.SealRequest(testRequest(f))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,16 +151,33 @@ func TestRequestRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if req, _, err := tc.code.OpenRequest(tc.sealed); !errors.Is(err, ErrDecrypt) || req != nil {
+			if req, err := tc.code.OpenRequest(tc.sealed); !errors.Is(err, ErrDecrypt) || req != nil {
 				t.Fatalf("OpenRequest = %v, %v; want ErrDecrypt", req, err)
 			}
 		})
 	}
-	// A response sealed under the request key (keys are separated).
-	resp, _ := code.SealResponse(Transcript{}, testResponse(f))
-	if _, _, err := code.OpenRequest(resp); !errors.Is(err, ErrDecrypt) {
+	// A response sealed under the response key does not open as a request.
+	req, err := code.OpenRequest(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := code.SealResponse(req, testResponse(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := code.OpenRequest(resp); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("a response opened as a request: %v", err)
 	}
+}
+
+// replyPub is the public half of the reply key of seed 0x33….
+func replyPub() []byte {
+	kem, _, _ := keys.Suite()
+	priv, err := kem.NewPrivateKey(bytes.Repeat([]byte{0x33}, 32))
+	if err != nil {
+		panic(err)
+	}
+	return priv.PublicKey().Bytes()
 }
 
 // TestRequestContentRefused seals, under the right key, bodies that break
@@ -159,20 +187,25 @@ func TestRequestContentRefused(t *testing.T) {
 	f := fixtures()
 	code := testCode(t)
 	req := testRequest(f)
-	good := requestBytes(req.Signing.Bytes(), req.KEM.Bytes(), req.Name)
-	badKEM := req.KEM.Bytes()
-	copy(badKEM[1184:], make([]byte, 32)) // X25519 part all zero: a low-order point
+	sk, kem, reply := req.Signing.Bytes(), req.KEM.Bytes(), replyPub()
+	good := requestBytes(sk, kem, reply, req.Name)
+	lowOrder := func(k []byte) []byte {
+		k = bytes.Clone(k)
+		copy(k[1184:], make([]byte, 32)) // X25519 part all zero: a low-order point
+		return k
+	}
 	cases := map[string][]byte{
 		"short":              good[:len(good)-1],
 		"long":               append(bytes.Clone(good), 0),
-		"empty name":         requestBytes(req.Signing.Bytes(), req.KEM.Bytes(), ""),
-		"long name":          requestBytes(req.Signing.Bytes(), req.KEM.Bytes(), strings.Repeat("a", MaxNameSize+1))[:len(good)],
-		"control in name":    requestBytes(req.Signing.Bytes(), req.KEM.Bytes(), "OFFICE\x1b[2J"),
-		"bidi override":      requestBytes(req.Signing.Bytes(), req.KEM.Bytes(), "PC\u202eexe"),
-		"invalid UTF-8":      requestBytes(req.Signing.Bytes(), req.KEM.Bytes(), "PC\xff"),
-		"bad X-Wing key":     requestBytes(req.Signing.Bytes(), badKEM, req.Name),
-		"leading space":      requestBytes(req.Signing.Bytes(), req.KEM.Bytes(), " PC"),
-		"name length > rest": append(append(append(req.Signing.Bytes(), req.KEM.Bytes()...), 200), "PC"...),
+		"empty name":         requestBytes(sk, kem, reply, ""),
+		"long name":          requestBytes(sk, kem, reply, strings.Repeat("a", MaxNameSize+1))[:len(good)],
+		"control in name":    requestBytes(sk, kem, reply, "OFFICE\x1b[2J"),
+		"bidi override":      requestBytes(sk, kem, reply, "PC\u202eexe"),
+		"invalid UTF-8":      requestBytes(sk, kem, reply, "PC\xff"),
+		"bad X-Wing key":     requestBytes(sk, lowOrder(kem), reply, req.Name),
+		"bad reply key":      requestBytes(sk, kem, lowOrder(reply), req.Name),
+		"leading space":      requestBytes(sk, kem, reply, " PC"),
+		"name length > rest": append(append(append(bytes.Clone(sk), kem...), reply...), 200, 'P', 'C'),
 	}
 	for name, body := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -180,7 +213,7 @@ func TestRequestContentRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, _, err := code.OpenRequest(sealed); !errors.Is(err, ErrInvalidMessage) || got != nil {
+			if got, err := code.OpenRequest(sealed); !errors.Is(err, ErrInvalidMessage) || got != nil {
 				t.Fatalf("OpenRequest = %v, %v; want ErrInvalidMessage", got, err)
 			}
 		})
@@ -196,8 +229,9 @@ func TestRequestContentRefused(t *testing.T) {
 	}
 }
 
-func requestBytes(sk, kem []byte, name string) []byte {
+func requestBytes(sk, kem, reply []byte, name string) []byte {
 	b := append(bytes.Clone(sk), kem...)
+	b = append(b, reply...)
 	b = append(b, byte(len(name)))
 	b = append(b, name...)
 	b = append(b, make([]byte, 16)...)
@@ -213,54 +247,87 @@ func TestResponseRefused(t *testing.T) {
 	f := fixtures()
 	code := testCode(t)
 	req := testRequest(f)
-	sealedReq, tr, err := code.SealRequest(req)
+	pending, sealedReq, err := code.SealRequest(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed, err := code.SealResponse(tr, testResponse(f))
+	opened, err := code.OpenRequest(sealedReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := code.SealResponse(opened, testResponse(f))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A second request made with the same code (an attacker who read the
 	// code races the real new device): the response to one does not open
-	// as the response to the other.
-	_, tr2, err := code.SealRequest(req)
+	// for the other.
+	pending2, sealedReq2, err := code.SealRequest(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr2 == tr {
+	if pending2.Transcript() == pending.Transcript() {
 		t.Fatal("two requests with one transcript")
 	}
-	other, _ := NewCode(code.Relay, code.Mailbox, testNow)
+	opened2, _ := code.OpenRequest(sealedReq2)
+	sealed2, _ := code.SealResponse(opened2, testResponse(f))
+	otherCode, _ := NewCode(code.Relay, code.Mailbox, testNow)
+	otherPending, _, _ := otherCode.SealRequest(req)
 	flipped := bytes.Clone(sealed)
 	flipped[len(flipped)/3] ^= 0x80
 	for name, tc := range map[string]struct {
-		code   *Code
-		tr     Transcript
+		p      *Pending
 		sealed []byte
 	}{
-		"another request's transcript": {code, tr2, sealed},
-		"another code":                 {other, tr, sealed},
-		"a changed byte":               {code, tr, flipped},
-		"truncated":                    {code, tr, sealed[:len(sealed)-16]},
-		"the request itself":           {code, tr, sealedReq},
-		"oversized":                    {code, tr, make([]byte, MaxResponseSize+1)},
+		"the response to another request": {pending, sealed2},
+		"another code":                    {otherPending, sealed},
+		"a changed byte":                  {pending, flipped},
+		"truncated":                       {pending, sealed[:len(sealed)-16]},
+		"the request itself":              {pending, sealedReq},
+		"oversized":                       {pending, make([]byte, MaxResponseSize+1)},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if got, err := tc.code.OpenResponse(req, tc.tr, tc.sealed); !errors.Is(err, ErrDecrypt) || got != nil {
+			if got, err := tc.p.OpenResponse(tc.sealed); !errors.Is(err, ErrDecrypt) || got != nil {
 				t.Fatalf("OpenResponse = %v, %v; want ErrDecrypt", got, err)
 			}
 		})
 	}
+	if _, err := pending2.OpenResponse(sealed2); err != nil {
+		t.Fatalf("the second request's own response: %v", err)
+	}
 }
 
-// TestResponseContentRefused seals, under the right key, responses whose
+// sealFor seals body as the existing device would for p's request, with
+// the inner layer sealed to key (p's own reply key when nil).
+func sealFor(t *testing.T, p *Pending, body []byte, key *keys.Recipient) []byte {
+	t.Helper()
+	if key == nil {
+		var err error
+		if key, err = keys.ParseRecipient(p.replyPriv.PublicKey().Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inner, err := key.Seal([]byte(responseSealInfo), p.transcript[:], body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.code.sealResponseInner(p.transcript, inner, fixedNonce{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestResponseContentRefused seals, under the right keys, responses whose
 // content is inconsistent: they authenticate and are still refused.
 func TestResponseContentRefused(t *testing.T) {
 	f := fixtures()
 	code := testCode(t)
 	req := testRequest(f)
-	tr := Transcript{1}
+	p, _, err := code.SealRequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
 	base := testResponse(f)
 	mutate := func(m func(r *Response)) []byte {
 		r := *base
@@ -292,21 +359,26 @@ func TestResponseContentRefused(t *testing.T) {
 	}
 	for name, body := range cases {
 		t.Run(name, func(t *testing.T) {
-			sealed, err := seal(code.responseKey(), TagResponse, responseAAD(tr), body, fixedNonce{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, err := code.OpenResponse(req, tr, sealed); !errors.Is(err, ErrInvalidMessage) || got != nil {
+			if got, err := p.OpenResponse(sealFor(t, p, body, nil)); !errors.Is(err, ErrInvalidMessage) || got != nil {
 				t.Fatalf("OpenResponse = %v, %v; want ErrInvalidMessage", got, err)
 			}
 		})
 	}
-	// The base case opens.
-	sealed, _ := seal(code.responseKey(), TagResponse, responseAAD(tr), good, fixedNonce{})
-	if _, err := code.OpenResponse(req, tr, sealed); err != nil {
+	// The base case opens; the same sealed to another key than the reply
+	// key (by a holder of the code) does not.
+	if _, err := p.OpenResponse(sealFor(t, p, good, nil)); err != nil {
 		t.Fatalf("the base case is refused: %v", err)
 	}
+	if got, err := p.OpenResponse(sealFor(t, p, good, req.KEM)); !errors.Is(err, ErrInvalidMessage) || got != nil {
+		t.Fatalf("inner layer sealed to another key: %v", err)
+	}
+	short, _ := p.code.sealResponseInner(p.transcript, make([]byte, keys.SealOverhead-1), fixedNonce{})
+	if _, err := p.OpenResponse(short); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("inner layer too short: %v", err)
+	}
 	// SealResponse refuses what OpenResponse would.
+	_, sealedReq, _ := code.SealRequest(req)
+	opened, _ := code.OpenRequest(sealedReq)
 	for name, m := range map[string]func(r *Response){
 		"no identity":      func(r *Response) { r.Identity = nil },
 		"big device list":  func(r *Response) { r.DeviceList = make([]byte, MaxDeviceListSize+1) },
@@ -319,7 +391,7 @@ func TestResponseContentRefused(t *testing.T) {
 		h := *base.History
 		r.History = &h
 		m(&r)
-		if _, err := code.SealResponse(tr, &r); err == nil {
+		if _, err := code.SealResponse(opened, &r); err == nil {
 			t.Errorf("SealResponse with %s succeeded", name)
 		}
 	}
@@ -362,7 +434,7 @@ func TestLimits(t *testing.T) {
 	if largestList != 7762 || largestList > MaxDeviceListSize {
 		t.Errorf("largest device list %d bytes, limit %d", largestList, MaxDeviceListSize)
 	}
-	if MaxRequestSize != 3355 || MaxResponseSize != 8405659 {
+	if MaxRequestSize != 4571 || MaxResponseSize != 8406795 {
 		t.Errorf("MaxRequestSize %d, MaxResponseSize %d: update SPEC section 13.3", MaxRequestSize, MaxResponseSize)
 	}
 }

@@ -54,6 +54,7 @@ type exchange struct {
 	ReplyMailbox  string `json:"reply_mailbox"`
 	ReplyCap      string `json:"reply_capability"`
 	RequestNonce  string `json:"request_nonce"`
+	ReplySeed     string `json:"reply_key_seed"`
 	IdentitySec   string `json:"identity_secret"`
 	Certificate   string `json:"device_certificate"`
 	PersonName    string `json:"person_name"`
@@ -64,7 +65,11 @@ type exchange struct {
 	HistDigest    string `json:"history_sha256"`
 	HistPlain     uint64 `json:"history_plain_size"`
 	ResponseNonce string `json:"response_nonce"`
+	// The HPKE layer draws from crypto/rand: recorded once, then an input
+	// that must open to ResponseBody under the reply key.
+	ResponseInner string `json:"response_inner"`
 	// Outputs.
+	ReplyKey     string `json:"reply_public_key"`
 	RequestAAD   string `json:"request_aad"`
 	RequestBody  string `json:"request_body"`
 	Request      string `json:"request"`
@@ -152,12 +157,13 @@ func (x *exchange) response(t *testing.T) *Response {
 		DeviceList: unhex(t, x.DeviceList), Contacts: unhex(t, x.Contacts), History: h}
 }
 
-func (x *exchange) compute(t *testing.T, c *Code) {
+func (x *exchange) compute(t *testing.T, c *Code, fresh bool) {
 	req := x.request(t)
-	sealed, tr, err := c.sealRequest(req, &nonceReader{unhex(t, x.RequestNonce)})
+	p, sealed, err := c.sealRequest(req, &nonceReader{unhex(t, x.RequestNonce)}, unhex(t, x.ReplySeed))
 	if err != nil {
 		t.Fatal(err)
 	}
+	x.ReplyKey = hex.EncodeToString(p.replyPriv.PublicKey().Bytes())
 	x.RequestAAD = hex.EncodeToString(c.requestAAD())
 	body, err := open(c.requestKey(), TagRequest, c.requestAAD(), sealed)
 	if err != nil {
@@ -165,18 +171,33 @@ func (x *exchange) compute(t *testing.T, c *Code) {
 	}
 	x.RequestBody = hex.EncodeToString(body)
 	x.Request = hex.EncodeToString(sealed)
-	x.Transcript = hex.EncodeToString(tr[:])
-	resp := x.response(t)
-	sr, err := c.sealResponse(tr, resp, &nonceReader{unhex(t, x.ResponseNonce)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	x.ResponseAAD = hex.EncodeToString(responseAAD(tr))
-	rb, err := encodeResponse(resp)
+	x.Transcript = hex.EncodeToString(p.transcript[:])
+	rb, err := encodeResponse(x.response(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	x.ResponseBody = hex.EncodeToString(rb)
+	x.ResponseAAD = hex.EncodeToString(responseAAD(p.transcript))
+	if fresh {
+		opened, err := c.OpenRequest(sealed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inner, err := opened.replyKey.Seal([]byte(responseSealInfo), opened.transcript[:], rb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x.ResponseInner = hex.EncodeToString(inner)
+	}
+	inner := unhex(t, x.ResponseInner)
+	got, err := p.openInner(inner)
+	if err != nil || !bytes.Equal(got, rb) {
+		t.Fatalf("the recorded inner layer does not open to the response body: %v", err)
+	}
+	sr, err := c.sealResponseInner(p.transcript, inner, &nonceReader{unhex(t, x.ResponseNonce)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	x.Response = hex.EncodeToString(sr)
 }
 
@@ -214,7 +235,7 @@ func vectorInputs(t *testing.T) linkVectors {
 		Exchange: exchange{
 			Comment:    "request from the device of device-cert-v1.json; response with its certificate, the identity secret, a stand-in device list and contacts, and a history reference",
 			SigningKey: certs.Device.Signing, XWingKey: certs.Device.XWing, DeviceName: "OFFICE-PC",
-			ReplyMailbox: seqHex(0x40, 16), ReplyCap: seqHex(0x60, 32), RequestNonce: seqHex(0x80, 24),
+			ReplyMailbox: seqHex(0x40, 16), ReplyCap: seqHex(0x60, 32), RequestNonce: seqHex(0x80, 24), ReplySeed: seqHex(0xe0, 32),
 			IdentitySec: secrets.Secrets.Identity, Certificate: certs.Certificate.Encoding, PersonName: "Dr Ana Núñez",
 			DeviceList: hex.EncodeToString([]byte("a stand-in for the signed device list")), Contacts: hex.EncodeToString([]byte("a stand-in for the contacts snapshot")),
 			HistBlob: seqHex(0x20, 32), HistKey: seqHex(0x30, 32), HistDigest: seqHex(0x50, 32), HistPlain: 200000,
@@ -232,7 +253,7 @@ func TestVectors(t *testing.T) {
 		for i := range vs.Codes {
 			vs.Codes[i].compute(t)
 		}
-		vs.Exchange.compute(t, vs.Codes[0].code(t))
+		vs.Exchange.compute(t, vs.Codes[0].code(t), true)
 		b, err := json.MarshalIndent(vs, "", "  ")
 		if err != nil {
 			t.Fatal(err)
@@ -269,15 +290,21 @@ func TestVectors(t *testing.T) {
 	c := vs.Codes[0].code(t)
 	x := vs.Exchange
 	want := x
-	x.compute(t, c)
+	x.compute(t, c, false)
 	if x != want {
 		t.Fatal("the exchange differs from the file")
 	}
-	req, tr, err := c.OpenRequest(unhex(t, want.Request))
-	if err != nil || hex.EncodeToString(tr[:]) != want.Transcript || req.Name != want.DeviceName {
+	req, err := c.OpenRequest(unhex(t, want.Request))
+	if err != nil || hex.EncodeToString(req.transcript[:]) != want.Transcript || req.Name != want.DeviceName ||
+		hex.EncodeToString(req.replyKey.Bytes()) != want.ReplyKey {
 		t.Fatalf("the vector request does not open: %v", err)
 	}
-	resp, err := c.OpenResponse(req, tr, unhex(t, want.Response))
+	// The new device's side, rebuilt from the seed, opens the response.
+	p, _, err := c.sealRequest(x.request(t), &nonceReader{unhex(t, x.RequestNonce)}, unhex(t, x.ReplySeed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := p.OpenResponse(unhex(t, want.Response))
 	if err != nil {
 		t.Fatalf("the vector response does not open: %v", err)
 	}

@@ -4,7 +4,8 @@ link-v1.json (section 13) and backup-v1.json (section 14) with the Python standa
 hashlib, base64): an implementation that shares no code with the Go client.
 The standard library has no (X)ChaCha20-Poly1305, so for the link exchange
 it checks every key, AAD, plaintext body and the transcript hash, and the
-framing of the sealed messages, not the ciphertexts themselves; for backups
+framing of the sealed messages, not the ciphertexts themselves (nor the
+HPKE layer: no ML-KEM either); for backups
 the recovery key text (Damm check digits), the keys, the key check, the
 header and the first chunk's plaintext, not the chunk ciphertexts.
 Run: python3 crosscheck.py"""
@@ -56,7 +57,8 @@ r = c["relay"].encode()
 ctx = u16(len(r)) + r + H(c["mailbox"])
 assert H(x["request_aad"]) == b"postern.v1 link request\0\x40\x01" + ctx + u64(c["expires_unix"])
 name = x["device_name"].encode()
-body = (H(x["device_signing_public_key"]) + H(x["device_xwing_public_key"]) + bytes([len(name)]) + name
+body = (H(x["device_signing_public_key"]) + H(x["device_xwing_public_key"]) + H(x["reply_public_key"])
+        + bytes([len(name)]) + name
         + H(x["reply_mailbox"]) + H(x["reply_capability"]))
 assert H(x["request_body"]) == body
 req = H(x["request"])
@@ -76,7 +78,9 @@ body = (H(x["identity_secret"]) + H(x["device_certificate"]) + bytes([len(pn)]) 
         + u64(plain) + u64(n * 65552))
 assert H(x["response_body"]) == body
 resp = H(x["response"])
-assert resp[:2] == b"\x41\x01" and resp[2:26] == H(x["response_nonce"]) and len(resp) == 26 + len(body) + 16
+inner = H(x["response_inner"])  # HPKE (X-Wing) to the reply key: 1120-byte enc, body, 16-byte tag
+assert len(inner) == 1120 + len(body) + 16
+assert resp[:2] == b"\x41\x01" and resp[2:26] == H(x["response_nonce"]) and len(resp) == 26 + len(inner) + 16
 print("link-v1.json: %d codes and the exchange agree" % len(lv["codes"]))
 
 DAMM = ["0317598642", "7092154863", "4206871359", "1750983426", "6123045978",
