@@ -116,6 +116,12 @@ func Parse(s string, now time.Time) (*Code, error) {
 		return nil, malformedf("not a link code (it starts with %q)", codePrefixAny)
 	}
 	if !strings.HasPrefix(s, CodePrefix) {
+		// "postern-link:N:" with a number N other than 1 is another
+		// release's format; anything else is not a code.
+		v, _, ok := strings.Cut(s[len(codePrefixAny):], ":")
+		if !ok || v == "" || len(v) > 3 || strings.Trim(v, "0123456789") != "" {
+			return nil, malformedf("no format version after %q", codePrefixAny)
+		}
 		return nil, ErrUnsupportedVersion
 	}
 	// Strict: non-zero padding bits are refused, so a code has one text.
