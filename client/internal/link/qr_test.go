@@ -70,8 +70,9 @@ func TestQRRendering(t *testing.T) {
 		t.Fatalf("symbol size %d is not 17 + 4·version", size)
 	}
 	version := (size - 17) / 4
-	// A 130-odd byte text needs version 6 or 7 at level L (134 / 154 bytes).
-	if len(text) > 160 || version < 5 || version > 8 {
+	// SPEC section 13.1: a code with a 23-byte relay URL is 129
+	// characters, version 6 (134 bytes at level L), 41 × 41 modules.
+	if len(text) != 129 || version != 6 {
 		t.Fatalf("a %d-byte code gives version %d", len(text), version)
 	}
 	for _, opts := range []QROptions{{}, {DarkOnLight: true}, {ASCII: true}, {ASCII: true, DarkOnLight: true}} {
