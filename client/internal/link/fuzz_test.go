@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+
+	"github.com/postern/postern/protocol"
 )
 
 // FuzzParse: Parse never panics, and a code it accepts re-encodes to the
@@ -104,10 +106,14 @@ func FuzzDecodeResponse(f *testing.F) {
 // FuzzOpen: opening arbitrary bytes as a request or a response with a
 // known code never panics and never authenticates.
 func FuzzOpen(f *testing.F) {
-	c := testCode(f)
-	// Deterministic (fixed nonce and reply key): the fuzzer's worker
-	// processes must see the same valid request as the seed corpus.
-	p, sealed, err := c.sealRequest(testRequest(fixtures()), fixedNonce{}, bytes.Repeat([]byte{0x33}, 32))
+	// A fresh code per process: the seed request opens only in the process
+	// that sealed it (where it is skipped), so every input a worker opens
+	// is a forgery under its own code.
+	c, err := NewCode("wss://relay.example.org", protocol.MailboxID{1}, testNow)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, sealed, err := c.SealRequest(testRequest(fixtures()))
 	if err != nil {
 		f.Fatal(err)
 	}
