@@ -9,6 +9,10 @@ import (
 	"testing"
 )
 
+// Run the targets with -fuzzminimizetime 1s: their seeds are kilobytes
+// long, and the default minimisation (60 s for every new input) leaves
+// little of a short run for fuzzing.
+
 // FuzzParseRecoveryKey: never panics; a key it accepts prints as a text
 // that parses back to the same key.
 func FuzzParseRecoveryKey(f *testing.F) {

@@ -9,6 +9,10 @@ import (
 	"github.com/postern/postern/protocol"
 )
 
+// Run the targets with -fuzzminimizetime 1s: their seeds are kilobytes
+// long, and the default minimisation (60 s for every new input) leaves
+// little of a short run for fuzzing.
+
 // FuzzParse: Parse never panics, and a code it accepts re-encodes to the
 // same text (one code, one text).
 func FuzzParse(f *testing.F) {
