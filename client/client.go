@@ -116,7 +116,7 @@ type Client struct {
 	idFP  keys.Fingerprint
 	name  string
 	relay string
-	st    *store
+	st    *localStore
 
 	ctx    context.Context // the Client's lifetime
 	cancel context.CancelFunc
@@ -382,7 +382,7 @@ func (c *Client) makePrekeys(first uint32, n int) (*protocol.PublishPrekeys, err
 	return f, err
 }
 
-func newClient(home string, o Options, dev *identity.Device, name, relay string, st *store) *Client {
+func newClient(home string, o Options, dev *identity.Device, name, relay string, st *localStore) *Client {
 	ctx, cancel := context.WithCancel(context.Background())
 	cert := dev.Certificate()
 	return &Client{

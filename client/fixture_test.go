@@ -198,10 +198,10 @@ func describeHome(t *testing.T, c *Client) fixtureHome {
 func countSecrets(t *testing.T, c *Client) (prekeys, invitations int) {
 	t.Helper()
 	err := c.st.view(func(t *tx) error {
-		if err := t.each(bucketPrekeys, func(_, _ []byte) error { prekeys++; return nil }); err != nil {
+		if err := t.Each(bucketPrekeys, func(_, _ []byte) error { prekeys++; return nil }); err != nil {
 			return err
 		}
-		return t.each(bucketInvitations, func(_, p []byte) error {
+		return t.Each(bucketInvitations, func(_, p []byte) error {
 			var r invitationRecord
 			if err := jsonUnmarshal(p, &r); err != nil {
 				return err

@@ -91,10 +91,10 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	var cts [][]byte
 	for i, slot := range fuzzSlots(c.st) {
 		err := c.st.update(func(t *tx) error {
-			if err := t.putRaw(slot.bucket, slot.key, records[i%len(records)]); err != nil {
+			if err := t.PutRaw(slot.bucket, slot.key, records[i%len(records)]); err != nil {
 				return err
 			}
-			cts = append(cts, bytes.Clone(t.bt.Bucket(slot.bucket).Get(slot.key)))
+			cts = append(cts, bytes.Clone(t.Bolt().Bucket(slot.bucket).Get(slot.key)))
 			return nil
 		})
 		if err != nil {
@@ -211,11 +211,18 @@ func TestFuzzSeedsValid(t *testing.T) {
 			continue
 		}
 		raw := readFuzzSeed(t, p)
-		err := c.st.view(func(t *tx) error {
-			_, err := t.decrypt(slots[i].bucket, slots[i].key, raw)
-			return err
+		// Written as it is and read back, then rolled back.
+		errRollback := errors.New("rollback")
+		err := c.st.update(func(t *tx) error {
+			if err := t.Bolt().Bucket(slots[i].bucket).Put(slots[i].key, raw); err != nil {
+				return err
+			}
+			if _, err := t.GetRaw(slots[i].bucket, slots[i].key); err != nil {
+				return err
+			}
+			return errRollback
 		})
-		if err != nil {
+		if err != errRollback {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
@@ -303,14 +310,14 @@ type fuzzSlot struct{ bucket, key []byte }
 // fuzzSlots are the places a stored record is read from: the profile, the
 // mailbox list, a contact, a message, a message-ID index entry and an
 // invitation.
-func fuzzSlots(s *store) []fuzzSlot {
+func fuzzSlots(s *localStore) []fuzzSlot {
 	return []fuzzSlot{
-		{bucketMeta, s.index(bucketMeta, keyProfile)},
-		{bucketMeta, s.index(bucketMeta, keyMailboxes)},
+		{bucketMeta, s.Index(bucketMeta, keyProfile)},
+		{bucketMeta, s.Index(bucketMeta, keyMailboxes)},
 		{bucketContacts, fuzzContactID},
 		{bucketMessages, fuzzMsgKey},
-		{bucketMessageIDs, s.index(bucketMessageIDs, []byte(fuzzIndexID))},
-		{bucketInvitations, s.index(bucketInvitations, fuzzToken)},
+		{bucketMessageIDs, s.Index(bucketMessageIDs, []byte(fuzzIndexID))},
+		{bucketInvitations, s.Index(bucketInvitations, fuzzToken)},
 	}
 }
 
@@ -325,7 +332,7 @@ func (c *Client) fuzzReadAll() []error {
 	add(c.st.view(func(t *tx) error { _, err := t.mailboxes(); return err }))
 	add(c.st.view(func(t *tx) error {
 		var inv invitationRecord
-		_, err := t.get(bucketInvitations, t.s.index(bucketInvitations, fuzzToken), &inv)
+		_, err := t.Get(bucketInvitations, t.Index(bucketInvitations, fuzzToken), &inv)
 		return err
 	}))
 	_, err := c.Contacts()
@@ -368,12 +375,12 @@ func FuzzStoreRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, plain []byte) {
 		err := c.st.update(func(t *tx) error {
 			for _, s := range fuzzSlots(c.st) {
-				if err := t.putRaw(s.bucket, s.key, plain); err != nil {
+				if err := t.PutRaw(s.bucket, s.key, plain); err != nil {
 					return err
 				}
 			}
 			// The message ID index points at the fuzzed message.
-			return t.putRaw(bucketMessageIDs, t.s.index(bucketMessageIDs, []byte(fuzzMsgID)), fuzzMsgKey)
+			return t.PutRaw(bucketMessageIDs, t.Index(bucketMessageIDs, []byte(fuzzMsgID)), fuzzMsgKey)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -406,11 +413,11 @@ func FuzzStoreCiphertext(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		err := c.st.update(func(t *tx) error {
 			for _, s := range fuzzSlots(c.st) {
-				if err := t.bt.Bucket(s.bucket).Put(s.key, raw); err != nil {
+				if err := t.Bolt().Bucket(s.bucket).Put(s.key, raw); err != nil {
 					return err
 				}
 			}
-			return t.bt.Bucket(bucketMessageIDs).Put(t.s.index(bucketMessageIDs, []byte(fuzzMsgID)), raw)
+			return t.Bolt().Bucket(bucketMessageIDs).Put(t.Index(bucketMessageIDs, []byte(fuzzMsgID)), raw)
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -49,7 +49,7 @@ const (
 var errBadIntroduction = errors.New("client: introduction not authenticated by the invitation")
 
 func invitationKey(t *tx, mb []byte) []byte {
-	return t.s.index(bucketInvitations, []byte("v2"), mb)
+	return t.Index(bucketInvitations, []byte("v2"), mb)
 }
 
 // onConn returns cn, or the authenticated connection when cn is nil.
@@ -126,7 +126,7 @@ func (c *Client) Invite(ctx context.Context) (string, error) {
 		if err := t.addMailbox(mailboxRecord{ID: inv.Mailbox[:], Purpose: "invitation", Created: now}); err != nil {
 			return err
 		}
-		return t.put(bucketInvitations, invitationKey(t, inv.Mailbox[:]), &invitationRecord{V: 2, Mailbox: inv.Mailbox[:], Secret: inv.Secret[:], Created: now})
+		return t.Put(bucketInvitations, invitationKey(t, inv.Mailbox[:]), &invitationRecord{V: 2, Mailbox: inv.Mailbox[:], Secret: inv.Secret[:], Created: now})
 	})
 	if err != nil {
 		return "", err
@@ -249,10 +249,10 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 	if err := c.sendContent(ctx, rec, intro); err != nil {
 		// Undo, so that Accept can be retried with the same invitation.
 		c.st.update(func(t *tx) error {
-			if err := t.del(bucketSessions, rec.ID); err != nil {
+			if err := t.Delete(bucketSessions, rec.ID); err != nil {
 				return err
 			}
-			return t.del(bucketContacts, rec.ID)
+			return t.Delete(bucketContacts, rec.ID)
 		})
 		c.returnSpare(reply, replyCap, fromSpare)
 		if errors.Is(err, ErrInvitationSpent) {
@@ -368,7 +368,7 @@ func (c *Client) fillSpares(ctx context.Context, cn *conn) error {
 func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct *content, cert *keys.DeviceCertificate, now time.Time, res *received) error {
 	invKey := invitationKey(t, mb[:])
 	var inv invitationRecord
-	ok, err := t.get(bucketInvitations, invKey, &inv)
+	ok, err := t.Get(bucketInvitations, invKey, &inv)
 	if err != nil || !ok || inv.V != 2 || len(inv.Secret) != InvitationSecretSize {
 		return ErrInvitationUsed
 	}
@@ -385,7 +385,7 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 		}
 		if inv.Refusals < maxRefusals {
 			inv.Refusals++
-			if err := t.put(bucketInvitations, invKey, &inv); err != nil {
+			if err := t.Put(bucketInvitations, invKey, &inv); err != nil {
 				return err
 			}
 			res.refuse = &refusal{cert: cert, mailbox: ct.ReplyMailbox, capability: ct.ReplyCap, invitation: mb}
@@ -409,7 +409,7 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 		return err
 	}
 	inv.Used, inv.UsedBy = true, introducer[:]
-	if err := t.put(bucketInvitations, invKey, &inv); err != nil {
+	if err := t.Put(bucketInvitations, invKey, &inv); err != nil {
 		return err
 	}
 	res.route = rec.ID
@@ -666,7 +666,7 @@ func (c *Client) retireOldInvitations(ctx context.Context, cn *conn) error {
 	}
 	var olds []old
 	err := c.st.view(func(t *tx) error {
-		return t.each(bucketInvitations, func(k, p []byte) error {
+		return t.Each(bucketInvitations, func(k, p []byte) error {
 			var r invitationRecord
 			if err := jsonUnmarshal(p, &r); err != nil {
 				return err
@@ -709,7 +709,7 @@ func (c *Client) retireOldInvitations(ctx context.Context, cn *conn) error {
 				}
 			}
 			o.rec.Retired, o.rec.Used = true, true
-			if err := t.put(bucketInvitations, o.key, &o.rec); err != nil {
+			if err := t.Put(bucketInvitations, o.key, &o.rec); err != nil {
 				return err
 			}
 		}

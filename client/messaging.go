@@ -70,7 +70,7 @@ func (c *Client) Contacts() ([]Contact, error) {
 func (c *Client) contactByID(id []byte) (*contactRecord, error) {
 	var r contactRecord
 	err := c.st.view(func(t *tx) error {
-		ok, err := t.get(bucketContacts, id, &r)
+		ok, err := t.Get(bucketContacts, id, &r)
 		if err == nil && !ok {
 			err = ErrUnknownContact
 		}
@@ -88,7 +88,7 @@ func (c *Client) contactByID(id []byte) (*contactRecord, error) {
 func (c *Client) updateContact(id []byte, fn func(*contactRecord)) (*contactRecord, error) {
 	var r contactRecord
 	err := c.st.update(func(t *tx) error {
-		ok, err := t.get(bucketContacts, id, &r)
+		ok, err := t.Get(bucketContacts, id, &r)
 		if err == nil && !ok {
 			err = ErrUnknownContact
 		}
@@ -248,11 +248,11 @@ func storeMessage(t *tx, contactID []byte, m *Message) (bool, error) {
 // storeMessageRecord is storeMessage for a message with attachments (their
 // keys are kept in the record, inside the store's encryption).
 func storeMessageRecord(t *tx, contactID []byte, m *Message, atts []attachmentRecord) (bool, error) {
-	idx := t.s.index(bucketMessageIDs, []byte(m.ID))
-	if t.has(bucketMessageIDs, idx) {
+	idx := t.Index(bucketMessageIDs, []byte(m.ID))
+	if t.Has(bucketMessageIDs, idx) {
 		return false, nil
 	}
-	seq, err := t.bt.Bucket(bucketMessages).NextSequence()
+	seq, err := t.NextSequence(bucketMessages)
 	if err != nil {
 		return false, err
 	}
@@ -265,10 +265,10 @@ func storeMessageRecord(t *tx, contactID []byte, m *Message, atts []attachmentRe
 	if m.relayed {
 		rec.Mailbox, rec.Envelope = m.mailbox[:], m.envelope[:]
 	}
-	if err := t.put(bucketMessages, key, rec); err != nil {
+	if err := t.Put(bucketMessages, key, rec); err != nil {
 		return false, err
 	}
-	return true, t.putRaw(bucketMessageIDs, idx, key)
+	return true, t.PutRaw(bucketMessageIDs, idx, key)
 }
 
 // received is what storing one delivered envelope produced, and what is
@@ -307,7 +307,7 @@ func (c *Client) receive(mb protocol.MailboxID, envID protocol.EnvelopeID, env [
 		(*h)(false, env)
 	}
 	now := c.now().UTC()
-	seenKey := c.st.index(bucketSeen, mb[:], envID[:])
+	seenKey := c.st.Index(bucketSeen, mb[:], envID[:])
 	isSession := protocol.CheckEnvelope(env) == nil && env[1] == byte(protocol.KindSession)
 	var (
 		ct        *content
@@ -321,13 +321,13 @@ func (c *Client) receive(mb protocol.MailboxID, envID protocol.EnvelopeID, env [
 	var res received
 	err := c.st.update(func(t *tx) error {
 		res = received{}
-		if t.has(bucketSeen, seenKey) {
+		if t.Has(bucketSeen, seenKey) {
 			dropErr = errDuplicate // already stored or already dropped
 			return nil
 		}
 		// Dropped envelopes are marked seen too, so that a redelivery (an
 		// acknowledgement lost with its connection) counts as a duplicate.
-		if err := t.put(bucketSeen, seenKey, &seenRecord{At: now}); err != nil {
+		if err := t.Put(bucketSeen, seenKey, &seenRecord{At: now}); err != nil {
 			return err
 		}
 		if isSession {
@@ -528,11 +528,11 @@ func (c *Client) Ack(ctx context.Context, m Message) error {
 	if !m.relayed {
 		var rec messageRecord
 		err := c.st.view(func(t *tx) error {
-			key, err := t.getRaw(bucketMessageIDs, t.s.index(bucketMessageIDs, []byte(m.ID)))
+			key, err := t.GetRaw(bucketMessageIDs, t.Index(bucketMessageIDs, []byte(m.ID)))
 			if err != nil || key == nil {
 				return err
 			}
-			_, err = t.get(bucketMessages, key, &rec)
+			_, err = t.Get(bucketMessages, key, &rec)
 			return err
 		})
 		if err != nil || len(rec.Envelope) != 16 {
@@ -566,7 +566,7 @@ func (c *Client) messageFromRecord(r *messageRecord) Message {
 func (c *Client) Inbox() ([]Message, error) {
 	var out []Message
 	err := c.st.view(func(t *tx) error {
-		return t.each(bucketMessages, func(_, p []byte) error {
+		return t.Each(bucketMessages, func(_, p []byte) error {
 			var r messageRecord
 			if err := json.Unmarshal(p, &r); err != nil {
 				return errStoreCorrupt
@@ -593,11 +593,11 @@ func (c *Client) messageRecordByID(id string) (*messageRecord, error) {
 	var r messageRecord
 	var found bool
 	err := c.st.view(func(t *tx) error {
-		key, err := t.getRaw(bucketMessageIDs, t.s.index(bucketMessageIDs, []byte(id)))
+		key, err := t.GetRaw(bucketMessageIDs, t.Index(bucketMessageIDs, []byte(id)))
 		if err != nil || key == nil {
 			return err
 		}
-		found, err = t.get(bucketMessages, key, &r)
+		found, err = t.Get(bucketMessages, key, &r)
 		return err
 	})
 	if err != nil {

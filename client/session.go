@@ -79,7 +79,7 @@ type sessionRecord struct {
 
 func (t *tx) sessionRecord(contactID []byte) (*sessionRecord, error) {
 	var r sessionRecord
-	if _, err := t.get(bucketSessions, contactID, &r); err != nil {
+	if _, err := t.Get(bucketSessions, contactID, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -87,7 +87,7 @@ func (t *tx) sessionRecord(contactID []byte) (*sessionRecord, error) {
 
 func (t *tx) putSessionRecord(contactID []byte, r *sessionRecord) error {
 	r.V = 1
-	return t.put(bucketSessions, contactID, r)
+	return t.Put(bucketSessions, contactID, r)
 }
 
 func (r *sessionRecord) answered(id [32]byte) bool {
@@ -196,7 +196,7 @@ func (c *Client) sealSession(r *contactRecord, plain []byte, pb *session.PeerBun
 			}
 			rec.Losing, rec.Failures = nil, 0
 			var cur contactRecord
-			if ok, err := t.get(bucketContacts, r.ID, &cur); err != nil || !ok {
+			if ok, err := t.Get(bucketContacts, r.ID, &cur); err != nil || !ok {
 				if err == nil {
 					err = ErrUnknownContact
 				}
@@ -335,8 +335,8 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 	// The same message in another envelope (a relay replaying it): the
 	// session would refuse it, but it must not count as a failure.
 	digest := sha256.Sum256(env)
-	digestKey := t.s.index(bucketSeen, []byte("session"), mb[:], digest[:])
-	if t.has(bucketSeen, digestKey) {
+	digestKey := t.Index(bucketSeen, []byte("session"), mb[:], digest[:])
+	if t.Has(bucketSeen, digestKey) {
 		return errDuplicate, nil
 	}
 	rec, err := t.sessionRecord(from.ID)
@@ -475,7 +475,7 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 	if err := t.putSessionRecord(from.ID, rec); err != nil {
 		return nil, err
 	}
-	if err := t.put(bucketSeen, digestKey, &seenRecord{At: now}); err != nil {
+	if err := t.Put(bucketSeen, digestKey, &seenRecord{At: now}); err != nil {
 		return nil, err
 	}
 	dirty := false
