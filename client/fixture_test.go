@@ -350,6 +350,7 @@ func TestHomeFixtureV1(t *testing.T) {
 		if err := checkSessions(c); err != nil {
 			t.Fatalf("%s's sessions: %v", c.Whoami().Name, err)
 		}
+		checkModel(t, c)
 	}
 
 	fixtureGoesOn(t, alice, bob)
@@ -446,6 +447,7 @@ func TestHomeFixtureV2(t *testing.T) {
 		if err := checkSessions(c); err != nil {
 			t.Fatalf("%s's sessions: %v", name, err)
 		}
+		checkModel(t, c)
 	}
 	fixtureGoesOn(t, alice, bob)
 }
@@ -462,7 +464,7 @@ func checkSessions(c *Client) error {
 			if err != nil {
 				return err
 			}
-			if !r.Blocked && rec.State == nil {
+			if !r.Person.Blocked && rec.State == nil {
 				return errNoSession
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/protocol"
 )
@@ -54,6 +55,8 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		{Type: contentText, SentMS: 1, Text: strings.Repeat("ü", 100)},
 		{Type: contentReset, SentMS: 1 << 40},
 		{Type: contentAttachment, SentMS: 1764100000000, Text: "scan attached", Attachments: []attachmentRef{seedAttachment()}},
+		{Type: contentTextHeaders, SentMS: 1764100000000, Text: "done at 14:05", Subject: "Bed 12", HasReply: true, ReplyTo: [replyIDSize]byte{1, 2, 3, 4, 5, 6, 7, 8}},
+		{Type: contentAttachmentHeaders, SentMS: 1764100000000, Subject: "Obs", Attachments: []attachmentRef{seedAttachment()}},
 	} {
 		b, err := ct.marshalSession()
 		if err != nil {
@@ -116,10 +119,12 @@ func seedRecords(dev *identity.Device) [][]byte {
 	recs := []any{
 		&profileRecord{V: 1, Name: "alice", Relay: "wss://relay.example.org", Identity: idFP[:], Device: devID[:], Created: now, Enrolled: true},
 		&mailboxesRecord{V: 1, List: []mailboxRecord{{ID: mb[:], Purpose: "default", Created: now}, {ID: make([]byte, 16), Purpose: "invitation", Created: now}}},
-		&contactRecord{V: 1, ID: bytes.Repeat([]byte{7}, 16), Name: "bob", Identity: idFP[:], Cert: cert.Bytes(), Device: devID[:],
-			SendMbx: mb[:], SendCap: tok.SecretBytes(), RecvMbx: mb[:], RecvCap: tok.SecretBytes(), Added: now, Blocked: true},
-		&messageRecord{V: 1, ID: "0123456789abcdef", Contact: bytes.Repeat([]byte{7}, 16), From: "bob", To: "me", Text: "hello",
-			Time: now, Received: now.Add(time.Second), Mailbox: mb[:], Envelope: bytes.Repeat([]byte{9}, 16)},
+		&store.Person{V: 1, ID: fuzzPersonID, Name: "bob", Identity: idFP[:], Added: now, Blocked: true},
+		&store.Device{V: 1, ID: fuzzContactID, Person: fuzzPersonID, Cert: cert.Bytes(), DeviceID: devID[:], Relay: "wss://relay.example.org",
+			SendMbx: mb[:], SendCap: tok.SecretBytes(), RecvMbx: mb[:], RecvCap: tok.SecretBytes(), Added: now},
+		&messageRecord{V: 1, ID: "0123456789abcdef", Conversation: bytes.Repeat([]byte{8}, 16), Sender: fuzzContactID, From: "bob", To: "me", Text: "hello",
+			Subject: "handover", ReplyTo: "fedcba9876543210", Time: now, Received: now.Add(time.Second), Mailbox: mb[:], Envelope: bytes.Repeat([]byte{9}, 16)},
+		&store.Conversation{V: 1, ID: bytes.Repeat([]byte{8}, 16), Type: store.Direct, Person: fuzzPersonID, Created: now},
 		&messageRecord{V: 1, ID: "fedcba9876543210", From: "me", To: "bob", Text: "hi", Time: now, Received: now, Outgoing: true},
 		&invitationRecord{V: 1, Mailbox: mb[:], Created: now, Used: true},
 		&seenRecord{At: now},
@@ -284,7 +289,9 @@ const (
 )
 
 var (
-	fuzzContactID = []byte("fuzz-contact-id!")
+	fuzzContactID = []byte("fuzz-contact-id!") // the device record
+	fuzzPersonID  = []byte("fuzz-person-id!!")
+	fuzzMailbox   = bytes.Repeat([]byte{0x66}, 16)
 	fuzzToken     = bytes.Repeat([]byte{0x77}, 32)
 )
 
@@ -308,16 +315,19 @@ func newFuzzClient(tb testing.TB) *Client {
 type fuzzSlot struct{ bucket, key []byte }
 
 // fuzzSlots are the places a stored record is read from: the profile, the
-// mailbox list, a contact, a message, a message-ID index entry and an
-// invitation.
+// mailbox list, a person, a device, a message, a message-ID index entry,
+// an invitation, a conversation and a mailbox index entry.
 func fuzzSlots(s *localStore) []fuzzSlot {
 	return []fuzzSlot{
 		{bucketMeta, s.Index(bucketMeta, keyProfile)},
 		{bucketMeta, s.Index(bucketMeta, keyMailboxes)},
-		{bucketContacts, fuzzContactID},
+		{store.BucketPersons, fuzzPersonID},
+		{store.BucketDevices, fuzzContactID},
 		{bucketMessages, fuzzMsgKey},
 		{bucketMessageIDs, s.Index(bucketMessageIDs, []byte(fuzzIndexID))},
 		{bucketInvitations, s.Index(bucketInvitations, fuzzToken)},
+		{store.BucketConversations, s.Index(store.BucketConversations, []byte("direct"), fuzzPersonID)},
+		{store.BucketMailboxIndex, s.Index(store.BucketMailboxIndex, fuzzMailbox)},
 	}
 }
 
@@ -337,6 +347,8 @@ func (c *Client) fuzzReadAll() []error {
 	}))
 	_, err := c.Contacts()
 	add(err)
+	add(c.st.view(func(t *tx) error { _, err := t.contactByMailbox(fuzzMailbox); return err }))
+	add(c.st.view(func(t *tx) error { _, err := t.Conversation(t.DirectConversationID(fuzzPersonID)); return err }))
 	r, err := c.lookupContact("bob")
 	if err == nil {
 		c.certificate(r) // a stored certificate is parsed, not trusted
@@ -360,7 +372,7 @@ func (c *Client) fuzzReadAll() []error {
 func checkStoreErrors(t *testing.T, errs []error) {
 	t.Helper()
 	for _, err := range errs {
-		if err != nil && !errors.Is(err, errStoreCorrupt) && !errors.Is(err, ErrNotInitialised) {
+		if err != nil && !errors.Is(err, errStoreCorrupt) && !errors.Is(err, ErrNotInitialised) && !errors.Is(err, store.ErrConversationType) {
 			t.Fatalf("error %v is neither errStoreCorrupt nor ErrNotInitialised", err)
 		}
 	}
@@ -386,7 +398,7 @@ func FuzzStoreRecord(f *testing.F) {
 			t.Fatal(err)
 		}
 		checkStoreErrors(t, c.fuzzReadAll())
-		for _, r := range []any{&profileRecord{}, &mailboxesRecord{}, &contactRecord{}, &messageRecord{}, &invitationRecord{}, &seenRecord{}} {
+		for _, r := range []any{&profileRecord{}, &mailboxesRecord{}, &store.Person{}, &store.Device{}, &store.Conversation{}, &messageRecord{}, &invitationRecord{}, &seenRecord{}} {
 			if json.Unmarshal(plain, r) != nil {
 				continue
 			}

@@ -320,7 +320,7 @@ func TestSessionDeviceMismatch(t *testing.T) {
 	alice, _, _, _ := pair(t, srv)
 	mallory, _ := newTestClient(t, srv, "mallory")
 	r, _ := alice.lookupContact("bob")
-	r.Cert, r.Device = mallory.dev.Certificate().Bytes(), fp(mallory.devID)
+	r.Cert, r.DeviceID = mallory.dev.Certificate().Bytes(), fp(mallory.devID)
 	// Without a session, so that alice must fetch bob's keys.
 	if err := alice.st.update(func(t *tx) error {
 		if err := t.putSessionRecord(r.ID, &sessionRecord{}); err != nil {

@@ -12,13 +12,12 @@ import (
 // it uses. Bucket names are the store's.
 var (
 	bucketMeta        = store.BucketMeta
-	bucketContacts    = store.BucketContacts
 	bucketMessages    = store.BucketMessages
 	bucketMessageIDs  = store.BucketMessageIDs
 	bucketSeen        = store.BucketSeen
 	bucketInvitations = store.BucketInvitations
 	bucketPrekeys     = store.BucketPrekeys
-	bucketSessions    = store.BucketSessions // keyed by contact record ID, like contacts
+	bucketSessions    = store.BucketSessions // keyed by device record ID
 )
 
 const storeKeySize = store.KeySize
@@ -100,67 +99,28 @@ type mailboxesRecord struct {
 	List []mailboxRecord `json:"list"`
 }
 
+// newContactRecord returns a new contact: a new person with a new device
+// record for the device deviceID (certificate cert) on relay. The caller
+// sets the routes.
+func newContactRecord(name string, identity, cert, deviceID []byte, relay string, now time.Time) *contactRecord {
+	p := &store.Person{ID: store.NewID(), Identity: bytes.Clone(identity), Name: name, Added: now}
+	return &contactRecord{
+		Device: store.Device{ID: store.NewID(), Person: p.ID, DeviceID: bytes.Clone(deviceID), Cert: bytes.Clone(cert), Relay: relay, Added: now},
+		Person: p,
+	}
+}
+
+// contactRecord is a contact as this version handles it: a person
+// (store.Person) with the one device it writes to and reads from
+// (store.Device, embedded: the routes and the session flag are the
+// device's). ID is the device record's ID, the key of its session.
 type contactRecord struct {
-	V        int       `json:"v"`
-	ID       []byte    `json:"id"` // random, the record key
-	Name     string    `json:"name"`
-	Identity []byte    `json:"identity"`
-	Cert     []byte    `json:"cert"` // the contact device's certificate
-	Device   []byte    `json:"device"`
-	SendMbx  []byte    `json:"send_mailbox"` // the contact's mailbox we write to
-	SendCap  []byte    `json:"send_cap"`
-	RecvMbx  []byte    `json:"recv_mailbox"` // our mailbox the contact writes to
-	RecvCap  []byte    `json:"recv_cap"`
-	Added    time.Time `json:"added"`
-	Blocked  bool      `json:"blocked,omitempty"`
-	// Session: a session with this contact opened a message once, so
-	// that having none now means it was lost (session.go).
-	Session bool `json:"session,omitempty"`
-
-	// Routes (introduction.go, SPEC section 9 "Routes").
-	// ViaInvitation: we still write with the invitation's capability
-	// (SendMbx/SendCap came from their invitation), until their route
-	// update arrives.
-	ViaInvitation bool `json:"via_invitation,omitempty"`
-	// Refused: the inviter answered our introduction with a refusal (the
-	// invitation was used by someone else). Nothing is sent to them.
-	Refused bool `json:"refused,omitempty"`
-	// NeedRoute: the contact writes with a capability that was in an
-	// invitation; they must be given a fresh one (RouteChosen: it is
-	// chosen and in RecvMbx/RecvCap, the old one in PrevRecv*).
-	NeedRoute   bool `json:"need_route,omitempty"`
-	RouteChosen bool `json:"route_chosen,omitempty"`
-	// PrevRecvMbx/PrevRecvCap: the route the contact wrote to before
-	// (still read); PrevRevokeDue once the contact wrote to the new one,
-	// PrevRevoked once its capability is revoked on the relay.
-	PrevRecvMbx   []byte `json:"prev_recv_mailbox,omitempty"`
-	PrevRecvCap   []byte `json:"prev_recv_cap,omitempty"`
-	PrevRevokeDue bool   `json:"prev_revoke_due,omitempty"`
-	PrevRevoked   bool   `json:"prev_revoked,omitempty"`
+	store.Device
+	Person *store.Person
 }
 
-// receivesOn reports whether the contact writes to mailbox mb (its route
-// or its previous one).
-func (c *contactRecord) receivesOn(mb []byte) bool {
-	return bytes.Equal(c.RecvMbx, mb) || (c.PrevRecvMbx != nil && bytes.Equal(c.PrevRecvMbx, mb))
-}
-
-type messageRecord struct {
-	V        int       `json:"v"`
-	ID       string    `json:"id"`
-	Contact  []byte    `json:"contact"` // contact record ID
-	From     string    `json:"from"`
-	To       string    `json:"to"`
-	Text     string    `json:"text"`
-	Time     time.Time `json:"time"`
-	Received time.Time `json:"received"`
-	Outgoing bool      `json:"outgoing,omitempty"`
-	Notice   bool      `json:"notice,omitempty"`   // a notice from this client, not a message
-	Mailbox  []byte    `json:"mailbox,omitempty"`  // incoming: where it arrived
-	Envelope []byte    `json:"envelope,omitempty"` // incoming: relay envelope ID
-	// Attachments of a message of type 0x04, with their keys.
-	Attachments []attachmentRecord `json:"attachments,omitempty"`
-}
+// messageRecord is a stored message (store.Message).
+type messageRecord = store.Message
 
 // invitationRecord is an invitation this device made. Version 1 records
 // (invitation format 1) are keyed by index(token) and are retired: their
@@ -226,20 +186,94 @@ func (t *tx) putMailboxes(list []mailboxRecord) error {
 // errStoreCorrupt.
 func jsonUnmarshal(p []byte, v any) error { return store.Unmarshal(p, v) }
 
-func (t *tx) contacts() ([]*contactRecord, error) {
-	var out []*contactRecord
-	err := t.Each(bucketContacts, func(_, p []byte) error {
-		c := new(contactRecord)
-		if err := jsonUnmarshal(p, c); err != nil {
-			return err
-		}
-		out = append(out, c)
-		return nil
-	})
-	return out, err
+// putSelf stores this device's own person (Self, verified: it is this
+// identity) and this device's record.
+func (t *tx) putSelf(prof *profileRecord) error {
+	p := &store.Person{ID: store.NewID(), Identity: prof.Identity, Name: prof.Name, Self: true, Verification: store.Verified, Added: prof.Created}
+	if err := t.PutPerson(p); err != nil {
+		return err
+	}
+	return t.PutDevice(&store.Device{ID: store.NewID(), Person: p.ID, DeviceID: prof.Device, Relay: prof.Relay, Added: prof.Created})
 }
 
+// contacts returns every contact: each person but this device's own,
+// with its device (the first not revoked; persons without one are left
+// out), in person key order.
+func (t *tx) contacts() ([]*contactRecord, error) {
+	ps, err := t.Persons()
+	if err != nil {
+		return nil, err
+	}
+	ds, err := t.Devices()
+	if err != nil {
+		return nil, err
+	}
+	byPerson := map[string]*store.Device{}
+	for _, d := range ds {
+		if !d.Revoked && byPerson[string(d.Person)] == nil {
+			byPerson[string(d.Person)] = d
+		}
+	}
+	var out []*contactRecord
+	for _, p := range ps {
+		if d := byPerson[string(p.ID)]; d != nil && !p.Self {
+			out = append(out, &contactRecord{Device: *d, Person: p})
+		}
+	}
+	return out, nil
+}
+
+// contact returns the contact whose device record is id, or nil.
+func (t *tx) contact(id []byte) (*contactRecord, error) {
+	d, err := t.Device(id)
+	if err != nil || d == nil {
+		return nil, err
+	}
+	return t.contactOf(d)
+}
+
+// contactOf joins device d with its person.
+func (t *tx) contactOf(d *store.Device) (*contactRecord, error) {
+	p, err := t.Person(d.Person)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil || p.Self {
+		return nil, errStoreCorrupt
+	}
+	return &contactRecord{Device: *d, Person: p}, nil
+}
+
+// contactByMailbox returns the contact that writes to our mailbox mb,
+// or nil: one lookup in the mailbox index.
+func (t *tx) contactByMailbox(mb []byte) (*contactRecord, error) {
+	d, err := t.DeviceByMailbox(mb)
+	if err != nil || d == nil {
+		return nil, err
+	}
+	return t.contactOf(d)
+}
+
+// putContact stores the contact's person and device.
 func (t *tx) putContact(c *contactRecord) error {
-	c.V = 1
-	return t.Put(bucketContacts, c.ID, c)
+	if err := t.PutPerson(c.Person); err != nil {
+		return err
+	}
+	return t.PutDevice(&c.Device)
+}
+
+// newContact stores a new contact: a person, its device and their
+// direct conversation.
+func (t *tx) newContact(c *contactRecord, now time.Time) error {
+	if err := t.putContact(c); err != nil {
+		return err
+	}
+	_, err := t.DirectConversation(c.Person.ID, now)
+	return err
+}
+
+// deleteContact deletes the contact's person, device (with its session)
+// and direct conversation.
+func (t *tx) deleteContact(c *contactRecord) error {
+	return t.DeletePerson(c.Person.ID)
 }

@@ -16,10 +16,18 @@
 //     migrations from every older schema, run in one transaction (a store
 //     is at its old schema or the current one, never between), the scrub
 //     of free pages a migration asks for, and the refusal of a newer
-//     schema (ErrTooNew) without changing a byte.
+//     schema (ErrTooNew) without changing a byte;
+//   - the model (model.go): persons (Self for this device's own), their
+//     devices with the routes between each and this device, conversations
+//     (direct; group and team-queue reserved and refused with
+//     ErrConversationType), messages with their conversation, subject and
+//     reply-to, and the mailbox index that finds the device writing to a
+//     mailbox of ours in one lookup. A migration and the code that reads
+//     its result share these definitions.
 //
-// The records are the client's: it stores them with Put and Get as JSON
-// under the keys it chooses.
+// Other records (profile, mailbox list, invitations, prekey bookkeeping,
+// session states) are the client's: it stores them with Put and Get as
+// JSON, or with PutRaw, under the keys it chooses.
 //
 // # Use
 //

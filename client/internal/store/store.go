@@ -21,18 +21,24 @@ import (
 // key), except in the ephemeral buckets, sealed under keys that are
 // erased (erasure.go); keys are keyed HMACs or random IDs, never names.
 var (
-	BucketMeta        = []byte("meta")
-	BucketContacts    = []byte("contacts")
-	BucketMessages    = []byte("messages")
-	BucketMessageIDs  = []byte("message-ids")
-	BucketSeen        = []byte("seen")
-	BucketInvitations = []byte("invitations")
-	BucketPrekeys     = []byte("prekeys")  // ephemeral
-	BucketSessions    = []byte("sessions") // ephemeral
+	BucketMeta          = []byte("meta")
+	BucketPersons       = []byte("persons")       // Person, by record ID
+	BucketDevices       = []byte("devices")       // Device, by record ID
+	BucketConversations = []byte("conversations") // Conversation, by ID
+	BucketMessages      = []byte("messages")      // Message, by u64 insertion sequence
+	BucketMessageIDs    = []byte("message-ids")   // Kidx(message ID) -> messages key
+	// BucketMailboxIndex maps Kidx(mailbox ID) to the record ID of the
+	// device that writes to that mailbox of ours (its route or previous
+	// route): a received envelope finds its session in one lookup.
+	BucketMailboxIndex = []byte("mailbox-index")
+	BucketSeen         = []byte("seen")
+	BucketInvitations  = []byte("invitations")
+	BucketPrekeys      = []byte("prekeys")  // ephemeral
+	BucketSessions     = []byte("sessions") // ephemeral, by device record ID
 	// BucketErasure holds the keyring, sealed under the epoch key.
 	BucketErasure = []byte("erasure")
 
-	allBuckets = [][]byte{BucketMeta, BucketContacts, BucketMessages, BucketMessageIDs, BucketSeen, BucketInvitations, BucketPrekeys, BucketSessions, BucketErasure}
+	allBuckets = [][]byte{BucketMeta, BucketPersons, BucketDevices, BucketConversations, BucketMessages, BucketMessageIDs, BucketMailboxIndex, BucketSeen, BucketInvitations, BucketPrekeys, BucketSessions, BucketErasure}
 	// ephemeralBuckets are the buckets whose old values must not survive
 	// their deletion or replacement.
 	ephemeralBuckets = [][]byte{BucketPrekeys, BucketSessions}
@@ -262,12 +268,14 @@ func (t *Tx) GetRaw(bucket, key []byte) ([]byte, error) {
 
 // Put stores v, encoded as JSON (a local format, not wire), under key.
 func (t *Tx) Put(bucket, key []byte, v any) error {
-	b, err := json.Marshal(v)
+	b, err := marshal(v)
 	if err != nil {
 		return err
 	}
 	return t.PutRaw(bucket, key, b)
 }
+
+func marshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 // Get decodes the value into v and reports whether there was one; a
 // value that does not decode is ErrCorrupt.

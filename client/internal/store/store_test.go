@@ -155,7 +155,7 @@ func TestEraseKeysRotation(t *testing.T) {
 // value, in an ephemeral bucket (with the epoch rotation) and in an
 // ordinary one.
 func BenchmarkStoreUpdate(b *testing.B) {
-	for _, bucket := range [][]byte{BucketSessions, BucketContacts} {
+	for _, bucket := range [][]byte{BucketSessions, BucketDevices} {
 		b.Run(string(bucket), func(b *testing.B) {
 			key := make([]byte, KeySize)
 			rand.Read(key)
