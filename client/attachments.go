@@ -19,6 +19,7 @@ import (
 
 	"github.com/postern/postern/client/internal/attach"
 	"github.com/postern/postern/client/internal/imgmeta"
+	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/protocol"
 )
 
@@ -75,6 +76,13 @@ type SendOptions struct {
 	// Progress, if set, is called as each file is uploaded, from the
 	// calling goroutine. Default: none.
 	Progress func(Progress)
+	// Subject is the message's subject (at most MaxSubjectSize bytes of
+	// UTF-8, no control characters). Default: none.
+	Subject string
+	// ReplyTo is the ID of the message of the same conversation this one
+	// answers; one that is not there is refused with ErrReplyTo and
+	// nothing is sent. Default: none.
+	ReplyTo string
 }
 
 // SaveOptions configure SaveAttachments. A nil *SaveOptions means all
@@ -203,16 +211,8 @@ func validSizes(plain, cipher uint64) bool {
 }
 
 // attachmentRecord is an attachment as the local store keeps it, with the
-// key: the store is encrypted.
-type attachmentRecord struct {
-	Blob       []byte `json:"blob"`
-	Key        []byte `json:"key"`
-	Digest     []byte `json:"digest"`
-	PlainSize  uint64 `json:"size"`
-	CipherSize uint64 `json:"cipher_size"`
-	Name       string `json:"name"`
-	MediaType  string `json:"type,omitempty"`
-}
+// key (store.Attachment).
+type attachmentRecord = store.Attachment
 
 func attachmentRecords(refs []attachmentRef) []attachmentRecord {
 	out := make([]attachmentRecord, len(refs))
@@ -225,7 +225,7 @@ func attachmentRecords(refs []attachmentRef) []attachmentRecord {
 	return out
 }
 
-func (r *attachmentRecord) ref() (attachmentRef, error) {
+func attachmentRefOf(r *attachmentRecord) (attachmentRef, error) {
 	var a attachmentRef
 	if len(r.Blob) != len(a.Blob) || len(r.Key) != len(a.Key) || len(r.Digest) != len(a.Digest) {
 		return a, errStoreCorrupt
@@ -284,6 +284,9 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 	if err != nil {
 		return Message{}, err
 	}
+	if err := c.checkHeaders(r, &o); err != nil {
+		return Message{}, err
+	}
 	refs := make([]attachmentRef, 0, len(paths))
 	for _, p := range paths {
 		ref, err := c.uploadFile(ctx, p, &o)
@@ -297,6 +300,7 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 	}
 	now := c.now()
 	ct := &content{Type: contentAttachment, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text, Attachments: refs}
+	setHeaders(ct, &o)
 	copy(ct.MsgID[:], randomID(msgIDSize))
 	if err := c.sendSession(ctx, r, ct); err != nil {
 		// Only when the message surely did not reach the relay (a
@@ -309,12 +313,12 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 	}
 	recs := attachmentRecords(refs)
 	m := Message{
-		ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Name, Text: text,
+		ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Person.Name, Text: text,
 		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
-		Attachments: publicAttachments(recs),
+		Attachments: publicAttachments(recs), Subject: o.Subject, ReplyTo: o.ReplyTo,
 	}
 	err = c.st.update(func(t *tx) error {
-		_, err := storeMessageRecord(t, r.ID, &m, recs)
+		_, err := storeMessageRecord(t, r, &m, recs)
 		return err
 	})
 	if err != nil {
@@ -543,7 +547,7 @@ func (c *Client) SaveAttachments(ctx context.Context, messageID, dir string, opt
 	}
 	var saved []string
 	for i := range recs {
-		ref, err := recs[i].ref()
+		ref, err := attachmentRefOf(&recs[i])
 		if err != nil {
 			return saved, err
 		}

@@ -34,7 +34,7 @@ func (c *Client) setBlocked(ctx context.Context, contact string, blocked bool) e
 	if err != nil {
 		return err
 	}
-	if !blocked && !r.Blocked {
+	if !blocked && !r.Person.Blocked {
 		return nil
 	}
 	verb := map[bool]string{true: "block", false: "unblock"}[blocked]
@@ -69,7 +69,7 @@ func (c *Client) setBlocked(ctx context.Context, contact string, blocked bool) e
 			return err
 		}
 	}
-	_, err = c.updateContact(r.ID, func(rec *contactRecord) { rec.Blocked = blocked })
+	_, err = c.updateContact(r.ID, func(rec *contactRecord) { rec.Person.Blocked = blocked })
 	return ignoreGone(err)
 }
 
@@ -80,8 +80,8 @@ func (c *Client) sendable(contact string) (*contactRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.Blocked {
-		return nil, &contactBlockedError{name: r.Name}
+	if r.Person.Blocked {
+		return nil, &contactBlockedError{name: r.Person.Name}
 	}
 	return r, nil
 }

@@ -88,6 +88,15 @@ type Message struct {
 	// SaveAttachments fetches them. Names come from the sender: make them
 	// safe before display (SafeFileName for a file name).
 	Attachments []Attachment
+	// Conversation is the ID (32 hex digits) of the conversation the
+	// message belongs to: the direct conversation with From or To. Empty
+	// for a message stored before conversations whose contact is gone.
+	Conversation string
+	// Subject is the message's subject, empty if none.
+	Subject string
+	// ReplyTo is the ID of the message of the same conversation this one
+	// answers, empty if none.
+	ReplyTo string
 
 	mailbox  protocol.MailboxID
 	envelope protocol.EnvelopeID
@@ -116,7 +125,7 @@ type Client struct {
 	idFP  keys.Fingerprint
 	name  string
 	relay string
-	st    *store
+	st    *localStore
 
 	ctx    context.Context // the Client's lifetime
 	cancel context.CancelFunc
@@ -301,7 +310,13 @@ func Init(ctx context.Context, home string, passphrase []byte, relayURL, name st
 		Identity: c.idFP[:], Device: c.devID[:],
 		Created: o.Now().UTC(),
 	}
-	if err := st.update(func(t *tx) error { return t.putProfile(prof) }); err != nil {
+	err = st.update(func(t *tx) error {
+		if err := t.putProfile(prof); err != nil {
+			return err
+		}
+		return t.putSelf(prof)
+	})
+	if err != nil {
 		return nil, err
 	}
 
@@ -382,7 +397,7 @@ func (c *Client) makePrekeys(first uint32, n int) (*protocol.PublishPrekeys, err
 	return f, err
 }
 
-func newClient(home string, o Options, dev *identity.Device, name, relay string, st *store) *Client {
+func newClient(home string, o Options, dev *identity.Device, name, relay string, st *localStore) *Client {
 	ctx, cancel := context.WithCancel(context.Background())
 	cert := dev.Certificate()
 	return &Client{

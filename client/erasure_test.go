@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/relay/relaytest"
 	bolt "go.etcd.io/bbolt"
@@ -114,7 +115,7 @@ func homeKeys(t *testing.T, home string, elems []boltElement) [][]byte {
 		out = append(out, bytes.Clone(k))
 		return true
 	}
-	for _, label := range []string{storeEncLabel, storeIndexLabel, eraseSlotLabel} {
+	for _, label := range []string{store.EncLabel, store.IndexLabel, store.EraseSlotLabel} {
 		k, err := hkdf.Key(sha256.New, sk, nil, label, 32)
 		if err != nil {
 			t.Fatal(err)
@@ -125,20 +126,18 @@ func homeKeys(t *testing.T, home string, elems []boltElement) [][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ks, err := st.readSlots(); err == nil {
+	if ks, err := st.EpochKeys(); err == nil {
 		for _, k := range ks {
-			if k != nil {
-				add(k)
-			}
+			add(k)
 		}
 	}
 	for tried := 0; tried < len(out); {
 		n := len(out)
 		for _, o := range openAll(elems, out[tried:]) {
-			if !bytes.Equal(o.bucket, bucketErasure) {
+			if !bytes.Equal(o.bucket, store.BucketErasure) {
 				continue
 			}
-			if ring, err := decodeRing(o.plain); err == nil {
+			if ring, err := store.DecodeKeyring(o.plain); err == nil {
 				for _, k := range ring {
 					add(k)
 				}
@@ -153,7 +152,7 @@ func homeKeys(t *testing.T, home string, elems []boltElement) [][]byte {
 // bucket.
 func openAll(elems []boltElement, ks [][]byte) []openedElement {
 	var out []openedElement
-	buckets := append([][]byte(nil), allBuckets...)
+	buckets := store.Buckets()
 	for _, k := range ks {
 		aead, err := chacha20poly1305.NewX(k)
 		if err != nil {
@@ -164,7 +163,7 @@ func openAll(elems []boltElement, ks [][]byte) []openedElement {
 				continue
 			}
 			for _, b := range buckets {
-				p, err := aead.Open(nil, e.val[:chacha20poly1305.NonceSizeX], e.val[chacha20poly1305.NonceSizeX:], ad(b, e.key))
+				p, err := aead.Open(nil, e.val[:chacha20poly1305.NonceSizeX], e.val[chacha20poly1305.NonceSizeX:], store.AD(b, e.key))
 				if err == nil {
 					out = append(out, openedElement{bucket: b, key: e.key, plain: p})
 				}
@@ -180,10 +179,10 @@ func liveEphemeral(t *testing.T, c *Client) (prekeys, sessions map[string][]byte
 	t.Helper()
 	prekeys, sessions = map[string][]byte{}, map[string][]byte{}
 	err := c.st.view(func(t *tx) error {
-		if err := t.each(bucketPrekeys, func(k, p []byte) error { prekeys[string(k)] = bytes.Clone(p); return nil }); err != nil {
+		if err := t.Each(bucketPrekeys, func(k, p []byte) error { prekeys[string(k)] = bytes.Clone(p); return nil }); err != nil {
 			return err
 		}
-		return t.each(bucketSessions, func(k, p []byte) error { sessions[string(k)] = bytes.Clone(p); return nil })
+		return t.Each(bucketSessions, func(k, p []byte) error { sessions[string(k)] = bytes.Clone(p); return nil })
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -332,12 +331,12 @@ func TestFixtureMigrationErases(t *testing.T) {
 			if _, ok := prekeys[string(o.key)]; !ok {
 				t.Error("a consumed prekey secret opens after the migration")
 			}
-			found[ringID(o.bucket, o.key)] = true
+			found[string(o.bucket)+"\x00"+string(o.key)] = true
 		case bytes.Equal(o.bucket, bucketSessions):
 			if !bytes.Equal(sessions[string(o.key)], o.plain) {
 				t.Error("a replaced session state opens after the migration")
 			}
-			found[ringID(o.bucket, o.key)] = true
+			found[string(o.bucket)+"\x00"+string(o.key)] = true
 		}
 	}
 	if len(found) != len(prekeys)+len(sessions) {
@@ -346,7 +345,7 @@ func TestFixtureMigrationErases(t *testing.T) {
 }
 
 // testStore makes a store with a profile in a temporary home.
-func testStore(t *testing.T) *store {
+func testStore(t *testing.T) *localStore {
 	t.Helper()
 	key := make([]byte, storeKeySize)
 	rand.Read(key)
@@ -360,124 +359,13 @@ func testStore(t *testing.T) *store {
 	return st
 }
 
-// TestStoreNewerSchemaRefused: a store written by a newer version is
-// refused by both kinds of transaction with ErrStoreTooNew, and neither
-// changes a byte of it.
-func TestStoreNewerSchemaRefused(t *testing.T) {
-	st := testStore(t)
-	err := st.update(func(t *tx) error {
-		r, err := t.storeRecord()
-		if err != nil {
-			return err
-		}
-		r.Schema = storeSchema + 1
-		return t.putStoreRecord(r)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, err := os.ReadFile(st.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keysBefore, err := os.ReadFile(st.eraseKeysPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, err := range map[string]error{
-		"update": st.update(func(t *tx) error { return t.putProfile(&profileRecord{Name: "y"}) }),
-		"view":   st.view(func(t *tx) error { _, err := t.profile(); return err }),
-	} {
-		if !errors.Is(err, ErrStoreTooNew) || !strings.Contains(err.Error(), "upgrade postern") {
-			t.Errorf("%s: %v, want ErrStoreTooNew with a hint", name, err)
-		}
-	}
-	after, _ := os.ReadFile(st.path)
-	keysAfter, _ := os.ReadFile(st.eraseKeysPath())
-	if !bytes.Equal(before, after) || !bytes.Equal(keysBefore, keysAfter) {
-		t.Error("the refused store was changed")
-	}
-}
-
-// TestEraseKeysRotation: a transaction that replaces or deletes an
-// ephemeral value moves to a new epoch and wipes the old epoch's slot;
-// one that only adds does not rotate; a slot the store does not name
-// (left by a crash between a commit and the wipe) is wiped at the next
-// read-write open.
-func TestEraseKeysRotation(t *testing.T) {
-	st := testStore(t)
-	epoch := func() uint64 {
-		var e uint64
-		err := st.view(func(t *tx) error {
-			r, err := t.storeRecord()
-			if err == nil {
-				e = r.Epoch
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
-	slots := func() [eraseSlots]uint64 {
-		e, _, err := st.readSlots()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
-	k := []byte("session-key")
-	put := func(v string) {
-		if err := st.update(func(t *tx) error { return t.putRaw(bucketSessions, k, []byte(v)) }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e0 := epoch()
-	put("one") // added: no rotation
-	if e := epoch(); e != e0 {
-		t.Fatalf("adding rotated: epoch %d -> %d", e0, e)
-	}
-	put("two") // replaced
-	if e := epoch(); e != e0+1 || slots() != [eraseSlots]uint64{0, e0 + 1} && slots() != [eraseSlots]uint64{e0 + 1, 0} {
-		t.Fatalf("after a replacement: epoch %d, slots %v", e, slots())
-	}
-	if err := st.update(func(t *tx) error { return t.del(bucketSessions, k) }); err != nil {
-		t.Fatal(err)
-	}
-	if e := epoch(); e != e0+2 {
-		t.Fatalf("after a deletion: epoch %d", e)
-	}
-	// A crash after writing the next slot, before the commit.
-	cur := slots()
-	free := 0
-	if cur[0] != 0 {
-		free = 1
-	}
-	key := make([]byte, eraseKeySize)
-	if err := st.writeSlot(free, st.sealSlot(free, e0+3, key)); err != nil {
-		t.Fatal(err)
-	}
-	if s := slots(); s[free] != e0+3 {
-		t.Fatal("slot not written")
-	}
-	put("three")
-	if s := slots(); s[free] != 0 || epoch() != e0+2 {
-		t.Fatalf("stale slot not wiped: slots %v, epoch %d", s, epoch())
-	}
-	var got []byte
-	if err := st.view(func(t *tx) (err error) { got, err = t.getRaw(bucketSessions, k); return err }); err != nil || string(got) != "three" {
-		t.Fatalf("read back %q, %v", got, err)
-	}
-}
-
 // TestEraseKeysLost: a store.db whose epoch key is gone (erase.keys
 // deleted, or an old copy of store.db restored) loses its ephemeral
 // values, and only those, and carries on with a new epoch.
 func TestEraseKeysLost(t *testing.T) {
 	st := testStore(t)
 	err := st.update(func(t *tx) error {
-		if err := t.putRaw(bucketSessions, []byte("s"), []byte("state")); err != nil {
+		if err := t.PutRaw(bucketSessions, []byte("s"), []byte("state")); err != nil {
 			return err
 		}
 		return t.putPrekeyState(&prekeyStateRecord{NextID: 70, Signed: 3, SignedAt: time.Now(), Retired: []retiredPrekey{{ID: 1}}})
@@ -485,14 +373,14 @@ func TestEraseKeysLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(st.eraseKeysPath()); err != nil {
+	if err := os.Remove(st.EraseKeysPath()); err != nil {
 		t.Fatal(err)
 	}
 	var sess []byte
 	var ps *prekeyStateRecord
 	var prof *profileRecord
 	err = st.view(func(t *tx) (err error) {
-		if sess, err = t.getRaw(bucketSessions, []byte("s")); err != nil {
+		if sess, err = t.GetRaw(bucketSessions, []byte("s")); err != nil {
 			return err
 		}
 		if ps, err = t.prekeyState(); err != nil {
@@ -507,30 +395,8 @@ func TestEraseKeysLost(t *testing.T) {
 	if sess != nil || prof.Name != "x" || ps.NextID != 70 || !ps.BundleStale || len(ps.Retired) != 0 || !ps.SignedAt.IsZero() {
 		t.Fatalf("after the loss: session %q, profile %+v, prekey state %+v", sess, prof, ps)
 	}
-	if err := st.update(func(t *tx) error { return t.putRaw(bucketSessions, []byte("s"), []byte("new")) }); err != nil {
+	if err := st.update(func(t *tx) error { return t.PutRaw(bucketSessions, []byte("s"), []byte("new")) }); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// BenchmarkStoreUpdate: one read-write transaction replacing a 30 KB
-// value, in an ephemeral bucket (with the epoch rotation) and in an
-// ordinary one.
-func BenchmarkStoreUpdate(b *testing.B) {
-	for _, bucket := range [][]byte{bucketSessions, bucketContacts} {
-		b.Run(string(bucket), func(b *testing.B) {
-			key := make([]byte, storeKeySize)
-			rand.Read(key)
-			st, err := newStore(filepath.Join(b.TempDir(), StoreFileName), key)
-			if err != nil {
-				b.Fatal(err)
-			}
-			v := make([]byte, 30<<10)
-			for b.Loop() {
-				if err := st.update(func(t *tx) error { return t.putRaw(bucket, []byte("k"), v) }); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
 	}
 }
 
@@ -566,78 +432,5 @@ func TestMigrationFailureChangesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(home, EraseKeysFileName)); err == nil {
 		t.Error("erase.keys left behind")
-	}
-}
-
-// TestEraseKeysConcurrentStores: two stores on one home (as two processes
-// would have) write, replace and delete ephemeral values while a third
-// reads; every epoch change happens under the file lock, so no reader
-// ever misses its epoch key and one slot is left at the end.
-func TestEraseKeysConcurrentStores(t *testing.T) {
-	key := make([]byte, storeKeySize)
-	rand.Read(key)
-	path := filepath.Join(t.TempDir(), StoreFileName)
-	var stores []*store
-	for range 3 {
-		st, err := newStore(path, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stores = append(stores, st)
-	}
-	if err := stores[0].update(func(t *tx) error { return t.putProfile(&profileRecord{Name: "x"}) }); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 3)
-	for w := range 2 {
-		go func(st *store, w int) {
-			for i := range 25 {
-				k := []byte{byte(w), byte(i % 5)}
-				err := st.update(func(t *tx) error {
-					if i%3 == 2 {
-						return t.del(bucketSessions, k)
-					}
-					return t.putRaw(bucketSessions, k, []byte{byte(w), byte(i)})
-				})
-				if err != nil {
-					done <- err
-					return
-				}
-			}
-			done <- nil
-		}(stores[w], w)
-	}
-	go func() {
-		for range 40 {
-			err := stores[2].view(func(t *tx) error {
-				return t.each(bucketSessions, func(k, p []byte) error {
-					if len(p) != 2 || p[0] != k[0] {
-						return errStoreCorrupt
-					}
-					return nil
-				})
-			})
-			if err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	for range 3 {
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-	}
-	epochs, _, err := stores[2].readSlots()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec *storeRecord
-	if err := stores[2].view(func(t *tx) (err error) { rec, err = t.storeRecord(); return err }); err != nil {
-		t.Fatal(err)
-	}
-	if n := min(epochs[0], 1) + min(epochs[1], 1); n != 1 || max(epochs[0], epochs[1]) != rec.Epoch || rec.Epoch < 10 {
-		t.Fatalf("slots %v, store epoch %d", epochs, rec.Epoch)
 	}
 }

@@ -45,6 +45,12 @@ var (
 	ErrTooLong = errors.New("client: message text is too long")
 	// ErrInvalidText: an empty message text, or one that is not UTF-8.
 	ErrInvalidText = errors.New("client: message text is empty or not UTF-8")
+	// ErrReplyTo: a reply to a message that is not in the conversation it
+	// is sent to (or not stored at all). Nothing is sent.
+	ErrReplyTo = errors.New("client: the message replied to is not in this conversation")
+	// ErrInvalidSubject: a subject longer than MaxSubjectSize bytes, not
+	// UTF-8, or with control characters. Nothing is sent.
+	ErrInvalidSubject = errors.New("client: invalid message subject")
 	// ErrNoMessage: Message with an ID that is not in the store.
 	ErrNoMessage = errors.New("client: no such message")
 	// ErrClosed: the Client was closed.
@@ -225,9 +231,9 @@ func (c *Client) sendError(r *contactRecord, err error) error {
 	case protocol.IsCode(err, protocol.CodeCapabilityRevoked) && r.ViaInvitation:
 		// We still write with the invitation's capability, and the inviter
 		// revoked it: someone else's introduction was accepted.
-		return &invitationSpentError{name: r.Name}
+		return &invitationSpentError{name: r.Person.Name}
 	case protocol.IsCode(err, protocol.CodeCapabilityRevoked):
-		return &blockedError{name: r.Name}
+		return &blockedError{name: r.Person.Name}
 	}
 	return fmt.Errorf("%w: %w", errSendFailed, err)
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/protocol"
 )
@@ -54,6 +55,8 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		{Type: contentText, SentMS: 1, Text: strings.Repeat("ü", 100)},
 		{Type: contentReset, SentMS: 1 << 40},
 		{Type: contentAttachment, SentMS: 1764100000000, Text: "scan attached", Attachments: []attachmentRef{seedAttachment()}},
+		{Type: contentTextHeaders, SentMS: 1764100000000, Text: "done at 14:05", Subject: "Bed 12", HasReply: true, ReplyTo: [replyIDSize]byte{1, 2, 3, 4, 5, 6, 7, 8}},
+		{Type: contentAttachmentHeaders, SentMS: 1764100000000, Subject: "Obs", Attachments: []attachmentRef{seedAttachment()}},
 	} {
 		b, err := ct.marshalSession()
 		if err != nil {
@@ -91,10 +94,10 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	var cts [][]byte
 	for i, slot := range fuzzSlots(c.st) {
 		err := c.st.update(func(t *tx) error {
-			if err := t.putRaw(slot.bucket, slot.key, records[i%len(records)]); err != nil {
+			if err := t.PutRaw(slot.bucket, slot.key, records[i%len(records)]); err != nil {
 				return err
 			}
-			cts = append(cts, bytes.Clone(t.bt.Bucket(slot.bucket).Get(slot.key)))
+			cts = append(cts, bytes.Clone(t.Bolt().Bucket(slot.bucket).Get(slot.key)))
 			return nil
 		})
 		if err != nil {
@@ -116,10 +119,12 @@ func seedRecords(dev *identity.Device) [][]byte {
 	recs := []any{
 		&profileRecord{V: 1, Name: "alice", Relay: "wss://relay.example.org", Identity: idFP[:], Device: devID[:], Created: now, Enrolled: true},
 		&mailboxesRecord{V: 1, List: []mailboxRecord{{ID: mb[:], Purpose: "default", Created: now}, {ID: make([]byte, 16), Purpose: "invitation", Created: now}}},
-		&contactRecord{V: 1, ID: bytes.Repeat([]byte{7}, 16), Name: "bob", Identity: idFP[:], Cert: cert.Bytes(), Device: devID[:],
-			SendMbx: mb[:], SendCap: tok.SecretBytes(), RecvMbx: mb[:], RecvCap: tok.SecretBytes(), Added: now, Blocked: true},
-		&messageRecord{V: 1, ID: "0123456789abcdef", Contact: bytes.Repeat([]byte{7}, 16), From: "bob", To: "me", Text: "hello",
-			Time: now, Received: now.Add(time.Second), Mailbox: mb[:], Envelope: bytes.Repeat([]byte{9}, 16)},
+		&store.Person{V: 1, ID: fuzzPersonID, Name: "bob", Identity: idFP[:], Added: now, Blocked: true},
+		&store.Device{V: 1, ID: fuzzContactID, Person: fuzzPersonID, Cert: cert.Bytes(), DeviceID: devID[:], Relay: "wss://relay.example.org",
+			SendMbx: mb[:], SendCap: tok.SecretBytes(), RecvMbx: mb[:], RecvCap: tok.SecretBytes(), Added: now},
+		&messageRecord{V: 1, ID: "0123456789abcdef", Conversation: bytes.Repeat([]byte{8}, 16), Sender: fuzzContactID, From: "bob", To: "me", Text: "hello",
+			Subject: "handover", ReplyTo: "fedcba9876543210", Time: now, Received: now.Add(time.Second), Mailbox: mb[:], Envelope: bytes.Repeat([]byte{9}, 16)},
+		&store.Conversation{V: 1, ID: bytes.Repeat([]byte{8}, 16), Type: store.Direct, Person: fuzzPersonID, Created: now},
 		&messageRecord{V: 1, ID: "fedcba9876543210", From: "me", To: "bob", Text: "hi", Time: now, Received: now, Outgoing: true},
 		&invitationRecord{V: 1, Mailbox: mb[:], Created: now, Used: true},
 		&seenRecord{At: now},
@@ -211,11 +216,18 @@ func TestFuzzSeedsValid(t *testing.T) {
 			continue
 		}
 		raw := readFuzzSeed(t, p)
-		err := c.st.view(func(t *tx) error {
-			_, err := t.decrypt(slots[i].bucket, slots[i].key, raw)
-			return err
+		// Written as it is and read back, then rolled back.
+		errRollback := errors.New("rollback")
+		err := c.st.update(func(t *tx) error {
+			if err := t.Bolt().Bucket(slots[i].bucket).Put(slots[i].key, raw); err != nil {
+				return err
+			}
+			if _, err := t.GetRaw(slots[i].bucket, slots[i].key); err != nil {
+				return err
+			}
+			return errRollback
 		})
-		if err != nil {
+		if err != errRollback {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
@@ -277,7 +289,9 @@ const (
 )
 
 var (
-	fuzzContactID = []byte("fuzz-contact-id!")
+	fuzzContactID = []byte("fuzz-contact-id!") // the device record
+	fuzzPersonID  = []byte("fuzz-person-id!!")
+	fuzzMailbox   = bytes.Repeat([]byte{0x66}, 16)
 	fuzzToken     = bytes.Repeat([]byte{0x77}, 32)
 )
 
@@ -301,16 +315,19 @@ func newFuzzClient(tb testing.TB) *Client {
 type fuzzSlot struct{ bucket, key []byte }
 
 // fuzzSlots are the places a stored record is read from: the profile, the
-// mailbox list, a contact, a message, a message-ID index entry and an
-// invitation.
-func fuzzSlots(s *store) []fuzzSlot {
+// mailbox list, a person, a device, a message, a message-ID index entry,
+// an invitation, a conversation and a mailbox index entry.
+func fuzzSlots(s *localStore) []fuzzSlot {
 	return []fuzzSlot{
-		{bucketMeta, s.index(bucketMeta, keyProfile)},
-		{bucketMeta, s.index(bucketMeta, keyMailboxes)},
-		{bucketContacts, fuzzContactID},
+		{bucketMeta, s.Index(bucketMeta, keyProfile)},
+		{bucketMeta, s.Index(bucketMeta, keyMailboxes)},
+		{store.BucketPersons, fuzzPersonID},
+		{store.BucketDevices, fuzzContactID},
 		{bucketMessages, fuzzMsgKey},
-		{bucketMessageIDs, s.index(bucketMessageIDs, []byte(fuzzIndexID))},
-		{bucketInvitations, s.index(bucketInvitations, fuzzToken)},
+		{bucketMessageIDs, s.Index(bucketMessageIDs, []byte(fuzzIndexID))},
+		{bucketInvitations, s.Index(bucketInvitations, fuzzToken)},
+		{store.BucketConversations, s.Index(store.BucketConversations, []byte("direct"), fuzzPersonID)},
+		{store.BucketMailboxIndex, s.Index(store.BucketMailboxIndex, fuzzMailbox)},
 	}
 }
 
@@ -325,11 +342,13 @@ func (c *Client) fuzzReadAll() []error {
 	add(c.st.view(func(t *tx) error { _, err := t.mailboxes(); return err }))
 	add(c.st.view(func(t *tx) error {
 		var inv invitationRecord
-		_, err := t.get(bucketInvitations, t.s.index(bucketInvitations, fuzzToken), &inv)
+		_, err := t.Get(bucketInvitations, t.Index(bucketInvitations, fuzzToken), &inv)
 		return err
 	}))
 	_, err := c.Contacts()
 	add(err)
+	add(c.st.view(func(t *tx) error { _, err := t.contactByMailbox(fuzzMailbox); return err }))
+	add(c.st.view(func(t *tx) error { _, err := t.Conversation(t.DirectConversationID(fuzzPersonID)); return err }))
 	r, err := c.lookupContact("bob")
 	if err == nil {
 		c.certificate(r) // a stored certificate is parsed, not trusted
@@ -353,7 +372,7 @@ func (c *Client) fuzzReadAll() []error {
 func checkStoreErrors(t *testing.T, errs []error) {
 	t.Helper()
 	for _, err := range errs {
-		if err != nil && !errors.Is(err, errStoreCorrupt) && !errors.Is(err, ErrNotInitialised) {
+		if err != nil && !errors.Is(err, errStoreCorrupt) && !errors.Is(err, ErrNotInitialised) && !errors.Is(err, store.ErrConversationType) {
 			t.Fatalf("error %v is neither errStoreCorrupt nor ErrNotInitialised", err)
 		}
 	}
@@ -368,18 +387,18 @@ func FuzzStoreRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, plain []byte) {
 		err := c.st.update(func(t *tx) error {
 			for _, s := range fuzzSlots(c.st) {
-				if err := t.putRaw(s.bucket, s.key, plain); err != nil {
+				if err := t.PutRaw(s.bucket, s.key, plain); err != nil {
 					return err
 				}
 			}
 			// The message ID index points at the fuzzed message.
-			return t.putRaw(bucketMessageIDs, t.s.index(bucketMessageIDs, []byte(fuzzMsgID)), fuzzMsgKey)
+			return t.PutRaw(bucketMessageIDs, t.Index(bucketMessageIDs, []byte(fuzzMsgID)), fuzzMsgKey)
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkStoreErrors(t, c.fuzzReadAll())
-		for _, r := range []any{&profileRecord{}, &mailboxesRecord{}, &contactRecord{}, &messageRecord{}, &invitationRecord{}, &seenRecord{}} {
+		for _, r := range []any{&profileRecord{}, &mailboxesRecord{}, &store.Person{}, &store.Device{}, &store.Conversation{}, &messageRecord{}, &invitationRecord{}, &seenRecord{}} {
 			if json.Unmarshal(plain, r) != nil {
 				continue
 			}
@@ -406,11 +425,11 @@ func FuzzStoreCiphertext(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		err := c.st.update(func(t *tx) error {
 			for _, s := range fuzzSlots(c.st) {
-				if err := t.bt.Bucket(s.bucket).Put(s.key, raw); err != nil {
+				if err := t.Bolt().Bucket(s.bucket).Put(s.key, raw); err != nil {
 					return err
 				}
 			}
-			return t.bt.Bucket(bucketMessageIDs).Put(t.s.index(bucketMessageIDs, []byte(fuzzMsgID)), raw)
+			return t.Bolt().Bucket(bucketMessageIDs).Put(t.Index(bucketMessageIDs, []byte(fuzzMsgID)), raw)
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -439,7 +439,7 @@ func TestOneTimePrekeySecretsExpire(t *testing.T) {
 	alice, _ := newTestClient(t, srv, "alice")
 	count := func() (oneTime int) {
 		alice.st.view(func(t *tx) error {
-			return t.each(bucketPrekeys, func(_, b []byte) error {
+			return t.Each(bucketPrekeys, func(_, b []byte) error {
 				if p, err := identity.ParsePrekeySecret(b); err == nil && p.Public().OneTime {
 					oneTime++
 				}

@@ -49,7 +49,7 @@ const (
 var errBadIntroduction = errors.New("client: introduction not authenticated by the invitation")
 
 func invitationKey(t *tx, mb []byte) []byte {
-	return t.s.index(bucketInvitations, []byte("v2"), mb)
+	return t.Index(bucketInvitations, []byte("v2"), mb)
 }
 
 // onConn returns cn, or the authenticated connection when cn is nil.
@@ -126,7 +126,7 @@ func (c *Client) Invite(ctx context.Context) (string, error) {
 		if err := t.addMailbox(mailboxRecord{ID: inv.Mailbox[:], Purpose: "invitation", Created: now}); err != nil {
 			return err
 		}
-		return t.put(bucketInvitations, invitationKey(t, inv.Mailbox[:]), &invitationRecord{V: 2, Mailbox: inv.Mailbox[:], Secret: inv.Secret[:], Created: now})
+		return t.Put(bucketInvitations, invitationKey(t, inv.Mailbox[:]), &invitationRecord{V: 2, Mailbox: inv.Mailbox[:], Secret: inv.Secret[:], Created: now})
 	})
 	if err != nil {
 		return "", err
@@ -212,18 +212,16 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 		return Contact{}, err
 	}
 	now := c.now().UTC()
-	rec := &contactRecord{
-		ID: recID, Name: name, Identity: inv.Identity[:],
-		Cert: cert.Bytes(), Device: fp(cert.DeviceID()),
-		SendMbx: inv.Mailbox[:], SendCap: capTok.SecretBytes(),
-		RecvMbx: reply[:], RecvCap: replyCap.SecretBytes(),
-		Added: now, ViaInvitation: true,
-	}
+	rec := newContactRecord(name, inv.Identity[:], cert.Bytes(), fp(cert.DeviceID()), inv.Relay, now)
+	rec.ID = recID
+	rec.SendMbx, rec.SendCap = inv.Mailbox[:], capTok.SecretBytes()
+	rec.RecvMbx, rec.RecvCap = reply[:], replyCap.SecretBytes()
+	rec.ViaInvitation = true
 	err = c.st.update(func(t *tx) error {
 		if err := checkNewContact(t, name, inv.Identity); err != nil {
 			return err
 		}
-		if err := t.putContact(rec); err != nil {
+		if err := t.newContact(rec, now); err != nil {
 			return err
 		}
 		return t.putSessionRecord(rec.ID, &sessionRecord{State: s.MarshalSecret()})
@@ -248,12 +246,7 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 	intro.IntroMAC = introductionMAC(inv.introKey(), inv.Relay, inv.Mailbox, inv.Identity, c.idFP, c.devID, reply, intro.ReplyCap)
 	if err := c.sendContent(ctx, rec, intro); err != nil {
 		// Undo, so that Accept can be retried with the same invitation.
-		c.st.update(func(t *tx) error {
-			if err := t.del(bucketSessions, rec.ID); err != nil {
-				return err
-			}
-			return t.del(bucketContacts, rec.ID)
-		})
+		c.st.update(func(t *tx) error { return t.deleteContact(rec) })
 		c.returnSpare(reply, replyCap, fromSpare)
 		if errors.Is(err, ErrInvitationSpent) {
 			return Contact{}, fmt.Errorf("%w (the relay no longer takes it)", ErrInvitationSpent)
@@ -368,7 +361,7 @@ func (c *Client) fillSpares(ctx context.Context, cn *conn) error {
 func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct *content, cert *keys.DeviceCertificate, now time.Time, res *received) error {
 	invKey := invitationKey(t, mb[:])
 	var inv invitationRecord
-	ok, err := t.get(bucketInvitations, invKey, &inv)
+	ok, err := t.Get(bucketInvitations, invKey, &inv)
 	if err != nil || !ok || inv.V != 2 || len(inv.Secret) != InvitationSecretSize {
 		return ErrInvitationUsed
 	}
@@ -385,7 +378,7 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 		}
 		if inv.Refusals < maxRefusals {
 			inv.Refusals++
-			if err := t.put(bucketInvitations, invKey, &inv); err != nil {
+			if err := t.Put(bucketInvitations, invKey, &inv); err != nil {
 				return err
 			}
 			res.refuse = &refusal{cert: cert, mailbox: ct.ReplyMailbox, capability: ct.ReplyCap, invitation: mb}
@@ -393,23 +386,20 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 		return ErrInvitationUsed
 	}
 	for _, r := range cs {
-		if bytes.Equal(r.Device, ct.Sender[:]) || bytes.Equal(r.Identity, introducer[:]) {
+		if bytes.Equal(r.DeviceID, ct.Sender[:]) || bytes.Equal(r.Person.Identity, introducer[:]) {
 			return ErrContactExists
 		}
 	}
 	name := uniqueName(cs, ct.Name)
-	rec := &contactRecord{
-		ID: randomID(16), Name: name, Identity: fp(introducer),
-		Cert: ct.Cert, Device: ct.Sender[:],
-		SendMbx: ct.ReplyMailbox[:], SendCap: ct.ReplyCap[:],
-		RecvMbx: mb[:], RecvCap: full.Capability().SecretBytes(),
-		Added: now, NeedRoute: true,
-	}
-	if err := t.putContact(rec); err != nil {
+	rec := newContactRecord(name, fp(introducer), ct.Cert, ct.Sender[:], c.relay, now)
+	rec.SendMbx, rec.SendCap = ct.ReplyMailbox[:], ct.ReplyCap[:]
+	rec.RecvMbx, rec.RecvCap = mb[:], full.Capability().SecretBytes()
+	rec.NeedRoute = true
+	if err := t.newContact(rec, now); err != nil {
 		return err
 	}
 	inv.Used, inv.UsedBy = true, introducer[:]
-	if err := t.put(bucketInvitations, invKey, &inv); err != nil {
+	if err := t.Put(bucketInvitations, invKey, &inv); err != nil {
 		return err
 	}
 	res.route = rec.ID
@@ -455,15 +445,10 @@ func (c *Client) sendRefusal(ctx context.Context, rf *refusal) error {
 }
 
 // refused handles a refusal from the inviter of contact invitation: the
-// contact is marked refused and a notice is stored.
-func (c *Client) refused(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct *content, signed []byte, now time.Time, res *received) error {
-	var from *contactRecord
-	for _, r := range cs {
-		if r.receivesOn(mb[:]) {
-			from = r
-		}
-	}
-	if from == nil || !bytes.Equal(from.Device, ct.Sender[:]) {
+// contact is marked refused and a notice is stored. from is the contact
+// that writes to mb (nil: none).
+func (c *Client) refused(t *tx, from *contactRecord, ct *content, signed []byte, now time.Time, res *received) error {
+	if from == nil || !bytes.Equal(from.DeviceID, ct.Sender[:]) {
 		return ErrUnknownSender
 	}
 	cert, err := c.certificate(from)
@@ -484,11 +469,11 @@ func (c *Client) refused(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct *
 	h.Write([]byte(refusalNoticeLabel))
 	h.Write(ct.Invitation[:])
 	m := &Message{
-		ID: hex.EncodeToString(h.Sum(nil)[:8]), From: from.Name, To: Me, Time: now, Received: now, Notice: true,
-		Text: from.Name + "'s invitation had already been used by someone else, so " + from.Name +
-			" did not receive your introduction or your messages. Ask " + from.Name + " for a new invitation.",
+		ID: hex.EncodeToString(h.Sum(nil)[:8]), From: from.Person.Name, To: Me, Time: now, Received: now, Notice: true,
+		Text: from.Person.Name + "'s invitation had already been used by someone else, so " + from.Person.Name +
+			" did not receive your introduction or your messages. Ask " + from.Person.Name + " for a new invitation.",
 	}
-	stored, err := storeMessage(t, from.ID, m)
+	stored, err := storeMessage(t, from, m)
 	if err != nil {
 		return err
 	}
@@ -508,7 +493,7 @@ func (c *Client) rotateRoute(ctx context.Context, cn *conn, id []byte) error {
 	if err != nil {
 		return ignoreGone(err)
 	}
-	if !rec.NeedRoute || rec.Blocked || rec.Refused {
+	if !rec.NeedRoute || rec.Person.Blocked || rec.Refused {
 		return nil
 	}
 	if !rec.Session && c.now().Sub(rec.Added) < routeWaitForSession {
@@ -543,7 +528,7 @@ func (c *Client) rotateRoute(ctx context.Context, cn *conn, id []byte) error {
 	}
 	_, err = c.updateContact(id, func(r *contactRecord) { r.NeedRoute = false })
 	if err == nil {
-		c.log.Info("gave a contact a fresh route", "contact", fpOf(rec.Identity).Short())
+		c.log.Info("gave a contact a fresh route", "contact", fpOf(rec.Person.Identity).Short())
 	}
 	return err
 }
@@ -630,7 +615,7 @@ func (c *Client) maintain(ctx context.Context, cn *conn) {
 	err := c.st.view(func(t *tx) error {
 		cs, err := t.contacts()
 		for _, r := range cs {
-			if r.NeedRoute && !r.Blocked && !r.Refused {
+			if r.NeedRoute && !r.Person.Blocked && !r.Refused {
 				routes = append(routes, r.ID)
 			}
 			if r.PrevRevokeDue && !r.PrevRevoked {
@@ -666,7 +651,7 @@ func (c *Client) retireOldInvitations(ctx context.Context, cn *conn) error {
 	}
 	var olds []old
 	err := c.st.view(func(t *tx) error {
-		return t.each(bucketInvitations, func(k, p []byte) error {
+		return t.Each(bucketInvitations, func(k, p []byte) error {
 			var r invitationRecord
 			if err := jsonUnmarshal(p, &r); err != nil {
 				return err
@@ -709,7 +694,7 @@ func (c *Client) retireOldInvitations(ctx context.Context, cn *conn) error {
 				}
 			}
 			o.rec.Retired, o.rec.Used = true, true
-			if err := t.put(bucketInvitations, o.key, &o.rec); err != nil {
+			if err := t.Put(bucketInvitations, o.key, &o.rec); err != nil {
 				return err
 			}
 		}

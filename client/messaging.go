@@ -3,14 +3,14 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-	"encoding/json"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/postern/postern/keys"
@@ -30,11 +30,11 @@ func checkNewContact(t *tx, name string, id keys.Fingerprint) error {
 		return err
 	}
 	for _, c := range cs {
-		if c.Name == name {
+		if c.Person.Name == name {
 			return fmt.Errorf("%w: the name %q is taken", ErrContactExists, name)
 		}
-		if bytes.Equal(c.Identity, id[:]) {
-			return fmt.Errorf("%w: already a contact as %q", ErrContactExists, c.Name)
+		if bytes.Equal(c.Person.Identity, id[:]) {
+			return fmt.Errorf("%w: already a contact as %q", ErrContactExists, c.Person.Name)
 		}
 	}
 	return nil
@@ -42,8 +42,8 @@ func checkNewContact(t *tx, name string, id keys.Fingerprint) error {
 
 func (c *Client) contact(r *contactRecord) Contact {
 	var id keys.Fingerprint
-	copy(id[:], r.Identity)
-	return Contact{Name: r.Name, Identity: id, SafetyNumber: keys.SafetyNumber(c.idFP, id), Added: r.Added, Blocked: r.Blocked}
+	copy(id[:], r.Person.Identity)
+	return Contact{Name: r.Person.Name, Identity: id, SafetyNumber: keys.SafetyNumber(c.idFP, id), Added: r.Added, Blocked: r.Person.Blocked}
 }
 
 // Contacts lists the contacts, oldest first.
@@ -68,10 +68,10 @@ func (c *Client) Contacts() ([]Contact, error) {
 // contactByID reads the record of contact id (ErrUnknownContact if it is
 // gone).
 func (c *Client) contactByID(id []byte) (*contactRecord, error) {
-	var r contactRecord
-	err := c.st.view(func(t *tx) error {
-		ok, err := t.get(bucketContacts, id, &r)
-		if err == nil && !ok {
+	var r *contactRecord
+	err := c.st.view(func(t *tx) (err error) {
+		r, err = t.contact(id)
+		if err == nil && r == nil {
 			err = ErrUnknownContact
 		}
 		return err
@@ -79,29 +79,29 @@ func (c *Client) contactByID(id []byte) (*contactRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &r, nil
+	return r, nil
 }
 
 // updateContact applies fn to the record of contact id in one store
 // transaction and returns the record as stored (ErrUnknownContact if it is
 // gone).
 func (c *Client) updateContact(id []byte, fn func(*contactRecord)) (*contactRecord, error) {
-	var r contactRecord
-	err := c.st.update(func(t *tx) error {
-		ok, err := t.get(bucketContacts, id, &r)
-		if err == nil && !ok {
+	var r *contactRecord
+	err := c.st.update(func(t *tx) (err error) {
+		r, err = t.contact(id)
+		if err == nil && r == nil {
 			err = ErrUnknownContact
 		}
 		if err != nil {
 			return err
 		}
-		fn(&r)
-		return t.putContact(&r)
+		fn(r)
+		return t.putContact(r)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &r, nil
+	return r, nil
 }
 
 // ignoreGone is err, except that a contact deleted meanwhile is no error
@@ -118,7 +118,7 @@ func (c *Client) lookupContact(name string) (*contactRecord, error) {
 	err := c.st.view(func(t *tx) error {
 		cs, err := t.contacts()
 		for _, r := range cs {
-			if r.Name == name {
+			if r.Person.Name == name {
 				found = r
 			}
 		}
@@ -133,7 +133,7 @@ func (c *Client) lookupContact(name string) (*contactRecord, error) {
 // certificate returns the parsed certificate of a contact (cached).
 func (c *Client) certificate(r *contactRecord) (*keys.DeviceCertificate, error) {
 	var dev keys.Fingerprint
-	copy(dev[:], r.Device)
+	copy(dev[:], r.DeviceID)
 	c.mu.Lock()
 	cert := c.certs[dev]
 	c.mu.Unlock()
@@ -188,7 +188,7 @@ func (c *Client) sendEnvelope(ctx context.Context, r *contactRecord, env []byte)
 		(*h)(true, env)
 	}
 	if r.Refused {
-		return &invitationSpentError{name: r.Name, refused: true}
+		return &invitationSpentError{name: r.Person.Name, refused: true}
 	}
 	resp, err := c.anonRequest(ctx, anonKey(r.ID), &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env})
 	if err != nil {
@@ -209,6 +209,18 @@ func (c *Client) sendEnvelope(ctx context.Context, r *contactRecord, env []byte)
 // accepts messages from you"); a contact this client blocked, one matching
 // ErrContactBlocked, and nothing is sent.
 func (c *Client) Send(ctx context.Context, contact, text string) (Message, error) {
+	return c.SendWith(ctx, contact, text, nil)
+}
+
+// SendWith is Send with options: a subject and the message replied to
+// (SendOptions.Subject, SendOptions.ReplyTo; the other fields are for
+// SendFiles). A reply to a message that is not in the conversation with
+// contact is refused with ErrReplyTo, and nothing is sent.
+func (c *Client) SendWith(ctx context.Context, contact, text string, opts *SendOptions) (Message, error) {
+	var o SendOptions
+	if opts != nil {
+		o = *opts
+	}
 	if len(text) > MaxTextSize {
 		return Message{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLong, len(text), MaxTextSize)
 	}
@@ -219,18 +231,23 @@ func (c *Client) Send(ctx context.Context, contact, text string) (Message, error
 	if err != nil {
 		return Message{}, err
 	}
+	if err := c.checkHeaders(r, &o); err != nil {
+		return Message{}, err
+	}
 	now := c.now()
 	ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text}
+	setHeaders(ct, &o)
 	copy(ct.MsgID[:], randomID(msgIDSize))
 	if err := c.sendSession(ctx, r, ct); err != nil {
 		return Message{}, err
 	}
 	m := Message{
-		ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Name, Text: text,
+		ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Person.Name, Text: text,
 		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
+		Subject: o.Subject, ReplyTo: o.ReplyTo,
 	}
 	err = c.st.update(func(t *tx) error {
-		_, err := storeMessage(t, r.ID, &m)
+		_, err := storeMessage(t, r, &m)
 		return err
 	})
 	if err != nil {
@@ -239,36 +256,90 @@ func (c *Client) Send(ctx context.Context, contact, text string) (Message, error
 	return m, nil
 }
 
+// isMessageContent reports whether a content type is a message to store
+// (a text or files, with or without headers).
+func isMessageContent(t byte) bool {
+	switch t {
+	case contentText, contentAttachment, contentTextHeaders, contentAttachmentHeaders:
+		return true
+	}
+	return false
+}
+
+// validSubject: at most MaxSubjectSize bytes of UTF-8 without control
+// characters.
+func validSubject(s string) bool {
+	return len(s) <= MaxSubjectSize && utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+// setHeaders moves a text or attachment content to its type with headers
+// when o sets a subject or a reply-to (checked by checkHeaders).
+func setHeaders(ct *content, o *SendOptions) {
+	if o.Subject == "" && o.ReplyTo == "" {
+		return
+	}
+	if ct.Type == contentText {
+		ct.Type = contentTextHeaders
+	} else {
+		ct.Type = contentAttachmentHeaders
+	}
+	ct.Subject = o.Subject
+	if id, err := hex.DecodeString(o.ReplyTo); err == nil && len(id) == replyIDSize {
+		ct.HasReply = true
+		copy(ct.ReplyTo[:], id)
+	}
+}
+
+// checkHeaders checks a subject and a reply-to before anything is sent:
+// the message replied to must be stored, in the conversation with r.
+func (c *Client) checkHeaders(r *contactRecord, o *SendOptions) error {
+	if !validSubject(o.Subject) {
+		return ErrInvalidSubject
+	}
+	if o.ReplyTo == "" {
+		return nil
+	}
+	return c.st.view(func(t *tx) error {
+		m, err := t.MessageByID(o.ReplyTo)
+		if err != nil {
+			return err
+		}
+		if m == nil || !bytes.Equal(m.Conversation, t.DirectConversationID(r.Person.ID)) {
+			return fmt.Errorf("%w: %q", ErrReplyTo, o.ReplyTo)
+		}
+		return nil
+	})
+}
+
 // storeMessage stores m unless a message with its ID is stored already;
 // it reports whether it stored.
-func storeMessage(t *tx, contactID []byte, m *Message) (bool, error) {
-	return storeMessageRecord(t, contactID, m, nil)
+func storeMessage(t *tx, r *contactRecord, m *Message) (bool, error) {
+	return storeMessageRecord(t, r, m, nil)
 }
 
 // storeMessageRecord is storeMessage for a message with attachments (their
 // keys are kept in the record, inside the store's encryption).
-func storeMessageRecord(t *tx, contactID []byte, m *Message, atts []attachmentRecord) (bool, error) {
-	idx := t.s.index(bucketMessageIDs, []byte(m.ID))
-	if t.has(bucketMessageIDs, idx) {
-		return false, nil
-	}
-	seq, err := t.bt.Bucket(bucketMessages).NextSequence()
+// The message belongs to the direct conversation with r's person (m's
+// Conversation is set); an incoming one names r's device as its sender.
+func storeMessageRecord(t *tx, r *contactRecord, m *Message, atts []attachmentRecord) (bool, error) {
+	conv, err := t.DirectConversation(r.Person.ID, m.Received)
 	if err != nil {
 		return false, err
 	}
-	key := binary.BigEndian.AppendUint64(nil, seq)
+	m.Conversation = hex.EncodeToString(conv.ID)
 	rec := &messageRecord{
-		V: 1, ID: m.ID, Contact: contactID, From: m.From, To: m.To, Text: m.Text,
+		ID: m.ID, Conversation: conv.ID, From: m.From, To: m.To, Text: m.Text,
+		Subject: m.Subject, ReplyTo: m.ReplyTo,
 		Time: m.Time, Received: m.Received, Outgoing: m.Outgoing, Notice: m.Notice,
 		Attachments: atts,
+	}
+	if !m.Outgoing && !m.Notice {
+		rec.Sender = r.ID
 	}
 	if m.relayed {
 		rec.Mailbox, rec.Envelope = m.mailbox[:], m.envelope[:]
 	}
-	if err := t.put(bucketMessages, key, rec); err != nil {
-		return false, err
-	}
-	return true, t.putRaw(bucketMessageIDs, idx, key)
+	return t.AddMessage(rec)
 }
 
 // received is what storing one delivered envelope produced, and what is
@@ -307,7 +378,7 @@ func (c *Client) receive(mb protocol.MailboxID, envID protocol.EnvelopeID, env [
 		(*h)(false, env)
 	}
 	now := c.now().UTC()
-	seenKey := c.st.index(bucketSeen, mb[:], envID[:])
+	seenKey := c.st.Index(bucketSeen, mb[:], envID[:])
 	isSession := protocol.CheckEnvelope(env) == nil && env[1] == byte(protocol.KindSession)
 	var (
 		ct        *content
@@ -321,13 +392,13 @@ func (c *Client) receive(mb protocol.MailboxID, envID protocol.EnvelopeID, env [
 	var res received
 	err := c.st.update(func(t *tx) error {
 		res = received{}
-		if t.has(bucketSeen, seenKey) {
+		if t.Has(bucketSeen, seenKey) {
 			dropErr = errDuplicate // already stored or already dropped
 			return nil
 		}
 		// Dropped envelopes are marked seen too, so that a redelivery (an
 		// acknowledgement lost with its connection) counts as a duplicate.
-		if err := t.put(bucketSeen, seenKey, &seenRecord{At: now}); err != nil {
+		if err := t.Put(bucketSeen, seenKey, &seenRecord{At: now}); err != nil {
 			return err
 		}
 		if isSession {
@@ -346,7 +417,11 @@ func (c *Client) receive(mb protocol.MailboxID, envID protocol.EnvelopeID, env [
 		case contentIntroduction:
 			dropErr = c.introduce(t, cs, mb, ct, introCert, now, &res)
 		case contentRefusal:
-			dropErr = c.refused(t, cs, mb, ct, signed, now, &res)
+			from, err := t.contactByMailbox(mb[:])
+			if err != nil {
+				return err
+			}
+			dropErr = c.refused(t, from, ct, signed, now, &res)
 		default:
 			// Texts travel only in sessions (SPEC section 9).
 			dropErr = ErrDecrypt
@@ -389,7 +464,7 @@ func (c *Client) openAndCheck(mb protocol.MailboxID, env []byte) (*content, []by
 func uniqueName(cs []*contactRecord, name string) string {
 	taken := func(n string) bool {
 		for _, r := range cs {
-			if r.Name == n {
+			if r.Person.Name == n {
 				return true
 			}
 		}
@@ -526,16 +601,9 @@ func (c *Client) Receive(ctx context.Context) (Message, error) {
 // and does nothing for outgoing messages.
 func (c *Client) Ack(ctx context.Context, m Message) error {
 	if !m.relayed {
-		var rec messageRecord
-		err := c.st.view(func(t *tx) error {
-			key, err := t.getRaw(bucketMessageIDs, t.s.index(bucketMessageIDs, []byte(m.ID)))
-			if err != nil || key == nil {
-				return err
-			}
-			_, err = t.get(bucketMessages, key, &rec)
-			return err
-		})
-		if err != nil || len(rec.Envelope) != 16 {
+		var rec *messageRecord
+		err := c.st.view(func(t *tx) (err error) { rec, err = t.MessageByID(m.ID); return err })
+		if err != nil || rec == nil || len(rec.Envelope) != 16 {
 			return err
 		}
 		copy(m.mailbox[:], rec.Mailbox)
@@ -551,7 +619,10 @@ func (c *Client) Ack(ctx context.Context, m Message) error {
 func (c *Client) messageFromRecord(r *messageRecord) Message {
 	m := Message{
 		ID: r.ID, From: r.From, To: r.To, Text: r.Text, Time: r.Time, Received: r.Received, Outgoing: r.Outgoing, Notice: r.Notice,
-		Attachments: publicAttachments(r.Attachments),
+		Attachments: publicAttachments(r.Attachments), Subject: r.Subject, ReplyTo: r.ReplyTo,
+	}
+	if len(r.Conversation) > 0 {
+		m.Conversation = hex.EncodeToString(r.Conversation)
 	}
 	if len(r.Mailbox) == 16 && len(r.Envelope) == 16 {
 		copy(m.mailbox[:], r.Mailbox)
@@ -566,12 +637,8 @@ func (c *Client) messageFromRecord(r *messageRecord) Message {
 func (c *Client) Inbox() ([]Message, error) {
 	var out []Message
 	err := c.st.view(func(t *tx) error {
-		return t.each(bucketMessages, func(_, p []byte) error {
-			var r messageRecord
-			if err := json.Unmarshal(p, &r); err != nil {
-				return errStoreCorrupt
-			}
-			out = append(out, c.messageFromRecord(&r))
+		return t.Messages(func(r *messageRecord) error {
+			out = append(out, c.messageFromRecord(r))
 			return nil
 		})
 	})
@@ -590,21 +657,13 @@ func (c *Client) Message(id string) (Message, error) {
 // messageRecordByID reads the stored record of message id through the
 // message-ID index (ErrNoMessage if there is none).
 func (c *Client) messageRecordByID(id string) (*messageRecord, error) {
-	var r messageRecord
-	var found bool
-	err := c.st.view(func(t *tx) error {
-		key, err := t.getRaw(bucketMessageIDs, t.s.index(bucketMessageIDs, []byte(id)))
-		if err != nil || key == nil {
-			return err
-		}
-		found, err = t.get(bucketMessages, key, &r)
-		return err
-	})
+	var r *messageRecord
+	err := c.st.view(func(t *tx) (err error) { r, err = t.MessageByID(id); return err })
 	if err != nil {
 		return nil, err
 	}
-	if !found {
+	if r == nil {
 		return nil, ErrNoMessage
 	}
-	return &r, nil
+	return r, nil
 }

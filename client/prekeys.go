@@ -95,14 +95,14 @@ type retiredPrekey struct {
 var keyPrekeyState = []byte("prekey-state")
 
 func prekeyKey(t *tx, id uint32) []byte {
-	return t.s.index(bucketPrekeys, binary.BigEndian.AppendUint32(nil, id))
+	return t.Index(bucketPrekeys, binary.BigEndian.AppendUint32(nil, id))
 }
 
 // prekeyState returns the prekey bookkeeping, or nil if there is none
 // (a home made before it existed).
 func (t *tx) prekeyState() (*prekeyStateRecord, error) {
 	var p prekeyStateRecord
-	ok, err := t.get(bucketMeta, t.s.index(bucketMeta, keyPrekeyState), &p)
+	ok, err := t.Get(bucketMeta, t.Index(bucketMeta, keyPrekeyState), &p)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -111,18 +111,18 @@ func (t *tx) prekeyState() (*prekeyStateRecord, error) {
 
 func (t *tx) putPrekeyState(p *prekeyStateRecord) error {
 	p.V = 1
-	return t.put(bucketMeta, t.s.index(bucketMeta, keyPrekeyState), p)
+	return t.Put(bucketMeta, t.Index(bucketMeta, keyPrekeyState), p)
 }
 
 // putPrekey stores a prekey's secret under its ID.
 func (t *tx) putPrekey(p *identity.Prekey) error {
 	id := p.Public().ID
-	return t.putRaw(bucketPrekeys, prekeyKey(t, id), p.MarshalSecret())
+	return t.PutRaw(bucketPrekeys, prekeyKey(t, id), p.MarshalSecret())
 }
 
 // prekey returns the stored secret of prekey id, or ErrNoPrekey.
 func (t *tx) prekey(id uint32) (*identity.Prekey, error) {
-	b, err := t.getRaw(bucketPrekeys, prekeyKey(t, id))
+	b, err := t.GetRaw(bucketPrekeys, prekeyKey(t, id))
 	if err != nil {
 		return nil, err
 	}
@@ -149,13 +149,13 @@ func (t *tx) deletePrekey(id uint32) error {
 	if !p.Public().OneTime {
 		return errNotOneTimePrekey
 	}
-	return t.del(bucketPrekeys, prekeyKey(t, id))
+	return t.Delete(bucketPrekeys, prekeyKey(t, id))
 }
 
 // purgePrekey deletes the secret of prekey id, whatever its kind, if it
 // is stored.
 func (t *tx) purgePrekey(id uint32) error {
-	return t.del(bucketPrekeys, prekeyKey(t, id))
+	return t.Delete(bucketPrekeys, prekeyKey(t, id))
 }
 
 // prekeySecret returns the secret of this device's prekey id (one-time or
@@ -277,7 +277,7 @@ func (c *Client) prekeyBookkeeping(now time.Time) (*prekeyStateRecord, error) {
 		}
 		st = &prekeyStateRecord{}
 		var signed []uint32
-		err = t.each(bucketPrekeys, func(_, b []byte) error {
+		err = t.Each(bucketPrekeys, func(_, b []byte) error {
 			p, err := identity.ParsePrekeySecret(b)
 			if err != nil {
 				return errStoreCorrupt
@@ -352,7 +352,7 @@ func (c *Client) rotateSignedPrekey(old uint32, now time.Time) (*prekeyStateReco
 		if err := t.putPrekey(p); err != nil {
 			return err
 		}
-		if t.has(bucketPrekeys, prekeyKey(t, old)) {
+		if t.Has(bucketPrekeys, prekeyKey(t, old)) {
 			st.Retired = append(st.Retired, retiredPrekey{ID: old, Replaced: now})
 		}
 		st.Signed, st.SignedAt, st.BundleStale = id, now, true
@@ -489,7 +489,7 @@ func (c *Client) purgeExpiredOneTimePrekeys(now time.Time) error {
 			return nil
 		}
 		var expired [][]byte
-		err = t.each(bucketPrekeys, func(k, b []byte) error {
+		err = t.Each(bucketPrekeys, func(k, b []byte) error {
 			p, err := identity.ParsePrekeySecret(b)
 			if err != nil {
 				return errStoreCorrupt
@@ -503,7 +503,7 @@ func (c *Client) purgeExpiredOneTimePrekeys(now time.Time) error {
 			return err
 		}
 		for _, k := range expired {
-			if err := t.del(bucketPrekeys, k); err != nil {
+			if err := t.Delete(bucketPrekeys, k); err != nil {
 				return err
 			}
 		}

@@ -378,7 +378,7 @@ func TestPrekeyStateRebuilt(t *testing.T) {
 		if want, err = t.prekeyState(); err != nil {
 			return err
 		}
-		return t.del(bucketMeta, t.s.index(bucketMeta, keyPrekeyState))
+		return t.Delete(bucketMeta, t.Index(bucketMeta, keyPrekeyState))
 	})
 	if err != nil || want == nil {
 		t.Fatalf("state = %+v, %v", want, err)

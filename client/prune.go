@@ -33,7 +33,7 @@ func (c *Client) pruneSeen() (int, error) {
 	err := c.st.update(func(t *tx) error {
 		n = 0
 		var last seenRecord
-		if _, err := t.get(bucketMeta, t.s.index(bucketMeta, keySeenPruned), &last); err != nil {
+		if _, err := t.Get(bucketMeta, t.Index(bucketMeta, keySeenPruned), &last); err != nil {
 			return err
 		}
 		if now.Sub(last.At) < pruneInterval {
@@ -41,7 +41,7 @@ func (c *Client) pruneSeen() (int, error) {
 		}
 		cutoff := now.Add(-seenRetention)
 		var dead [][]byte
-		err := t.each(bucketSeen, func(k, plain []byte) error {
+		err := t.Each(bucketSeen, func(k, plain []byte) error {
 			var r seenRecord
 			if err := json.Unmarshal(plain, &r); err != nil {
 				return errStoreCorrupt
@@ -55,12 +55,12 @@ func (c *Client) pruneSeen() (int, error) {
 			return err
 		}
 		for _, k := range dead {
-			if err := t.del(bucketSeen, k); err != nil {
+			if err := t.Delete(bucketSeen, k); err != nil {
 				return err
 			}
 		}
 		n = len(dead)
-		return t.put(bucketMeta, t.s.index(bucketMeta, keySeenPruned), &seenRecord{At: now})
+		return t.Put(bucketMeta, t.Index(bucketMeta, keySeenPruned), &seenRecord{At: now})
 	})
 	return n, err
 }

@@ -22,15 +22,15 @@ func TestPruneSeen(t *testing.T) {
 	}
 	defer c.Close()
 	mark := func(name string) []byte {
-		k := c.st.index(bucketSeen, []byte(name))
-		if err := c.st.update(func(t *tx) error { return t.put(bucketSeen, k, &seenRecord{At: clk.Now()}) }); err != nil {
+		k := c.st.Index(bucketSeen, []byte(name))
+		if err := c.st.update(func(t *tx) error { return t.Put(bucketSeen, k, &seenRecord{At: clk.Now()}) }); err != nil {
 			t.Fatal(err)
 		}
 		return k
 	}
 	present := func(k []byte) bool {
 		var ok bool
-		c.st.view(func(t *tx) error { ok = t.has(bucketSeen, k); return nil })
+		c.st.view(func(t *tx) error { ok = t.Has(bucketSeen, k); return nil })
 		return ok
 	}
 

@@ -22,6 +22,8 @@ const (
 	MaxTextSize = 16 << 10
 	// MaxNameSize is the largest person or contact name, in bytes of UTF-8.
 	MaxNameSize = 64
+	// MaxSubjectSize is the largest message subject, in bytes of UTF-8.
+	MaxSubjectSize = 256
 
 	messageIDLabel = protocol.LabelPrefix + "message-id"
 )
@@ -39,7 +41,16 @@ const (
 	contentRouteAck     byte = 0x07 // session: the peer now writes to the route it was given
 	contentRefusal      byte = 0x08 // sealed: the invitation was already used by someone else
 	contentHello        byte = 0x09 // session: sent by Accept after the introduction, to start the session
+	// contentTextHeaders and contentAttachmentHeaders are contentText and
+	// contentAttachment with a subject and a reply-to message ID before
+	// the body (sent only when one of them is set).
+	contentTextHeaders       byte = 0x0a
+	contentAttachmentHeaders byte = 0x0b
 )
+
+// replyIDSize is the size of a message ID as both sides display it (16
+// hex digits): what a reply-to names.
+const replyIDSize = 8
 
 const (
 	msgIDSize      = 16
@@ -61,6 +72,12 @@ type content struct {
 
 	Attachments []attachmentRef // contentAttachment: 1..MaxAttachments
 
+	// contentTextHeaders, contentAttachmentHeaders: the subject (may be
+	// empty) and the ID of the message replied to (HasReply).
+	Subject  string
+	HasReply bool
+	ReplyTo  [replyIDSize]byte
+
 	// contentIntroduction
 	Name         string
 	Cert         []byte
@@ -81,8 +98,21 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 	b = append(b, c.Sender[:]...)
 	b = append(b, c.MsgID[:]...)
 	b = binary.BigEndian.AppendUint64(b, c.SentMS)
+	if c.Type == contentTextHeaders || c.Type == contentAttachmentHeaders {
+		if len(c.Subject) > MaxSubjectSize {
+			return nil, ErrInvalidSubject
+		}
+		b = binary.BigEndian.AppendUint16(b, uint16(len(c.Subject)))
+		b = append(b, c.Subject...)
+		if c.HasReply {
+			b = append(b, 1)
+			b = append(b, c.ReplyTo[:]...)
+		} else {
+			b = append(b, 0)
+		}
+	}
 	switch c.Type {
-	case contentText:
+	case contentText, contentTextHeaders:
 		if len(c.Text) > MaxTextSize {
 			return nil, ErrTooLong
 		}
@@ -106,7 +136,7 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		b = append(b, c.Invitation[:]...)
 	case contentReset, contentRouteAck, contentHello:
 		// No body: message id and time only.
-	case contentAttachment:
+	case contentAttachment, contentAttachmentHeaders:
 		return appendAttachmentBody(b, c)
 	default:
 		return nil, ErrDecrypt
@@ -152,7 +182,8 @@ func parseSessionContent(p []byte) (*content, error) {
 // sessionContent reports whether a content type travels in sessions.
 func sessionContent(t byte) bool {
 	switch t {
-	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello:
+	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello,
+		contentTextHeaders, contentAttachmentHeaders:
 		return true
 	}
 	return false
@@ -170,8 +201,26 @@ func parseUnsigned(r *reader) (*content, bool) {
 	r.array(c.Sender[:])
 	r.array(c.MsgID[:])
 	c.SentMS = r.u64()
+	if c.Type == contentTextHeaders || c.Type == contentAttachmentHeaders {
+		n := int(r.u16())
+		if n > MaxSubjectSize {
+			return nil, false
+		}
+		c.Subject = string(r.take(n))
+		if !validSubject(c.Subject) {
+			return nil, false
+		}
+		switch r.u8() {
+		case 0:
+		case 1:
+			c.HasReply = true
+			r.array(c.ReplyTo[:])
+		default:
+			return nil, false
+		}
+	}
 	switch c.Type {
-	case contentText:
+	case contentText, contentTextHeaders:
 		n := r.u32()
 		if n > MaxTextSize {
 			return nil, false
@@ -203,7 +252,7 @@ func parseUnsigned(r *reader) (*content, bool) {
 		r.array(c.Invitation[:])
 	case contentReset, contentRouteAck, contentHello:
 		// No body: message id and time only.
-	case contentAttachment:
+	case contentAttachment, contentAttachmentHeaders:
 		if !parseAttachmentBody(r, c) {
 			return nil, false
 		}

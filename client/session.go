@@ -79,7 +79,7 @@ type sessionRecord struct {
 
 func (t *tx) sessionRecord(contactID []byte) (*sessionRecord, error) {
 	var r sessionRecord
-	if _, err := t.get(bucketSessions, contactID, &r); err != nil {
+	if _, err := t.Get(bucketSessions, contactID, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -87,7 +87,7 @@ func (t *tx) sessionRecord(contactID []byte) (*sessionRecord, error) {
 
 func (t *tx) putSessionRecord(contactID []byte, r *sessionRecord) error {
 	r.V = 1
-	return t.put(bucketSessions, contactID, r)
+	return t.Put(bucketSessions, contactID, r)
 }
 
 func (r *sessionRecord) answered(id [32]byte) bool {
@@ -133,10 +133,10 @@ func noticeID(initID [32]byte) string {
 // with contact r, unless it is stored already; it returns it if stored.
 func storeNotice(t *tx, r *contactRecord, initID [32]byte, now time.Time) (*Message, error) {
 	m := &Message{
-		ID: noticeID(initID), From: r.Name, To: Me, Text: SessionResetNotice(r.Name),
+		ID: noticeID(initID), From: r.Person.Name, To: Me, Text: SessionResetNotice(r.Person.Name),
 		Time: now, Received: now, Notice: true,
 	}
-	stored, err := storeMessage(t, r.ID, m)
+	stored, err := storeMessage(t, r, m)
 	if err != nil || !stored {
 		return nil, err
 	}
@@ -192,24 +192,24 @@ func (c *Client) sealSession(r *contactRecord, plain []byte, pb *session.PeerBun
 				return errNoSession
 			}
 			if s, _, err = session.Initiate(c.dev, *pb, c.sessionOptions()); err != nil {
-				return fmt.Errorf("client: start a session with %s: %w", r.Name, err)
+				return fmt.Errorf("client: start a session with %s: %w", r.Person.Name, err)
 			}
 			rec.Losing, rec.Failures = nil, 0
-			var cur contactRecord
-			if ok, err := t.get(bucketContacts, r.ID, &cur); err != nil || !ok {
-				if err == nil {
-					err = ErrUnknownContact
-				}
+			cur, err := t.contact(r.ID)
+			if err == nil && cur == nil {
+				err = ErrUnknownContact
+			}
+			if err != nil {
 				return err
 			}
 			if cur.Session {
 				// There was a session: it was lost here (wiped or
 				// restored state, or given up after failures).
-				if notice, err = storeNotice(t, &cur, s.InitID(), c.now().UTC()); err != nil {
+				if notice, err = storeNotice(t, cur, s.InitID(), c.now().UTC()); err != nil {
 					return err
 				}
 			}
-			c.log.Info("started a session", "contact", fpOf(r.Identity).Short())
+			c.log.Info("started a session", "contact", fpOf(r.Person.Identity).Short())
 		}
 		n, err := protocol.BucketFor(protocol.EnvelopeHeaderSize + s.Overhead() + len(plain))
 		if err != nil {
@@ -248,14 +248,14 @@ func (c *Client) fetchPeerBundle(ctx context.Context, r *contactRecord) (*sessio
 		return nil, errStoreCorrupt
 	}
 	if r.Refused {
-		return nil, &invitationSpentError{name: r.Name, refused: true}
+		return nil, &invitationSpentError{name: r.Person.Name, refused: true}
 	}
 	resp, err := c.anonRequest(ctx, anonKey(r.ID), &protocol.FetchBundle{Mailbox: mb, Capability: tok})
 	if err != nil {
 		if serr := c.sendError(r, err); !errors.Is(serr, errSendFailed) {
 			return nil, serr
 		}
-		return nil, fmt.Errorf("client: fetch %s's prekeys: %w", r.Name, err)
+		return nil, fmt.Errorf("client: fetch %s's prekeys: %w", r.Person.Name, err)
 	}
 	b, ok := resp.(*protocol.Bundle)
 	if !ok {
@@ -265,10 +265,10 @@ func (c *Client) fetchPeerBundle(ctx context.Context, r *contactRecord) (*sessio
 	if err != nil {
 		return nil, err
 	}
-	if cert.DeviceID() != fpOf(r.Device) || cert.Identity.Fingerprint() != fpOf(r.Identity) {
-		return nil, &deviceMismatchError{name: r.Name}
+	if cert.DeviceID() != fpOf(r.DeviceID) || cert.Identity.Fingerprint() != fpOf(r.Person.Identity) {
+		return nil, &deviceMismatchError{name: r.Person.Name}
 	}
-	return c.peerBundle(r.Name, cert, spk, b.Prekey)
+	return c.peerBundle(r.Person.Name, cert, spk, b.Prekey)
 }
 
 // peerBundle checks the lifetimes of a fetched bundle (protocol/SPEC.md
@@ -304,7 +304,7 @@ func (c *Client) peerBundle(name string, cert *keys.DeviceCertificate, spk *keys
 // contact this client blocked.
 func (c *Client) sendControl(ctx context.Context, id []byte, typ byte) error {
 	r, err := c.contactByID(id)
-	if err != nil || r.Blocked {
+	if err != nil || r.Person.Blocked {
 		return err
 	}
 	ct := &content{Type: typ, Sender: c.devID, SentMS: uint64(c.now().UnixMilli())}
@@ -319,24 +319,18 @@ func (c *Client) sendControl(ctx context.Context, id []byte, typ byte) error {
 // deletes a one-time prekey the new session used. It returns the reason
 // to drop the envelope, or an error that aborts the transaction.
 func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.EnvelopeID, env []byte, now time.Time, res *received) (drop, err error) {
-	cs, err := t.contacts()
+	from, err := t.contactByMailbox(mb[:])
 	if err != nil {
 		return nil, err
 	}
-	var from *contactRecord
-	for _, r := range cs {
-		if r.receivesOn(mb[:]) {
-			from = r
-		}
-	}
-	if from == nil || from.Blocked {
+	if from == nil || from.Person.Blocked {
 		return ErrUnknownSender, nil
 	}
 	// The same message in another envelope (a relay replaying it): the
 	// session would refuse it, but it must not count as a failure.
 	digest := sha256.Sum256(env)
-	digestKey := t.s.index(bucketSeen, []byte("session"), mb[:], digest[:])
-	if t.has(bucketSeen, digestKey) {
+	digestKey := t.Index(bucketSeen, []byte("session"), mb[:], digest[:])
+	if t.Has(bucketSeen, digestKey) {
 		return errDuplicate, nil
 	}
 	rec, err := t.sessionRecord(from.ID)
@@ -415,7 +409,7 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		opkID, hasOPK = in.OneTimePrekeyID()
 	}
 	ct, err := parseSessionContent(plain)
-	if err != nil || ct.Sender != fpOf(from.Device) {
+	if err != nil || ct.Sender != fpOf(from.DeviceID) {
 		// Authentic but not a content this version knows: dropped with
 		// nothing changed (the session reads the next message anyway).
 		return ErrDecrypt, nil
@@ -475,7 +469,7 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 	if err := t.putSessionRecord(from.ID, rec); err != nil {
 		return nil, err
 	}
-	if err := t.put(bucketSeen, digestKey, &seenRecord{At: now}); err != nil {
+	if err := t.Put(bucketSeen, digestKey, &seenRecord{At: now}); err != nil {
 		return nil, err
 	}
 	dirty := false
@@ -513,18 +507,28 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 			c.log.Info("session reset", "mailbox", mb.Short())
 		}
 	}
-	if ct.Type == contentText || ct.Type == contentAttachment {
+	if isMessageContent(ct.Type) {
 		var atts []attachmentRecord
-		if ct.Type == contentAttachment {
+		if ct.Type == contentAttachment || ct.Type == contentAttachmentHeaders {
 			atts = attachmentRecords(ct.Attachments)
 		}
 		m := &Message{
-			ID: localMessageID(ct.Sender, ct.MsgID), From: from.Name, To: Me, Text: ct.Text,
+			ID: localMessageID(ct.Sender, ct.MsgID), From: from.Person.Name, To: Me, Text: ct.Text,
 			Time: time.UnixMilli(int64(min(ct.SentMS, 1<<62))).UTC(), Received: now,
-			Attachments: publicAttachments(atts),
-			mailbox:     mb, envelope: envID, relayed: true,
+			Attachments: publicAttachments(atts), Subject: ct.Subject,
+			mailbox: mb, envelope: envID, relayed: true,
 		}
-		stored, err := storeMessageRecord(t, from.ID, m, atts)
+		if ct.HasReply {
+			// Kept only if it names a message of this conversation: a
+			// reference to anything else would point the reader astray.
+			id := hex.EncodeToString(ct.ReplyTo[:])
+			if orig, err := t.MessageByID(id); err != nil {
+				return nil, err
+			} else if orig != nil && bytes.Equal(orig.Conversation, t.DirectConversationID(from.Person.ID)) {
+				m.ReplyTo = id
+			}
+		}
+		stored, err := storeMessageRecord(t, from, m, atts)
 		if err != nil {
 			return nil, err
 		}
@@ -556,7 +560,7 @@ func (c *Client) respond(t *tx, in *session.Init, from *contactRecord) (*session
 		return nil, ErrDecrypt
 	}
 	pc := s.PeerCertificate()
-	if pc.DeviceID() != fpOf(from.Device) || pc.Identity.Fingerprint() != fpOf(from.Identity) {
+	if pc.DeviceID() != fpOf(from.DeviceID) || pc.Identity.Fingerprint() != fpOf(from.Person.Identity) {
 		return nil, ErrUnknownSender
 	}
 	return s, nil

@@ -114,7 +114,7 @@ func TestSessionEnvelopes(t *testing.T) {
 	// consumed the one-time prekey it used); no second session was started.
 	var rec sessionRecord
 	r, _ := alice.lookupContact("bob")
-	alice.st.view(func(t *tx) error { _, err := t.get(bucketSessions, r.ID, &rec); return err })
+	alice.st.view(func(t *tx) error { _, err := t.Get(bucketSessions, r.ID, &rec); return err })
 	if len(rec.Answered) != 1 || rec.Losing != nil || rec.State == nil {
 		t.Fatalf("alice's session record: %d answered, losing %v", len(rec.Answered), rec.Losing != nil)
 	}
@@ -199,7 +199,7 @@ func TestLostSessionWiped(t *testing.T) {
 	syncWant(t, alice, "alice", "bob>me:hi")
 
 	r, _ := bob.lookupContact("alice")
-	if err := bob.st.update(func(t *tx) error { return t.del(bucketSessions, r.ID) }); err != nil {
+	if err := bob.st.update(func(t *tx) error { return t.Delete(bucketSessions, r.ID) }); err != nil {
 		t.Fatal(err)
 	}
 	send(t, alice, "bob", "lost")
@@ -242,7 +242,7 @@ func TestLostSessionWipedSenderFirst(t *testing.T) {
 	send(t, bob, "alice", "hi")
 	syncWant(t, alice, "alice", "bob>me:hi")
 	r, _ := bob.lookupContact("alice")
-	if err := bob.st.update(func(t *tx) error { return t.del(bucketSessions, r.ID) }); err != nil {
+	if err := bob.st.update(func(t *tx) error { return t.Delete(bucketSessions, r.ID) }); err != nil {
 		t.Fatal(err)
 	}
 	send(t, bob, "alice", "after the wipe")
@@ -320,7 +320,7 @@ func TestSessionDeviceMismatch(t *testing.T) {
 	alice, _, _, _ := pair(t, srv)
 	mallory, _ := newTestClient(t, srv, "mallory")
 	r, _ := alice.lookupContact("bob")
-	r.Cert, r.Device = mallory.dev.Certificate().Bytes(), fp(mallory.devID)
+	r.Cert, r.DeviceID = mallory.dev.Certificate().Bytes(), fp(mallory.devID)
 	// Without a session, so that alice must fetch bob's keys.
 	if err := alice.st.update(func(t *tx) error {
 		if err := t.putSessionRecord(r.ID, &sessionRecord{}); err != nil {

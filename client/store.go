@@ -2,292 +2,75 @@ package client
 
 import (
 	"bytes"
-	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-	"golang.org/x/crypto/chacha20poly1305"
+	"github.com/postern/postern/client/internal/store"
 )
 
-// Store layout (protocol/SPEC.md section 9 "Local state"). Every value is
-// XChaCha20-Poly1305(store key, random nonce, AAD = bucket || key), except
-// in the ephemeral buckets, sealed under keys that are erased (erasure.go);
-// keys are keyed HMACs or random IDs, never names.
+// The local store is client/internal/store (protocol/SPEC.md section 9
+// "Local state"); this file holds the client's records and the accessors
+// it uses. Bucket names are the store's.
 var (
-	bucketMeta        = []byte("meta")
-	bucketContacts    = []byte("contacts")
-	bucketMessages    = []byte("messages")
-	bucketMessageIDs  = []byte("message-ids")
-	bucketSeen        = []byte("seen")
-	bucketInvitations = []byte("invitations")
-	bucketPrekeys     = []byte("prekeys")
-	bucketSessions    = []byte("sessions") // keyed by contact record ID, like contacts
-
-	allBuckets = [][]byte{bucketMeta, bucketContacts, bucketMessages, bucketMessageIDs, bucketSeen, bucketInvitations, bucketPrekeys, bucketSessions, bucketErasure}
+	bucketMeta        = store.BucketMeta
+	bucketMessages    = store.BucketMessages
+	bucketMessageIDs  = store.BucketMessageIDs
+	bucketSeen        = store.BucketSeen
+	bucketInvitations = store.BucketInvitations
+	bucketPrekeys     = store.BucketPrekeys
+	bucketSessions    = store.BucketSessions // keyed by device record ID
 )
 
-const (
-	storeKeySize = 32
-	// lockTimeout is how long a transaction waits for the store file lock
-	// held by another process on the same home (e.g. `postern listen`).
-	lockTimeout = 10 * time.Second
+const storeKeySize = store.KeySize
 
-	storeEncLabel   = "postern.v1 store-encrypt"
-	storeIndexLabel = "postern.v1 store-index"
+// EraseKeysFileName is the file of epoch-key slots under the home
+// (protocol/SPEC.md section 9 "Erasure").
+const EraseKeysFileName = store.EraseKeysFileName
+
+var (
+	// ErrStoreTooNew: the home's store was written by a newer version
+	// with a layout this one does not know. Nothing is changed.
+	ErrStoreTooNew = store.ErrTooNew
+	// errStoreCorrupt: a value that does not decrypt or decode.
+	errStoreCorrupt = store.ErrCorrupt
+	errStop         = store.ErrStop
 )
 
-// errStoreCorrupt: a value that does not decrypt or decode.
-var errStoreCorrupt = errors.New("client: local store value does not decrypt (corrupted store or wrong key)")
+// localStore is the home's store with the client's transactions.
+type localStore struct{ *store.Store }
 
-// store is the encrypted bbolt file. It never keeps the file open between
-// transactions, so that several processes can share one home: each
-// transaction opens the file (waiting up to lockTimeout for the lock),
-// runs, and closes it.
-type store struct {
-	path string
-	aead interface {
-		Seal(dst, nonce, plaintext, ad []byte) []byte
-		Open(dst, nonce, ciphertext, ad []byte) ([]byte, error)
-	}
-	macKey   []byte
-	slotAEAD cipher.AEAD // seals the slots of erase.keys
-	mu       sync.Mutex  // one transaction at a time in this process
-}
+// tx is a store transaction with the client's record accessors.
+type tx struct{ *store.Tx }
 
-func newStore(path string, key []byte) (*store, error) {
-	if len(key) != storeKeySize {
-		return nil, errStoreCorrupt
-	}
-	enc, err := hkdf.Key(sha256.New, key, nil, storeEncLabel, chacha20poly1305.KeySize)
+// newStore returns the store of the file at path under key. When the
+// store finds its ephemeral values lost (erase.keys gone, or an old
+// store.db restored), the signed prekey is rotated and republished at the
+// next check (prekeys.go); prekey IDs keep increasing.
+func newStore(path string, key []byte) (*localStore, error) {
+	st, err := store.New(path, key, &store.Options{Lost: func(st *store.Tx) error {
+		t := &tx{st}
+		ps, err := t.prekeyState()
+		if err != nil || ps == nil {
+			return err
+		}
+		ps.Signed, ps.SignedAt, ps.BundleStale, ps.Retired = 0, time.Time{}, true, nil
+		return t.putPrekeyState(ps)
+	}})
 	if err != nil {
 		return nil, err
 	}
-	mac, err := hkdf.Key(sha256.New, key, nil, storeIndexLabel, 32)
-	if err != nil {
-		return nil, err
-	}
-	slot, err := hkdf.Key(sha256.New, key, nil, eraseSlotLabel, chacha20poly1305.KeySize)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := chacha20poly1305.NewX(enc)
-	if err != nil {
-		return nil, err
-	}
-	slotAEAD, err := chacha20poly1305.NewX(slot)
-	if err != nil {
-		return nil, err
-	}
-	return &store{path: path, aead: aead, macKey: mac, slotAEAD: slotAEAD}, nil
+	return &localStore{st}, nil
 }
 
-// tx is one store transaction with encrypting accessors.
-type tx struct {
-	s  *store
-	bt *bolt.Tx
-	er *eraseState // the keyring, once used (erasure.go)
+// update runs fn in a read-write transaction, committed before it returns
+// nil.
+func (s *localStore) update(fn func(*tx) error) error {
+	return s.Update(func(st *store.Tx) error { return fn(&tx{st}) })
 }
 
-func (s *store) open(readOnly bool) (*bolt.DB, error) {
-	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: lockTimeout, ReadOnly: readOnly})
-	if err != nil {
-		return nil, fmt.Errorf("client: open local store: %w", err)
-	}
-	return db, nil
+// view runs fn in a read-only transaction.
+func (s *localStore) view(fn func(*tx) error) error {
+	return s.View(func(st *store.Tx) error { return fn(&tx{st}) })
 }
-
-// update runs fn in a read-write transaction, committed (fsync) before it
-// returns nil.
-func (s *store) update(fn func(*tx) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.updateLocked(fn)
-}
-
-func (s *store) updateLocked(fn func(*tx) error) error {
-	db, err := s.open(false)
-	if err != nil {
-		return err
-	}
-	err = s.prepare(db)
-	var t *tx
-	if err == nil {
-		err = db.Update(func(bt *bolt.Tx) error {
-			for _, b := range allBuckets {
-				if _, err := bt.CreateBucketIfNotExists(b); err != nil {
-					return err
-				}
-			}
-			t = &tx{s: s, bt: bt}
-			if err := fn(t); err != nil {
-				return err
-			}
-			return t.finish()
-		})
-		if t != nil {
-			if werr := t.afterCommit(err == nil); err == nil {
-				err = werr
-			}
-		}
-	}
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// view runs fn in a read-only transaction. A store that needs a
-// migration or a scrub first gets it (read-write) before.
-func (s *store) view(fn func(*tx) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for attempt := 0; ; attempt++ {
-		db, err := s.open(true)
-		if err != nil {
-			return err
-		}
-		err = db.View(func(bt *bolt.Tx) error {
-			if err := checkSchema(bt, s); err != nil {
-				return err
-			}
-			return fn(&tx{s: s, bt: bt})
-		})
-		if cerr := db.Close(); err == nil {
-			err = cerr
-		}
-		if !(errors.Is(err, errNeedsPrepare) || errors.Is(err, errEraseKeys)) || attempt > 0 {
-			return err
-		}
-		if err := s.updateLocked(func(*tx) error { return nil }); err != nil {
-			return err
-		}
-	}
-}
-
-// index returns the store key for a lookup value: HMAC-SHA-256(index key,
-// bucket || 0x00 || part...), truncated to 16 bytes.
-func (s *store) index(bucket []byte, parts ...[]byte) []byte {
-	m := hmac.New(sha256.New, s.macKey)
-	m.Write(bucket)
-	m.Write([]byte{0})
-	for _, p := range parts {
-		var l [2]byte
-		l[0], l[1] = byte(len(p)>>8), byte(len(p))
-		m.Write(l[:])
-		m.Write(p)
-	}
-	return m.Sum(nil)[:16]
-}
-
-func ad(bucket, key []byte) []byte {
-	return append(append(make([]byte, 0, len(bucket)+1+len(key)), bucket...), append([]byte{0}, key...)...)
-}
-
-func (t *tx) putRaw(bucket, key, val []byte) error {
-	if isEphemeral(bucket) {
-		return t.putEphemeral(bucket, key, val)
-	}
-	nonce := make([]byte, chacha20poly1305.NonceSizeX, chacha20poly1305.NonceSizeX+len(val)+chacha20poly1305.Overhead)
-	rand.Read(nonce)
-	return t.bt.Bucket(bucket).Put(key, t.s.aead.Seal(nonce, nonce, val, ad(bucket, key)))
-}
-
-func (t *tx) decrypt(bucket, key, v []byte) ([]byte, error) {
-	if isEphemeral(bucket) {
-		return t.openEphemeral(bucket, key, v)
-	}
-	return t.decryptEnc(bucket, key, v)
-}
-
-// decryptEnc opens a value sealed under the store key.
-func (t *tx) decryptEnc(bucket, key, v []byte) ([]byte, error) {
-	if len(v) < chacha20poly1305.NonceSizeX+chacha20poly1305.Overhead {
-		return nil, errStoreCorrupt
-	}
-	p, err := t.s.aead.Open(nil, v[:chacha20poly1305.NonceSizeX], v[chacha20poly1305.NonceSizeX:], ad(bucket, key))
-	if err != nil {
-		return nil, errStoreCorrupt
-	}
-	return p, nil
-}
-
-// getRaw returns the decrypted value, or nil if there is none.
-func (t *tx) getRaw(bucket, key []byte) ([]byte, error) {
-	b := t.bt.Bucket(bucket)
-	if b == nil {
-		return nil, nil
-	}
-	v := b.Get(key)
-	if v == nil {
-		return nil, nil
-	}
-	return t.decrypt(bucket, key, v)
-}
-
-func (t *tx) put(bucket, key []byte, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return t.putRaw(bucket, key, b)
-}
-
-// get decodes the value into v and reports whether there was one.
-func (t *tx) get(bucket, key []byte, v any) (bool, error) {
-	p, err := t.getRaw(bucket, key)
-	if err != nil || p == nil {
-		return false, err
-	}
-	if err := json.Unmarshal(p, v); err != nil {
-		return false, errStoreCorrupt
-	}
-	return true, nil
-}
-
-func (t *tx) has(bucket, key []byte) bool {
-	b := t.bt.Bucket(bucket)
-	return b != nil && b.Get(key) != nil
-}
-
-func (t *tx) del(bucket, key []byte) error {
-	if isEphemeral(bucket) {
-		return t.delEphemeral(bucket, key)
-	}
-	return t.bt.Bucket(bucket).Delete(key)
-}
-
-// each decodes every value of bucket in key order, calling fn with a fresh
-// value from newV; fn returning errStop ends the walk without error.
-func (t *tx) each(bucket []byte, fn func(key, plain []byte) error) error {
-	b := t.bt.Bucket(bucket)
-	if b == nil {
-		return nil
-	}
-	c := b.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		p, err := t.decrypt(bucket, k, v)
-		if err != nil {
-			return err
-		}
-		if err := fn(k, p); err != nil {
-			if err == errStop {
-				return nil
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-var errStop = errors.New("stop")
 
 // ---- records (JSON inside the encryption; a local format, not wire) ----
 
@@ -316,67 +99,28 @@ type mailboxesRecord struct {
 	List []mailboxRecord `json:"list"`
 }
 
+// newContactRecord returns a new contact: a new person with a new device
+// record for the device deviceID (certificate cert) on relay. The caller
+// sets the routes.
+func newContactRecord(name string, identity, cert, deviceID []byte, relay string, now time.Time) *contactRecord {
+	p := &store.Person{ID: store.NewID(), Identity: bytes.Clone(identity), Name: name, Added: now}
+	return &contactRecord{
+		Device: store.Device{ID: store.NewID(), Person: p.ID, DeviceID: bytes.Clone(deviceID), Cert: bytes.Clone(cert), Relay: relay, Added: now},
+		Person: p,
+	}
+}
+
+// contactRecord is a contact as this version handles it: a person
+// (store.Person) with the one device it writes to and reads from
+// (store.Device, embedded: the routes and the session flag are the
+// device's). ID is the device record's ID, the key of its session.
 type contactRecord struct {
-	V        int       `json:"v"`
-	ID       []byte    `json:"id"` // random, the record key
-	Name     string    `json:"name"`
-	Identity []byte    `json:"identity"`
-	Cert     []byte    `json:"cert"` // the contact device's certificate
-	Device   []byte    `json:"device"`
-	SendMbx  []byte    `json:"send_mailbox"` // the contact's mailbox we write to
-	SendCap  []byte    `json:"send_cap"`
-	RecvMbx  []byte    `json:"recv_mailbox"` // our mailbox the contact writes to
-	RecvCap  []byte    `json:"recv_cap"`
-	Added    time.Time `json:"added"`
-	Blocked  bool      `json:"blocked,omitempty"`
-	// Session: a session with this contact opened a message once, so
-	// that having none now means it was lost (session.go).
-	Session bool `json:"session,omitempty"`
-
-	// Routes (introduction.go, SPEC section 9 "Routes").
-	// ViaInvitation: we still write with the invitation's capability
-	// (SendMbx/SendCap came from their invitation), until their route
-	// update arrives.
-	ViaInvitation bool `json:"via_invitation,omitempty"`
-	// Refused: the inviter answered our introduction with a refusal (the
-	// invitation was used by someone else). Nothing is sent to them.
-	Refused bool `json:"refused,omitempty"`
-	// NeedRoute: the contact writes with a capability that was in an
-	// invitation; they must be given a fresh one (RouteChosen: it is
-	// chosen and in RecvMbx/RecvCap, the old one in PrevRecv*).
-	NeedRoute   bool `json:"need_route,omitempty"`
-	RouteChosen bool `json:"route_chosen,omitempty"`
-	// PrevRecvMbx/PrevRecvCap: the route the contact wrote to before
-	// (still read); PrevRevokeDue once the contact wrote to the new one,
-	// PrevRevoked once its capability is revoked on the relay.
-	PrevRecvMbx   []byte `json:"prev_recv_mailbox,omitempty"`
-	PrevRecvCap   []byte `json:"prev_recv_cap,omitempty"`
-	PrevRevokeDue bool   `json:"prev_revoke_due,omitempty"`
-	PrevRevoked   bool   `json:"prev_revoked,omitempty"`
+	store.Device
+	Person *store.Person
 }
 
-// receivesOn reports whether the contact writes to mailbox mb (its route
-// or its previous one).
-func (c *contactRecord) receivesOn(mb []byte) bool {
-	return bytes.Equal(c.RecvMbx, mb) || (c.PrevRecvMbx != nil && bytes.Equal(c.PrevRecvMbx, mb))
-}
-
-type messageRecord struct {
-	V        int       `json:"v"`
-	ID       string    `json:"id"`
-	Contact  []byte    `json:"contact"` // contact record ID
-	From     string    `json:"from"`
-	To       string    `json:"to"`
-	Text     string    `json:"text"`
-	Time     time.Time `json:"time"`
-	Received time.Time `json:"received"`
-	Outgoing bool      `json:"outgoing,omitempty"`
-	Notice   bool      `json:"notice,omitempty"`   // a notice from this client, not a message
-	Mailbox  []byte    `json:"mailbox,omitempty"`  // incoming: where it arrived
-	Envelope []byte    `json:"envelope,omitempty"` // incoming: relay envelope ID
-	// Attachments of a message of type 0x04, with their keys.
-	Attachments []attachmentRecord `json:"attachments,omitempty"`
-}
+// messageRecord is a stored message (store.Message).
+type messageRecord = store.Message
 
 // invitationRecord is an invitation this device made. Version 1 records
 // (invitation format 1) are keyed by index(token) and are retired: their
@@ -405,7 +149,7 @@ var (
 
 func (t *tx) profile() (*profileRecord, error) {
 	var p profileRecord
-	ok, err := t.get(bucketMeta, t.s.index(bucketMeta, keyProfile), &p)
+	ok, err := t.Get(bucketMeta, t.Index(bucketMeta, keyProfile), &p)
 	if err != nil {
 		return nil, err
 	}
@@ -417,12 +161,12 @@ func (t *tx) profile() (*profileRecord, error) {
 
 func (t *tx) putProfile(p *profileRecord) error {
 	p.V = 1
-	return t.put(bucketMeta, t.s.index(bucketMeta, keyProfile), p)
+	return t.Put(bucketMeta, t.Index(bucketMeta, keyProfile), p)
 }
 
 func (t *tx) mailboxes() ([]mailboxRecord, error) {
 	var m mailboxesRecord
-	_, err := t.get(bucketMeta, t.s.index(bucketMeta, keyMailboxes), &m)
+	_, err := t.Get(bucketMeta, t.Index(bucketMeta, keyMailboxes), &m)
 	return m.List, err
 }
 
@@ -431,36 +175,105 @@ func (t *tx) addMailbox(m mailboxRecord) error {
 	if err != nil {
 		return err
 	}
-	return t.put(bucketMeta, t.s.index(bucketMeta, keyMailboxes), &mailboxesRecord{V: 1, List: append(list, m)})
+	return t.Put(bucketMeta, t.Index(bucketMeta, keyMailboxes), &mailboxesRecord{V: 1, List: append(list, m)})
 }
 
 func (t *tx) putMailboxes(list []mailboxRecord) error {
-	return t.put(bucketMeta, t.s.index(bucketMeta, keyMailboxes), &mailboxesRecord{V: 1, List: list})
+	return t.Put(bucketMeta, t.Index(bucketMeta, keyMailboxes), &mailboxesRecord{V: 1, List: list})
 }
 
 // jsonUnmarshal decodes a record; a record that does not decode is
 // errStoreCorrupt.
-func jsonUnmarshal(p []byte, v any) error {
-	if err := json.Unmarshal(p, v); err != nil {
-		return errStoreCorrupt
+func jsonUnmarshal(p []byte, v any) error { return store.Unmarshal(p, v) }
+
+// putSelf stores this device's own person (Self, verified: it is this
+// identity) and this device's record.
+func (t *tx) putSelf(prof *profileRecord) error {
+	p := &store.Person{ID: store.NewID(), Identity: prof.Identity, Name: prof.Name, Self: true, Verification: store.Verified, Added: prof.Created}
+	if err := t.PutPerson(p); err != nil {
+		return err
 	}
-	return nil
+	return t.PutDevice(&store.Device{ID: store.NewID(), Person: p.ID, DeviceID: prof.Device, Relay: prof.Relay, Added: prof.Created})
 }
 
+// contacts returns every contact: each person but this device's own,
+// with its device (the first not revoked; persons without one are left
+// out), in person key order.
 func (t *tx) contacts() ([]*contactRecord, error) {
-	var out []*contactRecord
-	err := t.each(bucketContacts, func(_, p []byte) error {
-		c := new(contactRecord)
-		if err := json.Unmarshal(p, c); err != nil {
-			return errStoreCorrupt
+	ps, err := t.Persons()
+	if err != nil {
+		return nil, err
+	}
+	ds, err := t.Devices()
+	if err != nil {
+		return nil, err
+	}
+	byPerson := map[string]*store.Device{}
+	for _, d := range ds {
+		if !d.Revoked && byPerson[string(d.Person)] == nil {
+			byPerson[string(d.Person)] = d
 		}
-		out = append(out, c)
-		return nil
-	})
-	return out, err
+	}
+	var out []*contactRecord
+	for _, p := range ps {
+		if d := byPerson[string(p.ID)]; d != nil && !p.Self {
+			out = append(out, &contactRecord{Device: *d, Person: p})
+		}
+	}
+	return out, nil
 }
 
+// contact returns the contact whose device record is id, or nil.
+func (t *tx) contact(id []byte) (*contactRecord, error) {
+	d, err := t.Device(id)
+	if err != nil || d == nil {
+		return nil, err
+	}
+	return t.contactOf(d)
+}
+
+// contactOf joins device d with its person.
+func (t *tx) contactOf(d *store.Device) (*contactRecord, error) {
+	p, err := t.Person(d.Person)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil || p.Self {
+		return nil, errStoreCorrupt
+	}
+	return &contactRecord{Device: *d, Person: p}, nil
+}
+
+// contactByMailbox returns the contact that writes to our mailbox mb,
+// or nil: one lookup in the mailbox index.
+func (t *tx) contactByMailbox(mb []byte) (*contactRecord, error) {
+	d, err := t.DeviceByMailbox(mb)
+	if err != nil || d == nil {
+		return nil, err
+	}
+	return t.contactOf(d)
+}
+
+// putContact stores the contact's person and device.
 func (t *tx) putContact(c *contactRecord) error {
-	c.V = 1
-	return t.put(bucketContacts, c.ID, c)
+	if err := t.PutPerson(c.Person); err != nil {
+		return err
+	}
+	return t.PutDevice(&c.Device)
+}
+
+// newContact stores a new contact: a person, its device and their
+// direct conversation.
+func (t *tx) newContact(c *contactRecord, now time.Time) error {
+	if err := t.putContact(c); err != nil {
+		return err
+	}
+	_, err := t.DirectConversation(c.Person.ID, now)
+	return err
+}
+
+// deleteContact deletes the contact's person, device (with its session)
+// and direct conversation.
+func (t *tx) deleteContact(c *contactRecord) error {
+	return t.DeletePerson(c.Person.ID)
 }

@@ -40,7 +40,7 @@ func (c *Client) watchMailboxes() {
 		case <-c.ctx.Done():
 			return
 		}
-		st := stampOf(c.st.path)
+		st := stampOf(c.st.Path())
 		if st == last && time.Since(lastScan) < mailboxRescan {
 			continue
 		}

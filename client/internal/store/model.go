@@ -1,0 +1,471 @@
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"time"
+)
+
+// The model (schema 3, protocol/SPEC.md section 9 "Local state"): a
+// person has devices; each device has its certificate, its relay, the
+// route this device writes to it and the route it writes to us; messages
+// belong to conversations. Every record is JSON sealed under the store key
+// (a local format, not wire); records are keyed by random 16-byte IDs,
+// except a direct conversation, whose ID is the keyed index of its person
+// (one lookup, no scan), and a message, keyed by insertion sequence.
+
+// RecordIDSize is the size of the random ID of a person, device or
+// conversation record.
+const RecordIDSize = 16
+
+// NewID returns a random record ID.
+func NewID() []byte {
+	b := make([]byte, RecordIDSize)
+	rand.Read(b)
+	return b
+}
+
+// Verification is what the user knows of a person's identity key.
+type Verification int
+
+const (
+	// Unverified: the key came with an invitation or an introduction and
+	// its safety number was not compared.
+	Unverified Verification = 0
+	// Verified: the user compared the safety number.
+	Verified Verification = 1
+	// Changed: the person's identity key changed since it was verified or
+	// first seen; nothing is sent until the user confirms.
+	Changed Verification = 2
+)
+
+// Person is someone this device knows: a contact, or (Self) the person
+// this device belongs to.
+type Person struct {
+	V  int    `json:"v"`
+	ID []byte `json:"id"` // random, the record key
+	// Identity is the fingerprint of the person's identity key.
+	Identity     []byte       `json:"identity"`
+	Name         string       `json:"name"` // chosen by this device's user; unique among contacts
+	Verification Verification `json:"verification,omitempty"`
+	// DeviceList is the newest verified signed device list of the person
+	// (keys.ParseDeviceList), DeviceListVersion its version; empty until
+	// device lists are published.
+	DeviceList        []byte    `json:"device_list,omitempty"`
+	DeviceListVersion uint64    `json:"device_list_version,omitempty"`
+	Blocked           bool      `json:"blocked,omitempty"`
+	Self              bool      `json:"self,omitempty"` // this device's own person
+	Added             time.Time `json:"added"`
+}
+
+// Device is one device of a person: for a contact's device, the routes
+// between it and this device; for a device of Self, its own name.
+type Device struct {
+	V      int    `json:"v"`
+	ID     []byte `json:"id"` // random, the record key; sessions are keyed by it
+	Person []byte `json:"person"`
+	// DeviceID is the device's ID (keys.DeviceCertificate.DeviceID), Cert
+	// its certificate, Relay the URL of the relay it receives on.
+	DeviceID []byte    `json:"device"`
+	Cert     []byte    `json:"cert,omitempty"`
+	Relay    string    `json:"relay,omitempty"`
+	OwnName  string    `json:"own_name,omitempty"` // a device of Self: its name (OFFICE-PC)
+	Revoked  bool      `json:"revoked,omitempty"`
+	Added    time.Time `json:"added"`
+
+	// Our route to it: the mailbox of the device's we write to, with its
+	// send capability. ViaInvitation: it came from the device's invitation
+	// and is replaced by the route the device gives us. Refused: the
+	// device answered our introduction with a refusal; nothing is sent.
+	SendMbx       []byte `json:"send_mailbox,omitempty"`
+	SendCap       []byte `json:"send_cap,omitempty"`
+	ViaInvitation bool   `json:"via_invitation,omitempty"`
+	Refused       bool   `json:"refused,omitempty"`
+
+	// Its route to us: our mailbox it writes to, and the capability it
+	// uses. NeedRoute: it writes with a capability that was in an
+	// invitation and must be given a fresh one (RouteChosen: chosen, in
+	// RecvMbx/RecvCap, the old one in PrevRecv*). The previous route is
+	// still read; PrevRevokeDue once the device wrote to the new one,
+	// PrevRevoked once its capability is revoked on the relay.
+	RecvMbx       []byte `json:"recv_mailbox,omitempty"`
+	RecvCap       []byte `json:"recv_cap,omitempty"`
+	NeedRoute     bool   `json:"need_route,omitempty"`
+	RouteChosen   bool   `json:"route_chosen,omitempty"`
+	PrevRecvMbx   []byte `json:"prev_recv_mailbox,omitempty"`
+	PrevRecvCap   []byte `json:"prev_recv_cap,omitempty"`
+	PrevRevokeDue bool   `json:"prev_revoke_due,omitempty"`
+	PrevRevoked   bool   `json:"prev_revoked,omitempty"`
+
+	// Session: a session with this device opened a message once, so that
+	// having none now means it was lost.
+	Session bool `json:"session,omitempty"`
+}
+
+// receiveMailboxes are the mailboxes of ours the device writes to.
+func (d *Device) receiveMailboxes() [][]byte {
+	var out [][]byte
+	for _, mb := range [][]byte{d.RecvMbx, d.PrevRecvMbx} {
+		if len(mb) > 0 {
+			out = append(out, mb)
+		}
+	}
+	return out
+}
+
+// ConversationType is the kind of a conversation.
+type ConversationType int
+
+const (
+	// Direct is a conversation with one other person.
+	Direct ConversationType = 1
+	// Group and TeamQueue are reserved: their records are refused by this
+	// version (ErrConversationType).
+	Group     ConversationType = 2
+	TeamQueue ConversationType = 3
+)
+
+// Conversation is what messages belong to.
+type Conversation struct {
+	V       int              `json:"v"`
+	ID      []byte           `json:"id"`
+	Type    ConversationType `json:"type"`
+	Person  []byte           `json:"person,omitempty"` // Direct: the other person
+	Title   string           `json:"title,omitempty"`
+	Created time.Time        `json:"created"`
+}
+
+// check refuses a conversation this version cannot handle.
+func (c *Conversation) check() error {
+	switch c.Type {
+	case Direct:
+		if len(c.Person) != RecordIDSize {
+			return ErrCorrupt
+		}
+		return nil
+	case Group, TeamQueue:
+		return fmt.Errorf("%w (type %d)", ErrConversationType, c.Type)
+	}
+	return fmt.Errorf("store: conversation of unknown type %d: %w", c.Type, ErrCorrupt)
+}
+
+// Attachment is a file attached to a message, with its key.
+type Attachment struct {
+	Blob       []byte `json:"blob"`
+	Key        []byte `json:"key"`
+	Digest     []byte `json:"digest"`
+	PlainSize  uint64 `json:"size"`
+	CipherSize uint64 `json:"cipher_size"`
+	Name       string `json:"name"`
+	MediaType  string `json:"type,omitempty"`
+}
+
+// Message is a stored message, incoming or outgoing, or a notice.
+type Message struct {
+	V            int    `json:"v"`
+	ID           string `json:"id"`
+	Conversation []byte `json:"conversation,omitempty"`
+	// Sender is the device record of an incoming message's sender (nil
+	// for this device's own messages and for notices).
+	Sender   []byte    `json:"sender,omitempty"`
+	From     string    `json:"from"`
+	To       string    `json:"to"`
+	Text     string    `json:"text"`
+	Subject  string    `json:"subject,omitempty"`
+	ReplyTo  string    `json:"reply_to,omitempty"` // a message ID in the same conversation
+	Time     time.Time `json:"time"`
+	Received time.Time `json:"received"`
+	Outgoing bool      `json:"outgoing,omitempty"`
+	Notice   bool      `json:"notice,omitempty"`   // a notice from this client, not a message
+	Mailbox  []byte    `json:"mailbox,omitempty"`  // incoming: where it arrived
+	Envelope []byte    `json:"envelope,omitempty"` // incoming: relay envelope ID
+	// Attachments of a message with files, with their keys.
+	Attachments []Attachment `json:"attachments,omitempty"`
+}
+
+// ---- persons ----
+
+// Person returns the person record id, or nil if there is none.
+func (t *Tx) Person(id []byte) (*Person, error) {
+	var p Person
+	ok, err := t.Get(BucketPersons, id, &p)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if !bytes.Equal(p.ID, id) {
+		return nil, ErrCorrupt
+	}
+	return &p, nil
+}
+
+// PutPerson stores p under its ID.
+func (t *Tx) PutPerson(p *Person) error {
+	if len(p.ID) != RecordIDSize {
+		return fmt.Errorf("store: person record ID of %d bytes", len(p.ID))
+	}
+	p.V = 1
+	return t.Put(BucketPersons, p.ID, p)
+}
+
+// Persons returns every person record, in key order.
+func (t *Tx) Persons() ([]*Person, error) {
+	var out []*Person
+	err := t.Each(BucketPersons, func(_, v []byte) error {
+		p := new(Person)
+		if err := Unmarshal(v, p); err != nil {
+			return err
+		}
+		out = append(out, p)
+		return nil
+	})
+	return out, err
+}
+
+// DeletePerson deletes person id with its devices (and their mailbox
+// index entries and sessions) and its direct conversation record.
+// Messages are kept.
+func (t *Tx) DeletePerson(id []byte) error {
+	ds, err := t.DevicesOf(id)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if err := t.DeleteDevice(d.ID); err != nil {
+			return err
+		}
+	}
+	if err := t.Delete(BucketConversations, t.DirectConversationID(id)); err != nil {
+		return err
+	}
+	return t.Delete(BucketPersons, id)
+}
+
+// ---- devices and the mailbox index ----
+
+// Device returns the device record id, or nil if there is none.
+func (t *Tx) Device(id []byte) (*Device, error) {
+	var d Device
+	ok, err := t.Get(BucketDevices, id, &d)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if !bytes.Equal(d.ID, id) {
+		return nil, ErrCorrupt
+	}
+	return &d, nil
+}
+
+// Devices returns every device record, in key order.
+func (t *Tx) Devices() ([]*Device, error) {
+	var out []*Device
+	err := t.Each(BucketDevices, func(_, v []byte) error {
+		d := new(Device)
+		if err := Unmarshal(v, d); err != nil {
+			return err
+		}
+		out = append(out, d)
+		return nil
+	})
+	return out, err
+}
+
+// DevicesOf returns the device records of person, in key order.
+func (t *Tx) DevicesOf(person []byte) ([]*Device, error) {
+	all, err := t.Devices()
+	var out []*Device
+	for _, d := range all {
+		if bytes.Equal(d.Person, person) {
+			out = append(out, d)
+		}
+	}
+	return out, err
+}
+
+// PutDevice stores d under its ID and keeps the mailbox index in step:
+// each of its receiving mailboxes (route and previous route) names it,
+// and a mailbox it no longer receives on no longer does. A mailbox that
+// the index gives to another device is refused: one mailbox, one device.
+func (t *Tx) PutDevice(d *Device) error {
+	if len(d.ID) != RecordIDSize {
+		return fmt.Errorf("store: device record ID of %d bytes", len(d.ID))
+	}
+	old, err := t.Device(d.ID)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, mb := range d.receiveMailboxes() {
+		keep[string(mb)] = true
+		owner, err := t.mailboxOwner(mb)
+		if err != nil {
+			return err
+		}
+		switch {
+		case owner == nil:
+			if err := t.PutRaw(BucketMailboxIndex, t.Index(BucketMailboxIndex, mb), d.ID); err != nil {
+				return err
+			}
+		case !bytes.Equal(owner, d.ID):
+			return fmt.Errorf("store: a mailbox of another device: %w", ErrCorrupt)
+		}
+	}
+	if old != nil {
+		for _, mb := range old.receiveMailboxes() {
+			if !keep[string(mb)] {
+				if err := t.Delete(BucketMailboxIndex, t.Index(BucketMailboxIndex, mb)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	d.V = 1
+	return t.Put(BucketDevices, d.ID, d)
+}
+
+// DeleteDevice deletes device record id, its mailbox index entries and its
+// session.
+func (t *Tx) DeleteDevice(id []byte) error {
+	d, err := t.Device(id)
+	if err != nil || d == nil {
+		return err
+	}
+	for _, mb := range d.receiveMailboxes() {
+		if err := t.Delete(BucketMailboxIndex, t.Index(BucketMailboxIndex, mb)); err != nil {
+			return err
+		}
+	}
+	if err := t.Delete(BucketSessions, id); err != nil {
+		return err
+	}
+	return t.Delete(BucketDevices, id)
+}
+
+func (t *Tx) mailboxOwner(mb []byte) ([]byte, error) {
+	id, err := t.GetRaw(BucketMailboxIndex, t.Index(BucketMailboxIndex, mb))
+	if err != nil || id == nil {
+		return nil, err
+	}
+	if len(id) != RecordIDSize {
+		return nil, ErrCorrupt
+	}
+	return id, nil
+}
+
+// DeviceByMailbox returns the device that writes to our mailbox mb (its
+// route or its previous one), or nil if none does: one index lookup.
+func (t *Tx) DeviceByMailbox(mb []byte) (*Device, error) {
+	id, err := t.mailboxOwner(mb)
+	if err != nil || id == nil {
+		return nil, err
+	}
+	d, err := t.Device(id)
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, fmt.Errorf("store: the mailbox index names a device that is gone: %w", ErrCorrupt)
+	}
+	return d, nil
+}
+
+// ---- conversations ----
+
+// DirectConversationID is the ID of the direct conversation with person:
+// Kidx-index of ("direct", person ID), so that it is found in one lookup.
+func (t *Tx) DirectConversationID(person []byte) []byte {
+	return t.Index(BucketConversations, []byte("direct"), person)
+}
+
+// Conversation returns conversation id, nil if there is none, or
+// ErrConversationType for a type this version does not handle.
+func (t *Tx) Conversation(id []byte) (*Conversation, error) {
+	var c Conversation
+	ok, err := t.Get(BucketConversations, id, &c)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if !bytes.Equal(c.ID, id) {
+		return nil, ErrCorrupt
+	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// PutConversation stores c under its ID; a type other than Direct is
+// refused (ErrConversationType).
+func (t *Tx) PutConversation(c *Conversation) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	if c.Type == Direct && !bytes.Equal(c.ID, t.DirectConversationID(c.Person)) {
+		return fmt.Errorf("store: a direct conversation's ID is its person's index: %w", ErrCorrupt)
+	}
+	c.V = 1
+	return t.Put(BucketConversations, c.ID, c)
+}
+
+// DirectConversation returns the direct conversation with person, made
+// (at now) if there is none.
+func (t *Tx) DirectConversation(person []byte, now time.Time) (*Conversation, error) {
+	id := t.DirectConversationID(person)
+	c, err := t.Conversation(id)
+	if err != nil || c != nil {
+		return c, err
+	}
+	c = &Conversation{ID: id, Type: Direct, Person: bytes.Clone(person), Created: now}
+	return c, t.PutConversation(c)
+}
+
+// ---- messages ----
+
+// AddMessage stores m unless a message with its ID is stored already, and
+// reports whether it stored. Messages keep the order they were stored in.
+func (t *Tx) AddMessage(m *Message) (bool, error) {
+	idx := t.Index(BucketMessageIDs, []byte(m.ID))
+	if t.Has(BucketMessageIDs, idx) {
+		return false, nil
+	}
+	seq, err := t.NextSequence(BucketMessages)
+	if err != nil {
+		return false, err
+	}
+	key := binary.BigEndian.AppendUint64(nil, seq)
+	m.V = 1
+	if err := t.Put(BucketMessages, key, m); err != nil {
+		return false, err
+	}
+	return true, t.PutRaw(BucketMessageIDs, idx, key)
+}
+
+// MessageByID returns the message with ID id, or nil if there is none.
+func (t *Tx) MessageByID(id string) (*Message, error) {
+	key, err := t.GetRaw(BucketMessageIDs, t.Index(BucketMessageIDs, []byte(id)))
+	if err != nil || key == nil {
+		return nil, err
+	}
+	var m Message
+	ok, err := t.Get(BucketMessages, key, &m)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || m.ID != id {
+		return nil, fmt.Errorf("store: the message index names a message that is gone: %w", ErrCorrupt)
+	}
+	return &m, nil
+}
+
+// Messages calls fn with every message in the order they were stored;
+// fn returning ErrStop ends the walk.
+func (t *Tx) Messages(fn func(*Message) error) error {
+	return t.Each(BucketMessages, func(_, v []byte) error {
+		m := new(Message)
+		if err := Unmarshal(v, m); err != nil {
+			return err
+		}
+		return fn(m)
+	})
+}
