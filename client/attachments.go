@@ -313,11 +313,7 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
 		Attachments: publicAttachments(recs),
 	}
-	err = c.st.update(func(t *tx) error {
-		_, err := storeMessageRecord(t, r.ID, &m, recs)
-		return err
-	})
-	if err != nil {
+	if err := c.storeSent(r.ID, &m, recs); err != nil {
 		return m, fmt.Errorf("%w: the message was sent, but this device could not keep a copy: %w", ErrStore, err)
 	}
 	return m, nil
