@@ -42,8 +42,9 @@ const (
 	// unblocked or refused, or one of its routes changed (Event.Change).
 	EventContact
 	// EventSessionReset: the secure session with a contact (Event.Contact)
-	// was lost and a new one replaces it. The notice stored for it, if
-	// any, follows as an EventMessage.
+	// was lost (on either side) and a new one replaces it. The notice
+	// stored for it (Message.Notice, SessionResetNotice) follows as an
+	// EventMessage; this event saves reading its text.
 	EventSessionReset
 	// EventStoreError: a received envelope could not be stored (Event.Err
 	// matches ErrStore, for example a full disk). It was not
@@ -385,7 +386,9 @@ func (c *Client) queue(msgs []Message) {
 }
 
 // messageEvents are the events of new messages: each one, preceded by an
-// EventSessionReset for a session-reset notice.
+// EventSessionReset for a session-reset notice. Every lost session gives
+// one such notice, stored by whichever side starts the new session
+// (receiveSession or sealSession), so the notice is the event's source.
 func messageEvents(msgs []Message) []Event {
 	var evs []Event
 	for _, m := range msgs {
@@ -411,35 +414,18 @@ func (c *Client) receiveAndQueue(mb protocol.MailboxID, id protocol.EnvelopeID, 
 		c.emit(Event{Kind: EventStoreError, Err: err})
 		return res, err
 	}
-	// A dropped envelope can still have changed something (a session
-	// given up after failures); only its messages are for a clean one.
+	if err != nil {
+		return res, err
+	}
 	evs := res.events
-	named := func(id []byte, ev Event) {
-		if r, err := c.contactByID(id); err == nil {
-			ev.Contact = r.Name
-			evs = append(evs, ev)
-		}
-	}
 	if res.routeAck != nil {
-		named(res.routeAck, Event{Kind: EventContact, Change: ContactRouteChanged})
-	}
-	if res.reset != nil && (err != nil || !hasResetNotice(res.msgs)) {
-		named(res.reset, Event{Kind: EventSessionReset})
+		if r, err := c.contactByID(res.routeAck); err == nil {
+			evs = append(evs, Event{Kind: EventContact, Contact: r.Name, Change: ContactRouteChanged})
+		}
 	}
 	c.emit(evs...)
-	if err == nil {
-		c.queue(res.msgs)
-	}
-	return res, err
-}
-
-func hasResetNotice(msgs []Message) bool {
-	for i := range msgs {
-		if isResetNotice(&msgs[i]) {
-			return true
-		}
-	}
-	return false
+	c.queue(res.msgs)
+	return res, nil
 }
 
 // sealSessionQueued is sealSession with the order lock held across its
