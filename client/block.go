@@ -72,7 +72,9 @@ func (c *Client) setBlocked(ctx context.Context, contact string, blocked bool) e
 	if _, err = c.updateContact(r.ID, func(rec *contactRecord) { rec.Blocked = blocked }); err != nil {
 		return ignoreGone(err)
 	}
-	c.contactChanged(r.Name, map[bool]ContactChange{true: ContactBlocked, false: ContactUnblocked}[blocked])
+	if r.Blocked != blocked {
+		c.contactChanged(r.Name, map[bool]ContactChange{true: ContactBlocked, false: ContactUnblocked}[blocked])
+	}
 	return nil
 }
 

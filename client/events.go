@@ -143,7 +143,8 @@ func (s ConnState) String() string {
 }
 
 // Event is one thing that happened on a Client; Kind says which fields
-// are set.
+// are set. Every subscriber gets the same Message: treat its Attachments
+// as read-only.
 type Event struct {
 	Kind    EventKind
 	Message Message       // EventMessage
