@@ -160,6 +160,9 @@ type events struct {
 	// the emission of their events, so that every subscriber sees
 	// messages in the order they were committed (the order of Inbox).
 	order sync.Mutex
+	// sentHook, if set (tests), runs in storeSent between the commit and
+	// the emission, with order held.
+	sentHook func()
 
 	mu        sync.Mutex
 	subs      []*subscriber
@@ -454,6 +457,9 @@ func (c *Client) storeSent(contactID []byte, m *Message, atts []attachmentRecord
 		stored, err = storeMessageRecord(t, contactID, m, atts)
 		return err
 	})
+	if err == nil && c.ev.sentHook != nil {
+		c.ev.sentHook()
+	}
 	if err == nil && stored {
 		c.emit(Event{Kind: EventMessage, Message: *m})
 	}

@@ -535,3 +535,56 @@ func TestSubscribeStoreError(t *testing.T) {
 		t.Fatalf("message event %q", m[0].Text)
 	}
 }
+
+// TestSubscribeOrderHeld: while a sent message is committed but not yet
+// emitted, a message arriving meanwhile is not stored and emitted ahead
+// of it. (The wait below only gives a wrong order the chance to show; the
+// test cannot fail because a machine is slow.)
+func TestSubscribeOrderHeld(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, bob, _, _ := pair(t, srv)
+	ctx := testCtx(t)
+	evs, err := alice.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, evs); ev.Kind != EventConnection {
+		t.Fatalf("first event %v, want the connection's state", ev.Kind)
+	}
+	committed, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock() // before the Clients close: their loops may wait for it
+	alice.ev.order.Lock()
+	alice.ev.sentHook = func() {
+		alice.ev.sentHook = nil
+		close(committed)
+		<-release
+	}
+	alice.ev.order.Unlock()
+	sent := make(chan error, 1)
+	go func() {
+		_, err := alice.Send(ctx, "bob", "sent first")
+		sent <- err
+	}()
+	<-committed
+	send(t, bob, "alice", "arrived meanwhile")
+	select {
+	case ev := <-evs:
+		t.Fatalf("while a sent message waits to be emitted: %v %q", ev.Kind, ev.Message.Text)
+	case <-time.After(time.Second):
+	}
+	unblock()
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	got := messageEventsN(t, evs, 2)
+	wantTexts(t, "events", got, "me>bob:sent first", "bob>me:arrived meanwhile")
+	inbox, err := alice.Inbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids(got), ids(inbox)) {
+		t.Fatalf("events %v, inbox %v", texts2(got), texts2(inbox))
+	}
+}
