@@ -317,11 +317,7 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
 		Attachments: publicAttachments(recs), Subject: o.Subject, ReplyTo: o.ReplyTo,
 	}
-	err = c.st.update(func(t *tx) error {
-		_, err := storeMessageRecord(t, r, &m, recs)
-		return err
-	})
-	if err != nil {
+	if err := c.storeSent(r, &m, recs); err != nil {
 		return m, fmt.Errorf("%w: the message was sent, but this device could not keep a copy: %w", ErrStore, err)
 	}
 	return m, nil

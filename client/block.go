@@ -69,8 +69,13 @@ func (c *Client) setBlocked(ctx context.Context, contact string, blocked bool) e
 			return err
 		}
 	}
-	_, err = c.updateContact(r.ID, func(rec *contactRecord) { rec.Person.Blocked = blocked })
-	return ignoreGone(err)
+	if _, err = c.updateContact(r.ID, func(rec *contactRecord) { rec.Person.Blocked = blocked }); err != nil {
+		return ignoreGone(err)
+	}
+	if r.Person.Blocked != blocked {
+		c.contactChanged(r.Person.Name, map[bool]ContactChange{true: ContactBlocked, false: ContactUnblocked}[blocked])
+	}
+	return nil
 }
 
 // sendable is lookupContact for sending: a contact this client blocked is

@@ -146,6 +146,8 @@ type Client struct {
 	closed    bool                                         //
 	certs     map[keys.Fingerprint]*keys.DeviceCertificate // parsed contact certificates
 
+	ev events // subscribers (events.go)
+
 	anonMu sync.Mutex
 	anon   map[string]*anonConn // unauthenticated connections, one per contact (anonRequest)
 
@@ -565,6 +567,7 @@ func (c *Client) start(ctx context.Context, cn *conn) (uint64, error) {
 	c.online = true
 	c.wg.Add(2)
 	c.mu.Unlock()
+	c.emitConn(ConnOnline, nil)
 	go c.run(cn)
 	go c.watchMailboxes()
 	c.goCheckPrekeys(cn)
@@ -663,6 +666,7 @@ func (c *Client) run(cn *conn) {
 		resubscribe := c.resubscribe.Swap(false)
 		if !resubscribe {
 			c.log.Info("relay connection lost; reconnecting")
+			c.emitConn(ConnReconnecting, nil)
 		}
 		var err error
 		for attempt := 0; ; attempt++ {
@@ -687,13 +691,17 @@ func (c *Client) run(cn *conn) {
 			if protocol.IsCode(err, protocol.CodeDeviceRevoked) || protocol.IsCode(err, protocol.CodeUnknownDevice) || protocol.IsCode(err, protocol.CodeAuthFailed) {
 				c.mu.Lock()
 				c.fatal = fmt.Errorf("client: the relay no longer accepts this device: %w", err)
+				fatal := c.fatal
 				c.broadcastLocked()
 				c.mu.Unlock()
+				c.emitConn(ConnOffline, fatal)
 				c.log.Error("relay refused this device", "err", err)
 				return
 			}
 			c.log.Debug("reconnect failed", "attempt", attempt, "err", err)
+			c.emitConn(ConnReconnecting, nil) // after a Sync's fresh subscription failed
 		}
+		c.emitConn(ConnOnline, nil)
 		c.goCheckPrekeys(cn)
 		c.goMaintain(cn)
 	}
@@ -749,10 +757,9 @@ func (c *Client) consume(cn *conn) {
 // deliver stores one delivered envelope (or drops it) and then, only after
 // the commit, acknowledges it.
 func (c *Client) deliver(cn *conn, d *protocol.Deliver) {
-	res, err := c.receive(d.Mailbox, d.ID, d.Envelope)
+	res, err := c.receiveAndQueue(d.Mailbox, d.ID, d.Envelope)
 	switch {
 	case err == nil:
-		c.queue(res.msgs)
 	case errors.Is(err, errDuplicate):
 		c.duplicates.Add(1)
 	case errors.Is(err, errStoreFailed):
@@ -760,12 +767,6 @@ func (c *Client) deliver(cn *conn, d *protocol.Deliver) {
 		// and Receive report it: a full disk must not read as "no new
 		// messages".
 		c.log.Error("could not store envelope", "mailbox", d.Mailbox.Short(), "err", err)
-		c.mu.Lock()
-		if c.storeErr == nil {
-			c.storeErr = err
-		}
-		c.broadcastLocked()
-		c.mu.Unlock()
 		return
 	default:
 		c.dropped.Add(1)
@@ -777,19 +778,6 @@ func (c *Client) deliver(cn *conn, d *protocol.Deliver) {
 		c.log.Debug("ack failed; the envelope will come again and be de-duplicated", "err", err)
 	}
 	c.afterReceive(ctx, cn, &res)
-}
-
-// queue makes new stored messages and notices available to Sync and
-// Receive.
-func (c *Client) queue(msgs []Message) {
-	if len(msgs) == 0 {
-		return
-	}
-	c.received.Add(uint64(len(msgs)))
-	c.mu.Lock()
-	c.inbox = append(c.inbox, msgs...)
-	c.broadcastLocked()
-	c.mu.Unlock()
 }
 
 // Close disconnects. Stored state stays in home.
@@ -815,6 +803,7 @@ func (c *Client) Close() error {
 	}
 	c.anonMu.Unlock()
 	c.wg.Wait()
+	c.ev.close()
 	return nil
 }
 

@@ -64,6 +64,36 @@
 // return an error matching [ErrStore]: a storage failure never reads as
 // "nothing new".
 //
+// # Events
+//
+// A front-end that shows conversations as they change uses
+// [Client.Subscribe]: a stream of [Event] values — a message or notice
+// stored ([EventMessage], also for messages this Client sent), a contact
+// added, blocked, unblocked, refused or re-routed ([EventContact]), a
+// session replaced ([EventSessionReset]), an envelope that could not be
+// stored ([EventStoreError]) and the connection's state
+// ([EventConnection]: online, reconnecting, offline). Events come after
+// the change is committed, messages in the order they were stored. Each
+// subscriber has its own queue of [EventQueueSize] events; one that does
+// not read never slows receiving, storing or other subscribers: it loses
+// events and is told so with [EventMissed], and then reads the store again
+// ([Client.Inbox], [Client.Contacts]). The stream ends when its context
+// ends or the Client is closed.
+//
+//	evs, _ := c.Subscribe(ctx)
+//	msgs, _ := c.Inbox() // then apply events, deduplicating messages by ID
+//	for ev := range evs {
+//		switch ev.Kind {
+//		case client.EventMessage: // show ev.Message
+//		case client.EventMissed: // msgs, _ = c.Inbox() and redraw
+//		}
+//	}
+//
+// [Client.Receive] and [Client.Sync] read the Client's own subscriber,
+// which loses nothing (what it does not keep in memory it reads back from
+// the store): they return each new incoming message once, whoever else
+// subscribes.
+//
 // # Errors
 //
 // Errors are sentinels in errors.go, tested with errors.Is; relay refusals

@@ -230,6 +230,7 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 		c.returnSpare(reply, replyCap, fromSpare)
 		return Contact{}, err
 	}
+	c.contactChanged(name, ContactAdded)
 	if !fromSpare {
 		if cn, err := c.authConn(ctx); err == nil {
 			if err := c.subscribe(ctx, cn, reply); err != nil && !isRefusal(err) {
@@ -403,6 +404,7 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 		return err
 	}
 	res.route = rec.ID
+	res.events = append(res.events, Event{Kind: EventContact, Contact: name, Change: ContactAdded})
 	c.log.Info("contact added from invitation", "mailbox", mb.Short())
 	return nil
 }
@@ -465,6 +467,7 @@ func (c *Client) refused(t *tx, from *contactRecord, ct *content, signed []byte,
 	if err := t.putContact(from); err != nil {
 		return err
 	}
+	res.events = append(res.events, Event{Kind: EventContact, Contact: from.Person.Name, Change: ContactRefused})
 	h := sha256.New()
 	h.Write([]byte(refusalNoticeLabel))
 	h.Write(ct.Invitation[:])
@@ -526,9 +529,10 @@ func (c *Client) rotateRoute(ctx context.Context, cn *conn, id []byte) error {
 	if err := c.sendSession(ctx, rec, ct); err != nil {
 		return err
 	}
-	_, err = c.updateContact(id, func(r *contactRecord) { r.NeedRoute = false })
+	rec, err = c.updateContact(id, func(r *contactRecord) { r.NeedRoute = false })
 	if err == nil {
 		c.log.Info("gave a contact a fresh route", "contact", fpOf(rec.Person.Identity).Short())
+		c.contactChanged(rec.Person.Name, ContactRouteChanged)
 	}
 	return err
 }

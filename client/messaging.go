@@ -246,11 +246,7 @@ func (c *Client) SendWith(ctx context.Context, contact, text string, opts *SendO
 		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
 		Subject: o.Subject, ReplyTo: o.ReplyTo,
 	}
-	err = c.st.update(func(t *tx) error {
-		_, err := storeMessage(t, r, &m)
-		return err
-	})
-	if err != nil {
+	if err := c.storeSent(r, &m, nil); err != nil {
 		return m, fmt.Errorf("%w: the message was sent, but this device could not keep a copy: %w", ErrStore, err)
 	}
 	return m, nil
@@ -351,6 +347,7 @@ type received struct {
 	routeAck []byte    // a contact (record ID) whose route we now use
 	revoke   []byte    // a contact (record ID) whose previous route to revoke
 	refuse   *refusal  // an introduction for a used invitation, to refuse
+	events   []Event   // contact changes decided in the transaction (events.go)
 }
 
 // receiveEnvelope is receive for tests: the first new message, or nil and
@@ -527,6 +524,13 @@ func (c *Client) Sync(ctx context.Context) ([]Message, error) {
 			return nil, err
 		}
 		if c.cur != nil && c.gen > g0 && allDrained(c.subs) {
+			if c.ev.inboxGap {
+				c.mu.Unlock()
+				if err := c.refillInbox(); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			msgs, serr := c.inbox, c.storeErr
 			c.inbox, c.storeErr = nil, nil
 			c.mu.Unlock()
@@ -567,7 +571,10 @@ func allDrained(m map[protocol.MailboxID]bool) bool {
 // acknowledged, blocking until one arrives or ctx ends. On a Client from
 // Open, the first Receive connects (and fails if it cannot). An envelope
 // that could not be stored makes it return an error matching ErrStore
-// (once per failure); the relay keeps that envelope.
+// (once per failure); the relay keeps that envelope. Receive and Sync read
+// the Client's own subscriber to its events (events.go), which, unlike
+// Subscribe's, loses nothing: what it does not keep in memory it reads
+// back from the store.
 func (c *Client) Receive(ctx context.Context) (Message, error) {
 	if _, err := c.connect(ctx); err != nil {
 		return Message{}, err
@@ -579,6 +586,13 @@ func (c *Client) Receive(ctx context.Context) (Message, error) {
 			c.inbox = c.inbox[1:]
 			c.mu.Unlock()
 			return m, nil
+		}
+		if c.ev.inboxGap {
+			c.mu.Unlock()
+			if err := c.refillInbox(); err != nil {
+				return Message{}, err
+			}
+			continue
 		}
 		err, ch := c.stateErrLocked(), c.changed
 		if err == nil && c.storeErr != nil {

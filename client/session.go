@@ -150,19 +150,16 @@ func (c *Client) sendSession(ctx context.Context, r *contactRecord, ct *content)
 	if err != nil {
 		return err
 	}
-	env, notice, err := c.sealSession(r, plain, nil)
+	env, err := c.sealSessionQueued(r, plain, nil)
 	if errors.Is(err, errNoSession) {
 		var pb *session.PeerBundle
 		if pb, err = c.fetchPeerBundle(ctx, r); err != nil {
 			return err
 		}
-		env, notice, err = c.sealSession(r, plain, pb)
+		env, err = c.sealSessionQueued(r, plain, pb)
 	}
 	if err != nil {
 		return err
-	}
-	if notice != nil {
-		c.queue([]Message{*notice})
 	}
 	return c.sendEnvelope(ctx, r, env)
 }

@@ -1,0 +1,472 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/postern/postern/client/internal/session"
+	"github.com/postern/postern/protocol"
+)
+
+// Events for front-ends. Everything that changes what a front-end shows
+// is emitted once, after it is committed to the store, to every
+// subscriber (Subscribe) and to the Client's own inbox, which Receive and
+// Sync read. Emitting never blocks: each subscriber has a bounded queue,
+// and a subscriber that does not keep up loses events (it is told, with
+// EventMissed) rather than slowing the receive loop, the store or other
+// subscribers.
+
+// EventQueueSize is how many events a subscriber's queue holds. When it is
+// full, further events are dropped for that subscriber only, and it gets
+// one EventMissed in their place.
+const EventQueueSize = 256
+
+// inboxQueueSize is how many new messages the Client keeps in memory for
+// Receive and Sync. Past it they are not kept but read back from the store
+// when the inbox is next read (refillInbox), so that a Client whose
+// Receive and Sync are never called (a front-end that subscribes) does not
+// grow.
+const inboxQueueSize = 1024
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+const (
+	// EventMessage: a new message or notice was stored (Event.Message):
+	// one received, a notice this client wrote into a conversation
+	// (Message.Notice), or a message this Client sent (Message.Outgoing).
+	EventMessage EventKind = iota + 1
+	// EventContact: a contact (Event.Contact, by name) was added, blocked,
+	// unblocked or refused, or one of its routes changed (Event.Change).
+	EventContact
+	// EventSessionReset: the secure session with a contact (Event.Contact)
+	// was lost (on either side) and a new one replaces it. The notice
+	// stored for it (Message.Notice, SessionResetNotice) follows as an
+	// EventMessage; this event saves reading its text.
+	EventSessionReset
+	// EventStoreError: a received envelope could not be stored (Event.Err
+	// matches ErrStore, for example a full disk). It was not
+	// acknowledged: the relay keeps it and delivers it again.
+	EventStoreError
+	// EventConnection: the authenticated connection to the relay changed
+	// state (Event.State; Event.Err for ConnOffline).
+	EventConnection
+	// EventMissed: the subscriber's queue was full and events were
+	// dropped here. Resynchronise from the store: Inbox, Contacts. The
+	// events that follow may repeat what that read returns (deduplicate
+	// messages by ID).
+	EventMissed
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventMessage:
+		return "message"
+	case EventContact:
+		return "contact"
+	case EventSessionReset:
+		return "session-reset"
+	case EventStoreError:
+		return "store-error"
+	case EventConnection:
+		return "connection"
+	case EventMissed:
+		return "missed"
+	}
+	return fmt.Sprintf("EventKind(%d)", uint8(k))
+}
+
+// ContactChange says how a contact changed (EventContact).
+type ContactChange uint8
+
+const (
+	// ContactAdded: a new contact, from an invitation this client made
+	// (their introduction arrived) or accepted (Accept).
+	ContactAdded ContactChange = iota + 1
+	// ContactBlocked: this client blocked the contact (Block).
+	ContactBlocked
+	// ContactUnblocked: this client unblocked the contact (Unblock).
+	ContactUnblocked
+	// ContactRefused: the invitation this client accepted had been used by
+	// someone else; the contact receives nothing from this client. A
+	// notice in the conversation says so.
+	ContactRefused
+	// ContactRouteChanged: the mailbox one side writes to was replaced
+	// (the invitation's route retired, SPEC section 9 "Routes"). Nothing
+	// to show; a front-end may refresh the contact.
+	ContactRouteChanged
+)
+
+func (c ContactChange) String() string {
+	switch c {
+	case ContactAdded:
+		return "added"
+	case ContactBlocked:
+		return "blocked"
+	case ContactUnblocked:
+		return "unblocked"
+	case ContactRefused:
+		return "refused"
+	case ContactRouteChanged:
+		return "route-changed"
+	}
+	return fmt.Sprintf("ContactChange(%d)", uint8(c))
+}
+
+// ConnState is the state of the authenticated connection (EventConnection).
+type ConnState uint8
+
+const (
+	// ConnOnline: connected, authenticated and subscribed to every
+	// mailbox; envelopes are received, stored and acknowledged.
+	ConnOnline ConnState = iota + 1
+	// ConnReconnecting: the connection was lost; the Client reconnects by
+	// itself, with backoff. What is sent to this device waits on the relay.
+	ConnReconnecting
+	// ConnOffline: the Client stopped receiving for good; Event.Err says
+	// why (the relay no longer accepts this device).
+	ConnOffline
+)
+
+func (s ConnState) String() string {
+	switch s {
+	case ConnOnline:
+		return "online"
+	case ConnReconnecting:
+		return "reconnecting"
+	case ConnOffline:
+		return "offline"
+	}
+	return fmt.Sprintf("ConnState(%d)", uint8(s))
+}
+
+// Event is one thing that happened on a Client; Kind says which fields
+// are set. Every subscriber gets the same Message: treat its Attachments
+// as read-only.
+type Event struct {
+	Kind    EventKind
+	Message Message       // EventMessage
+	Contact string        // EventContact, EventSessionReset: the contact's name
+	Change  ContactChange // EventContact
+	State   ConnState     // EventConnection
+	Err     error         // EventStoreError; EventConnection with ConnOffline
+}
+
+// events is a Client's event hub.
+type events struct {
+	// order is held across a store transaction that stores messages and
+	// the emission of their events, so that every subscriber sees
+	// messages in the order they were committed (the order of Inbox).
+	order sync.Mutex
+	// sentHook, if set (tests), runs in storeSent between the commit and
+	// the emission, with order held.
+	sentHook func()
+
+	mu        sync.Mutex
+	subs      []*subscriber
+	closed    bool
+	conn      ConnState // last state emitted; 0 before the first connection
+	connErr   error
+	queueSize int // EventQueueSize; lowered by tests
+	inboxSize int // inboxQueueSize; lowered by tests
+
+	// The inbox's overflow, guarded by Client.mu with Client.inbox:
+	// messages stored after inboxAfter (an ID) were not kept in memory.
+	inboxGap   bool
+	inboxAfter string
+}
+
+// subscriber is one subscription's queue: a channel with one slot more
+// than its size, so that an EventMissed always fits after a full queue.
+// It is written only under events.mu.
+type subscriber struct {
+	ch   chan Event
+	size int
+	gap  bool        // the last event queued is an EventMissed
+	done bool        // ch is closed
+	stop func() bool // stops the context.AfterFunc that unsubscribes
+}
+
+// Subscribe returns a stream of this Client's events, from now until ctx
+// ends or the Client is closed (then the channel is closed). The first
+// event is the connection's state (EventConnection) if the Client has
+// connected before. Subscribe does not connect: use Dial, or on a Client
+// from Open call Sync or Receive, to receive from the relay.
+//
+// Each subscription has its own queue of EventQueueSize events. A
+// subscriber that does not read never slows receiving, storing or other
+// subscribers: when its queue is full, events are dropped for it alone,
+// and once it reads again it gets an EventMissed where they were dropped,
+// telling it to resynchronise from the store (Inbox, Contacts). Events
+// that happened before Subscribe are not replayed either: to show a
+// conversation, subscribe first, then read Inbox, then apply the events
+// (deduplicating messages by ID).
+//
+// Receive and Sync are unaffected by subscriptions: they read the
+// Client's own queue of incoming messages, which loses nothing.
+func (c *Client) Subscribe(ctx context.Context) (<-chan Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	e := &c.ev
+	s := &subscriber{}
+	stop := context.AfterFunc(ctx, func() { e.unsubscribe(s) })
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		stop()
+		return nil, ErrClosed
+	}
+	if s.done { // ctx ended in between: unsubscribe found nothing to close
+		return nil, ctx.Err()
+	}
+	s.size = e.queueSize
+	if s.size <= 0 {
+		s.size = EventQueueSize
+	}
+	s.ch, s.stop = make(chan Event, s.size+1), stop
+	if e.conn != 0 {
+		s.ch <- Event{Kind: EventConnection, State: e.conn, Err: e.connErr}
+	}
+	e.subs = append(e.subs, s)
+	return s.ch, nil
+}
+
+func (e *events) unsubscribe(s *subscriber) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s.done {
+		return
+	}
+	s.done = true
+	for i, x := range e.subs {
+		if x == s {
+			e.subs = append(e.subs[:i], e.subs[i+1:]...)
+			close(s.ch)
+			break
+		}
+	}
+}
+
+// close ends every stream (Client.Close); later events go nowhere.
+func (e *events) close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
+	for _, s := range e.subs {
+		s.done = true
+		s.stop()
+		close(s.ch)
+	}
+	e.subs = nil
+}
+
+// put queues ev for s without blocking: only emitters (under events.mu)
+// add to s.ch, so a length below s.size leaves room, and the one slot
+// beyond it is for the EventMissed.
+func (s *subscriber) put(ev Event) {
+	switch {
+	case len(s.ch) < s.size:
+		s.ch <- ev
+		s.gap = false
+	case !s.gap:
+		s.ch <- Event{Kind: EventMissed}
+		s.gap = true
+	}
+}
+
+// emit hands events, in order, to the inbox and every subscriber. It
+// never blocks on a reader. It must not be called with c.mu held.
+func (c *Client) emit(evs ...Event) {
+	e := &c.ev
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	for _, ev := range evs {
+		if ev.Kind == EventConnection {
+			if ev.State == e.conn {
+				continue // a Sync's fresh subscription is no change
+			}
+			e.conn, e.connErr = ev.State, ev.Err
+		}
+		c.toInbox(ev)
+		for _, s := range e.subs {
+			s.put(ev)
+		}
+	}
+}
+
+// emitConn reports a connection state (emit drops repeats).
+func (c *Client) emitConn(s ConnState, err error) {
+	c.emit(Event{Kind: EventConnection, State: s, Err: err})
+}
+
+// toInbox is the Client's own subscriber, which Receive and Sync read:
+// new incoming messages and notices in store order, and the first store
+// failure not yet reported. It runs under events.mu.
+func (c *Client) toInbox(ev Event) {
+	size := c.ev.inboxSize
+	if size <= 0 {
+		size = inboxQueueSize
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch ev.Kind {
+	case EventMessage:
+		switch {
+		case ev.Message.Outgoing:
+			return // the caller of Send has it
+		case c.ev.inboxGap:
+			return // read back from the store (refillInbox)
+		case len(c.inbox) < size:
+			c.inbox = append(c.inbox, ev.Message)
+		default:
+			c.ev.inboxGap, c.ev.inboxAfter = true, c.inbox[len(c.inbox)-1].ID
+		}
+	case EventStoreError:
+		if c.storeErr == nil {
+			c.storeErr = ev.Err
+		}
+	default:
+		return
+	}
+	c.broadcastLocked()
+}
+
+// refillInbox reads back from the store the incoming messages and notices
+// the inbox did not keep (those stored after inboxAfter) and appends them
+// to it. It holds the order lock, so that no message is stored and
+// emitted meanwhile: what it reads and what is emitted after it are
+// disjoint. Messages are never deleted from the store, so inboxAfter is
+// there; what another process on the same home stored after it is
+// included (it is new to this Client too).
+func (c *Client) refillInbox() error {
+	c.ev.order.Lock()
+	defer c.ev.order.Unlock()
+	c.mu.Lock()
+	gap, after := c.ev.inboxGap, c.ev.inboxAfter
+	c.mu.Unlock()
+	if !gap {
+		return nil
+	}
+	all, err := c.Inbox()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	i := len(all) - 1
+	for i >= 0 && all[i].ID != after {
+		i--
+	}
+	if i < 0 {
+		return fmt.Errorf("%w: %w", ErrStore, errStoreCorrupt)
+	}
+	var rest []Message
+	for _, m := range all[i+1:] {
+		if !m.Outgoing {
+			rest = append(rest, m)
+		}
+	}
+	c.mu.Lock()
+	c.inbox = append(c.inbox, rest...)
+	c.ev.inboxGap, c.ev.inboxAfter = false, ""
+	c.broadcastLocked()
+	c.mu.Unlock()
+	return nil
+}
+
+// queue emits new stored incoming messages and notices (EventMessage),
+// which makes them available to Receive and Sync. The caller holds the
+// order lock across their commit and this call.
+func (c *Client) queue(msgs []Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	c.received.Add(uint64(len(msgs)))
+	c.emit(messageEvents(msgs)...)
+}
+
+// messageEvents are the events of new messages: each one, preceded by an
+// EventSessionReset for a session-reset notice. Every lost session gives
+// one such notice, stored by whichever side starts the new session
+// (receiveSession or sealSession), so the notice is the event's source.
+func messageEvents(msgs []Message) []Event {
+	var evs []Event
+	for _, m := range msgs {
+		if isResetNotice(&m) {
+			evs = append(evs, Event{Kind: EventSessionReset, Contact: m.From})
+		}
+		evs = append(evs, Event{Kind: EventMessage, Message: m})
+	}
+	return evs
+}
+
+func isResetNotice(m *Message) bool {
+	return m.Notice && !m.Outgoing && m.Text == SessionResetNotice(m.From)
+}
+
+// receiveAndQueue is receive for the receive loop: it stores one envelope
+// and emits what storing it produced, holding the order lock across both.
+func (c *Client) receiveAndQueue(mb protocol.MailboxID, id protocol.EnvelopeID, env []byte) (received, error) {
+	c.ev.order.Lock()
+	defer c.ev.order.Unlock()
+	res, err := c.receive(mb, id, env)
+	if errors.Is(err, errStoreFailed) {
+		c.emit(Event{Kind: EventStoreError, Err: err})
+		return res, err
+	}
+	if err != nil {
+		return res, err
+	}
+	evs := res.events
+	if res.routeAck != nil {
+		if r, err := c.contactByID(res.routeAck); err == nil {
+			evs = append(evs, Event{Kind: EventContact, Contact: r.Person.Name, Change: ContactRouteChanged})
+		}
+	}
+	c.emit(evs...)
+	c.queue(res.msgs)
+	return res, nil
+}
+
+// sealSessionQueued is sealSession with the order lock held across its
+// commit and the queueing of the notice it stored, if any.
+func (c *Client) sealSessionQueued(r *contactRecord, plain []byte, pb *session.PeerBundle) ([]byte, error) {
+	c.ev.order.Lock()
+	defer c.ev.order.Unlock()
+	env, notice, err := c.sealSession(r, plain, pb)
+	if err != nil {
+		return nil, err
+	}
+	if notice != nil {
+		c.queue([]Message{*notice})
+	}
+	return env, nil
+}
+
+// storeSent stores a message this Client sent (with its attachments'
+// records, if any) and emits it, under the order lock.
+func (c *Client) storeSent(r *contactRecord, m *Message, atts []attachmentRecord) error {
+	c.ev.order.Lock()
+	defer c.ev.order.Unlock()
+	var stored bool
+	err := c.st.update(func(t *tx) (err error) {
+		stored, err = storeMessageRecord(t, r, m, atts)
+		return err
+	})
+	if err == nil && c.ev.sentHook != nil {
+		c.ev.sentHook()
+	}
+	if err == nil && stored {
+		c.emit(Event{Kind: EventMessage, Message: *m})
+	}
+	return err
+}
+
+// contactChanged emits an EventContact for the contact named name.
+func (c *Client) contactChanged(name string, ch ContactChange) {
+	c.emit(Event{Kind: EventContact, Contact: name, Change: ch})
+}
