@@ -404,7 +404,7 @@ func TestSubscribeConnectionState(t *testing.T) {
 func TestSubscribeContactEvents(t *testing.T) {
 	srv := relaytest.New(t, nil)
 	ctx := testCtx(t)
-	alice, _ := newTestClient(t, srv, "alice")
+	alice, aliceHome := newTestClient(t, srv, "alice")
 	bob, _ := newTestClient(t, srv, "bob")
 	carol, _ := newTestClient(t, srv, "carol")
 	subscribe := func(c *Client) <-chan Event {
@@ -414,7 +414,7 @@ func TestSubscribeContactEvents(t *testing.T) {
 		}
 		return ch
 	}
-	ae, be, ce := subscribe(alice), subscribe(bob), subscribe(carol)
+	be, ce := subscribe(bob), subscribe(carol)
 	contact := func(ch <-chan Event, name string, want ContactChange) {
 		t.Helper()
 		waitEvent(t, ch, name+" "+want.String(), func(ev Event) bool {
@@ -425,6 +425,10 @@ func TestSubscribeContactEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Alice is offline until both have accepted: were she receiving, she
+	// could give bob his route, and revoke the invitation, before carol
+	// uses it, and carol would get no refusal but ErrInvitationSpent.
+	alice.Close()
 	if _, err := bob.Accept(ctx, code, "alice"); err != nil {
 		t.Fatal(err)
 	}
@@ -432,6 +436,12 @@ func TestSubscribeContactEvents(t *testing.T) {
 	if _, err := carol.Accept(ctx, code, "alice"); err != nil {
 		t.Fatal(err)
 	}
+	alice, err = Open(aliceHome, testPass, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alice.Close() })
+	ae := subscribe(alice)
 	if _, err := alice.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
