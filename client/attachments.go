@@ -22,7 +22,7 @@ import (
 	"github.com/postern/postern/protocol"
 )
 
-// Attachments in messages (protocol/SPEC-attachmsg.md, section 12.3).
+// Attachments in messages (protocol/SPEC.md section 12.3).
 // A file is encrypted under a fresh key in fixed-size chunks
 // (client/internal/attach), uploaded as a blob, and announced in a session
 // message of type 0x04 carrying the blob ID, the key, the plaintext digest

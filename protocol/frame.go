@@ -3,10 +3,12 @@ package protocol
 import "fmt"
 
 // FrameType is the first byte of every frame. Client requests use
-// 0x01–0x7f, relay frames 0x80–0xff. 0x0e–0x3f and 0x8a–0xbf are reserved
-// for what comes after version 1's first slice (attachments, multiple
-// devices, groups, team queues); a version 1 relay answers an unknown
-// request type with CodeUnknownFrame and keeps the connection.
+// 0x01–0x7f, relay frames 0x80–0xff. The types after the last ones below
+// (requests from 0x0e, relay frames from 0x8b) are reserved for what comes
+// without a version change (SPEC.md section 2: multiple devices, groups,
+// team queues, key transparency); attachments took the first of each,
+// CreateBlob 0x0d and BlobCreated 0x8a. A version 1 relay answers an
+// unknown request type with CodeUnknownFrame and keeps the connection.
 type FrameType uint8
 
 // Frame types of version 1.
