@@ -109,6 +109,9 @@ func Wrap(ws *websocket.Conn, host string) *Conn {
 // errNotStarted is a Request on a Conn in direct mode.
 var errNotStarted = errors.New("relayconn: Request before Start")
 
+// errStarted is a ReadFrame on a started Conn.
+var errStarted = errors.New("relayconn: ReadFrame on a started connection")
+
 // errText is a text message from the relay, which speaks binary only.
 var errText = fmt.Errorf("%w: text message from relay", protocol.ErrMalformed)
 
@@ -140,6 +143,9 @@ func (c *Conn) AuthMessage() []byte { return protocol.AuthMessage(c.challenge.No
 // ErrTooLarge, ErrVersion); a closed connection is the WebSocket's error
 // (websocket.CloseStatus reads its status).
 func (c *Conn) ReadFrame(ctx context.Context) (id uint32, f protocol.Frame, err error) {
+	if c.started.Load() {
+		return 0, nil, errStarted // the reading goroutine owns the frames
+	}
 	return c.read(ctx)
 }
 

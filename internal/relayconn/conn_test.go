@@ -157,6 +157,9 @@ func TestMultiplexedAgainstRelay(t *testing.T) {
 	if d, ok := next().(*protocol.Drained); !ok || d.Mailbox != mb {
 		t.Fatal("no Drained after the queued envelopes")
 	}
+	if _, _, err := own.ReadFrame(ctx); err == nil {
+		t.Fatal("ReadFrame on a started connection succeeded")
+	}
 	if err := own.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
