@@ -23,7 +23,7 @@ import (
 	"github.com/postern/postern/protocol"
 )
 
-// Attachments in messages (protocol/SPEC-attachmsg.md, section 12.3).
+// Attachments in messages (protocol/SPEC.md section 12.3).
 // A file is encrypted under a fresh key in fixed-size chunks
 // (client/internal/attach), uploaded as a blob, and announced in a session
 // message of type 0x04 carrying the blob ID, the key, the plaintext digest
@@ -148,42 +148,42 @@ func appendAttachmentBody(b []byte, c *content) ([]byte, error) {
 
 // parseAttachmentBody decodes what appendAttachmentBody wrote; false for
 // anything else. Sizes are checked before anything is allocated.
-func parseAttachmentBody(r *reader, c *content) bool {
-	n := r.u32()
+func parseAttachmentBody(r *protocol.Reader, c *content) bool {
+	n := r.U32("text length")
 	if n > MaxTextSize {
 		return false
 	}
-	c.Text = string(r.take(int(n)))
+	c.Text = string(r.Take(int(n), "text"))
 	if !utf8.ValidString(c.Text) {
 		return false
 	}
-	count := int(r.u8())
-	if !r.ok() || count < 1 || count > MaxAttachments {
+	count := int(r.U8("attachment count"))
+	if r.Err() != nil || count < 1 || count > MaxAttachments {
 		return false
 	}
 	c.Attachments = make([]attachmentRef, count)
 	for i := range c.Attachments {
 		a := &c.Attachments[i]
-		r.array(a.Blob[:])
-		r.array(a.Key[:])
-		r.array(a.Digest[:])
-		a.PlainSize = r.u64()
-		a.CipherSize = r.u64()
-		nl := int(r.u16())
+		r.Array(a.Blob[:], "blob id")
+		r.Array(a.Key[:], "attachment key")
+		r.Array(a.Digest[:], "digest")
+		a.PlainSize = r.U64("plain size")
+		a.CipherSize = r.U64("cipher size")
+		nl := int(r.U16("name length"))
 		if nl > MaxAttachmentNameSize {
 			return false
 		}
-		a.Name = string(r.take(nl))
-		tl := int(r.u8())
+		a.Name = string(r.Take(nl, "name"))
+		tl := int(r.U8("media type length"))
 		if tl > MaxMediaTypeSize {
 			return false
 		}
-		a.MediaType = string(r.take(tl))
-		if !r.ok() || !validAttachmentName(a.Name) || !validMediaType(a.MediaType) || !validSizes(a.PlainSize, a.CipherSize) {
+		a.MediaType = string(r.Take(tl, "media type"))
+		if r.Err() != nil || !validAttachmentName(a.Name) || !validMediaType(a.MediaType) || !validSizes(a.PlainSize, a.CipherSize) {
 			return false
 		}
 	}
-	return r.ok()
+	return r.Err() == nil
 }
 
 func validAttachmentName(s string) bool {

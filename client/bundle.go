@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/postern/postern/keys"
+	"github.com/postern/postern/protocol"
 )
 
 // Prekey bundle layout (opaque to the relay; protocol/SPEC.md section 9 "Prekey bundle"):
@@ -26,13 +27,13 @@ func marshalBundle(cert *keys.DeviceCertificate, lastResort *keys.SignedPrekey) 
 // its identity, and the prekey's signature by the certified device. The
 // caller must still compare the identity with the one it expects.
 func parseBundle(b []byte) (*keys.DeviceCertificate, *keys.SignedPrekey, error) {
-	r := &reader{b: b}
-	if r.u8() != bundleVersion {
+	r := protocol.NewReader(b)
+	if r.U8("version") != bundleVersion {
 		return nil, nil, fmt.Errorf("client: prekey bundle: bad version")
 	}
-	cb := r.take(int(r.u16()))
-	pb := r.take(int(r.u16()))
-	if !r.ok() || len(r.b) != 0 {
+	cb := r.Take(int(r.U16("certificate length")), "certificate")
+	pb := r.Take(int(r.U16("prekey length")), "prekey")
+	if r.Finish("prekey bundle") != nil {
 		return nil, nil, fmt.Errorf("client: prekey bundle: malformed")
 	}
 	cert, err := keys.ParseDeviceCertificate(cb)

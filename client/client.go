@@ -224,14 +224,14 @@ func marshalKeyPayload(id *identity.Identity, dev *identity.Device, storeKey []b
 }
 
 func parseKeyPayload(b []byte) (*identity.Identity, *identity.Device, []byte, error) {
-	r := &reader{b: b}
-	if r.u8() != keyPayloadVersion {
+	r := protocol.NewReader(b)
+	if r.U8("version") != keyPayloadVersion {
 		return nil, nil, nil, fmt.Errorf("client: key file payload: unknown version")
 	}
-	is := r.take(int(r.u16()))
-	ds := r.take(int(r.u16()))
-	sk := r.take(storeKeySize)
-	if !r.ok() || len(r.b) != 0 {
+	is := r.Take(int(r.U16("identity length")), "identity")
+	ds := r.Take(int(r.U16("device length")), "device")
+	sk := r.Take(storeKeySize, "store key")
+	if r.Finish("key file payload") != nil {
 		return nil, nil, nil, fmt.Errorf("client: key file payload: malformed")
 	}
 	id, err := identity.ParseIdentitySecret(is)

@@ -11,55 +11,39 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
-
+	"github.com/postern/postern/internal/relayconn"
 	"github.com/postern/postern/keys"
 	"github.com/postern/postern/protocol"
 )
 
 // errConnClosed: the relay connection is gone. Requests that fail with it
 // may be retried on a new connection.
-var errConnClosed = errors.New("client: relay connection closed")
+var errConnClosed = relayconn.ErrClosed
 
-// conn is one WebSocket connection to the relay. Requests are multiplexed
-// by request ID; frames the relay pushes (request ID 0) go to the push
-// queue. Safe for concurrent use.
+// conn is one WebSocket connection to the relay: a started
+// relayconn.Conn, whose pushed frames go to the push queue. Safe for
+// concurrent use.
 type conn struct {
-	ws        *websocket.Conn
-	challenge protocol.Challenge
-	host      string
-
-	nextID  atomic.Uint32
-	mu      sync.Mutex
-	pending map[uint32]chan protocol.Frame
-	closed  chan struct{}
-	err     error // why closed; set before closed is closed
-
+	rc   *relayconn.Conn
 	push *pushQueue // nil: pushed frames are dropped
 }
 
 // dialRelay connects to relay (a canonical URL from CheckRelayURL) and
 // reads the relay's challenge.
 func dialRelay(ctx context.Context, relay string, push *pushQueue, tc *tls.Config) (*conn, error) {
-	u, err := url.Parse(relay)
-	if err != nil {
+	if _, err := url.Parse(relay); err != nil {
 		return nil, ErrInvalidRelayURL
 	}
-	opts := &websocket.DialOptions{
-		Subprotocols:    []string{protocol.Subprotocol},
-		CompressionMode: websocket.CompressionDisabled, // ciphertext does not compress; compression leaks sizes
-	}
-	if tc != nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = tc.Clone()
-		opts.HTTPClient = &http.Client{Transport: t}
-	}
-	ws, resp, err := websocket.Dial(ctx, relay+protocol.WebSocketPath, opts)
+	rc, err := relayconn.Dial(ctx, relay, &relayconn.Options{TLSConfig: tc})
 	if err != nil {
-		if resp != nil && resp.Header.Get(protocol.HTTPHeaderError) != "" {
+		var de *relayconn.DialError
+		if !errors.As(err, &de) {
+			return nil, err
+		}
+		err = de.Err
+		if resp := de.Response; resp != nil && resp.Header.Get(protocol.HTTPHeaderError) != "" {
 			// Refused before the upgrade (per-address limits: 429 with
 			// CodeTooManyConnections, and Retry-After).
 			err = &refusedError{err: responseError(resp), retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
@@ -70,99 +54,22 @@ func dialRelay(ctx context.Context, relay string, push *pushQueue, tc *tls.Confi
 		}
 		return nil, fmt.Errorf("client: connect to relay: %w", err)
 	}
-	if ws.Subprotocol() != protocol.Subprotocol {
-		ws.Close(websocket.StatusProtocolError, "subprotocol")
-		return nil, fmt.Errorf("client: relay did not accept subprotocol %s", protocol.Subprotocol)
+	c := &conn{rc: rc, push: push}
+	if push != nil {
+		rc.Start(push.put) // nil marks the end of the connection
+	} else {
+		rc.Start(nil)
 	}
-	ws.SetReadLimit(protocol.MaxFrameSize)
-	c := &conn{ws: ws, host: u.Host, pending: make(map[uint32]chan protocol.Frame), closed: make(chan struct{}), push: push}
-	_, b, err := ws.Read(ctx)
-	if err != nil {
-		ws.CloseNow()
-		return nil, fmt.Errorf("client: read relay challenge: %w", err)
-	}
-	_, f, err := protocol.Parse(b)
-	if err != nil {
-		ws.CloseNow()
-		return nil, fmt.Errorf("client: relay challenge: %w", err)
-	}
-	switch f := f.(type) {
-	case *protocol.Challenge:
-		c.challenge = *f
-	case *protocol.ErrorFrame:
-		ws.CloseNow()
-		return nil, f.Err()
-	default:
-		ws.CloseNow()
-		return nil, fmt.Errorf("client: relay sent frame 0x%02x before its challenge", uint8(f.Type()))
-	}
-	go c.readLoop()
 	return c, nil
 }
 
-func (c *conn) readLoop() {
-	var err error
-	for {
-		var b []byte
-		_, b, err = c.ws.Read(context.Background())
-		if err != nil {
-			break
-		}
-		id, f, perr := protocol.Parse(b)
-		if perr != nil {
-			err = fmt.Errorf("client: relay sent a bad frame: %w", perr)
-			break
-		}
-		if id == 0 {
-			if ef, ok := f.(*protocol.ErrorFrame); ok {
-				err = ef.Err() // the relay refuses the connection
-				break
-			}
-			if c.push != nil {
-				c.push.put(f)
-			}
-			continue
-		}
-		c.mu.Lock()
-		ch := c.pending[id]
-		delete(c.pending, id)
-		c.mu.Unlock()
-		if ch != nil {
-			ch <- f // buffered
-		}
-	}
-	c.shutdown(err)
-}
-
-func (c *conn) shutdown(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	select {
-	case <-c.closed:
-		return
-	default:
-	}
-	if err == nil {
-		err = errConnClosed
-	}
-	c.err = err
-	close(c.closed)
-	c.ws.CloseNow()
-	if c.push != nil {
-		c.push.put(nil) // tell the consumer this connection ended
-	}
-}
-
 // close ends the connection normally.
-func (c *conn) close() {
-	c.ws.Close(websocket.StatusNormalClosure, "")
-	c.shutdown(errConnClosed)
-}
+func (c *conn) close() { c.rc.Close() }
 
 // isClosed reports whether the connection has ended.
 func (c *conn) isClosed() bool {
 	select {
-	case <-c.closed:
+	case <-c.rc.Done():
 		return true
 	default:
 		return false
@@ -172,63 +79,13 @@ func (c *conn) isClosed() bool {
 // request sends f and waits for its answer. A relay refusal comes back as
 // a *protocol.Error; a lost connection as an error wrapping errConnClosed.
 func (c *conn) request(ctx context.Context, f protocol.Frame) (protocol.Frame, error) {
-	id := c.nextID.Add(1)
-	if id == 0 {
-		id = c.nextID.Add(1)
-	}
-	b, err := protocol.Marshal(id, f)
-	if err != nil {
-		return nil, err
-	}
-	ch := make(chan protocol.Frame, 1)
-	c.mu.Lock()
-	if c.isClosed() {
-		c.mu.Unlock()
-		return nil, c.closedErr()
-	}
-	c.pending[id] = ch
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.pending, id)
-		c.mu.Unlock()
-	}()
-	if err := c.ws.Write(ctx, websocket.MessageBinary, b); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		c.shutdown(err)
-		return nil, c.closedErr()
-	}
-	select {
-	case r := <-ch:
-		if ef, ok := r.(*protocol.ErrorFrame); ok {
-			return nil, ef.Err()
-		}
-		return r, nil
-	case <-c.closed:
-		return nil, c.closedErr()
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func (c *conn) closedErr() error {
-	var pe *protocol.Error
-	if errors.As(c.err, &pe) {
-		return pe
-	}
-	var ce websocket.CloseError
-	if errors.As(c.err, &ce) && ce.Code == websocket.StatusMessageTooBig {
-		return fmt.Errorf("%w: frame too large (close 1009)", errConnClosed)
-	}
-	return errConnClosed
+	return c.rc.Request(ctx, f)
 }
 
 // authenticate proves the connection belongs to the device: Enroll when
 // enrol is set (first time), Auth otherwise.
 func (c *conn) authenticate(ctx context.Context, dev deviceSigner, enrol bool, invite string) error {
-	sig, err := dev.Sign(protocol.AuthContext, protocol.AuthMessage(c.challenge.Nonce, c.host))
+	sig, err := dev.Sign(protocol.AuthContext, c.rc.AuthMessage())
 	if err != nil {
 		return err
 	}

@@ -168,12 +168,12 @@ func parseSessionContent(p []byte) (*content, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &reader{b: b}
+	r := protocol.NewReader(b)
 	c, ok := parseUnsigned(r)
 	if !ok || !sessionContent(c.Type) {
 		return nil, ErrDecrypt
 	}
-	if !r.ok() || len(r.b) != 0 {
+	if r.Finish("session content") != nil {
 		return nil, ErrDecrypt
 	}
 	return c, nil
@@ -196,60 +196,60 @@ func sealedContent(t byte) bool { return t == contentIntroduction || t == conten
 // the common header, then the type's body, every size capped. It reports
 // false on any failure; callers decide which types their envelope may
 // carry and what may follow.
-func parseUnsigned(r *reader) (*content, bool) {
-	c := &content{Type: r.u8()}
-	r.array(c.Sender[:])
-	r.array(c.MsgID[:])
-	c.SentMS = r.u64()
+func parseUnsigned(r *protocol.Reader) (*content, bool) {
+	c := &content{Type: r.U8("content type")}
+	r.Array(c.Sender[:], "sender")
+	r.Array(c.MsgID[:], "message id")
+	c.SentMS = r.U64("sent time")
 	if c.Type == contentTextHeaders || c.Type == contentAttachmentHeaders {
-		n := int(r.u16())
+		n := int(r.U16("subject length"))
 		if n > MaxSubjectSize {
 			return nil, false
 		}
-		c.Subject = string(r.take(n))
+		c.Subject = string(r.Take(n, "subject"))
 		if !validSubject(c.Subject) {
 			return nil, false
 		}
-		switch r.u8() {
+		switch r.U8("reply-to flag") {
 		case 0:
 		case 1:
 			c.HasReply = true
-			r.array(c.ReplyTo[:])
+			r.Array(c.ReplyTo[:], "reply-to")
 		default:
 			return nil, false
 		}
 	}
 	switch c.Type {
 	case contentText, contentTextHeaders:
-		n := r.u32()
+		n := r.U32("text length")
 		if n > MaxTextSize {
 			return nil, false
 		}
-		c.Text = string(r.take(int(n)))
+		c.Text = string(r.Take(int(n), "text"))
 		if !utf8.ValidString(c.Text) {
 			return nil, false
 		}
 	case contentIntroduction:
-		n := int(r.u16())
+		n := int(r.U16("name length"))
 		if n > MaxNameSize {
 			return nil, false
 		}
-		c.Name = string(r.take(n))
-		if r.ok() && checkName(c.Name) != nil {
+		c.Name = string(r.Take(n, "name"))
+		if r.Err() == nil && checkName(c.Name) != nil {
 			return nil, false
 		}
-		if int(r.u16()) != keys.DeviceCertificateSize {
+		if int(r.U16("certificate length")) != keys.DeviceCertificateSize {
 			return nil, false
 		}
-		c.Cert = bytes.Clone(r.take(keys.DeviceCertificateSize))
-		r.array(c.IntroMAC[:])
-		r.array(c.ReplyMailbox[:])
-		r.array(c.ReplyCap[:])
+		c.Cert = bytes.Clone(r.Take(keys.DeviceCertificateSize, "certificate"))
+		r.Array(c.IntroMAC[:], "introduction mac")
+		r.Array(c.ReplyMailbox[:], "reply mailbox")
+		r.Array(c.ReplyCap[:], "reply capability")
 	case contentRoute:
-		r.array(c.ReplyMailbox[:])
-		r.array(c.ReplyCap[:])
+		r.Array(c.ReplyMailbox[:], "reply mailbox")
+		r.Array(c.ReplyCap[:], "reply capability")
 	case contentRefusal:
-		r.array(c.Invitation[:])
+		r.Array(c.Invitation[:], "invitation")
 	case contentReset, contentRouteAck, contentHello:
 		// No body: message id and time only.
 	case contentAttachment, contentAttachmentHeaders:
@@ -259,7 +259,7 @@ func parseUnsigned(r *reader) (*content, bool) {
 	default:
 		return nil, false
 	}
-	return c, r.ok()
+	return c, r.Err() == nil
 }
 
 // signedMessage is what the sender signs: recipient device ID || mailbox
@@ -300,17 +300,17 @@ func parseContent(b []byte) (*content, []byte, error) {
 	if len(b) < minContentSize {
 		return nil, nil, ErrDecrypt
 	}
-	r := &reader{b: b}
+	r := protocol.NewReader(b)
 	c, ok := parseUnsigned(r)
 	if !ok || !sealedContent(c.Type) {
 		return nil, nil, ErrDecrypt
 	}
-	unsignedLen := len(b) - len(r.b)
-	if int(r.u16()) != keys.SignatureSize {
+	unsignedLen := len(b) - r.Len()
+	if int(r.U16("signature length")) != keys.SignatureSize {
 		return nil, nil, ErrDecrypt
 	}
-	c.Signature = bytes.Clone(r.take(keys.SignatureSize))
-	if !r.ok() || len(r.b) != 0 {
+	c.Signature = bytes.Clone(r.Take(keys.SignatureSize, "signature"))
+	if r.Finish("sealed content") != nil {
 		return nil, nil, ErrDecrypt
 	}
 	return c, b[:unsignedLen], nil
@@ -394,52 +394,4 @@ func localMessageID(sender keys.Fingerprint, msgID [msgIDSize]byte) string {
 	h.Write(sender[:])
 	h.Write(msgID[:])
 	return hex.EncodeToString(h.Sum(nil)[:8])
-}
-
-// reader decodes big-endian fields, remembering the first failure.
-type reader struct {
-	b   []byte
-	bad bool
-}
-
-func (r *reader) take(n int) []byte {
-	if r.bad || n < 0 || len(r.b) < n {
-		r.bad = true
-		return nil
-	}
-	out := r.b[:n:n]
-	r.b = r.b[n:]
-	return out
-}
-
-func (r *reader) ok() bool { return !r.bad }
-
-func (r *reader) array(dst []byte) { copy(dst, r.take(len(dst))) }
-
-func (r *reader) u8() byte {
-	if b := r.take(1); b != nil {
-		return b[0]
-	}
-	return 0
-}
-
-func (r *reader) u16() uint16 {
-	if b := r.take(2); b != nil {
-		return binary.BigEndian.Uint16(b)
-	}
-	return 0
-}
-
-func (r *reader) u32() uint32 {
-	if b := r.take(4); b != nil {
-		return binary.BigEndian.Uint32(b)
-	}
-	return 0
-}
-
-func (r *reader) u64() uint64 {
-	if b := r.take(8); b != nil {
-		return binary.BigEndian.Uint64(b)
-	}
-	return 0
 }

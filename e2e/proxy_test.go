@@ -21,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/postern/postern/client"
+	"github.com/postern/postern/internal/relayconn"
 	"github.com/postern/postern/protocol"
 )
 
@@ -286,10 +287,10 @@ func attachmentThroughProxy(t *testing.T, ctx context.Context, px *proxy, pool *
 func limitsThroughProxy(t *testing.T, ctx context.Context, relay *relayBehindProxy, url string, pool *x509.CertPool) {
 	t.Helper()
 	const limited = "203.0.113.7" // TEST-NET-3: a header value only, never dialled
-	var held []*websocket.Conn
+	var held []*relayconn.Conn
 	defer func() {
-		for _, ws := range held {
-			ws.CloseNow()
+		for _, c := range held {
+			c.CloseNow()
 		}
 	}()
 	admit := func(what, from, xff string) {

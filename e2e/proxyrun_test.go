@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/postern/postern/internal/relayconn"
 	"github.com/postern/postern/protocol"
 )
 
@@ -418,11 +420,11 @@ func tlsClient(pool *x509.CertPool) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
-// rawDial opens a WebSocket to the relay at wsURL from the local address
+// rawDial opens a connection to the relay at wsURL from the local address
 // from (a 127.0.0.0/8 address), sending X-Forwarded-For xff unless empty,
 // and reads the relay's challenge: the relay admitted the connection. On
 // a refusal before the upgrade it returns the HTTP response.
-func rawDial(ctx context.Context, wsURL string, pool *x509.CertPool, from, xff string) (*websocket.Conn, *http.Response, error) {
+func rawDial(ctx context.Context, wsURL string, pool *x509.CertPool, from, xff string) (*relayconn.Conn, *http.Response, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
 	d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
@@ -431,32 +433,18 @@ func rawDial(ctx context.Context, wsURL string, pool *x509.CertPool, from, xff s
 	if xff != "" {
 		h.Set("X-Forwarded-For", xff)
 	}
-	ws, resp, err := websocket.Dial(ctx, wsURL+protocol.WebSocketPath, &websocket.DialOptions{
-		HTTPClient:      &http.Client{Transport: tr},
-		HTTPHeader:      h,
-		Subprotocols:    []string{protocol.Subprotocol},
-		CompressionMode: websocket.CompressionDisabled,
-	})
+	conn, err := relayconn.Dial(ctx, wsURL, &relayconn.Options{HTTPClient: &http.Client{Transport: tr}, HTTPHeader: h})
 	if err != nil {
-		return nil, resp, err
-	}
-	ws.SetReadLimit(protocol.MaxFrameSize)
-	_, b, err := ws.Read(ctx)
-	if err != nil {
-		ws.CloseNow()
-		return nil, nil, fmt.Errorf("read challenge: %w", err)
-	}
-	if _, f, err := protocol.Parse(b); err != nil {
-		ws.CloseNow()
+		var de *relayconn.DialError
+		if errors.As(err, &de) {
+			return nil, de.Response, err
+		}
 		return nil, nil, err
-	} else if _, ok := f.(*protocol.Challenge); !ok {
-		ws.CloseNow()
-		return nil, nil, fmt.Errorf("first frame 0x%02x, want a challenge", uint8(f.Type()))
 	}
 	// Answer the relay's pings from here on, so that it keeps the
 	// connection open.
-	ws.CloseRead(context.Background())
-	return ws, nil, nil
+	conn.Start(nil)
+	return conn, nil, nil
 }
 
 // silentUpstream is a WebSocket server that accepts and then sends

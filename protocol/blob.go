@@ -88,7 +88,7 @@ func (*CreateBlob) Type() FrameType { return TypeCreateBlob }
 func (f *CreateBlob) appendBody(b []byte) ([]byte, error) {
 	return appendU64(b, f.Size), nil
 }
-func (f *CreateBlob) parseBody(r *reader) { f.Size = r.u64("blob size") }
+func (f *CreateBlob) parseBody(r *Reader) { f.Size = r.U64("blob size") }
 
 // BlobCreated (0x8a) answers CreateBlob.
 type BlobCreated struct {
@@ -103,8 +103,8 @@ func (f *BlobCreated) appendBody(b []byte) ([]byte, error) {
 	b = append(b, f.Token[:]...)
 	return appendU64(b, f.Expires), nil
 }
-func (f *BlobCreated) parseBody(r *reader) {
-	r.array(f.Blob[:], "blob id")
-	r.array(f.Token[:], "blob token")
-	f.Expires = r.u64("expires")
+func (f *BlobCreated) parseBody(r *Reader) {
+	r.Array(f.Blob[:], "blob id")
+	r.Array(f.Token[:], "blob token")
+	f.Expires = r.U64("expires")
 }

@@ -3,10 +3,12 @@ package protocol
 import "fmt"
 
 // FrameType is the first byte of every frame. Client requests use
-// 0x01–0x7f, relay frames 0x80–0xff. 0x0e–0x3f and 0x8a–0xbf are reserved
-// for what comes after version 1's first slice (attachments, multiple
-// devices, groups, team queues); a version 1 relay answers an unknown
-// request type with CodeUnknownFrame and keeps the connection.
+// 0x01–0x7f, relay frames 0x80–0xff. The types after the last ones below
+// (requests from 0x0e, relay frames from 0x8b) are reserved for what comes
+// without a version change (SPEC.md section 2: multiple devices, groups,
+// team queues, key transparency); attachments took the first of each,
+// CreateBlob 0x0d and BlobCreated 0x8a. A version 1 relay answers an
+// unknown request type with CodeUnknownFrame and keeps the connection.
 type FrameType uint8
 
 // Frame types of version 1.
@@ -59,7 +61,7 @@ func AuthMessage(nonce [32]byte, host string) []byte {
 type Frame interface {
 	Type() FrameType
 	appendBody(b []byte) ([]byte, error)
-	parseBody(r *reader)
+	parseBody(r *Reader)
 }
 
 // Marshal encodes f with request ID id (0 for frames the relay pushes).
@@ -93,10 +95,14 @@ func Parse(b []byte) (id uint32, f Frame, err error) {
 	if f == nil {
 		return 0, nil, &UnknownTypeError{Type: t}
 	}
-	r := &reader{b: b[1:]}
-	id = r.u32("request id")
+	r := NewReader(b[1:])
+	id = r.U32("request id")
 	f.parseBody(r)
-	if err := r.done(t); err != nil {
+	if r.Err() == nil && r.Len() != 0 {
+		// Not Finish: naming the frame would cost an allocation per parse.
+		r.Failf("frame 0x%02x: %d trailing bytes", uint8(t), r.Len())
+	}
+	if err := r.Err(); err != nil {
 		return 0, nil, err
 	}
 	return id, f, nil
@@ -199,10 +205,10 @@ func (f *Enroll) appendBody(b []byte) ([]byte, error) {
 	b = appendBytes16(b, f.DeviceKey)
 	return appendBytes16(b, f.Signature), nil
 }
-func (f *Enroll) parseBody(r *reader) {
-	f.Invite = string(r.bytes16(MaxInviteCodeSize, "invite code"))
-	f.DeviceKey = r.bytes16(MaxDeviceKeySize, "device key")
-	f.Signature = r.bytes16(MaxSignatureSize, "signature")
+func (f *Enroll) parseBody(r *Reader) {
+	f.Invite = string(r.Bytes16(MaxInviteCodeSize, "invite code"))
+	f.DeviceKey = r.Bytes16(MaxDeviceKeySize, "device key")
+	f.Signature = r.Bytes16(MaxSignatureSize, "signature")
 }
 
 // Auth authenticates the connection as an enrolled device.
@@ -219,9 +225,9 @@ func (f *Auth) appendBody(b []byte) ([]byte, error) {
 	b = append(b, f.Device[:]...)
 	return appendBytes16(b, f.Signature), nil
 }
-func (f *Auth) parseBody(r *reader) {
-	r.array(f.Device[:], "device id")
-	f.Signature = r.bytes16(MaxSignatureSize, "signature")
+func (f *Auth) parseBody(r *Reader) {
+	r.Array(f.Device[:], "device id")
+	f.Signature = r.Bytes16(MaxSignatureSize, "signature")
 }
 
 // CreateMailbox asks for a new mailbox owned by the authenticated device.
@@ -229,7 +235,7 @@ type CreateMailbox struct{}
 
 func (*CreateMailbox) Type() FrameType                     { return TypeCreateMailbox }
 func (*CreateMailbox) appendBody(b []byte) ([]byte, error) { return b, nil }
-func (*CreateMailbox) parseBody(*reader)                   {}
+func (*CreateMailbox) parseBody(*Reader)                   {}
 
 // AddCapability registers the hash of a send capability for a mailbox the
 // device owns. The token itself never reaches the relay until it is used.
@@ -242,9 +248,9 @@ func (*AddCapability) Type() FrameType { return TypeAddCapability }
 func (f *AddCapability) appendBody(b []byte) ([]byte, error) {
 	return append(append(b, f.Mailbox[:]...), f.Hash[:]...), nil
 }
-func (f *AddCapability) parseBody(r *reader) {
-	r.array(f.Mailbox[:], "mailbox")
-	r.array(f.Hash[:], "capability hash")
+func (f *AddCapability) parseBody(r *Reader) {
+	r.Array(f.Mailbox[:], "mailbox")
+	r.Array(f.Hash[:], "capability hash")
 }
 
 // RevokeCapability blocks a capability: later sends with it are refused
@@ -258,9 +264,9 @@ func (*RevokeCapability) Type() FrameType { return TypeRevokeCapability }
 func (f *RevokeCapability) appendBody(b []byte) ([]byte, error) {
 	return append(append(b, f.Mailbox[:]...), f.Hash[:]...), nil
 }
-func (f *RevokeCapability) parseBody(r *reader) {
-	r.array(f.Mailbox[:], "mailbox")
-	r.array(f.Hash[:], "capability hash")
+func (f *RevokeCapability) parseBody(r *Reader) {
+	r.Array(f.Mailbox[:], "mailbox")
+	r.Array(f.Hash[:], "capability hash")
 }
 
 // PublishPrekeys stores the device's prekey bundle (replacing the previous
@@ -292,16 +298,16 @@ func (f *PublishPrekeys) appendBody(b []byte) ([]byte, error) {
 	}
 	return b, nil
 }
-func (f *PublishPrekeys) parseBody(r *reader) {
-	f.Bundle = r.bytes16(MaxBundleSize, "bundle")
-	n := int(r.u16("prekey count"))
-	if r.err == nil && n > MaxPrekeysPerPublish {
-		r.err = errorf(ErrTooLarge, "%d one-time prekeys, limit %d", n, MaxPrekeysPerPublish)
+func (f *PublishPrekeys) parseBody(r *Reader) {
+	f.Bundle = r.Bytes16(MaxBundleSize, "bundle")
+	n := int(r.U16("prekey count"))
+	if r.Err() == nil && n > MaxPrekeysPerPublish {
+		r.SetErr(errorf(ErrTooLarge, "%d one-time prekeys, limit %d", n, MaxPrekeysPerPublish))
 	}
-	for i := 0; i < n && r.err == nil; i++ {
-		p := r.bytes16(MaxPrekeySize, "one-time prekey")
-		if r.err == nil && len(p) == 0 {
-			r.fail("one-time prekey %d is empty", i)
+	for i := 0; i < n && r.Err() == nil; i++ {
+		p := r.Bytes16(MaxPrekeySize, "one-time prekey")
+		if r.Err() == nil && len(p) == 0 {
+			r.Failf("one-time prekey %d is empty", i)
 		}
 		f.Prekeys = append(f.Prekeys, p)
 	}
@@ -319,9 +325,9 @@ func (*FetchBundle) Type() FrameType { return TypeFetchBundle }
 func (f *FetchBundle) appendBody(b []byte) ([]byte, error) {
 	return append(append(b, f.Mailbox[:]...), f.Capability.b[:]...), nil
 }
-func (f *FetchBundle) parseBody(r *reader) {
-	r.array(f.Mailbox[:], "mailbox")
-	r.array(f.Capability.b[:], "capability")
+func (f *FetchBundle) parseBody(r *Reader) {
+	r.Array(f.Mailbox[:], "mailbox")
+	r.Array(f.Capability.b[:], "capability")
 }
 
 // Send stores an envelope in a mailbox. It needs a send capability and no
@@ -342,10 +348,10 @@ func (f *Send) appendBody(b []byte) ([]byte, error) {
 	b = append(b, f.Capability.b[:]...)
 	return append(b, f.Envelope...), nil
 }
-func (f *Send) parseBody(r *reader) {
-	r.array(f.Mailbox[:], "mailbox")
-	r.array(f.Capability.b[:], "capability")
-	f.Envelope = r.rest()
+func (f *Send) parseBody(r *Reader) {
+	r.Array(f.Mailbox[:], "mailbox")
+	r.Array(f.Capability.b[:], "capability")
+	f.Envelope = r.Rest()
 }
 
 // Subscribe asks the relay to deliver a mailbox's envelopes, queued ones
@@ -356,7 +362,7 @@ func (*Subscribe) Type() FrameType { return TypeSubscribe }
 func (f *Subscribe) appendBody(b []byte) ([]byte, error) {
 	return append(b, f.Mailbox[:]...), nil
 }
-func (f *Subscribe) parseBody(r *reader) { r.array(f.Mailbox[:], "mailbox") }
+func (f *Subscribe) parseBody(r *Reader) { r.Array(f.Mailbox[:], "mailbox") }
 
 // Ack deletes delivered envelopes. Acknowledging an envelope that is
 // already gone succeeds: delivery is at least once.
@@ -377,22 +383,22 @@ func (f *Ack) appendBody(b []byte) ([]byte, error) {
 	}
 	return b, nil
 }
-func (f *Ack) parseBody(r *reader) {
-	r.array(f.Mailbox[:], "mailbox")
-	n := int(r.u16("id count"))
-	if r.err == nil && (n == 0 || n > MaxAckBatch) {
-		r.err = errorf(ErrTooLarge, "%d envelope ids, want 1 to %d", n, MaxAckBatch)
+func (f *Ack) parseBody(r *Reader) {
+	r.Array(f.Mailbox[:], "mailbox")
+	n := int(r.U16("id count"))
+	if r.Err() == nil && (n == 0 || n > MaxAckBatch) {
+		r.SetErr(errorf(ErrTooLarge, "%d envelope ids, want 1 to %d", n, MaxAckBatch))
 	}
-	if r.err != nil {
+	if r.Err() != nil {
 		return
 	}
-	if len(r.b) != n*16 {
-		r.fail("ack: %d bytes for %d ids", len(r.b), n)
+	if r.Len() != n*16 {
+		r.Failf("ack: %d bytes for %d ids", r.Len(), n)
 		return
 	}
 	f.IDs = make([]EnvelopeID, n)
 	for i := range f.IDs {
-		r.array(f.IDs[i][:], "envelope id")
+		r.Array(f.IDs[i][:], "envelope id")
 	}
 }
 
@@ -402,7 +408,7 @@ type GetPrekeyStatus struct{}
 
 func (*GetPrekeyStatus) Type() FrameType                     { return TypeGetPrekeyStatus }
 func (*GetPrekeyStatus) appendBody(b []byte) ([]byte, error) { return b, nil }
-func (*GetPrekeyStatus) parseBody(*reader)                   {}
+func (*GetPrekeyStatus) parseBody(*Reader)                   {}
 
 // DeleteMailbox deletes an owned mailbox, its capabilities and its queue.
 type DeleteMailbox struct{ Mailbox MailboxID }
@@ -411,7 +417,7 @@ func (*DeleteMailbox) Type() FrameType { return TypeDeleteMailbox }
 func (f *DeleteMailbox) appendBody(b []byte) ([]byte, error) {
 	return append(b, f.Mailbox[:]...), nil
 }
-func (f *DeleteMailbox) parseBody(r *reader) { r.array(f.Mailbox[:], "mailbox") }
+func (f *DeleteMailbox) parseBody(r *Reader) { r.Array(f.Mailbox[:], "mailbox") }
 
 // ---- relay frames ----
 
@@ -425,9 +431,9 @@ func (*Challenge) Type() FrameType { return TypeChallenge }
 func (f *Challenge) appendBody(b []byte) ([]byte, error) {
 	return appendU64(append(b, f.Nonce[:]...), f.Time), nil
 }
-func (f *Challenge) parseBody(r *reader) {
-	r.array(f.Nonce[:], "nonce")
-	f.Time = r.u64("time")
+func (f *Challenge) parseBody(r *Reader) {
+	r.Array(f.Nonce[:], "nonce")
+	f.Time = r.U64("time")
 }
 
 // OK acknowledges a request that has no other answer.
@@ -435,7 +441,7 @@ type OK struct{}
 
 func (*OK) Type() FrameType                     { return TypeOK }
 func (*OK) appendBody(b []byte) ([]byte, error) { return b, nil }
-func (*OK) parseBody(*reader)                   {}
+func (*OK) parseBody(*Reader)                   {}
 
 // ErrorFrame refuses a request (or, with request ID 0, the connection).
 type ErrorFrame struct {
@@ -451,9 +457,9 @@ func (f *ErrorFrame) appendBody(b []byte) ([]byte, error) {
 	}
 	return appendBytes16(appendU16(b, uint16(f.Code)), []byte(msg)), nil
 }
-func (f *ErrorFrame) parseBody(r *reader) {
-	f.Code = Code(r.u16("code"))
-	f.Msg = string(r.bytes16(MaxErrorMessage, "error message"))
+func (f *ErrorFrame) parseBody(r *Reader) {
+	f.Code = Code(r.U16("code"))
+	f.Msg = string(r.Bytes16(MaxErrorMessage, "error message"))
 }
 
 // Err returns the refusal as an *Error.
@@ -466,7 +472,7 @@ func (*Authenticated) Type() FrameType { return TypeAuthenticated }
 func (f *Authenticated) appendBody(b []byte) ([]byte, error) {
 	return append(b, f.Device[:]...), nil
 }
-func (f *Authenticated) parseBody(r *reader) { r.array(f.Device[:], "device id") }
+func (f *Authenticated) parseBody(r *Reader) { r.Array(f.Device[:], "device id") }
 
 // MailboxCreated answers CreateMailbox.
 type MailboxCreated struct{ Mailbox MailboxID }
@@ -475,7 +481,7 @@ func (*MailboxCreated) Type() FrameType { return TypeMailboxCreated }
 func (f *MailboxCreated) appendBody(b []byte) ([]byte, error) {
 	return append(b, f.Mailbox[:]...), nil
 }
-func (f *MailboxCreated) parseBody(r *reader) { r.array(f.Mailbox[:], "mailbox") }
+func (f *MailboxCreated) parseBody(r *Reader) { r.Array(f.Mailbox[:], "mailbox") }
 
 // Bundle answers FetchBundle. Prekey is empty when the owner has no
 // one-time prekey left; the client then uses the bundle's signed prekey.
@@ -494,9 +500,9 @@ func (f *Bundle) appendBody(b []byte) ([]byte, error) {
 	}
 	return appendBytes16(appendBytes16(b, f.Bundle), f.Prekey), nil
 }
-func (f *Bundle) parseBody(r *reader) {
-	f.Bundle = r.bytes16(MaxBundleSize, "bundle")
-	f.Prekey = r.bytes16(MaxPrekeySize, "one-time prekey")
+func (f *Bundle) parseBody(r *Reader) {
+	f.Bundle = r.Bytes16(MaxBundleSize, "bundle")
+	f.Prekey = r.Bytes16(MaxPrekeySize, "one-time prekey")
 }
 
 // Sent answers Send once the envelope is durable.
@@ -506,7 +512,7 @@ func (*Sent) Type() FrameType { return TypeSent }
 func (f *Sent) appendBody(b []byte) ([]byte, error) {
 	return append(b, f.Envelope[:]...), nil
 }
-func (f *Sent) parseBody(r *reader) { r.array(f.Envelope[:], "envelope id") }
+func (f *Sent) parseBody(r *Reader) { r.Array(f.Envelope[:], "envelope id") }
 
 // Deliver pushes one stored envelope to a subscriber (request ID 0).
 type Deliver struct {
@@ -526,14 +532,14 @@ func (f *Deliver) appendBody(b []byte) ([]byte, error) {
 	b = appendU64(b, f.Received)
 	return append(b, f.Envelope...), nil
 }
-func (f *Deliver) parseBody(r *reader) {
-	r.array(f.Mailbox[:], "mailbox")
-	r.array(f.ID[:], "envelope id")
-	f.Received = r.u64("received")
-	f.Envelope = r.rest()
-	if r.err == nil {
+func (f *Deliver) parseBody(r *Reader) {
+	r.Array(f.Mailbox[:], "mailbox")
+	r.Array(f.ID[:], "envelope id")
+	f.Received = r.U64("received")
+	f.Envelope = r.Rest()
+	if r.Err() == nil {
 		if err := CheckEnvelope(f.Envelope); err != nil {
-			r.err = err
+			r.SetErr(err)
 		}
 	}
 }
@@ -552,14 +558,14 @@ func (f *PrekeyStatus) appendBody(b []byte) ([]byte, error) {
 	}
 	return append(appendU32(b, f.Count), hb), nil
 }
-func (f *PrekeyStatus) parseBody(r *reader) {
-	f.Count = r.u32("count")
-	switch r.u8("has bundle") {
+func (f *PrekeyStatus) parseBody(r *Reader) {
+	f.Count = r.U32("count")
+	switch r.U8("has bundle") {
 	case 0:
 	case 1:
 		f.HasBundle = true
 	default:
-		r.fail("has bundle: not 0 or 1")
+		r.Failf("has bundle: not 0 or 1")
 	}
 }
 
@@ -571,4 +577,4 @@ func (*Drained) Type() FrameType { return TypeDrained }
 func (f *Drained) appendBody(b []byte) ([]byte, error) {
 	return append(b, f.Mailbox[:]...), nil
 }
-func (f *Drained) parseBody(r *reader) { r.array(f.Mailbox[:], "mailbox") }
+func (f *Drained) parseBody(r *Reader) { r.Array(f.Mailbox[:], "mailbox") }

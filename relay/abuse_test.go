@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/postern/postern/internal/relayconn"
 	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay"
@@ -77,7 +78,7 @@ func TestAuthFailureFloodSparesNAT(t *testing.T) {
 					t.Errorf("attacker connection refused: %d/%d %v", status, code, err)
 					return
 				}
-				c := &client{t: t, ws: ws}
+				c := rawClient(t, ws)
 				c.readErr() // challenge
 				n := 0
 				for {
@@ -362,14 +363,7 @@ func TestQueueBudget(t *testing.T) {
 			}
 			return c, err
 		}}
-		ws, _, err := websocket.Dial(ctx, url+protocol.WebSocketPath, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}, HTTPClient: &http.Client{Transport: tr}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ws.SetReadLimit(protocol.MaxFrameSize)
-		c := &client{t: t, ws: ws, host: url[len("ws://"):]}
-		_, f := c.read()
-		c.nonce = f.(*protocol.Challenge).Nonce
+		c := dialWith(t, url, &relayconn.Options{HTTPClient: &http.Client{Transport: tr}})
 		wantType[*protocol.Authenticated](t, c.auth(d))
 		// The answer to Subscribe is queued before any delivery: read it,
 		// then never read again.

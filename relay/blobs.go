@@ -24,7 +24,7 @@ import (
 // ID), so a listing of the directory reveals no download capability.
 const BlobDir = "blobs"
 
-// Hash labels (SPEC-blobs.md 12.5).
+// Hash labels (protocol/SPEC.md section 12.5).
 const (
 	blobKeyLabel   = "postern.v1 blob-id"
 	blobTokenLabel = "postern.v1 blob-token"

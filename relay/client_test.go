@@ -2,13 +2,13 @@ package relay_test
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/postern/postern/internal/relayconn"
 	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/protocol"
 )
@@ -31,10 +31,13 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// client is a minimal protocol client for tests: it pipelines nothing and
-// keeps pushed frames (Deliver, Drained) aside while it waits for answers.
+// client is a minimal protocol client for tests: a relayconn.Conn in
+// direct mode that pipelines nothing and keeps pushed frames (Deliver,
+// Drained) aside while it waits for answers. ws is the connection's
+// WebSocket, for what a well-behaved client never sends.
 type client struct {
 	t      testing.TB
+	conn   *relayconn.Conn
 	ws     *websocket.Conn
 	host   string
 	nonce  [32]byte
@@ -46,20 +49,25 @@ var bg = context.Background()
 
 func dial(t testing.TB, url string) *client {
 	t.Helper()
-	ws, _, err := websocket.Dial(bg, url+protocol.WebSocketPath, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
+	return dialWith(t, url, nil)
+}
+
+// dialWith dials with opts (a transport, headers) and reads the challenge.
+func dialWith(t testing.TB, url string, opts *relayconn.Options) *client {
+	t.Helper()
+	conn, err := relayconn.Dial(bg, url, opts)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	ws.SetReadLimit(protocol.MaxFrameSize)
-	c := &client{t: t, ws: ws, host: url[len("ws://"):]}
-	t.Cleanup(func() { ws.CloseNow() })
-	id, f := c.read()
-	ch, ok := f.(*protocol.Challenge)
-	if !ok || id != 0 {
-		t.Fatalf("first frame = %T, want Challenge", f)
-	}
-	c.nonce = ch.Nonce
-	return c
+	t.Cleanup(conn.CloseNow)
+	return &client{t: t, conn: conn, ws: conn.WebSocket(), host: conn.Host(), nonce: conn.Challenge().Nonce}
+}
+
+// rawClient reads and writes frames on ws, a connection dialled by a test
+// of the upgrade itself; nothing is read yet.
+func rawClient(t testing.TB, ws *websocket.Conn) *client {
+	conn := relayconn.Wrap(ws, "")
+	return &client{t: t, conn: conn, ws: ws}
 }
 
 func (c *client) read() (uint32, protocol.Frame) {
@@ -74,24 +82,13 @@ func (c *client) read() (uint32, protocol.Frame) {
 func (c *client) readErr() (uint32, protocol.Frame, error) {
 	ctx, cancel := context.WithTimeout(bg, 30*time.Second) // a hang guard, not an assertion
 	defer cancel()
-	typ, b, err := c.ws.Read(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
-	if typ != websocket.MessageBinary {
-		return 0, nil, errors.New("text frame from relay")
-	}
-	return protocol.Parse(b)
+	return c.conn.ReadFrame(ctx)
 }
 
 func (c *client) write(f protocol.Frame) uint32 {
 	c.t.Helper()
 	c.next++
-	b, err := protocol.Marshal(c.next, f)
-	if err != nil {
-		c.t.Fatalf("marshal: %v", err)
-	}
-	if err := c.ws.Write(bg, websocket.MessageBinary, b); err != nil {
+	if err := c.conn.WriteFrame(bg, c.next, f); err != nil {
 		c.t.Fatalf("write: %v", err)
 	}
 	return c.next
@@ -187,7 +184,7 @@ func newDevice(t testing.TB) *identity.Device {
 	return d
 }
 
-func (c *client) authMessage() []byte { return protocol.AuthMessage(c.nonce, c.host) }
+func (c *client) authMessage() []byte { return c.conn.AuthMessage() }
 
 func (c *client) enroll(d *identity.Device, invite string) protocol.Frame {
 	c.t.Helper()

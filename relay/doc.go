@@ -37,7 +37,7 @@
 // ciphertext over HTTP in resumable whole chunks; anyone with the blob ID
 // downloads it once finished. Blobs live in DataDir/blobs, one file per
 // blob named by a hash of its ID, indexed in the store
-// (protocol/SPEC-blobs.md 12.5).
+// (protocol/SPEC.md section 12.5).
 // Every request gets exactly one answer with its request ID. A Send is
 // answered only after the envelope is durable.
 //

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/postern/postern/internal/relayconn"
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay"
 )
@@ -231,21 +232,12 @@ func limitsClient(t testing.TB, ctx context.Context, url, xff string) *client {
 	t.Helper()
 	h := http.Header{}
 	h.Set("X-Forwarded-For", xff)
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}, HTTPHeader: h})
+	conn, err := relayconn.Dial(ctx, strings.TrimSuffix(url, protocol.WebSocketPath), &relayconn.Options{HTTPHeader: h})
 	if err != nil {
 		t.Fatalf("dial as %s: %v", xff, err)
 	}
-	ws.SetReadLimit(protocol.MaxFrameSize)
-	t.Cleanup(func() { ws.CloseNow() })
-	host := strings.TrimPrefix(strings.TrimSuffix(url, protocol.WebSocketPath), "ws://")
-	c := &client{t: t, ws: ws, host: host}
-	_, f := c.read()
-	ch, ok := f.(*protocol.Challenge)
-	if !ok {
-		t.Fatalf("first frame %T, want a challenge", f)
-	}
-	c.nonce = ch.Nonce
-	return c
+	t.Cleanup(conn.CloseNow)
+	return &client{t: t, conn: conn, ws: conn.WebSocket(), host: conn.Host(), nonce: conn.Challenge().Nonce}
 }
 
 func limitsWaitFor(t *testing.T, cond func() bool) {

@@ -456,7 +456,7 @@ func TestLimitsAndTimeouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	third := &client{t: t, ws: ws}
+	third := rawClient(t, ws)
 	_, f := third.read()
 	wantCode(t, f, protocol.CodeTooManyConnections)
 	wantClose(t, third, websocket.StatusTryAgainLater)

@@ -11,8 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
-
+	"github.com/postern/postern/internal/relayconn"
 	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/protocol"
 )
@@ -39,80 +38,17 @@ func (c config) check() error {
 	return nil
 }
 
-// wsConn is one protocol connection.
-type wsConn struct {
-	ws    *websocket.Conn
-	host  string
-	nonce [32]byte
-	next  uint32
-}
-
-func dial(ctx context.Context, rawURL string) (*wsConn, error) {
-	ws, _, err := websocket.Dial(ctx, strings.TrimSuffix(rawURL, "/")+protocol.WebSocketPath, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
-	if err != nil {
-		return nil, err
-	}
-	ws.SetReadLimit(protocol.MaxFrameSize)
-	u, _ := url.Parse(rawURL)
-	c := &wsConn{ws: ws, host: u.Host}
-	_, f, err := c.read(ctx)
-	if err != nil {
-		ws.CloseNow()
-		return nil, err
-	}
-	ch, ok := f.(*protocol.Challenge)
-	if !ok {
-		ws.CloseNow()
-		return nil, fmt.Errorf("first frame %T, want Challenge", f)
-	}
-	c.nonce = ch.Nonce
-	return c, nil
-}
-
-func (c *wsConn) read(ctx context.Context) (uint32, protocol.Frame, error) {
-	_, b, err := c.ws.Read(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
-	return protocol.Parse(b)
-}
-
-func (c *wsConn) write(ctx context.Context, id uint32, f protocol.Frame) error {
-	b, err := protocol.Marshal(id, f)
-	if err != nil {
-		return err
-	}
-	return c.ws.Write(ctx, websocket.MessageBinary, b)
-}
-
-// do sends a request and waits for its answer (setup only: nothing else
-// is in flight).
-func (c *wsConn) do(ctx context.Context, f protocol.Frame) (protocol.Frame, error) {
-	c.next++
-	if err := c.write(ctx, c.next, f); err != nil {
-		return nil, err
-	}
-	for {
-		id, g, err := c.read(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if id != c.next {
-			continue // a push (Drained)
-		}
-		if e, ok := g.(*protocol.ErrorFrame); ok {
-			return nil, e.Err()
-		}
-		return g, nil
-	}
-}
-
 type pair struct {
-	own, anon *wsConn
+	own, anon *relayconn.Conn
 	mb        protocol.MailboxID
 	tok       protocol.CapabilityToken
-	nextOwn   uint32 // request IDs of the owner's Acks
-	nextSend  uint32
+	// pushed receives what the relay pushes to the owner (Deliver,
+	// Drained; nil when the connection ends). Its buffer holds more than
+	// the relay pushes unacknowledged (protocol.MaxInflight), so the
+	// owner's connection never waits for the reader; quit releases a
+	// push once the pair is closed.
+	pushed chan protocol.Frame
+	quit   chan struct{}
 }
 
 type pairs struct {
@@ -144,46 +80,58 @@ func newPair(ctx context.Context, u string) (*pair, error) {
 	if err != nil {
 		return nil, err
 	}
-	own, err := dial(ctx, u)
+	u = strings.TrimSuffix(u, "/")
+	own, err := relayconn.Dial(ctx, u, nil)
 	if err != nil {
 		return nil, err
 	}
-	p := &pair{own: own}
-	sig, err := dev.Sign(protocol.AuthContext, protocol.AuthMessage(own.nonce, own.host))
-	if err != nil {
+	p := &pair{own: own, pushed: make(chan protocol.Frame, protocol.MaxInflight+16), quit: make(chan struct{})}
+	own.Start(func(f protocol.Frame) {
+		select {
+		case p.pushed <- f:
+		case <-p.quit:
+		}
+	})
+	fail := func(err error) (*pair, error) {
+		close(p.quit)
+		own.CloseNow()
 		return nil, err
 	}
-	if _, err := own.do(ctx, &protocol.Enroll{DeviceKey: dev.Certificate().Signing.Bytes(), Signature: sig}); err != nil {
-		own.ws.CloseNow()
-		return nil, fmt.Errorf("enrol (the relay must allow open enrolment): %w", err)
-	}
-	f, err := own.do(ctx, &protocol.CreateMailbox{})
+	sig, err := dev.Sign(protocol.AuthContext, own.AuthMessage())
 	if err != nil {
-		own.ws.CloseNow()
-		return nil, err
+		return fail(err)
 	}
-	p.mb = f.(*protocol.MailboxCreated).Mailbox
+	if _, err := own.Request(ctx, &protocol.Enroll{DeviceKey: dev.Certificate().Signing.Bytes(), Signature: sig}); err != nil {
+		return fail(fmt.Errorf("enrol (the relay must allow open enrolment): %w", err))
+	}
+	f, err := own.Request(ctx, &protocol.CreateMailbox{})
+	if err != nil {
+		return fail(err)
+	}
+	mc, ok := f.(*protocol.MailboxCreated)
+	if !ok {
+		return fail(fmt.Errorf("create mailbox: relay answered %s", describe(f)))
+	}
+	p.mb = mc.Mailbox
 	p.tok = protocol.NewCapabilityToken()
-	if _, err := own.do(ctx, &protocol.AddCapability{Mailbox: p.mb, Hash: p.tok.Hash()}); err != nil {
-		own.ws.CloseNow()
-		return nil, err
+	if _, err := own.Request(ctx, &protocol.AddCapability{Mailbox: p.mb, Hash: p.tok.Hash()}); err != nil {
+		return fail(err)
 	}
-	if _, err := own.do(ctx, &protocol.Subscribe{Mailbox: p.mb}); err != nil {
-		own.ws.CloseNow()
-		return nil, err
+	if _, err := own.Request(ctx, &protocol.Subscribe{Mailbox: p.mb}); err != nil {
+		return fail(err)
 	}
-	p.nextOwn = own.next
-	if p.anon, err = dial(ctx, u); err != nil {
-		own.ws.CloseNow()
-		return nil, err
+	if p.anon, err = relayconn.Dial(ctx, u, nil); err != nil {
+		return fail(err)
 	}
+	p.anon.Start(nil)
 	return p, nil
 }
 
 func (a *pairs) close() {
 	for _, p := range a.ps {
-		p.own.ws.CloseNow()
-		p.anon.ws.CloseNow()
+		close(p.quit)
+		p.own.CloseNow()
+		p.anon.CloseNow()
 	}
 }
 
@@ -228,8 +176,8 @@ func (a *pairs) run(ctx context.Context, d time.Duration, rate float64) (result,
 		sent     atomic.Int64 // Sends answered (durable)
 		done     atomic.Int64 // envelopes whose Ack was answered
 		firstErr error
-		senders  sync.WaitGroup
-		readers  sync.WaitGroup
+		senders  sync.WaitGroup // the send loops
+		inflight sync.WaitGroup // requests and the owners' loops
 	)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -245,11 +193,7 @@ func (a *pairs) run(ctx context.Context, d time.Duration, rate float64) (result,
 	deadline := start.Add(d)
 	for k, p := range a.ps {
 		slots := make(chan struct{}, a.cfg.window)
-		var schedMu sync.Mutex
-		schedule := map[uint32]time.Duration{} // request ID -> scheduled send time
 		senders.Go(func() {
-			env := make([]byte, a.cfg.size)
-			env[0], env[1] = protocol.Version, byte(protocol.KindSealed)
 			for i := 0; ; i++ {
 				when := time.Since(start)
 				if pace > 0 {
@@ -270,82 +214,86 @@ func (a *pairs) run(ctx context.Context, d time.Duration, rate float64) (result,
 				case <-runCtx.Done():
 					return
 				}
+				env := make([]byte, a.cfg.size)
+				env[0], env[1] = protocol.Version, byte(protocol.KindSealed)
 				binary.BigEndian.PutUint64(env[2:], uint64(when))
-				p.nextSend++
-				schedMu.Lock()
-				schedule[p.nextSend] = when
-				schedMu.Unlock()
 				written.Add(1)
-				if err := p.anon.write(runCtx, p.nextSend, &protocol.Send{Mailbox: p.mb, Capability: p.tok, Envelope: env}); err != nil {
-					if runCtx.Err() == nil {
-						fail(fmt.Errorf("send: %w", err))
-					}
-					return
-				}
-			}
-		})
-		// The sender's answers: Sent once durable.
-		readers.Go(func() {
-			var local []time.Duration
-			defer func() { mu.Lock(); durab = append(durab, local...); mu.Unlock() }()
-			for {
-				id, f, err := p.anon.read(runCtx)
-				if err != nil {
-					if runCtx.Err() == nil {
-						fail(fmt.Errorf("sender read: %w", err))
-					}
-					return
-				}
-				if _, ok := f.(*protocol.Sent); !ok {
-					fail(fmt.Errorf("sender got %s", describe(f)))
-					return
-				}
-				schedMu.Lock()
-				when := schedule[id]
-				delete(schedule, id)
-				schedMu.Unlock()
-				local = append(local, time.Since(start)-when)
-				sent.Add(1)
-				<-slots
-			}
-		})
-		// The owner acknowledges in batches; a cycle completes when its
-		// Ack is answered (the deletion is durable).
-		readers.Go(func() {
-			var local []time.Duration
-			defer func() { mu.Lock(); deliver = append(deliver, local...); mu.Unlock() }()
-			var batch []protocol.EnvelopeID
-			inflight := map[uint32]int{}
-			for {
-				id, f, err := p.own.read(runCtx)
-				if err != nil {
-					if runCtx.Err() == nil {
-						fail(fmt.Errorf("owner read: %w", err))
-					}
-					return
-				}
-				switch f := f.(type) {
-				case *protocol.Deliver:
-					local = append(local, time.Since(start)-time.Duration(binary.BigEndian.Uint64(f.Envelope[2:])))
-					batch = append(batch, f.ID)
-				case *protocol.OK:
-					done.Add(int64(inflight[id]))
-					delete(inflight, id)
-				case *protocol.Drained:
-				default:
-					fail(fmt.Errorf("owner got %s", describe(f)))
-					return
-				}
-				if len(batch) >= 32 || (len(batch) > 0 && len(inflight) == 0) {
-					p.nextOwn++
-					if err := p.own.write(runCtx, p.nextOwn, &protocol.Ack{Mailbox: p.mb, IDs: batch}); err != nil {
+				// One request per envelope in the window: relayconn
+				// matches each Sent to its Send.
+				inflight.Go(func() {
+					f, err := p.anon.Request(runCtx, &protocol.Send{Mailbox: p.mb, Capability: p.tok, Envelope: env})
+					if err != nil {
 						if runCtx.Err() == nil {
-							fail(fmt.Errorf("ack: %w", err))
+							fail(fmt.Errorf("send: %w", err))
 						}
 						return
 					}
-					inflight[p.nextOwn] = len(batch)
+					if _, ok := f.(*protocol.Sent); !ok {
+						fail(fmt.Errorf("sender got %s", describe(f)))
+						return
+					}
+					d := time.Since(start) - when
+					mu.Lock()
+					durab = append(durab, d)
+					mu.Unlock()
+					sent.Add(1)
+					<-slots
+				})
+			}
+		})
+		// The owner acknowledges in batches, one Ack in flight at a time
+		// unless 32 deliveries are waiting; a cycle completes when its
+		// Ack is answered (the deletion is durable).
+		inflight.Go(func() {
+			var local []time.Duration
+			defer func() { mu.Lock(); deliver = append(deliver, local...); mu.Unlock() }()
+			var batch []protocol.EnvelopeID
+			acked := make(chan int, 64)
+			acks := 0 // Acks in flight
+			for {
+				select {
+				case f := <-p.pushed:
+					switch f := f.(type) {
+					case *protocol.Deliver:
+						local = append(local, time.Since(start)-time.Duration(binary.BigEndian.Uint64(f.Envelope[2:])))
+						batch = append(batch, f.ID)
+					case *protocol.Drained:
+					case nil:
+						if runCtx.Err() == nil {
+							fail(fmt.Errorf("owner connection ended: %w", p.own.Err()))
+						}
+						return
+					default:
+						fail(fmt.Errorf("owner got %s", describe(f)))
+						return
+					}
+				case k := <-acked:
+					done.Add(int64(k))
+					acks--
+				case <-runCtx.Done():
+					return
+				}
+				if len(batch) >= 32 || (len(batch) > 0 && acks == 0) {
+					ids := batch
 					batch = nil
+					acks++
+					inflight.Go(func() {
+						f, err := p.own.Request(runCtx, &protocol.Ack{Mailbox: p.mb, IDs: ids})
+						if err != nil {
+							if runCtx.Err() == nil {
+								fail(fmt.Errorf("ack: %w", err))
+							}
+							return
+						}
+						if _, ok := f.(*protocol.OK); !ok {
+							fail(fmt.Errorf("owner got %s", describe(f)))
+							return
+						}
+						select {
+						case acked <- len(ids):
+						case <-runCtx.Done():
+						}
+					})
 				}
 			}
 		})
@@ -362,7 +310,7 @@ func (a *pairs) run(ctx context.Context, d time.Duration, rate float64) (result,
 	elapsed := time.Since(start)
 	stuck := sent.Load() < written.Load() || done.Load() < sent.Load()
 	cancel()
-	readers.Wait()
+	inflight.Wait()
 	if firstErr != nil {
 		return result{}, firstErr
 	}

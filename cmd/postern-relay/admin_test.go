@@ -73,7 +73,7 @@ func TestAdminCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.ws.CloseNow()
-		sig, _ := dev.Sign(protocol.AuthContext, protocol.AuthMessage(c.nonce, c.host))
+		sig, _ := dev.Sign(protocol.AuthContext, c.conn.AuthMessage())
 		_, err = c.do(ctx, &protocol.Enroll{Invite: code, DeviceKey: dev.Certificate().Signing.Bytes(), Signature: sig})
 		return err
 	}
@@ -208,7 +208,7 @@ func TestAdminAccountsCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.ws.CloseNow() })
-		sig, _ := dev.Sign(protocol.AuthContext, protocol.AuthMessage(c.nonce, c.host))
+		sig, _ := dev.Sign(protocol.AuthContext, c.conn.AuthMessage())
 		if _, err := c.do(ctx, &protocol.Enroll{Invite: code, DeviceKey: dev.Certificate().Signing.Bytes(), Signature: sig}); err != nil {
 			t.Fatalf("enrol: %v", err)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/postern/postern/internal/relayconn"
 	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/protocol"
 )
@@ -62,49 +63,31 @@ func startRelay(t testing.TB, bin, addr, data string, extra ...string) *exec.Cmd
 	return nil
 }
 
-// wsClient is a minimal protocol client.
+// wsClient is a minimal protocol client: a relayconn.Conn in direct mode
+// that keeps pushed frames aside while it waits for an answer. ws is its
+// WebSocket, for reads that expect the connection to end.
 type wsClient struct {
+	conn   *relayconn.Conn
 	ws     *websocket.Conn
-	nonce  [32]byte
-	host   string
 	next   uint32
 	pushes []protocol.Frame
 }
 
 func dialRelay(ctx context.Context, addr string) (*wsClient, error) {
-	ws, _, err := websocket.Dial(ctx, "ws://"+addr+protocol.WebSocketPath, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
+	conn, err := relayconn.Dial(ctx, "ws://"+addr, nil)
 	if err != nil {
 		return nil, err
 	}
-	ws.SetReadLimit(protocol.MaxFrameSize)
-	c := &wsClient{ws: ws, host: addr}
-	_, f, err := c.read(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ch, ok := f.(*protocol.Challenge)
-	if !ok {
-		return nil, &protocol.Error{Code: protocol.CodeMalformed, Msg: "no challenge"}
-	}
-	c.nonce = ch.Nonce
-	return c, nil
+	return &wsClient{conn: conn, ws: conn.WebSocket()}, nil
 }
 
 func (c *wsClient) read(ctx context.Context) (uint32, protocol.Frame, error) {
-	_, b, err := c.ws.Read(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
-	return protocol.Parse(b)
+	return c.conn.ReadFrame(ctx)
 }
 
 func (c *wsClient) do(ctx context.Context, f protocol.Frame) (protocol.Frame, error) {
 	c.next++
-	b, err := protocol.Marshal(c.next, f)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.ws.Write(ctx, websocket.MessageBinary, b); err != nil {
+	if err := c.conn.WriteFrame(ctx, c.next, f); err != nil {
 		return nil, err
 	}
 	for {
@@ -123,7 +106,7 @@ func (c *wsClient) do(ctx context.Context, f protocol.Frame) (protocol.Frame, er
 }
 
 func (c *wsClient) authenticate(ctx context.Context, d *identity.Device, enroll bool) error {
-	sig, err := d.Sign(protocol.AuthContext, protocol.AuthMessage(c.nonce, c.host))
+	sig, err := d.Sign(protocol.AuthContext, c.conn.AuthMessage())
 	if err != nil {
 		return err
 	}
@@ -291,7 +274,7 @@ func TestInviteCreate(t *testing.T) {
 	}
 	id, _ := identity.GenerateIdentity()
 	dev, _ := identity.NewDevice(id)
-	sig, _ := dev.Sign(protocol.AuthContext, protocol.AuthMessage(c.nonce, c.host))
+	sig, _ := dev.Sign(protocol.AuthContext, c.conn.AuthMessage())
 	if _, err := c.do(ctx, &protocol.Enroll{Invite: code, DeviceKey: dev.Certificate().Signing.Bytes(), Signature: sig}); err != nil {
 		t.Fatalf("enrol with invite: %v", err)
 	}

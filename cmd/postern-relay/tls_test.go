@@ -23,9 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
-	"github.com/postern/postern/protocol"
+	"github.com/postern/postern/internal/relayconn"
 	"github.com/postern/postern/relay"
 )
 
@@ -92,24 +90,12 @@ func TestServeTLSFiles(t *testing.T) {
 	defer func() { srv.Close(); r.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	url := "wss://" + strings.TrimPrefix(srv.URL, "http://") + protocol.WebSocketPath
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{
-		Subprotocols: []string{protocol.Subprotocol},
-		HTTPClient:   &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
-	})
+	// Dial reads the relay's challenge: the handshake went through TLS.
+	conn, err := relayconn.Dial(ctx, "wss://"+strings.TrimPrefix(srv.URL, "http://"), &relayconn.Options{TLSConfig: &tls.Config{RootCAs: pool}})
 	if err != nil {
 		t.Fatalf("wss dial: %v", err)
 	}
-	defer ws.CloseNow()
-	_, b, err := ws.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, f, err := protocol.Parse(b); err != nil {
-		t.Fatal(err)
-	} else if _, ok := f.(*protocol.Challenge); !ok {
-		t.Fatalf("first frame %T", f)
-	}
+	conn.CloseNow()
 }
 
 // TestTLSFlagChecks: conflicting or incomplete TLS flags, and plain HTTP

@@ -13,7 +13,8 @@
 //
 // # Format
 //
-// DATA/audit.log holds one JSON object per line (SPEC-audit.md):
+// DATA/audit.log holds one JSON object per line (protocol/SPEC.md section 10
+// "Audit log"):
 //
 //	{"seq":1,"time":1764111600,"event":"relay.start","fields":{...},"prev":"00…","hash":"…"}
 //

@@ -43,7 +43,7 @@ const hashLabel = protocol.LabelPrefix + "audit"
 const (
 	EventCreated         = "audit.created"   // key: relay key fingerprint (hex)
 	EventRecovered       = "audit.recovered" // truncated_bytes: a torn last line removed at open
-	EventHead            = "audit.head"      // key, sig: see SPEC-audit.md
+	EventHead            = "audit.head"      // key, sig: see protocol/SPEC.md section 10 "Audit log"
 	EventRelayStart      = "relay.start"     // the relay's settings (configuration changes show between starts)
 	EventRelayStop       = "relay.stop"
 	EventDeviceEnrolled  = "device.enrolled"  // device: full device ID (public-key fingerprint)

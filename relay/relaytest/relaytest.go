@@ -2,7 +2,7 @@
 // net/http/httptest:
 //
 //	srv := relaytest.New(t, nil)
-//	conn, _, err := websocket.Dial(ctx, srv.URL+protocol.WebSocketPath, ...)
+//	conn, err := relayconn.Dial(ctx, srv.URL, nil) // internal/relayconn
 //
 // The relay keeps its data in t.TempDir(). Restart closes it completely and
 // starts a new one on the same data and the same address, to test

@@ -13,7 +13,7 @@ import (
 	"github.com/postern/postern/protocol"
 )
 
-// Sizes and limits of the chunk format (SPEC-attach.md 12.2).
+// Sizes and limits of the chunk format (protocol/SPEC.md section 12.2).
 const (
 	// ChunkSize is the plaintext size of every chunk.
 	ChunkSize = protocol.BlobChunkSize

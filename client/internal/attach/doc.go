@@ -2,7 +2,7 @@
 // the file padded to a Padmé-rounded number of 64 KiB chunks, each chunk
 // sealed with ChaCha20-Poly1305 in the STREAM construction (as in age: a
 // chunk counter and a final-chunk flag in the nonce). It is pure: no
-// network, no storage, no logging. protocol/SPEC-attach.md 12.2 is
+// network, no storage, no logging. protocol/SPEC.md section 12.2 is
 // normative for every byte and label.
 //
 // Memory is constant: one 64 KiB chunk buffer per Reader or Decryptor,

@@ -19,10 +19,10 @@ var (
 	// ErrTooLarge reports a plaintext size above MaxPlainSize.
 	ErrTooLarge = errors.New("attach: file too large")
 
-	// ErrMalformed reports input that does not follow SPEC-attach.md 12.2
-	// and does not depend on the key: a negative size, a key of the wrong
-	// length, a chunk index out of range, ciphertext beyond the last chunk,
-	// or an authenticated chunk whose padding bytes are not zero (a sender
-	// that does not follow the format).
+	// ErrMalformed reports input that does not follow protocol/SPEC.md
+	// section 12.2 and does not depend on the key: a negative size, a key
+	// of the wrong length, a chunk index out of range, ciphertext beyond
+	// the last chunk, or an authenticated chunk whose padding bytes are not
+	// zero (a sender that does not follow the format).
 	ErrMalformed = errors.New("attach: malformed")
 )

@@ -15,7 +15,7 @@
 // copied unchanged and reported with stripped = false, so the caller can
 // tell the user that metadata was not removed.
 //
-// # What is removed (SPEC-attach.md 12.4)
+// # What is removed (protocol/SPEC.md section 12.4)
 //
 // JPEG: APP1 (Exif, including GPS, camera, dates, thumbnail; and XMP),
 // APP13 (IPTC, Photoshop), APP2..APP15 other than an ICC profile (APP2

@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/postern/postern/keys"
+	"github.com/postern/postern/protocol"
 )
 
 // State flags (u16 at offset 2 of the state encoding).
@@ -115,27 +116,6 @@ func (s *Session) MarshalSecret() []byte {
 	return b
 }
 
-// reader consumes a byte string field by field; ok turns false on the first
-// short read and stays false.
-type reader struct {
-	b  []byte
-	ok bool
-}
-
-func (r *reader) take(n int) []byte {
-	if !r.ok || n > len(r.b) {
-		r.ok = false
-		return make([]byte, n)
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-func (r *reader) key(k *[keySize]byte) { copy(k[:], r.take(keySize)) }
-func (r *reader) u16() uint16          { return binary.BigEndian.Uint16(r.take(2)) }
-func (r *reader) u32() uint32          { return binary.BigEndian.Uint32(r.take(4)) }
-func (r *reader) u64() uint64          { return binary.BigEndian.Uint64(r.take(8)) }
-
 // UnmarshalSecret parses the output of MarshalSecret. It checks every length,
 // cap and key, and the consistency of the flags, so that a damaged state
 // cannot make the session misbehave; it is ErrMalformed otherwise.
@@ -150,14 +130,14 @@ func UnmarshalSecret(b []byte, opts *Options) (*Session, error) {
 	if len(b) < stateFixedSize || len(b) > MaxStateSize {
 		return bad("length")
 	}
-	r := &reader{b: b, ok: true}
-	t := r.take(2)
+	r := protocol.NewReader(b)
+	t := r.Take(2, "tag") // the length check above keeps it whole
 	if t[0] != tagState || (t[1] != stateVersion && t[1] != stateVersion1) {
 		return bad("tag or version")
 	}
 	v1 := t[1] == stateVersion1
 	now := opts.now()
-	fl := r.u16()
+	fl := r.U16("flags")
 	if fl&^sfAll != 0 {
 		return bad("flags")
 	}
@@ -168,64 +148,67 @@ func UnmarshalSecret(b []byte, opts *Options) (*Session, error) {
 	st.hasDHr, st.hasCKs, st.hasCKr = has(sfDHr), has(sfCKs), has(sfCKr)
 	st.hasHKs, st.hasHKr = has(sfHKs), has(sfHKr)
 	st.pendingStep, st.pqNew = has(sfPendingStep), has(sfPQNew)
-	r.key(&st.ad)
-	r.key(&st.initID)
-	st.peerCert = bytes.Clone(r.take(keys.DeviceCertificateSize))
-	r.key(&st.rk)
-	dhs := r.take(keySize)
+	r.Array(st.ad[:], "associated data")
+	r.Array(st.initID[:], "init id")
+	st.peerCert = bytes.Clone(r.Take(keys.DeviceCertificateSize, "peer certificate"))
+	r.Array(st.rk[:], "root key")
+	dhs := r.Take(keySize, "DH key")
 	for _, k := range []*[keySize]byte{&st.dhr, &st.cks, &st.ckr, &st.hks, &st.hkr, &st.nhks, &st.nhkr} {
-		r.key(k)
+		r.Array(k[:], "key")
 	}
-	st.ns, st.nr, st.pn, st.nextKeyID, st.sincePQ = r.u32(), r.u32(), r.u32(), r.u32(), r.u32()
-	last := r.u64()
+	st.ns, st.nr, st.pn, st.nextKeyID, st.sincePQ = r.U32("ns"), r.U32("nr"), r.U32("pn"), r.U32("next key id"), r.U32("since PQ")
+	last := r.U64("last PQ")
 	if last > maxUnixSeconds {
 		return bad("time")
 	}
 	st.lastPQ = int64(last)
 	var dkSeed []byte
 	if has(sfOwnDK) {
-		st.ownDKID = r.u32()
-		dkSeed = r.take(mlkem.SeedSize)
+		st.ownDKID = r.U32("own DK id")
+		dkSeed = r.Take(mlkem.SeedSize, "own DK seed")
 	}
 	if has(sfPeerEK) {
-		st.peerEKID = r.u32()
-		st.peerEK = bytes.Clone(r.take(KEMPublicKeySize))
+		st.peerEKID = r.U32("peer EK id")
+		st.peerEK = bytes.Clone(r.Take(KEMPublicKeySize, "peer EK"))
 	}
 	if has(sfPQBlock) {
-		st.pqBlock = bytes.Clone(r.take(PQBlockSize))
+		st.pqBlock = bytes.Clone(r.Take(PQBlockSize, "PQ block"))
 	}
 	if st.needInit {
-		head := r.take(3)
+		head := r.Take(3, "init header")
 		n := InitSizeNoOneTime
-		if r.ok && head[2] == 0x01 {
+		if r.Err() == nil && head[2] == 0x01 {
 			n = InitSize
 		}
-		st.init = bytes.Clone(append(head[:3:3], r.take(n-3)...))
+		body := r.Take(n-3, "init")
+		if r.Err() == nil {
+			st.init = bytes.Clone(append(head[:3:3], body...))
+		}
 	}
-	count := int(r.u16())
+	count := int(r.U16("skipped key count"))
 	if count > MaxSkippedKeys {
 		return bad("too many skipped keys")
 	}
-	if r.ok {
+	if r.Err() == nil {
 		st.skipped = make([]skippedKey, count)
 	}
 	loaded := now().Unix()
-	for i := 0; i < count && r.ok; i++ {
+	for i := 0; i < count && r.Err() == nil; i++ {
 		k := &st.skipped[i]
-		r.key(&k.hk)
-		k.n = r.u32()
-		r.key(&k.mk)
+		r.Array(k.hk[:], "skipped header key")
+		k.n = r.U32("skipped number")
+		r.Array(k.mk[:], "skipped message key")
 		if v1 {
 			k.t = loaded
 			continue
 		}
-		ts := r.u64()
+		ts := r.U64("skipped key time")
 		if ts > maxUnixSeconds {
 			return bad("skipped key time")
 		}
 		k.t = int64(ts)
 	}
-	if !r.ok || len(r.b) != 0 {
+	if r.Finish("session state") != nil {
 		return bad("length")
 	}
 

@@ -13,6 +13,8 @@ import (
 	"sort"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/postern/postern/protocol"
 )
 
 // Crypto-erasure of short-lived secrets (protocol/SPEC.md section 9
@@ -196,22 +198,22 @@ func encodeRing(ring map[string][]byte) []byte {
 }
 
 func decodeRing(b []byte) (map[string][]byte, error) {
-	r := &reader{b: b}
-	n := int(r.u32())
-	if !r.ok() || n > len(b) {
+	r := protocol.NewReader(b)
+	n := int(r.U32("key count"))
+	if r.Err() != nil || n > len(b) {
 		return nil, ErrCorrupt
 	}
 	ring := make(map[string][]byte, n)
 	for range n {
-		bucket := r.take(int(r.u8()))
-		key := r.take(int(r.u8()))
-		k := r.take(eraseKeySize)
-		if !r.ok() {
+		bucket := r.Take(int(r.U8("bucket length")), "bucket")
+		key := r.Take(int(r.U8("key length")), "key")
+		k := r.Take(eraseKeySize, "erasure key")
+		if r.Err() != nil {
 			return nil, ErrCorrupt
 		}
 		ring[ringID(bucket, key)] = bytes.Clone(k)
 	}
-	if len(r.b) != 0 {
+	if r.Len() != 0 {
 		return nil, ErrCorrupt
 	}
 	return ring, nil
