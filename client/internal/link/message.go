@@ -181,14 +181,14 @@ func (c *Code) OpenRequest(sealed []byte) (*Request, error) {
 
 // decodeRequest parses a request body (after authentication).
 func decodeRequest(b []byte) (*Request, error) {
-	r := reader{b: b}
-	sk := r.next(keys.SigningPublicKeySize)
-	kem := r.next(keys.XWingPublicKeySize)
-	reply := r.next(keys.XWingPublicKeySize)
-	name := string(r.next(int(r.u8())))
-	mbx := r.next(16)
-	capb := r.next(32)
-	if r.bad || len(r.b) != 0 {
+	r := protocol.NewReader(b)
+	sk := r.Take(keys.SigningPublicKeySize, "signing key")
+	kem := r.Take(keys.XWingPublicKeySize, "kem key")
+	reply := r.Take(keys.XWingPublicKeySize, "reply key")
+	name := string(r.Take(int(r.U8("name length")), "name"))
+	mbx := r.Take(16, "reply mailbox")
+	capb := r.Take(32, "reply capability")
+	if r.Err() != nil || r.Len() != 0 {
 		return nil, invalidf("request of the wrong length")
 	}
 	req := &Request{Name: name}
@@ -325,38 +325,38 @@ type rawResponse struct {
 }
 
 func decodeResponse(b []byte) (*rawResponse, error) {
-	r := reader{b: b}
+	r := protocol.NewReader(b)
 	out := &rawResponse{}
-	out.identity = r.next(identitySecretSize)
-	out.cert = r.next(keys.DeviceCertificateSize)
-	out.resp.PersonName = string(r.next(int(r.u8())))
-	nl := int(r.u16())
+	out.identity = r.Take(identitySecretSize, "identity secret")
+	out.cert = r.Take(keys.DeviceCertificateSize, "certificate")
+	out.resp.PersonName = string(r.Take(int(r.U8("name length")), "name"))
+	nl := int(r.U16("device list length"))
 	if nl == 0 || nl > MaxDeviceListSize {
 		return nil, invalidf("device list of %d bytes (1..%d)", nl, MaxDeviceListSize)
 	}
-	out.resp.DeviceList = r.next(nl)
-	nc := r.u32()
+	out.resp.DeviceList = r.Take(nl, "device list")
+	nc := r.U32("contacts length")
 	if nc > MaxContactsSize {
 		return nil, invalidf("contacts snapshot of %d bytes (at most %d)", nc, MaxContactsSize)
 	}
-	out.resp.Contacts = r.next(int(nc))
-	switch r.u8() {
+	out.resp.Contacts = r.Take(int(nc), "contacts")
+	switch r.U8("history flag") {
 	case 0:
 	case 1:
 		h := &HistoryRef{}
-		copy(h.BlobID[:], r.next(32))
-		copy(h.Key[:], r.next(32))
-		copy(h.Digest[:], r.next(32))
-		h.PlainSize = r.u64()
-		h.CipherSize = r.u64()
-		if !r.bad && !validHistory(h) {
+		copy(h.BlobID[:], r.Take(32, "blob id"))
+		copy(h.Key[:], r.Take(32, "key"))
+		copy(h.Digest[:], r.Take(32, "digest"))
+		h.PlainSize = r.U64("plain size")
+		h.CipherSize = r.U64("cipher size")
+		if r.Err() == nil && !validHistory(h) {
 			return nil, invalidf("history reference with inconsistent sizes")
 		}
 		out.resp.History = h
 	default:
 		return nil, invalidf("history flag not 0 or 1")
 	}
-	if r.bad || len(r.b) != 0 {
+	if r.Err() != nil || r.Len() != 0 {
 		return nil, invalidf("response of the wrong length")
 	}
 	if err := checkName(out.resp.PersonName); err != nil {
@@ -481,25 +481,3 @@ func open(key []byte, tag byte, aad, sealed []byte) ([]byte, error) {
 	}
 	return body, nil
 }
-
-// reader reads fixed fields; a read past the end sets bad and returns
-// zeros, so decoders check once at the end.
-type reader struct {
-	b   []byte
-	bad bool
-}
-
-func (r *reader) next(n int) []byte {
-	if r.bad || n > len(r.b) {
-		r.bad = true
-		return make([]byte, n)
-	}
-	f := r.b[:n]
-	r.b = r.b[n:]
-	return f
-}
-
-func (r *reader) u8() uint8   { return r.next(1)[0] }
-func (r *reader) u16() uint16 { return binary.BigEndian.Uint16(r.next(2)) }
-func (r *reader) u32() uint32 { return binary.BigEndian.Uint32(r.next(4)) }
-func (r *reader) u64() uint64 { return binary.BigEndian.Uint64(r.next(8)) }
