@@ -52,6 +52,8 @@ type Relay struct {
 	limits addrLimits // limits.go
 
 	fetches      *throttle[protocol.CapabilityHash] // FetchBundle per capability (throttle.go)
+	ktFetches    *throttle[netip.Addr]              // FetchDeviceList per address (kt.go)
+	ktPublishes  *throttle[protocol.DeviceID]       // PublishDeviceList per device (kt.go)
 	authFails    *throttle[netip.Addr]              // failed authentications per address
 	refusals     sampledLog                         // rate-limit refusals, logged sampled
 	connRefusals sampledLog                         // per-address refusals of upgrades
@@ -93,6 +95,7 @@ func New(cfg Config) (*Relay, error) {
 	r.hub.subs = map[protocol.MailboxID]map[*subscription]struct{}{}
 	r.fetches = newThrottle[protocol.CapabilityHash](float64(c.BundleFetchesPerHour)/3600, c.BundleFetchBurst)
 	r.authFails = newThrottle[netip.Addr](float64(c.AuthFailuresPerAddress)/60, c.AuthFailureBurst)
+	r.ktThrottles()
 	r.refusals.every = 10 * time.Second
 	r.connRefusals.every = 10 * time.Second
 	r.blobSlow.every = 10 * time.Second
