@@ -35,7 +35,7 @@ type Config struct {
 	DataDir string
 	// Store is the relay's storage; required by New. The relay reaches it
 	// only through store.Store and the optional interfaces it checks for
-	// (backups, snapshots, ping), so that any backend
+	// (store.KTStore for device lists and the transparency log; backups, snapshots, ping), so that any backend
 	// serves; cmd/postern-relay opens relay/store/bboltstore. The relay
 	// closes it on Close.
 	Store store.Store
