@@ -98,7 +98,10 @@ func TestDeviceListPublishRules(t *testing.T) {
 	v2 := alice.list(t, 2, 0, 1)
 	ans := wantType[*protocol.DeviceList](t, c.do(&protocol.PublishDeviceList{List: v2}))
 	l, head, err := kt.VerifyAnswer(answerOf(ans), key, fp, nil)
-	if err != nil || l.Version != 2 || head.Size != 1 {
+	if err != nil {
+		t.Fatalf("publish answer: %v", err)
+	}
+	if l.Version != 2 || head.Size != 1 {
 		t.Fatalf("publish answer: %v", err)
 	}
 
@@ -134,7 +137,10 @@ func TestDeviceListPublishRules(t *testing.T) {
 
 	got := wantType[*protocol.DeviceList](t, dial(t, srv.URL).do(&protocol.FetchDeviceList{Identity: fp, KnownSize: 1}))
 	l, head2, err := kt.VerifyAnswer(answerOf(got), key, fp, head)
-	if err != nil || l.Version != 2 || head2.Size != 2 {
+	if err != nil {
+		t.Fatalf("fetch after the refusals: %v", err)
+	}
+	if l.Version != 2 || head2.Size != 2 {
 		t.Fatalf("fetch after the refusals: version %v, %v", l, err)
 	}
 }
@@ -202,5 +208,71 @@ func TestDeviceListLogAcrossRestart(t *testing.T) {
 	got := wantType[*protocol.DeviceList](t, dial(t, srv.URL).do(&protocol.FetchDeviceList{Identity: a.id.Public().Fingerprint(), KnownSize: h1.Size}))
 	if _, h2, err := kt.VerifyAnswer(answerOf(got), key, a.id.Public().Fingerprint(), h1); err != nil || h2.Size != 2 {
 		t.Fatalf("after the restart: %v", err)
+	}
+}
+
+// TestDeviceListConcurrentPublishes: devices of one person publish at once
+// (run with -race): every publish is either stored or refused as stale,
+// the newest version wins, and every leaf the log holds verifies.
+func TestDeviceListConcurrentPublishes(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	key := logKey(t, srv.URL)
+	p := newPerson(t, srv.URL, 4)
+	fp := p.id.Public().Fingerprint()
+	lists := make([][]byte, 8)
+	for v := range lists {
+		lists[v] = p.list(t, uint64(v+1), 0, 1, 2, 3)
+	}
+	conns := make([]*client, 4)
+	for i := range conns {
+		conns[i] = dial(t, srv.URL)
+		wantType[*protocol.Authenticated](t, conns[i].auth(p.devs[i]))
+	}
+	type result struct {
+		f   protocol.Frame
+		err error
+	}
+	results := make(chan result, len(lists))
+	for i, c := range conns {
+		go func() {
+			for v := i; v < len(lists); v += len(conns) {
+				id := c.write(&protocol.PublishDeviceList{List: lists[v]})
+				for {
+					rid, f, err := c.readErr()
+					if err != nil || rid == id {
+						results <- result{f, err}
+						break
+					}
+				}
+			}
+		}()
+	}
+	stored := 0
+	for range lists {
+		r := <-results
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		switch f := r.f.(type) {
+		case *protocol.DeviceList:
+			if _, _, err := kt.VerifyAnswer(answerOf(f), key, fp, nil); err != nil {
+				t.Fatalf("answer: %v", err)
+			}
+			stored++
+		case *protocol.ErrorFrame:
+			if f.Code != protocol.CodeStaleDeviceList {
+				t.Fatalf("refused with %d: %s", f.Code, f.Msg)
+			}
+		default:
+			t.Fatalf("answer %T", f)
+		}
+	}
+	got := wantType[*protocol.DeviceList](t, dial(t, srv.URL).do(&protocol.FetchDeviceList{Identity: fp}))
+	l, h, err := kt.VerifyAnswer(answerOf(got), key, fp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Version != uint64(len(lists)) || h.Size != uint64(stored) {
+		t.Fatalf("newest: version %d, %d leaves for %d stored publishes: %v", l.Version, h.Size, stored, err)
 	}
 }
