@@ -19,6 +19,7 @@ import (
 
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay"
+	"github.com/postern/postern/relay/relaytest"
 )
 
 // testCert makes a self-signed certificate for 127.0.0.1 and the pool
@@ -58,7 +59,8 @@ func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 // trusts only through Options.TLSConfig.
 func TestTLSRelay(t *testing.T) {
 	cert, pool := testCert(t)
-	r, err := relay.New(relay.Config{DataDir: t.TempDir()})
+	dir := t.TempDir()
+	r, err := relay.New(relay.Config{DataDir: dir, Store: relaytest.Store(t, dir)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +136,8 @@ func TestTLSRelay(t *testing.T) {
 // TestDialRefusedBeforeUpgrade: a 429 with Postern-Error (per-address
 // limits) reaches the caller as the numbered protocol error.
 func TestDialRefusedBeforeUpgrade(t *testing.T) {
-	r, err := relay.New(relay.Config{DataDir: t.TempDir(), MaxConnsPerAddress: 1})
+	dir := t.TempDir()
+	r, err := relay.New(relay.Config{DataDir: dir, Store: relaytest.Store(t, dir), MaxConnsPerAddress: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

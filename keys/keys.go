@@ -48,6 +48,11 @@ const (
 const (
 	tagDeviceCertificate = 0x10
 	tagSignedPrekey      = 0x11
+	tagDeviceList        = 0x12
+	// TagTreeHead (0x13) is the signed tree head of a relay's
+	// transparency log (keys/kt): reserved here so that no object of
+	// this package takes it.
+	TagTreeHead = 0x13
 
 	formatVersion = 1
 )

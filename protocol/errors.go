@@ -54,6 +54,11 @@ const (
 	CodeBlobIncomplete     Code = 74 // a download of a blob whose upload has not finished
 	CodeBlobToken          Code = 75 // a missing or wrong upload token
 	CodeBlobSize           Code = 76 // a blob size that is not a whole number of chunks, or an upload past it
+	CodeUnknownIdentity    Code = 90 // no device list is published for that identity
+	CodeBadDeviceList      Code = 91 // a device list that breaks a rule or whose signature does not verify
+	CodeStaleDeviceList    Code = 92 // a device list version not above the stored one
+	CodeNotInDeviceList    Code = 93 // the publishing device is not in the list it publishes, or of another identity
+	CodeNoTransparencyLog  Code = 94 // this relay keeps no transparency log (no key or no store for it)
 	CodeInternal           Code = 60 // the relay failed; nothing was changed
 	CodeShuttingDown       Code = 61 // the relay is draining; retry elsewhere or later
 	CodeStorageFull        Code = 62 // the relay's disk is full; nothing was stored; retry later
@@ -89,6 +94,11 @@ var codeNames = map[Code]string{
 	CodeBlobIncomplete:     "blob incomplete",
 	CodeBlobToken:          "bad upload token",
 	CodeBlobSize:           "bad blob size",
+	CodeUnknownIdentity:    "unknown identity",
+	CodeBadDeviceList:      "bad device list",
+	CodeStaleDeviceList:    "stale device list",
+	CodeNotInDeviceList:    "device not in the list",
+	CodeNoTransparencyLog:  "no transparency log",
 	CodeInternal:           "internal relay error",
 	CodeShuttingDown:       "relay shutting down",
 	CodeStorageFull:        "relay storage full",

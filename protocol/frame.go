@@ -169,7 +169,7 @@ func newFrame(t FrameType) Frame {
 	case TypeBlobCreated:
 		return new(BlobCreated)
 	}
-	return nil
+	return newKTFrame(t) // kt.go
 }
 
 func checkLen(what string, v []byte, max int) error {

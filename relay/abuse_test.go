@@ -226,7 +226,7 @@ func TestShutdownAnswersPipelinedAcks(t *testing.T) {
 
 func shutdownRound(t *testing.T, round int) {
 	dir := t.TempDir()
-	r, err := relay.New(relay.Config{DataDir: dir})
+	r, err := relay.New(relay.Config{DataDir: dir, Store: relaytest.Store(t, dir)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,6 @@ import (
 	"net"
 	"path/filepath"
 	"time"
-
-	"github.com/postern/postern/relay/store/bboltstore"
 )
 
 // backuper is a store that can copy itself while serving
@@ -40,9 +38,10 @@ func (r *Relay) Backup(dest string) error {
 const backupTimeout = time.Hour
 
 // snapshotter is a store that can stream a consistent copy of itself
-// (bboltstore.Store).
+// and names the layout version of that copy (bboltstore.Store).
 type snapshotter interface {
 	Snapshot(size func(n int64) error, w io.Writer) error
+	Schema() uint32
 }
 
 // snapshotHeader starts the answer to admin op "backup.stream": one JSON
@@ -65,7 +64,7 @@ func (r *Relay) streamSnapshot(c net.Conn) {
 		enc.Encode(snapshotHeader{Error: "this store cannot be backed up online"})
 		return
 	}
-	err := s.Snapshot(func(n int64) error { return enc.Encode(snapshotHeader{Size: n, Schema: bboltstore.SchemaVersion}) }, c)
+	err := s.Snapshot(func(n int64) error { return enc.Encode(snapshotHeader{Size: n, Schema: s.Schema()}) }, c)
 	if err != nil {
 		r.log.Error("backup stream failed", "err", err)
 		return

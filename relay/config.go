@@ -29,12 +29,15 @@ const DefaultMaxConnections = 10000
 // retention, limits, keep-alive and frame-rate settings of a running relay
 // (see Reload for the list); the other fields are fixed.
 type Config struct {
-	// DataDir holds the store (relay.db), the blob files (blobs/) and the
-	// admin socket. Required unless Store is set; without it (a custom
-	// Store and no DataDir) the relay refuses blobs.
+	// DataDir holds the blob files (blobs/), the audit log, the log key
+	// and the admin socket (and, for cmd/postern-relay, the bbolt store,
+	// DBFile). Without it the relay refuses blobs.
 	DataDir string
-	// Store overrides the default bbolt store in DataDir. The relay closes
-	// it on Close. Nil means bboltstore at DataDir/relay.db.
+	// Store is the relay's storage; required by New. The relay reaches it
+	// only through store.Store and the optional interfaces it checks for
+	// (store.KTStore for device lists and the transparency log; backups, snapshots, ping), so that any backend
+	// serves; cmd/postern-relay opens relay/store/bboltstore. The relay
+	// closes it on Close.
 	Store store.Store
 	// Logger receives connection and error logs. Nil means discard.
 	Logger *slog.Logger

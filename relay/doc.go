@@ -3,7 +3,9 @@
 //
 // # Using it
 //
-//	r, err := relay.New(relay.Config{DataDir: dir, Logger: logger})
+//	st, err := bboltstore.Open(filepath.Join(dir, relay.DBFile), nil) // any store.Store
+//	if err != nil { ... }
+//	r, err := relay.New(relay.Config{DataDir: dir, Store: st, Logger: logger})
 //	if err != nil { ... }
 //	srv := &http.Server{Addr: "127.0.0.1:7878", Handler: r,
 //		ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10} // no Read/WriteTimeout: blobs are long

@@ -96,7 +96,8 @@ func (c *adminConn) SetWriteDeadline(time.Time) error { return nil }
 // account label, if any), as many as asked, each a fresh 26-character
 // lowercase base32 code. Backup requests are skipped: they write files.
 func FuzzAdminRequest(f *testing.F) {
-	r, err := New(Config{DataDir: f.TempDir(), PurgeInterval: -1})
+	dir := f.TempDir()
+	r, err := New(Config{DataDir: dir, Store: testStore(f, dir), PurgeInterval: -1})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -41,6 +41,16 @@ func (c *conn) handle(b []byte) bool {
 		c.fetchBundle(id, f)
 	case *protocol.Send:
 		c.sendEnvelope(id, f)
+	case *protocol.FetchDeviceList: // kt.go
+		c.fetchDeviceList(id, f)
+	case *protocol.FetchLogKey:
+		c.fetchLogKey(id)
+	case *protocol.PublishDeviceList:
+		if !c.authed {
+			c.refuse(id, protocol.CodeAuthRequired, "authenticate first")
+			return true
+		}
+		c.publishDeviceList(id, f)
 	case *protocol.CreateMailbox, *protocol.AddCapability, *protocol.RevokeCapability,
 		*protocol.PublishPrekeys, *protocol.Subscribe, *protocol.Ack,
 		*protocol.GetPrekeyStatus, *protocol.DeleteMailbox, *protocol.CreateBlob:

@@ -15,11 +15,13 @@ import (
 	"github.com/postern/postern/internal/relayconn"
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay"
+	"github.com/postern/postern/relay/relaytest"
 )
 
 func newLimitRelay(t *testing.T, cfg relay.Config) (*relay.Relay, string) {
 	t.Helper()
 	cfg.DataDir = t.TempDir()
+	cfg.Store = relaytest.Store(t, cfg.DataDir)
 	r, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)

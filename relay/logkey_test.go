@@ -24,7 +24,7 @@ func TestAccountLogIDKeyed(t *testing.T) {
 	var logs bytes.Buffer
 	open := func(dir string) *Relay {
 		t.Helper()
-		r, err := New(Config{DataDir: dir, PurgeInterval: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		r, err := New(Config{DataDir: dir, Store: testStore(t, dir), PurgeInterval: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay"
+	"github.com/postern/postern/relay/relaytest"
 )
 
 // TestReconnectStormBehindNAT: 2,000 devices behind one address (a
@@ -47,6 +48,7 @@ func TestReconnectStormBehindNAT(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	url := "ws://" + addr + protocol.WebSocketPath
+	cfg.Store = relaytest.Store(t, dir)
 	r, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +127,7 @@ func TestReconnectStormBehindNAT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Store = relaytest.Store(t, dir)
 	r, err = relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,10 +16,11 @@ import (
 
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay/store"
-	"github.com/postern/postern/relay/store/bboltstore"
 )
 
-// DBFile is the store's file name inside Config.DataDir.
+// DBFile is the file name of cmd/postern-relay's bbolt store inside the
+// data directory. The relay itself only knows its store through
+// store.Store (Config.Store).
 const DBFile = "relay.db"
 
 // Relay is a running relay. It is an http.Handler; it is safe for
@@ -53,6 +52,8 @@ type Relay struct {
 	limits addrLimits // limits.go
 
 	fetches      *throttle[protocol.CapabilityHash] // FetchBundle per capability (throttle.go)
+	ktFetches    *throttle[netip.Addr]              // FetchDeviceList per address (kt.go)
+	ktPublishes  *throttle[protocol.DeviceID]       // PublishDeviceList per device (kt.go)
 	authFails    *throttle[netip.Addr]              // failed authentications per address
 	refusals     sampledLog                         // rate-limit refusals, logged sampled
 	connRefusals sampledLog                         // per-address refusals of upgrades
@@ -68,25 +69,20 @@ type Relay struct {
 
 type closer interface{ Close() error }
 
-// New opens the store and starts the relay's background work (the
-// retention purge). Serve it with an http.Server; stop it with Shutdown or
-// Close.
+// New starts a relay on cfg.Store and its background work (the retention
+// purge). Serve it with an http.Server; stop it with Shutdown or Close.
+// The relay owns the store from here on: it closes it on Close, and New
+// closes it when it fails.
 func New(cfg Config) (*Relay, error) {
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("%w: Store is nil (open one, e.g. bboltstore.Open, and pass it)", ErrConfig)
+	}
 	c, err := cfg.withDefaults()
 	if err != nil {
+		cfg.Store.Close()
 		return nil, err
 	}
 	st := c.Store
-	if st == nil {
-		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("relay: data directory: %w", err)
-		}
-		bs, err := bboltstore.Open(filepath.Join(c.DataDir, DBFile), nil)
-		if err != nil {
-			return nil, err
-		}
-		st = bs
-	}
 	r := &Relay{
 		cfg:       c,
 		given:     cfg,
@@ -99,6 +95,7 @@ func New(cfg Config) (*Relay, error) {
 	r.hub.subs = map[protocol.MailboxID]map[*subscription]struct{}{}
 	r.fetches = newThrottle[protocol.CapabilityHash](float64(c.BundleFetchesPerHour)/3600, c.BundleFetchBurst)
 	r.authFails = newThrottle[netip.Addr](float64(c.AuthFailuresPerAddress)/60, c.AuthFailureBurst)
+	r.ktThrottles()
 	r.refusals.every = 10 * time.Second
 	r.connRefusals.every = 10 * time.Second
 	r.blobSlow.every = 10 * time.Second

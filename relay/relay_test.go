@@ -432,7 +432,8 @@ func TestShutdownClosesGoingAway(t *testing.T) {
 
 // TestLimitsAndTimeouts uses a relay built directly, with small limits.
 func TestLimitsAndTimeouts(t *testing.T) {
-	r, err := relay.New(relay.Config{DataDir: t.TempDir(), MaxConnections: 2, AuthTimeout: 300 * time.Millisecond, PurgeInterval: -1})
+	dir := t.TempDir()
+	r, err := relay.New(relay.Config{DataDir: dir, Store: relaytest.Store(t, dir), MaxConnections: 2, AuthTimeout: 300 * time.Millisecond, PurgeInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,6 +148,7 @@ func TestReloadRefused(t *testing.T) {
 func newFrameRelay(t *testing.T, cfg relay.Config) (*relay.Relay, string) {
 	t.Helper()
 	cfg.DataDir, cfg.PurgeInterval = t.TempDir(), -1
+	cfg.Store = relaytest.Store(t, cfg.DataDir)
 	r, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay"
+	"github.com/postern/postern/relay/relaytest"
 	"github.com/postern/postern/relay/store"
 	"github.com/postern/postern/relay/store/bboltstore"
 )
@@ -86,7 +87,7 @@ func TestRelayOnSchema1Fixture(t *testing.T) {
 	}
 	// The fixture's invites were made on 2026-03-01 10:00 UTC for 72 hours.
 	now := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
-	r, err := relay.New(relay.Config{DataDir: dir, Enrollment: relay.EnrollInvite, Now: func() time.Time { return now }, PurgeInterval: -1})
+	r, err := relay.New(relay.Config{DataDir: dir, Store: relaytest.Store(t, dir), Enrollment: relay.EnrollInvite, Now: func() time.Time { return now }, PurgeInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -334,7 +334,7 @@ func TestRevokeAccountIgnoresEnvironment(t *testing.T) {
 // them with the account.
 func TestOfflineAccountInvites(t *testing.T) {
 	dir := t.TempDir()
-	r, err := relay.New(relay.Config{DataDir: dir, PurgeInterval: -1})
+	r, err := relay.New(relay.Config{DataDir: dir, Store: testStore(t, dir), PurgeInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

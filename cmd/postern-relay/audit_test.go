@@ -22,7 +22,7 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 func TestAuditCLI(t *testing.T) {
 	dir := t.TempDir()
-	r, err := relay.New(relay.Config{DataDir: dir, PurgeInterval: -1})
+	r, err := relay.New(relay.Config{DataDir: dir, Store: testStore(t, dir), PurgeInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 // refuses; backup goes through the running relay.
 func TestRestoreRefusedWhileServing(t *testing.T) {
 	data := t.TempDir()
-	r, err := relay.New(relay.Config{DataDir: data})
+	r, err := relay.New(relay.Config{DataDir: data, Store: testStore(t, data)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,7 @@ var groups = map[string]string{
 	"admin":        "Administer a running relay through DATA/admin.sock." + "\n\n" + adminNotes,
 	"admin invite": "Make and revoke enrolment invite codes on a running relay.",
 	"audit":        "Check and export the relay's audit log.",
+	"kt":           "Check the relay's key-transparency log.",
 }
 
 // renamed are commands that no longer exist, with what to use instead.
@@ -62,6 +63,7 @@ func init() {
 		{"compact", "[--data DIR]", "Give a drained database's space back, with the relay stopped: compact into a new file, check it against the old, keep the old as relay.db.before-compact.", compactCmd},
 		{"audit verify", "[--data DIR | --file BUNDLE] [--key-fingerprint HEX]", "Check the audit log (or an export bundle) for edited, removed or reordered entries, and print the relay key's fingerprint.", auditVerify},
 		{"audit export", "[--data DIR] [--out FILE]", "Write the audit log and its signed head, as one bundle for a reviewer.", auditExport},
+		{"kt verify", "[--data DIR] [--key-fingerprint HEX]", "Check the key-transparency log offline, with the relay stopped or on a copy: recompute every leaf from its entry, rebuild the tree, check every stored node, every signed head (signature and root) and that every stored device list verifies and is the one its leaf records.", ktVerify},
 		{"version", "", "Print the version, the commit it was built from, the commit's date, the Go toolchain and the protocol version.", versionCmd},
 	}
 }

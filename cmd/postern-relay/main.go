@@ -174,7 +174,12 @@ func serve(args []string, stderr io.Writer, cs *configState) error {
 	rcfg := sc.relay
 	rcfg.Logger, rcfg.Metrics = logger, m
 	backups := migrationBackups(sc.data)
-	r, err := relay.New(rcfg)
+	st, err := openStore(sc.data)
+	if err != nil {
+		return err
+	}
+	rcfg.Store = st
+	r, err := relay.New(rcfg) // closes st if it fails
 	if err != nil {
 		return err
 	}
@@ -422,6 +427,16 @@ func inviteCreate(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, c)
 	}
 	return nil
+}
+
+// openStore opens (or creates) the relay's bbolt store in the data
+// directory for serve: the relay reaches it only through store.Store. It
+// refuses a damaged file and a newer schema, and migrates an older one.
+func openStore(data string) (*bboltstore.Store, error) {
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	return bboltstore.Open(filepath.Join(data, relay.DBFile), nil)
 }
 
 // offlineInvites opens the store directly when no relay is running.

@@ -507,12 +507,12 @@ func TestServeReportsMigration(t *testing.T) {
 	data := t.TempDir()
 	copyFile(t, "../../testdata/relay/schema1.db", filepath.Join(data, "relay.db"))
 	_, logs := startServe(t, bin, "--listen", freeAddr(t), "--data", data, "--metrics-listen=")
-	logs.waitFor(t, 0, `msg="store migrated"`, "from_schema=1", "to_schema=3", "backup=relay.db.schema-1.bak")
+	logs.waitFor(t, 0, `msg="store migrated"`, "from_schema=1", "to_schema=4", "backup=relay.db.schema-1.bak")
 	b, err := os.ReadFile(filepath.Join(data, "audit.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), `"event":"store.migrated","fields":{"backup":"relay.db.schema-1.bak","from":1,"to":3}`) {
+	if !strings.Contains(string(b), `"event":"store.migrated","fields":{"backup":"relay.db.schema-1.bak","from":1,"to":4}`) {
 		t.Errorf("no store.migrated entry:\n%s", b)
 	}
 

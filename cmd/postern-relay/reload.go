@@ -81,7 +81,7 @@ func (rl *reloader) reload() {
 		// Only the reloadable fields may differ from the running relay's;
 		// the rest is as at start (a data change needs a restart).
 		rcfg = next.relay
-		rcfg.DataDir, rcfg.Logger, rcfg.Metrics = rl.base.DataDir, rl.base.Logger, rl.base.Metrics
+		rcfg.DataDir, rcfg.Logger, rcfg.Metrics, rcfg.Store = rl.base.DataDir, rl.base.Logger, rl.base.Metrics, rl.base.Store
 		err = rl.relay.Reload(rcfg)
 	}
 	if err != nil {

@@ -78,7 +78,8 @@ func TestServeTLSFiles(t *testing.T) {
 	if err != nil || tc == nil || tc.GetCertificate == nil {
 		t.Fatalf("tlsConfig = %v, %v; want GetCertificate set (a reload replaces the certificate)", tc, err)
 	}
-	r, err := relay.New(relay.Config{DataDir: t.TempDir()})
+	dir := t.TempDir()
+	r, err := relay.New(relay.Config{DataDir: dir, Store: testStore(t, dir)})
 	if err != nil {
 		t.Fatal(err)
 	}

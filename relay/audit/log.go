@@ -400,3 +400,8 @@ func (l *Log) Close() error {
 
 // PublicKey returns the public half of the key that signs the heads.
 func (l *Log) PublicKey() *keys.SigningPublicKey { return l.key.Public() }
+
+// Key returns the key that signs the log's heads. The relay signs the
+// heads of its key-transparency log with it too (context "kt-head"), so
+// that one pinned key vouches for both.
+func (l *Log) Key() *Key { return l.key }

@@ -3,7 +3,7 @@
 // that reads the store's totals when scraped.
 //
 //	m := metrics.New()
-//	r, err := relay.New(relay.Config{DataDir: dir, Metrics: m})
+//	r, err := relay.New(relay.Config{DataDir: dir, Store: st, Metrics: m})
 //	http.ListenAndServe("127.0.0.1:9178", m.Handler())
 //
 // docs/METRICS.md lists every series.

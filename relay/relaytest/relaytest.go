@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -22,8 +23,33 @@ import (
 
 	"github.com/postern/postern/relay"
 	"github.com/postern/postern/relay/metrics"
+	"github.com/postern/postern/relay/store"
 	"github.com/postern/postern/relay/store/bboltstore"
 )
+
+// Store opens (or creates) the bbolt store in dir/relay.DBFile, as
+// cmd/postern-relay does, for a relay.Config built by hand:
+//
+//	r, err := relay.New(relay.Config{DataDir: dir, Store: relaytest.Store(t, dir)})
+//
+// The relay closes it. It fails the test if the store cannot be opened.
+func Store(t testing.TB, dir string) store.Store {
+	t.Helper()
+	st, err := OpenStore(dir)
+	if err != nil {
+		t.Fatalf("relaytest: %v", err)
+	}
+	return st
+}
+
+// OpenStore is Store for callers that expect an error (a damaged or newer
+// file).
+func OpenStore(dir string) (*bboltstore.Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return bboltstore.Open(filepath.Join(dir, relay.DBFile), nil)
+}
 
 // Options configure New. Nil means all defaults.
 type Options struct {
@@ -103,8 +129,14 @@ func New(t testing.TB, opts *Options) *Server {
 
 func (s *Server) start(l net.Listener) {
 	s.t.Helper()
+	st, err := OpenStore(s.DataDir)
+	if err != nil {
+		l.Close()
+		s.t.Fatalf("relaytest: %v", err)
+	}
 	r, err := relay.New(relay.Config{
 		DataDir:          s.DataDir,
+		Store:            st,
 		Logger:           s.opts.Logger,
 		Enrollment:       s.opts.Enrollment,
 		Retention:        s.opts.Retention,

@@ -134,6 +134,10 @@ func (s *Store) Ping() error {
 	return s.queueWrite(pingWrite, probe)
 }
 
+// Schema returns the layout version of the open store (SchemaVersion:
+// Open migrates older files), which a snapshot of it carries.
+func (s *Store) Schema() uint32 { return currentSchema }
+
 // Snapshot writes a consistent copy of the open store to w while it keeps
 // serving, as Backup does, calling size with the copy's exact length
 // before the first byte (a stream's header needs it).

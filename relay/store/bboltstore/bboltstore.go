@@ -32,8 +32,9 @@ import (
 // SchemaVersion is the layout version this package writes (meta "schema").
 // Schema 2 added account labels (device and invite records, the accounts
 // bucket); schema 3 took the owner device out of blob records (a quota
-// ledger instead, blobs.go); migrate.go converts older files.
-const SchemaVersion = 3
+// ledger instead, blobs.go); schema 4 added signed device lists and the
+// key-transparency log (kt.go); migrate.go converts older files.
+const SchemaVersion = 4
 
 // errCorrupt marks a record or key that this package could not have
 // written: the file was damaged or edited. The operation fails; the relay
@@ -79,7 +80,7 @@ var (
 	bBlobQuota    = []byte("blob_quota")
 	bBlobQuotaExp = []byte("blob_quota_exp")
 
-	allBuckets = [][]byte{bMeta, bDevices, bMailboxes, bOwned, bCaps, bInvites, bBundles, bPrekeys, bEnv, bEnvMbox, bEnvID, bEnvExp, bBlobs, bBlobUse, bBlobExp, bSeen, bAccounts, bBlobQuota, bBlobQuotaExp}
+	allBuckets = [][]byte{bMeta, bDevices, bMailboxes, bOwned, bCaps, bInvites, bBundles, bPrekeys, bEnv, bEnvMbox, bEnvID, bEnvExp, bBlobs, bBlobUse, bBlobExp, bSeen, bAccounts, bBlobQuota, bBlobQuotaExp, bKTLists, bKTLeaves, bKTNodes, bKTHeads}
 
 	keySchema = []byte("schema")
 )

@@ -23,6 +23,7 @@ type migration func(tx *bolt.Tx) error
 var migrations = map[uint32]migration{
 	1: migrate1to2,
 	2: migrate2to3,
+	3: migrate3to4, // kt.go
 }
 
 // migrate2to3 takes the owner device out of every blob record (owner(32)

@@ -62,7 +62,7 @@ func TestMigrateSchema2Fixture(t *testing.T) {
 		t.Errorf("automatic backup: %v (or it differs from the schema-2 file)", err)
 	}
 	after := dumpFile(t, path)
-	if v, err := FileSchema(path); err != nil || v != 3 {
+	if v, err := FileSchema(path); err != nil || v != SchemaVersion {
 		t.Errorf("schema after migration = %d, %v", v, err)
 	}
 	owners := map[string]bool{}
@@ -79,7 +79,7 @@ func TestMigrateSchema2Fixture(t *testing.T) {
 				want = v[32:]
 			case "meta":
 				if k == string(keySchema) {
-					want = binary.BigEndian.AppendUint32(nil, 3)
+					want = binary.BigEndian.AppendUint32(nil, SchemaVersion)
 				}
 			}
 			if !bytes.Equal(a.records[k], want) {
