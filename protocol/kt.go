@@ -65,14 +65,14 @@ func (f *PublishDeviceList) appendBody(b []byte) ([]byte, error) {
 	}
 	return append(b, f.List...), nil
 }
-func (f *PublishDeviceList) parseBody(r *reader) {
-	f.List = r.rest()
+func (f *PublishDeviceList) parseBody(r *Reader) {
+	f.List = r.Rest()
 	switch {
-	case r.err != nil:
+	case r.Err() != nil:
 	case len(f.List) == 0:
-		r.fail("empty device list")
+		r.Failf("empty device list")
 	case len(f.List) > MaxDeviceListSize:
-		r.err = errorf(ErrTooLarge, "device list: %d bytes, limit %d", len(f.List), MaxDeviceListSize)
+		r.SetErr(errorf(ErrTooLarge, "device list: %d bytes, limit %d", len(f.List), MaxDeviceListSize))
 	}
 }
 
@@ -89,9 +89,9 @@ func (*FetchDeviceList) Type() FrameType { return TypeFetchDeviceList }
 func (f *FetchDeviceList) appendBody(b []byte) ([]byte, error) {
 	return appendU64(append(b, f.Identity[:]...), f.KnownSize), nil
 }
-func (f *FetchDeviceList) parseBody(r *reader) {
-	r.array(f.Identity[:], "identity")
-	f.KnownSize = r.u64("known tree size")
+func (f *FetchDeviceList) parseBody(r *Reader) {
+	r.Array(f.Identity[:], "identity")
+	f.KnownSize = r.U64("known tree size")
 }
 
 // FetchLogKey asks for the public key that signs the relay's tree heads
@@ -100,7 +100,7 @@ type FetchLogKey struct{}
 
 func (*FetchLogKey) Type() FrameType                     { return TypeFetchLogKey }
 func (*FetchLogKey) appendBody(b []byte) ([]byte, error) { return b, nil }
-func (*FetchLogKey) parseBody(*reader)                   {}
+func (*FetchLogKey) parseBody(*Reader)                   {}
 
 // DeviceList answers FetchDeviceList and PublishDeviceList: the list, its
 // leaf index, the inclusion proof of that leaf in the tree of Head, the
@@ -134,16 +134,16 @@ func (f *DeviceList) appendBody(b []byte) ([]byte, error) {
 	b = appendBytes16(b, f.Head)
 	return appendProof(b, f.Consistency), nil
 }
-func (f *DeviceList) parseBody(r *reader) {
-	f.List = r.bytes16(MaxDeviceListSize, "device list")
-	if r.err == nil && len(f.List) == 0 {
-		r.fail("empty device list")
+func (f *DeviceList) parseBody(r *Reader) {
+	f.List = r.Bytes16(MaxDeviceListSize, "device list")
+	if r.Err() == nil && len(f.List) == 0 {
+		r.Failf("empty device list")
 	}
-	f.Index = r.u64("leaf index")
+	f.Index = r.U64("leaf index")
 	f.Inclusion = readProof(r, "inclusion proof")
-	f.Head = r.bytes16(MaxTreeHeadSize, "tree head")
-	if r.err == nil && len(f.Head) == 0 {
-		r.fail("empty tree head")
+	f.Head = r.Bytes16(MaxTreeHeadSize, "tree head")
+	if r.Err() == nil && len(f.Head) == 0 {
+		r.Failf("empty tree head")
 	}
 	f.Consistency = readProof(r, "consistency proof")
 }
@@ -156,17 +156,17 @@ func appendProof(b []byte, p []ProofHash) []byte {
 	return b
 }
 
-func readProof(r *reader, what string) []ProofHash {
-	n := int(r.u8(what + " count"))
-	if r.err == nil && n > MaxProofHashes {
-		r.err = errorf(ErrTooLarge, "%s: %d hashes, limit %d", what, n, MaxProofHashes)
+func readProof(r *Reader, what string) []ProofHash {
+	n := int(r.U8(what + " count"))
+	if r.Err() == nil && n > MaxProofHashes {
+		r.SetErr(errorf(ErrTooLarge, "%s: %d hashes, limit %d", what, n, MaxProofHashes))
 	}
-	if r.err != nil || n == 0 {
+	if r.Err() != nil || n == 0 {
 		return nil
 	}
 	p := make([]ProofHash, n)
 	for i := range p {
-		r.array(p[i][:], what)
+		r.Array(p[i][:], what)
 	}
 	return p
 }
@@ -185,9 +185,9 @@ func (f *LogKey) appendBody(b []byte) ([]byte, error) {
 	}
 	return appendBytes16(b, f.Key), nil
 }
-func (f *LogKey) parseBody(r *reader) {
-	f.Key = r.bytes16(MaxDeviceKeySize, "log key")
-	if r.err == nil && len(f.Key) == 0 {
-		r.fail("empty log key")
+func (f *LogKey) parseBody(r *Reader) {
+	f.Key = r.Bytes16(MaxDeviceKeySize, "log key")
+	if r.Err() == nil && len(f.Key) == 0 {
+		r.Failf("empty log key")
 	}
 }
