@@ -885,11 +885,17 @@ type anonConn struct {
 	lastUsed time.Time
 }
 
-// anonRequest sends f over the unauthenticated connection kept for key
-// (opened lazily, reopened once if it was lost).
-func (c *Client) anonRequest(ctx context.Context, key string, f protocol.Frame) (protocol.Frame, error) {
+// anonRequest sends f to relay (a canonical relay URL: this client's own,
+// or a contact's) over the unauthenticated connection kept for (relay,
+// key), opened lazily and reopened once if it was lost. Connections are
+// per relay and per contact: a contact on another relay gets one of its
+// own there.
+func (c *Client) anonRequest(ctx context.Context, relay, key string, f protocol.Frame) (protocol.Frame, error) {
+	if relay == "" {
+		relay = c.relay // a record written before relays were per device
+	}
 	for attempt := 0; ; attempt++ {
-		cn, err := c.anonConn(ctx, key)
+		cn, err := c.anonConn(ctx, relay, key)
 		if err != nil {
 			return nil, err
 		}
@@ -901,7 +907,8 @@ func (c *Client) anonRequest(ctx context.Context, key string, f protocol.Frame) 
 	}
 }
 
-func (c *Client) anonConn(ctx context.Context, key string) (*conn, error) {
+func (c *Client) anonConn(ctx context.Context, relay, key string) (*conn, error) {
+	key = relay + " " + key
 	c.anonMu.Lock()
 	defer c.anonMu.Unlock()
 	if c.ctx.Err() != nil {
@@ -931,7 +938,7 @@ func (c *Client) anonConn(ctx context.Context, key string) (*conn, error) {
 	}
 	// Dialled under anonMu: connections are few and short requests follow;
 	// a slow dial only delays other unauthenticated requests.
-	cn, err := dialRelay(ctx, c.relay, nil, c.tlsConf)
+	cn, err := dialRelay(ctx, relay, nil, c.tlsConf)
 	if err != nil {
 		return nil, err
 	}

@@ -159,9 +159,6 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 	if err := checkName(name); err != nil {
 		return Contact{}, err
 	}
-	if inv.Relay != c.relay {
-		return Contact{}, ErrOtherRelay
-	}
 	if inv.Identity == c.idFP {
 		return Contact{}, fmt.Errorf("%w: it is your own invitation", ErrInvalidInvitation)
 	}
@@ -172,7 +169,7 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 	recID := randomID(16)
 	// The bundle fetch and the introduction share a connection of their
 	// own (anonKey of the new contact), opened for this invitation.
-	r, err := c.anonRequest(ctx, anonKey(recID), &protocol.FetchBundle{Mailbox: inv.Mailbox, Capability: capTok})
+	r, err := c.anonRequest(ctx, inv.Relay, anonKey(recID), &protocol.FetchBundle{Mailbox: inv.Mailbox, Capability: capTok})
 	if err != nil {
 		if protocol.IsCode(err, protocol.CodeUnknownCapability) || protocol.IsCode(err, protocol.CodeCapabilityRevoked) || protocol.IsCode(err, protocol.CodeUnknownMailbox) {
 			return Contact{}, fmt.Errorf("%w (the relay no longer knows it)", ErrInvitationSpent)
@@ -241,9 +238,14 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 		Type: contentIntroduction, Sender: c.devID, SentMS: uint64(now.UnixMilli()),
 		Name: c.name, Cert: c.dev.Certificate().Bytes(), ReplyMailbox: reply,
 	}
+	if inv.Relay != c.relay {
+		// The reply mailbox is on this device's home relay, not the
+		// inviter's: the introduction names it (content type 0x10).
+		intro.Type, intro.ReplyRelay = contentIntroRelay, c.relay
+	}
 	copy(intro.MsgID[:], randomID(msgIDSize))
 	copy(intro.ReplyCap[:], replyCap.SecretBytes())
-	intro.IntroMAC = introductionMAC(inv.introKey(), inv.Relay, inv.Mailbox, inv.Identity, c.idFP, c.devID, reply, intro.ReplyCap)
+	intro.IntroMAC = introductionMAC(inv.introKey(), inv.Relay, inv.Mailbox, inv.Identity, c.idFP, c.devID, reply, intro.ReplyCap, intro.ReplyRelay)
 	if err := c.sendContent(ctx, rec, intro); err != nil {
 		// Undo, so that Accept can be retried with the same invitation.
 		c.st.update(func(t *tx) error { return t.deleteContact(rec) })
@@ -368,7 +370,13 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 	full := &Invitation{Relay: c.relay, Mailbox: mb, Identity: c.idFP}
 	copy(full.Secret[:], inv.Secret)
 	introducer := cert.Identity.Fingerprint()
-	want := introductionMAC(full.introKey(), c.relay, mb, c.idFP, introducer, ct.Sender, ct.ReplyMailbox, ct.ReplyCap)
+	// Where the introducer receives: the relay its introduction names
+	// (0x10, checked by the parser), or the invitation's, ours (0x05).
+	replyRelay := c.relay
+	if ct.Type == contentIntroRelay {
+		replyRelay = ct.ReplyRelay
+	}
+	want := introductionMAC(full.introKey(), c.relay, mb, c.idFP, introducer, ct.Sender, ct.ReplyMailbox, ct.ReplyCap, ct.ReplyRelay)
 	if !hmac.Equal(want[:], ct.IntroMAC[:]) {
 		return errBadIntroduction
 	}
@@ -381,7 +389,7 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 			if err := t.Put(bucketInvitations, invKey, &inv); err != nil {
 				return err
 			}
-			res.refuse = &refusal{cert: cert, mailbox: ct.ReplyMailbox, capability: ct.ReplyCap, invitation: mb}
+			res.refuse = &refusal{cert: cert, relay: replyRelay, mailbox: ct.ReplyMailbox, capability: ct.ReplyCap, invitation: mb}
 		}
 		return ErrInvitationUsed
 	}
@@ -391,7 +399,7 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 		}
 	}
 	name := uniqueName(cs, ct.Name)
-	rec := newContactRecord(name, fp(introducer), ct.Cert, ct.Sender[:], c.relay, now)
+	rec := newContactRecord(name, fp(introducer), ct.Cert, ct.Sender[:], replyRelay, now)
 	rec.SendMbx, rec.SendCap = ct.ReplyMailbox[:], ct.ReplyCap[:]
 	rec.RecvMbx, rec.RecvCap = mb[:], full.Capability().SecretBytes()
 	rec.NeedRoute = true
@@ -410,6 +418,7 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 // refusal is an introduction to refuse: where to tell its sender.
 type refusal struct {
 	cert       *keys.DeviceCertificate
+	relay      string // the relay of mailbox (the introducer's home)
 	mailbox    protocol.MailboxID
 	capability [32]byte
 	invitation protocol.MailboxID
@@ -433,7 +442,7 @@ func (c *Client) sendRefusal(ctx context.Context, rf *refusal) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.anonRequest(ctx, "refusal:"+hex.EncodeToString(rf.mailbox[:]), &protocol.Send{Mailbox: rf.mailbox, Capability: tok, Envelope: env})
+	resp, err := c.anonRequest(ctx, rf.relay, "refusal:"+hex.EncodeToString(rf.mailbox[:]), &protocol.Send{Mailbox: rf.mailbox, Capability: tok, Envelope: env})
 	if err != nil {
 		return err
 	}
@@ -520,6 +529,10 @@ func (c *Client) rotateRoute(ctx context.Context, cn *conn, id []byte) error {
 		}
 	}
 	ct := &content{Type: contentRoute, Sender: c.devID, SentMS: uint64(c.now().UnixMilli())}
+	if rec.Relay != "" && rec.Relay != c.relay {
+		// A contact on another relay: the route names ours (0x11).
+		ct.Type, ct.ReplyRelay = contentRouteRelay, c.relay
+	}
 	copy(ct.MsgID[:], randomID(msgIDSize))
 	copy(ct.ReplyMailbox[:], rec.RecvMbx)
 	copy(ct.ReplyCap[:], rec.RecvCap)

@@ -190,7 +190,7 @@ func (c *Client) sendEnvelope(ctx context.Context, r *contactRecord, env []byte)
 	if r.Refused {
 		return &invitationSpentError{name: r.Person.Name, refused: true}
 	}
-	resp, err := c.anonRequest(ctx, anonKey(r.ID), &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env})
+	resp, err := c.anonRequest(ctx, r.Relay, anonKey(r.ID), &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env})
 	if err != nil {
 		return c.sendError(r, err)
 	}
@@ -414,7 +414,7 @@ func (c *Client) receive(mb protocol.MailboxID, envID protocol.EnvelopeID, env [
 			return err
 		}
 		switch ct.Type {
-		case contentIntroduction:
+		case contentIntroduction, contentIntroRelay:
 			dropErr = c.introduce(t, cs, mb, ct, introCert, now, &res)
 		case contentRefusal:
 			from, err := t.contactByMailbox(mb[:])
@@ -447,7 +447,7 @@ func (c *Client) openAndCheck(mb protocol.MailboxID, env []byte) (*content, []by
 		return nil, nil, nil, err
 	}
 	signed := signedMessage(c.devID, mb, unsigned)
-	if ct.Type != contentIntroduction {
+	if !isIntroduction(ct.Type) {
 		return ct, signed, nil, nil
 	}
 	cert, err := keys.ParseDeviceCertificate(ct.Cert)

@@ -250,7 +250,7 @@ func (c *Client) fetchPeerBundle(ctx context.Context, r *contactRecord) (*sessio
 	if r.Refused {
 		return nil, &invitationSpentError{name: r.Person.Name, refused: true}
 	}
-	resp, err := c.anonRequest(ctx, anonKey(r.ID), &protocol.FetchBundle{Mailbox: mb, Capability: tok})
+	resp, err := c.anonRequest(ctx, r.Relay, anonKey(r.ID), &protocol.FetchBundle{Mailbox: mb, Capability: tok})
 	if err != nil {
 		if serr := c.sendError(r, err); !errors.Is(serr, errSendFailed) {
 			return nil, serr
@@ -487,8 +487,11 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 	if from.NeedRoute && !from.RouteChosen {
 		res.route = from.ID // their session is here: the route can go in it (introduction.go)
 	}
-	if ct.Type == contentRoute {
+	if ct.Type == contentRoute || ct.Type == contentRouteRelay {
 		from.SendMbx, from.SendCap = bytes.Clone(ct.ReplyMailbox[:]), bytes.Clone(ct.ReplyCap[:])
+		if ct.Type == contentRouteRelay {
+			from.Relay = ct.ReplyRelay // validated by the parser
+		}
 		from.ViaInvitation, dirty = false, true
 		res.routeAck = from.ID
 	}
