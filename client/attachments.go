@@ -302,7 +302,17 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 	ct := &content{Type: contentAttachment, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text, Attachments: refs}
 	setHeaders(ct, &o)
 	copy(ct.MsgID[:], randomID(msgIDSize))
-	if err := c.sendSession(ctx, r, ct); err != nil {
+	recs := attachmentRecords(refs)
+	m := Message{
+		ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Person.Name, Text: text,
+		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
+		Attachments: publicAttachments(recs), Subject: o.Subject, ReplyTo: o.ReplyTo,
+	}
+	// Stored with its envelope in the outbox (outbox.go).
+	if err := c.sendSessionMessage(ctx, r, ct, &m, recs); err != nil {
+		if errors.Is(err, ErrQueued) {
+			return m, err // the blobs stay: it is sent when the relay is back
+		}
 		// Only when the message surely did not reach the relay (a
 		// refusal, or a failure before sending): after a lost answer the
 		// contact may hold it and need the files.
@@ -310,19 +320,6 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 			c.releaseBlobs(ctx, refs)
 		}
 		return Message{}, err
-	}
-	recs := attachmentRecords(refs)
-	m := Message{
-		ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Person.Name, Text: text,
-		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
-		Attachments: publicAttachments(recs), Subject: o.Subject, ReplyTo: o.ReplyTo,
-	}
-	err = c.st.update(func(t *tx) error {
-		_, err := storeMessageRecord(t, r, &m, recs)
-		return err
-	})
-	if err != nil {
-		return m, fmt.Errorf("%w: the message was sent, but this device could not keep a copy: %w", ErrStore, err)
 	}
 	return m, nil
 }

@@ -97,6 +97,13 @@ type Message struct {
 	// ReplyTo is the ID of the message of the same conversation this one
 	// answers, empty if none.
 	ReplyTo string
+	// Queued marks an outgoing message whose relay could not be reached:
+	// it waits in the outbox and is sent by the next Sync, Listen or Send
+	// (protocol/SPEC.md section 9 "Outbox").
+	Queued bool
+	// SendError says why an outgoing message left the outbox unsent (a
+	// refusal, or its expiry); empty otherwise.
+	SendError string
 
 	mailbox  protocol.MailboxID
 	envelope protocol.EnvelopeID
@@ -151,6 +158,10 @@ type Client struct {
 
 	prekeyBusy  chan struct{} // a one-slot semaphore held by a prekey check (prekeys.go)
 	maintaining chan struct{} // a one-slot semaphore held by route maintenance (introduction.go)
+
+	outboxMu   sync.Mutex    // held by an outbox flush (outbox.go)
+	outboxKick chan struct{} // one slot: wakes the outbox loop after a send was queued
+	outboxLoop sync.Once     // the outbox loop starts with the first connection
 
 	received, duplicates, dropped atomic.Uint64
 
@@ -409,6 +420,7 @@ func newClient(home string, o Options, dev *identity.Device, name, relay string,
 		connecting:  make(chan struct{}, 1),
 		prekeyBusy:  make(chan struct{}, 1),
 		maintaining: make(chan struct{}, 1),
+		outboxKick:  make(chan struct{}, 1),
 		certs:       make(map[keys.Fingerprint]*keys.DeviceCertificate),
 	}
 }
@@ -569,6 +581,7 @@ func (c *Client) start(ctx context.Context, cn *conn) (uint64, error) {
 	go c.watchMailboxes()
 	c.goCheckPrekeys(cn)
 	c.goMaintain(cn)
+	c.goOutboxLoop()
 	return gen, nil
 }
 

@@ -536,7 +536,8 @@ func (c *Client) rotateRoute(ctx context.Context, cn *conn, id []byte) error {
 	copy(ct.MsgID[:], randomID(msgIDSize))
 	copy(ct.ReplyMailbox[:], rec.RecvMbx)
 	copy(ct.ReplyCap[:], rec.RecvCap)
-	if err := c.sendSession(ctx, rec, ct); err != nil {
+	// Queued is as good as sent here: the outbox delivers it in order.
+	if err := c.sendSession(ctx, rec, ct); err != nil && !errors.Is(err, ErrQueued) {
 		return err
 	}
 	_, err = c.updateContact(id, func(r *contactRecord) { r.NeedRoute = false })
@@ -624,6 +625,8 @@ func (c *Client) maintain(ctx context.Context, cn *conn) {
 	if err := c.retireOldInvitations(ctx, cn); err != nil {
 		c.log.Warn("could not retire old invitations", "err", err)
 	}
+	// What waits for a relay that could not be reached (outbox.go).
+	c.flushOutboxLog(ctx)
 	var routes, revokes [][]byte
 	err := c.st.view(func(t *tx) error {
 		cs, err := t.contacts()
