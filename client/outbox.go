@@ -147,8 +147,8 @@ func (c *Client) flushOutbox(ctx context.Context, own uint64) error {
 		default:
 			err = c.sendOutboxEntry(ctx, it)
 		}
-		if errors.Is(err, ErrQueued) {
-			down[it.Relay] = err
+		if errors.Is(err, ErrQueued) || errors.Is(err, ErrStore) {
+			down[it.Relay] = err // kept, and what follows for that relay waits
 		} else if ferr := c.finishOutbox(it, err, own); ferr != nil {
 			err = ferr
 		}
@@ -163,8 +163,11 @@ func (c *Client) flushOutbox(ctx context.Context, own uint64) error {
 // relay cannot be reached or asks to retry later.
 func (c *Client) sendOutboxEntry(ctx context.Context, it store.OutboxItem) error {
 	r, err := c.contactByID(it.Device)
+	if errors.Is(err, ErrUnknownContact) {
+		return err // deleted meanwhile: given up
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrStore, err) // kept: a local failure is no refusal
 	}
 	if r.Person.Blocked {
 		return &contactBlockedError{name: r.Person.Name}
