@@ -1,11 +1,13 @@
 package client
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/relay/relaytest"
 )
 
@@ -229,4 +231,70 @@ func TestOutboxExpiry(t *testing.T) {
 	if msgs, err := bob.Sync(ctx); err != nil || len(msgs) != 0 {
 		t.Fatalf("bob received %v, %v", texts(msgs), err)
 	}
+}
+
+// TestOutboxFull: with MaxOutboxEntries waiting, a send fails with
+// ErrOutboxFull and nothing is committed: no message, no new entry, and
+// the session state is the one before (the next send still works).
+func TestOutboxFull(t *testing.T) {
+	srvA := relaytest.New(t, nil)
+	srvB := relaytest.New(t, nil)
+	alice, bob, _, _ := crossRelayPair(t, srvA, srvB)
+	ctx := testCtx(t)
+	r, err := alice.lookupContact("bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before []byte
+	if err := alice.st.view(func(t *tx) error {
+		s, err := t.sessionRecord(r.ID)
+		before = s.State
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the outbox with entries for a contact that is gone (given up
+	// at the next flush).
+	if err := alice.st.update(func(t *tx) error {
+		for range MaxOutboxEntries {
+			if _, err := t.AddOutbox(&store.OutboxEntry{Device: []byte("gone"), Relay: srvB.URL, Mailbox: make([]byte, 16), Capability: make([]byte, 32), Envelope: []byte{1}, Created: time.Now()}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	inBefore, _ := alice.Inbox()
+	if _, err := alice.Send(ctx, "bob", "no room"); !errors.Is(err, ErrOutboxFull) {
+		t.Fatalf("Send with a full outbox: %v", err)
+	}
+	inAfter, _ := alice.Inbox()
+	if len(inAfter) != len(inBefore) || outboxLen(t, alice) != MaxOutboxEntries {
+		t.Fatalf("a refused send left a message (%d, was %d) or an entry (%d)", len(inAfter), len(inBefore), outboxLen(t, alice))
+	}
+	var after []byte
+	if err := alice.st.view(func(t *tx) error {
+		s, err := t.sessionRecord(r.ID)
+		after = s.State
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Fatal("the session advanced for a send that was refused")
+	}
+	// The next flush gives the entries of the gone contact up; then there
+	// is room again.
+	if _, err := alice.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, "bob", "room again"); err != nil {
+		t.Fatalf("Send after the flush: %v", err)
+	}
+	got, err := bob.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTexts(t, "bob", got, "alice>me:room again")
 }

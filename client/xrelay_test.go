@@ -157,3 +157,22 @@ func TestRelayURLFromPeerChecked(t *testing.T) {
 		t.Error("an insecure relay URL was encoded")
 	}
 }
+
+// TestIntroductionMACBindsReplyRelay: the MAC of an introduction with
+// relay (0x10) covers the reply relay, and never equals the MAC of an
+// introduction without one (0x05) over the same route.
+func TestIntroductionMACBindsReplyRelay(t *testing.T) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	var mb, reply [16]byte
+	var a, b, d [32]byte
+	var replyCap [32]byte
+	rand.Read(replyCap[:])
+	mac := func(relay string) [introductionMACSize]byte {
+		return introductionMAC(key, "wss://a.example", mb, a, b, d, reply, replyCap, relay)
+	}
+	none, one, other := mac(""), mac("wss://b.example"), mac("wss://c.example")
+	if none == one || one == other || none == other {
+		t.Fatal("the reply relay does not change the MAC")
+	}
+}
