@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/postern/postern/client/internal/session"
@@ -374,6 +375,9 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 	// (0x10, checked by the parser), or the invitation's, ours (0x05).
 	replyRelay := c.relay
 	if ct.Type == contentIntroRelay {
+		if !c.peerRelayAllowed(ct.ReplyRelay) {
+			return ErrDecrypt
+		}
 		replyRelay = ct.ReplyRelay
 	}
 	want := introductionMAC(full.introKey(), c.relay, mb, c.idFP, introducer, ct.Sender, ct.ReplyMailbox, ct.ReplyCap, ct.ReplyRelay)
@@ -748,4 +752,14 @@ func (c *Client) maintainOnce(ctx context.Context, cn *conn) {
 		return
 	}
 	c.maintain(ctx, cn)
+}
+
+// peerRelayAllowed reports whether a relay URL a peer named (a valid,
+// canonical one: the parser checked it) may be dialled. ws:// (loopback
+// only) is taken from a peer only by a client whose own relay is ws://, a
+// local test or development set-up: otherwise anyone holding an
+// invitation could make this client open connections to services on its
+// own host.
+func (c *Client) peerRelayAllowed(relay string) bool {
+	return !strings.HasPrefix(relay, "ws://") || strings.HasPrefix(c.relay, "ws://")
 }

@@ -517,10 +517,12 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 	if from.NeedRoute && !from.RouteChosen {
 		res.route = from.ID // their session is here: the route can go in it (introduction.go)
 	}
-	if ct.Type == contentRoute || ct.Type == contentRouteRelay {
+	if ct.Type == contentRouteRelay && !c.peerRelayAllowed(ct.ReplyRelay) {
+		c.log.Warn("ignored a route to a relay this client does not dial", "mailbox", mb.Short())
+	} else if ct.Type == contentRoute || ct.Type == contentRouteRelay {
 		from.SendMbx, from.SendCap = bytes.Clone(ct.ReplyMailbox[:]), bytes.Clone(ct.ReplyCap[:])
 		if ct.Type == contentRouteRelay {
-			from.Relay = ct.ReplyRelay // validated by the parser
+			from.Relay = ct.ReplyRelay // valid and canonical: checked by the parser
 		}
 		from.ViaInvitation, dirty = false, true
 		res.routeAck = from.ID

@@ -176,3 +176,17 @@ func TestIntroductionMACBindsReplyRelay(t *testing.T) {
 		t.Fatal("the reply relay does not change the MAC")
 	}
 }
+
+// TestPeerRelayAllowed: a client on a wss:// relay does not take a ws://
+// (loopback) relay from a peer; one on a ws:// relay (tests, development)
+// does.
+func TestPeerRelayAllowed(t *testing.T) {
+	prod := &Client{relay: "wss://relay.example.org"}
+	dev := &Client{relay: "ws://127.0.0.1:8080"}
+	if prod.peerRelayAllowed("ws://127.0.0.1:6379") || !prod.peerRelayAllowed("wss://other.example.org") {
+		t.Fatal("a wss:// client")
+	}
+	if !dev.peerRelayAllowed("ws://127.0.0.1:9000") || !dev.peerRelayAllowed("wss://other.example.org") {
+		t.Fatal("a ws:// client")
+	}
+}
