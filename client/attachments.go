@@ -302,7 +302,17 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 	ct := &content{Type: contentAttachment, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text, Attachments: refs}
 	setHeaders(ct, &o)
 	copy(ct.MsgID[:], randomID(msgIDSize))
-	if err := c.sendSession(ctx, r, ct); err != nil {
+	recs := attachmentRecords(refs)
+	m := Message{
+		ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Person.Name, Text: text,
+		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
+		Attachments: publicAttachments(recs), Subject: o.Subject, ReplyTo: o.ReplyTo,
+	}
+	// Stored with its envelope in the outbox (outbox.go).
+	if err := c.sendSessionMessage(ctx, r, ct, &m, recs); err != nil {
+		if errors.Is(err, ErrQueued) {
+			return m, err // the blobs stay: it is sent when the relay is back
+		}
 		// Only when the message surely did not reach the relay (a
 		// refusal, or a failure before sending): after a lost answer the
 		// contact may hold it and need the files.
@@ -310,15 +320,6 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 			c.releaseBlobs(ctx, refs)
 		}
 		return Message{}, err
-	}
-	recs := attachmentRecords(refs)
-	m := Message{
-		ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Person.Name, Text: text,
-		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
-		Attachments: publicAttachments(recs), Subject: o.Subject, ReplyTo: o.ReplyTo,
-	}
-	if err := c.storeSent(r, &m, recs); err != nil {
-		return m, fmt.Errorf("%w: the message was sent, but this device could not keep a copy: %w", ErrStore, err)
 	}
 	return m, nil
 }
@@ -491,13 +492,35 @@ func truncateUTF8(s string, n int) string {
 	return s
 }
 
-// attachmentsOf returns the stored attachments of message id.
-func (c *Client) attachmentsOf(id string) ([]attachmentRecord, error) {
-	r, err := c.messageRecordByID(id)
-	if err != nil {
-		return nil, err
-	}
-	return r.Attachments, nil
+// attachmentsOf returns the stored attachments of message id and the
+// relay that holds their blobs: the sender's home relay (SPEC section 12.3),
+// that is the relay of the sender's device record for an incoming message
+// and this client's own for an outgoing one.
+func (c *Client) attachmentsOf(id string) ([]attachmentRecord, string, error) {
+	relay := c.relay
+	var atts []attachmentRecord
+	err := c.st.view(func(t *tx) error {
+		r, err := t.MessageByID(id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return ErrNoMessage
+		}
+		atts = r.Attachments
+		if len(r.Sender) == 0 {
+			return nil
+		}
+		d, err := t.Device(r.Sender)
+		if err != nil {
+			return err
+		}
+		if d != nil && d.Relay != "" {
+			relay = d.Relay
+		}
+		return nil
+	})
+	return atts, relay, err
 }
 
 // SaveAttachments downloads the files attached to the message with ID
@@ -519,7 +542,7 @@ func (c *Client) SaveAttachments(ctx context.Context, messageID, dir string, opt
 	if opts != nil {
 		o = *opts
 	}
-	recs, err := c.attachmentsOf(messageID)
+	recs, relay, err := c.attachmentsOf(messageID)
 	if err != nil {
 		return nil, err
 	}
@@ -547,7 +570,7 @@ func (c *Client) SaveAttachments(ctx context.Context, messageID, dir string, opt
 		if err != nil {
 			return saved, err
 		}
-		p, err := c.saveOne(ctx, &ref, dir, names[i], &o)
+		p, err := c.saveOne(ctx, relay, &ref, dir, names[i], &o)
 		if err != nil {
 			return saved, err
 		}
@@ -581,8 +604,9 @@ func saveNames(recs []attachmentRecord) []string {
 	return out
 }
 
-// saveOne downloads, verifies and saves one attachment as dir/name.
-func (c *Client) saveOne(ctx context.Context, a *attachmentRef, dir, name string, o *SaveOptions) (_ string, err error) {
+// saveOne downloads, verifies and saves one attachment as dir/name, from
+// the blob on relay.
+func (c *Client) saveOne(ctx context.Context, relay string, a *attachmentRef, dir, name string, o *SaveOptions) (_ string, err error) {
 	if a.PlainSize > attach.MaxPlainSize || uint64(attach.CipherSize(int64(a.PlainSize))) != a.CipherSize {
 		return "", fmt.Errorf("%w: %s: sizes do not match the chunk format", ErrInvalidAttachment, name)
 	}
@@ -608,7 +632,7 @@ func (c *Client) saveOne(ctx context.Context, a *attachmentRef, dir, name string
 	size := int64(a.PlainSize)
 	pw := &progressWriter{w: f, p: Progress{File: name, Total: size, Phase: PhaseDownload}, fn: o.Progress}
 	dec := attach.NewDecryptor(key, size, pw)
-	if err := c.downloadBlob(ctx, a.Blob, int64(a.CipherSize), dec, name); err != nil {
+	if err := c.downloadBlob(ctx, relay, a.Blob, int64(a.CipherSize), dec, name); err != nil {
 		return "", err
 	}
 	digest, err := dec.Close()

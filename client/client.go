@@ -97,6 +97,13 @@ type Message struct {
 	// ReplyTo is the ID of the message of the same conversation this one
 	// answers, empty if none.
 	ReplyTo string
+	// Queued marks an outgoing message whose relay could not be reached:
+	// it waits in the outbox and is sent by the next Sync, Listen or Send
+	// (protocol/SPEC.md section 9 "Outbox").
+	Queued bool
+	// SendError says why an outgoing message left the outbox unsent (a
+	// refusal, or its expiry); empty otherwise.
+	SendError string
 
 	mailbox  protocol.MailboxID
 	envelope protocol.EnvelopeID
@@ -153,6 +160,10 @@ type Client struct {
 
 	prekeyBusy  chan struct{} // a one-slot semaphore held by a prekey check (prekeys.go)
 	maintaining chan struct{} // a one-slot semaphore held by route maintenance (introduction.go)
+
+	outboxMu   sync.Mutex    // held by an outbox flush (outbox.go)
+	outboxKick chan struct{} // one slot: wakes the outbox loop after a send was queued
+	outboxLoop sync.Once     // the outbox loop starts with the first connection
 
 	received, duplicates, dropped atomic.Uint64
 
@@ -411,6 +422,7 @@ func newClient(home string, o Options, dev *identity.Device, name, relay string,
 		connecting:  make(chan struct{}, 1),
 		prekeyBusy:  make(chan struct{}, 1),
 		maintaining: make(chan struct{}, 1),
+		outboxKick:  make(chan struct{}, 1),
 		certs:       make(map[keys.Fingerprint]*keys.DeviceCertificate),
 	}
 }
@@ -572,6 +584,7 @@ func (c *Client) start(ctx context.Context, cn *conn) (uint64, error) {
 	go c.watchMailboxes()
 	c.goCheckPrekeys(cn)
 	c.goMaintain(cn)
+	c.goOutboxLoop()
 	return gen, nil
 }
 
@@ -874,11 +887,17 @@ type anonConn struct {
 	lastUsed time.Time
 }
 
-// anonRequest sends f over the unauthenticated connection kept for key
-// (opened lazily, reopened once if it was lost).
-func (c *Client) anonRequest(ctx context.Context, key string, f protocol.Frame) (protocol.Frame, error) {
+// anonRequest sends f to relay (a canonical relay URL: this client's own,
+// or a contact's) over the unauthenticated connection kept for (relay,
+// key), opened lazily and reopened once if it was lost. Connections are
+// per relay and per contact: a contact on another relay gets one of its
+// own there.
+func (c *Client) anonRequest(ctx context.Context, relay, key string, f protocol.Frame) (protocol.Frame, error) {
+	if relay == "" {
+		relay = c.relay // a record written before relays were per device
+	}
 	for attempt := 0; ; attempt++ {
-		cn, err := c.anonConn(ctx, key)
+		cn, err := c.anonConn(ctx, relay, key)
 		if err != nil {
 			return nil, err
 		}
@@ -890,7 +909,8 @@ func (c *Client) anonRequest(ctx context.Context, key string, f protocol.Frame) 
 	}
 }
 
-func (c *Client) anonConn(ctx context.Context, key string) (*conn, error) {
+func (c *Client) anonConn(ctx context.Context, relay, key string) (*conn, error) {
+	key = relay + " " + key
 	c.anonMu.Lock()
 	defer c.anonMu.Unlock()
 	if c.ctx.Err() != nil {
@@ -920,7 +940,7 @@ func (c *Client) anonConn(ctx context.Context, key string) (*conn, error) {
 	}
 	// Dialled under anonMu: connections are few and short requests follow;
 	// a slow dial only delays other unauthenticated requests.
-	cn, err := dialRelay(ctx, c.relay, nil, c.tlsConf)
+	cn, err := dialRelay(ctx, relay, nil, c.tlsConf)
 	if err != nil {
 		return nil, err
 	}

@@ -323,7 +323,7 @@ func rawSend(t *testing.T, sender *Client, name string, env []byte) {
 	var mb protocol.MailboxID
 	copy(mb[:], r.SendMbx)
 	tok, _ := protocol.CapabilityTokenFromBytes(r.SendCap)
-	if _, err := sender.anonRequest(testCtx(t), anonKey(r.ID), &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env}); err != nil {
+	if _, err := sender.anonRequest(testCtx(t), r.Relay, anonKey(r.ID), &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env}); err != nil {
 		t.Fatal(err)
 	}
 }

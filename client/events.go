@@ -160,7 +160,7 @@ type events struct {
 	// the emission of their events, so that every subscriber sees
 	// messages in the order they were committed (the order of Inbox).
 	order sync.Mutex
-	// sentHook, if set (tests), runs in storeSent between the commit and
+	// sentHook, if set (tests), runs in sealSessionEmit between the commit and
 	// the emission, with order held.
 	sentHook func()
 
@@ -432,38 +432,28 @@ func (c *Client) receiveAndQueue(mb protocol.MailboxID, id protocol.EnvelopeID, 
 	return res, nil
 }
 
-// sealSessionQueued is sealSession with the order lock held across its
-// commit and the queueing of the notice it stored, if any.
-func (c *Client) sealSessionQueued(r *contactRecord, plain []byte, pb *session.PeerBundle) ([]byte, error) {
+// sealSessionEmit is sealSessionOutbox under the order lock: the notice
+// of a session it starts anew, and the message it stores (ob.msg, stored
+// as queued with its envelope in the outbox), are emitted right after the
+// commit, so that subscribers see messages in the store's order even while
+// the envelope is still on its way.
+func (c *Client) sealSessionEmit(r *contactRecord, plain []byte, pb *session.PeerBundle, ob *outboxSpec) ([]byte, error) {
 	c.ev.order.Lock()
 	defer c.ev.order.Unlock()
-	env, notice, err := c.sealSession(r, plain, pb)
+	env, notice, err := c.sealSessionOutbox(r, plain, pb, ob)
 	if err != nil {
 		return nil, err
 	}
 	if notice != nil {
 		c.queue([]Message{*notice})
 	}
+	if ob != nil && ob.msg != nil {
+		if c.ev.sentHook != nil {
+			c.ev.sentHook()
+		}
+		c.emit(Event{Kind: EventMessage, Message: *ob.msg})
+	}
 	return env, nil
-}
-
-// storeSent stores a message this Client sent (with its attachments'
-// records, if any) and emits it, under the order lock.
-func (c *Client) storeSent(r *contactRecord, m *Message, atts []attachmentRecord) error {
-	c.ev.order.Lock()
-	defer c.ev.order.Unlock()
-	var stored bool
-	err := c.st.update(func(t *tx) (err error) {
-		stored, err = storeMessageRecord(t, r, m, atts)
-		return err
-	})
-	if err == nil && c.ev.sentHook != nil {
-		c.ev.sentHook()
-	}
-	if err == nil && stored {
-		c.emit(Event{Kind: EventMessage, Message: *m})
-	}
-	return err
 }
 
 // contactChanged emits an EventContact for the contact named name.

@@ -268,7 +268,22 @@ func fixtureHomes(t *testing.T, version string) (srv *relaytest.Server, aliceHom
 				return err
 			}
 			p.Relay = srv.URL
-			return t.putProfile(p)
+			if err := t.putProfile(p); err != nil {
+				return err
+			}
+			// The relay runs on another port now: devices name it too
+			// (sends go to the relay of the recipient's device).
+			ds, err := t.Devices()
+			if err != nil {
+				return err
+			}
+			for _, d := range ds {
+				d.Relay = srv.URL
+				if err := t.PutDevice(d); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 		c.Close()
 		if err != nil {

@@ -339,7 +339,7 @@ func TestSpentInvitation(t *testing.T) {
 		for i := range 4 * sessionResetFailures {
 			bad := bytes.Clone(env)
 			bad[len(bad)-1-i%16] ^= 0xff
-			if _, err := bob.anonRequest(ctx, "garbage", &protocol.Send{Mailbox: mb, Capability: tok, Envelope: bad}); err != nil && !protocol.IsCode(err, protocol.CodeCapabilityRevoked) {
+			if _, err := bob.anonRequest(ctx, "", "garbage", &protocol.Send{Mailbox: mb, Capability: tok, Envelope: bad}); err != nil && !protocol.IsCode(err, protocol.CodeCapabilityRevoked) {
 				t.Fatal(err)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/postern/postern/client/internal/session"
@@ -159,9 +160,6 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 	if err := checkName(name); err != nil {
 		return Contact{}, err
 	}
-	if inv.Relay != c.relay {
-		return Contact{}, ErrOtherRelay
-	}
 	if inv.Identity == c.idFP {
 		return Contact{}, fmt.Errorf("%w: it is your own invitation", ErrInvalidInvitation)
 	}
@@ -172,7 +170,7 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 	recID := randomID(16)
 	// The bundle fetch and the introduction share a connection of their
 	// own (anonKey of the new contact), opened for this invitation.
-	r, err := c.anonRequest(ctx, anonKey(recID), &protocol.FetchBundle{Mailbox: inv.Mailbox, Capability: capTok})
+	r, err := c.anonRequest(ctx, inv.Relay, anonKey(recID), &protocol.FetchBundle{Mailbox: inv.Mailbox, Capability: capTok})
 	if err != nil {
 		if protocol.IsCode(err, protocol.CodeUnknownCapability) || protocol.IsCode(err, protocol.CodeCapabilityRevoked) || protocol.IsCode(err, protocol.CodeUnknownMailbox) {
 			return Contact{}, fmt.Errorf("%w (the relay no longer knows it)", ErrInvitationSpent)
@@ -242,9 +240,14 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 		Type: contentIntroduction, Sender: c.devID, SentMS: uint64(now.UnixMilli()),
 		Name: c.name, Cert: c.dev.Certificate().Bytes(), ReplyMailbox: reply,
 	}
+	if inv.Relay != c.relay {
+		// The reply mailbox is on this device's home relay, not the
+		// inviter's: the introduction names it (content type 0x10).
+		intro.Type, intro.ReplyRelay = contentIntroRelay, c.relay
+	}
 	copy(intro.MsgID[:], randomID(msgIDSize))
 	copy(intro.ReplyCap[:], replyCap.SecretBytes())
-	intro.IntroMAC = introductionMAC(inv.introKey(), inv.Relay, inv.Mailbox, inv.Identity, c.idFP, c.devID, reply, intro.ReplyCap)
+	intro.IntroMAC = introductionMAC(inv.introKey(), inv.Relay, inv.Mailbox, inv.Identity, c.idFP, c.devID, reply, intro.ReplyCap, intro.ReplyRelay)
 	if err := c.sendContent(ctx, rec, intro); err != nil {
 		// Undo, so that Accept can be retried with the same invitation.
 		c.st.update(func(t *tx) error { return t.deleteContact(rec) })
@@ -369,7 +372,16 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 	full := &Invitation{Relay: c.relay, Mailbox: mb, Identity: c.idFP}
 	copy(full.Secret[:], inv.Secret)
 	introducer := cert.Identity.Fingerprint()
-	want := introductionMAC(full.introKey(), c.relay, mb, c.idFP, introducer, ct.Sender, ct.ReplyMailbox, ct.ReplyCap)
+	// Where the introducer receives: the relay its introduction names
+	// (0x10, checked by the parser), or the invitation's, ours (0x05).
+	replyRelay := c.relay
+	if ct.Type == contentIntroRelay {
+		if !c.peerRelayAllowed(ct.ReplyRelay) {
+			return ErrDecrypt
+		}
+		replyRelay = ct.ReplyRelay
+	}
+	want := introductionMAC(full.introKey(), c.relay, mb, c.idFP, introducer, ct.Sender, ct.ReplyMailbox, ct.ReplyCap, ct.ReplyRelay)
 	if !hmac.Equal(want[:], ct.IntroMAC[:]) {
 		return errBadIntroduction
 	}
@@ -382,7 +394,7 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 			if err := t.Put(bucketInvitations, invKey, &inv); err != nil {
 				return err
 			}
-			res.refuse = &refusal{cert: cert, mailbox: ct.ReplyMailbox, capability: ct.ReplyCap, invitation: mb}
+			res.refuse = &refusal{cert: cert, relay: replyRelay, mailbox: ct.ReplyMailbox, capability: ct.ReplyCap, invitation: mb}
 		}
 		return ErrInvitationUsed
 	}
@@ -392,7 +404,7 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 		}
 	}
 	name := uniqueName(cs, ct.Name)
-	rec := newContactRecord(name, fp(introducer), ct.Cert, ct.Sender[:], c.relay, now)
+	rec := newContactRecord(name, fp(introducer), ct.Cert, ct.Sender[:], replyRelay, now)
 	rec.SendMbx, rec.SendCap = ct.ReplyMailbox[:], ct.ReplyCap[:]
 	rec.RecvMbx, rec.RecvCap = mb[:], full.Capability().SecretBytes()
 	rec.NeedRoute = true
@@ -412,6 +424,7 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 // refusal is an introduction to refuse: where to tell its sender.
 type refusal struct {
 	cert       *keys.DeviceCertificate
+	relay      string // the relay of mailbox (the introducer's home)
 	mailbox    protocol.MailboxID
 	capability [32]byte
 	invitation protocol.MailboxID
@@ -435,7 +448,7 @@ func (c *Client) sendRefusal(ctx context.Context, rf *refusal) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.anonRequest(ctx, "refusal:"+hex.EncodeToString(rf.mailbox[:]), &protocol.Send{Mailbox: rf.mailbox, Capability: tok, Envelope: env})
+	resp, err := c.anonRequest(ctx, rf.relay, "refusal:"+hex.EncodeToString(rf.mailbox[:]), &protocol.Send{Mailbox: rf.mailbox, Capability: tok, Envelope: env})
 	if err != nil {
 		return err
 	}
@@ -523,10 +536,15 @@ func (c *Client) rotateRoute(ctx context.Context, cn *conn, id []byte) error {
 		}
 	}
 	ct := &content{Type: contentRoute, Sender: c.devID, SentMS: uint64(c.now().UnixMilli())}
+	if rec.Relay != "" && rec.Relay != c.relay {
+		// A contact on another relay: the route names ours (0x11).
+		ct.Type, ct.ReplyRelay = contentRouteRelay, c.relay
+	}
 	copy(ct.MsgID[:], randomID(msgIDSize))
 	copy(ct.ReplyMailbox[:], rec.RecvMbx)
 	copy(ct.ReplyCap[:], rec.RecvCap)
-	if err := c.sendSession(ctx, rec, ct); err != nil {
+	// Queued is as good as sent here: the outbox delivers it in order.
+	if err := c.sendSession(ctx, rec, ct); err != nil && !errors.Is(err, ErrQueued) {
 		return err
 	}
 	rec, err = c.updateContact(id, func(r *contactRecord) { r.NeedRoute = false })
@@ -615,6 +633,8 @@ func (c *Client) maintain(ctx context.Context, cn *conn) {
 	if err := c.retireOldInvitations(ctx, cn); err != nil {
 		c.log.Warn("could not retire old invitations", "err", err)
 	}
+	// What waits for a relay that could not be reached (outbox.go).
+	c.flushOutboxLog(ctx)
 	var routes, revokes [][]byte
 	err := c.st.view(func(t *tx) error {
 		cs, err := t.contacts()
@@ -736,4 +756,14 @@ func (c *Client) maintainOnce(ctx context.Context, cn *conn) {
 		return
 	}
 	c.maintain(ctx, cn)
+}
+
+// peerRelayAllowed reports whether a relay URL a peer named (a valid,
+// canonical one: the parser checked it) may be dialled. ws:// (loopback
+// only) is taken from a peer only by a client whose own relay is ws://, a
+// local test or development set-up: otherwise anyone holding an
+// invitation could make this client open connections to services on its
+// own host.
+func (c *Client) peerRelayAllowed(relay string) bool {
+	return !strings.HasPrefix(relay, "ws://") || strings.HasPrefix(c.relay, "ws://")
 }

@@ -81,20 +81,29 @@ func (inv *Invitation) derive(label string) []byte {
 // introductionMAC authenticates an introduction under the invitation's
 // introduction key: HMAC-SHA-256(key, transcript) where the transcript
 // binds the relay, the invitation mailbox, the inviter's identity, the
-// introducer's identity and device, and the reply route.
-func introductionMAC(key []byte, relay string, mailbox protocol.MailboxID, inviter, introducer, device keys.Fingerprint, replyMbx protocol.MailboxID, replyCap [32]byte) [introductionMACSize]byte {
+// introducer's identity and device, and the reply route. replyRelay is
+// the reply mailbox's relay of an introduction with relay (content type
+// 0x10), "" for one on the invitation's relay (0x05).
+func introductionMAC(key []byte, relay string, mailbox protocol.MailboxID, inviter, introducer, device keys.Fingerprint, replyMbx protocol.MailboxID, replyCap [32]byte, replyRelay string) [introductionMACSize]byte {
 	m := hmac.New(sha256.New, key)
-	m.Write(introductionTranscript(relay, mailbox, inviter, introducer, device, replyMbx, replyCap))
+	m.Write(introductionTranscript(relay, mailbox, inviter, introducer, device, replyMbx, replyCap, replyRelay))
 	var out [introductionMACSize]byte
 	m.Sum(out[:0])
 	return out
 }
 
 // introductionTranscript is the MAC input (SPEC section 9 "Introductions").
-func introductionTranscript(relay string, mailbox protocol.MailboxID, inviter, introducer, device keys.Fingerprint, replyMbx protocol.MailboxID, replyCap [32]byte) []byte {
-	b := make([]byte, 0, len(invitationIntroMACLabel)+introductionTranscriptFixed+len(relay)+keys.FingerprintSize)
+// The byte after the label is 0x00 for an introduction whose reply route
+// is on the invitation's relay, 0x01 for one naming its own relay, which
+// then follows the reply capability: the two never share a transcript.
+func introductionTranscript(relay string, mailbox protocol.MailboxID, inviter, introducer, device keys.Fingerprint, replyMbx protocol.MailboxID, replyCap [32]byte, replyRelay string) []byte {
+	b := make([]byte, 0, len(invitationIntroMACLabel)+introductionTranscriptFixed+len(relay)+2+len(replyRelay)+keys.FingerprintSize)
 	b = append(b, invitationIntroMACLabel...)
-	b = append(b, 0)
+	if replyRelay == "" {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+	}
 	b = binary.BigEndian.AppendUint16(b, uint16(len(relay)))
 	b = append(b, relay...)
 	b = append(b, mailbox[:]...)
@@ -102,7 +111,12 @@ func introductionTranscript(relay string, mailbox protocol.MailboxID, inviter, i
 	b = append(b, introducer[:]...)
 	b = append(b, device[:]...)
 	b = append(b, replyMbx[:]...)
-	return append(b, replyCap[:]...)
+	b = append(b, replyCap[:]...)
+	if replyRelay != "" {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(replyRelay)))
+		b = append(b, replyRelay...)
+	}
+	return b
 }
 
 // Code returns the one-line text form (a SECRET: it holds the invitation secret).

@@ -74,8 +74,8 @@ func (v *invitationVector) compute(t *testing.T) {
 	h := tok.Hash()
 	v.CapabilityHash = hex.EncodeToString(h[:])
 	v.IntroKey = hex.EncodeToString(inv.introKey())
-	v.Transcript = hex.EncodeToString(introductionTranscript(inv.Relay, inv.Mailbox, inv.Identity, introducer, device, replyMbx, replyCap))
-	mac := introductionMAC(inv.introKey(), inv.Relay, inv.Mailbox, inv.Identity, introducer, device, replyMbx, replyCap)
+	v.Transcript = hex.EncodeToString(introductionTranscript(inv.Relay, inv.Mailbox, inv.Identity, introducer, device, replyMbx, replyCap, ""))
+	mac := introductionMAC(inv.introKey(), inv.Relay, inv.Mailbox, inv.Identity, introducer, device, replyMbx, replyCap, "")
 	v.MAC = hex.EncodeToString(mac[:])
 }
 

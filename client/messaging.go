@@ -190,7 +190,7 @@ func (c *Client) sendEnvelope(ctx context.Context, r *contactRecord, env []byte)
 	if r.Refused {
 		return &invitationSpentError{name: r.Person.Name, refused: true}
 	}
-	resp, err := c.anonRequest(ctx, anonKey(r.ID), &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env})
+	resp, err := c.anonRequest(ctx, r.Relay, anonKey(r.ID), &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env})
 	if err != nil {
 		return c.sendError(r, err)
 	}
@@ -207,7 +207,11 @@ func (c *Client) sendEnvelope(ctx context.Context, r *contactRecord, env []byte)
 // the contact's known device give ErrDeviceMismatch. A recipient who
 // blocked this client gives an error matching ErrBlocked ("NAME no longer
 // accepts messages from you"); a contact this client blocked, one matching
-// ErrContactBlocked, and nothing is sent.
+// ErrContactBlocked, and nothing is sent. When the contact's relay cannot
+// be reached, the message is stored, queued in the local outbox, and Send
+// returns it with an error matching ErrQueued ("queued: HOST is
+// unreachable; it will be sent when it is back"): the next Sync, Listen
+// or Send sends it.
 func (c *Client) Send(ctx context.Context, contact, text string) (Message, error) {
 	return c.SendWith(ctx, contact, text, nil)
 }
@@ -238,16 +242,18 @@ func (c *Client) SendWith(ctx context.Context, contact, text string, opts *SendO
 	ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text}
 	setHeaders(ct, &o)
 	copy(ct.MsgID[:], randomID(msgIDSize))
-	if err := c.sendSession(ctx, r, ct); err != nil {
-		return Message{}, err
-	}
 	m := Message{
 		ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Person.Name, Text: text,
 		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
 		Subject: o.Subject, ReplyTo: o.ReplyTo,
 	}
-	if err := c.storeSent(r, &m, nil); err != nil {
-		return m, fmt.Errorf("%w: the message was sent, but this device could not keep a copy: %w", ErrStore, err)
+	// The message is stored with the session state and its envelope in
+	// the outbox, in one transaction (outbox.go).
+	if err := c.sendSessionMessage(ctx, r, ct, &m, nil); err != nil {
+		if errors.Is(err, ErrQueued) {
+			return m, err // stored, queued: sent when the relay is back
+		}
+		return Message{}, err
 	}
 	return m, nil
 }
@@ -327,7 +333,7 @@ func storeMessageRecord(t *tx, r *contactRecord, m *Message, atts []attachmentRe
 		ID: m.ID, Conversation: conv.ID, From: m.From, To: m.To, Text: m.Text,
 		Subject: m.Subject, ReplyTo: m.ReplyTo,
 		Time: m.Time, Received: m.Received, Outgoing: m.Outgoing, Notice: m.Notice,
-		Attachments: atts,
+		Attachments: atts, Queued: m.Queued,
 	}
 	if !m.Outgoing && !m.Notice {
 		rec.Sender = r.ID
@@ -411,7 +417,7 @@ func (c *Client) receive(mb protocol.MailboxID, envID protocol.EnvelopeID, env [
 			return err
 		}
 		switch ct.Type {
-		case contentIntroduction:
+		case contentIntroduction, contentIntroRelay:
 			dropErr = c.introduce(t, cs, mb, ct, introCert, now, &res)
 		case contentRefusal:
 			from, err := t.contactByMailbox(mb[:])
@@ -444,7 +450,7 @@ func (c *Client) openAndCheck(mb protocol.MailboxID, env []byte) (*content, []by
 		return nil, nil, nil, err
 	}
 	signed := signedMessage(c.devID, mb, unsigned)
-	if ct.Type != contentIntroduction {
+	if !isIntroduction(ct.Type) {
 		return ct, signed, nil, nil
 	}
 	cert, err := keys.ParseDeviceCertificate(ct.Cert)
@@ -634,6 +640,7 @@ func (c *Client) messageFromRecord(r *messageRecord) Message {
 	m := Message{
 		ID: r.ID, From: r.From, To: r.To, Text: r.Text, Time: r.Time, Received: r.Received, Outgoing: r.Outgoing, Notice: r.Notice,
 		Attachments: publicAttachments(r.Attachments), Subject: r.Subject, ReplyTo: r.ReplyTo,
+		Queued: r.Queued, SendError: r.SendError,
 	}
 	if len(r.Conversation) > 0 {
 		m.Conversation = hex.EncodeToString(r.Conversation)

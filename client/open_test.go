@@ -93,7 +93,6 @@ func TestOpenIsLocal(t *testing.T) {
 		"Receive": func() error { _, err := a3.Receive(short); return err },
 		"Invite":  func() error { _, err := a3.Invite(short); return err },
 		"Block":   func() error { return a3.Block(short, "bob") },
-		"Send":    func() error { _, err := a3.Send(short, "bob", "three"); return err },
 	} {
 		err := call()
 		if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClosed) {
@@ -101,6 +100,11 @@ func TestOpenIsLocal(t *testing.T) {
 		}
 	}
 	wantLocal(t, a3, "bob>me:one", "bob>me:two") // nothing changed, not even blocked
+	// Send keeps the message, queued in the outbox, and says so.
+	if m, err := a3.Send(short, "bob", "three"); !errors.Is(err, ErrQueued) || !m.Queued {
+		t.Errorf("Send with the relay stopped: %+v, %v, want it queued", m, err)
+	}
+	wantLocal(t, a3, "bob>me:one", "bob>me:two", "me>bob:three")
 	if _, err := Dial(ctx, aliceHome, testPass, testOpts()); err == nil || errors.Is(err, ErrClosed) {
 		t.Fatalf("Dial with the relay stopped: %v", err)
 	}

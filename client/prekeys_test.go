@@ -54,7 +54,7 @@ func newFetcher(t *testing.T, c *Client) *fetcher {
 // prekey (nil when none was left).
 func (f *fetcher) fetch(t *testing.T) (signed, oneTime *keys.SignedPrekey) {
 	t.Helper()
-	r, err := f.c.anonRequest(testCtx(t), "test", &protocol.FetchBundle{Mailbox: f.inv.Mailbox, Capability: f.inv.Capability()})
+	r, err := f.c.anonRequest(testCtx(t), f.inv.Relay, "test", &protocol.FetchBundle{Mailbox: f.inv.Mailbox, Capability: f.inv.Capability()})
 	if err != nil {
 		t.Fatalf("FetchBundle: %v", err)
 	}

@@ -46,6 +46,14 @@ const (
 	// the body (sent only when one of them is set).
 	contentTextHeaders       byte = 0x0a
 	contentAttachmentHeaders byte = 0x0b
+	// contentIntroRelay is contentIntroduction whose reply mailbox is on
+	// another relay (the accepter's home), named after the reply route;
+	// contentRouteRelay is contentRoute naming the relay of the new
+	// mailbox (the owner's home). Both are sent only to a contact on
+	// another relay: a version that does not know them could not write
+	// to another relay anyway, and keeps getting 0x05 and 0x06.
+	contentIntroRelay byte = 0x10
+	contentRouteRelay byte = 0x11
 )
 
 // replyIDSize is the size of a message ID as both sides display it (16
@@ -84,6 +92,9 @@ type content struct {
 	IntroMAC     [introductionMACSize]byte // under the invitation's introduction key
 	ReplyMailbox protocol.MailboxID        // also contentRoute: the new mailbox
 	ReplyCap     [32]byte                  // also contentRoute: its send capability
+	// ReplyRelay (contentIntroRelay, contentRouteRelay) is the canonical
+	// URL of the relay that holds ReplyMailbox.
+	ReplyRelay string
 
 	// contentRefusal: the mailbox of the invitation that was refused.
 	Invitation protocol.MailboxID
@@ -118,7 +129,7 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		}
 		b = binary.BigEndian.AppendUint32(b, uint32(len(c.Text)))
 		b = append(b, c.Text...)
-	case contentIntroduction:
+	case contentIntroduction, contentIntroRelay:
 		if len(c.Name) > MaxNameSize || len(c.Cert) != keys.DeviceCertificateSize {
 			return nil, ErrInvalidName
 		}
@@ -129,9 +140,15 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		b = append(b, c.IntroMAC[:]...)
 		b = append(b, c.ReplyMailbox[:]...)
 		b = append(b, c.ReplyCap[:]...)
-	case contentRoute:
+		if c.Type == contentIntroRelay {
+			return appendRelay(b, c.ReplyRelay)
+		}
+	case contentRoute, contentRouteRelay:
 		b = append(b, c.ReplyMailbox[:]...)
 		b = append(b, c.ReplyCap[:]...)
+		if c.Type == contentRouteRelay {
+			return appendRelay(b, c.ReplyRelay)
+		}
 	case contentRefusal:
 		b = append(b, c.Invitation[:]...)
 	case contentReset, contentRouteAck, contentHello:
@@ -183,14 +200,48 @@ func parseSessionContent(p []byte) (*content, error) {
 func sessionContent(t byte) bool {
 	switch t {
 	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello,
-		contentTextHeaders, contentAttachmentHeaders:
+		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay:
 		return true
 	}
 	return false
 }
 
 // sealedContent reports whether a content type travels sealed.
-func sealedContent(t byte) bool { return t == contentIntroduction || t == contentRefusal }
+func sealedContent(t byte) bool {
+	return t == contentIntroduction || t == contentRefusal || t == contentIntroRelay
+}
+
+// isIntroduction reports whether a content type is an introduction (with
+// or without a relay).
+func isIntroduction(t byte) bool { return t == contentIntroduction || t == contentIntroRelay }
+
+// appendRelay appends u16(len(relay)) || relay; relay must be a relay URL
+// in canonical form (SPEC section 9 "Relay URLs").
+func appendRelay(b []byte, relay string) ([]byte, error) {
+	if canon, err := CheckRelayURL(relay); err != nil || canon != relay {
+		return nil, ErrInvalidRelayURL
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(relay)))
+	return append(b, relay...), nil
+}
+
+// readRelay reads what appendRelay writes. A relay URL from a peer is used
+// to dial: it must be valid, secure (ws:// only to a loopback host) and in
+// canonical form, so that one route has one encoding; otherwise "".
+func readRelay(r *protocol.Reader) string {
+	n := int(r.U16("relay length"))
+	if n == 0 || n > MaxRelayURLSize {
+		return ""
+	}
+	s := string(r.Take(n, "relay"))
+	if r.Err() != nil {
+		return ""
+	}
+	if canon, err := CheckRelayURL(s); err != nil || canon != s {
+		return ""
+	}
+	return s
+}
 
 // parseUnsigned reads what appendUnsigned writes, for every content type:
 // the common header, then the type's body, every size capped. It reports
@@ -229,7 +280,7 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		if !utf8.ValidString(c.Text) {
 			return nil, false
 		}
-	case contentIntroduction:
+	case contentIntroduction, contentIntroRelay:
 		n := int(r.U16("name length"))
 		if n > MaxNameSize {
 			return nil, false
@@ -245,9 +296,19 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		r.Array(c.IntroMAC[:], "introduction mac")
 		r.Array(c.ReplyMailbox[:], "reply mailbox")
 		r.Array(c.ReplyCap[:], "reply capability")
-	case contentRoute:
+		if c.Type == contentIntroRelay {
+			if c.ReplyRelay = readRelay(r); c.ReplyRelay == "" {
+				return nil, false
+			}
+		}
+	case contentRoute, contentRouteRelay:
 		r.Array(c.ReplyMailbox[:], "reply mailbox")
 		r.Array(c.ReplyCap[:], "reply capability")
+		if c.Type == contentRouteRelay {
+			if c.ReplyRelay = readRelay(r); c.ReplyRelay == "" {
+				return nil, false
+			}
+		}
 	case contentRefusal:
 		r.Array(c.Invitation[:], "invitation")
 	case contentReset, contentRouteAck, contentHello:

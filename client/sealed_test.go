@@ -91,7 +91,8 @@ func seedContents() [][]byte {
 	intro := &content{Type: contentIntroduction, Name: "bob", Cert: make([]byte, keys.DeviceCertificateSize)}
 	var out [][]byte
 	refusal := &content{Type: contentRefusal, Invitation: protocol.MailboxID{7}}
-	for _, c := range []*content{text, intro, refusal} {
+	introRelay := &content{Type: contentIntroRelay, Name: "bob", Cert: make([]byte, keys.DeviceCertificateSize), ReplyRelay: "wss://relay.example.org"}
+	for _, c := range []*content{text, intro, refusal, introRelay} {
 		b, _ := c.appendUnsigned(nil)
 		b = binary.BigEndian.AppendUint16(b, uint16(len(sig)))
 		b = append(b, sig...)

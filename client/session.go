@@ -146,22 +146,40 @@ func storeNotice(t *tx, r *contactRecord, initID [32]byte, now time.Time) (*Mess
 // sendSession sends a text or reset content to contact r in their session,
 // starting one first if there is none.
 func (c *Client) sendSession(ctx context.Context, r *contactRecord, ct *content) error {
+	return c.sendSessionMessage(ctx, r, ct, nil, nil)
+}
+
+// sendSessionMessage is sendSession for a message to store as outgoing:
+// m (with its attachments atts) is stored in the transaction that seals
+// it and puts its envelope in the outbox (outbox.go), marked queued until
+// the relay holds it. When the recipient's relay cannot be reached the
+// error matches ErrQueued and m stays stored, queued; when the relay
+// refuses it, m is deleted again (nothing was sent) and the error says
+// why.
+func (c *Client) sendSessionMessage(ctx context.Context, r *contactRecord, ct *content, m *Message, atts []attachmentRecord) error {
+	if r.Refused {
+		return &invitationSpentError{name: r.Person.Name, refused: true}
+	}
 	plain, err := ct.marshalSession()
 	if err != nil {
 		return err
 	}
-	env, err := c.sealSessionQueued(r, plain, nil)
+	ob := &outboxSpec{msg: m, atts: atts}
+	env, err := c.sealSessionEmit(r, plain, nil, ob)
 	if errors.Is(err, errNoSession) {
 		var pb *session.PeerBundle
 		if pb, err = c.fetchPeerBundle(ctx, r); err != nil {
 			return err
 		}
-		env, err = c.sealSessionQueued(r, plain, pb)
+		env, err = c.sealSessionEmit(r, plain, pb, ob)
 	}
 	if err != nil {
 		return err
 	}
-	return c.sendEnvelope(ctx, r, env)
+	if h := c.envelopeHook.Load(); h != nil {
+		(*h)(true, env)
+	}
+	return c.deliverOutbox(ctx, ob)
 }
 
 // sealSession seals plain for contact r in one store transaction: it loads
@@ -172,6 +190,12 @@ func (c *Client) sendSession(ctx context.Context, r *contactRecord, ct *content)
 // used twice, and an envelope that is never sent only leaves a gap the
 // receiver skips.
 func (c *Client) sealSession(r *contactRecord, plain []byte, pb *session.PeerBundle) ([]byte, *Message, error) {
+	return c.sealSessionOutbox(r, plain, pb, nil)
+}
+
+// sealSessionOutbox is sealSession that, with ob, also puts the envelope
+// in the outbox and stores ob's message, in the same transaction.
+func (c *Client) sealSessionOutbox(r *contactRecord, plain []byte, pb *session.PeerBundle, ob *outboxSpec) ([]byte, *Message, error) {
 	var env []byte
 	var notice *Message
 	err := c.st.update(func(t *tx) error {
@@ -221,7 +245,13 @@ func (c *Client) sealSession(r *contactRecord, plain []byte, pb *session.PeerBun
 		}
 		env = msg
 		rec.State = s.MarshalSecret()
-		return t.putSessionRecord(r.ID, rec)
+		if err := t.putSessionRecord(r.ID, rec); err != nil {
+			return err
+		}
+		if ob != nil {
+			return c.enqueue(t, r, env, ob)
+		}
+		return nil
 	})
 	return env, notice, err
 }
@@ -247,7 +277,7 @@ func (c *Client) fetchPeerBundle(ctx context.Context, r *contactRecord) (*sessio
 	if r.Refused {
 		return nil, &invitationSpentError{name: r.Person.Name, refused: true}
 	}
-	resp, err := c.anonRequest(ctx, anonKey(r.ID), &protocol.FetchBundle{Mailbox: mb, Capability: tok})
+	resp, err := c.anonRequest(ctx, r.Relay, anonKey(r.ID), &protocol.FetchBundle{Mailbox: mb, Capability: tok})
 	if err != nil {
 		if serr := c.sendError(r, err); !errors.Is(serr, errSendFailed) {
 			return nil, serr
@@ -484,8 +514,13 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 	if from.NeedRoute && !from.RouteChosen {
 		res.route = from.ID // their session is here: the route can go in it (introduction.go)
 	}
-	if ct.Type == contentRoute {
+	if ct.Type == contentRouteRelay && !c.peerRelayAllowed(ct.ReplyRelay) {
+		c.log.Warn("ignored a route to a relay this client does not dial", "mailbox", mb.Short())
+	} else if ct.Type == contentRoute || ct.Type == contentRouteRelay {
 		from.SendMbx, from.SendCap = bytes.Clone(ct.ReplyMailbox[:]), bytes.Clone(ct.ReplyCap[:])
+		if ct.Type == contentRouteRelay {
+			from.Relay = ct.ReplyRelay // valid and canonical: checked by the parser
+		}
 		from.ViaInvitation, dirty = false, true
 		res.routeAck = from.ID
 	}

@@ -367,6 +367,7 @@ func FuzzParseSessionContent(f *testing.F) {
 		{Type: contentText, SentMS: 1, Text: "hello"},
 		{Type: contentText},
 		{Type: contentReset, SentMS: 1 << 40},
+		{Type: contentRouteRelay, SentMS: 2, ReplyRelay: "wss://relay.example.org:444/p"},
 		{Type: contentAttachment, SentMS: 3, Attachments: []attachmentRef{seedAttachment(), {Name: "", CipherSize: protocol.BlobCipherChunkSize}}},
 	} {
 		b, err := ct.marshalSession()

@@ -393,9 +393,10 @@ func (b *uploadBody) Read(p []byte) (int, error) {
 
 // downloadBlob fetches size ciphertext bytes of blob id into dst,
 // resuming with a Range request after a dropped connection. A write to
-// dst that fails (a chunk that does not verify) ends it at once.
-func (c *Client) downloadBlob(ctx context.Context, id protocol.BlobID, size int64, dst io.Writer, name string) error {
-	url, err := blobURL(c.relay, id)
+// dst that fails (a chunk that does not verify) ends it at once. relay is
+// the relay that holds the blob: the sender's home.
+func (c *Client) downloadBlob(ctx context.Context, relay string, id protocol.BlobID, size int64, dst io.Writer, name string) error {
+	url, err := blobURL(relay, id)
 	if err != nil {
 		return err
 	}

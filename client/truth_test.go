@@ -255,7 +255,7 @@ func TestBlobIDNotInErrorsOrLogs(t *testing.T) {
 	if uerr == nil {
 		t.Fatal("upload through a dead network succeeded")
 	}
-	derr := alice.downloadBlob(ctx, ref.Blob, 65552, io.Discard, "a.bin")
+	derr := alice.downloadBlob(ctx, alice.relay, ref.Blob, 65552, io.Discard, "a.bin")
 	if derr == nil {
 		t.Fatal("download through a dead network succeeded")
 	}

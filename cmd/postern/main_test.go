@@ -54,6 +54,8 @@ func TestScripts(t *testing.T) {
 			"envfrom":     cmdEnvfrom,
 			"relayinvite": cmdRelayinvite,
 			"stoprelay":   cmdStoprelay,
+			"relaydown":   cmdRelaydown,
+			"relayup":     cmdRelayup,
 		},
 	})
 }
@@ -101,6 +103,24 @@ func cmdStoprelay(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: stoprelay")
 	}
 	ts.Value(relayKey{}).(*relaytest.Server).Close()
+}
+
+// cmdRelaydown is "relaydown": the script's relay stops (its port
+// refuses connections) until relayup starts it again on the same data
+// and port.
+func cmdRelaydown(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: relaydown")
+	}
+	ts.Value(relayKey{}).(*relaytest.Server).Stop()
+}
+
+// cmdRelayup is "relayup": the relay stopped by relaydown starts again.
+func cmdRelayup(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: relayup")
+	}
+	ts.Value(relayKey{}).(*relaytest.Server).Start()
 }
 
 // cmdEnvfrom is "envfrom NAME REGEXP": it sets the environment variable

@@ -28,7 +28,12 @@ then optional and becomes the caption. Files are encrypted on this device
 and uploaded to the relay, which sees only their padded size. Metadata of
 JPEG and PNG images (camera, GPS position, comments) is removed first
 unless --keep-metadata is given. Progress is shown on standard error. The
-contact saves the files with 'postern save ID'.`,
+contact saves the files with 'postern save ID'.
+
+When the contact's relay cannot be reached, the message is kept on this
+device and send prints "queued: HOST is unreachable; it will be sent when
+it is back" (exit status 0: nothing is lost). The next sync, listen or
+send sends it.`,
 	run: runSend,
 }
 
@@ -98,6 +103,10 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 		m, err = cl.Send(ctx, name, text)
 	}
 	switch {
+	case errors.Is(err, client.ErrQueued):
+		// Not a failure: the message is stored and waits in the outbox.
+		fmt.Fprintln(c.stdout, safe(err.Error(), false))
+		return nil
 	case errors.Is(err, client.ErrUnknownContact):
 		return unknownContact(name, err)
 	case errors.Is(err, client.ErrBlocked):

@@ -101,6 +101,7 @@ type Server struct {
 	srv    *http.Server
 	done   chan struct{}
 	closed bool
+	down   bool // stopped (Stop) and not started again
 }
 
 // New starts a relay on 127.0.0.1 with a random port and data in
@@ -192,13 +193,34 @@ func (s *Server) stop() {
 // and the same address.
 func (s *Server) Restart() {
 	s.t.Helper()
+	s.Stop()
+	s.Start()
+}
+
+// Stop closes the relay completely, as Restart does, and leaves it down
+// (connections to its address are refused) until Start.
+func (s *Server) Stop() {
+	s.t.Helper()
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.down {
 		s.mu.Unlock()
-		s.t.Fatal("relaytest: Restart after Close")
+		s.t.Fatal("relaytest: Stop of a relay that is not running")
 	}
+	s.down = true
 	s.mu.Unlock()
 	s.stop()
+}
+
+// Start starts a stopped relay again on the same data directory and the
+// same address.
+func (s *Server) Start() {
+	s.t.Helper()
+	s.mu.Lock()
+	if s.closed || !s.down {
+		s.mu.Unlock()
+		s.t.Fatal("relaytest: Start of a relay that is not stopped")
+	}
+	s.mu.Unlock()
 	var l net.Listener
 	var err error
 	// The port was just released; binding it again can briefly fail on
@@ -213,6 +235,9 @@ func (s *Server) Restart() {
 		s.t.Fatalf("relaytest: listen again on %s: %v", s.Addr, err)
 	}
 	s.start(l)
+	s.mu.Lock()
+	s.down = false
+	s.mu.Unlock()
 }
 
 // Close stops the relay and checks its store file. It is safe to call
@@ -224,8 +249,11 @@ func (s *Server) Close() {
 		return
 	}
 	s.closed = true
+	down := s.down
 	s.mu.Unlock()
-	s.stop()
+	if !down {
+		s.stop()
+	}
 	if err := bboltstore.Check(filepath.Join(s.DataDir, relay.DBFile)); err != nil {
 		s.t.Errorf("relaytest: store check: %v", err)
 	}

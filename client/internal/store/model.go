@@ -183,6 +183,10 @@ type Message struct {
 	Envelope []byte    `json:"envelope,omitempty"` // incoming: relay envelope ID
 	// Attachments of a message with files, with their keys.
 	Attachments []Attachment `json:"attachments,omitempty"`
+	// Queued: an outgoing message whose envelope waits in the outbox.
+	Queued bool `json:"queued,omitempty"`
+	// SendError: why an outgoing message left the outbox unsent.
+	SendError string `json:"send_error,omitempty"`
 }
 
 // ---- persons ----
@@ -468,4 +472,38 @@ func (t *Tx) Messages(fn func(*Message) error) error {
 		}
 		return fn(m)
 	})
+}
+
+// UpdateMessage applies fn to the stored message with ID id and stores it
+// again under the same key; it reports whether there was one.
+func (t *Tx) UpdateMessage(id string, fn func(*Message)) (bool, error) {
+	key, err := t.GetRaw(BucketMessageIDs, t.Index(BucketMessageIDs, []byte(id)))
+	if err != nil || key == nil {
+		return false, err
+	}
+	var m Message
+	ok, err := t.Get(BucketMessages, key, &m)
+	if err != nil {
+		return false, err
+	}
+	if !ok || m.ID != id {
+		return false, fmt.Errorf("store: the message index names a message that is gone: %w", ErrCorrupt)
+	}
+	fn(&m)
+	m.V = 1
+	return true, t.Put(BucketMessages, key, &m)
+}
+
+// DeleteMessage deletes the message with ID id (an outgoing message that
+// was never sent), if there is one.
+func (t *Tx) DeleteMessage(id string) error {
+	idx := t.Index(BucketMessageIDs, []byte(id))
+	key, err := t.GetRaw(BucketMessageIDs, idx)
+	if err != nil || key == nil {
+		return err
+	}
+	if err := t.Delete(BucketMessages, key); err != nil {
+		return err
+	}
+	return t.Delete(BucketMessageIDs, idx)
 }

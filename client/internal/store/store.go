@@ -37,8 +37,10 @@ var (
 	BucketSessions     = []byte("sessions") // ephemeral, by device record ID
 	// BucketErasure holds the keyring, sealed under the epoch key.
 	BucketErasure = []byte("erasure")
+	// BucketOutbox holds sealed envelopes waiting to be sent (outbox.go).
+	BucketOutbox = []byte("outbox")
 
-	allBuckets = [][]byte{BucketMeta, BucketPersons, BucketDevices, BucketConversations, BucketMessages, BucketMessageIDs, BucketMailboxIndex, BucketSeen, BucketInvitations, BucketPrekeys, BucketSessions, BucketErasure}
+	allBuckets = [][]byte{BucketMeta, BucketPersons, BucketDevices, BucketConversations, BucketMessages, BucketMessageIDs, BucketMailboxIndex, BucketSeen, BucketInvitations, BucketPrekeys, BucketSessions, BucketErasure, BucketOutbox}
 	// ephemeralBuckets are the buckets whose old values must not survive
 	// their deletion or replacement.
 	ephemeralBuckets = [][]byte{BucketPrekeys, BucketSessions}
