@@ -56,9 +56,10 @@ var (
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client: closed")
 	// ErrOtherRelay was returned for an invitation made on a relay other
-	// than this client's. It is no longer returned: an introduction names
-	// the accepter's relay (content type 0x10), so contacts may be on
-	// different relays. Kept so that callers that test for it still build.
+	// than this client's.
+	//
+	// Deprecated: never returned. An introduction names the accepter's
+	// relay (content type 0x10), so contacts may be on different relays.
 	ErrOtherRelay = errors.New("client: the invitation is for a different relay")
 	// ErrIdentityMismatch: the relay returned a bundle whose identity is not
 	// the one the invitation names. The relay (or whoever handed out the

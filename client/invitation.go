@@ -7,8 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
-	"net"
-	"net/url"
+	"errors"
 	"strings"
 
 	"github.com/postern/postern/keys"
@@ -28,7 +27,7 @@ const InvitationPrefix = "postern-invite:2:"
 const invitationPrefixV1 = "postern-invite:1:"
 
 // MaxRelayURLSize bounds a relay URL in an invitation.
-const MaxRelayURLSize = 512
+const MaxRelayURLSize = protocol.MaxRelayURLSize
 
 // InvitationSecretSize is the size of an invitation secret.
 const InvitationSecretSize = 32
@@ -202,44 +201,12 @@ func ParseInvitation(s string) (*Invitation, error) {
 // and development; anything else fails with ErrInsecureRelay. User info,
 // queries and fragments fail with ErrInvalidRelayURL.
 func CheckRelayURL(s string) (string, error) {
-	if len(s) > MaxRelayURLSize {
+	canon, err := protocol.CheckRelayURL(s)
+	switch {
+	case errors.Is(err, protocol.ErrInsecureRelayURL):
+		return "", ErrInsecureRelay
+	case err != nil:
 		return "", ErrInvalidRelayURL
 	}
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.Opaque != "" {
-		return "", ErrInvalidRelayURL
-	}
-	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.RawFragment != "" {
-		return "", ErrInvalidRelayURL
-	}
-	scheme := strings.ToLower(u.Scheme)
-	host := strings.ToLower(u.Host)
-	switch scheme {
-	case "wss":
-	case "ws":
-		if !isLoopback(u.Hostname()) {
-			return "", ErrInsecureRelay
-		}
-	case "http", "https":
-		return "", ErrInsecureRelay // say what to use rather than "invalid"
-	default:
-		return "", ErrInvalidRelayURL
-	}
-	if p := u.Port(); p != "" {
-		for _, c := range p {
-			if c < '0' || c > '9' {
-				return "", ErrInvalidRelayURL
-			}
-		}
-	}
-	path := strings.TrimRight(u.EscapedPath(), "/")
-	return scheme + "://" + host + path, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return canon, nil
 }

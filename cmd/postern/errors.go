@@ -119,8 +119,6 @@ func (c *cli) explain(err error) (msg, hint string) {
 		return "no such message", "list messages with: postern inbox"
 	case errors.Is(err, client.ErrInvalidInvitation):
 		return strip(err), "ask for a new one: it is the single line that 'postern invite' prints"
-	case errors.Is(err, client.ErrOtherRelay):
-		return strip(err), "you and your contact must use the same relay ('postern whoami' shows yours)"
 	case errors.Is(err, client.ErrTooManyFiles):
 		return strip(err), "send the other files in another message"
 	case errors.Is(err, client.ErrInvalidAttachment):

@@ -7,8 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
-	"net"
-	"net/url"
+	"errors"
 	"strings"
 	"time"
 
@@ -209,39 +208,18 @@ func (c *Code) context() []byte {
 }
 
 // checkRelayURL applies the relay URL rules of SPEC section 9 "Relay URLs"
-// (the same as client.CheckRelayURL, which this package cannot import:
-// the client imports it) and returns the canonical form.
+// (protocol.CheckRelayURL) within this format's shorter limit, and returns
+// the canonical form.
 func checkRelayURL(s string) (string, error) {
 	if len(s) == 0 || len(s) > MaxRelayURLSize {
 		return "", malformedf("relay URL of %d bytes (1..%d)", len(s), MaxRelayURLSize)
 	}
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.Opaque != "" ||
-		u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.RawFragment != "" {
+	canon, err := protocol.CheckRelayURL(s)
+	switch {
+	case errors.Is(err, protocol.ErrInsecureRelayURL):
+		return "", malformedf("insecure relay URL (wss://, or ws:// only to a loopback host)")
+	case err != nil:
 		return "", malformedf("invalid relay URL")
 	}
-	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
-	switch scheme {
-	case "wss":
-	case "ws":
-		if !isLoopback(u.Hostname()) {
-			return "", malformedf("insecure relay URL (ws:// only to a loopback host)")
-		}
-	default:
-		return "", malformedf("relay URL scheme must be wss")
-	}
-	for _, ch := range u.Port() {
-		if ch < '0' || ch > '9' {
-			return "", malformedf("invalid relay URL")
-		}
-	}
-	return scheme + "://" + host + strings.TrimRight(u.EscapedPath(), "/"), nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return canon, nil
 }
