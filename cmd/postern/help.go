@@ -31,7 +31,7 @@ Contacts:
   unblock NAME            accept messages from a blocked contact again
 
 Messages:
-  send NAME [--attach FILE]... [--keep-metadata] TEXT...|-
+  send NAME [--subject S] [--reply-to ID] [--attach FILE]... [--keep-metadata] TEXT...|-
                           send a message (- reads it from standard input),
                           with files (up to 16; TEXT is then optional)
   save ID [--out DIR] [--force]

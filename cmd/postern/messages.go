@@ -18,7 +18,7 @@ const maxStdinText = 1 << 20
 
 var sendCmd = &command{
 	name:  "send",
-	usage: "send NAME [--attach FILE]... [--keep-metadata] TEXT...|-",
+	usage: "send NAME [--subject S] [--reply-to ID] [--attach FILE]... [--keep-metadata] TEXT...|-",
 	help: `Send a message to the contact NAME. Several TEXT arguments are joined with
 spaces; - reads the text from standard input. Put -- before a text that
 starts with a dash.
@@ -29,6 +29,10 @@ and uploaded to the relay, which sees only their padded size. Metadata of
 JPEG and PNG images (camera, GPS position, comments) is removed first
 unless --keep-metadata is given. Progress is shown on standard error. The
 contact saves the files with 'postern save ID'.
+
+--subject S gives the message a subject (at most 256 bytes); --reply-to ID
+marks it as the answer to message ID (an unambiguous prefix will do) of
+the conversation with NAME. The contact sees both.
 
 When the contact's relay cannot be reached, the message is kept on this
 device and send prints "queued: HOST is unreachable; it will be sent when
@@ -48,6 +52,8 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 	var files fileList
 	fs.Var(&files, "attach", "")
 	keepMeta := fs.Bool("keep-metadata", false, "")
+	subject := fs.String("subject", "", "")
+	replyTo := fs.String("reply-to", "", "")
 	pos, err := parse(fs, cmd, args)
 	if err != nil {
 		return err
@@ -94,13 +100,22 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return err
 	}
 	defer cl.Close()
+	opts := &client.SendOptions{KeepMetadata: *keepMeta, Subject: *subject}
+	if *replyTo != "" {
+		orig, err := findMessage(cl, *replyTo)
+		if err != nil {
+			return err
+		}
+		opts.ReplyTo = orig.ID
+	}
 	var m client.Message
 	if len(files) > 0 {
 		pr := c.newProgress()
-		m, err = cl.SendFiles(ctx, name, text, files, &client.SendOptions{KeepMetadata: *keepMeta, Progress: pr.update})
+		opts.Progress = pr.update
+		m, err = cl.SendFiles(ctx, name, text, files, opts)
 		pr.end()
 	} else {
-		m, err = cl.Send(ctx, name, text)
+		m, err = cl.SendWith(ctx, name, text, opts)
 	}
 	switch {
 	case errors.Is(err, client.ErrQueued):
@@ -109,6 +124,10 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return nil
 	case errors.Is(err, client.ErrUnknownContact):
 		return unknownContact(name, err)
+	case errors.Is(err, client.ErrReplyTo):
+		return &cliError{msg: fmt.Sprintf("message %s is not in your conversation with %s; nothing was sent", safe(*replyTo, false), safe(name, false)), err: err}
+	case errors.Is(err, client.ErrInvalidSubject):
+		return &cliError{msg: "the subject is too long or has control characters; nothing was sent", hint: "use a subject of at most 256 bytes on one line", err: err}
 	case errors.Is(err, client.ErrBlocked):
 		return &cliError{msg: fmt.Sprintf("%s has blocked you; the message was not delivered", safe(name, false)), err: err}
 	case errors.Is(err, client.ErrContactBlocked):
@@ -201,9 +220,13 @@ var inboxCmd = &command{
 and the start of the text. It does not contact the relay: run 'postern sync'
 first, or keep 'postern listen' running. --json prints an array of objects
 with id, from, to, text, time (RFC 3339), received and outgoing,
-"notice": true on notices, and "attachments" (name, size in bytes,
-media_type) on messages with files; save those with 'postern save ID'. Notices (a reset secure session) are written by
-this device, not by the contact; the table marks them [notice].`,
+"notice": true on notices, "subject" and "reply_to" when set, "queued": true
+on a sent message still waiting for its recipient's relay, "send_error" on
+one that could not be sent, and "attachments" (name, size in bytes,
+media_type) on messages with files; save those with 'postern save ID'.
+Notices (a reset secure session) are written by this device, not by the
+contact; the table marks them [notice], messages waiting to be sent
+[queued] and messages that could not be sent [not sent].`,
 	run: runInbox,
 }
 
@@ -265,11 +288,27 @@ func runRead(ctx context.Context, c *cli, cmd *command, args []string) error {
 	fmt.Fprintf(tw, "From:\t%s\n", safe(m.From, false))
 	fmt.Fprintf(tw, "To:\t%s\n", safe(m.To, false))
 	fmt.Fprintf(tw, "Date:\t%s\n", m.Time.Local().Format(fullTime))
+	if m.Subject != "" {
+		fmt.Fprintf(tw, "Subject:\t%s\n", safe(m.Subject, false))
+	}
+	if m.ReplyTo != "" {
+		fmt.Fprintf(tw, "In reply to:\t%s\n", m.ReplyTo)
+	}
+	switch {
+	case m.SendError != "":
+		fmt.Fprintf(tw, "Status:\tnot sent: %s\n", safe(m.SendError, false))
+	case m.Queued:
+		fmt.Fprintf(tw, "Status:\tqueued: it will be sent when the recipient's relay is back\n")
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	if m.Text != "" || len(m.Attachments) == 0 {
-		if _, err := fmt.Fprintf(c.stdout, "\n%s\n", safe(displayText(m), true)); err != nil {
+		body := m.Text
+		if m.Notice {
+			body = noticeMark + body
+		}
+		if _, err := fmt.Fprintf(c.stdout, "\n%s\n", safe(body, true)); err != nil {
 			return err
 		}
 	}

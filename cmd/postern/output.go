@@ -32,6 +32,12 @@ type jsonMessage struct {
 	Received string `json:"received,omitempty"`
 	Outgoing bool   `json:"outgoing"`
 	Notice   bool   `json:"notice,omitempty"` // a notice of this client (session reset), not a message
+	Subject  string `json:"subject,omitempty"`
+	ReplyTo  string `json:"reply_to,omitempty"`
+	// Queued: sent, waiting in the outbox for the recipient's relay;
+	// SendError: why it left the outbox unsent.
+	Queued    bool   `json:"queued,omitempty"`
+	SendError string `json:"send_error,omitempty"`
 	// Attachments lists the message's files, if any.
 	Attachments []jsonAttachment `json:"attachments,omitempty"`
 }
@@ -45,14 +51,18 @@ type jsonAttachment struct {
 
 func toJSONMessage(m client.Message) jsonMessage {
 	return jsonMessage{
-		ID:       m.ID,
-		From:     m.From,
-		To:       m.To,
-		Text:     m.Text,
-		Time:     rfc3339(m.Time),
-		Received: rfc3339(m.Received),
-		Outgoing: m.Outgoing,
-		Notice:   m.Notice,
+		ID:        m.ID,
+		From:      m.From,
+		To:        m.To,
+		Text:      m.Text,
+		Time:      rfc3339(m.Time),
+		Received:  rfc3339(m.Received),
+		Outgoing:  m.Outgoing,
+		Notice:    m.Notice,
+		Subject:   m.Subject,
+		ReplyTo:   m.ReplyTo,
+		Queued:    m.Queued,
+		SendError: m.SendError,
 		Attachments: func() []jsonAttachment {
 			var out []jsonAttachment
 			for _, a := range m.Attachments {
@@ -69,10 +79,19 @@ const noticeMark = "[notice] "
 
 // displayText is a message's text as tables show it.
 func displayText(m client.Message) string {
-	if m.Notice {
-		return noticeMark + m.Text
+	text := m.Text
+	if m.Subject != "" {
+		text = m.Subject + ": " + text
 	}
-	return m.Text
+	switch {
+	case m.Notice:
+		return noticeMark + text
+	case m.SendError != "":
+		return "[not sent] " + text
+	case m.Queued:
+		return "[queued] " + text
+	}
+	return text
 }
 
 func rfc3339(t time.Time) string {
