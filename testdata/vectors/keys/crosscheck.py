@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check Postern's own known-answer vectors with a second implementation.
 
-Reads testdata/vectors/keys/{hybrid-sig,device-cert,keyfile}-v1.json and
+Reads testdata/vectors/keys/{hybrid-sig,device-cert,device-list,keyfile}-v1.json and
 testdata/vectors/sealed/sealed-v1.json and checks them against the layouts of
 protocol/SPEC.md sections 8 and 9, using pyca/cryptography (OpenSSL) for the
 primitives: Ed25519, ML-DSA-65, ML-KEM-768, X25519, Argon2id, ChaCha20-Poly1305,
@@ -410,7 +410,89 @@ def check_sealed():
     return "%d envelopes, %d invalid" % (len(v["cases"]), len(v["invalid"]))
 
 
+# ---- device lists (section 8 "Device lists") ----
+
+def check_relay_url(u):
+    if not 1 <= len(u) <= 256 or any(not 0x21 <= c <= 0x7e for c in u):
+        raise Reject("malformed")
+    s = u.decode()
+    for scheme in ("ws://", "wss://"):
+        if s.startswith(scheme):
+            rest = s[len(scheme):]
+            break
+    else:
+        raise Reject("malformed")
+    host = rest.split("/", 1)[0]
+    if not host or "@" in host or "?" in s or "#" in s:
+        raise Reject("malformed")
+
+
+def parse_device_list(b):
+    if len(b) < 2003 or b[0] != 0x12 or b[1] != 0x01:
+        raise Reject("malformed")
+    ident = b[2:1986]
+    try:
+        mldsa.MLDSA65PublicKey.from_public_bytes(ident[32:])
+    except ValueError:
+        raise Reject("malformed")
+    version, = struct.unpack(">Q", b[1986:1994])
+    created = parse_time(b[1994:2002])
+    n = b[2002]
+    if version == 0 or not 1 <= n <= 8:
+        raise Reject("malformed")
+    off, prev, devices = 2003, None, []
+    for _ in range(n):
+        if off + 42 > len(b):
+            raise Reject("malformed")
+        dev = b[off:off + 32]
+        linked = parse_time(b[off + 32:off + 40])
+        ln, = struct.unpack(">H", b[off + 40:off + 42])
+        relay = b[off + 42:off + 42 + ln]
+        if len(relay) != ln:
+            raise Reject("malformed")
+        check_relay_url(relay)
+        if (prev is not None and dev <= prev) or linked > created:
+            raise Reject("malformed")
+        prev = dev
+        devices.append((dev.hex(), linked, relay.decode()))
+        off += 42 + ln
+    if off + 2 > len(b) or struct.unpack(">H", b[off:off + 2])[0] != SIG_SIZE or len(b) != off + 2 + SIG_SIZE:
+        raise Reject("malformed")
+    verify(ident, b"device-list", b[:off], b[off + 2:])
+    return ident, version, created, devices
+
+
+def check_device_list():
+    v = load("device-list-v1.json")
+    idk = v["identity"]
+    ident = signing_public(h(idk["ed25519_seed"]), h(idk["mldsa65_seed"]))
+    part = b"\x12\x01" + ident + struct.pack(">QQB", v["version"], v["created_unix"], len(v["devices"]))
+    for d in v["devices"]:
+        r = d["relay"].encode()
+        part += h(d["device_id"]) + struct.pack(">QH", d["linked_unix"], len(r)) + r
+    expect("device list signed part", part.hex() == v["signed_part"])
+    expect("device list M'", signed_message(ident, b"device-list", part).hex() == v["signed_message"])
+    enc = part + struct.pack(">H", SIG_SIZE) + h(v["signature"])
+    expect("device list encoding", enc.hex() == v["encoding"])
+    expect("device list hash", hashlib.sha256(b"postern.v1 device-list" + enc).hexdigest() == v["hash"])
+    got = parse_device_list(enc)
+    want = [(d["device_id"], d["linked_unix"], d["relay"]) for d in v["devices"]]
+    expect("device list parses", got[0] == ident and got[1] == v["version"] and got[3] == want)
+    for m in v["invalid"]:
+        base = bytearray(enc)
+        r = h(m["replace"])
+        if m["offset"] + len(r) > len(base):
+            base += bytes(m["offset"] + len(r) - len(base))
+        base[m["offset"]:m["offset"] + len(r)] = r
+        if m.get("length"):
+            base = base[:m["length"]]
+        got = outcome(parse_device_list, bytes(base))
+        expect("device list: %s: %s, want %s" % (m["name"], got, m["expect"]), got == m["expect"])
+    return "%d devices, %d invalid" % (len(v["devices"]), len(v["invalid"]))
+
+
 if __name__ == "__main__":
     for name, f in [("hybrid-sig-v1.json", check_hybrid), ("device-cert-v1.json", check_certs),
+                    ("device-list-v1.json", check_device_list),
                     ("keyfile-v1.json", check_key_files), ("sealed-v1.json", check_sealed)]:
         print("%s: ok (%s)" % (name, f()))
