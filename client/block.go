@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/protocol"
 )
 
@@ -87,6 +88,9 @@ func (c *Client) sendable(contact string) (*contactRecord, error) {
 	}
 	if r.Person.Blocked {
 		return nil, &contactBlockedError{name: r.Person.Name}
+	}
+	if r.Person.Verification == store.Changed {
+		return nil, &identityChangedError{name: r.Person.Name}
 	}
 	return r, nil
 }

@@ -69,6 +69,9 @@ type Contact struct {
 	SafetyNumber string // compare it out of band to rule out a lying relay
 	Added        time.Time
 	Blocked      bool
+	// Verification: whether the user compared the safety number
+	// (VerifyContact), or the identity key changed since.
+	Verification Verification
 }
 
 // Message is a stored message, incoming or outgoing.

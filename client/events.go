@@ -97,6 +97,9 @@ const (
 	// (the invitation's route retired, SPEC section 9 "Routes"). Nothing
 	// to show; a front-end may refresh the contact.
 	ContactRouteChanged
+	// ContactVerified: the user confirmed the contact's safety number
+	// (VerifyContact).
+	ContactVerified
 )
 
 func (c ContactChange) String() string {
@@ -111,6 +114,8 @@ func (c ContactChange) String() string {
 		return "refused"
 	case ContactRouteChanged:
 		return "route-changed"
+	case ContactVerified:
+		return "verified"
 	}
 	return fmt.Sprintf("ContactChange(%d)", uint8(c))
 }

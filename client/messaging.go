@@ -43,7 +43,10 @@ func checkNewContact(t *tx, name string, id keys.Fingerprint) error {
 func (c *Client) contact(r *contactRecord) Contact {
 	var id keys.Fingerprint
 	copy(id[:], r.Person.Identity)
-	return Contact{Name: r.Person.Name, Identity: id, SafetyNumber: keys.SafetyNumber(c.idFP, id), Added: r.Added, Blocked: r.Person.Blocked}
+	return Contact{
+		Name: r.Person.Name, Identity: id, SafetyNumber: keys.SafetyNumber(c.idFP, id), Added: r.Added,
+		Blocked: r.Person.Blocked, Verification: Verification(r.Person.Verification),
+	}
 }
 
 // Contacts lists the contacts, oldest first.

@@ -155,15 +155,25 @@ func runUnblock(ctx context.Context, c *cli, cmd *command, args []string) error 
 
 var contactsCmd = &command{
 	name:  "contacts",
-	usage: "contacts [--json]",
-	help: `List your contacts with their safety numbers and when they were added; a
-BLOCKED column appears when you have blocked someone ('postern block').
---json prints an array of objects with name, identity, safety_number, added
-and blocked. It does not contact the relay.`,
+	usage: "contacts [--json] | contacts verify NAME [--number DIGITS]",
+	help: `List your contacts with their safety numbers, whether you verified them and
+when they were added; a BLOCKED column appears when you have blocked someone
+('postern block'). --json prints an array of objects with name, identity,
+safety_number, verification ("unverified", "verified" or "changed"), added
+and blocked. It does not contact the relay.
+
+'contacts verify NAME' records that you compared NAME's safety number with
+theirs, in person or on a call ('postern whoami --contact NAME' shows it on
+both sides). With --number, the digits you were read out must match, or
+nothing changes. If a contact's safety number changes, nothing is sent to
+them until you compare the new one and verify them again.`,
 	run: runContacts,
 }
 
 func runContacts(ctx context.Context, c *cli, cmd *command, args []string) error {
+	if len(args) > 0 && args[0] == "verify" {
+		return runContactsVerify(c, cmd, args[1:])
+	}
 	fs := c.newFlagSet(cmd)
 	asJSON := fs.Bool("json", false, "")
 	if _, err := parseN(fs, cmd, args); err != nil {
@@ -182,13 +192,17 @@ func runContacts(ctx context.Context, c *cli, cmd *command, args []string) error
 	for _, ct := range cts {
 		anyBlocked = anyBlocked || ct.Blocked
 	}
-	header := "NAME\tSAFETY NUMBER\tADDED"
+	header := "NAME\tSAFETY NUMBER\tVERIFIED\tADDED"
 	if anyBlocked {
 		header += "\tBLOCKED"
 	}
 	return printList(c, cts, *asJSON, toJSONContact, "No contacts yet. Exchange invitations with 'postern invite' and 'postern accept'.",
 		header, func(ct client.Contact) string {
-			row := fmt.Sprintf("%s\t%s\t%s", safe(ct.Name, false), ct.SafetyNumber, ct.Added.Local().Format(tableTime))
+			verified := map[client.Verification]string{client.Verified: "yes", client.Changed: "CHANGED"}[ct.Verification]
+			if verified == "" {
+				verified = "no"
+			}
+			row := fmt.Sprintf("%s\t%s\t%s\t%s", safe(ct.Name, false), ct.SafetyNumber, verified, ct.Added.Local().Format(tableTime))
 			if anyBlocked {
 				row += "\t" + map[bool]string{true: "yes", false: "no"}[ct.Blocked]
 			}
@@ -201,6 +215,7 @@ type jsonContact struct {
 	Name         string `json:"name"`
 	Identity     string `json:"identity"`
 	SafetyNumber string `json:"safety_number"`
+	Verification string `json:"verification"`
 	Added        string `json:"added"`
 	Blocked      bool   `json:"blocked"`
 }
@@ -210,6 +225,7 @@ func toJSONContact(ct client.Contact) jsonContact {
 		Name:         ct.Name,
 		Identity:     ct.Identity.String(),
 		SafetyNumber: ct.SafetyNumber,
+		Verification: ct.Verification.String(),
 		Added:        rfc3339(ct.Added),
 		Blocked:      ct.Blocked,
 	}
@@ -235,4 +251,33 @@ func unknownContact(name string, err error) error {
 		hint: "list your contacts with: postern contacts",
 		err:  err,
 	}
+}
+
+func runContactsVerify(c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	number := fs.String("number", "", "")
+	pos, err := parseN(fs, cmd, args, "NAME")
+	if err != nil {
+		return err
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	name := safe(pos[0], false)
+	switch err := cl.VerifyContact(pos[0], *number); {
+	case errors.Is(err, client.ErrUnknownContact):
+		return unknownContact(pos[0], err)
+	case errors.Is(err, client.ErrSafetyNumberMismatch):
+		return &cliError{
+			msg:  fmt.Sprintf("the number does not match %s's safety number; nothing was changed", name),
+			hint: "compare again, in person or on a call: postern whoami --contact " + name,
+			err:  err,
+		}
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Verified %s. If their safety number changes, nothing is sent to them until you verify them again.\n", name)
+	return nil
 }

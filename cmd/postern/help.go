@@ -26,7 +26,9 @@ Contacts:
   invite                  print an invitation line to give to someone
   accept CODE|- --as NAME
                           accept an invitation and save its sender as NAME
-  contacts [--json]       list contacts with their safety numbers
+  contacts [--json] | contacts verify NAME [--number DIGITS]
+                          list contacts with their safety numbers; record
+                          that you compared NAME's safety number
   block NAME              refuse further messages from a contact
   unblock NAME            accept messages from a blocked contact again
 

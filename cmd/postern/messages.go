@@ -124,6 +124,12 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return nil
 	case errors.Is(err, client.ErrUnknownContact):
 		return unknownContact(name, err)
+	case errors.Is(err, client.ErrIdentityChanged):
+		return &cliError{
+			msg:  fmt.Sprintf("%s's safety number changed; nothing was sent", safe(name, false)),
+			hint: "compare the new safety number with them (postern whoami --contact " + safe(name, false) + "), then: postern contacts verify " + safe(name, false),
+			err:  err,
+		}
 	case errors.Is(err, client.ErrReplyTo):
 		return &cliError{msg: fmt.Sprintf("message %s is not in your conversation with %s; nothing was sent", safe(*replyTo, false), safe(name, false)), err: err}
 	case errors.Is(err, client.ErrInvalidSubject):
