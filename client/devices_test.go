@@ -11,7 +11,9 @@ import (
 	"github.com/postern/postern/client/internal/people"
 	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/internal/relayconn"
+	"github.com/postern/postern/keys"
 	"github.com/postern/postern/keys/hybrid"
+	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/keys/kt"
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay/relaytest"
@@ -241,5 +243,49 @@ func TestRevokedDeviceWipes(t *testing.T) {
 	bob = dial(t, bobHome)
 	if _, err := bob.Sync(ctx); err != nil {
 		t.Fatalf("bob after all that: %v", err)
+	}
+}
+
+// TestDroppedFromDeviceListWipes: another device of the same person
+// publishes a list without this one; the relay revokes it and closes its
+// connection, and it deletes itself.
+func TestDroppedFromDeviceListWipes(t *testing.T) {
+	ctx := testCtx(t)
+	srv := relaytest.New(t, nil)
+	alice, aliceHome := newTestClient(t, srv, "alice")
+
+	// A second device of alice's identity, enrolled on the relay.
+	second, err := identity.NewDevice(alice.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := relayconn.Dial(ctx, srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	rc.Start(nil)
+	sig, err := second.Sign(protocol.AuthContext, rc.AuthMessage())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Request(ctx, &protocol.Enroll{DeviceKey: second.Certificate().Signing.Bytes(), Signature: sig}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Second)
+	list, err := alice.id.SignDeviceList(&keys.DeviceList{Version: 2, Created: now, Devices: []keys.ListedDevice{{ID: second.Certificate().DeviceID(), Linked: now, Relay: srv.URL}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Request(ctx, &protocol.PublishDeviceList{List: list}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(homeFiles(aliceHome)) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's home still holds %v after a list without her device", homeFiles(aliceHome))
+		}
+	}
+	if _, err := alice.Sync(ctx); !errors.Is(err, ErrDeviceRevoked) {
+		t.Fatalf("Sync: %v, want ErrDeviceRevoked", err)
 	}
 }

@@ -79,7 +79,7 @@ func (c *cli) explain(err error) (msg, hint string) {
 	case errors.Is(err, client.ErrDeviceRevoked):
 		return strip(err), "if this was not you, ask your other device or the relay's operator; 'postern init' starts again as a new device"
 	case errors.Is(err, client.ErrTransparency):
-		return strip(err), "the relay may be showing you a log it does not show others: tell its operator, and do not trust its device lists"
+		return strings.TrimPrefix(strip(err), "people: "), "the relay may be showing you a log it does not show others: tell its operator, and do not trust its device lists"
 	case errors.Is(err, client.ErrWrongPassphrase) && c.passphraseFromEnv:
 		return "wrong passphrase for " + c.home,
 			"check POSTERN_PASSPHRASE, or unset it to be asked on the terminal"
