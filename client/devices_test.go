@@ -16,6 +16,7 @@ import (
 	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/keys/kt"
 	"github.com/postern/postern/protocol"
+	"github.com/postern/postern/relay/audit"
 	"github.com/postern/postern/relay/relaytest"
 )
 
@@ -287,5 +288,51 @@ func TestDroppedFromDeviceListWipes(t *testing.T) {
 	}
 	if _, err := alice.Sync(ctx); !errors.Is(err, ErrDeviceRevoked) {
 		t.Fatalf("Sync: %v, want ErrDeviceRevoked", err)
+	}
+}
+
+// TestDevicesRefusesOlderOrForkedHead: with a kept head that the relay's
+// log cannot extend (one of more leaves, or one of the same size with
+// another root, both signed by the relay's real key as a relay showing
+// another log would), the relay's answer is refused and the kept head
+// stays.
+func TestDevicesRefusesOlderOrForkedHead(t *testing.T) {
+	ctx := testCtx(t)
+	srv := relaytest.New(t, nil)
+	alice, _ := newTestClient(t, srv, "alice")
+	key, err := audit.LoadOrCreateKey(filepath.Join(srv.DataDir, audit.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, trust := ownState(t, alice)
+	kept, err := kt.ParseHead(trust.Head, key.Public())
+	if err != nil {
+		t.Fatalf("the kept head is not signed by the relay's key: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		size uint64
+		root [kt.HashSize]byte
+		want error
+	}{
+		{"a kept head of more leaves", kept.Size + 10, kept.Root, kt.ErrRollback},
+		{"a kept head of the same size with another root", kept.Size, [kt.HashSize]byte{1}, kt.ErrFork},
+	} {
+		h := &kt.Head{RelayKey: key.Public().Fingerprint(), Size: c.size, Root: c.root, Time: time.Now()}
+		if h.Signature, err = key.Sign(kt.ContextHead, h.SignedPart()); err != nil {
+			t.Fatal(err)
+		}
+		err := alice.st.update(func(tx *tx) error {
+			return tx.PutRelayTrust(&store.RelayTrust{Relay: alice.relay, Key: trust.Key, Head: h.Bytes()})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.Devices(ctx); !errors.Is(err, ErrTransparency) || !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want ErrTransparency and %v", c.name, err, c.want)
+		}
+		if _, tr := ownState(t, alice); !bytes.Equal(tr.Head, h.Bytes()) {
+			t.Errorf("%s: the kept head changed", c.name)
+		}
 	}
 }
