@@ -130,6 +130,7 @@ type Client struct {
 	home  string
 	log   *slog.Logger
 	now   func() time.Time
+	id    *identity.Identity // signs this person's device lists (devices.go)
 	dev   *identity.Device
 	devID keys.Fingerprint
 	idFP  keys.Fingerprint
@@ -186,6 +187,10 @@ type Client struct {
 	blobTransport http.RoundTripper
 	retryBase     time.Duration
 	tlsConf       *tls.Config // Options.TLSConfig; nil: system roots
+
+	// The relay revoked this device (devices.go): wiped once.
+	wipeOnce sync.Once
+	wipeErr  error
 }
 
 func (o *Options) defaults() Options {
@@ -321,6 +326,7 @@ func Init(ctx context.Context, home string, passphrase []byte, relayURL, name st
 		return nil, err
 	}
 	c := newClient(home, o, dev, name, relay, st)
+	c.id = id
 	prof := &profileRecord{
 		Name: name, Relay: relay,
 		Identity: c.idFP[:], Device: c.devID[:],
@@ -377,6 +383,10 @@ func Init(ctx context.Context, home string, passphrase []byte, relayURL, name st
 	// no authenticated request (introduction.go).
 	if err := c.fillSpares(ctx, cn); err != nil {
 		c.log.Warn("could not prepare spare mailboxes", "err", err)
+	}
+	// Version 1 of this person's signed device list: this device alone.
+	if err := c.ownDeviceList(ctx, cn); err != nil {
+		return nil, err
 	}
 	if _, err := c.start(ctx, cn); err != nil {
 		return nil, err
@@ -455,7 +465,7 @@ func Open(home string, passphrase []byte, opts *Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, dev, storeKey, err := parseKeyPayload(payload)
+	id, dev, storeKey, err := parseKeyPayload(payload)
 	if err != nil {
 		return nil, err
 	}
@@ -474,7 +484,9 @@ func Open(home string, passphrase []byte, opts *Options) (*Client, error) {
 	if !prof.Enrolled {
 		return nil, fmt.Errorf("%w: enrolment did not complete; remove %s and run init again", ErrNotInitialised, home)
 	}
-	return newClient(home, o, dev, prof.Name, prof.Relay, st), nil
+	c := newClient(home, o, dev, prof.Name, prof.Relay, st)
+	c.id = id
+	return c, nil
 }
 
 // Dial is Open followed by connecting: it connects to the relay,
@@ -537,8 +549,12 @@ func (c *Client) connect(ctx context.Context) (uint64, error) {
 		if c.ctx.Err() != nil {
 			return 0, ErrClosed
 		}
+		if protocol.IsCode(err, protocol.CodeDeviceRevoked) {
+			return 0, c.revoked(err)
+		}
 		return 0, fmt.Errorf("client: authenticate: %w", err)
 	}
+	c.firstDeviceList(ctx, cn)
 	gen, err := c.start(ctx, cn)
 	if err != nil {
 		cn.close()
@@ -679,6 +695,10 @@ func (c *Client) run(cn *conn) {
 		if c.ctx.Err() != nil {
 			return
 		}
+		if err := cn.rc.Err(); protocol.IsCode(err, protocol.CodeDeviceRevoked) {
+			c.revoked(err) // the relay closed the connection: revoked
+			return
+		}
 		resubscribe := c.resubscribe.Swap(false)
 		if !resubscribe {
 			c.log.Info("relay connection lost; reconnecting")
@@ -704,7 +724,11 @@ func (c *Client) run(cn *conn) {
 			if c.ctx.Err() != nil {
 				return
 			}
-			if protocol.IsCode(err, protocol.CodeDeviceRevoked) || protocol.IsCode(err, protocol.CodeUnknownDevice) || protocol.IsCode(err, protocol.CodeAuthFailed) {
+			if protocol.IsCode(err, protocol.CodeDeviceRevoked) {
+				c.revoked(err)
+				return
+			}
+			if protocol.IsCode(err, protocol.CodeUnknownDevice) || protocol.IsCode(err, protocol.CodeAuthFailed) {
 				c.mu.Lock()
 				c.fatal = fmt.Errorf("client: the relay no longer accepts this device: %w", err)
 				fatal := c.fatal

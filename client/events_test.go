@@ -384,9 +384,10 @@ func TestSubscribeConnectionState(t *testing.T) {
 	if err := srv.Relay().RevokeDevice(ctx, protocol.DeviceID(alice.Whoami().Device)); err != nil {
 		t.Fatal(err)
 	}
-	conn(ConnReconnecting)
+	// The relay closes the connection with code 13: no reconnecting, the
+	// device wipes itself (devices.go).
 	ev := conn(ConnOffline)
-	if !protocol.IsCode(ev.Err, protocol.CodeDeviceRevoked) {
+	if !protocol.IsCode(ev.Err, protocol.CodeDeviceRevoked) || !errors.Is(ev.Err, ErrDeviceRevoked) {
 		t.Fatalf("offline because %v, want the device revoked", ev.Err)
 	}
 	// A new subscriber learns the state first.

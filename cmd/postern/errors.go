@@ -57,8 +57,15 @@ func (c *cli) report(err error) int {
 	if hint != "" {
 		fmt.Fprintf(c.stderr, "hint: %s\n", hint)
 	}
+	if errors.Is(err, client.ErrDeviceRevoked) {
+		return exitRevoked
+	}
 	return 1
 }
+
+// exitRevoked is the exit status when the relay revoked this device
+// (client.ErrDeviceRevoked): scripts can tell it from a passing failure.
+const exitRevoked = 3
 
 // explain words err for the user. Errors it does not know are printed as
 // they are: the library's errors never hold secrets.
@@ -69,6 +76,10 @@ func (c *cli) explain(err error) (msg, hint string) {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return "interrupted", ""
+	case errors.Is(err, client.ErrDeviceRevoked):
+		return strip(err), "if this was not you, ask your other device or the relay's operator; 'postern init' starts again as a new device"
+	case errors.Is(err, client.ErrTransparency):
+		return strings.TrimPrefix(strip(err), "people: "), "the relay may be showing you a log it does not show others: tell its operator, and do not trust its device lists"
 	case errors.Is(err, client.ErrWrongPassphrase) && c.passphraseFromEnv:
 		return "wrong passphrase for " + c.home,
 			"check POSTERN_PASSPHRASE, or unset it to be asked on the terminal"

@@ -21,6 +21,8 @@ Setting up:
   whoami [--json] [--contact NAME]
                           show your name, relay, identity and device, or a
                           contact's safety number
+  device list             list your devices, checked against the relay's
+                          transparency log
 
 Contacts:
   invite                  print an invitation line to give to someone
@@ -60,7 +62,9 @@ Environment:
                           (default 12, or min-passphrase-length in
                           /etc/postern/policy.conf; see 'postern help init')
 
-Exit status: 0 on success, 1 on failure, 2 for a wrong command line.
+Exit status: 0 on success, 1 on failure, 2 for a wrong command line, 3 when
+the relay says this device was revoked (its keys and messages were then
+deleted from this computer).
 `
 
 var helpCmd = &command{

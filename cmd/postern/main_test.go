@@ -3,16 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/postern/postern/keys"
+	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay"
 	"github.com/postern/postern/relay/relaytest"
 )
@@ -56,6 +61,8 @@ func TestScripts(t *testing.T) {
 			"stoprelay":   cmdStoprelay,
 			"relaydown":   cmdRelaydown,
 			"relayup":     cmdRelayup,
+			"relayrevoke": cmdRelayrevoke,
+			"status":      cmdStatus,
 		},
 	})
 }
@@ -121,6 +128,39 @@ func cmdRelayup(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: relayup")
 	}
 	ts.Value(relayKey{}).(*relaytest.Server).Start()
+}
+
+// cmdRelayrevoke is "relayrevoke DEVICE": the relay's operator revokes
+// the device with the ID DEVICE (64 hex digits, as whoami --json prints).
+func cmdRelayrevoke(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: relayrevoke DEVICE")
+	}
+	id, err := keys.ParseFingerprint(args[0])
+	ts.Check(err)
+	ts.Check(ts.Value(relayKey{}).(*relaytest.Server).Relay().RevokeDevice(context.Background(), protocol.DeviceID(id)))
+}
+
+// cmdStatus is "status N COMMAND [ARGS...]": it runs the command and
+// requires its exit status to be N; its output is kept for stdout and
+// stderr as after exec.
+func cmdStatus(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: status N COMMAND [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		ee, ok := errors.AsType[*exec.ExitError](err)
+		if !ok {
+			ts.Fatalf("%s: %v", args[1], err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+	}
 }
 
 // cmdEnvfrom is "envfrom NAME REGEXP": it sets the environment variable

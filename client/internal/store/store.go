@@ -83,6 +83,7 @@ type Store struct {
 	slotAEAD cipher.AEAD // seals the slots of erase.keys
 	lostFn   func(*Tx) error
 	mu       sync.Mutex // one transaction at a time in this process
+	wiped    bool       // Wipe ran: no transaction opens (or makes) the file again
 }
 
 // New returns the store of the file at path (store.db; erase.keys is
@@ -142,6 +143,9 @@ func (s *Store) Update(fn func(*Tx) error) error {
 }
 
 func (s *Store) updateLocked(fn func(*Tx) error) error {
+	if s.wiped {
+		return ErrWiped
+	}
 	db, err := s.open(false)
 	if err != nil {
 		return err
@@ -178,6 +182,9 @@ func (s *Store) updateLocked(fn func(*Tx) error) error {
 func (s *Store) View(fn func(*Tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.wiped {
+		return ErrWiped
+	}
 	for attempt := 0; ; attempt++ {
 		db, err := s.open(true)
 		if err != nil {
