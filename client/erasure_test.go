@@ -404,6 +404,15 @@ func TestEraseKeysLost(t *testing.T) {
 // does not decrypt is refused by the migration with an error naming it,
 // and neither store.db nor the home changes.
 func TestMigrationFailureChangesNothing(t *testing.T) {
+	checkMigrationFailure(t, bucketSessions, false, "migrate the local store from schema 1")
+}
+
+// checkMigrationFailure flips the last byte of the first (or, with last,
+// the last) value of bucket in a copy of testdata/home/v1's bob, and
+// checks that Open fails with an error containing want, leaving store.db
+// unchanged and no erase.keys behind.
+func checkMigrationFailure(t *testing.T, bucket []byte, last bool, want string) {
+	t.Helper()
 	home := t.TempDir()
 	copyTree(t, filepath.Join("..", "testdata", "home", "v1", "bob"), home)
 	path := filepath.Join(home, StoreFileName)
@@ -412,11 +421,14 @@ func TestMigrationFailureChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = db.Update(func(bt *bolt.Tx) error {
-		b := bt.Bucket(bucketSessions)
-		k, v := b.Cursor().First()
+		c := bt.Bucket(bucket).Cursor()
+		k, v := c.First()
+		if last {
+			k, v = c.Last()
+		}
 		v = bytes.Clone(v)
 		v[len(v)-1] ^= 1
-		return b.Put(bytes.Clone(k), v)
+		return bt.Bucket(bucket).Put(bytes.Clone(k), v)
 	})
 	db.Close()
 	if err != nil {
@@ -424,8 +436,8 @@ func TestMigrationFailureChangesNothing(t *testing.T) {
 	}
 	before, _ := os.ReadFile(path)
 	_, err = Open(home, testPass, testOpts())
-	if !errors.Is(err, errStoreCorrupt) || !strings.Contains(err.Error(), "migrate the local store from schema 1") {
-		t.Fatalf("Open: %v, want the migration's error", err)
+	if !errors.Is(err, errStoreCorrupt) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Open: %v, want the error of %q", err, want)
 	}
 	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
 		t.Error("store.db changed")

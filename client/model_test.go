@@ -10,7 +10,6 @@ import (
 
 	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/relay/relaytest"
-	bolt "go.etcd.io/bbolt"
 )
 
 // TestSendSubjectReplyTo: a message carries a subject and the ID of the
@@ -138,35 +137,7 @@ func TestSendSubjectReplyTo(t *testing.T) {
 // 2, after the migration from schema 1 has run in the same transaction:
 // nothing is committed (store.db unchanged, no erase.keys left).
 func TestHomeV1MigrationOneTransaction(t *testing.T) {
-	home := t.TempDir()
-	copyTree(t, filepath.Join("..", "testdata", "home", "v1", "bob"), home)
-	path := filepath.Join(home, StoreFileName)
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(bt *bolt.Tx) error {
-		b := bt.Bucket(bucketMessages)
-		k, v := b.Cursor().Last()
-		v = bytes.Clone(v)
-		v[len(v)-1] ^= 1
-		return b.Put(bytes.Clone(k), v)
-	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, _ := os.ReadFile(path)
-	_, err = Open(home, testPass, testOpts())
-	if !errors.Is(err, errStoreCorrupt) || !strings.Contains(err.Error(), "migrate the local store from schema 2") {
-		t.Fatalf("Open: %v, want the error of the migration from schema 2", err)
-	}
-	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
-		t.Error("store.db changed")
-	}
-	if _, err := os.Stat(filepath.Join(home, EraseKeysFileName)); err == nil {
-		t.Error("erase.keys left behind")
-	}
+	checkMigrationFailure(t, bucketMessages, true, "migrate the local store from schema 2")
 }
 
 // checkModel checks what the migration to schema 3 made of a fixture
