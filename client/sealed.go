@@ -216,7 +216,7 @@ func sealedContent(t byte) bool {
 func isIntroduction(t byte) bool { return t == contentIntroduction || t == contentIntroRelay }
 
 // appendRelay appends u16(len(relay)) || relay; relay must be a relay URL
-// in canonical form (SPEC section 9 "Relay URLs").
+// in canonical form (SPEC.md section 9 "Invitations", relay URLs).
 func appendRelay(b []byte, relay string) ([]byte, error) {
 	if canon, err := CheckRelayURL(relay); err != nil || canon != relay {
 		return nil, ErrInvalidRelayURL

@@ -8,7 +8,7 @@ import (
 )
 
 // MaxRelayURLSize bounds a relay URL wherever one travels (invitations,
-// link codes, introductions and routes): SPEC.md section 9 "Relay URLs".
+// link codes, introductions and routes): SPEC.md section 9 "Invitations" (relay URLs).
 const MaxRelayURLSize = 512
 
 var (
@@ -20,8 +20,8 @@ var (
 	ErrInsecureRelayURL = errors.New("protocol: relay URL must be wss:// (ws:// only for loopback hosts)")
 )
 
-// CheckRelayURL applies the relay URL rules of SPEC.md section 9 "Relay
-// URLs" and returns the canonical form: scheme and host in lower case, no
+// CheckRelayURL applies the relay URL rules of SPEC.md section 9
+// "Invitations" (relay URLs) and returns the canonical form: scheme and host in lower case, no
 // trailing "/". It is the one place those rules live; the client, its link
 // codes and its parsers of peers' contents all call it.
 func CheckRelayURL(s string) (string, error) {

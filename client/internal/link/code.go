@@ -207,7 +207,7 @@ func (c *Code) context() []byte {
 	return append(b, c.Mailbox[:]...)
 }
 
-// checkRelayURL applies the relay URL rules of SPEC section 9 "Relay URLs"
+// checkRelayURL applies the relay URL rules of SPEC.md section 9 "Invitations" (relay URLs)
 // (protocol.CheckRelayURL) within this format's shorter limit, and returns
 // the canonical form.
 func checkRelayURL(s string) (string, error) {
