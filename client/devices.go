@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"time"
 
@@ -241,22 +240,7 @@ func (c *Client) wipe() error {
 	if err := os.Remove(filepath.Join(c.home, KeyFileName)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return syncHome(c.home)
-}
-
-func syncHome(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil // directories cannot be opened for sync
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return store.SyncDir(c.home)
 }
 
 // firstDeviceList publishes this person's first device list on the first

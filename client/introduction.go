@@ -732,18 +732,11 @@ func (c *Client) retireOldInvitations(ctx context.Context, cn *conn) error {
 
 // goMaintain runs maintain on cn in the background (after connecting).
 func (c *Client) goMaintain(cn *conn) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	c.goBackground(func() {
 		ctx, cancel := context.WithTimeout(c.ctx, maintenanceTimeout)
 		defer cancel()
 		c.maintainOnce(ctx, cn)
-	}()
+	})
 }
 
 // maintainOnce runs maintain unless another one runs (it holds

@@ -279,18 +279,7 @@ func (c *Client) flushOutboxLog(ctx context.Context) {
 // Client lives: after outboxRetryMin, then doubling up to outboxRetryMax
 // (with jitter) while envelopes still wait; a queued send starts over.
 func (c *Client) goOutboxLoop() {
-	c.outboxLoop.Do(func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.closed {
-			return
-		}
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.runOutbox()
-		}()
-	})
+	c.outboxLoop.Do(func() { c.goBackground(c.runOutbox) })
 }
 
 func (c *Client) runOutbox() {

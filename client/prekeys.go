@@ -183,14 +183,7 @@ func (c *Client) consumeOneTimePrekey(id uint32) error {
 // goCheckPrekeys runs checkPrekeys on cn in the background (after a
 // connection authenticated). It skips if a check is already running.
 func (c *Client) goCheckPrekeys(cn *conn) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	c.goBackground(func() {
 		select {
 		case c.prekeyBusy <- struct{}{}:
 			defer func() { <-c.prekeyBusy }()
@@ -202,6 +195,21 @@ func (c *Client) goCheckPrekeys(cn *conn) {
 		if err := c.checkPrekeysLocked(ctx, cn); err != nil && c.ctx.Err() == nil {
 			c.log.Warn("prekey maintenance failed", "err", err)
 		}
+	})
+}
+
+// goBackground runs fn in a goroutine the Client waits for on Close,
+// unless the Client is already closed.
+func (c *Client) goBackground(fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		fn()
 	}()
 }
 

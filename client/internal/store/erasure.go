@@ -152,7 +152,7 @@ func (s *Store) createEraseKeys(epoch uint64, key []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(p))
+		err = SyncDir(filepath.Dir(p))
 	}
 	if err != nil {
 		return fmt.Errorf("store: create %s: %w", EraseKeysFileName, err)
@@ -160,7 +160,9 @@ func (s *Store) createEraseKeys(epoch uint64, key []byte) error {
 	return nil
 }
 
-func syncDir(dir string) error {
+// SyncDir fsyncs directory dir, so that files created, renamed or removed
+// in it stay so after a crash (a no-op on Windows).
+func SyncDir(dir string) error {
 	if runtime.GOOS == "windows" {
 		return nil // directories cannot be opened for sync; NTFS journals the metadata
 	}

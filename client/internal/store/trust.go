@@ -64,7 +64,7 @@ func (s *Store) Wipe() error {
 	if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("store: remove %s: %w", filepath.Base(s.path), err)
 	}
-	return syncDir(filepath.Dir(s.path))
+	return SyncDir(filepath.Dir(s.path))
 }
 
 // wipeEraseKeys overwrites and removes erase.keys under store.db's lock.
