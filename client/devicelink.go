@@ -99,7 +99,7 @@ func (c *Client) openAsHelloSender(t *tx, from *contactRecord, mb protocol.Mailb
 // the one kept, that names pc. It returns pc's device record (made if
 // new, marked to be given a route of its own), or nil to drop the
 // envelope.
-func (c *Client) acceptHello(t *tx, from *contactRecord, mb protocol.MailboxID, pc *keys.DeviceCertificate, plain []byte, now time.Time) (*contactRecord, error) {
+func (c *Client) acceptHello(t *tx, from *contactRecord, mb protocol.MailboxID, pc *keys.DeviceCertificate, plain []byte, now time.Time, res *received) (*contactRecord, error) {
 	id := pc.DeviceID()
 	listed := false
 	if cur, err := people.Current(from.Person); err != nil {
@@ -143,6 +143,7 @@ func (c *Client) acceptHello(t *tx, from *contactRecord, mb protocol.MailboxID, 
 	if err := t.PutDevice(d); err != nil {
 		return nil, err
 	}
+	res.introduced = id
 	c.log.Info("a contact's device introduced itself", "contact", fpOf(from.Person.Identity).Short(), "device", id.Short())
 	return &contactRecord{Device: *d, Person: from.Person}, nil
 }
@@ -212,15 +213,27 @@ func (c *Client) newDeviceList(t *tx, p *store.Person, b []byte, l *keys.DeviceL
 		}
 		res.closeRoutes = append(res.closeRoutes, d.ID)
 	}
-	if old == nil {
-		return nil // the first list seen: nothing to compare
+	// known: was the device of this person before this list? Without an
+	// older list, the devices this device had records of (but the one
+	// introducing itself right now) were.
+	known := func(id keys.Fingerprint) bool {
+		if old != nil {
+			return old.Contains(id)
+		}
+		if res.introduced == id {
+			return false
+		}
+		return slices.ContainsFunc(ds, func(d *store.Device) bool { return bytes.Equal(d.DeviceID, id[:]) })
 	}
 	for _, dev := range l.Devices {
-		if !old.Contains(dev.ID) && !(p.Self && dev.ID == c.devID) {
+		if !known(dev.ID) && !(p.Self && dev.ID == c.devID) {
 			if err := c.deviceNotice(t, p, dev.ID, names, dev.Linked, true, l.Version, now, res); err != nil {
 				return err
 			}
 		}
+	}
+	if old == nil {
+		return nil
 	}
 	for _, dev := range old.Devices {
 		if !l.Contains(dev.ID) {

@@ -224,11 +224,14 @@ func (c *Client) answerLink(ctx context.Context, cn, lc *conn, code *link.Code, 
 		c.returnSpare(mb, tok, fromSpare)
 		return DeviceInfo{}, fmt.Errorf("client: publish device list: %w", err)
 	}
-	if _, err := c.fetchOwnList(ctx, cn); err != nil {
+	nl, err := c.fetchOwnList(ctx, cn)
+	if err != nil {
 		return DeviceInfo{}, err
 	}
 	var snap []byte
+	var res received
 	err = c.st.update(func(t *tx) error {
+		res = received{}
 		self, err := t.self()
 		if err != nil {
 			return err
@@ -242,12 +245,22 @@ func (c *Client) answerLink(ctx context.Context, cn, lc *conn, code *link.Code, 
 		if err := t.PutDevice(d); err != nil {
 			return err
 		}
+		// The alert, here as on the person's other devices.
+		names, err := t.allOwnNames(self)
+		if err != nil {
+			return err
+		}
+		if err := c.ownListChanged(t, self, cur, nl, names, &res); err != nil {
+			return err
+		}
 		snap, err = t.exportContacts(c.devID, c.relay, &snapshotRoute{mailbox: mb, cap: tok})
 		return err
 	})
 	if err != nil {
 		return DeviceInfo{}, err
 	}
+	c.emit(res.events...)
+	c.queue(res.msgs)
 	sealed, err := code.SealResponse(req, &link.Response{
 		Identity: c.id, Certificate: cert, PersonName: c.name, DeviceList: signed, Contacts: snap,
 	})

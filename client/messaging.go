@@ -360,6 +360,8 @@ type received struct {
 	// closeRoutes are devices (record IDs) dropped from their person's
 	// device list: the mailboxes they wrote to are deleted on the relay.
 	closeRoutes [][]byte
+	// introduced is a device that introduced itself in this envelope.
+	introduced keys.Fingerprint
 }
 
 // receiveEnvelope is receive for tests: the first new message, or nil and

@@ -1,10 +1,14 @@
 package client
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/postern/postern/keys"
 	"github.com/postern/postern/relay/relaytest"
 )
 
@@ -153,4 +157,104 @@ func devicesOf(t *testing.T, c *Client, name string) []*contactRecord {
 		t.Fatal(err)
 	}
 	return out
+}
+
+func TestThreeDevicesAlertsAndRevoke(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, bob, _, _ := pair(t, srv)
+	ctx := testCtx(t)
+	office, officeHome := linkNew(t, alice, "OFFICE-PC")
+	syncAll(t, 3, office, bob, alice)
+	laptop, _ := linkNew(t, office, "LAPTOP")
+	syncAll(t, 3, laptop, bob, alice, office)
+
+	// The first device, which did not link the laptop, shows the alert;
+	// so does the office, which did.
+	for _, c := range []*Client{alice, office} {
+		got := messagesLike(t, c, "new device LAPTOP was linked")
+		if len(got) != 1 || !got[0].Notice || !strings.Contains(got[0].Text, "postern device revoke LAPTOP") {
+			t.Fatalf("%s: alert %+v", c.devID.Short(), got)
+		}
+	}
+	if got := messagesLike(t, bob, "linked a new device"); len(got) != 2 {
+		t.Fatalf("bob's notices of alice's devices: %+v", got)
+	}
+	if n := len(devicesOf(t, bob, "alice")); n != 3 {
+		t.Fatalf("bob writes to %d of alice's devices, want 3", n)
+	}
+	if _, err := bob.Send(ctx, "alice", "to all three"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, alice, office, laptop)
+	for _, c := range []*Client{alice, office, laptop} {
+		if got := messagesLike(t, c, "to all three"); len(got) != 1 {
+			t.Fatalf("%s got %d copies", c.devID.Short(), len(got))
+		}
+	}
+	m, err := laptop.Send(ctx, "bob", "from the laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, alice, office, bob)
+	for _, c := range []*Client{alice, office} {
+		if got := messagesLike(t, c, "from the laptop"); len(got) != 1 || got[0].ID != m.ID || !got[0].Outgoing {
+			t.Fatalf("%s: copy %+v", c.devID.Short(), got)
+		}
+	}
+
+	// Revoke the office from the laptop.
+	info, err := laptop.RevokeDevice(ctx, "OFFICE-PC")
+	if err != nil {
+		t.Fatalf("RevokeDevice: %v", err)
+	}
+	if info.ID != office.devID || info.Name != "OFFICE-PC" {
+		t.Fatalf("revoked %+v", info)
+	}
+	if _, err := laptop.RevokeDevice(ctx, "LAPTOP"); err != ErrRevokeSelf {
+		t.Fatalf("self-revoke: %v", err)
+	}
+	syncAll(t, 2, bob, alice)
+	if n := len(devicesOf(t, bob, "alice")); n != 2 {
+		t.Fatalf("after the revoke bob writes to %d of alice's devices, want 2", n)
+	}
+	if got := messagesLike(t, alice, "device OFFICE-PC was revoked"); len(got) != 1 {
+		t.Fatalf("alice's alert of the revoke: %+v", got)
+	}
+	if _, err := bob.Send(ctx, "alice", "after the revoke"); err != nil {
+		t.Fatal(err)
+	}
+	// The office is refused and deletes itself at its next contact.
+	if _, err := office.Sync(ctx); !errors.Is(err, ErrDeviceRevoked) {
+		t.Fatalf("office Sync after revoke: %v", err)
+	}
+	for _, f := range []string{KeyFileName, StoreFileName} {
+		if _, err := os.Stat(filepath.Join(officeHome, f)); !os.IsNotExist(err) {
+			t.Fatalf("%s left on the revoked device: %v", f, err)
+		}
+	}
+	syncAll(t, 1, alice, laptop)
+	for _, c := range []*Client{alice, laptop} {
+		if got := messagesLike(t, c, "after the revoke"); len(got) != 1 {
+			t.Fatalf("%s got %d copies", c.devID.Short(), len(got))
+		}
+	}
+}
+
+func TestNinthDeviceRefused(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, _ := newTestClient(t, srv, "alice")
+	// Each device links the next: the relay limits how often one
+	// device publishes its person's list.
+	last := alice
+	for i := 2; i <= keys.MaxDevices; i++ {
+		last, _ = linkNew(t, last, fmt.Sprintf("DEVICE-%d", i))
+	}
+	devs, err := alice.Devices(testCtx(t))
+	if err != nil || len(devs) != keys.MaxDevices {
+		t.Fatalf("%d devices, %v", len(devs), err)
+	}
+	_, err = alice.LinkDevice(testCtx(t), &LinkOptions{Show: func(string) { t.Error("a code was shown for a 9th device") }})
+	if !errors.Is(err, ErrTooManyDevices) || !strings.Contains(err.Error(), "revoke one first") {
+		t.Fatalf("9th device: %v", err)
+	}
 }

@@ -481,7 +481,7 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if pc := s.PeerCertificate(); pc.DeviceID() != fpOf(from.DeviceID) {
 			// Another device of the person, introducing itself on
 			// the route of from's (a hello, devicelink.go).
-			alt, err := c.acceptHello(t, from, mb, pc, plain, now)
+			alt, err := c.acceptHello(t, from, mb, pc, plain, now, res)
 			if err != nil {
 				return nil, err
 			}
