@@ -18,11 +18,16 @@ Usage:
 Setting up:
   init --relay URL --name NAME [--invite CODE]
                           create your identity and enrol this device on a relay
+  init --link CODE|- --name DEVICE-NAME
+                          make this device a new device of yours (the code
+                          comes from 'device link' on another one)
   whoami [--json] [--contact NAME]
                           show your name, relay, identity and device, or a
                           contact's safety number
   device list             list your devices, checked against the relay's
                           transparency log
+  device link [--yes]     show a one-time code that links a new device
+  device revoke NAME|ID   revoke a lost or stolen device of yours
 
 Contacts:
   invite                  print an invitation line to give to someone
