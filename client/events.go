@@ -58,6 +58,13 @@ const (
 	// events that follow may repeat what that read returns (deduplicate
 	// messages by ID).
 	EventMissed
+	// EventTransparency: the device list of a contact (Event.Contact)
+	// could not be verified with the key-transparency log of their relay,
+	// or gossip showed that the relay shows different logs (Event.Err
+	// matches ErrTransparency and says why). Nothing is sent to the
+	// contact while their list does not verify; a notice in the
+	// conversation says so.
+	EventTransparency
 )
 
 func (k EventKind) String() string {
@@ -74,6 +81,8 @@ func (k EventKind) String() string {
 		return "connection"
 	case EventMissed:
 		return "missed"
+	case EventTransparency:
+		return "transparency"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -153,10 +162,10 @@ func (s ConnState) String() string {
 type Event struct {
 	Kind    EventKind
 	Message Message       // EventMessage
-	Contact string        // EventContact, EventSessionReset: the contact's name
+	Contact string        // EventContact, EventSessionReset, EventTransparency: the contact's name
 	Change  ContactChange // EventContact
 	State   ConnState     // EventConnection
-	Err     error         // EventStoreError; EventConnection with ConnOffline
+	Err     error         // EventStoreError; EventConnection with ConnOffline; EventTransparency
 }
 
 // events is a Client's event hub.
