@@ -38,11 +38,19 @@ const (
 	transparencyNoticeLabel = protocol.LabelPrefix + "transparency-notice"
 )
 
-// contactLists is the Client's in-memory state of contacts' device
-// lists. The zero value is ready.
+// contactLists is the Client's in-memory state of contacts' device lists
+// and of the head gossip (gossip.go). The zero value is ready.
 type contactLists struct {
 	mu      sync.Mutex
 	checked map[string]time.Time // person record ID -> last successful check
+
+	// Gossip: heads to check after the transaction that received them,
+	// whether checkGossip runs (checks counts it, for tests), and heads
+	// found consistent with their relay's log.
+	pending  []pendingHead
+	running  bool
+	checks   sync.WaitGroup
+	verified map[string]bool
 }
 
 // fresh reports whether person was checked successfully less than
@@ -89,9 +97,13 @@ func (e *listUnreachableError) Unwrap() error { return e.err }
 type transparencyError struct {
 	name, host string
 	err        error // wraps people.ErrTransparency and the kt error
+	gossip     bool  // found by a head a contact gossiped
 }
 
 func (e *transparencyError) Error() string {
+	if e.gossip {
+		return "client: the relay " + e.host + " does not show you and " + e.name + " the same transparency log: " + transparencyReason(e.err)
+	}
 	return "client: " + e.name + "'s devices could not be verified with their relay (" + e.host + "): " + transparencyReason(e.err) + "; nothing is sent to " + e.name
 }
 func (e *transparencyError) Unwrap() error { return e.err }

@@ -54,6 +54,9 @@ const (
 	// to another relay anyway, and keeps getting 0x05 and 0x06.
 	contentIntroRelay byte = 0x10
 	contentRouteRelay byte = 0x11
+	// contentHeads carries the sender's newest signed tree heads of the
+	// relays both sides use (gossip.go).
+	contentHeads byte = 0x14
 )
 
 // replyIDSize is the size of a message ID as both sides display it (16
@@ -98,6 +101,9 @@ type content struct {
 
 	// contentRefusal: the mailbox of the invitation that was refused.
 	Invitation protocol.MailboxID
+
+	// contentHeads: 1..MaxGossipHeads encoded signed tree heads.
+	Heads [][]byte
 
 	Signature []byte
 }
@@ -155,6 +161,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		// No body: message id and time only.
 	case contentAttachment, contentAttachmentHeaders:
 		return appendAttachmentBody(b, c)
+	case contentHeads:
+		return appendHeads(b, c.Heads)
 	default:
 		return nil, ErrDecrypt
 	}
@@ -200,7 +208,7 @@ func parseSessionContent(p []byte) (*content, error) {
 func sessionContent(t byte) bool {
 	switch t {
 	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello,
-		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay:
+		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentHeads:
 		return true
 	}
 	return false
@@ -315,6 +323,10 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		// No body: message id and time only.
 	case contentAttachment, contentAttachmentHeaders:
 		if !parseAttachmentBody(r, c) {
+			return nil, false
+		}
+	case contentHeads:
+		if c.Heads = parseHeads(r); c.Heads == nil {
 			return nil, false
 		}
 	default:

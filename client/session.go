@@ -179,7 +179,11 @@ func (c *Client) sendSessionMessage(ctx context.Context, r *contactRecord, ct *c
 	if h := c.envelopeHook.Load(); h != nil {
 		(*h)(true, env)
 	}
-	return c.deliverOutbox(ctx, ob)
+	if err := c.deliverOutbox(ctx, ob); err != nil {
+		return err
+	}
+	c.sendGossip(ctx, r, ct) // the kept heads of the relays both use (gossip.go)
+	return nil
 }
 
 // sealSession seals plain for contact r in one store transaction: it loads
@@ -523,6 +527,9 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		}
 		from.ViaInvitation, dirty = false, true
 		res.routeAck = from.ID
+	}
+	if ct.Type == contentHeads {
+		c.receiveHeads(t, from, ct.Heads) // checked after the commit (gossip.go)
 	}
 	if dirty {
 		if err := t.putContact(from); err != nil {
