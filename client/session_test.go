@@ -95,7 +95,13 @@ func TestSessionEnvelopes(t *testing.T) {
 	// route and its acknowledgement complete it, whichever Init won the
 	// simultaneous initiation): a side's first text may still carry its
 	// next PQ step (4 KiB); every later one is 1 KiB.
+	// The first text to a device is followed by the heads gossip (a
+	// signed tree head does not fit in 1 KiB); the relay's log does not
+	// change after, so no more gossip follows.
 	for who, sent := range map[string][]string{"alice": as, "bob": bs} {
+		if len(sent) == 4 && sent[1] == session+"/4096" {
+			sent = append(sent[:1:1], sent[2:]...)
+		}
 		if len(sent) != 3 || (sent[0] != session+"/4096" && sent[0] != session+"/1024") || sent[1] != session+"/1024" || sent[2] != session+"/1024" {
 			t.Fatalf("%s sent %v, want 4096 or 1024, then 1024 twice", who, sent)
 		}
