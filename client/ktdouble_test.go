@@ -420,6 +420,18 @@ func TestRelayDoubleDeviceLists(t *testing.T) {
 				return askRelay(t, other.URL, f)
 			}
 		}},
+		{"head signature", kt.ErrBadHead, func(*testing.T, *ktDouble, *relaytest.Server, *Client, *Client) func(*protocol.FetchDeviceList, protocol.Frame) protocol.Frame {
+			return func(_ *protocol.FetchDeviceList, f protocol.Frame) protocol.Frame {
+				dl, ok := f.(*protocol.DeviceList)
+				if !ok {
+					return f
+				}
+				out := *dl
+				out.Head = bytes.Clone(dl.Head)
+				out.Head[len(out.Head)-1] ^= 1
+				return &out
+			}
+		}},
 		{"another log key", kt.ErrBadHead, func(t *testing.T, d *ktDouble, srv *relaytest.Server, _, bob *Client) func(*protocol.FetchDeviceList, protocol.Frame) protocol.Frame {
 			other := forkedRelay(t, srv, bob, 0, false)
 			return func(f *protocol.FetchDeviceList, _ protocol.Frame) protocol.Frame {
