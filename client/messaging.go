@@ -241,6 +241,9 @@ func (c *Client) SendWith(ctx context.Context, contact, text string, opts *SendO
 	if err := c.checkHeaders(r, &o); err != nil {
 		return Message{}, err
 	}
+	if err := c.contactDevicesFresh(ctx, r.Person.ID); err != nil {
+		return Message{}, err
+	}
 	now := c.now()
 	ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text}
 	setHeaders(ct, &o)

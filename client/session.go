@@ -587,6 +587,9 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		from.ViaInvitation, from.Borrowed, dirty = false, false, true
 		res.routeAck = from.ID
 	}
+	if ct.Type == contentHeads {
+		c.receiveHeads(t, from, ct.Heads) // checked after the commit (gossip.go)
+	}
 	if dirty {
 		if err := t.putContact(from); err != nil {
 			return nil, err
