@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/postern/postern/keys"
 	"github.com/postern/postern/relay/relaytest"
@@ -223,7 +224,17 @@ func TestThreeDevicesAlertsAndRevoke(t *testing.T) {
 	if _, err := bob.Send(ctx, "alice", "after the revoke"); err != nil {
 		t.Fatal(err)
 	}
-	// The office is refused and deletes itself at its next contact.
+	// The relay closed the office's connection at once; its receive loop,
+	// reconnecting, is refused and deletes the device's keys and store
+	// without anything being asked of it.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(officeHome, KeyFileName)); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the revoked office still has its keys after 30 s")
+		}
+	}
 	if _, err := office.Sync(ctx); !errors.Is(err, ErrDeviceRevoked) {
 		t.Fatalf("office Sync after revoke: %v", err)
 	}
