@@ -70,6 +70,11 @@ const (
 	// contact while their list does not verify; a notice in the
 	// conversation says so.
 	EventTransparency
+	// EventSent: an outgoing message that was queued (Message.Queued,
+	// ErrQueued) left the outbox: every recipient device's relay now
+	// holds it, or it was given up (Message.SendError says why).
+	// Event.Message is the message as stored now.
+	EventSent
 )
 
 func (k EventKind) String() string {
@@ -90,6 +95,8 @@ func (k EventKind) String() string {
 		return "alert"
 	case EventTransparency:
 		return "transparency"
+	case EventSent:
+		return "sent"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
