@@ -365,6 +365,11 @@ type received struct {
 	closeRoutes [][]byte
 	// introduced is a device that introduced itself in this envelope.
 	introduced keys.Fingerprint
+	// hellos: devices to introduce this device to (a sibling shared a
+	// contact); share: a new contact (person record ID) to share with
+	// this person's other devices (share.go).
+	hellos bool
+	share  []byte
 }
 
 // receiveEnvelope is receive for tests: the first new message, or nil and

@@ -269,3 +269,79 @@ func TestNinthDeviceRefused(t *testing.T) {
 		t.Fatalf("9th device: %v", err)
 	}
 }
+
+// TestContactReachesSiblings: a contact added on one device (either side
+// of the invitation) reaches the person's other devices, which introduce
+// themselves to it; the contact's messages then reach every device.
+func TestContactReachesSiblings(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, bob, _, _ := pair(t, srv)
+	ctx := testCtx(t)
+	office, _ := linkNew(t, alice, "OFFICE-PC")
+	syncAll(t, 3, office, bob, alice)
+
+	// alice invites carol on her first device.
+	carol, _ := newTestClient(t, srv, "carol")
+	code, err := alice.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Accept(ctx, code, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	// bob invites alice's office; alice accepts there.
+	code, err = bob.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := office.Accept(ctx, code, "bob-work"); err == nil {
+		// bob is a contact already: refused as such.
+		t.Fatal("accepted an invitation from a known person")
+	}
+	dave, _ := newTestClient(t, srv, "dave")
+	code, err = dave.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := office.Accept(ctx, code, "dave"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 4, alice, carol, office, dave)
+
+	if n := len(devicesOf(t, office, "carol")); n != 1 {
+		t.Fatalf("the office writes to %d of carol's devices, want 1", n)
+	}
+	if n := len(devicesOf(t, alice, "dave")); n != 1 {
+		t.Fatalf("alice writes to %d of dave's devices, want 1", n)
+	}
+	if n := len(devicesOf(t, carol, "alice")); n != 2 {
+		t.Fatalf("carol writes to %d of alice's devices, want 2", n)
+	}
+	if n := len(devicesOf(t, dave, "alice")); n != 2 {
+		t.Fatalf("dave writes to %d of alice's devices, want 2", n)
+	}
+	if _, err := carol.Send(ctx, "alice", "from carol"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dave.Send(ctx, "alice", "from dave"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, alice, office)
+	for _, c := range []*Client{alice, office} {
+		for _, s := range []string{"from carol", "from dave"} {
+			if got := messagesLike(t, c, s); len(got) != 1 {
+				t.Fatalf("%s has %d of %q", c.devID.Short(), len(got), s)
+			}
+		}
+	}
+
+	// Blocking a person with two devices refuses both.
+	if err := carol.Block(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*Client{alice, office} {
+		if _, err := c.Send(ctx, "carol", "blocked?"); !errors.Is(err, ErrBlocked) {
+			t.Fatalf("%s's send to carol, who blocked alice: %v", c.devID.Short(), err)
+		}
+	}
+}

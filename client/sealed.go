@@ -130,7 +130,8 @@ type content struct {
 	// contentRefusal: the mailbox of the invitation that was refused.
 	Invitation protocol.MailboxID
 
-	// contentDeviceList: the signed list; HasRoute with the route in
+	// contentDeviceList: the signed list (contentContactShare: the
+	// snapshot); HasRoute with the route in
 	// ReplyMailbox, ReplyCap and ReplyRelay (a hello); Names of the
 	// person's devices (to siblings).
 	List     []byte
@@ -216,6 +217,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return b, nil
 	case contentHeads:
 		return appendHeads(b, c.Heads)
+	case contentContactShare:
+		return appendShareBody(b, c)
 	default:
 		return nil, ErrDecrypt
 	}
@@ -330,7 +333,7 @@ func sessionContent(t byte) bool {
 	switch t {
 	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello,
 		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy,
-		contentHeads:
+		contentHeads, contentContactShare:
 		return true
 	}
 	return false
@@ -468,6 +471,10 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		c.Inner = in
 	case contentHeads:
 		if c.Heads = parseHeads(r); c.Heads == nil {
+			return nil, false
+		}
+	case contentContactShare:
+		if !parseShareBody(r, c) {
 			return nil, false
 		}
 	default:
