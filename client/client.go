@@ -276,23 +276,12 @@ func parseKeyPayload(b []byte) (*identity.Identity, *identity.Device, []byte, er
 // removed so Init can be retried. The returned Client is connected, as
 // after Dial.
 func Init(ctx context.Context, home string, passphrase []byte, relayURL, name string, opts *Options) (_ *Client, err error) {
-	o := opts.defaults()
 	relay, err := CheckRelayURL(relayURL)
 	if err != nil {
 		return nil, err
 	}
 	if err := checkName(name); err != nil {
 		return nil, err
-	}
-	if len(passphrase) == 0 {
-		return nil, ErrEmptyPassphrase
-	}
-	keyPath, dbPath := filepath.Join(home, KeyFileName), filepath.Join(home, StoreFileName)
-	if exists(keyPath) || exists(dbPath) {
-		return nil, ErrExists
-	}
-	if err := os.MkdirAll(home, 0o700); err != nil {
-		return nil, fmt.Errorf("client: create home: %w", err)
 	}
 	id, err := identity.GenerateIdentity()
 	if err != nil {
@@ -302,97 +291,7 @@ func Init(ctx context.Context, home string, passphrase []byte, relayURL, name st
 	if err != nil {
 		return nil, err
 	}
-	storeKey := make([]byte, storeKeySize)
-	rand.Read(storeKey)
-	file, err := identity.SealKeyFile(passphrase, marshalKeyPayload(id, dev, storeKey), *o.KDF)
-	if err != nil {
-		return nil, err
-	}
-	if err := identity.WriteKeyFile(keyPath, file); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil, ErrExists
-		}
-		return nil, fmt.Errorf("client: write key file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(dbPath)
-			os.Remove(filepath.Join(home, EraseKeysFileName))
-			os.Remove(keyPath)
-		}
-	}()
-	st, err := newStore(dbPath, storeKey)
-	if err != nil {
-		return nil, err
-	}
-	c := newClient(home, o, dev, name, relay, st)
-	c.id = id
-	prof := &profileRecord{
-		Name: name, Relay: relay,
-		Identity: c.idFP[:], Device: c.devID[:],
-		Created: o.Now().UTC(),
-	}
-	err = st.update(func(t *tx) error {
-		if err := t.putProfile(prof); err != nil {
-			return err
-		}
-		return t.putSelf(prof)
-	})
-	if err != nil {
-		return nil, err
-	}
-
-	cn, err := dialRelay(ctx, relay, newPushQueue(), c.tlsConf)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			cn.close()
-		}
-	}()
-	if err := cn.authenticate(ctx, dev, true, o.Invite); err != nil {
-		return nil, fmt.Errorf("client: enrol: %w", err)
-	}
-	r, err := cn.request(ctx, &protocol.CreateMailbox{})
-	if err != nil {
-		return nil, fmt.Errorf("client: create mailbox: %w", err)
-	}
-	mc, ok := r.(*protocol.MailboxCreated)
-	if !ok {
-		return nil, unexpected(r)
-	}
-	pub, err := c.makePrekeys(0, OneTimePrekeys)
-	if err != nil {
-		return nil, err
-	}
-	if err := cn.ok(ctx, pub); err != nil {
-		return nil, fmt.Errorf("client: publish prekeys: %w", err)
-	}
-	err = st.update(func(t *tx) error {
-		if err := t.addMailbox(mailboxRecord{ID: mc.Mailbox[:], Purpose: "default", Created: o.Now().UTC()}); err != nil {
-			return err
-		}
-		prof.Enrolled = true
-		return t.putProfile(prof)
-	})
-	if err != nil {
-		return nil, err
-	}
-	// Spare mailboxes now, while enrolling: the first Accept then makes
-	// no authenticated request (introduction.go).
-	if err := c.fillSpares(ctx, cn); err != nil {
-		c.log.Warn("could not prepare spare mailboxes", "err", err)
-	}
-	// Version 1 of this person's signed device list: this device alone.
-	if err := c.ownDeviceList(ctx, cn); err != nil {
-		return nil, err
-	}
-	if _, err := c.start(ctx, cn); err != nil {
-		return nil, err
-	}
-	c.log.Info("initialised", "device", c.devID.Short(), "relay", relay)
-	return c, nil
+	return createHome(ctx, home, passphrase, &homeSpec{relay: relay, personName: name, id: id, dev: dev}, opts)
 }
 
 // makePrekeys creates a last-resort prekey (ID first) and n one-time
@@ -544,7 +443,7 @@ func (c *Client) connect(ctx context.Context) (uint64, error) {
 		}
 		return 0, err
 	}
-	if err := cn.authenticate(ctx, c.dev, false, ""); err != nil {
+	if err := cn.authenticate(ctx, certSigner{c.dev}, false, ""); err != nil {
 		cn.close()
 		if c.ctx.Err() != nil {
 			return 0, ErrClosed
@@ -754,7 +653,7 @@ func (c *Client) reconnect() (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cn.authenticate(ctx, c.dev, false, ""); err != nil {
+	if err := cn.authenticate(ctx, certSigner{c.dev}, false, ""); err != nil {
 		cn.close()
 		return nil, err
 	}

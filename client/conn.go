@@ -15,6 +15,7 @@ import (
 
 	"github.com/postern/postern/internal/relayconn"
 	"github.com/postern/postern/keys"
+	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/protocol"
 )
 
@@ -83,17 +84,19 @@ func (c *conn) request(ctx context.Context, f protocol.Frame) (protocol.Frame, e
 }
 
 // authenticate proves the connection belongs to the device: Enroll when
-// enrol is set (first time), Auth otherwise.
+// enrol is set (first time), Auth otherwise. The relay never sees a
+// certificate: a device being linked enrols with its keys alone.
 func (c *conn) authenticate(ctx context.Context, dev deviceSigner, enrol bool, invite string) error {
 	sig, err := dev.Sign(protocol.AuthContext, c.rc.AuthMessage())
 	if err != nil {
 		return err
 	}
+	pub := dev.Signing()
 	var f protocol.Frame
 	if enrol {
-		f = &protocol.Enroll{Invite: invite, DeviceKey: dev.Certificate().Signing.Bytes(), Signature: sig}
+		f = &protocol.Enroll{Invite: invite, DeviceKey: pub.Bytes(), Signature: sig}
 	} else {
-		f = &protocol.Auth{Device: protocol.DeviceID(dev.Certificate().DeviceID()), Signature: sig}
+		f = &protocol.Auth{Device: protocol.DeviceID(pub.Fingerprint()), Signature: sig}
 	}
 	r, err := c.request(ctx, f)
 	if err != nil {
@@ -103,16 +106,24 @@ func (c *conn) authenticate(ctx context.Context, dev deviceSigner, enrol bool, i
 	if !ok {
 		return unexpected(r)
 	}
-	if keys.Fingerprint(a.Device) != dev.Certificate().DeviceID() {
+	if keys.Fingerprint(a.Device) != pub.Fingerprint() {
 		return fmt.Errorf("client: relay authenticated another device")
 	}
 	return nil
 }
 
+// deviceSigner is a device's signing key: an *identity.Device (through
+// certSigner) or the *identity.DeviceKeys of a device being linked.
 type deviceSigner interface {
 	Sign(context string, msg []byte) ([]byte, error)
-	Certificate() *keys.DeviceCertificate
+	Signing() *keys.SigningPublicKey
 }
+
+// certSigner adapts a certified device to deviceSigner.
+type certSigner struct{ d *identity.Device }
+
+func (s certSigner) Sign(context string, msg []byte) ([]byte, error) { return s.d.Sign(context, msg) }
+func (s certSigner) Signing() *keys.SigningPublicKey                 { return s.d.Certificate().Signing }
 
 func unexpected(f protocol.Frame) error {
 	return fmt.Errorf("client: unexpected relay answer 0x%02x", uint8(f.Type()))

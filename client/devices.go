@@ -103,35 +103,21 @@ func (t *tx) self() (*store.Person, error) {
 // proof, hence the fetch.
 func (c *Client) ownDeviceList(ctx context.Context, cn *conn) error {
 	var (
-		self   *store.Person
-		pinned *keys.SigningPublicKey
-		prof   *profileRecord
+		self *store.Person
+		prof *profileRecord
 	)
 	err := c.st.view(func(t *tx) (err error) {
 		if self, err = t.self(); err != nil {
 			return err
 		}
-		if prof, err = t.profile(); err != nil {
-			return err
-		}
-		pinned, err = people.Pinned(t.Tx, c.relay)
+		prof, err = t.profile()
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if pinned == nil {
-		r, err := cn.request(ctx, &protocol.FetchLogKey{})
-		if err != nil {
-			return fmt.Errorf("client: fetch the relay's log key: %w", err)
-		}
-		lk, ok := r.(*protocol.LogKey)
-		if !ok {
-			return unexpected(r)
-		}
-		if err := c.st.update(func(t *tx) error { _, err := people.Pin(t.Tx, c.relay, lk.Key); return err }); err != nil {
-			return err
-		}
+	if err := c.pinLogKey(ctx, cn); err != nil {
+		return err
 	}
 	if self.DeviceListVersion == 0 {
 		list, err := people.FirstList(c.id, c.devID, c.relay, prof.Created)
@@ -145,18 +131,24 @@ func (c *Client) ownDeviceList(ctx context.Context, cn *conn) error {
 			return fmt.Errorf("client: publish device list: %w", err)
 		}
 	}
-	var known uint64
-	if err := c.st.view(func(t *tx) (err error) { known, err = people.KnownSize(t.Tx, c.relay); return err }); err != nil {
+	l, err := c.fetchOwnList(ctx, cn)
+	if errors.Is(err, errNoList) {
+		return fmt.Errorf("%w: the relay holds no device list for this person", ErrTransparency)
+	}
+	if err != nil {
 		return err
 	}
-	r, err := cn.request(ctx, &protocol.FetchDeviceList{Identity: c.idFP, KnownSize: known})
-	if err != nil {
-		return fmt.Errorf("client: fetch device list: %w", err)
+	if !slices.ContainsFunc(l.Devices, func(d keys.ListedDevice) bool { return d.ID == c.devID }) {
+		// The relay refuses a device its person's list drops
+		// (code 13); a list without this device that it still
+		// serves to it is not this device's to keep.
+		return fmt.Errorf("%w: the person's device list does not hold this device", ErrTransparency)
 	}
-	dl, ok := r.(*protocol.DeviceList)
-	if !ok {
-		return unexpected(r)
-	}
+	return nil
+}
+
+// answerOf is the kt.Answer of a DeviceList frame.
+func answerOf(dl *protocol.DeviceList) kt.Answer {
 	a := kt.Answer{List: dl.List, Index: dl.Index, Head: dl.Head}
 	for _, h := range dl.Inclusion {
 		a.Inclusion = append(a.Inclusion, [kt.HashSize]byte(h))
@@ -164,24 +156,7 @@ func (c *Client) ownDeviceList(ctx context.Context, cn *conn) error {
 	for _, h := range dl.Consistency {
 		a.Consistency = append(a.Consistency, [kt.HashSize]byte(h))
 	}
-	err = c.st.update(func(t *tx) error {
-		self, err := t.self() // again, inside the transaction that writes it
-		if err != nil {
-			return err
-		}
-		l, err := people.Accept(t.Tx, c.relay, self, a)
-		if err != nil {
-			return err
-		}
-		if !slices.ContainsFunc(l.Devices, func(d keys.ListedDevice) bool { return d.ID == c.devID }) {
-			// The relay refuses a device its person's list drops
-			// (code 13); a list without this device that it still
-			// serves to it is not this device's to keep.
-			return fmt.Errorf("%w: the person's device list does not hold this device", ErrTransparency)
-		}
-		return nil
-	})
-	return err
+	return a
 }
 
 // ErrDeviceRevoked: the relay refused this device with code 13 (device

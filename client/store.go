@@ -187,13 +187,13 @@ func (t *tx) putMailboxes(list []mailboxRecord) error {
 func jsonUnmarshal(p []byte, v any) error { return store.Unmarshal(p, v) }
 
 // putSelf stores this device's own person (Self, verified: it is this
-// identity) and this device's record.
-func (t *tx) putSelf(prof *profileRecord) error {
+// identity) and this device's record, with its own name (may be empty).
+func (t *tx) putSelf(prof *profileRecord, deviceName string) error {
 	p := &store.Person{ID: store.NewID(), Identity: prof.Identity, Name: prof.Name, Self: true, Verification: store.Verified, Added: prof.Created}
 	if err := t.PutPerson(p); err != nil {
 		return err
 	}
-	return t.PutDevice(&store.Device{ID: store.NewID(), Person: p.ID, DeviceID: prof.Device, Relay: prof.Relay, Added: prof.Created})
+	return t.PutDevice(&store.Device{ID: store.NewID(), Person: p.ID, DeviceID: prof.Device, Relay: prof.Relay, OwnName: deviceName, Added: prof.Created})
 }
 
 // contacts returns every contact: each person but this device's own,

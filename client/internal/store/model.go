@@ -102,6 +102,16 @@ type Device struct {
 	// Session: a session with this device opened a message once, so that
 	// having none now means it was lost.
 	Session bool `json:"session,omitempty"`
+
+	// Borrowed: SendMbx/SendCap are a route of a sibling of this device's
+	// (from a link response or a backup), used only to introduce this
+	// device to it (a hello) until it gives this device a route of its
+	// own. HelloMbx: a device of a contact that introduced itself on the
+	// route of one of its siblings, the mailbox that was: its messages
+	// there, until it writes to a route of its own, are read with its
+	// session (not the sibling's the mailbox index names).
+	Borrowed bool   `json:"borrowed,omitempty"`
+	HelloMbx []byte `json:"hello_mailbox,omitempty"`
 }
 
 // receiveMailboxes are the mailboxes of ours the device writes to.
