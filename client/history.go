@@ -119,9 +119,23 @@ type historyAttachment struct {
 	MediaType  string `json:"type,omitempty"`
 }
 
-// historyError is ErrInvalidHistory with what is wrong.
-func historyError(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidHistory}, a...)...)
+// historyErr is ErrInvalidHistory saying where and what: "client:
+// invalid history record (record 4, message 17: subject longer than 256
+// bytes or with control characters)".
+type historyErr struct{ detail string }
+
+func (e *historyErr) Error() string { return ErrInvalidHistory.Error() + " (" + e.detail + ")" }
+func (e *historyErr) Unwrap() error { return ErrInvalidHistory }
+
+// historyError is a rule an entry breaks (the detail of a historyErr).
+func historyError(format string, a ...any) error { return fmt.Errorf(format, a...) }
+
+// invalidHistory is a historyErr at place where.
+func invalidHistory(where string, err error) error {
+	if he, ok := err.(*historyErr); ok {
+		return &historyErr{detail: where + ", " + he.detail}
+	}
+	return &historyErr{detail: where + ": " + err.Error()}
 }
 
 // ---- writing ----
@@ -408,17 +422,17 @@ func decodeStrict(b []byte, v any) error {
 func decodeConversations(data []byte) ([]historyConversation, error) {
 	var r historyConversations
 	if err := decodeStrict(data, &r); err != nil {
-		return nil, historyError("conversations record does not decode: %v", jsonReason(err))
+		return nil, &historyErr{"conversations record does not decode: " + jsonReason(err)}
 	}
 	if r.V != historyVersion {
-		return nil, historyError("conversations record of version %d (this version reads %d)", r.V, historyVersion)
+		return nil, &historyErr{fmt.Sprintf("conversations record of version %d (this version reads %d)", r.V, historyVersion)}
 	}
 	if n := len(r.Conversations); n < 1 || n > historyBatch {
-		return nil, historyError("%d conversations in a record, 1 to %d", n, historyBatch)
+		return nil, &historyErr{fmt.Sprintf("%d conversations in a record, 1 to %d", n, historyBatch)}
 	}
 	for i := range r.Conversations {
 		if err := r.Conversations[i].check(); err != nil {
-			return nil, fmt.Errorf("conversation %d: %w", i+1, err)
+			return nil, invalidHistory(fmt.Sprintf("conversation %d", i+1), err)
 		}
 	}
 	return r.Conversations, nil
@@ -428,17 +442,17 @@ func decodeConversations(data []byte) ([]historyConversation, error) {
 func decodeMessages(data []byte) ([]historyMessage, error) {
 	var r historyMessages
 	if err := decodeStrict(data, &r); err != nil {
-		return nil, historyError("messages record does not decode: %v", jsonReason(err))
+		return nil, &historyErr{"messages record does not decode: " + jsonReason(err)}
 	}
 	if r.V != historyVersion {
-		return nil, historyError("messages record of version %d (this version reads %d)", r.V, historyVersion)
+		return nil, &historyErr{fmt.Sprintf("messages record of version %d (this version reads %d)", r.V, historyVersion)}
 	}
 	if n := len(r.Messages); n < 1 || n > historyBatch {
-		return nil, historyError("%d messages in a record, 1 to %d", n, historyBatch)
+		return nil, &historyErr{fmt.Sprintf("%d messages in a record, 1 to %d", n, historyBatch)}
 	}
 	for i := range r.Messages {
 		if err := r.Messages[i].check(); err != nil {
-			return nil, fmt.Errorf("message %d: %w", i+1, err)
+			return nil, invalidHistory(fmt.Sprintf("message %d", i+1), err)
 		}
 	}
 	return r.Messages, nil
@@ -475,7 +489,6 @@ type historyImporter struct {
 	persons map[string]*store.Person // fingerprint hex -> person, made at the first record
 	devices map[string][]byte        // person record ID || device ID -> device record ID
 	stats   historyStats
-	n       int // records seen, to name one in errors
 }
 
 // load reads the persons and devices, once: after contacts were imported
@@ -503,16 +516,16 @@ func (h *historyImporter) load(t *tx) error {
 	return nil
 }
 
-// record stores one history record; it reports whether rec was a history
-// record (types 0x04 and 0x05; 0x06 and unknown types are skipped by the
-// caller).
-func (h *historyImporter) record(t *tx, rec backup.Record) (bool, error) {
+// record stores one history record, the n-th of its stream (counted from
+// 1, to name it in errors); it reports whether rec was a history record
+// (types 0x04 and 0x05; 0x06 and unknown types are the caller's to skip).
+func (h *historyImporter) record(t *tx, n int, rec backup.Record) (bool, error) {
+	where := fmt.Sprintf("record %d", n)
 	switch rec.Type {
 	case backup.RecordConversations:
-		h.n++
 		convs, err := decodeConversations(rec.Data)
 		if err != nil {
-			return true, fmt.Errorf("history record %d: %w", h.n, err)
+			return true, invalidHistory(where, err)
 		}
 		if err := h.load(t); err != nil {
 			return true, err
@@ -524,10 +537,9 @@ func (h *historyImporter) record(t *tx, rec backup.Record) (bool, error) {
 		}
 		return true, nil
 	case backup.RecordMessages:
-		h.n++
 		msgs, err := decodeMessages(rec.Data)
 		if err != nil {
-			return true, fmt.Errorf("history record %d: %w", h.n, err)
+			return true, invalidHistory(where, err)
 		}
 		if err := h.load(t); err != nil {
 			return true, err
@@ -552,8 +564,17 @@ func (h *historyImporter) conversation(t *tx, hc *historyConversation) error {
 	}
 	id := t.DirectConversationID(p.ID)
 	c, err := t.Conversation(id)
-	if err != nil || c != nil {
+	if err != nil {
 		return err
+	}
+	if c != nil {
+		// Made by the contacts import, or there already: it keeps the
+		// earlier creation time.
+		if hc.Created.Before(c.Created) {
+			c.Created = hc.Created
+			return t.PutConversation(c)
+		}
+		return nil
 	}
 	h.stats.Conversations++
 	return t.PutConversation(&store.Conversation{ID: id, Type: store.Direct, Person: p.ID, Title: hc.Title, Created: hc.Created})
@@ -628,7 +649,7 @@ func (c *Client) importHistory(ctx context.Context, r recordReader) error {
 func (c *Client) importHistoryStats(ctx context.Context, r recordReader) (historyStats, error) {
 	h := &historyImporter{}
 	err := c.st.update(func(t *tx) error {
-		for {
+		for n := 1; ; n++ {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -639,7 +660,7 @@ func (c *Client) importHistoryStats(ctx context.Context, r recordReader) (histor
 			if err != nil {
 				return err
 			}
-			if _, err := h.record(t, rec); err != nil {
+			if _, err := h.record(t, n, rec); err != nil {
 				return err
 			}
 		}

@@ -43,6 +43,8 @@ func (l *recordList) rewind() *recordList { return &recordList{recs: l.recs} }
 // a reply, a file, a notice, a queued message; and another home ("other")
 // that knows bob's identity under another name and its own record IDs.
 type historyFixture struct {
+	srv               *relaytest.Server
+	aliceHome         string
 	alice, bob, other *Client
 	first, reply      Message // bob's message with a subject; alice's reply
 	file              Message // alice's message with a file
@@ -53,8 +55,8 @@ func newHistoryFixture(t *testing.T) *historyFixture {
 	t.Helper()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
-	alice, bob, _, _ := pair(t, srv)
-	f := &historyFixture{alice: alice, bob: bob}
+	alice, bob, aliceHome, _ := pair(t, srv)
+	f := &historyFixture{srv: srv, aliceHome: aliceHome, alice: alice, bob: bob}
 	var err error
 	if f.first, err = bob.SendWith(ctx, "alice", "Handover moved to 14:00", &SendOptions{Subject: "Bed 12"}); err != nil {
 		t.Fatal(err)
@@ -334,7 +336,7 @@ func TestHistoryImportRefusesBadRecords(t *testing.T) {
 			if !errors.Is(err, ErrInvalidHistory) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("import: %v; want ErrInvalidHistory saying %q", err, tt.want)
 			}
-			if !strings.Contains(err.Error(), "history record 2") {
+			if !strings.Contains(err.Error(), "(record 2") {
 				t.Errorf("error %q does not name the record", err)
 			}
 			if n := len(storedMessages(t, c)); n != 0 {
