@@ -54,8 +54,11 @@ type backupFileError struct {
 }
 
 func (e *backupFileError) Error() string {
-	if e.detail == "" {
+	switch {
+	case e.detail == "":
 		return e.base.Error()
+	case e.base == ErrRecoveryKey:
+		return e.base.Error() + ": " + e.detail // "group 3 of 16 is mistyped (...)"
 	}
 	return e.base.Error() + " (" + e.detail + ")"
 }
@@ -214,9 +217,9 @@ func (c *Client) writeBackup(ctx context.Context, t *tx, w recordWriter) error {
 // in order; it is complete only when its last chunk authenticated, and
 // nothing is kept before that.
 func Restore(ctx context.Context, home string, passphrase []byte, file, recoveryKey, deviceName string, opts *Options) (_ *Client, err error) {
-	rk, err := backup.ParseRecoveryKey(recoveryKey)
+	rk, err := parseRecoveryKey(recoveryKey)
 	if err != nil {
-		return nil, &backupFileError{base: ErrRecoveryKey, detail: strings.TrimPrefix(err.Error(), backup.ErrRecoveryKey.Error()+": "), cause: err}
+		return nil, err
 	}
 	if len(passphrase) == 0 {
 		return nil, ErrEmptyPassphrase
@@ -264,6 +267,23 @@ func Restore(ctx context.Context, home string, passphrase []byte, file, recovery
 	c.restored = stats
 	c.log.Info("restored from a backup", "device", c.devID.Short(), "contacts", stats.Contacts, "messages", stats.Messages)
 	return c, nil
+}
+
+// CheckRecoveryKey reports whether text is a well-formed recovery key
+// (ErrRecoveryKey naming the group at fault if not), so that a user can
+// be asked again before anything else. It cannot tell whether the key
+// opens a given backup: Restore does.
+func CheckRecoveryKey(text string) error {
+	_, err := parseRecoveryKey(text)
+	return err
+}
+
+func parseRecoveryKey(text string) (backup.RecoveryKey, error) {
+	rk, err := backup.ParseRecoveryKey(text)
+	if err != nil {
+		return rk, &backupFileError{base: ErrRecoveryKey, detail: strings.TrimPrefix(err.Error(), backup.ErrRecoveryKey.Error()+": "), cause: err}
+	}
+	return rk, nil
 }
 
 // restoreStats is what a restore imported.

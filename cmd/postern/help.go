@@ -18,6 +18,10 @@ Usage:
 Setting up:
   init --relay URL --name NAME [--invite CODE]
                           create your identity and enrol this device on a relay
+  init --restore FILE --name DEVICE-NAME
+                          restore a backup on this computer, as a new device
+  backup FILE             write an encrypted backup of your identity, contacts
+                          and messages, and show its recovery key
   whoami [--json] [--contact NAME]
                           show your name, relay, identity and device, or a
                           contact's safety number
@@ -57,6 +61,8 @@ Environment:
   POSTERN_HOME            the default for --home
   POSTERN_PASSPHRASE      the passphrase of the key files; when it is unset,
                           postern asks on the terminal
+  POSTERN_RECOVERY_KEY    the recovery key of 'init --restore'; when it is
+                          unset, postern asks on the terminal
   POSTERN_MIN_PASSPHRASE_LENGTH
                           raise the minimum length of a new passphrase
                           (default 12, or min-passphrase-length in

@@ -24,7 +24,13 @@ organisation sets another minimum in /etc/postern/policy.conf
 (%ProgramData%\Postern\policy.conf on Windows) with a line
 "min-passphrase-length = 16"; POSTERN_MIN_PASSPHRASE_LENGTH raises it
 further. The policy applies to new passphrases only: a home made with a
-shorter one still opens.`,
+shorter one still opens.
+
+With --restore FILE, the home becomes a new device of the person whose
+backup FILE is ('postern backup'), on the backup's relay; NAME is then this
+device's name (e.g. LAPTOP). The recovery key is asked on the terminal, or
+taken from POSTERN_RECOVERY_KEY. A wrong key or a damaged file restores
+nothing and leaves no home behind.`,
 	run: runInit,
 }
 
@@ -33,8 +39,18 @@ func runInit(ctx context.Context, c *cli, cmd *command, args []string) error {
 	relayURL := fs.String("relay", "", "")
 	name := fs.String("name", "", "")
 	invite := fs.String("invite", "", "")
+	restore := fs.String("restore", "", "")
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
+	}
+	if *restore != "" {
+		switch {
+		case *relayURL != "":
+			return usagef(cmd, "--restore takes the relay from the backup; leave out --relay")
+		case *name == "":
+			return usagef(cmd, "missing --name DEVICE-NAME")
+		}
+		return runRestore(ctx, c, *restore, *name, *invite)
 	}
 	switch {
 	case *relayURL == "":

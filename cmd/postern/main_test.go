@@ -63,6 +63,7 @@ func TestScripts(t *testing.T) {
 			"relayup":     cmdRelayup,
 			"relayrevoke": cmdRelayrevoke,
 			"status":      cmdStatus,
+			"flipbyte":    cmdFlipbyte,
 		},
 	})
 }
