@@ -362,8 +362,11 @@ func (hm *historyMessage) check() error {
 		return historyError("message from or to is not %q or a valid name", Me)
 	case hm.Outgoing && (hm.From != Me || hm.To == Me):
 		return historyError("an outgoing message is not from %q to a contact", Me)
-	case !hm.Outgoing && (hm.To != Me || hm.From == Me):
-		return historyError("an incoming message or notice is not from a contact to %q", Me)
+	case !hm.Outgoing && hm.To != Me:
+		return historyError("an incoming message or notice is not to %q", Me)
+	case !hm.Outgoing && !hm.Notice && hm.From == Me:
+		// A notice may be from Me: an alert about this person's own devices.
+		return historyError("an incoming message from %q", Me)
 	case hm.Outgoing && hm.Notice:
 		return historyError("a notice marked outgoing")
 	case len(hm.Text) > MaxTextSize || !utf8.ValidString(hm.Text):
@@ -597,9 +600,10 @@ func (h *historyImporter) message(t *tx, hm *historyMessage) error {
 			return err
 		}
 		m.Conversation = c.ID
-		if m.Outgoing {
+		switch {
+		case m.Outgoing:
 			m.To = p.Name
-		} else {
+		case m.From != Me: // an alert about this person's devices stays from Me
 			m.From = p.Name
 		}
 		if hm.SenderDevice != "" {
