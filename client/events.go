@@ -58,6 +58,11 @@ const (
 	// events that follow may repeat what that read returns (deduplicate
 	// messages by ID).
 	EventMissed
+	// EventAlert: something the person must see at once happened to
+	// their own devices (Event.Message, a notice): a device was linked
+	// ("NAME's new device OFFICE-PC was linked on ... If this was not you,
+	// revoke it: postern device revoke OFFICE-PC") or revoked.
+	EventAlert
 )
 
 func (k EventKind) String() string {
@@ -74,6 +79,8 @@ func (k EventKind) String() string {
 		return "connection"
 	case EventMissed:
 		return "missed"
+	case EventAlert:
+		return "alert"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -100,6 +107,9 @@ const (
 	// ContactVerified: the user confirmed the contact's safety number
 	// (VerifyContact).
 	ContactVerified
+	// ContactDevicesChanged: the contact linked or removed a device (a
+	// newer signed device list); a notice in the conversation says which.
+	ContactDevicesChanged
 )
 
 func (c ContactChange) String() string {
@@ -116,6 +126,8 @@ func (c ContactChange) String() string {
 		return "route-changed"
 	case ContactVerified:
 		return "verified"
+	case ContactDevicesChanged:
+		return "devices-changed"
 	}
 	return fmt.Sprintf("ContactChange(%d)", uint8(c))
 }

@@ -615,6 +615,7 @@ func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 			c.log.Warn("could not revoke an invitation's capability yet; will retry", "err", err)
 		}
 	}
+	c.closeRoutes(ctx, res.closeRoutes)
 	if res.refuse != nil {
 		if err := c.sendRefusal(ctx, res.refuse); err != nil {
 			c.log.Warn("could not tell the sender of an introduction that the invitation was used", "err", err)

@@ -357,6 +357,11 @@ type received struct {
 	revoke   []byte    // a contact (record ID) whose previous route to revoke
 	refuse   *refusal  // an introduction for a used invitation, to refuse
 	events   []Event   // contact changes decided in the transaction (events.go)
+	// closeRoutes are devices (record IDs) dropped from their person's
+	// device list: the mailboxes they wrote to are deleted on the relay.
+	closeRoutes [][]byte
+	// introduced is a device that introduced itself in this envelope.
+	introduced keys.Fingerprint
 }
 
 // receiveEnvelope is receive for tests: the first new message, or nil and

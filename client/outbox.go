@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/postern/postern/client/internal/store"
@@ -65,12 +66,14 @@ func relayHost(relay string) string {
 }
 
 // outboxSpec is what a send puts in the outbox with its envelope: the
-// message to store (nil for a control content), and after the commit the
+// message to store (nil for a control content, or when another device's
+// envelope stored it: then msgID names it), and after the commit the
 // entry's sequence number.
 type outboxSpec struct {
-	msg  *Message
-	atts []attachmentRecord
-	seq  uint64
+	msg   *Message
+	msgID string
+	atts  []attachmentRecord
+	seq   uint64
 }
 
 // enqueue puts env for r in the outbox inside t (the transaction that
@@ -94,7 +97,7 @@ func (c *Client) enqueue(t *tx, r *contactRecord, env []byte, ob *outboxSpec) er
 	}
 	e := &store.OutboxEntry{
 		Device: r.ID, Relay: relay, Mailbox: r.SendMbx, Capability: r.SendCap,
-		Envelope: env, Created: c.now().UTC(),
+		Envelope: env, Created: c.now().UTC(), Message: ob.msgID,
 	}
 	if ob.msg != nil {
 		ob.msg.Queued = true
@@ -125,17 +128,28 @@ func (c *Client) deliverOutbox(ctx context.Context, ob *outboxSpec) error {
 }
 
 // flushOutbox sends the queued envelopes in order and returns the outcome
-// of entry own (0: none). After a relay could not be reached, later
-// entries for it wait for the next flush, so that they keep their order;
-// entries for other relays go on.
+// of entry own (0: none); a refused own entry's message is deleted.
 func (c *Client) flushOutbox(ctx context.Context, own uint64) error {
+	res := c.flushOutboxSet(ctx, map[uint64]bool{own: own != 0}, true)
+	return res[own]
+}
+
+// flushOutboxSet sends the queued envelopes in order and returns the
+// outcome of each entry in own. After a relay could not be reached, later
+// entries for it wait for the next flush, so that they keep their order;
+// entries for other relays go on. deleteRefused: the message of a refused
+// own entry is deleted (it was never sent); otherwise the caller decides.
+func (c *Client) flushOutboxSet(ctx context.Context, own map[uint64]bool, deleteRefused bool) map[uint64]error {
 	c.outboxMu.Lock()
 	defer c.outboxMu.Unlock()
+	out := make(map[uint64]error, len(own))
 	var items []store.OutboxItem
 	if err := c.st.view(func(t *tx) (err error) { items, err = t.Outbox(); return err }); err != nil {
-		return err
+		for seq := range own {
+			out[seq] = err
+		}
+		return out
 	}
-	var ownErr error
 	down := make(map[string]error)
 	for _, it := range items {
 		var err error
@@ -149,14 +163,14 @@ func (c *Client) flushOutbox(ctx context.Context, own uint64) error {
 		}
 		if errors.Is(err, ErrQueued) || errors.Is(err, ErrStore) {
 			down[it.Relay] = err // kept, and what follows for that relay waits
-		} else if ferr := c.finishOutbox(it, err, own); ferr != nil {
+		} else if ferr := c.finishOutbox(it, err, own[it.Seq], deleteRefused); ferr != nil {
 			err = ferr
 		}
-		if it.Seq == own {
-			ownErr = err
+		if own[it.Seq] {
+			out[it.Seq] = err
 		}
 	}
-	return ownErr
+	return out
 }
 
 // sendOutboxEntry sends one entry; an error matching ErrQueued if its
@@ -211,11 +225,12 @@ func retryLater(err error) bool {
 }
 
 // finishOutbox removes entry it, sent (sendErr nil) or given up, and
-// updates its message in the same transaction: no longer queued, with
-// the reason it was not sent. The message of entry own, refused while
-// its Send waits, is deleted instead: that Send reports the error and
-// nothing was sent.
-func (c *Client) finishOutbox(it store.OutboxItem, sendErr error, own uint64) error {
+// updates its message in the same transaction: no longer queued once no
+// other entry holds it (a message to several devices has one entry per
+// device), with the reason it was not sent. An own entry (one whose send
+// waits for it) that was refused leaves the message to its send: deleted
+// here with deleteRefused (nothing was sent), else the send decides.
+func (c *Client) finishOutbox(it store.OutboxItem, sendErr error, own, deleteRefused bool) error {
 	err := c.st.update(func(t *tx) error {
 		if !t.OutboxHas(it.Seq) {
 			return nil // another process on this home finished it
@@ -226,11 +241,19 @@ func (c *Client) finishOutbox(it store.OutboxItem, sendErr error, own uint64) er
 		if it.Message == "" {
 			return nil
 		}
-		if sendErr != nil && it.Seq == own {
-			return t.DeleteMessage(it.Message)
+		if sendErr != nil && own {
+			if deleteRefused {
+				return t.DeleteMessage(it.Message)
+			}
+			return nil
 		}
-		_, err := t.UpdateMessage(it.Message, func(m *messageRecord) {
-			m.Queued = false
+		rest, err := t.Outbox()
+		if err != nil {
+			return err
+		}
+		waiting := slices.ContainsFunc(rest, func(o store.OutboxItem) bool { return o.Message == it.Message })
+		_, err = t.UpdateMessage(it.Message, func(m *messageRecord) {
+			m.Queued = waiting
 			if sendErr != nil {
 				m.SendError = sendErr.Error()
 			}
@@ -243,7 +266,7 @@ func (c *Client) finishOutbox(it store.OutboxItem, sendErr error, own uint64) er
 	switch {
 	case sendErr == nil:
 		c.log.Debug("sent from the outbox", "relay", relayHost(it.Relay))
-	case it.Seq != own:
+	case !own:
 		c.log.Warn("gave up a queued envelope", "relay", relayHost(it.Relay), "err", sendErr)
 	}
 	return nil

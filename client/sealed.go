@@ -54,6 +54,34 @@ const (
 	// to another relay anyway, and keeps getting 0x05 and 0x06.
 	contentIntroRelay byte = 0x10
 	contentRouteRelay byte = 0x11
+	// contentDeviceList carries the sender's person's newest signed
+	// device list: sent to every device of the person's contacts and to
+	// its siblings when the list changes (a device linked or revoked),
+	// and, with the sender's route, as a new device's first message to
+	// each device it knows (its hello, on a sibling's route). To siblings
+	// it also names the person's devices (their names travel only
+	// between the person's own devices, never in the public list).
+	contentDeviceList byte = 0x12
+	// contentSentCopy is a message this device sent to a contact, copied
+	// to a sibling so that it shows on all of the person's devices: the
+	// recipient's identity fingerprint and the message content. Accepted
+	// only from a device of this person.
+	contentSentCopy byte = 0x13
+)
+
+// deviceName is a device of this person with its name (contentDeviceList
+// to siblings).
+type deviceName struct {
+	ID   keys.Fingerprint
+	Name string
+}
+
+const (
+	// maxListedNames bounds the names in a contentDeviceList.
+	maxListedNames = keys.MaxDevices
+	// maxCopiedSize bounds the message in a contentSentCopy: a session
+	// message is at most one envelope.
+	maxCopiedSize = protocol.MaxEnvelopeSize
 )
 
 // replyIDSize is the size of a message ID as both sides display it (16
@@ -98,6 +126,17 @@ type content struct {
 
 	// contentRefusal: the mailbox of the invitation that was refused.
 	Invitation protocol.MailboxID
+
+	// contentDeviceList: the signed list; HasRoute with the route in
+	// ReplyMailbox, ReplyCap and ReplyRelay (a hello); Names of the
+	// person's devices (to siblings).
+	List     []byte
+	HasRoute bool
+	Names    []deviceName
+
+	// contentSentCopy: the recipient's identity and the message.
+	CopyTo keys.Fingerprint
+	Inner  *content
 
 	Signature []byte
 }
@@ -155,10 +194,93 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		// No body: message id and time only.
 	case contentAttachment, contentAttachmentHeaders:
 		return appendAttachmentBody(b, c)
+	case contentDeviceList:
+		return appendDeviceListBody(b, c)
+	case contentSentCopy:
+		if c.Inner == nil || !isMessageContent(c.Inner.Type) {
+			return nil, ErrDecrypt
+		}
+		b = append(b, c.CopyTo[:]...)
+		at := len(b)
+		b = binary.BigEndian.AppendUint32(b, 0)
+		b, err := c.Inner.appendUnsigned(b)
+		if err != nil {
+			return nil, err
+		}
+		binary.BigEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+		return b, nil
 	default:
 		return nil, ErrDecrypt
 	}
 	return b, nil
+}
+
+// appendDeviceListBody encodes contentDeviceList's body:
+// u32 len || list || u8 has-route [|| mailbox || capability || u16 len ||
+// relay] || u8 n || n × (device ID || u8 len || name).
+func appendDeviceListBody(b []byte, c *content) ([]byte, error) {
+	if len(c.List) == 0 || len(c.List) > keys.MaxDeviceListSize || len(c.Names) > maxListedNames {
+		return nil, ErrDecrypt
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(c.List)))
+	b = append(b, c.List...)
+	if c.HasRoute {
+		b = append(b, 1)
+		b = append(b, c.ReplyMailbox[:]...)
+		b = append(b, c.ReplyCap[:]...)
+		var err error
+		if b, err = appendRelay(b, c.ReplyRelay); err != nil {
+			return nil, err
+		}
+	} else {
+		b = append(b, 0)
+	}
+	b = append(b, byte(len(c.Names)))
+	for _, n := range c.Names {
+		if checkName(n.Name) != nil {
+			return nil, ErrInvalidName
+		}
+		b = append(b, n.ID[:]...)
+		b = append(b, byte(len(n.Name)))
+		b = append(b, n.Name...)
+	}
+	return b, nil
+}
+
+// parseDeviceListBody reads what appendDeviceListBody writes. The list is
+// only size-checked here; its signature is checked by the receiver.
+func parseDeviceListBody(r *protocol.Reader, c *content) bool {
+	n := r.U32("device list length")
+	if n == 0 || n > keys.MaxDeviceListSize {
+		return false
+	}
+	c.List = bytes.Clone(r.Take(int(n), "device list"))
+	switch r.U8("route flag") {
+	case 0:
+	case 1:
+		c.HasRoute = true
+		r.Array(c.ReplyMailbox[:], "route mailbox")
+		r.Array(c.ReplyCap[:], "route capability")
+		if c.ReplyRelay = readRelay(r); c.ReplyRelay == "" {
+			return false
+		}
+	default:
+		return false
+	}
+	k := int(r.U8("name count"))
+	if k > maxListedNames {
+		return false
+	}
+	for range k {
+		var d deviceName
+		r.Array(d.ID[:], "device id")
+		d.Name = string(r.Take(int(r.U8("name length")), "name"))
+		if r.Err() != nil || checkName(d.Name) != nil {
+			return false
+		}
+		c.Names = append(c.Names, d)
+	}
+	return r.Err() == nil
 }
 
 // marshalSession encodes a text, an attachment or a session reset as the
@@ -200,7 +322,7 @@ func parseSessionContent(p []byte) (*content, error) {
 func sessionContent(t byte) bool {
 	switch t {
 	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello,
-		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay:
+		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy:
 		return true
 	}
 	return false
@@ -317,6 +439,25 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		if !parseAttachmentBody(r, c) {
 			return nil, false
 		}
+	case contentDeviceList:
+		if !parseDeviceListBody(r, c) {
+			return nil, false
+		}
+	case contentSentCopy:
+		r.Array(c.CopyTo[:], "recipient")
+		n := r.U32("copied content length")
+		if n > maxCopiedSize {
+			return nil, false
+		}
+		inner := protocol.NewReader(r.Take(int(n), "copied content"))
+		if r.Err() != nil {
+			return nil, false
+		}
+		in, ok := parseUnsigned(inner)
+		if !ok || !isMessageContent(in.Type) || inner.Finish("copied content") != nil {
+			return nil, false
+		}
+		c.Inner = in
 	default:
 		return nil, false
 	}

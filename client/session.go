@@ -152,19 +152,33 @@ func (c *Client) sendSession(ctx context.Context, r *contactRecord, ct *content)
 // sendSessionMessage is sendSession for a message to store as outgoing:
 // m (with its attachments atts) is stored in the transaction that seals
 // it and puts its envelope in the outbox (outbox.go), marked queued until
-// the relay holds it. When the recipient's relay cannot be reached the
-// error matches ErrQueued and m stays stored, queued; when the relay
-// refuses it, m is deleted again (nothing was sent) and the error says
-// why.
+// the relay holds it. A message goes to every device of the contact's
+// person, with a copy to each of this person's other devices
+// (sendToPerson, fanout.go); a control content (m nil) only to r's device.
+// When the recipient's relay cannot be reached the error matches
+// ErrQueued and m stays stored, queued; when the relay refuses it, m is
+// deleted again (nothing was sent) and the error says why.
 func (c *Client) sendSessionMessage(ctx context.Context, r *contactRecord, ct *content, m *Message, atts []attachmentRecord) error {
-	if r.Refused {
-		return &invitationSpentError{name: r.Person.Name, refused: true}
+	if m != nil {
+		return c.sendToPerson(ctx, r, ct, m, atts)
 	}
 	plain, err := ct.marshalSession()
 	if err != nil {
 		return err
 	}
-	ob := &outboxSpec{msg: m, atts: atts}
+	ob := &outboxSpec{}
+	if err := c.sealFor(ctx, r, plain, ob); err != nil {
+		return err
+	}
+	return c.deliverOutbox(ctx, ob)
+}
+
+// sealFor seals plain for device r (starting a session from its fetched
+// prekey bundle if there is none) and puts it in the outbox with ob.
+func (c *Client) sealFor(ctx context.Context, r *contactRecord, plain []byte, ob *outboxSpec) error {
+	if r.Refused {
+		return &invitationSpentError{name: r.Person.Name, refused: true}
+	}
 	env, err := c.sealSessionEmit(r, plain, nil, ob)
 	if errors.Is(err, errNoSession) {
 		var pb *session.PeerBundle
@@ -179,7 +193,7 @@ func (c *Client) sendSessionMessage(ctx context.Context, r *contactRecord, ct *c
 	if h := c.envelopeHook.Load(); h != nil {
 		(*h)(true, env)
 	}
-	return c.deliverOutbox(ctx, ob)
+	return nil
 }
 
 // sealSession seals plain for contact r in one store transaction: it loads
@@ -360,16 +374,38 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 	if t.Has(bucketSeen, digestKey) {
 		return errDuplicate, nil
 	}
-	rec, err := t.sessionRecord(from.ID)
-	if err != nil {
-		return nil, err
+	var (
+		rec         *sessionRecord
+		cur, losing *session.Session
+	)
+	// load makes d the sender: its session record and sessions.
+	load := func(d *contactRecord) error {
+		from = d
+		var err error
+		if rec, err = t.sessionRecord(from.ID); err != nil {
+			return err
+		}
+		if cur, err = c.loadSession(rec.State); err != nil {
+			return err
+		}
+		losing, err = c.loadSession(rec.Losing)
+		return err
 	}
-	cur, err := c.loadSession(rec.State)
-	if err != nil {
-		return nil, err
+	msg := env[protocol.EnvelopeHeaderSize:]
+	in, initErr := session.MessageInit(msg)
+	if initErr == nil && in != nil {
+		// A device that introduced itself on a sibling's route writes
+		// there until it has a route of its own: an Init it started
+		// names it (devicelink.go).
+		alt, err := c.helloSenderByInit(t, from, mb, in.ID())
+		if err != nil {
+			return nil, err
+		}
+		if alt != nil {
+			from = alt
+		}
 	}
-	losing, err := c.loadSession(rec.Losing)
-	if err != nil {
+	if err := load(from); err != nil {
 		return nil, err
 	}
 
@@ -393,9 +429,7 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		return ErrDecrypt, t.putSessionRecord(from.ID, rec)
 	}
 
-	msg := env[protocol.EnvelopeHeaderSize:]
-	in, err := session.MessageInit(msg)
-	if err != nil {
+	if initErr != nil {
 		return fail()
 	}
 	var (
@@ -407,11 +441,23 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 	)
 	switch {
 	case in == nil || (cur != nil && in.ID() == cur.InitID()):
-		if cur == nil {
-			return fail()
+		if cur != nil {
+			plain, err = cur.Open(msg)
 		}
-		if plain, err = cur.Open(msg); err != nil {
-			return fail()
+		if cur == nil || err != nil {
+			// Perhaps a device that introduced itself on this route
+			// and has read our answer (devicelink.go).
+			alt, s, p, aerr := c.openAsHelloSender(t, from, mb, msg)
+			if aerr != nil {
+				return nil, aerr
+			}
+			if alt == nil {
+				return fail()
+			}
+			if err := load(alt); err != nil {
+				return nil, err
+			}
+			cur, plain = s, p
 		}
 		opened = cur
 	case losing != nil && in.ID() == losing.InitID():
@@ -431,6 +477,23 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		}
 		if plain, err = s.Open(msg); err != nil {
 			return fail()
+		}
+		if pc := s.PeerCertificate(); pc.DeviceID() != fpOf(from.DeviceID) {
+			// Another device of the person, introducing itself on
+			// the route of from's (a hello, devicelink.go).
+			alt, err := c.acceptHello(t, from, mb, pc, plain, now, res)
+			if err != nil {
+				return nil, err
+			}
+			if alt == nil {
+				return ErrUnknownSender, nil
+			}
+			if err := load(alt); err != nil {
+				return nil, err
+			}
+			if rec.answered(in.ID()) {
+				return errReplayedInit, nil
+			}
 		}
 		opened, fresh = s, true
 		opkID, hasOPK = in.OneTimePrekeyID()
@@ -521,12 +584,25 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if ct.Type == contentRouteRelay {
 			from.Relay = ct.ReplyRelay // valid and canonical: checked by the parser
 		}
-		from.ViaInvitation, dirty = false, true
+		from.ViaInvitation, from.Borrowed, dirty = false, false, true
 		res.routeAck = from.ID
 	}
 	if dirty {
 		if err := t.putContact(from); err != nil {
 			return nil, err
+		}
+	}
+	switch ct.Type {
+	case contentDeviceList:
+		if err := c.applyDeviceList(t, from, ct, now, res); err != nil {
+			return nil, err
+		}
+		if from.NeedRoute && !from.RouteChosen {
+			res.route = from.ID
+		}
+	case contentSentCopy:
+		if drop, err := c.receiveSentCopy(t, from, ct, now, res); err != nil || drop != nil {
+			return drop, err
 		}
 	}
 	if notice {
@@ -574,8 +650,9 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 }
 
 // respond builds the session that Init in starts, with this device's
-// prekeys it names, and checks that the initiator is contact from's known
-// device (ErrUnknownSender otherwise). Any other failure is ErrDecrypt.
+// prekeys it names, and checks that the initiator is a device of contact
+// from's person (ErrUnknownSender otherwise); the caller checks which.
+// Any other failure is ErrDecrypt.
 func (c *Client) respond(t *tx, in *session.Init, from *contactRecord) (*session.Session, error) {
 	spk, err := t.prekey(in.SignedPrekeyID())
 	if err != nil {
@@ -591,8 +668,9 @@ func (c *Client) respond(t *tx, in *session.Init, from *contactRecord) (*session
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	pc := s.PeerCertificate()
-	if pc.DeviceID() != fpOf(from.DeviceID) || pc.Identity.Fingerprint() != fpOf(from.Person.Identity) {
+	// The initiator must be the person's: from's device, or another of
+	// the person's devices introducing itself (the caller checks it).
+	if s.PeerCertificate().Identity.Fingerprint() != fpOf(from.Person.Identity) {
 		return nil, ErrUnknownSender
 	}
 	return s, nil

@@ -232,13 +232,14 @@ func (t *tx) contact(id []byte) (*contactRecord, error) {
 	return t.contactOf(d)
 }
 
-// contactOf joins device d with its person.
+// contactOf joins device d with its person (a contact, or this person:
+// a sibling device).
 func (t *tx) contactOf(d *store.Device) (*contactRecord, error) {
 	p, err := t.Person(d.Person)
 	if err != nil {
 		return nil, err
 	}
-	if p == nil || p.Self {
+	if p == nil {
 		return nil, errStoreCorrupt
 	}
 	return &contactRecord{Device: *d, Person: p}, nil

@@ -10,6 +10,9 @@ const (
 	KindSealed EnvelopeKind = 0x01
 	// KindSession: a ratchet session message (reserved for sessions).
 	KindSession EnvelopeKind = 0x02
+	// KindLink: a part of a device-link request or response (SPEC.md
+	// section 13.3), sealed by the link code's keys.
+	KindLink EnvelopeKind = 0x03
 )
 
 // EnvelopeHeaderSize is the version and kind bytes.

@@ -1,0 +1,260 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/postern/postern/keys"
+	"github.com/postern/postern/relay/relaytest"
+)
+
+// linkNew links a new device named name to c's person, in a home of its
+// own, and returns it connected.
+func linkNew(t *testing.T, c *Client, name string) (*Client, string) {
+	t.Helper()
+	ctx := testCtx(t)
+	home := filepath.Join(t.TempDir(), name)
+	codes := make(chan string, 1)
+	type result struct {
+		info DeviceInfo
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		info, err := c.LinkDevice(ctx, &LinkOptions{
+			Show:    func(code string) { codes <- code },
+			Confirm: func(got string) bool { return got == name },
+		})
+		done <- result{info, err}
+	}()
+	var code string
+	select {
+	case code = <-codes:
+	case r := <-done:
+		t.Fatalf("LinkDevice: %v", r.err)
+	}
+	if !strings.HasPrefix(code, "postern-link:") {
+		t.Fatalf("link code %q", code)
+	}
+	n, err := LinkWith(ctx, home, testPass, code, name, testOpts())
+	if err != nil {
+		t.Fatalf("LinkWith %s: %v", name, err)
+	}
+	t.Cleanup(func() { n.Close() })
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("LinkDevice: %v", r.err)
+	}
+	if r.info.Name != name || r.info.ID != n.devID {
+		t.Fatalf("LinkDevice returned %+v", r.info)
+	}
+	return n, home
+}
+
+// syncAll syncs every client, rounds times, so that hellos, routes and
+// their acknowledgements settle.
+func syncAll(t *testing.T, rounds int, cs ...*Client) {
+	t.Helper()
+	ctx := testCtx(t)
+	for range rounds {
+		for _, c := range cs {
+			if _, err := c.Sync(ctx); err != nil {
+				t.Fatalf("Sync: %v", err)
+			}
+		}
+	}
+}
+
+// messagesLike returns the stored messages of c whose text contains s.
+func messagesLike(t *testing.T, c *Client, s string) []Message {
+	t.Helper()
+	all, err := c.Inbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Message
+	for _, m := range all {
+		if strings.Contains(m.Text, s) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestLinkedDevicesReceiveAndCopy(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, bob, _, _ := pair(t, srv)
+	ctx := testCtx(t)
+	office, _ := linkNew(t, alice, "OFFICE-PC")
+	syncAll(t, 3, office, bob, alice)
+
+	devs, err := office.Devices(ctx)
+	if err != nil || len(devs) != 2 {
+		t.Fatalf("office devices %+v, %v", devs, err)
+	}
+	if n := len(devicesOf(t, bob, "alice")); n != 2 {
+		t.Fatalf("bob writes to %d of alice's devices, want 2", n)
+	}
+	for _, d := range devicesOf(t, office, "bob") {
+		if d.Borrowed {
+			t.Fatal("the office still writes to bob on its sibling's route")
+		}
+	}
+	if n := len(devicesOf(t, office, "")); n != 1 {
+		t.Fatalf("the office writes to %d siblings, want 1", n)
+	}
+	if n := len(devicesOf(t, alice, "")); n != 1 {
+		t.Fatalf("alice writes to %d siblings, want 1", n)
+	}
+	// bob's message reaches both of alice's devices, once each.
+	if _, err := bob.Send(ctx, "alice", "to both"); err != nil {
+		t.Fatalf("bob Send: %v", err)
+	}
+	syncAll(t, 2, alice, office)
+	for _, c := range []*Client{alice, office} {
+		got := messagesLike(t, c, "to both")
+		if len(got) != 1 || got[0].From != "alice" && got[0].From != "bob" {
+			t.Fatalf("%s got %+v", c.devID.Short(), got)
+		}
+	}
+	// A message sent from the office shows on alice's first device.
+	m, err := office.Send(ctx, "bob", "from the office")
+	if err != nil {
+		t.Fatalf("office Send: %v", err)
+	}
+	syncAll(t, 2, bob, alice)
+	if got := messagesLike(t, bob, "from the office"); len(got) != 1 || got[0].ID != m.ID {
+		t.Fatalf("bob got %+v", got)
+	}
+	if got := messagesLike(t, alice, "from the office"); len(got) != 1 || !got[0].Outgoing || got[0].To != "bob" || got[0].ID != m.ID {
+		t.Fatalf("alice's copy %+v", got)
+	}
+}
+
+// devicesOf returns the records of the devices c holds for the person
+// named name ("" for c's own person).
+func devicesOf(t *testing.T, c *Client, name string) []*contactRecord {
+	t.Helper()
+	var out []*contactRecord
+	err := c.st.view(func(t *tx) error {
+		ps, err := t.Persons()
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			if (name == "" && p.Self) || (name != "" && !p.Self && p.Name == name) {
+				out, err = c.targets(t, p)
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestThreeDevicesAlertsAndRevoke(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, bob, _, _ := pair(t, srv)
+	ctx := testCtx(t)
+	office, officeHome := linkNew(t, alice, "OFFICE-PC")
+	syncAll(t, 3, office, bob, alice)
+	laptop, _ := linkNew(t, office, "LAPTOP")
+	syncAll(t, 3, laptop, bob, alice, office)
+
+	// The first device, which did not link the laptop, shows the alert;
+	// so does the office, which did.
+	for _, c := range []*Client{alice, office} {
+		got := messagesLike(t, c, "new device LAPTOP was linked")
+		if len(got) != 1 || !got[0].Notice || !strings.Contains(got[0].Text, "postern device revoke LAPTOP") {
+			t.Fatalf("%s: alert %+v", c.devID.Short(), got)
+		}
+	}
+	if got := messagesLike(t, bob, "linked a new device"); len(got) != 2 {
+		t.Fatalf("bob's notices of alice's devices: %+v", got)
+	}
+	if n := len(devicesOf(t, bob, "alice")); n != 3 {
+		t.Fatalf("bob writes to %d of alice's devices, want 3", n)
+	}
+	if _, err := bob.Send(ctx, "alice", "to all three"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, alice, office, laptop)
+	for _, c := range []*Client{alice, office, laptop} {
+		if got := messagesLike(t, c, "to all three"); len(got) != 1 {
+			t.Fatalf("%s got %d copies", c.devID.Short(), len(got))
+		}
+	}
+	m, err := laptop.Send(ctx, "bob", "from the laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, alice, office, bob)
+	for _, c := range []*Client{alice, office} {
+		if got := messagesLike(t, c, "from the laptop"); len(got) != 1 || got[0].ID != m.ID || !got[0].Outgoing {
+			t.Fatalf("%s: copy %+v", c.devID.Short(), got)
+		}
+	}
+
+	// Revoke the office from the laptop.
+	info, err := laptop.RevokeDevice(ctx, "OFFICE-PC")
+	if err != nil {
+		t.Fatalf("RevokeDevice: %v", err)
+	}
+	if info.ID != office.devID || info.Name != "OFFICE-PC" {
+		t.Fatalf("revoked %+v", info)
+	}
+	if _, err := laptop.RevokeDevice(ctx, "LAPTOP"); err != ErrRevokeSelf {
+		t.Fatalf("self-revoke: %v", err)
+	}
+	syncAll(t, 2, bob, alice)
+	if n := len(devicesOf(t, bob, "alice")); n != 2 {
+		t.Fatalf("after the revoke bob writes to %d of alice's devices, want 2", n)
+	}
+	if got := messagesLike(t, alice, "device OFFICE-PC was revoked"); len(got) != 1 {
+		t.Fatalf("alice's alert of the revoke: %+v", got)
+	}
+	if _, err := bob.Send(ctx, "alice", "after the revoke"); err != nil {
+		t.Fatal(err)
+	}
+	// The office is refused and deletes itself at its next contact.
+	if _, err := office.Sync(ctx); !errors.Is(err, ErrDeviceRevoked) {
+		t.Fatalf("office Sync after revoke: %v", err)
+	}
+	for _, f := range []string{KeyFileName, StoreFileName} {
+		if _, err := os.Stat(filepath.Join(officeHome, f)); !os.IsNotExist(err) {
+			t.Fatalf("%s left on the revoked device: %v", f, err)
+		}
+	}
+	syncAll(t, 1, alice, laptop)
+	for _, c := range []*Client{alice, laptop} {
+		if got := messagesLike(t, c, "after the revoke"); len(got) != 1 {
+			t.Fatalf("%s got %d copies", c.devID.Short(), len(got))
+		}
+	}
+}
+
+func TestNinthDeviceRefused(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, _ := newTestClient(t, srv, "alice")
+	// Each device links the next: the relay limits how often one
+	// device publishes its person's list.
+	last := alice
+	for i := 2; i <= keys.MaxDevices; i++ {
+		last, _ = linkNew(t, last, fmt.Sprintf("DEVICE-%d", i))
+	}
+	devs, err := alice.Devices(testCtx(t))
+	if err != nil || len(devs) != keys.MaxDevices {
+		t.Fatalf("%d devices, %v", len(devs), err)
+	}
+	_, err = alice.LinkDevice(testCtx(t), &LinkOptions{Show: func(string) { t.Error("a code was shown for a 9th device") }})
+	if !errors.Is(err, ErrTooManyDevices) || !strings.Contains(err.Error(), "revoke one first") {
+		t.Fatalf("9th device: %v", err)
+	}
+}
