@@ -266,6 +266,9 @@ func Restore(ctx context.Context, home string, passphrase []byte, file, recovery
 	}
 	c.restored = stats
 	c.log.Info("restored from a backup", "device", c.devID.Short(), "contacts", stats.Contacts, "messages", stats.Messages)
+	// The new device introduces itself to its contacts' devices and its
+	// siblings on the routes the backup held, as a linked device does.
+	c.sendHellos(ctx)
 	return c, nil
 }
 

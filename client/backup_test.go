@@ -182,6 +182,30 @@ func TestBackupRestore(t *testing.T) {
 		t.Errorf("saved %q, %v", b, err)
 	}
 
+	// The restored device introduced itself: bob's messages reach it,
+	// and its messages reach bob.
+	for _, c := range []*Client{f.bob, r, f.bob} {
+		if _, err := c.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.bob.Send(ctx, "alice", "after the restore"); err != nil {
+		t.Fatal(err)
+	}
+	got2, err := r.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTexts(t, "the restored device receives", got2, "bob>me:after the restore")
+	if _, err := r.Send(ctx, "bob", "from the laptop"); err != nil {
+		t.Fatal(err)
+	}
+	got2, err = f.bob.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTexts(t, "bob receives from the restored device", got2, "alice>me:from the laptop")
+
 	// Restoring into a home that exists is refused.
 	if _, err := Restore(ctx, f.aliceHome, testPass, path, key, "LAPTOP", testOpts()); !errors.Is(err, ErrExists) {
 		t.Errorf("Restore into an initialised home: %v, want ErrExists", err)
