@@ -95,10 +95,14 @@ type backupProfile struct {
 // attachments' contents stay on the relays. It does not hold this
 // device's keys or sessions: a restore is a new device.
 //
-// The file is written to path+".part" (0600), synced and then renamed to
-// path. An existing path is refused (ErrBackupExists); on any failure,
-// a full disk included, nothing is left at either name. Backup reads
-// the store in one read transaction; it does not use the network.
+// The file is written to path+".part" (0600), synced, and only then
+// given its name (a hard link, so that a file made at path meanwhile is
+// not replaced; a rename where the file system has no links). An
+// existing path is refused (ErrBackupExists); on any failure, a full disk
+// included (ErrStore), nothing is left at either name. Backup reads the
+// store in one read transaction, which holds the store's file lock
+// against writers in other processes (a running `postern listen` waits)
+// while the file is written; it does not use the network.
 func (c *Client) Backup(ctx context.Context, path string) (key string, err error) {
 	if c.id == nil {
 		return "", fmt.Errorf("client: this device does not hold its person's identity key")
@@ -145,21 +149,37 @@ func (c *Client) Backup(ctx context.Context, path string) (key string, err error
 	if err != nil {
 		return "", localWriteErr(err)
 	}
-	// A link, not a rename: it fails if path appeared meanwhile, where a
-	// rename would replace it.
-	if err := os.Link(part, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return "", &backupFileError{base: ErrBackupExists, detail: path, cause: err}
-		}
-		return "", localWriteErr(err)
+	if err := publishBackup(part, path); err != nil {
+		return "", err
 	}
-	os.Remove(part)
 	if err := store.SyncDir(filepath.Dir(path)); err != nil {
 		os.Remove(path)
 		return "", localWriteErr(err)
 	}
 	c.log.Info("backup written")
 	return rk.SecretText(), nil
+}
+
+// publishBackup gives the finished part file its name. A link, not a
+// rename, where the file system has links: it fails if path appeared
+// meanwhile, where a rename would replace it. On a file system without
+// links (FAT on a USB stick) it renames after checking path again.
+func publishBackup(part, path string) error {
+	err := os.Link(part, path)
+	if err == nil {
+		os.Remove(part)
+		return nil
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return &backupFileError{base: ErrBackupExists, detail: path, cause: err}
+	}
+	if _, serr := os.Lstat(path); serr == nil {
+		return &backupFileError{base: ErrBackupExists, detail: path, cause: fs.ErrExist}
+	}
+	if err := os.Rename(part, path); err != nil {
+		return localWriteErr(err)
+	}
+	return nil
 }
 
 // localWriter marks the errors of writing the backup file as failures to

@@ -40,7 +40,7 @@ func runBackup(ctx context.Context, c *cli, cmd *command, args []string) error {
 	defer cl.Close()
 	key, err := cl.Backup(ctx, pos[0])
 	if err != nil {
-		return backupError(err, pos[0])
+		return backupError(err, pos[0], false)
 	}
 	fmt.Fprintf(c.stdout, "Wrote the backup to %s. Its recovery key, shown this once:\n\n", safe(pos[0], false))
 	for _, line := range strings.Split(key, "\n") {
@@ -88,7 +88,7 @@ func runRestore(ctx context.Context, c *cli, file, deviceName, invite string) er
 		return err
 	}
 	if err := client.CheckRecoveryKey(key); err != nil {
-		return backupError(err, file) // before the passphrase is asked
+		return backupError(err, file, true) // before the passphrase is asked
 	}
 	passphrase, err := c.passphrase(true)
 	if err != nil {
@@ -101,7 +101,7 @@ func runRestore(ctx context.Context, c *cli, file, deviceName, invite string) er
 	opts.Invite = invite
 	cl, err := client.Restore(ctx, home, passphrase, file, key, deviceName, opts)
 	if err != nil {
-		return backupError(err, file)
+		return backupError(err, file, true)
 	}
 	defer cl.Close()
 	w := cl.Whoami()
@@ -112,8 +112,9 @@ func runRestore(ctx context.Context, c *cli, file, deviceName, invite string) er
 	return nil
 }
 
-// backupError words the errors of backup and restore for the user.
-func backupError(err error, file string) error {
+// backupError words the errors of backup and restore (restoring) for the
+// user.
+func backupError(err error, file string, restoring bool) error {
 	msg := strings.TrimPrefix(err.Error(), "client: ")
 	switch {
 	case errors.Is(err, client.ErrWrongRecoveryKey):
@@ -128,6 +129,11 @@ func backupError(err error, file string) error {
 		return &cliError{msg: file + " exists; it was not overwritten", hint: "remove it or choose another file name", err: err}
 	case errors.Is(err, client.ErrTooManyDevices):
 		return &cliError{msg: msg, hint: "nothing was restored", err: err}
+	case restoring:
+	case diskFull(err):
+		return &cliError{msg: "the disk is full: the backup was not written, and nothing was left at " + file, hint: "free some space, or write the backup to another disk", err: err}
+	case errors.Is(err, client.ErrStore):
+		return &cliError{msg: "could not write " + file + ": " + msg, hint: "nothing was left at " + file + "; check the disk and the directory's permissions", err: err}
 	}
 	return err
 }
