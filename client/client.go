@@ -190,6 +190,8 @@ type Client struct {
 	retryBase     time.Duration
 	tlsConf       *tls.Config // Options.TLSConfig; nil: system roots
 
+	restored restoreStats // what Restore imported (backup.go)
+
 	// The relay revoked this device (devices.go): wiped once.
 	wipeOnce sync.Once
 	wipeErr  error

@@ -43,7 +43,7 @@ var commands []*command
 
 func init() {
 	commands = []*command{
-		initCmd, whoamiCmd, deviceCmd,
+		initCmd, whoamiCmd, deviceCmd, backupCmd,
 		inviteCmd, acceptCmd, contactsCmd, blockCmd, unblockCmd,
 		sendCmd, saveCmd, syncCmd, inboxCmd, readCmd, listenCmd,
 		helpCmd, versionCmd,

@@ -21,6 +21,10 @@ Setting up:
   init --link CODE|- --name DEVICE-NAME
                           make this device a new device of yours (the code
                           comes from 'device link' on another one)
+  init --restore FILE --name DEVICE-NAME
+                          restore a backup on this computer, as a new device
+  backup FILE             write an encrypted backup of your identity, contacts
+                          and messages, and show its recovery key
   whoami [--json] [--contact NAME]
                           show your name, relay, identity and device, or a
                           contact's safety number
@@ -62,6 +66,8 @@ Environment:
   POSTERN_HOME            the default for --home
   POSTERN_PASSPHRASE      the passphrase of the key files; when it is unset,
                           postern asks on the terminal
+  POSTERN_RECOVERY_KEY    the recovery key of 'init --restore'; when it is
+                          unset, postern asks on the terminal
   POSTERN_MIN_PASSPHRASE_LENGTH
                           raise the minimum length of a new passphrase
                           (default 12, or min-passphrase-length in

@@ -12,7 +12,7 @@ import (
 
 var initCmd = &command{
 	name:  "init",
-	usage: "init --relay URL --name NAME [--invite CODE] | init --link CODE|- --name DEVICE-NAME [--invite CODE]",
+	usage: "init --relay URL --name NAME [--invite CODE] | init --link CODE|- --name DEVICE-NAME | init --restore FILE --name DEVICE-NAME",
 	help: `Create a new identity in the home directory and enrol this device on the
 relay at URL (wss://…; ws:// only to a loopback address). NAME is how you
 introduce yourself in invitations. --invite passes the relay's enrolment
@@ -34,7 +34,13 @@ organisation sets another minimum in /etc/postern/policy.conf
 (%ProgramData%\Postern\policy.conf on Windows) with a line
 "min-passphrase-length = 16"; POSTERN_MIN_PASSPHRASE_LENGTH raises it
 further. The policy applies to new passphrases only: a home made with a
-shorter one still opens.`,
+shorter one still opens.
+
+With --restore FILE, the home becomes a new device of the person whose
+backup FILE is ('postern backup'), on the backup's relay; NAME is then this
+device's name (e.g. LAPTOP). The recovery key is asked on the terminal, or
+taken from POSTERN_RECOVERY_KEY. A wrong key or a damaged file restores
+nothing and leaves no home behind.`,
 	run: runInit,
 }
 
@@ -44,8 +50,12 @@ func runInit(ctx context.Context, c *cli, cmd *command, args []string) error {
 	name := fs.String("name", "", "")
 	invite := fs.String("invite", "", "")
 	linkCode := fs.String("link", "", "")
+	restore := fs.String("restore", "", "")
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
+	}
+	if *linkCode != "" && *restore != "" {
+		return usagef(cmd, "--link and --restore do not go together")
 	}
 	if *linkCode != "" {
 		if *relayURL != "" {
@@ -55,6 +65,15 @@ func runInit(ctx context.Context, c *cli, cmd *command, args []string) error {
 			return usagef(cmd, "missing --name DEVICE-NAME (the name of this device, e.g. OFFICE-PC)")
 		}
 		return initLink(ctx, c, *linkCode, *name, *invite)
+	}
+	if *restore != "" {
+		switch {
+		case *relayURL != "":
+			return usagef(cmd, "--restore takes the relay from the backup; leave out --relay")
+		case *name == "":
+			return usagef(cmd, "missing --name DEVICE-NAME")
+		}
+		return runRestore(ctx, c, *restore, *name, *invite)
 	}
 	switch {
 	case *relayURL == "":

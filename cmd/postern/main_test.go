@@ -64,6 +64,7 @@ func TestScripts(t *testing.T) {
 			"relayup":     cmdRelayup,
 			"relayrevoke": cmdRelayrevoke,
 			"status":      cmdStatus,
+			"flipbyte":    cmdFlipbyte,
 		},
 	})
 }
