@@ -17,6 +17,12 @@ import (
 // own, and returns it connected.
 func linkNew(t *testing.T, c *Client, name string) (*Client, string) {
 	t.Helper()
+	return linkNewWith(t, c, name, false)
+}
+
+// linkNewWith is linkNew, with the message history when history is set.
+func linkNewWith(t *testing.T, c *Client, name string, history bool) (*Client, string) {
+	t.Helper()
 	ctx := testCtx(t)
 	home := filepath.Join(t.TempDir(), name)
 	codes := make(chan string, 1)
@@ -29,6 +35,7 @@ func linkNew(t *testing.T, c *Client, name string) (*Client, string) {
 		info, err := c.LinkDevice(ctx, &LinkOptions{
 			Show:    func(code string) { codes <- code },
 			Confirm: func(got string) bool { return got == name },
+			History: history,
 		})
 		done <- result{info, err}
 	}()
@@ -343,5 +350,32 @@ func TestContactReachesSiblings(t *testing.T) {
 		if _, err := c.Send(ctx, "carol", "blocked?"); !errors.Is(err, ErrBlocked) {
 			t.Fatalf("%s's send to carol, who blocked alice: %v", c.devID.Short(), err)
 		}
+	}
+}
+
+func TestLinkWithHistory(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, bob, _, _ := pair(t, srv)
+	ctx := testCtx(t)
+	m1, err := alice.SendWith(ctx, "bob", "sent before linking", &SendOptions{Subject: "rounds"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Send(ctx, "alice", "a reply before the link"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, alice)
+	office, _ := linkNewWith(t, alice, "OFFICE-PC", true)
+	got := messagesLike(t, office, "sent before linking")
+	if len(got) != 1 || got[0].ID != m1.ID || !got[0].Outgoing || got[0].Subject != "rounds" || got[0].To != "bob" {
+		t.Fatalf("the office's copy of alice's message: %+v", got)
+	}
+	if got := messagesLike(t, office, "a reply before the link"); len(got) != 1 || got[0].From != "bob" {
+		t.Fatalf("the office's copy of bob's message: %+v", got)
+	}
+	// Without --history the new device starts empty.
+	laptop, _ := linkNew(t, office, "LAPTOP")
+	if got := messagesLike(t, laptop, "before"); len(got) != 0 {
+		t.Fatalf("the laptop, linked without history, holds %+v", got)
 	}
 }

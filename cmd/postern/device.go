@@ -13,7 +13,7 @@ import (
 
 var deviceCmd = &command{
 	name:  "device",
-	usage: "device list | device link [--yes] [--ascii] [--code-file PATH] | device revoke NAME|ID",
+	usage: "device list | device link [--history] [--yes] [--ascii] [--code-file PATH] | device revoke NAME|ID",
 	help: `Your person's devices (at most 8).
 
 device list: the devices of your person, from the newest signed device list
@@ -29,7 +29,9 @@ When the new device answers, it shows the name the device gave itself and
 asks before linking it (--yes links without asking; it is needed when the
 standard input is not a terminal). --ascii draws the QR code with ASCII
 characters; --code-file also writes the code to PATH (created 0600), for a
-new device set up by a script. Your other devices show an alert.
+new device set up by a script. --history sends your message history too,
+encrypted, through the relay (the new device downloads it, resuming if the
+connection drops). Your other devices show an alert.
 
 device revoke NAME|ID: revoke another of your devices (by its name, or its
 ID: at least 8 hex digits of its start). The relay refuses it at once, your
@@ -43,6 +45,7 @@ func runDevice(ctx context.Context, c *cli, cmd *command, args []string) error {
 	yes := fs.Bool("yes", false, "")
 	ascii := fs.Bool("ascii", false, "")
 	codeFile := fs.String("code-file", "", "")
+	history := fs.Bool("history", false, "")
 	pos, err := parse(fs, cmd, args)
 	if err != nil {
 		return err
@@ -50,8 +53,8 @@ func runDevice(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if len(pos) == 0 {
 		return usagef(cmd, "missing what to do: list, link or revoke")
 	}
-	if pos[0] != "link" && (*yes || *ascii || *codeFile != "") {
-		return usagef(cmd, "--yes, --ascii and --code-file are for device link")
+	if pos[0] != "link" && (*yes || *ascii || *codeFile != "" || *history) {
+		return usagef(cmd, "--history, --yes, --ascii and --code-file are for device link")
 	}
 	switch pos[0] {
 	case "list":
@@ -66,7 +69,7 @@ func runDevice(ctx context.Context, c *cli, cmd *command, args []string) error {
 		if !*yes && !isTerminal(c.stdin) {
 			return usagef(cmd, "device link asks before it links a device: run it on a terminal, or add --yes")
 		}
-		return deviceLink(ctx, c, *yes, *ascii, *codeFile)
+		return deviceLink(ctx, c, *yes, *ascii, *history, *codeFile)
 	case "revoke":
 		if len(pos) != 2 {
 			return usagef(cmd, "device revoke takes one device: its name or ID")
@@ -92,7 +95,7 @@ func deviceList(ctx context.Context, c *cli) error {
 	return nil
 }
 
-func deviceLink(ctx context.Context, c *cli, yes, ascii bool, codeFile string) error {
+func deviceLink(ctx context.Context, c *cli, yes, ascii, history bool, codeFile string) error {
 	cl, err := c.dial(ctx)
 	if err != nil {
 		return err
@@ -118,6 +121,7 @@ func deviceLink(ctx context.Context, c *cli, yes, ascii bool, codeFile string) e
 			a := strings.ToLower(strings.TrimSpace(line))
 			return a == "y" || a == "yes"
 		},
+		History: history,
 	})
 	if showErr != nil {
 		return fmt.Errorf("writing the link code to %s: %w", codeFile, showErr)

@@ -30,7 +30,8 @@ Setting up:
                           contact's safety number
   device list             list your devices, checked against the relay's
                           transparency log
-  device link [--yes]     show a one-time code that links a new device
+  device link [--history] [--yes]
+                          show a one-time code that links a new device
   device revoke NAME|ID   revoke a lost or stolen device of yours
 
 Contacts:

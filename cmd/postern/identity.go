@@ -200,10 +200,14 @@ func initLink(ctx context.Context, c *cli, code, deviceName, invite string) erro
 	opts.Invite = invite
 	fmt.Fprintln(c.stderr, "Waiting for the other device to answer…")
 	cl, err := client.LinkWith(ctx, home, passphrase, code, deviceName, opts)
-	if err != nil {
+	if cl == nil {
 		return err
 	}
 	defer cl.Close()
+	if err != nil {
+		// Linked, but the history did not come: say so, and go on.
+		fmt.Fprintf(c.stderr, "postern: warning: %v\n", err)
+	}
 	w := cl.Whoami()
 	n, err := cl.Contacts()
 	if err != nil {
