@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -378,4 +379,43 @@ func TestLinkWithHistory(t *testing.T) {
 	if got := messagesLike(t, laptop, "before"); len(got) != 0 {
 		t.Fatalf("the laptop, linked without history, holds %+v", got)
 	}
+}
+
+// FuzzLinkEnvelope: a link envelope the assembler takes never makes it
+// hold more than the total it announced, and a message cut by
+// linkEnvelopes goes back together.
+func FuzzLinkEnvelope(f *testing.F) {
+	for _, n := range []int{0, 1, 1000} {
+		envs, err := linkEnvelopes(make([]byte, n))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(envs[0])
+	}
+	f.Fuzz(func(t *testing.T, env []byte) {
+		a := &linkAssembler{max: 1 << 20}
+		done, err := a.add(env)
+		if err != nil {
+			return
+		}
+		if len(a.buf) > a.total || (done && len(a.buf) != a.total) {
+			t.Fatalf("holds %d of %d, done %v", len(a.buf), a.total, done)
+		}
+		if done {
+			envs, err := linkEnvelopes(a.buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := &linkAssembler{max: 1 << 20}
+			for i, e := range envs {
+				ok, err := b.add(e)
+				if err != nil || ok != (i == len(envs)-1) {
+					t.Fatalf("part %d: %v, %v", i, ok, err)
+				}
+			}
+			if !bytes.Equal(a.buf, b.buf) {
+				t.Fatal("re-cut message differs")
+			}
+		}
+	})
 }

@@ -9,7 +9,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/postern/postern/client/internal/people"
+	"github.com/postern/postern/keys"
+	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay/relaytest"
 )
@@ -372,6 +376,29 @@ func TestSessionReplayedEnvelope(t *testing.T) {
 // exactly or is ErrDecrypt, never panics, and what parses re-encodes to
 // the same bytes (trailing zeros are Seal's padding).
 func FuzzParseSessionContent(f *testing.F) {
+	id, err := identity.GenerateIdentity()
+	if err != nil {
+		f.Fatal(err)
+	}
+	var dev keys.Fingerprint
+	dev[0] = 7
+	list, err := people.FirstList(id, dev, "wss://relay.example.org", time.Unix(1764100000, 0))
+	if err != nil {
+		f.Fatal(err)
+	}
+	text := &content{Type: contentTextHeaders, SentMS: 4, Sender: dev, Text: "copied", Subject: "s"}
+	for _, ct := range []*content{
+		{Type: contentDeviceList, SentMS: 5, List: list},
+		{Type: contentDeviceList, SentMS: 6, List: list, HasRoute: true, ReplyRelay: "wss://relay.example.org", Names: []deviceName{{ID: dev, Name: "OFFICE-PC"}}},
+		{Type: contentSentCopy, SentMS: 7, Sender: dev, CopyTo: dev, Inner: text},
+		{Type: contentContactShare, SentMS: 8, List: []byte(`{"v":1,"persons":[]}`)},
+	} {
+		b, err := ct.marshalSession()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	for _, ct := range []*content{
 		{Type: contentText, SentMS: 1, Text: "hello"},
 		{Type: contentText},
