@@ -28,11 +28,10 @@ Setting up:
   whoami [--json] [--contact NAME]
                           show your name, relay, identity and device, or a
                           contact's safety number
-  device list             list your devices, checked against the relay's
-                          transparency log
-  device link [--history] [--yes]
-                          show a one-time code that links a new device
-  device revoke NAME|ID   revoke a lost or stolen device of yours
+  device list | device link [--history] [--yes] [--ascii] [--code-file PATH] | device revoke NAME|ID
+                          list your devices (checked against the relay's
+                          transparency log); show a one-time code that links
+                          a new device; revoke a lost or stolen one
 
 Contacts:
   invite                  print an invitation line to give to someone

@@ -12,7 +12,7 @@ import (
 
 var initCmd = &command{
 	name:  "init",
-	usage: "init --relay URL --name NAME [--invite CODE] | init --link CODE|- --name DEVICE-NAME | init --restore FILE --name DEVICE-NAME",
+	usage: "init --relay URL --name NAME [--invite CODE]",
 	help: `Create a new identity in the home directory and enrol this device on the
 relay at URL (wss://…; ws:// only to a loopback address). NAME is how you
 introduce yourself in invitations. --invite passes the relay's enrolment
