@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -152,4 +153,44 @@ func TestIdentityChangeInviter(t *testing.T) {
 	if ct := contactNamed(t, alice, "bob"); ct.Verification != Unverified || ct.Identity == newBob.Whoami().Identity {
 		t.Fatalf("old contact: %+v", ct)
 	}
+}
+
+// TestIdentityChangeUndone: a replacing Accept whose introduction cannot
+// be sent puts the contact back as it was (identity, device, session, no
+// notice), and the conversation with the old identity goes on.
+func TestIdentityChangeUndone(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, oldBob, _, _ := pair(t, srv)
+	send(t, alice, "bob", "hello")
+	syncWant(t, oldBob, "old bob", "alice>me:hello")
+	before := contactNamed(t, alice, "bob")
+	inbox := inboxTexts(t, alice)
+
+	newBob, _ := newTestClient(t, srv, "bob")
+	code, err := newBob.Invite(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The introduction fails: the context ends as it is about to go.
+	ctx, cancel := context.WithCancel(testCtx(t))
+	h := func(out bool, _ []byte) {
+		if out {
+			cancel()
+		}
+	}
+	alice.envelopeHook.Store(&h)
+	if _, err := alice.AcceptWith(ctx, code, "bob", &AcceptOptions{Replace: true}); err == nil {
+		t.Fatal("the accept went through without its introduction")
+	}
+	alice.envelopeHook.Store(nil)
+	if got := contactNamed(t, alice, "bob"); got != before {
+		t.Fatalf("after the failed replacement: %+v, want %+v", got, before)
+	}
+	if got := inboxTexts(t, alice); got != inbox {
+		t.Fatalf("after the failed replacement: messages %q, want %q", got, inbox)
+	}
+	send(t, alice, "bob", "still you")
+	syncWant(t, oldBob, "old bob", "alice>me:still you")
+	send(t, oldBob, "alice", "still me")
+	syncWant(t, alice, "alice", "bob>me:still me")
 }
