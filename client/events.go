@@ -126,6 +126,11 @@ const (
 	// ContactDevicesChanged: the contact linked or removed a device (a
 	// newer signed device list); a notice in the conversation says which.
 	ContactDevicesChanged
+	// ContactIdentityChanged: an accepted invitation replaced the
+	// contact's identity key (AcceptOptions.Replace); the contact is
+	// Changed, and nothing is sent to it until VerifyContact. A notice in
+	// the conversation says so.
+	ContactIdentityChanged
 )
 
 func (c ContactChange) String() string {
@@ -144,6 +149,8 @@ func (c ContactChange) String() string {
 		return "verified"
 	case ContactDevicesChanged:
 		return "devices-changed"
+	case ContactIdentityChanged:
+		return "identity-changed"
 	}
 	return fmt.Sprintf("ContactChange(%d)", uint8(c))
 }

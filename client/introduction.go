@@ -152,10 +152,42 @@ func (c *Client) Invite(ctx context.Context) (string, error) {
 // accepted someone else's introduction first and the relay still takes
 // this one, the inviter answers with a refusal, which a later Sync turns
 // into a notice, and sends to them fail with ErrInvitationSpent.
+//
+// A contact named name with another identity key is not replaced: the
+// error matches ErrOtherIdentity (AcceptWith can replace it).
 func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error) {
+	return c.AcceptWith(ctx, code, name, nil)
+}
+
+// AcceptOptions are the options of AcceptWith.
+type AcceptOptions struct {
+	// Replace: when a contact named name has another identity key (a
+	// contact who lost every device and started over), the invitation
+	// replaces that identity (protocol/SPEC.md section 9 "Identity
+	// changes"): the contact keeps its name and conversation, its old
+	// devices are revoked, and it becomes Changed, with a notice: nothing
+	// is sent to it until VerifyContact. Without a contact of that name,
+	// Replace changes nothing.
+	Replace bool
+}
+
+// AcceptWith is Accept with options (nil: none).
+func (c *Client) AcceptWith(ctx context.Context, code, name string, opts *AcceptOptions) (Contact, error) {
+	var o AcceptOptions
+	if opts != nil {
+		o = *opts
+	}
 	inv, err := ParseInvitation(code)
 	if err != nil {
 		return Contact{}, err
+	}
+	// check refuses a contact that exists, and returns the contact an
+	// Accept with Replace replaces (nil: none).
+	check := func(t *tx) (*contactRecord, error) {
+		if o.Replace {
+			return contactToReplace(t, name, inv.Identity)
+		}
+		return nil, checkNewContact(t, name, inv.Identity)
 	}
 	if err := checkName(name); err != nil {
 		return Contact{}, err
@@ -163,7 +195,7 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 	if inv.Identity == c.idFP {
 		return Contact{}, fmt.Errorf("%w: it is your own invitation", ErrInvalidInvitation)
 	}
-	if err := c.st.view(func(t *tx) error { return checkNewContact(t, name, inv.Identity) }); err != nil {
+	if err := c.st.view(func(t *tx) error { _, err := check(t); return err }); err != nil {
 		return Contact{}, err
 	}
 	capTok := inv.Capability()
@@ -215,11 +247,18 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 	rec.SendMbx, rec.SendCap = inv.Mailbox[:], capTok.SecretBytes()
 	rec.RecvMbx, rec.RecvCap = reply[:], replyCap.SecretBytes()
 	rec.ViaInvitation = true
+	var rp *replaced // the identity this Accept replaces, if any
 	err = c.st.update(func(t *tx) error {
-		if err := checkNewContact(t, name, inv.Identity); err != nil {
+		rp = nil
+		old, err := check(t)
+		if err != nil {
 			return err
 		}
-		if err := t.newContact(rec, now); err != nil {
+		if old != nil {
+			if rp, err = c.replaceIdentity(t, old, rec, now); err != nil {
+				return err
+			}
+		} else if err := t.newContact(rec, now); err != nil {
 			return err
 		}
 		return t.putSessionRecord(rec.ID, &sessionRecord{State: s.MarshalSecret()})
@@ -228,7 +267,9 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 		c.returnSpare(reply, replyCap, fromSpare)
 		return Contact{}, err
 	}
-	c.contactChanged(name, ContactAdded)
+	if rp == nil {
+		c.contactChanged(name, ContactAdded)
+	}
 	if !fromSpare {
 		if cn, err := c.authConn(ctx); err == nil {
 			if err := c.subscribe(ctx, cn, reply); err != nil && !isRefusal(err) {
@@ -250,12 +291,21 @@ func (c *Client) Accept(ctx context.Context, code, name string) (Contact, error)
 	intro.IntroMAC = introductionMAC(inv.introKey(), inv.Relay, inv.Mailbox, inv.Identity, c.idFP, c.devID, reply, intro.ReplyCap, intro.ReplyRelay)
 	if err := c.sendContent(ctx, rec, intro); err != nil {
 		// Undo, so that Accept can be retried with the same invitation.
-		c.st.update(func(t *tx) error { return t.deleteContact(rec) })
+		if rp != nil {
+			if uerr := c.undoReplace(rp, rec); uerr != nil {
+				c.log.Error("could not undo a replaced identity", "err", uerr)
+			}
+		} else {
+			c.st.update(func(t *tx) error { return t.deleteContact(rec) })
+		}
 		c.returnSpare(reply, replyCap, fromSpare)
 		if errors.Is(err, ErrInvitationSpent) {
 			return Contact{}, fmt.Errorf("%w (the relay no longer takes it)", ErrInvitationSpent)
 		}
 		return Contact{}, err
+	}
+	if rp != nil {
+		c.identityReplaced(ctx, rp, name)
 	}
 	// The session's first message follows at once, so that the inviter
 	// answers this session instead of starting one of its own for the
@@ -409,6 +459,9 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 	rec.RecvMbx, rec.RecvCap = mb[:], full.Capability().SecretBytes()
 	rec.NeedRoute = true
 	if err := t.newContact(rec, now); err != nil {
+		return err
+	}
+	if err := nameCollision(t, cs, rec, ct.Name, now, res); err != nil {
 		return err
 	}
 	inv.Used, inv.UsedBy = true, introducer[:]

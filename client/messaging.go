@@ -30,11 +30,15 @@ func checkNewContact(t *tx, name string, id keys.Fingerprint) error {
 		return err
 	}
 	for _, c := range cs {
-		if c.Person.Name == name {
-			return fmt.Errorf("%w: the name %q is taken", ErrContactExists, name)
-		}
 		if bytes.Equal(c.Person.Identity, id[:]) {
 			return fmt.Errorf("%w: already a contact as %q", ErrContactExists, c.Person.Name)
+		}
+	}
+	for _, c := range cs {
+		if c.Person.Name == name {
+			// Another identity under this name: a contact who started
+			// over, or someone else (idchange.go).
+			return &otherIdentityError{rec: c}
 		}
 	}
 	return nil

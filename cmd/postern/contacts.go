@@ -40,18 +40,25 @@ func runInvite(ctx context.Context, c *cli, cmd *command, args []string) error {
 
 var acceptCmd = &command{
 	name:  "accept",
-	usage: "accept CODE|- --as NAME",
+	usage: "accept CODE|- --as NAME [--replace]",
 	help: `Accept an invitation printed by someone's 'postern invite' and save them as
 the contact NAME. With - the invitation is read from standard input, which
 keeps it out of the shell history and the process list.
 
-Then compare safety numbers: 'postern whoami --contact NAME'.`,
+Then compare safety numbers: 'postern whoami --contact NAME'.
+
+If NAME is a contact with another identity (they lost every device and
+started over with a new 'postern init', or someone pretends to be them),
+accept is refused unless you give --replace. With --replace, NAME keeps its
+conversation and gets the new identity; nothing is sent to NAME until you
+compare the new safety number and confirm it: 'postern contacts verify NAME'.`,
 	run: runAccept,
 }
 
 func runAccept(ctx context.Context, c *cli, cmd *command, args []string) error {
 	fs := c.newFlagSet(cmd)
 	as := fs.String("as", "", "")
+	replace := fs.Bool("replace", false, "")
 	pos, err := parseN(fs, cmd, args, "CODE")
 	if err != nil {
 		return err
@@ -76,11 +83,25 @@ func runAccept(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	ct, err := cl.Accept(ctx, code, *as)
+	ct, err := cl.AcceptWith(ctx, code, *as, &client.AcceptOptions{Replace: *replace})
+	if errors.Is(err, client.ErrOtherIdentity) {
+		name := safe(*as, false)
+		return &cliError{
+			msg:  fmt.Sprintf("a contact named %s with another identity exists; nothing was changed", name),
+			hint: fmt.Sprintf("if %s started over, accept with --replace and compare safety numbers", name),
+			err:  err,
+		}
+	}
 	if err != nil {
 		return err
 	}
 	name := safe(ct.Name, false)
+	if ct.Verification == client.Changed {
+		fmt.Fprintf(c.stdout, "Replaced %s's identity. Nothing is sent to %s until you compare the new safety number.\n", name, name)
+		fmt.Fprintf(c.stdout, "Safety number: %s\n", ct.SafetyNumber)
+		fmt.Fprintf(c.stdout, "Compare it with %s's, in person or on a call (postern whoami --contact %s), then: postern contacts verify %s\n", name, name, name)
+		return nil
+	}
 	fmt.Fprintf(c.stdout, "Added %s.\n", name)
 	fmt.Fprintf(c.stdout, "Safety number: %s\n", ct.SafetyNumber)
 	fmt.Fprintf(c.stdout, "Compare it with %s's, in person or on a call: postern whoami --contact %s\n", name, name)

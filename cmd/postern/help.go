@@ -35,7 +35,7 @@ Setting up:
 
 Contacts:
   invite                  print an invitation line to give to someone
-  accept CODE|- --as NAME
+  accept CODE|- --as NAME [--replace]
                           accept an invitation and save its sender as NAME
   contacts [--json] | contacts verify NAME [--number DIGITS]
                           list contacts with their safety numbers; record

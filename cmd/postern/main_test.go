@@ -248,7 +248,7 @@ func TestExitCodes(t *testing.T) {
 		},
 		{
 			name: "accept without --as", args: []string{"accept", "postern-invite:1:x"}, code: 2,
-			stderr: "postern: error: missing --as NAME\nhint: usage: postern accept CODE|- --as NAME\n",
+			stderr: "postern: error: missing --as NAME\nhint: usage: postern accept CODE|- --as NAME [--replace]\n",
 		},
 		{
 			name: "read without ID", args: []string{"read", "--json"}, code: 2,
