@@ -362,3 +362,29 @@ func addMessages(tb testing.TB, c *Client, contact string, n, size int) {
 		tb.Fatal(err)
 	}
 }
+
+// A backup that changes between the check and the import (a failing
+// disk): the import fails, and the new home's files are removed although
+// the device had enrolled.
+func TestRestoreChangedBetweenPasses(t *testing.T) {
+	f := newBackupFixture(t)
+	addMessages(t, f.alice, "bob", 5000, 50) // 20 messages records: two transactions
+	path, key := writeBackup(t, f.alice)
+	restoreBetweenPasses = func(file string) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		b[len(b)-1] ^= 1
+		if err := os.WriteFile(file, b, 0o600); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { restoreBetweenPasses = nil }()
+	_, home, err := restore(t, path, key)
+	if !errors.Is(err, ErrBackupDamaged) || !strings.Contains(err.Error(), "does not authenticate") {
+		t.Fatalf("Restore: %v, want ErrBackupDamaged", err)
+	}
+	noHome(t, home)
+}
