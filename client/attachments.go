@@ -287,6 +287,9 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 	if err := c.checkHeaders(r, &o); err != nil {
 		return Message{}, err
 	}
+	if err := c.contactDevicesFresh(ctx, r.Person.ID); err != nil {
+		return Message{}, err
+	}
 	refs := make([]attachmentRef, 0, len(paths))
 	for _, p := range paths {
 		ref, err := c.uploadFile(ctx, p, &o)

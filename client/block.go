@@ -26,7 +26,8 @@ func (c *Client) Unblock(ctx context.Context, contact string) error {
 }
 
 // setBlocked revokes (blocking) or registers again (unblocking) the
-// capability of the contact's route on the relay, then records the state.
+// capability of the route of each of the contact's devices on the relay,
+// then records the state.
 // Blocking also revokes the route they wrote to before, if it is still
 // live (introduction.go); unblocking leaves it revoked: the contact has
 // the current route, or gets it in their session.
@@ -61,13 +62,23 @@ func (c *Client) setBlocked(ctx context.Context, contact string, blocked bool) e
 		}
 		return nil
 	}
-	if err := op(r.RecvMbx, r.RecvCap); err != nil {
+	// Every device of the person writes to a route of its own.
+	var ds []*store.Device
+	if err := c.st.view(func(t *tx) (err error) { ds, err = t.DevicesOf(r.Person.ID); return err }); err != nil {
 		return err
 	}
-	if blocked && len(r.PrevRecvMbx) == 16 && !r.PrevRevoked {
-		// They may still write to the route they had before.
-		if err := op(r.PrevRecvMbx, r.PrevRecvCap); err != nil {
+	for _, d := range ds {
+		if d.Revoked || len(d.RecvMbx) != 16 {
+			continue
+		}
+		if err := op(d.RecvMbx, d.RecvCap); err != nil {
 			return err
+		}
+		if blocked && len(d.PrevRecvMbx) == 16 && !d.PrevRevoked {
+			// They may still write to the route they had before.
+			if err := op(d.PrevRecvMbx, d.PrevRecvCap); err != nil {
+				return err
+			}
 		}
 	}
 	if _, err = c.updateContact(r.ID, func(rec *contactRecord) { rec.Person.Blocked = blocked }); err != nil {

@@ -159,6 +159,8 @@ type Client struct {
 
 	ev events // subscribers (events.go)
 
+	lists contactLists // contacts' device lists and head gossip (contactlist.go)
+
 	anonMu sync.Mutex
 	anon   map[string]*anonConn // unauthenticated connections, one per contact (anonRequest)
 

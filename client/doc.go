@@ -71,8 +71,11 @@
 // stored ([EventMessage], also for messages this Client sent), a contact
 // added, blocked, unblocked, refused or re-routed ([EventContact]), a
 // session replaced ([EventSessionReset]), an envelope that could not be
-// stored ([EventStoreError]) and the connection's state
-// ([EventConnection]: online, reconnecting, offline). Events come after
+// stored ([EventStoreError]), the connection's state ([EventConnection]:
+// online, reconnecting, offline), an alert about this person's own devices
+// ([EventAlert]: one linked or revoked), a contact's device list that does
+// not verify ([EventTransparency]), and a queued message that left the
+// outbox ([EventSent]). Events come after
 // the change is committed, messages in the order they were stored. Each
 // subscriber has its own queue of [EventQueueSize] events; one that does
 // not read never slows receiving, storing or other subscribers: it loses
@@ -93,6 +96,17 @@
 // which loses nothing (what it does not keep in memory it reads back from
 // the store): they return each new incoming message once, whoever else
 // subscribes.
+//
+// # Several devices
+//
+// A person has up to 8 devices. [Client.LinkDevice] shows a one-time link
+// code and answers the new device, which calls [LinkWith] with it; a
+// backup ([Client.Backup]) restores as a new device ([Restore]). Each pair
+// of devices has its own session and routes: a message goes to every
+// device of the recipient's person that its verified device list names,
+// and is copied to the sender's other devices, so it shows on all of
+// them. [Client.Devices] lists this person's devices and
+// [Client.RevokeDevice] revokes one from another.
 //
 // # Errors
 //

@@ -63,6 +63,18 @@ const (
 	// ("NAME's new device OFFICE-PC was linked on ... If this was not you,
 	// revoke it: postern device revoke OFFICE-PC") or revoked.
 	EventAlert
+	// EventTransparency: the device list of a contact (Event.Contact)
+	// could not be verified with the key-transparency log of their relay,
+	// or gossip showed that the relay shows different logs (Event.Err
+	// matches ErrTransparency and says why). Nothing is sent to the
+	// contact while their list does not verify; a notice in the
+	// conversation says so.
+	EventTransparency
+	// EventSent: an outgoing message that was queued (Message.Queued,
+	// ErrQueued) left the outbox: every recipient device's relay now
+	// holds it, or it was given up (Message.SendError says why).
+	// Event.Message is the message as stored now.
+	EventSent
 )
 
 func (k EventKind) String() string {
@@ -81,6 +93,10 @@ func (k EventKind) String() string {
 		return "missed"
 	case EventAlert:
 		return "alert"
+	case EventTransparency:
+		return "transparency"
+	case EventSent:
+		return "sent"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -165,10 +181,10 @@ func (s ConnState) String() string {
 type Event struct {
 	Kind    EventKind
 	Message Message       // EventMessage
-	Contact string        // EventContact, EventSessionReset: the contact's name
+	Contact string        // EventContact, EventSessionReset, EventTransparency: the contact's name
 	Change  ContactChange // EventContact
 	State   ConnState     // EventConnection
-	Err     error         // EventStoreError; EventConnection with ConnOffline
+	Err     error         // EventStoreError; EventConnection with ConnOffline; EventTransparency
 }
 
 // events is a Client's event hub.

@@ -142,6 +142,9 @@ func (c *Client) sendToPerson(ctx context.Context, r *contactRecord, ct *content
 		if queued != nil {
 			c.kickOutbox()
 		}
+		for _, d := range devs {
+			c.sendGossip(ctx, d, ct) // the kept heads of the relays both use (gossip.go)
+		}
 		return nil
 	case queued != nil:
 		c.kickOutbox()

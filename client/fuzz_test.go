@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/postern/postern/client/internal/store"
+	"github.com/postern/postern/keys"
 	"github.com/postern/postern/keys/identity"
+	"github.com/postern/postern/keys/kt"
 	"github.com/postern/postern/protocol"
 )
 
@@ -57,6 +59,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		{Type: contentAttachment, SentMS: 1764100000000, Text: "scan attached", Attachments: []attachmentRef{seedAttachment()}},
 		{Type: contentTextHeaders, SentMS: 1764100000000, Text: "done at 14:05", Subject: "Bed 12", HasReply: true, ReplyTo: [replyIDSize]byte{1, 2, 3, 4, 5, 6, 7, 8}},
 		{Type: contentAttachmentHeaders, SentMS: 1764100000000, Subject: "Obs", Attachments: []attachmentRef{seedAttachment()}},
+		{Type: contentHeads, SentMS: 1764100000000, Heads: [][]byte{seedHead(7), seedHead(1 << 20)}},
 	} {
 		b, err := ct.marshalSession()
 		if err != nil {
@@ -106,6 +109,13 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 	writeFuzzSeeds(t, "FuzzStoreCiphertext", "valid", cts)
 	writeFuzzSeeds(t, "FuzzStoreCiphertext", "invalid", [][]byte{cts[0][:39], make([]byte, 64)})
+}
+
+// seedHead is a tree head of size leaves as keys/kt encodes it (its
+// signature is not checked by the parser).
+func seedHead(size uint64) []byte {
+	h := &kt.Head{Size: size, Root: kt.EmptyRoot(), Time: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Signature: make([]byte, keys.SignatureSize)}
+	return h.Bytes()
 }
 
 // seedRecords returns one valid JSON encoding of each store record type.

@@ -415,7 +415,7 @@ func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct
 	if err := t.Put(bucketInvitations, invKey, &inv); err != nil {
 		return err
 	}
-	res.route = rec.ID
+	res.route, res.share = rec.ID, rec.Person.ID
 	res.events = append(res.events, Event{Kind: EventContact, Contact: name, Change: ContactAdded})
 	c.log.Info("contact added from invitation", "mailbox", mb.Short())
 	return nil
@@ -616,6 +616,12 @@ func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 		}
 	}
 	c.closeRoutes(ctx, res.closeRoutes)
+	if res.share != nil {
+		c.shareContact(ctx, res.share)
+	}
+	if res.hellos {
+		c.sendHellos(ctx)
+	}
 	if res.refuse != nil {
 		if err := c.sendRefusal(ctx, res.refuse); err != nil {
 			c.log.Warn("could not tell the sender of an introduction that the invitation was used", "err", err)

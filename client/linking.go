@@ -108,6 +108,9 @@ type LinkOptions struct {
 	// Confirm is called with the name the new device gave itself when its
 	// request arrives; false refuses it (ErrLinkDeclined). Nil accepts.
 	Confirm func(deviceName string) bool
+	// History sends the message history too: encrypted, uploaded to the
+	// relay as one blob, and downloaded by the new device.
+	History bool
 }
 
 // WriteLinkQR draws a link code as a QR code for a terminal (Unicode half
@@ -186,12 +189,12 @@ func (c *Client) LinkDevice(ctx context.Context, o *LinkOptions) (DeviceInfo, er
 	if opt.Confirm != nil && !opt.Confirm(req.Name) {
 		return DeviceInfo{}, ErrLinkDeclined
 	}
-	return c.answerLink(wctx, cn, lc, code, req)
+	return c.answerLink(wctx, cn, lc, code, req, opt.History)
 }
 
 // answerLink certifies the requesting device, publishes the list with it,
 // records it as a sibling and sends the response.
-func (c *Client) answerLink(ctx context.Context, cn, lc *conn, code *link.Code, req *link.Request) (DeviceInfo, error) {
+func (c *Client) answerLink(ctx context.Context, cn, lc *conn, code *link.Code, req *link.Request, history bool) (DeviceInfo, error) {
 	now := c.now().UTC()
 	cert, err := c.id.Certify(req.Signing, req.KEM, now)
 	if err != nil {
@@ -261,8 +264,16 @@ func (c *Client) answerLink(ctx context.Context, cn, lc *conn, code *link.Code, 
 	}
 	c.emit(res.events...)
 	c.queue(res.msgs)
+	var hist *link.HistoryRef
+	if history {
+		// After the snapshot: what arrives from now on reaches the new
+		// device itself.
+		if hist, err = c.uploadHistory(ctx); err != nil {
+			return DeviceInfo{}, fmt.Errorf("%w: %w", ErrHistory, err)
+		}
+	}
 	sealed, err := code.SealResponse(req, &link.Response{
-		Identity: c.id, Certificate: cert, PersonName: c.name, DeviceList: signed, Contacts: snap,
+		Identity: c.id, Certificate: cert, PersonName: c.name, DeviceList: signed, Contacts: snap, History: hist,
 	})
 	if err != nil {
 		return DeviceInfo{}, err
@@ -318,7 +329,10 @@ func receiveLinkMessage(ctx context.Context, lc *conn, mb protocol.MailboxID, ma
 // enrols on the code's relay, sends the request, waits for the response
 // until the code expires, and sets the home up with the person's identity,
 // its certificate and the contacts, then introduces itself to every device
-// it learned of. The returned Client is connected, as after Dial.
+// it learned of. The returned Client is connected, as after Dial. When the
+// other device sent the message history (LinkOptions.History), it is
+// downloaded and imported; if that fails, LinkWith returns the Client
+// (linked, usable) with an error matching ErrHistory.
 func LinkWith(ctx context.Context, home string, passphrase []byte, code, deviceName string, opts *Options) (*Client, error) {
 	o := opts.defaults()
 	if err := checkName(deviceName); err != nil {
@@ -410,6 +424,14 @@ func LinkWith(ctx context.Context, home string, passphrase []byte, code, deviceN
 		return nil, err
 	}
 	c.sendHellos(ctx)
+	if resp.History != nil {
+		n, err := c.downloadHistory(ctx, lcode.Relay, resp.History)
+		if err != nil {
+			// Linked all the same: the error says the history is missing.
+			return c, fmt.Errorf("%w: %w", ErrHistory, err)
+		}
+		c.log.Info("imported the message history", "messages", n)
+	}
 	return c, nil
 }
 

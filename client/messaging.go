@@ -241,6 +241,9 @@ func (c *Client) SendWith(ctx context.Context, contact, text string, opts *SendO
 	if err := c.checkHeaders(r, &o); err != nil {
 		return Message{}, err
 	}
+	if err := c.contactDevicesFresh(ctx, r.Person.ID); err != nil {
+		return Message{}, err
+	}
 	now := c.now()
 	ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text}
 	setHeaders(ct, &o)
@@ -362,6 +365,11 @@ type received struct {
 	closeRoutes [][]byte
 	// introduced is a device that introduced itself in this envelope.
 	introduced keys.Fingerprint
+	// hellos: devices to introduce this device to (a sibling shared a
+	// contact); share: a new contact (person record ID) to share with
+	// this person's other devices (share.go).
+	hellos bool
+	share  []byte
 }
 
 // receiveEnvelope is receive for tests: the first new message, or nil and

@@ -1,12 +1,14 @@
 package client
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/postern/postern/keys"
 	"github.com/postern/postern/relay/relaytest"
@@ -15,6 +17,12 @@ import (
 // linkNew links a new device named name to c's person, in a home of its
 // own, and returns it connected.
 func linkNew(t *testing.T, c *Client, name string) (*Client, string) {
+	t.Helper()
+	return linkNewWith(t, c, name, false)
+}
+
+// linkNewWith is linkNew, with the message history when history is set.
+func linkNewWith(t *testing.T, c *Client, name string, history bool) (*Client, string) {
 	t.Helper()
 	ctx := testCtx(t)
 	home := filepath.Join(t.TempDir(), name)
@@ -28,6 +36,7 @@ func linkNew(t *testing.T, c *Client, name string) (*Client, string) {
 		info, err := c.LinkDevice(ctx, &LinkOptions{
 			Show:    func(code string) { codes <- code },
 			Confirm: func(got string) bool { return got == name },
+			History: history,
 		})
 		done <- result{info, err}
 	}()
@@ -223,7 +232,17 @@ func TestThreeDevicesAlertsAndRevoke(t *testing.T) {
 	if _, err := bob.Send(ctx, "alice", "after the revoke"); err != nil {
 		t.Fatal(err)
 	}
-	// The office is refused and deletes itself at its next contact.
+	// The relay closed the office's connection at once; its receive loop,
+	// reconnecting, is refused and deletes the device's keys and store
+	// without anything being asked of it.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(officeHome, KeyFileName)); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the revoked office still has its keys after 30 s")
+		}
+	}
 	if _, err := office.Sync(ctx); !errors.Is(err, ErrDeviceRevoked) {
 		t.Fatalf("office Sync after revoke: %v", err)
 	}
@@ -257,4 +276,146 @@ func TestNinthDeviceRefused(t *testing.T) {
 	if !errors.Is(err, ErrTooManyDevices) || !strings.Contains(err.Error(), "revoke one first") {
 		t.Fatalf("9th device: %v", err)
 	}
+}
+
+// TestContactReachesSiblings: a contact added on one device (either side
+// of the invitation) reaches the person's other devices, which introduce
+// themselves to it; the contact's messages then reach every device.
+func TestContactReachesSiblings(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, bob, _, _ := pair(t, srv)
+	ctx := testCtx(t)
+	office, _ := linkNew(t, alice, "OFFICE-PC")
+	syncAll(t, 3, office, bob, alice)
+
+	// alice invites carol on her first device.
+	carol, _ := newTestClient(t, srv, "carol")
+	code, err := alice.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Accept(ctx, code, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	// bob invites alice's office; alice accepts there.
+	code, err = bob.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := office.Accept(ctx, code, "bob-work"); err == nil {
+		// bob is a contact already: refused as such.
+		t.Fatal("accepted an invitation from a known person")
+	}
+	dave, _ := newTestClient(t, srv, "dave")
+	code, err = dave.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := office.Accept(ctx, code, "dave"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 4, alice, carol, office, dave)
+
+	if n := len(devicesOf(t, office, "carol")); n != 1 {
+		t.Fatalf("the office writes to %d of carol's devices, want 1", n)
+	}
+	if n := len(devicesOf(t, alice, "dave")); n != 1 {
+		t.Fatalf("alice writes to %d of dave's devices, want 1", n)
+	}
+	if n := len(devicesOf(t, carol, "alice")); n != 2 {
+		t.Fatalf("carol writes to %d of alice's devices, want 2", n)
+	}
+	if n := len(devicesOf(t, dave, "alice")); n != 2 {
+		t.Fatalf("dave writes to %d of alice's devices, want 2", n)
+	}
+	if _, err := carol.Send(ctx, "alice", "from carol"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dave.Send(ctx, "alice", "from dave"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, alice, office)
+	for _, c := range []*Client{alice, office} {
+		for _, s := range []string{"from carol", "from dave"} {
+			if got := messagesLike(t, c, s); len(got) != 1 {
+				t.Fatalf("%s has %d of %q", c.devID.Short(), len(got), s)
+			}
+		}
+	}
+
+	// Blocking a person with two devices refuses both.
+	if err := carol.Block(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*Client{alice, office} {
+		if _, err := c.Send(ctx, "carol", "blocked?"); !errors.Is(err, ErrBlocked) {
+			t.Fatalf("%s's send to carol, who blocked alice: %v", c.devID.Short(), err)
+		}
+	}
+}
+
+func TestLinkWithHistory(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, bob, _, _ := pair(t, srv)
+	ctx := testCtx(t)
+	m1, err := alice.SendWith(ctx, "bob", "sent before linking", &SendOptions{Subject: "rounds"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Send(ctx, "alice", "a reply before the link"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, alice)
+	office, _ := linkNewWith(t, alice, "OFFICE-PC", true)
+	got := messagesLike(t, office, "sent before linking")
+	if len(got) != 1 || got[0].ID != m1.ID || !got[0].Outgoing || got[0].Subject != "rounds" || got[0].To != "bob" {
+		t.Fatalf("the office's copy of alice's message: %+v", got)
+	}
+	if got := messagesLike(t, office, "a reply before the link"); len(got) != 1 || got[0].From != "bob" {
+		t.Fatalf("the office's copy of bob's message: %+v", got)
+	}
+	// Without --history the new device starts empty.
+	laptop, _ := linkNew(t, office, "LAPTOP")
+	if got := messagesLike(t, laptop, "before"); len(got) != 0 {
+		t.Fatalf("the laptop, linked without history, holds %+v", got)
+	}
+}
+
+// FuzzLinkEnvelope: a link envelope the assembler takes never makes it
+// hold more than the total it announced, and a message cut by
+// linkEnvelopes goes back together.
+func FuzzLinkEnvelope(f *testing.F) {
+	for _, n := range []int{0, 1, 1000} {
+		envs, err := linkEnvelopes(make([]byte, n))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(envs[0])
+	}
+	f.Fuzz(func(t *testing.T, env []byte) {
+		a := &linkAssembler{max: 1 << 20}
+		done, err := a.add(env)
+		if err != nil {
+			return
+		}
+		if len(a.buf) > a.total || (done && len(a.buf) != a.total) {
+			t.Fatalf("holds %d of %d, done %v", len(a.buf), a.total, done)
+		}
+		if done {
+			envs, err := linkEnvelopes(a.buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := &linkAssembler{max: 1 << 20}
+			for i, e := range envs {
+				ok, err := b.add(e)
+				if err != nil || ok != (i == len(envs)-1) {
+					t.Fatalf("part %d: %v, %v", i, ok, err)
+				}
+			}
+			if !bytes.Equal(a.buf, b.buf) {
+				t.Fatal("re-cut message differs")
+			}
+		}
+	})
 }

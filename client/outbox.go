@@ -231,7 +231,9 @@ func retryLater(err error) bool {
 // waits for it) that was refused leaves the message to its send: deleted
 // here with deleteRefused (nothing was sent), else the send decides.
 func (c *Client) finishOutbox(it store.OutboxItem, sendErr error, own, deleteRefused bool) error {
+	var done Message
 	err := c.st.update(func(t *tx) error {
+		done = Message{}
 		if !t.OutboxHas(it.Seq) {
 			return nil // another process on this home finished it
 		}
@@ -257,11 +259,19 @@ func (c *Client) finishOutbox(it store.OutboxItem, sendErr error, own, deleteRef
 			if sendErr != nil {
 				m.SendError = sendErr.Error()
 			}
+			if !waiting {
+				done = c.messageFromRecord(m)
+			}
 		})
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	if done.ID != "" && !own {
+		// A front-end showed it queued: now the relays hold it (or it
+		// was given up, SendError).
+		c.emit(Event{Kind: EventSent, Message: done})
 	}
 	switch {
 	case sendErr == nil:

@@ -298,3 +298,39 @@ func TestOutboxFull(t *testing.T) {
 	}
 	wantTexts(t, "bob", got, "alice>me:room again")
 }
+
+// TestOutboxSentEvent: a subscriber told of a queued message learns when
+// it leaves the outbox (EventSent), with the message no longer queued.
+func TestOutboxSentEvent(t *testing.T) {
+	srvA := relaytest.New(t, nil)
+	srvB := relaytest.New(t, nil)
+	alice, _, _, _ := crossRelayPair(t, srvA, srvB)
+	ctx := testCtx(t)
+	events, err := alice.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvB.Stop()
+	m, err := alice.Send(ctx, "bob", "queued, then sent")
+	if !errors.Is(err, ErrQueued) {
+		t.Fatalf("Send with B down: %v", err)
+	}
+	srvB.Start()
+	if _, err := alice.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case ev := <-events:
+			if ev.Kind != EventSent {
+				continue
+			}
+			if ev.Message.ID != m.ID || ev.Message.Queued || ev.Message.SendError != "" {
+				t.Fatalf("EventSent %+v", ev.Message)
+			}
+			return
+		case <-ctx.Done():
+			t.Fatal("no EventSent")
+		}
+	}
+}

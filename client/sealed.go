@@ -67,6 +67,9 @@ const (
 	// recipient's identity fingerprint and the message content. Accepted
 	// only from a device of this person.
 	contentSentCopy byte = 0x13
+	// contentHeads carries the sender's newest signed tree heads of the
+	// relays both sides use (gossip.go).
+	contentHeads byte = 0x14
 )
 
 // deviceName is a device of this person with its name (contentDeviceList
@@ -127,7 +130,8 @@ type content struct {
 	// contentRefusal: the mailbox of the invitation that was refused.
 	Invitation protocol.MailboxID
 
-	// contentDeviceList: the signed list; HasRoute with the route in
+	// contentDeviceList: the signed list (contentContactShare: the
+	// snapshot); HasRoute with the route in
 	// ReplyMailbox, ReplyCap and ReplyRelay (a hello); Names of the
 	// person's devices (to siblings).
 	List     []byte
@@ -137,6 +141,8 @@ type content struct {
 	// contentSentCopy: the recipient's identity and the message.
 	CopyTo keys.Fingerprint
 	Inner  *content
+	// contentHeads: 1..MaxGossipHeads encoded signed tree heads.
+	Heads [][]byte
 
 	Signature []byte
 }
@@ -209,6 +215,10 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		}
 		binary.BigEndian.PutUint32(b[at:], uint32(len(b)-at-4))
 		return b, nil
+	case contentHeads:
+		return appendHeads(b, c.Heads)
+	case contentContactShare:
+		return appendShareBody(b, c)
 	default:
 		return nil, ErrDecrypt
 	}
@@ -322,7 +332,8 @@ func parseSessionContent(p []byte) (*content, error) {
 func sessionContent(t byte) bool {
 	switch t {
 	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello,
-		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy:
+		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy,
+		contentHeads, contentContactShare:
 		return true
 	}
 	return false
@@ -458,6 +469,14 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 			return nil, false
 		}
 		c.Inner = in
+	case contentHeads:
+		if c.Heads = parseHeads(r); c.Heads == nil {
+			return nil, false
+		}
+	case contentContactShare:
+		if !parseShareBody(r, c) {
+			return nil, false
+		}
 	default:
 		return nil, false
 	}

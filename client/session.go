@@ -580,12 +580,20 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 	if ct.Type == contentRouteRelay && !c.peerRelayAllowed(ct.ReplyRelay) {
 		c.log.Warn("ignored a route to a relay this client does not dial", "mailbox", mb.Short())
 	} else if ct.Type == contentRoute || ct.Type == contentRouteRelay {
+		if from.ViaInvitation && !from.Person.Self {
+			// Our acceptance has a route of its own now: the contact can
+			// go to this person's other devices (share.go).
+			res.share = from.Person.ID
+		}
 		from.SendMbx, from.SendCap = bytes.Clone(ct.ReplyMailbox[:]), bytes.Clone(ct.ReplyCap[:])
 		if ct.Type == contentRouteRelay {
 			from.Relay = ct.ReplyRelay // valid and canonical: checked by the parser
 		}
 		from.ViaInvitation, from.Borrowed, dirty = false, false, true
 		res.routeAck = from.ID
+	}
+	if ct.Type == contentHeads {
+		c.receiveHeads(t, from, ct.Heads) // checked after the commit (gossip.go)
 	}
 	if dirty {
 		if err := t.putContact(from); err != nil {
@@ -602,6 +610,10 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		}
 	case contentSentCopy:
 		if drop, err := c.receiveSentCopy(t, from, ct, now, res); err != nil || drop != nil {
+			return drop, err
+		}
+	case contentContactShare:
+		if drop, err := c.receiveShare(t, from, ct, now, res); err != nil || drop != nil {
 			return drop, err
 		}
 	}

@@ -9,7 +9,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/postern/postern/client/internal/people"
+	"github.com/postern/postern/keys"
+	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay/relaytest"
 )
@@ -95,7 +99,13 @@ func TestSessionEnvelopes(t *testing.T) {
 	// route and its acknowledgement complete it, whichever Init won the
 	// simultaneous initiation): a side's first text may still carry its
 	// next PQ step (4 KiB); every later one is 1 KiB.
+	// The first text to a device is followed by the heads gossip (a
+	// signed tree head does not fit in 1 KiB); the relay's log does not
+	// change after, so no more gossip follows.
 	for who, sent := range map[string][]string{"alice": as, "bob": bs} {
+		if len(sent) == 4 && sent[1] == session+"/4096" {
+			sent = append(sent[:1:1], sent[2:]...)
+		}
 		if len(sent) != 3 || (sent[0] != session+"/4096" && sent[0] != session+"/1024") || sent[1] != session+"/1024" || sent[2] != session+"/1024" {
 			t.Fatalf("%s sent %v, want 4096 or 1024, then 1024 twice", who, sent)
 		}
@@ -330,9 +340,12 @@ func TestSessionDeviceMismatch(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// The device is not in bob's verified device list, so it is not
+	// written to at all (ErrNoDevice); a contact with no list yet gets
+	// as far as the bundle, which is not the known device's.
 	_, err := alice.Send(testCtx(t), "bob", "hello")
-	if !errors.Is(err, ErrDeviceMismatch) || !strings.Contains(err.Error(), "bob's known device") {
-		t.Fatalf("Send = %v, want ErrDeviceMismatch naming bob", err)
+	if !(errors.Is(err, ErrDeviceMismatch) && strings.Contains(err.Error(), "bob's known device")) && !(errors.Is(err, ErrNoDevice) && strings.Contains(err.Error(), "bob")) {
+		t.Fatalf("Send = %v, want ErrNoDevice or ErrDeviceMismatch naming bob", err)
 	}
 	if rec := sessionOf(t, alice, "bob"); rec.State != nil {
 		t.Fatal("a session was stored")
@@ -363,6 +376,29 @@ func TestSessionReplayedEnvelope(t *testing.T) {
 // exactly or is ErrDecrypt, never panics, and what parses re-encodes to
 // the same bytes (trailing zeros are Seal's padding).
 func FuzzParseSessionContent(f *testing.F) {
+	id, err := identity.GenerateIdentity()
+	if err != nil {
+		f.Fatal(err)
+	}
+	var dev keys.Fingerprint
+	dev[0] = 7
+	list, err := people.FirstList(id, dev, "wss://relay.example.org", time.Unix(1764100000, 0))
+	if err != nil {
+		f.Fatal(err)
+	}
+	text := &content{Type: contentTextHeaders, SentMS: 4, Sender: dev, Text: "copied", Subject: "s"}
+	for _, ct := range []*content{
+		{Type: contentDeviceList, SentMS: 5, List: list},
+		{Type: contentDeviceList, SentMS: 6, List: list, HasRoute: true, ReplyRelay: "wss://relay.example.org", Names: []deviceName{{ID: dev, Name: "OFFICE-PC"}}},
+		{Type: contentSentCopy, SentMS: 7, Sender: dev, CopyTo: dev, Inner: text},
+		{Type: contentContactShare, SentMS: 8, List: []byte(`{"v":1,"persons":[]}`)},
+	} {
+		b, err := ct.marshalSession()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	for _, ct := range []*content{
 		{Type: contentText, SentMS: 1, Text: "hello"},
 		{Type: contentText},

@@ -18,6 +18,9 @@ Usage:
 Setting up:
   init --relay URL --name NAME [--invite CODE]
                           create your identity and enrol this device on a relay
+  init --link CODE|- --name DEVICE-NAME
+                          make this device a new device of yours (the code
+                          comes from 'device link' on another one)
   init --restore FILE --name DEVICE-NAME
                           restore a backup on this computer, as a new device
   backup FILE             write an encrypted backup of your identity, contacts
@@ -25,8 +28,10 @@ Setting up:
   whoami [--json] [--contact NAME]
                           show your name, relay, identity and device, or a
                           contact's safety number
-  device list             list your devices, checked against the relay's
-                          transparency log
+  device list | device link [--history] [--yes] [--ascii] [--code-file PATH] | device revoke NAME|ID
+                          list your devices (checked against the relay's
+                          transparency log); show a one-time code that links
+                          a new device; revoke a lost or stolen one
 
 Contacts:
   invite                  print an invitation line to give to someone

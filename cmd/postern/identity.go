@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/postern/postern/client"
@@ -15,6 +17,14 @@ var initCmd = &command{
 relay at URL (wss://…; ws:// only to a loopback address). NAME is how you
 introduce yourself in invitations. --invite passes the relay's enrolment
 invite code, when its operator requires one.
+
+With --link, make this device a new device of a person who already uses
+Postern instead: CODE is the link code that 'postern device link' shows on
+one of their devices ("-" reads it from standard input), and DEVICE-NAME
+names this device (OFFICE-PC). The relay is the code's. This device receives
+the person's identity, its certificate and the contacts, and introduces
+itself to every device of theirs; messages sent before it was linked stay on
+the other devices.
 
 The passphrase is asked twice on the terminal, or taken from
 POSTERN_PASSPHRASE. It protects the key files; there is no way to recover
@@ -39,9 +49,22 @@ func runInit(ctx context.Context, c *cli, cmd *command, args []string) error {
 	relayURL := fs.String("relay", "", "")
 	name := fs.String("name", "", "")
 	invite := fs.String("invite", "", "")
+	linkCode := fs.String("link", "", "")
 	restore := fs.String("restore", "", "")
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
+	}
+	if *linkCode != "" && *restore != "" {
+		return usagef(cmd, "--link and --restore do not go together")
+	}
+	if *linkCode != "" {
+		if *relayURL != "" {
+			return usagef(cmd, "--link takes the relay from the code: leave out --relay")
+		}
+		if *name == "" {
+			return usagef(cmd, "missing --name DEVICE-NAME (the name of this device, e.g. OFFICE-PC)")
+		}
+		return initLink(ctx, c, *linkCode, *name, *invite)
 	}
 	if *restore != "" {
 		switch {
@@ -145,4 +168,52 @@ func printWhoami(c *cli, w client.Whoami) {
 	fmt.Fprintf(tw, "identity:\t%s\n", w.Identity)
 	fmt.Fprintf(tw, "device:\t%s\n", w.Device)
 	tw.Flush()
+}
+
+// initLink is init --link: this device becomes a new device of the person
+// whose other device shows the code.
+func initLink(ctx context.Context, c *cli, code, deviceName, invite string) error {
+	if code == "-" {
+		b, err := io.ReadAll(io.LimitReader(c.stdin, 4<<10))
+		if err != nil {
+			return fmt.Errorf("reading the link code: %w", err)
+		}
+		code = string(b)
+	}
+	code = strings.TrimSpace(code)
+	home, err := c.homeDir()
+	if err != nil {
+		return err
+	}
+	min, err := c.minPassphrase()
+	if err != nil {
+		return err
+	}
+	passphrase, err := c.passphrase(true)
+	if err != nil {
+		return err
+	}
+	if err := checkNewPassphrase(passphrase, min); err != nil {
+		return err
+	}
+	opts := c.options()
+	opts.Invite = invite
+	fmt.Fprintln(c.stderr, "Waiting for the other device to answer…")
+	cl, err := client.LinkWith(ctx, home, passphrase, code, deviceName, opts)
+	if cl == nil {
+		return err
+	}
+	defer cl.Close()
+	if err != nil {
+		// Linked, but the history did not come: say so, and go on.
+		fmt.Fprintf(c.stderr, "postern: warning: %v\n", err)
+	}
+	w := cl.Whoami()
+	n, err := cl.Contacts()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Linked this device as %s of %s, with %d contacts, in %s.\n", safe(deviceName, false), safe(w.Name, false), len(n), home)
+	printWhoami(c, w)
+	return nil
 }

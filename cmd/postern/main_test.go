@@ -56,6 +56,7 @@ func TestScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitfor":     cmdWaitfor,
+			"waitfile":    cmdWaitfile,
 			"envfrom":     cmdEnvfrom,
 			"relayinvite": cmdRelayinvite,
 			"stoprelay":   cmdStoprelay,
@@ -87,6 +88,24 @@ func cmdWaitfor(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("no output of %s matched %q in 30s", args[1], args[0])
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// cmdWaitfile is "waitfile PATH": it waits up to 30 s for the file at
+// PATH to exist and hold a whole line (a background command writes it).
+func cmdWaitfile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfile PATH")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if b, err := os.ReadFile(ts.MkAbs(args[0])); err == nil && strings.HasSuffix(string(b), "\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s did not appear in 30s", args[0])
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -147,3 +147,16 @@ func damm(s string) byte {
 	}
 	return c
 }
+
+// KeyFromBytes returns the key whose 32 bytes are b: for a backup-format
+// file whose key travels inside another encrypted channel instead of
+// being shown to a user (the history of a device link, SPEC section
+// 13.3). b must come from crypto/rand or a KDF over such bytes.
+func KeyFromBytes(b []byte) (RecoveryKey, error) {
+	var k RecoveryKey
+	if len(b) != KeySize {
+		return k, fmt.Errorf("backup: a key of %d bytes, want %d", len(b), KeySize)
+	}
+	copy(k.b[:], b)
+	return k, nil
+}

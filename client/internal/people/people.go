@@ -160,3 +160,10 @@ func Current(p *store.Person) (*keys.DeviceList, error) {
 	}
 	return l, nil
 }
+
+// Kept returns the log key pinned for relay and the newest head kept for
+// it (nil if none): what a gossiped head of that relay is compared with.
+// ErrNoKey if no key is pinned.
+func Kept(t *store.Tx, relay string) (*keys.SigningPublicKey, *kt.Head, error) {
+	return known(t, relay)
+}

@@ -255,3 +255,43 @@ func TestAcceptNeedsPinnedKey(t *testing.T) {
 }
 
 func fp(id *identity.Identity) []byte { f := id.Public().Fingerprint(); return f[:] }
+
+// TestKept: Kept gives ErrNoKey before a key is pinned, the key and no
+// head after, and the key and the head Accept kept.
+func TestKept(t *testing.T) {
+	st := testStore(t)
+	relayKey, _ := hybrid.Generate()
+	alice, _ := identity.GenerateIdentity()
+	person := &store.Person{ID: store.NewID(), Identity: fp(alice), Name: "alice", Added: time.Unix(1772366400, 0)}
+	kept := func() (*keys.SigningPublicKey, *kt.Head, error) {
+		var k *keys.SigningPublicKey
+		var h *kt.Head
+		err := st.Update(func(tx *store.Tx) (err error) { k, h, err = Kept(tx, relayURL); return err })
+		return k, h, err
+	}
+	if _, _, err := kept(); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("before a pin: %v, want ErrNoKey", err)
+	}
+	err := st.Update(func(tx *store.Tx) error {
+		if err := tx.PutPerson(person); err != nil {
+			return err
+		}
+		_, err := Pin(tx, relayURL, relayKey.Public().Bytes())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, h, err := kept(); err != nil || !k.Equal(relayKey.Public()) || h != nil {
+		t.Fatalf("after a pin: %v, %v", h, err)
+	}
+	m := newLog(t, relayKey)
+	m.append(signList(t, alice, 1, 1))
+	i := m.append(signList(t, alice, 2, 2))
+	if _, err := accept(st, person.ID, m.answer(i, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, h, err := kept(); err != nil || h == nil || h.Size != 2 || h.Root != m.root {
+		t.Fatalf("after Accept: %+v, %v; want the head of 2 leaves", h, err)
+	}
+}
