@@ -221,21 +221,34 @@ func (c *Client) writeBackup(ctx context.Context, t *tx, w recordWriter) error {
 	return err
 }
 
+// restoreBatch is how many history records a restore stores per store
+// transaction (about 4 000 messages): a transaction holds what it writes
+// in memory until it commits, so the import is cut into transactions and
+// memory stays bounded whatever the history's size.
+const restoreBatch = 16
+
 // Restore makes home a new device, named deviceName, of the person whose
 // backup is file, opened with recoveryKey (as Backup returned it; spaces,
 // line breaks and '-' between groups do not matter). The device enrols
 // on the backup's relay and adds itself to the person's signed device
-// list (ErrTooManyDevices if it holds 8 devices already); the contacts
-// and the history are imported in the transaction that creates the
-// store. The returned Client is connected, as after Init; Restored tells
-// what it holds.
+// list (ErrTooManyDevices if it holds 8 devices already), and introduces
+// itself to its contacts' devices. The returned Client is connected, as
+// after Init; Restored tells what was imported.
+//
+// The backup is read twice. The first pass decrypts and checks all of
+// it (every chunk, every record, every field) and changes nothing; only
+// a backup that ends intact goes on. Then the home is made with the
+// contacts, in the transaction that creates its store, and the device
+// enrols; the second pass stores the history, restoreBatch records per
+// transaction, so that memory stays bounded.
 //
 // Errors: ErrRecoveryKey (the text does not parse), ErrWrongRecoveryKey,
 // ErrBackupDamaged, ErrNotBackup, ErrExists (home is initialised). A
 // restore that fails anywhere leaves nothing in home: its files are
-// removed, and home itself if Restore made it. The backup is read once,
-// in order; it is complete only when its last chunk authenticated, and
-// nothing is kept before that.
+// removed, and home itself if Restore made it. (Only a file that changes
+// between the two passes, or a failure of this device's disk, can fail
+// after the device enrolled; its place in the person's device list then
+// stays until a sibling revokes it.)
 func Restore(ctx context.Context, home string, passphrase []byte, file, recoveryKey, deviceName string, opts *Options) (_ *Client, err error) {
 	rk, err := parseRecoveryKey(recoveryKey)
 	if err != nil {
@@ -253,36 +266,45 @@ func Restore(ctx context.Context, home string, passphrase []byte, file, recovery
 	madeHome := !exists(home)
 	defer func() {
 		if err != nil && madeHome {
-			os.Remove(home) // only if empty: createHome removed its files
+			os.Remove(home) // only if empty: its files are removed first
 		}
 	}()
-	f, err := os.Open(file)
+
+	// Pass 1: check everything, change nothing.
+	id, prof, snap, err := verifyBackup(ctx, file, rk)
 	if err != nil {
-		return nil, fmt.Errorf("client: open backup: %w", err)
-	}
-	defer f.Close()
-	br, err := backup.NewReader(f, rk)
-	if err != nil {
-		return nil, backupReadErr(err)
-	}
-	r := &countingReader{r: br}
-	id, prof, err := readBackupHead(r)
-	if err != nil {
-		return nil, backupReadErr(err)
+		return nil, err
 	}
 	dev, err := identity.NewDevice(id)
 	if err != nil {
 		return nil, err
 	}
 	var stats restoreStats
-	imports := func(t *tx, c *Client) error {
-		s, err := importBackupBody(ctx, t, c, r)
-		stats = s
-		return err
+	for _, p := range snap.Persons {
+		if !p.Self {
+			stats.Contacts++
+		}
 	}
+	imports := func(t *tx, c *Client) error { return t.importContacts(snap, c.devID, c.now().UTC()) }
 	c, err := joinHome(ctx, home, passphrase, prof.Relay, prof.Name, deviceName, id, dev, imports, opts)
 	if err != nil {
-		return nil, backupReadErr(err)
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			c.Close()
+			for _, name := range []string{EraseKeysFileName, StoreFileName, KeyFileName} {
+				os.Remove(filepath.Join(home, name))
+			}
+		}
+	}()
+
+	if restoreBetweenPasses != nil {
+		restoreBetweenPasses(file)
+	}
+	// Pass 2: the history, in transactions of restoreBatch records.
+	if stats.Messages, err = c.restoreHistory(ctx, file, rk); err != nil {
+		return nil, err
 	}
 	c.restored = stats
 	c.log.Info("restored from a backup", "device", c.devID.Short(), "contacts", stats.Contacts, "messages", stats.Messages)
@@ -290,6 +312,129 @@ func Restore(ctx context.Context, home string, passphrase []byte, file, recovery
 	// siblings on the routes the backup held, as a linked device does.
 	c.sendHellos(ctx)
 	return c, nil
+}
+
+// restoreBetweenPasses, if set (tests), runs between the two passes of a
+// restore.
+var restoreBetweenPasses func(file string)
+
+// openBackup opens file under rk and reads its identity and profile.
+func openBackup(file string, rk backup.RecoveryKey) (*os.File, *countingReader, *identity.Identity, *backupProfile, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("client: open backup: %w", err)
+	}
+	br, err := backup.NewReader(f, rk)
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, nil, backupReadErr(err)
+	}
+	r := &countingReader{r: br}
+	id, prof, err := readBackupHead(r)
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, nil, backupReadErr(err)
+	}
+	return f, r, id, prof, nil
+}
+
+// verifyBackup reads the whole backup and checks it: the head, exactly
+// one contacts record (parsed for the identity) before any history, and
+// every history record, until the backup ends intact. It keeps only the
+// contacts.
+func verifyBackup(ctx context.Context, file string, rk backup.RecoveryKey) (*identity.Identity, *backupProfile, *contactsSnapshot, error) {
+	f, r, id, prof, err := openBackup(file, rk)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer f.Close()
+	var snap *contactsSnapshot
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, nil, err
+		}
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, nil, nil, backupReadErr(err)
+		}
+		where := fmt.Sprintf("record %d", r.n)
+		switch rec.Type {
+		case backup.RecordIdentity, backup.RecordProfile:
+			err = &historyErr{where + ": a second identity or profile record"}
+		case backup.RecordContacts:
+			if snap != nil {
+				err = &historyErr{where + ": a second contacts record"}
+				break
+			}
+			if snap, err = parseSnapshot(rec.Data, id.Public().Fingerprint()); err != nil {
+				err = &historyErr{where + ", contacts: " + strings.TrimPrefix(err.Error(), "client: ")}
+			}
+		case backup.RecordConversations:
+			if snap == nil {
+				err = &historyErr{where + ": history before the contacts record"}
+			} else if _, err = decodeConversations(rec.Data); err != nil {
+				err = invalidHistory(where, err)
+			}
+		case backup.RecordMessages:
+			if snap == nil {
+				err = &historyErr{where + ": history before the contacts record"}
+			} else if _, err = decodeMessages(rec.Data); err != nil {
+				err = invalidHistory(where, err)
+			}
+		}
+		if err != nil {
+			return nil, nil, nil, backupReadErr(err)
+		}
+	}
+	if snap == nil {
+		return nil, nil, nil, backupReadErr(&historyErr{"the backup has no contacts record"})
+	}
+	return id, prof, snap, nil
+}
+
+// restoreHistory stores the history records of a verified backup in
+// transactions of restoreBatch records, and returns how many messages it
+// stored. Other records are skipped.
+func (c *Client) restoreHistory(ctx context.Context, file string, rk backup.RecoveryKey) (int, error) {
+	f, r, _, _, err := openBackup(file, rk)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	h := &historyImporter{}
+	for eof := false; !eof; {
+		err := c.st.update(func(t *tx) error {
+			h.persons = nil // read again in each transaction
+			for n := 0; n < restoreBatch; {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				rec, err := r.Next()
+				if err == io.EOF {
+					eof = true
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				ok, err := h.record(t, r.n, rec)
+				if err != nil {
+					return err
+				}
+				if ok {
+					n++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, backupReadErr(err)
+		}
+	}
+	return h.stats.Messages, nil
 }
 
 // CheckRecoveryKey reports whether text is a well-formed recovery key
@@ -381,62 +526,6 @@ func readBackupHead(r *countingReader) (*identity.Identity, *backupProfile, erro
 		return nil, nil, &historyErr{"record 2, profile: the relay URL is not valid"}
 	}
 	return id, &bp, nil
-}
-
-// importBackupBody imports the rest of the backup in the transaction that
-// creates the new device's store: the contacts (record 3, exactly once,
-// before the history), then the history. Record types this version does
-// not know, and 0x06, are skipped. It returns once the backup has ended
-// intact (io.EOF): a backup that fails in its last chunk imports nothing.
-func importBackupBody(ctx context.Context, t *tx, c *Client, r *countingReader) (restoreStats, error) {
-	var st restoreStats
-	h := &historyImporter{}
-	contacts := false
-	for {
-		if err := ctx.Err(); err != nil {
-			return st, err
-		}
-		rec, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return st, err
-		}
-		switch rec.Type {
-		case backup.RecordIdentity, backup.RecordProfile:
-			return st, &historyErr{fmt.Sprintf("record %d: a second identity or profile record", r.n)}
-		case backup.RecordContacts:
-			if contacts {
-				return st, &historyErr{fmt.Sprintf("record %d: a second contacts record", r.n)}
-			}
-			snap, err := parseSnapshot(rec.Data, c.idFP)
-			if err != nil {
-				return st, &historyErr{fmt.Sprintf("record %d, contacts: %s", r.n, strings.TrimPrefix(err.Error(), "client: "))}
-			}
-			if err := t.importContacts(snap, c.devID, c.now().UTC()); err != nil {
-				return st, err
-			}
-			for _, p := range snap.Persons {
-				if !p.Self {
-					st.Contacts++
-				}
-			}
-			contacts = true
-		case backup.RecordConversations, backup.RecordMessages:
-			if !contacts {
-				return st, &historyErr{fmt.Sprintf("record %d: history before the contacts record", r.n)}
-			}
-			if _, err := h.record(t, r.n, rec); err != nil {
-				return st, err
-			}
-		}
-	}
-	if !contacts {
-		return st, &historyErr{"the backup has no contacts record"}
-	}
-	st.Messages = h.stats.Messages
-	return st, nil
 }
 
 // backupReadErr maps the backup package's errors, and a record that

@@ -362,3 +362,70 @@ func addMessages(tb testing.TB, c *Client, contact string, n, size int) {
 		tb.Fatal(err)
 	}
 }
+
+// A backup that changes between the check and the import (a failing
+// disk): the import fails, and the new home's files are removed although
+// the device had enrolled.
+func TestRestoreChangedBetweenPasses(t *testing.T) {
+	f := newBackupFixture(t)
+	addMessages(t, f.alice, "bob", 5000, 50) // 20 messages records: two transactions
+	path, key := writeBackup(t, f.alice)
+	restoreBetweenPasses = func(file string) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		b[len(b)-1] ^= 1
+		if err := os.WriteFile(file, b, 0o600); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { restoreBetweenPasses = nil }()
+	_, home, err := restore(t, path, key)
+	if !errors.Is(err, ErrBackupDamaged) || !strings.Contains(err.Error(), "does not authenticate") {
+		t.Fatalf("Restore: %v, want ErrBackupDamaged", err)
+	}
+	noHome(t, home)
+}
+
+// Homes made by earlier releases (testdata/home), migrated, back up, and
+// the backup restores as a new device with every message.
+func TestBackupOfFixtureHomes(t *testing.T) {
+	for _, version := range []string{"v1", "v2"} {
+		t.Run(version, func(t *testing.T) {
+			_, aliceHome, _, opts := fixtureHomes(t, version)
+			alice, err := Open(aliceHome, testPass, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer alice.Close()
+			path := filepath.Join(t.TempDir(), "alice.backup")
+			key, err := alice.Backup(testCtx(t), path)
+			if err != nil {
+				t.Fatalf("Backup: %v", err)
+			}
+			src, err := alice.Inbox()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := Restore(testCtx(t), filepath.Join(t.TempDir(), "restored"), testPass, path, key, "LAPTOP", opts)
+			if err != nil {
+				t.Fatalf("Restore: %v", err)
+			}
+			defer r.Close()
+			got, err := r.Inbox()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(src) == 0 || len(got) != len(src) {
+				t.Fatalf("%d messages restored, want %d", len(got), len(src))
+			}
+			for i := range src {
+				if got[i].ID != src[i].ID || got[i].Text != src[i].Text || got[i].From != src[i].From || got[i].To != src[i].To {
+					t.Errorf("message %d: %s>%s %q, want %s>%s %q", i, got[i].From, got[i].To, got[i].Text, src[i].From, src[i].To, src[i].Text)
+				}
+			}
+		})
+	}
+}
