@@ -21,7 +21,7 @@ var testKDF = &identity.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1}
 
 var testPass = []byte("correct horse battery staple")
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
@@ -29,7 +29,7 @@ func testCtx(t *testing.T) context.Context {
 
 func testOpts() *Options { return &Options{KDF: testKDF} }
 
-func newTestClient(t *testing.T, srv *relaytest.Server, name string) (*Client, string) {
+func newTestClient(t testing.TB, srv *relaytest.Server, name string) (*Client, string) {
 	t.Helper()
 	home := filepath.Join(t.TempDir(), name)
 	c, err := Init(testCtx(t), home, testPass, srv.URL, name, testOpts())
@@ -40,7 +40,7 @@ func newTestClient(t *testing.T, srv *relaytest.Server, name string) (*Client, s
 	return c, home
 }
 
-func dial(t *testing.T, home string) *Client {
+func dial(t testing.TB, home string) *Client {
 	t.Helper()
 	c, err := Dial(testCtx(t), home, testPass, testOpts())
 	if err != nil {
@@ -52,7 +52,7 @@ func dial(t *testing.T, home string) *Client {
 
 // pair makes alice and bob contacts: alice invites, bob accepts (naming her
 // "alice"), alice syncs and sees "bob".
-func pair(t *testing.T, srv *relaytest.Server) (alice, bob *Client, aliceHome, bobHome string) {
+func pair(t testing.TB, srv *relaytest.Server) (alice, bob *Client, aliceHome, bobHome string) {
 	t.Helper()
 	ctx := testCtx(t)
 	alice, aliceHome = newTestClient(t, srv, "alice")
@@ -87,7 +87,7 @@ func pair(t *testing.T, srv *relaytest.Server) (alice, bob *Client, aliceHome, b
 // acknowledgement reaches alice, who revokes the invitation's capability.
 // Tests then start from the same state whatever the timing of the
 // background receive loops.
-func settleRoutes(t *testing.T, alice, bob *Client) {
+func settleRoutes(t testing.TB, alice, bob *Client) {
 	t.Helper()
 	ctx := testCtx(t)
 	for _, c := range []*Client{bob, alice, bob, alice} {

@@ -16,7 +16,7 @@ import (
 
 // linkNew links a new device named name to c's person, in a home of its
 // own, and returns it connected.
-func linkNew(t *testing.T, c *Client, name string) (*Client, string) {
+func linkNew(t testing.TB, c *Client, name string) (*Client, string) {
 	t.Helper()
 	return linkNewWith(t, c, name, false)
 }
@@ -66,7 +66,7 @@ func linkNewWith(t *testing.T, c *Client, name string, history bool) (*Client, s
 
 // syncAll syncs every client, rounds times, so that hellos, routes and
 // their acknowledgements settle.
-func syncAll(t *testing.T, rounds int, cs ...*Client) {
+func syncAll(t testing.TB, rounds int, cs ...*Client) {
 	t.Helper()
 	ctx := testCtx(t)
 	for range rounds {
@@ -146,7 +146,7 @@ func TestLinkedDevicesReceiveAndCopy(t *testing.T) {
 
 // devicesOf returns the records of the devices c holds for the person
 // named name ("" for c's own person).
-func devicesOf(t *testing.T, c *Client, name string) []*contactRecord {
+func devicesOf(t testing.TB, c *Client, name string) []*contactRecord {
 	t.Helper()
 	var out []*contactRecord
 	err := c.st.view(func(t *tx) error {
