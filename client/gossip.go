@@ -98,6 +98,12 @@ func (c *Client) gossipRelays(relay string) []string {
 // ones last sent to it, which are recorded as sent now (a send that then
 // fails leaves them unsent until a newer head is kept).
 func (c *Client) gossipFor(t *tx, deviceRecordID []byte) *content {
+	return c.gossipHeads(t, deviceRecordID, true)
+}
+
+// gossipHeads is gossipFor; with record unset it only reports whether
+// heads are due (in a read-only transaction), recording nothing.
+func (c *Client) gossipHeads(t *tx, deviceRecordID []byte, record bool) *content {
 	d, err := t.Device(deviceRecordID)
 	if err != nil || d == nil {
 		return nil
@@ -124,6 +130,9 @@ func (c *Client) gossipFor(t *tx, deviceRecordID []byte) *content {
 		return nil
 	}
 	rec.V = 1
+	if !record {
+		return &content{Type: contentHeads, Heads: heads}
+	}
 	if err := t.Put(bucketMeta, key, &rec); err != nil {
 		c.log.Warn("gossip record not stored", "err", err)
 		return nil
@@ -141,7 +150,12 @@ func (c *Client) sendGossip(ctx context.Context, r *contactRecord, ct *content) 
 	if !isMessageContent(ct.Type) {
 		return
 	}
+	// Most messages carry no newer head: a read transaction says so
+	// without the cost of a commit.
 	var g *content
+	if err := c.st.view(func(t *tx) error { g = c.gossipHeads(t, r.ID, false); return nil }); err != nil || g == nil {
+		return
+	}
 	err := c.st.update(func(t *tx) error { g = c.gossipFor(t, r.ID); return nil })
 	if err != nil || g == nil {
 		return

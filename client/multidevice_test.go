@@ -22,7 +22,7 @@ func linkNew(t testing.TB, c *Client, name string) (*Client, string) {
 }
 
 // linkNewWith is linkNew, with the message history when history is set.
-func linkNewWith(t *testing.T, c *Client, name string, history bool) (*Client, string) {
+func linkNewWith(t testing.TB, c *Client, name string, history bool) (*Client, string) {
 	t.Helper()
 	ctx := testCtx(t)
 	home := filepath.Join(t.TempDir(), name)
