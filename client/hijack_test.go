@@ -57,28 +57,39 @@ func newRelayDouble(t *testing.T, srv *relaytest.Server) *relayDouble {
 	return d
 }
 
-func (d *relayDouble) serve(w http.ResponseWriter, r *http.Request) {
+// bridge accepts the client's WebSocket on r and dials the relay at
+// upstream for it: the two ends of a relay double. The Host the client
+// dialled goes upstream, so that its signed authentication (bound to that
+// host) verifies at the real relay. The caller closes both.
+func bridge(w http.ResponseWriter, r *http.Request, upstream string) (down, up *websocket.Conn, ok bool) {
 	if r.URL.Path != protocol.WebSocketPath {
 		http.NotFound(w, r)
-		return
+		return nil, nil, false
 	}
 	down, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{protocol.Subprotocol}, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
-		return
+		return nil, nil, false
 	}
-	defer down.CloseNow()
-	ctx := r.Context()
-	// The Host the client dialled goes upstream, so that its signed
-	// authentication (bound to that host) verifies at the real relay.
-	up, _, err := websocket.Dial(ctx, d.upstream+protocol.WebSocketPath, &websocket.DialOptions{
+	up, _, err = websocket.Dial(r.Context(), upstream+protocol.WebSocketPath, &websocket.DialOptions{
 		Subprotocols: []string{protocol.Subprotocol}, CompressionMode: websocket.CompressionDisabled, Host: r.Host,
 	})
 	if err != nil {
-		return
+		down.CloseNow()
+		return nil, nil, false
 	}
-	defer up.CloseNow()
 	down.SetReadLimit(protocol.MaxFrameSize)
 	up.SetReadLimit(protocol.MaxFrameSize)
+	return down, up, true
+}
+
+func (d *relayDouble) serve(w http.ResponseWriter, r *http.Request) {
+	down, up, ok := bridge(w, r, d.upstream)
+	if !ok {
+		return
+	}
+	defer down.CloseNow()
+	defer up.CloseNow()
+	ctx := r.Context()
 	go func() {
 		for {
 			typ, b, err := up.Read(ctx)

@@ -217,19 +217,8 @@ func (c *Client) identityReplaced(ctx context.Context, rp *replaced, name string
 		return
 	}
 	for _, mb := range rp.close {
-		if err := cn.ok(ctx, &protocol.DeleteMailbox{Mailbox: mb}); err != nil && !protocol.IsCode(err, protocol.CodeUnknownMailbox) {
+		if err := c.deleteRoute(ctx, cn, mb); err != nil {
 			c.log.Warn("could not delete a replaced device's route", "err", err)
-			continue
-		}
-		err := c.st.update(func(t *tx) error {
-			list, err := t.mailboxes()
-			if err != nil {
-				return err
-			}
-			return t.putMailboxes(slices.DeleteFunc(list, func(m mailboxRecord) bool { return bytes.Equal(m.ID, mb[:]) }))
-		})
-		if err != nil {
-			c.log.Warn("could not forget a replaced device's route", "err", err)
 		}
 	}
 }

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/postern/postern/keys"
 	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/keys/kt"
@@ -67,25 +65,13 @@ func (d *ktDouble) counts(mb []byte) (fetches, sends int) {
 }
 
 func (d *ktDouble) serve(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != protocol.WebSocketPath {
-		http.NotFound(w, r)
-		return
-	}
-	down, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{protocol.Subprotocol}, CompressionMode: websocket.CompressionDisabled})
-	if err != nil {
+	down, up, ok := bridge(w, r, d.upstream)
+	if !ok {
 		return
 	}
 	defer down.CloseNow()
-	ctx := r.Context()
-	up, _, err := websocket.Dial(ctx, d.upstream+protocol.WebSocketPath, &websocket.DialOptions{
-		Subprotocols: []string{protocol.Subprotocol}, CompressionMode: websocket.CompressionDisabled, Host: r.Host,
-	})
-	if err != nil {
-		return
-	}
 	defer up.CloseNow()
-	down.SetReadLimit(protocol.MaxFrameSize)
-	up.SetReadLimit(protocol.MaxFrameSize)
+	ctx := r.Context()
 	var (
 		mu      sync.Mutex
 		authed  bool

@@ -240,19 +240,8 @@ func (c *Client) closeRoutes(ctx context.Context, ids [][]byte) {
 			}
 			var mb protocol.MailboxID
 			copy(mb[:], mbb)
-			if err := cn.ok(ctx, &protocol.DeleteMailbox{Mailbox: mb}); err != nil && !protocol.IsCode(err, protocol.CodeUnknownMailbox) {
+			if err := c.deleteRoute(ctx, cn, mb); err != nil {
 				c.log.Warn("could not delete a revoked device's route", "err", err)
-				continue
-			}
-			err := c.st.update(func(t *tx) error {
-				list, err := t.mailboxes()
-				if err != nil {
-					return err
-				}
-				return t.putMailboxes(slices.DeleteFunc(list, func(m mailboxRecord) bool { return bytes.Equal(m.ID, mb[:]) }))
-			})
-			if err != nil {
-				c.log.Warn("could not forget a revoked device's route", "err", err)
 			}
 		}
 		if _, err := c.updateContact(id, func(r *contactRecord) {
@@ -261,4 +250,19 @@ func (c *Client) closeRoutes(ctx context.Context, ids [][]byte) {
 			c.log.Warn("could not forget a revoked device's route", "err", err)
 		}
 	}
+}
+
+// deleteRoute deletes our mailbox mb on the relay (a route a device that
+// is gone wrote to) and forgets it.
+func (c *Client) deleteRoute(ctx context.Context, cn *conn, mb protocol.MailboxID) error {
+	if err := cn.ok(ctx, &protocol.DeleteMailbox{Mailbox: mb}); err != nil && !protocol.IsCode(err, protocol.CodeUnknownMailbox) {
+		return err
+	}
+	return c.st.update(func(t *tx) error {
+		list, err := t.mailboxes()
+		if err != nil {
+			return err
+		}
+		return t.putMailboxes(slices.DeleteFunc(list, func(m mailboxRecord) bool { return bytes.Equal(m.ID, mb[:]) }))
+	})
 }

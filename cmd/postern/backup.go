@@ -90,11 +90,8 @@ func runRestore(ctx context.Context, c *cli, file, deviceName, invite string) er
 	if err := client.CheckRecoveryKey(key); err != nil {
 		return backupError(err, file, true) // before the passphrase is asked
 	}
-	passphrase, err := c.passphrase(true)
+	passphrase, err := c.newPassphrase(min)
 	if err != nil {
-		return err
-	}
-	if err := checkNewPassphrase(passphrase, min); err != nil {
 		return err
 	}
 	opts := c.options()

@@ -89,11 +89,8 @@ func runInit(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	passphrase, err := c.passphrase(true)
+	passphrase, err := c.newPassphrase(min)
 	if err != nil {
-		return err
-	}
-	if err := checkNewPassphrase(passphrase, min); err != nil {
 		return err
 	}
 	c.relayURL = *relayURL
@@ -189,11 +186,8 @@ func initLink(ctx context.Context, c *cli, code, deviceName, invite string) erro
 	if err != nil {
 		return err
 	}
-	passphrase, err := c.passphrase(true)
+	passphrase, err := c.newPassphrase(min)
 	if err != nil {
-		return err
-	}
-	if err := checkNewPassphrase(passphrase, min); err != nil {
 		return err
 	}
 	opts := c.options()

@@ -180,3 +180,16 @@ func trivial(s string) bool {
 	}
 	return len(r) > 1 && (up || down)
 }
+
+// newPassphrase asks for the passphrase of a new home (twice on a
+// terminal) and checks it against the policy's minimum length min.
+func (c *cli) newPassphrase(min int) ([]byte, error) {
+	passphrase, err := c.passphrase(true)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNewPassphrase(passphrase, min); err != nil {
+		return nil, err
+	}
+	return passphrase, nil
+}
