@@ -191,11 +191,16 @@ func (c *Client) receiveHeads(t *tx, from *contactRecord, heads [][]byte) {
 		if err != nil {
 			continue
 		}
+		matched, allPinned := false, true
 		for _, relay := range c.gossipRelays(from.Relay) {
 			key, kept, err := people.Kept(t.Tx, relay)
-			if err != nil || key.Fingerprint() != g.RelayKey {
+			if errors.Is(err, people.ErrNoKey) {
+				allPinned = false
+			}
+			if err != nil || key == nil || key.Fingerprint() != g.RelayKey {
 				continue
 			}
+			matched = true
 			g, err := kt.ParseHead(b, key)
 			if err != nil {
 				c.log.Warn("ignored a gossiped tree head that is not signed by the relay's key", "relay", relayHost(relay))
@@ -211,6 +216,17 @@ func (c *Client) receiveHeads(t *tx, from *contactRecord, heads [][]byte) {
 				continue
 			}
 			queued = append(queued, p)
+		}
+		if !matched && allPinned {
+			// The contact gossips only heads of its relay and ours, and
+			// we pinned a key for both: a head under a third key means
+			// one of the relays showed one of us another log key.
+			relay := from.Relay
+			if relay == "" {
+				relay = c.relay
+			}
+			queued = append(queued, pendingHead{relay: relay, head: b, from: from.ID, person: from.Person.ID,
+				fork: fmt.Errorf("%w: %w: a contact holds a head under a log key neither relay showed this device", people.ErrTransparency, kt.ErrFork)})
 		}
 	}
 	if len(queued) > 0 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern/postern/keys"
 	"github.com/postern/postern/keys/kt"
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay/relaytest"
@@ -175,5 +176,36 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached")
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+}
+
+// TestGossipCatchesOtherLogKey: a contact gossips a head under a log key
+// that neither relay showed this device, though it pinned one for each:
+// one of the relays shows different people different keys. Warned as a
+// fork.
+func TestGossipCatchesOtherLogKey(t *testing.T) {
+	ctx := testCtx(t)
+	srv := relaytest.New(t, nil)
+	alice, bob, _, _ := pair(t, srv)
+	evs := transparencyEvents(t, alice)
+	r, err := bob.lookupContact("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var other kt.Head
+	other.Size, other.Root, other.Time = 3, kt.EmptyRoot(), time.Now().UTC().Truncate(time.Second)
+	other.RelayKey[0] = 0x5a // a key neither side pinned
+	other.Signature = make([]byte, keys.SignatureSize)
+	ct := &content{Type: contentHeads, Sender: bob.devID, SentMS: uint64(time.Now().UnixMilli()), Heads: [][]byte{other.Bytes()}}
+	copy(ct.MsgID[:], randomID(msgIDSize))
+	if err := bob.sendSession(ctx, r, ct); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(evs.get()) > 0 })
+	if ev := evs.get()[0]; ev.Contact != "bob" || !errors.Is(ev.Err, kt.ErrFork) {
+		t.Fatalf("event %+v (%v), want a fork found by bob's heads", ev, ev.Err)
 	}
 }
