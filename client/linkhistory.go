@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -27,8 +28,89 @@ import (
 const linkHistoryKeyLabel = protocol.LabelPrefix + "link history-key"
 
 // ErrHistory: the history of a device link could not be transferred; the
-// device is linked without it. The error says why.
+// device is linked without it (the next Sync tries again). The error says
+// why.
 var ErrHistory = errors.New("client: the message history could not be transferred")
+
+// maxHistoryAttempts is how many times a linked device tries to fetch its
+// history (at linking, then at each Sync) before it gives up and says so
+// in a notice.
+const maxHistoryAttempts = 5
+
+// HistoryGivenUpNotice is the notice a linked device stores when its
+// message history could not be transferred.
+const HistoryGivenUpNotice = "The message history from the device that linked this one could not be transferred. Messages from before the link are on your other devices."
+
+var keyLinkHistory = []byte("link-history")
+
+// pendingHistory is the history a linked device has yet to fetch: kept
+// from the transaction that creates its home until it is imported, so
+// that a restart or a dropped connection does not lose it.
+type pendingHistory struct {
+	V          int    `json:"v"`
+	Relay      string `json:"relay"`
+	Blob       []byte `json:"blob"`
+	Key        []byte `json:"key"`
+	Digest     []byte `json:"digest"`
+	PlainSize  uint64 `json:"size"`
+	CipherSize uint64 `json:"cipher_size"`
+	Attempts   int    `json:"attempts,omitempty"`
+}
+
+func (p *pendingHistory) ref() *link.HistoryRef {
+	r := &link.HistoryRef{PlainSize: p.PlainSize, CipherSize: p.CipherSize}
+	copy(r.BlobID[:], p.Blob)
+	copy(r.Key[:], p.Key)
+	copy(r.Digest[:], p.Digest)
+	return r
+}
+
+// putPendingHistory records the history of a link response to fetch.
+func (t *tx) putPendingHistory(relay string, r *link.HistoryRef) error {
+	return t.Put(bucketMeta, t.Index(bucketMeta, keyLinkHistory), &pendingHistory{
+		V: 1, Relay: relay, Blob: r.BlobID[:], Key: r.Key[:], Digest: r.Digest[:],
+		PlainSize: r.PlainSize, CipherSize: r.CipherSize,
+	})
+}
+
+// resumeHistory fetches and imports the history this device has yet to
+// fetch, if any; after maxHistoryAttempts failures it gives up with a
+// notice. It returns how many messages it stored.
+func (c *Client) resumeHistory(ctx context.Context) (int, error) {
+	var p pendingHistory
+	var ok bool
+	if err := c.st.view(func(t *tx) (err error) {
+		ok, err = t.Get(bucketMeta, t.Index(bucketMeta, keyLinkHistory), &p)
+		return err
+	}); err != nil || !ok {
+		return 0, err
+	}
+	n, herr := c.downloadHistory(ctx, p.Relay, p.ref())
+	err := c.st.update(func(t *tx) error {
+		key := t.Index(bucketMeta, keyLinkHistory)
+		if herr == nil {
+			return t.Delete(bucketMeta, key)
+		}
+		p.Attempts++
+		if p.Attempts < maxHistoryAttempts {
+			return t.Put(bucketMeta, key, &p)
+		}
+		self, err := t.self()
+		if err != nil {
+			return err
+		}
+		now := c.now().UTC()
+		m := &Message{ID: hex.EncodeToString(p.Digest[:8]), From: Me, To: Me, Text: HistoryGivenUpNotice, Time: now, Received: now, Notice: true}
+		if _, err := storeMessage(t, &contactRecord{Person: self}, m); err != nil {
+			return err
+		}
+		return t.Delete(bucketMeta, key)
+	})
+	if herr != nil {
+		return 0, fmt.Errorf("%w: %w", ErrHistory, herr)
+	}
+	return n, err
+}
 
 // historyKey is the backup key of a link's history file, derived from
 // its file key (SPEC section 13.3).

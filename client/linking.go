@@ -332,7 +332,9 @@ func receiveLinkMessage(ctx context.Context, lc *conn, mb protocol.MailboxID, ma
 // it learned of. The returned Client is connected, as after Dial. When the
 // other device sent the message history (LinkOptions.History), it is
 // downloaded and imported; if that fails, LinkWith returns the Client
-// (linked, usable) with an error matching ErrHistory.
+// (linked, usable) with an error matching ErrHistory, and each Sync tries
+// again (at most maxHistoryAttempts times in all, then a notice says the
+// history did not come).
 func LinkWith(ctx context.Context, home string, passphrase []byte, code, deviceName string, opts *Options) (*Client, error) {
 	o := opts.defaults()
 	if err := checkName(deviceName); err != nil {
@@ -417,6 +419,11 @@ func LinkWith(ctx context.Context, home string, passphrase []byte, code, deviceN
 			if err := t.importContacts(snap, c.devID, c.now().UTC()); err != nil {
 				return err
 			}
+			if resp.History != nil {
+				if err := t.putPendingHistory(lcode.Relay, resp.History); err != nil {
+					return err
+				}
+			}
 			return t.linkedBy(snap, reply, tok)
 		},
 	}, opts)
@@ -425,10 +432,11 @@ func LinkWith(ctx context.Context, home string, passphrase []byte, code, deviceN
 	}
 	c.sendHellos(ctx)
 	if resp.History != nil {
-		n, err := c.downloadHistory(ctx, lcode.Relay, resp.History)
+		n, err := c.resumeHistory(ctx)
 		if err != nil {
-			// Linked all the same: the error says the history is missing.
-			return c, fmt.Errorf("%w: %w", ErrHistory, err)
+			// Linked all the same: the history is tried again at the
+			// next Sync.
+			return c, err
 		}
 		c.log.Info("imported the message history", "messages", n)
 	}

@@ -564,6 +564,11 @@ func (c *Client) Sync(ctx context.Context) ([]Message, error) {
 				return msgs, serr
 			}
 			c.syncPrekeys(ctx)
+			if n, err := c.resumeHistory(ctx); err != nil {
+				c.log.Warn("the message history of this device's link is still missing", "err", err)
+			} else if n > 0 {
+				c.log.Info("imported the message history", "messages", n)
+			}
 			if cur := c.current(); cur != nil {
 				c.maintainOnce(ctx, cur)
 			}

@@ -419,3 +419,54 @@ func FuzzLinkEnvelope(f *testing.F) {
 		}
 	})
 }
+
+// TestLinkHistoryResumes: a history that could not be fetched (the relay
+// down) is fetched by the next Sync; one that never verifies is given up
+// after maxHistoryAttempts with a notice.
+func TestLinkHistoryResumes(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, _, _, _ := pair(t, srv)
+	ctx := testCtx(t)
+	if _, err := alice.Send(ctx, "bob", "an old message"); err != nil {
+		t.Fatal(err)
+	}
+	office, _ := linkNew(t, alice, "OFFICE-PC")
+	if got := messagesLike(t, office, "an old message"); len(got) != 0 {
+		t.Fatal("history without --history")
+	}
+	ref, err := alice.uploadHistory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := office.st.update(func(t *tx) error { return t.putPendingHistory(srv.URL, ref) }); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	if _, err := office.resumeHistory(ctx); !errors.Is(err, ErrHistory) {
+		t.Fatalf("with the relay down: %v", err)
+	}
+	srv.Start()
+	if _, err := office.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := messagesLike(t, office, "an old message"); len(got) != 1 {
+		t.Fatalf("after the next sync the office holds %d copies", len(got))
+	}
+
+	// A reference whose digest never matches is given up.
+	ref.Digest[0] ^= 1
+	if err := office.st.update(func(t *tx) error { return t.putPendingHistory(srv.URL, ref) }); err != nil {
+		t.Fatal(err)
+	}
+	for range maxHistoryAttempts {
+		if _, err := office.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := messagesLike(t, office, HistoryGivenUpNotice); len(got) != 1 || !got[0].Notice {
+		t.Fatalf("given-up notice %+v", got)
+	}
+	if n, err := office.resumeHistory(ctx); n != 0 || err != nil {
+		t.Fatalf("after giving up: %d, %v", n, err)
+	}
+}
