@@ -95,8 +95,8 @@ func (c *Client) openAsHelloSender(t *tx, from *contactRecord, mb protocol.Mailb
 // acceptHello decides on a session that device pc of from's person
 // started on mb, the mailbox of from's device: it is accepted when pc is
 // in the person's current verified device list, or when its first content
-// (plain) is a device list signed by the person's identity, not older than
-// the one kept, that names pc. It returns pc's device record (made if
+// (plain) is a device list signed by the person's identity, newer than the
+// one kept (or the same list), that names pc. It returns pc's device record (made if
 // new, marked to be given a route of its own), or nil to drop the
 // envelope.
 func (c *Client) acceptHello(t *tx, from *contactRecord, mb protocol.MailboxID, pc *keys.DeviceCertificate, plain []byte, now time.Time, res *received) (*contactRecord, error) {
@@ -113,7 +113,8 @@ func (c *Client) acceptHello(t *tx, from *contactRecord, mb protocol.MailboxID, 
 			return nil, nil
 		}
 		l, err := keys.ParseDeviceList(ct.List)
-		if err != nil || l.Identity.Fingerprint() != fpOf(from.Person.Identity) || !l.Contains(id) || l.Version < from.Person.DeviceListVersion {
+		if err != nil || l.Identity.Fingerprint() != fpOf(from.Person.Identity) || !l.Contains(id) || l.Version < from.Person.DeviceListVersion ||
+			(l.Version == from.Person.DeviceListVersion && !bytes.Equal(ct.List, from.Person.DeviceList)) {
 			c.log.Warn("refused a device's introduction: not in its person's device list", "mailbox", mb.Short())
 			return nil, nil
 		}
