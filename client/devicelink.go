@@ -212,6 +212,9 @@ func (c *Client) newDeviceList(t *tx, p *store.Person, b []byte, l *keys.DeviceL
 		if err := t.Delete(bucketSessions, d.ID); err != nil {
 			return err
 		}
+		if err := t.dropOutboxFor(d.ID); err != nil {
+			return err
+		}
 		res.closeRoutes = append(res.closeRoutes, d.ID)
 	}
 	// known: was the device of this person before this list? Without an
@@ -390,4 +393,42 @@ func (c *Client) receiveSentCopy(t *tx, from *contactRecord, ct *content, now ti
 		res.msgs = append(res.msgs, *m)
 	}
 	return nil, nil
+}
+
+// dropOutboxFor deletes what waits in the outbox for device record id (a
+// revoked device gets nothing more); a message none of whose envelopes
+// waits any longer is no longer queued.
+func (t *tx) dropOutboxFor(id []byte) error {
+	items, err := t.Outbox()
+	if err != nil {
+		return err
+	}
+	var msgs []string
+	for _, it := range items {
+		if !bytes.Equal(it.Device, id) {
+			continue
+		}
+		if err := t.DeleteOutbox(it.Seq); err != nil {
+			return err
+		}
+		if it.Message != "" {
+			msgs = append(msgs, it.Message)
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	rest, err := t.Outbox()
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if slices.ContainsFunc(rest, func(o store.OutboxItem) bool { return o.Message == m }) {
+			continue
+		}
+		if _, err := t.UpdateMessage(m, func(r *messageRecord) { r.Queued = false }); err != nil {
+			return err
+		}
+	}
+	return nil
 }

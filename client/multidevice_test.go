@@ -470,3 +470,46 @@ func TestLinkHistoryResumes(t *testing.T) {
 		t.Fatalf("after giving up: %d, %v", n, err)
 	}
 }
+
+// TestRevokedDeviceOutboxDropped: what waits in the outbox for a device
+// that is revoked is dropped; the message stays queued while an envelope
+// for another of the person's devices waits.
+func TestRevokedDeviceOutboxDropped(t *testing.T) {
+	srvA, srvB := relaytest.New(t, nil), relaytest.New(t, nil)
+	alice, bob, _, _ := crossRelayPair(t, srvA, srvB)
+	ctx := testCtx(t)
+	office, _ := linkNew(t, alice, "OFFICE-PC")
+	syncAll(t, 3, office, bob, alice)
+	devs := devicesOf(t, bob, "alice")
+	if len(devs) != 2 {
+		t.Fatalf("bob writes to %d of alice's devices", len(devs))
+	}
+	srvA.Stop()
+	m, err := bob.Send(ctx, "alice", "while A is down")
+	if !errors.Is(err, ErrQueued) {
+		t.Fatalf("Send with A down: %v", err)
+	}
+	if n := outboxLen(t, bob); n != 2 {
+		t.Fatalf("outbox holds %d, want one per device", n)
+	}
+	var officeRec []byte
+	for _, d := range devs {
+		if fpOf(d.DeviceID) == office.devID {
+			officeRec = d.ID
+		}
+	}
+	if err := bob.st.update(func(t *tx) error { return t.dropOutboxFor(officeRec) }); err != nil {
+		t.Fatal(err)
+	}
+	if n := outboxLen(t, bob); n != 1 {
+		t.Fatalf("outbox holds %d after the office's envelope was dropped", n)
+	}
+	wantQueued(t, bob, m.ID, true)
+	for _, d := range devs {
+		if err := bob.st.update(func(t *tx) error { return t.dropOutboxFor(d.ID) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantQueued(t, bob, m.ID, false)
+	srvA.Start()
+}
