@@ -376,7 +376,7 @@ func Open(home string, passphrase []byte, opts *Options) (*Client, error) {
 	if !exists(dbPath) {
 		return nil, ErrNotInitialised
 	}
-	st, err := newStore(dbPath, storeKey)
+	st, err := openStore(dbPath, storeKey, true)
 	if err != nil {
 		return nil, err
 	}

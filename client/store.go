@@ -46,7 +46,13 @@ type tx struct{ *store.Tx }
 // store.db restored), the signed prekey is rotated and republished at the
 // next check (prekeys.go); prekey IDs keep increasing.
 func newStore(path string, key []byte) (*localStore, error) {
-	st, err := store.New(path, key, &store.Options{Lost: func(st *store.Tx) error {
+	return openStore(path, key, false)
+}
+
+// openStore is newStore; mustExist for the store of a home that exists
+// (Open): a missing file is then an error, never a new empty store.
+func openStore(path string, key []byte, mustExist bool) (*localStore, error) {
+	st, err := store.New(path, key, &store.Options{MustExist: mustExist, Lost: func(st *store.Tx) error {
 		t := &tx{st}
 		ps, err := t.prekeyState()
 		if err != nil || ps == nil {

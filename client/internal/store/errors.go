@@ -7,6 +7,9 @@ var (
 	// layout this one does not know. Nothing is changed; the error says
 	// to upgrade postern.
 	ErrTooNew = errors.New("store: the local store was written by a newer version of postern")
+	// ErrMissing: the store file of an existing home is gone; nothing was
+	// made in its place.
+	ErrMissing = errors.New("store: the local store file is missing")
 	// ErrCorrupt: a value that does not decrypt or decode (a damaged
 	// store, or the wrong key).
 	ErrCorrupt = errors.New("store: local store value does not decrypt (corrupted store or wrong key)")

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sync"
 	"time"
 
@@ -69,6 +71,10 @@ type Options struct {
 	// store.db restored): the ephemeral buckets are already empty, and
 	// Lost fixes what referred to them. Default: nothing.
 	Lost func(*Tx) error
+	// MustExist: the store file belongs to a home that exists, so a
+	// missing file is ErrMissing and is never made anew (an empty store
+	// in its place would lose every contact and message without a word).
+	MustExist bool
 }
 
 // Store is the encrypted bbolt file of a home. It never keeps the file
@@ -77,13 +83,14 @@ type Options struct {
 // runs, and closes it. Its methods are safe for concurrent use; one
 // transaction runs at a time in a process.
 type Store struct {
-	path     string
-	aead     cipher.AEAD // seals values under the store key
-	macKey   []byte
-	slotAEAD cipher.AEAD // seals the slots of erase.keys
-	lostFn   func(*Tx) error
-	mu       sync.Mutex // one transaction at a time in this process
-	wiped    bool       // Wipe ran: no transaction opens (or makes) the file again
+	path      string
+	aead      cipher.AEAD // seals values under the store key
+	macKey    []byte
+	slotAEAD  cipher.AEAD // seals the slots of erase.keys
+	lostFn    func(*Tx) error
+	mustExist bool
+	mu        sync.Mutex // one transaction at a time in this process
+	wiped     bool       // Wipe ran: no transaction opens (or makes) the file again
 }
 
 // New returns the store of the file at path (store.db; erase.keys is
@@ -111,6 +118,7 @@ func New(path string, key []byte, opts *Options) (*Store, error) {
 	s := &Store{path: path, aead: aead, macKey: derive(IndexLabel), slotAEAD: slotAEAD}
 	if opts != nil {
 		s.lostFn = opts.Lost
+		s.mustExist = opts.MustExist
 	}
 	return s, nil
 }
@@ -127,7 +135,16 @@ type Tx struct {
 }
 
 func (s *Store) open(readOnly bool) (*bolt.DB, error) {
-	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: lockTimeout, ReadOnly: readOnly})
+	o := &bolt.Options{Timeout: lockTimeout, ReadOnly: readOnly}
+	if s.mustExist {
+		o.OpenFile = func(name string, flag int, mode os.FileMode) (*os.File, error) {
+			return os.OpenFile(name, flag&^os.O_CREATE, mode)
+		}
+	}
+	db, err := bolt.Open(s.path, 0o600, o)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrMissing, s.path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open local store: %w", err)
 	}

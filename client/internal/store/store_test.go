@@ -258,3 +258,26 @@ func TestMigrationsInOrder(t *testing.T) {
 		t.Fatalf("%d migrations reach schema %d, want %d", len(migrations), len(migrations)+1, Schema)
 	}
 }
+
+// TestMissingStoreNotRecreated: the store of an existing home whose file
+// is gone is an error, and no empty store is made in its place.
+func TestMissingStoreNotRecreated(t *testing.T) {
+	st := testStore(t)
+	key := make([]byte, KeySize)
+	again, err := New(st.Path(), key, &Options{MustExist: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(st.Path()); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Update(func(*Tx) error { return nil }); !errors.Is(err, ErrMissing) {
+		t.Fatalf("Update of a missing store: %v, want ErrMissing", err)
+	}
+	if err := again.View(func(*Tx) error { return nil }); !errors.Is(err, ErrMissing) {
+		t.Fatalf("View of a missing store: %v, want ErrMissing", err)
+	}
+	if _, err := os.Stat(st.Path()); !os.IsNotExist(err) {
+		t.Fatalf("a store file was made: %v", err)
+	}
+}
