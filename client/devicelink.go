@@ -377,13 +377,8 @@ func (c *Client) receiveSentCopy(t *tx, from *contactRecord, ct *content, now ti
 		Time: time.UnixMilli(int64(min(in.SentMS, 1<<62))).UTC(), Received: now, Outgoing: true,
 		Attachments: publicAttachments(atts), Subject: in.Subject,
 	}
-	if in.HasReply {
-		id := hex.EncodeToString(in.ReplyTo[:])
-		if orig, err := t.MessageByID(id); err != nil {
-			return nil, err
-		} else if orig != nil && bytes.Equal(orig.Conversation, t.DirectConversationID(to.Person.ID)) {
-			m.ReplyTo = id
-		}
+	if m.ReplyTo, err = t.replyIn(in, to.Person.ID); err != nil {
+		return nil, err
 	}
 	stored, err := storeMessageRecord(t, to, m, atts)
 	if err != nil {
@@ -431,4 +426,20 @@ func (t *tx) dropOutboxFor(id []byte) error {
 		}
 	}
 	return nil
+}
+
+// replyIn is the reply-to of a received message content ct in the direct
+// conversation with person, or "": it is kept only if it names a message
+// of that conversation, since a reference to anything else would point
+// the reader astray.
+func (t *tx) replyIn(ct *content, person []byte) (string, error) {
+	if !ct.HasReply {
+		return "", nil
+	}
+	id := hex.EncodeToString(ct.ReplyTo[:])
+	orig, err := t.MessageByID(id)
+	if err != nil || orig == nil || !bytes.Equal(orig.Conversation, t.DirectConversationID(person)) {
+		return "", err
+	}
+	return id, nil
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -217,17 +218,10 @@ func (c *Client) joinDeviceList(ctx context.Context, cn *conn) error {
 	if l != nil && l.Contains(c.devID) {
 		return nil
 	}
-	next := &keys.DeviceList{Version: 1, Created: c.now().UTC().Truncate(time.Second)}
-	if l != nil {
-		if len(l.Devices) >= keys.MaxDevices {
-			return ErrTooManyDevices
-		}
-		next.Version = l.Version + 1
-		next.Devices = slices.Clone(l.Devices)
+	if l != nil && len(l.Devices) >= keys.MaxDevices {
+		return ErrTooManyDevices
 	}
-	next.Devices = append(next.Devices, keys.ListedDevice{ID: c.devID, Linked: next.Created, Relay: c.relay})
-	slices.SortFunc(next.Devices, func(a, b keys.ListedDevice) int { return compareFP(a.ID, b.ID) })
-	signed, err := c.id.SignDeviceList(next)
+	signed, err := c.id.SignDeviceList(listWith(l, c.devID, c.relay, c.now()))
 	if err != nil {
 		return err
 	}
@@ -297,12 +291,14 @@ func (c *Client) pinLogKey(ctx context.Context, cn *conn) error {
 	return c.st.update(func(t *tx) error { _, err := people.Pin(t.Tx, c.relay, lk.Key); return err })
 }
 
-// compareFP orders fingerprints as device lists do (bytewise).
-func compareFP(a, b keys.Fingerprint) int {
-	for i := range a {
-		if a[i] != b[i] {
-			return int(a[i]) - int(b[i])
-		}
+// listWith is the next version of l (nil: none yet) with device id, on
+// relay, linked now, added in device-ID order.
+func listWith(l *keys.DeviceList, id keys.Fingerprint, relay string, now time.Time) *keys.DeviceList {
+	next := &keys.DeviceList{Version: 1, Created: now.UTC().Truncate(time.Second)}
+	if l != nil {
+		next.Version, next.Devices = l.Version+1, slices.Clone(l.Devices)
 	}
-	return 0
+	next.Devices = append(next.Devices, keys.ListedDevice{ID: id, Linked: next.Created, Relay: relay})
+	slices.SortFunc(next.Devices, func(a, b keys.ListedDevice) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	return next
 }

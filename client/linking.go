@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/postern/postern/client/internal/link"
@@ -211,10 +210,7 @@ func (c *Client) answerLink(ctx context.Context, cn, lc *conn, code *link.Code, 
 	if cur.Contains(newID) {
 		return DeviceInfo{}, fmt.Errorf("client: that device is in this person's list already")
 	}
-	next := &keys.DeviceList{Version: cur.Version + 1, Created: now.Truncate(time.Second), Devices: slices.Clone(cur.Devices)}
-	next.Devices = append(next.Devices, keys.ListedDevice{ID: newID, Linked: next.Created, Relay: c.relay})
-	slices.SortFunc(next.Devices, func(a, b keys.ListedDevice) int { return compareFP(a.ID, b.ID) })
-	signed, err := c.id.SignDeviceList(next)
+	signed, err := c.id.SignDeviceList(listWith(cur, newID, c.relay, now))
 	if err != nil {
 		return DeviceInfo{}, err
 	}
@@ -288,7 +284,7 @@ func (c *Client) answerLink(ctx context.Context, cn, lc *conn, code *link.Code, 
 		}
 	}
 	c.log.Info("linked a new device", "device", newID.Short())
-	c.announceDeviceList(ctx, newID)
+	c.announceList(ctx, signed, false, newID)
 	return DeviceInfo{ID: newID, Name: req.Name, Linked: now.Truncate(time.Second), Relay: c.relay}, nil
 }
 
@@ -470,40 +466,4 @@ func (t *tx) linkedBy(snap *contactsSnapshot, reply protocol.MailboxID, tok prot
 		}
 	}
 	return fmt.Errorf("%w: the response names no route to the device that linked this one", errSnapshot)
-}
-
-// announceDeviceList sends this person's newest device list, with the
-// names of its devices, to each of its other devices but skip, so that
-// they show an alert for a device just linked. Failures are logged: the
-// new device introduces itself anyway.
-func (c *Client) announceDeviceList(ctx context.Context, skip keys.Fingerprint) {
-	var sibs []*contactRecord
-	var list []byte
-	var names []deviceName
-	err := c.st.view(func(t *tx) error {
-		self, err := t.self()
-		if err != nil {
-			return err
-		}
-		list = self.DeviceList
-		if names, err = t.ownNames(self); err != nil {
-			return err
-		}
-		sibs, err = c.targets(t, self)
-		return err
-	})
-	if err != nil || len(list) == 0 {
-		c.log.Warn("could not tell this person's other devices of the new device list", "err", err)
-		return
-	}
-	for _, s := range sibs {
-		if fpOf(s.DeviceID) == skip {
-			continue // it has the list: it came with its response
-		}
-		ct := &content{Type: contentDeviceList, Sender: c.devID, SentMS: uint64(c.now().UnixMilli()), List: list, Names: names}
-		copy(ct.MsgID[:], randomID(msgIDSize))
-		if err := c.sendSession(ctx, s, ct); err != nil && !errors.Is(err, ErrQueued) {
-			c.log.Warn("could not tell another device of this person of the new device list", "err", err)
-		}
-	}
 }

@@ -105,7 +105,7 @@ func (c *Client) RevokeDevice(ctx context.Context, nameOrID string) (DeviceInfo,
 	c.queue(res.msgs)
 	c.log.Info("revoked a device of this person", "device", target.ID.Short())
 	c.closeRoutes(ctx, res.closeRoutes)
-	c.announceToAll(ctx, signed)
+	c.announceList(ctx, signed, true, keys.Fingerprint{})
 	return info, nil
 }
 
@@ -171,12 +171,15 @@ func (t *tx) allOwnNames(self *store.Person) ([]deviceName, error) {
 	return out, nil
 }
 
-// announceToAll sends this person's device list signed to every device of
-// every contact and to this person's other devices (with the names of its
-// devices), so that they stop writing to a revoked device with their next
-// message. Failures are logged: contacts also check the list with the
-// relay before they send (contactlist.go).
-func (c *Client) announceToAll(ctx context.Context, signed []byte) {
+// announceList sends this person's device list signed (content 0x12) to
+// each of its other devices but skip, with the names of its devices, and
+// with contacts also to every device of every contact not blocked: so
+// that siblings show an alert for a device linked or revoked, and
+// contacts stop writing to a revoked one with their next message.
+// Failures are logged: a linked device introduces itself anyway, and
+// contacts check the list with the relay before they send
+// (contactlist.go).
+func (c *Client) announceList(ctx context.Context, signed []byte, contacts bool, skip keys.Fingerprint) {
 	var targets []*contactRecord
 	var names []deviceName
 	err := c.st.view(func(t *tx) error {
@@ -185,7 +188,7 @@ func (c *Client) announceToAll(ctx context.Context, signed []byte) {
 			return err
 		}
 		for _, p := range ps {
-			if p.Blocked {
+			if p.Blocked || (!p.Self && !contacts) {
 				continue
 			}
 			ts, err := c.targets(t, p)
@@ -206,6 +209,9 @@ func (c *Client) announceToAll(ctx context.Context, signed []byte) {
 		return
 	}
 	for _, d := range targets {
+		if fpOf(d.DeviceID) == skip {
+			continue // it has the list: it came with its link response
+		}
 		ct := &content{Type: contentDeviceList, Sender: c.devID, SentMS: uint64(c.now().UnixMilli()), List: signed}
 		if d.Person.Self {
 			ct.Names = names

@@ -638,15 +638,8 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 			Attachments: publicAttachments(atts), Subject: ct.Subject,
 			mailbox: mb, envelope: envID, relayed: true,
 		}
-		if ct.HasReply {
-			// Kept only if it names a message of this conversation: a
-			// reference to anything else would point the reader astray.
-			id := hex.EncodeToString(ct.ReplyTo[:])
-			if orig, err := t.MessageByID(id); err != nil {
-				return nil, err
-			} else if orig != nil && bytes.Equal(orig.Conversation, t.DirectConversationID(from.Person.ID)) {
-				m.ReplyTo = id
-			}
+		if m.ReplyTo, err = t.replyIn(ct, from.Person.ID); err != nil {
+			return nil, err
 		}
 		stored, err := storeMessageRecord(t, from, m, atts)
 		if err != nil {

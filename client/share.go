@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/postern/postern/client/internal/store"
@@ -196,21 +195,5 @@ func (c *Client) receiveShare(t *tx, from *contactRecord, ct *content, now time.
 // parseShare checks a contact share: a snapshot of exactly one person,
 // a contact (not this person).
 func parseShare(b []byte, idFP keys.Fingerprint) (*contactsSnapshot, error) {
-	var probe contactsSnapshot
-	if err := json.Unmarshal(b, &probe); err != nil || len(probe.Persons) != 1 || probe.Persons[0].Self {
-		return nil, fmt.Errorf("%w: a share holds one contact", errSnapshot)
-	}
-	// parseSnapshot wants this person's record too: check the share as a
-	// snapshot with an empty one added.
-	probe.Persons = append(probe.Persons, snapshotPerson{Identity: idFP[:], Self: true})
-	full, err := json.Marshal(&probe)
-	if err != nil {
-		return nil, err
-	}
-	snap, err := parseSnapshot(full, idFP)
-	if err != nil {
-		return nil, err
-	}
-	snap.Persons = snap.Persons[:1]
-	return snap, nil
+	return decodeSnapshot(b, idFP, true)
 }

@@ -115,6 +115,12 @@ func (t *tx) exportContacts(self keys.Fingerprint, ownRelay string, own *snapsho
 // whose identity fingerprint is idFP: every size, name, URL and key, and
 // exactly one Self person with that identity.
 func parseSnapshot(b []byte, idFP keys.Fingerprint) (*contactsSnapshot, error) {
+	return decodeSnapshot(b, idFP, false)
+}
+
+// decodeSnapshot is parseSnapshot; share: a contact share (share.go),
+// exactly one person, a contact, and no record of this person.
+func decodeSnapshot(b []byte, idFP keys.Fingerprint, share bool) (*contactsSnapshot, error) {
 	if len(b) > maxSnapshotSize {
 		return nil, fmt.Errorf("%w: %d bytes", errSnapshot, len(b))
 	}
@@ -196,7 +202,10 @@ func parseSnapshot(b []byte, idFP keys.Fingerprint) (*contactsSnapshot, error) {
 			}
 		}
 	}
-	if selves != 1 {
+	switch {
+	case share && (selves != 0 || len(snap.Persons) != 1):
+		return nil, bad("a share holds one contact")
+	case !share && selves != 1:
 		return nil, bad("%d records of this person", selves)
 	}
 	return &snap, nil
