@@ -86,9 +86,11 @@ func (rl *reloader) reload() {
 	}
 	if err != nil {
 		msg, hint := explain(err)
-		rl.logger.Error("configuration reload refused; the running configuration is kept", "err", msg, "hint", hint)
+		// Audit and metrics first: whoever sees the log line (an
+		// operator, a supervisor script) finds them already updated.
 		rl.relay.AuditReloadRefused(msg)
 		rl.base.Metrics.ConfigLoaded(false, time.Now())
+		rl.logger.Error("configuration reload refused; the running configuration is kept", "err", msg, "hint", hint)
 		return
 	}
 
@@ -108,6 +110,9 @@ func (rl *reloader) reload() {
 		}
 		rl.logger.Warn("option changed in the configuration; restart postern-relay to apply", "option", name, "running", running, "configured", configured)
 	}
+	if len(changed) > 0 || len(restart) > 0 {
+		rl.relay.AuditReload(changed, restart) // before the log line, as above; no entry when nothing differs
+	}
 	switch {
 	case len(changed) > 0:
 		rl.logger.Info("configuration reloaded", "changed", strings.Join(changed, ","))
@@ -115,9 +120,7 @@ func (rl *reloader) reload() {
 		rl.logger.Info("configuration reloaded; nothing to apply before a restart")
 	default:
 		rl.logger.Info("configuration reloaded, nothing changed")
-		return // no audit entry: nothing differs
 	}
-	rl.relay.AuditReload(changed, restart)
 }
 
 // diff compares the options of next with the running ones: changed are
