@@ -3,12 +3,11 @@ package store
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"time"
 )
 
-// The model (schema 3, protocol/SPEC.md section 9 "Local state"): a
+// The model (schema 3 and 4, protocol/SPEC.md section 9 "Local state"): a
 // person has devices; each device has its certificate, its relay, the
 // route this device writes to it and the route it writes to us; messages
 // belong to conversations. Every record is JSON sealed under the store key
@@ -197,6 +196,17 @@ type Message struct {
 	Queued bool `json:"queued,omitempty"`
 	// SendError: why an outgoing message left the outbox unsent.
 	SendError string `json:"send_error,omitempty"`
+
+	// Folder is the message's folder: "" its default one (Inbox for an
+	// incoming message, Sent for an outgoing one), "archive", or the ID
+	// (32 hex digits) of a folder of the user's own; FolderStamp the
+	// stamp of the move that put it there (inbox.go).
+	Folder      string `json:"folder,omitempty"`
+	FolderStamp Stamp  `json:"folder_stamp,omitzero"`
+	// Read: an incoming message this person read (on any of its
+	// devices), first at ReadAt.
+	Read   bool      `json:"read,omitempty"`
+	ReadAt time.Time `json:"read_at,omitzero"`
 }
 
 // ---- persons ----
@@ -447,7 +457,20 @@ func (t *Tx) AddMessage(m *Message) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	key := binary.BigEndian.AppendUint64(nil, seq)
+	key := messageKey(seq)
+	// A move or read state from another device of this person that came
+	// before the message (inbox.go).
+	pidx := t.Index(BucketPlacements, []byte(m.ID))
+	if t.Has(BucketPlacements, pidx) {
+		p, err := t.Placement(m.ID)
+		if err != nil {
+			return false, err
+		}
+		p.Apply(m)
+		if err := t.Delete(BucketPlacements, pidx); err != nil {
+			return false, err
+		}
+	}
 	m.V = 1
 	if err := t.Put(BucketMessages, key, m); err != nil {
 		return false, err

@@ -150,7 +150,7 @@ func makeSchema2(tb testing.TB, dir string, n, m int) *schema2Home {
 	}
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	err = st.Update(func(t *Tx) error {
-		for _, b := range [][]byte{BucketPersons, BucketDevices, BucketConversations, BucketMailboxIndex} {
+		for _, b := range [][]byte{BucketPersons, BucketDevices, BucketConversations, BucketMailboxIndex, BucketFolders, BucketDrafts, BucketPlacements} {
 			if err := t.bt.DeleteBucket(b); err != nil {
 				return err
 			}

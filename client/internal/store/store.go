@@ -41,8 +41,14 @@ var (
 	BucketErasure = []byte("erasure")
 	// BucketOutbox holds sealed envelopes waiting to be sent (outbox.go).
 	BucketOutbox = []byte("outbox")
+	// Schema 4 (inbox.go): folders of the user's own and drafts, by
+	// random ID; placements (a message's folder and read state from
+	// another device, waiting for the message) by Kidx(message ID).
+	BucketFolders    = []byte("folders")
+	BucketDrafts     = []byte("drafts")
+	BucketPlacements = []byte("placements")
 
-	allBuckets = [][]byte{BucketMeta, BucketPersons, BucketDevices, BucketConversations, BucketMessages, BucketMessageIDs, BucketMailboxIndex, BucketSeen, BucketInvitations, BucketPrekeys, BucketSessions, BucketErasure, BucketOutbox}
+	allBuckets = [][]byte{BucketMeta, BucketPersons, BucketDevices, BucketConversations, BucketMessages, BucketMessageIDs, BucketMailboxIndex, BucketSeen, BucketInvitations, BucketPrekeys, BucketSessions, BucketErasure, BucketOutbox, BucketFolders, BucketDrafts, BucketPlacements}
 	// ephemeralBuckets are the buckets whose old values must not survive
 	// their deletion or replacement.
 	ephemeralBuckets = [][]byte{BucketPrekeys, BucketSessions}
