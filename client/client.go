@@ -107,6 +107,14 @@ type Message struct {
 	// SendError says why an outgoing message left the outbox unsent (a
 	// refusal, or its expiry); empty otherwise.
 	SendError string
+	// Folder is the ID of the folder the message is in (FolderInbox,
+	// FolderSent, FolderArchive or a folder of the user's own; see
+	// Folders). Read reports whether this person read it, on any of
+	// their devices, first at ReadAt: always true for sent messages and
+	// notices (ReadAt zero); MarkRead marks received ones.
+	Folder string
+	Read   bool
+	ReadAt time.Time
 
 	mailbox  protocol.MailboxID
 	envelope protocol.EnvelopeID

@@ -60,6 +60,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		{Type: contentTextHeaders, SentMS: 1764100000000, Text: "done at 14:05", Subject: "Bed 12", HasReply: true, ReplyTo: [replyIDSize]byte{1, 2, 3, 4, 5, 6, 7, 8}},
 		{Type: contentAttachmentHeaders, SentMS: 1764100000000, Subject: "Obs", Attachments: []attachmentRef{seedAttachment()}},
 		{Type: contentHeads, SentMS: 1764100000000, Heads: [][]byte{seedHead(7), seedHead(1 << 20)}},
+		{Type: contentSync, SentMS: 1764100000000, Ops: seedSyncOps()},
 	} {
 		b, err := ct.marshalSession()
 		if err != nil {
@@ -455,4 +456,21 @@ func seedAttachment() attachmentRef {
 		a.Blob[i], a.Key[i], a.Digest[i] = byte(i), byte(i+1), byte(i+2)
 	}
 	return a
+}
+
+// seedSyncOps is one inbox operation of each kind (syncops.go).
+func seedSyncOps() []syncOp {
+	id := [16]byte{0xf0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+	msg := [replyIDSize]byte{1, 2, 3, 4, 5, 6, 7, 8}
+	return []syncOp{
+		{Kind: syncFolderSet, MS: 1764100000000, ID: id, Name: "Ward 7 – handovers"},
+		{Kind: syncMove, MS: 1764100000001, Msg: msg, To: syncToFolder, Folder: id},
+		{Kind: syncMove, MS: 1764100000002, Msg: msg, To: syncToArchive},
+		{Kind: syncMove, MS: 1764100000003, Msg: msg, To: syncToDefault},
+		{Kind: syncRead, MS: 1764100000004, Msg: msg},
+		{Kind: syncDraftSave, MS: 1764100000005, ID: id, HasTo: true, Person: keys.Fingerprint{9}, Subject: "Re: Bed 12", HasReply: true, ReplyTo: msg, Text: "Seen at 14:10."},
+		{Kind: syncDraftSave, MS: 1764100000006, ID: id},
+		{Kind: syncDraftDelete, MS: 1764100000007, ID: id},
+		{Kind: syncFolderDelete, MS: 1764100000008, ID: id},
+	}
 }

@@ -666,6 +666,10 @@ func (c *Client) messageFromRecord(r *messageRecord) Message {
 		ID: r.ID, From: r.From, To: r.To, Text: r.Text, Time: r.Time, Received: r.Received, Outgoing: r.Outgoing, Notice: r.Notice,
 		Attachments: publicAttachments(r.Attachments), Subject: r.Subject, ReplyTo: r.ReplyTo,
 		Queued: r.Queued, SendError: r.SendError,
+		Folder: r.Folder, Read: r.Read || !unread(r), ReadAt: r.ReadAt,
+	}
+	if m.Folder == "" {
+		m.Folder = defaultFolder(r)
 	}
 	if len(r.Conversation) > 0 {
 		m.Conversation = hex.EncodeToString(r.Conversation)

@@ -143,6 +143,8 @@ type content struct {
 	Inner  *content
 	// contentHeads: 1..MaxGossipHeads encoded signed tree heads.
 	Heads [][]byte
+	// contentSync: 1..maxSyncOps inbox operations (syncops.go).
+	Ops []syncOp
 
 	Signature []byte
 }
@@ -219,6 +221,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendHeads(b, c.Heads)
 	case contentContactShare:
 		return appendShareBody(b, c)
+	case contentSync:
+		return appendSyncBody(b, c)
 	default:
 		return nil, ErrDecrypt
 	}
@@ -333,7 +337,7 @@ func sessionContent(t byte) bool {
 	switch t {
 	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello,
 		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy,
-		contentHeads, contentContactShare:
+		contentHeads, contentContactShare, contentSync:
 		return true
 	}
 	return false
@@ -475,6 +479,10 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		}
 	case contentContactShare:
 		if !parseShareBody(r, c) {
+			return nil, false
+		}
+	case contentSync:
+		if !parseSyncBody(r, c) {
 			return nil, false
 		}
 	default:

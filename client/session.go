@@ -616,6 +616,10 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if drop, err := c.receiveShare(t, from, ct, now, res); err != nil || drop != nil {
 			return drop, err
 		}
+	case contentSync:
+		if drop, err := c.receiveSync(t, from, ct, now); err != nil || drop != nil {
+			return drop, err
+		}
 	}
 	if notice {
 		m, err := storeNotice(t, from, opened.InitID(), now)
