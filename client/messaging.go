@@ -351,7 +351,14 @@ func storeMessageRecord(t *tx, r *contactRecord, m *Message, atts []attachmentRe
 	if m.relayed {
 		rec.Mailbox, rec.Envelope = m.mailbox[:], m.envelope[:]
 	}
-	return t.AddMessage(rec)
+	stored, err := t.AddMessage(rec)
+	// Its folder and read state, as stored (another device of this person
+	// may have placed it already, folders.go).
+	m.Folder, m.Read, m.ReadAt = rec.Folder, rec.Read || !unread(rec), rec.ReadAt
+	if m.Folder == "" {
+		m.Folder = defaultFolder(rec)
+	}
+	return stored, err
 }
 
 // received is what storing one delivered envelope produced, and what is

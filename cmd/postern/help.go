@@ -47,11 +47,19 @@ Messages:
   send NAME [--subject S] [--reply-to ID] [--attach FILE]... [--keep-metadata] TEXT...|-
                           send a message (- reads it from standard input),
                           with files (up to 16; TEXT is then optional)
+  reply ID [--subject S] [--attach FILE]... TEXT...|-
+                          answer a message, in its thread
   save ID [--out DIR] [--force]
                           download and verify the files of a message
   sync                    fetch new messages and print how many arrived
-  inbox [--json]          list messages
-  read ID [--json]        show one message
+  inbox [--folder F] [--unread] [--json]
+                          list messages, with their folders
+  read ID [--json]        show one message and mark it read
+  folder list [--json] | folder create NAME | folder rename OLD NEW | folder delete NAME | folder move ID FOLDER
+                          list, make, rename and delete folders; put a
+                          message in one
+  draft list [--json] | draft save [--id ID] [--to NAME] [--subject S] [--reply-to ID] [TEXT...|-] | draft send ID | draft delete ID
+                          keep messages being written; send them later
   listen [--json]         stay connected and print messages as they arrive
 
   help [COMMAND]          show this help, or a command's

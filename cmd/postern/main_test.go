@@ -228,11 +228,11 @@ func TestExitCodes(t *testing.T) {
 		},
 		{
 			name: "unknown flag", args: []string{"inbox", "--bogus"}, code: 2,
-			stderr: "postern: error: flag provided but not defined: -bogus\nhint: usage: postern inbox [--json]\n",
+			stderr: "postern: error: flag provided but not defined: -bogus\nhint: usage: postern inbox [--folder F] [--unread] [--json]\n",
 		},
 		{
 			name: "extra argument", args: []string{"inbox", "secret-looking"}, code: 2,
-			stderr: "postern: error: inbox takes no arguments\nhint: usage: postern inbox [--json]\n",
+			stderr: "postern: error: inbox takes no arguments\nhint: usage: postern inbox [--folder F] [--unread] [--json]\n",
 		},
 		{
 			name: "init without relay", args: []string{"init", "--name", "Alice"}, code: 2,

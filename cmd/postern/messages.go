@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -221,24 +222,31 @@ func runSync(ctx context.Context, c *cli, cmd *command, args []string) error {
 
 var inboxCmd = &command{
 	name:  "inbox",
-	usage: "inbox [--json]",
-	help: `List the messages kept on this device, received and sent: ID, sender, time
-and the start of the text. It does not contact the relay: run 'postern sync'
-first, or keep 'postern listen' running. --json prints an array of objects
-with id, from, to, text, time (RFC 3339), received and outgoing,
-"notice": true on notices, "subject" and "reply_to" when set, "queued": true
-on a sent message still waiting for its recipient's relay, "send_error" on
-one that could not be sent, and "attachments" (name, size in bytes,
-media_type) on messages with files; save those with 'postern save ID'.
+	usage: "inbox [--folder F] [--unread] [--json]",
+	help: `List the messages kept on this device, received and sent: ID, sender, time,
+folder and the subject and start of the text. --folder F lists only folder F
+(Inbox, Sent, Archive or one of your own, see 'postern folder'); --unread
+only messages you have not read. It does not contact the relay: run
+'postern sync' first, or keep 'postern listen' running. --json prints an
+array of objects with id, from, to, text, time (RFC 3339), received,
+outgoing and folder (inbox, sent, archive or the ID of a folder of your
+own), "unread": true on a received message not read yet, "notice": true on
+notices, "subject" and "reply_to" when set, "queued": true on a sent
+message still waiting for its recipient's relay, "send_error" on one that
+could not be sent, and "attachments" (name, size in bytes, media_type) on
+messages with files; save those with 'postern save ID'.
 Notices (a reset secure session) are written by this device, not by the
-contact; the table marks them [notice], messages waiting to be sent
-[queued] and messages that could not be sent [not sent].`,
+contact; the table marks them [notice], unread messages [unread], messages
+waiting to be sent [queued] and messages that could not be sent [not sent].
+'postern read ID' shows a message and marks it read.`,
 	run: runInbox,
 }
 
 func runInbox(ctx context.Context, c *cli, cmd *command, args []string) error {
 	fs := c.newFlagSet(cmd)
 	asJSON := fs.Bool("json", false, "")
+	folder := fs.String("folder", "", "")
+	unreadOnly := fs.Bool("unread", false, "")
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
 	}
@@ -247,26 +255,57 @@ func runInbox(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	msgs, err := cl.Inbox()
+	folders, err := cl.Folders()
 	if err != nil {
 		return err
 	}
-	return printList(c, msgs, *asJSON, toJSONMessage, "No messages.", "ID\tFROM\tTIME\tTEXT", func(m client.Message) string {
+	names := map[string]string{}
+	for _, f := range folders {
+		names[f.ID] = f.Name
+	}
+	opts := &client.ListOptions{Unread: *unreadOnly, Limit: client.MaxListLimit}
+	if *folder != "" {
+		f, err := findFolder(cl, *folder)
+		if err != nil {
+			return err
+		}
+		opts.Folder = f.ID
+	}
+	// Page through, newest first, and show oldest first.
+	var msgs []client.Message
+	for {
+		page, err := cl.Messages(opts)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, page...)
+		if len(page) < opts.Limit {
+			break
+		}
+		opts.Before = page[len(page)-1].ID
+	}
+	slices.Reverse(msgs)
+	return printList(c, msgs, *asJSON, toJSONMessage, "No messages.", "ID\tFROM\tTIME\tFOLDER\tTEXT", func(m client.Message) string {
 		from := safe(m.From, false)
 		if m.Outgoing {
 			from = "me → " + safe(m.To, false)
 		}
-		return fmt.Sprintf("%s\t%s\t%s\t%s", m.ID, from, m.Time.Local().Format(tableTime), preview(displayText(m)+attachmentSummary(m), previewRunes))
+		text := preview(displayText(m)+attachmentSummary(m), previewRunes)
+		if !m.Read {
+			text = "[unread] " + text
+		}
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", m.ID, from, m.Time.Local().Format(tableTime), safe(names[m.Folder], false), text)
 	})
 }
 
 var readCmd = &command{
 	name:  "read",
 	usage: "read ID [--json]",
-	help: `Show the message ID in full (an unambiguous prefix of the ID will do).
---json prints one object, as in 'postern inbox --json'. Attached files are
-listed with their size; 'postern save ID' downloads them. Like 'postern
-inbox', it reads this device's store and does not contact the relay.`,
+	help: `Show the message ID in full (an unambiguous prefix of the ID will do) and
+mark it read, here and on your other devices. --json prints one object, as
+in 'postern inbox --json'. Attached files are listed with their size;
+'postern save ID' downloads them. Like 'postern inbox', it reads this
+device's store and does not fetch messages from the relay.`,
 	run: runRead,
 }
 
@@ -285,6 +324,13 @@ func runRead(ctx context.Context, c *cli, cmd *command, args []string) error {
 	m, err := findMessage(cl, pos[0])
 	if err != nil {
 		return err
+	}
+	if !m.Read {
+		// Shown is read: marked before it is printed, so that an output
+		// cut short does not leave it unread (the text is shown anyway).
+		if err := cl.MarkRead(ctx, m.ID); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		return writeJSON(c.stdout, toJSONMessage(m))

@@ -31,9 +31,13 @@ type jsonMessage struct {
 	Time     string `json:"time"`
 	Received string `json:"received,omitempty"`
 	Outgoing bool   `json:"outgoing"`
-	Notice   bool   `json:"notice,omitempty"` // a notice of this client (session reset), not a message
-	Subject  string `json:"subject,omitempty"`
-	ReplyTo  string `json:"reply_to,omitempty"`
+	// Folder is the folder's ID (inbox, sent, archive or a folder of
+	// one's own); Unread marks a received message not read yet.
+	Folder  string `json:"folder"`
+	Unread  bool   `json:"unread,omitempty"`
+	Notice  bool   `json:"notice,omitempty"` // a notice of this client (session reset), not a message
+	Subject string `json:"subject,omitempty"`
+	ReplyTo string `json:"reply_to,omitempty"`
 	// Queued: sent, waiting in the outbox for the recipient's relay;
 	// SendError: why it left the outbox unsent.
 	Queued    bool   `json:"queued,omitempty"`
@@ -58,6 +62,8 @@ func toJSONMessage(m client.Message) jsonMessage {
 		Time:      rfc3339(m.Time),
 		Received:  rfc3339(m.Received),
 		Outgoing:  m.Outgoing,
+		Folder:    m.Folder,
+		Unread:    !m.Read,
 		Notice:    m.Notice,
 		Subject:   m.Subject,
 		ReplyTo:   m.ReplyTo,
