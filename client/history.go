@@ -590,6 +590,11 @@ func (h *historyImporter) message(t *tx, hm *historyMessage) error {
 		Time: hm.Time.UTC(), Received: hm.Received.UTC(), Outgoing: hm.Outgoing, Notice: hm.Notice,
 		SendError: hm.SendError,
 	}
+	if !m.Outgoing && !m.Notice {
+		// History is the past: read, as the migration to schema 4 marks
+		// what a home held (the record does not carry read state).
+		m.Read, m.ReadAt = true, m.Received
+	}
 	if hm.Unsent && m.SendError == "" {
 		m.SendError = unsentNote
 	}

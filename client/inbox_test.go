@@ -362,3 +362,27 @@ func TestDrafts(t *testing.T) {
 		t.Fatalf("deleting a sent draft: %v", err)
 	}
 }
+
+// TestHistoryArrivesRead: a device linked with the history gets the
+// received messages of the past read, not as a pile of unread ones.
+func TestHistoryArrivesRead(t *testing.T) {
+	ctx := testCtx(t)
+	srv := relaytest.New(t, nil)
+	alice, bob, _, _ := pair(t, srv)
+	m, err := bob.Send(ctx, "alice", "before the link")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	office, _ := linkNewWith(t, alice, "OFFICE-PC", true)
+	syncAll(t, 3, office, alice)
+	got, err := office.Message(m.ID)
+	if err != nil || !got.Read || got.Folder != FolderInbox {
+		t.Fatalf("office's copy %+v, %v", got, err)
+	}
+	if f := folderNamed(t, office, "Inbox"); f.Unread != 0 {
+		t.Fatalf("office's inbox %+v", f)
+	}
+}
