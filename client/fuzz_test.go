@@ -60,6 +60,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		{Type: contentTextHeaders, SentMS: 1764100000000, Text: "done at 14:05", Subject: "Bed 12", HasReply: true, ReplyTo: [replyIDSize]byte{1, 2, 3, 4, 5, 6, 7, 8}},
 		{Type: contentAttachmentHeaders, SentMS: 1764100000000, Subject: "Obs", Attachments: []attachmentRef{seedAttachment()}},
 		{Type: contentHeads, SentMS: 1764100000000, Heads: [][]byte{seedHead(7), seedHead(1 << 20)}},
+		{Type: contentReceipt, SentMS: 1764100000000, ReceiptKind: receiptRead, Receipts: [][msgIDSize]byte{{1, 2, 3}, {0xff}}},
 	} {
 		b, err := ct.marshalSession()
 		if err != nil {

@@ -143,6 +143,10 @@ type content struct {
 	Inner  *content
 	// contentHeads: 1..MaxGossipHeads encoded signed tree heads.
 	Heads [][]byte
+	// contentReceipt: the kind (receiptDelivered, receiptRead) and the
+	// content message IDs it acknowledges, 1..MaxReceiptIDs (receipts.go).
+	ReceiptKind byte
+	Receipts    [][msgIDSize]byte
 
 	Signature []byte
 }
@@ -219,6 +223,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendHeads(b, c.Heads)
 	case contentContactShare:
 		return appendShareBody(b, c)
+	case contentReceipt:
+		return appendReceiptBody(b, c)
 	default:
 		return nil, ErrDecrypt
 	}
@@ -333,7 +339,7 @@ func sessionContent(t byte) bool {
 	switch t {
 	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello,
 		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy,
-		contentHeads, contentContactShare:
+		contentHeads, contentContactShare, contentReceipt:
 		return true
 	}
 	return false
@@ -475,6 +481,10 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		}
 	case contentContactShare:
 		if !parseShareBody(r, c) {
+			return nil, false
+		}
+	case contentReceipt:
+		if !parseReceiptBody(r, c) {
 			return nil, false
 		}
 	default:

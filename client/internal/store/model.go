@@ -197,6 +197,14 @@ type Message struct {
 	Queued bool `json:"queued,omitempty"`
 	// SendError: why an outgoing message left the outbox unsent.
 	SendError string `json:"send_error,omitempty"`
+	// Receipts (protocol/SPEC.md section 9 "Receipts"). ContentID: an
+	// incoming message's content message ID (16 bytes, the sender's),
+	// which a read receipt names. Delivered, ReadReceipt: when an
+	// outgoing message was first reported delivered and read by a device
+	// of its recipient; later receipts do not move them.
+	ContentID   []byte    `json:"content_id,omitempty"`
+	Delivered   time.Time `json:"delivered,omitzero"`
+	ReadReceipt time.Time `json:"read_receipt,omitzero"`
 }
 
 // ---- persons ----
