@@ -454,3 +454,64 @@ func fixLen(p []byte) []byte {
 	binary.BigEndian.PutUint32(p, uint32(len(p)-padHeaderSize))
 	return p
 }
+
+// TestReceiptDevices: bob's two devices both acknowledge alice's message;
+// the first receipt counts and the second moves nothing; a read on the
+// second device reaches alice. Alice's own second device, which gets a
+// sent copy of her message, sends no receipt for it, and receipts go to
+// the device that sent the message only.
+func TestReceiptDevices(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, bob, _, _ := pair(t, srv)
+	ctx := testCtx(t)
+	ward, _ := linkNew(t, bob, "WARD-PC")
+	office, _ := linkNew(t, alice, "OFFICE-PC")
+	syncAll(t, 3, ward, office, bob, alice)
+	if n := len(devicesOf(t, alice, "bob")); n != 2 {
+		t.Fatalf("alice writes to %d of bob's devices, want 2", n)
+	}
+
+	evs, err := alice.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ol, bl, wl := watch(office), watch(bob), watch(ward)
+	m, err := alice.Send(ctx, "bob", "to both of bob's")
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, bob, ward, office)
+	if sealedCount(bl) == 0 || sealedCount(wl) == 0 {
+		t.Fatalf("bob's devices sealed %d and %d envelopes, want a receipt each", sealedCount(bl), sealedCount(wl))
+	}
+	if n := sealedCount(ol); n != 0 {
+		t.Fatalf("alice's other device sealed %d envelopes for a sent copy", n)
+	}
+	if copies := messagesLike(t, office, "to both of bob's"); len(copies) != 1 || !copies[0].Outgoing {
+		t.Fatalf("office copies %+v", copies)
+	}
+	syncWant(t, alice, "alice")
+	first := message(t, alice, m.ID)
+	if first.Delivered.IsZero() || !first.ReadReceipt.IsZero() {
+		t.Fatalf("delivered %v, read %v", first.Delivered, first.ReadReceipt)
+	}
+	if got := receiptEvents(evs); len(got) != 1 {
+		t.Fatalf("%d receipt events for two delivered receipts, want 1", len(got))
+	}
+
+	wardCopy := messagesLike(t, ward, "to both of bob's")
+	if len(wardCopy) != 1 {
+		t.Fatalf("ward has %+v", wardCopy)
+	}
+	if err := ward.SendReadReceipts(ctx, wardCopy[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	syncWant(t, alice, "alice")
+	read := message(t, alice, m.ID)
+	if read.ReadReceipt.IsZero() || !read.Delivered.Equal(first.Delivered) {
+		t.Fatalf("after ward read it: delivered %v (was %v), read %v", read.Delivered, first.Delivered, read.ReadReceipt)
+	}
+	if got := receiptEvents(evs); len(got) != 1 || got[0].ReadReceipt.IsZero() {
+		t.Fatalf("receipt events %+v after the read", got)
+	}
+}

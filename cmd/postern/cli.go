@@ -46,7 +46,7 @@ func init() {
 		initCmd, whoamiCmd, deviceCmd, backupCmd,
 		inviteCmd, acceptCmd, contactsCmd, blockCmd, unblockCmd,
 		sendCmd, saveCmd, syncCmd, inboxCmd, readCmd, listenCmd,
-		helpCmd, versionCmd,
+		settingsCmd, helpCmd, versionCmd,
 	}
 }
 

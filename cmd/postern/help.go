@@ -54,6 +54,11 @@ Messages:
   read ID [--json]        show one message
   listen [--json]         stay connected and print messages as they arrive
 
+Settings:
+  settings [--json] | settings receipts on|off
+                          show this device's settings; tell senders when
+                          you read their messages, or stop (on by default)
+
   help [COMMAND]          show this help, or a command's
   version                 print the version
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/postern/postern/client"
 )
@@ -228,8 +229,12 @@ first, or keep 'postern listen' running. --json prints an array of objects
 with id, from, to, text, time (RFC 3339), received and outgoing,
 "notice": true on notices, "subject" and "reply_to" when set, "queued": true
 on a sent message still waiting for its recipient's relay, "send_error" on
-one that could not be sent, and "attachments" (name, size in bytes,
-media_type) on messages with files; save those with 'postern save ID'.
+one that could not be sent, "delivered" and "read_receipt" (RFC 3339) on
+a sent message the recipient reported delivered or read, and "attachments"
+(name, size in bytes, media_type) on messages with files; save those with
+'postern save ID'. The READ column shows, for a sent message, "read" with
+the time the recipient read it, or "delivered" (recipients may turn read
+receipts off: 'postern settings receipts off').
 Notices (a reset secure session) are written by this device, not by the
 contact; the table marks them [notice], messages waiting to be sent
 [queued] and messages that could not be sent [not sent].`,
@@ -251,12 +256,13 @@ func runInbox(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	return printList(c, msgs, *asJSON, toJSONMessage, "No messages.", "ID\tFROM\tTIME\tTEXT", func(m client.Message) string {
+	now := time.Now().Local()
+	return printList(c, msgs, *asJSON, toJSONMessage, "No messages.", "ID\tFROM\tTIME\tREAD\tTEXT", func(m client.Message) string {
 		from := safe(m.From, false)
 		if m.Outgoing {
 			from = "me → " + safe(m.To, false)
 		}
-		return fmt.Sprintf("%s\t%s\t%s\t%s", m.ID, from, m.Time.Local().Format(tableTime), preview(displayText(m)+attachmentSummary(m), previewRunes))
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", m.ID, from, m.Time.Local().Format(tableTime), receiptState(m, now), preview(displayText(m)+attachmentSummary(m), previewRunes))
 	})
 }
 
@@ -305,6 +311,10 @@ func runRead(ctx context.Context, c *cli, cmd *command, args []string) error {
 		fmt.Fprintf(tw, "Status:\tnot sent: %s\n", safe(m.SendError, false))
 	case m.Queued:
 		fmt.Fprintf(tw, "Status:\tqueued: it will be sent when the recipient's relay is back\n")
+	case !m.ReadReceipt.IsZero():
+		fmt.Fprintf(tw, "Status:\tread %s\n", m.ReadReceipt.Local().Format(fullTime))
+	case !m.Delivered.IsZero():
+		fmt.Fprintf(tw, "Status:\tdelivered %s\n", m.Delivered.Local().Format(fullTime))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
