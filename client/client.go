@@ -115,10 +115,20 @@ type Message struct {
 	Folder string
 	Read   bool
 	ReadAt time.Time
+	// Delivered and ReadReceipt are, for an outgoing message, when a
+	// device of the recipient first reported it delivered and read
+	// (receipts, protocol/SPEC.md section 9 "Receipts"), by that device's
+	// clock, bounded by the sending and the arrival of the receipt; zero
+	// until then. A recipient may turn read receipts off.
+	Delivered   time.Time
+	ReadReceipt time.Time
 
 	mailbox  protocol.MailboxID
 	envelope protocol.EnvelopeID
 	relayed  bool // mailbox and envelope are set
+	// contentID is a received message's content message ID (stored for
+	// its read receipt); nil otherwise.
+	contentID []byte
 }
 
 // Stats counts envelopes this Client processed since Open or Dial.
@@ -168,6 +178,8 @@ type Client struct {
 	ev events // subscribers (events.go)
 
 	lists contactLists // contacts' device lists and head gossip (contactlist.go)
+
+	delivered deliveredQueue // delivered receipts not sent yet (receipts.go)
 
 	anonMu sync.Mutex
 	anon   map[string]*anonConn // unauthenticated connections, one per contact (anonRequest)
@@ -691,6 +703,9 @@ func (c *Client) consume(cn *conn) {
 		case *protocol.Deliver:
 			c.deliver(cn, f)
 		case *protocol.Drained:
+			// What the mailbox held is stored: its receipts go before
+			// a Sync that waits for this returns.
+			c.flushDelivered()
 			c.mu.Lock()
 			if c.cur == cn {
 				if _, ok := c.subs[f.Mailbox]; ok {
@@ -729,6 +744,7 @@ func (c *Client) deliver(cn *conn, d *protocol.Deliver) {
 		c.log.Debug("ack failed; the envelope will come again and be de-duplicated", "err", err)
 	}
 	c.afterReceive(ctx, cn, &res)
+	c.queueDelivered(cn, &res)
 }
 
 // Close disconnects. Stored state stays in home.

@@ -162,6 +162,13 @@ func (q *pushQueue) put(f protocol.Frame) {
 	}
 }
 
+// idle reports whether no frame waits.
+func (q *pushQueue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) == 0
+}
+
 // get blocks for the next frame or until done is closed.
 func (q *pushQueue) get(done <-chan struct{}) (protocol.Frame, bool) {
 	for {

@@ -74,8 +74,9 @@
 // stored ([EventStoreError]), the connection's state ([EventConnection]:
 // online, reconnecting, offline), an alert about this person's own devices
 // ([EventAlert]: one linked or revoked), a contact's device list that does
-// not verify ([EventTransparency]), and a queued message that left the
-// outbox ([EventSent]). Events come after
+// not verify ([EventTransparency]), a queued message that left the
+// outbox ([EventSent]), and a sent message the recipient reported
+// delivered or read ([EventReceipt]). Events come after
 // the change is committed, messages in the order they were stored. Each
 // subscriber has its own queue of [EventQueueSize] events; one that does
 // not read never slows receiving, storing or other subscribers: it loses
@@ -107,6 +108,16 @@
 // and is copied to the sender's other devices, so it shows on all of
 // them. [Client.Devices] lists this person's devices and
 // [Client.RevokeDevice] revokes one from another.
+//
+// # Receipts
+//
+// A device that stores a message tells the sending device that it was
+// delivered, and that it was read when [Client.SendReadReceipts] (or the
+// marking of messages read) says so, unless the person turned read
+// receipts off ([Client.SetReadReceipts]). Receipts are end-to-end
+// encrypted session messages that the relay cannot tell from any other;
+// the sender's outgoing message shows them as [Message.Delivered] and
+// [Message.ReadReceipt] (protocol/SPEC.md section 9 "Receipts").
 //
 // # Errors
 //

@@ -75,6 +75,11 @@ const (
 	// holds it, or it was given up (Message.SendError says why).
 	// Event.Message is the message as stored now.
 	EventSent
+	// EventReceipt: a device of the recipient of an outgoing message
+	// reported it delivered or read, for the first time (its
+	// Message.Delivered or Message.ReadReceipt is set now; receipts.go).
+	// Event.Message is the message as stored now.
+	EventReceipt
 )
 
 func (k EventKind) String() string {
@@ -97,6 +102,8 @@ func (k EventKind) String() string {
 		return "transparency"
 	case EventSent:
 		return "sent"
+	case EventReceipt:
+		return "receipt"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -187,7 +194,7 @@ func (s ConnState) String() string {
 // as read-only.
 type Event struct {
 	Kind    EventKind
-	Message Message       // EventMessage
+	Message Message       // EventMessage, EventAlert, EventSent, EventReceipt
 	Contact string        // EventContact, EventSessionReset, EventTransparency: the contact's name
 	Change  ContactChange // EventContact
 	State   ConnState     // EventConnection

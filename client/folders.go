@@ -400,8 +400,9 @@ func messageIDBytes(id string, b []byte) bool {
 func (c *Client) MarkRead(ctx context.Context, ids ...string) error {
 	now := c.now()
 	var ops []syncOp
+	var read []string // newly read: their senders get read receipts
 	err := c.st.update(func(t *tx) error {
-		ops = nil
+		ops, read = nil, nil
 		for _, id := range ids {
 			m, err := t.MessageByID(id)
 			if err != nil {
@@ -418,6 +419,7 @@ func (c *Client) MarkRead(ctx context.Context, ids ...string) error {
 				return err
 			}
 			ops = append(ops, op)
+			read = append(read, id)
 		}
 		return nil
 	})
@@ -425,7 +427,11 @@ func (c *Client) MarkRead(ctx context.Context, ids ...string) error {
 		return err
 	}
 	c.syncToSiblings(ctx, ops)
-	// Read receipts hook: the receipts of the messages of ops go from here (receipts.go).
+	// The read is stored and synced: a receipt that cannot be sent is
+	// logged, never a failure of the read (receipts.go).
+	if err := c.sendReadReceipts(ctx, read); err != nil {
+		c.log.Info("could not send read receipts", "err", err)
+	}
 	return nil
 }
 

@@ -343,7 +343,7 @@ func storeMessageRecord(t *tx, r *contactRecord, m *Message, atts []attachmentRe
 		ID: m.ID, Conversation: conv.ID, From: m.From, To: m.To, Text: m.Text,
 		Subject: m.Subject, ReplyTo: m.ReplyTo,
 		Time: m.Time, Received: m.Received, Outgoing: m.Outgoing, Notice: m.Notice,
-		Attachments: atts, Queued: m.Queued,
+		Attachments: atts, Queued: m.Queued, ContentID: m.contentID,
 	}
 	if !m.Outgoing && !m.Notice {
 		rec.Sender = r.ID
@@ -381,6 +381,11 @@ type received struct {
 	// this person's other devices (share.go).
 	hellos bool
 	share  []byte
+	// delivered is the device (record ID) that sent the message stored,
+	// deliveredID its content message ID: a delivered receipt is due
+	// (receipts.go).
+	delivered   []byte
+	deliveredID [msgIDSize]byte
 }
 
 // receiveEnvelope is receive for tests: the first new message, or nil and
@@ -672,7 +677,7 @@ func (c *Client) messageFromRecord(r *messageRecord) Message {
 	m := Message{
 		ID: r.ID, From: r.From, To: r.To, Text: r.Text, Time: r.Time, Received: r.Received, Outgoing: r.Outgoing, Notice: r.Notice,
 		Attachments: publicAttachments(r.Attachments), Subject: r.Subject, ReplyTo: r.ReplyTo,
-		Queued: r.Queued, SendError: r.SendError,
+		Queued: r.Queued, SendError: r.SendError, Delivered: r.Delivered, ReadReceipt: r.ReadReceipt,
 		Folder: r.Folder, Read: r.Read || !unread(r), ReadAt: r.ReadAt,
 	}
 	if m.Folder == "" {

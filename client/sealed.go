@@ -145,6 +145,10 @@ type content struct {
 	Heads [][]byte
 	// contentSync: 1..maxSyncOps inbox operations (syncops.go).
 	Ops []syncOp
+	// contentReceipt: the kind (receiptDelivered, receiptRead) and the
+	// content message IDs it acknowledges, 1..MaxReceiptIDs (receipts.go).
+	ReceiptKind byte
+	Receipts    [][msgIDSize]byte
 
 	Signature []byte
 }
@@ -223,6 +227,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendShareBody(b, c)
 	case contentSync:
 		return appendSyncBody(b, c)
+	case contentReceipt:
+		return appendReceiptBody(b, c)
 	default:
 		return nil, ErrDecrypt
 	}
@@ -337,7 +343,7 @@ func sessionContent(t byte) bool {
 	switch t {
 	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello,
 		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy,
-		contentHeads, contentContactShare, contentSync:
+		contentHeads, contentContactShare, contentSync, contentReceipt:
 		return true
 	}
 	return false
@@ -483,6 +489,10 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		}
 	case contentSync:
 		if !parseSyncBody(r, c) {
+			return nil, false
+		}
+	case contentReceipt:
+		if !parseReceiptBody(r, c) {
 			return nil, false
 		}
 	default:

@@ -620,6 +620,10 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if drop, err := c.receiveSync(t, from, ct, now); err != nil || drop != nil {
 			return drop, err
 		}
+	case contentReceipt:
+		if err := c.receiveReceipt(t, from, ct, now, res); err != nil {
+			return nil, err
+		}
 	}
 	if notice {
 		m, err := storeNotice(t, from, opened.InitID(), now)
@@ -640,7 +644,7 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 			ID: localMessageID(ct.Sender, ct.MsgID), From: from.Person.Name, To: Me, Text: ct.Text,
 			Time: time.UnixMilli(int64(min(ct.SentMS, 1<<62))).UTC(), Received: now,
 			Attachments: publicAttachments(atts), Subject: ct.Subject,
-			mailbox: mb, envelope: envID, relayed: true,
+			mailbox: mb, envelope: envID, relayed: true, contentID: bytes.Clone(ct.MsgID[:]),
 		}
 		if m.ReplyTo, err = t.replyIn(ct, from.Person.ID); err != nil {
 			return nil, err
@@ -651,6 +655,9 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		}
 		if stored {
 			res.msgs = append(res.msgs, *m)
+			if !from.Person.Self {
+				res.delivered, res.deliveredID = from.ID, ct.MsgID // receipts.go
+			}
 		} else if len(res.msgs) == 0 {
 			return errDuplicate, nil
 		}

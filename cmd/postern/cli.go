@@ -46,7 +46,7 @@ func init() {
 		initCmd, whoamiCmd, deviceCmd, backupCmd,
 		inviteCmd, acceptCmd, contactsCmd, blockCmd, unblockCmd,
 		sendCmd, replyCmd, saveCmd, syncCmd, inboxCmd, readCmd, folderCmd, draftCmd, listenCmd,
-		helpCmd, versionCmd,
+		settingsCmd, helpCmd, versionCmd,
 	}
 }
 

@@ -62,6 +62,11 @@ Messages:
                           keep messages being written; send them later
   listen [--json]         stay connected and print messages as they arrive
 
+Settings:
+  settings [--json] | settings receipts on|off
+                          show this device's settings; tell senders when
+                          you read their messages, or stop (on by default)
+
   help [COMMAND]          show this help, or a command's
   version                 print the version
 

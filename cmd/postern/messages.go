@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/postern/postern/client"
 )
@@ -233,8 +234,12 @@ outgoing and folder (inbox, sent, archive or the ID of a folder of your
 own), "unread": true on a received message not read yet, "notice": true on
 notices, "subject" and "reply_to" when set, "queued": true on a sent
 message still waiting for its recipient's relay, "send_error" on one that
-could not be sent, and "attachments" (name, size in bytes, media_type) on
-messages with files; save those with 'postern save ID'.
+could not be sent, "delivered" and "read_receipt" (RFC 3339) on a sent
+message the recipient reported delivered or read, and "attachments" (name,
+size in bytes, media_type) on messages with files; save those with
+'postern save ID'. The READ column shows, for a sent message, "read" with
+the time the recipient read it, or "delivered" (recipients may turn read
+receipts off: 'postern settings receipts off').
 Notices (a reset secure session) are written by this device, not by the
 contact; the table marks them [notice], unread messages [unread], messages
 waiting to be sent [queued] and messages that could not be sent [not sent].
@@ -285,7 +290,8 @@ func runInbox(ctx context.Context, c *cli, cmd *command, args []string) error {
 		opts.Before = page[len(page)-1].ID
 	}
 	slices.Reverse(msgs)
-	return printList(c, msgs, *asJSON, toJSONMessage, "No messages.", "ID\tFROM\tTIME\tFOLDER\tTEXT", func(m client.Message) string {
+	now := time.Now().Local()
+	return printList(c, msgs, *asJSON, toJSONMessage, "No messages.", "ID\tFROM\tTIME\tFOLDER\tREAD\tTEXT", func(m client.Message) string {
 		from := safe(m.From, false)
 		if m.Outgoing {
 			from = "me → " + safe(m.To, false)
@@ -294,7 +300,7 @@ func runInbox(ctx context.Context, c *cli, cmd *command, args []string) error {
 		if !m.Read {
 			text = "[unread] " + text
 		}
-		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", m.ID, from, m.Time.Local().Format(tableTime), safe(names[m.Folder], false), text)
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", m.ID, from, m.Time.Local().Format(tableTime), safe(names[m.Folder], false), receiptState(m, now), text)
 	})
 }
 
@@ -351,6 +357,10 @@ func runRead(ctx context.Context, c *cli, cmd *command, args []string) error {
 		fmt.Fprintf(tw, "Status:\tnot sent: %s\n", safe(m.SendError, false))
 	case m.Queued:
 		fmt.Fprintf(tw, "Status:\tqueued: it will be sent when the recipient's relay is back\n")
+	case !m.ReadReceipt.IsZero():
+		fmt.Fprintf(tw, "Status:\tread %s\n", m.ReadReceipt.Local().Format(fullTime))
+	case !m.Delivered.IsZero():
+		fmt.Fprintf(tw, "Status:\tdelivered %s\n", m.Delivered.Local().Format(fullTime))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

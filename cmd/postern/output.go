@@ -42,6 +42,10 @@ type jsonMessage struct {
 	// SendError: why it left the outbox unsent.
 	Queued    bool   `json:"queued,omitempty"`
 	SendError string `json:"send_error,omitempty"`
+	// Delivered, ReadReceipt: when the recipient reported a sent
+	// message delivered and read (receipts).
+	Delivered   string `json:"delivered,omitempty"`
+	ReadReceipt string `json:"read_receipt,omitempty"`
 	// Attachments lists the message's files, if any.
 	Attachments []jsonAttachment `json:"attachments,omitempty"`
 }
@@ -54,7 +58,7 @@ type jsonAttachment struct {
 }
 
 func toJSONMessage(m client.Message) jsonMessage {
-	return jsonMessage{
+	j := jsonMessage{
 		ID:        m.ID,
 		From:      m.From,
 		To:        m.To,
@@ -77,6 +81,8 @@ func toJSONMessage(m client.Message) jsonMessage {
 			return out
 		}(),
 	}
+	j.Delivered, j.ReadReceipt = rfc3339(m.Delivered), rfc3339(m.ReadReceipt)
+	return j
 }
 
 // noticeMark prefixes the text of a notice (client.Message.Notice) in
@@ -98,6 +104,25 @@ func displayText(m client.Message) string {
 		return "[queued] " + text
 	}
 	return text
+}
+
+// receiptState is the READ column of "postern inbox" for a message:
+// "read HH:MM" (with the date when it is not today), "delivered", or ""
+// for an incoming message or one with no receipt yet.
+func receiptState(m client.Message, now time.Time) string {
+	switch {
+	case !m.Outgoing:
+		return ""
+	case !m.ReadReceipt.IsZero():
+		at := m.ReadReceipt.Local()
+		if y, mo, d := at.Date(); y == now.Year() && mo == now.Month() && d == now.Day() {
+			return "read " + at.Format("15:04")
+		}
+		return "read " + at.Format(tableTime)
+	case !m.Delivered.IsZero():
+		return "delivered"
+	}
+	return ""
 }
 
 func rfc3339(t time.Time) string {

@@ -207,6 +207,14 @@ type Message struct {
 	// devices), first at ReadAt.
 	Read   bool      `json:"read,omitempty"`
 	ReadAt time.Time `json:"read_at,omitzero"`
+	// Receipts (protocol/SPEC.md section 9 "Receipts"). ContentID: an
+	// incoming message's content message ID (16 bytes, the sender's),
+	// which a read receipt names. Delivered, ReadReceipt: when an
+	// outgoing message was first reported delivered and read by a device
+	// of its recipient; later receipts do not move them.
+	ContentID   []byte    `json:"content_id,omitempty"`
+	Delivered   time.Time `json:"delivered,omitzero"`
+	ReadReceipt time.Time `json:"read_receipt,omitzero"`
 }
 
 // ---- persons ----
