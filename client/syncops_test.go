@@ -262,3 +262,41 @@ func TestSyncOpsConverge(t *testing.T) {
 		}
 	}
 }
+
+// TestTombstonesPruned: when deleted folders fill the records, the
+// tombstones older than tombstoneAge go and a folder can be made again;
+// recent ones stay (an older operation could still arrive), and then a
+// new folder is refused, not lost.
+func TestTombstonesPruned(t *testing.T) {
+	ctx := testCtx(t)
+	c := newFuzzClient(t)
+	now := time.Now()
+	fill := func(ms uint64) {
+		t.Helper()
+		err := c.st.update(func(t *tx) error {
+			for range maxFolderRecords {
+				op := syncOp{Kind: syncFolderDelete, MS: ms}
+				copy(op.ID[:], store.NewID())
+				if err := t.applySyncOp(&op, keys.Fingerprint{1}, now, func(string, ...any) {}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	fill(uint64(now.Add(-tombstoneAge - time.Hour).UnixMilli()))
+	if _, err := c.CreateFolder(ctx, "After the old ones"); err != nil {
+		t.Fatalf("CreateFolder with old tombstones: %v", err)
+	}
+	fill(uint64(now.UnixMilli()))
+	if _, err := c.CreateFolder(ctx, "After the recent ones"); !errors.Is(err, ErrTooManyFolders) {
+		t.Fatalf("CreateFolder with recent tombstones: %v", err)
+	}
+	fs, err := c.Folders()
+	if err != nil || len(fs) != 5 || fs[4].Name != "After the old ones" {
+		t.Fatalf("folders %+v, %v", fs, err)
+	}
+}
