@@ -517,9 +517,9 @@ func (t *tx) emptyFolder(folder string) error {
 // roomFor returns the number of folder or draft records (bucket), after
 // dropping the tombstones older than tombstoneAge if there are limit.
 func (t *tx) roomFor(bucket []byte, limit int, now time.Time) (int, error) {
-	n, err := t.count(bucket)
-	if err != nil || n < limit {
-		return n, err
+	n := t.Count(bucket)
+	if n < limit {
+		return n, nil
 	}
 	old := uint64(max(now.Add(-tombstoneAge).UnixMilli(), 0))
 	var drop [][]byte
@@ -550,10 +550,4 @@ func (t *tx) roomFor(bucket []byte, limit int, now time.Time) (int, error) {
 		}
 	}
 	return n - len(drop), nil
-}
-
-// count is the number of records of bucket.
-func (t *tx) count(bucket []byte) (int, error) {
-	n := 0
-	return n, t.Each(bucket, func(_, _ []byte) error { n++; return nil })
 }
