@@ -109,11 +109,28 @@
 // them. [Client.Devices] lists this person's devices and
 // [Client.RevokeDevice] revokes one from another.
 //
+// # The inbox
+//
+// Every message is in a folder: Inbox (received), Sent, Archive, or a
+// folder of the person's own ([Client.CreateFolder], [Client.MoveMessage];
+// [Client.Folders] lists them with unread counts). A received message is
+// unread until [Client.MarkRead]. [Client.Messages] reads one page of a
+// folder, newest first, without loading every message:
+//
+//	page, _ := c.Messages(&client.ListOptions{Folder: client.FolderInbox, Limit: 50})
+//	next, _ := c.Messages(&client.ListOptions{Folder: client.FolderInbox, Limit: 50, Before: page[len(page)-1].ID})
+//
+// [Client.Thread] returns the conversation thread of a message (replies
+// and subjects). Drafts are saved as they are written ([Client.SaveDraft])
+// and sent with [Client.SendDraft]. Folders, moves, read state and drafts
+// reach the person's other devices in encrypted sync messages, and devices
+// that make changes at once agree on the later one.
+//
 // # Receipts
 //
 // A device that stores a message tells the sending device that it was
-// delivered, and that it was read when [Client.SendReadReceipts] (or the
-// marking of messages read) says so, unless the person turned read
+// delivered, and that it was read when [Client.MarkRead] (or [Client.SendReadReceipts]
+// for a front-end with read state of its own) says so, unless the person turned read
 // receipts off ([Client.SetReadReceipts]). Receipts are end-to-end
 // encrypted session messages that the relay cannot tell from any other;
 // the sender's outgoing message shows them as [Message.Delivered] and

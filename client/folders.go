@@ -258,7 +258,13 @@ func (c *Client) CreateFolder(ctx context.Context, name string) (Folder, error) 
 			return ErrTooManyFolders
 		}
 		op.MS = stampMS(now, store.Stamp{})
-		return t.applySyncOp(&op, c.devID, now, c.log.Warn)
+		if err := t.applySyncOp(&op, c.devID, now, c.log.Warn); err != nil {
+			return err
+		}
+		if f, err := t.Folder(op.ID[:]); err != nil || f == nil {
+			return cmp.Or(err, ErrTooManyFolders) // at the record limit, tombstones included
+		}
+		return nil
 	})
 	if err != nil {
 		return Folder{}, err

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/postern/postern/relay/relaytest"
 )
@@ -247,10 +246,6 @@ func TestThread(t *testing.T) {
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
-	tick := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
-	for _, c := range []*Client{alice, bob} {
-		c.now = func() time.Time { tick = tick.Add(time.Second); return tick }
-	}
 	q, err := bob.SendWith(ctx, "alice", "potassium?", &SendOptions{Subject: "Bed 12 labs"})
 	if err != nil {
 		t.Fatal(err)

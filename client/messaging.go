@@ -695,7 +695,7 @@ func (c *Client) messageFromRecord(r *messageRecord) Message {
 }
 
 // Inbox returns every stored message, incoming and outgoing, in the order
-// they were stored (oldest first).
+// they were stored (oldest first). Messages reads them by folder and page.
 func (c *Client) Inbox() ([]Message, error) {
 	var out []Message
 	err := c.st.view(func(t *tx) error {

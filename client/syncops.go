@@ -56,6 +56,12 @@ const (
 	// make more are dropped (and logged).
 	maxFolderRecords = 4 * MaxFolders
 	maxDraftRecords  = 4 * MaxDrafts
+	// tombstoneAge is how long a deleted folder or draft is remembered
+	// at least: an operation older than that cannot arrive any more (an
+	// outbox entry is given up after 7 days, the relay keeps an envelope
+	// 14 days), so a tombstone older than that is dropped when the
+	// records reach their limit.
+	tombstoneAge = 30 * 24 * time.Hour
 )
 
 // syncOp is one operation of a sync content. Its stamp is (MS, the
@@ -333,7 +339,7 @@ func (t *tx) applySyncOp(op *syncOp, dev keys.Fingerprint, now time.Time, warn f
 			return err
 		}
 		if f == nil {
-			n, err := t.count(store.BucketFolders)
+			n, err := t.roomFor(store.BucketFolders, maxFolderRecords, now)
 			if err != nil {
 				return err
 			}
@@ -402,7 +408,7 @@ func (t *tx) applySyncOp(op *syncOp, dev keys.Fingerprint, now time.Time, warn f
 			return err
 		}
 		if d == nil {
-			n, err := t.count(store.BucketDrafts)
+			n, err := t.roomFor(store.BucketDrafts, maxDraftRecords, now)
 			if err != nil {
 				return err
 			}
@@ -508,8 +514,40 @@ func (t *tx) emptyFolder(folder string) error {
 	return nil
 }
 
-// count is the number of records of bucket.
-func (t *tx) count(bucket []byte) (int, error) {
-	n := 0
-	return n, t.Each(bucket, func(_, _ []byte) error { n++; return nil })
+// roomFor returns the number of folder or draft records (bucket), after
+// dropping the tombstones older than tombstoneAge if there are limit.
+func (t *tx) roomFor(bucket []byte, limit int, now time.Time) (int, error) {
+	n := t.Count(bucket)
+	if n < limit {
+		return n, nil
+	}
+	old := uint64(max(now.Add(-tombstoneAge).UnixMilli(), 0))
+	var drop [][]byte
+	if bytes.Equal(bucket, store.BucketFolders) {
+		fs, err := t.Folders()
+		if err != nil {
+			return 0, err
+		}
+		for _, f := range fs {
+			if f.Deleted && f.Stamp.MS < old {
+				drop = append(drop, f.ID)
+			}
+		}
+	} else {
+		ds, err := t.Drafts()
+		if err != nil {
+			return 0, err
+		}
+		for _, d := range ds {
+			if d.Deleted && d.Stamp.MS < old {
+				drop = append(drop, d.ID)
+			}
+		}
+	}
+	for _, id := range drop {
+		if err := t.Delete(bucket, id); err != nil {
+			return 0, err
+		}
+	}
+	return n - len(drop), nil
 }

@@ -65,9 +65,6 @@ func TestInboxSyncAcrossDevices(t *testing.T) {
 	// hearing of the other's change (both are connected, so perhaps
 	// after): whichever change is later by its stamp, both devices end
 	// with it.
-	base := time.Now()
-	alice.now = func() time.Time { return base.Add(time.Hour) }
-	office.now = func() time.Time { return base.Add(2 * time.Hour) }
 	if err := office.RenameFolder(ctx, lab.ID, "Labs (office)"); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +85,6 @@ func TestInboxSyncAcrossDevices(t *testing.T) {
 	if fa.Name != fo.Name || (fa.Name != "Labs (office)" && fa.Name != "Labs (alice)") || !slices.Equal(da, do) {
 		t.Fatalf("the devices differ: %+v %+v, drafts %+v %+v", fa, fo, da, do)
 	}
-	alice.now, office.now = time.Now, time.Now
 
 	// The office deletes the folder: on alice too, and the message is
 	// back in the inbox, still read.
@@ -265,5 +261,43 @@ func TestSyncOpsConverge(t *testing.T) {
 		if string(got) != string(wantJSON) {
 			t.Fatalf("order %v gives\n%s\nwant\n%s", order, got, wantJSON)
 		}
+	}
+}
+
+// TestTombstonesPruned: when deleted folders fill the records, the
+// tombstones older than tombstoneAge go and a folder can be made again;
+// recent ones stay (an older operation could still arrive), and then a
+// new folder is refused, not lost.
+func TestTombstonesPruned(t *testing.T) {
+	ctx := testCtx(t)
+	c := newFuzzClient(t)
+	now := time.Now()
+	fill := func(ms uint64) {
+		t.Helper()
+		err := c.st.update(func(t *tx) error {
+			for range maxFolderRecords {
+				op := syncOp{Kind: syncFolderDelete, MS: ms}
+				copy(op.ID[:], store.NewID())
+				if err := t.applySyncOp(&op, keys.Fingerprint{1}, now, func(string, ...any) {}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	fill(uint64(now.Add(-tombstoneAge - time.Hour).UnixMilli()))
+	if _, err := c.CreateFolder(ctx, "After the old ones"); err != nil {
+		t.Fatalf("CreateFolder with old tombstones: %v", err)
+	}
+	fill(uint64(now.UnixMilli()))
+	if _, err := c.CreateFolder(ctx, "After the recent ones"); !errors.Is(err, ErrTooManyFolders) {
+		t.Fatalf("CreateFolder with recent tombstones: %v", err)
+	}
+	fs, err := c.Folders()
+	if err != nil || len(fs) != 5 || fs[4].Name != "After the old ones" {
+		t.Fatalf("folders %+v, %v", fs, err)
 	}
 }

@@ -75,8 +75,13 @@ type Placement struct {
 }
 
 // MaxPlacements bounds the placements waiting for their message: one
-// for a message that never comes would otherwise stay for ever.
-const MaxPlacements = 4096
+// for a message that never comes would otherwise stay for ever. When they
+// are full, those waiting longer than PlacementAge go (a message comes
+// within the relay's retention, or not at all).
+const (
+	MaxPlacements = 4096
+	PlacementAge  = 30 * 24 * time.Hour
+)
 
 // Apply applies p's folder (if its stamp is later) and read state to m.
 func (p *Placement) Apply(m *Message) {
@@ -190,15 +195,48 @@ func (t *Tx) Placement(id string) (*Placement, error) {
 	return &p, nil
 }
 
-// PutPlacement stores p for its message, which is not stored yet. It
-// reports false, storing nothing, when MaxPlacements wait already.
+// PutPlacement stores p for its message, which is not stored yet. When
+// MaxPlacements wait already, those added PlacementAge before p.Added go;
+// if none does, it reports false and stores nothing.
 func (t *Tx) PutPlacement(p *Placement) (bool, error) {
 	key := t.Index(BucketPlacements, []byte(p.Message))
-	if !t.Has(BucketPlacements, key) && t.bt.Bucket(BucketPlacements).Stats().KeyN >= MaxPlacements {
-		return false, nil
+	if !t.Has(BucketPlacements, key) && t.Count(BucketPlacements) >= MaxPlacements {
+		var old [][]byte
+		err := t.Each(BucketPlacements, func(k, v []byte) error {
+			var q Placement
+			if err := Unmarshal(v, &q); err != nil {
+				return err
+			}
+			if q.Added.Before(p.Added.Add(-PlacementAge)) {
+				old = append(old, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return false, err
+		}
+		if len(old) == 0 {
+			return false, nil
+		}
+		for _, k := range old {
+			if err := t.Delete(BucketPlacements, k); err != nil {
+				return false, err
+			}
+		}
 	}
 	p.V = 1
 	return true, t.Put(BucketPlacements, key, p)
+}
+
+// Count is the number of keys of bucket (this transaction's writes
+// included).
+func (t *Tx) Count(bucket []byte) int {
+	n := 0
+	c := t.bt.Bucket(bucket).Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
 }
 
 // ---- messages by page ----

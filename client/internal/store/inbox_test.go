@@ -110,12 +110,18 @@ func TestPlacementBeforeMessage(t *testing.T) {
 }
 
 // TestPlacementsCapped: no more than MaxPlacements wait; one for a
-// message that waits already is replaced.
+// message that waits already is replaced; when they are full, those older
+// than PlacementAge make room.
 func TestPlacementsCapped(t *testing.T) {
 	st := testStore(t)
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	err := st.Update(func(t *Tx) error {
 		for i := range MaxPlacements {
-			if ok, err := t.PutPlacement(&Placement{Message: fmt.Sprintf("%016x", i)}); err != nil || !ok {
+			added := now
+			if i < 10 {
+				added = now.Add(-PlacementAge - time.Hour)
+			}
+			if ok, err := t.PutPlacement(&Placement{Message: fmt.Sprintf("%016x", i), Added: added}); err != nil || !ok {
 				return fmt.Errorf("placement %d: %v, %v", i, ok, err)
 			}
 		}
@@ -125,11 +131,27 @@ func TestPlacementsCapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = st.Update(func(t *Tx) error {
-		if ok, err := t.PutPlacement(&Placement{Message: "ffffffffffffffff"}); err != nil || ok {
-			return fmt.Errorf("placement beyond the cap: %v, %v", ok, err)
-		}
-		if ok, err := t.PutPlacement(&Placement{Message: fmt.Sprintf("%016x", 7), Read: true}); err != nil || !ok {
+		if ok, err := t.PutPlacement(&Placement{Message: fmt.Sprintf("%016x", 20), Read: true, Added: now}); err != nil || !ok {
 			return fmt.Errorf("replacing a placement: %v, %v", ok, err)
+		}
+		// Full: the ten old ones make room for the next.
+		if ok, err := t.PutPlacement(&Placement{Message: "ffffffffffffffff", Added: now}); err != nil || !ok {
+			return fmt.Errorf("placement with old ones to drop: %v, %v", ok, err)
+		}
+		if p, err := t.Placement(fmt.Sprintf("%016x", 3)); err != nil || p != nil {
+			return fmt.Errorf("an old placement stayed: %+v, %v", p, err)
+		}
+		if ok, err := t.PutPlacement(&Placement{Message: "fffffffffffffffe", Added: now}); err != nil || !ok {
+			return fmt.Errorf("placement in the room made: %v, %v", ok, err)
+		}
+		for i := range 8 {
+			if _, err := t.PutPlacement(&Placement{Message: fmt.Sprintf("e%015x", i), Added: now}); err != nil {
+				return err
+			}
+		}
+		// Full of recent ones: refused.
+		if ok, err := t.PutPlacement(&Placement{Message: "fffffffffffffffd", Added: now}); err != nil || ok {
+			return fmt.Errorf("placement beyond the cap: %v, %v", ok, err)
 		}
 		return nil
 	})
