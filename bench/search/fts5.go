@@ -33,7 +33,20 @@ const ftsFile = "search.db"
 // ftsCacheMiB is SQLite's page cache per connection. Every page read
 // from the file is decrypted on the way in, so the cache saves both I/O
 // and decryption; its cost is resident memory, at most this much.
-var ftsCacheMiB = 32
+var ftsCacheMiB = 8
+
+// ftsOrder is how results are ordered:
+//   - "rank": bm25 over every match (FTS5 scores each matching row, so a
+//     query matching most messages costs most);
+//   - "newest": by message ID, newest first, no ranking (to see what the
+//     ranking costs);
+//   - "recent-rank": bm25 over the ftsRecent newest matches only: the
+//     cost of ranking is bounded, and a query matching more messages than
+//     that is ranked among its recent ones.
+var (
+	ftsOrder  = "rank"
+	ftsRecent = 2000
+)
 
 type ftsEngine struct {
 	conn   *sqlite3.Conn
@@ -165,7 +178,11 @@ func (e *ftsEngine) Search(ctx context.Context, q Query) ([]int64, error) {
 		return nil, ErrNoText
 	}
 	var sql strings.Builder
-	sql.WriteString(`SELECT docs.rowid FROM docs`)
+	if ftsOrder == "recent-rank" {
+		sql.WriteString(`SELECT id FROM (SELECT docs.rowid AS id, bm25(docs) AS score FROM docs`)
+	} else {
+		sql.WriteString(`SELECT docs.rowid FROM docs`)
+	}
 	filtered := q.Folder != "" || q.From != 0 || q.To != 0
 	if filtered {
 		// CROSS JOIN keeps docs as the outer loop: SQLite would otherwise
@@ -183,7 +200,14 @@ func (e *ftsEngine) Search(ctx context.Context, q Query) ([]int64, error) {
 	if q.To != 0 {
 		sql.WriteString(` AND meta.date < ?4`)
 	}
-	sql.WriteString(` ORDER BY rank LIMIT ?5`)
+	switch ftsOrder {
+	case "newest":
+		sql.WriteString(` ORDER BY docs.rowid DESC LIMIT ?5`)
+	case "recent-rank":
+		sql.WriteString(` ORDER BY docs.rowid DESC LIMIT ?6) ORDER BY score LIMIT ?5`)
+	default:
+		sql.WriteString(` ORDER BY rank LIMIT ?5`)
+	}
 	st, _, err := e.conn.Prepare(sql.String())
 	if err != nil {
 		return nil, fmt.Errorf("search: fts5: prepare: %w", err)
@@ -204,6 +228,9 @@ func (e *ftsEngine) Search(ctx context.Context, q Query) ([]int64, error) {
 		limit = 20
 	}
 	st.BindInt(5, limit)
+	if ftsOrder == "recent-rank" {
+		st.BindInt(6, ftsRecent)
+	}
 	var ids []int64
 	for st.Step() {
 		ids = append(ids, st.ColumnInt64(0))

@@ -44,6 +44,8 @@ func main() {
 		seed    = flag.Uint64("seed", 13, "corpus seed")
 	)
 	flag.IntVar(&ftsCacheMiB, "fts-cache", ftsCacheMiB, "SQLite page cache of the fts5 engine, MiB")
+	flag.StringVar(&ftsOrder, "fts-order", ftsOrder, "fts5 result order: rank (bm25 over all matches), newest (no ranking), recent-rank (bm25 over the -fts-recent newest matches)")
+	flag.IntVar(&ftsRecent, "fts-recent", ftsRecent, "matches ranked by -fts-order recent-rank")
 	flag.Parse()
 	if *engine == "all" {
 		// One process per engine, so that one's heap does not weigh on
@@ -81,8 +83,8 @@ func main() {
 	}
 	res.print(os.Stdout)
 	// Other work on the machine inflates every figure: say how busy it was.
-	fmt.Printf("  load average before: %s; after: %s; fts5 page cache %d MiB; GOMAXPROCS %d\n",
-		load0, loadavg(), ftsCacheMiB, runtime.GOMAXPROCS(0))
+	fmt.Printf("  load average before: %s; after: %s; fts5 page cache %d MiB, order %s (recent %d); GOMAXPROCS %d\n",
+		load0, loadavg(), ftsCacheMiB, ftsOrder, ftsRecent, runtime.GOMAXPROCS(0))
 }
 
 func names() string {
@@ -122,6 +124,8 @@ type result struct {
 	n           int
 	corpusBytes int64
 	index       time.Duration // Add of every batch, and Prepare
+	prepare     time.Duration // Prepare alone (FTS5's optimize)
+	add         latency       // adding one new message to the open index
 	persist     time.Duration // Close after indexing (sealing for bleve-sealed)
 	open        time.Duration // Open and the first query
 	size        int64
@@ -141,10 +145,14 @@ func (r result) print(w *os.File) {
 	fmt.Fprintf(w, "  index %.1fs + persist %.1fs = %.0f msgs/s; on disk %.1f MiB in %d files; open to first result %s; heap in use after open %.0f MiB, resident %.0f MiB (%.0f MiB after the queries); peak RSS %s; canary %s\n",
 		r.index.Seconds(), r.persist.Seconds(), r.rate(), float64(r.size)/(1<<20), r.files, r.open.Round(time.Millisecond),
 		float64(r.heap)/(1<<20), float64(r.rss)/(1<<20), float64(r.rssQueries)/(1<<20), r.peakRSS, r.canary)
+	if r.prepare > 0 {
+		fmt.Fprintf(w, "  of the indexing, the final merge (optimize) took %.1fs\n", r.prepare.Seconds())
+	}
 	for _, l := range r.lat {
 		fmt.Fprintf(w, "  %-10s n=%d p50=%s p99=%s max=%s mean_hits=%.1f empty=%d\n", l.name, l.count,
 			ms(l.p50), ms(l.p99), ms(l.max), l.hits, l.empty)
 	}
+	fmt.Fprintf(w, "  add one new message (own batch) n=%d p50=%s p99=%s max=%s\n", r.add.count, ms(r.add.p50), ms(r.add.p99), ms(r.add.max))
 	fmt.Fprintf(w, "RESULT %s rate=%.0f size_mib=%.1f open_ms=%d heap_mib=%.0f rss_mib=%.0f rss_after_queries_mib=%.0f", r.engine, r.rate(),
 		float64(r.size)/(1<<20), r.open.Milliseconds(), float64(r.heap)/(1<<20), float64(r.rss)/(1<<20), float64(r.rssQueries)/(1<<20))
 	for _, l := range r.lat {
@@ -209,17 +217,25 @@ func newKey() []byte {
 	return k
 }
 
-// indexAll adds the corpus in batches and runs the kind's Prepare.
-func indexAll(ctx context.Context, k Kind, e Engine, msgs []Message, batch int) error {
+// indexAll adds the corpus in batches and runs the kind's Prepare,
+// returning how long Prepare took.
+func indexAll(ctx context.Context, k Kind, e Engine, msgs []Message, batch int) (time.Duration, error) {
 	for i := 0; i < len(msgs); i += batch {
 		if err := e.Add(ctx, msgs[i:min(i+batch, len(msgs))]); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if k.Prepare != nil {
-		return k.Prepare(e)
+		t := time.Now()
+		err := k.Prepare(e)
+		return time.Since(t), err
 	}
-	return nil
+	return 0, nil
+}
+
+func summarize(name string, ds []time.Duration) latency {
+	slices.Sort(ds)
+	return latency{name: name, count: len(ds), p50: ds[len(ds)/2], p99: ds[(len(ds)*99+99)/100-1], max: ds[len(ds)-1]}
 }
 
 func measure(ctx context.Context, k Kind, base string, n, count, batch int, seed uint64) (res result, err error) {
@@ -242,7 +258,7 @@ func measure(ctx context.Context, k Kind, base string, n, count, batch int, seed
 	if err != nil {
 		return res, err
 	}
-	if err := indexAll(ctx, k, e, c.Msgs, batch); err != nil {
+	if res.prepare, err = indexAll(ctx, k, e, c.Msgs, batch); err != nil {
 		e.Close()
 		return res, err
 	}
@@ -281,9 +297,8 @@ func measure(ctx context.Context, k Kind, base string, n, count, batch int, seed
 		res.rss = r - rss0
 	}
 	for _, s := range sets {
-		l := latency{name: s.Name, count: len(s.Queries)}
 		ds := make([]time.Duration, 0, len(s.Queries))
-		total := 0
+		total, empty := 0, 0
 		for _, q := range s.Queries {
 			t := time.Now()
 			ids, err := e.Search(ctx, q)
@@ -295,16 +310,27 @@ func measure(ctx context.Context, k Kind, base string, n, count, batch int, seed
 			ds = append(ds, d)
 			total += len(ids)
 			if len(ids) == 0 {
-				l.empty++
+				empty++
 			}
 		}
-		slices.Sort(ds)
-		l.p50 = ds[len(ds)/2]
-		l.p99 = ds[(len(ds)*99+99)/100-1]
-		l.max = ds[len(ds)-1]
+		l := summarize(s.Name, ds)
 		l.hits = float64(total) / float64(len(ds))
+		l.empty = empty
 		res.lat = append(res.lat, l)
 	}
+	// New messages arriving one by one at the open index.
+	more := Generate(100, seed+2).Msgs
+	ds := make([]time.Duration, 0, len(more))
+	for _, m := range more {
+		m.ID += int64(n)
+		t := time.Now()
+		if err := e.Add(ctx, []Message{m}); err != nil {
+			e.Close()
+			return res, err
+		}
+		ds = append(ds, time.Since(t))
+	}
+	res.add = summarize("add", ds)
 	if r := rss(); r > rss0 {
 		res.rssQueries = r - rss0
 	}

@@ -41,7 +41,7 @@ func buildIndex(t *testing.T, k Kind, c *Corpus, dir string, key []byte) Engine 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := indexAll(ctx, k, e, c.Msgs, 200); err != nil {
+	if _, err := indexAll(ctx, k, e, c.Msgs, 200); err != nil {
 		t.Fatal(err)
 	}
 	if k.Open == nil {
@@ -90,7 +90,7 @@ func TestEnginesFindPlanted(t *testing.T) {
 		{"canary", Query{Words: []string{Canary}}, sorted(c.Canary)},
 		{"query syntax is not read", Query{Words: []string{`AND`, `"`, `people:x`, `NEAR(`, `*`}}, nil},
 	}
-	for _, k := range kinds {
+	for _, k := range variants(t) {
 		t.Run(k.Name, func(t *testing.T) {
 			dir := t.TempDir()
 			e := buildIndex(t, k, c, dir, newKey())
@@ -147,7 +147,10 @@ func TestEnginesRank(t *testing.T) {
 	c.Msgs[100].Subject = wordUnique + " " + wordUnique
 	c.Msgs[100].Body = wordUnique + " review " + wordUnique
 	c.Msgs[200].Body += " " + wordUnique
-	for _, k := range kinds {
+	for _, k := range variants(t) {
+		if strings.HasSuffix(k.Name, "/newest") {
+			continue // not ranked
+		}
 		t.Run(k.Name, func(t *testing.T) {
 			e := buildIndex(t, k, c, t.TempDir(), newKey())
 			defer e.Close()
@@ -159,6 +162,51 @@ func TestEnginesRank(t *testing.T) {
 				t.Errorf("got %v, want %v (strong first)", got, []int64{strong, weak})
 			}
 		})
+	}
+}
+
+// variants is every kind, and the FTS5 kind once per result order; the
+// order is set while the variant's Create or Open runs and for its
+// queries (the tests do not run in parallel).
+func variants(t *testing.T) []Kind {
+	var out []Kind
+	for _, k := range kinds {
+		if k.Name != fts5Kind.Name {
+			out = append(out, k)
+			continue
+		}
+		for _, order := range []string{"rank", "recent-rank", "newest"} {
+			v := k
+			v.Name = k.Name + "/" + order
+			create := k.Create
+			v.Create = func(dir string, key []byte) (Engine, error) {
+				prev := ftsOrder
+				ftsOrder = order
+				t.Cleanup(func() { ftsOrder = prev })
+				return create(dir, key)
+			}
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// recent-rank ranks only the newest matches: with a window of one, the
+// newer of two matching messages is the only result.
+func TestFTSRecentRankWindow(t *testing.T) {
+	c := Generate(testN, 5)
+	prevOrder, prevRecent := ftsOrder, ftsRecent
+	ftsOrder, ftsRecent = "recent-rank", 1
+	defer func() { ftsOrder, ftsRecent = prevOrder, prevRecent }()
+	e := buildIndex(t, fts5Kind, c, t.TempDir(), newKey())
+	defer e.Close()
+	got, err := e.Search(context.Background(), Query{Words: []string{phraseB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := max(c.Planted["phrase"], c.Planted["phraseReversed"])
+	if !slices.Equal(got, []int64{newer}) {
+		t.Errorf("got %v, want [%d]", got, newer)
 	}
 }
 
