@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
+	"unicode"
 
 	"github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/ext/fts5"
@@ -43,6 +45,9 @@ var ftsCacheMiB = 8
 //   - "recent-rank": bm25 over the ftsRecent newest matches only: the
 //     cost of ranking is bounded, and a query matching more messages than
 //     that is ranked among its recent ones.
+//   - "wordrank": BM25 over every match by wordRank below, with each
+//     phrase's document frequency taken from its rarest word instead of
+//     counted by FTS5.
 var (
 	ftsOrder  = "rank"
 	ftsRecent = 2000
@@ -52,6 +57,7 @@ type ftsEngine struct {
 	conn   *sqlite3.Conn
 	insDoc *sqlite3.Stmt
 	insMet *sqlite3.Stmt
+	vocab  *sqlite3.Stmt // document frequency of one term
 }
 
 var ErrFTSKey = errors.New("search: fts5: wrong key or not an index")
@@ -86,7 +92,9 @@ func openFTS(dir string, key []byte, create bool) (_ *ftsEngine, err error) {
 			return nil, fmt.Errorf("%w: %v", ErrFTSKey, err)
 		}
 	}
-	if err := fts5.Register(conn); err != nil {
+	if err := fts5.RegisterCustom(conn, func(api *fts5.API) error {
+		return api.CreateFunction("wordrank", wordRank)
+	}); err != nil {
 		return nil, fmt.Errorf("search: fts5: register: %w", err)
 	}
 	// Temporary files stay in memory: the VFS would encrypt them under a
@@ -99,7 +107,8 @@ func openFTS(dir string, key []byte, create bool) (_ *ftsEngine, err error) {
 			CREATE TABLE meta(id INTEGER PRIMARY KEY, folder TEXT NOT NULL, date INTEGER NOT NULL);
 			CREATE INDEX meta_folder_date ON meta(folder, date);
 			CREATE VIRTUAL TABLE docs USING fts5(subject, body, attachments, people,
-				content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');`); err != nil {
+				content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');
+			CREATE VIRTUAL TABLE docs_vocab USING fts5vocab(docs, 'row');`); err != nil {
 			return nil, fmt.Errorf("search: fts5: schema: %w", err)
 		}
 	}
@@ -109,6 +118,11 @@ func openFTS(dir string, key []byte, create bool) (_ *ftsEngine, err error) {
 	}
 	if e.insMet, _, err = conn.Prepare(`INSERT INTO meta(id, folder, date) VALUES(?, ?, ?)`); err != nil {
 		e.insDoc.Close()
+		return nil, fmt.Errorf("search: fts5: prepare: %w", err)
+	}
+	if e.vocab, _, err = conn.Prepare(`SELECT doc FROM docs_vocab WHERE term = ?`); err != nil {
+		e.insDoc.Close()
+		e.insMet.Close()
 		return nil, fmt.Errorf("search: fts5: prepare: %w", err)
 	}
 	return e, nil
@@ -152,6 +166,128 @@ func (e *ftsEngine) Add(ctx context.Context, msgs []Message) (err error) {
 // as query syntax (AND, NEAR, column filters, '*').
 func ftsString(words ...string) string {
 	return `"` + strings.ReplaceAll(strings.Join(words, " "), `"`, `""`) + `"`
+}
+
+// ftsPhrases are the query's FTS5 phrases in the order ftsMatch writes
+// them (FTS5 numbers phrases in that order), each as its words.
+func ftsPhrases(q Query) [][]string {
+	var out [][]string
+	for _, w := range q.Words {
+		out = append(out, []string{w})
+	}
+	if len(q.Phrase) > 0 {
+		out = append(out, q.Phrase)
+	}
+	for _, w := range q.Sender {
+		out = append(out, []string{w})
+	}
+	return out
+}
+
+// ftsTerms splits text as the unicode61 tokenizer does, closely enough
+// for looking up document frequencies (letters and digits, lower case).
+func ftsTerms(words []string) []string {
+	var out []string
+	for _, w := range words {
+		out = append(out, strings.FieldsFunc(strings.ToLower(w), func(r rune) bool {
+			return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+		})...)
+	}
+	return out
+}
+
+// docFreq is the number of messages holding the phrase's rarest word:
+// an upper bound of the phrase's own, found in one index lookup per word
+// where counting the phrase would check its positions in every message.
+func (e *ftsEngine) docFreq(words []string) (int64, error) {
+	best := int64(-1)
+	for _, t := range ftsTerms(words) {
+		e.vocab.BindText(1, t)
+		n := int64(0)
+		if e.vocab.Step() {
+			n = e.vocab.ColumnInt64(0)
+		}
+		err := e.vocab.Err()
+		e.vocab.Reset()
+		if err != nil {
+			return 0, fmt.Errorf("search: fts5: vocabulary: %w", err)
+		}
+		if best < 0 || n < best {
+			best = n
+		}
+	}
+	return max(best, 0), nil
+}
+
+// wordRank is BM25 as FTS5's bm25() computes it (k1 = 1.2, b = 0.75,
+// every column weighted 1, IDF = ln((N - n + 0.5) / (n + 0.5)) and at
+// least 1e-6), except that each phrase's document frequency n comes as an
+// argument (docFreq) instead of from FTS5's count of the rows holding the
+// phrase, which for a phrase means checking positions in every row that
+// holds its words. Lower is better, as bm25().
+func wordRank(fts fts5.Context, ctx sqlite3.Context, arg ...sqlite3.Value) {
+	const k1, b = 1.2, 0.75
+	type stats struct{ n, avgdl float64 }
+	st, _ := fts.GetAuxdata(false).(*stats)
+	if st == nil {
+		rows, err := fts.RowCount()
+		if err != nil {
+			ctx.ResultError(err)
+			return
+		}
+		total, err := fts.ColumnTotalSize(-1)
+		if err != nil {
+			ctx.ResultError(err)
+			return
+		}
+		st = &stats{n: float64(rows), avgdl: float64(total) / float64(max(rows, 1))}
+		if err := fts.SetAuxdata(st); err != nil {
+			ctx.ResultError(err)
+			return
+		}
+	}
+	np := fts.PhraseCount()
+	var freqBuf [16]float64
+	freq := freqBuf[:0]
+	if np > len(freqBuf) {
+		freq = make([]float64, np)
+	} else {
+		freq = freqBuf[:np]
+	}
+	ni, err := fts.InstCount()
+	if err != nil {
+		ctx.ResultError(err)
+		return
+	}
+	for i := range ni {
+		p, _, _, err := fts.Inst(i)
+		if err != nil {
+			ctx.ResultError(err)
+			return
+		}
+		freq[p]++
+	}
+	dl, err := fts.ColumnSize(-1)
+	if err != nil {
+		ctx.ResultError(err)
+		return
+	}
+	score := 0.0
+	for p, f := range freq {
+		if f == 0 {
+			continue
+		}
+		df := 0.0
+		if p < len(arg) {
+			df = arg[p].Float()
+		}
+		idf := math.Log((st.n - df + 0.5) / (df + 0.5))
+		if idf <= 0 {
+			idf = 1e-6
+		}
+		score += idf * f * (k1 + 1) / (f + k1*(1-b+b*float64(dl)/st.avgdl))
+	}
+	ctx.ResultFloat(-score)
 }
 
 // ftsMatch is the MATCH expression of a query.
@@ -200,7 +336,23 @@ func (e *ftsEngine) Search(ctx context.Context, q Query) ([]int64, error) {
 	if q.To != 0 {
 		sql.WriteString(` AND meta.date < ?4`)
 	}
+	var dfs []int64
+	if ftsOrder == "wordrank" {
+		for _, p := range ftsPhrases(q) {
+			df, err := e.docFreq(p)
+			if err != nil {
+				return nil, err
+			}
+			dfs = append(dfs, df)
+		}
+	}
 	switch ftsOrder {
+	case "wordrank":
+		sql.WriteString(` ORDER BY wordrank(docs`)
+		for i := range dfs {
+			fmt.Fprintf(&sql, `, ?%d`, 7+i)
+		}
+		sql.WriteString(`) LIMIT ?5`)
 	case "newest":
 		sql.WriteString(` ORDER BY docs.rowid DESC LIMIT ?5`)
 	case "recent-rank":
@@ -231,6 +383,9 @@ func (e *ftsEngine) Search(ctx context.Context, q Query) ([]int64, error) {
 	if ftsOrder == "recent-rank" {
 		st.BindInt(6, ftsRecent)
 	}
+	for i, df := range dfs {
+		st.BindInt64(7+i, df)
+	}
 	var ids []int64
 	for st.Step() {
 		ids = append(ids, st.ColumnInt64(0))
@@ -244,5 +399,6 @@ func (e *ftsEngine) Search(ctx context.Context, q Query) ([]int64, error) {
 func (e *ftsEngine) Close() error {
 	e.insDoc.Close()
 	e.insMet.Close()
+	e.vocab.Close()
 	return e.conn.Close()
 }

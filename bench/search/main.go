@@ -44,7 +44,7 @@ func main() {
 		seed    = flag.Uint64("seed", 13, "corpus seed")
 	)
 	flag.IntVar(&ftsCacheMiB, "fts-cache", ftsCacheMiB, "SQLite page cache of the fts5 engine, MiB")
-	flag.StringVar(&ftsOrder, "fts-order", ftsOrder, "fts5 result order: rank (bm25 over all matches), newest (no ranking), recent-rank (bm25 over the -fts-recent newest matches)")
+	flag.StringVar(&ftsOrder, "fts-order", ftsOrder, "fts5 result order: rank (bm25 over all matches), newest (no ranking), recent-rank (bm25 over the -fts-recent newest matches), wordrank (BM25 with each phrase's frequency from its rarest word)")
 	flag.IntVar(&ftsRecent, "fts-recent", ftsRecent, "matches ranked by -fts-order recent-rank")
 	flag.Parse()
 	if *engine == "all" {

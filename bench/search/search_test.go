@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -175,7 +177,7 @@ func variants(t *testing.T) []Kind {
 			out = append(out, k)
 			continue
 		}
-		for _, order := range []string{"rank", "recent-rank", "newest"} {
+		for _, order := range []string{"rank", "recent-rank", "newest", "wordrank"} {
 			v := k
 			v.Name = k.Name + "/" + order
 			create := k.Create
@@ -396,4 +398,44 @@ func equalMsg(a, b Message) bool {
 	return a.ID == b.ID && a.Subject == b.Subject && a.Body == b.Body && a.Sender == b.Sender &&
 		a.Folder == b.Folder && a.Date == b.Date && slices.Equal(a.Attachments, b.Attachments) &&
 		slices.Equal(a.Recipients, b.Recipients)
+}
+
+// For single words, whose document frequency the vocabulary gives
+// exactly, wordrank scores every row as FTS5's bm25() does; two-word
+// queries too (each word its own phrase).
+func TestWordRankIsBM25(t *testing.T) {
+	c := Generate(testN, 8)
+	en := buildIndex(t, fts5Kind, c, t.TempDir(), newKey())
+	defer en.Close()
+	e := en.(*ftsEngine)
+	for _, words := range [][]string{{c.vocab[25]}, {c.vocab[300]}, {c.vocab[40], c.vocab[90]}, {wordUnique}} {
+		q := Query{Words: words}
+		var args []string
+		for _, p := range ftsPhrases(q) {
+			df, err := e.docFreq(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			args = append(args, strconv.FormatInt(df, 10))
+		}
+		st, _, err := e.conn.Prepare(`SELECT bm25(docs), wordrank(docs, ` + strings.Join(args, ", ") + `) FROM docs WHERE docs MATCH ?`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.BindText(1, ftsMatch(q))
+		rows := 0
+		for st.Step() {
+			rows++
+			if a, b := st.ColumnFloat(0), st.ColumnFloat(1); math.Abs(a-b) > 1e-9*math.Max(1, math.Abs(a)) {
+				t.Errorf("%v row %d: bm25 %v, wordrank %v", words, rows, a, b)
+			}
+		}
+		if err := st.Err(); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if rows == 0 {
+			t.Errorf("%v: no rows", words)
+		}
+	}
 }
