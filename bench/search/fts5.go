@@ -128,9 +128,10 @@ func openFTS(dir string, key []byte, create bool) (_ *ftsEngine, err error) {
 	if ftsOrder == "wordrank" && !create {
 		// FTS5 prepares its statement for the sizes of a row the first
 		// time an auxiliary function asks for them. Prepared from inside
-		// wordRank (a call from Go back into SQLite) it has crashed the
-		// translated SQLite once in a 100,000-message run; bm25() asking
-		// first, from SQLite itself, prepares it before wordRank runs.
+		// wordRank (a call from Go back into SQLite) it crashes the
+		// translated SQLite on indexes of some thousands of messages
+		// (TestWordRankAfterOpen); bm25() asking first, from SQLite
+		// itself, prepares it before wordRank runs.
 		if err := conn.Exec(`SELECT bm25(docs) FROM docs WHERE docs MATCH (SELECT '"' || term || '"' FROM docs_vocab LIMIT 1) LIMIT 1`); err != nil {
 			e.insDoc.Close()
 			e.insMet.Close()

@@ -439,3 +439,32 @@ func TestWordRankIsBM25(t *testing.T) {
 		}
 	}
 }
+
+// Without bm25() preparing FTS5's statement for row sizes at open, the
+// first wordrank query on a reopened index of some thousands of messages
+// crashed the translated SQLite (from about 6,000 messages; not at 3,000)
+// when FTS5 prepared that statement from inside wordRank.
+func TestWordRankAfterOpen(t *testing.T) {
+	c := Generate(8000, 10)
+	prev := ftsOrder
+	ftsOrder = "wordrank"
+	defer func() { ftsOrder = prev }()
+	e := buildIndex(t, fts5Kind, c, t.TempDir(), newKey())
+	defer e.Close()
+	for _, tc := range []struct {
+		q    Query
+		want []int64
+	}{
+		{Query{Words: []string{wordUnique}}, plantedSet(c, "word")},
+		{Query{Phrase: []string{phraseA, phraseB, phraseC}}, plantedSet(c, "phrase")},
+		{Query{Words: []string{folderWord}, Folder: "referrals"}, plantedSet(c, "folderIn")},
+	} {
+		got, err := e.Search(context.Background(), tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(sorted(got), tc.want) {
+			t.Errorf("%+v: got %v, want %v", tc.q, got, tc.want)
+		}
+	}
+}
