@@ -45,7 +45,7 @@ func init() {
 	commands = []*command{
 		initCmd, whoamiCmd, deviceCmd, backupCmd,
 		inviteCmd, acceptCmd, contactsCmd, blockCmd, unblockCmd,
-		sendCmd, saveCmd, syncCmd, inboxCmd, readCmd, listenCmd,
+		sendCmd, saveCmd, syncCmd, inboxCmd, readCmd, listenCmd, uiCmd,
 		helpCmd, versionCmd,
 	}
 }

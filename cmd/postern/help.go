@@ -53,6 +53,9 @@ Messages:
   inbox [--json]          list messages
   read ID [--json]        show one message
   listen [--json]         stay connected and print messages as they arrive
+  ui [--listen ADDR] [--no-browser] [--idle-timeout DURATION] [--allow-remote --tls-cert FILE --tls-key FILE]
+                          open Postern as a web page in your browser, on
+                          this computer only ('postern help ui')
 
   help [COMMAND]          show this help, or a command's
   version                 print the version
