@@ -106,8 +106,13 @@ function locked() {
   $("inbox-rows").replaceChildren();
   $("contacts-rows").replaceChildren();
   $("devices-rows").replaceChildren();
-  $("msg-text").textContent = "";
+  for (const id of ["msg-subject", "msg-from", "msg-to", "msg-time", "msg-text", "msg-state", "compose-replying", "me"]) {
+    $(id).textContent = "";
+  }
+  $("msg-files").replaceChildren();
+  $("contact-names").replaceChildren();
   $("compose-form").reset();
+  $("compose-reply-to").value = "";
   updateTitle();
   showScreen("unlock");
   $("passphrase").focus();
