@@ -18,9 +18,9 @@ import (
 // The browser tests drive Debian's chromium (POSTERN_CHROMIUM, default
 // /usr/bin/chromium) headless through the DevTools protocol, and check
 // every screen with axe-core (POSTERN_AXE_JS, default the file that
-// .ci/run installs). Without chromium they are skipped, except in CI
-// (CI set), where they fail: there a missing browser must not pass
-// unnoticed. With POSTERN_SCREENSHOTS=1 they write each screen to
+// .ci/run installs). Without chromium they are skipped, except in CI (CI
+// set, or POSTERN_TEST_BROWSER=require as .ci/run sets), where they fail:
+// there a missing browser must not pass unnoticed. With POSTERN_SCREENSHOTS=1 they write each screen to
 // docs/screenshots/.
 
 const defaultAxe = "/tmp/postern-axe/node_modules/axe-core/axe.min.js"
@@ -32,8 +32,8 @@ func chromiumPath(t *testing.T) string {
 		p = "/usr/bin/chromium"
 	}
 	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no browser for the web app's tests: %v (CI is set; install Debian's chromium: .ci/run does)", err)
+		if os.Getenv("CI") != "" || os.Getenv("POSTERN_TEST_BROWSER") == "require" {
+			t.Fatalf("no browser for the web app's tests: %v (CI or POSTERN_TEST_BROWSER=require is set; install Debian's chromium: .ci/run does)", err)
 		}
 		t.Skipf("no chromium at %s (install Debian's chromium, or set POSTERN_CHROMIUM)", p)
 	}
