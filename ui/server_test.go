@@ -675,3 +675,22 @@ func TestSendReadAndEvents(t *testing.T) {
 		t.Fatalf("last event %q", last)
 	}
 }
+
+// A message to a contact whose relay is down is kept and queued: 202 with
+// the CLI's sentence, and the message marked queued.
+func TestSendQueued(t *testing.T) {
+	r := relaytest.New(t, nil)
+	home, alice, _, _ := pair(t, r)
+	alice.Close()
+	a := newApp(t, home, &Options{Passphrase: []byte(alicePass)})
+	a.login()
+	r.Stop()
+	resp, body := a.do("POST", "/api/send", `{"to":"bob","text":"while the relay is down"}`, nil)
+	var got sendResponse
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusAccepted || !strings.HasPrefix(got.Queued, "queued: ") || !strings.HasSuffix(got.Queued, " is unreachable; it will be sent when it is back") || !got.Message.Queued {
+		t.Fatalf("send with the relay down: %d %s", resp.StatusCode, body)
+	}
+}
