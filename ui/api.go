@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/postern/postern/client"
@@ -244,15 +245,40 @@ func (s *Server) toJSON(m client.Message) messageJSON {
 	return j
 }
 
-// apiInbox lists every message, newest first.
+// apiInbox lists the messages, newest first: all of them, or with
+// ?limit=N the N newest, and with ?before=ID those older than message ID
+// (the next page after a page that ended with ID).
 func (s *Server) apiInbox(w http.ResponseWriter, r *http.Request, cl *client.Client) {
+	q := r.URL.Query()
+	limit := -1
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, "limit must be a positive number", "")
+			return
+		}
+		limit = n
+	}
 	msgs, err := cl.Inbox()
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	out := make([]messageJSON, 0, len(msgs))
-	for _, m := range slices.Backward(msgs) {
+	end := len(msgs) // newest first: walk back from end
+	if before := q.Get("before"); before != "" {
+		i := slices.IndexFunc(msgs, func(m client.Message) bool { return m.ID == before })
+		if i < 0 {
+			s.fail(w, client.ErrNoMessage)
+			return
+		}
+		end = i
+	}
+	page := msgs[:end]
+	if limit >= 0 && len(page) > limit {
+		page = page[len(page)-limit:]
+	}
+	out := make([]messageJSON, 0, len(page))
+	for _, m := range slices.Backward(page) {
 		out = append(out, s.toJSON(m))
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -694,3 +694,51 @@ func TestSendQueued(t *testing.T) {
 		t.Fatalf("send with the relay down: %d %s", resp.StatusCode, body)
 	}
 }
+
+// The inbox in pages: ?limit=N gives the N newest, ?before=ID the ones
+// older than ID.
+func TestInboxPages(t *testing.T) {
+	home, alice, _, _ := pair(t, relaytest.New(t, nil))
+	var ids []string
+	for i := range 5 {
+		m, err := alice.Send(context.Background(), "bob", "message "+string(rune('a'+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	a := newApp(t, home, &Options{Passphrase: []byte(alicePass)})
+	a.login()
+	page := func(q string) []string {
+		t.Helper()
+		resp, body := a.do("GET", "/api/inbox"+q, "", nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", q, resp.StatusCode, body)
+		}
+		var ms []messageJSON
+		if err := json.Unmarshal([]byte(body), &ms); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.ID)
+		}
+		return out
+	}
+	eq := func(got []string, want ...string) {
+		t.Helper()
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	eq(page(""), ids[4], ids[3], ids[2], ids[1], ids[0])
+	eq(page("?limit=2"), ids[4], ids[3])
+	eq(page("?limit=2&before="+ids[3]), ids[2], ids[1])
+	eq(page("?limit=2&before="+ids[1]), ids[0])
+	eq(page("?before="+ids[0]))
+	for _, q := range []string{"?limit=0", "?limit=x", "?before=ffffffffffffffff"} {
+		if resp, _ := a.do("GET", "/api/inbox"+q, "", nil); resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %d", q, resp.StatusCode)
+		}
+	}
+}

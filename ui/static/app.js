@@ -182,7 +182,7 @@ function listen() {
       announce("New secure message");
     }
     if (currentScreen() === "inbox") {
-      renderInbox();
+      showInRow(m, fresh);
     }
     updateTitle();
   });
@@ -216,10 +216,35 @@ function currentScreen() {
   return screens.find((s) => !$("screen-" + s).hidden);
 }
 
+// The inbox shows pageSize messages at first and more on request: a
+// table of thousands of rows takes the browser seconds to lay out.
+const pageSize = 100;
+
 async function loadInbox() {
-  state.messages = await api("GET", "/api/inbox");
+  const list = await api("GET", `/api/inbox?limit=${pageSize + 1}`);
+  state.messages = list.slice(0, pageSize);
   renderInbox();
+  $("inbox-more").hidden = list.length <= pageSize;
   updateTitle();
+}
+
+async function loadOlder() {
+  const last = state.messages[state.messages.length - 1];
+  if (!last) {
+    return;
+  }
+  try {
+    const list = await api("GET", `/api/inbox?limit=${pageSize + 1}&before=${encodeURIComponent(last.id)}`);
+    const page = list.slice(0, pageSize).filter((m) => !state.messages.some((x) => x.id === m.id));
+    state.messages.push(...page);
+    $("inbox-rows").append(...page.map(inboxRow));
+    $("inbox-more").hidden = list.length <= pageSize;
+    announce(`${page.length} older messages shown`);
+  } catch (e) {
+    if (e.status !== 401 && e.status !== 423) {
+      showError(e);
+    }
+  }
 }
 
 function cell(text, cls) {
@@ -231,30 +256,49 @@ function cell(text, cls) {
   return td;
 }
 
+function inboxRow(m) {
+  const tr = document.createElement("tr");
+  tr.dataset.id = m.id;
+  if (m.unread) {
+    tr.className = "unread";
+  }
+  tr.append(cell(m.outgoing ? `To ${m.to}` : m.from));
+  const td = document.createElement("td");
+  const a = document.createElement("a");
+  a.href = "#/m/" + encodeURIComponent(m.id);
+  a.textContent = m.subject || firstLine(m.text) || "(no subject)";
+  if (m.unread) {
+    const s = document.createElement("span");
+    s.className = "sr";
+    s.textContent = "Unread: ";
+    td.append(s);
+  }
+  td.append(a);
+  tr.append(td, cell(formatTime(m.time), "time"));
+  return tr;
+}
+
 function renderInbox() {
-  const rows = state.messages.map((m) => {
-    const tr = document.createElement("tr");
-    if (m.unread) {
-      tr.className = "unread";
-    }
-    tr.append(cell(m.outgoing ? `To ${m.to}` : m.from));
-    const td = document.createElement("td");
-    const a = document.createElement("a");
-    a.href = "#/m/" + encodeURIComponent(m.id);
-    a.textContent = m.subject || firstLine(m.text) || "(no subject)";
-    if (m.unread) {
-      const s = document.createElement("span");
-      s.className = "sr";
-      s.textContent = "Unread: ";
-      td.append(s);
-    }
-    td.append(a);
-    tr.append(td, cell(formatTime(m.time), "time"));
-    return tr;
-  });
+  const rows = state.messages.map(inboxRow);
   $("inbox-rows").replaceChildren(...rows);
   $("inbox-empty").hidden = rows.length > 0;
   $("inbox-table").hidden = rows.length === 0;
+}
+
+// showInRow shows one message that arrived or changed without building
+// the other rows again: a new one goes on top, a changed one replaces
+// its row.
+function showInRow(m, fresh) {
+  const body = $("inbox-rows");
+  const row = inboxRow(m);
+  const old = fresh ? null : [...body.children].find((tr) => tr.dataset.id === m.id);
+  if (old) {
+    old.replaceWith(row);
+  } else if (fresh) {
+    body.prepend(row);
+  }
+  $("inbox-empty").hidden = true;
+  $("inbox-table").hidden = false;
 }
 
 function firstLine(text) {
@@ -444,6 +488,7 @@ function start() {
   $("unlock-form").addEventListener("submit", unlock);
   $("compose-form").addEventListener("submit", send);
   $("lock-now").addEventListener("click", lockNow);
+  $("inbox-more").addEventListener("click", loadOlder);
   window.addEventListener("hashchange", route);
   document.addEventListener("keydown", keys);
   for (const t of ["keydown", "pointerdown", "wheel"]) {
