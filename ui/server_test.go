@@ -735,7 +735,7 @@ func TestInboxPages(t *testing.T) {
 	eq(page("?limit=2"), ids[4], ids[3])
 	eq(page("?limit=2&before="+ids[3]), ids[2], ids[1])
 	eq(page("?limit=2&before="+ids[1]), ids[0])
-	eq(page("?before="+ids[0]))
+	eq(page("?before=" + ids[0]))
 	for _, q := range []string{"?limit=0", "?limit=x", "?before=ffffffffffffffff"} {
 		if resp, _ := a.do("GET", "/api/inbox"+q, "", nil); resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusNotFound {
 			t.Errorf("%s: %d", q, resp.StatusCode)
