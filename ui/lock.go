@@ -30,14 +30,21 @@ func (l *lockState) init(s *Server) { l.s = s }
 // does nothing: the passphrase is not checked again.
 func (s *Server) unlock(passphrase []byte) error {
 	l := &s.lock
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.cl != nil {
+	if s.client() != nil {
 		return nil
 	}
+	// Opening derives the key from the passphrase (Argon2id, a second or
+	// so): the lock is not held meanwhile, so that other requests get
+	// their 423 at once.
 	cl, err := client.Open(s.home, passphrase, s.clientOpt)
 	if err != nil {
 		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cl != nil { // unlocked by another request meanwhile
+		cl.Close()
+		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cl, l.cancel, l.lastActive = cl, cancel, time.Now()

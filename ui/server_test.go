@@ -742,3 +742,36 @@ func TestInboxPages(t *testing.T) {
 		}
 	}
 }
+
+// Unlocks that race each other leave one client open, and one lock closes
+// it: nothing stays unlocked behind the page's back.
+func TestConcurrentUnlock(t *testing.T) {
+	home, alice, _, _ := pair(t, relaytest.New(t, nil))
+	alice.Close()
+	a := newApp(t, home, nil)
+	a.login()
+	done := make(chan int)
+	for range 4 {
+		go func() {
+			req, _ := http.NewRequest("POST", a.ts.URL+"/api/unlock", strings.NewReader(`{"passphrase":`+quote(alicePass)+`}`))
+			req.Header.Set("Origin", a.s.Origin())
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := a.hc.Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	for range 4 {
+		if st := <-done; st != http.StatusOK {
+			t.Errorf("unlock: %d", st)
+		}
+	}
+	a.do("POST", "/api/lock", "", nil)
+	if resp, _ := a.do("GET", "/api/inbox", "", nil); resp.StatusCode != http.StatusLocked {
+		t.Fatalf("after one lock: %d", resp.StatusCode)
+	}
+}
