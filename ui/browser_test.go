@@ -310,3 +310,38 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("%d items in the browser's storage", n)
 	}
 }
+
+// With the passphrase given at start (POSTERN_PASSPHRASE) the first
+// session opens unlocked; left alone past the idle timeout (short, for
+// the test) the page locks itself, pushed by the server, with nothing of
+// the inbox left on it, and unlocks again with the passphrase.
+func TestBrowserIdleLock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a browser test")
+	}
+	chromiumPath(t)
+	axe := axeSource(t)
+	home, alice, _, bob := pair(t, relaytest.New(t, nil))
+	if _, err := bob.SendWith(context.Background(), "alice", "Handover at 7.", &client.SendOptions{Subject: "Handover"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	alice.Close()
+	ctx := browser(t) // started first: the idle time counts from New
+	a := newApp(t, home, &Options{Passphrase: []byte(alicePass), IdleTimeout: 5 * time.Second})
+	step(t, ctx, "open unlocked", chromedp.Navigate(a.s.LoginURL()), chromedp.WaitVisible(chromedp.CSS("#inbox-rows tr")))
+	// No input from here on: the server locks, the page follows.
+	step(t, ctx, "locked by the idle timeout", chromedp.WaitVisible(chromedp.CSS("#passphrase")))
+	if got := eval[string](t, ctx, `document.getElementById("main").textContent`); strings.Contains(got, "Handover") {
+		t.Fatal("the locked page still shows the inbox")
+	}
+	checkAxe(t, ctx, axe, "idle-locked")
+	step(t, ctx, "unlock again",
+		chromedp.SendKeys(chromedp.CSS("#passphrase"), alicePass+"\r"),
+		chromedp.WaitVisible(chromedp.CSS("#inbox-rows tr")))
+	if got := eval[string](t, ctx, `document.getElementById("inbox-rows").textContent`); !strings.Contains(got, "Handover") {
+		t.Fatalf("inbox after unlocking: %q", got)
+	}
+}
