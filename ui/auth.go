@@ -143,6 +143,9 @@ func loadBearerToken(path string) ([]byte, error) {
 			return nil, err
 		}
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			return loadBearerToken(path) // another postern ui made it meanwhile
+		}
 		if err != nil {
 			return nil, fmt.Errorf("ui: creating the API token file: %w", err)
 		}

@@ -37,6 +37,7 @@ func TestUIListenRefused(t *testing.T) {
 		{[]string{"--listen", "0.0.0.0:8443", "--allow-remote", "--tls-cert", "c", "--tls-key", "k"}, "--allow-remote needs the address or name that browsers will use", 1},
 		{[]string{"--listen", "nohost"}, "--listen wants HOST:PORT", 2},
 		{[]string{"--tls-cert", "c"}, "--tls-cert and --tls-key go together", 2},
+		{nil, "postern: error: no Postern identity in ", 1},
 	} {
 		var stderr bytes.Buffer
 		c := uiCLI(t, nil, io.Discard, &stderr)
