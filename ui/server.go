@@ -130,6 +130,7 @@ func New(opts *Options) (*Server, error) {
 	}
 	s.started = time.Now()
 	for _, h := range []string{net.JoinHostPort(host, port), net.JoinHostPort("localhost", port)} {
+		h = strings.ToLower(h) // host names are compared without case
 		s.hosts[h] = true
 		s.origins[scheme+h] = true
 	}
