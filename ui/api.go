@@ -1,0 +1,381 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/postern/postern/client"
+)
+
+// maxBody bounds a request body: a message's text and subject with room
+// for JSON escaping.
+const maxBody = 8 * client.MaxTextSize
+
+// apiRoutes are the API's endpoints. content marks those that need the
+// unlocked client: they answer 423 while locked.
+var apiRoutes = map[string]struct {
+	handler func(s *Server, w http.ResponseWriter, r *http.Request, cl *client.Client)
+	content bool
+}{
+	"GET /api/state":         {handler: (*Server).apiState},
+	"POST /api/unlock":       {handler: (*Server).apiUnlock},
+	"POST /api/lock":         {handler: (*Server).apiLock},
+	"POST /api/ping":         {handler: (*Server).apiPing, content: true},
+	"GET /api/whoami":        {handler: (*Server).apiWhoami, content: true},
+	"GET /api/inbox":         {handler: (*Server).apiInbox, content: true},
+	"GET /api/messages/{id}": {handler: (*Server).apiMessage, content: true},
+	"POST /api/send":         {handler: (*Server).apiSend, content: true},
+	"GET /api/contacts":      {handler: (*Server).apiContacts, content: true},
+	"GET /api/devices":       {handler: (*Server).apiDevices, content: true},
+	"GET /api/events":        {handler: (*Server).apiEvents, content: true},
+}
+
+// newAPIMux routes /api/ to the endpoints, each behind the checks of
+// route.
+func (s *Server) newAPIMux() *http.ServeMux {
+	m := http.NewServeMux()
+	for pattern, rt := range apiRoutes {
+		m.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			s.route(w, r, pattern, rt.content, rt.handler)
+		})
+	}
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint", "see docs/API.md")
+	})
+	return m
+}
+
+// serveAPI authenticates the caller before anything else, even a 404.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	who, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
+	s.api.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, who)))
+}
+
+// route checks a JSON body's type and size, refuses content while locked,
+// counts the request as activity, then runs the endpoint.
+func (s *Server) route(w http.ResponseWriter, r *http.Request, pattern string, content bool,
+	handler func(*Server, http.ResponseWriter, *http.Request, *client.Client)) {
+	if r.Method == http.MethodPost {
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if r.ContentLength != 0 && (err != nil || mt != "application/json") {
+			writeError(w, http.StatusUnsupportedMediaType, "the request body must be JSON (Content-Type: application/json)", "")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	}
+	var cl *client.Client
+	if content {
+		if cl = s.client(); cl == nil {
+			writeLocked(w)
+			return
+		}
+		if pattern != "GET /api/events" {
+			s.touch() // an open event stream is no activity
+		}
+	}
+	handler(s, w, r, cl)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// apiError is every error's body: the sentence the CLI gives, and its
+// hint if it has one.
+type apiError struct {
+	Error string `json:"error"`
+	Hint  string `json:"hint,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg, hint string) {
+	writeJSON(w, status, apiError{Error: msg, Hint: hint})
+}
+
+// lockedSentence is the answer of every content endpoint while locked.
+const lockedSentence = "Postern is locked"
+
+func writeLocked(w http.ResponseWriter) {
+	writeError(w, http.StatusLocked, lockedSentence, "unlock it with your passphrase")
+}
+
+// fail answers err from the library in the CLI's words, with a status
+// that says whose fault it is.
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	if errors.Is(err, client.ErrClosed) {
+		writeLocked(w) // locked while the request ran
+		return
+	}
+	msg, hint := s.explain(err)
+	writeError(w, statusOf(err), msg, hint)
+}
+
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, client.ErrWrongPassphrase):
+		return http.StatusForbidden
+	case errors.Is(err, client.ErrUnknownContact), errors.Is(err, client.ErrNoMessage):
+		return http.StatusNotFound
+	case errors.Is(err, client.ErrTooLong), errors.Is(err, client.ErrInvalidText),
+		errors.Is(err, client.ErrInvalidSubject), errors.Is(err, client.ErrReplyTo),
+		errors.Is(err, client.ErrEmptyPassphrase):
+		return http.StatusBadRequest
+	case errors.Is(err, client.ErrBlocked), errors.Is(err, client.ErrContactBlocked),
+		errors.Is(err, client.ErrIdentityChanged):
+		return http.StatusConflict
+	case errors.Is(err, client.ErrNotInitialised):
+		return http.StatusNotFound
+	}
+	return http.StatusBadGateway // the relay, the disk: not the request
+}
+
+// readJSON decodes the request body into v, answering a bad one itself.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	d := json.NewDecoder(r.Body)
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "the request body is not the JSON this endpoint takes", "see docs/API.md")
+		return false
+	}
+	return true
+}
+
+type stateJSON struct {
+	Locked      bool  `json:"locked"`
+	IdleTimeout int64 `json:"idle_timeout_seconds"`
+}
+
+func (s *Server) apiState(w http.ResponseWriter, r *http.Request, _ *client.Client) {
+	writeJSON(w, http.StatusOK, stateJSON{Locked: s.client() == nil, IdleTimeout: int64(s.idle / time.Second)})
+}
+
+func (s *Server) apiUnlock(w http.ResponseWriter, r *http.Request, _ *client.Client) {
+	var req struct {
+		Passphrase string `json:"passphrase"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.Passphrase == "" {
+		s.fail(w, client.ErrEmptyPassphrase)
+		return
+	}
+	if err := s.unlock([]byte(req.Passphrase)); err != nil {
+		s.log.Info("ui: unlock refused")
+		s.fail(w, err)
+		return
+	}
+	s.apiState(w, r, nil)
+}
+
+func (s *Server) apiLock(w http.ResponseWriter, r *http.Request, _ *client.Client) {
+	s.lockNow("asked")
+	s.apiState(w, r, nil)
+}
+
+func (s *Server) apiPing(w http.ResponseWriter, r *http.Request, _ *client.Client) {
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type whoamiJSON struct {
+	Name     string `json:"name"`
+	Relay    string `json:"relay"`
+	Identity string `json:"identity"`
+	Device   string `json:"device"`
+}
+
+func (s *Server) apiWhoami(w http.ResponseWriter, r *http.Request, cl *client.Client) {
+	me := cl.Whoami()
+	writeJSON(w, http.StatusOK, whoamiJSON{Name: me.Name, Relay: me.Relay, Identity: me.Identity.String(), Device: me.Device.String()})
+}
+
+// messageJSON is a message as the API gives it; the names are those of
+// 'postern inbox --json'.
+type messageJSON struct {
+	ID           string           `json:"id"`
+	From         string           `json:"from"`
+	To           string           `json:"to"`
+	Subject      string           `json:"subject,omitempty"`
+	Text         string           `json:"text"`
+	Time         time.Time        `json:"time"`
+	Received     time.Time        `json:"received"`
+	Outgoing     bool             `json:"outgoing"`
+	Notice       bool             `json:"notice,omitempty"`
+	Conversation string           `json:"conversation,omitempty"`
+	ReplyTo      string           `json:"reply_to,omitempty"`
+	Queued       bool             `json:"queued,omitempty"`
+	SendError    string           `json:"send_error,omitempty"`
+	Attachments  []attachmentJSON `json:"attachments,omitempty"`
+	// Unread: an incoming message that arrived while this app ran and
+	// was not opened since. The library keeps no read state yet, so what
+	// was stored before the app started counts as read.
+	Unread bool `json:"unread,omitempty"`
+}
+
+type attachmentJSON struct {
+	Name      string `json:"name"` // made safe to show (client.SafeFileName)
+	MediaType string `json:"media_type"`
+	Size      int64  `json:"size"`
+}
+
+func (s *Server) toJSON(m client.Message) messageJSON {
+	j := messageJSON{
+		ID: m.ID, From: m.From, To: m.To, Subject: m.Subject, Text: m.Text,
+		Time: m.Time.UTC(), Received: m.Received.UTC(), Outgoing: m.Outgoing, Notice: m.Notice,
+		Conversation: m.Conversation, ReplyTo: m.ReplyTo, Queued: m.Queued, SendError: m.SendError,
+	}
+	for _, a := range m.Attachments {
+		j.Attachments = append(j.Attachments, attachmentJSON{Name: client.SafeFileName(a.Name), MediaType: a.MediaType, Size: a.Size})
+	}
+	if !m.Outgoing && !m.Notice && !m.Received.Before(s.started) {
+		s.readMu.Lock()
+		j.Unread = !s.read[m.ID]
+		s.readMu.Unlock()
+	}
+	return j
+}
+
+// apiInbox lists the messages, newest first: all of them, or with
+// ?limit=N the N newest, and with ?before=ID those older than message ID
+// (the next page after a page that ended with ID).
+func (s *Server) apiInbox(w http.ResponseWriter, r *http.Request, cl *client.Client) {
+	q := r.URL.Query()
+	limit := -1
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, "limit must be a positive number", "")
+			return
+		}
+		limit = n
+	}
+	msgs, err := cl.Inbox()
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	end := len(msgs) // newest first: walk back from end
+	if before := q.Get("before"); before != "" {
+		i := slices.IndexFunc(msgs, func(m client.Message) bool { return m.ID == before })
+		if i < 0 {
+			s.fail(w, client.ErrNoMessage)
+			return
+		}
+		end = i
+	}
+	page := msgs[:end]
+	if limit >= 0 && len(page) > limit {
+		page = page[len(page)-limit:]
+	}
+	out := make([]messageJSON, 0, len(page))
+	for _, m := range slices.Backward(page) {
+		out = append(out, s.toJSON(m))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// apiMessage returns one message; reading it on the page (not through
+// an integration) marks it read.
+func (s *Server) apiMessage(w http.ResponseWriter, r *http.Request, cl *client.Client) {
+	m, err := cl.Message(r.PathValue("id"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if !callerFrom(r.Context()).bearer {
+		s.readMu.Lock()
+		s.read[m.ID] = true
+		s.readMu.Unlock()
+	}
+	writeJSON(w, http.StatusOK, s.toJSON(m))
+}
+
+type sendRequest struct {
+	To      string `json:"to"`
+	Text    string `json:"text"`
+	Subject string `json:"subject,omitempty"`
+	ReplyTo string `json:"reply_to,omitempty"`
+}
+
+// sendResponse is the message as stored, and for a message that waits
+// in the outbox (its relay could not be reached) the CLI's sentence
+// saying so.
+type sendResponse struct {
+	Message messageJSON `json:"message"`
+	Queued  string      `json:"queued,omitempty"`
+}
+
+func (s *Server) apiSend(w http.ResponseWriter, r *http.Request, cl *client.Client) {
+	var req sendRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	m, err := cl.SendWith(r.Context(), req.To, req.Text, &client.SendOptions{Subject: req.Subject, ReplyTo: req.ReplyTo})
+	switch {
+	case errors.Is(err, client.ErrQueued):
+		// Not a failure: stored, and sent when the relay is back.
+		writeJSON(w, http.StatusAccepted, sendResponse{Message: s.toJSON(m), Queued: err.Error()})
+	case err != nil:
+		s.fail(w, err)
+	default:
+		writeJSON(w, http.StatusOK, sendResponse{Message: s.toJSON(m)})
+	}
+}
+
+type contactJSON struct {
+	Name         string    `json:"name"`
+	Identity     string    `json:"identity"`
+	SafetyNumber string    `json:"safety_number"`
+	Added        time.Time `json:"added"`
+	Blocked      bool      `json:"blocked,omitempty"`
+	Verification string    `json:"verification"`
+}
+
+func (s *Server) apiContacts(w http.ResponseWriter, r *http.Request, cl *client.Client) {
+	cs, err := cl.Contacts()
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	out := make([]contactJSON, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, contactJSON{
+			Name: c.Name, Identity: c.Identity.String(), SafetyNumber: c.SafetyNumber,
+			Added: c.Added.UTC(), Blocked: c.Blocked, Verification: c.Verification.String(),
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type deviceJSON struct {
+	ID     string    `json:"id"`
+	Name   string    `json:"name,omitempty"`
+	This   bool      `json:"this,omitempty"`
+	Linked time.Time `json:"linked"`
+	Relay  string    `json:"relay"`
+}
+
+// apiDevices lists this person's devices, checked against the relay's
+// transparency log (it needs the relay).
+func (s *Server) apiDevices(w http.ResponseWriter, r *http.Request, cl *client.Client) {
+	ds, err := cl.Devices(r.Context())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	out := make([]deviceJSON, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, deviceJSON{ID: d.ID.String(), Name: d.Name, This: d.This, Linked: d.Linked.UTC(), Relay: d.Relay})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

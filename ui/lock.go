@@ -1,0 +1,144 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/postern/postern/client"
+)
+
+// lockState is the app's lock: unlocked while cl is open. Locking closes
+// the client, which is how its keys leave this process (as far as Go lets
+// memory go: nothing refers to them any more).
+type lockState struct {
+	s *Server
+
+	mu         sync.Mutex
+	cl         *client.Client
+	cancel     context.CancelFunc // ends the receive loop
+	lastActive time.Time
+	timer      *time.Timer
+	done       chan struct{} // closed when the receive loop ends
+}
+
+func (l *lockState) init(s *Server) { l.s = s }
+
+// unlock opens the client with passphrase (client.Open: no network until
+// the receive loop connects) and starts receiving. Already unlocked, it
+// does nothing: the passphrase is not checked again.
+func (s *Server) unlock(passphrase []byte) error {
+	l := &s.lock
+	if s.client() != nil {
+		return nil
+	}
+	// Opening derives the key from the passphrase (Argon2id, a second or
+	// so): the lock is not held meanwhile, so that other requests get
+	// their 423 at once.
+	cl, err := client.Open(s.home, passphrase, s.clientOpt)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cl != nil { // unlocked by another request meanwhile
+		cl.Close()
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cl, l.cancel, l.lastActive = cl, cancel, time.Now()
+	l.timer = time.AfterFunc(s.idle, s.idleCheck)
+	l.done = make(chan struct{})
+	go s.receiveLoop(ctx, cl, l.done)
+	s.log.Info("ui: unlocked")
+	return nil
+}
+
+// lockNow closes the client. Requests that hold it meanwhile get
+// client.ErrClosed, which they answer as locked.
+func (s *Server) lockNow(why string) {
+	l := &s.lock
+	l.mu.Lock()
+	cl, cancel, done := l.cl, l.cancel, l.done
+	l.cl, l.cancel, l.done = nil, nil, nil
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
+	l.mu.Unlock()
+	if cl == nil {
+		return
+	}
+	cancel()
+	cl.Close()
+	<-done
+	s.log.Info("ui: locked", "why", why)
+}
+
+// client returns the open client, nil while locked.
+func (s *Server) client() *client.Client {
+	l := &s.lock
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cl
+}
+
+// touch records activity: the idle timeout counts from the last request.
+func (s *Server) touch() {
+	l := &s.lock
+	l.mu.Lock()
+	l.lastActive = time.Now()
+	l.mu.Unlock()
+}
+
+// idleCheck runs when the idle timeout may have passed: it locks, or
+// waits for the rest of the timeout counted from the last activity.
+func (s *Server) idleCheck() {
+	l := &s.lock
+	l.mu.Lock()
+	if l.cl == nil || l.timer == nil {
+		l.mu.Unlock()
+		return
+	}
+	if rest := s.idle - time.Since(l.lastActive); rest > 0 {
+		l.timer.Reset(rest)
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	s.lockNow("idle")
+}
+
+// receiveLoop keeps the client receiving from the relay while unlocked:
+// what arrives is stored and acknowledged by the library and reaches the
+// page through Subscribe (/api/events). Receive connects on the first
+// call and reconnects by itself; a failure to connect is retried with
+// backoff.
+func (s *Server) receiveLoop(ctx context.Context, cl *client.Client, done chan<- struct{}) {
+	defer close(done)
+	const maxWait = 30 * time.Second
+	wait := time.Second
+	for {
+		_, err := cl.Receive(ctx)
+		if ctx.Err() != nil || errors.Is(err, client.ErrClosed) {
+			return
+		}
+		if err == nil {
+			wait = time.Second
+			continue
+		}
+		if errors.Is(err, client.ErrDeviceRevoked) {
+			s.log.Warn("ui: this device was revoked; receiving stopped")
+			return
+		}
+		// The library's errors hold no secrets or content.
+		s.log.Warn("ui: receiving failed; trying again", "err", err, "in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+		wait = min(2*wait, maxWait)
+	}
+}
