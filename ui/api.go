@@ -6,7 +6,6 @@ import (
 	"errors"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
@@ -216,10 +215,15 @@ type messageJSON struct {
 	Queued       bool             `json:"queued,omitempty"`
 	SendError    string           `json:"send_error,omitempty"`
 	Attachments  []attachmentJSON `json:"attachments,omitempty"`
-	// Unread: an incoming message that arrived while this app ran and
-	// was not opened since. The library keeps no read state yet, so what
-	// was stored before the app started counts as read.
+	// Folder: inbox, sent, archive or the ID of a folder of one's own.
+	Folder string `json:"folder,omitempty"`
+	// Unread: a received message not read on any of this person's
+	// devices (client.Message.Read).
 	Unread bool `json:"unread,omitempty"`
+	// Delivered, ReadReceipt: for a sent message, when the recipient
+	// reported it delivered and read (receipts).
+	Delivered   *time.Time `json:"delivered,omitempty"`
+	ReadReceipt *time.Time `json:"read_receipt,omitempty"`
 }
 
 type attachmentJSON struct {
@@ -237,17 +241,23 @@ func (s *Server) toJSON(m client.Message) messageJSON {
 	for _, a := range m.Attachments {
 		j.Attachments = append(j.Attachments, attachmentJSON{Name: client.SafeFileName(a.Name), MediaType: a.MediaType, Size: a.Size})
 	}
-	if !m.Outgoing && !m.Notice && !m.Received.Before(s.started) {
-		s.readMu.Lock()
-		j.Unread = !s.read[m.ID]
-		s.readMu.Unlock()
+	j.Folder, j.Unread = m.Folder, !m.Read
+	if !m.Delivered.IsZero() {
+		t := m.Delivered.UTC()
+		j.Delivered = &t
+	}
+	if !m.ReadReceipt.IsZero() {
+		t := m.ReadReceipt.UTC()
+		j.ReadReceipt = &t
 	}
 	return j
 }
 
-// apiInbox lists the messages, newest first: all of them, or with
-// ?limit=N the N newest, and with ?before=ID those older than message ID
-// (the next page after a page that ended with ID).
+// apiInbox lists the messages, newest first: with ?limit=N the N newest
+// (at most client.MaxListLimit; all of them without limit), with
+// ?before=ID those older than message ID (the next page after a page
+// that ended with ID), and with ?folder=F those of folder F only. A
+// page is read from the store's index without loading the others.
 func (s *Server) apiInbox(w http.ResponseWriter, r *http.Request, cl *client.Client) {
 	q := r.URL.Query()
 	limit := -1
@@ -259,27 +269,37 @@ func (s *Server) apiInbox(w http.ResponseWriter, r *http.Request, cl *client.Cli
 		}
 		limit = n
 	}
-	msgs, err := cl.Inbox()
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	end := len(msgs) // newest first: walk back from end
-	if before := q.Get("before"); before != "" {
-		i := slices.IndexFunc(msgs, func(m client.Message) bool { return m.ID == before })
-		if i < 0 {
-			s.fail(w, client.ErrNoMessage)
+	opts := &client.ListOptions{Folder: q.Get("folder"), Before: q.Get("before"), Limit: limit}
+	if opts.Before != "" {
+		if _, err := cl.Message(opts.Before); err != nil { // a page after an unknown message is an error, not empty
+			s.fail(w, err)
 			return
 		}
-		end = i
 	}
-	page := msgs[:end]
-	if limit >= 0 && len(page) > limit {
-		page = page[len(page)-limit:]
+	var out []messageJSON
+	for {
+		if limit < 0 || limit > client.MaxListLimit {
+			opts.Limit = client.MaxListLimit
+		}
+		page, err := cl.Messages(opts)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		for _, m := range page {
+			out = append(out, s.toJSON(m))
+		}
+		if limit > 0 && len(out) >= limit {
+			out = out[:limit]
+			break
+		}
+		if len(page) < opts.Limit {
+			break
+		}
+		opts.Before = page[len(page)-1].ID
 	}
-	out := make([]messageJSON, 0, len(page))
-	for _, m := range slices.Backward(page) {
-		out = append(out, s.toJSON(m))
+	if out == nil {
+		out = []messageJSON{}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -292,10 +312,17 @@ func (s *Server) apiMessage(w http.ResponseWriter, r *http.Request, cl *client.C
 		s.fail(w, err)
 		return
 	}
-	if !callerFrom(r.Context()).bearer {
-		s.readMu.Lock()
-		s.read[m.ID] = true
-		s.readMu.Unlock()
+	if !callerFrom(r.Context()).bearer && !m.Read {
+		// Opened on the page: read here, on the person's other devices
+		// (inbox sync) and, unless turned off, for its sender (receipt).
+		if err := cl.MarkRead(r.Context(), m.ID); err != nil {
+			s.fail(w, err)
+			return
+		}
+		if m, err = cl.Message(m.ID); err != nil {
+			s.fail(w, err)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, s.toJSON(m))
 }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/postern/postern/client"
@@ -79,12 +78,6 @@ type Server struct {
 
 	auth authState
 	lock lockState
-
-	// started: incoming messages stored before it count as read (the
-	// library keeps no read state yet); read holds those opened since.
-	started time.Time
-	readMu  sync.Mutex
-	read    map[string]bool
 }
 
 // New makes the web app for Options.Home, listening on Options.Addr. It
@@ -126,9 +119,7 @@ func New(opts *Options) (*Server, error) {
 		home: o.Home, tls: o.TLS, idle: o.IdleTimeout, clientOpt: o.Client,
 		explain: o.Explain, log: o.Logger,
 		hosts: map[string]bool{}, origins: map[string]bool{},
-		read: map[string]bool{},
 	}
-	s.started = time.Now()
 	for _, h := range []string{net.JoinHostPort(host, port), net.JoinHostPort("localhost", port)} {
 		h = strings.ToLower(h) // host names are compared without case
 		s.hosts[h] = true
