@@ -14,7 +14,7 @@ import (
 	"github.com/postern/postern/protocol"
 )
 
-// Own-devices sync (protocol/SPEC.md section 9 "Inbox sync"): a change to
+// Own-devices sync (protocol/SPEC.md section 9 "Inbox"): a change to
 // the inbox made on one device — a folder made, renamed or deleted, a
 // message moved or read, a draft saved or deleted — is applied locally and
 // sent as an operation in a sync content (0x17) to each of the person's
