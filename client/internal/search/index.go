@@ -83,14 +83,16 @@ func Key(storeKey []byte) []byte {
 	return k
 }
 
-// Open opens the index at path under the key derived from storeKey,
-// making it if it does not exist. An existing file that does not read as
+// Open opens the index at path under key (Key of the store key), making
+// it if it does not exist. An existing file that does not read as
 // an index of this Format under this key is removed and made anew, empty:
 // fresh reports that the index is new (its marker is 0). Other failures
 // (another process holding a lock too long, a full disk) are errors and
 // change nothing.
-func Open(path string, storeKey []byte) (ix *Index, fresh bool, err error) {
-	key := Key(storeKey)
+func Open(path string, key []byte) (ix *Index, fresh bool, err error) {
+	if len(key) != 32 {
+		return nil, false, fmt.Errorf("search: key of %d bytes, want 32", len(key))
+	}
 	ix, fresh, err = open(path, key)
 	if errors.Is(err, ErrCorrupt) {
 		if err := Remove(path); err != nil {
