@@ -193,6 +193,26 @@ func TestSearchRepairs(t *testing.T) {
 	if err != nil || len(found) != 0 {
 		t.Errorf("index still holds the deleted message: %v, %v", found, err)
 	}
+
+	// An index ahead of the store, or whose marker names another message
+	// (an older store.db put back), is rebuilt from the store.
+	for _, mk := range []struct {
+		seq uint64
+		id  string
+	}{{1 << 40, "00000000000000ff"}, {1, "00000000000000ff"}} {
+		err := alice.st.idx.ix.Update(ctx, func(b *search.Batch) error {
+			if err := b.Clear(); err != nil {
+				return err
+			}
+			return b.SetMarker(mk.seq, mk.id)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := searchIDs(t, alice, "quillonectomy", nil); len(got) != 1 {
+			t.Errorf("marker %d %s: found %v", mk.seq, mk.id, got)
+		}
+	}
 }
 
 // TestSearchRebuilt: a home whose index is missing, under another key,
