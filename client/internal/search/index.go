@@ -134,11 +134,9 @@ func open(path string, key []byte) (_ *Index, fresh bool, err error) {
 			fresh = true
 		}
 	}
-	uri := "file:" + filepath.ToSlash(path) + "?vfs=adiantum"
-	if !strings.HasPrefix(uri, "file:/") {
-		// Windows: "file:C:/..." is read as a relative path.
-		uri = "file:/" + strings.TrimPrefix(uri, "file:")
-	}
+	// SQLite reads the path of a URI with %HH escapes and ends it at '?'
+	// or '#'; "file:C:/..." is a Windows path as it is.
+	uri := "file:" + uriPath.Replace(filepath.ToSlash(path)) + "?vfs=adiantum"
 	conn, err := sqlite3.OpenFlags(uri, sqlite3.OPEN_READWRITE|sqlite3.OPEN_URI)
 	if err != nil {
 		return nil, false, fmt.Errorf("search: open index: %w", err)
@@ -178,6 +176,8 @@ func open(path string, key []byte) (_ *Index, fresh bool, err error) {
 	}
 	return ix, fresh, nil
 }
+
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 func (ix *Index) create() error {
 	err := ix.conn.Exec(`BEGIN IMMEDIATE;

@@ -238,7 +238,12 @@ func TestReopen(t *testing.T) {
 }
 
 func TestFileModes(t *testing.T) {
-	path := filepath.Join(t.TempDir(), FileName)
+	// A home whose path holds what a URI reads as syntax.
+	dir := filepath.Join(t.TempDir(), "a?b#c%41d")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, FileName)
 	ix, _ := openTest(t, path, testKey)
 	put(t, ix, testDocs...)
 	for _, p := range []string{path, path + "-journal"} {
@@ -249,6 +254,9 @@ func TestFileModes(t *testing.T) {
 		if m := st.Mode().Perm(); m&0o077 != 0 && os.PathSeparator == '/' {
 			t.Errorf("%s mode %v", filepath.Base(p), m)
 		}
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 2 {
+		t.Errorf("files beside the index: %v", files)
 	}
 }
 
