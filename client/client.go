@@ -349,6 +349,9 @@ func (c *Client) makePrekeys(first uint32, n int) (*protocol.PublishPrekeys, err
 func newClient(home string, o Options, dev *identity.Device, name, relay string, st *localStore) *Client {
 	ctx, cancel := context.WithCancel(context.Background())
 	cert := dev.Certificate()
+	if st != nil && st.idx != nil {
+		st.idx.log = o.Logger
+	}
 	return &Client{
 		home: home, log: o.Logger, now: o.Now, tlsConf: o.TLSConfig,
 		dev: dev, devID: cert.DeviceID(), idFP: cert.Identity.Fingerprint(),
@@ -771,6 +774,7 @@ func (c *Client) Close() error {
 	c.anonMu.Unlock()
 	c.wg.Wait()
 	c.ev.close()
+	c.st.idx.close()
 	return nil
 }
 

@@ -206,13 +206,17 @@ func (c *Client) revoked(cause error) error {
 
 // wipe deletes erase.keys first (its slots overwritten in place, so that
 // session and prekey secrets sealed under record keys are unrecoverable
-// from any copy of store.db), then store.db and keys.pstn, syncing the
-// home directory.
+// from any copy of store.db), then store.db, keys.pstn and the search
+// index, syncing the home directory.
 func (c *Client) wipe() error {
+	c.st.idx.close()
 	if err := c.st.Wipe(); err != nil {
 		return err
 	}
 	if err := os.Remove(filepath.Join(c.home, KeyFileName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := c.st.idx.remove(); err != nil {
 		return err
 	}
 	return store.SyncDir(c.home)

@@ -171,7 +171,7 @@ func TestDevicesRefusesUncheckedAnswers(t *testing.T) {
 
 func homeFiles(home string) []string {
 	var have []string
-	for _, f := range []string{KeyFileName, StoreFileName, EraseKeysFileName} {
+	for _, f := range []string{KeyFileName, StoreFileName, EraseKeysFileName, SearchFileName, SearchFileName + "-journal"} {
 		if _, err := os.Stat(filepath.Join(home, f)); err == nil {
 			have = append(have, f)
 		}
@@ -191,6 +191,13 @@ func TestRevokedDeviceWipes(t *testing.T) {
 	bob, bobHome := newTestClient(t, srv, "bob")       // never revoked
 	carol.Close()
 	bob.Close()
+	// Alice's search index goes with the rest.
+	if _, err := alice.Search(ctx, "anything", nil); err != nil {
+		t.Fatal(err)
+	}
+	if have := homeFiles(aliceHome); len(have) != 5 {
+		t.Fatalf("alice's home holds %v", have)
+	}
 
 	if err := srv.Relay().RevokeDevice(ctx, protocol.DeviceID(alice.Whoami().Device)); err != nil {
 		t.Fatal(err)

@@ -36,10 +36,18 @@ var (
 )
 
 // localStore is the home's store with the client's transactions.
-type localStore struct{ *store.Store }
+type localStore struct {
+	*store.Store
+	idx *searchIndex // the home's search index (search.go)
+}
 
-// tx is a store transaction with the client's record accessors.
-type tx struct{ *store.Tx }
+// tx is a store transaction with the client's record accessors. ch
+// collects, in a read-write transaction, the changes to messages that the
+// search index follows (search.go).
+type tx struct {
+	*store.Tx
+	ch *messageChanges
+}
 
 // newStore returns the store of the file at path under key. When the
 // store finds its ephemeral values lost (erase.keys gone, or an old
@@ -53,7 +61,7 @@ func newStore(path string, key []byte) (*localStore, error) {
 // (Open): a missing file is then an error, never a new empty store.
 func openStore(path string, key []byte, mustExist bool) (*localStore, error) {
 	st, err := store.New(path, key, &store.Options{MustExist: mustExist, Lost: func(st *store.Tx) error {
-		t := &tx{st}
+		t := &tx{Tx: st}
 		ps, err := t.prekeyState()
 		if err != nil || ps == nil {
 			return err
@@ -64,18 +72,28 @@ func openStore(path string, key []byte, mustExist bool) (*localStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &localStore{st}, nil
+	return &localStore{Store: st, idx: newSearchIndex(path, key)}, nil
 }
 
 // update runs fn in a read-write transaction, committed before it returns
 // nil.
+// The search index follows the messages it added, moved or deleted, once
+// committed (search.go).
 func (s *localStore) update(fn func(*tx) error) error {
-	return s.Update(func(st *store.Tx) error { return fn(&tx{st}) })
+	var ch messageChanges
+	err := s.Update(func(st *store.Tx) error {
+		ch = messageChanges{}
+		return fn(&tx{Tx: st, ch: &ch})
+	})
+	if err == nil && ch.any() {
+		s.idx.committed(s, &ch)
+	}
+	return err
 }
 
 // view runs fn in a read-only transaction.
 func (s *localStore) view(fn func(*tx) error) error {
-	return s.View(func(st *store.Tx) error { return fn(&tx{st}) })
+	return s.View(func(st *store.Tx) error { return fn(&tx{Tx: st}) })
 }
 
 // ---- records (JSON inside the encryption; a local format, not wire) ----

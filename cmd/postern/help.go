@@ -55,6 +55,8 @@ Messages:
   inbox [--folder F] [--unread] [--json]
                           list messages, with their folders
   read ID [--json]        show one message and mark it read
+  search QUERY... [--folder F] [--since DATE] [--until DATE] [--json]
+                          search messages: words, "a phrase", from:NAME
   folder list [--json] | folder create NAME | folder rename OLD NEW | folder delete NAME | folder move ID FOLDER
                           list, make, rename and delete folders; put a
                           message in one
