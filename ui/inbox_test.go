@@ -91,6 +91,7 @@ func TestFoldersAPI(t *testing.T) {
 		{"POST", "/api/messages/" + m.ID + "/move", `{"folder":"drafts"}`, http.StatusBadRequest},
 		{"POST", "/api/messages/" + m.ID + "/move", `{"folder":"` + strings.Repeat("1", 32) + `"}`, http.StatusNotFound},
 		{"POST", "/api/messages/ffffffffffffffff/move", `{"folder":"archive"}`, http.StatusNotFound},
+		{"GET", "/api/inbox?folder=" + strings.Repeat("4", 32), "", http.StatusNotFound},
 		{"PATCH", "/api/folders/" + f.ID, `{"name":"x"}`, http.StatusForbidden}, // no Origin: see below
 	} {
 		hdr := map[string]string(nil)
