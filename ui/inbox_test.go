@@ -281,3 +281,61 @@ func TestReceiptEvent(t *testing.T) {
 		t.Fatalf("receipt event %+v (%v)", got, sc.Err())
 	}
 }
+
+// Every state-changing endpoint of the route table (POST, PUT, PATCH,
+// DELETE) refuses the browser's cookie from another site, without the
+// app's Origin, and a body that is not JSON; nothing changes.
+func TestCrossSiteRefusedEveryRoute(t *testing.T) {
+	home, _, _, _ := pair(t, relaytest.New(t, nil))
+	a := newApp(t, home, &Options{Passphrase: []byte(alicePass)})
+	a.login()
+	resp, body := a.do("POST", "/api/folders", `{"name":"Ward 4"}`, nil)
+	f := decode[folderJSON](t, "create", resp, body, http.StatusCreated)
+	bodies := map[string]string{
+		"POST /api/folders":       `{"name":"Forged"}`,
+		"PATCH /api/folders/{id}": `{"name":"Forged"}`,
+		"POST /api/drafts":        `{"text":"forged"}`,
+		"PUT /api/settings":       `{"read_receipts":false}`,
+		"POST /api/send":          `{"to":"bob","text":"forged"}`,
+	}
+	n := 0
+	for pattern := range apiRoutes {
+		method, path, _ := strings.Cut(pattern, " ")
+		if method == "GET" || path == "/api/unlock" || path == "/api/lock" || path == "/api/ping" {
+			continue // GET reads; unlock, lock and ping are in TestCrossSiteRefused
+		}
+		n++
+		path = strings.ReplaceAll(path, "{id}", f.ID)
+		b := bodies[pattern]
+		for name, hdr := range map[string]map[string]string{
+			"foreign origin":   {"Origin": "https://evil.example"},
+			"no origin":        {"Origin": ""},
+			"cross-site fetch": {"Sec-Fetch-Site": "cross-site"},
+		} {
+			if resp, body := a.do(method, path, b, hdr); resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%s %s, %s: status %d %s, want 403", method, path, name, resp.StatusCode, body)
+			}
+		}
+		if b != "" {
+			form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+			if resp, _ := a.do(method, path, "name=Forged", form); resp.StatusCode != http.StatusUnsupportedMediaType {
+				t.Errorf("%s %s as a form: status %d, want 415", method, path, resp.StatusCode)
+			}
+		}
+	}
+	if n < 8 {
+		t.Fatalf("only %d state-changing endpoints", n)
+	}
+	resp, body = a.do("GET", "/api/folders", "", nil)
+	if fs := decode[[]folderJSON](t, "folders", resp, body, http.StatusOK); len(fs) != 5 || fs[4].Name != "Ward 4" {
+		t.Fatalf("folders changed: %s", body)
+	}
+	resp, body = a.do("GET", "/api/drafts", "", nil)
+	if ds := decode[[]draftJSON](t, "drafts", resp, body, http.StatusOK); len(ds) != 0 {
+		t.Fatalf("a draft was saved: %s", body)
+	}
+	resp, body = a.do("GET", "/api/settings", "", nil)
+	if st := decode[settingsJSON](t, "settings", resp, body, http.StatusOK); !st.ReadReceipts {
+		t.Fatalf("settings changed: %s", body)
+	}
+}
