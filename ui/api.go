@@ -33,6 +33,20 @@ var apiRoutes = map[string]struct {
 	"GET /api/contacts":      {handler: (*Server).apiContacts, content: true},
 	"GET /api/devices":       {handler: (*Server).apiDevices, content: true},
 	"GET /api/events":        {handler: (*Server).apiEvents, content: true},
+
+	"GET /api/folders":             {handler: (*Server).apiFolders, content: true},
+	"POST /api/folders":            {handler: (*Server).apiCreateFolder, content: true},
+	"PATCH /api/folders/{id}":      {handler: (*Server).apiRenameFolder, content: true},
+	"DELETE /api/folders/{id}":     {handler: (*Server).apiDeleteFolder, content: true},
+	"POST /api/messages/{id}/move": {handler: (*Server).apiMove, content: true},
+	"GET /api/thread/{id}":         {handler: (*Server).apiThread, content: true},
+	"GET /api/drafts":              {handler: (*Server).apiDrafts, content: true},
+	"GET /api/drafts/{id}":         {handler: (*Server).apiDraft, content: true},
+	"POST /api/drafts":             {handler: (*Server).apiSaveDraft, content: true},
+	"DELETE /api/drafts/{id}":      {handler: (*Server).apiDeleteDraft, content: true},
+	"POST /api/drafts/{id}/send":   {handler: (*Server).apiSendDraft, content: true},
+	"GET /api/settings":            {handler: (*Server).apiSettings, content: true},
+	"PUT /api/settings":            {handler: (*Server).apiPutSettings, content: true},
 }
 
 // newAPIMux routes /api/ to the endpoints, each behind the checks of
@@ -63,7 +77,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 // counts the request as activity, then runs the endpoint.
 func (s *Server) route(w http.ResponseWriter, r *http.Request, pattern string, content bool,
 	handler func(*Server, http.ResponseWriter, *http.Request, *client.Client)) {
-	if r.Method == http.MethodPost {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if r.ContentLength != 0 && (err != nil || mt != "application/json") {
 			writeError(w, http.StatusUnsupportedMediaType, "the request body must be JSON (Content-Type: application/json)", "")
@@ -123,8 +137,15 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, client.ErrWrongPassphrase):
 		return http.StatusForbidden
-	case errors.Is(err, client.ErrUnknownContact), errors.Is(err, client.ErrNoMessage):
+	case errors.Is(err, client.ErrUnknownContact), errors.Is(err, client.ErrNoMessage),
+		errors.Is(err, client.ErrNoFolder), errors.Is(err, client.ErrNoDraft):
 		return http.StatusNotFound
+	case errors.Is(err, client.ErrFolderName), errors.Is(err, client.ErrSystemFolder),
+		errors.Is(err, client.ErrFolderNotAllowed), errors.Is(err, client.ErrDraftIncomplete):
+		return http.StatusBadRequest
+	case errors.Is(err, client.ErrFolderExists), errors.Is(err, client.ErrTooManyFolders),
+		errors.Is(err, client.ErrTooManyDrafts):
+		return http.StatusConflict
 	case errors.Is(err, client.ErrTooLong), errors.Is(err, client.ErrInvalidText),
 		errors.Is(err, client.ErrInvalidSubject), errors.Is(err, client.ErrReplyTo),
 		errors.Is(err, client.ErrEmptyPassphrase):
@@ -348,6 +369,12 @@ func (s *Server) apiSend(w http.ResponseWriter, r *http.Request, cl *client.Clie
 		return
 	}
 	m, err := cl.SendWith(r.Context(), req.To, req.Text, &client.SendOptions{Subject: req.Subject, ReplyTo: req.ReplyTo})
+	s.writeSent(w, m, err)
+}
+
+// writeSent answers a send: the message as stored, 202 with the CLI's
+// sentence when it waits for its relay.
+func (s *Server) writeSent(w http.ResponseWriter, m client.Message, err error) {
 	switch {
 	case errors.Is(err, client.ErrQueued):
 		// Not a failure: stored, and sent when the relay is back.

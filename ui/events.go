@@ -20,6 +20,8 @@ const heartbeat = 25 * time.Second
 //	event: contact     data: {"name": ..., "change": ...}
 //	event: connection  data: {"state": "online"|"reconnecting"|"offline"}
 //	event: missed      data: {} (events were dropped: read /api/inbox again)
+//	event: receipt     data: a sent message whose Delivered or ReadReceipt
+//	                   was just set (receipts)
 //	event: alert       data: a notice about this person's own devices
 //	event: locked      data: {}
 //
@@ -75,6 +77,8 @@ func (s *Server) eventData(ev client.Event) (string, any) {
 	switch ev.Kind {
 	case client.EventMessage, client.EventSent:
 		return "message", s.toJSON(ev.Message)
+	case client.EventReceipt:
+		return "receipt", s.toJSON(ev.Message)
 	case client.EventAlert:
 		return "alert", s.toJSON(ev.Message)
 	case client.EventContact:

@@ -5,12 +5,16 @@
 
 const $ = (id) => document.getElementById(id);
 
-const screens = ["loading", "signin", "unlock", "inbox", "message", "compose", "contacts", "devices"];
+const screens = ["loading", "signin", "unlock", "inbox", "message", "compose", "contacts", "devices", "settings"];
 
 const state = {
   locked: true,
-  messages: [], // newest first
+  messages: [], // the shown folder's, newest first
   contacts: [],
+  folders: [], // with their counts (GET /api/folders)
+  folder: "inbox", // the folder shown
+  drafts: [],
+  draft: null, // the compose screen's draft: {id, saving, timer}
   events: null, // the EventSource while unlocked
   lastPing: 0,
 };
@@ -57,8 +61,9 @@ function showScreen(name) {
   }
   const app = !["loading", "signin", "unlock"].includes(name);
   $("topbar").hidden = !app;
+  const nav = name === "message" ? "inbox" : name;
   for (const a of document.querySelectorAll(".top nav a")) {
-    if (a.id === "nav-" + name) {
+    if (a.id === "nav-" + nav) {
       a.setAttribute("aria-current", "page");
     } else {
       a.removeAttribute("aria-current");
@@ -88,7 +93,7 @@ function formatTime(iso) {
 }
 
 function updateTitle() {
-  const n = state.messages.filter((m) => m.unread).length;
+  const n = state.folders.reduce((sum, f) => sum + f.unread, 0);
   // The title says only how many; never who or what.
   document.title = n > 0 ? `(${n}) Postern` : "Postern";
 }
@@ -103,10 +108,18 @@ function locked() {
   state.locked = true;
   state.messages = [];
   state.contacts = [];
+  state.folders = [];
+  state.drafts = [];
+  dropDraft();
   $("inbox-rows").replaceChildren();
+  $("inbox-head").replaceChildren();
+  $("folder-list").replaceChildren();
+  $("thread-list").replaceChildren();
+  $("move-folder").replaceChildren();
+  $("folder-edit-form").reset();
   $("contacts-rows").replaceChildren();
   $("devices-rows").replaceChildren();
-  for (const id of ["msg-subject", "msg-from", "msg-to", "msg-time", "msg-text", "msg-state", "compose-replying", "me"]) {
+  for (const id of ["msg-subject", "msg-from", "msg-to", "msg-time", "msg-text", "msg-state", "compose-replying", "compose-draft-status", "folder-title", "me"]) {
     $(id).textContent = "";
   }
   $("msg-files").replaceChildren();
@@ -175,19 +188,24 @@ function listen() {
   }
   const es = new EventSource("/api/events");
   state.events = es;
-  es.addEventListener("message", (ev) => {
+  es.addEventListener("message", async (ev) => {
     const m = JSON.parse(ev.data);
-    const fresh = upsert(m);
-    if (fresh && !m.outgoing) {
+    if (!m.outgoing) {
       announce("New secure message");
     }
-    if (currentScreen() === "inbox") {
-      showInRow(m, fresh);
-    }
-    updateTitle();
+    // The counts first, then the row: what the row shows, the title and
+    // the folder list already say.
+    await loadFolders().catch(() => {});
+    showLive(m);
   });
+  // A receipt: the Sent folder's READ column changes.
+  es.addEventListener("receipt", (ev) => {
+    showLive(JSON.parse(ev.data));
+  });
+  // Events were dropped: read again what the screen shows of the
+  // lists (not the compose screen: what is typed stays).
   es.addEventListener("missed", () => {
-    loadInbox().catch(showError);
+    (currentScreen() === "inbox" ? showFolder(state.folder) : loadFolders()).catch(failed);
   });
   es.addEventListener("locked", () => {
     locked();
@@ -198,6 +216,18 @@ function listen() {
       checkState();
     }
   });
+}
+
+// showLive shows a message that arrived or changed if its folder is on
+// the screen.
+function showLive(m) {
+  if (m.folder !== state.folder || state.folder === "drafts") {
+    return;
+  }
+  const fresh = upsert(m);
+  if (currentScreen() === "inbox") {
+    showInRow(m, fresh);
+  }
 }
 
 function upsert(m) {
@@ -216,16 +246,130 @@ function currentScreen() {
   return screens.find((s) => !$("screen-" + s).hidden);
 }
 
-// The inbox shows pageSize messages at first and more on request: a
+// --- folders ---
+
+function folderName(id) {
+  const f = state.folders.find((x) => x.id === id);
+  return f ? f.name : id;
+}
+
+async function loadFolders() {
+  state.folders = await api("GET", "/api/folders");
+  renderFolders();
+  updateTitle();
+}
+
+function renderFolders() {
+  const items = state.folders.map((f) => {
+    const li = document.createElement("li");
+    const a = document.createElement("a");
+    a.href = f.id === "inbox" ? "#/inbox" : "#/folder/" + encodeURIComponent(f.id);
+    a.dataset.folder = f.id;
+    const name = document.createElement("span");
+    name.textContent = f.name;
+    a.append(name);
+    if (f.unread > 0 && f.id !== "drafts") {
+      const n = document.createElement("span");
+      n.className = "count";
+      n.textContent = String(f.unread);
+      const sr = document.createElement("span");
+      sr.className = "sr";
+      sr.textContent = " unread";
+      n.append(sr);
+      a.append(n);
+    }
+    if (f.id === state.folder) {
+      a.setAttribute("aria-current", "page");
+    }
+    li.append(a);
+    return li;
+  });
+  $("folder-list").replaceChildren(...items);
+}
+
+async function createFolder(ev) {
+  ev.preventDefault();
+  const field = $("folder-new-name");
+  try {
+    const f = await api("POST", "/api/folders", { name: field.value.trim() });
+    field.value = "";
+    announce(`Folder ${f.name} created`);
+    await loadFolders();
+  } catch (e) {
+    failed(e);
+  }
+}
+
+async function renameFolder(ev) {
+  ev.preventDefault();
+  const id = state.folder;
+  try {
+    state.folders = await api("PATCH", "/api/folders/" + encodeURIComponent(id), { name: $("folder-rename").value.trim() });
+    renderFolders();
+    $("folder-title").textContent = folderName(id);
+    announce(`Folder renamed to ${folderName(id)}`);
+  } catch (e) {
+    failed(e);
+  }
+}
+
+async function deleteFolder() {
+  const name = folderName(state.folder);
+  try {
+    await api("DELETE", "/api/folders/" + encodeURIComponent(state.folder));
+    announce(`Folder ${name} deleted; its messages are back in Inbox or Sent`);
+    location.hash = "#/inbox";
+  } catch (e) {
+    failed(e);
+  }
+}
+
+// failed shows an error of an action, unless the lock or the sign-in
+// screen took over.
+function failed(e) {
+  if (e.status !== 401 && e.status !== 423) {
+    showError(e);
+  }
+}
+
+// --- a folder's messages ---
+
+// A folder shows pageSize messages at first and more on request: a
 // table of thousands of rows takes the browser seconds to lay out.
 const pageSize = 100;
 
-async function loadInbox() {
-  const list = await api("GET", `/api/inbox?limit=${pageSize + 1}`);
-  state.messages = list.slice(0, pageSize);
-  renderInbox();
-  $("inbox-more").hidden = list.length <= pageSize;
-  updateTitle();
+function headRow(names) {
+  const tr = document.createElement("tr");
+  for (const n of names) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = n;
+    tr.append(th);
+  }
+  return tr;
+}
+
+async function showFolder(id) {
+  await loadFolders();
+  if (!state.folders.some((f) => f.id === id)) {
+    id = "inbox";
+  }
+  state.folder = id;
+  renderFolders();
+  const f = state.folders.find((x) => x.id === id);
+  $("folder-title").textContent = f.name;
+  $("folder-edit-form").hidden = f.system;
+  $("folder-note").hidden = f.system;
+  $("folder-rename").value = f.system ? "" : f.name;
+  if (id === "drafts") {
+    await loadDrafts();
+  } else {
+    const list = await api("GET", `/api/inbox?folder=${encodeURIComponent(id)}&limit=${pageSize + 1}`);
+    state.messages = list.slice(0, pageSize);
+    renderInbox();
+    $("inbox-more").hidden = list.length <= pageSize;
+  }
+  showScreen("inbox");
 }
 
 async function loadOlder() {
@@ -234,16 +378,14 @@ async function loadOlder() {
     return;
   }
   try {
-    const list = await api("GET", `/api/inbox?limit=${pageSize + 1}&before=${encodeURIComponent(last.id)}`);
+    const list = await api("GET", `/api/inbox?folder=${encodeURIComponent(state.folder)}&limit=${pageSize + 1}&before=${encodeURIComponent(last.id)}`);
     const page = list.slice(0, pageSize).filter((m) => !state.messages.some((x) => x.id === m.id));
     state.messages.push(...page);
     $("inbox-rows").append(...page.map(inboxRow));
     $("inbox-more").hidden = list.length <= pageSize;
     announce(`${page.length} older messages shown`);
   } catch (e) {
-    if (e.status !== 401 && e.status !== 423) {
-      showError(e);
-    }
+    failed(e);
   }
 }
 
@@ -256,31 +398,65 @@ function cell(text, cls) {
   return td;
 }
 
-function inboxRow(m) {
-  const tr = document.createElement("tr");
-  tr.dataset.id = m.id;
-  if (m.unread) {
-    tr.className = "unread";
+function shortTime(iso) {
+  const d = new Date(iso);
+  if (isNaN(d)) {
+    return "";
   }
-  tr.append(cell(m.outgoing ? `To ${m.to}` : m.from));
+  const hm = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return d.toDateString() === new Date().toDateString() ? hm : `${d.toLocaleDateString()} ${hm}`;
+}
+
+// readState is the Sent folder's READ column: "Read 14:05", "Delivered"
+// or nothing.
+function readState(m) {
+  if (m.read_receipt) {
+    return "Read " + shortTime(m.read_receipt);
+  }
+  return m.delivered ? "Delivered" : "";
+}
+
+function subjectLink(href, text, unread) {
   const td = document.createElement("td");
   const a = document.createElement("a");
-  a.href = "#/m/" + encodeURIComponent(m.id);
-  a.textContent = m.subject || firstLine(m.text) || "(no subject)";
-  if (m.unread) {
+  a.href = href;
+  a.textContent = text;
+  if (unread) {
     const s = document.createElement("span");
     s.className = "sr";
     s.textContent = "Unread: ";
     td.append(s);
   }
   td.append(a);
-  tr.append(td, cell(formatTime(m.time), "time"));
+  return td;
+}
+
+function inboxRow(m) {
+  const tr = document.createElement("tr");
+  tr.dataset.id = m.id;
+  if (m.unread) {
+    tr.className = "unread";
+  }
+  tr.append(
+    cell(m.outgoing ? `To ${m.to}` : m.from),
+    subjectLink("#/m/" + encodeURIComponent(m.id), m.subject || firstLine(m.text) || "(no subject)", m.unread),
+    cell(formatTime(m.time), "time"),
+  );
+  if (state.folder === "sent") {
+    tr.append(cell(readState(m), "read"));
+  }
   return tr;
 }
 
 function renderInbox() {
+  const sent = state.folder === "sent";
+  $("inbox-head").replaceChildren(headRow(sent ? ["To", "Subject", "Time", "Read"] : ["From", "Subject", "Time"]));
+  $("inbox-caption").textContent = sent
+    ? "Sent messages, newest first, with when each was delivered and read."
+    : "Messages, newest first. Unread messages are in bold.";
   const rows = state.messages.map(inboxRow);
   $("inbox-rows").replaceChildren(...rows);
+  $("inbox-empty").textContent = "No messages here.";
   $("inbox-empty").hidden = rows.length > 0;
   $("inbox-table").hidden = rows.length === 0;
 }
@@ -306,18 +482,156 @@ function firstLine(text) {
   return line.length > 80 ? line.slice(0, 80) + "…" : line;
 }
 
+// --- drafts ---
+
+async function loadDrafts() {
+  state.drafts = await api("GET", "/api/drafts");
+  state.messages = [];
+  $("inbox-head").replaceChildren(headRow(["To", "Subject", "Last saved"]));
+  $("inbox-caption").textContent = "Drafts, the last changed first. Open one to go on writing it.";
+  const rows = state.drafts.map((d) => {
+    const tr = document.createElement("tr");
+    tr.dataset.id = d.id;
+    tr.append(
+      cell(d.to || "(no recipient)"),
+      subjectLink("#/compose?draft=" + encodeURIComponent(d.id), d.subject || firstLine(d.text) || "(no subject)", false),
+      cell(formatTime(d.updated), "time"),
+    );
+    return tr;
+  });
+  $("inbox-rows").replaceChildren(...rows);
+  $("inbox-empty").textContent = "No drafts.";
+  $("inbox-empty").hidden = rows.length > 0;
+  $("inbox-table").hidden = rows.length === 0;
+  $("inbox-more").hidden = true;
+}
+
+// The compose screen saves its draft a second after the last change;
+// saves run one after the other, so that a new draft gets one ID.
+const draftDelay = 1000;
+
+function draftChanged() {
+  if (!state.draft) {
+    state.draft = { id: "", saving: Promise.resolve(), timer: 0 };
+  }
+  clearTimeout(state.draft.timer);
+  state.draft.timer = setTimeout(() => {
+    state.draft.timer = 0;
+    saveDraft().catch(() => {});
+  }, draftDelay);
+}
+
+function composeFields() {
+  const body = {
+    to: $("compose-to").value.trim(),
+    subject: $("compose-subject").value,
+    text: $("compose-text").value,
+  };
+  const replyTo = $("compose-reply-to").value;
+  if (replyTo) {
+    body.reply_to = replyTo;
+  }
+  return body;
+}
+
+function saveDraft() {
+  const d = state.draft;
+  if (!d) {
+    return Promise.resolve();
+  }
+  d.saving = d.saving
+    .catch(() => {})
+    .then(async () => {
+      if (state.draft !== d) {
+        return;
+      }
+      const body = composeFields();
+      if (d.id) {
+        body.id = d.id;
+      }
+      try {
+        const saved = await api("POST", "/api/drafts", body);
+        d.id = saved.id;
+        $("compose-discard").hidden = false;
+        $("compose-draft-status").textContent = "Draft saved " + shortTime(saved.updated);
+      } catch (e) {
+        if (e.status === 401 || e.status === 423) {
+          return;
+        }
+        // An unknown contact is not known yet while it is typed: the
+        // draft is kept without it.
+        if (e.status === 404 && body.to) {
+          delete body.to;
+          const saved = await api("POST", "/api/drafts", body);
+          d.id = saved.id;
+          $("compose-discard").hidden = false;
+          $("compose-draft-status").textContent = "Draft saved " + shortTime(saved.updated);
+          return;
+        }
+        $("compose-draft-status").textContent = "Draft not saved: " + e.message;
+      }
+    });
+  return d.saving;
+}
+
+// flushDraft saves at once what waits for the delay.
+async function flushDraft() {
+  const d = state.draft;
+  if (d && d.timer) {
+    clearTimeout(d.timer);
+    d.timer = 0;
+    await saveDraft();
+  }
+  if (d) {
+    await d.saving.catch(() => {});
+  }
+}
+
+function dropDraft() {
+  if (state.draft) {
+    clearTimeout(state.draft.timer);
+  }
+  state.draft = null;
+}
+
+async function discardDraft() {
+  const d = state.draft;
+  if (!d) {
+    return;
+  }
+  await flushDraft();
+  dropDraft();
+  try {
+    if (d.id) {
+      await api("DELETE", "/api/drafts/" + encodeURIComponent(d.id));
+    }
+    announce("Draft deleted");
+    location.hash = "#/folder/drafts";
+  } catch (e) {
+    failed(e);
+  }
+}
+
+// --- a message ---
+
 async function showMessage(id) {
   const m = await api("GET", "/api/messages/" + encodeURIComponent(id));
-  upsert(m);
-  updateTitle();
+  const [thread] = await Promise.all([api("GET", "/api/thread/" + encodeURIComponent(id)), loadFolders()]);
   $("msg-subject").textContent = m.subject || "(no subject)";
   $("msg-from").textContent = m.outgoing ? "me" : m.from;
   $("msg-to").textContent = m.outgoing ? m.to : "me";
   $("msg-time").textContent = formatTime(m.time);
   $("msg-text").textContent = m.text;
-  const stateNote = $("msg-state");
-  stateNote.hidden = !(m.queued || m.send_error);
-  stateNote.textContent = m.send_error ? `Not sent: ${m.send_error}` : m.queued ? "Waiting to be sent" : "";
+  const notes = [];
+  if (m.send_error) {
+    notes.push(`Not sent: ${m.send_error}`);
+  } else if (m.queued) {
+    notes.push("Waiting to be sent");
+  } else if (m.outgoing && readState(m)) {
+    notes.push(readState(m));
+  }
+  $("msg-state").textContent = notes.join(" ");
+  $("msg-state").hidden = notes.length === 0;
   const files = $("msg-files");
   files.replaceChildren(
     ...(m.attachments || []).map((f) => {
@@ -330,10 +644,58 @@ async function showMessage(id) {
   const reply = $("msg-reply");
   reply.hidden = m.notice;
   reply.href = "#/compose?reply=" + encodeURIComponent(m.id);
+  const back = $("msg-back");
+  back.href = m.folder && m.folder !== "inbox" ? "#/folder/" + encodeURIComponent(m.folder) : "#/inbox";
+  back.textContent = `Back to ${folderName(m.folder || "inbox")}`;
+  // A message may go to Archive, a folder of one's own, or back to its
+  // own default folder (Inbox or Sent).
+  const home = m.outgoing ? "sent" : "inbox";
+  const opts = state.folders
+    .filter((f) => !f.system || f.id === "archive" || f.id === home)
+    .map((f) => {
+      const o = document.createElement("option");
+      o.value = f.id;
+      o.textContent = f.name;
+      o.selected = f.id === m.folder;
+      return o;
+    });
+  $("move-folder").replaceChildren(...opts);
+  $("move-form").dataset.id = m.id;
+  $("move-form").hidden = m.notice;
+  const others = thread.filter((x) => x.id !== m.id);
+  $("thread-list").replaceChildren(
+    ...others.map((x) => {
+      const li = document.createElement("li");
+      const a = document.createElement("a");
+      a.href = "#/m/" + encodeURIComponent(x.id);
+      a.textContent = `${x.outgoing ? "me" : x.from}, ${formatTime(x.time)}: ${x.subject || firstLine(x.text) || "(no subject)"}`;
+      li.append(a);
+      return li;
+    }),
+  );
+  $("thread").hidden = others.length === 0;
   showScreen("message");
   $("msg-subject").setAttribute("tabindex", "-1");
   $("msg-subject").focus();
 }
+
+async function moveMessage(ev) {
+  ev.preventDefault();
+  const id = $("move-form").dataset.id;
+  const folder = $("move-folder").value;
+  try {
+    const m = await api("POST", `/api/messages/${encodeURIComponent(id)}/move`, { folder });
+    await loadFolders();
+    const back = $("msg-back");
+    back.href = m.folder !== "inbox" ? "#/folder/" + encodeURIComponent(m.folder) : "#/inbox";
+    back.textContent = `Back to ${folderName(m.folder)}`;
+    announce(`Moved to ${folderName(m.folder)}`);
+  } catch (e) {
+    failed(e);
+  }
+}
+
+// --- compose ---
 
 async function loadContacts() {
   state.contacts = await api("GET", "/api/contacts");
@@ -349,44 +711,69 @@ async function loadContacts() {
 
 async function showCompose(params) {
   await loadContacts();
+  dropDraft();
   const form = $("compose-form");
   form.reset();
+  $("compose-reply-to").value = "";
   $("compose-error").hidden = true;
+  $("compose-draft-status").textContent = "";
+  $("compose-discard").hidden = true;
   const replying = $("compose-replying");
   replying.hidden = true;
   const replyID = params.get("reply");
-  if (replyID) {
+  const draftID = params.get("draft");
+  let replyTo = replyID;
+  if (draftID) {
+    const d = await api("GET", "/api/drafts/" + encodeURIComponent(draftID));
+    state.draft = { id: d.id, saving: Promise.resolve(), timer: 0 };
+    $("compose-to").value = d.to || "";
+    $("compose-subject").value = d.subject || "";
+    $("compose-text").value = d.text;
+    $("compose-reply-to").value = d.reply_to || "";
+    $("compose-discard").hidden = false;
+    replyTo = d.reply_to;
+  } else if (replyID) {
     const m = await api("GET", "/api/messages/" + encodeURIComponent(replyID));
     $("compose-to").value = m.outgoing ? m.to : m.from;
     const subj = m.subject || "";
     $("compose-subject").value = subj && !/^re:/i.test(subj) ? "Re: " + subj : subj;
     $("compose-reply-to").value = m.id;
-    replying.textContent = `Replying to ${m.outgoing ? "your message to " + m.to : m.from}`;
-    replying.hidden = false;
   } else if (params.get("to")) {
     $("compose-to").value = params.get("to");
   }
+  if (replyTo) {
+    const m = await api("GET", "/api/messages/" + encodeURIComponent(replyTo));
+    replying.textContent = `Replying to ${m.outgoing ? "your message to " + m.to : m.from}`;
+    replying.hidden = false;
+  }
   showScreen("compose");
-  (replyID ? $("compose-text") : $("compose-to")).focus();
+  (replyID || draftID ? $("compose-text") : $("compose-to")).focus();
 }
 
 async function send(ev) {
   ev.preventDefault();
   const err = $("compose-error");
   err.hidden = true;
-  const body = {
-    to: $("compose-to").value.trim(),
-    subject: $("compose-subject").value,
-    text: $("compose-text").value,
-  };
-  const replyTo = $("compose-reply-to").value;
-  if (replyTo) {
-    body.reply_to = replyTo;
-  }
   $("compose-send").disabled = true;
   try {
-    const res = await api("POST", "/api/send", body);
-    upsert(res.message);
+    let res;
+    const d = state.draft;
+    if (d) {
+      // Saved as it is now (an unknown contact is refused here, in the
+      // sentence of a send), then sent and deleted as a draft.
+      clearTimeout(d.timer);
+      d.timer = 0;
+      await d.saving.catch(() => {});
+      const body = composeFields();
+      if (d.id) {
+        body.id = d.id;
+      }
+      d.id = (await api("POST", "/api/drafts", body)).id;
+      res = await api("POST", `/api/drafts/${encodeURIComponent(d.id)}/send`);
+    } else {
+      res = await api("POST", "/api/send", composeFields());
+    }
+    dropDraft();
     announce(res.queued ? res.queued : "Message sent");
     location.hash = "#/m/" + encodeURIComponent(res.message.id);
   } catch (e) {
@@ -398,6 +785,8 @@ async function send(ev) {
     $("compose-send").disabled = false;
   }
 }
+
+// --- contacts, devices, settings ---
 
 async function showContacts() {
   await loadContacts();
@@ -428,11 +817,44 @@ async function showDevices() {
   $("devices-rows").replaceChildren(...rows);
 }
 
-// route shows the screen the address names: #/inbox, #/m/ID,
-// #/compose[?reply=ID|to=NAME], #/contacts, #/devices.
+function duration(seconds) {
+  if (seconds % 60 === 0) {
+    const m = seconds / 60;
+    return m === 1 ? "1 minute" : `${m} minutes`;
+  }
+  return seconds === 1 ? "1 second" : `${seconds} seconds`;
+}
+
+async function showSettings() {
+  const st = await api("GET", "/api/settings");
+  $("set-receipts").checked = st.read_receipts;
+  $("settings-status").textContent = "";
+  $("set-idle").textContent = `The screen locks after ${duration(st.idle_timeout_seconds)} without use, or at once with Lock now (Ctrl+Alt+L). The time is set when postern ui starts (--idle-timeout).`;
+  showScreen("settings");
+}
+
+async function setReceipts() {
+  const box = $("set-receipts");
+  try {
+    const st = await api("PUT", "/api/settings", { read_receipts: box.checked });
+    box.checked = st.read_receipts;
+    $("settings-status").textContent = st.read_receipts ? "Read receipts are on" : "Read receipts are off";
+  } catch (e) {
+    box.checked = !box.checked;
+    failed(e);
+  }
+}
+
+// route shows the screen the address names: #/inbox, #/folder/ID,
+// #/m/ID, #/compose[?reply=ID|to=NAME|draft=ID], #/contacts, #/devices,
+// #/settings.
 async function route() {
   if (state.locked) {
     return;
+  }
+  if (currentScreen() === "compose") {
+    await flushDraft(); // leaving compose: what was typed is kept
+    dropDraft();
   }
   const hash = location.hash.replace(/^#/, "") || "/inbox";
   const [path, query] = hash.split("?");
@@ -440,20 +862,21 @@ async function route() {
   try {
     if (path.startsWith("/m/")) {
       await showMessage(decodeURIComponent(path.slice(3)));
+    } else if (path.startsWith("/folder/")) {
+      await showFolder(decodeURIComponent(path.slice(8)));
     } else if (path === "/compose") {
       await showCompose(params);
     } else if (path === "/contacts") {
       await showContacts();
     } else if (path === "/devices") {
       await showDevices();
+    } else if (path === "/settings") {
+      await showSettings();
     } else {
-      await loadInbox();
-      showScreen("inbox");
+      await showFolder("inbox");
     }
   } catch (e) {
-    if (e.status !== 401 && e.status !== 423) {
-      showError(e);
-    }
+    failed(e);
   }
 }
 
@@ -489,6 +912,15 @@ function start() {
   $("compose-form").addEventListener("submit", send);
   $("lock-now").addEventListener("click", lockNow);
   $("inbox-more").addEventListener("click", loadOlder);
+  $("folder-new-form").addEventListener("submit", createFolder);
+  $("folder-edit-form").addEventListener("submit", renameFolder);
+  $("folder-delete").addEventListener("click", deleteFolder);
+  $("move-form").addEventListener("submit", moveMessage);
+  $("compose-discard").addEventListener("click", discardDraft);
+  $("set-receipts").addEventListener("change", setReceipts);
+  for (const id of ["compose-to", "compose-subject", "compose-text"]) {
+    $(id).addEventListener("input", draftChanged);
+  }
   window.addEventListener("hashchange", route);
   document.addEventListener("keydown", keys);
   for (const t of ["keydown", "pointerdown", "wheel"]) {
