@@ -260,13 +260,9 @@ func runInbox(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	folders, err := cl.Folders()
+	names, err := folderNames(cl)
 	if err != nil {
 		return err
-	}
-	names := map[string]string{}
-	for _, f := range folders {
-		names[f.ID] = f.Name
 	}
 	opts := &client.ListOptions{Unread: *unreadOnly, Limit: client.MaxListLimit}
 	if *folder != "" {
@@ -290,8 +286,14 @@ func runInbox(ctx context.Context, c *cli, cmd *command, args []string) error {
 		opts.Before = page[len(page)-1].ID
 	}
 	slices.Reverse(msgs)
+	return printMessages(c, msgs, names, *asJSON, "No messages.")
+}
+
+// printMessages lists msgs as inbox does, as a table or as JSON, with
+// the folders' names from names (folderNames).
+func printMessages(c *cli, msgs []client.Message, names map[string]string, asJSON bool, none string) error {
 	now := time.Now().Local()
-	return printList(c, msgs, *asJSON, toJSONMessage, "No messages.", "ID\tFROM\tTIME\tFOLDER\tREAD\tTEXT", func(m client.Message) string {
+	return printList(c, msgs, asJSON, toJSONMessage, none, "ID\tFROM\tTIME\tFOLDER\tREAD\tTEXT", func(m client.Message) string {
 		from := safe(m.From, false)
 		if m.Outgoing {
 			from = "me → " + safe(m.To, false)
@@ -302,6 +304,19 @@ func runInbox(ctx context.Context, c *cli, cmd *command, args []string) error {
 		}
 		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", m.ID, from, m.Time.Local().Format(tableTime), safe(names[m.Folder], false), receiptState(m, now), text)
 	})
+}
+
+// folderNames maps the ID of each of cl's folders to its name.
+func folderNames(cl *client.Client) (map[string]string, error) {
+	folders, err := cl.Folders()
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for _, f := range folders {
+		names[f.ID] = f.Name
+	}
+	return names, nil
 }
 
 var readCmd = &command{

@@ -56,13 +56,9 @@ func runSearch(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	folders, err := cl.Folders()
+	names, err := folderNames(cl)
 	if err != nil {
 		return err
-	}
-	names := map[string]string{}
-	for _, f := range folders {
-		names[f.ID] = f.Name
 	}
 	if *folder != "" {
 		f, err := findFolder(cl, *folder)
@@ -84,18 +80,7 @@ func runSearch(ctx context.Context, c *cli, cmd *command, args []string) error {
 	case err != nil:
 		return err
 	}
-	now := time.Now().Local()
-	return printList(c, msgs, *asJSON, toJSONMessage, "No messages found.", "ID\tFROM\tTIME\tFOLDER\tREAD\tTEXT", func(m client.Message) string {
-		from := safe(m.From, false)
-		if m.Outgoing {
-			from = "me → " + safe(m.To, false)
-		}
-		text := preview(displayText(m)+attachmentSummary(m), previewRunes)
-		if !m.Read {
-			text = "[unread] " + text
-		}
-		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", m.ID, from, m.Time.Local().Format(tableTime), safe(names[m.Folder], false), receiptState(m, now), text)
-	})
+	return printMessages(c, msgs, names, *asJSON, "No messages found.")
 }
 
 // parseSearchTime reads a date (YYYY-MM-DD, local time) or an RFC 3339
