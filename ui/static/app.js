@@ -3,100 +3,10 @@
 // (docs/API.md). Text from messages and contacts is only ever set as
 // textContent, never parsed as HTML.
 
-const $ = (id) => document.getElementById(id);
-
-const screens = ["loading", "signin", "unlock", "inbox", "message", "compose", "contacts", "devices", "settings"];
-
-const state = {
-  locked: true,
-  messages: [], // the shown folder's, newest first
-  contacts: [],
-  folders: [], // with their counts (GET /api/folders)
-  folder: "inbox", // the folder shown
-  drafts: [],
-  draft: null, // the compose screen's draft: {id, saving, timer}
-  events: null, // the EventSource while unlocked
-  lastPing: 0,
-};
-
-class APIError extends Error {
-  constructor(status, body) {
-    super((body && body.error) || `request failed (${status})`);
-    this.status = status;
-    this.hint = body && body.hint;
-  }
-}
-
-// api calls the local API. 401 shows the sign-in screen, 423 the unlock
-// screen; both end the current action.
-async function api(method, path, body) {
-  const init = { method, credentials: "same-origin", headers: {} };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const resp = await fetch(path, init);
-  let data = null;
-  if (resp.status !== 204) {
-    try {
-      data = await resp.json();
-    } catch {
-      data = null;
-    }
-  }
-  if (resp.status === 401) {
-    showScreen("signin");
-  } else if (resp.status === 423) {
-    locked();
-  }
-  if (!resp.ok) {
-    throw new APIError(resp.status, data);
-  }
-  return data;
-}
-
-function showScreen(name) {
-  for (const s of screens) {
-    $("screen-" + s).hidden = s !== name;
-  }
-  const app = !["loading", "signin", "unlock"].includes(name);
-  $("topbar").hidden = !app;
-  const nav = name === "message" ? "inbox" : name;
-  for (const a of document.querySelectorAll(".top nav a")) {
-    if (a.id === "nav-" + nav) {
-      a.setAttribute("aria-current", "page");
-    } else {
-      a.removeAttribute("aria-current");
-    }
-  }
-  hideError();
-}
-
-function showError(err) {
-  const p = $("error");
-  p.textContent = err.hint ? `${err.message}. ${err.hint}.` : err.message;
-  p.hidden = false;
-}
-
-function hideError() {
-  $("error").hidden = true;
-  $("error").textContent = "";
-}
-
-function announce(text) {
-  $("status").textContent = text;
-}
-
-function formatTime(iso) {
-  const d = new Date(iso);
-  return isNaN(d) ? "" : d.toLocaleString();
-}
-
-function updateTitle() {
-  const n = state.folders.reduce((sum, f) => sum + f.unread, 0);
-  // The title says only how many; never who or what.
-  document.title = n > 0 ? `(${n}) Postern` : "Postern";
-}
+import {
+  $, state, api, hooks, showScreen, showError, announce, formatTime, updateTitle,
+  currentScreen, failed, cell, duration,
+} from "./core.js";
 
 // --- lock ---
 
@@ -126,6 +36,9 @@ function locked() {
   $("contact-names").replaceChildren();
   $("compose-form").reset();
   $("compose-reply-to").value = "";
+  for (const fn of hooks.onLock) {
+    fn();
+  }
   updateTitle();
   showScreen("unlock");
   $("passphrase").focus();
@@ -156,6 +69,9 @@ async function unlocked() {
   state.locked = false;
   const me = await api("GET", "/api/whoami");
   $("me").textContent = me.name;
+  for (const fn of hooks.onUnlock) {
+    await fn();
+  }
   listen();
   await route();
 }
@@ -207,6 +123,9 @@ function listen() {
   es.addEventListener("missed", () => {
     (currentScreen() === "inbox" ? showFolder(state.folder) : loadFolders()).catch(failed);
   });
+  for (const h of hooks.events) {
+    es.addEventListener(h.type, (ev) => h.fn(JSON.parse(ev.data)));
+  }
   es.addEventListener("locked", () => {
     locked();
   });
@@ -238,12 +157,6 @@ function upsert(m) {
   }
   state.messages.unshift(m);
   return true;
-}
-
-// --- screens ---
-
-function currentScreen() {
-  return screens.find((s) => !$("screen-" + s).hidden);
 }
 
 // --- folders ---
@@ -324,14 +237,6 @@ async function deleteFolder() {
   }
 }
 
-// failed shows an error of an action, unless the lock or the sign-in
-// screen took over.
-function failed(e) {
-  if (e.status !== 401 && e.status !== 423) {
-    showError(e);
-  }
-}
-
 // --- a folder's messages ---
 
 // A folder shows pageSize messages at first and more on request: a
@@ -387,15 +292,6 @@ async function loadOlder() {
   } catch (e) {
     failed(e);
   }
-}
-
-function cell(text, cls) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (cls) {
-    td.className = cls;
-  }
-  return td;
 }
 
 function shortTime(iso) {
@@ -817,14 +713,6 @@ async function showDevices() {
   $("devices-rows").replaceChildren(...rows);
 }
 
-function duration(seconds) {
-  if (seconds % 60 === 0) {
-    const m = seconds / 60;
-    return m === 1 ? "1 minute" : `${m} minutes`;
-  }
-  return seconds === 1 ? "1 second" : `${seconds} seconds`;
-}
-
 async function showSettings() {
   const st = await api("GET", "/api/settings");
   $("set-receipts").checked = st.read_receipts;
@@ -860,7 +748,10 @@ async function route() {
   const [path, query] = hash.split("?");
   const params = new URLSearchParams(query || "");
   try {
-    if (path.startsWith("/m/")) {
+    const mod = hooks.routes.find((r) => path.startsWith(r.prefix));
+    if (mod) {
+      await mod.show(decodeURIComponent(path.slice(mod.prefix.length)), params);
+    } else if (path.startsWith("/m/")) {
       await showMessage(decodeURIComponent(path.slice(3)));
     } else if (path.startsWith("/folder/")) {
       await showFolder(decodeURIComponent(path.slice(8)));
@@ -921,6 +812,10 @@ function start() {
   for (const id of ["compose-to", "compose-subject", "compose-text"]) {
     $(id).addEventListener("input", draftChanged);
   }
+  for (const fn of hooks.start) {
+    fn();
+  }
+  hooks.locked = locked;
   window.addEventListener("hashchange", route);
   document.addEventListener("keydown", keys);
   for (const t of ["keydown", "pointerdown", "wheel"]) {

@@ -1,0 +1,169 @@
+// The shared part of the page of `postern ui`: the API call, the screens,
+// and the hooks through which each screen's module joins the page. A
+// screen module imports what it needs from here, adds its screen with
+// addScreen and its address with addRoute, and is imported by app.js.
+
+export const $ = (id) => document.getElementById(id);
+
+export const screens = ["loading", "signin", "unlock", "inbox", "message", "compose", "contacts", "devices", "settings"];
+
+export const state = {
+  locked: true,
+  messages: [], // the shown folder's, newest first
+  contacts: [],
+  folders: [], // with their counts (GET /api/folders)
+  folder: "inbox", // the folder shown
+  drafts: [],
+  draft: null, // the compose screen's draft: {id, saving, timer}
+  events: null, // the EventSource while unlocked
+  lastPing: 0,
+};
+
+export class APIError extends Error {
+  constructor(status, body) {
+    super((body && body.error) || `request failed (${status})`);
+    this.status = status;
+    this.hint = body && body.hint;
+  }
+}
+
+// api calls the local API. 401 shows the sign-in screen, 423 the unlock
+// screen; both end the current action.
+export async function api(method, path, body) {
+  const init = { method, credentials: "same-origin", headers: {} };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const resp = await fetch(path, init);
+  let data = null;
+  if (resp.status !== 204) {
+    try {
+      data = await resp.json();
+    } catch {
+      data = null;
+    }
+  }
+  if (resp.status === 401) {
+    showScreen("signin");
+  } else if (resp.status === 423) {
+    hooks.locked();
+  }
+  if (!resp.ok) {
+    throw new APIError(resp.status, data);
+  }
+  return data;
+}
+
+export function showScreen(name) {
+  for (const s of screens) {
+    $("screen-" + s).hidden = s !== name;
+  }
+  const app = !["loading", "signin", "unlock"].includes(name);
+  $("topbar").hidden = !app;
+  const nav = name === "message" ? "inbox" : name;
+  for (const a of document.querySelectorAll(".top nav a")) {
+    if (a.id === "nav-" + nav) {
+      a.setAttribute("aria-current", "page");
+    } else {
+      a.removeAttribute("aria-current");
+    }
+  }
+  hideError();
+}
+
+export function showError(err) {
+  const p = $("error");
+  p.textContent = err.hint ? `${err.message}. ${err.hint}.` : err.message;
+  p.hidden = false;
+}
+
+export function hideError() {
+  $("error").hidden = true;
+  $("error").textContent = "";
+}
+
+export function announce(text) {
+  $("status").textContent = text;
+}
+
+export function formatTime(iso) {
+  const d = new Date(iso);
+  return isNaN(d) ? "" : d.toLocaleString();
+}
+
+export function updateTitle() {
+  const n = state.folders.reduce((sum, f) => sum + f.unread, 0);
+  // The title says only how many; never who or what.
+  document.title = n > 0 ? `(${n}) Postern` : "Postern";
+}
+
+export function currentScreen() {
+  return screens.find((s) => !$("screen-" + s).hidden);
+}
+
+// failed shows an error of an action, unless the lock or the sign-in
+// screen took over.
+export function failed(e) {
+  if (e.status !== 401 && e.status !== 423) {
+    showError(e);
+  }
+}
+
+export function cell(text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) {
+    td.className = cls;
+  }
+  return td;
+}
+
+export function duration(seconds) {
+  if (seconds % 60 === 0) {
+    const m = seconds / 60;
+    return m === 1 ? "1 minute" : `${m} minutes`;
+  }
+  return seconds === 1 ? "1 second" : `${seconds} seconds`;
+}
+
+
+// hooks are what the page's modules add to it. locked is set by app.js.
+export const hooks = {
+  locked: () => {},
+  routes: [], // {prefix, show(rest, params)}
+  onLock: [], // run when the page locks: drop what the module shows
+  onUnlock: [], // run after unlocking, before the first screen
+  events: [], // {type, fn(data)}: server-sent events besides the core's
+  start: [], // run once when the page loads: attach event listeners
+};
+
+// addScreen makes <section id="screen-NAME"> one of the page's screens.
+export function addScreen(name) {
+  if (!screens.includes(name)) {
+    screens.push(name);
+  }
+}
+
+// addRoute shows a screen for addresses #PREFIX…: show gets the rest of
+// the path after the prefix and the query's URLSearchParams.
+export function addRoute(prefix, show) {
+  hooks.routes.push({ prefix, show });
+}
+
+export function onLock(fn) {
+  hooks.onLock.push(fn);
+}
+
+export function onUnlock(fn) {
+  hooks.onUnlock.push(fn);
+}
+
+// onEvent runs fn with the parsed data of each server-sent event of type.
+export function onEvent(type, fn) {
+  hooks.events.push({ type, fn });
+}
+
+export function onStart(fn) {
+  hooks.start.push(fn);
+}
