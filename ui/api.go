@@ -16,12 +16,26 @@ import (
 // for JSON escaping.
 const maxBody = 8 * client.MaxTextSize
 
-// apiRoutes are the API's endpoints. content marks those that need the
-// unlocked client: they answer 423 while locked.
-var apiRoutes = map[string]struct {
+// apiRoute is one endpoint. content marks those that need the unlocked
+// client: they answer 423 while locked.
+type apiRoute struct {
 	handler func(s *Server, w http.ResponseWriter, r *http.Request, cl *client.Client)
 	content bool
-}{
+}
+
+// addRoutes adds endpoints to apiRoutes: each screen's file adds its own
+// from an init function. A pattern given twice is a programming error.
+func addRoutes(routes map[string]apiRoute) {
+	for pattern, rt := range routes {
+		if _, dup := apiRoutes[pattern]; dup {
+			panic("ui: endpoint " + pattern + " added twice")
+		}
+		apiRoutes[pattern] = rt
+	}
+}
+
+// apiRoutes are the API's endpoints.
+var apiRoutes = map[string]apiRoute{
 	"GET /api/state":         {handler: (*Server).apiState},
 	"POST /api/unlock":       {handler: (*Server).apiUnlock},
 	"POST /api/lock":         {handler: (*Server).apiLock},
