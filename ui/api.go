@@ -21,6 +21,9 @@ const maxBody = 8 * client.MaxTextSize
 type apiRoute struct {
 	handler func(s *Server, w http.ResponseWriter, r *http.Request, cl *client.Client)
 	content bool
+	// upload: the body is a file (application/octet-stream), which the
+	// endpoint bounds itself, not JSON.
+	upload bool
 }
 
 // addRoutes adds endpoints to apiRoutes: each screen's file adds its own
@@ -69,7 +72,7 @@ func (s *Server) newAPIMux() *http.ServeMux {
 	m := http.NewServeMux()
 	for pattern, rt := range apiRoutes {
 		m.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			s.route(w, r, pattern, rt.content, rt.handler)
+			s.route(w, r, pattern, rt, rt.handler)
 		})
 	}
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
@@ -89,20 +92,34 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 
 // route checks a JSON body's type and size, refuses content while locked,
 // counts the request as activity, then runs the endpoint.
-func (s *Server) route(w http.ResponseWriter, r *http.Request, pattern string, content bool,
+func (s *Server) route(w http.ResponseWriter, r *http.Request, pattern string, rt apiRoute,
 	handler func(*Server, http.ResponseWriter, *http.Request, *client.Client)) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-		if r.ContentLength != 0 && (err != nil || mt != "application/json") {
+		switch {
+		case rt.upload && r.ContentLength != 0 && (err != nil || mt != "application/octet-stream"):
+			writeError(w, http.StatusUnsupportedMediaType, "the request body must be the file (Content-Type: application/octet-stream)", "")
+			return
+		case !rt.upload && r.ContentLength != 0 && (err != nil || mt != "application/json"):
 			writeError(w, http.StatusUnsupportedMediaType, "the request body must be JSON (Content-Type: application/json)", "")
 			return
+		case !rt.upload:
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	}
 	var cl *client.Client
-	if content {
-		if cl = s.client(); cl == nil {
+	if rt.content {
+		var terms bool
+		cl, terms = s.clientAndTerms()
+		switch {
+		case cl == nil && s.needsSetup():
+			writeNeedsSetup(w)
+			return
+		case cl == nil:
 			writeLocked(w)
+			return
+		case !terms:
+			writeTermsNeeded(w)
 			return
 		}
 		if pattern != "GET /api/events" {
@@ -187,10 +204,24 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 type stateJSON struct {
 	Locked      bool  `json:"locked"`
 	IdleTimeout int64 `json:"idle_timeout_seconds"`
+	// Setup: the home holds no identity yet; the page shows the first
+	// run (setup.go).
+	Setup bool `json:"setup,omitempty"`
+	// TermsNeeded: unlocked, but the terms of use of this version are not
+	// accepted on this device (TermsVersion); content is refused.
+	TermsNeeded bool `json:"terms_needed,omitempty"`
+}
+
+func (s *Server) state() stateJSON {
+	cl, terms := s.clientAndTerms()
+	return stateJSON{
+		Locked: cl == nil, IdleTimeout: int64(s.idle / time.Second),
+		Setup: cl == nil && s.needsSetup(), TermsNeeded: cl != nil && !terms,
+	}
 }
 
 func (s *Server) apiState(w http.ResponseWriter, r *http.Request, _ *client.Client) {
-	writeJSON(w, http.StatusOK, stateJSON{Locked: s.client() == nil, IdleTimeout: int64(s.idle / time.Second)})
+	writeJSON(w, http.StatusOK, s.state())
 }
 
 func (s *Server) apiUnlock(w http.ResponseWriter, r *http.Request, _ *client.Client) {

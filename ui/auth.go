@@ -100,8 +100,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (caller, bool) {
 	a := &s.auth
 	if v := r.Header.Get("Authorization"); v != "" {
+		a.mu.Lock()
+		bearer := a.bearer
+		a.mu.Unlock()
+		if len(bearer) == 0 { // setup mode: no token file yet
+			writeError(w, http.StatusUnauthorized, "no API token yet: Postern is not set up on this computer", "set it up on the page that postern ui opens")
+			return caller{}, false
+		}
 		tok, found := strings.CutPrefix(v, "Bearer ")
-		if !found || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), a.bearer) != 1 {
+		if !found || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), bearer) != 1 {
 			writeError(w, http.StatusUnauthorized, "wrong API token", "the token is in "+BearerTokenFileName+" in the home directory")
 			return caller{}, false
 		}
@@ -128,6 +135,13 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (caller, b
 		return caller{}, false
 	}
 	return caller{}, true
+}
+
+// setBearer sets the integration token once the home has an identity.
+func (a *authState) setBearer(tok []byte) {
+	a.mu.Lock()
+	a.bearer = tok
+	a.mu.Unlock()
 }
 
 func defaultTokenFile(home string) string { return filepath.Join(home, BearerTokenFileName) }

@@ -17,7 +17,9 @@ type lockState struct {
 
 	mu         sync.Mutex
 	cl         *client.Client
-	cancel     context.CancelFunc // ends the receive loop
+	cancel     context.CancelFunc // ends the receive loop; nil while not receiving
+	release    func()             // releases Options.ReceiveLock; nil while not receiving
+	terms      bool               // the terms of use stand accepted on cl
 	lastActive time.Time
 	timer      *time.Timer
 	done       chan struct{} // closed when the receive loop ends
@@ -26,10 +28,9 @@ type lockState struct {
 func (l *lockState) init(s *Server) { l.s = s }
 
 // unlock opens the client with passphrase (client.Open: no network until
-// the receive loop connects) and starts receiving. Already unlocked, it
-// does nothing: the passphrase is not checked again.
+// the receive loop connects) and adopts it. Already unlocked, it does
+// nothing: the passphrase is not checked again.
 func (s *Server) unlock(passphrase []byte) error {
-	l := &s.lock
 	if s.client() != nil {
 		return nil
 	}
@@ -40,18 +41,87 @@ func (s *Server) unlock(passphrase []byte) error {
 	if err != nil {
 		return err
 	}
+	return s.adopt(cl)
+}
+
+// adopt makes cl the app's client: unlocked. It starts receiving if the
+// terms of use of TermsVersion stand accepted on this device; otherwise
+// content is refused until they are (acceptTerms), and nothing is
+// received.
+func (s *Server) adopt(cl *client.Client) error {
+	l := &s.lock
+	tm, err := cl.Terms()
+	if err != nil {
+		cl.Close()
+		return err
+	}
+	accepted := tm.AcceptedCurrent(TermsVersion)
+	var release func()
+	if accepted {
+		if release, err = s.takeReceiveLock(); err != nil {
+			cl.Close()
+			return err
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.cl != nil { // unlocked by another request meanwhile
 		cl.Close()
+		if release != nil {
+			release()
+		}
 		return nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l.cl, l.cancel, l.lastActive = cl, cancel, time.Now()
+	l.cl, l.lastActive, l.terms = cl, time.Now(), accepted
 	l.timer = time.AfterFunc(s.idle, s.idleCheck)
-	l.done = make(chan struct{})
+	if accepted {
+		s.startReceivingLocked(cl, release)
+	}
+	s.log.Info("ui: unlocked", "terms", accepted)
+	return nil
+}
+
+// takeReceiveLock takes Options.ReceiveLock, if there is one.
+func (s *Server) takeReceiveLock() (func(), error) {
+	if s.setup.recvLock == nil {
+		return func() {}, nil
+	}
+	return s.setup.recvLock()
+}
+
+// startReceivingLocked starts the receive loop; l.mu is held.
+func (s *Server) startReceivingLocked(cl *client.Client, release func()) {
+	l := &s.lock
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel, l.release, l.done = cancel, release, make(chan struct{})
 	go s.receiveLoop(ctx, cl, l.done)
-	s.log.Info("ui: unlocked")
+}
+
+// acceptTerms records the acceptance of TermsVersion on cl, the open
+// client, and starts receiving.
+func (s *Server) acceptTerms(cl *client.Client) error {
+	l := &s.lock
+	release, err := s.takeReceiveLock()
+	if err != nil {
+		return err
+	}
+	if _, err := cl.AcceptTerms(TermsVersion); err != nil {
+		release()
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.cl != cl: // locked meanwhile
+		release()
+		return client.ErrClosed
+	case l.terms: // accepted by another request meanwhile
+		release()
+	default:
+		l.terms = true
+		s.startReceivingLocked(cl, release)
+	}
+	s.log.Info("ui: the terms of use were accepted")
 	return nil
 }
 
@@ -60,8 +130,8 @@ func (s *Server) unlock(passphrase []byte) error {
 func (s *Server) lockNow(why string) {
 	l := &s.lock
 	l.mu.Lock()
-	cl, cancel, done := l.cl, l.cancel, l.done
-	l.cl, l.cancel, l.done = nil, nil, nil
+	cl, cancel, done, release := l.cl, l.cancel, l.done, l.release
+	l.cl, l.cancel, l.done, l.release, l.terms = nil, nil, nil, nil, false
 	if l.timer != nil {
 		l.timer.Stop()
 		l.timer = nil
@@ -70,10 +140,26 @@ func (s *Server) lockNow(why string) {
 	if cl == nil {
 		return
 	}
-	cancel()
+	if cancel != nil {
+		cancel()
+	}
 	cl.Close()
-	<-done
+	if done != nil {
+		<-done
+	}
+	if release != nil {
+		release()
+	}
 	s.log.Info("ui: locked", "why", why)
+}
+
+// clientAndTerms returns the open client (nil while locked) and whether
+// the terms of use stand accepted on it.
+func (s *Server) clientAndTerms() (*client.Client, bool) {
+	l := &s.lock
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cl, l.terms
 }
 
 // client returns the open client, nil while locked.

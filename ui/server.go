@@ -59,6 +59,29 @@ type Options struct {
 	// Logger receives operational events, never content or secrets.
 	// Default: discard.
 	Logger *slog.Logger
+
+	// The first run (setup.go), on a home without an identity:
+	// Relay is the relay URL the form offers for a new identity. Default:
+	// none, the person types it.
+	Relay string
+	// DeviceName is the name the form offers for this computer when it
+	// is linked or restored. Default: its host name.
+	DeviceName string
+	// MinPassphrase is the shortest new passphrase the form asks for.
+	// Default: DefaultMinPassphrase.
+	MinPassphrase int
+	// CheckPassphrase refuses a new passphrase, with an error that
+	// Explain words (the CLI's policy). Default: fewer than MinPassphrase
+	// characters are refused.
+	CheckPassphrase func([]byte) error
+	// MaxBackupSize bounds an uploaded backup file. Default:
+	// DefaultMaxBackupSize.
+	MaxBackupSize int64
+	// ReceiveLock, if set, is taken before the app receives for the home
+	// (unlocked, the terms accepted) and released when it stops: so that
+	// another program does not receive for the same device meanwhile
+	// (the CLI's listen lock). Its error refuses the unlock.
+	ReceiveLock func() (release func(), err error)
 }
 
 // Server is the web app. It is an http.Handler; Close locks it and stops
@@ -76,8 +99,9 @@ type Server struct {
 	static    http.Handler
 	api       *http.ServeMux
 
-	auth authState
-	lock lockState
+	auth  authState
+	lock  lockState
+	setup setupState
 }
 
 // New makes the web app for Options.Home, listening on Options.Addr. It
@@ -132,15 +156,20 @@ func New(opts *Options) (*Server, error) {
 	}
 	s.static = http.FileServerFS(sub)
 	s.api = s.newAPIMux()
-	bearer, err := loadBearerToken(o.TokenFile)
-	if err != nil {
-		return nil, err
+	s.setup.init(&o)
+	// A home without an identity gets no token file until it has one
+	// (setup.go): declining the terms leaves nothing behind.
+	var bearer []byte
+	if !s.needsSetup() {
+		if bearer, err = loadBearerToken(o.TokenFile); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.auth.init(bearer); err != nil {
 		return nil, err
 	}
 	s.lock.init(s)
-	if len(o.Passphrase) > 0 {
+	if len(o.Passphrase) > 0 && !s.needsSetup() {
 		if err := s.unlock(o.Passphrase); err != nil {
 			return nil, err
 		}
@@ -159,6 +188,7 @@ func (s *Server) Origin() string { return s.origin }
 // Close locks the app (closing the client) and ends its event streams.
 func (s *Server) Close() error {
 	s.lockNow("closed")
+	s.setup.discardBackup()
 	return nil
 }
 

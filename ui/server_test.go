@@ -55,6 +55,13 @@ func pair(t *testing.T, r *relaytest.Server) (aliceHome string, alice *client.Cl
 	if _, err := alice.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Both accepted the app's terms of use (setup_test.go tests the app
+	// without).
+	for _, c := range []*client.Client{alice, bob} {
+		if _, err := c.AcceptTerms(TermsVersion); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return aliceHome, alice, bobHome, bob
 }
 

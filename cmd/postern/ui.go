@@ -20,7 +20,7 @@ import (
 
 var uiCmd = &command{
 	name:  "ui",
-	usage: "ui [--listen ADDR] [--no-browser] [--idle-timeout DURATION] [--allow-remote --tls-cert FILE --tls-key FILE]",
+	usage: "ui [--listen ADDR] [--no-browser] [--idle-timeout DURATION] [--relay URL] [--allow-remote --tls-cert FILE --tls-key FILE]",
 	help: `Serve Postern as a web page on this computer and open it in the default
 browser. The address (127.0.0.1 on a free port unless --listen ADDR) is
 printed on standard output with a sign-in token that works once: the
@@ -33,7 +33,14 @@ memory. Scripts and record systems on this computer use the same API
 (docs/API.md) with the token in the file api-token of the home, which
 must be readable by its owner only. --listen on an address other than
 loopback is refused unless --allow-remote is given with a certificate and
-key for HTTPS. Stops on Ctrl-C or SIGTERM.`,
+key for HTTPS. Stops on Ctrl-C or SIGTERM.
+
+On a computer without a Postern identity the page starts with the first
+run: it shows the terms of use, then creates an identity (as init does;
+--relay URL is the relay it offers), links this computer to another
+device of yours with the code that 'postern device link' shows, or
+restores a backup. While unlocked the page receives for this device, as
+'postern listen' does: the two do not run on one home at once.`,
 	run: runUI,
 }
 
@@ -45,6 +52,7 @@ func runUI(ctx context.Context, c *cli, cmd *command, args []string) error {
 	allowRemote := fs.Bool("allow-remote", false, "")
 	certFile := fs.String("tls-cert", "", "")
 	keyFile := fs.String("tls-key", "", "")
+	relayURL := fs.String("relay", "", "")
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
 	}
@@ -77,11 +85,14 @@ func runUI(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(home, client.KeyFileName)); err != nil {
-		return client.ErrNotInitialised
+	minPass, err := c.minPassphrase()
+	if err != nil {
+		return err
 	}
 	var passphrase []byte
-	if _, ok := c.lookupEnv("POSTERN_PASSPHRASE"); ok {
+	if _, err := os.Stat(filepath.Join(home, client.KeyFileName)); err != nil {
+		// The first run: the passphrase is chosen on the page.
+	} else if _, ok := c.lookupEnv("POSTERN_PASSPHRASE"); ok {
 		if passphrase, err = c.passphrase(false); err != nil {
 			return err
 		}
@@ -105,6 +116,15 @@ func runUI(ctx context.Context, c *cli, cmd *command, args []string) error {
 	app, err := ui.New(&ui.Options{
 		Home: home, Addr: addr, TLS: useTLS, Passphrase: passphrase,
 		Client: c.options(), IdleTimeout: *idle, Logger: logger,
+		Relay: *relayURL, MinPassphrase: minPass,
+		CheckPassphrase: func(p []byte) error { return checkNewPassphrase(p, minPass) },
+		ReceiveLock: func() (func(), error) {
+			lk, err := lockReceiving(home, "postern ui")
+			if err != nil {
+				return nil, err
+			}
+			return lk.release, nil
+		},
 		Explain: func(err error) (string, string) {
 			msg, hint := c.explain(err)
 			if errors.Is(err, client.ErrWrongPassphrase) {
