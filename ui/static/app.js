@@ -5,8 +5,9 @@
 
 import {
   $, state, api, hooks, showScreen, showError, announce, formatTime, updateTitle,
-  currentScreen, failed, cell, duration,
+  currentScreen, failed, cell, duration, takenOver,
 } from "./core.js";
+import "./setup.js";
 
 // --- lock ---
 
@@ -51,9 +52,11 @@ async function unlock(ev) {
   err.hidden = true;
   $("unlock-button").disabled = true;
   try {
-    await api("POST", "/api/unlock", { passphrase: field.value });
+    const st = await api("POST", "/api/unlock", { passphrase: field.value });
     field.value = "";
-    await unlocked();
+    if (!(await takenOver(st))) {
+      await unlocked();
+    }
   } catch (e) {
     if (e.status !== 401) {
       err.textContent = e.message;
@@ -774,6 +777,9 @@ async function route() {
 async function checkState() {
   try {
     const st = await api("GET", "/api/state");
+    if (await takenOver(st)) {
+      return;
+    }
     if (st.locked) {
       locked();
     } else if (state.locked) {
@@ -816,6 +822,7 @@ function start() {
     fn();
   }
   hooks.locked = locked;
+  hooks.unlocked = unlocked;
   window.addEventListener("hashchange", route);
   document.addEventListener("keydown", keys);
   for (const t of ["keydown", "pointerdown", "wheel"]) {

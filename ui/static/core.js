@@ -7,6 +7,10 @@ export const $ = (id) => document.getElementById(id);
 
 export const screens = ["loading", "signin", "unlock", "inbox", "message", "compose", "contacts", "devices", "settings"];
 
+// bareScreens are shown without the top bar: nothing of the app behind
+// them is usable yet.
+const bareScreens = ["loading", "signin", "unlock"];
+
 export const state = {
   locked: true,
   messages: [], // the shown folder's, newest first
@@ -59,7 +63,7 @@ export function showScreen(name) {
   for (const s of screens) {
     $("screen-" + s).hidden = s !== name;
   }
-  const app = !["loading", "signin", "unlock"].includes(name);
+  const app = !bareScreens.includes(name);
   $("topbar").hidden = !app;
   const nav = name === "message" ? "inbox" : name;
   for (const a of document.querySelectorAll(".top nav a")) {
@@ -131,6 +135,8 @@ export function duration(seconds) {
 // hooks are what the page's modules add to it. locked is set by app.js.
 export const hooks = {
   locked: () => {},
+  unlocked: async () => {}, // set by app.js: show the app once unlocked
+  state: [], // fn(GET /api/state's answer) => true if it took the page over
   routes: [], // {prefix, show(rest, params)}
   onLock: [], // run when the page locks: drop what the module shows
   onUnlock: [], // run after unlocking, before the first screen
@@ -138,11 +144,31 @@ export const hooks = {
   start: [], // run once when the page loads: attach event listeners
 };
 
-// addScreen makes <section id="screen-NAME"> one of the page's screens.
-export function addScreen(name) {
+// addScreen makes <section id="screen-NAME"> one of the page's screens;
+// a bare one is shown without the top bar.
+export function addScreen(name, bare = false) {
   if (!screens.includes(name)) {
     screens.push(name);
   }
+  if (bare && !bareScreens.includes(name)) {
+    bareScreens.push(name);
+  }
+}
+
+// onState runs fn with the app's state (GET /api/state, or the answer of
+// unlocking) before the page shows the app: fn returns true when it shows
+// a screen of its own instead (the first run, the terms of use).
+export function onState(fn) {
+  hooks.state.push(fn);
+}
+
+export async function takenOver(st) {
+  for (const fn of hooks.state) {
+    if (await fn(st)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 // addRoute shows a screen for addresses #PREFIX…: show gets the rest of
