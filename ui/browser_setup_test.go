@@ -1,10 +1,12 @@
 package ui
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -138,4 +140,84 @@ func TestBrowserFirstRun(t *testing.T) {
 	if st := eval[int](t, ctx, `fetch("/api/inbox").then(r => r.status)`); st != 200 {
 		t.Fatalf("inbox after accepting again: %d", st)
 	}
+}
+
+// The two other ways in a real browser, with what a Go client of the same
+// person made over a real relay on loopback: a backup file chosen in the
+// file picker with its recovery key (restored: the person's contacts),
+// and the link code that the person's other device shows, pasted (this
+// computer becomes a device of the person). Both end on the inbox.
+func TestBrowserFirstRunRestoreAndLink(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a browser test")
+	}
+	chromiumPath(t)
+	axe := axeSource(t)
+	r := relaytest.New(t, nil)
+	_, alice, _, _ := pair(t, r)
+	file := filepath.Join(t.TempDir(), "alice.backup")
+	key, err := alice.Backup(context.Background(), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser(t)
+	press := func(what, sel string, wait string) {
+		t.Helper()
+		step(t, ctx, what, chromedp.Focus(chromedp.CSS(sel)), chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.CSS(wait)))
+	}
+	begin := func(a *app, way, field string) {
+		t.Helper()
+		step(t, ctx, "open the sign-in link", chromedp.Navigate(a.s.LoginURL()), chromedp.WaitVisible(chromedp.CSS("#terms-accept")))
+		press("accept", "#terms-accept", "#setup-way-create")
+		press(way, "#setup-way-"+way, field)
+	}
+
+	// Restore.
+	restored := newApp(t, filepath.Join(t.TempDir(), "restored"), &Options{DeviceName: "WARD-PC"})
+	begin(restored, "restore", "#setup-recovery")
+	step(t, ctx, "choose the file, type the key and the passphrase",
+		chromedp.SetUploadFiles(chromedp.CSS("#setup-file"), []string{file}),
+		chromedp.SendKeys(chromedp.CSS("#setup-recovery"), key),
+		chromedp.SendKeys(chromedp.CSS("#setup-pass"), newPass),
+		chromedp.SendKeys(chromedp.CSS("#setup-pass2"), newPass+"\r"),
+		chromedp.WaitVisible(chromedp.CSS("#screen-inbox")))
+	waitJS(t, ctx, "alice's name", `document.getElementById("me").textContent === "alice"`)
+	step(t, ctx, "contacts", chromedp.Click(chromedp.CSS("#nav-contacts")), chromedp.WaitVisible(chromedp.CSS("#contacts-rows tr")))
+	if got := eval[string](t, ctx, `document.getElementById("contacts-rows").textContent`); !strings.Contains(got, "bob") {
+		t.Fatalf("contacts after the restore: %q", got)
+	}
+	checkAxe(t, ctx, axe, "restored")
+	restored.s.Close()
+
+	// Link: the other device shows the code.
+	linked := newApp(t, filepath.Join(t.TempDir(), "linked"), &Options{DeviceName: "WARD-PC-2"})
+	codes := make(chan string, 1)
+	done := make(chan error, 1)
+	lctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard
+	defer cancel()
+	go func() {
+		_, err := alice.LinkDevice(lctx, &client.LinkOptions{Show: func(code string) { codes <- code }})
+		done <- err
+	}()
+	var code string
+	select {
+	case code = <-codes:
+	case err := <-done:
+		t.Fatalf("LinkDevice: %v", err)
+	}
+	begin(linked, "link", "#setup-code")
+	step(t, ctx, "paste the code, type the passphrase",
+		chromedp.SetValue(chromedp.CSS("#setup-code"), code), // pasted
+		chromedp.SendKeys(chromedp.CSS("#setup-pass"), newPass),
+		chromedp.SendKeys(chromedp.CSS("#setup-pass2"), newPass+"\r"),
+		chromedp.WaitVisible(chromedp.CSS("#screen-inbox")))
+	if err := <-done; err != nil {
+		t.Fatalf("LinkDevice: %v", err)
+	}
+	waitJS(t, ctx, "alice's name", `document.getElementById("me").textContent === "alice"`)
+	step(t, ctx, "devices", chromedp.Click(chromedp.CSS("#nav-devices")), chromedp.WaitVisible(chromedp.CSS("#devices-rows tr")))
+	if got := eval[string](t, ctx, `document.getElementById("devices-rows").textContent`); !strings.Contains(got, "WARD-PC-2") {
+		t.Fatalf("devices after linking: %q", got)
+	}
+	checkAxe(t, ctx, axe, "linked")
 }
