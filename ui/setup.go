@@ -53,7 +53,9 @@ type setupState struct {
 	recvLock   func() (func(), error)
 	tokenFile  string
 
-	mu     sync.Mutex // one setup at a time
+	running sync.Mutex // held by the setup under way: one at a time
+
+	mu     sync.Mutex // guards backup and size
 	backup string     // the uploaded backup's temporary file, "" if none
 	size   int64
 }
@@ -100,16 +102,27 @@ func checkLength(p []byte, min int) error {
 
 // discardBackup removes the uploaded backup, if any.
 func (st *setupState) discardBackup() {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.dropBackupLocked()
+	st.putBackup("", 0)
 }
 
-func (st *setupState) dropBackupLocked() {
-	if st.backup != "" {
-		os.Remove(st.backup)
-		st.backup, st.size = "", 0
+// putBackup makes path the uploaded backup, removing the one before.
+func (st *setupState) putBackup(path string, size int64) {
+	st.mu.Lock()
+	old := st.backup
+	st.backup, st.size = path, size
+	st.mu.Unlock()
+	if old != "" && old != path {
+		os.Remove(old)
 	}
+}
+
+// takeBackup hands the uploaded backup to a restore, which removes it.
+func (st *setupState) takeBackup() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	path := st.backup
+	st.backup, st.size = "", 0
+	return path
 }
 
 // needsSetup: the home holds no identity (no key file).
@@ -241,20 +254,26 @@ func (s *Server) checkSetup(w http.ResponseWriter, c *setupCommon) bool {
 	return true
 }
 
-// runSetup makes the home with make, holding the setup lock, unless the
-// home holds an identity already; then it records the terms, creates the
-// API token file, and keeps the client: the app is unlocked.
+// runSetup makes the home with make, unless another setup is under way
+// (a link waits minutes for the other device: a second tab is told at
+// once) or the home holds an identity already; then it records the
+// terms, creates the API token file and returns the client (ok), with
+// the wording of make's error if make returned a client with one (a link
+// whose history did not come).
 func (s *Server) runSetup(w http.ResponseWriter, r *http.Request, c *setupCommon, what string,
-	make func(ctx context.Context, opts *client.Options) (*client.Client, error)) (*client.Client, error, bool) {
+	make func(ctx context.Context, opts *client.Options) (*client.Client, error)) (cl *client.Client, warning string, ok bool) {
 	if !s.checkSetup(w, c) {
-		return nil, nil, false
+		return nil, "", false
 	}
 	st := &s.setup
-	st.mu.Lock()
-	defer st.mu.Unlock()
+	if !st.running.TryLock() {
+		writeError(w, http.StatusConflict, "Postern is being set up on this computer already", "wait for it, in the page where it was started")
+		return nil, "", false
+	}
+	defer st.running.Unlock()
 	if !s.needsSetup() {
 		writeSetUp(w, s.home)
-		return nil, nil, false
+		return nil, "", false
 	}
 	opts := &client.Options{}
 	if s.clientOpt != nil {
@@ -265,20 +284,23 @@ func (s *Server) runSetup(w http.ResponseWriter, r *http.Request, c *setupCommon
 	if cl == nil {
 		s.log.Info("ui: setup failed", "how", what)
 		s.failSetup(w, err)
-		return nil, nil, false
+		return nil, "", false
+	}
+	if err != nil {
+		warning, _ = s.explain(err)
 	}
 	// Done: what follows does not undo it. The acceptance is recorded
 	// with the time the home was made: the request carried it.
-	if _, terr := cl.AcceptTerms(TermsVersion); terr != nil {
+	if _, err := cl.AcceptTerms(TermsVersion); err != nil {
 		cl.Close()
-		s.fail(w, terr)
-		return nil, nil, false
+		s.fail(w, err)
+		return nil, "", false
 	}
-	if terr := s.loadBearer(); terr != nil {
-		s.log.Warn("ui: the API token file", "err", terr)
+	if err := s.loadBearer(); err != nil {
+		s.log.Warn("ui: the API token file", "err", err)
 	}
 	s.log.Info("ui: set up", "how", what)
-	return cl, err, true
+	return cl, warning, true
 }
 
 // adoptSetUp makes the new client the app's (unlocked) and answers with
@@ -341,16 +363,15 @@ func (s *Server) apiSetupLink(w http.ResponseWriter, r *http.Request, _ *client.
 			"the other device shows the code (it begins postern-link:); name this computer, e.g. OFFICE-PC")
 		return
 	}
-	cl, err, ok := s.runSetup(w, r, &req.setupCommon, "link", func(ctx context.Context, o *client.Options) (*client.Client, error) {
+	cl, warning, ok := s.runSetup(w, r, &req.setupCommon, "link", func(ctx context.Context, o *client.Options) (*client.Client, error) {
 		return client.LinkWith(ctx, s.home, []byte(req.Passphrase), req.Code, req.DeviceName, o)
 	})
 	if !ok {
 		return
 	}
 	var extra map[string]any
-	if err != nil { // linked; the message history did not come (yet)
-		msg, _ := s.explain(err)
-		extra = map[string]any{"warning": msg}
+	if warning != "" { // linked; the message history did not come (yet)
+		extra = map[string]any{"warning": warning}
 	}
 	s.adoptSetUp(w, r, cl, extra)
 }
@@ -388,10 +409,12 @@ func (s *Server) apiSetupBackup(w http.ResponseWriter, r *http.Request, _ *clien
 		writeError(w, http.StatusBadRequest, "the backup file is empty", "choose the file that postern backup wrote")
 		return
 	}
-	st.mu.Lock()
-	st.dropBackupLocked()
-	st.backup, st.size = f.Name(), n
-	st.mu.Unlock()
+	if !s.needsSetup() { // set up while it came
+		os.Remove(f.Name())
+		writeSetUp(w, s.home)
+		return
+	}
+	st.putBackup(f.Name(), n)
 	writeJSON(w, http.StatusOK, map[string]int64{"size": n})
 }
 
@@ -414,13 +437,25 @@ func (s *Server) apiSetupRestore(w http.ResponseWriter, r *http.Request, _ *clie
 	}
 	st := &s.setup
 	cl, _, ok := s.runSetup(w, r, &req.setupCommon, "restore", func(ctx context.Context, o *client.Options) (*client.Client, error) {
-		// Under st.mu (runSetup holds it): the file cannot change.
-		if st.backup == "" {
+		// The restore owns the file from here: an upload meanwhile
+		// makes another.
+		path := st.takeBackup()
+		if path == "" {
 			return nil, errNoBackup
 		}
-		cl, err := client.Restore(ctx, s.home, []byte(req.Passphrase), st.backup, req.RecoveryKey, req.DeviceName, o)
-		if err == nil {
-			st.dropBackupLocked()
+		cl, err := client.Restore(ctx, s.home, []byte(req.Passphrase), path, req.RecoveryKey, req.DeviceName, o)
+		if err != nil {
+			// Kept for another try with the right key, unless a newer
+			// upload came meanwhile.
+			st.mu.Lock()
+			if st.backup == "" {
+				st.backup, st.size = path, fileSize(path)
+				path = ""
+			}
+			st.mu.Unlock()
+		}
+		if path != "" {
+			os.Remove(path)
 		}
 		return cl, err
 	})
@@ -429,6 +464,14 @@ func (s *Server) apiSetupRestore(w http.ResponseWriter, r *http.Request, _ *clie
 	}
 	contacts, messages := cl.Restored()
 	s.adoptSetUp(w, r, cl, map[string]any{"restored": map[string]int{"contacts": contacts, "messages": messages}})
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // errNoBackup: a restore before the backup file was uploaded.

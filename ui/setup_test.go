@@ -104,7 +104,8 @@ func TestSetupCreate(t *testing.T) {
 			switch {
 			case resp.StatusCode == http.StatusOK:
 				ok.Add(1)
-			case resp.StatusCode == http.StatusConflict && errorOf(t, body) == home+" already holds a Postern identity":
+			case resp.StatusCode == http.StatusConflict && (errorOf(t, body) == home+" already holds a Postern identity" ||
+				errorOf(t, body) == "Postern is being set up on this computer already"):
 				refused.Add(1)
 			default:
 				t.Errorf("setup from two tabs: %d %s", resp.StatusCode, body)
@@ -201,7 +202,18 @@ func TestSetupDeclinedCreatesNothing(t *testing.T) {
 			t.Errorf("%s without the terms: %d %s", path, resp.StatusCode, body)
 		}
 	}
+	// A backup uploaded and not restored: removed when the app stops.
+	resp, body = a.do("POST", "/api/setup/backup", "some bytes", map[string]string{"Content-Type": "application/octet-stream"})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("upload: %d %s", resp.StatusCode, body)
+	}
+	a.s.setup.mu.Lock()
+	tmp := a.s.setup.backup
+	a.s.setup.mu.Unlock()
 	a.s.Close()
+	if _, err := os.Stat(tmp); tmp == "" || !os.IsNotExist(err) {
+		t.Fatalf("the uploaded file %q after Close: %v", tmp, err)
+	}
 	if _, err := os.Stat(home); !os.IsNotExist(err) {
 		t.Fatalf("declining left the home behind: %v", err)
 	}
@@ -332,6 +344,13 @@ func TestSetupRestore(t *testing.T) {
 		t.Fatalf("a wrong recovery key: %d %s", resp.StatusCode, body)
 	}
 	noKeyFile(t, home, "a wrong recovery key")
+	a.s.setup.mu.Lock()
+	tmp := a.s.setup.backup // kept for the next try
+	a.s.setup.mu.Unlock()
+	if fi, err := os.Stat(tmp); err != nil || fi.Size() != int64(len(data)) || (runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600) ||
+		strings.HasPrefix(tmp, home) {
+		t.Fatalf("the uploaded backup %s: %v %v", tmp, fi, err)
+	}
 	resp, body = restore(key)
 	out := decode[struct {
 		State    stateJSON      `json:"state"`
@@ -348,11 +367,11 @@ func TestSetupRestore(t *testing.T) {
 	if cs := decode[[]contactJSON](t, "contacts", resp, body, http.StatusOK); len(cs) != 1 || cs[0].Name != "bob" {
 		t.Fatalf("contacts after the restore: %s", body)
 	}
-	a.s.setup.mu.Lock()
-	left := a.s.setup.backup
-	a.s.setup.mu.Unlock()
-	if left != "" {
+	if left := a.s.setup.takeBackup(); left != "" {
 		t.Fatalf("the uploaded backup %s was kept", left)
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatalf("the uploaded backup %s is still on disk: %v", tmp, err)
 	}
 }
 
