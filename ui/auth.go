@@ -32,7 +32,7 @@ const tokenBytes = 32
 // timing.
 type authState struct {
 	loginToken string // base64url; void once used
-	bearer     []byte // the integration token
+	bearer     []byte // the integration token; none before the first run made an identity (under mu)
 
 	mu        sync.Mutex
 	loginUsed bool

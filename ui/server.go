@@ -42,7 +42,8 @@ type Options struct {
 	TLS bool
 	// Passphrase, if set, opens the client at New: the first session
 	// starts unlocked (POSTERN_PASSPHRASE). It is not kept: once locked,
-	// the passphrase is asked on the page. Default: start locked.
+	// the passphrase is asked on the page. Default: start locked. On a
+	// home without an identity it is not used: the first run chooses one.
 	Passphrase []byte
 	// Client are the options of client.Open. Default: nil.
 	Client *client.Options
