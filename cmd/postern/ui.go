@@ -90,9 +90,9 @@ func runUI(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return err
 	}
 	var passphrase []byte
-	if _, err := os.Stat(filepath.Join(home, client.KeyFileName)); err != nil {
-		// The first run: the passphrase is chosen on the page.
-	} else if _, ok := c.lookupEnv("POSTERN_PASSPHRASE"); ok {
+	// On the first run (no key file) the passphrase is chosen on the page.
+	_, noKey := os.Stat(filepath.Join(home, client.KeyFileName))
+	if _, ok := c.lookupEnv("POSTERN_PASSPHRASE"); ok && noKey == nil {
 		if passphrase, err = c.passphrase(false); err != nil {
 			return err
 		}
