@@ -137,6 +137,12 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (caller, b
 	return caller{}, true
 }
 
+func (a *authState) hasBearer() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.bearer) > 0
+}
+
 // setBearer sets the integration token once the home has an identity.
 func (a *authState) setBearer(tok []byte) {
 	a.mu.Lock()

@@ -41,6 +41,14 @@ func (s *Server) unlock(passphrase []byte) error {
 	if err != nil {
 		return err
 	}
+	if !s.auth.hasBearer() {
+		// The home got its identity elsewhere (postern init) while the
+		// app waited in the first run: its token file comes now.
+		if err := s.loadBearer(); err != nil {
+			cl.Close()
+			return err
+		}
+	}
 	return s.adopt(cl)
 }
 

@@ -426,3 +426,30 @@ func TestSetupLink(t *testing.T) {
 		t.Fatalf("devices after linking: %s", body)
 	}
 }
+
+// A home that gets its identity elsewhere (postern init) while the app
+// waits in the first run: the setup endpoints refuse, and unlocking with
+// its passphrase works and makes the API token file for integrations.
+func TestSetupDoneElsewhere(t *testing.T) {
+	r := relaytest.New(t, nil)
+	home := filepath.Join(t.TempDir(), "elsewhere")
+	a := newApp(t, home, nil)
+	a.login()
+	cl, err := client.Init(context.Background(), home, []byte(newPass), r.URL, "ana", &client.Options{KDF: testKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	if resp, body := a.do("POST", "/api/setup/create", createBody("mallory", r.URL, newPass, newPass, TermsVersion), nil); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("create over a home made elsewhere: %d %s", resp.StatusCode, body)
+	}
+	a.unlock(newPass)
+	tok, err := os.ReadFile(filepath.Join(home, BearerTokenFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Made by postern init: the terms are asked on the page first.
+	if resp, body := a.do("GET", "/api/whoami", "", map[string]string{"Authorization": "Bearer " + strings.TrimSpace(string(tok))}); resp.StatusCode != http.StatusUnavailableForLegalReasons {
+		t.Fatalf("the integration: %d %s", resp.StatusCode, body)
+	}
+}
