@@ -94,7 +94,7 @@ async function turnOff() {
 // notify shows the notification for a message that arrived, unless the
 // page is in front of the person: then the page itself shows it.
 function notify(m) {
-  if (m.outgoing || m.notice || !enabled()) {
+  if (m.outgoing || !enabled()) {
     return;
   }
   if (document.visibilityState === "visible" && document.hasFocus()) {
