@@ -17,6 +17,10 @@ let folderNames = new Map();
 // last is the last search's fields, run again when the screen shows.
 let last = null;
 
+// shown is the most results shown: the best ones; more words or a filter
+// find the others.
+const shown = 100;
+
 async function loadFolders(selected) {
   const folders = await api("GET", "/api/folders");
   folderNames = new Map(folders.map((f) => [f.id, f.name]));
@@ -62,6 +66,7 @@ async function runSearch(params) {
       query.set(name, v);
     }
   }
+  query.set("limit", String(shown));
   $("search-button").disabled = true;
   try {
     const found = await api("GET", "/api/search?" + query.toString());
@@ -69,7 +74,8 @@ async function runSearch(params) {
     $("search-rows").replaceChildren(...found.map((m) => resultRow(m, terms)));
     $("search-table").hidden = found.length === 0;
     const n = found.length;
-    $("search-summary").textContent = n === 0 ? "No messages found." : n === 1 ? "1 message found." : `${n} messages found.`;
+    $("search-summary").textContent = n === 0 ? "No messages found." : n === 1 ? "1 message found." :
+      n >= shown ? `The ${n} best matches are shown: add words, a folder or dates to find others.` : `${n} messages found.`;
   } catch (e) {
     if (e.status === 401 || e.status === 423) {
       return;
