@@ -31,8 +31,9 @@ passphrase; with POSTERN_PASSPHRASE set, the first session starts
 unlocked. The page locks after --idle-timeout without use (default 5m)
 and with its "Lock now" button (Ctrl+Alt+L); locking drops the keys from
 memory. An organisation's policy file (docs/POLICY.md) may set the
-timeout and the longest one allows, and turn desktop notifications off;
-a policy file that cannot be read stops postern ui. Scripts and record systems on this computer use the same API
+timeout and the longest one a user may choose, and turn desktop
+notifications off; a policy file that cannot be read stops postern ui.
+Scripts and record systems on this computer use the same API
 (docs/API.md) with the token in the file api-token of the home, which
 must be readable by its owner only. --listen on an address other than
 loopback is refused unless --allow-remote is given with a certificate and
