@@ -207,17 +207,28 @@ func (s *Server) apiSendDraft(w http.ResponseWriter, r *http.Request, cl *client
 type settingsJSON struct {
 	ReadReceipts bool  `json:"read_receipts"`
 	IdleTimeout  int64 `json:"idle_timeout_seconds"`
+	// notify.go: the idle timeout set by the organisation's
+	// policy; desktop notifications on this device, and off by policy.
+	IdleTimeoutByPolicy   bool `json:"idle_timeout_by_policy,omitempty"`
+	Notifications         bool `json:"desktop_notifications"`
+	NotificationsByPolicy bool `json:"desktop_notifications_by_policy,omitempty"`
 }
 
 func (s *Server) apiSettings(w http.ResponseWriter, r *http.Request, cl *client.Client) {
-	writeJSON(w, http.StatusOK, settingsJSON{ReadReceipts: cl.ReadReceipts(), IdleTimeout: int64(s.idle / time.Second)})
+	st := settingsJSON{ReadReceipts: cl.ReadReceipts(), IdleTimeout: int64(s.idle / time.Second)}
+	s.notifySettings(&st, cl)
+	writeJSON(w, http.StatusOK, st)
 }
 
 func (s *Server) apiPutSettings(w http.ResponseWriter, r *http.Request, cl *client.Client) {
 	var req struct {
-		ReadReceipts *bool `json:"read_receipts"`
+		ReadReceipts  *bool `json:"read_receipts"`
+		Notifications *bool `json:"desktop_notifications"`
 	}
 	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.Notifications != nil && !s.setNotifications(w, cl, *req.Notifications) {
 		return
 	}
 	if req.ReadReceipts != nil {

@@ -50,6 +50,13 @@ type Options struct {
 	// IdleTimeout locks the app when no request came for that long.
 	// Default: DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// IdleTimeoutByPolicy: an organisation's policy set IdleTimeout (or
+	// capped it); the Settings screen says so. Default: false.
+	IdleTimeoutByPolicy bool
+	// NoDesktopNotifications: an organisation's policy turns desktop
+	// notifications off; the page shows none and they cannot be turned on.
+	// Default: false (each device's own setting decides).
+	NoDesktopNotifications bool
 	// TokenFile is the bearer-token file for integrations. Default:
 	// BearerTokenFileName in Home. If it is missing, New creates it
 	// (mode 0600) with a new token.
@@ -94,6 +101,8 @@ type Server struct {
 	origin    string          // the app's own origin, for the login URL
 	origins   map[string]bool // accepted Origin headers
 	idle      time.Duration
+	idlePol   bool // idle set by the organisation's policy
+	noNotify  bool // desktop notifications off by policy
 	clientOpt *client.Options
 	explain   func(error) (string, string)
 	log       *slog.Logger
@@ -142,6 +151,7 @@ func New(opts *Options) (*Server, error) {
 	}
 	s := &Server{
 		home: o.Home, tls: o.TLS, idle: o.IdleTimeout, clientOpt: o.Client,
+		idlePol: o.IdleTimeoutByPolicy, noNotify: o.NoDesktopNotifications,
 		explain: o.Explain, log: o.Logger,
 		hosts: map[string]bool{}, origins: map[string]bool{},
 	}

@@ -26,7 +26,7 @@ type cli struct {
 
 	passphraseFromEnv bool // POSTERN_PASSPHRASE was used, for messages
 
-	policyPath string // the passphrase policy file; "" is systemPolicyPath() (tests set it)
+	policyPath string // the organisation's policy file; "" is systemPolicyPath() (tests set it)
 }
 
 // command is one subcommand. usage is its synopsis line(s) without the

@@ -62,7 +62,9 @@ Messages:
                           message in one
   draft list [--json] | draft save [--id ID] [--to NAME] [--subject S] [--reply-to ID] [TEXT...|-] | draft send ID | draft delete ID
                           keep messages being written; send them later
-  listen [--json]         stay connected and print messages as they arrive
+  listen [--json | --notify]
+                          stay connected and print messages as they
+                          arrive; --notify: only "New secure message"
   ui [--listen ADDR] [--no-browser] [--idle-timeout DURATION] [--relay URL] [--allow-remote --tls-cert FILE --tls-key FILE]
                           open Postern as a web page in your browser, on
                           this computer only ('postern help ui')

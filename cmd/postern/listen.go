@@ -13,10 +13,13 @@ import (
 
 var listenCmd = &command{
 	name:  "listen",
-	usage: "listen [--json]",
+	usage: "listen [--json | --notify]",
 	help: `Stay connected to the relay and print each new message as it arrives, one
 line each: time, sender and text (newlines shown as \n). --json prints one
-JSON object a line, as in 'postern inbox --json'. Stops on Ctrl-C or
+JSON object a line, as in 'postern inbox --json'. --notify prints only
+"TIME New secure message" for each message received, with nothing of its
+sender, subject or text: for a notifier that others may see (a status
+bar, a shared screen). Stops on Ctrl-C or
 SIGTERM. Other commands, such as 'postern inbox', work while it runs, and
 it receives from contacts added meanwhile. One listen runs per home: a
 second is refused. If a message cannot be stored (a full disk), it stops
@@ -27,8 +30,12 @@ with an error; the relay keeps the message.`,
 func runListen(ctx context.Context, c *cli, cmd *command, args []string) error {
 	fs := c.newFlagSet(cmd)
 	asJSON := fs.Bool("json", false, "")
+	notify := fs.Bool("notify", false, "")
 	if _, err := parseN(fs, cmd, args); err != nil {
 		return err
+	}
+	if *asJSON && *notify {
+		return usagef(cmd, "--json and --notify go apart: --notify prints nothing of a message")
 	}
 	home, err := c.homeDir()
 	if err != nil {
@@ -58,9 +65,14 @@ func runListen(ctx context.Context, c *cli, cmd *command, args []string) error {
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		switch {
+		case *notify && m.Outgoing:
+			continue // sent from another of this person's devices: nothing new to read
+		case *notify:
+			_, err = fmt.Fprintln(c.stdout, notifyLine(m))
+		case *asJSON:
 			err = enc.Encode(toJSONMessage(m))
-		} else {
+		default:
 			_, err = fmt.Fprintf(c.stdout, "%s %s: %s\n", m.Time.Local().Format(time.DateTime), safe(m.From, false), safe(displayText(m), false))
 		}
 		if err != nil {
@@ -69,4 +81,14 @@ func runListen(ctx context.Context, c *cli, cmd *command, args []string) error {
 		// Receive has stored and acknowledged m already: it stays in the
 		// inbox even if this process dies now.
 	}
+}
+
+// notifyLine is what listen --notify prints for m: when it arrived on
+// this device and a fixed sentence. Never its sender, subject or text.
+func notifyLine(m client.Message) string {
+	at := m.Received
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return at.Local().Format(time.DateTime) + " New secure message"
 }

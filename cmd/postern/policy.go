@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -58,9 +59,11 @@ func normalisePassphrase(s string) string {
 	return b.String()
 }
 
-// systemPolicyPath is where an organisation puts the passphrase policy:
+// systemPolicyPath is where an organisation puts its policy file:
 // /etc/postern/policy.conf, or %ProgramData%\Postern\policy.conf on
-// Windows.
+// Windows. Only whoever manages the computer should be able to write it.
+// Nothing in the environment moves it: a user must not be able to step
+// around the organisation's policy (tests set cli.policyPath).
 func systemPolicyPath() string {
 	if runtime.GOOS == "windows" {
 		dir := os.Getenv("ProgramData")
@@ -72,23 +75,60 @@ func systemPolicyPath() string {
 	return "/etc/postern/policy.conf"
 }
 
-// minPassphrase is the minimum length of a new passphrase: the policy
-// file's, else defaultMinPassphrase, raised by POSTERN_MIN_PASSPHRASE_LENGTH.
-// A policy file that does not parse is an error: a policy is not ignored
-// by accident.
-func (c *cli) minPassphrase() (int, error) {
+// The policy file's settings besides the passphrase's minimum length.
+const (
+	// policyKeyIdle is the lock's idle timeout of 'postern ui' (a Go
+	// duration, "2m"), used when --idle-timeout is not given; without
+	// policyKeyMaxIdle it is also the longest --idle-timeout may set.
+	policyKeyIdle = "idle-timeout"
+	// policyKeyMaxIdle is the longest idle timeout anyone may choose.
+	policyKeyMaxIdle = "max-idle-timeout"
+	// policyKeyNotify = off turns the web app's desktop notifications off
+	// on this computer (on: the person decides).
+	policyKeyNotify = "desktop-notifications"
+	// minPolicyIdle and maxPolicyIdle bound the policy's timeouts, to
+	// catch typos ("2" for "2m", "8h" for "8m").
+	minPolicyIdle = 30 * time.Second
+	maxPolicyIdle = 12 * time.Hour
+)
+
+// policy is what an organisation's policy file sets; zero values are
+// settings it does not make.
+type policy struct {
+	minPassphrase   int
+	idleTimeout     time.Duration
+	maxIdleTimeout  time.Duration
+	noNotifications bool
+}
+
+// policy reads the policy file. No file is no policy; a file that cannot
+// be read or does not parse is an error: an organisation's policy is never
+// ignored by accident.
+func (c *cli) policy() (policy, error) {
 	path := c.policyPath
 	if path == "" {
 		path = systemPolicyPath()
 	}
-	min := defaultMinPassphrase
-	n, err := readPolicy(path)
+	p, err := readPolicy(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		return policy{}, nil
 	case err != nil:
-		return 0, &cliError{msg: err.Error(), hint: "ask whoever manages this computer to fix " + path}
-	case n > 0:
-		min = n
+		return policy{}, &cliError{msg: err.Error(), hint: "ask whoever manages this computer to fix " + path}
+	}
+	return p, nil
+}
+
+// minPassphrase is the minimum length of a new passphrase: the policy
+// file's, else defaultMinPassphrase, raised by POSTERN_MIN_PASSPHRASE_LENGTH.
+func (c *cli) minPassphrase() (int, error) {
+	min := defaultMinPassphrase
+	p, err := c.policy()
+	if err != nil {
+		return 0, err
+	}
+	if p.minPassphrase > 0 {
+		min = p.minPassphrase
 	}
 	if v, ok := c.lookupEnv(envMinPassphrase); ok && v != "" {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
@@ -100,39 +140,86 @@ func (c *cli) minPassphrase() (int, error) {
 	return min, nil
 }
 
-// readPolicy reads a policy file: "key = value" lines, # comments. It
-// returns the minimum passphrase length it sets (0 if none).
-func readPolicy(path string) (int, error) {
+// lockTimeout is the idle timeout of 'postern ui': flag if --idle-timeout
+// was given, else the policy's idle-timeout, else defaultTimeout; never
+// longer than the policy's max-idle-timeout, or, when it sets none, its
+// idle-timeout. byPolicy reports that the policy decided it (set or
+// capped it); capped that it shortened what --idle-timeout asked for.
+func (p policy) lockTimeout(flag time.Duration, given bool, defaultTimeout time.Duration) (d time.Duration, byPolicy, capped bool) {
+	d = defaultTimeout
+	switch {
+	case given:
+		d = flag
+	case p.idleTimeout > 0:
+		d, byPolicy = p.idleTimeout, true
+	}
+	limit := p.maxIdleTimeout
+	if limit == 0 {
+		limit = p.idleTimeout
+	}
+	if limit > 0 && d > limit {
+		return limit, true, given
+	}
+	return d, byPolicy, false
+}
+
+// readPolicy reads a policy file: "key = value" lines, # comments.
+func readPolicy(path string) (policy, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return 0, err
+			return policy{}, err
 		}
-		return 0, fmt.Errorf("cannot read the passphrase policy %s: %v", path, errText(err))
+		return policy{}, fmt.Errorf("cannot read the policy file %s: %v", path, errText(err))
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
-	min := 0
+	var p policy
 	for line := 1; sc.Scan(); line++ {
 		s := strings.TrimSpace(sc.Text())
 		if s == "" || strings.HasPrefix(s, "#") {
 			continue
 		}
+		bad := func(format string, args ...any) error {
+			return fmt.Errorf("the policy file %s, line %d: %s", path, line, fmt.Sprintf(format, args...))
+		}
 		k, v, ok := strings.Cut(s, "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if !ok || k != policyKeyMin {
-			return 0, fmt.Errorf("the passphrase policy %s, line %d: want %q = NUMBER", path, line, policyKeyMin)
+		switch {
+		case !ok:
+			return policy{}, bad("want KEY = VALUE")
+		case k == policyKeyMin:
+			n, err := strconv.Atoi(v)
+			if err != nil || n < floorMinPassphrase || n > maxMinPassphrase {
+				return policy{}, bad("%s must be a number from %d to %d", policyKeyMin, floorMinPassphrase, maxMinPassphrase)
+			}
+			p.minPassphrase = n
+		case k == policyKeyIdle || k == policyKeyMaxIdle:
+			d, err := time.ParseDuration(v)
+			if err != nil || d < minPolicyIdle || d > maxPolicyIdle {
+				return policy{}, bad("%s must be a duration from %v to %v, such as 5m", k, minPolicyIdle, maxPolicyIdle)
+			}
+			if k == policyKeyIdle {
+				p.idleTimeout = d
+			} else {
+				p.maxIdleTimeout = d
+			}
+		case k == policyKeyNotify:
+			if v != "on" && v != "off" {
+				return policy{}, bad("%s must be on or off", policyKeyNotify)
+			}
+			p.noNotifications = v == "off"
+		default:
+			return policy{}, bad("unknown setting %q (known: %s, %s, %s, %s)", k, policyKeyMin, policyKeyIdle, policyKeyMaxIdle, policyKeyNotify)
 		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < floorMinPassphrase || n > maxMinPassphrase {
-			return 0, fmt.Errorf("the passphrase policy %s, line %d: %s must be a number from %d to %d", path, line, policyKeyMin, floorMinPassphrase, maxMinPassphrase)
-		}
-		min = n
 	}
 	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("cannot read the passphrase policy %s: %v", path, err)
+		return policy{}, fmt.Errorf("cannot read the policy file %s: %v", path, err)
 	}
-	return min, nil
+	if p.maxIdleTimeout > 0 && p.idleTimeout > p.maxIdleTimeout {
+		return policy{}, fmt.Errorf("the policy file %s: %s (%v) is longer than %s (%v)", path, policyKeyIdle, p.idleTimeout, policyKeyMaxIdle, p.maxIdleTimeout)
+	}
+	return p, nil
 }
 
 // checkNewPassphrase refuses a new passphrase that is shorter than min

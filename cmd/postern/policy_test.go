@@ -49,7 +49,7 @@ func TestPassphrasePolicyFile(t *testing.T) {
 		{"file lowers to 8", "min-passphrase-length=8\n", "", 0, ""},
 		{"environment cannot lower the file", "min-passphrase-length = 30\n", "10", 1, "at least 30 are needed"},
 		{"environment raises the file", "min-passphrase-length = 20\n", "29", 1, "at least 29 are needed"},
-		{"unknown key", "max-passphrase-length = 30\n", "", 1, "line 1: want \"min-passphrase-length\" = NUMBER"},
+		{"unknown key", "max-passphrase-length = 30\n", "", 1, `line 1: unknown setting "max-passphrase-length"`},
 		{"below the floor", "min-passphrase-length = 4\n", "", 1, "must be a number from 8 to 256"},
 	}
 	for i, tt := range tests {

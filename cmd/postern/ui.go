@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,7 +30,10 @@ only prints it (for remote desktops and scripts). The page asks for the
 passphrase; with POSTERN_PASSPHRASE set, the first session starts
 unlocked. The page locks after --idle-timeout without use (default 5m)
 and with its "Lock now" button (Ctrl+Alt+L); locking drops the keys from
-memory. Scripts and record systems on this computer use the same API
+memory. An organisation's policy file (docs/POLICY.md) may set the
+timeout and the longest one a user may choose, and turn desktop
+notifications off; a policy file that cannot be read stops postern ui.
+Scripts and record systems on this computer use the same API
 (docs/API.md) with the token in the file api-token of the home, which
 must be readable by its owner only. --listen on an address other than
 loopback is refused unless --allow-remote is given with a certificate and
@@ -58,6 +62,16 @@ func runUI(ctx context.Context, c *cli, cmd *command, args []string) error {
 	}
 	if *idle <= 0 {
 		return usagef(cmd, "--idle-timeout must be positive")
+	}
+	pol, err := c.policy() // a bad policy file stops us (policy.go)
+	if err != nil {
+		return err
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "idle-timeout" })
+	idleTimeout, idleByPolicy, capped := pol.lockTimeout(*idle, given, ui.DefaultIdleTimeout)
+	if capped {
+		fmt.Fprintf(c.stderr, "postern: your organisation's policy locks the page after at most %v without use\n", idleTimeout)
 	}
 	useTLS := *certFile != "" || *keyFile != ""
 	if useTLS && (*certFile == "" || *keyFile == "") {
@@ -115,7 +129,8 @@ func runUI(ctx context.Context, c *cli, cmd *command, args []string) error {
 	}
 	app, err := ui.New(&ui.Options{
 		Home: home, Addr: addr, TLS: useTLS, Passphrase: passphrase,
-		Client: c.options(), IdleTimeout: *idle, Logger: logger,
+		Client: c.options(), IdleTimeout: idleTimeout, Logger: logger,
+		IdleTimeoutByPolicy: idleByPolicy, NoDesktopNotifications: pol.noNotifications,
 		Relay: *relayURL, MinPassphrase: minPass,
 		CheckPassphrase: func(p []byte) error { return checkNewPassphrase(p, minPass) },
 		ReceiveLock: func() (func(), error) {

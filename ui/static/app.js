@@ -8,6 +8,8 @@ import {
   currentScreen, failed, cell, duration, takenOver,
 } from "./core.js";
 import "./setup.js";
+import "./search.js";
+import "./notify.js";
 
 // --- lock ---
 
@@ -720,7 +722,8 @@ async function showSettings() {
   const st = await api("GET", "/api/settings");
   $("set-receipts").checked = st.read_receipts;
   $("settings-status").textContent = "";
-  $("set-idle").textContent = `The screen locks after ${duration(st.idle_timeout_seconds)} without use, or at once with Lock now (Ctrl+Alt+L). The time is set when postern ui starts (--idle-timeout).`;
+  $("set-idle").textContent = `The screen locks after ${duration(st.idle_timeout_seconds)} without use, or at once with Lock now (Ctrl+Alt+L). ` +
+    (st.idle_timeout_by_policy ? "This time is set by your organisation." : "The time is set when postern ui starts (--idle-timeout).");
   showScreen("settings");
 }
 
