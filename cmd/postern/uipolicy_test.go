@@ -164,6 +164,19 @@ func TestUIPolicyApplied(t *testing.T) {
 	}
 	resp.Body.Close()
 	base, _, _ := strings.Cut(url, "/?")
+	// A home made by init has not accepted the terms of use: accept them
+	// as the page would, or every content endpoint answers 451.
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/terms/accept",
+		strings.NewReader(`{"version":"`+ui.TermsVersion+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", base)
+	if resp, err = hc.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("accepting the terms: %s", resp.Status)
+	}
 	resp, err = hc.Get(base + "/api/settings")
 	if err != nil {
 		t.Fatal(err)
