@@ -200,4 +200,3 @@ func (p *plainWindow) flush() error {
 	p.held = nil
 	return err
 }
-
