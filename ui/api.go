@@ -21,6 +21,9 @@ const maxBody = 8 * client.MaxTextSize
 type apiRoute struct {
 	handler func(s *Server, w http.ResponseWriter, r *http.Request, cl *client.Client)
 	content bool
+	// raw: the body is a file's bytes (application/octet-stream), bounded
+	// by the endpoint rather than by maxBody.
+	raw bool
 }
 
 // addRoutes adds endpoints to apiRoutes: each screen's file adds its own
@@ -69,7 +72,7 @@ func (s *Server) newAPIMux() *http.ServeMux {
 	m := http.NewServeMux()
 	for pattern, rt := range apiRoutes {
 		m.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			s.route(w, r, pattern, rt.content, rt.handler)
+			s.route(w, r, pattern, rt)
 		})
 	}
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
@@ -89,18 +92,23 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 
 // route checks a JSON body's type and size, refuses content while locked,
 // counts the request as activity, then runs the endpoint.
-func (s *Server) route(w http.ResponseWriter, r *http.Request, pattern string, content bool,
-	handler func(*Server, http.ResponseWriter, *http.Request, *client.Client)) {
+func (s *Server) route(w http.ResponseWriter, r *http.Request, pattern string, rt apiRoute) {
+	handler := rt.handler
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-		if r.ContentLength != 0 && (err != nil || mt != "application/json") {
+		switch {
+		case rt.raw && r.ContentLength != 0 && (err != nil || mt != "application/octet-stream"):
+			writeError(w, http.StatusUnsupportedMediaType, "the request body must be the file's bytes (Content-Type: application/octet-stream)", "")
+			return
+		case !rt.raw && r.ContentLength != 0 && (err != nil || mt != "application/json"):
 			writeError(w, http.StatusUnsupportedMediaType, "the request body must be JSON (Content-Type: application/json)", "")
 			return
+		case !rt.raw:
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	}
 	var cl *client.Client
-	if content {
+	if rt.content {
 		if cl = s.client(); cl == nil {
 			writeLocked(w)
 			return
@@ -164,6 +172,10 @@ func statusOf(err error) int {
 		errors.Is(err, client.ErrInvalidSubject), errors.Is(err, client.ErrReplyTo),
 		errors.Is(err, client.ErrEmptyPassphrase):
 		return http.StatusBadRequest
+	case errors.Is(err, client.ErrTooManyFiles), errors.Is(err, client.ErrInvalidAttachment):
+		return http.StatusBadRequest
+	case errors.Is(err, client.ErrNoAttachments):
+		return http.StatusNotFound
 	case errors.Is(err, client.ErrBlocked), errors.Is(err, client.ErrContactBlocked),
 		errors.Is(err, client.ErrIdentityChanged):
 		return http.StatusConflict
@@ -367,6 +379,8 @@ type sendRequest struct {
 	Text    string `json:"text"`
 	Subject string `json:"subject,omitempty"`
 	ReplyTo string `json:"reply_to,omitempty"`
+	// Attachments are IDs of finished uploads (POST /api/uploads).
+	Attachments []string `json:"attachments,omitempty"`
 }
 
 // sendResponse is the message as stored, and for a message that waits
@@ -380,6 +394,10 @@ type sendResponse struct {
 func (s *Server) apiSend(w http.ResponseWriter, r *http.Request, cl *client.Client) {
 	var req sendRequest
 	if !readJSON(w, r, &req) {
+		return
+	}
+	if len(req.Attachments) > 0 {
+		s.sendUploads(w, r, cl, &req) // attach.go
 		return
 	}
 	m, err := cl.SendWith(r.Context(), req.To, req.Text, &client.SendOptions{Subject: req.Subject, ReplyTo: req.ReplyTo})
