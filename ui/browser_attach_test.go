@@ -120,6 +120,34 @@ func TestBrowserAttachment(t *testing.T) {
 	checkAxe(t, ctx, axe, "compose with an attachment")
 	eval[chromedp.Void](t, ctx, `document.getElementById("compose-uploads").scrollIntoView({block: "center"})`)
 	screenshot(t, ctx, "attachment")
+
+	// Locking drops the upload: its staging file goes at once, and after
+	// unlocking the page says the file must be added again.
+	if n := len(stagingFiles(t, home)); n != 1 {
+		t.Fatalf("%d staging files before the lock", n)
+	}
+	step(t, ctx, "lock now", chromedp.Click(chromedp.CSS("#lock-now")), chromedp.WaitVisible(chromedp.CSS("#passphrase")))
+	if f := stagingFiles(t, home); len(f) != 0 {
+		t.Fatalf("staging files after the lock: %q", f)
+	}
+	step(t, ctx, "unlock", chromedp.SendKeys(chromedp.CSS("#passphrase"), alicePass+"\r"), chromedp.WaitVisible(chromedp.CSS("#compose-files")))
+	waitJS(t, ctx, "the page says the file was dropped", `!document.getElementById("compose-files-dropped").hidden &&
+		document.getElementById("compose-uploads").children.length === 0`)
+	checkAxe(t, ctx, axe, "compose after a lock dropped its file")
+	if subj := eval[string](t, ctx, `document.getElementById("compose-subject").value`); subj != "Re: Lab report" {
+		t.Fatalf("reply subject after unlocking %q", subj)
+	}
+	eval[chromedp.Void](t, ctx, `document.getElementById("compose-text").value = ""`)
+	step(t, ctx, "type and attach again",
+		chromedp.SendKeys(chromedp.CSS("#compose-text"), "Photo of the wound attached."),
+		chromedp.SetUploadFiles(chromedp.CSS("#compose-files"), []string{scanPath}))
+	waitJS(t, ctx, "the upload at 100 % again", `(() => { const li = document.querySelector("#compose-uploads li");
+		if (!li) return false;
+		const bar = li.querySelector("progress");
+		return bar.value === bar.max && li.textContent.includes("Uploaded"); })()`)
+	if !eval[bool](t, ctx, `document.getElementById("compose-files-dropped").hidden`) {
+		t.Fatal("the note of the dropped file stays after a file was added")
+	}
 	step(t, ctx, "send", chromedp.Click(chromedp.CSS("#compose-send")))
 	waitJS(t, ctx, "the sent message shown", `document.getElementById("msg-text").textContent === "Photo of the wound attached." &&
 		document.getElementById("msg-files").textContent.includes("wound photo.bin")`)

@@ -201,6 +201,13 @@ export async function attachmentIDs() {
 // server dropped the uploads with it) or when a new message begins (they
 // are dropped here).
 export function resetAttachments(sent) {
+  dropList(sent);
+  if (sent) {
+    $("compose-files-dropped").hidden = true;
+  }
+}
+
+function dropList(sent) {
   for (const u of uploads) {
     u.removed = true;
     if (u.xhr) {
@@ -344,9 +351,11 @@ export function markAttachments(td, m) {
 // --- listeners ---
 
 onLock(() => {
-  const had = uploads.length > 0;
-  resetAttachments(true); // the server dropped them already
-  $("compose-files-dropped").hidden = !had;
+  if (uploads.length > 0) {
+    // Shown until a file is added (the page may see the lock twice).
+    $("compose-files-dropped").hidden = false;
+  }
+  dropList(true); // the server dropped them already
   for (const href of pendingURLs) {
     URL.revokeObjectURL(href);
   }
