@@ -339,7 +339,8 @@ func (u *upload) append(b []byte) error {
 var errDropped = errors.New("ui: the upload was dropped")
 
 // seal writes the tail as the next piece. A failed write leaves the
-// upload where it was (received counts the tail, which stays).
+// upload where it was (received counts the tail, which stays, to be
+// sealed again: the same piece under the same nonce, the same bytes).
 func (u *upload) seal() error {
 	i := (u.received - int64(len(u.tail))) / stagePiece
 	var nonce [12]byte

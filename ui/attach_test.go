@@ -363,3 +363,43 @@ func TestContentDisposition(t *testing.T) {
 		}
 	}
 }
+
+// A piece whose write to the staging file failed (a full disk) is
+// written again by the next PUT, which goes on from the offset the failed
+// one reached; the file reads back whole.
+func TestUploadStagingWriteFails(t *testing.T) {
+	home, alice, _, _ := pair(t, relaytest.New(t, nil))
+	alice.Close()
+	a := newApp(t, home, &Options{Passphrase: []byte(alicePass)})
+	a.login()
+	data := randomBytes(3*stagePiece + 10)
+	id := a.createUpload("x.bin", len(data)).ID
+	a.s.uploads.mu.Lock()
+	u := a.s.uploads.m[id]
+	a.s.uploads.mu.Unlock()
+	good := u.f
+	ro, err := os.Open(good.Name()) // writes to it fail
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	u.mu.Lock()
+	u.f = ro
+	u.mu.Unlock()
+	resp, body := a.do("PUT", "/api/uploads/"+id, string(data[:stagePiece+100]), putAt(0))
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(errorOf(t, body), "staging file") {
+		t.Fatalf("a failed write: %d %s", resp.StatusCode, body)
+	}
+	a.offsetOf(id, stagePiece)
+	u.mu.Lock()
+	u.f = good
+	u.mu.Unlock()
+	resp, body = a.do("PUT", "/api/uploads/"+id, string(data[stagePiece:]), putAt(stagePiece))
+	if got := decode[uploadJSON](t, "the rest", resp, body, http.StatusOK); got.Offset != int64(len(data)) {
+		t.Fatalf("after the rest: %+v", got)
+	}
+	back := make([]byte, len(data))
+	if n, err := u.ReadAt(back, 0); n != len(data) || err != nil || !bytes.Equal(back, data) {
+		t.Fatalf("read back %d bytes, %v, equal %v", n, err, bytes.Equal(back, data))
+	}
+}
