@@ -90,8 +90,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.api.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, who)))
 }
 
-// route checks a JSON body's type and size, refuses content while locked,
-// counts the request as activity, then runs the endpoint.
+// route checks a JSON body's type and size (a raw body's type only),
+// refuses content while locked, counts the request as activity, then runs
+// the endpoint.
 func (s *Server) route(w http.ResponseWriter, r *http.Request, pattern string, rt apiRoute) {
 	handler := rt.handler
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {

@@ -507,7 +507,9 @@ func (s *Server) sendUploads(w http.ResponseWriter, r *http.Request, cl *client.
 		ups = append(ups, u)
 		files = append(files, client.FileData{Name: u.name, Size: u.size, Data: u})
 	}
-	m, err := cl.SendData(r.Context(), req.To, req.Text, files, &client.SendOptions{Subject: req.Subject, ReplyTo: req.ReplyTo})
+	// A long upload to the relay is activity: the lock waits for it.
+	progress := func(client.Progress) { s.touch() }
+	m, err := cl.SendData(r.Context(), req.To, req.Text, files, &client.SendOptions{Subject: req.Subject, ReplyTo: req.ReplyTo, Progress: progress})
 	release()
 	if err == nil || errors.Is(err, client.ErrQueued) {
 		for _, u := range ups {
@@ -558,7 +560,7 @@ func (s *Server) apiFile(w http.ResponseWriter, r *http.Request, cl *client.Clie
 		w.WriteHeader(status)
 		return
 	}
-	out := &lazyResponse{w: w, status: status, left: to - from}
+	out := &lazyResponse{w: w, status: status, left: to - from, touch: s.touch}
 	err = cl.ReadAttachment(r.Context(), m.ID, n, from, out)
 	if errors.Is(err, errRangeDone) {
 		err = nil
@@ -585,6 +587,7 @@ type lazyResponse struct {
 	status  int
 	started bool
 	left    int64
+	touch   func() // a download in progress is activity
 }
 
 var errRangeDone = errors.New("ui: range sent")
@@ -600,6 +603,7 @@ func (l *lazyResponse) Write(b []byte) (int, error) {
 	}
 	k, err := l.w.Write(b)
 	l.left -= int64(k)
+	l.touch()
 	if err != nil {
 		return k, err
 	}
