@@ -267,12 +267,21 @@ func publicAttachments(recs []attachmentRecord) []Attachment {
 // the relay, so that they stop counting against the quota; a blob it
 // could not delete expires unfinished on the relay (24 hours).
 func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []string, opts *SendOptions) (Message, error) {
+	files := make([]fileSource, len(paths))
+	for i, p := range paths {
+		files[i] = fileSource{path: p}
+	}
+	return c.sendFiles(ctx, contact, text, files, opts)
+}
+
+// sendFiles is SendFiles and SendData: files from paths or from readers.
+func (c *Client) sendFiles(ctx context.Context, contact, text string, files []fileSource, opts *SendOptions) (Message, error) {
 	var o SendOptions
 	if opts != nil {
 		o = *opts
 	}
-	if len(paths) == 0 || len(paths) > MaxAttachments {
-		return Message{}, fmt.Errorf("%w: %d files, limit %d", ErrTooManyFiles, len(paths), MaxAttachments)
+	if len(files) == 0 || len(files) > MaxAttachments {
+		return Message{}, fmt.Errorf("%w: %d files, limit %d", ErrTooManyFiles, len(files), MaxAttachments)
 	}
 	if len(text) > MaxTextSize {
 		return Message{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLong, len(text), MaxTextSize)
@@ -290,9 +299,9 @@ func (c *Client) SendFiles(ctx context.Context, contact, text string, paths []st
 	if err := c.contactDevicesFresh(ctx, r.Person.ID); err != nil {
 		return Message{}, err
 	}
-	refs := make([]attachmentRef, 0, len(paths))
-	for _, p := range paths {
-		ref, err := c.uploadFile(ctx, p, &o)
+	refs := make([]attachmentRef, 0, len(files))
+	for _, f := range files {
+		ref, err := c.uploadFile(ctx, f, &o)
 		if err != nil {
 			// The message will not be sent: the files already up would
 			// only hold the quota until they expire.
@@ -338,30 +347,22 @@ func (c *Client) tmpDir() (string, error) {
 
 // uploadFile prepares one file (media type, metadata), encrypts and
 // uploads it, and returns its reference for the message.
-func (c *Client) uploadFile(ctx context.Context, path string, o *SendOptions) (attachmentRef, error) {
+func (c *Client) uploadFile(ctx context.Context, fs fileSource, o *SendOptions) (attachmentRef, error) {
 	var ref attachmentRef
-	name := filepath.Base(path)
-	ref.Name = truncateUTF8(strings.ToValidUTF8(name, "\uFFFD"), MaxAttachmentNameSize)
-	f, err := os.Open(path)
+	name, f, size, err := fs.open()
 	if err != nil {
-		return ref, fmt.Errorf("client: attach: %w", err)
+		return ref, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return ref, fmt.Errorf("client: attach: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return ref, fmt.Errorf("%w: %s is not a regular file", ErrInvalidAttachment, name)
-	}
+	ref.Name = truncateUTF8(strings.ToValidUTF8(name, "\uFFFD"), MaxAttachmentNameSize)
 	head := make([]byte, 512)
-	n, err := io.ReadFull(f, head)
+	n, err := io.ReadFull(io.NewSectionReader(f, 0, size), head)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return ref, fmt.Errorf("client: attach: read %s: %w", name, err)
 	}
 	ref.MediaType = detectMediaType(head[:n])
 
-	src, size := f, fi.Size()
+	src := io.ReaderAt(f)
 	if !o.KeepMetadata && (ref.MediaType == "image/jpeg" || ref.MediaType == "image/png") {
 		stripped, tmp, err := c.stripMetadata(ref.MediaType, f)
 		if err != nil {
@@ -416,7 +417,7 @@ func (c *Client) uploadFile(ctx context.Context, path string, o *SendOptions) (a
 // stripMetadata writes f without its metadata to a temporary file. It
 // returns whether anything was removed and the file (positioned anywhere;
 // use ReadAt), or nil if none was made.
-func (c *Client) stripMetadata(mediaType string, f *os.File) (bool, *os.File, error) {
+func (c *Client) stripMetadata(mediaType string, f io.ReaderAt) (bool, *os.File, error) {
 	dir, err := c.tmpDir()
 	if err != nil {
 		return false, nil, err

@@ -396,11 +396,16 @@ func (b *uploadBody) Read(p []byte) (int, error) {
 // dst that fails (a chunk that does not verify) ends it at once. relay is
 // the relay that holds the blob: the sender's home.
 func (c *Client) downloadBlob(ctx context.Context, relay string, id protocol.BlobID, size int64, dst io.Writer, name string) error {
+	return c.downloadBlobFrom(ctx, relay, id, 0, size, dst, name)
+}
+
+// downloadBlobFrom is downloadBlob from byte from of the blob on.
+func (c *Client) downloadBlobFrom(ctx context.Context, relay string, id protocol.BlobID, from, size int64, dst io.Writer, name string) error {
 	url, err := blobURL(relay, id)
 	if err != nil {
 		return err
 	}
-	var got int64
+	got := from
 	failures := 0
 	for got < size {
 		n, err := c.getBlob(ctx, url, got, size, dst)

@@ -21,9 +21,9 @@ const maxBody = 8 * client.MaxTextSize
 type apiRoute struct {
 	handler func(s *Server, w http.ResponseWriter, r *http.Request, cl *client.Client)
 	content bool
-	// upload: the body is a file (application/octet-stream), which the
-	// endpoint bounds itself, not JSON.
-	upload bool
+	// raw: the body is a file's bytes (application/octet-stream), bounded
+	// by the endpoint rather than by maxBody.
+	raw bool
 }
 
 // addRoutes adds endpoints to apiRoutes: each screen's file adds its own
@@ -72,7 +72,7 @@ func (s *Server) newAPIMux() *http.ServeMux {
 	m := http.NewServeMux()
 	for pattern, rt := range apiRoutes {
 		m.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			s.route(w, r, pattern, rt, rt.handler)
+			s.route(w, r, pattern, rt)
 		})
 	}
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
@@ -90,20 +90,21 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.api.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, who)))
 }
 
-// route checks a JSON body's type and size, refuses content while locked,
-// counts the request as activity, then runs the endpoint.
-func (s *Server) route(w http.ResponseWriter, r *http.Request, pattern string, rt apiRoute,
-	handler func(*Server, http.ResponseWriter, *http.Request, *client.Client)) {
+// route checks a JSON body's type and size (a raw body's type only),
+// refuses content while locked, counts the request as activity, then runs
+// the endpoint.
+func (s *Server) route(w http.ResponseWriter, r *http.Request, pattern string, rt apiRoute) {
+	handler := rt.handler
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		switch {
-		case rt.upload && r.ContentLength != 0 && (err != nil || mt != "application/octet-stream"):
-			writeError(w, http.StatusUnsupportedMediaType, "the request body must be the file (Content-Type: application/octet-stream)", "")
+		case rt.raw && r.ContentLength != 0 && (err != nil || mt != "application/octet-stream"):
+			writeError(w, http.StatusUnsupportedMediaType, "the request body must be the file's bytes (Content-Type: application/octet-stream)", "")
 			return
-		case !rt.upload && r.ContentLength != 0 && (err != nil || mt != "application/json"):
+		case !rt.raw && r.ContentLength != 0 && (err != nil || mt != "application/json"):
 			writeError(w, http.StatusUnsupportedMediaType, "the request body must be JSON (Content-Type: application/json)", "")
 			return
-		case !rt.upload:
+		case !rt.raw:
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
 	}
@@ -181,6 +182,10 @@ func statusOf(err error) int {
 		errors.Is(err, client.ErrInvalidSubject), errors.Is(err, client.ErrReplyTo),
 		errors.Is(err, client.ErrEmptyPassphrase):
 		return http.StatusBadRequest
+	case errors.Is(err, client.ErrTooManyFiles), errors.Is(err, client.ErrInvalidAttachment):
+		return http.StatusBadRequest
+	case errors.Is(err, client.ErrNoAttachments):
+		return http.StatusNotFound
 	case errors.Is(err, client.ErrBlocked), errors.Is(err, client.ErrContactBlocked),
 		errors.Is(err, client.ErrIdentityChanged):
 		return http.StatusConflict
@@ -398,6 +403,8 @@ type sendRequest struct {
 	Text    string `json:"text"`
 	Subject string `json:"subject,omitempty"`
 	ReplyTo string `json:"reply_to,omitempty"`
+	// Attachments are IDs of finished uploads (POST /api/uploads).
+	Attachments []string `json:"attachments,omitempty"`
 }
 
 // sendResponse is the message as stored, and for a message that waits
@@ -411,6 +418,10 @@ type sendResponse struct {
 func (s *Server) apiSend(w http.ResponseWriter, r *http.Request, cl *client.Client) {
 	var req sendRequest
 	if !readJSON(w, r, &req) {
+		return
+	}
+	if len(req.Attachments) > 0 {
+		s.sendUploads(w, r, cl, &req) // attach.go
 		return
 	}
 	m, err := cl.SendWith(r.Context(), req.To, req.Text, &client.SendOptions{Subject: req.Subject, ReplyTo: req.ReplyTo})

@@ -33,6 +33,11 @@
 //     Locking (POST /api/lock, or no request for Options.IdleTimeout)
 //     closes the client, which drops its keys from this process; while
 //     locked, every endpoint with content answers 423 and nothing else.
+//   - Attachments: a file uploaded from the page waits for its message in
+//     a staging file sealed with AES-256-GCM under a key of that upload,
+//     held in memory only; locking deletes the files with their keys. A
+//     received file is decrypted as it streams to the browser, never
+//     written to disk here.
 //
 // Secrets never reach a log: not the tokens, the cookie or the passphrase.
 package ui

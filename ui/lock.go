@@ -145,6 +145,7 @@ func (s *Server) lockNow(why string) {
 		l.timer = nil
 	}
 	l.mu.Unlock()
+	s.uploads.dropAll(s.log) // their keys go with the client's
 	if cl == nil {
 		return
 	}

@@ -109,9 +109,10 @@ type Server struct {
 	static    http.Handler
 	api       *http.ServeMux
 
-	auth  authState
-	lock  lockState
-	setup setupState
+	auth    authState
+	lock    lockState
+	setup   setupState
+	uploads uploadStore // attach.go
 }
 
 // New makes the web app for Options.Home, listening on Options.Addr. It

@@ -136,7 +136,7 @@ func init() {
 		"GET /api/setup":           {handler: (*Server).apiSetup},
 		"POST /api/setup/create":   {handler: (*Server).apiSetupCreate},
 		"POST /api/setup/link":     {handler: (*Server).apiSetupLink},
-		"POST /api/setup/backup":   {handler: (*Server).apiSetupBackup, upload: true},
+		"POST /api/setup/backup":   {handler: (*Server).apiSetupBackup, raw: true},
 		"POST /api/setup/restore":  {handler: (*Server).apiSetupRestore},
 		"GET /api/terms":           {handler: (*Server).apiTerms},
 		"POST /api/terms/accept":   {handler: (*Server).apiTermsAccept},

@@ -10,6 +10,7 @@ import {
 import "./setup.js";
 import "./search.js";
 import "./notify.js";
+import { attachmentIDs, resetAttachments, fileItem, markAttachments } from "./attach.js";
 
 // --- lock ---
 
@@ -340,7 +341,7 @@ function inboxRow(m) {
   }
   tr.append(
     cell(m.outgoing ? `To ${m.to}` : m.from),
-    subjectLink("#/m/" + encodeURIComponent(m.id), m.subject || firstLine(m.text) || "(no subject)", m.unread),
+    markAttachments(subjectLink("#/m/" + encodeURIComponent(m.id), m.subject || firstLine(m.text) || "(no subject)", m.unread), m),
     cell(formatTime(m.time), "time"),
   );
   if (state.folder === "sent") {
@@ -535,11 +536,7 @@ async function showMessage(id) {
   $("msg-state").hidden = notes.length === 0;
   const files = $("msg-files");
   files.replaceChildren(
-    ...(m.attachments || []).map((f) => {
-      const li = document.createElement("li");
-      li.textContent = `${f.name} (${f.size} bytes)`;
-      return li;
-    }),
+    ...(m.attachments || []).map((f, i) => fileItem(m.id, i, f)),
   );
   files.hidden = !(m.attachments && m.attachments.length);
   const reply = $("msg-reply");
@@ -615,6 +612,7 @@ async function showCompose(params) {
   dropDraft();
   const form = $("compose-form");
   form.reset();
+  resetAttachments(false);
   $("compose-reply-to").value = "";
   $("compose-error").hidden = true;
   $("compose-draft-status").textContent = "";
@@ -659,7 +657,21 @@ async function send(ev) {
   try {
     let res;
     const d = state.draft;
-    if (d) {
+    const files = await attachmentIDs();
+    if (files.length) {
+      // Sent with its files by /api/send; a draft of it is deleted
+      // (drafts keep text only).
+      if (d) {
+        clearTimeout(d.timer);
+        d.timer = 0;
+        await d.saving.catch(() => {});
+      }
+      res = await api("POST", "/api/send", { ...composeFields(), attachments: files });
+      if (d && d.id) {
+        await api("DELETE", "/api/drafts/" + encodeURIComponent(d.id)).catch(() => {});
+      }
+      resetAttachments(true);
+    } else if (d) {
       // Saved as it is now (an unknown contact is refused here, in the
       // sentence of a send), then sent and deleted as a draft.
       clearTimeout(d.timer);
