@@ -185,7 +185,8 @@ func liveSet(m map[string]*store.Folder) map[string]bool {
 }
 
 // Folders returns the system folders (Inbox, Sent, Drafts, Archive), then
-// the user's own by name, each with its message and unread counts.
+// the user's own by name, each with its message and unread counts. The
+// counts are kept by the store as messages change: this reads no message.
 func (c *Client) Folders() ([]Folder, error) {
 	var out []Folder
 	err := c.st.view(func(t *tx) error {
@@ -194,17 +195,17 @@ func (c *Client) Folders() ([]Folder, error) {
 			return err
 		}
 		set := liveSet(live)
-		msgs, unr := map[string]int{}, map[string]int{}
-		err = t.Messages(func(m *messageRecord) error {
-			f := folderOf(m, set)
-			msgs[f]++
-			if unread(m) {
-				unr[f]++
-			}
-			return nil
-		})
+		// The store keeps the counts by the folder records name
+		// (store/counts.go); each goes to the folder it shows in.
+		counts, err := t.FolderCounts()
 		if err != nil {
 			return err
+		}
+		msgs, unr := map[string]int{}, map[string]int{}
+		for _, n := range counts {
+			f := folderOf(&messageRecord{Folder: n.Folder, Outgoing: n.Outgoing}, set)
+			msgs[f] += n.Messages
+			unr[f] += n.Unread
 		}
 		drafts, err := t.liveDrafts()
 		if err != nil {
