@@ -98,7 +98,10 @@ type pendingInboxDevice struct {
 
 var keyInboxSnapshots = []byte("inbox-snapshots")
 
-const inboxSnapshotAge = 14 * 24 * time.Hour
+const (
+	inboxSnapshotAge   = 14 * 24 * time.Hour
+	inboxSnapshotRetry = 30 * time.Second // after a failed send
+)
 
 func (t *tx) pendingInbox() (*pendingInboxSnapshots, error) {
 	var p pendingInboxSnapshots
@@ -118,8 +121,8 @@ func (t *tx) putPendingInbox(p *pendingInboxSnapshots) error {
 }
 
 // queueInboxSnapshot records that device dev, just linked, is to get the
-// inbox snapshot (with the moves if history), and tries to send it.
-func (c *Client) queueInboxSnapshot(ctx context.Context, dev keys.Fingerprint, history bool) {
+// inbox snapshot (with the moves if history).
+func (c *Client) queueInboxSnapshot(dev keys.Fingerprint, history bool) {
 	err := c.st.update(func(t *tx) error {
 		p, err := t.pendingInbox()
 		if err != nil {
@@ -132,15 +135,17 @@ func (c *Client) queueInboxSnapshot(ctx context.Context, dev keys.Fingerprint, h
 		c.log.Warn("could not keep the folders and drafts to send to the new device", "err", err)
 		return
 	}
+	// Not sent now: the device has no prekeys before it introduces
+	// itself, which comes as a received envelope (afterReceive).
 	c.noInboxSnapshots.Store(false)
-	c.flushInboxSnapshots(ctx)
+	c.inboxSnapshotRetry.Store(0)
 }
 
 // flushInboxSnapshots sends each pending inbox snapshot it can: to a
 // device that has a session with this one (or prekeys to start one).
 // One that cannot be sent yet stays; failures are logged.
 func (c *Client) flushInboxSnapshots(ctx context.Context) {
-	if c.noInboxSnapshots.Load() {
+	if c.noInboxSnapshots.Load() || c.now().UnixMilli() < c.inboxSnapshotRetry.Load() {
 		return
 	}
 	type job struct {
@@ -188,7 +193,10 @@ func (c *Client) flushInboxSnapshots(ctx context.Context) {
 	}
 	for _, j := range jobs {
 		if err := c.sendSyncOps(ctx, j.to, j.ops); err != nil {
+			// Most likely not introduced yet (no prekeys): not again for
+			// a while, rather than after every envelope.
 			c.log.Debug("the folders and drafts wait for the new device", "device", fpOf(j.dev).Short(), "err", err)
+			c.inboxSnapshotRetry.Store(now.Add(inboxSnapshotRetry).UnixMilli())
 			continue
 		}
 		drop = append(drop, j.dev)
