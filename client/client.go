@@ -196,6 +196,12 @@ type Client struct {
 	// resubscribe: Sync closed the connection to subscribe afresh; the
 	// receive loop reconnects without a backoff.
 	resubscribe atomic.Bool
+	// noInboxSnapshots: no linked device waits for its inbox snapshot
+	// (inboxsnapshot.go); false until the store has been read.
+	noInboxSnapshots atomic.Bool
+	// inboxSnapshotRetry: no inbox snapshot is tried before this time
+	// (Unix ms), after one could not be sent.
+	inboxSnapshotRetry atomic.Int64
 
 	// envelopeHook, if set (tests), sees every envelope sent (outgoing)
 	// or delivered, before anything else is done with it.

@@ -122,6 +122,40 @@ func folderOf(m *messageRecord, live map[string]bool) string {
 	return defaultFolder(m)
 }
 
+// shownFolder is the folder m shows in (folderOf) found with one lookup:
+// its own if that is Archive or a live folder, else its default one. A
+// record can name a folder that is gone: a move from another device into
+// a folder deleted before the message arrived (the waiting placement
+// names it), or into one whose creation has not reached this device.
+func (t *tx) shownFolder(m *messageRecord) (string, error) {
+	switch m.Folder {
+	case "":
+		return defaultFolder(m), nil
+	case FolderArchive:
+		return FolderArchive, nil
+	}
+	id, err := hex.DecodeString(m.Folder)
+	if err != nil || len(id) != store.RecordIDSize {
+		return defaultFolder(m), nil
+	}
+	f, err := t.Folder(id)
+	if err != nil {
+		return "", err
+	}
+	if f == nil || f.Deleted {
+		return defaultFolder(m), nil
+	}
+	return m.Folder, nil
+}
+
+// publicMessage is m as the API gives it, in the folder it shows in.
+func (c *Client) publicMessage(t *tx, m *messageRecord) (Message, error) {
+	pm := c.messageFromRecord(m)
+	var err error
+	pm.Folder, err = t.shownFolder(m)
+	return pm, err
+}
+
 // unread reports whether m counts as unread: an incoming message (not a
 // notice) that this person has not read on any device.
 func unread(m *messageRecord) bool { return !m.Outgoing && !m.Notice && !m.Read }
@@ -151,7 +185,8 @@ func liveSet(m map[string]*store.Folder) map[string]bool {
 }
 
 // Folders returns the system folders (Inbox, Sent, Drafts, Archive), then
-// the user's own by name, each with its message and unread counts.
+// the user's own by name, each with its message and unread counts. The
+// counts are kept by the store as messages change: this reads no message.
 func (c *Client) Folders() ([]Folder, error) {
 	var out []Folder
 	err := c.st.view(func(t *tx) error {
@@ -160,17 +195,17 @@ func (c *Client) Folders() ([]Folder, error) {
 			return err
 		}
 		set := liveSet(live)
-		msgs, unr := map[string]int{}, map[string]int{}
-		err = t.Messages(func(m *messageRecord) error {
-			f := folderOf(m, set)
-			msgs[f]++
-			if unread(m) {
-				unr[f]++
-			}
-			return nil
-		})
+		// The store keeps the counts by the folder records name
+		// (store/counts.go); each goes to the folder it shows in.
+		counts, err := t.FolderCounts()
 		if err != nil {
 			return err
+		}
+		msgs, unr := map[string]int{}, map[string]int{}
+		for _, n := range counts {
+			f := folderOf(&messageRecord{Folder: n.Folder, Outgoing: n.Outgoing}, set)
+			msgs[f] += n.Messages
+			unr[f] += n.Unread
 		}
 		drafts, err := t.liveDrafts()
 		if err != nil {

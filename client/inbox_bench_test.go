@@ -32,7 +32,9 @@ func benchInbox(b *testing.B, n int) *Client {
 
 // BenchmarkInbox10k: with 10,000 messages stored, the first page of 50
 // of the Inbox (what a screen shows first), and the folder list with its
-// counts (which reads every message).
+// counts (kept by the store since schema 5: 0.40 ms, where reading every
+// message took 35 ms; go test -run XXX -bench BenchmarkInbox10k
+// -benchtime 20x ./client/).
 func BenchmarkInbox10k(b *testing.B) {
 	c := benchInbox(b, 10000)
 	b.Run("page", func(b *testing.B) {

@@ -680,6 +680,8 @@ func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 			c.log.Warn("could not tell the sender of an introduction that the invitation was used", "err", err)
 		}
 	}
+	// A device just linked may have introduced itself (inboxsnapshot.go).
+	c.flushInboxSnapshots(ctx)
 }
 
 // maintain does the route work that could not be done when it was decided
@@ -695,6 +697,7 @@ func (c *Client) maintain(ctx context.Context, cn *conn) {
 	}
 	// What waits for a relay that could not be reached (outbox.go).
 	c.flushOutboxLog(ctx)
+	c.flushInboxSnapshots(ctx)
 	var routes, revokes [][]byte
 	err := c.st.view(func(t *tx) error {
 		cs, err := t.contacts()

@@ -285,6 +285,7 @@ func (c *Client) answerLink(ctx context.Context, cn, lc *conn, code *link.Code, 
 	}
 	c.log.Info("linked a new device", "device", newID.Short())
 	c.announceList(ctx, signed, false, newID)
+	c.queueInboxSnapshot(newID, history)
 	return DeviceInfo{ID: newID, Name: req.Name, Linked: now.Truncate(time.Second), Relay: c.relay}, nil
 }
 

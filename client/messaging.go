@@ -354,10 +354,11 @@ func storeMessageRecord(t *tx, r *contactRecord, m *Message, atts []attachmentRe
 	stored, err := t.AddMessage(rec)
 	// Its folder and read state, as stored (another device of this person
 	// may have placed it already, folders.go).
-	m.Folder, m.Read, m.ReadAt = rec.Folder, rec.Read || !unread(rec), rec.ReadAt
-	if m.Folder == "" {
-		m.Folder = defaultFolder(rec)
+	if err != nil {
+		return stored, err
 	}
+	m.Read, m.ReadAt = rec.Read || !unread(rec), rec.ReadAt
+	m.Folder, err = t.shownFolder(rec)
 	return stored, err
 }
 
@@ -700,8 +701,9 @@ func (c *Client) Inbox() ([]Message, error) {
 	var out []Message
 	err := c.st.view(func(t *tx) error {
 		return t.Messages(func(r *messageRecord) error {
-			out = append(out, c.messageFromRecord(r))
-			return nil
+			m, err := c.publicMessage(t, r)
+			out = append(out, m)
+			return err
 		})
 	})
 	return out, err
@@ -709,11 +711,19 @@ func (c *Client) Inbox() ([]Message, error) {
 
 // Message returns the stored message with the given ID (ErrNoMessage).
 func (c *Client) Message(id string) (Message, error) {
-	r, err := c.messageRecordByID(id)
-	if err != nil {
-		return Message{}, err
-	}
-	return c.messageFromRecord(r), nil
+	var m Message
+	err := c.st.view(func(t *tx) error {
+		r, err := t.MessageByID(id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return ErrNoMessage
+		}
+		m, err = c.publicMessage(t, r)
+		return err
+	})
+	return m, err
 }
 
 // messageRecordByID reads the stored record of message id through the

@@ -254,15 +254,17 @@ func (c *Client) finishOutbox(it store.OutboxItem, sendErr error, own, deleteRef
 			return err
 		}
 		waiting := slices.ContainsFunc(rest, func(o store.OutboxItem) bool { return o.Message == it.Message })
+		var rec *messageRecord
 		_, err = t.UpdateMessage(it.Message, func(m *messageRecord) {
 			m.Queued = waiting
 			if sendErr != nil {
 				m.SendError = sendErr.Error()
 			}
-			if !waiting {
-				done = c.messageFromRecord(m)
-			}
+			rec = m
 		})
+		if err == nil && !waiting && rec != nil {
+			done, err = c.publicMessage(t, rec)
+		}
 		return err
 	})
 	if err != nil {

@@ -339,7 +339,11 @@ func (c *Client) receiveReceipt(t *tx, from *contactRecord, ct *content, now tim
 		if _, err := t.UpdateMessage(id, apply); err != nil {
 			return err
 		}
-		res.events = append(res.events, Event{Kind: EventReceipt, Message: c.messageFromRecord(m)})
+		pm, err := c.publicMessage(t, m)
+		if err != nil {
+			return err
+		}
+		res.events = append(res.events, Event{Kind: EventReceipt, Message: pm})
 	}
 	return nil
 }

@@ -162,7 +162,9 @@ func (c *Client) searchResults(hits []search.Hit, o SearchOptions) (out []Messag
 				stale = append(stale, h.ID)
 				continue
 			}
-			out = append(out, c.messageFromRecord(&m))
+			pm := c.messageFromRecord(&m)
+			pm.Folder = folderOf(&m, set)
+			out = append(out, pm)
 		}
 		return nil
 	})

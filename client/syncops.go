@@ -265,18 +265,27 @@ func (c *Client) syncToSiblings(ctx context.Context, ops []syncOp) {
 		c.log.Warn("could not send an inbox change to this person's other devices", "err", err)
 		return
 	}
-	if len(sibs) == 0 {
-		return
-	}
 	for _, chunk := range chunkSyncOps(ops) {
 		for _, s := range sibs {
-			ct := &content{Type: contentSync, Sender: c.devID, SentMS: uint64(c.now().UnixMilli()), Ops: chunk}
-			copy(ct.MsgID[:], randomID(msgIDSize))
-			if err := c.sendSession(ctx, s, ct); err != nil && !errors.Is(err, ErrQueued) {
+			if err := c.sendSyncOps(ctx, s, chunk); err != nil {
 				c.log.Warn("could not send an inbox change to another device of this person", "err", err)
 			}
 		}
 	}
+}
+
+// sendSyncOps sends ops to this person's device s, in as few sync
+// contents as their sizes allow; queued in the outbox (the relay out of
+// reach) counts as sent.
+func (c *Client) sendSyncOps(ctx context.Context, s *contactRecord, ops []syncOp) error {
+	for _, chunk := range chunkSyncOps(ops) {
+		ct := &content{Type: contentSync, Sender: c.devID, SentMS: uint64(c.now().UnixMilli()), Ops: chunk}
+		copy(ct.MsgID[:], randomID(msgIDSize))
+		if err := c.sendSession(ctx, s, ct); err != nil && !errors.Is(err, ErrQueued) {
+			return err
+		}
+	}
+	return nil
 }
 
 // chunkSyncOps splits ops into runs of at most maxSyncOps operations and

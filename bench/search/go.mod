@@ -1,4 +1,4 @@
-module github.com/postern/postern/bench/search
+module github.com/postern/postern/client/searchbench
 
 go 1.26.8
 
@@ -34,8 +34,12 @@ require (
 	github.com/mschoch/smat v0.2.0 // indirect
 	github.com/ncruces/go-sqlite3-wasm/v6 v6.5.35401 // indirect
 	github.com/ncruces/julianday v1.0.0 // indirect
-	go.etcd.io/bbolt v1.4.0 // indirect
+	go.etcd.io/bbolt v1.5.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
-	google.golang.org/protobuf v1.36.6 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 	lukechampine.com/adiantum v1.1.1 // indirect
 )
+
+require github.com/postern/postern v0.0.0
+
+replace github.com/postern/postern => ../..

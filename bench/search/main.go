@@ -23,7 +23,7 @@ import (
 	"time"
 )
 
-var kinds = []Kind{fts5Kind, bleveSealedKind, bleveScorchKind}
+var kinds = []Kind{clientKind, fts5Kind, bleveSealedKind, bleveScorchKind}
 
 func kindByName(name string) (Kind, bool) {
 	for _, k := range kinds {

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,7 +27,53 @@ import (
 // TestMain makes this test binary also the postern command: testscript runs
 // scripts against it as a subprocess, so signals and exit codes are real.
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){"postern": main})
+	testscript.Main(scriptBinary{m}, map[string]func(){"postern": main})
+}
+
+// plainBin is a directory holding a postern built from this package
+// without the race detector, when this test binary has it: the scripts
+// other than raceScripts run that one. Under the race detector every
+// command's Argon2id unlock (the default cost, which the tests do not
+// lower) takes seconds, and the scripts run hundreds of commands; what
+// the race detector is for, the CLI's own goroutines, is covered in
+// process (TestUIServes, TestDiskFull, the policy tests) and by
+// raceScripts, which still run this test binary.
+var plainBin string
+
+// raceScripts run the race-detecting postern under go test -race: listen
+// runs alongside other commands on one home and stops on a signal.
+var raceScripts = map[string]bool{"listen": true}
+
+// scriptBinary builds plainBin before the tests run (and only then: not
+// when this binary runs as the postern command).
+type scriptBinary struct{ m *testing.M }
+
+func (s scriptBinary) Run() int {
+	if !raceBuild {
+		return s.m.Run()
+	}
+	dir, err := os.MkdirTemp("", "postern-cli-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "building postern without -race:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	// The same package from the same module; the go command's cache
+	// makes this quick after the first time.
+	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "postern"+exeSuffix()), ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building postern without -race: %v\n%s", err, out)
+		return 1
+	}
+	plainBin = dir
+	return s.m.Run()
+}
+
+func exeSuffix() string {
+	if runtime.GOOS == "windows" {
+		return ".exe"
+	}
+	return ""
 }
 
 // TestScripts runs testdata/cli/*.txtar, each with its own in-process relay
@@ -48,6 +96,9 @@ func TestScripts(t *testing.T) {
 			srv := relaytest.New(tb, opts)
 			env.Values[relayKey{}] = srv
 			env.Setenv("RELAY", srv.URL)
+			if name := strings.TrimSuffix(path.Base(tb.Name()), ".txtar"); plainBin != "" && !raceScripts[name] {
+				env.Setenv("PATH", plainBin+string(os.PathListSeparator)+env.Getenv("PATH"))
+			}
 			// Scripts named prompt* have no POSTERN_PASSPHRASE: they type it.
 			if !strings.HasPrefix(path.Base(tb.Name()), "prompt") {
 				env.Setenv("POSTERN_PASSPHRASE", "plum harbour lantern tuesday")

@@ -18,7 +18,8 @@
 //     index's left out;
 //   - queries: ParseQuery reads what a person types (words, "quoted
 //     phrases", from:NAME) and Search runs it, ranked by BM25 (FTS5's
-//     bm25(), the subject weighted twice). Every word reaches FTS5 as a
+//     bm25(), the subject weighted twice; a query of one term by
+//     termRank, the same order in one pass over the matches, rank.go). Every word reaches FTS5 as a
 //     quoted string and every value as a bound parameter: no input is read
 //     as FTS5 syntax or SQL.
 //

@@ -159,7 +159,7 @@ func open(path string, key []byte) (_ *Index, fresh bool, err error) {
 	if err := conn.Exec(`SELECT count(*) FROM sqlite_schema`); err != nil {
 		return nil, false, dbErr("open index", err)
 	}
-	if err := fts5.Register(conn); err != nil {
+	if err := fts5.RegisterCustom(conn, func(api *fts5.API) error { return api.CreateFunction(rankFunc, termRank) }); err != nil {
 		return nil, false, dbErr("open index", err)
 	}
 	if err := conn.Exec(fmt.Sprintf(`PRAGMA temp_store=memory; PRAGMA journal_mode=truncate; PRAGMA synchronous=normal; PRAGMA secure_delete=on; PRAGMA cache_size=%d`, -cacheKiB)); err != nil {
@@ -260,6 +260,8 @@ func bind(st *sqlite3.Stmt, args []any) error {
 			err = st.BindInt64(i+1, v)
 		case int:
 			err = st.BindInt64(i+1, int64(v))
+		case float64:
+			err = st.BindFloat(i+1, v)
 		default:
 			panic(fmt.Sprintf("search: bind %T", a)) // a bug here, never input
 		}
@@ -471,11 +473,25 @@ func (ix *Index) Search(ctx context.Context, q Query, f Filter, limit int) (hits
 	old := ix.conn.SetInterrupt(ctx)
 	defer ix.conn.SetInterrupt(old)
 
+	// One term (a word, a phrase): termRank, bm25()'s order without its
+	// second pass over the table (rank.go). More terms: bm25(), whose
+	// IDFs weigh the terms against each other.
+	single := len(q.Terms) == 1
+	var avgdl float64
+	if single {
+		if avgdl, err = ix.meanLength(); err != nil {
+			return nil, dbErr("search", err)
+		}
+	}
 	// CROSS JOIN keeps the full-text match as the outer loop: SQLite
 	// would otherwise walk msgs' (folder, time) index and run one
 	// full-text lookup per message in range.
 	var sql strings.Builder
-	sql.WriteString(`SELECT msgs.seq, msgs.id FROM docs CROSS JOIN msgs ON msgs.seq = docs.rowid WHERE docs MATCH ?1`)
+	sql.WriteString(`SELECT msgs.seq, msgs.id FROM docs CROSS JOIN msgs ON msgs.seq = docs.rowid`)
+	if single {
+		sql.WriteString(` CROSS JOIN docs_docsize ON docs_docsize.id = docs.rowid`)
+	}
+	sql.WriteString(` WHERE docs MATCH ?1`)
 	args := []any{q.match()}
 	if f.Folder != "" {
 		args = append(args, f.Folder)
@@ -489,8 +505,14 @@ func (ix *Index) Search(ctx context.Context, q Query, f Filter, limit int) (hits
 		args = append(args, f.Until.UnixMilli())
 		fmt.Fprintf(&sql, ` AND msgs.time < ?%d`, len(args))
 	}
+	if single {
+		args = append(args, avgdl)
+		fmt.Fprintf(&sql, ` ORDER BY %s(docs, docs_docsize.sz, ?%d), docs.rowid DESC`, rankFunc, len(args))
+	} else {
+		sql.WriteString(` ORDER BY rank`)
+	}
 	args = append(args, limit)
-	fmt.Fprintf(&sql, ` ORDER BY rank LIMIT ?%d`, len(args))
+	fmt.Fprintf(&sql, ` LIMIT ?%d`, len(args))
 	_, err = ix.query(sql.String(), args, func(s *sqlite3.Stmt) {
 		hits = append(hits, Hit{Seq: uint64(s.ColumnInt64(0)), ID: s.ColumnText(1)})
 	})

@@ -9,7 +9,7 @@ import (
 )
 
 // TestMigrate3to4: a store of an older schema (2, through 3) reaches
-// schema 4 with the buckets of folders, drafts and placements, and every
+// schema 4 (and on, Schema) with the buckets of folders, drafts and placements, and every
 // incoming message read at the time it was received, outgoing ones as they
 // were; every message stays in its default folder.
 func TestMigrate3to4(t *testing.T) {
@@ -19,7 +19,7 @@ func TestMigrate3to4(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = st.View(func(t *Tx) error {
-		if r, err := t.Record(); err != nil || r.Schema != 4 {
+		if r, err := t.Record(); err != nil || r.Schema != Schema {
 			return fmt.Errorf("record %+v, %v", r, err)
 		}
 		for _, b := range [][]byte{BucketFolders, BucketDrafts, BucketPlacements} {
@@ -48,6 +48,7 @@ func TestMigrate3to4(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkCounts(t, st, nil) // schema 5: the counts of each folder, stored
 }
 
 // TestStampOrder: the later time wins, then the larger device ID; a

@@ -479,6 +479,11 @@ func (t *Tx) AddMessage(m *Message) (bool, error) {
 			return false, err
 		}
 	}
+	// Counted before it is stored: a store without counts yet counts
+	// its messages first (counts.go).
+	if err := t.recount(nil, m); err != nil {
+		return false, err
+	}
 	m.V = 1
 	if err := t.Put(BucketMessages, key, m); err != nil {
 		return false, err
@@ -530,7 +535,11 @@ func (t *Tx) UpdateMessage(id string, fn func(*Message)) (bool, error) {
 	if !ok || m.ID != id {
 		return false, fmt.Errorf("store: the message index names a message that is gone: %w", ErrCorrupt)
 	}
+	old := m
 	fn(&m)
+	if err := t.recount(&old, &m); err != nil {
+		return false, err
+	}
 	m.V = 1
 	return true, t.Put(BucketMessages, key, &m)
 }
@@ -542,6 +551,16 @@ func (t *Tx) DeleteMessage(id string) error {
 	key, err := t.GetRaw(BucketMessageIDs, idx)
 	if err != nil || key == nil {
 		return err
+	}
+	var m Message
+	ok, err := t.Get(BucketMessages, key, &m)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := t.recount(&m, nil); err != nil {
+			return err
+		}
 	}
 	if err := t.Delete(BucketMessages, key); err != nil {
 		return err
