@@ -118,6 +118,17 @@ func WriteLinkQR(w io.Writer, code string, ascii bool) error {
 	return link.WriteQR(w, code, link.QROptions{ASCII: ascii})
 }
 
+// LinkCodeExpiry returns when a link code (LinkOptions.Show) expires,
+// for a front-end that shows it; a code that does not parse or has
+// expired is ErrLinkCode.
+func LinkCodeExpiry(code string) (time.Time, error) {
+	lc, err := link.Parse(code, time.Now())
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: %w", ErrLinkCode, err)
+	}
+	return lc.Expires, nil
+}
+
 // LinkDevice links a new device to this person: it shows a one-time link
 // code (LinkOptions.Show), waits until the code expires (10 minutes) for
 // the new device's request, and answers it. A person with keys.MaxDevices

@@ -67,6 +67,7 @@ func (s *Server) lockNow(why string) {
 		l.timer = nil
 	}
 	l.mu.Unlock()
+	s.links.stop() // a link code is not kept past the lock
 	if cl == nil {
 		return
 	}
