@@ -15,7 +15,8 @@ import (
 // after a lock) lists them with DeviceAlerts and clears each with
 // AcknowledgeDeviceAlert. They are this device's own: acknowledging on
 // one device does not clear the alert on another, where the person may
-// not have seen it.
+// not have seen it. The device that linked a device keeps no alert of
+// it: the person there just linked it.
 
 // maxDeviceAlerts bounds the alerts kept: the oldest go first. A person
 // has at most keys.MaxDevices devices, so this is many lists' worth.
@@ -80,6 +81,24 @@ func (t *tx) recordDeviceAlert(noticeID string, id keys.Fingerprint, name string
 	r.Alerts = append(r.Alerts, deviceAlertRecord{ID: noticeID, Device: bytes.Clone(id[:]), Name: name, Linked: linked.UTC(), Noticed: now.UTC()})
 	if n := len(r.Alerts) - maxDeviceAlerts; n > 0 {
 		r.Alerts = r.Alerts[n:]
+	}
+	return t.Put(bucketMeta, t.Index(bucketMeta, keyDeviceAlerts), r)
+}
+
+// ackDeviceAlerts acknowledges the alerts of device id.
+func (t *tx) ackDeviceAlerts(id keys.Fingerprint) error {
+	r, err := t.deviceAlerts()
+	if err != nil {
+		return err
+	}
+	changed := false
+	for i := range r.Alerts {
+		if bytes.Equal(r.Alerts[i].Device, id[:]) && !r.Alerts[i].Acked {
+			r.Alerts[i].Acked, changed = true, true
+		}
+	}
+	if !changed {
+		return nil
 	}
 	return t.Put(bucketMeta, t.Index(bucketMeta, keyDeviceAlerts), r)
 }

@@ -263,6 +263,11 @@ func (c *Client) answerLink(ctx context.Context, cn, lc *conn, code *link.Code, 
 		if err := c.ownListChanged(t, self, cur, nl, names, &res); err != nil {
 			return err
 		}
+		// Kept as an alert on the other devices only: here the person
+		// just linked it (devicealerts.go).
+		if err := t.ackDeviceAlerts(newID); err != nil {
+			return err
+		}
 		snap, err = t.exportContacts(c.devID, c.relay, &snapshotRoute{mailbox: mb, cap: tok})
 		return err
 	})

@@ -162,17 +162,6 @@ func (s *Server) apiLinkStart(w http.ResponseWriter, r *http.Request, cl *client
 				return ok
 			},
 		})
-		if err == nil {
-			// The alert of this device is for the person's other
-			// devices: here the person linked it and sees it linked.
-			if as, aerr := cl.DeviceAlerts(); aerr == nil {
-				for _, a := range as {
-					if a.Device == info.ID {
-						cl.AcknowledgeDeviceAlert(a.ID)
-					}
-				}
-			}
-		}
 		set(func() {
 			ls.code = ""
 			switch {
