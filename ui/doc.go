@@ -33,6 +33,11 @@
 //     Locking (POST /api/lock, or no request for Options.IdleTimeout)
 //     closes the client, which drops its keys from this process; while
 //     locked, every endpoint with content answers 423 and nothing else.
+//   - Link codes (the devices' page) are capabilities: kept in memory only
+//     while the link waits, given only to authenticated callers, never
+//     logged, dropped when the link ends or the app locks; the person
+//     confirms the name of the device that answers before it is linked.
 //
-// Secrets never reach a log: not the tokens, the cookie or the passphrase.
+// Secrets never reach a log: not the tokens, the cookie, the passphrase
+// or a link code.
 package ui

@@ -71,7 +71,6 @@ async function showContact(name) {
   st.className = "contact-state " + c.verification;
   $("contact-explain").textContent = explain(c);
   $("contact-number").replaceChildren(...groups(c.safety_number));
-  $("contact-number").setAttribute("aria-label", `Safety number: ${c.safety_number}`);
   const img = $("contact-qr");
   img.alt = `The safety number with ${c.name} as a QR code`;
   img.src = "/api/contacts/" + encodeURIComponent(c.name) + "/qr";
@@ -125,7 +124,6 @@ onLock(() => {
     $(id).textContent = "";
   }
   $("contact-number").replaceChildren();
-  $("contact-number").removeAttribute("aria-label");
   $("contact-qr").removeAttribute("src");
   $("verify-form").reset();
 });
