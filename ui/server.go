@@ -76,8 +76,9 @@ type Server struct {
 	static    http.Handler
 	api       *http.ServeMux
 
-	auth  authState
-	lock  lockState
+	auth authState
+	lock lockState
+
 	links linkState // devices.go
 }
 
