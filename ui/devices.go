@@ -56,7 +56,8 @@ type linkState struct {
 
 type linkSession struct {
 	cancel  context.CancelFunc
-	answer  chan bool // the person's answer in phase confirm
+	answer  chan bool     // the person's answer in phase confirm
+	taken   chan struct{} // closed once the answer was taken
 	phase   string
 	code    string // only while starting/waiting/confirm
 	expires time.Time
@@ -121,7 +122,7 @@ func (s *Server) linkView() linkJSON {
 func (s *Server) apiLinkStart(w http.ResponseWriter, r *http.Request, cl *client.Client) {
 	s.links.stop()
 	ctx, cancel := context.WithCancel(context.Background())
-	ls := &linkSession{cancel: cancel, answer: make(chan bool, 1), phase: linkStarting}
+	ls := &linkSession{cancel: cancel, answer: make(chan bool, 1), taken: make(chan struct{}), phase: linkStarting}
 	shown := make(chan struct{})
 	s.links.mu.Lock()
 	s.links.cur = ls
@@ -159,6 +160,7 @@ func (s *Server) apiLinkStart(w http.ResponseWriter, r *http.Request, cl *client
 						ls.phase = linkLinking
 					}
 				})
+				close(ls.taken)
 				return ok
 			},
 		})
@@ -229,11 +231,9 @@ func (s *Server) apiLinkConfirm(w http.ResponseWriter, r *http.Request, _ *clien
 	}
 	s.links.mu.Unlock()
 	// The answer is taken at once; what follows shows in the state.
-	for range 50 {
-		if v := s.linkView(); v.State != linkConfirm {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	select {
+	case <-ls.taken:
+	case <-r.Context().Done():
 	}
 	writeJSON(w, http.StatusOK, s.linkView())
 }

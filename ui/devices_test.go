@@ -128,7 +128,12 @@ func TestLinkAndRevokeAPI(t *testing.T) {
 		t.Fatalf("confirm without an answer: %d %s", resp.StatusCode, body)
 	}
 	resp, body = a.do("POST", "/api/devices/link/confirm", `{"link":true}`, nil)
-	decode[linkJSON](t, "confirm", resp, body, http.StatusOK)
+	if st := decode[linkJSON](t, "confirm", resp, body, http.StatusOK); st.State != linkLinking && st.State != linkLinked {
+		t.Fatalf("answered: %+v", st)
+	}
+	if resp, body := a.do("POST", "/api/devices/link/confirm", `{"link":false}`, nil); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("a second answer: %d %s", resp.StatusCode, body)
+	}
 	res := <-done
 	if res.err != nil {
 		t.Fatalf("LinkWith: %v", res.err)
