@@ -282,6 +282,12 @@ func (c *Client) deviceNotice(t *tx, p *store.Person, id keys.Fingerprint, names
 		return err
 	}
 	res.msgs = append(res.msgs, *m)
+	if p.Self && added {
+		// Kept until acknowledged (devicealerts.go).
+		if err := t.recordDeviceAlert(m.ID, id, name, when, now); err != nil {
+			return err
+		}
+	}
 	if p.Self {
 		res.events = append(res.events, Event{Kind: EventAlert, Message: *m})
 	} else {

@@ -118,6 +118,17 @@ func WriteLinkQR(w io.Writer, code string, ascii bool) error {
 	return link.WriteQR(w, code, link.QROptions{ASCII: ascii})
 }
 
+// LinkCodeExpiry returns when a link code (LinkOptions.Show) expires,
+// for a front-end that shows it; a code that does not parse or has
+// expired is ErrLinkCode.
+func LinkCodeExpiry(code string) (time.Time, error) {
+	lc, err := link.Parse(code, time.Now())
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: %w", ErrLinkCode, err)
+	}
+	return lc.Expires, nil
+}
+
 // LinkDevice links a new device to this person: it shows a one-time link
 // code (LinkOptions.Show), waits until the code expires (10 minutes) for
 // the new device's request, and answers it. A person with keys.MaxDevices
@@ -250,6 +261,11 @@ func (c *Client) answerLink(ctx context.Context, cn, lc *conn, code *link.Code, 
 			return err
 		}
 		if err := c.ownListChanged(t, self, cur, nl, names, &res); err != nil {
+			return err
+		}
+		// Kept as an alert on the other devices only: here the person
+		// just linked it (devicealerts.go).
+		if err := t.ackDeviceAlerts(newID); err != nil {
 			return err
 		}
 		snap, err = t.exportContacts(c.devID, c.relay, &snapshotRoute{mailbox: mb, cap: tok})

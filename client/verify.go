@@ -56,11 +56,24 @@ func (e *identityChangedError) Error() string {
 }
 func (e *identityChangedError) Unwrap() error { return ErrIdentityChanged }
 
+// SafetyQRPrefix begins the text of a safety number's QR code
+// (protocol/SPEC.md section 8 "Safety number"): a versioned tag, so that a
+// scanner tells it from a link code or an invitation.
+const SafetyQRPrefix = "postern-safety:1:"
+
+// SafetyNumberQR is the text a QR code of safetyNumber holds:
+// SafetyQRPrefix and its 60 digits without spaces. VerifyContact takes it
+// as well as the digits.
+func SafetyNumberQR(safetyNumber string) string {
+	return SafetyQRPrefix + digitsOnly(safetyNumber)
+}
+
 // VerifyContact records that the user compared the contact's safety
 // number out of band (in person, on a call) and confirms it: the contact
 // becomes Verified, and a contact whose identity key changed (Changed)
 // can be written to again. With safetyNumber non-empty it must be the
-// contact's (spaces are ignored), otherwise ErrSafetyNumberMismatch and
+// contact's (spaces are ignored; the text of its QR code, SafetyNumberQR,
+// is taken too), otherwise ErrSafetyNumberMismatch and
 // nothing changes; with it empty, the caller vouches that the user
 // compared the number Contacts shows.
 func (c *Client) VerifyContact(name, safetyNumber string) error {
@@ -68,6 +81,7 @@ func (c *Client) VerifyContact(name, safetyNumber string) error {
 	if err != nil {
 		return err
 	}
+	safetyNumber = strings.TrimPrefix(strings.TrimSpace(safetyNumber), SafetyQRPrefix)
 	if safetyNumber != "" {
 		want := digitsOnly(c.contact(r).SafetyNumber)
 		if subtle.ConstantTimeCompare([]byte(digitsOnly(safetyNumber)), []byte(want)) != 1 {

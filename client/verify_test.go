@@ -85,3 +85,31 @@ func TestVerifyContact(t *testing.T) {
 	send(t, alice, "bob", "verified again")
 	syncWant(t, bob, "bob", "alice>me:verified again")
 }
+
+// The text of a safety number's QR code verifies like the digits; a QR
+// text of another version or another number does not.
+func TestVerifyContactQRText(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, _, _, _ := pair(t, srv)
+	ct := contactNamed(t, alice, "bob")
+	qr := SafetyNumberQR(ct.SafetyNumber)
+	if want := "postern-safety:1:" + strings.ReplaceAll(ct.SafetyNumber, " ", ""); qr != want || len(qr) != len(SafetyQRPrefix)+60 {
+		t.Fatalf("QR text %q, want %q", qr, want)
+	}
+	wrong := []byte(qr)
+	wrong[len(wrong)-1] = '0' + (wrong[len(wrong)-1]-'0'+1)%10
+	for _, bad := range []string{string(wrong), "postern-safety:2:" + qr[len(SafetyQRPrefix):]} {
+		if err := alice.VerifyContact("bob", bad); !errors.Is(err, ErrSafetyNumberMismatch) {
+			t.Fatalf("%q: %v", bad, err)
+		}
+	}
+	if v := contactNamed(t, alice, "bob").Verification; v != Unverified {
+		t.Fatalf("after wrong QR texts: %v", v)
+	}
+	if err := alice.VerifyContact("bob", " "+qr+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	if v := contactNamed(t, alice, "bob").Verification; v != Verified {
+		t.Fatalf("after the QR text: %v", v)
+	}
+}

@@ -292,7 +292,8 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("devices show %q", got)
 	}
 	checkAxe(t, ctx, axe, "devices")
-	screenshot(t, ctx, "devices")
+	// docs/screenshots/ui-devices.png is TestBrowserDevices', with a
+	// linked device and its alert.
 
 	// Lock with the shortcut: the unlock screen, nothing of the inbox left
 	// in the page, and the API refuses content.

@@ -38,6 +38,11 @@
 //     held in memory only; locking deletes the files with their keys. A
 //     received file is decrypted as it streams to the browser, never
 //     written to disk here.
+//   - Link codes (the devices' page) are capabilities: kept in memory only
+//     while the link waits, given only to authenticated callers, never
+//     logged, dropped when the link ends or the app locks; the person
+//     confirms the name of the device that answers before it is linked.
 //
-// Secrets never reach a log: not the tokens, the cookie or the passphrase.
+// Secrets never reach a log: not the tokens, the cookie, the passphrase
+// or a link code.
 package ui

@@ -113,6 +113,7 @@ type Server struct {
 	lock    lockState
 	setup   setupState
 	uploads uploadStore // attach.go
+	links   linkState   // devices.go
 }
 
 // New makes the web app for Options.Home, listening on Options.Addr. It

@@ -185,8 +185,8 @@ and blocked. It does not contact the relay.
 
 'contacts verify NAME' records that you compared NAME's safety number with
 theirs, in person or on a call ('postern whoami --contact NAME' shows it on
-both sides). With --number, the digits you were read out must match, or
-nothing changes. If a contact's safety number changes, nothing is sent to
+both sides). With --number, the digits you were read out (or the text of
+their QR code, postern-safety:1:...) must match, or nothing changes. If a contact's safety number changes, nothing is sent to
 them until you compare the new one and verify them again.`,
 	run: runContacts,
 }

@@ -11,6 +11,8 @@ import "./setup.js";
 import "./search.js";
 import "./notify.js";
 import { attachmentIDs, resetAttachments, fileItem, markAttachments } from "./attach.js";
+import "./contacts.js";
+import "./devices.js";
 
 // --- lock ---
 
@@ -699,36 +701,7 @@ async function send(ev) {
   }
 }
 
-// --- contacts, devices, settings ---
-
-async function showContacts() {
-  await loadContacts();
-  const rows = state.contacts.map((c) => {
-    const tr = document.createElement("tr");
-    tr.append(
-      cell(c.blocked ? `${c.name} (blocked)` : c.name),
-      cell(c.safety_number, "mono"),
-      cell(c.verification === "verified" ? "Yes" : c.verification === "changed" ? "Changed: compare again" : "No"),
-    );
-    return tr;
-  });
-  $("contacts-rows").replaceChildren(...rows);
-  $("contacts-empty").hidden = rows.length > 0;
-  $("contacts-table").hidden = rows.length === 0;
-  showScreen("contacts");
-}
-
-async function showDevices() {
-  showScreen("devices");
-  const ds = await api("GET", "/api/devices");
-  const rows = ds.map((d) => {
-    const tr = document.createElement("tr");
-    const name = (d.name || "(unnamed)") + (d.this ? " (this device)" : "");
-    tr.append(cell(name), cell(d.id, "mono"), cell(formatTime(d.linked), "time"));
-    return tr;
-  });
-  $("devices-rows").replaceChildren(...rows);
-}
+// --- settings ---
 
 async function showSettings() {
   const st = await api("GET", "/api/settings");
@@ -775,10 +748,6 @@ async function route() {
       await showFolder(decodeURIComponent(path.slice(8)));
     } else if (path === "/compose") {
       await showCompose(params);
-    } else if (path === "/contacts") {
-      await showContacts();
-    } else if (path === "/devices") {
-      await showDevices();
     } else if (path === "/settings") {
       await showSettings();
     } else {
