@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/postern/postern/client"
+	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/relay/relaytest"
 )
 
@@ -53,6 +54,24 @@ func TestFigures(t *testing.T) {
 	}
 	t.Logf("stored %d messages in %v", n, time.Since(start).Round(time.Millisecond))
 	alice.Close()
+	// The unlock is measured with the cost of a real key file: the home's
+	// key file is sealed again with identity.DefaultKDFParams (the tests
+	// make theirs with a cheap one).
+	keyPath := filepath.Join(home, client.KeyFileName)
+	sealed, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := identity.OpenKeyFile([]byte(alicePass), sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sealed, err = identity.SealKeyFile([]byte(alicePass), payload, identity.DefaultKDFParams); err != nil {
+		t.Fatal(err)
+	}
+	if err := identity.ReplaceKeyFile(keyPath, sealed); err != nil {
+		t.Fatal(err)
+	}
 
 	bin := filepath.Join(t.TempDir(), "postern")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/postern").CombinedOutput(); err != nil {
@@ -101,7 +120,7 @@ func TestFigures(t *testing.T) {
 	eval[chromedp.Void](t, bctx, fmt.Sprintf(`document.getElementById("passphrase").value = %q;
 		document.getElementById("unlock-form").requestSubmit()`, alicePass))
 	waitJS(t, bctx, "inbox painted", rowsAtLeast(want))
-	t.Logf("unlock submitted to %d rows painted (key file with the tests' cheap Argon2id cost): %v", want, time.Since(t0).Round(time.Millisecond))
+	t.Logf("unlock submitted to %d rows painted (key file with the default Argon2id cost): %v", want, time.Since(t0).Round(time.Millisecond))
 	t.Logf("memory of postern ui, unlocked, %d messages in the store, the inbox painted: %s", n, rss())
 	apiMS := eval[float64](t, bctx, `(async () => { const t0 = performance.now(); const r = await fetch("/api/inbox"); await r.json(); return performance.now() - t0; })()`)
 	t.Logf("GET /api/inbox with %d messages, fetched and parsed by the page: %.0f ms", n, apiMS)

@@ -146,7 +146,7 @@ func (s *Server) lockNow(why string) {
 	}
 	l.mu.Unlock()
 	s.uploads.dropAll(s.log) // their keys go with the client's
-	s.links.stop() // a link code is not kept past the lock
+	s.links.stop()           // a link code is not kept past the lock
 	if cl == nil {
 		return
 	}
