@@ -259,6 +259,8 @@ type messageJSON struct {
 	// reported it delivered and read (receipts).
 	Delivered   *time.Time `json:"delivered,omitempty"`
 	ReadReceipt *time.Time `json:"read_receipt,omitempty"`
+	// Expires: when a disappearing message is deleted (disappear.go).
+	Expires *time.Time `json:"expires,omitempty"`
 }
 
 type attachmentJSON struct {
@@ -284,6 +286,10 @@ func (s *Server) toJSON(m client.Message) messageJSON {
 	if !m.ReadReceipt.IsZero() {
 		t := m.ReadReceipt.UTC()
 		j.ReadReceipt = &t
+	}
+	if !m.Expires.IsZero() {
+		t := m.Expires.UTC()
+		j.Expires = &t
 	}
 	return j
 }

@@ -7,6 +7,7 @@ import {
   $, state, api, hooks, showScreen, showError, announce, formatTime, updateTitle,
   currentScreen, failed, cell, duration,
 } from "./core.js";
+import "./disappear.js";
 
 // --- lock ---
 
