@@ -380,6 +380,9 @@ func (c *Client) receiveSentCopy(t *tx, from *contactRecord, ct *content, now ti
 	if m.ReplyTo, err = t.replyIn(in, to.Person.ID); err != nil {
 		return nil, err
 	}
+	if expiredOnArrival(m, now) {
+		return nil, nil
+	}
 	stored, err := storeMessageRecord(t, to, m, atts)
 	if err != nil {
 		return nil, err

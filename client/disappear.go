@@ -111,6 +111,13 @@ func expiryOf(ct *content, now time.Time) time.Time {
 	return sent.Add(time.Duration(ct.Timer) * time.Second).UTC()
 }
 
+// expiredOnArrival reports whether a received message's time was up
+// before it arrived (its device was offline longer than the timer): it
+// is not stored, shown or announced at all.
+func expiredOnArrival(m *Message, now time.Time) bool {
+	return !m.Expires.IsZero() && !m.Expires.After(now)
+}
+
 // ---- the setting ----
 
 // SetDisappearing sets the disappearing-message timer of the conversation

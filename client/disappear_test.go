@@ -450,3 +450,58 @@ func TestDisappearContentKAT(t *testing.T) {
 		t.Fatalf("sent copy: %+v, %v", back, err)
 	}
 }
+
+// TestDisappearingExpiredOnArrival: a message whose time was up before
+// the recipient's device came online is not stored there at all: no
+// event, nothing in the inbox.
+func TestDisappearingExpiredOnArrival(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	k := &skewClock{}
+	alice, bob, bobHome := pairClock(t, srv, k)
+	ctx := testCtx(t)
+	if err := alice.SetDisappearing(ctx, "bob", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, bob)
+	bob.Close() // offline while the message waits on the relay
+	late, err := alice.Send(ctx, "bob", "read this within a minute")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.advance(2 * time.Minute)
+	bob, err = Open(bobHome, testPass, clockOpts(k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	evs, err := bob.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := bob.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 0 {
+		t.Fatalf("bob's Sync returned %+v", msgs)
+	}
+	if _, err := bob.Message(late.ID); !errors.Is(err, ErrNoMessage) {
+		t.Fatalf("bob holds it: %v", err)
+	}
+	for {
+		select {
+		case ev := <-evs:
+			if ev.Kind == EventMessage || ev.Kind == EventExpired {
+				t.Fatalf("event %v for a message that expired before it arrived", ev.Kind)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	// Alice's own copy goes too.
+	syncAll(t, 1, alice)
+	if _, err := alice.Message(late.ID); !errors.Is(err, ErrNoMessage) {
+		t.Fatalf("alice holds it: %v", err)
+	}
+}

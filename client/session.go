@@ -653,6 +653,10 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if m.ReplyTo, err = t.replyIn(ct, from.Person.ID); err != nil {
 			return nil, err
 		}
+		if expiredOnArrival(m, now) {
+			c.log.Info("a disappearing message arrived after its time; not stored")
+			return nil, nil
+		}
 		stored, err := storeMessageRecord(t, from, m, atts)
 		if err != nil {
 			return nil, err
