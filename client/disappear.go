@@ -332,6 +332,11 @@ func (t *tx) noteExpiry(at time.Time) error {
 // when something is. It emits EventExpired for each message deleted.
 func (c *Client) expire() (int, error) {
 	now := c.now().UTC()
+	// Most sweeps find nothing due: a read transaction says so without
+	// the write lock and commit of an update.
+	if next := c.nextExpiry(); next.IsZero() || next.After(now) {
+		return 0, nil
+	}
 	var gone []Message
 	err := c.st.update(func(t *tx) error {
 		gone = nil
@@ -460,16 +465,21 @@ func (c *Client) expireNow(ctx context.Context) {
 	c.deleteExpiredBlobs(ctx)
 }
 
-// nextExpiry is when the next stored message expires (zero: none).
+// nextExpiry is when the next stored message expires (zero: none). A
+// store that cannot be read says "now", so that the sweep runs and
+// reports the error.
 func (c *Client) nextExpiry() time.Time {
 	var next time.Time
-	c.st.view(func(t *tx) error {
+	err := c.st.view(func(t *tx) error {
 		s, err := t.expiryState()
 		if err == nil {
 			next = s.Next
 		}
 		return err
 	})
+	if err != nil {
+		return c.now()
+	}
 	return next
 }
 

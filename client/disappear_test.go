@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -504,4 +505,39 @@ func TestDisappearingExpiredOnArrival(t *testing.T) {
 	if _, err := alice.Message(late.ID); !errors.Is(err, ErrNoMessage) {
 		t.Fatalf("alice holds it: %v", err)
 	}
+}
+
+// BenchmarkExpire10k: with 10,000 messages stored, the sweep when nothing
+// is due (what Open and each wake of the expiry loop cost), and when one
+// message is due (the walk over all messages and its deletion; each round
+// first stores the message it deletes).
+func BenchmarkExpire10k(b *testing.B) {
+	c := benchInbox(b, 10000)
+	b.Run("nothing-due", func(b *testing.B) {
+		for b.Loop() {
+			if n, err := c.expire(); err != nil || n != 0 {
+				b.Fatal(n, err)
+			}
+		}
+	})
+	b.Run("one-due", func(b *testing.B) {
+		past := time.Now().Add(-time.Minute)
+		i := 0
+		for b.Loop() {
+			i++
+			err := c.st.update(func(t *tx) error {
+				m := &messageRecord{ID: fmt.Sprintf("e%015x", i), From: "bob", To: Me, Text: "gone", Time: past, Received: past, Expires: past}
+				if _, err := t.AddMessage(m); err != nil {
+					return err
+				}
+				return t.noteExpiry(past)
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n, err := c.expire(); err != nil || n != 1 {
+				b.Fatal(n, err)
+			}
+		}
+	})
 }

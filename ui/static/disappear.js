@@ -2,7 +2,7 @@
 // on the message screen (GET/PUT /api/disappear/NAME), and the removal,
 // as it happens, of every message that expires (the "expired" event).
 
-import { $, state, api, announce, formatTime, onEvent, onLock, onStart, onUnlock, failed } from "./core.js";
+import { $, state, api, announce, formatTime, updateTitle, onEvent, onLock, onStart, onUnlock, failed } from "./core.js";
 
 // The choices offered; a timer set elsewhere (the CLI) that is not one of
 // them is shown as it is.
@@ -169,6 +169,13 @@ function expired(d) {
     location.hash = back;
   }
   announce("A disappearing message was deleted");
+  // The unread count in the title may have dropped with it.
+  api("GET", "/api/folders")
+    .then((fs) => {
+      state.folders = fs;
+      updateTitle();
+    })
+    .catch(() => {});
 }
 
 onStart(() => {
