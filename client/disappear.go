@@ -43,6 +43,9 @@ const (
 	blobDeleteKeep = 15 * 24 * time.Hour
 	// maxPendingBlobDeletes bounds the deletions kept for retry.
 	maxPendingBlobDeletes = 4096
+	// maxTimerSkew is how far ahead of the receiver's clock a timer
+	// change may be stamped.
+	maxTimerSkew = 24 * time.Hour
 )
 
 // ErrDisappearing: a disappearing-message timer outside MinDisappearing ..
@@ -260,6 +263,13 @@ func (c *Client) receiveTimer(t *tx, from *contactRecord, ct *content, now time.
 		p = ps[i]
 	} else if ct.TimerPeer != c.idFP {
 		return ErrDecrypt, nil
+	}
+	if ct.TimerMS > uint64(now.Add(maxTimerSkew).UnixMilli()) {
+		// A stamp far ahead would win over every later change: whoever
+		// sent it could freeze the timer. Honest devices stamp with their
+		// clock, or just after the change they replace.
+		c.log.Warn("ignored a disappearing-message timer stamped far in the future")
+		return nil, nil
 	}
 	conv, err := t.DirectConversation(p.ID, now)
 	if err != nil {

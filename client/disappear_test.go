@@ -541,3 +541,45 @@ func BenchmarkExpire10k(b *testing.B) {
 		}
 	})
 }
+
+// TestDisappearingFutureStamp: a timer change stamped far ahead (a hostile
+// or broken clock) is ignored, so that it cannot freeze the timer; one
+// within a day ahead is taken, and a later local change still wins.
+func TestDisappearingFutureStamp(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, bob, _, _ := pair(t, srv)
+	r, err := bob.lookupContact("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := func(ms uint64, secs uint32) {
+		t.Helper()
+		ct := &content{Type: contentDisappear, Sender: alice.devID, TimerMS: ms, Timer: secs, TimerPeer: bob.idFP}
+		err := bob.st.update(func(tx *tx) error {
+			var res received
+			drop, err := bob.receiveTimer(tx, r, ct, bob.now(), &res)
+			if drop != nil {
+				return drop
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := uint64(time.Now().UnixMilli())
+	apply(now+uint64(48*time.Hour/time.Millisecond), 3600)
+	if d, _ := bob.Disappearing("alice"); d != 0 {
+		t.Fatalf("a change stamped two days ahead took effect: %v", d)
+	}
+	apply(now+uint64(time.Hour/time.Millisecond), 600)
+	if d, _ := bob.Disappearing("alice"); d != 10*time.Minute {
+		t.Fatalf("a change stamped an hour ahead: %v", d)
+	}
+	if err := bob.SetDisappearing(testCtx(t), "alice", 0); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := bob.Disappearing("alice"); d != 0 {
+		t.Fatalf("bob's own later change lost: %v", d)
+	}
+}

@@ -92,10 +92,15 @@ function option(seconds, name) {
   return o;
 }
 
+// hide drops what the control shows (on other screens, and when the page
+// locks: no name or time is left in it).
 function hide() {
   shown = null;
   $("disappear-form").hidden = true;
   $("disappear-note").hidden = true;
+  $("disappear-label").textContent = "Disappearing messages";
+  $("disappear-note").textContent = "";
+  $("disappear-select").replaceChildren();
 }
 
 // refresh shows the control for the message the address names, if any.
