@@ -313,12 +313,17 @@ func (c *Client) sendFiles(ctx context.Context, contact, text string, files []fi
 	now := c.now()
 	ct := &content{Type: contentAttachment, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text, Attachments: refs}
 	setHeaders(ct, &o)
+	if err := c.setTimer(r, ct); err != nil {
+		c.releaseBlobs(ctx, refs)
+		return Message{}, err
+	}
 	copy(ct.MsgID[:], randomID(msgIDSize))
 	recs := attachmentRecords(refs)
+	keepTokens(ct, refs, recs)
 	m := Message{
 		ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Person.Name, Text: text,
 		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
-		Attachments: publicAttachments(recs), Subject: o.Subject, ReplyTo: o.ReplyTo,
+		Attachments: publicAttachments(recs), Subject: o.Subject, ReplyTo: o.ReplyTo, Expires: expiryOf(ct, now),
 	}
 	// Stored with its envelope in the outbox (outbox.go).
 	if err := c.sendSessionMessage(ctx, r, ct, &m, recs); err != nil {

@@ -72,6 +72,9 @@ type Contact struct {
 	// Verification: whether the user compared the safety number
 	// (VerifyContact), or the identity key changed since.
 	Verification Verification
+	// Disappearing is the conversation's disappearing-message timer, 0
+	// when it is off (SetDisappearing).
+	Disappearing time.Duration
 }
 
 // Message is a stored message, incoming or outgoing.
@@ -122,6 +125,10 @@ type Message struct {
 	// until then. A recipient may turn read receipts off.
 	Delivered   time.Time
 	ReadReceipt time.Time
+	// Expires is when a disappearing message is deleted on every device
+	// (SetDisappearing): its conversation's timer after it was sent.
+	// Zero for a message that does not disappear.
+	Expires time.Time
 
 	mailbox  protocol.MailboxID
 	envelope protocol.EnvelopeID
@@ -190,6 +197,9 @@ type Client struct {
 	outboxMu   sync.Mutex    // held by an outbox flush (outbox.go)
 	outboxKick chan struct{} // one slot: wakes the outbox loop after a send was queued
 	outboxLoop sync.Once     // the outbox loop starts with the first connection
+
+	expiryKick chan struct{} // one slot: wakes the expiry loop (disappear.go)
+	expiryLoop sync.Once     // the expiry loop starts with the first connection
 
 	received, duplicates, dropped atomic.Uint64
 
@@ -368,6 +378,7 @@ func newClient(home string, o Options, dev *identity.Device, name, relay string,
 		prekeyBusy:  make(chan struct{}, 1),
 		maintaining: make(chan struct{}, 1),
 		outboxKick:  make(chan struct{}, 1),
+		expiryKick:  make(chan struct{}, 1),
 		certs:       make(map[keys.Fingerprint]*keys.DeviceCertificate),
 	}
 }
@@ -418,6 +429,11 @@ func Open(home string, passphrase []byte, opts *Options) (*Client, error) {
 	}
 	c := newClient(home, o, dev, prof.Name, prof.Relay, st)
 	c.id = id
+	// Nothing expired is shown, even from a store copied back from
+	// before its expiry (disappear.go).
+	if _, err := c.expire(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -536,6 +552,7 @@ func (c *Client) start(ctx context.Context, cn *conn) (uint64, error) {
 	c.goCheckPrekeys(cn)
 	c.goMaintain(cn)
 	c.goOutboxLoop()
+	c.goExpiryLoop()
 	return gen, nil
 }
 

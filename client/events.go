@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/postern/postern/client/internal/session"
@@ -80,6 +81,11 @@ const (
 	// Message.Delivered or Message.ReadReceipt is set now; receipts.go).
 	// Event.Message is the message as stored now.
 	EventReceipt
+	// EventExpired: a disappearing message reached its expiry and was
+	// deleted from this device's store with its attachments
+	// (disappear.go). Event.Message is the message as it was stored:
+	// remove it from view.
+	EventExpired
 )
 
 func (k EventKind) String() string {
@@ -104,6 +110,8 @@ func (k EventKind) String() string {
 		return "sent"
 	case EventReceipt:
 		return "receipt"
+	case EventExpired:
+		return "expired"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -138,6 +146,10 @@ const (
 	// Changed, and nothing is sent to it until VerifyContact. A notice in
 	// the conversation says so.
 	ContactIdentityChanged
+	// ContactDisappearing: the disappearing-message timer of the
+	// conversation with the contact changed, here, on another device of
+	// this person or by the contact (Disappearing reads it).
+	ContactDisappearing
 )
 
 func (c ContactChange) String() string {
@@ -158,6 +170,8 @@ func (c ContactChange) String() string {
 		return "devices-changed"
 	case ContactIdentityChanged:
 		return "identity-changed"
+	case ContactDisappearing:
+		return "disappearing"
 	}
 	return fmt.Sprintf("ContactChange(%d)", uint8(c))
 }
@@ -194,7 +208,7 @@ func (s ConnState) String() string {
 // as read-only.
 type Event struct {
 	Kind    EventKind
-	Message Message       // EventMessage, EventAlert, EventSent, EventReceipt
+	Message Message       // EventMessage, EventAlert, EventSent, EventReceipt, EventExpired
 	Contact string        // EventContact, EventSessionReset, EventTransparency: the contact's name
 	Change  ContactChange // EventContact
 	State   ConnState     // EventConnection
@@ -340,6 +354,9 @@ func (c *Client) emit(evs ...Event) {
 			}
 			e.conn, e.connErr = ev.State, ev.Err
 		}
+		if ev.Kind == EventMessage && !ev.Message.Expires.IsZero() {
+			c.kickExpiry() // it may be due before the expiry loop wakes
+		}
 		c.toInbox(ev)
 		for _, s := range e.subs {
 			s.put(ev)
@@ -378,6 +395,10 @@ func (c *Client) toInbox(ev Event) {
 		if c.storeErr == nil {
 			c.storeErr = ev.Err
 		}
+	case EventExpired:
+		// Not handed out after it was deleted (disappear.go).
+		c.inbox = slices.DeleteFunc(c.inbox, func(m Message) bool { return m.ID == ev.Message.ID })
+		return
 	default:
 		return
 	}

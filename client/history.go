@@ -242,6 +242,9 @@ func (t *tx) writeHistory(ctx context.Context, w recordWriter) (int, error) {
 		return nil
 	}
 	err = t.Messages(func(m *store.Message) error {
+		if !m.Expires.IsZero() {
+			return nil // a disappearing message is not copied (disappear.go)
+		}
 		hm := historyMessageOf(m, peerOf, deviceOf)
 		if err := hm.check(); err != nil {
 			return fmt.Errorf("client: stored message %s cannot be written to the history: %w", shortID(m.ID), err)

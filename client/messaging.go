@@ -59,7 +59,15 @@ func (c *Client) Contacts() ([]Contact, error) {
 	err := c.st.view(func(t *tx) error {
 		cs, err := t.contacts()
 		for _, r := range cs {
-			out = append(out, c.contact(r))
+			ct := c.contact(r)
+			conv, err := t.Conversation(t.DirectConversationID(r.Person.ID))
+			if err != nil {
+				return err
+			}
+			if conv != nil {
+				ct.Disappearing = time.Duration(conv.Disappear) * time.Second
+			}
+			out = append(out, ct)
 		}
 		return err
 	})
@@ -251,11 +259,14 @@ func (c *Client) SendWith(ctx context.Context, contact, text string, opts *SendO
 	now := c.now()
 	ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text}
 	setHeaders(ct, &o)
+	if err := c.setTimer(r, ct); err != nil {
+		return Message{}, err
+	}
 	copy(ct.MsgID[:], randomID(msgIDSize))
 	m := Message{
 		ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Person.Name, Text: text,
 		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
-		Subject: o.Subject, ReplyTo: o.ReplyTo,
+		Subject: o.Subject, ReplyTo: o.ReplyTo, Expires: expiryOf(ct, now),
 	}
 	// The message is stored with the session state and its envelope in
 	// the outbox, in one transaction (outbox.go).
@@ -343,7 +354,7 @@ func storeMessageRecord(t *tx, r *contactRecord, m *Message, atts []attachmentRe
 		ID: m.ID, Conversation: conv.ID, From: m.From, To: m.To, Text: m.Text,
 		Subject: m.Subject, ReplyTo: m.ReplyTo,
 		Time: m.Time, Received: m.Received, Outgoing: m.Outgoing, Notice: m.Notice,
-		Attachments: atts, Queued: m.Queued, ContentID: m.contentID,
+		Attachments: atts, Queued: m.Queued, ContentID: m.contentID, Expires: m.Expires,
 	}
 	if !m.Outgoing && !m.Notice {
 		rec.Sender = r.ID
@@ -352,6 +363,9 @@ func storeMessageRecord(t *tx, r *contactRecord, m *Message, atts []attachmentRe
 		rec.Mailbox, rec.Envelope = m.mailbox[:], m.envelope[:]
 	}
 	stored, err := t.AddMessage(rec)
+	if err == nil && stored && !rec.Expires.IsZero() {
+		err = t.noteExpiry(rec.Expires)
+	}
 	// Its folder and read state, as stored (another device of this person
 	// may have placed it already, folders.go).
 	if err != nil {
@@ -585,6 +599,7 @@ func (c *Client) Sync(ctx context.Context) ([]Message, error) {
 			if cur := c.current(); cur != nil {
 				c.maintainOnce(ctx, cur)
 			}
+			c.expireNow(ctx)
 			if n, err := c.pruneSeen(); err != nil {
 				c.log.Warn("pruning processed-envelope records failed", "err", err)
 			} else if n > 0 {
@@ -679,7 +694,7 @@ func (c *Client) messageFromRecord(r *messageRecord) Message {
 		ID: r.ID, From: r.From, To: r.To, Text: r.Text, Time: r.Time, Received: r.Received, Outgoing: r.Outgoing, Notice: r.Notice,
 		Attachments: publicAttachments(r.Attachments), Subject: r.Subject, ReplyTo: r.ReplyTo,
 		Queued: r.Queued, SendError: r.SendError, Delivered: r.Delivered, ReadReceipt: r.ReadReceipt,
-		Folder: r.Folder, Read: r.Read || !unread(r), ReadAt: r.ReadAt,
+		Folder: r.Folder, Read: r.Read || !unread(r), ReadAt: r.ReadAt, Expires: r.Expires,
 	}
 	if m.Folder == "" {
 		m.Folder = defaultFolder(r)

@@ -149,6 +149,12 @@ type content struct {
 	// content message IDs it acknowledges, 1..MaxReceiptIDs (receipts.go).
 	ReceiptKind byte
 	Receipts    [][msgIDSize]byte
+	// Timer: a message content's disappearing timer in seconds (0: none;
+	// it then travels as type 0x18, disappear.go); contentDisappear: the
+	// new timer of the conversation with TimerPeer, stamped TimerMS.
+	Timer     uint32
+	TimerPeer keys.Fingerprint
+	TimerMS   uint64
 
 	Signature []byte
 }
@@ -156,10 +162,21 @@ type content struct {
 // appendUnsigned encodes the content without its signature fields: the
 // bytes the sender signs (after the recipient device ID and mailbox).
 func (c *content) appendUnsigned(b []byte) ([]byte, error) {
-	b = append(b, c.Type)
+	timed := c.Timer != 0 && c.Type != contentDisappear
+	if timed {
+		b = append(b, contentDisappear)
+	} else {
+		b = append(b, c.Type)
+	}
 	b = append(b, c.Sender[:]...)
 	b = append(b, c.MsgID[:]...)
 	b = binary.BigEndian.AppendUint64(b, c.SentMS)
+	if timed {
+		if !isMessageContent(c.Type) || !validTimer(c.Timer) {
+			return nil, ErrDecrypt
+		}
+		b = appendTimedPrefix(b, c)
+	}
 	if c.Type == contentTextHeaders || c.Type == contentAttachmentHeaders {
 		if len(c.Subject) > MaxSubjectSize {
 			return nil, ErrInvalidSubject
@@ -229,6 +246,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendSyncBody(b, c)
 	case contentReceipt:
 		return appendReceiptBody(b, c)
+	case contentDisappear:
+		return appendTimerBody(b, c)
 	default:
 		return nil, ErrDecrypt
 	}
@@ -343,7 +362,7 @@ func sessionContent(t byte) bool {
 	switch t {
 	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello,
 		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy,
-		contentHeads, contentContactShare, contentSync, contentReceipt:
+		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear:
 		return true
 	}
 	return false
@@ -395,6 +414,13 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 	r.Array(c.Sender[:], "sender")
 	r.Array(c.MsgID[:], "message id")
 	c.SentMS = r.U64("sent time")
+	if c.Type == contentDisappear {
+		// A timer change ends here; a timed message goes on as the
+		// message type it names (disappear.go).
+		if done, ok := parseDisappearPrefix(r, c); done || !ok {
+			return c, ok && r.Err() == nil
+		}
+	}
 	if c.Type == contentTextHeaders || c.Type == contentAttachmentHeaders {
 		n := int(r.U16("subject length"))
 		if n > MaxSubjectSize {

@@ -624,6 +624,10 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if err := c.receiveReceipt(t, from, ct, now, res); err != nil {
 			return nil, err
 		}
+	case contentDisappear:
+		if drop, err := c.receiveTimer(t, from, ct, now, res); err != nil || drop != nil {
+			return drop, err
+		}
 	}
 	if notice {
 		m, err := storeNotice(t, from, opened.InitID(), now)
@@ -643,11 +647,15 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		m := &Message{
 			ID: localMessageID(ct.Sender, ct.MsgID), From: from.Person.Name, To: Me, Text: ct.Text,
 			Time: time.UnixMilli(int64(min(ct.SentMS, 1<<62))).UTC(), Received: now,
-			Attachments: publicAttachments(atts), Subject: ct.Subject,
+			Attachments: publicAttachments(atts), Subject: ct.Subject, Expires: expiryOf(ct, now),
 			mailbox: mb, envelope: envID, relayed: true, contentID: bytes.Clone(ct.MsgID[:]),
 		}
 		if m.ReplyTo, err = t.replyIn(ct, from.Person.ID); err != nil {
 			return nil, err
+		}
+		if expiredOnArrival(m, now) {
+			c.log.Info("a disappearing message arrived after its time; not stored")
+			return nil, nil
 		}
 		stored, err := storeMessageRecord(t, from, m, atts)
 		if err != nil {

@@ -295,6 +295,8 @@ type messageJSON struct {
 	// reported it delivered and read (receipts).
 	Delivered   *time.Time `json:"delivered,omitempty"`
 	ReadReceipt *time.Time `json:"read_receipt,omitempty"`
+	// Expires: when a disappearing message is deleted (disappear.go).
+	Expires *time.Time `json:"expires,omitempty"`
 }
 
 type attachmentJSON struct {
@@ -320,6 +322,10 @@ func (s *Server) toJSON(m client.Message) messageJSON {
 	if !m.ReadReceipt.IsZero() {
 		t := m.ReadReceipt.UTC()
 		j.ReadReceipt = &t
+	}
+	if !m.Expires.IsZero() {
+		t := m.Expires.UTC()
+		j.Expires = &t
 	}
 	return j
 }

@@ -23,6 +23,8 @@ const heartbeat = 25 * time.Second
 //	event: receipt     data: a sent message whose Delivered or ReadReceipt
 //	                   was just set (receipts)
 //	event: alert       data: a notice about this person's own devices
+//	event: expired     data: {"id": ..., "conversation": ...}: a
+//	                   disappearing message was deleted (disappear.go)
 //	event: locked      data: {}
 //
 // Only an authenticated caller of an unlocked app gets here (route).
@@ -87,6 +89,8 @@ func (s *Server) eventData(ev client.Event) (string, any) {
 		return "connection", map[string]string{"state": ev.State.String()}
 	case client.EventMissed:
 		return "missed", struct{}{}
+	case client.EventExpired:
+		return "expired", map[string]string{"id": ev.Message.ID, "conversation": ev.Message.Conversation}
 	}
 	return "", nil
 }

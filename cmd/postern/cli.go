@@ -44,7 +44,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		initCmd, whoamiCmd, deviceCmd, backupCmd,
-		inviteCmd, acceptCmd, contactsCmd, blockCmd, unblockCmd,
+		inviteCmd, acceptCmd, contactsCmd, blockCmd, unblockCmd, disappearCmd,
 		sendCmd, replyCmd, saveCmd, syncCmd, inboxCmd, readCmd, searchCmd, folderCmd, draftCmd, listenCmd, uiCmd,
 		settingsCmd, helpCmd, versionCmd,
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/postern/postern/client"
 )
@@ -209,13 +210,17 @@ func runContacts(ctx context.Context, c *cli, cmd *command, args []string) error
 	if err != nil {
 		return err
 	}
-	anyBlocked := false
+	anyBlocked, anyTimer := false, false
 	for _, ct := range cts {
 		anyBlocked = anyBlocked || ct.Blocked
+		anyTimer = anyTimer || ct.Disappearing != 0
 	}
 	header := "NAME\tSAFETY NUMBER\tVERIFIED\tADDED"
 	if anyBlocked {
 		header += "\tBLOCKED"
+	}
+	if anyTimer {
+		header += "\tDISAPPEAR"
 	}
 	return printList(c, cts, *asJSON, toJSONContact, "No contacts yet. Exchange invitations with 'postern invite' and 'postern accept'.",
 		header, func(ct client.Contact) string {
@@ -226,6 +231,9 @@ func runContacts(ctx context.Context, c *cli, cmd *command, args []string) error
 			row := fmt.Sprintf("%s\t%s\t%s\t%s", safe(ct.Name, false), ct.SafetyNumber, verified, ct.Added.Local().Format(tableTime))
 			if anyBlocked {
 				row += "\t" + map[bool]string{true: "yes", false: "no"}[ct.Blocked]
+			}
+			if anyTimer {
+				row += "\t" + timerText(ct.Disappearing)
 			}
 			return row
 		})
@@ -239,6 +247,9 @@ type jsonContact struct {
 	Verification string `json:"verification"`
 	Added        string `json:"added"`
 	Blocked      bool   `json:"blocked"`
+	// DisappearSeconds: the conversation's disappearing-message timer
+	// ('postern disappear'); absent when it is off.
+	DisappearSeconds int64 `json:"disappear_seconds,omitempty"`
 }
 
 func toJSONContact(ct client.Contact) jsonContact {
@@ -249,6 +260,8 @@ func toJSONContact(ct client.Contact) jsonContact {
 		Verification: ct.Verification.String(),
 		Added:        rfc3339(ct.Added),
 		Blocked:      ct.Blocked,
+
+		DisappearSeconds: int64(ct.Disappearing / time.Second),
 	}
 }
 

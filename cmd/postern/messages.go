@@ -377,6 +377,9 @@ func runRead(ctx context.Context, c *cli, cmd *command, args []string) error {
 	case !m.Delivered.IsZero():
 		fmt.Fprintf(tw, "Status:\tdelivered %s\n", m.Delivered.Local().Format(fullTime))
 	}
+	if !m.Expires.IsZero() {
+		fmt.Fprintf(tw, "Disappears:\t%s\n", m.Expires.Local().Format(fullTime))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

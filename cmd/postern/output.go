@@ -48,6 +48,8 @@ type jsonMessage struct {
 	ReadReceipt string `json:"read_receipt,omitempty"`
 	// Attachments lists the message's files, if any.
 	Attachments []jsonAttachment `json:"attachments,omitempty"`
+	// Expires: when a disappearing message is deleted on every device.
+	Expires string `json:"expires,omitempty"`
 }
 
 // jsonAttachment is one file of a message in --json output.
@@ -82,6 +84,7 @@ func toJSONMessage(m client.Message) jsonMessage {
 		}(),
 	}
 	j.Delivered, j.ReadReceipt = rfc3339(m.Delivered), rfc3339(m.ReadReceipt)
+	j.Expires = rfc3339(m.Expires)
 	return j
 }
 

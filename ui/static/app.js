@@ -13,6 +13,7 @@ import "./notify.js";
 import { attachmentIDs, resetAttachments, fileItem, markAttachments } from "./attach.js";
 import "./contacts.js";
 import "./devices.js";
+import "./disappear.js";
 
 // --- lock ---
 

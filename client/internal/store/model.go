@@ -144,6 +144,11 @@ type Conversation struct {
 	Person  []byte           `json:"person,omitempty"` // Direct: the other person
 	Title   string           `json:"title,omitempty"`
 	Created time.Time        `json:"created"`
+	// Disappear is the conversation's disappearing-message timer in
+	// seconds (0: off), set by the change stamped DisappearStamp
+	// (client/disappear.go).
+	Disappear      uint32 `json:"disappear,omitempty"`
+	DisappearStamp Stamp  `json:"disappear_stamp,omitzero"`
 }
 
 // check refuses a conversation this version cannot handle.
@@ -169,6 +174,10 @@ type Attachment struct {
 	CipherSize uint64 `json:"cipher_size"`
 	Name       string `json:"name"`
 	MediaType  string `json:"type,omitempty"`
+	// Token is the upload token of a blob this device uploaded for a
+	// disappearing message: what deletes the blob on the relay when the
+	// message expires (client/disappear.go). Empty otherwise.
+	Token []byte `json:"token,omitempty"`
 }
 
 // Message is a stored message, incoming or outgoing, or a notice.
@@ -215,6 +224,9 @@ type Message struct {
 	ContentID   []byte    `json:"content_id,omitempty"`
 	Delivered   time.Time `json:"delivered,omitzero"`
 	ReadReceipt time.Time `json:"read_receipt,omitzero"`
+	// Expires: a disappearing message is deleted, with its attachments,
+	// at this time (client/disappear.go); zero for every other message.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // ---- persons ----
