@@ -508,3 +508,21 @@ func (s *searchIndex) remove() error {
 	s.close()
 	return search.Remove(s.path)
 }
+
+// ParseSearchTime reads a bound of SearchOptions' dates as 'postern search'
+// and the web app take them: a date (YYYY-MM-DD, in local time) or an
+// RFC 3339 time. A date as the end bound means the end of that day (the
+// bound is exclusive: the next day's start).
+func ParseSearchTime(s string, end bool) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseInLocation(time.DateOnly, s, time.Local)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not a date (YYYY-MM-DD) or an RFC 3339 time", s)
+	}
+	if end {
+		d = d.AddDate(0, 0, 1)
+	}
+	return d, nil
+}

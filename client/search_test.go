@@ -409,3 +409,29 @@ func TestSearchCanary(t *testing.T) {
 		t.Errorf("the scan found %v, want the plaintext file", hits)
 	}
 }
+
+// ParseSearchTime: a date is local midnight, and as an end bound the next
+// day's (the end is exclusive, so the whole day counts); an RFC 3339 time
+// is taken as it is; anything else is refused.
+func TestParseSearchTime(t *testing.T) {
+	day := time.Date(2026, 12, 7, 0, 0, 0, 0, time.Local)
+	for _, c := range []struct {
+		in   string
+		end  bool
+		want time.Time
+	}{
+		{"2026-12-07", false, day},
+		{"2026-12-07", true, day.AddDate(0, 0, 1)},
+		{"2026-12-07T08:15:00Z", true, time.Date(2026, 12, 7, 8, 15, 0, 0, time.UTC)},
+	} {
+		got, err := ParseSearchTime(c.in, c.end)
+		if err != nil || !got.Equal(c.want) {
+			t.Errorf("ParseSearchTime(%q, %v) = %v, %v; want %v", c.in, c.end, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"", "7/12/2026", "2026-13-01", "yesterday"} {
+		if _, err := ParseSearchTime(bad, false); err == nil {
+			t.Errorf("ParseSearchTime(%q) accepted", bad)
+		}
+	}
+}

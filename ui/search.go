@@ -45,7 +45,7 @@ func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request, cl *client.Cl
 		if v == "" {
 			continue
 		}
-		t, err := parseSearchTime(v, b.end)
+		t, err := client.ParseSearchTime(v, b.end)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, b.name+": "+err.Error(), "")
 			return
@@ -79,21 +79,4 @@ func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request, cl *client.Cl
 		out = append(out, s.toJSON(m))
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// parseSearchTime reads a date (YYYY-MM-DD, local time) or an RFC 3339
-// time, as 'postern search' does. A date as an end bound means the end of
-// that day (the bound is exclusive: the next day's start).
-func parseSearchTime(s string, end bool) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	d, err := time.ParseInLocation(time.DateOnly, s, time.Local)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is not a date (YYYY-MM-DD) or an RFC 3339 time", s)
-	}
-	if end {
-		d = d.AddDate(0, 0, 1)
-	}
-	return d, nil
 }

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
-	"time"
 
 	"github.com/postern/postern/client"
 )
@@ -42,12 +40,12 @@ func runSearch(ctx context.Context, c *cli, cmd *command, args []string) error {
 	}
 	opts := &client.SearchOptions{}
 	if *since != "" {
-		if opts.Since, err = parseSearchTime(*since, false); err != nil {
+		if opts.Since, err = client.ParseSearchTime(*since, false); err != nil {
 			return usagef(cmd, "--since: %v", err)
 		}
 	}
 	if *until != "" {
-		if opts.Until, err = parseSearchTime(*until, true); err != nil {
+		if opts.Until, err = client.ParseSearchTime(*until, true); err != nil {
 			return usagef(cmd, "--until: %v", err)
 		}
 	}
@@ -81,21 +79,4 @@ func runSearch(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return err
 	}
 	return printMessages(c, msgs, names, *asJSON, "No messages found.")
-}
-
-// parseSearchTime reads a date (YYYY-MM-DD, local time) or an RFC 3339
-// time. A date as an end bound means the end of that day (the bound is
-// exclusive: the next day's start).
-func parseSearchTime(s string, end bool) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	d, err := time.ParseInLocation(time.DateOnly, s, time.Local)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is not a date (YYYY-MM-DD) or an RFC 3339 time", s)
-	}
-	if end {
-		d = d.AddDate(0, 0, 1)
-	}
-	return d, nil
 }
