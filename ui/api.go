@@ -455,6 +455,9 @@ type contactJSON struct {
 	Added        time.Time `json:"added"`
 	Blocked      bool      `json:"blocked,omitempty"`
 	Verification string    `json:"verification"`
+	// Disappear: the conversation's disappearing-message timer in
+	// seconds (disappear.go); omitted when off.
+	Disappear int64 `json:"disappear_seconds,omitempty"`
 }
 
 func (s *Server) apiContacts(w http.ResponseWriter, r *http.Request, cl *client.Client) {
@@ -468,6 +471,7 @@ func (s *Server) apiContacts(w http.ResponseWriter, r *http.Request, cl *client.
 		out = append(out, contactJSON{
 			Name: c.Name, Identity: c.Identity.String(), SafetyNumber: c.SafetyNumber,
 			Added: c.Added.UTC(), Blocked: c.Blocked, Verification: c.Verification.String(),
+			Disappear: int64(c.Disappearing / time.Second),
 		})
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -153,4 +153,35 @@ func TestBrowserDisappearing(t *testing.T) {
 	if _, err := bob.Message(first.ID); err != nil {
 		t.Fatalf("bob's first message, sent before the timer: %v", err)
 	}
+
+	// Settings lists every conversation's timer and turns bob's off.
+	step(t, ctx, "settings", chromedp.Click(chromedp.CSS("#nav-settings")),
+		chromedp.WaitVisible(chromedp.CSS(`#set-disappear-rows select[aria-label="Disappearing messages with bob"]`)))
+	if got := eval[string](t, ctx, `document.querySelector('#set-disappear-rows select').value`); got != "30" {
+		t.Fatalf("Settings shows bob's timer as %q, want 30", got)
+	}
+	checkAxe(t, ctx, axe, "settings with the disappearing-message timers")
+	step(t, ctx, "turn the timer off",
+		chromedp.SetValue(chromedp.CSS(`#set-disappear-rows select`), "0"),
+		chromedp.Click(chromedp.CSS(`#set-disappear-rows button[aria-label="Set timer for bob"]`)))
+	waitJS(t, ctx, "the timer off", `document.getElementById("set-disappear-status").textContent === "Messages with bob stay"`)
+	if got := eval[float64](t, ctx, `fetch("/api/disappear/bob").then((r) => r.json()).then((t) => t.seconds)`); got != 0 {
+		t.Fatalf("alice's timer after Settings turned it off: %v", got)
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		if _, err := bob.Sync(bg); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := bob.Disappearing("alice"); err != nil || d == 0 {
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("bob's client never learnt that the timer is off")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -183,14 +183,86 @@ function expired(d) {
     .catch(() => {});
 }
 
+// --- the Settings screen: every conversation's timer ---
+
+// showTimers lists the contacts with their timers on the Settings screen,
+// each with a select and its button to change it.
+async function showTimers() {
+  if (state.locked || location.hash !== "#/settings") {
+    return;
+  }
+  try {
+    const cs = await api("GET", "/api/contacts");
+    const rows = cs.map((c) => timerRow(c.name, c.disappear_seconds || 0));
+    $("set-disappear-rows").replaceChildren(...rows);
+    $("set-disappear-table").hidden = rows.length === 0;
+    $("set-disappear-empty").hidden = rows.length > 0;
+  } catch (e) {
+    failed(e);
+  }
+}
+
+function timerRow(name, seconds) {
+  const tr = document.createElement("tr");
+  const who = document.createElement("td");
+  who.textContent = name;
+  const sel = document.createElement("select");
+  sel.setAttribute("aria-label", `Disappearing messages with ${name}`);
+  sel.dataset.name = name;
+  const opts = choices.map(([s, label]) => option(s, label));
+  if (!choices.some(([s]) => s === seconds)) {
+    opts.push(option(seconds, timerText(seconds)));
+  }
+  sel.replaceChildren(...opts);
+  sel.value = String(seconds);
+  const td = document.createElement("td");
+  td.append(sel);
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "secondary";
+  button.textContent = "Set timer";
+  button.setAttribute("aria-label", `Set timer for ${name}`);
+  button.addEventListener("click", () => setTimer(name, sel, button));
+  const act = document.createElement("td");
+  act.append(button);
+  tr.append(who, td, act);
+  return tr;
+}
+
+async function setTimer(name, sel, button) {
+  const seconds = Number(sel.value);
+  button.disabled = true;
+  try {
+    const t = await api("PUT", "/api/disappear/" + encodeURIComponent(name), { seconds });
+    sel.value = String(t.seconds);
+    $("set-disappear-status").textContent =
+      t.seconds === 0 ? `Messages with ${name} stay` : `Messages with ${name} now disappear after ${timerText(t.seconds)}`;
+  } catch (e) {
+    failed(e);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function hideTimers() {
+  $("set-disappear-rows").replaceChildren();
+  $("set-disappear-status").textContent = "";
+}
+
 onStart(() => {
   build();
   window.addEventListener("hashchange", refresh);
+  window.addEventListener("hashchange", showTimers);
 });
+onUnlock(showTimers);
+onLock(hideTimers);
 onEvent("expired", expired);
 onEvent("contact", (d) => {
   if (d.change === "disappearing" && shown && shown.peer === d.name) {
     refresh();
+  }
+  if (d.change === "disappearing") {
+    showTimers();
   }
 });
 onUnlock(refresh);
