@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -38,6 +39,11 @@ func (s *Server) unlock(passphrase []byte) error {
 	// so): the lock is not held meanwhile, so that other requests get
 	// their 423 at once.
 	cl, err := client.Open(s.home, passphrase, s.clientOpt)
+	// The key derivation's memory (64 MiB with the default Argon2id
+	// cost) is garbage now, wrong passphrase or not: give it back to the
+	// system at once rather than when the runtime gets to it, so that a
+	// workstation's memory does not keep it.
+	debug.FreeOSMemory()
 	if err != nil {
 		return err
 	}
