@@ -220,7 +220,7 @@ type stateJSON struct {
 func (s *Server) state() stateJSON {
 	cl, terms := s.clientAndTerms()
 	return stateJSON{
-		Locked: cl == nil, IdleTimeout: int64(s.idle / time.Second),
+		Locked: cl == nil, IdleTimeout: int64(s.lockTimeout() / time.Second),
 		Setup: cl == nil && s.needsSetup(), TermsNeeded: cl != nil && !terms,
 	}
 }

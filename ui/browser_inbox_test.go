@@ -168,4 +168,17 @@ func TestBrowserInbox(t *testing.T) {
 	if eval[bool](t, ctx, `document.getElementById("set-receipts").checked`) {
 		t.Fatal("read receipts on again after a reload")
 	}
+
+	// A shorter screen lock for this computer, kept after a reload; the
+	// started-with time is the longest offered.
+	if got := eval[string](t, ctx, `[...document.getElementById("set-idle-select").options].map((o) => o.value).join(",")`); got != "60,120,300" {
+		t.Fatalf("lock times offered: %s", got)
+	}
+	step(t, ctx, "lock after 1 minute", chromedp.SetValue(chromedp.CSS("#set-idle-select"), "60"),
+		chromedp.Click(chromedp.CSS("#set-idle-button")))
+	waitJS(t, ctx, "lock time set", `document.getElementById("set-idle-status").textContent === "The screen now locks after 1 minute without use"`)
+	checkAxe(t, ctx, axe, "Settings with the lock time chosen")
+	step(t, ctx, "reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#set-idle-select")))
+	waitJS(t, ctx, "still 1 minute", `document.getElementById("set-idle-select").value === "60" &&
+		document.getElementById("set-idle").textContent.startsWith("The screen locks after 1 minute without use")`)
 }

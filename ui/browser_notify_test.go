@@ -147,7 +147,7 @@ func TestBrowserNotifications(t *testing.T) {
 		t.Fatal("a button to change what the policy set")
 	}
 	if got := text("set-idle"); !strings.HasPrefix(got, "The screen locks after 2 minutes without use") ||
-		!strings.HasSuffix(got, "This time is set by your organisation.") {
+		!strings.HasSuffix(got, "the longest is 2 minutes, set by your organisation.") {
 		t.Fatalf("the lock under a policy: %q", got)
 	}
 	checkAxe(t, ctx, axe, "Settings under a policy")

@@ -203,10 +203,12 @@ func (s *Server) apiSendDraft(w http.ResponseWriter, r *http.Request, cl *client
 }
 
 // settingsJSON: read_receipts can be changed; idle_timeout_seconds is the
-// lock's timeout, set when postern ui starts (shown, not changed here).
+// lock's timeout, which may be set shorter than idle_timeout_max_seconds,
+// the one postern ui started with (locktimeout.go).
 type settingsJSON struct {
-	ReadReceipts bool  `json:"read_receipts"`
-	IdleTimeout  int64 `json:"idle_timeout_seconds"`
+	ReadReceipts   bool  `json:"read_receipts"`
+	IdleTimeout    int64 `json:"idle_timeout_seconds"`
+	IdleTimeoutMax int64 `json:"idle_timeout_max_seconds"`
 	// notify.go: the idle timeout set by the organisation's
 	// policy; desktop notifications on this device, and off by policy.
 	IdleTimeoutByPolicy   bool `json:"idle_timeout_by_policy,omitempty"`
@@ -215,17 +217,22 @@ type settingsJSON struct {
 }
 
 func (s *Server) apiSettings(w http.ResponseWriter, r *http.Request, cl *client.Client) {
-	st := settingsJSON{ReadReceipts: cl.ReadReceipts(), IdleTimeout: int64(s.idle / time.Second)}
+	st := settingsJSON{ReadReceipts: cl.ReadReceipts(), IdleTimeout: int64(s.lockTimeout() / time.Second),
+		IdleTimeoutMax: int64(s.idle / time.Second)}
 	s.notifySettings(&st, cl)
 	writeJSON(w, http.StatusOK, st)
 }
 
 func (s *Server) apiPutSettings(w http.ResponseWriter, r *http.Request, cl *client.Client) {
 	var req struct {
-		ReadReceipts  *bool `json:"read_receipts"`
-		Notifications *bool `json:"desktop_notifications"`
+		ReadReceipts  *bool  `json:"read_receipts"`
+		Notifications *bool  `json:"desktop_notifications"`
+		IdleTimeout   *int64 `json:"idle_timeout_seconds"`
 	}
 	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.IdleTimeout != nil && !s.setLockTimeout(w, cl, *req.IdleTimeout) {
 		return
 	}
 	if req.Notifications != nil && !s.setNotifications(w, cl, *req.Notifications) {

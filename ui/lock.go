@@ -87,7 +87,8 @@ func (s *Server) adopt(cl *client.Client) error {
 		return nil
 	}
 	l.cl, l.lastActive, l.terms = cl, time.Now(), accepted
-	l.timer = time.AfterFunc(s.idle, s.idleCheck)
+	s.chosenIdle.Store(int64(cl.LockTimeout()))
+	l.timer = time.AfterFunc(s.lockTimeout(), s.idleCheck)
 	if accepted {
 		s.startReceivingLocked(cl, release)
 	}
@@ -203,7 +204,7 @@ func (s *Server) idleCheck() {
 		l.mu.Unlock()
 		return
 	}
-	if rest := s.idle - time.Since(l.lastActive); rest > 0 {
+	if rest := s.lockTimeout() - time.Since(l.lastActive); rest > 0 {
 		l.timer.Reset(rest)
 		l.mu.Unlock()
 		return

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/postern/postern/client"
@@ -95,19 +96,22 @@ type Options struct {
 // Server is the web app. It is an http.Handler; Close locks it and stops
 // its background work.
 type Server struct {
-	home      string
-	tls       bool
-	hosts     map[string]bool // accepted Host headers
-	origin    string          // the app's own origin, for the login URL
-	origins   map[string]bool // accepted Origin headers
-	idle      time.Duration
-	idlePol   bool // idle set by the organisation's policy
-	noNotify  bool // desktop notifications off by policy
-	clientOpt *client.Options
-	explain   func(error) (string, string)
-	log       *slog.Logger
-	static    http.Handler
-	api       *http.ServeMux
+	home    string
+	tls     bool
+	hosts   map[string]bool // accepted Host headers
+	origin  string          // the app's own origin, for the login URL
+	origins map[string]bool // accepted Origin headers
+	idle    time.Duration
+	idlePol bool // idle set by the organisation's policy
+	// chosenIdle: the shorter lock timeout this device chose, in ns (0:
+	// none; locktimeout.go).
+	chosenIdle atomic.Int64
+	noNotify   bool // desktop notifications off by policy
+	clientOpt  *client.Options
+	explain    func(error) (string, string)
+	log        *slog.Logger
+	static     http.Handler
+	api        *http.ServeMux
 
 	auth    authState
 	lock    lockState

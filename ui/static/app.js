@@ -708,9 +708,46 @@ async function showSettings() {
   const st = await api("GET", "/api/settings");
   $("set-receipts").checked = st.read_receipts;
   $("settings-status").textContent = "";
-  $("set-idle").textContent = `The screen locks after ${duration(st.idle_timeout_seconds)} without use, or at once with Lock now (Ctrl+Alt+L). ` +
-    (st.idle_timeout_by_policy ? "This time is set by your organisation." : "The time is set when postern ui starts (--idle-timeout).");
+  idleText(st);
+  const sel = $("set-idle-select");
+  const max = st.idle_timeout_max_seconds;
+  const opts = [60, 120, 300, 600, 900, 1800, 3600].filter((s) => s < max).concat([max]).map((s) => {
+    const o = document.createElement("option");
+    o.value = String(s);
+    o.textContent = s === max ? `${duration(s)} (the longest on this computer)` : duration(s);
+    return o;
+  });
+  if (!opts.some((o) => Number(o.value) === st.idle_timeout_seconds)) {
+    const o = document.createElement("option");
+    o.value = String(st.idle_timeout_seconds);
+    o.textContent = duration(st.idle_timeout_seconds);
+    opts.unshift(o);
+  }
+  sel.replaceChildren(...opts);
+  sel.value = String(st.idle_timeout_seconds);
+  $("set-idle-status").textContent = "";
   showScreen("settings");
+}
+
+function idleText(st) {
+  $("set-idle").textContent = `The screen locks after ${duration(st.idle_timeout_seconds)} without use, or at once with Lock now (Ctrl+Alt+L). ` +
+    `You may choose a shorter time for this computer; the longest is ${duration(st.idle_timeout_max_seconds)}, ` +
+    (st.idle_timeout_by_policy ? "set by your organisation." : "set when postern ui starts (--idle-timeout).");
+}
+
+async function setIdle(ev) {
+  ev.preventDefault();
+  $("set-idle-button").disabled = true;
+  try {
+    const st = await api("PUT", "/api/settings", { idle_timeout_seconds: Number($("set-idle-select").value) });
+    $("set-idle-select").value = String(st.idle_timeout_seconds);
+    idleText(st);
+    $("set-idle-status").textContent = `The screen now locks after ${duration(st.idle_timeout_seconds)} without use`;
+  } catch (e) {
+    failed(e);
+  } finally {
+    $("set-idle-button").disabled = false;
+  }
 }
 
 async function setReceipts() {
@@ -800,6 +837,7 @@ function start() {
   $("move-form").addEventListener("submit", moveMessage);
   $("compose-discard").addEventListener("click", discardDraft);
   $("set-receipts").addEventListener("change", setReceipts);
+  $("set-idle-form").addEventListener("submit", setIdle);
   for (const id of ["compose-to", "compose-subject", "compose-text"]) {
     $(id).addEventListener("input", draftChanged);
   }
