@@ -144,6 +144,50 @@ func TestLinkedDevicesReceiveAndCopy(t *testing.T) {
 	}
 }
 
+// A device linked from a device that has only borrowed routes: bob is
+// offline while alice links the office and the office links the laptop,
+// so the office has no route of its own to bob when it exports its
+// contacts. The laptop must still reach bob, and bob it. (The snapshot
+// used to leave borrowed routes out: the laptop never introduced itself
+// to bob, and bob's messages never reached it.)
+func TestDeviceLinkedFromALinkedDeviceWhileAContactIsOffline(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, bob, _, bobHome := pair(t, srv)
+	ctx := testCtx(t)
+	bob.Close()
+	office, _ := linkNew(t, alice, "OFFICE-PC")
+	if ds := devicesOf(t, office, "bob"); len(ds) != 1 || !ds[0].Borrowed {
+		t.Fatalf("the office's route to bob %+v, want one borrowed", ds)
+	}
+	laptop, _ := linkNew(t, office, "LAPTOP")
+	bob, err := Dial(ctx, bobHome, testPass, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bob.Close() })
+	syncAll(t, 3, bob, alice, office, laptop)
+	if n := len(devicesOf(t, bob, "alice")); n != 3 {
+		t.Fatalf("bob writes to %d of alice's devices, want 3", n)
+	}
+	if _, err := bob.Send(ctx, "alice", "to all three"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, alice, office, laptop)
+	for _, c := range []*Client{alice, office, laptop} {
+		if got := messagesLike(t, c, "to all three"); len(got) != 1 {
+			t.Fatalf("device %s holds bob's message %d times", c.devID.Short(), len(got))
+		}
+	}
+	m, err := laptop.Send(ctx, "bob", "from the laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, bob)
+	if got := messagesLike(t, bob, "from the laptop"); len(got) != 1 || got[0].ID != m.ID {
+		t.Fatalf("bob got %+v", got)
+	}
+}
+
 // devicesOf returns the records of the devices c holds for the person
 // named name ("" for c's own person).
 func devicesOf(t testing.TB, c *Client, name string) []*contactRecord {

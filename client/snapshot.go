@@ -92,7 +92,12 @@ func (t *tx) exportContacts(self keys.Fingerprint, ownRelay string, own *snapsho
 				if own != nil {
 					sd.Mailbox, sd.Cap, sd.Direct = own.mailbox[:], own.cap.SecretBytes(), true
 				}
-			case len(d.SendMbx) == 16 && len(d.SendCap) == 32 && !d.Refused && !d.Borrowed:
+			case len(d.SendMbx) == 16 && len(d.SendCap) == 32 && !d.Refused:
+				// A route this device itself only borrowed (it was linked
+				// while the contact was away, and has no route of its own
+				// yet) is passed on all the same: without it the new device
+				// would have no way to introduce itself to that contact,
+				// and nothing would ever give it one.
 				sd.Mailbox, sd.Cap = d.SendMbx, d.SendCap
 			}
 			sp.Devices = append(sp.Devices, sd)

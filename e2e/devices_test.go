@@ -92,9 +92,9 @@ func TestPersonWithThreeDevicesOverTwoRelays(t *testing.T) {
 		t.Fatal(err)
 	}
 	syncEach(t, ctx, 1, alice, office, laptop)
-	for _, d := range []*person{alice, office, laptop} {
+	for i, d := range []*person{alice, office, laptop} {
 		if n := count(t, d, fromBob, false); n != 1 {
-			t.Fatalf("a device of alice's holds bob's message %d times", n)
+			t.Fatalf("alice's device %d (of alice, office, laptop) holds bob's message %d times", i, n)
 		}
 	}
 	const fromOffice = "MARKER-from-the-office"
