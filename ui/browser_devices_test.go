@@ -152,7 +152,11 @@ func TestBrowserDevices(t *testing.T) {
 	}
 
 	// The second device, from its row.
-	step(t, ctx, "revoke the tablet", chromedp.Click(chromedp.CSS(`#devices-rows button[aria-label="Revoke TABLET"]`)), chromedp.WaitVisible(chromedp.CSS("#revoke-box")))
+	// The list is drawn again after the revoke, and again on the device
+	// alert's event: the tablet's button may be replaced under the click.
+	waitJS(t, ctx, "the laptop gone from the list", `!document.getElementById("devices-rows").textContent.includes("LAPTOP")`)
+	clickRedrawn(t, ctx, "revoke the tablet", `#devices-rows button[aria-label="Revoke TABLET"]`)
+	step(t, ctx, "the confirmation", chromedp.WaitVisible(chromedp.CSS("#revoke-box")))
 	step(t, ctx, "confirm", chromedp.Click(chromedp.CSS("#revoke-yes")))
 	waitJS(t, ctx, "revoked", `document.getElementById("devices-status").textContent.startsWith("Revoked TABLET (")`)
 	if _, err := tablet.Sync(bg); !errors.Is(err, client.ErrDeviceRevoked) {

@@ -104,6 +104,26 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	return v
 }
 
+// clickRedrawn clicks sel in a part of the page that an event may redraw
+// at any moment (a list reloaded on a server event): a node replaced
+// between being found and being clicked is looked up again, a few times.
+func clickRedrawn(t *testing.T, ctx context.Context, what, sel string) {
+	t.Helper()
+	for try := 1; ; try++ {
+		sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+		err := chromedp.Do(sctx, chromedp.Click(chromedp.CSS(sel)))
+		cancel()
+		if err == nil {
+			return
+		}
+		gone := strings.Contains(err.Error(), "Could not find node") || strings.Contains(err.Error(), "Could not compute box model") ||
+			strings.Contains(err.Error(), "detached")
+		if try == 5 || !gone {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+}
+
 // waitJS waits until the expression is true in the page.
 func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
