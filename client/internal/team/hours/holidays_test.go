@@ -1,0 +1,88 @@
+package hours
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseHolidays(t *testing.T) {
+	text := "\xef\xbb\xbf# Pharmacy holidays\r\n\r\n2026-12-24   Christmas Eve\r\n\t# indented comment\n2026-12-31\n  2027-01-01\tNew Year's Day  \n"
+	h, err := ParseHolidays(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Len() != 3 {
+		t.Fatalf("%d holidays, want 3", h.Len())
+	}
+	for _, c := range []struct {
+		y    int
+		m    time.Month
+		d    int
+		name string
+		ok   bool
+	}{
+		{2026, 12, 24, "Christmas Eve", true},
+		{2026, 12, 31, "", true},
+		{2027, 1, 1, "New Year's Day", true},
+		{2026, 12, 25, "", false},
+	} {
+		name, ok := h.Holiday(c.y, c.m, c.d)
+		if name != c.name || ok != c.ok {
+			t.Errorf("%d-%d-%d: %q %v, want %q %v", c.y, c.m, c.d, name, ok, c.name, c.ok)
+		}
+	}
+	out, _ := h.MarshalText()
+	want := "2026-12-24 Christmas Eve\n2026-12-31\n2027-01-01 New Year's Day\n"
+	if string(out) != want {
+		t.Fatalf("MarshalText:\n%s\nwant:\n%s", out, want)
+	}
+	var none *Holidays
+	if _, ok := none.Holiday(2026, 12, 24); ok || none.Len() != 0 {
+		t.Fatal("the nil calendar has holidays")
+	}
+}
+
+func TestParseHolidaysErrors(t *testing.T) {
+	many := strings.Repeat("", 0)
+	d := date{2027, 1, 1}
+	for i := 0; i <= MaxHolidays; i++ {
+		many += d.String() + "\n"
+		d = d.next()
+	}
+	cases := []struct {
+		name, text string
+		line       int
+		msg        string
+	}{
+		{"not a date", "# c\n\n2026-12-24 x\nChristmas 2026-12-25\n", 4, "not a date"},
+		{"no such day", "2027-02-29 leap?\n", 1, "not a date"},
+		{"short date", "2027-1-01\n", 1, "not a date"},
+		{"signs", "+027-01-01\n", 1, "not a date"},
+		{"before 1970", "1969-12-31\n", 1, "not a date"},
+		{"duplicate", "2026-12-25 Christmas\n# again\n2026-12-25 Christmas Day\n", 3, "already listed on line 1"},
+		{"long name", "2026-12-25 " + strings.Repeat("x", MaxHolidayName+1) + "\n", 1, "name longer"},
+		{"control", "2026-12-25 Christ\x1bmas\n", 1, "control character"},
+		{"bidi line separator", "2026-12-25\n2026-12-26 a\u2028b\n", 2, "control character"},
+		{"invalid utf-8", "2026-12-25 \xff\n", 1, "UTF-8"},
+		{"long line", "# " + strings.Repeat("x", MaxLineLength) + "\n", 1, "longer than"},
+		{"too many", many, MaxHolidays + 1, "more than"},
+		{"too large", strings.Repeat("#", MaxHolidayFileSize+1), 0, "larger than"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h, err := ParseHolidays(strings.NewReader(c.text))
+			if h != nil || !errors.Is(err, ErrHolidays) {
+				t.Fatalf("%v, want ErrHolidays", err)
+			}
+			var le *LineError
+			if !errors.As(err, &le) || le.Line != c.line || !strings.Contains(le.Msg, c.msg) {
+				t.Fatalf("%v, want line %d %q", err, c.line, c.msg)
+			}
+			if c.line > 0 && !strings.Contains(err.Error(), "line ") {
+				t.Fatalf("%q does not name the line", err)
+			}
+		})
+	}
+}
