@@ -1,0 +1,133 @@
+package hours
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// FuzzParseHolidays: any input never panics, fails only with a *LineError
+// wrapping ErrHolidays, and an accepted calendar writes out a file that
+// parses to the same calendar.
+func FuzzParseHolidays(f *testing.F) {
+	f.Add([]byte(xmas))
+	f.Add([]byte("\xef\xbb\xbf2026-12-24\r\n# x\r\n2026-12-25 Day\r\n"))
+	f.Add([]byte("2026-12-25 a\n2026-12-25 b\n"))
+	addFiles(f, "holidays")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := ParseHolidays(bytes.NewReader(data))
+		if err != nil {
+			var le *LineError
+			if h != nil || !errors.Is(err, ErrHolidays) || !errors.As(err, &le) {
+				t.Fatalf("unexpected failure %v", err)
+			}
+			return
+		}
+		out, _ := h.MarshalText()
+		h2, err := ParseHolidays(bytes.NewReader(out))
+		if err != nil {
+			t.Fatalf("written calendar does not parse: %v\n%q", err, out)
+		}
+		out2, _ := h2.MarshalText()
+		if !bytes.Equal(out, out2) || h2.Len() != h.Len() {
+			t.Fatalf("calendar changed on a round trip:\n%q\n%q", out, out2)
+		}
+	})
+}
+
+// FuzzParseRoster: any input never panics, fails only with a *LineError
+// wrapping ErrRoster, and an accepted roster writes out a file that parses
+// to the same roster, with someone on call at the start of each shift.
+func FuzzParseRoster(f *testing.F) {
+	f.Add([]byte(pharmacyRoster), false)
+	f.Add([]byte("sat 20:00 sun 08:00 Night\n2027-10-31T02:30 2027-10-31T03:30 R\n"), false)
+	f.Add([]byte("2027-03-14T01:00 2027-03-14T04:00 A\nfri 17:00 mon 08:00 B\n"), true)
+	addFiles(f, "roster")
+	berlinLoc, _ := time.LoadLocation(berlin)
+	nyLoc, _ := time.LoadLocation(newYork)
+	f.Fuzz(func(t *testing.T, data []byte, ny bool) {
+		loc := berlinLoc
+		if ny {
+			loc = nyLoc
+		}
+		r, err := ParseRoster(bytes.NewReader(data), loc)
+		if err != nil {
+			var le *LineError
+			if r != nil || !errors.Is(err, ErrRoster) || !errors.As(err, &le) {
+				t.Fatalf("unexpected failure %v", err)
+			}
+			return
+		}
+		for _, s := range r.dated {
+			if name, ok := r.OnCall(s.start); !ok || name != s.name {
+				t.Fatalf("nobody or another on call at a dated shift's start")
+			}
+		}
+		out, _ := r.MarshalText()
+		r2, err := ParseRoster(bytes.NewReader(out), loc)
+		if err != nil {
+			t.Fatalf("written roster does not parse: %v\n%q", err, out)
+		}
+		out2, _ := r2.MarshalText()
+		if !bytes.Equal(out, out2) || r2.Len() != r.Len() {
+			t.Fatalf("roster changed on a round trip:\n%q\n%q", out, out2)
+		}
+	})
+}
+
+// addFiles seeds a fuzz target with the example files of docs/TEAMS.md,
+// kept in testdata.
+func addFiles(f *testing.F, prefix string) {
+	names, err := filepath.Glob(filepath.Join("testdata", prefix+"*.txt"))
+	if err != nil || len(names) == 0 {
+		f.Fatalf("no testdata/%s*.txt seeds", prefix)
+	}
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if strings.HasPrefix(prefix, "roster") {
+			f.Add(b, false)
+		} else {
+			f.Add(b)
+		}
+	}
+}
+
+// TestDocExamples parses the example files of docs/TEAMS.md, so that the
+// document cannot drift from the parsers.
+func TestDocExamples(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "docs", "TEAMS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := func(section string) string {
+		_, rest, ok := strings.Cut(string(b), "\n## "+section+"\n")
+		if !ok {
+			t.Fatalf("no section %q", section)
+		}
+		_, rest, ok = strings.Cut(rest, "```\n")
+		body, _, ok2 := strings.Cut(rest, "```\n")
+		if !ok || !ok2 {
+			t.Fatalf("no example in %q", section)
+		}
+		return body
+	}
+	h, err := ParseHolidays(strings.NewReader(block("Holiday calendar")))
+	if err != nil || h.Len() != 5 {
+		t.Fatalf("holiday example: %v", err)
+	}
+	loc, _ := time.LoadLocation(berlin)
+	r, err := ParseRoster(strings.NewReader(block("On-call roster")), loc)
+	if err != nil {
+		t.Fatalf("roster example: %v", err)
+	}
+	if name, _ := r.OnCall(at(t, berlin, "2026-12-26 12:00")); name != "Dana Example" {
+		t.Fatalf("on call at Christmas: %q", name)
+	}
+}
