@@ -28,6 +28,9 @@ var (
 	// calendar closes (almost) every business day.
 	ErrNoBusinessTime = errors.New("hours: no business time within the search limit")
 
+	// ErrConversation reports a conversation without a received time.
+	ErrConversation = errors.New("hours: conversation has no received time")
+
 	// ErrPolicy reports an escalation policy that cannot be used: no team
 	// name, a name with control characters, or neither an escalation
 	// group nor an on-call roster.

@@ -230,6 +230,9 @@ func (e *Escalator) Check(c Conversation, rec Record) (Decision, error) {
 // after each Reminder interval; when several intervals passed since the
 // last decision, one reminder is sent, not one per interval.
 func (e *Escalator) Decide(c Conversation, rec Record, now time.Time) (Decision, error) {
+	if c.Received.IsZero() {
+		return Decision{}, ErrConversation
+	}
 	if !rec.Received.Equal(c.Received) {
 		rec = Record{Received: c.Received}
 	}

@@ -329,6 +329,13 @@ func TestEscalationOncePerWindow(t *testing.T) {
 	}
 }
 
+func TestNoReceivedTime(t *testing.T) {
+	e := escalator(t, schedule(t, berlin, nil), &fakeClock{}, Options{EscalationGroup: "Leads"})
+	if _, err := e.Decide(Conversation{Urgent: true}, Record{}, time.Now()); !errors.Is(err, ErrConversation) {
+		t.Fatalf("%v, want ErrConversation", err)
+	}
+}
+
 func TestEscalatorOptions(t *testing.T) {
 	s := schedule(t, berlin, nil)
 	r := roster(t, berlin, "mon 08:00 mon 17:00 A\n")

@@ -51,6 +51,11 @@ func NewSchedule(zone string, opts *ScheduleOptions) (*Schedule, error) {
 	if zone == "" {
 		return nil, fmt.Errorf("%w: no time zone", ErrSchedule)
 	}
+	if zone == "Local" {
+		// The machine's zone is not the team's: an agent moved to a
+		// server in UTC would shift every deadline.
+		return nil, fmt.Errorf("%w: \"Local\" is not a team's time zone", ErrSchedule)
+	}
 	loc, err := time.LoadLocation(zone)
 	if err != nil {
 		return nil, fmt.Errorf("%w: unknown time zone %q", ErrSchedule, zone)

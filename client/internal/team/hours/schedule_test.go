@@ -222,6 +222,7 @@ func TestScheduleErrors(t *testing.T) {
 	}{
 		"no zone":        {"", nil},
 		"unknown zone":   {"Mars/Olympus_Mons", nil},
+		"machine's zone": {"Local", nil},
 		"no days":        {berlin, &ScheduleOptions{Days: []time.Weekday{}}},
 		"bad weekday":    {berlin, &ScheduleOptions{Days: []time.Weekday{7}}},
 		"bad opening":    {berlin, &ScheduleOptions{Open: "8:00"}},
