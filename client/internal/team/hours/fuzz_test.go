@@ -17,6 +17,7 @@ func FuzzParseHolidays(f *testing.F) {
 	f.Add([]byte(xmas))
 	f.Add([]byte("\xef\xbb\xbf2026-12-24\r\n# x\r\n2026-12-25 Day\r\n"))
 	f.Add([]byte("2026-12-25 a\n2026-12-25 b\n"))
+	f.Add([]byte("BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:20261225\nSUMMARY:a\\nb\nEND:VEVENT\nEND:VCALENDAR\n"))
 	addFiles(f, "holidays")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, err := ParseHolidays(bytes.NewReader(data))
@@ -82,9 +83,9 @@ func FuzzParseRoster(f *testing.F) {
 // addFiles seeds a fuzz target with the example files of docs/TEAMS.md,
 // kept in testdata.
 func addFiles(f *testing.F, prefix string) {
-	names, err := filepath.Glob(filepath.Join("testdata", prefix+"*.txt"))
+	names, err := filepath.Glob(filepath.Join("testdata", prefix+"*"))
 	if err != nil || len(names) == 0 {
-		f.Fatalf("no testdata/%s*.txt seeds", prefix)
+		f.Fatalf("no testdata/%s* seeds", prefix)
 	}
 	for _, n := range names {
 		b, err := os.ReadFile(n)
@@ -121,6 +122,12 @@ func TestDocExamples(t *testing.T) {
 	h, err := ParseHolidays(strings.NewReader(block("Holiday calendar")))
 	if err != nil || h.Len() != 5 {
 		t.Fatalf("holiday example: %v", err)
+	}
+	_, ics, _ := strings.Cut(string(b), "```ics\n")
+	ics, _, _ = strings.Cut(ics, "```\n")
+	h, err = ParseHolidays(strings.NewReader(ics))
+	if _, ok := h.Holiday(2026, 12, 26); err != nil || h.Len() != 3 || !ok {
+		t.Fatalf("iCalendar example: %v", err)
 	}
 	loc, _ := time.LoadLocation(berlin)
 	r, err := ParseRoster(strings.NewReader(block("On-call roster")), loc)

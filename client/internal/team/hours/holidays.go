@@ -30,10 +30,21 @@ type Holidays struct {
 // is the rest of the line (at most MaxHolidayName bytes). A date listed
 // twice is an error, as is anything else that is not a real date: every
 // error is a *LineError naming the line, wrapping ErrHolidays.
+//
+// A file whose first line is BEGIN:VCALENDAR is read as iCalendar
+// (RFC 5545) instead: each all-day VEVENT (DTSTART;VALUE=DATE, DTEND
+// exclusive, at most MaxEventDays days) closes its days, named by its
+// SUMMARY. Recurring events (RRULE, RDATE) and timed events are errors;
+// cancelled events and other components are skipped; a day two events
+// cover keeps the first one's name.
 func ParseHolidays(r io.Reader) (*Holidays, error) {
-	lines, err := readLines(r, MaxHolidayFileSize, ErrHolidays)
+	raw, err := readRaw(r, MaxHolidayFileSize, ErrHolidays)
 	if err != nil {
 		return nil, err
+	}
+	lines := meaningful(raw)
+	if len(lines) > 0 && strings.EqualFold(lines[0].text, "BEGIN:VCALENDAR") {
+		return parseICalendar(raw)
 	}
 	h := &Holidays{days: make(map[date]string)}
 	first := make(map[date]int)

@@ -1,7 +1,10 @@
 package hours
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +85,68 @@ func TestParseHolidaysErrors(t *testing.T) {
 			}
 			if c.line > 0 && !strings.Contains(err.Error(), "line ") {
 				t.Fatalf("%q does not name the line", err)
+			}
+		})
+	}
+}
+
+func TestParseICalendar(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "holidays-example.ics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ParseHolidays(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := h.MarshalText()
+	// DTEND is exclusive; the folded SUMMARY joins; the cancelled event
+	// and the alarm's and time zone's properties are left out.
+	want := "2026-12-24 Christmas, closed\n2026-12-25 Christmas, closed\n2026-12-26 Christmas, closed\n2027-01-01 New Year's Day\n"
+	if string(out) != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", out, want)
+	}
+	// The schedule skips them like the text format's holidays.
+	s := schedule(t, berlin, &ScheduleOptions{Holidays: h})
+	due, err := s.Deadline(at(t, berlin, "2026-12-23 10:00"), BusinessDays(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := at(t, berlin, "2026-12-30 10:00"); !due.Equal(want) {
+		t.Fatalf("deadline %v, want %v", due, want)
+	}
+}
+
+func TestParseICalendarErrors(t *testing.T) {
+	ev := func(body string) string {
+		return "BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VEVENT\n" + body + "END:VEVENT\nEND:VCALENDAR\n"
+	}
+	cases := []struct {
+		name, text string
+		line       int
+		msg        string
+	}{
+		{"timed event", ev("DTSTART:20261225T090000Z\n"), 4, "only all-day events"},
+		{"timed end", ev("DTSTART;VALUE=DATE:20261225\nDTEND;TZID=Europe/Berlin:20261226T000000\n"), 5, "only all-day events"},
+		{"bad date", ev("DTSTART;VALUE=DATE:20261325\n"), 4, "not a date YYYYMMDD"},
+		{"recurring", ev("DTSTART;VALUE=DATE:20261225\nRRULE:FREQ=YEARLY\n"), 5, "recurring events are not supported"},
+		{"no start", ev("SUMMARY:x\n"), 3, "without DTSTART"},
+		{"backwards", ev("DTSTART;VALUE=DATE:20261225\nDTEND;VALUE=DATE:20261225\n"), 3, "ends before it starts"},
+		{"too long", ev("DTSTART;VALUE=DATE:20260101\nDTEND;VALUE=DATE:20260301\n"), 3, "longer than 31 days"},
+		{"not content", ev("DTSTART;VALUE=DATE:20261225\nsomething\n"), 5, "not an iCalendar content line"},
+		{"unbalanced", "BEGIN:VCALENDAR\nBEGIN:VEVENT\nEND:VCALENDAR\n", 3, "does not close"},
+		{"unterminated", "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:20261225\n", 3, "ends inside VEVENT"},
+		{"outside", "BEGIN:VCALENDAR\nEND:VCALENDAR\nBEGIN:VEVENT\n", 3, "outside a VCALENDAR"},
+		{"outside property", "BEGIN:VCALENDAR\nEND:VCALENDAR\nX-A:b\n", 3, "outside a VCALENDAR"},
+		{"deep", "BEGIN:VCALENDAR\n" + strings.Repeat("BEGIN:X\n", maxNesting) + "\n", 9, "nested deeper"},
+		{"control", "BEGIN:VCALENDAR\nX:\x07\nEND:VCALENDAR\n", 2, "control character"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h, err := ParseHolidays(strings.NewReader(c.text))
+			var le *LineError
+			if h != nil || !errors.Is(err, ErrHolidays) || !errors.As(err, &le) || le.Line != c.line || !strings.Contains(le.Msg, c.msg) {
+				t.Fatalf("%v, want line %d %q", err, c.line, c.msg)
 			}
 		})
 	}

@@ -21,10 +21,32 @@ type line struct {
 
 // readLines reads a whole text file of at most max bytes and returns its
 // lines that are neither blank nor comments ('#' first, after optional
-// blanks), with their numbers. It accepts LF and CRLF line ends and a
-// leading UTF-8 byte order mark, and refuses invalid UTF-8 and control
-// characters other than tabs.
+// blanks), trimmed, with their numbers.
 func readLines(r io.Reader, max int, kind error) ([]line, error) {
+	raw, err := readRaw(r, max, kind)
+	if err != nil {
+		return nil, err
+	}
+	return meaningful(raw), nil
+}
+
+func meaningful(raw []string) []line {
+	var out []line
+	for i, l := range raw {
+		t := strings.TrimSpace(l)
+		if t == "" || t[0] == '#' {
+			continue
+		}
+		out = append(out, line{i + 1, t})
+	}
+	return out
+}
+
+// readRaw reads a whole text file of at most max bytes and returns its
+// lines, untrimmed. It accepts LF and CRLF line ends and a leading UTF-8
+// byte order mark, and refuses invalid UTF-8, control characters other
+// than tabs, and the Unicode line and paragraph separators.
+func readRaw(r io.Reader, max int, kind error) ([]string, error) {
 	data, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", kind, err)
@@ -33,10 +55,11 @@ func readLines(r io.Reader, max int, kind error) ([]line, error) {
 		return nil, &LineError{Err: kind, Msg: fmt.Sprintf("file larger than %d bytes", max)}
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	var out []line
-	for i, raw := range strings.Split(string(data), "\n") {
+	lines := strings.Split(string(data), "\n")
+	for i, raw := range lines {
 		n := i + 1
 		raw = strings.TrimSuffix(raw, "\r")
+		lines[i] = raw
 		if len(raw) > MaxLineLength {
 			return nil, &LineError{Err: kind, Line: n, Msg: fmt.Sprintf("longer than %d bytes", MaxLineLength)}
 		}
@@ -48,13 +71,8 @@ func readLines(r io.Reader, max int, kind error) ([]line, error) {
 				return nil, &LineError{Err: kind, Line: n, Msg: "control character"}
 			}
 		}
-		t := strings.TrimSpace(raw)
-		if t == "" || t[0] == '#' {
-			continue
-		}
-		out = append(out, line{n, t})
 	}
-	return out, nil
+	return lines, nil
 }
 
 // cutField splits s at its first run of blanks.
