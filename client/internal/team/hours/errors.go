@@ -39,8 +39,8 @@ var (
 
 // LineError is a parse error of a holiday calendar or on-call roster file,
 // naming its line (counted from 1). Err is ErrHolidays or ErrRoster, so
-// errors.Is works on it. Msg never repeats more of the line than a date,
-// a time or a line number: a roster names people.
+// errors.Is works on it. Msg never repeats a holiday's or a contact's
+// name: a roster names people, and errors end up in logs.
 type LineError struct {
 	Err  error
 	Line int

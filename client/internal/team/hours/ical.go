@@ -22,17 +22,29 @@ func parseICalendar(raw []string) (*Holidays, error) {
 		text string
 	}
 	// Unfold: a line starting with a blank continues the previous one.
+	// Pieces are joined once per content line, so that a file of many
+	// continuation lines costs linear time.
 	var lines []content
+	var pieces []string
+	flush := func() {
+		if len(lines) > 0 && len(pieces) > 1 {
+			lines[len(lines)-1].text = strings.Join(pieces, "")
+		}
+		pieces = pieces[:0]
+	}
 	for i, r := range raw {
 		if r != "" && (r[0] == ' ' || r[0] == '\t') && len(lines) > 0 {
-			lines[len(lines)-1].text += r[1:]
+			pieces = append(pieces, r[1:])
 			continue
 		}
 		if strings.TrimSpace(r) == "" {
 			continue
 		}
+		flush()
 		lines = append(lines, content{i + 1, r})
+		pieces = append(pieces, r)
 	}
+	flush()
 	h := &Holidays{days: make(map[date]string)}
 	var stack []string
 	type event struct {
