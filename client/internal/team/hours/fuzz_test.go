@@ -138,3 +138,61 @@ func TestDocExamples(t *testing.T) {
 		t.Fatalf("on call at Christmas: %q", name)
 	}
 }
+
+// FuzzAddBusiness: for any received time, schedule and business time,
+// the deadline is not before the message, the business time between them
+// is exactly the window, and the deadline is reached while open.
+func FuzzAddBusiness(f *testing.F) {
+	f.Add(int64(1796050800), uint16(1620), uint8(0x3e), uint16(480), uint16(1020), false, true) // Friday 16:00 Berlin, 27 h
+	f.Add(int64(1806073200), uint16(1440), uint8(0x7f), uint16(0), uint16(1440), false, false)  // DST day, open all day
+	f.Add(int64(1805672400), uint16(60), uint8(0x01), uint16(150), uint16(600), true, false)    // Sunday opening in the gap
+	f.Add(int64(1825484400), uint16(45), uint8(0x3e), uint16(60), uint16(120), true, true)      // New York, fall back
+	zones := []string{berlin, newYork}
+	f.Fuzz(func(t *testing.T, unix int64, minutes uint16, days uint8, open, close uint16, ny, hol bool) {
+		days &= 0x7f
+		if days == 0 || open >= close || close > 1440 || unix < 0 || unix > 4102444800 {
+			return
+		}
+		var wd []time.Weekday
+		for i := 0; i < 7; i++ {
+			if days&(1<<i) != 0 {
+				wd = append(wd, time.Weekday(i))
+			}
+		}
+		opts := &ScheduleOptions{Days: wd, Open: clockString(int(open)), Close: clockString(int(close))}
+		if hol {
+			h, err := ParseHolidays(strings.NewReader(xmas))
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts.Holidays = h
+		}
+		zone := zones[0]
+		if ny {
+			zone = zones[1]
+		}
+		s, err := NewSchedule(zone, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Unix(unix, 0)
+		d := time.Duration(minutes) * time.Minute
+		due, err := s.AddBusiness(start, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if due.Before(start) {
+			t.Fatalf("deadline %v before %v", due, start)
+		}
+		got, err := s.BusinessBetween(start, due)
+		if err != nil || got != d {
+			t.Fatalf("business time %v between %v and %v, want %v (%v)", got, start, due, d, err)
+		}
+		if d > 0 && !s.IsOpen(due.Add(-time.Nanosecond)) {
+			t.Fatalf("deadline %v not reached while open", due)
+		}
+		if d == 0 && !s.IsOpen(due) {
+			t.Fatalf("next opening %v is not open", due)
+		}
+	})
+}

@@ -177,3 +177,35 @@ func (s *Schedule) AddBusiness(start time.Time, d time.Duration) (time.Time, err
 	}
 	return time.Time{}, ErrNoBusinessTime
 }
+
+// BusinessBetween is the business time from a to b: the real time within
+// business hours in [a, b), zero if b is not after a. It is the inverse of
+// AddBusiness (BusinessBetween(start, AddBusiness(start, d)) == d), so an
+// agent can say how long a message has waited in business time. Spans of
+// more than MaxSearchDays days are ErrNoBusinessTime.
+func (s *Schedule) BusinessBetween(a, b time.Time) (time.Duration, error) {
+	if !b.After(a) {
+		return 0, nil
+	}
+	day, last := dateOf(a.In(s.loc)), dateOf(b.In(s.loc))
+	var sum time.Duration
+	for i := 0; i <= MaxSearchDays; i++ {
+		if s.businessDay(day) {
+			open, close := s.hoursOf(day)
+			if a.After(open) {
+				open = a
+			}
+			if b.Before(close) {
+				close = b
+			}
+			if close.After(open) {
+				sum += close.Sub(open)
+			}
+		}
+		if day == last {
+			return sum, nil
+		}
+		day = day.next()
+	}
+	return 0, ErrNoBusinessTime
+}

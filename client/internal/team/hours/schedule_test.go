@@ -274,3 +274,26 @@ func TestWindowString(t *testing.T) {
 		}
 	}
 }
+
+func TestBusinessBetween(t *testing.T) {
+	s := schedule(t, berlin, &ScheduleOptions{Holidays: holidays(t, xmas)})
+	for _, c := range []struct {
+		a, b string
+		want time.Duration
+	}{
+		{"2026-12-11 16:00", "2026-12-16 16:00", 27 * time.Hour},
+		{"2026-12-12 10:00", "2026-12-13 10:00", 0},                  // a weekend
+		{"2026-12-23 16:00", "2026-12-28 09:00", 2 * time.Hour},      // Christmas
+		{"2026-12-07 12:00", "2026-12-07 09:00", 0},                  // backwards
+		{"2027-03-26 16:00", "2027-03-31 16:00", 27 * time.Hour},     // across DST
+		{"2026-12-07 07:00", "2026-12-07 07:30", 0},                  // before opening
+		{"2026-12-07 16:30", "2026-12-08 08:30", 60 * time.Minute},   // overnight
+		{"2026-12-07 08:00", "2026-12-07 17:00", s.DayLength()},      // one day
+		{"2026-12-01 00:00", "2027-01-01 00:00", 20 * 9 * time.Hour}, // December: 23 weekdays, 3 of them holidays
+	} {
+		got, err := s.BusinessBetween(at(t, berlin, c.a), at(t, berlin, c.b))
+		if err != nil || got != c.want {
+			t.Errorf("%s to %s: %v (%v), want %v", c.a, c.b, got, err, c.want)
+		}
+	}
+}
