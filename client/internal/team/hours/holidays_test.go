@@ -151,3 +151,23 @@ func TestParseICalendarErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestICalendarSummary(t *testing.T) {
+	long := strings.Repeat("é", 60) // 120 bytes: cut to 100 at a character boundary
+	text := "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20261225\r\nSUMMARY: Closed\\nall day\\; ask\\, \\\\ the desk \r\nEND:VEVENT\r\n" +
+		"BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20261226\r\nSUMMARY:" + long + "\r\nEND:VEVENT\r\n" +
+		"BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20261225\r\nSUMMARY:Second name\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+	h, err := ParseHolidays(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name, _ := h.Holiday(2026, 12, 25); name != `Closed all day; ask, \ the desk` {
+		t.Errorf("escapes: %q", name)
+	}
+	if name, _ := h.Holiday(2026, 12, 26); name != strings.Repeat("é", 50) {
+		t.Errorf("cut: %q (%d bytes)", name, len(name))
+	}
+	if h.Len() != 2 {
+		t.Errorf("%d holidays, want 2 (a day covered twice is one)", h.Len())
+	}
+}
