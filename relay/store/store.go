@@ -138,12 +138,15 @@ type Store interface {
 	// ones). Adding a live hash again is a no-op; re-adding a revoked one
 	// makes it live again (the owner unblocks a sender).
 	AddCapability(ctx context.Context, owner protocol.DeviceID, mb protocol.MailboxID, h protocol.CapabilityHash) error
-	// RevokeCapability marks a hash revoked (recording it if unknown, so
-	// that a sender presenting it later is told it was blocked).
-	RevokeCapability(ctx context.Context, owner protocol.DeviceID, mb protocol.MailboxID, h protocol.CapabilityHash) error
+	// RevokeCapability marks a hash revoked for reason (recording it if
+	// unknown, so that a sender presenting it later is told it was
+	// blocked, or restricted and how).
+	RevokeCapability(ctx context.Context, owner protocol.DeviceID, mb protocol.MailboxID, h protocol.CapabilityHash, reason protocol.RevokeReason) error
 	// CheckCapability returns nil for a live capability of mb, else
-	// ErrUnknownCapability (also when mb does not exist) or
-	// ErrCapabilityRevoked.
+	// ErrUnknownCapability (also when mb does not exist),
+	// ErrCapabilityRevoked (revoked as protocol.RevokeBlocked) or a
+	// *RevokedError with the reason (which also matches
+	// ErrCapabilityRevoked).
 	CheckCapability(ctx context.Context, mb protocol.MailboxID, h protocol.CapabilityHash) error
 
 	// PublishPrekeys replaces the device's bundle (unless bundle is
@@ -170,6 +173,8 @@ type Store interface {
 	// Purge deletes up to max envelopes whose expiry is at or before now,
 	// in one transaction, and returns how many it deleted.
 	Purge(ctx context.Context, now time.Time, max int) (int, error)
+
+	ClaimStore // claim.go
 
 	// Close waits for queued writes to commit and closes the store.
 	Close() error
