@@ -3,7 +3,8 @@
 //
 // A Store keeps devices, mailboxes, send-capability hashes, invite-code
 // hashes, prekey bundles, one-time prekeys and envelopes, and the account
-// labels an operator gave devices and invites (account.go). A KTStore
+// labels an operator gave devices and invites (account.go), and claim
+// spaces (claim.go). A KTStore
 // (kt.go) also keeps signed device lists and the key-transparency log. It
 // never sees a capability token, an invite code or anything a client
 // encrypted in the clear: callers hand it hashes and opaque bytes.

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -344,4 +345,39 @@ func FuzzDecodeClaim(f *testing.F) {
 			t.Fatalf("not canonical:\n got %x\nwant %x", again, v)
 		}
 	})
+}
+
+// On a full file system a claim (which may add a register) is refused,
+// while replacing a capability and deleting a space, which do not grow
+// the file, still work: staff are removed whatever the disk.
+func TestClaimsWhenFull(t *testing.T) {
+	path := t.TempDir() + "/relay.db"
+	s, err := Open(path, &Options{ReserveBytes: -1, RecoverInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	id, admin, write := newSpace(t, s)
+	tok := protocol.ClaimToken{1}.Hash()
+	if _, won, err := s.SetClaim(ctx, id, write, tok, 0, []byte("a")); err != nil || !won {
+		t.Fatal(err)
+	}
+	s.space.setFull()
+	if _, _, err := s.SetClaim(ctx, id, write, tok, 1, []byte("b")); !errors.Is(err, store.ErrStorageFull) {
+		t.Fatalf("claim on a full disk = %v", err)
+	}
+	// A lost claim is answered from the committed state, full or not.
+	if c, won, err := s.SetClaim(ctx, id, write, tok, 0, []byte("b")); err != nil || won || c.Version != 1 {
+		t.Fatalf("lost claim on a full disk = %+v %v %v", c, won, err)
+	}
+	write2 := protocol.NewCapabilityToken().Hash()
+	if err := s.UpdateClaimSpace(ctx, id, admin, protocol.ClaimSpaceSetWrite, write2); err != nil {
+		t.Fatalf("replacing the write capability on a full disk = %v", err)
+	}
+	if _, err := s.GetClaim(ctx, id, write, tok); !errors.Is(err, store.ErrClaimCapability) {
+		t.Fatalf("old write capability = %v", err)
+	}
+	if err := s.UpdateClaimSpace(ctx, id, admin, protocol.ClaimSpaceDelete, protocol.CapabilityHash{}); err != nil {
+		t.Fatalf("deleting on a full disk = %v", err)
+	}
 }
