@@ -64,6 +64,23 @@ const (
 	CodeStorageFull        Code = 62 // the relay's disk is full; nothing was stored; retry later
 )
 
+// Codes 26–28 are CodeCapabilityRevoked with a reason
+// (RevokeCapability.Reason): the capability's owner restricted the sender,
+// and the client says how in its own words.
+const (
+	CodeRestrictedService Code = 26 // restricted from the whole service (RevokeRestrictedService)
+	CodeRestrictedNew     Code = 27 // restricted from sending new messages to a team (RevokeRestrictedNew)
+	CodeRestrictedReplies Code = 28 // restricted from replying in a team's conversations (RevokeRestrictedReplies)
+)
+
+// Error codes of claim spaces (claim.go).
+const (
+	CodeUnknownClaimSpace Code = 83 // no claim space with that ID (never created, or deleted)
+	CodeClaimCapability   Code = 84 // the write or admin capability does not match the claim space's
+	CodeClaimLimit        Code = 85 // MaxClaimSpacesPerDevice or MaxClaimsPerSpace reached, or a register's version is at its maximum
+	CodeClaimConflict     Code = 86 // reserved: a lost compare-and-set is answered ClaimState{OK: false}, not an error
+)
+
 var codeNames = map[Code]string{
 	CodeMalformed:          "malformed frame",
 	CodeUnknownFrame:       "unknown frame type",
@@ -99,6 +116,13 @@ var codeNames = map[Code]string{
 	CodeStaleDeviceList:    "stale device list",
 	CodeNotInDeviceList:    "device not in the list",
 	CodeNoTransparencyLog:  "no transparency log",
+	CodeRestrictedService:  "restricted from the service",
+	CodeRestrictedNew:      "restricted from new messages",
+	CodeRestrictedReplies:  "restricted from replies",
+	CodeUnknownClaimSpace:  "unknown claim space",
+	CodeClaimCapability:    "wrong claim capability",
+	CodeClaimLimit:         "claim limit reached",
+	CodeClaimConflict:      "claim conflict",
 	CodeInternal:           "internal relay error",
 	CodeShuttingDown:       "relay shutting down",
 	CodeStorageFull:        "relay storage full",

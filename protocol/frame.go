@@ -168,6 +168,8 @@ func newFrame(t FrameType) Frame {
 		return new(Drained)
 	case TypeBlobCreated:
 		return new(BlobCreated)
+	case TypeCreateClaimSpace, TypeUpdateClaimSpace, TypeSetClaim, TypeGetClaim, TypeClaimSpaceCreated, TypeClaimState:
+		return newClaimFrame(t) // claim.go
 	}
 	return newKTFrame(t) // kt.go
 }
@@ -254,19 +256,88 @@ func (f *AddCapability) parseBody(r *Reader) {
 }
 
 // RevokeCapability blocks a capability: later sends with it are refused
-// with CodeCapabilityRevoked.
+// with the Reason's code (RevokeReason.Code; CodeCapabilityRevoked for
+// RevokeBlocked).
 type RevokeCapability struct {
 	Mailbox MailboxID
 	Hash    CapabilityHash
+	// Reason is an optional trailing byte, absent for RevokeBlocked, so
+	// that a frame from a client that predates reasons is unchanged.
+	Reason RevokeReason
 }
 
 func (*RevokeCapability) Type() FrameType { return TypeRevokeCapability }
 func (f *RevokeCapability) appendBody(b []byte) ([]byte, error) {
-	return append(append(b, f.Mailbox[:]...), f.Hash[:]...), nil
+	if f.Reason > MaxRevokeReason {
+		return nil, errorf(ErrMalformed, "revocation reason %d", f.Reason)
+	}
+	b = append(append(b, f.Mailbox[:]...), f.Hash[:]...)
+	if f.Reason != RevokeBlocked {
+		b = append(b, byte(f.Reason))
+	}
+	return b, nil
 }
 func (f *RevokeCapability) parseBody(r *Reader) {
 	r.Array(f.Mailbox[:], "mailbox")
 	r.Array(f.Hash[:], "capability hash")
+	if r.Err() != nil || r.Len() == 0 {
+		return // no reason byte: RevokeBlocked
+	}
+	f.Reason = RevokeReason(r.U8("revocation reason"))
+	switch {
+	case f.Reason == RevokeBlocked:
+		// Canonical encoding: reason 0 is written by leaving the byte out.
+		r.Failf("revocation reason 0 is written by omitting the byte")
+	case f.Reason > MaxRevokeReason:
+		r.Failf("revocation reason %d is not 1, 2 or 3", f.Reason)
+	}
+}
+
+// RevokeReason says why a capability was revoked; a send with it is
+// refused with the reason's own error code, which a client turns into its
+// own sentence (SPEC.md section 10 "Mailboxes and capabilities").
+type RevokeReason uint8
+
+// Revocation reasons.
+const (
+	// RevokeBlocked: the recipient blocked the sender (CodeCapabilityRevoked).
+	RevokeBlocked RevokeReason = 0
+	// RevokeRestrictedService: the sender is restricted from the whole
+	// service (CodeRestrictedService).
+	RevokeRestrictedService RevokeReason = 1
+	// RevokeRestrictedNew: the sender is restricted from sending new
+	// messages to a team (CodeRestrictedNew).
+	RevokeRestrictedNew RevokeReason = 2
+	// RevokeRestrictedReplies: the sender is restricted from replying in
+	// a team's conversations (CodeRestrictedReplies).
+	RevokeRestrictedReplies RevokeReason = 3
+
+	// MaxRevokeReason is the highest reason this version defines.
+	MaxRevokeReason = RevokeRestrictedReplies
+)
+
+// Code is the error code a send with a capability revoked for r gets.
+func (r RevokeReason) Code() Code {
+	switch r {
+	case RevokeRestrictedService:
+		return CodeRestrictedService
+	case RevokeRestrictedNew:
+		return CodeRestrictedNew
+	case RevokeRestrictedReplies:
+		return CodeRestrictedReplies
+	}
+	return CodeCapabilityRevoked
+}
+
+// RevokeReasonOf reports whether err is (or wraps) a relay Error saying
+// that the capability used was revoked, and for which reason.
+func RevokeReasonOf(err error) (RevokeReason, bool) {
+	for r := RevokeBlocked; r <= MaxRevokeReason; r++ {
+		if IsCode(err, r.Code()) {
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 // PublishPrekeys stores the device's prekey bundle (replacing the previous

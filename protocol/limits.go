@@ -51,6 +51,14 @@ const (
 	// subscription; the relay sends more as acknowledgements arrive.
 	MaxInflight = 256
 
+	// MaxClaimValue bounds a claim register's opaque value (SetClaim).
+	MaxClaimValue = 512
+	// MaxClaimsPerSpace is the most registers one claim space may hold.
+	MaxClaimsPerSpace = 100000
+	// MaxClaimSpacesPerDevice is the most claim spaces one device may
+	// have created and not deleted.
+	MaxClaimSpacesPerDevice = 16
+
 	// RateFramesPerSecond and RateBurst are the default per-connection
 	// token bucket: frames beyond it are refused with CodeRateLimited. A
 	// relay may be configured otherwise (relay.Config.FrameRate and

@@ -40,6 +40,11 @@
 // downloads it once finished. Blobs live in DataDir/blobs, one file per
 // blob named by a hash of its ID, indexed in the store
 // (protocol/SPEC.md section 12.5).
+// A team queue keeps claim spaces: an authenticated device creates one
+// (CreateClaimSpace); anyone with its write capability sets compare-and-set
+// registers (SetClaim, GetClaim), and its admin capability replaces the
+// write capability or deletes it (UpdateClaimSpace; claims.go). A
+// capability revoked with a reason refuses sends with the reason's code.
 // Every request gets exactly one answer with its request ID. A Send is
 // answered only after the envelope is durable.
 //

@@ -17,6 +17,9 @@ var (
 // storeCode maps a store refusal to its protocol code; anything else is
 // CodeInternal.
 func storeCode(err error) protocol.Code {
+	if re := (*store.RevokedError)(nil); errors.As(err, &re) {
+		return re.Reason.Code() // revoked with a reason: 26-28
+	}
 	switch {
 	case errors.Is(err, store.ErrUnknownDevice):
 		return protocol.CodeUnknownDevice
@@ -48,6 +51,12 @@ func storeCode(err error) protocol.Code {
 		return protocol.CodeBlobQuota
 	case errors.Is(err, store.ErrBlobOffset):
 		return protocol.CodeBlobOffset
+	case errors.Is(err, store.ErrUnknownClaimSpace):
+		return protocol.CodeUnknownClaimSpace
+	case errors.Is(err, store.ErrClaimCapability):
+		return protocol.CodeClaimCapability
+	case errors.Is(err, store.ErrClaimLimit):
+		return protocol.CodeClaimLimit
 	case errors.Is(err, store.ErrClosed):
 		return protocol.CodeShuttingDown
 	case errors.Is(err, store.ErrStorageFull):

@@ -41,6 +41,8 @@ func (c *conn) handle(b []byte) bool {
 		c.fetchBundle(id, f)
 	case *protocol.Send:
 		c.sendEnvelope(id, f)
+	case *protocol.CreateClaimSpace, *protocol.UpdateClaimSpace, *protocol.SetClaim, *protocol.GetClaim:
+		c.claimRequest(id, f) // claims.go
 	case *protocol.FetchDeviceList: // kt.go
 		c.fetchDeviceList(id, f)
 	case *protocol.FetchLogKey:
@@ -349,8 +351,8 @@ func (c *conn) ownerRequest(id uint32, f protocol.Frame) {
 	case *protocol.AddCapability:
 		err = st.AddCapability(ctx, dev, f.Mailbox, f.Hash)
 	case *protocol.RevokeCapability:
-		if err = st.RevokeCapability(ctx, dev, f.Mailbox, f.Hash); err == nil {
-			c.log.Info("capability revoked", "mailbox", f.Mailbox.Short())
+		if err = st.RevokeCapability(ctx, dev, f.Mailbox, f.Hash, f.Reason); err == nil {
+			c.log.Info("capability revoked", "mailbox", f.Mailbox.Short(), "reason", uint8(f.Reason))
 		}
 	case *protocol.PublishPrekeys:
 		err = st.PublishPrekeys(ctx, dev, f.Bundle, f.Prekeys)

@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+
+	"github.com/postern/postern/protocol"
 )
 
 // Refusals: a call that returns one of these changed nothing.
@@ -63,6 +65,16 @@ var refusals = []error{
 	ErrCapabilityLimit, ErrQueueFull, ErrNoBundle, ErrPrekeyLimit,
 	ErrUnknownBlob, ErrBlobQuota, ErrBlobOffset,
 }
+
+// RevokedError refuses a capability revoked with a reason other than
+// protocol.RevokeBlocked; it matches ErrCapabilityRevoked with errors.Is.
+type RevokedError struct{ Reason protocol.RevokeReason }
+
+func (e *RevokedError) Error() string {
+	return fmt.Sprintf("%v (reason %d)", ErrCapabilityRevoked, e.Reason)
+}
+
+func (e *RevokedError) Unwrap() error { return ErrCapabilityRevoked }
 
 // detailError carries a specific message while matching a sentinel with
 // errors.Is, so that a message reads "account label: 70 bytes, want 1 to

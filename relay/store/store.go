@@ -3,7 +3,8 @@
 //
 // A Store keeps devices, mailboxes, send-capability hashes, invite-code
 // hashes, prekey bundles, one-time prekeys and envelopes, and the account
-// labels an operator gave devices and invites (account.go). A KTStore
+// labels an operator gave devices and invites (account.go), and claim
+// spaces (claim.go). A KTStore
 // (kt.go) also keeps signed device lists and the key-transparency log. It
 // never sees a capability token, an invite code or anything a client
 // encrypted in the clear: callers hand it hashes and opaque bytes.
@@ -138,12 +139,15 @@ type Store interface {
 	// ones). Adding a live hash again is a no-op; re-adding a revoked one
 	// makes it live again (the owner unblocks a sender).
 	AddCapability(ctx context.Context, owner protocol.DeviceID, mb protocol.MailboxID, h protocol.CapabilityHash) error
-	// RevokeCapability marks a hash revoked (recording it if unknown, so
-	// that a sender presenting it later is told it was blocked).
-	RevokeCapability(ctx context.Context, owner protocol.DeviceID, mb protocol.MailboxID, h protocol.CapabilityHash) error
+	// RevokeCapability marks a hash revoked for reason (recording it if
+	// unknown, so that a sender presenting it later is told it was
+	// blocked, or restricted and how).
+	RevokeCapability(ctx context.Context, owner protocol.DeviceID, mb protocol.MailboxID, h protocol.CapabilityHash, reason protocol.RevokeReason) error
 	// CheckCapability returns nil for a live capability of mb, else
-	// ErrUnknownCapability (also when mb does not exist) or
-	// ErrCapabilityRevoked.
+	// ErrUnknownCapability (also when mb does not exist),
+	// ErrCapabilityRevoked (revoked as protocol.RevokeBlocked) or a
+	// *RevokedError with the reason (which also matches
+	// ErrCapabilityRevoked).
 	CheckCapability(ctx context.Context, mb protocol.MailboxID, h protocol.CapabilityHash) error
 
 	// PublishPrekeys replaces the device's bundle (unless bundle is
@@ -170,6 +174,8 @@ type Store interface {
 	// Purge deletes up to max envelopes whose expiry is at or before now,
 	// in one transaction, and returns how many it deleted.
 	Purge(ctx context.Context, now time.Time, max int) (int, error)
+
+	ClaimStore // claim.go
 
 	// Close waits for queued writes to commit and closes the store.
 	Close() error

@@ -463,6 +463,9 @@ func checkCapability(tx *bolt.Tx, mb protocol.MailboxID, h protocol.CapabilityHa
 	}
 	v := tx.Bucket(bCaps).Get(cat(mb[:], h[:]))
 	switch {
+	case len(v) == 2 && store.CapabilityState(v[0]) == store.CapabilityRevoked &&
+		v[1] > byte(protocol.RevokeBlocked) && v[1] <= byte(protocol.MaxRevokeReason):
+		return &store.RevokedError{Reason: protocol.RevokeReason(v[1])} // ops.go RevokeCapability
 	case len(v) != 1:
 		return store.ErrUnknownCapability
 	case store.CapabilityState(v[0]) == store.CapabilityRevoked:

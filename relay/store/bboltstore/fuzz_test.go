@@ -255,7 +255,7 @@ func FuzzCorruptRecords(f *testing.F) {
 				s.Append(bg, store.Envelope{Mailbox: fuzzMailbox, ID: protocol.EnvelopeID{0xe0, 3}, Received: fuzzTime, Expires: fuzzTime, Data: appendData}, fuzzCap)
 			},
 			func() { s.AddCapability(bg, owner, fuzzMailbox, protocol.CapabilityHash{0xca, 2}) },
-			func() { s.RevokeCapability(bg, owner, fuzzMailbox, fuzzCap) },
+			func() { s.RevokeCapability(bg, owner, fuzzMailbox, fuzzCap, protocol.RevokeRestrictedNew) },
 			func() { s.CreateMailbox(bg, owner, protocol.MailboxID{0xb0, 2}) },
 			func() { s.Purge(bg, fuzzTime, 10) },
 			func() { s.DeleteMailbox(bg, owner, fuzzMailbox) },
@@ -267,6 +267,12 @@ func FuzzCorruptRecords(f *testing.F) {
 			func() { s.RevokeAccount(bg, fuzzAccount) },
 			func() { s.SuspendAccount(bg, fuzzAccount, true) },
 			func() { s.RevokeInvite(bg, fuzzInvite) },
+			func() { s.GetClaim(bg, fuzzSpace, fuzzCap, fuzzToken) }, // claims_test.go
+			func() { s.SetClaim(bg, fuzzSpace, fuzzCap, fuzzToken, 1, []byte{1}) },
+			func() {
+				s.UpdateClaimSpace(bg, fuzzSpace, fuzzCap, protocol.ClaimSpaceDelete, protocol.CapabilityHash{})
+			},
+			func() { s.CreateClaimSpace(bg, owner, protocol.ClaimSpaceID{0xc5, 2}, fuzzCap, fuzzCap) },
 		}
 		for _, op := range ops {
 			writeCorruptRecords(t, s, v)
@@ -308,6 +314,9 @@ func writeCorruptRecords(t *testing.T, s *Store, v []byte) {
 			{bEnvID, fuzzEnvID2[:], sk},
 			{bEnvExp, cat(u64(0), sk), nil},
 			{bAccounts, accountKey(fuzzAccount, fuzzDev), v},
+			{bClaimSpaces, fuzzSpace[:], v}, // claims_test.go
+			{bClaims, cat(fuzzSpace[:], fuzzToken[:]), v},
+			{bClaimOwned, cat(fuzzDev[:], fuzzSpace[:]), v},
 		}
 		if len(v) > 0 && len(v) <= 64 {
 			// An index key of any length under the label's prefix.

@@ -423,12 +423,22 @@ func (s *Store) AddCapability(ctx context.Context, owner protocol.DeviceID, mb p
 	})
 }
 
-func (s *Store) RevokeCapability(ctx context.Context, owner protocol.DeviceID, mb protocol.MailboxID, h protocol.CapabilityHash) error {
+// A revoked capability is stored as state 2 alone when revoked as
+// protocol.RevokeBlocked (as before reasons existed), and as state 2 ||
+// reason (1 to 3) otherwise.
+func (s *Store) RevokeCapability(ctx context.Context, owner protocol.DeviceID, mb protocol.MailboxID, h protocol.CapabilityHash, reason protocol.RevokeReason) error {
+	if reason > protocol.MaxRevokeReason {
+		return corrupt("revocation reason %d", reason) // the decoder refuses it
+	}
+	v := []byte{byte(store.CapabilityRevoked)}
+	if reason != protocol.RevokeBlocked {
+		v = append(v, byte(reason))
+	}
 	return s.updateFreeing(func(tx *bolt.Tx) error {
 		if err := ownedMailbox(tx, owner, mb); err != nil {
 			return err
 		}
-		return tx.Bucket(bCaps).Put(cat(mb[:], h[:]), []byte{byte(store.CapabilityRevoked)})
+		return tx.Bucket(bCaps).Put(cat(mb[:], h[:]), v)
 	})
 }
 

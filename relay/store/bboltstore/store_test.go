@@ -129,7 +129,7 @@ func TestCapabilities(t *testing.T) {
 			}
 		})
 	}
-	if err := s.RevokeCapability(ctx, ownr, mb, h); err != nil {
+	if err := s.RevokeCapability(ctx, ownr, mb, h, protocol.RevokeBlocked); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Append(ctx, e, h); !errors.Is(err, store.ErrCapabilityRevoked) {
@@ -143,7 +143,7 @@ func TestCapabilities(t *testing.T) {
 	if err := s.CheckCapability(ctx, mb, h); err != nil {
 		t.Errorf("CheckCapability after re-adding = %v", err)
 	}
-	if err := s.RevokeCapability(ctx, ownr, mb, h); err != nil {
+	if err := s.RevokeCapability(ctx, ownr, mb, h, protocol.RevokeBlocked); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.AddCapability(ctx, protocol.DeviceID{9}, mb, h); !errors.Is(err, store.ErrNotOwner) {
