@@ -61,7 +61,7 @@ func sampleConversation() *Conversation {
 			{
 				ID: "8b1d2e3f4a5b6c7d", Sender: staff, Recipients: []Party{patient},
 				Sent: t0.Add(time.Hour), Received: t0.Add(time.Hour + time.Second),
-				Text: "Please avoid it; see the leaflet attached.",
+				Text:        "Please avoid it; see the leaflet attached.",
 				Attachments: []Attachment{{Name: "leaflet.png", MediaType: "image/png", Reader: bytes.NewReader(pngBytes())}},
 			},
 			{
