@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -62,11 +63,64 @@ func validate(t *testing.T, s *jsonschema.Schema, export []byte) error {
 	return s.Validate(inst)
 }
 
+// TestSchemaValidates: exports of every shape validate against the FHIR
+// R4 schema, and the schema does refuse a bundle that is not R4.
 func TestSchemaValidates(t *testing.T) {
 	s := fhirSchema(t)
-	out := exportSample(t, testSigner(t, "robin"))
-	if err := validate(t, s, out); err != nil {
-		t.Fatalf("export does not validate against the FHIR R4 schema: %v", err)
+	signer := testSigner(t, "robin")
+	sample := exportSample(t, signer)
+
+	recalled := sampleConversation()
+	recalled.Messages[1].Recalled = &Recall{By: "Robin Pharmacist", At: t0.Add(time.Hour)}
+	one := sampleConversation()
+	one.Team, one.Patient, one.ExportedBy = "", nil, ""
+	one.Messages = one.Messages[1:2]
+	one.Messages[0].Attachments = append(one.Messages[0].Attachments,
+		Attachment{Name: "empty.txt", MediaType: "text/plain; charset=utf-8", Data: []byte{}},
+		Attachment{Name: "", MediaType: "", Data: []byte("no name, no type")})
+	odd := sampleConversation()
+	odd.Messages[0].Text = "a\x00b\x1bc\fd\ve\xffg\u2028h\u00a0i 😀\r\n\t"
+	odd.Messages[0].Sender.Name = "Dana\x07"
+	odd.Messages[2].Text = ""
+	noPatient := sampleConversation()
+	noPatient.Patient.Encounter = nil
+
+	exports := map[string][]byte{"three messages with a file and a patient": sample}
+	for name, c := range map[string]*Conversation{
+		"a recalled message": recalled, "one message with files": one,
+		"control characters": odd, "patient without encounter": noPatient,
+	} {
+		out, err := Export(c, signer, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		exports[name] = out
+	}
+	for name, out := range exports {
+		if err := validate(t, s, out); err != nil {
+			t.Errorf("%s: export does not validate against the FHIR R4 schema: %v", name, err)
+		}
+		if err := Verify(out, signer.Public()); err != nil {
+			t.Errorf("%s: Verify: %v", name, err)
+		}
+	}
+
+	// The validator does check: each of these is not R4.
+	for name, edit := range map[string][2]string{
+		"bundle type":           {`"type":"collection"`, `"type":"folder"`},
+		"priority not a code":   {`"priority":"urgent"`, `"priority":7`},
+		"size not a number":     {`"size":520`, `"size":"520"`},
+		"unknown member":        {`"status":"completed"`, `"status":"completed","subjectText":"x"`},
+		"sent not a dateTime":   {`"sent":"2026-12-07T09:30:00.000Z"`, `"sent":"7 December 2026"`},
+		"signature without who": {`"who":{"identifier"`, `"whom":{"identifier"`},
+	} {
+		b := bytes.Replace(sample, []byte(edit[0]), []byte(edit[1]), 1)
+		if bytes.Equal(b, sample) {
+			t.Fatalf("%s: the edit changed nothing", name)
+		}
+		if err := validate(t, s, b); err == nil {
+			t.Errorf("%s: the schema accepts a bundle that is not R4", name)
+		}
 	}
 }
 
