@@ -287,12 +287,18 @@ func Export(c *Conversation, s Signer, opts *Options) ([]byte, error) {
 	if len(sig) != keys.SignatureSize {
 		return nil, fmt.Errorf("%w: signature of %d bytes, want %d", ErrSign, len(sig), keys.SignatureSize)
 	}
-	b.Signature.Data = base64.StdEncoding.EncodeToString(sig)
-	out, err := encode(b)
-	if err != nil {
-		return nil, fmt.Errorf("fhir: encoding the bundle: %v", err)
-	}
-	return out, nil
+	return withSignature(signed, sig), nil
+}
+
+// withSignature returns the export from its signed bytes: signature.data
+// is the last member of signature, itself the last member of the bundle,
+// so the canonical encoding with data is the one without it and the data
+// inserted before the closing "}}". This spares a second encoding of a
+// bundle of up to MaxExportSize bytes.
+func withSignature(signed, sig []byte) []byte {
+	tail := `,"data":"` + base64.StdEncoding.EncodeToString(sig) + `"}}`
+	out := make([]byte, 0, len(signed)-2+len(tail))
+	return append(append(out, signed[:len(signed)-2]...), tail...)
 }
 
 // communicationOf maps message i (a 0-based index, for errors) to a

@@ -48,11 +48,13 @@ func Verify(data []byte, pub *keys.SigningPublicKey) error {
 	if err != nil || len(raw) != keys.SignatureSize {
 		return malformedf("signature.data: want base64 of %d bytes", keys.SignatureSize)
 	}
-	sig.Data = ""
-	signed, err := encode(b)
-	if err != nil {
-		return malformedf("%v", err)
+	// The file is canonical (checked above), so the signed bytes are the
+	// file without the data member (see withSignature).
+	tail := `,"data":"` + sig.Data + `"}}`
+	if !bytes.HasSuffix(data, []byte(tail)) {
+		return malformedf("signature.data is not the last member")
 	}
+	signed := append(bytes.Clone(data[:len(data)-len(tail)]), "}}"...)
 	digest := sha256.Sum256(signed)
 	if err := pub.Verify(SignatureContext, digest[:], raw); err != nil {
 		if errors.Is(err, keys.ErrBadSignature) {
