@@ -54,9 +54,10 @@ func Verify(data []byte, pub *keys.SigningPublicKey) error {
 	if !bytes.HasSuffix(data, []byte(tail)) {
 		return malformedf("signature.data is not the last member")
 	}
-	signed := append(bytes.Clone(data[:len(data)-len(tail)]), "}}"...)
-	digest := sha256.Sum256(signed)
-	if err := pub.Verify(SignatureContext, digest[:], raw); err != nil {
+	h := sha256.New()
+	h.Write(data[:len(data)-len(tail)])
+	h.Write([]byte("}}"))
+	if err := pub.Verify(SignatureContext, h.Sum(nil), raw); err != nil {
 		if errors.Is(err, keys.ErrBadSignature) {
 			return ErrBadSignature
 		}
