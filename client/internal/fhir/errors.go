@@ -49,14 +49,44 @@ var (
 	ErrBadSignature = errors.New("fhir: bad signature (the export was changed after it was signed)")
 )
 
-func invalidf(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...)
+// detailError is a sentinel with the detail of what failed and where:
+// "fhir: invalid export input: message 2: sender: name: 300 bytes, at
+// most 256". cause is a wrapped error of another package (a reader's).
+type detailError struct {
+	sentinel error
+	detail   string
+	cause    error
 }
 
-func tooLargef(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrTooLarge}, a...)...)
+func (e *detailError) Error() string {
+	s := e.sentinel.Error() + ": " + e.detail
+	if e.cause != nil {
+		s += ": " + e.cause.Error()
+	}
+	return s
 }
 
-func malformedf(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, a...)...)
+func (e *detailError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{e.sentinel, e.cause}
+	}
+	return []error{e.sentinel}
+}
+
+func detailf(sentinel error, format string, a ...any) error {
+	return &detailError{sentinel: sentinel, detail: fmt.Sprintf(format, a...)}
+}
+
+func invalidf(format string, a ...any) error   { return detailf(ErrInvalid, format, a...) }
+func tooLargef(format string, a ...any) error  { return detailf(ErrTooLarge, format, a...) }
+func malformedf(format string, a ...any) error { return detailf(ErrMalformed, format, a...) }
+
+// in says where err happened ("message 2", "sender"), keeping the
+// sentinel first in the message.
+func in(where string, err error) error {
+	var d *detailError
+	if errors.As(err, &d) {
+		return &detailError{sentinel: d.sentinel, detail: where + ": " + d.detail, cause: d.cause}
+	}
+	return fmt.Errorf("%s: %w", where, err)
 }

@@ -217,12 +217,12 @@ func Export(c *Conversation, s Signer, opts *Options) ([]byte, error) {
 	var subject, encounter *reference
 	if p := c.Patient; p != nil {
 		if err := p.Patient.check(); err != nil {
-			return nil, fmt.Errorf("patient: %w", err)
+			return nil, in("patient", err)
 		}
 		subject = &reference{Type: "Patient", Identifier: &identifier{p.Patient.System, p.Patient.Value}}
 		if e := p.Encounter; e != nil {
 			if err := e.check(); err != nil {
-				return nil, fmt.Errorf("encounter: %w", err)
+				return nil, in("encounter", err)
 			}
 			encounter = &reference{Type: "Encounter", Identifier: &identifier{e.System, e.Value}}
 		}
@@ -242,15 +242,15 @@ func Export(c *Conversation, s Signer, opts *Options) ([]byte, error) {
 	for i := range c.Messages {
 		m := &c.Messages[i]
 		if err := checkMessageID(m.ID); err != nil {
-			return nil, fmt.Errorf("message %d: %w", i+1, err)
+			return nil, in(fmt.Sprintf("message %d", i+1), err)
 		}
 		if seen[m.ID] {
 			return nil, invalidf("message %d: ID used by an earlier message", i+1)
 		}
 		seen[m.ID] = true
-		com, n, err := communicationOf(m, i, &files, MaxExportSize-size)
+		com, n, err := communicationOf(m, &files, MaxExportSize-size)
 		if err != nil {
-			return nil, err
+			return nil, in(fmt.Sprintf("message %d", i+1), err)
 		}
 		size += n
 		com.Subject, com.Encounter, com.Topic = subject, encounter, topic
@@ -259,7 +259,7 @@ func Export(c *Conversation, s Signer, opts *Options) ([]byte, error) {
 
 	when, err := instant(now())
 	if err != nil {
-		return nil, fmt.Errorf("clock: %w", err)
+		return nil, in("clock", err)
 	}
 	b.Timestamp = when
 	b.Signature = &signature{
@@ -282,10 +282,10 @@ func Export(c *Conversation, s Signer, opts *Options) ([]byte, error) {
 	digest := sha256.Sum256(signed)
 	sig, err := s.Sign(SignatureContext, digest[:])
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSign, err)
+		return nil, &detailError{sentinel: ErrSign, detail: "signer", cause: err}
 	}
 	if len(sig) != keys.SignatureSize {
-		return nil, fmt.Errorf("%w: signature of %d bytes, want %d", ErrSign, len(sig), keys.SignatureSize)
+		return nil, detailf(ErrSign, "signature of %d bytes, want %d", len(sig), keys.SignatureSize)
 	}
 	return withSignature(signed, sig), nil
 }
@@ -301,11 +301,10 @@ func withSignature(signed, sig []byte) []byte {
 	return append(append(out, signed[:len(signed)-2]...), tail...)
 }
 
-// communicationOf maps message i (a 0-based index, for errors) to a
-// Communication. files counts the export's attachments so far; room is
+// communicationOf maps a message to a Communication. files counts the export's attachments so far; room is
 // what is left of MaxExportSize. It returns the resource and an estimate
 // of its encoded size.
-func communicationOf(m *Message, i int, files *int, room int) (*communication, int, error) {
+func communicationOf(m *Message, files *int, room int) (*communication, int, error) {
 	com := &communication{
 		ResourceType: "Communication",
 		Identifier:   []identifier{{System: SystemMessage, Value: m.ID}},
@@ -316,48 +315,48 @@ func communicationOf(m *Message, i int, files *int, room int) (*communication, i
 		com.Priority = "urgent"
 	}
 	if m.Sent.IsZero() {
-		return nil, 0, invalidf("message %d: no sent time", i+1)
+		return nil, 0, invalidf("no sent time")
 	}
 	var err error
 	if com.Sent, err = instant(m.Sent); err != nil {
-		return nil, 0, fmt.Errorf("message %d: sent: %w", i+1, err)
+		return nil, 0, in("sent", err)
 	}
 	if !m.Received.IsZero() {
 		if com.Received, err = instant(m.Received); err != nil {
-			return nil, 0, fmt.Errorf("message %d: received: %w", i+1, err)
+			return nil, 0, in("received", err)
 		}
 	}
 	sender, err := referenceOf(m.Sender)
 	if err != nil {
-		return nil, 0, fmt.Errorf("message %d: sender: %w", i+1, err)
+		return nil, 0, in("sender", err)
 	}
 	com.Sender = &sender
 	if len(m.Recipients) > MaxRecipients {
-		return nil, 0, tooLargef("message %d: %d recipients, at most %d", i+1, len(m.Recipients), MaxRecipients)
+		return nil, 0, tooLargef("%d recipients, at most %d", len(m.Recipients), MaxRecipients)
 	}
 	for j, p := range m.Recipients {
 		r, err := referenceOf(p)
 		if err != nil {
-			return nil, 0, fmt.Errorf("message %d: recipient %d: %w", i+1, j+1, err)
+			return nil, 0, in(fmt.Sprintf("recipient %d", j+1), err)
 		}
 		com.Recipient = append(com.Recipient, r)
 	}
 	size := 512 + 256*len(m.Recipients)
 	if r := m.Recalled; r != nil {
 		if err := checkName("recalled by", r.By); err != nil {
-			return nil, 0, fmt.Errorf("message %d: %w", i+1, err)
+			return nil, 0, err
 		}
 		n := annotation{AuthorString: cleanText(r.By), Text: recalledNote}
 		if !r.At.IsZero() {
 			if n.Time, err = instant(r.At); err != nil {
-				return nil, 0, fmt.Errorf("message %d: recalled: %w", i+1, err)
+				return nil, 0, in("recalled", err)
 			}
 		}
 		com.Note = []annotation{n}
 		return com, size, nil
 	}
 	if len(m.Text) > MaxTextSize {
-		return nil, 0, tooLargef("message %d: text of %d bytes, at most %d", i+1, len(m.Text), MaxTextSize)
+		return nil, 0, tooLargef("text of %d bytes, at most %d", len(m.Text), MaxTextSize)
 	}
 	if m.Text != "" {
 		com.Payload = append(com.Payload, payload{ContentString: cleanText(m.Text)})
@@ -370,22 +369,22 @@ func communicationOf(m *Message, i int, files *int, room int) (*communication, i
 			return nil, 0, tooLargef("more than %d attachments", MaxAttachments)
 		}
 		if err := checkName("file name", a.Name); err != nil {
-			return nil, 0, fmt.Errorf("message %d: attachment %d: %w", i+1, j+1, err)
+			return nil, 0, in(fmt.Sprintf("attachment %d", j+1), err)
 		}
 		data := a.Data
 		if data == nil && a.Reader != nil {
 			var err error
 			data, err = io.ReadAll(io.LimitReader(a.Reader, MaxAttachmentSize+1))
 			if err != nil {
-				return nil, 0, fmt.Errorf("%w: message %d, attachment %d: %w", ErrAttachment, i+1, j+1, err)
+				return nil, 0, &detailError{sentinel: ErrAttachment, detail: fmt.Sprintf("attachment %d", j+1), cause: err}
 			}
 		}
 		if len(data) > MaxAttachmentSize {
-			return nil, 0, tooLargef("message %d: attachment %d: more than %d bytes", i+1, j+1, MaxAttachmentSize)
+			return nil, 0, tooLargef("attachment %d: more than %d bytes", j+1, MaxAttachmentSize)
 		}
 		size += base64.StdEncoding.EncodedLen(len(data)) + 256
 		if size > room {
-			return nil, 0, tooLargef("the export would take more than %d bytes (at message %d)", MaxExportSize, i+1)
+			return nil, 0, tooLargef("the export would take more than %d bytes", MaxExportSize)
 		}
 		h := sha1.Sum(data)
 		com.Payload = append(com.Payload, payload{ContentAttachment: &attachment{
@@ -397,7 +396,7 @@ func communicationOf(m *Message, i int, files *int, room int) (*communication, i
 		}})
 	}
 	if size > room {
-		return nil, 0, tooLargef("the export would take more than %d bytes (at message %d)", MaxExportSize, i+1)
+		return nil, 0, tooLargef("the export would take more than %d bytes", MaxExportSize)
 	}
 	return com, size, nil
 }

@@ -326,13 +326,29 @@ func TestInvalidInput(t *testing.T) {
 			if !errors.Is(err, tc.want) || out != nil {
 				t.Fatalf("Export: %v (%d bytes), want %v", err, len(out), tc.want)
 			}
+			if !strings.HasPrefix(err.Error(), tc.want.Error()+": ") {
+				t.Fatalf("error %q does not start with its sentinel's message", err)
+			}
 		})
 	}
 	if _, err := Export(sampleConversation(), nil, nil); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("no signer: %v", err)
 	}
-	if _, err := Export(sampleConversation(), failingSigner{s}, nil); !errors.Is(err, ErrSign) {
+	if _, err := Export(sampleConversation(), failingSigner{s}, nil); !errors.Is(err, ErrSign) || !errors.Is(err, errNoRandomness) {
 		t.Fatalf("failing signer: %v", err)
+	}
+	diskErr := errors.New("disk error")
+	c := sampleConversation()
+	c.Messages[1].Attachments[0].Reader = &failingReader{n: 10, err: diskErr}
+	_, err := Export(c, s, nil)
+	if !errors.Is(err, ErrAttachment) || !errors.Is(err, diskErr) || err.Error() != "fhir: attachment could not be read: message 2: attachment 1: disk error" {
+		t.Fatalf("reader error: %v", err)
+	}
+	c = sampleConversation()
+	c.Messages[2].Recipients[1].Name = strings.Repeat("n", MaxNameSize+1)
+	_, err = Export(c, s, nil)
+	if err == nil || err.Error() != "fhir: invalid export input: message 3: recipient 2: name: 257 bytes, at most 256" {
+		t.Fatalf("error names the place: %v", err)
 	}
 }
 
@@ -382,4 +398,6 @@ func (zeros) Read(p []byte) (int, error) {
 
 type failingSigner struct{ Signer }
 
-func (failingSigner) Sign(string, []byte) ([]byte, error) { return nil, errors.New("no randomness") }
+var errNoRandomness = errors.New("no randomness")
+
+func (failingSigner) Sign(string, []byte) ([]byte, error) { return nil, errNoRandomness }

@@ -42,7 +42,7 @@ func Verify(data []byte, pub *keys.SigningPublicKey) error {
 	}
 	sig := b.Signature
 	if sig.Who.Identifier.Value != pub.Fingerprint().String() {
-		return fmt.Errorf("%w: the export names identity %.16s…, the key is %s…", ErrWrongSigner, sig.Who.Identifier.Value, pub.Fingerprint().Short())
+		return detailf(ErrWrongSigner, "the export names identity %.16s…, the key is %s…", sig.Who.Identifier.Value, pub.Fingerprint().Short())
 	}
 	raw, err := base64.StdEncoding.Strict().DecodeString(sig.Data)
 	if err != nil || len(raw) != keys.SignatureSize {
@@ -61,7 +61,7 @@ func Verify(data []byte, pub *keys.SigningPublicKey) error {
 		if errors.Is(err, keys.ErrBadSignature) {
 			return ErrBadSignature
 		}
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return detailf(ErrBadSignature, "%v", err)
 	}
 	return nil
 }
