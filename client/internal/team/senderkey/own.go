@@ -11,7 +11,8 @@ import (
 
 // Own is this device's sender key for one group and epoch: the chain key
 // at the next iteration to seal and the epoch's Ed25519 signing key. It
-// is SECRET. An Own is not safe for concurrent use.
+// is SECRET. The zero value is not usable; make one with NewOwn, Rotate or
+// UnmarshalOwn. An Own is not safe for concurrent use.
 type Own struct {
 	group   GroupID
 	sender  protocol.DeviceID

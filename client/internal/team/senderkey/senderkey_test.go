@@ -635,3 +635,28 @@ func TestPublicKeyUsed(t *testing.T) {
 		t.Fatal("distribution carries another public key")
 	}
 }
+
+// TestRandomFailure: a failing random source is ErrRandom, and Seal then
+// leaves the key as it was (the iteration is not spent).
+func TestRandomFailure(t *testing.T) {
+	if _, err := NewOwn(testGroup, deviceID(1), 0, bytes.NewReader(make([]byte, 40))); !errors.Is(err, ErrRandom) {
+		t.Fatalf("NewOwn with 40 random bytes: %v", err)
+	}
+	if _, err := NewHeaderKey(bytes.NewReader(nil)); !errors.Is(err, ErrRandom) {
+		t.Fatalf("NewHeaderKey with no random bytes: %v", err)
+	}
+	hk := mustHeaderKey(t)
+	a := mustOwn(t, deviceID(1), 0)
+	s := NewState(testGroup)
+	mustAdd(t, s, a.Sender(), a.Distribution())
+	before := a.MarshalSecret()
+	a.rand = bytes.NewReader(make([]byte, HeaderNonceSize-1))
+	if _, err := a.Seal(hk, []byte("x")); !errors.Is(err, ErrRandom) {
+		t.Fatalf("Seal with a short random source: %v", err)
+	}
+	if !bytes.Equal(a.MarshalSecret(), before) {
+		t.Fatal("a failed Seal changed the key")
+	}
+	a.rand = bytes.NewReader(make([]byte, HeaderNonceSize))
+	mustOpen(t, s, hk, mustSeal(t, a, hk, "x"), a.Sender(), "x")
+}
