@@ -73,8 +73,8 @@ func mustOpen(t testing.TB, s *State, hk *HeaderKey, m []byte, from protocol.Dev
 func wantFail(t testing.TB, s *State, hk *HeaderKey, m []byte, want error) {
 	t.Helper()
 	before := s.MarshalSecret()
-	_, pt, err := s.Open(hk, m)
-	if !errors.Is(err, want) || pt != nil {
+	sender, pt, err := s.Open(hk, m)
+	if !errors.Is(err, want) || pt != nil || sender != (protocol.DeviceID{}) {
 		t.Fatalf("Open = %v (plaintext %d bytes), want %v", err, len(pt), want)
 	}
 	if !bytes.Equal(s.MarshalSecret(), before) {

@@ -145,7 +145,8 @@ func same(c *chain, d *Distribution) error {
 func (s *State) Remove(sender protocol.DeviceID) { delete(s.senders, sender) }
 
 // Open reads a group message (SPEC.md 15.1) under the group header key
-// hk. It returns the sender device and the plaintext. Every failure that
+// hk. It returns the sender device and the plaintext (on error, a zero
+// sender; the sender is in a *MissingKeyError). Every failure that
 // depends on the message's authenticity is ErrDecrypt; a message that
 // authenticated under hk but needs a sender key not held yet is a
 // *MissingKeyError (ErrNoSenderKey); one more than MaxSkip ahead is
@@ -156,12 +157,12 @@ func (s *State) Remove(sender protocol.DeviceID) { delete(s.senders, sender) }
 func (s *State) Open(hk *HeaderKey, msg []byte) (protocol.DeviceID, []byte, error) {
 	var sender protocol.DeviceID
 	if len(msg) < MessageOverhead || len(msg) > MaxMessageSize || msg[0] != messageVersion {
-		return sender, nil, ErrDecrypt
+		return protocol.DeviceID{}, nil, ErrDecrypt
 	}
 	nonce := msg[1 : 1+HeaderNonceSize]
 	inner, err := hk.aead.Open(nil, nonce, msg[1+HeaderNonceSize:], msg[:1])
 	if err != nil {
-		return sender, nil, ErrDecrypt
+		return protocol.DeviceID{}, nil, ErrDecrypt
 	}
 	copy(sender[:], inner)
 	epoch := binary.BigEndian.Uint32(inner[SenderIDSize:])
@@ -174,7 +175,7 @@ func (s *State) Open(hk *HeaderKey, msg []byte) (protocol.DeviceID, []byte, erro
 	end := uint32(openEnd)
 	switch {
 	case k == nil:
-		return sender, nil, &MissingKeyError{Sender: sender, Epoch: epoch}
+		return protocol.DeviceID{}, nil, &MissingKeyError{Sender: sender, Epoch: epoch}
 	case epoch == k.cur.epoch:
 		c = &k.cur
 	case k.prev != nil && epoch == k.prev.epoch:
@@ -182,9 +183,9 @@ func (s *State) Open(hk *HeaderKey, msg []byte) (protocol.DeviceID, []byte, erro
 	case epoch > k.cur.epoch || (k.prev == nil && uint64(epoch)+1 == uint64(k.cur.epoch)):
 		// A newer epoch, or the previous one whose distribution has not
 		// arrived: it may come.
-		return sender, nil, &MissingKeyError{Sender: sender, Epoch: epoch}
+		return protocol.DeviceID{}, nil, &MissingKeyError{Sender: sender, Epoch: epoch}
 	default:
-		return sender, nil, ErrDecrypt
+		return protocol.DeviceID{}, nil, ErrDecrypt
 	}
 
 	// Find or derive the message key without changing the state.
@@ -197,15 +198,15 @@ func (s *State) Open(hk *HeaderKey, msg []byte) (protocol.DeviceID, []byte, erro
 			return cmpU32(sk.iter, it)
 		})
 		if !found {
-			return sender, nil, ErrDecrypt // read already, evicted, or never held
+			return protocol.DeviceID{}, nil, ErrDecrypt // read already, evicted, or never held
 		}
 		mk, skippedAt = c.skipped[i].mk, i
 	} else {
 		if iter >= end {
-			return sender, nil, ErrDecrypt
+			return protocol.DeviceID{}, nil, ErrDecrypt
 		}
 		if iter-c.next > MaxSkip {
-			return sender, nil, ErrSkipLimit
+			return protocol.DeviceID{}, nil, ErrSkipLimit
 		}
 		ck := c.ck
 		for i := c.next; i < iter; i++ {
@@ -222,13 +223,13 @@ func (s *State) Open(hk *HeaderKey, msg []byte) (protocol.DeviceID, []byte, erro
 	ad := appendAD(make([]byte, 0, adSize), &s.group, &sender, epoch, iter)
 	if !ed25519.Verify(c.pub[:], signedMessage(ad, body), sig) {
 		wipe(derived)
-		return sender, nil, ErrDecrypt
+		return protocol.DeviceID{}, nil, ErrDecrypt
 	}
 	aead, bnonce := bodyAEAD(&mk)
 	pt, err := aead.Open(body[:0], bnonce[:], body, ad)
 	if err != nil {
 		wipe(derived)
-		return sender, nil, ErrDecrypt
+		return protocol.DeviceID{}, nil, ErrDecrypt
 	}
 
 	// Commit.
