@@ -1,6 +1,7 @@
 package senderkey
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"testing"
 
@@ -105,5 +106,25 @@ func BenchmarkPartsBodyAEAD(b *testing.B) {
 	var mk [ChainKeySize]byte
 	for b.Loop() {
 		bodyAEAD(&mk)
+	}
+}
+
+func BenchmarkPartsSign(b *testing.B) {
+	o := mustOwn(b, deviceID(1), 0)
+	m := signedMessage(make([]byte, adSize), make([]byte, 1024+TagSize))
+	for b.Loop() {
+		ed25519.Sign(o.priv, m)
+	}
+}
+
+func BenchmarkPartsVerify(b *testing.B) {
+	o := mustOwn(b, deviceID(1), 0)
+	m := signedMessage(make([]byte, adSize), make([]byte, 1024+TagSize))
+	sig := ed25519.Sign(o.priv, m)
+	pub := o.PublicKey()
+	for b.Loop() {
+		if !ed25519.Verify(pub, m, sig) {
+			b.Fatal("verify")
+		}
 	}
 }
