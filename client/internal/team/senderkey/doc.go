@@ -15,6 +15,10 @@
 //	dist := own.Distribution() // SECRET: send only over pairwise sessions
 //	msg, err := own.Seal(headerKey, plaintext) // store own, then send msg
 //
+// A distribution carries the chain at the key's next iteration: its holder
+// reads the messages sealed after it was made, not before. Make the
+// distribution of a new key (NewOwn, Rotate) before its first Seal.
+//
 // A receiver keeps one State per group, adds each distribution with the
 // sender device its session authenticated, and opens messages:
 //
