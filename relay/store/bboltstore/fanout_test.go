@@ -246,3 +246,45 @@ func TestFanoutQueueFull(t *testing.T) {
 		t.Fatalf("%+v, %v", res, err)
 	}
 }
+
+// A damaged list record or entry fails the call with a corruption error,
+// never a panic and never a partial write.
+func TestFanoutCorruptRecords(t *testing.T) {
+	s, _ := openTest(t)
+	id, admin, send, entries := fanoutOfMailboxes(t, s, 2)
+	for _, c := range []struct {
+		name          string
+		bucket, key   []byte
+		value         []byte
+		checkSucceeds bool
+	}{
+		{"short list record", bFanouts, id[:], make([]byte, fanoutRecordSize-1), false},
+		{"list of too many entries", bFanouts, id[:], append(cat(admin[:], send[:], ownr[:]), 0xff, 0xff), false},
+		{"short entry", bFanoutEntries, fanoutEntryKey(id, entries[0].Mailbox), make([]byte, 31), true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var old []byte
+			err := s.DB().Update(func(tx *bolt.Tx) error {
+				old = bytes.Clone(tx.Bucket(c.bucket).Get(c.key))
+				return tx.Bucket(c.bucket).Put(c.key, c.value)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.DB().Update(func(tx *bolt.Tx) error { return tx.Bucket(c.bucket).Put(c.key, old) })
+			if _, err := s.CheckFanout(ctx, id, send); (err == nil) != c.checkSucceeds || (err != nil && !errors.Is(err, errCorrupt)) {
+				t.Errorf("CheckFanout: %v", err)
+			}
+			before := dump(t, s)
+			if _, err := s.AppendFanout(ctx, id, send, envelope(protocol.MailboxID{}, t0)); !errors.Is(err, errCorrupt) {
+				t.Errorf("AppendFanout: %v", err)
+			}
+			if err := s.UpdateFanout(ctx, id, admin, store.FanoutChange{Remove: []protocol.MailboxID{entries[1].Mailbox}}); err == nil && !c.checkSucceeds {
+				t.Error("UpdateFanout of a damaged list succeeded")
+			}
+			if !c.checkSucceeds && !bytes.Equal(dump(t, s), before) {
+				t.Error("a failed call changed the store")
+			}
+		})
+	}
+}
