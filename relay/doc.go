@@ -40,6 +40,10 @@
 // downloads it once finished. Blobs live in DataDir/blobs, one file per
 // blob named by a hash of its ID, indexed in the store
 // (protocol/SPEC.md section 12.5).
+// A group's fan-out list (CreateFanout, by an authenticated device) names
+// the mailboxes of its devices; a sender with the list's send capability
+// uploads an envelope once (SendFanout) and the relay stores a copy in
+// each, in one commit (fanout.go).
 // Every request gets exactly one answer with its request ID. A Send is
 // answered only after the envelope is durable.
 //
