@@ -59,6 +59,9 @@ const (
 	CodeStaleDeviceList    Code = 92 // a device list version not above the stored one
 	CodeNotInDeviceList    Code = 93 // the publishing device is not in the list it publishes, or of another identity
 	CodeNoTransparencyLog  Code = 94 // this relay keeps no transparency log (no key or no store for it)
+	CodeUnknownFanout      Code = 80 // no such fan-out list
+	CodeFanoutCapability   Code = 81 // a wrong send or admin capability of a fan-out list
+	CodeFanoutLimit        Code = 82 // a fan-out limit: lists per device, entries per list, bytes per send
 	CodeInternal           Code = 60 // the relay failed; nothing was changed
 	CodeShuttingDown       Code = 61 // the relay is draining; retry elsewhere or later
 	CodeStorageFull        Code = 62 // the relay's disk is full; nothing was stored; retry later
@@ -123,6 +126,9 @@ var codeNames = map[Code]string{
 	CodeClaimCapability:    "wrong claim capability",
 	CodeClaimLimit:         "claim limit reached",
 	CodeClaimConflict:      "claim conflict",
+	CodeUnknownFanout:      "unknown fan-out list",
+	CodeFanoutCapability:   "wrong fan-out capability",
+	CodeFanoutLimit:        "fan-out limit reached",
 	CodeInternal:           "internal relay error",
 	CodeShuttingDown:       "relay shutting down",
 	CodeStorageFull:        "relay storage full",

@@ -40,6 +40,15 @@ const (
 	TypeBlobCreated    FrameType = 0x8a
 )
 
+// Frame types of fan-out lists (fanout.go).
+const (
+	TypeCreateFanout  FrameType = 0x13
+	TypeUpdateFanout  FrameType = 0x14
+	TypeSendFanout    FrameType = 0x15
+	TypeFanoutCreated FrameType = 0x8b
+	TypeFanoutSent    FrameType = 0x8c
+)
+
 // HeaderSize is the frame header: type (1) and request ID (4).
 const HeaderSize = 5
 
@@ -170,6 +179,9 @@ func newFrame(t FrameType) Frame {
 		return new(BlobCreated)
 	case TypeCreateClaimSpace, TypeUpdateClaimSpace, TypeSetClaim, TypeGetClaim, TypeClaimSpaceCreated, TypeClaimState:
 		return newClaimFrame(t) // claim.go
+	}
+	if f := newFanoutFrame(t); f != nil { // fanout.go
+		return f
 	}
 	return newKTFrame(t) // kt.go
 }

@@ -58,6 +58,19 @@ const (
 	// MaxClaimSpacesPerDevice is the most claim spaces one device may
 	// have created and not deleted.
 	MaxClaimSpacesPerDevice = 16
+	// MaxFanoutEntries bounds the mailboxes of one fan-out list: a group
+	// of 200 people with 8 devices each.
+	MaxFanoutEntries = 1600
+	// MaxFanoutEntriesPerFrame bounds the entries added (and, apart, the
+	// mailboxes removed) by one CreateFanout or UpdateFanout, so that the
+	// frame fits MaxFrameSize; a larger list is built with updates.
+	MaxFanoutEntriesPerFrame = 1024
+	// MaxFanoutsPerDevice is the most fan-out lists one device may create.
+	MaxFanoutsPerDevice = 64
+	// MaxFanoutSendBytes bounds what one SendFanout stores (entries times
+	// the envelope's size), so that one upload cannot make the relay
+	// write more than this: 1600 copies of an 8 KiB envelope fit.
+	MaxFanoutSendBytes = 16 << 20
 
 	// RateFramesPerSecond and RateBurst are the default per-connection
 	// token bucket: frames beyond it are refused with CodeRateLimited. A

@@ -45,6 +45,11 @@
 // registers (SetClaim, GetClaim), and its admin capability replaces the
 // write capability or deletes it (UpdateClaimSpace; claims.go). A
 // capability revoked with a reason refuses sends with the reason's code.
+//
+// A group's fan-out list (CreateFanout, by an authenticated device) names
+// the mailboxes of its devices; a sender with the list's send capability
+// uploads an envelope once (SendFanout) and the relay stores a copy in
+// each, in one commit (fanout.go).
 // Every request gets exactly one answer with its request ID. A Send is
 // answered only after the envelope is durable.
 //

@@ -47,6 +47,8 @@ func (c *conn) handle(b []byte) bool {
 		c.fetchDeviceList(id, f)
 	case *protocol.FetchLogKey:
 		c.fetchLogKey(id)
+	case *protocol.CreateFanout, *protocol.UpdateFanout, *protocol.SendFanout: // fanout.go
+		c.fanoutRequest(id, f)
 	case *protocol.PublishDeviceList:
 		if !c.authed {
 			c.refuse(id, protocol.CodeAuthRequired, "authenticate first")

@@ -66,6 +66,7 @@ const (
 
 // Store is a relay's storage. Implementations are safe for concurrent use.
 type Store interface {
+	FanoutStore // fanout.go
 	// EnrollDevice stores d. With invite non-nil, the invite must exist,
 	// be unused and unexpired at now; it is marked used in the same
 	// transaction, and the device belongs to the invite's account (if it
