@@ -58,8 +58,10 @@ func dump(t *testing.T, s *Store) []byte {
 func TestFanoutAppend(t *testing.T) {
 	s, _ := openTest(t)
 	id, _, send, entries := fanoutOfMailboxes(t, s, 5)
-	// Entry 1's capability revoked, entry 3's mailbox deleted.
-	if err := s.RevokeCapability(ctx, ownr, entries[1].Mailbox, entries[1].Capability); err != nil {
+	// Entry 1's capability revoked (a team's restriction: its reason
+	// must reach the sender as for a plain Send), entry 3's mailbox
+	// deleted.
+	if err := s.RevokeCapability(ctx, ownr, entries[1].Mailbox, entries[1].Capability, protocol.RevokeRestrictedNew); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteMailbox(ctx, ownr, entries[3].Mailbox); err != nil {
@@ -79,8 +81,9 @@ func TestFanoutAppend(t *testing.T) {
 	if len(res.Stored) != 3 || len(res.Refused) != 2 {
 		t.Fatalf("stored %d, refused %d; want 3 and 2", len(res.Stored), len(res.Refused))
 	}
-	if r := res.Refused[0]; r.Index != 1 || !errors.Is(r.Err, store.ErrCapabilityRevoked) {
-		t.Errorf("refusal 0 = %d %v, want 1 revoked", r.Index, r.Err)
+	var re *store.RevokedError
+	if r := res.Refused[0]; r.Index != 1 || !errors.Is(r.Err, store.ErrCapabilityRevoked) || !errors.As(r.Err, &re) || re.Reason != protocol.RevokeRestrictedNew {
+		t.Errorf("refusal 0 = %d %v, want 1 revoked with its reason", r.Index, r.Err)
 	}
 	if r := res.Refused[1]; r.Index != 3 || !errors.Is(r.Err, store.ErrUnknownCapability) {
 		t.Errorf("refusal 1 = %d %v, want 3 unknown capability", r.Index, r.Err)
@@ -174,7 +177,7 @@ func TestFanoutUpdateAndDelete(t *testing.T) {
 	if err := s.AddCapability(ctx, ownr, entries[0].Mailbox, h0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RevokeCapability(ctx, ownr, entries[0].Mailbox, entries[0].Capability); err != nil {
+	if err := s.RevokeCapability(ctx, ownr, entries[0].Mailbox, entries[0].Capability, protocol.RevokeBlocked); err != nil {
 		t.Fatal(err)
 	}
 	err := s.UpdateFanout(ctx, id, admin, store.FanoutChange{
