@@ -319,7 +319,7 @@ func (c *Client) sendFiles(ctx context.Context, contact, text string, files []fi
 	}
 	copy(ct.MsgID[:], randomID(msgIDSize))
 	recs := attachmentRecords(refs)
-	keepTokens(ct, refs, recs)
+	keepTokens(refs, recs)
 	m := Message{
 		ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Person.Name, Text: text,
 		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,

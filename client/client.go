@@ -129,6 +129,12 @@ type Message struct {
 	// (SetDisappearing): its conversation's timer after it was sent.
 	// Zero for a message that does not disappear.
 	Expires time.Time
+	// Recalled is when the message's sender deleted it for everyone
+	// (Recall), zero if they did not; RecalledBy names who ("me" or the
+	// contact). Its text, subject and files are gone: show it as "NAME
+	// deleted this message" with the time.
+	Recalled   time.Time
+	RecalledBy string
 
 	mailbox  protocol.MailboxID
 	envelope protocol.EnvelopeID

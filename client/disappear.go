@@ -229,12 +229,10 @@ func (c *Client) setTimer(r *contactRecord, ct *content) error {
 	return err
 }
 
-// keepTokens keeps, for a message with a timer, the upload tokens of the
-// blobs this device made, so that they can be deleted at its expiry.
-func keepTokens(ct *content, refs []attachmentRef, recs []attachmentRecord) {
-	if ct.Timer == 0 {
-		return
-	}
+// keepTokens keeps the upload tokens of the blobs this device made for a
+// message, so that they can be deleted at its expiry or when it is
+// deleted for everyone (recall.go).
+func keepTokens(refs []attachmentRef, recs []attachmentRecord) {
 	for i := range refs {
 		if refs[i].created {
 			recs[i].Token = bytes.Clone(refs[i].token[:])

@@ -86,6 +86,10 @@ const (
 	// (disappear.go). Event.Message is the message as it was stored:
 	// remove it from view.
 	EventExpired
+	// EventRecalled: a message was deleted for everyone by its sender
+	// (Recall; recall.go). Event.Message is the message as stored now,
+	// with Recalled and RecalledBy set and no text or files: show it so.
+	EventRecalled
 )
 
 func (k EventKind) String() string {
@@ -112,6 +116,8 @@ func (k EventKind) String() string {
 		return "receipt"
 	case EventExpired:
 		return "expired"
+	case EventRecalled:
+		return "recalled"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -208,7 +214,7 @@ func (s ConnState) String() string {
 // as read-only.
 type Event struct {
 	Kind    EventKind
-	Message Message       // EventMessage, EventAlert, EventSent, EventReceipt, EventExpired
+	Message Message       // EventMessage, EventAlert, EventSent, EventReceipt, EventExpired, EventRecalled
 	Contact string        // EventContact, EventSessionReset, EventTransparency: the contact's name
 	Change  ContactChange // EventContact
 	State   ConnState     // EventConnection
@@ -398,6 +404,14 @@ func (c *Client) toInbox(ev Event) {
 	case EventExpired:
 		// Not handed out after it was deleted (disappear.go).
 		c.inbox = slices.DeleteFunc(c.inbox, func(m Message) bool { return m.ID == ev.Message.ID })
+		return
+	case EventRecalled:
+		// Handed out as it is now, if not handed out yet (recall.go).
+		for i := range c.inbox {
+			if c.inbox[i].ID == ev.Message.ID {
+				c.inbox[i] = ev.Message
+			}
+		}
 		return
 	default:
 		return

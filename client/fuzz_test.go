@@ -62,6 +62,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		{Type: contentHeads, SentMS: 1764100000000, Heads: [][]byte{seedHead(7), seedHead(1 << 20)}},
 		{Type: contentSync, SentMS: 1764100000000, Ops: seedSyncOps()},
 		{Type: contentReceipt, SentMS: 1764100000000, ReceiptKind: receiptRead, Receipts: [][msgIDSize]byte{{1, 2, 3}, {0xff}}},
+		{Type: contentRecall, SentMS: 1764100000000, Recalls: [][replyIDSize]byte{{1, 2, 3, 4, 5, 6, 7, 8}, {0xff}}},
 	} {
 		b, err := ct.marshalSession()
 		if err != nil {

@@ -242,8 +242,8 @@ func (t *tx) writeHistory(ctx context.Context, w recordWriter) (int, error) {
 		return nil
 	}
 	err = t.Messages(func(m *store.Message) error {
-		if !m.Expires.IsZero() {
-			return nil // a disappearing message is not copied (disappear.go)
+		if !m.Expires.IsZero() || !m.Recalled.IsZero() {
+			return nil // a disappearing or deleted message is not copied (disappear.go, recall.go)
 		}
 		hm := historyMessageOf(m, peerOf, deviceOf)
 		if err := hm.check(); err != nil {

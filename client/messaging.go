@@ -371,6 +371,24 @@ func storeMessageRecord(t *tx, r *contactRecord, m *Message, atts []attachmentRe
 	if err != nil {
 		return stored, err
 	}
+	if stored {
+		// A recall by its sender that came first (recall.go).
+		recalled, err := t.applyPendingRecall(rec)
+		if err != nil {
+			return stored, err
+		}
+		if recalled {
+			r, err := t.MessageByID(rec.ID)
+			if err != nil {
+				return stored, err
+			}
+			if r != nil {
+				rec = r
+				m.Text, m.Subject, m.Attachments = "", "", nil
+				m.Recalled, m.RecalledBy = r.Recalled, r.RecalledBy
+			}
+		}
+	}
 	m.Read, m.ReadAt = rec.Read || !unread(rec), rec.ReadAt
 	m.Folder, err = t.shownFolder(rec)
 	return stored, err
@@ -695,6 +713,7 @@ func (c *Client) messageFromRecord(r *messageRecord) Message {
 		Attachments: publicAttachments(r.Attachments), Subject: r.Subject, ReplyTo: r.ReplyTo,
 		Queued: r.Queued, SendError: r.SendError, Delivered: r.Delivered, ReadReceipt: r.ReadReceipt,
 		Folder: r.Folder, Read: r.Read || !unread(r), ReadAt: r.ReadAt, Expires: r.Expires,
+		Recalled: r.Recalled, RecalledBy: r.RecalledBy,
 	}
 	if m.Folder == "" {
 		m.Folder = defaultFolder(r)

@@ -155,6 +155,9 @@ type content struct {
 	Timer     uint32
 	TimerPeer keys.Fingerprint
 	TimerMS   uint64
+	// contentRecall: the IDs of the messages deleted for everyone,
+	// 1..MaxRecallIDs (recall.go).
+	Recalls [][replyIDSize]byte
 
 	Signature []byte
 }
@@ -248,6 +251,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendReceiptBody(b, c)
 	case contentDisappear:
 		return appendTimerBody(b, c)
+	case contentRecall:
+		return appendRecallBody(b, c)
 	default:
 		return nil, ErrDecrypt
 	}
@@ -362,7 +367,7 @@ func sessionContent(t byte) bool {
 	switch t {
 	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello,
 		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy,
-		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear:
+		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall:
 		return true
 	}
 	return false
@@ -519,6 +524,10 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		}
 	case contentReceipt:
 		if !parseReceiptBody(r, c) {
+			return nil, false
+		}
+	case contentRecall:
+		if !parseRecallBody(r, c) {
 			return nil, false
 		}
 	default:

@@ -628,6 +628,10 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if drop, err := c.receiveTimer(t, from, ct, now, res); err != nil || drop != nil {
 			return drop, err
 		}
+	case contentRecall:
+		if err := c.receiveRecall(t, from, ct, now, res); err != nil {
+			return nil, err
+		}
 	}
 	if notice {
 		m, err := storeNotice(t, from, opened.InitID(), now)

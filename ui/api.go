@@ -297,6 +297,10 @@ type messageJSON struct {
 	ReadReceipt *time.Time `json:"read_receipt,omitempty"`
 	// Expires: when a disappearing message is deleted (disappear.go).
 	Expires *time.Time `json:"expires,omitempty"`
+	// Recalled, RecalledBy: when and by whom ("me" or the contact) the
+	// message was deleted for everyone (recall.go); no text or files.
+	Recalled   *time.Time `json:"recalled,omitempty"`
+	RecalledBy string     `json:"recalled_by,omitempty"`
 }
 
 type attachmentJSON struct {
@@ -326,6 +330,10 @@ func (s *Server) toJSON(m client.Message) messageJSON {
 	if !m.Expires.IsZero() {
 		t := m.Expires.UTC()
 		j.Expires = &t
+	}
+	if !m.Recalled.IsZero() {
+		t := m.Recalled.UTC()
+		j.Recalled, j.RecalledBy = &t, m.RecalledBy
 	}
 	return j
 }

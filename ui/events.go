@@ -89,6 +89,8 @@ func (s *Server) eventData(ev client.Event) (string, any) {
 		return "connection", map[string]string{"state": ev.State.String()}
 	case client.EventMissed:
 		return "missed", struct{}{}
+	case client.EventRecalled:
+		return "recalled", s.toJSON(ev.Message)
 	case client.EventExpired:
 		return "expired", map[string]string{"id": ev.Message.ID, "conversation": ev.Message.Conversation}
 	}

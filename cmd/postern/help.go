@@ -52,6 +52,8 @@ Messages:
                           with files (up to 16; TEXT is then optional)
   reply ID [--subject S] [--attach FILE]... TEXT...|-
                           answer a message, in its thread
+  recall ID               delete a message you sent for everyone: on
+                          your devices and the recipient's
   save ID [--out DIR] [--force]
                           download and verify the files of a message
   sync                    fetch new messages and print how many arrived

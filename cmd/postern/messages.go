@@ -383,6 +383,10 @@ func runRead(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if !m.Recalled.IsZero() {
+		_, err := fmt.Fprintf(c.stdout, "\n%s\n", safe(recalledText(m), true))
+		return err
+	}
 	if m.Text != "" || len(m.Attachments) == 0 {
 		body := m.Text
 		if m.Notice {

@@ -50,6 +50,10 @@ type jsonMessage struct {
 	Attachments []jsonAttachment `json:"attachments,omitempty"`
 	// Expires: when a disappearing message is deleted on every device.
 	Expires string `json:"expires,omitempty"`
+	// Recalled, RecalledBy: when and by whom ("me" or the contact) the
+	// message was deleted for everyone; its text and files are gone.
+	Recalled   string `json:"recalled,omitempty"`
+	RecalledBy string `json:"recalled_by,omitempty"`
 }
 
 // jsonAttachment is one file of a message in --json output.
@@ -85,7 +89,18 @@ func toJSONMessage(m client.Message) jsonMessage {
 	}
 	j.Delivered, j.ReadReceipt = rfc3339(m.Delivered), rfc3339(m.ReadReceipt)
 	j.Expires = rfc3339(m.Expires)
+	j.Recalled, j.RecalledBy = rfc3339(m.Recalled), m.RecalledBy
 	return j
+}
+
+// recalledText is what stands for a message deleted for everyone: who
+// deleted it and when.
+func recalledText(m client.Message) string {
+	who := m.RecalledBy
+	if who == client.Me {
+		who = "You"
+	}
+	return fmt.Sprintf("[deleted] %s deleted this message on %s", who, m.Recalled.Local().Format(fullTime))
 }
 
 // noticeMark prefixes the text of a notice (client.Message.Notice) in
@@ -94,6 +109,9 @@ const noticeMark = "[notice] "
 
 // displayText is a message's text as tables show it.
 func displayText(m client.Message) string {
+	if !m.Recalled.IsZero() {
+		return recalledText(m)
+	}
 	text := m.Text
 	if m.Subject != "" {
 		text = m.Subject + ": " + text

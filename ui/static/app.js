@@ -5,7 +5,7 @@
 
 import {
   $, state, api, hooks, showScreen, showError, announce, formatTime, updateTitle,
-  currentScreen, failed, cell, duration, takenOver,
+  currentScreen, failed, cell, duration, takenOver, recalledText,
 } from "./core.js";
 import "./setup.js";
 import "./search.js";
@@ -14,6 +14,7 @@ import { attachmentIDs, resetAttachments, fileItem, markAttachments } from "./at
 import "./contacts.js";
 import "./devices.js";
 import "./disappear.js";
+import "./recall.js";
 
 // --- lock ---
 
@@ -344,7 +345,7 @@ function inboxRow(m) {
   }
   tr.append(
     cell(m.outgoing ? `To ${m.to}` : m.from),
-    markAttachments(subjectLink("#/m/" + encodeURIComponent(m.id), m.subject || firstLine(m.text) || "(no subject)", m.unread), m),
+    markAttachments(subjectLink("#/m/" + encodeURIComponent(m.id), m.recalled ? recalledText(m) : m.subject || firstLine(m.text) || "(no subject)", m.unread), m),
     cell(formatTime(m.time), "time"),
   );
   if (state.folder === "sent") {
@@ -522,11 +523,11 @@ async function discardDraft() {
 async function showMessage(id) {
   const m = await api("GET", "/api/messages/" + encodeURIComponent(id));
   const [thread] = await Promise.all([api("GET", "/api/thread/" + encodeURIComponent(id)), loadFolders()]);
-  $("msg-subject").textContent = m.subject || "(no subject)";
+  $("msg-subject").textContent = m.recalled ? "(deleted message)" : m.subject || "(no subject)";
   $("msg-from").textContent = m.outgoing ? "me" : m.from;
   $("msg-to").textContent = m.outgoing ? m.to : "me";
   $("msg-time").textContent = formatTime(m.time);
-  $("msg-text").textContent = m.text;
+  $("msg-text").textContent = m.recalled ? recalledText(m) : m.text;
   const notes = [];
   if (m.send_error) {
     notes.push(`Not sent: ${m.send_error}`);
@@ -543,7 +544,7 @@ async function showMessage(id) {
   );
   files.hidden = !(m.attachments && m.attachments.length);
   const reply = $("msg-reply");
-  reply.hidden = m.notice;
+  reply.hidden = m.notice || Boolean(m.recalled);
   reply.href = "#/compose?reply=" + encodeURIComponent(m.id);
   const back = $("msg-back");
   back.href = m.folder && m.folder !== "inbox" ? "#/folder/" + encodeURIComponent(m.folder) : "#/inbox";
@@ -569,7 +570,7 @@ async function showMessage(id) {
       const li = document.createElement("li");
       const a = document.createElement("a");
       a.href = "#/m/" + encodeURIComponent(x.id);
-      a.textContent = `${x.outgoing ? "me" : x.from}, ${formatTime(x.time)}: ${x.subject || firstLine(x.text) || "(no subject)"}`;
+      a.textContent = `${x.outgoing ? "me" : x.from}, ${formatTime(x.time)}: ${x.recalled ? recalledText(x) : x.subject || firstLine(x.text) || "(no subject)"}`;
       li.append(a);
       return li;
     }),

@@ -96,6 +96,12 @@ export function formatTime(iso) {
   return isNaN(d) ? "" : d.toLocaleString();
 }
 
+// recalledText stands for a message deleted for everyone: who and when.
+export function recalledText(m) {
+  const who = m.recalled_by === "me" ? "You" : m.recalled_by;
+  return `${who} deleted this message on ${formatTime(m.recalled)}`;
+}
+
 export function updateTitle() {
   const n = state.folders.reduce((sum, f) => sum + f.unread, 0);
   // The title says only how many; never who or what.

@@ -227,6 +227,11 @@ type Message struct {
 	// Expires: a disappearing message is deleted, with its attachments,
 	// at this time (client/disappear.go); zero for every other message.
 	Expires time.Time `json:"expires,omitzero"`
+	// Recalled: the message was deleted for everyone by its sender at
+	// this time (client/recall.go); RecalledBy names who ("me" or the
+	// contact). Its text, subject and attachments are gone.
+	Recalled   time.Time `json:"recalled,omitzero"`
+	RecalledBy string    `json:"recalled_by,omitempty"`
 }
 
 // ---- persons ----
