@@ -52,6 +52,11 @@ type Options struct {
 	// relay, e.g. RootCAs for a relay whose certificate is issued by a
 	// private CA. Nil means the system roots. It is cloned, not modified.
 	TLSConfig *tls.Config
+	// Organisation is the name of the organisation whose Secure Messaging
+	// this person uses, as its patients know it: the sentences of a
+	// restriction (RestrictedError) name its coordinator. Default: "your
+	// provider".
+	Organisation string
 }
 
 // Whoami describes this client.
@@ -167,7 +172,10 @@ type Client struct {
 	idFP  keys.Fingerprint
 	name  string
 	relay string
-	st    *localStore
+	// organisation names the organisation in restriction sentences
+	// (Options.Organisation).
+	organisation string
+	st           *localStore
 
 	ctx    context.Context // the Client's lifetime
 	cancel context.CancelFunc
@@ -375,7 +383,7 @@ func newClient(home string, o Options, dev *identity.Device, name, relay string,
 		st.idx.log = o.Logger
 	}
 	return &Client{
-		home: home, log: o.Logger, now: o.Now, tlsConf: o.TLSConfig,
+		home: home, log: o.Logger, now: o.Now, tlsConf: o.TLSConfig, organisation: o.Organisation,
 		dev: dev, devID: cert.DeviceID(), idFP: cert.Identity.Fingerprint(),
 		name: name, relay: relay, st: st,
 		ctx: ctx, cancel: cancel,

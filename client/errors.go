@@ -237,7 +237,70 @@ func (c *Client) sendError(r *contactRecord, err error) error {
 	case protocol.IsCode(err, protocol.CodeCapabilityRevoked):
 		return &blockedError{name: r.Person.Name}
 	}
+	if lvl, ok := restriction(err); ok {
+		return &RestrictedError{Level: lvl, Organisation: c.organisation}
+	}
 	return fmt.Errorf("%w: %w", errSendFailed, err)
+}
+
+// ErrRestricted: an organisation restricted this person's access to its
+// Secure Messaging, from the whole service or from one team (the relay
+// refused the send with a restriction's code). Nothing was delivered.
+// The error is a *RestrictedError, whose message is the sentence to show.
+var ErrRestricted = errors.New("client: access to Secure Messaging restricted")
+
+// Restriction says how far an organisation restricted a person (protocol
+// codes 26, 27 and 28; the relay enforces each as a capability revoked
+// with that reason).
+type Restriction uint8
+
+const (
+	// RestrictedService: from the whole service.
+	RestrictedService Restriction = 1
+	// RestrictedNew: from sending new messages to a team.
+	RestrictedNew Restriction = 2
+	// RestrictedReplies: from replying in a team's conversations.
+	RestrictedReplies Restriction = 3
+)
+
+// RestrictedError is ErrRestricted with its level and the organisation
+// whose coordinator to contact. Its message is the sentence patients of
+// large public health systems' portals already know, with the
+// organisation's name.
+type RestrictedError struct {
+	Level        Restriction
+	Organisation string // "" for "your provider"
+}
+
+func (e *RestrictedError) Error() string {
+	org := "your provider's"
+	if e.Organisation != "" {
+		org = e.Organisation + "'s"
+	}
+	switch e.Level {
+	case RestrictedNew:
+		return "You have been restricted from a Triage Group(s). You are unable to send messages to those Triage Groups."
+	case RestrictedReplies:
+		return "Your access to this Triage Group has been restricted. You cannot send messages to this Triage Group. " +
+			"If you think your access was restricted by mistake, contact " + org + " Secure Messaging coordinator."
+	}
+	return "Your provider has restricted your access to Secure Messaging. If you think your access was restricted by mistake " +
+		"and you want to continue using Secure Messaging, contact " + org + " Secure Messaging coordinator."
+}
+
+func (e *RestrictedError) Unwrap() error { return ErrRestricted }
+
+// restriction is the restriction a relay refusal says, if any.
+func restriction(err error) (Restriction, bool) {
+	switch {
+	case protocol.IsCode(err, protocol.CodeRestrictedService):
+		return RestrictedService, true
+	case protocol.IsCode(err, protocol.CodeRestrictedNew):
+		return RestrictedNew, true
+	case protocol.IsCode(err, protocol.CodeRestrictedReplies):
+		return RestrictedReplies, true
+	}
+	return 0, false
 }
 
 // contactBlockedError is ErrContactBlocked naming the contact.

@@ -189,6 +189,8 @@ func statusOf(err error) int {
 	case errors.Is(err, client.ErrBlocked), errors.Is(err, client.ErrContactBlocked),
 		errors.Is(err, client.ErrIdentityChanged):
 		return http.StatusConflict
+	case errors.Is(err, client.ErrRestricted):
+		return http.StatusForbidden // the organisation's decision: the sentence says whom to ask
 	case errors.Is(err, client.ErrNotInitialised):
 		return http.StatusNotFound
 	}

@@ -94,7 +94,10 @@ func runRestore(ctx context.Context, c *cli, file, deviceName, invite string) er
 	if err != nil {
 		return err
 	}
-	opts := c.options()
+	opts, err := c.options()
+	if err != nil {
+		return err
+	}
 	opts.Invite = invite
 	cl, err := client.Restore(ctx, home, passphrase, file, key, deviceName, opts)
 	if err != nil {

@@ -130,14 +130,19 @@ func (c *cli) homeDir() (string, error) {
 	return home, nil
 }
 
-// options are the client options of every command. The logger discards
-// unless --verbose asks for debug logs on standard error.
-func (c *cli) options() *client.Options {
-	opts := &client.Options{}
+// options are the client options of every command: the organisation's
+// name from the policy file, and a logger that discards unless --verbose
+// asks for debug logs on standard error.
+func (c *cli) options() (*client.Options, error) {
+	p, err := c.policy()
+	if err != nil {
+		return nil, err
+	}
+	opts := &client.Options{Organisation: p.organisation}
 	if c.verbose {
 		opts.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return opts
+	return opts, nil
 }
 
 // open reads the passphrase and opens the client in the home directory
@@ -149,7 +154,11 @@ func (c *cli) open() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.Open(home, passphrase, c.options())
+	opts, err := c.options()
+	if err != nil {
+		return nil, err
+	}
+	return client.Open(home, passphrase, opts)
 }
 
 // dial reads the passphrase, opens the client in the home directory and
@@ -159,7 +168,11 @@ func (c *cli) dial(ctx context.Context) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.Dial(ctx, home, passphrase, c.options())
+	opts, err := c.options()
+	if err != nil {
+		return nil, err
+	}
+	return client.Dial(ctx, home, passphrase, opts)
 }
 
 func (c *cli) homeAndPassphrase() (string, []byte, error) {

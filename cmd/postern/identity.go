@@ -94,7 +94,10 @@ func runInit(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return err
 	}
 	c.relayURL = *relayURL
-	opts := c.options()
+	opts, err := c.options()
+	if err != nil {
+		return err
+	}
 	opts.Invite = *invite
 	cl, err := client.Init(ctx, home, passphrase, *relayURL, *name, opts)
 	if err != nil {
@@ -190,7 +193,10 @@ func initLink(ctx context.Context, c *cli, code, deviceName, invite string) erro
 	if err != nil {
 		return err
 	}
-	opts := c.options()
+	opts, err := c.options()
+	if err != nil {
+		return err
+	}
 	opts.Invite = invite
 	fmt.Fprintln(c.stderr, "Waiting for the other device to answer…")
 	cl, err := client.LinkWith(ctx, home, passphrase, code, deviceName, opts)

@@ -86,6 +86,11 @@ const (
 	// policyKeyNotify = off turns the web app's desktop notifications off
 	// on this computer (on: the person decides).
 	policyKeyNotify = "desktop-notifications"
+	// policyKeyOrganisation is the organisation's name as its patients
+	// know it: "contact NAME's Secure Messaging coordinator".
+	policyKeyOrganisation = "organisation"
+	// maxOrganisation bounds it, in bytes.
+	maxOrganisation = 100
 	// minPolicyIdle and maxPolicyIdle bound the policy's timeouts, to
 	// catch typos ("2" for "2m", "8h" for "8m").
 	minPolicyIdle = 30 * time.Second
@@ -99,6 +104,9 @@ type policy struct {
 	idleTimeout     time.Duration
 	maxIdleTimeout  time.Duration
 	noNotifications bool
+	// organisation names the organisation in the sentences a patient
+	// sees when restricted (client.Options.Organisation).
+	organisation string
 }
 
 // policy reads the policy file. No file is no policy; a file that cannot
@@ -209,8 +217,13 @@ func readPolicy(path string) (policy, error) {
 				return policy{}, bad("%s must be on or off", policyKeyNotify)
 			}
 			p.noNotifications = v == "off"
+		case k == policyKeyOrganisation:
+			if v == "" || len(v) > maxOrganisation || !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
+				return policy{}, bad("%s must be a name of 1 to %d bytes without control characters", policyKeyOrganisation, maxOrganisation)
+			}
+			p.organisation = v
 		default:
-			return policy{}, bad("unknown setting %q (known: %s, %s, %s, %s)", k, policyKeyMin, policyKeyIdle, policyKeyMaxIdle, policyKeyNotify)
+			return policy{}, bad("unknown setting %q (known: %s, %s, %s, %s, %s)", k, policyKeyMin, policyKeyIdle, policyKeyMaxIdle, policyKeyNotify, policyKeyOrganisation)
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -111,3 +111,35 @@ func TestTrivialPassphrases(t *testing.T) {
 		}
 	}
 }
+
+// The organisation's name reaches the library, which names its
+// coordinator in the sentences of a restriction; a bad one stops Postern.
+func TestOrganisationPolicy(t *testing.T) {
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.conf")
+	for _, tc := range []struct {
+		file, want, err string
+	}{
+		{"organisation = St Mary's Hospital\n", "St Mary's Hospital", ""},
+		{"# none\n", "", ""},
+		{"organisation =\n", "", "organisation must be a name of 1 to 100 bytes"},
+		{"organisation = " + strings.Repeat("x", 101) + "\n", "", "organisation must be a name of 1 to 100 bytes"},
+		{"organisation = St Mary's\x07\n", "", "without control characters"},
+	} {
+		if err := os.WriteFile(policy, []byte(tc.file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c := &cli{stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{},
+			lookupEnv: func(string) (string, bool) { return "", false }, policyPath: policy}
+		o, err := c.options()
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Fatalf("%q: %v, want %q", tc.file, err, tc.err)
+		case tc.err == "" && (err != nil || o.Organisation != tc.want):
+			t.Fatalf("%q: %+v, %v; want %q", tc.file, o, err, tc.want)
+		}
+	}
+	if s := (&client.RestrictedError{Level: client.RestrictedService, Organisation: "St Mary's Hospital"}).Error(); !strings.HasSuffix(s, "contact St Mary's Hospital's Secure Messaging coordinator.") {
+		t.Fatalf("sentence %q", s)
+	}
+}

@@ -127,9 +127,13 @@ func runUI(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if c.verbose {
 		logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	copts, err := c.options()
+	if err != nil {
+		return err
+	}
 	app, err := ui.New(&ui.Options{
 		Home: home, Addr: addr, TLS: useTLS, Passphrase: passphrase,
-		Client: c.options(), IdleTimeout: idleTimeout, Logger: logger,
+		Client: copts, IdleTimeout: idleTimeout, Logger: logger,
 		IdleTimeoutByPolicy: idleByPolicy, NoDesktopNotifications: pol.noNotifications,
 		Relay: *relayURL, MinPassphrase: minPass,
 		CheckPassphrase: func(p []byte) error { return checkNewPassphrase(p, minPass) },
