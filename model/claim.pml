@@ -27,33 +27,39 @@
  * Deadlocks are reported as invalid end states.
  *
  * Broken variants, each of which pan must catch (model/model_test.go):
- *   BROKEN_NO_CAS          the relay writes blindly at the version the
- *                          client names, without comparing;
- *   BROKEN_ADOPT_NO_VERSION a device whose CAS fails adopts the returned
- *                          value but keeps its old version;
- *   BROKEN_APPLY_ANY       devices apply every state change received,
- *                          not only newer ones;
- *   BROKEN_NO_REREAD       a device whose answer was lost in a restart
- *                          does not read the register again;
- *   BROKEN_NO_REVOKE       the write capability is not replaced when a
- *                          member is removed.
+ *   BROKEN_NO_CAS              the relay writes blindly at the version
+ *                              the client names, without comparing;
+ *   BROKEN_ADOPT_NO_VERSION    a device whose CAS fails adopts the
+ *                              returned value but keeps its old version;
+ *   BROKEN_APPLY_ANY           devices apply every state change they
+ *                              receive, not only newer ones;
+ *   BROKEN_NO_REREAD           a device whose answer was lost in a
+ *                              restart does not read the register again;
+ *   BROKEN_NO_REVOKE           the write capability is not replaced when
+ *                              a member is removed;
+ *   BROKEN_REVOKE_ONLY_REMOVED only the removed member's writes are
+ *                              refused, not every write made with the
+ *                              replaced capability.
  */
 
-/* Bounds (override with spin -D...). */
+/*
+ * Bounds (override with spin -D...; model/model_test.go checks the
+ * defaults and two other sets, model/README.md gives their figures).
+ */
 #ifndef NCONV
-#define NCONV 1   /* conversations */
+#define NCONV 1    /* conversations: 1 or 2 */
 #endif
 #ifndef OPS
-#define OPS 4     /* operations the staff start, all devices together */
+#define OPS 2      /* operations the staff start, all devices together */
 #endif
 #ifndef PMSG
-#define PMSG 1    /* messages from the patient (each may reopen) */
+#define PMSG 1     /* messages from the patient (each may reopen) */
 #endif
 #ifndef RESTARTS
-#define RESTARTS 1
+#define RESTARTS 1 /* relay restarts with requests in flight */
 #endif
 #ifndef DUPS
-#define DUPS 1    /* team messages delivered twice */
+#define DUPS 1     /* team messages delivered twice */
 #endif
 
 #define NDEV 3    /* staff devices, one per member */
