@@ -134,6 +134,29 @@ hidden byte staff_owner;
 hidden byte version_bound;
 hidden byte hi, hj;
 
+/*
+ * Witnesses: with -DWITNESS=n pan must find "assertion violated
+ * unreached", which shows that event n happens in some run, so that the
+ * properties are not checked on a model where it cannot:
+ *   1 a SetClaim loses a race (conflict)
+ *   2 a remaining member's SetClaim is refused (stale capability)
+ *   3 the removed member's SetClaim is refused
+ *   4 a restart drops the answer of a write that was applied
+ *   5 the admins reassign a removed member's conversation
+ *   6 a reopen lands
+ *   7 a team message is delivered twice
+ *   8 a team message arrives older than the device's view
+ */
+#ifndef WITNESS
+#define WITNESS 0
+#endif
+hidden byte unreached;
+#define REACHED(n, cond) \
+	if \
+	:: WITNESS == n && (cond) -> unreached = 0; assert(unreached) \
+	:: else \
+	fi
+
 #define VIEW(c) vval[d * NCONV + c] /* device d's view of conversation c */
 #define STAFF(j) (!(removed && (j) == LEAVER))
 /* whether device d knows j to be staff */
@@ -221,6 +244,7 @@ inline broadcast(d, c, ver, val) {
 #define SLOT(c, v) pval[(d * NCONV + c) * MAXV + v]
 #define DELIVER(c, v) \
 	:: d_step { (pend[d * NCONV + c] & (1 << v)) -> \
+		REACHED(8, v <= vver[d * NCONV + c]); \
 		tv = SLOT(c, v); \
 		pend[d * NCONV + c] = pend[d * NCONV + c] & ~(1 << v); \
 		SLOT(c, v) = 0; \
@@ -229,6 +253,7 @@ inline broadcast(d, c, ver, val) {
 #if DUPS > 0
 #define DELIVER_DUP(c, v) \
 	:: d_step { dups > 0 && (pend[d * NCONV + c] & (1 << v)) -> \
+		REACHED(7, 1); \
 		dups--; \
 		apply(d, c, v, SLOT(c, v)) }
 #else
@@ -278,6 +303,7 @@ inline answer(c) {
 			apply(d, c, rv, rval);
 			broadcast(d, c, rv, rval)
 		:: res == CONFLICT ->
+			REACHED(1, 1);
 #ifdef BROKEN_ADOPT_NO_VERSION
 			vval[d * NCONV + c] = rval;
 			check_views(c)
@@ -285,6 +311,8 @@ inline answer(c) {
 			apply(d, c, rv, rval)
 #endif
 		:: res == REFUSED ->
+			REACHED(2, d != LEAVER);
+			REACHED(3, d == LEAVER);
 			stale = 1
 		fi;
 		retry_reopen(c);
@@ -409,7 +437,7 @@ inline check_write(c, d, op, nv) {
 }
 
 active proctype relay() {
-	byte d, op, c, e, v;
+	byte d, op, c, e, v, res;
 	bit cap;
 
 end:
@@ -431,6 +459,8 @@ end:
 #else
 			if
 			:: regver[c] == e ->
+				REACHED(5, op == OP_REASSIGN);
+				REACHED(6, op == OP_REOPEN);
 				check_write(c, d, op, v);
 				regver[c]++;
 				regval[c] = v;
@@ -459,7 +489,7 @@ end:
 		do
 		:: d < NDEV ->
 			if
-			:: rep[d]?_, _, _
+			:: rep[d]?res, _, _ -> REACHED(4, res == OK); res = 0
 			:: empty(rep[d])
 			fi;
 			if

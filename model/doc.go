@@ -11,5 +11,8 @@
 // There is no Go code here: the test builds the checker from claim.pml
 // with Debian's spin and a C compiler, runs it, and fails on any property
 // violation. It also checks that pan finds the violation in each broken
-// variant of the protocol, so that the check can fail.
+// variant of the protocol, so that the check can fail, and that the runs
+// it explores contain the events the properties are about (races lost,
+// capabilities refused, answers lost in a restart, reassignments,
+// reopens, late and repeated team messages).
 package model

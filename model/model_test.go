@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -185,6 +186,34 @@ func TestClaimModelBroken(t *testing.T) {
 				t.Fatalf("%s: pan reports %q, want one of %v:\n%s", v.define, r.violated, v.breaks, r.out)
 			}
 			t.Logf("%s: %s violated after %s states", v.define, r.violated, r.states)
+		})
+	}
+}
+
+// Each witness is an event the properties must be checked against: pan
+// must find a run where it happens (claim.pml lists them), or the model
+// has lost the behaviour it was written to explore.
+func TestClaimModelWitnesses(t *testing.T) {
+	spin, cc := tools(t)
+	witnesses := []string{
+		1: "a SetClaim loses a race",
+		2: "a remaining member's SetClaim is refused",
+		3: "the removed member's SetClaim is refused",
+		4: "a restart drops the answer of an applied write",
+		5: "the admins reassign a removed member's conversation",
+		6: "a reopen lands",
+		7: "a team message is delivered twice",
+		8: "a team message arrives older than the view",
+	}
+	for n, event := range witnesses {
+		if n == 0 {
+			continue
+		}
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			r := check(t, spin, cc, false, fmt.Sprintf("-DWITNESS=%d", n))
+			if r.violated != "unreached" {
+				t.Fatalf("no run where %s (witness %d):\n%s", event, n, r.out)
+			}
 		})
 	}
 }
