@@ -107,21 +107,9 @@ func (c *conn) sendFanout(id uint32, f *protocol.SendFanout) {
 		c.refuse(id, protocol.CodeFanoutLimit, fmt.Sprintf("%d copies of %d bytes exceed %d bytes per fan-out send", n, len(f.Envelope), protocol.MaxFanoutSendBytes))
 		return
 	}
-	received := c.r.cfg.Now().UTC().Truncate(protocol.TimeGranularity)
-	e := store.Envelope{
-		Received: received,
-		Expires:  received.Add(c.r.set().retention),
-		Data:     f.Envelope,
-	}
+	e := c.newEnvelope(protocol.MailboxID{}, f.Envelope)
 	// As a Send: a pipelining slot, then durable off the read loop.
-	select {
-	case c.sends <- struct{}{}:
-	case <-c.ctx.Done():
-		return
-	}
-	c.pending.Add(1)
-	go func() {
-		defer func() { <-c.sends; c.pending.Done() }()
+	c.durably(func() {
 		// AppendFanout returns once every copy is durable, in one commit.
 		res, err := c.r.st.AppendFanout(c.ctx, f.Fanout, h, e)
 		if err != nil {
@@ -140,5 +128,5 @@ func (c *conn) sendFanout(id uint32, f *protocol.SendFanout) {
 			}
 		}
 		c.send(id, out)
-	}()
+	})
 }

@@ -298,23 +298,8 @@ func (c *conn) sendEnvelope(id uint32, f *protocol.Send) {
 		c.refuse(id, protocol.CodeBadEnvelope, err.Error())
 		return
 	}
-	received := c.r.cfg.Now().UTC().Truncate(protocol.TimeGranularity)
-	e := store.Envelope{
-		Mailbox:  f.Mailbox,
-		Received: received,
-		Expires:  received.Add(c.r.set().retention),
-		Data:     f.Envelope,
-	}
-	// Wait for a slot (backpressure on a client that pipelines more than
-	// MaxPipelinedSends), then make the envelope durable off the read loop.
-	select {
-	case c.sends <- struct{}{}:
-	case <-c.ctx.Done():
-		return
-	}
-	c.pending.Add(1)
-	go func() {
-		defer func() { <-c.sends; c.pending.Done() }()
+	e := c.newEnvelope(f.Mailbox, f.Envelope)
+	c.durably(func() {
 		// Append returns only once the envelope is durable; only then is
 		// the sender told.
 		e, err := c.r.st.Append(c.ctx, e, h) // assigns the envelope's ID
@@ -327,6 +312,29 @@ func (c *conn) sendEnvelope(id uint32, f *protocol.Send) {
 		c.r.cfg.Metrics.Sent(e.ID, c.r.hub.subscribed(f.Mailbox))
 		c.r.hub.wake(f.Mailbox)
 		c.send(id, &protocol.Sent{Envelope: e.ID})
+	})
+}
+
+// newEnvelope is what the relay stores of envelope data sent now to mb
+// (the zero mailbox for a fan-out's copies, each given its own).
+func (c *conn) newEnvelope(mb protocol.MailboxID, data []byte) store.Envelope {
+	received := c.r.cfg.Now().UTC().Truncate(protocol.TimeGranularity)
+	return store.Envelope{Mailbox: mb, Received: received, Expires: received.Add(c.r.set().retention), Data: data}
+}
+
+// durably runs write, which makes a send durable and answers it, off the
+// read loop once the connection has a pipelining slot: backpressure on a
+// client that pipelines more than MaxPipelinedSends sends and fan-outs.
+func (c *conn) durably(write func()) {
+	select {
+	case c.sends <- struct{}{}:
+	case <-c.ctx.Done():
+		return
+	}
+	c.pending.Add(1)
+	go func() {
+		defer func() { <-c.sends; c.pending.Done() }()
+		write()
 	}()
 }
 
