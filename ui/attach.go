@@ -103,10 +103,14 @@ type uploadJSON struct {
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
 	Offset int64  `json:"offset"`
+	// Receiving: an earlier PUT is still being read (its connection may
+	// have broken without the server knowing yet); a PUT now is refused
+	// with 409 until it ends.
+	Receiving bool `json:"receiving,omitempty"`
 }
 
 func (u *upload) json() uploadJSON {
-	return uploadJSON{ID: u.id, Name: u.name, Size: u.size, Offset: u.received}
+	return uploadJSON{ID: u.id, Name: u.name, Size: u.size, Offset: u.received, Receiving: u.busy}
 }
 
 // stageDir is the home's directory for temporary files, as the library
