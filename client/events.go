@@ -156,6 +156,10 @@ const (
 	// conversation with the contact changed, here, on another device of
 	// this person or by the contact (Disappearing reads it).
 	ContactDisappearing
+	// ContactPatientContext: the patient context of the conversation
+	// with the contact was set or cleared on this device
+	// (SetPatientContext).
+	ContactPatientContext
 )
 
 func (c ContactChange) String() string {
@@ -178,6 +182,8 @@ func (c ContactChange) String() string {
 		return "identity-changed"
 	case ContactDisappearing:
 		return "disappearing"
+	case ContactPatientContext:
+		return "patient-context"
 	}
 	return fmt.Sprintf("ContactChange(%d)", uint8(c))
 }

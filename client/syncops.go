@@ -35,6 +35,7 @@ const (
 	syncRead         byte = 4 // mark a message read
 	syncDraftSave    byte = 5
 	syncDraftDelete  byte = 6
+	syncPatient      byte = 7 // set or clear a conversation's patient context (patient.go)
 )
 
 // Folder references of a move.
@@ -83,6 +84,10 @@ type syncOp struct {
 	HasReply bool                     // draft save
 	ReplyTo  [replyIDSize]byte        // draft save
 	Text     string                   // draft save
+
+	HasPatient bool   // patient context: set (true) or cleared; Person names the conversation's person
+	Patient    string // patient context: the Patient identifier, "system|value"
+	Encounter  string // patient context: the Encounter identifier, or ""
 }
 
 // appendSyncOp encodes op: u8 kind || u64 ms || body (SPEC's table).
@@ -128,6 +133,18 @@ func appendSyncOp(b []byte, op *syncOp) ([]byte, error) {
 		}
 		b = binary.BigEndian.AppendUint32(b, uint32(len(op.Text)))
 		b = append(b, op.Text...)
+	case syncPatient:
+		if op.HasPatient && checkPatientContext(op.Patient, op.Encounter) != nil {
+			return nil, ErrPatientContext
+		}
+		b = append(b, op.Person[:]...)
+		b = appendFlag(b, op.HasPatient)
+		if op.HasPatient {
+			b = binary.BigEndian.AppendUint16(b, uint16(len(op.Patient)))
+			b = append(b, op.Patient...)
+			b = binary.BigEndian.AppendUint16(b, uint16(len(op.Encounter)))
+			b = append(b, op.Encounter...)
+		}
 	default:
 		return nil, ErrDecrypt
 	}
@@ -232,6 +249,19 @@ func parseSyncBody(r *protocol.Reader, c *content) bool {
 			op.Text = string(r.Take(int(tn), "text"))
 			if r.Err() != nil || !validSubject(op.Subject) || !utf8.ValidString(op.Text) {
 				return false
+			}
+		case syncPatient:
+			r.Array(op.Person[:], "person")
+			var ok bool
+			if op.HasPatient, ok = readFlag(r, "patient flag"); !ok {
+				return false
+			}
+			if op.HasPatient {
+				op.Patient = string(r.Take(int(r.U16("patient length")), "patient"))
+				op.Encounter = string(r.Take(int(r.U16("encounter length")), "encounter"))
+				if r.Err() != nil || checkPatientContext(op.Patient, op.Encounter) != nil {
+					return false
+				}
 			}
 		default:
 			return false
@@ -445,6 +475,8 @@ func (t *tx) applySyncOp(op *syncOp, dev keys.Fingerprint, now time.Time, warn f
 			}
 		}
 		return t.PutDraft(d)
+	case syncPatient:
+		return t.applyPatient(op, stamp, now, warn)
 	}
 	return nil // unreachable: the parser knows every kind
 }

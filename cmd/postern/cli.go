@@ -44,8 +44,8 @@ var commands []*command
 func init() {
 	commands = []*command{
 		initCmd, whoamiCmd, deviceCmd, backupCmd,
-		inviteCmd, acceptCmd, contactsCmd, blockCmd, unblockCmd, disappearCmd,
-		sendCmd, replyCmd, recallCmd, saveCmd, syncCmd, inboxCmd, readCmd, searchCmd, folderCmd, draftCmd, listenCmd, uiCmd,
+		inviteCmd, acceptCmd, contactsCmd, blockCmd, unblockCmd, disappearCmd, patientCmd,
+		sendCmd, replyCmd, recallCmd, saveCmd, exportCmd, syncCmd, inboxCmd, readCmd, searchCmd, folderCmd, draftCmd, listenCmd, uiCmd,
 		settingsCmd, helpCmd, versionCmd,
 	}
 }

@@ -45,6 +45,8 @@ Contacts:
   disappear NAME [DURATION|off] [--json]
                           show or set how long messages with NAME last
                           on both sides' devices (e.g. 1h, 7d; 5s to 4w)
+  patient NAME [--patient SYSTEM|VALUE [--encounter SYSTEM|VALUE] | --clear] [--json]
+                          show or set the patient a conversation is about
 
 Messages:
   send NAME [--subject S] [--reply-to ID] [--attach FILE]... [--keep-metadata] TEXT...|-
@@ -56,6 +58,9 @@ Messages:
                           your devices and the recipient's
   save ID [--out DIR] [--force]
                           download and verify the files of a message
+  export (ID | --with NAME) --out FILE | export --verify FILE [--json]
+                          export a message or a conversation for the
+                          medical record (FHIR R4, signed by you); check one
   sync                    fetch new messages and print how many arrived
   inbox [--folder F] [--unread] [--json]
                           list messages, with their folders

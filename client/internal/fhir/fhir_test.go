@@ -184,6 +184,31 @@ func TestResignedByAnother(t *testing.T) {
 	}
 }
 
+// TestSignerOf reads the claimed signer, which Verify then checks: a
+// forged name is read as written and refused by Verify.
+func TestSignerOf(t *testing.T) {
+	robin, mallory := testSigner(t, "robin"), testSigner(t, "mallory")
+	out := exportSample(t, robin)
+	got, err := SignerOf(out)
+	if err != nil || got != robin.Public().Fingerprint() {
+		t.Fatalf("SignerOf = %v, %v; want robin's fingerprint", got, err)
+	}
+	forged := bytes.Replace(exportSample(t, mallory), []byte(mallory.Public().Fingerprint().String()), []byte(robin.Public().Fingerprint().String()), 1)
+	if got, err := SignerOf(forged); err != nil || got != robin.Public().Fingerprint() {
+		t.Fatalf("SignerOf(forged) = %v, %v", got, err)
+	}
+	for name, data := range map[string][]byte{
+		"not JSON":     []byte("not json"),
+		"no signature": []byte(`{"resourceType":"Bundle"}`),
+		"bad identity": bytes.Replace(out, []byte(robin.Public().Fingerprint().String()), []byte("zz"), 1),
+		"other system": bytes.Replace(out, []byte(`"system":"urn:postern:v1:identity","value":"`+robin.Public().Fingerprint().String()), []byte(`"system":"urn:other","value":"`+robin.Public().Fingerprint().String()), 1),
+	} {
+		if _, err := SignerOf(data); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: SignerOf: %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
 func TestRecalledMessage(t *testing.T) {
 	s := testSigner(t, "robin")
 	c := sampleConversation()

@@ -66,6 +66,28 @@ func Verify(data []byte, pub *keys.SigningPublicKey) error {
 	return nil
 }
 
+// SignerOf returns the identity an export names as its signer, without
+// verifying anything: the caller finds that identity's public key (its
+// own, or a contact's) and passes it to Verify, which checks the claim
+// and the signature. data is untrusted and bounded as for Verify.
+func SignerOf(data []byte) (keys.Fingerprint, error) {
+	if len(data) > MaxExportSize {
+		return keys.Fingerprint{}, tooLargef("%d bytes, at most %d", len(data), MaxExportSize)
+	}
+	b, err := decode(data)
+	if err != nil {
+		return keys.Fingerprint{}, err
+	}
+	if b.Signature == nil || b.Signature.Who.Identifier == nil || b.Signature.Who.Identifier.System != SystemIdentity {
+		return keys.Fingerprint{}, malformedf("signature.who: want an identifier of system %s", SystemIdentity)
+	}
+	fp, err := keys.ParseFingerprint(b.Signature.Who.Identifier.Value)
+	if err != nil {
+		return keys.Fingerprint{}, malformedf("signature.who: not an identity fingerprint")
+	}
+	return fp, nil
+}
+
 // checkBundle checks every rule of the format that the canonical encoding
 // alone does not: fixed values, required members, sizes, and each
 // attachment's size and hash against its data.

@@ -149,6 +149,17 @@ type Conversation struct {
 	// (client/disappear.go).
 	Disappear      uint32 `json:"disappear,omitempty"`
 	DisappearStamp Stamp  `json:"disappear_stamp,omitzero"`
+	// Patient is the conversation's patient context (client/patient.go),
+	// set by the change stamped PatientStamp; nil: none, or cleared.
+	Patient      *PatientRef `json:"patient,omitempty"`
+	PatientStamp Stamp       `json:"patient_stamp,omitzero"`
+}
+
+// PatientRef is a conversation's patient context: FHIR identifiers of the
+// Patient and, if set, the Encounter, each written "system|value".
+type PatientRef struct {
+	Patient   string `json:"patient"`
+	Encounter string `json:"encounter,omitempty"`
 }
 
 // check refuses a conversation this version cannot handle.
