@@ -182,7 +182,8 @@ func statusOf(err error) int {
 		errors.Is(err, client.ErrInvalidSubject), errors.Is(err, client.ErrReplyTo),
 		errors.Is(err, client.ErrEmptyPassphrase):
 		return http.StatusBadRequest
-	case errors.Is(err, client.ErrTooManyFiles), errors.Is(err, client.ErrInvalidAttachment):
+	case errors.Is(err, client.ErrTooManyFiles), errors.Is(err, client.ErrInvalidAttachment),
+		errors.Is(err, client.ErrPatientContext), errors.Is(err, client.ErrRecordInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, client.ErrNoAttachments):
 		return http.StatusNotFound

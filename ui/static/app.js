@@ -15,6 +15,7 @@ import "./contacts.js";
 import "./devices.js";
 import "./disappear.js";
 import "./recall.js";
+import "./record.js";
 
 // --- lock ---
 
