@@ -34,7 +34,7 @@ func TestViewApply(t *testing.T) {
 		{r2, true, 2},
 		{r2, false, 2}, // a repeat
 		{r3, true, 3},
-		{r2, false, 3}, // older, late
+		{r2, false, 3},                // older, late
 		{reg(3, vResolved), false, 3}, // same version: the first one seen stays
 	} {
 		got, err := v.Apply(conv(1), step.r)
