@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -18,6 +19,7 @@ type Space struct {
 	claim   ClaimKey
 	current TeamKey
 	keys    map[uint32]TeamKey
+	aeads   map[uint32]cipher.AEAD // per epoch, under its value key
 }
 
 // NewSpace returns the Space of claim space id. current seals new values;
@@ -36,6 +38,10 @@ func NewSpace(id protocol.ClaimSpaceID, claim ClaimKey, current TeamKey, earlier
 			return nil, fmt.Errorf("%w: two team keys of epoch %d", ErrInvalid, k.epoch)
 		}
 		s.keys[k.epoch] = k
+	}
+	s.aeads = make(map[uint32]cipher.AEAD, len(s.keys))
+	for e, k := range s.keys {
+		s.aeads[e] = k.aead()
 	}
 	return s, nil
 }
@@ -62,7 +68,7 @@ func (s *Space) Seal(c ConversationID, v Value) ([]byte, error) {
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, ErrRandom
 	}
-	return sealValue(s.current, s.id, s.claim.Token(c), nonce, v), nil
+	return sealWith(s.aeads[s.current.epoch], s.current.epoch, s.id, s.claim.Token(c), nonce, v), nil
 }
 
 // sealValue is Seal with a given nonce (the vectors and fuzz tests use it
@@ -72,16 +78,25 @@ func (s *Space) Seal(c ConversationID, v Value) ([]byte, error) {
 //	         XChaCha20-Poly1305(value key, nonce, value, ad)
 //	ad     = 0x01 || epoch u32 || space ID [16] || token [32]
 func sealValue(k TeamKey, space protocol.ClaimSpaceID, token protocol.ClaimToken, nonce [nonceSize]byte, v Value) []byte {
+	return sealWith(k.aead(), k.epoch, space, token, nonce, v)
+}
+
+func sealWith(aead cipher.AEAD, epoch uint32, space protocol.ClaimSpaceID, token protocol.ClaimToken, nonce [nonceSize]byte, v Value) []byte {
 	out := make([]byte, 0, SealedValueSize)
 	out = append(out, valueFormat)
-	out = binary.BigEndian.AppendUint32(out, k.epoch)
+	out = binary.BigEndian.AppendUint32(out, epoch)
 	out = append(out, nonce[:]...)
+	var pt [ValuePlaintextSize]byte
+	return aead.Seal(out, nonce[:], v.appendTo(pt[:0]), valueAD(epoch, space, token))
+}
+
+// aead is the XChaCha20-Poly1305 instance of k's value key.
+func (k TeamKey) aead() cipher.AEAD {
 	aead, err := chacha20poly1305.NewX(k.valueKey())
 	if err != nil {
 		panic("queue: xchacha20poly1305: " + err.Error()) // the key is 32 bytes
 	}
-	pt := v.appendTo(make([]byte, 0, ValuePlaintextSize))
-	return aead.Seal(out, nonce[:], pt, valueAD(k.epoch, space, token))
+	return aead
 }
 
 func valueAD(epoch uint32, space protocol.ClaimSpaceID, token protocol.ClaimToken) []byte {
@@ -101,15 +116,12 @@ func (s *Space) Open(c ConversationID, sealed []byte) (Value, error) {
 		return Value{}, fmt.Errorf("%w: sealed value", ErrMalformed)
 	}
 	epoch := binary.BigEndian.Uint32(sealed[1:5])
-	k, ok := s.keys[epoch]
+	aead, ok := s.aeads[epoch]
 	if !ok {
 		return Value{}, ErrUnknownKey
 	}
-	aead, err := chacha20poly1305.NewX(k.valueKey())
-	if err != nil {
-		panic("queue: xchacha20poly1305: " + err.Error())
-	}
-	pt, err := aead.Open(nil, sealed[5:5+nonceSize], sealed[5+nonceSize:], valueAD(epoch, s.id, s.claim.Token(c)))
+	var buf [ValuePlaintextSize]byte
+	pt, err := aead.Open(buf[:0], sealed[5:5+nonceSize], sealed[5+nonceSize:], valueAD(epoch, s.id, s.claim.Token(c)))
 	if err != nil {
 		return Value{}, ErrDecrypt
 	}
