@@ -160,7 +160,8 @@ func (s *Space) Answer(v *View, req *Request, ok bool, version uint64, value []b
 // applies what was read, and if the version moved past Expected what was
 // read is announced, since the request may have landed and only this
 // device knows. Won says that it did (the value read is the request's, at
-// Expected+1). A version below Expected is ErrBehind.
+// Expected+1). A version below Expected is ErrBehind; the version
+// Expected with another value than the view's at that version ErrAnswer.
 func (s *Space) AfterLost(v *View, req *Request, version uint64, value []byte) (Outcome, error) {
 	if version < req.Expected {
 		return Outcome{}, ErrBehind
@@ -169,8 +170,12 @@ func (s *Space) AfterLost(v *View, req *Request, version uint64, value []byte) (
 		if version == 0 && len(value) != 0 {
 			return Outcome{}, fmt.Errorf("%w: a value at version 0", ErrMalformed)
 		}
-		// Nothing landed: the view already holds this version.
+		// Nothing landed: the register is where the view was. If the view
+		// is still there, the two must hold one value.
 		r, _ := v.Get(req.Conversation)
+		if r.Version == version && !bytes.Equal(r.Sealed, value) {
+			return Outcome{}, ErrAnswer
+		}
 		return Outcome{Register: r, Retry: s.retry(v, req)}, nil
 	}
 	r, err := s.OpenRegister(req.Conversation, version, value, Value{})

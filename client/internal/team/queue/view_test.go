@@ -230,6 +230,22 @@ func TestAfterLost(t *testing.T) {
 			t.Fatalf("a value at version 0: %v", err)
 		}
 	})
+	t.Run("not landed, another value at the view's version", func(t *testing.T) {
+		v := NewView()
+		if _, _, err := s.Learn(v, conv(1), 3, mustSeal(t, s, conv(1), vClaimed)); err != nil {
+			t.Fatal(err)
+		}
+		cur, _ := v.Get(conv(1))
+		next, _ := Resolve(cur.Value, alice, t0+1)
+		req, _ := s.Request(conv(1), cur, OpResolve, next)
+		if _, err := s.AfterLost(v, req, 3, mustSeal(t, s, conv(1), vClaimed)); !errors.Is(err, ErrAnswer) {
+			t.Fatalf("%v", err)
+		}
+		out, err := s.AfterLost(v, req, 3, cur.Sealed)
+		if err != nil || out.Won || out.Applied || out.Announce != nil || out.Register.Version != 3 {
+			t.Fatalf("%+v, %v", out, err)
+		}
+	})
 	t.Run("someone else's landed, then more", func(t *testing.T) {
 		v := NewView()
 		req := claimFor(t, s, v, alice)
