@@ -24,7 +24,8 @@
 //     (value, actor) to the next value or a specific error.
 //   - View, Space.Request, Space.Answer, Space.AfterLost, Space.Receive:
 //     the device side of the claim protocol, in which a view applies only
-//     higher versions and a lost compare-and-set adopts the register.
+//     higher versions and a lost compare-and-set adopts the register;
+//     View.Changes gives the state changes an admin sends new staff.
 //   - Change and Receipt: the exact codecs of the team's state-change
 //     body and of the queue read receipt.
 //

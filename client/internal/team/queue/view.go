@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/postern/postern/protocol"
@@ -37,6 +38,43 @@ func (v *View) Get(c ConversationID) (Register, bool) {
 	defer v.mu.Unlock()
 	r, ok := v.regs[c]
 	return r.clone(), ok
+}
+
+// Conversations returns the conversations the view holds, in ascending
+// order of ID.
+func (v *View) Conversations() []ConversationID {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make([]ConversationID, 0, len(v.regs))
+	for c := range v.regs {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b ConversationID) int { return bytes.Compare(a[:], b[:]) })
+	return out
+}
+
+// Changes returns the view's registers for which keep returns true (every
+// one if keep is nil) as state changes of at most MaxChanges entries, in
+// ascending order of conversation: what an admin sends new staff (the
+// open conversations) or the team after reading every register. Registers
+// at version 0 are never included.
+func (v *View) Changes(keep func(ConversationID, Register) bool) []Change {
+	var out []Change
+	var cur Change
+	for _, c := range v.Conversations() {
+		r, ok := v.Get(c)
+		if !ok || r.Version == 0 || keep != nil && !keep(c, r) {
+			continue
+		}
+		cur = append(cur, Entry{Conversation: c, Version: r.Version, Sealed: r.Sealed})
+		if len(cur) == MaxChanges {
+			out, cur = append(out, cur), nil
+		}
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
 }
 
 // Current returns the register of conversation c, or version 0 with

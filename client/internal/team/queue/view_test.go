@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -408,6 +409,52 @@ func TestConcurrentClaims(t *testing.T) {
 			if r.Version != ver || !bytes.Equal(r.Sealed, val) || !r.Value.State.Open() {
 				t.Fatalf("round %d: device %d holds version %d, the register %d", round, i, r.Version, ver)
 			}
+		}
+	}
+}
+
+func TestViewChanges(t *testing.T) {
+	s := newTestSpace(t)
+	v := NewView()
+	if got := v.Changes(nil); len(got) != 0 {
+		t.Fatalf("an empty view gives %d changes", len(got))
+	}
+	n := MaxChanges + 3
+	for i := n - 1; i >= 0; i-- { // applied in descending order: the changes are sorted
+		c := ConversationID{byte(i >> 8), byte(i)}
+		val := vClaimed
+		if i%2 == 1 {
+			val = vResolved
+		}
+		if _, _, err := s.Learn(v, c, uint64(i+1), mustSeal(t, s, c, val)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := v.Changes(nil)
+	if len(all) != 2 || len(all[0]) != MaxChanges || len(all[1]) != 3 {
+		t.Fatalf("changes of %d registers: %d messages", n, len(all))
+	}
+	other := NewView()
+	for _, ch := range all {
+		b, err := ch.MarshalBinary() // refuses unordered entries
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed, _ := ParseChange(b)
+		if _, err := s.Receive(other, parsed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if other.Len() != n || !slices.Equal(other.Conversations(), v.Conversations()) {
+		t.Fatal("a new device does not end with the same conversations")
+	}
+	open := v.Changes(func(_ ConversationID, r Register) bool { return r.Value.State.Open() })
+	if len(open) != 1 || len(open[0]) != (n+1)/2 {
+		t.Fatalf("open conversations: %d messages", len(open))
+	}
+	for _, e := range open[0] {
+		if r, _ := v.Get(e.Conversation); r.Value.State != Claimed || r.Version != e.Version {
+			t.Fatal("a closed conversation among the open ones")
 		}
 	}
 }
