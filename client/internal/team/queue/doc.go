@@ -42,8 +42,11 @@
 //	if out.Announce != nil { /* send queue.Change{*out.Announce} to every other staff device */ }
 //
 // If the answer is lost, read the register with GetClaim and call
-// AfterLost instead of Answer. A received state change goes to
-// ParseChange, then Space.Receive.
+// AfterLost instead of Answer. If the write capability was refused
+// (protocol.CodeClaimCapability), nothing was written: wait for the new
+// capability, which comes with the new staff list, and decide again from
+// the view. A received state change goes to ParseChange, then
+// Space.Receive.
 //
 // # Security
 //
