@@ -83,6 +83,11 @@ type SendOptions struct {
 	// answers; one that is not there is refused with ErrReplyTo and
 	// nothing is sent. Default: none.
 	ReplyTo string
+	// Urgent marks the message urgent: the recipient's client shows it
+	// so, a team's queue puts it first and answers it within the urgent
+	// response window, and a record export gives it priority "urgent".
+	// Default: routine.
+	Urgent bool
 }
 
 // SaveOptions configure SaveAttachments. A nil *SaveOptions means all
@@ -323,7 +328,7 @@ func (c *Client) sendFiles(ctx context.Context, contact, text string, files []fi
 	m := Message{
 		ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Person.Name, Text: text,
 		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
-		Attachments: publicAttachments(recs), Subject: o.Subject, ReplyTo: o.ReplyTo, Expires: expiryOf(ct, now),
+		Attachments: publicAttachments(recs), Subject: o.Subject, ReplyTo: o.ReplyTo, Urgent: o.Urgent, Expires: expiryOf(ct, now),
 	}
 	// Stored with its envelope in the outbox (outbox.go).
 	if err := c.sendSessionMessage(ctx, r, ct, &m, recs); err != nil {

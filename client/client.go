@@ -108,6 +108,8 @@ type Message struct {
 	// ReplyTo is the ID of the message of the same conversation this one
 	// answers, empty if none.
 	ReplyTo string
+	// Urgent: the sender marked the message urgent (SendOptions.Urgent).
+	Urgent bool
 	// Queued marks an outgoing message whose relay could not be reached:
 	// it waits in the outbox and is sent by the next Sync, Listen or Send
 	// (protocol/SPEC.md section 9 "Outbox").

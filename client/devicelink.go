@@ -381,7 +381,7 @@ func (c *Client) receiveSentCopy(t *tx, from *contactRecord, ct *content, now ti
 	m := &Message{
 		ID: localMessageID(in.Sender, in.MsgID), From: Me, To: to.Person.Name, Text: in.Text,
 		Time: time.UnixMilli(int64(min(in.SentMS, 1<<62))).UTC(), Received: now, Outgoing: true,
-		Attachments: publicAttachments(atts), Subject: in.Subject, Expires: expiryOf(in, now),
+		Attachments: publicAttachments(atts), Subject: in.Subject, Urgent: in.Urgent, Expires: expiryOf(in, now),
 	}
 	if m.ReplyTo, err = t.replyIn(in, to.Person.ID); err != nil {
 		return nil, err

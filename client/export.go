@@ -182,7 +182,7 @@ func (c *Client) exportMessages(opts ExportOptions) (*fhir.Conversation, []*mess
 			return err
 		}
 		for _, m := range msgs {
-			fm := fhir.Message{ID: m.ID, Sent: m.Time, Text: m.Text}
+			fm := fhir.Message{ID: m.ID, Sent: m.Time, Text: m.Text, Urgent: m.Urgent}
 			if m.Outgoing {
 				fm.Sender, fm.Recipients = me, []fhir.Party{them}
 			} else {

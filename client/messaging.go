@@ -266,7 +266,7 @@ func (c *Client) SendWith(ctx context.Context, contact, text string, opts *SendO
 	m := Message{
 		ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Person.Name, Text: text,
 		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
-		Subject: o.Subject, ReplyTo: o.ReplyTo, Expires: expiryOf(ct, now),
+		Subject: o.Subject, ReplyTo: o.ReplyTo, Urgent: o.Urgent, Expires: expiryOf(ct, now),
 	}
 	// The message is stored with the session state and its envelope in
 	// the outbox, in one transaction (outbox.go).
@@ -298,7 +298,7 @@ func validSubject(s string) bool {
 // setHeaders moves a text or attachment content to its type with headers
 // when o sets a subject or a reply-to (checked by checkHeaders).
 func setHeaders(ct *content, o *SendOptions) {
-	if o.Subject == "" && o.ReplyTo == "" {
+	if o.Subject == "" && o.ReplyTo == "" && !o.Urgent {
 		return
 	}
 	if ct.Type == contentText {
@@ -306,7 +306,7 @@ func setHeaders(ct *content, o *SendOptions) {
 	} else {
 		ct.Type = contentAttachmentHeaders
 	}
-	ct.Subject = o.Subject
+	ct.Subject, ct.Urgent = o.Subject, o.Urgent
 	if id, err := hex.DecodeString(o.ReplyTo); err == nil && len(id) == replyIDSize {
 		ct.HasReply = true
 		copy(ct.ReplyTo[:], id)
@@ -352,7 +352,7 @@ func storeMessageRecord(t *tx, r *contactRecord, m *Message, atts []attachmentRe
 	m.Conversation = hex.EncodeToString(conv.ID)
 	rec := &messageRecord{
 		ID: m.ID, Conversation: conv.ID, From: m.From, To: m.To, Text: m.Text,
-		Subject: m.Subject, ReplyTo: m.ReplyTo,
+		Subject: m.Subject, ReplyTo: m.ReplyTo, Urgent: m.Urgent,
 		Time: m.Time, Received: m.Received, Outgoing: m.Outgoing, Notice: m.Notice,
 		Attachments: atts, Queued: m.Queued, ContentID: m.contentID, Expires: m.Expires,
 	}
@@ -710,7 +710,7 @@ func (c *Client) Ack(ctx context.Context, m Message) error {
 func (c *Client) messageFromRecord(r *messageRecord) Message {
 	m := Message{
 		ID: r.ID, From: r.From, To: r.To, Text: r.Text, Time: r.Time, Received: r.Received, Outgoing: r.Outgoing, Notice: r.Notice,
-		Attachments: publicAttachments(r.Attachments), Subject: r.Subject, ReplyTo: r.ReplyTo,
+		Attachments: publicAttachments(r.Attachments), Subject: r.Subject, ReplyTo: r.ReplyTo, Urgent: r.Urgent,
 		Queued: r.Queued, SendError: r.SendError, Delivered: r.Delivered, ReadReceipt: r.ReadReceipt,
 		Folder: r.Folder, Read: r.Read || !unread(r), ReadAt: r.ReadAt, Expires: r.Expires,
 		Recalled: r.Recalled, RecalledBy: r.RecalledBy,

@@ -100,6 +100,13 @@ const (
 	minContentSize = 1 + keys.FingerprintSize + msgIDSize + 8 + 4 + 2 + keys.SignatureSize
 )
 
+// Header flags of contents with headers (0x0a, 0x0b): bit 0 a reply-to
+// follows, bit 1 the message is urgent; other bits are refused.
+const (
+	headerReply  byte = 1 << 0
+	headerUrgent byte = 1 << 1
+)
+
 // content is a parsed sealed-envelope content (protocol/SPEC.md section 9).
 type content struct {
 	Type   byte
@@ -116,6 +123,7 @@ type content struct {
 	Subject  string
 	HasReply bool
 	ReplyTo  [replyIDSize]byte
+	Urgent   bool // the sender marked the message urgent (bit 1 of the flags)
 
 	// contentIntroduction
 	Name         string
@@ -186,11 +194,16 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		}
 		b = binary.BigEndian.AppendUint16(b, uint16(len(c.Subject)))
 		b = append(b, c.Subject...)
+		var flags byte
 		if c.HasReply {
-			b = append(b, 1)
+			flags |= headerReply
+		}
+		if c.Urgent {
+			flags |= headerUrgent
+		}
+		b = append(b, flags)
+		if c.HasReply {
 			b = append(b, c.ReplyTo[:]...)
-		} else {
-			b = append(b, 0)
 		}
 	}
 	switch c.Type {
@@ -435,13 +448,14 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		if !validSubject(c.Subject) {
 			return nil, false
 		}
-		switch r.U8("reply-to flag") {
-		case 0:
-		case 1:
+		flags := r.U8("header flags")
+		if flags&^(headerReply|headerUrgent) != 0 {
+			return nil, false
+		}
+		c.Urgent = flags&headerUrgent != 0
+		if flags&headerReply != 0 {
 			c.HasReply = true
 			r.Array(c.ReplyTo[:], "reply-to")
-		default:
-			return nil, false
 		}
 	}
 	switch c.Type {

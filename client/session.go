@@ -651,7 +651,7 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		m := &Message{
 			ID: localMessageID(ct.Sender, ct.MsgID), From: from.Person.Name, To: Me, Text: ct.Text,
 			Time: time.UnixMilli(int64(min(ct.SentMS, 1<<62))).UTC(), Received: now,
-			Attachments: publicAttachments(atts), Subject: ct.Subject, Expires: expiryOf(ct, now),
+			Attachments: publicAttachments(atts), Subject: ct.Subject, Urgent: ct.Urgent, Expires: expiryOf(ct, now),
 			mailbox: mb, envelope: envID, relayed: true, contentID: bytes.Clone(ct.MsgID[:]),
 		}
 		if m.ReplyTo, err = t.replyIn(ct, from.Person.ID); err != nil {

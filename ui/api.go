@@ -286,6 +286,7 @@ type messageJSON struct {
 	Notice       bool             `json:"notice,omitempty"`
 	Conversation string           `json:"conversation,omitempty"`
 	ReplyTo      string           `json:"reply_to,omitempty"`
+	Urgent       bool             `json:"urgent,omitempty"`
 	Queued       bool             `json:"queued,omitempty"`
 	SendError    string           `json:"send_error,omitempty"`
 	Attachments  []attachmentJSON `json:"attachments,omitempty"`
@@ -316,7 +317,7 @@ func (s *Server) toJSON(m client.Message) messageJSON {
 	j := messageJSON{
 		ID: m.ID, From: m.From, To: m.To, Subject: m.Subject, Text: m.Text,
 		Time: m.Time.UTC(), Received: m.Received.UTC(), Outgoing: m.Outgoing, Notice: m.Notice,
-		Conversation: m.Conversation, ReplyTo: m.ReplyTo, Queued: m.Queued, SendError: m.SendError,
+		Conversation: m.Conversation, ReplyTo: m.ReplyTo, Urgent: m.Urgent, Queued: m.Queued, SendError: m.SendError,
 	}
 	for _, a := range m.Attachments {
 		j.Attachments = append(j.Attachments, attachmentJSON{Name: client.SafeFileName(a.Name), MediaType: a.MediaType, Size: a.Size})
@@ -420,6 +421,7 @@ type sendRequest struct {
 	Text    string `json:"text"`
 	Subject string `json:"subject,omitempty"`
 	ReplyTo string `json:"reply_to,omitempty"`
+	Urgent  bool   `json:"urgent,omitempty"`
 	// Attachments are IDs of finished uploads (POST /api/uploads).
 	Attachments []string `json:"attachments,omitempty"`
 }
@@ -441,7 +443,7 @@ func (s *Server) apiSend(w http.ResponseWriter, r *http.Request, cl *client.Clie
 		s.sendUploads(w, r, cl, &req) // attach.go
 		return
 	}
-	m, err := cl.SendWith(r.Context(), req.To, req.Text, &client.SendOptions{Subject: req.Subject, ReplyTo: req.ReplyTo})
+	m, err := cl.SendWith(r.Context(), req.To, req.Text, &client.SendOptions{Subject: req.Subject, ReplyTo: req.ReplyTo, Urgent: req.Urgent})
 	s.writeSent(w, m, err)
 }
 

@@ -513,7 +513,7 @@ func (s *Server) sendUploads(w http.ResponseWriter, r *http.Request, cl *client.
 	}
 	// A long upload to the relay is activity: the lock waits for it.
 	progress := func(client.Progress) { s.touch() }
-	m, err := cl.SendData(r.Context(), req.To, req.Text, files, &client.SendOptions{Subject: req.Subject, ReplyTo: req.ReplyTo, Progress: progress})
+	m, err := cl.SendData(r.Context(), req.To, req.Text, files, &client.SendOptions{Subject: req.Subject, ReplyTo: req.ReplyTo, Urgent: req.Urgent, Progress: progress})
 	release()
 	if err == nil || errors.Is(err, client.ErrQueued) {
 		for _, u := range ups {

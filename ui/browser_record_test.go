@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -85,4 +86,47 @@ func TestBrowserRecord(t *testing.T) {
 
 	step(t, ctx, "remove the patient", chromedp.Click(chromedp.CSS("#record-clear")))
 	waitJS(t, ctx, "removed", `document.getElementById("record-patient").textContent === "This conversation is not filed under a patient."`)
+}
+
+// An urgent message from the compose screen: bob's client holds it as
+// urgent, and alice's Sent folder marks it; axe-core on the compose
+// screen with the box ticked.
+func TestBrowserUrgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a browser test")
+	}
+	chromiumPath(t)
+	axe := axeSource(t)
+	home, alice, _, bob := pair(t, relaytest.New(t, nil))
+	alice.Close()
+	ctx := browser(t)
+	a := newApp(t, home, &Options{Passphrase: []byte(alicePass)})
+	step(t, ctx, "open unlocked", chromedp.Navigate(a.s.LoginURL()), chromedp.WaitVisible(chromedp.CSS("#screen-inbox")))
+	step(t, ctx, "compose", chromedp.Navigate(a.s.Origin()+"/#/compose?to=bob"), chromedp.WaitVisible(chromedp.CSS("#compose-text")))
+	step(t, ctx, "write an urgent message",
+		chromedp.SendKeys(chromedp.CSS("#compose-text"), "Potassium 6.1: call the ward now"),
+		chromedp.Click(chromedp.CSS("#compose-urgent")))
+	checkAxe(t, ctx, axe, "compose, urgent")
+	step(t, ctx, "send", chromedp.Click(chromedp.CSS("#compose-send")))
+	waitJS(t, ctx, "the sent message", `location.hash.startsWith("#/m/") && document.getElementById("msg-state").textContent.startsWith("Urgent.")`)
+	id := eval[string](t, ctx, `decodeURIComponent(location.hash.slice(4))`)
+	deadline := time.Now().Add(60 * time.Second) // a hang guard
+	for {
+		if _, err := bob.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		m, err := bob.Message(id)
+		if err == nil {
+			if !m.Urgent || m.Text != "Potassium 6.1: call the ward now" {
+				t.Fatalf("bob holds %+v", m)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob never got the message: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	step(t, ctx, "the sent folder", chromedp.Navigate(a.s.Origin()+"/#/folder/sent"), chromedp.WaitVisible(chromedp.CSS("#inbox-rows tr")))
+	waitJS(t, ctx, "the badge", `document.querySelector("#inbox-rows .badge.urgent") !== null`)
 }

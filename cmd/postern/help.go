@@ -49,10 +49,10 @@ Contacts:
                           show or set the patient a conversation is about
 
 Messages:
-  send NAME [--subject S] [--reply-to ID] [--attach FILE]... [--keep-metadata] TEXT...|-
+  send NAME [--subject S] [--reply-to ID] [--urgent] [--attach FILE]... [--keep-metadata] TEXT...|-
                           send a message (- reads it from standard input),
                           with files (up to 16; TEXT is then optional)
-  reply ID [--subject S] [--attach FILE]... TEXT...|-
+  reply ID [--subject S] [--urgent] [--attach FILE]... TEXT...|-
                           answer a message, in its thread
   recall ID               delete a message you sent for everyone: on
                           your devices and the recipient's

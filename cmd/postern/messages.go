@@ -20,7 +20,7 @@ const maxStdinText = 1 << 20
 
 var sendCmd = &command{
 	name:  "send",
-	usage: "send NAME [--subject S] [--reply-to ID] [--attach FILE]... [--keep-metadata] TEXT...|-",
+	usage: "send NAME [--subject S] [--reply-to ID] [--urgent] [--attach FILE]... [--keep-metadata] TEXT...|-",
 	help: `Send a message to the contact NAME. Several TEXT arguments are joined with
 spaces; - reads the text from standard input. Put -- before a text that
 starts with a dash.
@@ -35,6 +35,10 @@ contact saves the files with 'postern save ID'.
 --subject S gives the message a subject (at most 256 bytes); --reply-to ID
 marks it as the answer to message ID (an unambiguous prefix will do) of
 the conversation with NAME. The contact sees both.
+
+--urgent marks the message urgent: the contact sees it marked so, and a
+team's queue puts it first and answers it within its urgent response window
+(a team's compose shows when that is). Postern is not for emergencies.
 
 When the contact's relay cannot be reached, the message is kept on this
 device and send prints "queued: HOST is unreachable; it will be sent when
@@ -56,6 +60,7 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 	keepMeta := fs.Bool("keep-metadata", false, "")
 	subject := fs.String("subject", "", "")
 	replyTo := fs.String("reply-to", "", "")
+	urgent := fs.Bool("urgent", false, "")
 	pos, err := parse(fs, cmd, args)
 	if err != nil {
 		return err
@@ -102,7 +107,7 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	opts := &client.SendOptions{KeepMetadata: *keepMeta, Subject: *subject}
+	opts := &client.SendOptions{KeepMetadata: *keepMeta, Subject: *subject, Urgent: *urgent}
 	if *replyTo != "" {
 		orig, err := findMessage(cl, *replyTo)
 		if err != nil {
@@ -232,7 +237,7 @@ only messages you have not read. It does not contact the relay: run
 array of objects with id, from, to, text, time (RFC 3339), received,
 outgoing and folder (inbox, sent, archive or the ID of a folder of your
 own), "unread": true on a received message not read yet, "notice": true on
-notices, "subject" and "reply_to" when set, "queued": true on a sent
+notices, "subject" and "reply_to" when set, "urgent": true on an urgent message, "queued": true on a sent
 message still waiting for its recipient's relay, "send_error" on one that
 could not be sent, "delivered" and "read_receipt" (RFC 3339) on a sent
 message the recipient reported delivered or read, and "attachments" (name,
@@ -241,7 +246,7 @@ size in bytes, media_type) on messages with files; save those with
 the time the recipient read it, or "delivered" (recipients may turn read
 receipts off: 'postern settings receipts off').
 Notices (a reset secure session) are written by this device, not by the
-contact; the table marks them [notice], unread messages [unread], messages
+contact; the table marks them [notice], urgent messages [urgent], unread messages [unread], messages
 waiting to be sent [queued] and messages that could not be sent [not sent].
 'postern read ID' shows a message and marks it read.`,
 	run: runInbox,
@@ -301,6 +306,9 @@ func printMessages(c *cli, msgs []client.Message, names map[string]string, asJSO
 		text := preview(displayText(m)+attachmentSummary(m), previewRunes)
 		if !m.Read {
 			text = "[unread] " + text
+		}
+		if m.Urgent {
+			text = "[urgent] " + text
 		}
 		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", m.ID, from, m.Time.Local().Format(tableTime), safe(names[m.Folder], false), receiptState(m, now), text)
 	})
@@ -366,6 +374,9 @@ func runRead(ctx context.Context, c *cli, cmd *command, args []string) error {
 	}
 	if m.ReplyTo != "" {
 		fmt.Fprintf(tw, "In reply to:\t%s\n", m.ReplyTo)
+	}
+	if m.Urgent {
+		fmt.Fprintf(tw, "Priority:\turgent\n")
 	}
 	switch {
 	case m.SendError != "":

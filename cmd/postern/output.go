@@ -38,6 +38,7 @@ type jsonMessage struct {
 	Notice  bool   `json:"notice,omitempty"` // a notice of this client (session reset), not a message
 	Subject string `json:"subject,omitempty"`
 	ReplyTo string `json:"reply_to,omitempty"`
+	Urgent  bool   `json:"urgent,omitempty"`
 	// Queued: sent, waiting in the outbox for the recipient's relay;
 	// SendError: why it left the outbox unsent.
 	Queued    bool   `json:"queued,omitempty"`
@@ -77,6 +78,7 @@ func toJSONMessage(m client.Message) jsonMessage {
 		Notice:    m.Notice,
 		Subject:   m.Subject,
 		ReplyTo:   m.ReplyTo,
+		Urgent:    m.Urgent,
 		Queued:    m.Queued,
 		SendError: m.SendError,
 		Attachments: func() []jsonAttachment {

@@ -10,12 +10,12 @@ import (
 
 var replyCmd = &command{
 	name:  "reply",
-	usage: "reply ID [--subject S] [--attach FILE]... TEXT...|-",
+	usage: "reply ID [--subject S] [--urgent] [--attach FILE]... TEXT...|-",
 	help: `Answer message ID (an unambiguous prefix will do): to its sender, or, for a
 message you sent, to its recipient. The answer is marked as the reply to it
 and shows in its thread on both sides. Its subject is "Re: " and the
 subject of the message when it had one, unless --subject S gives another.
-TEXT, - and --attach work as for 'postern send'.`,
+TEXT, -, --urgent and --attach work as for 'postern send'.`,
 	run: runReply,
 }
 
@@ -24,6 +24,7 @@ func runReply(ctx context.Context, c *cli, cmd *command, args []string) error {
 	var files fileList
 	fs.Var(&files, "attach", "")
 	subject := fs.String("subject", "", "")
+	urgent := fs.Bool("urgent", false, "")
 	subjectSet := false
 	pos, err := parse(fs, cmd, args)
 	if err != nil {
@@ -64,6 +65,9 @@ func runReply(ctx context.Context, c *cli, cmd *command, args []string) error {
 	send := []string{to, "--reply-to", orig.ID}
 	if *subject != "" {
 		send = append(send, "--subject", *subject)
+	}
+	if *urgent {
+		send = append(send, "--urgent")
 	}
 	for _, f := range files {
 		send = append(send, "--attach", f)

@@ -323,7 +323,7 @@ function readState(m) {
   return m.delivered ? "Delivered" : "";
 }
 
-function subjectLink(href, text, unread) {
+function subjectLink(href, text, unread, urgent) {
   const td = document.createElement("td");
   const a = document.createElement("a");
   a.href = href;
@@ -333,6 +333,12 @@ function subjectLink(href, text, unread) {
     s.className = "sr";
     s.textContent = "Unread: ";
     td.append(s);
+  }
+  if (urgent) {
+    const u = document.createElement("span");
+    u.className = "badge urgent";
+    u.textContent = "Urgent";
+    td.append(u, " ");
   }
   td.append(a);
   return td;
@@ -346,7 +352,7 @@ function inboxRow(m) {
   }
   tr.append(
     cell(m.outgoing ? `To ${m.to}` : m.from),
-    markAttachments(subjectLink("#/m/" + encodeURIComponent(m.id), m.recalled ? recalledText(m) : m.subject || firstLine(m.text) || "(no subject)", m.unread), m),
+    markAttachments(subjectLink("#/m/" + encodeURIComponent(m.id), m.recalled ? recalledText(m) : m.subject || firstLine(m.text) || "(no subject)", m.unread, m.urgent), m),
     cell(formatTime(m.time), "time"),
   );
   if (state.folder === "sent") {
@@ -530,6 +536,9 @@ async function showMessage(id) {
   $("msg-time").textContent = formatTime(m.time);
   $("msg-text").textContent = m.recalled ? recalledText(m) : m.text;
   const notes = [];
+  if (m.urgent) {
+    notes.push("Urgent.");
+  }
   if (m.send_error) {
     notes.push(`Not sent: ${m.send_error}`);
   } else if (m.queued) {
@@ -663,15 +672,16 @@ async function send(ev) {
     let res;
     const d = state.draft;
     const files = await attachmentIDs();
-    if (files.length) {
-      // Sent with its files by /api/send; a draft of it is deleted
-      // (drafts keep text only).
+    const urgent = $("compose-urgent").checked;
+    if (files.length || urgent) {
+      // Sent with its files, or as urgent, by /api/send; a draft of it
+      // is deleted (drafts keep text only).
       if (d) {
         clearTimeout(d.timer);
         d.timer = 0;
         await d.saving.catch(() => {});
       }
-      res = await api("POST", "/api/send", { ...composeFields(), attachments: files });
+      res = await api("POST", "/api/send", { ...composeFields(), attachments: files, urgent });
       if (d && d.id) {
         await api("DELETE", "/api/drafts/" + encodeURIComponent(d.id)).catch(() => {});
       }

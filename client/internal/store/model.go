@@ -204,6 +204,7 @@ type Message struct {
 	Text     string    `json:"text"`
 	Subject  string    `json:"subject,omitempty"`
 	ReplyTo  string    `json:"reply_to,omitempty"` // a message ID in the same conversation
+	Urgent   bool      `json:"urgent,omitempty"`   // marked urgent by its sender
 	Time     time.Time `json:"time"`
 	Received time.Time `json:"received"`
 	Outgoing bool      `json:"outgoing,omitempty"`
