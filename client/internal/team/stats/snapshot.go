@@ -150,3 +150,17 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(plain(s))
 }
+
+// Only returns the snapshot with only the queue labelled name (its name,
+// or its ID in hex), for `postern team stats NAME`; false if there is
+// none.
+func (s Snapshot) Only(name string) (Snapshot, bool) {
+	for _, q := range s.Queues {
+		if q.Queue == name {
+			s.Queues = []QueueFigures{q}
+			return s, true
+		}
+	}
+	s.Queues = []QueueFigures{}
+	return s, false
+}
