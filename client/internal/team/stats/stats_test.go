@@ -2,8 +2,10 @@ package stats
 
 import (
 	"errors"
+	"io"
 	"math/rand/v2"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -319,4 +321,34 @@ func TestNewEvent(t *testing.T) {
 	if err := a.Validate(); err != nil {
 		t.Error(err)
 	}
+}
+
+// Counting and taking figures from several goroutines (the agent counts
+// while a scrape reads) gives the figures of counting alone; run with
+// -race.
+func TestConcurrentUse(t *testing.T) {
+	events := scenario()
+	s := load(t, nil)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for i := range events {
+				if _, err := s.Add(events[(i+g*7)%len(events)]); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				if err := s.Snapshot().WritePrometheus(io.Discard); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	checkFigures(t, s.Snapshot(), scenarioFigures())
 }
