@@ -309,12 +309,15 @@ func VerifyLog(team TeamID, records []Record, trusted *Head) (Head, error) {
 	if len(records) > MaxLogEntries {
 		return Head{}, fmt.Errorf("%w: more than %d log entries", ErrFull, MaxLogEntries)
 	}
-	// Where each sequence number first appears, to name a finding.
-	first := make(map[uint64]int, len(records))
-	for i, r := range records {
-		if _, ok := first[r.Seq]; !ok {
-			first[r.Seq] = i
+	// position returns where sequence number seq first appears, to name
+	// a finding; only a log that fails needs it.
+	position := func(seq uint64) (int, bool) {
+		for j, r := range records {
+			if r.Seq == seq {
+				return j, true
+			}
 		}
+		return 0, false
 	}
 	head := Head{Hash: StartHash(team)}
 	buf := make([]byte, 0, EntrySize)
@@ -332,12 +335,12 @@ func VerifyLog(team TeamID, records []Record, trusted *Head) (Head, error) {
 		}
 		switch {
 		case r.Seq > want:
-			if j, ok := first[want]; ok && j > i {
+			if j, ok := position(want); ok && j > i {
 				return fail(ErrLogReordered, "entry %d is at record %d", want, j)
 			}
 			return fail(ErrLogRemoved, "entries %d to %d are missing", want, r.Seq-1)
 		case r.Seq < want:
-			j := first[r.Seq]
+			j, _ := position(r.Seq)
 			if bytes.Equal(records[j].appendTo(nil), r.appendTo(nil)) {
 				return fail(ErrLogReordered, "repeats record %d", j)
 			}
