@@ -56,7 +56,7 @@ type Options struct {
 
 // Stats counts a team's content-free events into its workflow figures.
 // Counting is idempotent (an event whose ID was counted changes nothing)
-// and does not depend on the order events arrive in (SPEC 15.8 "Order").
+// and does not depend on the order events arrive in (SPEC 15.8 "Counting").
 // The zero value is not usable; call New. It is safe for concurrent use.
 type Stats struct {
 	clock func() time.Time
