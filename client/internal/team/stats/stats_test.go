@@ -352,3 +352,17 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	checkFigures(t, s.Snapshot(), scenarioFigures())
 }
+
+func TestSnapshotOnly(t *testing.T) {
+	snap := load(t, scenario()).Snapshot()
+	one, ok := snap.Only("Radiology")
+	if !ok || len(one.Queues) != 1 || !reflect.DeepEqual(one.Queues[0], scenarioFigures().Queues[1]) || one.Time != snap.Time {
+		t.Fatalf("Only(Radiology) = %+v, %v", one, ok)
+	}
+	if len(snap.Queues) != 2 {
+		t.Fatal("Only changed the snapshot it was called on")
+	}
+	if none, ok := snap.Only("Cardiology"); ok || none.Queues == nil || len(none.Queues) != 0 {
+		t.Fatalf("Only(Cardiology) = %+v, %v", none, ok)
+	}
+}
