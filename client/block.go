@@ -103,5 +103,8 @@ func (c *Client) sendable(contact string) (*contactRecord, error) {
 	if r.Person.Verification == store.Changed {
 		return nil, &identityChangedError{name: r.Person.Name}
 	}
+	if r.Person.Restricted != 0 {
+		return nil, &RestrictedError{Level: Restriction(r.Person.Restricted), Organisation: c.organisation, OptIn: true}
+	}
 	return r, nil
 }

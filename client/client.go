@@ -80,6 +80,16 @@ type Contact struct {
 	// Disappearing is the conversation's disappearing-message timer, 0
 	// when it is off (SetDisappearing).
 	Disappearing time.Duration
+	// Restricted: the contact (an organisation's team) restricted this
+	// person's access, at RestrictedAt; sends to it are refused until
+	// OptIn. OptedIn: when the person last opted in again, to the terms
+	// of version OptInTerms. RestrictedByMe: this person restricted the
+	// contact (Restrict).
+	Restricted     Restriction
+	RestrictedAt   time.Time
+	OptedIn        time.Time
+	OptInTerms     string
+	RestrictedByMe Restriction
 }
 
 // Message is a stored message, incoming or outgoing.

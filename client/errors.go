@@ -238,6 +238,7 @@ func (c *Client) sendError(r *contactRecord, err error) error {
 		return &blockedError{name: r.Person.Name}
 	}
 	if lvl, ok := restriction(err); ok {
+		c.noteRestricted(r.Person.ID, lvl)
 		return &RestrictedError{Level: lvl, Organisation: c.organisation}
 	}
 	return fmt.Errorf("%w: %w", errSendFailed, err)
@@ -263,6 +264,19 @@ const (
 	RestrictedReplies Restriction = 3
 )
 
+// String names the level: "service", "new" or "replies" ("" for none).
+func (r Restriction) String() string {
+	switch r {
+	case RestrictedService:
+		return "service"
+	case RestrictedNew:
+		return "new"
+	case RestrictedReplies:
+		return "replies"
+	}
+	return ""
+}
+
 // RestrictedError is ErrRestricted with its level and the organisation
 // whose coordinator to contact. Its message is the sentence patients of
 // large public health systems' portals already know, with the
@@ -270,6 +284,9 @@ const (
 type RestrictedError struct {
 	Level        Restriction
 	Organisation string // "" for "your provider"
+	// OptIn: refused by this device, not the relay: the person was
+	// restricted and has not opted in again since (Client.OptIn).
+	OptIn bool
 }
 
 func (e *RestrictedError) Error() string {

@@ -50,6 +50,8 @@ func (c *Client) contact(r *contactRecord) Contact {
 	return Contact{
 		Name: r.Person.Name, Identity: id, SafetyNumber: keys.SafetyNumber(c.idFP, id), Added: r.Added,
 		Blocked: r.Person.Blocked, Verification: Verification(r.Person.Verification),
+		Restricted: Restriction(r.Person.Restricted), RestrictedAt: r.Person.RestrictedAt,
+		OptedIn: r.Person.OptedIn, OptInTerms: r.Person.OptInTerms, RestrictedByMe: Restriction(r.Person.RestrictedByMe),
 	}
 }
 

@@ -65,12 +65,21 @@ func TestRestrictedSentences(t *testing.T) {
 				t.Fatalf("reason %d: a restricted message waits in the outbox: %+v", tc.reason, m)
 			}
 		}
+		// Opted out: the next send is refused here, with the same
+		// sentence, until alice opts in again.
+		_, err = alice.Send(ctx, "bob", "may I still write?")
+		if !errors.As(err, &re) || !re.OptIn || re.Level != tc.level || err.Error() != tc.want {
+			t.Fatalf("reason %d: the send after the refusal = %v", tc.reason, err)
+		}
+		if err := alice.OptIn("bob", "2026-12-07"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Without an organisation configured, "your provider".
 	if s := (&RestrictedError{Level: RestrictedReplies}).Error(); !strings.HasSuffix(s, "contact your provider's Secure Messaging coordinator.") {
 		t.Fatalf("default sentence %q", s)
 	}
-	// Access restored.
+	// Access restored; alice opted in after the last refusal already.
 	if err := cn.ok(ctx, &protocol.AddCapability{Mailbox: mb, Hash: tok.Hash()}); err != nil {
 		t.Fatal(err)
 	}
@@ -80,5 +89,77 @@ func TestRestrictedSentences(t *testing.T) {
 	syncAll(t, 1, bob)
 	if n := len(messagesLike(t, bob, "thank you")); n != 1 {
 		t.Fatalf("bob holds %d", n)
+	}
+}
+
+// TestRestrictAndOptIn: a team (alice) restricts a patient (bob) with
+// Restrict; bob's send is refused by the relay with the level's code and
+// opts him out, so his client refuses the next one itself. Opting in
+// while still restricted changes nothing on the relay: refused again,
+// opted out again. Once alice restores his access, bob must opt in again
+// (the terms version and time recorded) before his messages go.
+func TestRestrictAndOptIn(t *testing.T) {
+	srv := relaytest.New(t, nil)
+	alice, bob, _, _ := pair(t, srv)
+	ctx := testCtx(t)
+	if err := alice.Restrict(ctx, "bob", 9); !errors.Is(err, ErrRestrictionLevel) {
+		t.Fatalf("level 9: %v", err)
+	}
+	if err := bob.OptIn("alice", "2026-12-07"); !errors.Is(err, ErrNotRestricted) {
+		t.Fatalf("opting in unrestricted: %v", err)
+	}
+	if err := alice.Restrict(ctx, "bob", RestrictedNew); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := alice.Contacts(); err != nil || cs[0].RestrictedByMe != RestrictedNew {
+		t.Fatalf("alice's contacts %+v, %v", cs, err)
+	}
+	var re *RestrictedError
+	_, err := bob.Send(ctx, "alice", "one more question")
+	if !errors.As(err, &re) || re.Level != RestrictedNew || re.OptIn {
+		t.Fatalf("the relay's refusal: %v", err)
+	}
+	cs, err := bob.Contacts()
+	if err != nil || cs[0].Restricted != RestrictedNew || cs[0].RestrictedAt.IsZero() {
+		t.Fatalf("bob's contacts %+v, %v", cs, err)
+	}
+	if _, err := bob.Send(ctx, "alice", "one more question"); !errors.As(err, &re) || !re.OptIn {
+		t.Fatalf("opted out: %v", err)
+	}
+	// Opting in before access is restored: refused by the relay again.
+	if err := bob.OptIn("alice", ""); !errors.Is(err, ErrTermsVersion) {
+		t.Fatalf("opt in without a terms version: %v", err)
+	}
+	if err := bob.OptIn("alice", "2026-12-07"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Send(ctx, "alice", "one more question"); !errors.As(err, &re) || re.OptIn {
+		t.Fatalf("still restricted: %v", err)
+	}
+	if err := alice.Unrestrict(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Send(ctx, "alice", "one more question"); !errors.As(err, &re) || !re.OptIn {
+		t.Fatalf("restored but not opted in: %v", err)
+	}
+	if err := bob.OptIn("alice", "2026-12-08"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Send(ctx, "alice", "thank you for restoring my access"); err != nil {
+		t.Fatalf("after opting in: %v", err)
+	}
+	cs, err = bob.Contacts()
+	if err != nil || cs[0].Restricted != 0 || cs[0].OptInTerms != "2026-12-08" || cs[0].OptedIn.IsZero() {
+		t.Fatalf("bob's contacts after opting in %+v, %v", cs, err)
+	}
+	if tm, err := bob.Terms(); err != nil || tm.Version != "2026-12-08" {
+		t.Fatalf("bob's terms %+v, %v", tm, err)
+	}
+	syncAll(t, 1, alice)
+	if n := len(messagesLike(t, alice, "thank you for restoring")); n != 1 {
+		t.Fatalf("alice holds %d", n)
+	}
+	if n := len(messagesLike(t, alice, "one more question")); n != 0 {
+		t.Fatalf("alice holds %d refused messages", n)
 	}
 }

@@ -34,6 +34,10 @@ const TermsVersion = "2026-12-07"
 //go:embed terms.md
 var termsMarkdown string
 
+// TermsText is the text (Markdown) of the terms of use of TermsVersion:
+// what 'postern optin' shows before it records an acceptance.
+func TermsText() string { return termsMarkdown }
+
 // DefaultMinPassphrase is the shortest new passphrase, in characters,
 // when Options.CheckPassphrase is not set (the CLI's default).
 const DefaultMinPassphrase = 12

@@ -44,7 +44,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		initCmd, whoamiCmd, deviceCmd, backupCmd,
-		inviteCmd, acceptCmd, contactsCmd, blockCmd, unblockCmd, disappearCmd, patientCmd,
+		inviteCmd, acceptCmd, contactsCmd, blockCmd, unblockCmd, optinCmd, disappearCmd, patientCmd,
 		sendCmd, replyCmd, recallCmd, saveCmd, exportCmd, syncCmd, inboxCmd, readCmd, searchCmd, folderCmd, draftCmd, listenCmd, uiCmd,
 		settingsCmd, helpCmd, versionCmd,
 	}

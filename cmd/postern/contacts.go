@@ -182,7 +182,8 @@ var contactsCmd = &command{
 when they were added; a BLOCKED column appears when you have blocked someone
 ('postern block'). --json prints an array of objects with name, identity,
 safety_number, verification ("unverified", "verified" or "changed"), added
-and blocked. It does not contact the relay.
+and blocked, and "restricted" ("service", "new" or "replies") for a team that
+restricted you (see 'postern optin'). It does not contact the relay.
 
 'contacts verify NAME' records that you compared NAME's safety number with
 theirs, in person or on a call ('postern whoami --contact NAME' shows it on
@@ -210,10 +211,11 @@ func runContacts(ctx context.Context, c *cli, cmd *command, args []string) error
 	if err != nil {
 		return err
 	}
-	anyBlocked, anyTimer := false, false
+	anyBlocked, anyTimer, anyRestricted := false, false, false
 	for _, ct := range cts {
 		anyBlocked = anyBlocked || ct.Blocked
 		anyTimer = anyTimer || ct.Disappearing != 0
+		anyRestricted = anyRestricted || ct.Restricted != 0
 	}
 	header := "NAME\tSAFETY NUMBER\tVERIFIED\tADDED"
 	if anyBlocked {
@@ -221,6 +223,9 @@ func runContacts(ctx context.Context, c *cli, cmd *command, args []string) error
 	}
 	if anyTimer {
 		header += "\tDISAPPEAR"
+	}
+	if anyRestricted {
+		header += "\tRESTRICTED YOU"
 	}
 	return printList(c, cts, *asJSON, toJSONContact, "No contacts yet. Exchange invitations with 'postern invite' and 'postern accept'.",
 		header, func(ct client.Contact) string {
@@ -234,6 +239,9 @@ func runContacts(ctx context.Context, c *cli, cmd *command, args []string) error
 			}
 			if anyTimer {
 				row += "\t" + timerText(ct.Disappearing)
+			}
+			if anyRestricted {
+				row += "\t" + map[bool]string{true: ct.Restricted.String() + " ('postern optin')", false: "no"}[ct.Restricted != 0]
 			}
 			return row
 		})
@@ -250,10 +258,18 @@ type jsonContact struct {
 	// DisappearSeconds: the conversation's disappearing-message timer
 	// ('postern disappear'); absent when it is off.
 	DisappearSeconds int64 `json:"disappear_seconds,omitempty"`
+	// Restricted: the contact restricted your access ("service", "new"
+	// or "replies"): you write to it again after 'postern optin'.
+	// OptedIn, OptInTerms: when you last opted in, to which terms.
+	Restricted string `json:"restricted,omitempty"`
+	OptedIn    string `json:"opted_in,omitempty"`
+	OptInTerms string `json:"opt_in_terms,omitempty"`
+	// RestrictedByMe: you restricted the contact.
+	RestrictedByMe string `json:"restricted_by_me,omitempty"`
 }
 
 func toJSONContact(ct client.Contact) jsonContact {
-	return jsonContact{
+	j := jsonContact{
 		Name:         ct.Name,
 		Identity:     ct.Identity.String(),
 		SafetyNumber: ct.SafetyNumber,
@@ -262,7 +278,15 @@ func toJSONContact(ct client.Contact) jsonContact {
 		Blocked:      ct.Blocked,
 
 		DisappearSeconds: int64(ct.Disappearing / time.Second),
+
+		Restricted:     ct.Restricted.String(),
+		OptInTerms:     ct.OptInTerms,
+		RestrictedByMe: ct.RestrictedByMe.String(),
 	}
+	if !ct.OptedIn.IsZero() {
+		j.OptedIn = rfc3339(ct.OptedIn)
+	}
+	return j
 }
 
 // findContact returns the contact called name.

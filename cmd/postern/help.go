@@ -42,6 +42,8 @@ Contacts:
                           that you compared NAME's safety number
   block NAME              refuse further messages from a contact
   unblock NAME            accept messages from a blocked contact again
+  optin NAME [--yes]      accept the terms of use again to write to a
+                          team that restricted you, once access is restored
   disappear NAME [DURATION|off] [--json]
                           show or set how long messages with NAME last
                           on both sides' devices (e.g. 1h, 7d; 5s to 4w)

@@ -52,11 +52,20 @@ type Person struct {
 	// DeviceList is the newest verified signed device list of the person
 	// (keys.ParseDeviceList), DeviceListVersion its version; empty until
 	// device lists are published.
-	DeviceList        []byte    `json:"device_list,omitempty"`
-	DeviceListVersion uint64    `json:"device_list_version,omitempty"`
-	Blocked           bool      `json:"blocked,omitempty"`
-	Self              bool      `json:"self,omitempty"` // this device's own person
-	Added             time.Time `json:"added"`
+	DeviceList        []byte `json:"device_list,omitempty"`
+	DeviceListVersion uint64 `json:"device_list_version,omitempty"`
+	Blocked           bool   `json:"blocked,omitempty"`
+	Self              bool   `json:"self,omitempty"` // this device's own person
+	// Restricted: the person's relay refused this device's sends with a
+	// restriction (client.Restriction, at RestrictedAt); sends stay
+	// refused here until the user opts in again (OptedIn, with the terms
+	// version OptInTerms). RestrictedByMe: this device restricted them.
+	Restricted     uint8     `json:"restricted,omitempty"`
+	RestrictedAt   time.Time `json:"restricted_at,omitzero"`
+	OptedIn        time.Time `json:"opted_in,omitzero"`
+	OptInTerms     string    `json:"opt_in_terms,omitempty"`
+	RestrictedByMe uint8     `json:"restricted_by_me,omitempty"`
+	Added          time.Time `json:"added"`
 }
 
 // Device is one device of a person: for a contact's device, the routes

@@ -1,0 +1,149 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/postern/postern/client/internal/store"
+	"github.com/postern/postern/protocol"
+)
+
+// Restrictions (protocol/SPEC.md section 9 "Sending and blocking",
+// "Restrictions"): an organisation restricts a person who misuses its
+// service by revoking, with a reason, the capabilities that person writes
+// to it with; the relay refuses their sends with the reason's code. The
+// restricted person's client remembers it and opts them out: it refuses
+// to send to that contact until they opt in again, accepting the terms of
+// use anew, so that access restored on the organisation's side is taken
+// up only by someone who agreed to the terms again.
+
+// ErrNotRestricted: OptIn for a contact that did not restrict this person.
+var ErrNotRestricted = errors.New("client: that contact has not restricted your access")
+
+// ErrRestrictionLevel: Restrict with a level that is not one of the three.
+var ErrRestrictionLevel = errors.New("client: a restriction is RestrictedService, RestrictedNew or RestrictedReplies")
+
+// Restrict restricts contact at level: the capability each of their
+// devices writes to this device with is revoked on the relay with the
+// level's reason, so that their sends are refused with its code (and its
+// sentence on their side). Unlike Block, this device still writes to
+// them. Restricting again at another level replaces the level.
+func (c *Client) Restrict(ctx context.Context, contact string, level Restriction) error {
+	if level < RestrictedService || level > RestrictedReplies {
+		return ErrRestrictionLevel
+	}
+	return c.setRestricted(ctx, contact, level)
+}
+
+// Unrestrict restores the access of a contact restricted with Restrict:
+// the relay accepts their capabilities again. Their client asks them to
+// opt in again before it sends (OptIn).
+func (c *Client) Unrestrict(ctx context.Context, contact string) error {
+	return c.setRestricted(ctx, contact, 0)
+}
+
+func (c *Client) setRestricted(ctx context.Context, contact string, level Restriction) error {
+	r, err := c.lookupContact(contact)
+	if err != nil {
+		return err
+	}
+	if level == 0 && r.Person.RestrictedByMe == 0 {
+		return nil
+	}
+	if r.Person.Blocked {
+		// Blocking revoked the same capabilities; unblocking restores them.
+		return &contactBlockedError{name: r.Person.Name}
+	}
+	cn, err := c.authConn(ctx)
+	if err != nil {
+		return err
+	}
+	var ds []*store.Device
+	if err := c.st.view(func(t *tx) (err error) { ds, err = t.DevicesOf(r.Person.ID); return err }); err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if d.Revoked || len(d.RecvMbx) != 16 {
+			continue
+		}
+		tok, err := protocol.CapabilityTokenFromBytes(d.RecvCap)
+		if err != nil {
+			return errStoreCorrupt
+		}
+		var mb protocol.MailboxID
+		copy(mb[:], d.RecvMbx)
+		var f protocol.Frame = &protocol.AddCapability{Mailbox: mb, Hash: tok.Hash()}
+		if level != 0 {
+			f = &protocol.RevokeCapability{Mailbox: mb, Hash: tok.Hash(), Reason: revokeReason(level)}
+		}
+		if err := cn.ok(ctx, f); err != nil {
+			return fmt.Errorf("client: restrict: %w", err)
+		}
+	}
+	_, err = c.updateContact(r.ID, func(rec *contactRecord) { rec.Person.RestrictedByMe = uint8(level) })
+	return ignoreGone(err)
+}
+
+// revokeReason is the relay's reason for a restriction level.
+func revokeReason(l Restriction) protocol.RevokeReason {
+	switch l {
+	case RestrictedNew:
+		return protocol.RevokeRestrictedNew
+	case RestrictedReplies:
+		return protocol.RevokeRestrictedReplies
+	}
+	return protocol.RevokeRestrictedService
+}
+
+// noteRestricted records that contact person's relay refused a send of
+// this device with a restriction: the person is opted out, and sends to
+// them are refused here until OptIn. It runs after the refusal, outside
+// any transaction; a failure to record is logged (the refusal itself is
+// returned all the same).
+func (c *Client) noteRestricted(person []byte, level Restriction) {
+	now := c.now().UTC().Truncate(time.Second)
+	err := c.st.update(func(t *tx) error {
+		p, err := t.Person(person)
+		if err != nil || p == nil {
+			return err
+		}
+		if p.Restricted == uint8(level) {
+			return nil
+		}
+		p.Restricted, p.RestrictedAt = uint8(level), now
+		return t.PutPerson(p)
+	})
+	if err != nil {
+		c.log.Warn("could not record a restriction", "err", err)
+	}
+}
+
+// OptIn opts this person in again to writing to contact after a
+// restriction, accepting the terms of use of termsVersion (the version
+// the application showed): the acceptance is recorded with its time and
+// version, and sends to contact go to the relay again. If the
+// organisation has not restored access, the next send is refused again
+// and the person is opted out again.
+func (c *Client) OptIn(contact, termsVersion string) error {
+	if termsVersion == "" || len(termsVersion) > maxTermsVersion || !utf8.ValidString(termsVersion) {
+		return ErrTermsVersion
+	}
+	r, err := c.lookupContact(contact)
+	if err != nil {
+		return err
+	}
+	if r.Person.Restricted == 0 {
+		return fmt.Errorf("%w: %s", ErrNotRestricted, r.Person.Name)
+	}
+	now := c.now().UTC().Truncate(time.Second)
+	if _, err := c.AcceptTerms(termsVersion); err != nil {
+		return err
+	}
+	_, err = c.updateContact(r.ID, func(rec *contactRecord) {
+		rec.Person.Restricted, rec.Person.OptedIn, rec.Person.OptInTerms = 0, now, termsVersion
+	})
+	return err
+}
