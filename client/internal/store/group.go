@@ -34,6 +34,9 @@ type GroupRecord struct {
 	// Pending are group envelopes that arrived before the distribution
 	// of their sender key: tried again when a distribution arrives.
 	Pending []PendingEnvelope `json:"pending,omitempty"`
+	// From is the device the newest state came from: a join goes to it
+	// (this device's own ID when it published the state itself).
+	From []byte `json:"from,omitempty"`
 	// Removed: this person is no longer in the group (the newest state
 	// does not list it); nothing is sent or read any more.
 	Removed bool      `json:"removed,omitempty"`
@@ -153,4 +156,50 @@ func (t *Tx) GroupByMailbox(mb []byte) (*GroupRecord, error) {
 		return nil, fmt.Errorf("store: the mailbox index names a group that is gone: %w", ErrCorrupt)
 	}
 	return g, nil
+}
+
+// GroupPending is what arrived for a group before it could be used, in
+// BucketGroupPending under Kidx(group ID): parts of a state split in
+// several contents, and distributions from devices the held state does
+// not list (yet), or of a group not held yet.
+type GroupPending struct {
+	V     int           `json:"v"`
+	Parts []PendingPart `json:"parts,omitempty"`
+	Keys  []PendingKey  `json:"keys,omitempty"`
+}
+
+// PendingPart is one part of a signed group state.
+type PendingPart struct {
+	From     []byte `json:"from"` // the sending device's ID
+	Version  uint64 `json:"version"`
+	Part     int    `json:"part"`
+	Parts    int    `json:"parts"`
+	Chunk    []byte `json:"chunk"`
+	AdminCap []byte `json:"admin_cap,omitempty"`
+}
+
+// PendingKey is a sender-key distribution with its sending device.
+type PendingKey struct {
+	From     []byte    `json:"from"`
+	Dist     []byte    `json:"dist"`
+	Received time.Time `json:"received"`
+}
+
+func (t *Tx) pendingKey(gid []byte) []byte { return t.Index(BucketGroupPending, gid) }
+
+// GroupPending returns what waits for group gid (empty if nothing).
+func (t *Tx) GroupPending(gid []byte) (*GroupPending, error) {
+	var p GroupPending
+	_, err := t.Get(BucketGroupPending, t.pendingKey(gid), &p)
+	return &p, err
+}
+
+// PutGroupPending stores p for group gid, or deletes the record when p
+// holds nothing.
+func (t *Tx) PutGroupPending(gid []byte, p *GroupPending) error {
+	if len(p.Parts) == 0 && len(p.Keys) == 0 {
+		return t.Delete(BucketGroupPending, t.pendingKey(gid))
+	}
+	p.V = 1
+	return t.Put(BucketGroupPending, t.pendingKey(gid), p)
 }
