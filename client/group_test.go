@@ -9,7 +9,7 @@ import (
 // groupFixture is three people on one relay, contacts of each other:
 // alice with two devices (alice, office), bob and carol.
 type groupFixture struct {
-	srv                        *relaytest.Server
+	srv                       *relaytest.Server
 	alice, office, bob, carol *Client
 }
 
