@@ -316,7 +316,7 @@ func (c *Client) CreateGroup(ctx context.Context, name string, members ...string
 	if err != nil {
 		return Group{}, err
 	}
-	c.sendGroupState(ctx, s, adminTok.SecretBytes(), nil)
+	c.sendGroupState(ctx, s, adminTok.SecretBytes(), nil, nil)
 	c.runGroupTasks(ctx, tasks)
 	c.log.Info("made a group", "members", len(s.Members))
 	return c.groupInfo(gid)
@@ -586,15 +586,43 @@ func (c *Client) publishState(ctx context.Context, held, next *group.State, admi
 	if err != nil {
 		return err
 	}
-	c.sendGroupState(ctx, next, adminCap, nil)
+	c.sendGroupState(ctx, next, adminCap, nil, nil)
+	if gone := removedDevices(held, next); len(gone) > 0 {
+		// The removed devices learn of it from a state of the same
+		// version without the new secrets (the header key and the send
+		// capability zero): they stop sending and drop their keys.
+		tomb := next.Clone()
+		tomb.HeaderKey, tomb.SendCap = [group.HeaderKeySize]byte{}, [group.CapabilitySize]byte{}
+		if _, err := group.Sign(tomb, c.id); err != nil {
+			c.log.Warn("could not sign a removal", "err", err)
+		} else {
+			c.sendGroupState(ctx, tomb, nil, gone, held)
+		}
+	}
 	c.runGroupTasks(ctx, tasks)
 	return nil
 }
 
+// removedDevices are the devices held lists and next does not.
+func removedDevices(held, next *group.State) []keys.Fingerprint {
+	var out []keys.Fingerprint
+	for _, m := range held.Members {
+		for _, d := range m.Devices {
+			if _, nd := next.Device(d.ID); nd == nil {
+				out = append(out, d.ID)
+			}
+		}
+	}
+	return out
+}
+
 // sendGroupState sends the signed state s to every device it lists (but
 // this one), or only to the devices in only; admins' devices get the
-// admin capability with it.
-func (c *Client) sendGroupState(ctx context.Context, s *group.State, adminCap []byte, only []keys.Fingerprint) {
+// admin capability with it. The devices are looked up in listed (nil: s).
+func (c *Client) sendGroupState(ctx context.Context, s *group.State, adminCap []byte, only []keys.Fingerprint, listed *group.State) {
+	if listed == nil {
+		listed = s
+	}
 	b, err := s.Bytes()
 	if err != nil {
 		c.log.Warn("could not encode a group state", "err", err)
@@ -606,7 +634,7 @@ func (c *Client) sendGroupState(ctx context.Context, s *group.State, adminCap []
 	}
 	var ds []dest
 	err = c.st.view(func(t *tx) error {
-		recs, err := c.groupDevices(t, s, only)
+		recs, err := c.groupDevices(t, listed, only)
 		for _, r := range recs {
 			ds = append(ds, dest{r, s.IsAdmin(fpOf(r.Person.Identity))})
 		}
@@ -702,13 +730,9 @@ func (c *Client) applyGroupState(t *tx, rec *store.GroupRecord, held, next *grou
 	}
 	var removed, added []keys.Fingerprint
 	if held != nil {
-		for _, m := range held.Members {
-			for _, d := range m.Devices {
-				if _, nd := next.Device(d.ID); nd == nil {
-					removed = append(removed, d.ID)
-					ks.Remove(protocol.DeviceID(d.ID))
-				}
-			}
+		removed = removedDevices(held, next)
+		for _, d := range removed {
+			ks.Remove(protocol.DeviceID(d))
 		}
 	}
 	for _, m := range next.Members {
@@ -1105,7 +1129,7 @@ func (c *Client) acceptGroupState(t *tx, from *contactRecord, b, adminCap []byte
 		if held, err = groupOf(rec); err != nil {
 			return err
 		}
-		if err := held.Accept(next); err != nil {
+		if err := held.Accept(next, fpOf(from.Person.Identity)); err != nil {
 			c.log.Warn("refused a group state", "err", err)
 			return nil
 		}

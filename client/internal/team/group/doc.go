@@ -16,13 +16,14 @@
 //	if held == nil {
 //		err = group.AcceptFirst(next, senderPerson, me)
 //	} else {
-//		err = held.Accept(next)
+//		err = held.Accept(next, senderPerson)
 //	}
 //
 // Accept refuses a version that does not increase (a rollback or a
-// replay) and a state not signed by an admin of the held state; the first
-// state must be signed by one of its own admins, come from a device of
-// that admin's person, and name the receiver.
+// replay), a state not signed by an admin of the held state, and one that
+// did not come from a device of its signer's person; the first state must
+// be signed by one of its own admins, come from a device of that admin's
+// person, and name the receiver.
 //
 // # Security
 //

@@ -31,7 +31,11 @@ var (
 	// ErrWrongGroup reports a state of another group than the one held.
 	ErrWrongGroup = errors.New("group: group state of another group")
 
-	// ErrFirstState reports a first state that did not come from a
-	// device of its signer's person, or that does not name the receiver.
-	ErrFirstState = errors.New("group: first group state not from its admin or not naming this person")
+	// ErrFirstState reports a first state that does not name the
+	// receiver.
+	ErrFirstState = errors.New("group: first group state does not name this person")
+
+	// ErrNotFromSigner reports a state that did not come from a device of
+	// the person who signed it.
+	ErrNotFromSigner = errors.New("group: group state not sent by its signer")
 )

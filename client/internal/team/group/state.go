@@ -378,9 +378,12 @@ func (s *State) DisplayName(m *Member) string {
 }
 
 // Accept checks next against the held state s: same group, a higher
-// version, signed by an admin of s. On success the caller replaces s by
-// next.
-func (s *State) Accept(next *State) error {
+// version, signed by an admin of s, and sent by a device of its signer's
+// person (from, the identity the pairwise session authenticated): a state
+// is not relayed by anyone else, so that a state made for other devices
+// (the one a removed member gets) cannot be passed on. On success the
+// caller replaces s by next.
+func (s *State) Accept(next *State, from keys.Fingerprint) error {
 	if next.Group != s.Group {
 		return ErrWrongGroup
 	}
@@ -389,6 +392,9 @@ func (s *State) Accept(next *State) error {
 	}
 	if next.Signer == nil || !s.IsAdmin(next.Signer.Fingerprint()) {
 		return ErrNotAdmin
+	}
+	if next.Signer.Fingerprint() != from {
+		return ErrNotFromSigner
 	}
 	return nil
 }
@@ -401,7 +407,10 @@ func AcceptFirst(next *State, from, self keys.Fingerprint) error {
 	if next.Signer == nil || !next.IsAdmin(next.Signer.Fingerprint()) {
 		return ErrNotAdmin
 	}
-	if next.Signer.Fingerprint() != from || next.Member(self) == nil {
+	if next.Signer.Fingerprint() != from {
+		return ErrNotFromSigner
+	}
+	if next.Member(self) == nil {
 		return ErrFirstState
 	}
 	return nil

@@ -224,7 +224,7 @@ func TestAccept(t *testing.T) {
 	if err := AcceptFirst(held1, fpOf(p[0]), fpOf(p[1])); err != nil {
 		t.Fatalf("first state: %v", err)
 	}
-	if err := AcceptFirst(held1, fpOf(p[1]), fpOf(p[1])); !errors.Is(err, ErrFirstState) {
+	if err := AcceptFirst(held1, fpOf(p[1]), fpOf(p[1])); !errors.Is(err, ErrNotFromSigner) {
 		t.Fatalf("first state relayed by a member: %v", err)
 	}
 	if err := AcceptFirst(held1, fpOf(p[0]), fpOf(p[2])); !errors.Is(err, ErrFirstState) {
@@ -243,16 +243,16 @@ func TestAccept(t *testing.T) {
 	next := sample(t, true)
 	next.Version = 2
 	n2, _ := Parse(signed(t, next, p[0]))
-	if err := held1.Accept(n2); err != nil {
+	if err := held1.Accept(n2, fpOf(p[0])); err != nil {
 		t.Fatalf("v2: %v", err)
 	}
-	if err := n2.Accept(held1); !errors.Is(err, ErrRollback) {
+	if err := n2.Accept(held1, fpOf(p[0])); !errors.Is(err, ErrRollback) {
 		t.Fatalf("rollback: %v", err)
 	}
 	same := sample(t, true)
 	same.Version = 2
 	s2, _ := Parse(signed(t, same, p[0]))
-	if err := n2.Accept(s2); !errors.Is(err, ErrRollback) {
+	if err := n2.Accept(s2, fpOf(p[0])); !errors.Is(err, ErrRollback) {
 		t.Fatalf("same version: %v", err)
 	}
 	// A member promoting itself: it signs a state naming it admin; the
@@ -264,14 +264,14 @@ func TestAccept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := held1.Accept(c3); !errors.Is(err, ErrNotAdmin) {
+	if err := held1.Accept(c3, fpOf(p[1])); !errors.Is(err, ErrNotAdmin) {
 		t.Fatalf("non-admin's state: %v", err)
 	}
 	other := sample(t, false)
 	other.Group = ID{9}
 	other.Version = 5
 	o5, _ := Parse(signed(t, other, p[0]))
-	if err := held1.Accept(o5); !errors.Is(err, ErrWrongGroup) {
+	if err := held1.Accept(o5, fpOf(p[0])); !errors.Is(err, ErrWrongGroup) {
 		t.Fatalf("other group: %v", err)
 	}
 	// An admin who steps down: accepted, as signed by an admin of the
@@ -284,8 +284,12 @@ func TestAccept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := held1.Accept(d2); err != nil {
+	if err := held1.Accept(d2, fpOf(p[0])); err != nil {
 		t.Fatalf("stepping down: %v", err)
+	}
+	// A genuine state passed on by someone else than its signer.
+	if err := held1.Accept(n2, fpOf(p[1])); !errors.Is(err, ErrNotFromSigner) {
+		t.Fatalf("relayed state: %v", err)
 	}
 }
 
