@@ -112,6 +112,9 @@ type groupTask struct {
 	from   keys.Fingerprint
 }
 
+// storeGroupRecord is a group's record (store.GroupRecord).
+type storeGroupRecord = store.GroupRecord
+
 // groupHex is a group ID as shown.
 func groupHex(g group.ID) string { return hex.EncodeToString(g[:]) }
 
@@ -119,9 +122,10 @@ func groupHex(g group.ID) string { return hex.EncodeToString(g[:]) }
 func groupConnKey(g group.ID) string { return "group:" + groupHex(g) }
 
 // groupOf reads the state of a group record (stored only after it was
-// verified; a record that does not parse is a damaged store).
+// verified: its signature is not checked again; a record that does not
+// parse is a damaged store).
 func groupOf(rec *store.GroupRecord) (*group.State, error) {
-	s, err := group.Parse(rec.State)
+	s, err := group.ParseStored(rec.State)
 	if err != nil {
 		return nil, fmt.Errorf("%w: a group's state: %v", errStoreCorrupt, err)
 	}

@@ -14,6 +14,16 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte{tagState, encodingVersion})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Parse(b)
+		stored, serr := ParseStored(b)
+		if err == nil && serr != nil {
+			t.Fatalf("Parse accepts what ParseStored refuses: %v", serr)
+		}
+		if serr == nil {
+			again, err := stored.Bytes()
+			if err != nil || !bytes.Equal(again, b) {
+				t.Fatalf("ParseStored: accepted input re-encodes differently (%v)", err)
+			}
+		}
 		if err != nil {
 			return
 		}

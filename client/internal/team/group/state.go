@@ -228,12 +228,35 @@ func (s *State) Bytes() ([]byte, error) {
 // signature under the key it names. It does not say whether the signer
 // may sign it: Accept and AcceptFirst do.
 func Parse(b []byte) (*State, error) {
+	s, signed, err := parse(b)
+	if err != nil {
+		return nil, err
+	}
+	if s.Signer.Verify(SignatureContext, b[:signed], s.Signature) != nil {
+		return nil, ErrSignature
+	}
+	return s, nil
+}
+
+// ParseStored is Parse without the signature check, for a state this
+// device verified when it accepted it and kept since in its encrypted,
+// authenticated store: the hybrid verification (most of Parse's cost)
+// is not repeated for every message of the group. Never use it on bytes
+// that came from elsewhere.
+func ParseStored(b []byte) (*State, error) {
+	s, _, err := parse(b)
+	return s, err
+}
+
+// parse decodes b and checks the rules; it returns the length of the
+// signed part.
+func parse(b []byte) (*State, int, error) {
 	if len(b) > MaxStateSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(b), MaxStateSize)
+		return nil, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(b), MaxStateSize)
 	}
 	r := protocol.NewReader(b)
 	if r.U8("tag") != tagState || r.U8("version") != encodingVersion {
-		return nil, fmt.Errorf("%w: tag or version", ErrMalformed)
+		return nil, 0, fmt.Errorf("%w: tag or version", ErrMalformed)
 	}
 	s := &State{}
 	r.Array(s.Group[:], "group id")
@@ -241,7 +264,7 @@ func Parse(b []byte) (*State, error) {
 	s.Name = string(r.Take(int(r.U8("name length")), "name"))
 	n := int(r.U16("relay length"))
 	if n > keys.MaxRelayURLSize {
-		return nil, fmt.Errorf("%w: relay URL length", ErrMalformed)
+		return nil, 0, fmt.Errorf("%w: relay URL length", ErrMalformed)
 	}
 	s.Relay = string(r.Take(n, "relay"))
 	r.Array(s.Fanout[:], "fan-out id")
@@ -249,10 +272,10 @@ func Parse(b []byte) (*State, error) {
 	r.Array(s.HeaderKey[:], "header key")
 	k := int(r.U16("member count"))
 	if r.Err() != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, r.Err())
+		return nil, 0, fmt.Errorf("%w: %v", ErrMalformed, r.Err())
 	}
 	if k == 0 || k > MaxMembers || r.Len() < k*memberFixedSize {
-		return nil, fmt.Errorf("%w: member count", ErrMalformed)
+		return nil, 0, fmt.Errorf("%w: member count", ErrMalformed)
 	}
 	s.Members = make([]Member, k)
 	for i := range s.Members {
@@ -265,10 +288,10 @@ func Parse(b []byte) (*State, error) {
 		}
 		nd := int(r.U8("device count"))
 		if r.Err() != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, r.Err())
+			return nil, 0, fmt.Errorf("%w: %v", ErrMalformed, r.Err())
 		}
 		if nd > MaxDevices {
-			return nil, fmt.Errorf("%w: device count", ErrMalformed)
+			return nil, 0, fmt.Errorf("%w: device count", ErrMalformed)
 		}
 		if nd > 0 {
 			m.Devices = make([]Device, nd)
@@ -283,33 +306,30 @@ func Parse(b []byte) (*State, error) {
 				r.Array(d.Mailbox[:], "mailbox")
 				r.Array(d.Capability[:], "capability")
 			default:
-				return nil, fmt.Errorf("%w: joined flag", ErrMalformed)
+				return nil, 0, fmt.Errorf("%w: joined flag", ErrMalformed)
 			}
 		}
 	}
 	signer, err := keys.ParseSigningPublicKey(r.Take(keys.SigningPublicKeySize, "signer"))
 	if r.Err() != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, r.Err())
+		return nil, 0, fmt.Errorf("%w: %v", ErrMalformed, r.Err())
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: signer key", ErrMalformed)
+		return nil, 0, fmt.Errorf("%w: signer key", ErrMalformed)
 	}
 	s.Signer = signer
 	signedEnd := len(b) - r.Len()
 	if r.U16("signature length") != keys.SignatureSize {
-		return nil, fmt.Errorf("%w: signature length", ErrMalformed)
+		return nil, 0, fmt.Errorf("%w: signature length", ErrMalformed)
 	}
 	s.Signature = bytes.Clone(r.Take(keys.SignatureSize, "signature"))
 	if err := r.Finish("group state"); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, 0, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if err := s.check(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if s.Signer.Verify(SignatureContext, b[:signedEnd], s.Signature) != nil {
-		return nil, ErrSignature
-	}
-	return s, nil
+	return s, signedEnd, nil
 }
 
 // Signer signs with a person's identity key; *identity.Identity is one.

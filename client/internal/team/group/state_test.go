@@ -305,4 +305,12 @@ func TestForgedSignature(t *testing.T) {
 	if _, err := Parse(b); !errors.Is(err, ErrSignature) {
 		t.Fatalf("%v, want ErrSignature", err)
 	}
+	// ParseStored does not check it (the store's own authentication
+	// does), and checks everything else.
+	if _, err := ParseStored(b); err != nil {
+		t.Fatalf("ParseStored: %v", err)
+	}
+	if _, err := ParseStored(b[:len(b)-1]); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("ParseStored of a truncated state: %v", err)
+	}
 }
