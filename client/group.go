@@ -63,6 +63,10 @@ const (
 	maxGroupPending = 256
 	maxPendingKeys  = 64
 	maxPendingParts = 4 * maxStateParts
+	// maxPendingGroups bounds the groups something waits for: a contact
+	// cannot fill the store with distributions or parts for groups that
+	// do not exist.
+	maxPendingGroups = 32
 )
 
 // GroupRole is a member's role in a group.
@@ -1034,6 +1038,16 @@ func (c *Client) admitDevice(ctx context.Context, gid group.ID, dev keys.Fingerp
 
 // ---- receiving the group contents (in the receive transaction) ----
 
+// pendingRoom reports whether something may wait for a group: it
+// already has a pending record, or fewer than maxPendingGroups do.
+func pendingRoom(t *tx, pend *store.GroupPending) (bool, error) {
+	if len(pend.Parts) > 0 || len(pend.Keys) > 0 {
+		return true, nil
+	}
+	n, err := t.GroupPendingCount()
+	return n < maxPendingGroups, err
+}
+
 // receiveGroupContent handles a group content from contact device from,
 // inside the receive transaction: a part of a state, a distribution or a
 // join. What cannot be used is logged and dropped; res collects the
@@ -1064,6 +1078,12 @@ func (c *Client) receiveGroupPart(t *tx, from *contactRecord, p *groupPart, now 
 	} else {
 		pend, err := t.GroupPending(p.Group[:])
 		if err != nil {
+			return err
+		}
+		if ok, err := pendingRoom(t, pend); err != nil || !ok {
+			if err == nil {
+				c.log.Warn("dropped a part of a group state: too many groups wait")
+			}
 			return err
 		}
 		// Parts of another version from this device are stale.
@@ -1177,6 +1197,12 @@ func (c *Client) receiveGroupKey(t *tx, from *contactRecord, dist []byte, now ti
 		// The state that lists this device has not arrived yet.
 		pend, err := t.GroupPending(gid[:])
 		if err != nil {
+			return err
+		}
+		if ok, err := pendingRoom(t, pend); err != nil || !ok {
+			if err == nil {
+				c.log.Warn("dropped a group sender key: too many groups wait")
+			}
 			return err
 		}
 		pend.Keys = append(pend.Keys, store.PendingKey{From: bytes.Clone(from.DeviceID), Dist: bytes.Clone(dist), Received: now})

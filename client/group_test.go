@@ -248,6 +248,39 @@ func TestGroupSiblingsAndLateKey(t *testing.T) {
 	if n := len(groupRecord(t, f.carol, "Ward 4").Pending); n != 0 {
 		t.Fatalf("%d envelopes still kept", n)
 	}
+
+	// Distributions for groups carol does not hold wait, for at most
+	// maxPendingGroups groups: a contact cannot fill her store with them.
+	err = f.carol.st.update(func(t *tx) error {
+		var bob *contactRecord
+		cs, err := t.contacts()
+		for _, r := range cs {
+			if r.Person.Name == "bob" {
+				bob = r
+			}
+		}
+		if err != nil || bob == nil {
+			return fmt.Errorf("no bob: %v", err)
+		}
+		for i := range maxPendingGroups + 3 {
+			o, err := senderkey.NewOwn(senderkey.GroupID{0xee, byte(i)}, protocol.DeviceID(f.bob.devID), 0, nil)
+			if err != nil {
+				return err
+			}
+			var res received
+			if err := f.carol.receiveGroupKey(t, bob, o.Distribution(), f.carol.now(), &res); err != nil {
+				return err
+			}
+		}
+		n, err := t.GroupPendingCount()
+		if err == nil && n != maxPendingGroups {
+			err = fmt.Errorf("%d groups wait, want %d", n, maxPendingGroups)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestGroupRemoval: after carol's removal, a message sent to the group

@@ -203,3 +203,10 @@ func (t *Tx) PutGroupPending(gid []byte, p *GroupPending) error {
 	p.V = 1
 	return t.Put(BucketGroupPending, t.pendingKey(gid), p)
 }
+
+// GroupPendingCount returns how many groups have something waiting.
+func (t *Tx) GroupPendingCount() (int, error) {
+	n := 0
+	err := t.Each(BucketGroupPending, func(_, _ []byte) error { n++; return nil })
+	return n, err
+}
