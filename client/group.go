@@ -1265,19 +1265,49 @@ func (c *Client) SendGroup(ctx context.Context, grp, text string, opts *SendOpti
 	if o.ReplyTo != "" {
 		return Message{}, fmt.Errorf("%w: replies in groups are not supported by this version", ErrReplyTo)
 	}
-	now := c.now()
-	ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text}
-	setHeaders(ct, &o)
-	copy(ct.MsgID[:], randomID(msgIDSize))
-	plain, err := groupPlaintext(ct)
+	env, s, m, err := c.sealGroup(grp, text, &o)
 	if err != nil {
 		return Message{}, err
 	}
-	var (
-		env []byte
-		s   *group.State
-		m   Message
-	)
+	if h := c.envelopeHook.Load(); h != nil {
+		(*h)(true, env)
+	}
+	send, err := protocol.CapabilityTokenFromBytes(s.SendCap[:])
+	if err != nil {
+		return Message{}, errStoreCorrupt
+	}
+	resp, err := c.anonRequest(ctx, s.Relay, groupConnKey(s.Group), &protocol.SendFanout{Fanout: s.Fanout, Capability: send, Envelope: env})
+	if err == nil {
+		if _, ok := resp.(*protocol.FanoutSent); !ok {
+			err = unexpected(resp)
+		}
+	}
+	if err != nil {
+		reason := err.Error()
+		if uerr := c.st.update(func(t *tx) error {
+			_, err := t.UpdateMessage(m.ID, func(r *messageRecord) { r.SendError = reason })
+			return err
+		}); uerr != nil {
+			c.log.Warn("could not mark a group message unsent", "err", uerr)
+		}
+		m.SendError = reason
+		return m, fmt.Errorf("client: send to the group: %w", err)
+	}
+	return m, nil
+}
+
+// sealGroup seals text for group grp with this device's sender key and,
+// in one transaction, stores the advanced key and the outgoing message;
+// it returns the envelope to send and the state it was sealed under.
+func (c *Client) sealGroup(grp, text string, o *SendOptions) (env []byte, s *group.State, m Message, err error) {
+	now := c.now()
+	ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text}
+	setHeaders(ct, o)
+	copy(ct.MsgID[:], randomID(msgIDSize))
+	plain, err := groupPlaintext(ct)
+	if err != nil {
+		return nil, nil, Message{}, err
+	}
 	c.ev.order.Lock()
 	err = c.st.update(func(t *tx) error {
 		rec, err := t.lookupGroup(grp)
@@ -1329,34 +1359,7 @@ func (c *Client) SendGroup(ctx context.Context, grp, text string, opts *SendOpti
 		c.emit(Event{Kind: EventMessage, Message: m})
 	}
 	c.ev.order.Unlock()
-	if err != nil {
-		return Message{}, err
-	}
-	if h := c.envelopeHook.Load(); h != nil {
-		(*h)(true, env)
-	}
-	send, err := protocol.CapabilityTokenFromBytes(s.SendCap[:])
-	if err != nil {
-		return Message{}, errStoreCorrupt
-	}
-	resp, err := c.anonRequest(ctx, s.Relay, groupConnKey(s.Group), &protocol.SendFanout{Fanout: s.Fanout, Capability: send, Envelope: env})
-	if err == nil {
-		if _, ok := resp.(*protocol.FanoutSent); !ok {
-			err = unexpected(resp)
-		}
-	}
-	if err != nil {
-		reason := err.Error()
-		if uerr := c.st.update(func(t *tx) error {
-			_, err := t.UpdateMessage(m.ID, func(r *messageRecord) { r.SendError = reason })
-			return err
-		}); uerr != nil {
-			c.log.Warn("could not mark a group message unsent", "err", uerr)
-		}
-		m.SendError = reason
-		return m, fmt.Errorf("client: send to the group: %w", err)
-	}
-	return m, nil
+	return env, s, m, err
 }
 
 // storeGroupMessage stores m in rec's conversation; it reports whether it

@@ -104,6 +104,38 @@ func BenchmarkSendGroup(b *testing.B) {
 	}
 }
 
+// BenchmarkSealGroup is the sender's part alone, with no network: seal
+// one 1 KiB text with the sender key, store the advanced key and the
+// message (sealGroup); SendGroup then uploads the envelope once. Only
+// the group record's size grows with the group (the received keys, about
+// 110 bytes per member device, are stored again in each transaction);
+// here the group is the sender alone, on a Client from Open (no network).
+func BenchmarkSealGroup(b *testing.B) {
+	srv := relaytest.New(b, nil)
+	alice, home := newTestClient(b, srv, "alice")
+	if _, err := alice.CreateGroup(b.Context(), "bench"); err != nil {
+		b.Fatal(err)
+	}
+	alice.Close()
+	c, err := Open(home, testPass, testOpts())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	cpu0 := cpuTime(b)
+	msgs, size := 0, 0
+	for b.Loop() {
+		env, _, _, err := c.sealGroup("bench", benchText, &SendOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		size += len(env)
+		msgs++
+	}
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(msgs)/1e3, "cpu-µs/msg")
+	b.ReportMetric(float64(size)/float64(msgs), "envelope-B/msg")
+}
+
 func groupRecordB(b *testing.B, c *Client, name string) *storeGroupRecord {
 	b.Helper()
 	var rec *storeGroupRecord
