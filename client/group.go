@@ -1265,7 +1265,84 @@ func (c *Client) SendGroup(ctx context.Context, grp, text string, opts *SendOpti
 	if o.ReplyTo != "" {
 		return Message{}, fmt.Errorf("%w: replies in groups are not supported by this version", ErrReplyTo)
 	}
-	env, s, m, err := c.sealGroup(grp, text, &o)
+	now := c.now()
+	ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text}
+	return c.sendGroup(ctx, grp, ct, &o, nil)
+}
+
+// SendGroupFiles sends files (up to MaxAttachments, each uploaded once to
+// the group's relay, which every member uses) with an optional text to
+// the group grp, as SendGroup does; opts as for SendFiles, without a
+// reply-to.
+func (c *Client) SendGroupFiles(ctx context.Context, grp, text string, paths []string, opts *SendOptions) (Message, error) {
+	var o SendOptions
+	if opts != nil {
+		o = *opts
+	}
+	if len(paths) == 0 || len(paths) > MaxAttachments {
+		return Message{}, fmt.Errorf("%w: %d files, limit %d", ErrTooManyFiles, len(paths), MaxAttachments)
+	}
+	if len(text) > MaxTextSize {
+		return Message{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLong, len(text), MaxTextSize)
+	}
+	if !utf8.ValidString(text) {
+		return Message{}, ErrInvalidText
+	}
+	if !validSubject(o.Subject) {
+		return Message{}, ErrInvalidSubject
+	}
+	if o.ReplyTo != "" {
+		return Message{}, fmt.Errorf("%w: replies in groups are not supported by this version", ErrReplyTo)
+	}
+	// Refused before anything is uploaded.
+	if err := c.st.view(func(t *tx) error { _, err := c.mayPost(t, grp); return err }); err != nil {
+		return Message{}, err
+	}
+	refs := make([]attachmentRef, 0, len(paths))
+	for _, p := range paths {
+		ref, err := c.uploadFile(ctx, fileSource{path: p}, &o)
+		if err != nil {
+			c.releaseBlobs(ctx, refs)
+			return Message{}, err
+		}
+		refs = append(refs, ref)
+	}
+	ct := &content{Type: contentAttachment, Sender: c.devID, SentMS: uint64(c.now().UnixMilli()), Text: text, Attachments: refs}
+	recs := attachmentRecords(refs)
+	m, err := c.sendGroup(ctx, grp, ct, &o, recs)
+	if err != nil && m.ID == "" {
+		c.releaseBlobs(ctx, refs)
+	}
+	return m, err
+}
+
+// mayPost returns the record of group grp if this person may send to it.
+func (c *Client) mayPost(t *tx, grp string) (*store.GroupRecord, error) {
+	rec, err := t.lookupGroup(grp)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Removed {
+		return nil, ErrNotGroupMember
+	}
+	s, err := groupOf(rec)
+	if err != nil {
+		return nil, err
+	}
+	me := s.Member(c.idFP)
+	if me == nil {
+		return nil, ErrNotGroupMember
+	}
+	if !me.Role.MaySend() {
+		return nil, ErrObserver
+	}
+	return rec, nil
+}
+
+// sendGroup seals ct (a text or files, atts their records) for group grp,
+// stores it, and uploads it once to the group's fan-out list.
+func (c *Client) sendGroup(ctx context.Context, grp string, ct *content, o *SendOptions, atts []attachmentRecord) (Message, error) {
+	env, s, m, err := c.sealGroup(grp, ct, o, atts)
 	if err != nil {
 		return Message{}, err
 	}
@@ -1299,9 +1376,8 @@ func (c *Client) SendGroup(ctx context.Context, grp, text string, opts *SendOpti
 // sealGroup seals text for group grp with this device's sender key and,
 // in one transaction, stores the advanced key and the outgoing message;
 // it returns the envelope to send and the state it was sealed under.
-func (c *Client) sealGroup(grp, text string, o *SendOptions) (env []byte, s *group.State, m Message, err error) {
+func (c *Client) sealGroup(grp string, ct *content, o *SendOptions, atts []attachmentRecord) (env []byte, s *group.State, m Message, err error) {
 	now := c.now()
-	ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text}
 	setHeaders(ct, o)
 	copy(ct.MsgID[:], randomID(msgIDSize))
 	plain, err := groupPlaintext(ct)
@@ -1310,22 +1386,12 @@ func (c *Client) sealGroup(grp, text string, o *SendOptions) (env []byte, s *gro
 	}
 	c.ev.order.Lock()
 	err = c.st.update(func(t *tx) error {
-		rec, err := t.lookupGroup(grp)
+		rec, err := c.mayPost(t, grp)
 		if err != nil {
 			return err
 		}
-		if rec.Removed {
-			return ErrNotGroupMember
-		}
 		if s, err = groupOf(rec); err != nil {
 			return err
-		}
-		me := s.Member(c.idFP)
-		if me == nil {
-			return ErrNotGroupMember
-		}
-		if !me.Role.MaySend() {
-			return ErrObserver
 		}
 		own, err := c.ownKey(rec)
 		if err != nil {
@@ -1349,10 +1415,11 @@ func (c *Client) sealGroup(grp, text string, o *SendOptions) (env []byte, s *gro
 			return err
 		}
 		m = Message{
-			ID: localMessageID(c.devID, ct.MsgID), From: Me, To: s.Name, Text: text, Subject: o.Subject,
+			ID: localMessageID(c.devID, ct.MsgID), From: Me, To: s.Name, Text: ct.Text, Subject: o.Subject,
 			Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
+			Attachments: publicAttachments(atts),
 		}
-		_, err = storeGroupMessage(t, rec, &m, nil)
+		_, err = storeGroupMessage(t, rec, &m, atts)
 		return err
 	})
 	if err == nil {
@@ -1497,7 +1564,7 @@ func (c *Client) openGroupMessage(t *tx, rec *store.GroupRecord, s *group.State,
 		return nil, ErrDecrypt, nil
 	}
 	ct, err := parseSessionContent(plain)
-	if err != nil || !isGroupMessageContent(ct.Type) || ct.Type != contentText && ct.Type != contentTextHeaders || ct.Sender != keys.Fingerprint(sender) {
+	if err != nil || !isGroupMessageContent(ct.Type) || ct.Sender != keys.Fingerprint(sender) {
 		return nil, ErrDecrypt, nil
 	}
 	mem, _ := s.Device(keys.Fingerprint(sender))
@@ -1508,8 +1575,13 @@ func (c *Client) openGroupMessage(t *tx, rec *store.GroupRecord, s *group.State,
 		c.log.Info("dropped a group message from an observer")
 		return nil, errGroupObserver, nil
 	}
+	var atts []attachmentRecord
+	if ct.Type == contentAttachment || ct.Type == contentAttachmentHeaders {
+		atts = attachmentRecords(ct.Attachments)
+	}
 	m := &Message{
 		ID: localMessageID(ct.Sender, ct.MsgID), To: s.Name, Text: ct.Text, Subject: ct.Subject,
+		Attachments: publicAttachments(atts),
 		Time: time.UnixMilli(int64(min(ct.SentMS, 1<<62))).UTC(), Received: now,
 		mailbox: mb, envelope: envID, relayed: true, contentID: bytes.Clone(ct.MsgID[:]),
 	}
@@ -1519,7 +1591,7 @@ func (c *Client) openGroupMessage(t *tx, rec *store.GroupRecord, s *group.State,
 	} else if m.From, err = c.memberName(t, s, mem); err != nil {
 		return nil, nil, err
 	}
-	stored, err := storeGroupMessage(t, rec, m, nil)
+	stored, err := storeGroupMessage(t, rec, m, atts)
 	if err != nil || !stored {
 		return nil, nil, err
 	}

@@ -125,7 +125,8 @@ func BenchmarkSealGroup(b *testing.B) {
 	cpu0 := cpuTime(b)
 	msgs, size := 0, 0
 	for b.Loop() {
-		env, _, _, err := c.sealGroup("bench", benchText, &SendOptions{})
+		ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(c.now().UnixMilli()), Text: benchText}
+		env, _, _, err := c.sealGroup("bench", ct, &SendOptions{}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -110,6 +112,26 @@ func TestGroupMessages(t *testing.T) {
 		if len(got) != 1 || got[0].From != "bob" || got[0].To != "Ward 4" || got[0].Conversation != mine.Conversation || got[0].Outgoing {
 			t.Fatalf("%s got %+v", c.devID.Short(), got)
 		}
+	}
+	// A file, uploaded once, saved by a member.
+	file := filepath.Join(t.TempDir(), "handover.txt")
+	if err := os.WriteFile(file, []byte("Bed 12: review at 14:00\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.carol.SendGroupFiles(ctx, "Ward 4", "the notes", []string{file}, nil); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, f.all()...)
+	got := messagesLike(t, f.office, "the notes")
+	if len(got) != 1 || len(got[0].Attachments) != 1 || got[0].From != "carol" {
+		t.Fatalf("office got %+v", got)
+	}
+	paths, err := f.office.SaveAttachments(ctx, got[0].ID, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(paths[0]); err != nil || string(b) != "Bed 12: review at 14:00\n" {
+		t.Fatalf("saved %q, %v", b, err)
 	}
 }
 
