@@ -1582,7 +1582,7 @@ func (c *Client) openGroupMessage(t *tx, rec *store.GroupRecord, s *group.State,
 	m := &Message{
 		ID: localMessageID(ct.Sender, ct.MsgID), To: s.Name, Text: ct.Text, Subject: ct.Subject,
 		Attachments: publicAttachments(atts),
-		Time: time.UnixMilli(int64(min(ct.SentMS, 1<<62))).UTC(), Received: now,
+		Time:        time.UnixMilli(int64(min(ct.SentMS, 1<<62))).UTC(), Received: now,
 		mailbox: mb, envelope: envID, relayed: true, contentID: bytes.Clone(ct.MsgID[:]),
 	}
 	if mem.Identity == c.idFP {
