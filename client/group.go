@@ -1157,9 +1157,9 @@ func (c *Client) acceptGroupState(t *tx, from *contactRecord, b, adminCap []byte
 			c.log.Warn("refused a group state", "err", err)
 			return nil
 		}
-		if rec.Removed {
-			return nil
-		}
+		// A removed member added again starts afresh (applyGroupState
+		// marks it removed again if the state does not list it).
+		rec.Removed = false
 	}
 	tasks, err := c.applyGroupState(t, rec, held, next, adminCap, fpOf(from.DeviceID))
 	if err != nil {

@@ -378,6 +378,22 @@ func TestGroupRemoval(t *testing.T) {
 	if !protocol.IsCode(err, protocol.CodeFanoutCapability) {
 		t.Fatalf("send with the old capability: %v", err)
 	}
+
+	// Added again, carol reads what is sent from then on.
+	if _, err := f.alice.AddGroupMember(ctx, "Ward 4", "carol", GroupMember, ""); err != nil {
+		t.Fatal(err)
+	}
+	settleGroup(t, "Ward 4", f.all()...)
+	if _, err := f.bob.SendGroup(ctx, "Ward 4", "welcome back", nil); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, f.all()...)
+	if got := messagesLike(t, f.carol, "welcome back"); len(got) != 1 || got[0].From != "bob" {
+		t.Fatalf("carol, added again, got %+v", got)
+	}
+	if got := messagesLike(t, f.carol, "after removal"); len(got) != 0 {
+		t.Fatalf("carol, added again, read what was sent while she was out: %+v", got)
+	}
 }
 
 // TestGroupRoles: an observer's send is refused by its client, and one
