@@ -217,6 +217,10 @@ type Client struct {
 	anonMu sync.Mutex
 	anon   map[string]*anonConn // unauthenticated connections, one per contact (anonRequest)
 
+	// groupMu serialises this device's changes to its groups' states
+	// (group.go): an admin publishes one version at a time.
+	groupMu sync.Mutex
+
 	prekeyBusy  chan struct{} // a one-slot semaphore held by a prekey check (prekeys.go)
 	maintaining chan struct{} // a one-slot semaphore held by route maintenance (introduction.go)
 

@@ -136,6 +136,21 @@
 // the sender's outgoing message shows them as [Message.Delivered] and
 // [Message.ReadReceipt] (protocol/SPEC.md section 9 "Receipts").
 //
+// # Groups
+//
+// [Client.CreateGroup] makes a group of contacts with this person as its
+// admin; the members' devices join by themselves at their next [Client.Sync]
+// or while listening. [Client.SendGroup] seals a message once and uploads
+// it once, and the relay stores a copy for every member device. Admins
+// change the membership ([Client.AddGroupMember], [Client.RemoveGroupMember],
+// [Client.SetGroupRole]); a removal changes the group's keys, so the removed
+// member reads nothing sent afterwards. Observers read and cannot send
+// ([ErrObserver]); a delegate's messages show as "DELEGATE for MEMBER".
+// Group messages are stored in the group's conversation ([Group].Conversation,
+// [Message].Conversation), To the group's name. In this version every member
+// device must be on the group's relay, and members reach one another's
+// devices only where they are contacts (protocol/SPEC.md section 15.5).
+//
 // # Errors
 //
 // Errors are sentinels in errors.go, tested with errors.Is; relay refusals

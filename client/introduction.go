@@ -680,6 +680,8 @@ func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 			c.log.Warn("could not tell the sender of an introduction that the invitation was used", "err", err)
 		}
 	}
+	// Group joins and sender keys (group.go).
+	c.runGroupTasks(ctx, res.groups)
 	// A device just linked may have introduced itself (inboxsnapshot.go).
 	c.flushInboxSnapshots(ctx)
 }

@@ -421,6 +421,8 @@ type received struct {
 	// (receipts.go).
 	delivered   []byte
 	deliveredID [msgIDSize]byte
+	// groups: joins, distributions and admissions to carry out (group.go).
+	groups []groupTask
 }
 
 // receiveEnvelope is receive for tests: the first new message, or nil and
@@ -450,13 +452,14 @@ func (c *Client) receive(mb protocol.MailboxID, envID protocol.EnvelopeID, env [
 	now := c.now().UTC()
 	seenKey := c.st.Index(bucketSeen, mb[:], envID[:])
 	isSession := protocol.CheckEnvelope(env) == nil && env[1] == byte(protocol.KindSession)
+	isGroup := protocol.CheckEnvelope(env) == nil && env[1] == byte(protocol.KindGroup)
 	var (
 		ct        *content
 		signed    []byte
 		introCert *keys.DeviceCertificate
 		dropErr   error
 	)
-	if !isSession {
+	if !isSession && !isGroup {
 		ct, signed, introCert, dropErr = c.openAndCheck(mb, env)
 	}
 	var res received
@@ -474,6 +477,11 @@ func (c *Client) receive(mb protocol.MailboxID, envID protocol.EnvelopeID, env [
 		if isSession {
 			var err error
 			dropErr, err = c.receiveSession(t, mb, envID, env, now, &res)
+			return err
+		}
+		if isGroup {
+			var err error
+			dropErr, err = c.receiveGroup(t, mb, envID, env, now, &res)
 			return err
 		}
 		if dropErr != nil {

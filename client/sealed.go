@@ -166,6 +166,11 @@ type content struct {
 	// contentRecall: the IDs of the messages deleted for everyone,
 	// 1..MaxRecallIDs (recall.go).
 	Recalls [][replyIDSize]byte
+	// Group contents (groupwire.go): a part of a signed group state, a
+	// sender-key distribution, a join.
+	GroupPart *groupPart
+	GroupKey  []byte
+	GroupJoin *groupJoin
 
 	Signature []byte
 }
@@ -266,6 +271,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendTimerBody(b, c)
 	case contentRecall:
 		return appendRecallBody(b, c)
+	case contentGroupState, contentGroupKey, contentGroupJoin:
+		return appendGroupBody(b, c)
 	default:
 		return nil, ErrDecrypt
 	}
@@ -380,7 +387,8 @@ func sessionContent(t byte) bool {
 	switch t {
 	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello,
 		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy,
-		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall:
+		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall,
+		contentGroupState, contentGroupKey, contentGroupJoin:
 		return true
 	}
 	return false
@@ -542,6 +550,10 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		}
 	case contentRecall:
 		if !parseRecallBody(r, c) {
+			return nil, false
+		}
+	case contentGroupState, contentGroupKey, contentGroupJoin:
+		if !parseGroupBody(r, c) {
 			return nil, false
 		}
 	default:

@@ -632,6 +632,10 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if err := c.receiveRecall(t, from, ct, now, res); err != nil {
 			return nil, err
 		}
+	case contentGroupState, contentGroupKey, contentGroupJoin:
+		if err := c.receiveGroupContent(t, from, ct, now, res); err != nil {
+			return nil, err
+		}
 	}
 	if notice {
 		m, err := storeNotice(t, from, opened.InitID(), now)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/postern/postern/client/internal/team/senderkey"
 	"os"
 	"path/filepath"
 	"slices"
@@ -402,6 +403,10 @@ func FuzzParseSessionContent(f *testing.F) {
 		{Type: contentDeviceList, SentMS: 6, List: list, HasRoute: true, ReplyRelay: "wss://relay.example.org", Names: []deviceName{{ID: dev, Name: "OFFICE-PC"}}},
 		{Type: contentSentCopy, SentMS: 7, Sender: dev, CopyTo: dev, Inner: text},
 		{Type: contentContactShare, SentMS: 8, List: []byte(`{"v":1,"persons":[]}`)},
+		{Type: contentGroupState, SentMS: 9, GroupPart: &groupPart{Version: 3, Part: 0, Parts: 2, Chunk: []byte("state"), HasAdmin: true}},
+		{Type: contentGroupState, SentMS: 10, GroupPart: &groupPart{Version: 3, Part: 1, Parts: 2, Chunk: []byte("part")}},
+		{Type: contentGroupKey, SentMS: 11, GroupKey: make([]byte, senderkey.DistributionSize)},
+		{Type: contentGroupJoin, SentMS: 12, GroupJoin: &groupJoin{Mailbox: protocol.MailboxID{1}}},
 	} {
 		b, err := ct.marshalSession()
 		if err != nil {

@@ -13,6 +13,10 @@ const (
 	// KindLink: a part of a device-link request or response (SPEC.md
 	// section 13.3), sealed by the link code's keys.
 	KindLink EnvelopeKind = 0x03
+	// KindGroup: a group message sealed once with the sender's sender
+	// key (SPEC.md section 15.5), fanned out by the relay to every
+	// member device's group mailbox.
+	KindGroup EnvelopeKind = 0x04
 )
 
 // EnvelopeHeaderSize is the version and kind bytes.

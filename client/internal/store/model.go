@@ -139,9 +139,11 @@ type ConversationType int
 const (
 	// Direct is a conversation with one other person.
 	Direct ConversationType = 1
-	// Group and TeamQueue are reserved: their records are refused by this
-	// version (ErrConversationType).
-	Group     ConversationType = 2
+	// Group is a group's conversation (group.go): its ID is the group's
+	// index (GroupConversationID), its record in BucketGroups.
+	Group ConversationType = 2
+	// TeamQueue is reserved: its records are refused by this version
+	// (ErrConversationType).
 	TeamQueue ConversationType = 3
 )
 
@@ -179,7 +181,12 @@ func (c *Conversation) check() error {
 			return ErrCorrupt
 		}
 		return nil
-	case Group, TeamQueue:
+	case Group:
+		if len(c.Person) != 0 || len(c.ID) != RecordIDSize {
+			return ErrCorrupt
+		}
+		return nil
+	case TeamQueue:
 		return fmt.Errorf("%w (type %d)", ErrConversationType, c.Type)
 	}
 	return fmt.Errorf("store: conversation of unknown type %d: %w", c.Type, ErrCorrupt)
@@ -465,8 +472,8 @@ func (t *Tx) Conversation(id []byte) (*Conversation, error) {
 	return &c, nil
 }
 
-// PutConversation stores c under its ID; a type other than Direct is
-// refused (ErrConversationType).
+// PutConversation stores c under its ID; a team queue is refused
+// (ErrConversationType).
 func (t *Tx) PutConversation(c *Conversation) error {
 	if err := c.check(); err != nil {
 		return err

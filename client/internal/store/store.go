@@ -47,11 +47,19 @@ var (
 	BucketFolders    = []byte("folders")
 	BucketDrafts     = []byte("drafts")
 	BucketPlacements = []byte("placements")
+	// Schema 6 (group.go): a group's record, with its header keys and
+	// sender keys, by the group conversation's ID; ephemeral, as sessions
+	// are, so that a replaced sender key is gone.
+	BucketGroups = []byte("groups")
+	// BucketGroupPending holds, by Kidx(group ID), what arrived for a
+	// group before it could be used: parts of a state, distributions of
+	// devices not in the state yet.
+	BucketGroupPending = []byte("group-pending")
 
-	allBuckets = [][]byte{BucketMeta, BucketPersons, BucketDevices, BucketConversations, BucketMessages, BucketMessageIDs, BucketMailboxIndex, BucketSeen, BucketInvitations, BucketPrekeys, BucketSessions, BucketErasure, BucketOutbox, BucketFolders, BucketDrafts, BucketPlacements}
+	allBuckets = [][]byte{BucketMeta, BucketPersons, BucketDevices, BucketConversations, BucketMessages, BucketMessageIDs, BucketMailboxIndex, BucketSeen, BucketInvitations, BucketPrekeys, BucketSessions, BucketErasure, BucketOutbox, BucketFolders, BucketDrafts, BucketPlacements, BucketGroups, BucketGroupPending}
 	// ephemeralBuckets are the buckets whose old values must not survive
 	// their deletion or replacement.
-	ephemeralBuckets = [][]byte{BucketPrekeys, BucketSessions}
+	ephemeralBuckets = [][]byte{BucketPrekeys, BucketSessions, BucketGroups, BucketGroupPending}
 )
 
 // Buckets returns the name of every bucket of the current schema.
