@@ -1415,7 +1415,7 @@ func (c *Client) sealGroup(grp string, ct *content, o *SendOptions, atts []attac
 			return err
 		}
 		m = Message{
-			ID: localMessageID(c.devID, ct.MsgID), From: Me, To: s.Name, Text: ct.Text, Subject: o.Subject,
+			ID: localMessageID(c.devID, ct.MsgID), From: Me, To: s.Name, Text: ct.Text, Subject: o.Subject, Urgent: ct.Urgent,
 			Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
 			Attachments: publicAttachments(atts),
 		}
@@ -1580,7 +1580,7 @@ func (c *Client) openGroupMessage(t *tx, rec *store.GroupRecord, s *group.State,
 		atts = attachmentRecords(ct.Attachments)
 	}
 	m := &Message{
-		ID: localMessageID(ct.Sender, ct.MsgID), To: s.Name, Text: ct.Text, Subject: ct.Subject,
+		ID: localMessageID(ct.Sender, ct.MsgID), To: s.Name, Text: ct.Text, Subject: ct.Subject, Urgent: ct.Urgent,
 		Attachments: publicAttachments(atts),
 		Time:        time.UnixMilli(int64(min(ct.SentMS, 1<<62))).UTC(), Received: now,
 		mailbox: mb, envelope: envID, relayed: true, contentID: bytes.Clone(ct.MsgID[:]),

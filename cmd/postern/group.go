@@ -11,7 +11,7 @@ import (
 
 var groupCmd = &command{
 	name:  "group",
-	usage: "group list [--json] | group create NAME [CONTACT...] | group add NAME CONTACT [--role ROLE] [--for MEMBER] | group remove NAME CONTACT | group send NAME TEXT...",
+	usage: "group list [--json] | group create NAME [CONTACT...] | group add NAME CONTACT [--role ROLE] [--for MEMBER] | group remove NAME CONTACT | group send NAME [--urgent] TEXT...",
 	help: `Groups: one message reaches every member's devices, sealed once and
 fanned out by the relay.
 
@@ -30,7 +30,8 @@ only). ROLE is member (the default), observer (reads, cannot send), delegate
 group remove NAME CONTACT: remove a member (admins only). The group's keys
 change: the removed member cannot read anything sent afterwards.
 
-group send NAME TEXT...: send a message to the group. Observers cannot.
+group send NAME [--urgent] TEXT...: send a message to the group (--urgent marks
+it urgent, as for 'postern send'). Observers cannot.
 
 NAME is the group's name or its ID (as 'group list --json' shows it).`,
 	run: runGroup,
@@ -41,6 +42,7 @@ func runGroup(ctx context.Context, c *cli, cmd *command, args []string) error {
 	asJSON := fs.Bool("json", false, "")
 	role := fs.String("role", "", "")
 	forName := fs.String("for", "", "")
+	urgent := fs.Bool("urgent", false, "")
 	pos, err := parse(fs, cmd, args)
 	if err != nil {
 		return err
@@ -57,6 +59,8 @@ func runGroup(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return usagef(cmd, "--json is for group list")
 	case (*role != "" || *forName != "") && pos[0] != "add":
 		return usagef(cmd, "--role and --for are for group add")
+	case *urgent && pos[0] != "send":
+		return usagef(cmd, "--urgent is for group send")
 	case len(pos)-1 < least:
 		return usagef(cmd, "missing %s", []string{"NAME", "CONTACT", "TEXT"}[min(len(pos)-1, 2)])
 	case most >= 0 && len(pos)-1 > most:
@@ -107,7 +111,7 @@ func runGroup(ctx context.Context, c *cli, cmd *command, args []string) error {
 		}
 		fmt.Fprintf(c.stdout, "Removed %s from %s; the group's keys changed.\n", safe(pos[2], false), safe(g.Name, false))
 	case "send":
-		m, err := cl.SendGroup(ctx, pos[1], strings.Join(pos[2:], " "), nil)
+		m, err := cl.SendGroup(ctx, pos[1], strings.Join(pos[2:], " "), &client.SendOptions{Urgent: *urgent})
 		if err != nil {
 			return groupError(err, pos[1])
 		}
