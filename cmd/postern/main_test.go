@@ -265,8 +265,8 @@ func TestExitCodes(t *testing.T) {
 		{name: "help", args: []string{"help"}, code: 0, stdout: usageText},
 		{name: "--help", args: []string{"--help"}, code: 0, stdout: usageText},
 		{name: "-h", args: []string{"-h"}, code: 0, stdout: usageText},
-		{name: "help send", args: []string{"help", "send"}, code: 0, stdout: "usage: postern send NAME [--subject S] [--reply-to ID] [--attach FILE]... [--keep-metadata] TEXT...|-\n"},
-		{name: "send --help", args: []string{"send", "--help"}, code: 0, stdout: "usage: postern send NAME [--subject S] [--reply-to ID] [--attach FILE]... [--keep-metadata] TEXT...|-\n"},
+		{name: "help send", args: []string{"help", "send"}, code: 0, stdout: "usage: postern send NAME [--subject S] [--reply-to ID] [--urgent] [--attach FILE]... [--keep-metadata] TEXT...|-\n"},
+		{name: "send --help", args: []string{"send", "--help"}, code: 0, stdout: "usage: postern send NAME [--subject S] [--reply-to ID] [--urgent] [--attach FILE]... [--keep-metadata] TEXT...|-\n"},
 		{name: "version", args: []string{"version"}, code: 0, stdout: " (commit "},
 		{name: "--version", args: []string{"--version"}, code: 0, stdout: " (commit "},
 		{
@@ -295,7 +295,7 @@ func TestExitCodes(t *testing.T) {
 		},
 		{
 			name: "send without text", args: []string{"send", "Bob"}, code: 2,
-			stderr: "postern: error: missing TEXT\nhint: usage: postern send NAME [--subject S] [--reply-to ID] [--attach FILE]... [--keep-metadata] TEXT...|-\n",
+			stderr: "postern: error: missing TEXT\nhint: usage: postern send NAME [--subject S] [--reply-to ID] [--urgent] [--attach FILE]... [--keep-metadata] TEXT...|-\n",
 		},
 		{
 			name: "accept without --as", args: []string{"accept", "postern-invite:1:x"}, code: 2,

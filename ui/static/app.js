@@ -16,6 +16,7 @@ import "./devices.js";
 import "./disappear.js";
 import "./recall.js";
 import "./record.js";
+import "./groups.js";
 
 // --- lock ---
 

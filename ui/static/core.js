@@ -65,7 +65,7 @@ export function showScreen(name) {
   }
   const app = !bareScreens.includes(name);
   $("topbar").hidden = !app;
-  const nav = name === "message" ? "inbox" : name;
+  const nav = { message: "inbox", group: "groups", contact: "contacts" }[name] || name;
   for (const a of document.querySelectorAll(".top nav a")) {
     if (a.id === "nav-" + nav) {
       a.setAttribute("aria-current", "page");
