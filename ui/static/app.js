@@ -5,7 +5,7 @@
 
 import {
   $, state, api, hooks, showScreen, showError, announce, formatTime, updateTitle,
-  currentScreen, failed, cell, duration, takenOver, recalledText,
+  currentScreen, failed, cell, duration, takenOver, recalledText, newNavigation, ticket,
 } from "./core.js";
 import "./setup.js";
 import "./search.js";
@@ -19,6 +19,7 @@ import "./recall.js";
 // --- lock ---
 
 function locked() {
+  newNavigation(); // a screen still loading does not show over the lock
   if (state.events) {
     state.events.close();
     state.events = null;
@@ -265,6 +266,7 @@ function headRow(names) {
 }
 
 async function showFolder(id) {
+  const current = ticket();
   await loadFolders();
   if (!state.folders.some((f) => f.id === id)) {
     id = "inbox";
@@ -283,6 +285,9 @@ async function showFolder(id) {
     state.messages = list.slice(0, pageSize);
     renderInbox();
     $("inbox-more").hidden = list.length <= pageSize;
+  }
+  if (!current()) {
+    return; // another screen was asked for meanwhile
   }
   showScreen("inbox");
 }
@@ -521,6 +526,7 @@ async function discardDraft() {
 // --- a message ---
 
 async function showMessage(id) {
+  const current = ticket();
   const m = await api("GET", "/api/messages/" + encodeURIComponent(id));
   const [thread] = await Promise.all([api("GET", "/api/thread/" + encodeURIComponent(id)), loadFolders()]);
   $("msg-subject").textContent = m.recalled ? "(deleted message)" : m.subject || "(no subject)";
@@ -576,6 +582,9 @@ async function showMessage(id) {
     }),
   );
   $("thread").hidden = others.length === 0;
+  if (!current()) {
+    return;
+  }
   showScreen("message");
   $("msg-subject").setAttribute("tabindex", "-1");
   $("msg-subject").focus();
@@ -612,6 +621,7 @@ async function loadContacts() {
 }
 
 async function showCompose(params) {
+  const current = ticket();
   await loadContacts();
   dropDraft();
   const form = $("compose-form");
@@ -648,6 +658,9 @@ async function showCompose(params) {
     const m = await api("GET", "/api/messages/" + encodeURIComponent(replyTo));
     replying.textContent = `Replying to ${m.outgoing ? "your message to " + m.to : m.from}`;
     replying.hidden = false;
+  }
+  if (!current()) {
+    return;
   }
   showScreen("compose");
   (replyID || draftID ? $("compose-text") : $("compose-to")).focus();
@@ -706,6 +719,7 @@ async function send(ev) {
 // --- settings ---
 
 async function showSettings() {
+  const current = ticket();
   const st = await api("GET", "/api/settings");
   $("set-receipts").checked = st.read_receipts;
   $("settings-status").textContent = "";
@@ -727,6 +741,9 @@ async function showSettings() {
   sel.replaceChildren(...opts);
   sel.value = String(st.idle_timeout_seconds);
   $("set-idle-status").textContent = "";
+  if (!current()) {
+    return;
+  }
   showScreen("settings");
 }
 
@@ -770,9 +787,14 @@ async function route() {
   if (state.locked) {
     return;
   }
+  newNavigation();
+  const current = ticket();
   if (currentScreen() === "compose") {
     await flushDraft(); // leaving compose: what was typed is kept
     dropDraft();
+    if (!current()) {
+      return; // the address changed again meanwhile: that route shows it
+    }
   }
   const hash = location.hash.replace(/^#/, "") || "/inbox";
   const [path, query] = hash.split("?");
@@ -793,7 +815,9 @@ async function route() {
       await showFolder("inbox");
     }
   } catch (e) {
-    failed(e);
+    if (current()) {
+      failed(e); // not for an address left since
+    }
   }
 }
 
