@@ -30,9 +30,8 @@ func TestAlertsAndDashboard(t *testing.T) {
 
 	bin := buildRelay(t)
 	cert, key, _ := writeTestCert(t)
-	addr, maddr := freeAddr(t), freeAddr(t)
-	startServe(t, bin, "--listen", addr, "--data", t.TempDir(), "--metrics-listen", maddr, "--tls-cert", cert, "--tls-key", key)
-	exposed := scrape(t, maddr)
+	_, logs := startServe(t, bin, "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--metrics-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key)
+	exposed := scrape(t, loggedAddr(t, logs, `msg="serving metrics"`))
 
 	check := func(where, expr string) {
 		names := seriesNames(expr)
@@ -463,9 +462,9 @@ func TestOperatorMetrics(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("retention = 72h\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	maddr := freeAddr(t)
-	cmd, logs := startServe(t, bin, "--listen", freeAddr(t), "--data", t.TempDir(), "--config", conf,
-		"--metrics-listen", maddr, "--tls-cert", certFile, "--tls-key", keyFile)
+	cmd, logs := startServe(t, bin, "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--config", conf,
+		"--metrics-listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile)
+	maddr := loggedAddr(t, logs, `msg="serving metrics"`)
 
 	if got, want := metricValue(t, maddr, "postern_relay_tls_certificate_expiry_timestamp_seconds"), float64(pair.Leaf.NotAfter.Unix()); got != want {
 		t.Errorf("certificate expiry %v, want %v", got, want)
@@ -506,7 +505,7 @@ func TestServeReportsMigration(t *testing.T) {
 	bin := buildRelay(t)
 	data := t.TempDir()
 	copyFile(t, "../../testdata/relay/schema1.db", filepath.Join(data, "relay.db"))
-	_, logs := startServe(t, bin, "--listen", freeAddr(t), "--data", data, "--metrics-listen=")
+	_, logs := startServe(t, bin, "--listen", "127.0.0.1:0", "--data", data, "--metrics-listen=")
 	logs.waitFor(t, 0, `msg="store migrated"`, "from_schema=1", "to_schema=4", "backup=relay.db.schema-1.bak")
 	b, err := os.ReadFile(filepath.Join(data, "audit.log"))
 	if err != nil {
@@ -518,7 +517,7 @@ func TestServeReportsMigration(t *testing.T) {
 
 	// Started again: nothing to migrate, nothing reported.
 	data2 := t.TempDir()
-	_, logs = startServe(t, bin, "--listen", freeAddr(t), "--data", data2, "--metrics-listen=")
+	_, logs = startServe(t, bin, "--listen", "127.0.0.1:0", "--data", data2, "--metrics-listen=")
 	if strings.Contains(logs.String(), "store migrated") {
 		t.Errorf("a fresh database reported a migration:\n%s", logs)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,6 +107,28 @@ func startServe(t *testing.T, bin string, args ...string) (*exec.Cmd, *logLines)
 	})
 	logs.waitFor(t, 0, "msg=listening")
 	return cmd, logs
+}
+
+// loggedAddr returns the host:port of the url= field on the first log line
+// containing msg: a relay told to listen on port 0 reports there the port
+// it bound, so a test never picks a port that another process can take
+// before the relay binds it.
+func loggedAddr(t *testing.T, logs *logLines, msg string) string {
+	t.Helper()
+	i := logs.waitFor(t, 0, msg)
+	logs.mu.Lock()
+	line := logs.lines[i]
+	logs.mu.Unlock()
+	_, rest, ok := strings.Cut(line, " url=")
+	if !ok {
+		t.Fatalf("no url in %q", line)
+	}
+	rest, _, _ = strings.Cut(rest, " ")
+	u, err := url.Parse(rest)
+	if err != nil || u.Host == "" {
+		t.Fatalf("url in %q: %v", line, err)
+	}
+	return u.Host
 }
 
 // hup sends SIGHUP and waits for the reload to finish: the line with want

@@ -5,7 +5,7 @@
 
 import {
   $, state, api, hooks, showScreen, showError, announce, formatTime, updateTitle,
-  currentScreen, failed, cell, duration, takenOver, recalledText,
+  currentScreen, failed, cell, duration, takenOver, recalledText, newNavigation, ticket,
 } from "./core.js";
 import "./setup.js";
 import "./search.js";
@@ -21,6 +21,7 @@ import "./groups.js";
 // --- lock ---
 
 function locked() {
+  newNavigation(); // a screen still loading does not show over the lock
   if (state.events) {
     state.events.close();
     state.events = null;
@@ -267,6 +268,7 @@ function headRow(names) {
 }
 
 async function showFolder(id) {
+  const current = ticket();
   await loadFolders();
   if (!state.folders.some((f) => f.id === id)) {
     id = "inbox";
@@ -285,6 +287,9 @@ async function showFolder(id) {
     state.messages = list.slice(0, pageSize);
     renderInbox();
     $("inbox-more").hidden = list.length <= pageSize;
+  }
+  if (!current()) {
+    return; // another screen was asked for meanwhile
   }
   showScreen("inbox");
 }
@@ -529,6 +534,7 @@ async function discardDraft() {
 // --- a message ---
 
 async function showMessage(id) {
+  const current = ticket();
   const m = await api("GET", "/api/messages/" + encodeURIComponent(id));
   const [thread] = await Promise.all([api("GET", "/api/thread/" + encodeURIComponent(id)), loadFolders()]);
   $("msg-subject").textContent = m.recalled ? "(deleted message)" : m.subject || "(no subject)";
@@ -587,6 +593,9 @@ async function showMessage(id) {
     }),
   );
   $("thread").hidden = others.length === 0;
+  if (!current()) {
+    return;
+  }
   showScreen("message");
   $("msg-subject").setAttribute("tabindex", "-1");
   $("msg-subject").focus();
@@ -623,6 +632,7 @@ async function loadContacts() {
 }
 
 async function showCompose(params) {
+  const current = ticket();
   await loadContacts();
   dropDraft();
   const form = $("compose-form");
@@ -659,6 +669,9 @@ async function showCompose(params) {
     const m = await api("GET", "/api/messages/" + encodeURIComponent(replyTo));
     replying.textContent = `Replying to ${m.outgoing ? "your message to " + m.to : m.from}`;
     replying.hidden = false;
+  }
+  if (!current()) {
+    return;
   }
   showScreen("compose");
   (replyID || draftID ? $("compose-text") : $("compose-to")).focus();
@@ -718,6 +731,7 @@ async function send(ev) {
 // --- settings ---
 
 async function showSettings() {
+  const current = ticket();
   const st = await api("GET", "/api/settings");
   $("set-receipts").checked = st.read_receipts;
   $("settings-status").textContent = "";
@@ -739,6 +753,9 @@ async function showSettings() {
   sel.replaceChildren(...opts);
   sel.value = String(st.idle_timeout_seconds);
   $("set-idle-status").textContent = "";
+  if (!current()) {
+    return;
+  }
   showScreen("settings");
 }
 
@@ -782,9 +799,14 @@ async function route() {
   if (state.locked) {
     return;
   }
+  newNavigation();
+  const current = ticket();
   if (currentScreen() === "compose") {
     await flushDraft(); // leaving compose: what was typed is kept
     dropDraft();
+    if (!current()) {
+      return; // the address changed again meanwhile: that route shows it
+    }
   }
   const hash = location.hash.replace(/^#/, "") || "/inbox";
   const [path, query] = hash.split("?");
@@ -805,7 +827,9 @@ async function route() {
       await showFolder("inbox");
     }
   } catch (e) {
-    failed(e);
+    if (current()) {
+      failed(e); // not for an address left since
+    }
   }
 }
 

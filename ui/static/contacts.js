@@ -4,7 +4,7 @@
 // Names and numbers are set as textContent only.
 
 import {
-  $, api, addScreen, addRoute, onLock, onStart, showScreen, cell, announce,
+  $, api, addScreen, addRoute, onLock, onStart, showScreen, cell, announce, ticket,
 } from "./core.js";
 
 addScreen("contact");
@@ -22,6 +22,7 @@ function contactHref(name) {
 }
 
 async function showList() {
+  const current = ticket();
   const cs = await api("GET", "/api/contacts");
   const rows = cs.map((c) => {
     const tr = document.createElement("tr");
@@ -39,7 +40,9 @@ async function showList() {
   $("contacts-rows").replaceChildren(...rows);
   $("contacts-empty").hidden = rows.length > 0;
   $("contacts-table").hidden = rows.length === 0;
-  showScreen("contacts");
+  if (current()) {
+    showScreen("contacts"); // unless another screen was asked for meanwhile
+  }
 }
 
 // groups puts the 12 groups of 5 digits in a grid of 4 columns, each
@@ -63,6 +66,7 @@ function explain(c) {
 }
 
 async function showContact(name) {
+  const current = ticket();
   const c = await api("GET", "/api/contacts/" + encodeURIComponent(name));
   shown.name = c.name;
   $("contact-name").textContent = c.name;
@@ -79,6 +83,9 @@ async function showContact(name) {
   $("verify-form").reset();
   $("verify-form").hidden = c.verification === "verified";
   $("verify-error").hidden = true;
+  if (!current()) {
+    return;
+  }
   showScreen("contact");
   $("nav-contacts").setAttribute("aria-current", "page");
   $("contact-name").focus();

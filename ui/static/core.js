@@ -65,6 +65,10 @@ export function showScreen(name) {
   }
   const app = !bareScreens.includes(name);
   $("topbar").hidden = !app;
+  // On a bare screen nothing of the app shows (devices.css hides the
+  // device alert): an alert loaded at unlock appears with the top bar,
+  // where it stays, not above the unlock form before moving down.
+  document.body.classList.toggle("bare", !app);
   const nav = { message: "inbox", group: "groups", contact: "contacts" }[name] || name;
   for (const a of document.querySelectorAll(".top nav a")) {
     if (a.id === "nav-" + nav) {
@@ -106,6 +110,24 @@ export function updateTitle() {
   const n = state.folders.reduce((sum, f) => sum + f.unread, 0);
   // The title says only how many; never who or what.
   document.title = n > 0 ? `(${n}) Postern` : "Postern";
+}
+
+// Routes overlap: the address can change while a screen still waits for
+// the API (a click on the device alert while the unlock's own route loads
+// the inbox), and the answers may come in any order. Each route, and the
+// lock, starts a new navigation; a screen function takes a ticket when it
+// starts and shows its screen only while its ticket is current, so that a
+// late answer never covers the screen asked for after it.
+const nav = { seq: 0 };
+
+export function newNavigation() {
+  nav.seq++;
+}
+
+// ticket returns a function that says whether no navigation started since.
+export function ticket() {
+  const seq = nav.seq;
+  return () => seq === nav.seq;
 }
 
 export function currentScreen() {

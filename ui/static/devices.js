@@ -6,7 +6,7 @@
 
 import {
   $, api, addRoute, onLock, onUnlock, onEvent, onStart, showScreen, showError, failed, cell,
-  formatTime, announce, currentScreen,
+  formatTime, announce, currentScreen, ticket,
 } from "./core.js";
 
 const dev = {
@@ -247,6 +247,7 @@ function clearAlerts() {
 // --- the screen ---
 
 addRoute("/devices", async (rest, params) => {
+  const current = ticket();
   showScreen("devices");
   closeRevoke();
   $("devices-status").textContent = "";
@@ -257,7 +258,7 @@ addRoute("/devices", async (rest, params) => {
   showLink();
   follow();
   const which = params.get("revoke");
-  if (which) {
+  if (which && current()) {
     askRevoke(which);
   }
 });

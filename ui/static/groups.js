@@ -6,7 +6,7 @@
 
 import {
   $, api, addScreen, addRoute, onLock, onEvent, onStart, showScreen, cell, announce, failed, formatTime, recalledText,
-  currentScreen,
+  currentScreen, ticket,
 } from "./core.js";
 
 addScreen("groups");
@@ -23,7 +23,11 @@ function showErr(id, e) {
 }
 
 async function showList() {
+  const current = ticket();
   const gs = await api("GET", "/api/groups");
+  if (!current()) {
+    return; // the page moved on meanwhile
+  }
   const rows = gs.map((g) => {
     const tr = document.createElement("tr");
     const name = document.createElement("td");
@@ -105,7 +109,11 @@ function render(g) {
 }
 
 async function showGroup(id) {
+  const current = ticket();
   const g = await api("GET", "/api/groups/" + encodeURIComponent(id));
+  if (!current()) {
+    return; // the page moved on meanwhile
+  }
   if (!shown || shown.id !== id) {
     $("group-status").textContent = "";
   }

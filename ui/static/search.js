@@ -5,7 +5,7 @@
 // until the page locks, so that Back from a message shows it again. Text
 // from messages is set with textContent only.
 
-import { $, api, addScreen, addRoute, onLock, onStart, showScreen, formatTime, cell, failed } from "./core.js";
+import { $, api, addScreen, addRoute, onLock, onStart, showScreen, formatTime, cell, failed, ticket } from "./core.js";
 
 addScreen("search");
 
@@ -48,7 +48,11 @@ function clearResults() {
 }
 
 async function showSearch() {
+  const current = ticket();
   await loadFolders(last ? last.get("folder") || "" : "");
+  if (!current()) {
+    return; // another screen was asked for meanwhile
+  }
   clearResults();
   showScreen("search");
   if (!last) {
