@@ -1434,7 +1434,7 @@ func (c *Client) sealGroup(grp string, ct *content, o *SendOptions, atts []attac
 func storeGroupMessage(t *tx, rec *store.GroupRecord, m *Message, atts []attachmentRecord) (bool, error) {
 	m.Conversation = hex.EncodeToString(rec.ID)
 	r := &messageRecord{
-		ID: m.ID, Conversation: rec.ID, From: m.From, To: m.To, Text: m.Text, Subject: m.Subject,
+		ID: m.ID, Conversation: rec.ID, From: m.From, To: m.To, Text: m.Text, Subject: m.Subject, Urgent: m.Urgent,
 		Time: m.Time, Received: m.Received, Outgoing: m.Outgoing, Attachments: atts, ContentID: m.contentID,
 	}
 	if m.relayed {
