@@ -130,6 +130,24 @@ export function ticket() {
   return () => seq === nav.seq;
 }
 
+// shownConversation is the message the address names (#/m/ID) and the
+// contact its conversation is with, for the controls the message screen
+// shows per conversation: null on another screen or while locked; peer
+// "" for a notice. still() says whether the address still names it.
+export async function shownConversation() {
+  const m = location.hash.match(/^#\/m\/([^?]+)/);
+  if (!m || state.locked) {
+    return null;
+  }
+  const id = decodeURIComponent(m[1]);
+  const msg = await api("GET", "/api/messages/" + encodeURIComponent(id));
+  let peer = msg.outgoing ? msg.to : msg.from;
+  if (msg.notice || !peer || peer === "me") {
+    peer = "";
+  }
+  return { id, msg, peer, still: () => location.hash === "#/m/" + m[1] || location.hash.startsWith("#/m/" + m[1] + "?") };
+}
+
 export function currentScreen() {
   return screens.find((s) => !$("screen-" + s).hidden);
 }

@@ -2,7 +2,7 @@
 // on the message screen (GET/PUT /api/disappear/NAME), and the removal,
 // as it happens, of every message that expires (the "expired" event).
 
-import { $, state, api, announce, formatTime, updateTitle, onEvent, onLock, onStart, onUnlock, failed } from "./core.js";
+import { $, state, api, announce, formatTime, updateTitle, onEvent, onLock, onStart, onUnlock, failed, shownConversation } from "./core.js";
 
 // The choices offered; a timer set elsewhere (the CLI) that is not one of
 // them is shown as it is.
@@ -105,25 +105,18 @@ function hide() {
 
 // refresh shows the control for the message the address names, if any.
 async function refresh() {
-  const m = location.hash.match(/^#\/m\/([^?]+)/);
-  if (!m || state.locked) {
-    hide();
-    return;
-  }
-  const id = decodeURIComponent(m[1]);
   try {
-    const msg = await api("GET", "/api/messages/" + encodeURIComponent(id));
-    const peer = msg.outgoing ? msg.to : msg.from;
-    if (msg.notice || !peer || peer === "me") {
+    const c = await shownConversation();
+    if (!c || !c.peer) {
       hide();
       return;
     }
-    const t = await api("GET", "/api/disappear/" + encodeURIComponent(peer));
-    if (!location.hash.startsWith("#/m/" + m[1])) {
+    const t = await api("GET", "/api/disappear/" + encodeURIComponent(c.peer));
+    if (!c.still()) {
       return; // the page moved on meanwhile
     }
-    shown = { id, peer, expires: msg.expires };
-    render(peer, t.seconds, msg.expires);
+    shown = { id: c.id, peer: c.peer, expires: c.msg.expires };
+    render(c.peer, t.seconds, c.msg.expires);
   } catch (e) {
     hide();
     if (e.status !== 404) {

@@ -3,7 +3,7 @@
 // of the message or of the whole conversation (GET /api/export), saved
 // as a file by the browser.
 
-import { $, APIError, api, announce, failed, hooks, onLock, onStart, state } from "./core.js";
+import { $, APIError, api, announce, failed, hooks, onLock, onStart, shownConversation } from "./core.js";
 
 let shown = null; // {id, peer}: the message on the screen and its contact
 
@@ -27,27 +27,20 @@ function render(p) {
 
 // refresh shows the section for a message with a contact (not a notice).
 async function refresh() {
-  const m = location.hash.match(/^#\/m\/([^?]+)/);
-  if (!m || state.locked) {
-    hide();
-    return;
-  }
-  const id = decodeURIComponent(m[1]);
   try {
-    const msg = await api("GET", "/api/messages/" + encodeURIComponent(id));
-    const peer = msg.outgoing ? msg.to : msg.from;
-    if (msg.notice || !peer || peer === "me") {
+    const c = await shownConversation();
+    if (!c || !c.peer) {
       hide();
       return;
     }
-    const p = await api("GET", "/api/patient/" + encodeURIComponent(peer));
-    if (location.hash !== "#/m/" + m[1]) {
+    const p = await api("GET", "/api/patient/" + encodeURIComponent(c.peer));
+    if (!c.still()) {
       return; // the page moved on meanwhile
     }
-    if (!shown || shown.id !== id) {
+    if (!shown || shown.id !== c.id) {
       $("record-status").textContent = "";
     }
-    shown = { id, peer };
+    shown = { id: c.id, peer: c.peer };
     render(p);
     $("record").hidden = false;
   } catch (e) {
