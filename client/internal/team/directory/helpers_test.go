@@ -45,7 +45,6 @@ func fp(t testing.TB, name string) keys.Fingerprint { return who(t, name).Public
 
 func teamID(b byte) TeamID { return TeamID{b, b} }
 
-
 var (
 	testOrg   = OrgID{'h', 'o', 's', 'p', 'i', 't', 'a', 'l'}
 	pharmacy  = teamID(0x10)
