@@ -47,7 +47,7 @@ const (
 
 	// MinDirectorySize and MaxDirectorySize bound an encoded directory:
 	// one administrator and nothing else, and every list full with every
-	// name at its longest (2 212 857 bytes).
+	// name at its longest (2 217 912 bytes).
 	MinDirectorySize = headerSize + 1 + keys.FingerprintSize + 3*2 + trailerSize
 	MaxDirectorySize = headerSize + 1 + MaxAdmins*keys.FingerprintSize +
 		2 + MaxTeams*teamEntryMax + 2 + MaxStaff*staffEntryMax + 2 + MaxRoles*roleEntryMax + trailerSize
