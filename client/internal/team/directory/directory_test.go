@@ -172,7 +172,6 @@ func TestAdminSetChanges(t *testing.T) {
 }
 
 func TestRules(t *testing.T) {
-	alice := fp(t, "alice")
 	for _, tc := range []struct {
 		name string
 		f    func(d *Directory)
@@ -217,7 +216,6 @@ func TestRules(t *testing.T) {
 			}
 		})
 	}
-	_ = alice
 }
 
 // TestDecodeRefuses: changed bytes of a valid directory are refused with

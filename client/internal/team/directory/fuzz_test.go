@@ -3,6 +3,9 @@ package directory
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -125,4 +128,33 @@ func FuzzDecodeStatus(f *testing.F) {
 			t.Fatal("a changed status verified")
 		}
 	})
+}
+
+// TestWriteFuzzCorpus writes the seeds into testdata/fuzz (with -update),
+// so that the committed corpora hold genuine encodings; without -update it
+// checks that each corpus is there.
+func TestWriteFuzzCorpus(t *testing.T) {
+	dirs, roles, statuses := fuzzSeeds(t)
+	for name, seeds := range map[string][][]byte{
+		"FuzzDecodeDirectory":  dirs,
+		"FuzzDecodeRoleRecord": roles,
+		"FuzzDecodeStatus":     statuses,
+	} {
+		dir := filepath.Join("testdata", "fuzz", name)
+		if !*update {
+			if ents, err := os.ReadDir(dir); err != nil || len(ents) == 0 {
+				t.Errorf("fuzz corpus %s missing or empty (run with -update): %v", dir, err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range seeds {
+			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%d", i)), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
