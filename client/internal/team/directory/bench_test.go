@@ -10,8 +10,12 @@ import (
 // fullDirectory is a directory at every limit (MaxDirectorySize bytes).
 func fullDirectory(b testing.TB) []byte {
 	d := &Directory{Org: testOrg, Version: 1, Issued: issued, Admins: []keys.Fingerprint{fp(b, "admin")}}
+	for i := range MaxAdmins - 1 {
+		d.Admins = append(d.Admins, keys.Fingerprint{byte(i + 1)})
+	}
+	d.Admins = sortedFP(d.Admins...)
 	for i := range MaxTeams {
-		d.Teams = append(d.Teams, Team{ID: TeamID{byte(i >> 8), byte(i)}, Name: fmt.Sprintf("Team %03d ward %s", i, "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz")})
+		d.Teams = append(d.Teams, Team{ID: TeamID{byte(i >> 8), byte(i)}, Name: fmt.Sprintf("Team %03d ward %s", i, "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwx")})
 	}
 	all := make([]TeamID, MaxTeamsPerEntry)
 	for i := range all {
@@ -19,7 +23,7 @@ func fullDirectory(b testing.TB) []byte {
 	}
 	for i := range MaxStaff {
 		d.Staff = append(d.Staff, Staff{Identity: keys.Fingerprint{byte(i >> 8), byte(i), 1},
-			Name: fmt.Sprintf("Person %04d Surname-of-some-length-%050d", i, i), Title: fmt.Sprintf("Title %058d", i), Teams: all})
+			Name: fmt.Sprintf("Person %04d %052d", i, i), Title: fmt.Sprintf("Title %058d", i), Teams: all})
 	}
 	for i := range MaxRoles {
 		d.Roles = append(d.Roles, Role{ID: RoleID{byte(i >> 8), byte(i)}, Name: fmt.Sprintf("Role %059d", i), Team: all[0], Holder: d.Staff[i].Identity})
@@ -72,5 +76,25 @@ func BenchmarkRoute(b *testing.B) {
 		if r, err := d.Route(alice, issued, func(f keys.Fingerprint) *Status { return st[f] }); err != nil || r.To != fp(b, "dan") {
 			b.Fatal(r, err)
 		}
+	}
+}
+
+// TestFullDirectory: the benchmarks' directory is at every limit.
+func TestFullDirectory(t *testing.T) {
+	if b := fullDirectory(t); len(b) != MaxDirectorySize {
+		t.Fatalf("%d bytes, want %d", len(b), MaxDirectorySize)
+	}
+}
+
+// BenchmarkViewFull: indexing a full directory for lookup (once per
+// directory version).
+func BenchmarkViewFull(b *testing.B) {
+	d, err := Parse(fullDirectory(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		d.View()
 	}
 }

@@ -65,7 +65,7 @@ func TestOutsiderView(t *testing.T) {
 	d := sampleDirectory(t)
 	signed(t, d, "admin")
 	v := d.OutsiderView(map[TeamID]bool{pharmacy: true, teamID(0x99): true})
-	if len(v.Teams) != 1 || v.Teams[0].ID != pharmacy || v.Staff != nil || v.Roles != nil {
+	if len(v.Teams()) != 1 || v.Teams()[0].ID != pharmacy || v.Staff() != nil || v.Roles() != nil {
 		t.Fatalf("outsider view: %+v", v)
 	}
 	if got := names(v.Lookup("pha", 0)); !slices.Equal(got, []string{"team:Pharmacy"}) {
@@ -76,7 +76,7 @@ func TestOutsiderView(t *testing.T) {
 			t.Fatalf("outsider lookup %q found %q", q, names(got))
 		}
 	}
-	if v := d.OutsiderView(nil); len(v.Teams) != 0 {
+	if v := d.OutsiderView(nil); len(v.Teams()) != 0 {
 		t.Fatal("an outsider with no invitation sees a team")
 	}
 }
