@@ -2,6 +2,7 @@ package directory
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,16 @@ import (
 	"github.com/postern/postern/keys"
 )
 
+// The fuzz targets take the part of an encoding before its signer key
+// (the layout each decoder reads) and append a fixed trailer: a genuine
+// key, the signature length and a zero signature. Expanding a mutated
+// ML-DSA-65 key or verifying a signature under the fuzzer's
+// instrumentation leaves a few executions per second, and neither is this
+// package's code: the trailer's own faults (length, trailing bytes,
+// truncation) and every signature failure are unit-tested and in the
+// vectors. Decoding checks no signature, so the bodies are deterministic
+// and the committed corpora are compared exactly (TestWriteFuzzCorpus).
+
 // fuzzSeeds returns genuine encodings: directories, a role record and
 // statuses.
 func fuzzSeeds(t testing.TB) (dirs, roles, statuses [][]byte) {
@@ -20,7 +31,7 @@ func fuzzSeeds(t testing.TB) (dirs, roles, statuses [][]byte) {
 	e := &Directory{Org: testOrg, Version: 7, Issued: issued, Admins: sortedFP(fp(t, "admin"))}
 	dirs = append(dirs, signed(t, e, "admin"))
 	r := &RoleRecord{Org: testOrg, Role: onCall, Seq: 1, Time: issued, Holder: fp(t, "bob")}
-	b, err := r.Sign(who(t, "bob"))
+	b, err := r.Sign(who(t, "admin"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +40,7 @@ func fuzzSeeds(t testing.TB) (dirs, roles, statuses [][]byte) {
 		{Org: testOrg, Time: issued, State: Busy},
 		{Org: testOrg, Time: issued, State: OffDuty, DNDUntil: issued.Add(time.Hour), Forward: fp(t, "bob")},
 	} {
-		b, err := s.Sign(who(t, "alice"))
+		b, err := s.Sign(who(t, "admin"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,28 +49,54 @@ func fuzzSeeds(t testing.TB) (dirs, roles, statuses [][]byte) {
 	return dirs, roles, statuses
 }
 
-// signedBySeed reports whether b's signed part (all but the signature) is
-// a seed's. Signatures are hedged, so the fuzzing workers' seeds carry other
-// signatures over the same signed bytes than the coordinator's.
-func signedBySeed(b []byte, seeds [][]byte) bool {
-	end := len(b) - keys.SignatureSize
-	for _, s := range seeds {
-		if len(s) == len(b) && bytes.Equal(s[:end], b[:end]) {
-			return true
-		}
+// bodies strips the trailer (signer key, signature length, signature).
+func bodies(encs [][]byte) [][]byte {
+	var out [][]byte
+	for _, e := range encs {
+		out = append(out, e[:len(e)-trailerSize])
 	}
-	return false
+	return out
 }
 
-// FuzzDecodeDirectory: any input is refused with ErrMalformed or decodes
-// to a directory that re-encodes to the same bytes; nothing panics, and
-// only the genuine seeds verify.
+// fuzzTrailer is the admin's key, the signature length and a zero
+// signature. The admin signs every seed, so a seed's body with it is that
+// seed with its signature zeroed.
+func fuzzTrailer(tb testing.TB) []byte {
+	b := who(tb, "admin").Public().Bytes()
+	b = binary.BigEndian.AppendUint16(b, keys.SignatureSize)
+	return append(b, make([]byte, keys.SignatureSize)...)
+}
+
+// memoizeSigners makes the decoders parse each distinct signer key once
+// (see parseSigner). Fuzz workers run one input at a time.
+func memoizeSigners(f *testing.F) {
+	seen := map[string]*keys.SigningPublicKey{}
+	f.Cleanup(func() { parseSigner = keys.ParseSigningPublicKey })
+	parseSigner = func(b []byte) (*keys.SigningPublicKey, error) {
+		if k, ok := seen[string(b)]; ok {
+			return k, nil
+		}
+		k, err := keys.ParseSigningPublicKey(b)
+		if err == nil && len(seen) < 64 {
+			seen[string(b)] = k
+		}
+		return k, err
+	}
+}
+
+// FuzzDecodeDirectory: any layout is refused with ErrMalformed or decodes
+// to a directory that re-encodes to the same bytes and can be looked up,
+// viewed and asked for role holders without panic; nothing is accepted
+// without a signature.
 func FuzzDecodeDirectory(f *testing.F) {
+	memoizeSigners(f)
+	trailer := fuzzTrailer(f)
 	dirs, _, _ := fuzzSeeds(f)
-	for _, b := range dirs {
+	for _, b := range bodies(dirs) {
 		f.Add(b)
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b := append(body[:len(body):len(body)], trailer...)
 		d, _, err := decode(b)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
@@ -71,24 +108,26 @@ func FuzzDecodeDirectory(f *testing.F) {
 		if err != nil || !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding differs: %v", err)
 		}
-		d.Lookup("a b", 3)
+		v := d.View()
+		v.Lookup("a b", 3)
+		v.Lookup("x", 0)
 		d.OutsiderView(map[TeamID]bool{{}: true}).Lookup("x", 0)
 		for _, r := range d.Roles {
 			h, _ := d.Holding(r.ID)
 			d.Holder(h)
 		}
-		if _, err := Accept(Anchor{Org: d.Org, Admins: d.Admins}, b); err == nil && !signedBySeed(b, dirs) {
-			t.Fatal("a changed directory verified")
-		}
 	})
 }
 
 func FuzzDecodeRoleRecord(f *testing.F) {
+	memoizeSigners(f)
+	trailer := fuzzTrailer(f)
 	_, roles, _ := fuzzSeeds(f)
-	for _, b := range roles {
+	for _, b := range bodies(roles) {
 		f.Add(b)
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b := append(body[:len(body):len(body)], trailer...)
 		r, err := decodeRoleRecord(b)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
@@ -100,18 +139,19 @@ func FuzzDecodeRoleRecord(f *testing.F) {
 		if err != nil || !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding differs: %v", err)
 		}
-		if _, err := ParseRoleRecord(b); err == nil && !signedBySeed(b, roles) {
-			t.Fatal("a changed role record verified")
-		}
+		r.Holding()
 	})
 }
 
 func FuzzDecodeStatus(f *testing.F) {
+	memoizeSigners(f)
+	trailer := fuzzTrailer(f)
 	_, _, statuses := fuzzSeeds(f)
-	for _, b := range statuses {
+	for _, b := range bodies(statuses) {
 		f.Add(b)
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b := append(body[:len(body):len(body)], trailer...)
 		s, err := decodeStatus(b)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrNotEntitled) {
@@ -124,36 +164,38 @@ func FuzzDecodeStatus(f *testing.F) {
 			t.Fatalf("re-encoding differs: %v", err)
 		}
 		s.Forwarding(issued)
-		if _, err := ParseStatus(b); err == nil && !signedBySeed(b, statuses) {
-			t.Fatal("a changed status verified")
-		}
 	})
 }
 
-// TestWriteFuzzCorpus writes the seeds into testdata/fuzz (with -update),
-// so that the committed corpora hold genuine encodings; without -update it
-// checks that each corpus is there.
+// TestWriteFuzzCorpus: the committed corpora are the seeds' bodies (with
+// -update, they are written).
 func TestWriteFuzzCorpus(t *testing.T) {
 	dirs, roles, statuses := fuzzSeeds(t)
 	for name, seeds := range map[string][][]byte{
-		"FuzzDecodeDirectory":  dirs,
-		"FuzzDecodeRoleRecord": roles,
-		"FuzzDecodeStatus":     statuses,
+		"FuzzDecodeDirectory":  bodies(dirs),
+		"FuzzDecodeRoleRecord": bodies(roles),
+		"FuzzDecodeStatus":     bodies(statuses),
 	} {
 		dir := filepath.Join("testdata", "fuzz", name)
-		if !*update {
-			if ents, err := os.ReadDir(dir); err != nil || len(ents) == 0 {
-				t.Errorf("fuzz corpus %s missing or empty (run with -update): %v", dir, err)
+		if *update {
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
 			}
-			continue
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
 		}
 		for i, s := range seeds {
-			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%d", i)), []byte(body), 0o644); err != nil {
-				t.Fatal(err)
+			path := filepath.Join(dir, fmt.Sprintf("seed-%d", i))
+			body := []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s))
+			if *update {
+				if err := os.WriteFile(path, body, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, body) {
+				t.Errorf("%s missing or different (run with -update): %v", path, err)
 			}
 		}
 	}
