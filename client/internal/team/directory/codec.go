@@ -21,7 +21,7 @@ type reader struct {
 func (r *reader) next(n int) []byte {
 	if r.bad || n < 0 || len(r.b)-r.off < n {
 		r.bad = true
-		return make([]byte, n) // zeros; n is at most 65535 (a length field) or a fixed size
+		return make([]byte, max(n, 0)) // zeros; n is a length field (at most 65535) or a fixed size
 	}
 	f := r.b[r.off : r.off+n]
 	r.off += n
