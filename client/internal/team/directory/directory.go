@@ -37,7 +37,7 @@ type (
 type Team struct {
 	ID    TeamID
 	Name  string            // 1..MaxNameSize bytes
-	Group [GroupIDSize]byte // the team's staff group (SPEC.md section 15.5)
+	Group [GroupIDSize]byte // the team's staff group (a group of section 15 of protocol/SPEC.md)
 }
 
 // Staff is a person's entry: nothing more than their identity, name, role
