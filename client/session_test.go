@@ -319,7 +319,10 @@ func TestLostSessionRestoredStore(t *testing.T) {
 	if len(got) != 1 || !got[0].Notice {
 		t.Fatalf("bob's sync: %+v, want only the notice", got)
 	}
-	if s := bob.Stats(); s.Dropped != sessionResetFailures {
+	// At least alice's unreadable messages were dropped; a delivery
+	// receipt she sent for one of bob's replies may still have waited on
+	// the relay when bob closed, and it is sealed on the lost session too.
+	if s := bob.Stats(); s.Dropped < sessionResetFailures || s.Dropped > sessionResetFailures+2 {
 		t.Fatalf("bob stats %+v", s)
 	}
 	got, err = alice.Sync(testCtx(t))
