@@ -39,7 +39,26 @@ func (c *Client) setBlocked(ctx context.Context, contact string, blocked bool) e
 	if !blocked && !r.Person.Blocked {
 		return nil
 	}
-	verb := map[bool]string{true: "block", false: "unblock"}[blocked]
+	if err := c.setRouteCapabilities(ctx, r, blocked, 0, map[bool]string{true: "block", false: "unblock"}[blocked]); err != nil {
+		return err
+	}
+	if _, err := c.updateContact(r.ID, func(rec *contactRecord) { rec.Person.Blocked = blocked }); err != nil {
+		return ignoreGone(err)
+	}
+	if r.Person.Blocked != blocked {
+		c.contactChanged(r.Person.Name, map[bool]ContactChange{true: ContactBlocked, false: ContactUnblocked}[blocked])
+	}
+	return nil
+}
+
+// setRouteCapabilities revokes (with reason) or registers again the
+// capability of the route each of r's person's devices writes to this
+// device with, on the relay: what blocking and restricting are. Revoking
+// also revokes the route a device wrote to before, if it is still live
+// (introduction.go), so that it cannot be written to instead; registering
+// again leaves that one revoked: the contact has the current route, or
+// gets it in their session.
+func (c *Client) setRouteCapabilities(ctx context.Context, r *contactRecord, revoke bool, reason protocol.RevokeReason, verb string) error {
 	cn, err := c.authConn(ctx)
 	if err != nil {
 		return err
@@ -52,12 +71,12 @@ func (c *Client) setBlocked(ctx context.Context, contact string, blocked bool) e
 		var mb protocol.MailboxID
 		copy(mb[:], mbx)
 		var f protocol.Frame = &protocol.AddCapability{Mailbox: mb, Hash: tok.Hash()}
-		if blocked {
-			f = &protocol.RevokeCapability{Mailbox: mb, Hash: tok.Hash()}
+		if revoke {
+			f = &protocol.RevokeCapability{Mailbox: mb, Hash: tok.Hash(), Reason: reason}
 		}
 		// The relay makes a revoked capability live again only when the
 		// mailbox's owner adds it (SPEC.md section 7).
-		if err := cn.ok(ctx, f); err != nil && !(blocked && protocol.IsCode(err, protocol.CodeUnknownCapability)) {
+		if err := cn.ok(ctx, f); err != nil && !(revoke && protocol.IsCode(err, protocol.CodeUnknownCapability)) {
 			return fmt.Errorf("client: %s: %w", verb, err)
 		}
 		return nil
@@ -74,18 +93,11 @@ func (c *Client) setBlocked(ctx context.Context, contact string, blocked bool) e
 		if err := op(d.RecvMbx, d.RecvCap); err != nil {
 			return err
 		}
-		if blocked && len(d.PrevRecvMbx) == 16 && !d.PrevRevoked {
-			// They may still write to the route they had before.
+		if revoke && len(d.PrevRecvMbx) == 16 && !d.PrevRevoked {
 			if err := op(d.PrevRecvMbx, d.PrevRecvCap); err != nil {
 				return err
 			}
 		}
-	}
-	if _, err = c.updateContact(r.ID, func(rec *contactRecord) { rec.Person.Blocked = blocked }); err != nil {
-		return ignoreGone(err)
-	}
-	if r.Person.Blocked != blocked {
-		c.contactChanged(r.Person.Name, map[bool]ContactChange{true: ContactBlocked, false: ContactUnblocked}[blocked])
 	}
 	return nil
 }

@@ -221,7 +221,7 @@ func (c *Client) VerifyRecord(data []byte) (RecordSigner, error) {
 				return err
 			}
 			for _, r := range cs {
-				if identityFP(r.Person) != fp || len(r.Cert) == 0 {
+				if fpOf(r.Person.Identity) != fp || len(r.Cert) == 0 {
 					continue
 				}
 				cert, err := c.certificate(r)

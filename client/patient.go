@@ -10,7 +10,6 @@ import (
 
 	"github.com/postern/postern/client/internal/fhir"
 	"github.com/postern/postern/client/internal/store"
-	"github.com/postern/postern/keys"
 )
 
 // Patient context (protocol/SPEC.md section 9 "Patient context"): a
@@ -153,6 +152,3 @@ func patientReference(p *store.PatientRef) (*fhir.PatientReference, error) {
 	}
 	return out, nil
 }
-
-// identityFP is the fingerprint in a person record.
-func identityFP(p *store.Person) keys.Fingerprint { return fpOf(p.Identity) }

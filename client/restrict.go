@@ -7,7 +7,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/protocol"
 )
 
@@ -57,31 +56,8 @@ func (c *Client) setRestricted(ctx context.Context, contact string, level Restri
 		// Blocking revoked the same capabilities; unblocking restores them.
 		return &contactBlockedError{name: r.Person.Name}
 	}
-	cn, err := c.authConn(ctx)
-	if err != nil {
+	if err := c.setRouteCapabilities(ctx, r, level != 0, revokeReason(level), "restrict"); err != nil {
 		return err
-	}
-	var ds []*store.Device
-	if err := c.st.view(func(t *tx) (err error) { ds, err = t.DevicesOf(r.Person.ID); return err }); err != nil {
-		return err
-	}
-	for _, d := range ds {
-		if d.Revoked || len(d.RecvMbx) != 16 {
-			continue
-		}
-		tok, err := protocol.CapabilityTokenFromBytes(d.RecvCap)
-		if err != nil {
-			return errStoreCorrupt
-		}
-		var mb protocol.MailboxID
-		copy(mb[:], d.RecvMbx)
-		var f protocol.Frame = &protocol.AddCapability{Mailbox: mb, Hash: tok.Hash()}
-		if level != 0 {
-			f = &protocol.RevokeCapability{Mailbox: mb, Hash: tok.Hash(), Reason: revokeReason(level)}
-		}
-		if err := cn.ok(ctx, f); err != nil {
-			return fmt.Errorf("client: restrict: %w", err)
-		}
 	}
 	_, err = c.updateContact(r.ID, func(rec *contactRecord) { rec.Person.RestrictedByMe = uint8(level) })
 	return ignoreGone(err)
