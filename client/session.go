@@ -676,8 +676,9 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if stored {
 			res.msgs = append(res.msgs, *m)
 			if !from.Person.Self {
-				res.delivered, res.deliveredID = from.ID, ct.MsgID             // receipts.go
-				if err := c.intakeMessage(t, from, ct, now, res); err != nil { // a team's intake (teamqueue.go)
+				res.delivered, res.deliveredID = from.ID, ct.MsgID // receipts.go
+				// On a team's intake: forwarded to the staff (teamqueue.go).
+				if err := c.intakeMessage(t, from, ct, now, res); err != nil {
 					return nil, err
 				}
 			}
