@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/postern/postern/client/internal/store"
+	"github.com/postern/postern/protocol"
 )
 
 // TestTeamIntakeAndReply: a patient's message to the team reaches every
@@ -154,6 +157,86 @@ func TestTeamClaimRace(t *testing.T) {
 			if it.State != "new" || it.Reopens != round/2+1 {
 				t.Fatalf("round %d: after the patient wrote again: %+v", round, it)
 			}
+		}
+	}
+}
+
+// TestTeamRemoveStaff: removing a staff member replaces the claim
+// space's write capability and the team key (epoch 2, sent to the
+// remaining staff), so the removed member's devices can no longer claim;
+// the conversation it owned goes back to new on every remaining device,
+// and the remaining staff claim it.
+func TestTeamRemoveStaff(t *testing.T) {
+	f := newTeamFixture(t)
+	ctx := testCtx(t)
+	if _, err := f.pat.Send(ctx, "Pharmacy", "side effects?"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, f.intake)
+	id := queueOf(t, f.staff[2][0], "pat").ID
+	f.settleQueue(t, id)
+	if _, err := f.staff[2][0].Claim(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	f.settleQueue(t, id)
+	tm, err := f.intake.RemoveStaff(ctx, "Pharmacy", "cal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tm.Epoch != 2 || len(tm.Staff) != 3 {
+		t.Fatalf("after the removal: %+v", tm)
+	}
+	remaining := []*Client{f.intake, f.staff[0][0], f.staff[0][1], f.staff[1][0], f.staff[1][1]}
+	syncAll(t, 3, append(remaining, f.staff[2][0], f.staff[2][1])...)
+	for _, c := range remaining[1:] {
+		ts, err := c.Teams()
+		if err != nil || len(ts) != 1 || ts[0].Epoch != 2 {
+			t.Fatalf("%s: teams %+v, %v", c.name, ts, err)
+		}
+		it, err := c.queueItem(id)
+		if err != nil || it.State != "new" || it.Owner != "" {
+			t.Fatalf("%s: %+v, %v", c.name, it, err)
+		}
+	}
+	// The removed member's devices: refused by the relay (the old write
+	// capability), or by their own client (no longer in the group).
+	for _, c := range f.staff[2] {
+		if _, err := c.Resolve(ctx, id); !errIsOne(err, ErrNotStaff, ErrNotOwner, ErrQueueState) {
+			t.Fatalf("%s: a removed member's resolve: %v", c.name, err)
+		}
+		ts, err := c.Teams()
+		if err != nil || len(ts) != 1 || ts[0].Epoch != 1 {
+			t.Fatalf("%s: the removed member's team %+v, %v", c.name, ts, err)
+		}
+	}
+	// And the relay refuses the write capability they hold, whatever
+	// their client does.
+	cal := f.staff[2][0]
+	var old *store.TeamRecord
+	if err := cal.st.view(func(t *tx) error {
+		var err error
+		old, err = t.lookupTeam("Pharmacy")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	write, _ := protocol.CapabilityTokenFromBytes(old.WriteCap)
+	_, err = cal.anonRequest(ctx, old.Relay, "test", &protocol.GetClaim{Space: protocol.ClaimSpaceID(old.Space), Write: write})
+	if !protocol.IsCode(err, protocol.CodeClaimCapability) {
+		t.Fatalf("the old write capability: %v", err)
+	}
+	if _, err := f.staff[1][0].Claim(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 2, remaining...)
+	for _, c := range remaining[1:] {
+		it, err := c.queueItem(id)
+		want := "ben"
+		if c == f.staff[1][0] || c == f.staff[1][1] {
+			want = Me
+		}
+		if err != nil || it.State != "claimed" || it.Owner != want {
+			t.Fatalf("%s: %+v, %v", c.name, it, err)
 		}
 	}
 }
