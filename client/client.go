@@ -220,6 +220,9 @@ type Client struct {
 	// groupMu serialises this device's changes to its groups' states
 	// (group.go): an admin publishes one version at a time.
 	groupMu sync.Mutex
+	// teamMu serialises this device's changes to its teams' records that
+	// talk to the relay first (team.go).
+	teamMu sync.Mutex
 
 	prekeyBusy  chan struct{} // a one-slot semaphore held by a prekey check (prekeys.go)
 	maintaining chan struct{} // a one-slot semaphore held by route maintenance (introduction.go)

@@ -1467,7 +1467,7 @@ func (c *Client) receiveGroup(t *tx, mb protocol.MailboxID, envID protocol.Envel
 	if err != nil {
 		return nil, err
 	}
-	m, drop, err := c.openGroupMessage(t, rec, s, ks, env, mb, envID, now)
+	m, drop, err := c.openGroupMessage(t, rec, s, ks, env, mb, envID, now, res)
 	if err != nil {
 		return nil, err
 	}
@@ -1512,7 +1512,7 @@ func (c *Client) retryGroupPending(t *tx, rec *store.GroupRecord, now time.Time,
 		var id protocol.EnvelopeID
 		copy(mb[:], rec.Mailbox)
 		copy(id[:], p.ID)
-		m, drop, err := c.openGroupMessage(t, rec, s, ks, p.Envelope, mb, id, p.Received)
+		m, drop, err := c.openGroupMessage(t, rec, s, ks, p.Envelope, mb, id, p.Received, res)
 		if err != nil {
 			return err
 		}
@@ -1536,7 +1536,7 @@ func (c *Client) retryGroupPending(t *tx, rec *store.GroupRecord, now time.Time,
 // errGroupNoKey when its sender key has not arrived (keep it), ErrDecrypt,
 // ErrUnknownSender, errGroupObserver.
 func (c *Client) openGroupMessage(t *tx, rec *store.GroupRecord, s *group.State, ks *senderkey.State, env []byte,
-	mb protocol.MailboxID, envID protocol.EnvelopeID, now time.Time) (*Message, error, error) {
+	mb protocol.MailboxID, envID protocol.EnvelopeID, now time.Time, res *received) (*Message, error, error) {
 	if protocol.CheckEnvelope(env) != nil || env[1] != byte(protocol.KindGroup) {
 		return nil, ErrDecrypt, nil
 	}
@@ -1564,7 +1564,7 @@ func (c *Client) openGroupMessage(t *tx, rec *store.GroupRecord, s *group.State,
 		return nil, ErrDecrypt, nil
 	}
 	ct, err := parseSessionContent(plain)
-	if err != nil || !isGroupMessageContent(ct.Type) || ct.Sender != keys.Fingerprint(sender) {
+	if err != nil || !(isGroupMessageContent(ct.Type) || isTeamGroupContent(ct.Type)) || ct.Sender != keys.Fingerprint(sender) {
 		return nil, ErrDecrypt, nil
 	}
 	mem, _ := s.Device(keys.Fingerprint(sender))
@@ -1574,6 +1574,9 @@ func (c *Client) openGroupMessage(t *tx, rec *store.GroupRecord, s *group.State,
 	if !mem.Role.MaySend() {
 		c.log.Info("dropped a group message from an observer")
 		return nil, errGroupObserver, nil
+	}
+	if isTeamGroupContent(ct.Type) {
+		return c.receiveTeamGroup(t, rec, s, mem, ct, mb, envID, now, res) // a team's staff group (teamqueue.go)
 	}
 	var atts []attachmentRecord
 	if ct.Type == contentAttachment || ct.Type == contentAttachmentHeaders {

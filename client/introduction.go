@@ -682,6 +682,9 @@ func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 	}
 	// Group joins and sender keys (group.go).
 	c.runGroupTasks(ctx, res.groups)
+	if res.teams {
+		c.flushTeams(ctx) // what a team's intake forwards (teamqueue.go)
+	}
 	// A device just linked may have introduced itself (inboxsnapshot.go).
 	c.flushInboxSnapshots(ctx)
 }
@@ -700,6 +703,7 @@ func (c *Client) maintain(ctx context.Context, cn *conn) {
 	// What waits for a relay that could not be reached (outbox.go).
 	c.flushOutboxLog(ctx)
 	c.flushInboxSnapshots(ctx)
+	c.flushTeams(ctx)
 	var routes, revokes [][]byte
 	err := c.st.view(func(t *tx) error {
 		cs, err := t.contacts()

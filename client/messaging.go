@@ -423,6 +423,8 @@ type received struct {
 	deliveredID [msgIDSize]byte
 	// groups: joins, distributions and admissions to carry out (group.go).
 	groups []groupTask
+	// teams: a team's intake has something to send (teamqueue.go).
+	teams bool
 }
 
 // receiveEnvelope is receive for tests: the first new message, or nil and

@@ -171,6 +171,9 @@ type content struct {
 	GroupPart *groupPart
 	GroupKey  []byte
 	GroupJoin *groupJoin
+	// Team contents (teamwire.go); a queue message or reply carries its
+	// message in Inner.
+	Team *teamContent
 
 	Signature []byte
 }
@@ -273,6 +276,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendRecallBody(b, c)
 	case contentGroupState, contentGroupKey, contentGroupJoin:
 		return appendGroupBody(b, c)
+	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest:
+		return appendTeamBody(b, c)
 	default:
 		return nil, ErrDecrypt
 	}
@@ -388,7 +393,8 @@ func sessionContent(t byte) bool {
 	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello,
 		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy,
 		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall,
-		contentGroupState, contentGroupKey, contentGroupJoin:
+		contentGroupState, contentGroupKey, contentGroupJoin,
+		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest:
 		return true
 	}
 	return false
@@ -554,6 +560,10 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		}
 	case contentGroupState, contentGroupKey, contentGroupJoin:
 		if !parseGroupBody(r, c) {
+			return nil, false
+		}
+	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest:
+		if !parseTeamBody(r, c) {
 			return nil, false
 		}
 	default:

@@ -636,6 +636,10 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if err := c.receiveGroupContent(t, from, ct, now, res); err != nil {
 			return nil, err
 		}
+	case contentTeamSecrets:
+		if err := c.receiveTeamSecrets(t, from, ct, now); err != nil {
+			return nil, err
+		}
 	}
 	if notice {
 		m, err := storeNotice(t, from, opened.InitID(), now)
@@ -673,6 +677,10 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 			res.msgs = append(res.msgs, *m)
 			if !from.Person.Self {
 				res.delivered, res.deliveredID = from.ID, ct.MsgID // receipts.go
+				// On a team's intake: forwarded to the staff (teamqueue.go).
+				if err := c.intakeMessage(t, from, ct, now, res); err != nil {
+					return nil, err
+				}
 			}
 		} else if len(res.msgs) == 0 {
 			return errDuplicate, nil

@@ -19,8 +19,8 @@
 //     schema (ErrTooNew) without changing a byte;
 //   - the model (model.go): persons (Self for this device's own), their
 //     devices with the routes between each and this device, conversations
-//     (direct; group and team-queue reserved and refused with
-//     ErrConversationType), messages with their conversation, subject and
+//     (direct, group, team queue: the last stored only with its queue
+//     record, team.go), messages with their conversation, subject and
 //     reply-to, and the mailbox index that finds the device writing to a
 //     mailbox of ours in one lookup. A migration and the code that reads
 //     its result share these definitions.

@@ -16,9 +16,9 @@ var (
 	// ErrEraseKeys: erase.keys is missing or does not hold the epoch key
 	// that the store names.
 	ErrEraseKeys = errors.New("store: " + EraseKeysFileName + " is missing or damaged: this home's sessions and prekeys cannot be read")
-	// ErrConversationType: a team-queue conversation, whose type is
-	// reserved for a later version.
-	ErrConversationType = errors.New("store: team-queue conversations are not supported by this version of postern")
+	// ErrConversationType: a team-queue conversation given to
+	// PutConversation; it is stored only with its queue record (PutQueue).
+	ErrConversationType = errors.New("store: a team-queue conversation is stored only with its queue record")
 	// ErrStop, returned by the function given to Tx.Each, ends the walk
 	// without an error.
 	ErrStop = errors.New("store: stop")

@@ -142,8 +142,9 @@ const (
 	// Group is a group's conversation (group.go): its ID is the group's
 	// index (GroupConversationID), its record in BucketGroups.
 	Group ConversationType = 2
-	// TeamQueue is reserved: its records are refused by this version
-	// (ErrConversationType).
+	// TeamQueue is a team queue's conversation with one outsider, on a
+	// staff device (schema 7, team.go): its ID is QueueConversationID, its
+	// record in BucketQueues, its title the outsider's name.
 	TeamQueue ConversationType = 3
 )
 
@@ -187,7 +188,10 @@ func (c *Conversation) check() error {
 		}
 		return nil
 	case TeamQueue:
-		return fmt.Errorf("%w (type %d)", ErrConversationType, c.Type)
+		if len(c.Person) != 0 || len(c.ID) != RecordIDSize {
+			return ErrCorrupt
+		}
+		return nil
 	}
 	return fmt.Errorf("store: conversation of unknown type %d: %w", c.Type, ErrCorrupt)
 }
@@ -455,8 +459,7 @@ func (t *Tx) DirectConversationID(person []byte) []byte {
 	return t.Index(BucketConversations, []byte("direct"), person)
 }
 
-// Conversation returns conversation id, nil if there is none, or
-// ErrConversationType for a type this version does not handle.
+// Conversation returns conversation id, nil if there is none.
 func (t *Tx) Conversation(id []byte) (*Conversation, error) {
 	var c Conversation
 	ok, err := t.Get(BucketConversations, id, &c)
@@ -472,11 +475,14 @@ func (t *Tx) Conversation(id []byte) (*Conversation, error) {
 	return &c, nil
 }
 
-// PutConversation stores c under its ID; a team queue is refused
-// (ErrConversationType).
+// PutConversation stores c under its ID; a team queue's is refused
+// (ErrConversationType): it is stored with its queue record (PutQueue).
 func (t *Tx) PutConversation(c *Conversation) error {
 	if err := c.check(); err != nil {
 		return err
+	}
+	if c.Type == TeamQueue {
+		return fmt.Errorf("%w (type %d)", ErrConversationType, c.Type)
 	}
 	if c.Type == Direct && !bytes.Equal(c.ID, t.DirectConversationID(c.Person)) {
 		return fmt.Errorf("store: a direct conversation's ID is its person's index: %w", ErrCorrupt)

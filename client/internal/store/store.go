@@ -55,11 +55,19 @@ var (
 	// group before it could be used: parts of a state, distributions of
 	// devices not in the state yet.
 	BucketGroupPending = []byte("group-pending")
+	// Schema 7 (team.go): a team's record (claim space, write capability,
+	// claim key, team keys, what the intake still has to forward), by the
+	// staff group's conversation ID; ephemeral, as groups are, so that a
+	// replaced write capability or team key is gone. BucketQueues holds a
+	// queue conversation's record (its register as this device last saw
+	// it, the outsider it is with) by the conversation's ID.
+	BucketTeams  = []byte("teams")
+	BucketQueues = []byte("queues")
 
-	allBuckets = [][]byte{BucketMeta, BucketPersons, BucketDevices, BucketConversations, BucketMessages, BucketMessageIDs, BucketMailboxIndex, BucketSeen, BucketInvitations, BucketPrekeys, BucketSessions, BucketErasure, BucketOutbox, BucketFolders, BucketDrafts, BucketPlacements, BucketGroups, BucketGroupPending}
+	allBuckets = [][]byte{BucketMeta, BucketPersons, BucketDevices, BucketConversations, BucketMessages, BucketMessageIDs, BucketMailboxIndex, BucketSeen, BucketInvitations, BucketPrekeys, BucketSessions, BucketErasure, BucketOutbox, BucketFolders, BucketDrafts, BucketPlacements, BucketGroups, BucketGroupPending, BucketTeams, BucketQueues}
 	// ephemeralBuckets are the buckets whose old values must not survive
 	// their deletion or replacement.
-	ephemeralBuckets = [][]byte{BucketPrekeys, BucketSessions, BucketGroups, BucketGroupPending}
+	ephemeralBuckets = [][]byte{BucketPrekeys, BucketSessions, BucketGroups, BucketGroupPending, BucketTeams}
 )
 
 // Buckets returns the name of every bucket of the current schema.

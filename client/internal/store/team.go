@@ -1,0 +1,195 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+)
+
+// TeamRecord is this device's record of a team (client team.go;
+// protocol/SPEC.md section 15.9), in BucketTeams under the staff group's
+// conversation ID. It is SECRET: the claim space's capabilities, the
+// claim key and the team keys.
+type TeamRecord struct {
+	V  int    `json:"v"`
+	ID []byte `json:"id"` // the staff group's conversation ID, GroupConversationID(Group)
+	// Group is the staff group's 16-byte ID, Name the team's name.
+	Group []byte `json:"group"`
+	Name  string `json:"name"`
+	// Intake: this device is the team's intake (its person is the team).
+	Intake bool `json:"intake,omitempty"`
+	// IntakeIdentity is the team person's identity fingerprint.
+	IntakeIdentity []byte `json:"intake_identity"`
+	// Relay, Space, WriteCap: the claim space and its write capability;
+	// SpaceAdmin its admin capability (the intake only).
+	Relay      string `json:"relay"`
+	Space      []byte `json:"space"`
+	WriteCap   []byte `json:"write_cap"`
+	SpaceAdmin []byte `json:"space_admin,omitempty"`
+	// ClaimKey and Keys: the claim key and every team key epoch held.
+	ClaimKey []byte    `json:"claim_key"`
+	Keys     []TeamKey `json:"keys"`
+	// Secrets counts the secrets this device accepted (staff) or sent
+	// (intake): a staff device takes only a higher count.
+	Secrets uint64 `json:"secrets"`
+	// Outgoing is what the intake still has to send: patients' messages
+	// to forward into the staff group, staff replies to forward to the
+	// patient, reopens to write.
+	Outgoing []TeamOutgoing `json:"outgoing,omitempty"`
+	Created  time.Time      `json:"created"`
+}
+
+// TeamKey is one epoch of a team key.
+type TeamKey struct {
+	Epoch uint32 `json:"epoch"`
+	Key   []byte `json:"key"`
+}
+
+// TeamOutgoing is one thing the intake has to send after the receive
+// that decided it committed. Kind is the client's; Content an encoded
+// content; Conversation the queue conversation; Person the outsider's
+// person record ID.
+type TeamOutgoing struct {
+	Kind         int    `json:"kind"`
+	Conversation []byte `json:"conversation"`
+	Person       []byte `json:"person,omitempty"`
+	Content      []byte `json:"content,omitempty"`
+	Sent         uint64 `json:"sent,omitempty"`
+	Urgent       bool   `json:"urgent,omitempty"`
+}
+
+// MaxTeamOutgoing bounds what waits in a team record: beyond it the
+// oldest goes (the client logs it).
+const MaxTeamOutgoing = 1024
+
+// Team returns the team record of the staff group conversation id, or
+// nil.
+func (t *Tx) Team(id []byte) (*TeamRecord, error) {
+	var r TeamRecord
+	ok, err := t.Get(BucketTeams, id, &r)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if !bytes.Equal(r.ID, id) {
+		return nil, ErrCorrupt
+	}
+	return &r, nil
+}
+
+// PutTeam stores r under its ID, which must be its staff group's
+// conversation ID.
+func (t *Tx) PutTeam(r *TeamRecord) error {
+	if len(r.Group) != 16 || !bytes.Equal(r.ID, t.GroupConversationID(r.Group)) {
+		return fmt.Errorf("store: a team's record ID is its staff group's conversation: %w", ErrCorrupt)
+	}
+	if len(r.Outgoing) > MaxTeamOutgoing {
+		r.Outgoing = r.Outgoing[len(r.Outgoing)-MaxTeamOutgoing:]
+	}
+	r.V = 1
+	return t.Put(BucketTeams, r.ID, r)
+}
+
+// Teams returns every team record, in key order.
+func (t *Tx) Teams() ([]*TeamRecord, error) {
+	var out []*TeamRecord
+	err := t.Each(BucketTeams, func(_, v []byte) error {
+		r := new(TeamRecord)
+		if err := Unmarshal(v, r); err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// QueueRecord is a queue conversation as this device knows it, in
+// BucketQueues under its conversation's ID (QueueConversationID).
+type QueueRecord struct {
+	V  int    `json:"v"`
+	ID []byte `json:"id"`
+	// Team is the staff group's ID, Conversation the queue conversation's
+	// team-wide 16-byte ID.
+	Team         []byte `json:"team"`
+	Conversation []byte `json:"conversation"`
+	// Outsider is the outsider's name as the intake forwarded it; Person
+	// (the intake only) the outsider's person record ID.
+	Outsider string `json:"outsider"`
+	Person   []byte `json:"person,omitempty"`
+	// Opened and Urgent: the sent time and urgent flag of the patient's
+	// first message (the register's value while it was never written).
+	Opened uint64 `json:"opened"`
+	Urgent bool   `json:"urgent,omitempty"`
+	// Version and Sealed: the register as this device last saw it.
+	Version uint64 `json:"version,omitempty"`
+	Sealed  []byte `json:"sealed,omitempty"`
+	// Last is when the conversation's newest message arrived.
+	Last    time.Time `json:"last"`
+	Created time.Time `json:"created"`
+}
+
+// QueueConversationID is the ID of queue conversation conv of the team
+// whose staff group is gid: Kidx-index of ("queue", gid, conv).
+func (t *Tx) QueueConversationID(gid, conv []byte) []byte {
+	return t.Index(BucketConversations, []byte("queue"), gid, conv)
+}
+
+// Queue returns the queue record of conversation id, or nil.
+func (t *Tx) Queue(id []byte) (*QueueRecord, error) {
+	var q QueueRecord
+	ok, err := t.Get(BucketQueues, id, &q)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if !bytes.Equal(q.ID, id) {
+		return nil, ErrCorrupt
+	}
+	return &q, nil
+}
+
+// PutQueue stores q under its ID with its conversation (type TeamQueue,
+// made at q.Created, titled with the outsider's name).
+func (t *Tx) PutQueue(q *QueueRecord) error {
+	if len(q.Team) != 16 || len(q.Conversation) != 16 || !bytes.Equal(q.ID, t.QueueConversationID(q.Team, q.Conversation)) {
+		return fmt.Errorf("store: a queue record's ID is its conversation's index: %w", ErrCorrupt)
+	}
+	c, err := t.Conversation(q.ID)
+	if err != nil {
+		return err
+	}
+	if c == nil {
+		c = &Conversation{ID: q.ID, Type: TeamQueue, Created: q.Created}
+	}
+	if c.Type != TeamQueue {
+		return fmt.Errorf("store: a queue's conversation of type %d: %w", c.Type, ErrCorrupt)
+	}
+	if c.Title != q.Outsider {
+		c.Title = q.Outsider
+		if err := c.check(); err != nil {
+			return err
+		}
+		c.V = 1
+		if err := t.Put(BucketConversations, c.ID, c); err != nil {
+			return err
+		}
+	}
+	q.V = 1
+	return t.Put(BucketQueues, q.ID, q)
+}
+
+// Queues returns the queue records of the team whose staff group is gid
+// (every team's if gid is nil), in key order.
+func (t *Tx) Queues(gid []byte) ([]*QueueRecord, error) {
+	var out []*QueueRecord
+	err := t.Each(BucketQueues, func(_, v []byte) error {
+		q := new(QueueRecord)
+		if err := Unmarshal(v, q); err != nil {
+			return err
+		}
+		if gid == nil || bytes.Equal(q.Team, gid) {
+			out = append(out, q)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,95 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestMigrate6to7: a store of schema 6 (no team buckets) reaches Schema
+// with both buckets, empty, and what it held kept.
+func TestMigrate6to7(t *testing.T) {
+	st := testStore(t)
+	err := st.Update(func(t *Tx) error {
+		for _, b := range [][]byte{BucketTeams, BucketQueues} {
+			if err := t.bt.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		r, err := t.Record()
+		if err != nil {
+			return err
+		}
+		r.Schema = 6
+		return t.putRecord(r)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(func(t *Tx) error {
+		if r, err := t.Record(); err != nil || r.Schema != Schema || Schema != 7 {
+			return fmt.Errorf("record %+v, %v", r, err)
+		}
+		for _, b := range [][]byte{BucketTeams, BucketQueues} {
+			if t.bt.Bucket(b) == nil {
+				return fmt.Errorf("no bucket %s", b)
+			}
+		}
+		if ts, err := t.Teams(); err != nil || len(ts) != 0 {
+			return fmt.Errorf("%d teams, %v", len(ts), err)
+		}
+		var r testRecord
+		if ok, err := t.Get(BucketMeta, t.Index(BucketMeta, testKey), &r); err != nil || !ok || r.Name != "x" {
+			return fmt.Errorf("the store's value lost: %v %v", ok, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTeamRecords: a team record is found under its staff group's
+// conversation ID and refused under another; a queue record comes with
+// its conversation (type TeamQueue, titled with the outsider), is listed
+// per team, and refused under an ID that is not its index.
+func TestTeamRecords(t *testing.T) {
+	st := testStore(t)
+	gid, gid2, conv := NewID(), NewID(), NewID()
+	err := st.Update(func(t *Tx) error {
+		r := &TeamRecord{ID: t.GroupConversationID(gid), Group: gid, Name: "Pharmacy", ClaimKey: []byte{1}, Created: time.Now()}
+		if err := t.PutTeam(r); err != nil {
+			return err
+		}
+		if err := t.PutTeam(&TeamRecord{ID: NewID(), Group: gid2}); !errors.Is(err, ErrCorrupt) {
+			return fmt.Errorf("a team under another ID: %v", err)
+		}
+		got, err := t.Team(r.ID)
+		if err != nil || got == nil || got.Name != "Pharmacy" {
+			return fmt.Errorf("team %+v, %v", got, err)
+		}
+		q := &QueueRecord{ID: t.QueueConversationID(gid, conv), Team: gid, Conversation: conv, Outsider: "Pat", Created: time.Now()}
+		if err := t.PutQueue(q); err != nil {
+			return err
+		}
+		c, err := t.Conversation(q.ID)
+		if err != nil || c == nil || c.Type != TeamQueue || c.Title != "Pat" {
+			return fmt.Errorf("conversation %+v, %v", c, err)
+		}
+		if err := t.PutQueue(&QueueRecord{ID: NewID(), Team: gid, Conversation: conv}); !errors.Is(err, ErrCorrupt) {
+			return fmt.Errorf("a queue under another ID: %v", err)
+		}
+		if qs, err := t.Queues(gid); err != nil || len(qs) != 1 || !bytes.Equal(qs[0].Conversation, conv) {
+			return fmt.Errorf("queues %v, %v", qs, err)
+		}
+		if qs, err := t.Queues(gid2); err != nil || len(qs) != 0 {
+			return fmt.Errorf("another team's queues %v, %v", qs, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

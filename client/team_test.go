@@ -1,0 +1,242 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/postern/postern/client/internal/store"
+	"github.com/postern/postern/protocol"
+)
+
+// TestTeamIntakeAndReply: a patient's message to the team reaches every
+// staff device once, as a new queue conversation with the patient's name;
+// a staff reply reaches the patient from the team, and every staff
+// device's thread holds both.
+func TestTeamIntakeAndReply(t *testing.T) {
+	f := newTeamFixture(t)
+	ctx := testCtx(t)
+	if _, err := f.pat.Send(ctx, "Pharmacy", "Can I get a refill of my inhaler?"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, f.intake)
+	it := queueOf(t, f.staff[0][0], "pat")
+	items := f.settleQueue(t, it.ID)
+	for i, got := range items {
+		if got.State != "new" || got.Owner != "" || got.Outsider != "pat" || got.Messages != 1 {
+			t.Fatalf("device %d: %+v", i, got)
+		}
+	}
+	// The intake forwards once: a second sync sends nothing more.
+	syncAll(t, 2, f.all()...)
+	for _, c := range f.staffDevices() {
+		th, err := c.QueueThread(it.ID)
+		if err != nil || len(th) != 1 || th[0].From != "pat" || th[0].Text != "Can I get a refill of my inhaler?" {
+			t.Fatalf("%s: thread %+v, %v", c.name, th, err)
+		}
+		if un, err := c.Queue("Pharmacy", QueueUnclaimed); err != nil || len(un) != 1 {
+			t.Fatalf("unclaimed %+v, %v", un, err)
+		}
+	}
+	if _, err := f.staff[1][1].ReplyQueue(ctx, it.ID, "Ready for pick-up tomorrow.", nil); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 2, f.intake, f.pat)
+	got := messagesLike(t, f.pat, "Ready for pick-up")
+	if len(got) != 1 || got[0].From != "Pharmacy" || got[0].Outgoing {
+		t.Fatalf("patient got %+v", got)
+	}
+	syncAll(t, 1, f.all()...)
+	for i, c := range f.staffDevices() {
+		th, err := c.QueueThread(it.ID)
+		if err != nil || len(th) != 2 || th[1].Text != "Ready for pick-up tomorrow." {
+			t.Fatalf("%s: thread %+v, %v", c.name, th, err)
+		}
+		want := "ben"
+		if i/2 == 1 {
+			want = Me
+		}
+		if th[1].From != want {
+			t.Fatalf("%s: reply from %q, want %q", c.name, th[1].From, want)
+		}
+	}
+	// A staff member is not a patient: their message to the team person
+	// opens no queue conversation.
+	if _, err := f.staff[2][0].Send(ctx, "Pharmacy", "rota for next week?"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 2, f.intake, f.staff[0][0])
+	if qs, err := f.staff[0][0].Queue("Pharmacy", QueueAll); err != nil || len(qs) != 1 {
+		t.Fatalf("queue %+v, %v", qs, err)
+	}
+}
+
+// TestTeamClaimRace is the test: a team of three staff with two
+// devices each and two patients, over a real relay on loopback. Two
+// staff claim the same conversation at the same moment, 100 times: each
+// time exactly one wins, the other is told it is owned, and all six
+// staff devices agree on the owner. Between rounds the owner resolves
+// the conversation and its patient writes again, which reopens it.
+func TestTeamClaimRace(t *testing.T) {
+	f := newTeamFixture(t)
+	ctx := testCtx(t)
+	patients := []*Client{f.pat, f.quinn}
+	ids := make([]string, 2)
+	for i, p := range patients {
+		if _, err := p.Send(ctx, "Pharmacy", fmt.Sprintf("question %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncAll(t, 1, f.intake)
+	ids[0] = queueOf(t, f.staff[0][0], "pat").ID
+	ids[1] = queueOf(t, f.staff[0][0], "quinn").ID
+	f.settleQueue(t, ids[0])
+	f.settleQueue(t, ids[1])
+	devs := f.staffDevices()
+	const rounds = 100
+	for round := range rounds {
+		pi := round % 2
+		id := ids[pi]
+		// Two devices of two different staff members.
+		a, b := round%3, (round+1+round/3%2)%3
+		if a == b {
+			b = (a + 1) % 3
+		}
+		ca, cb := f.staff[a][round%2], f.staff[b][(round/2)%2]
+		var (
+			wg   sync.WaitGroup
+			errs [2]error
+		)
+		start := make(chan struct{})
+		for i, c := range []*Client{ca, cb} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, errs[i] = c.Claim(ctx, id)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		won := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && won == -1:
+				won = i
+			case err == nil:
+				t.Fatalf("round %d: both claims won", round)
+			case !errors.Is(err, ErrOwned):
+				t.Fatalf("round %d: claim %d: %v", round, i, err)
+			}
+		}
+		if won == -1 {
+			t.Fatalf("round %d: no claim won: %v", round, errs)
+		}
+		winner := []int{a, b}[won]
+		items := f.settleQueue(t, id)
+		for i, it := range items {
+			want := f.names[winner]
+			if i/2 == winner {
+				want = Me
+			}
+			if it.State != "claimed" || it.Owner != want {
+				t.Fatalf("round %d: device %d (%s) sees %s owned by %q, want %q", round, i, devs[i].name, it.State, it.Owner, want)
+			}
+		}
+		// The owner (its other device) resolves; the patient writes
+		// again, and the intake reopens it.
+		if _, err := f.staff[winner][1].Resolve(ctx, id); err != nil {
+			t.Fatalf("round %d: resolve: %v", round, err)
+		}
+		if _, err := patients[pi].Send(ctx, "Pharmacy", fmt.Sprintf("again %d", round)); err != nil {
+			t.Fatal(err)
+		}
+		syncAll(t, 1, f.intake)
+		for _, it := range f.settleQueue(t, id) {
+			if it.State != "new" || it.Reopens != round/2+1 {
+				t.Fatalf("round %d: after the patient wrote again: %+v", round, it)
+			}
+		}
+	}
+}
+
+// TestTeamRemoveStaff: removing a staff member replaces the claim
+// space's write capability and the team key (epoch 2, sent to the
+// remaining staff), so the removed member's devices can no longer claim;
+// the conversation it owned goes back to new on every remaining device,
+// and the remaining staff claim it.
+func TestTeamRemoveStaff(t *testing.T) {
+	f := newTeamFixture(t)
+	ctx := testCtx(t)
+	if _, err := f.pat.Send(ctx, "Pharmacy", "side effects?"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, f.intake)
+	id := queueOf(t, f.staff[2][0], "pat").ID
+	f.settleQueue(t, id)
+	if _, err := f.staff[2][0].Claim(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	f.settleQueue(t, id)
+	tm, err := f.intake.RemoveStaff(ctx, "Pharmacy", "cal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tm.Epoch != 2 || len(tm.Staff) != 3 {
+		t.Fatalf("after the removal: %+v", tm)
+	}
+	remaining := []*Client{f.intake, f.staff[0][0], f.staff[0][1], f.staff[1][0], f.staff[1][1]}
+	syncAll(t, 3, append(remaining, f.staff[2][0], f.staff[2][1])...)
+	for _, c := range remaining[1:] {
+		ts, err := c.Teams()
+		if err != nil || len(ts) != 1 || ts[0].Epoch != 2 {
+			t.Fatalf("%s: teams %+v, %v", c.name, ts, err)
+		}
+		it, err := c.queueItem(id)
+		if err != nil || it.State != "new" || it.Owner != "" {
+			t.Fatalf("%s: %+v, %v", c.name, it, err)
+		}
+	}
+	// The removed member's devices: refused by the relay (the old write
+	// capability), or by their own client (no longer in the group).
+	for _, c := range f.staff[2] {
+		if _, err := c.Resolve(ctx, id); !errIsOne(err, ErrNotStaff, ErrNotOwner, ErrQueueState) {
+			t.Fatalf("%s: a removed member's resolve: %v", c.name, err)
+		}
+		ts, err := c.Teams()
+		if err != nil || len(ts) != 1 || ts[0].Epoch != 1 {
+			t.Fatalf("%s: the removed member's team %+v, %v", c.name, ts, err)
+		}
+	}
+	// And the relay refuses the write capability they hold, whatever
+	// their client does.
+	cal := f.staff[2][0]
+	var old *store.TeamRecord
+	if err := cal.st.view(func(t *tx) error {
+		var err error
+		old, err = t.lookupTeam("Pharmacy")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	write, _ := protocol.CapabilityTokenFromBytes(old.WriteCap)
+	_, err = cal.anonRequest(ctx, old.Relay, "test", &protocol.GetClaim{Space: protocol.ClaimSpaceID(old.Space), Write: write})
+	if !protocol.IsCode(err, protocol.CodeClaimCapability) {
+		t.Fatalf("the old write capability: %v", err)
+	}
+	if _, err := f.staff[1][0].Claim(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 2, remaining...)
+	for _, c := range remaining[1:] {
+		it, err := c.queueItem(id)
+		want := "ben"
+		if c == f.staff[1][0] || c == f.staff[1][1] {
+			want = Me
+		}
+		if err != nil || it.State != "claimed" || it.Owner != want {
+			t.Fatalf("%s: %+v, %v", c.name, it, err)
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/postern/postern/relay/relaytest"
+)
+
+// teamFixture is a team on one relay: the intake profile "Pharmacy",
+// three staff (ann, ben, cal) with two devices each, contacts of each
+// other and of the team, and two patients (pat, quinn), contacts of the
+// team only.
+type teamFixture struct {
+	srv        *relaytest.Server
+	intake     *Client
+	staff      [3][2]*Client // per person, its two devices
+	names      [3]string
+	pat, quinn *Client
+}
+
+// staffDevices are the six staff devices.
+func (f *teamFixture) staffDevices() []*Client {
+	var out []*Client
+	for _, p := range f.staff {
+		out = append(out, p[0], p[1])
+	}
+	return out
+}
+
+// all is every client of the fixture.
+func (f *teamFixture) all() []*Client {
+	return append([]*Client{f.intake, f.pat, f.quinn}, f.staffDevices()...)
+}
+
+func newTeamFixture(t *testing.T) *teamFixture {
+	t.Helper()
+	f := &teamFixture{srv: relaytest.New(t, nil), names: [3]string{"ann", "ben", "cal"}}
+	f.intake, _ = newTestClient(t, f.srv, "Pharmacy")
+	for i, n := range f.names {
+		f.staff[i][0], _ = newTestClient(t, f.srv, n)
+		befriend(t, f.intake, f.staff[i][0], "Pharmacy")
+	}
+	befriend(t, f.staff[0][0], f.staff[1][0], "ann")
+	befriend(t, f.staff[0][0], f.staff[2][0], "ann")
+	befriend(t, f.staff[1][0], f.staff[2][0], "ben")
+	f.pat, _ = newTestClient(t, f.srv, "pat")
+	f.quinn, _ = newTestClient(t, f.srv, "quinn")
+	befriend(t, f.intake, f.pat, "Pharmacy")
+	befriend(t, f.intake, f.quinn, "Pharmacy")
+	for i, n := range f.names {
+		f.staff[i][1], _ = linkNew(t, f.staff[i][0], n+"-2")
+	}
+	syncAll(t, 3, f.all()...)
+	ctx := testCtx(t)
+	if _, err := f.intake.CreateTeam(ctx, "Pharmacy"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range f.names {
+		if _, err := f.intake.AddStaff(ctx, "Pharmacy", n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settleGroup(t, "Pharmacy", append([]*Client{f.intake}, f.staffDevices()...)...)
+	for _, c := range f.staffDevices() {
+		if ts, err := c.Teams(); err != nil || len(ts) != 1 || ts[0].Name != "Pharmacy" || ts[0].Intake {
+			t.Fatalf("%s: teams %+v, %v", c.name, ts, err)
+		}
+	}
+	return f
+}
+
+// settleQueue syncs the intake and the staff devices until every staff
+// device holds queue conversation id at one version, and returns that
+// version's items, one per staff device.
+func (f *teamFixture) settleQueue(t *testing.T, id string) []QueueItem {
+	t.Helper()
+	devs := f.staffDevices()
+	var last error
+	for range 6 {
+		syncAll(t, 1, append([]*Client{f.intake}, devs...)...)
+		var items []QueueItem
+		last = nil
+		for _, c := range devs {
+			it, err := c.queueItem(id)
+			if err != nil {
+				last = fmt.Errorf("%s: %w", c.devID.Short(), err)
+				break
+			}
+			if len(items) > 0 && it.Version != items[0].Version {
+				last = fmt.Errorf("%s at version %d, another at %d", c.devID.Short(), it.Version, items[0].Version)
+				break
+			}
+			items = append(items, it)
+		}
+		if last == nil {
+			return items
+		}
+	}
+	t.Fatalf("queue conversation did not settle: %v", last)
+	return nil
+}
+
+// queueOf returns the one queue conversation of the outsider named who on c.
+func queueOf(t *testing.T, c *Client, who string) QueueItem {
+	t.Helper()
+	items, err := c.Queue("Pharmacy", QueueAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if it.Outsider == who {
+			return it
+		}
+	}
+	t.Fatalf("no queue conversation with %s in %+v", who, items)
+	return QueueItem{}
+}
+
+// errIsOne reports whether err is one of targets.
+func errIsOne(err error, targets ...error) bool {
+	for _, t := range targets {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/postern/postern/client"
+)
+
+var teamCmd = &command{
+	name: "team",
+	usage: "team create NAME | team staff add|remove NAME CONTACT | team list [--json] | team queue NAME [--mine|--unclaimed] [--json] | " +
+		"team show ID [--json] | team reply ID [--attach FILE]... TEXT... | team claim ID | team assign ID CONTACT | team resolve ID",
+	help: `Teams: outsiders write to a team ("Pharmacy") as to one contact; every
+staff member's devices receive it in the team's queue, where one of them
+claims it.
+
+team create NAME: make this profile the team NAME. Run it on a profile of
+its own, whose person is the team: its invitations are the team's, and this
+device forwards what outsiders write to the staff.
+
+team staff add NAME CONTACT, team staff remove NAME CONTACT: add or remove a
+staff member (on the team's profile). Every device of a staff member must use
+the team's relay. A removed member can no longer read the queue or change it;
+the conversations it owned go back to the queue.
+
+team list: the teams of this profile, their staff and how many queue
+conversations this device holds.
+
+team queue NAME [--mine|--unclaimed]: the team's conversations, urgent first,
+then the longest waiting first. --unclaimed: only those nobody has claimed;
+--mine: only yours.
+
+team show ID: a queue conversation with its messages. ID is the
+conversation's ID as 'team queue' shows it (its first 8 digits are enough).
+
+team reply ID TEXT...: answer the outsider; the team's profile forwards it,
+from the team. --attach FILE adds a file (up to 16).
+
+team claim ID: take a conversation; the first claim wins.
+team assign ID CONTACT: give a conversation you own to a colleague.
+team resolve ID: close a conversation you own; the outsider's next message
+reopens it.
+
+--json prints list, queue and show as JSON.`,
+	run: runTeam,
+}
+
+func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	asJSON := fs.Bool("json", false, "")
+	mine := fs.Bool("mine", false, "")
+	unclaimed := fs.Bool("unclaimed", false, "")
+	var files fileList
+	fs.Var(&files, "attach", "")
+	pos, err := parse(fs, cmd, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usagef(cmd, "missing what to do: create, staff, list, queue, show, reply, claim, assign or resolve")
+	}
+	what := pos[0]
+	if what == "staff" {
+		if len(pos) < 2 || (pos[1] != "add" && pos[1] != "remove") {
+			return usagef(cmd, "team staff add or team staff remove")
+		}
+		what, pos = "staff "+pos[1], pos[1:]
+	}
+	type arity struct {
+		least, most int
+		names       []string
+	}
+	ar, ok := map[string]arity{
+		"create": {1, 1, []string{"NAME"}}, "staff add": {2, 2, []string{"NAME", "CONTACT"}}, "staff remove": {2, 2, []string{"NAME", "CONTACT"}},
+		"list": {0, 0, nil}, "queue": {1, 1, []string{"NAME"}}, "show": {1, 1, []string{"ID"}}, "reply": {1, -1, []string{"ID", "TEXT"}},
+		"claim": {1, 1, []string{"ID"}}, "assign": {2, 2, []string{"ID", "CONTACT"}}, "resolve": {1, 1, []string{"ID"}},
+	}[what]
+	n := len(pos) - 1
+	switch {
+	case !ok:
+		return usagef(cmd, "unknown team command %q", what)
+	case *asJSON && what != "list" && what != "queue" && what != "show":
+		return usagef(cmd, "--json is for team list, team queue and team show")
+	case (*mine || *unclaimed) && what != "queue":
+		return usagef(cmd, "--mine and --unclaimed are for team queue")
+	case *mine && *unclaimed:
+		return usagef(cmd, "--mine or --unclaimed, not both")
+	case len(files) > 0 && what != "reply":
+		return usagef(cmd, "--attach is for team reply")
+	case n < ar.least:
+		return usagef(cmd, "missing %s", ar.names[n])
+	case what == "reply" && n == 1 && len(files) == 0:
+		return usagef(cmd, "missing TEXT")
+	case ar.most >= 0 && n > ar.most:
+		return usagef(cmd, "too many arguments")
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	switch what {
+	case "create":
+		t, err := cl.CreateTeam(ctx, pos[1])
+		if err != nil {
+			return teamError(err, pos[1])
+		}
+		fmt.Fprintf(c.stdout, "This profile is now the team %s (%s). Add staff with: postern team staff add %s CONTACT\n",
+			safe(t.Name, false), t.ID, quoteArg(t.Name))
+	case "staff add":
+		if _, err := cl.AddStaff(ctx, pos[1], pos[2]); err != nil {
+			return teamError(err, pos[1])
+		}
+		fmt.Fprintf(c.stdout, "Added %s to the staff of %s.\n", safe(pos[2], false), safe(pos[1], false))
+	case "staff remove":
+		t, err := cl.RemoveStaff(ctx, pos[1], pos[2])
+		if err != nil {
+			return teamError(err, pos[1])
+		}
+		fmt.Fprintf(c.stdout, "Removed %s from the staff of %s; the team's keys changed (epoch %d).\n", safe(pos[2], false), safe(t.Name, false), t.Epoch)
+	case "list":
+		return listTeams(c, cl, *asJSON)
+	case "queue":
+		f := client.QueueAll
+		if *mine {
+			f = client.QueueMine
+		} else if *unclaimed {
+			f = client.QueueUnclaimed
+		}
+		items, err := cl.Queue(pos[1], f)
+		if err != nil {
+			return teamError(err, pos[1])
+		}
+		return printQueue(c, items, *asJSON)
+	case "show":
+		return showQueueItem(c, cl, pos[1], *asJSON)
+	case "reply":
+		m, err := cl.ReplyQueue(ctx, pos[1], strings.Join(pos[2:], " "), files)
+		if err != nil {
+			return teamError(err, "")
+		}
+		fmt.Fprintf(c.stdout, "Sent to the team for %s (%s).\n", safe(m.To, false), m.ID)
+	case "claim", "assign", "resolve":
+		var it client.QueueItem
+		switch what {
+		case "claim":
+			it, err = cl.Claim(ctx, pos[1])
+		case "assign":
+			it, err = cl.Assign(ctx, pos[1], pos[2])
+		default:
+			it, err = cl.Resolve(ctx, pos[1])
+		}
+		if err != nil {
+			return teamError(err, "")
+		}
+		fmt.Fprintf(c.stdout, "%s: %s%s.\n", safe(it.Outsider, false), it.State, ownerText(it))
+	}
+	return nil
+}
+
+// quoteArg quotes a name for a shell command line if it needs it.
+func quoteArg(s string) string {
+	if strings.ContainsAny(s, " '\"\\$`") {
+		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	}
+	return s
+}
+
+func ownerText(it client.QueueItem) string {
+	switch {
+	case it.Owner == client.Me:
+		return ", yours"
+	case it.Owner != "":
+		return ", owned by " + safe(it.Owner, false)
+	}
+	return ""
+}
+
+// jsonTeam is a team in --json output.
+type jsonTeam struct {
+	ID            string            `json:"id"`
+	Name          string            `json:"name"`
+	Intake        bool              `json:"intake"`
+	Epoch         uint32            `json:"epoch"`
+	Conversations int               `json:"conversations"`
+	Staff         []jsonGroupMember `json:"staff"`
+}
+
+func listTeams(c *cli, cl *client.Client, asJSON bool) error {
+	ts, err := cl.Teams()
+	if err != nil {
+		return err
+	}
+	return printList(c, ts, asJSON, func(t client.Team) jsonTeam {
+		j := jsonTeam{ID: t.ID, Name: t.Name, Intake: t.Intake, Epoch: t.Epoch, Conversations: t.Conversations, Staff: []jsonGroupMember{}}
+		for _, m := range t.Staff {
+			j.Staff = append(j.Staff, jsonGroupMember{Name: m.Name, Role: m.Role.String(), For: m.For, Devices: m.Devices, Joined: m.Joined})
+		}
+		return j
+	}, "No teams.", "TEAM\tTHIS DEVICE\tCONVERSATIONS\tSTAFF", func(t client.Team) string {
+		role := "staff"
+		if t.Intake {
+			role = "intake"
+		}
+		var ms []string
+		for _, m := range t.Staff {
+			if m.Role != client.GroupAdmin {
+				ms = append(ms, safe(m.Name, false))
+			}
+		}
+		return fmt.Sprintf("%s\t%s\t%d\t%s", safe(t.Name, false), role, t.Conversations, strings.Join(ms, ", "))
+	})
+}
+
+// jsonQueueItem is a queue conversation in --json output.
+type jsonQueueItem struct {
+	ID         string    `json:"id"`
+	Team       string    `json:"team"`
+	Outsider   string    `json:"outsider"`
+	State      string    `json:"state"`
+	Owner      string    `json:"owner,omitempty"`
+	AssignedBy string    `json:"assigned_by,omitempty"`
+	Urgent     bool      `json:"urgent"`
+	Opened     time.Time `json:"opened"`
+	Reopens    int       `json:"reopens"`
+	Messages   int       `json:"messages"`
+}
+
+func toJSONQueueItem(it client.QueueItem) jsonQueueItem {
+	return jsonQueueItem{ID: it.ID, Team: it.Team, Outsider: it.Outsider, State: it.State, Owner: it.Owner, AssignedBy: it.AssignedBy,
+		Urgent: it.Urgent, Opened: it.Opened, Reopens: it.Reopens, Messages: it.Messages}
+}
+
+func printQueue(c *cli, items []client.QueueItem, asJSON bool) error {
+	now := time.Now()
+	return printList(c, items, asJSON, toJSONQueueItem, "No conversations.", "ID\tFROM\tSTATE\tOWNER\tWAITING\tMESSAGES", func(it client.QueueItem) string {
+		state := it.State
+		if it.Urgent {
+			state = "[urgent] " + state
+		}
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d", it.ID, safe(it.Outsider, false), state, safe(it.Owner, false),
+			now.Sub(it.Opened).Truncate(time.Minute), it.Messages)
+	})
+}
+
+func showQueueItem(c *cli, cl *client.Client, id string, asJSON bool) error {
+	msgs, err := cl.QueueThread(id)
+	if err != nil {
+		return teamError(err, "")
+	}
+	var item client.QueueItem
+	ts, err := cl.Teams()
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		items, err := cl.Queue(t.ID, client.QueueAll)
+		if err != nil {
+			return err
+		}
+		for _, x := range items {
+			if strings.HasPrefix(x.ID, strings.ToLower(id)) {
+				item = x
+			}
+		}
+	}
+	if asJSON {
+		out := struct {
+			jsonQueueItem
+			Thread []jsonMessage `json:"thread"`
+		}{toJSONQueueItem(item), []jsonMessage{}}
+		for _, m := range msgs {
+			out.Thread = append(out.Thread, toJSONMessage(m))
+		}
+		return writeJSON(c.stdout, out)
+	}
+	urgent := ""
+	if item.Urgent {
+		urgent = " [urgent]"
+	}
+	fmt.Fprintf(c.stdout, "%s with %s: %s%s%s\n", item.ID, safe(item.Outsider, false), item.State, ownerText(item), urgent)
+	for _, m := range msgs {
+		from := safe(m.From, false)
+		if m.Outgoing {
+			from = "me"
+		}
+		fmt.Fprintf(c.stdout, "%s  %s  %s: %s%s\n", m.ID, m.Time.Local().Format(tableTime), from, safe(displayText(m), true), attachmentSummary(m))
+	}
+	return nil
+}
+
+// teamError words the library's team errors.
+func teamError(err error, name string) error {
+	switch {
+	case errors.Is(err, client.ErrUnknownTeam):
+		return &cliError{msg: fmt.Sprintf("no team %q", name), hint: "list teams with: postern team list", err: err}
+	case errors.Is(err, client.ErrNotTeamAdmin):
+		return &cliError{msg: "only the team's own profile can do this", hint: "run it with the --home of the team's profile", err: err}
+	case errors.Is(err, client.ErrTeamExists):
+		return &cliError{msg: err.Error(), err: err}
+	case errors.Is(err, client.ErrUnknownQueueItem):
+		return &cliError{msg: err.Error(), hint: "list the conversations with: postern team queue TEAM", err: err}
+	case errors.Is(err, client.ErrOwned):
+		return &cliError{msg: "another staff member owns this conversation", err: err}
+	case errors.Is(err, client.ErrNotOwner):
+		return &cliError{msg: "only the conversation's owner can do this", hint: "claim it first, or ask its owner to assign it to you", err: err}
+	case errors.Is(err, client.ErrQueueState), errors.Is(err, client.ErrNotStaff):
+		return &cliError{msg: err.Error(), err: err}
+	}
+	return groupError(err, name)
+}
