@@ -703,6 +703,7 @@ func (c *Client) maintain(ctx context.Context, cn *conn) {
 	// What waits for a relay that could not be reached (outbox.go).
 	c.flushOutboxLog(ctx)
 	c.flushInboxSnapshots(ctx)
+	c.retryGroupJoins(ctx)
 	c.flushTeams(ctx)
 	var routes, revokes [][]byte
 	err := c.st.view(func(t *tx) error {

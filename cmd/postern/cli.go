@@ -25,6 +25,11 @@ type cli struct {
 	relayURL string // init's --relay, for messages
 
 	passphraseFromEnv bool // POSTERN_PASSPHRASE was used, for messages
+	// passphraseFromFile: POSTERN_PASSPHRASE_FILE was used, for messages.
+	passphraseFromFile bool
+	// service: a long-running command (agent) that logs at Info level
+	// without --verbose.
+	service bool
 
 	policyPath string // the organisation's policy file; "" is systemPolicyPath() (tests set it)
 }
@@ -45,7 +50,7 @@ func init() {
 	commands = []*command{
 		initCmd, whoamiCmd, deviceCmd, backupCmd,
 		inviteCmd, acceptCmd, contactsCmd, blockCmd, unblockCmd, optinCmd, disappearCmd, patientCmd,
-		sendCmd, replyCmd, recallCmd, groupCmd, teamCmd, saveCmd, exportCmd, syncCmd, inboxCmd, readCmd, searchCmd, folderCmd, draftCmd, listenCmd, uiCmd,
+		sendCmd, replyCmd, recallCmd, groupCmd, teamCmd, agentCmd, saveCmd, exportCmd, syncCmd, inboxCmd, readCmd, searchCmd, folderCmd, draftCmd, listenCmd, uiCmd,
 		settingsCmd, helpCmd, versionCmd,
 	}
 }
@@ -139,8 +144,13 @@ func (c *cli) options() (*client.Options, error) {
 		return nil, err
 	}
 	opts := &client.Options{Organisation: p.organisation}
-	if c.verbose {
+	switch {
+	case c.verbose:
 		opts.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	case c.service:
+		// A service's log (the journal) keeps what went wrong; the
+		// library's lines carry no content.
+		opts.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	return opts, nil
 }

@@ -80,6 +80,8 @@ func (c *cli) explain(err error) (msg, hint string) {
 		return strip(err), "if this was not you, ask your other device or the relay's operator; 'postern init' starts again as a new device"
 	case errors.Is(err, client.ErrTransparency):
 		return strings.TrimPrefix(strip(err), "people: "), "the relay may be showing you a log it does not show others: tell its operator, and do not trust its device lists"
+	case errors.Is(err, client.ErrWrongPassphrase) && c.passphraseFromFile:
+		return "wrong passphrase for " + c.home, "check the file POSTERN_PASSPHRASE_FILE names"
 	case errors.Is(err, client.ErrWrongPassphrase) && c.passphraseFromEnv:
 		return "wrong passphrase for " + c.home,
 			"check POSTERN_PASSPHRASE, or unset it to be asked on the terminal"

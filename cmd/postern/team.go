@@ -13,7 +13,8 @@ import (
 var teamCmd = &command{
 	name: "team",
 	usage: "team create NAME | team staff add|remove NAME CONTACT | team list [--json] | team queue NAME [--mine|--unclaimed] [--json] | " +
-		"team show ID [--json] | team reply ID [--attach FILE]... TEXT... | team claim ID | team assign ID CONTACT | team resolve ID",
+		"team show ID [--json] | team reply ID [--attach FILE]... TEXT... | team claim ID | team assign ID CONTACT | team resolve ID | " +
+		"team stats NAME [--json]",
 	help: `Teams: outsiders write to a team ("Pharmacy") as to one contact; every
 staff member's devices receive it in the team's queue, where one of them
 claims it.
@@ -45,7 +46,13 @@ team assign ID CONTACT: give a conversation you own to a colleague.
 team resolve ID: close a conversation you own; the outsider's next message
 reopens it.
 
---json prints list, queue and show as JSON.`,
+team stats NAME: the team's workflow figures, without content: messages
+that arrived, open conversations, unclaimed ones and the oldest one's wait,
+time to first response, reopened conversations, escalations by type, failed
+deliveries, exports. On the team's own profile (where the agent runs) they
+include every message and escalation; on a staff device, what it holds.
+
+--json prints list, queue, show and stats as JSON.`,
 	run: runTeam,
 }
 
@@ -61,7 +68,7 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return err
 	}
 	if len(pos) == 0 {
-		return usagef(cmd, "missing what to do: create, staff, list, queue, show, reply, claim, assign or resolve")
+		return usagef(cmd, "missing what to do: create, staff, list, queue, show, reply, claim, assign, resolve or stats")
 	}
 	what := pos[0]
 	if what == "staff" {
@@ -69,6 +76,12 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 			return usagef(cmd, "team staff add or team staff remove")
 		}
 		what, pos = "staff "+pos[1], pos[1:]
+	}
+	if what == "stats" {
+		if *mine || *unclaimed || len(files) > 0 {
+			return usagef(cmd, "team stats takes only --json")
+		}
+		return runTeamStats(c, cmd, pos[1:], *asJSON)
 	}
 	type arity struct {
 		least, most int

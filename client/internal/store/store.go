@@ -63,8 +63,11 @@ var (
 	// it, the outsider it is with) by the conversation's ID.
 	BucketTeams  = []byte("teams")
 	BucketQueues = []byte("queues")
+	// BucketTeamAgent (teamagent.go): a team agent's escalation records
+	// and the content-free events of its figures.
+	BucketTeamAgent = []byte("team-agent")
 
-	allBuckets = [][]byte{BucketMeta, BucketPersons, BucketDevices, BucketConversations, BucketMessages, BucketMessageIDs, BucketMailboxIndex, BucketSeen, BucketInvitations, BucketPrekeys, BucketSessions, BucketErasure, BucketOutbox, BucketFolders, BucketDrafts, BucketPlacements, BucketGroups, BucketGroupPending, BucketTeams, BucketQueues}
+	allBuckets = [][]byte{BucketMeta, BucketPersons, BucketDevices, BucketConversations, BucketMessages, BucketMessageIDs, BucketMailboxIndex, BucketSeen, BucketInvitations, BucketPrekeys, BucketSessions, BucketErasure, BucketOutbox, BucketFolders, BucketDrafts, BucketPlacements, BucketGroups, BucketGroupPending, BucketTeams, BucketQueues, BucketTeamAgent}
 	// ephemeralBuckets are the buckets whose old values must not survive
 	// their deletion or replacement.
 	ephemeralBuckets = [][]byte{BucketPrekeys, BucketSessions, BucketGroups, BucketGroupPending, BucketTeams}

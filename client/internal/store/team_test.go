@@ -13,7 +13,7 @@ import (
 func TestMigrate6to7(t *testing.T) {
 	st := testStore(t)
 	err := st.Update(func(t *Tx) error {
-		for _, b := range [][]byte{BucketTeams, BucketQueues} {
+		for _, b := range [][]byte{BucketTeams, BucketQueues, BucketTeamAgent} {
 			if err := t.bt.DeleteBucket(b); err != nil {
 				return err
 			}
@@ -32,7 +32,7 @@ func TestMigrate6to7(t *testing.T) {
 		if r, err := t.Record(); err != nil || r.Schema != Schema || Schema != 7 {
 			return fmt.Errorf("record %+v, %v", r, err)
 		}
-		for _, b := range [][]byte{BucketTeams, BucketQueues} {
+		for _, b := range [][]byte{BucketTeams, BucketQueues, BucketTeamAgent} {
 			if t.bt.Bucket(b) == nil {
 				return fmt.Errorf("no bucket %s", b)
 			}

@@ -67,9 +67,10 @@ type Options struct {
 	Queue Queue
 	// Records keeps escalation records. Required.
 	Records Records
-	// Stats, if set, counts an Escalated event for every wake-up sent, in
-	// queue QueueID.
-	Stats   *stats.Stats
+	// Events, if set, is given an Escalated event of queue QueueID for
+	// every wake-up sent, to count and keep (an error is logged: the
+	// wake-up went out, only the figure is missing).
+	Events  func(stats.Event) error
 	QueueID stats.QueueID
 	// Clock is the time of a sweep. Nil means time.Now.
 	Clock func() time.Time
@@ -90,7 +91,7 @@ type Runner struct {
 	esc     *hours.Escalator
 	q       Queue
 	rec     Records
-	stats   *stats.Stats
+	events  func(stats.Event) error
 	queueID stats.QueueID
 	clock   func() time.Time
 	after   func(time.Duration) <-chan time.Time
@@ -112,7 +113,7 @@ func New(opts Options) (*Runner, error) {
 	case opts.Retry < 0 || opts.MaxWait < 0:
 		return nil, fmt.Errorf("%w: negative wait", ErrOptions)
 	}
-	r := &Runner{esc: opts.Escalator, q: opts.Queue, rec: opts.Records, stats: opts.Stats,
+	r := &Runner{esc: opts.Escalator, q: opts.Queue, rec: opts.Records, events: opts.Events,
 		queueID: opts.QueueID, clock: opts.Clock, after: opts.After, retry: opts.Retry,
 		maxWait: opts.MaxWait, log: opts.Logger, poke: make(chan struct{}, 1)}
 	if r.clock == nil {
@@ -232,7 +233,7 @@ func (r *Runner) decide(ctx context.Context, it Item, now time.Time) (time.Time,
 
 // count adds an Escalated event for wake-up w to the figures.
 func (r *Runner) count(t stats.Token, w hours.WakeUp, now time.Time) {
-	if r.stats == nil {
+	if r.events == nil {
 		return
 	}
 	typ, ok := stats.EscalationOf(w.Reason)
@@ -242,7 +243,7 @@ func (r *Runner) count(t stats.Token, w hours.WakeUp, now time.Time) {
 	e, err := stats.NewEvent(stats.Escalated, now, r.queueID, t)
 	if err == nil {
 		e.Escalation = typ
-		_, err = r.stats.Add(e)
+		err = r.events(e)
 	}
 	if err != nil {
 		// The wake-up went out; only the figure is missing.

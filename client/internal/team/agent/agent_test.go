@@ -147,12 +147,17 @@ func newFixture(t *testing.T, opts hours.Options, sched *hours.ScheduleOptions) 
 
 func (f *fixture) runner(t *testing.T, esc *hours.Escalator) *Runner {
 	t.Helper()
-	r, err := New(Options{Escalator: esc, Queue: f.q, Records: f.rec, Stats: f.st, QueueID: stats.QueueID{1},
+	r, err := New(Options{Escalator: esc, Queue: f.q, Records: f.rec, Events: f.count, QueueID: stats.QueueID{1},
 		Clock: f.clk.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r
+}
+
+func (f *fixture) count(e stats.Event) error {
+	_, err := f.st.Add(e)
+	return err
 }
 
 func (f *fixture) sweepAt(t *testing.T, when time.Time) ([]hours.WakeUp, time.Time) {

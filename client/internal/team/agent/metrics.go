@@ -8,17 +8,22 @@ import (
 	"github.com/postern/postern/client/internal/team/stats"
 )
 
-// Handler serves the team's workflow figures from s: GET /metrics in the
+// Handler serves the team's workflow figures that figures returns, taken
+// afresh at each request: GET /metrics in the
 // Prometheus text format 0.0.4, GET /stats.json as the JSON document of
 // `postern team stats NAME --json`, and GET /healthz. Figures carry no
 // content, names or tokens (SPEC 15.8), so the endpoint needs no
 // authentication; bind it to loopback or a monitoring network all the
 // same, as the relay's metrics are.
-func Handler(s *stats.Stats) http.Handler {
+func Handler(figures func() (stats.Snapshot, error)) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		snap, err := figures()
 		var b bytes.Buffer
-		if err := s.Snapshot().WritePrometheus(&b); err != nil {
+		if err == nil {
+			err = snap.WritePrometheus(&b)
+		}
+		if err != nil {
 			http.Error(w, "the figures could not be written", http.StatusInternalServerError)
 			return
 		}
@@ -26,7 +31,11 @@ func Handler(s *stats.Stats) http.Handler {
 		w.Write(b.Bytes())
 	})
 	mux.HandleFunc("GET /stats.json", func(w http.ResponseWriter, _ *http.Request) {
-		b, err := json.Marshal(s.Snapshot())
+		snap, err := figures()
+		var b []byte
+		if err == nil {
+			b, err = json.Marshal(snap)
+		}
 		if err != nil {
 			http.Error(w, "the figures could not be written", http.StatusInternalServerError)
 			return

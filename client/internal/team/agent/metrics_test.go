@@ -25,7 +25,7 @@ func TestHandler(t *testing.T) {
 	if _, err := st.Add(e); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(Handler(st))
+	srv := httptest.NewServer(Handler(func() (stats.Snapshot, error) { return st.Snapshot(), nil }))
 	defer srv.Close()
 
 	res, err := http.Get(srv.URL + "/metrics")
