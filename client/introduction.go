@@ -682,6 +682,7 @@ func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 	}
 	// Group joins and sender keys (group.go).
 	c.runGroupTasks(ctx, res.groups)
+	c.runDirectoryTask(ctx, res.directory) // directory.go
 	// A device just linked may have introduced itself (inboxsnapshot.go).
 	c.flushInboxSnapshots(ctx)
 }

@@ -423,6 +423,9 @@ type received struct {
 	deliveredID [msgIDSize]byte
 	// groups: joins, distributions and admissions to carry out (group.go).
 	groups []groupTask
+	// directory: a received organisation directory to fetch and check
+	// (directory.go).
+	directory *directoryTask
 }
 
 // receiveEnvelope is receive for tests: the first new message, or nil and

@@ -242,7 +242,7 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		b = append(b, c.Invitation[:]...)
 	case contentReset, contentRouteAck, contentHello:
 		// No body: message id and time only.
-	case contentAttachment, contentAttachmentHeaders:
+	case contentAttachment, contentAttachmentHeaders, contentDirectory:
 		return appendAttachmentBody(b, c)
 	case contentDeviceList:
 		return appendDeviceListBody(b, c)
@@ -388,7 +388,7 @@ func sessionContent(t byte) bool {
 	case contentText, contentReset, contentAttachment, contentRoute, contentRouteAck, contentHello,
 		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy,
 		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall,
-		contentGroupState, contentGroupKey, contentGroupJoin:
+		contentGroupState, contentGroupKey, contentGroupJoin, contentDirectory:
 		return true
 	}
 	return false
@@ -509,7 +509,7 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		r.Array(c.Invitation[:], "invitation")
 	case contentReset, contentRouteAck, contentHello:
 		// No body: message id and time only.
-	case contentAttachment, contentAttachmentHeaders:
+	case contentAttachment, contentAttachmentHeaders, contentDirectory:
 		if !parseAttachmentBody(r, c) {
 			return nil, false
 		}
