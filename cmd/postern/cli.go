@@ -45,7 +45,7 @@ func init() {
 	commands = []*command{
 		initCmd, whoamiCmd, deviceCmd, backupCmd,
 		inviteCmd, acceptCmd, contactsCmd, blockCmd, unblockCmd, optinCmd, disappearCmd, patientCmd,
-		sendCmd, replyCmd, recallCmd, groupCmd, saveCmd, exportCmd, syncCmd, inboxCmd, readCmd, searchCmd, folderCmd, draftCmd, listenCmd, uiCmd,
+		sendCmd, replyCmd, recallCmd, groupCmd, directoryCmd, saveCmd, exportCmd, syncCmd, inboxCmd, readCmd, searchCmd, folderCmd, draftCmd, listenCmd, uiCmd,
 		settingsCmd, helpCmd, versionCmd,
 	}
 }
@@ -138,7 +138,7 @@ func (c *cli) options() (*client.Options, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := &client.Options{Organisation: p.organisation}
+	opts := &client.Options{Organisation: p.organisation, Directory: p.directory}
 	if c.verbose {
 		opts.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

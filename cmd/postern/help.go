@@ -61,6 +61,9 @@ Messages:
   group list [--json] | group create NAME [CONTACT...] | group add NAME CONTACT [--role ROLE] [--for MEMBER] | group remove NAME CONTACT | group send NAME [--urgent] TEXT...
                           groups: one message reaches every member; admins
                           add and remove members ('postern help group')
+  directory publish FILE | directory show [--json] | directory search QUERY... [--json]
+                          the organisation's directory of staff, teams and
+                          role accounts; find colleagues for compose
   save ID [--out DIR] [--force]
                           download and verify the files of a message
   export (ID | --with NAME) --out FILE | export --verify FILE [--json]
