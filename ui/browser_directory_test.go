@@ -27,49 +27,7 @@ func TestBrowserDirectory(t *testing.T) {
 	}
 	chromiumPath(t)
 	axe := axeSource(t)
-	srv := relaytest.New(t, nil)
-	home, alice, bobHome, bob := pair(t, srv)
-	bg := context.Background()
-	enrol := &client.DirectoryEnrolment{Administrators: []keys.Fingerprint{bob.Whoami().Identity}}
-	rand.Read(enrol.Organisation[:])
-	copts := &client.Options{KDF: testKDF, Directory: enrol}
-	bob.Close()
-	bob, err := client.Dial(bg, bobHome, []byte(bobPass), copts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bob.Close() })
-	alice.Close()
-	alice, err = client.Dial(bg, home, []byte(alicePass), copts)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	var carol keys.Fingerprint
-	rand.Read(carol[:])
-	spec, err := json.Marshal(map[string]any{
-		"administrators": []string{bob.Whoami().Identity.String()},
-		"teams":          []map[string]string{{"name": "Pharmacy"}, {"name": "Ward 4"}},
-		"staff": []map[string]any{
-			{"identity": bob.Whoami().Identity.String(), "name": "Bob Baker", "title": "Pharmacist", "teams": []string{"Pharmacy"}},
-			{"identity": alice.Whoami().Identity.String(), "name": "Alice Adams", "title": "Nurse", "teams": []string{"Ward 4"}},
-			{"identity": carol.String(), "name": "Carol Cole", "title": "Pharmacist", "teams": []string{"Pharmacy"}},
-		},
-		"roles": []map[string]string{{"name": "Pharmacy on call", "team": "Pharmacy", "holder": bob.Whoami().Identity.String()}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.PublishDirectory(bg, spec); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.Sync(bg); err != nil {
-		t.Fatal(err)
-	}
-	if d, err := alice.Directory(); err != nil || d.Version != 1 {
-		t.Fatalf("alice holds %+v, %v", d, err)
-	}
-	alice.Close()
+	home, copts := directoryFixture(t)
 
 	ctx := browser(t)
 	a := newApp(t, home, &Options{Passphrase: []byte(alicePass), Client: copts})
@@ -108,4 +66,56 @@ func TestBrowserDirectory(t *testing.T) {
 	if got := eval[string](t, ctx, `document.getElementById("directory-matches").textContent`); got != "" {
 		t.Fatalf("the locked page still lists %q", got)
 	}
+}
+
+// directoryFixture makes alice and bob contacts in an organisation whose
+// administrator bob publishes a directory listing them and carol (not
+// alice's contact) with a Pharmacy team and role account; alice's device
+// holds it. It returns alice's home and the client options with the
+// organisation's enrolment.
+func directoryFixture(t *testing.T) (string, *client.Options) {
+	t.Helper()
+	srv := relaytest.New(t, nil)
+	home, alice, bobHome, bob := pair(t, srv)
+	bg := context.Background()
+	enrol := &client.DirectoryEnrolment{Administrators: []keys.Fingerprint{bob.Whoami().Identity}}
+	rand.Read(enrol.Organisation[:])
+	copts := &client.Options{KDF: testKDF, Directory: enrol}
+	bob.Close()
+	bob, err := client.Dial(bg, bobHome, []byte(bobPass), copts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bob.Close() })
+	alice.Close()
+	alice, err = client.Dial(bg, home, []byte(alicePass), copts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	var carol keys.Fingerprint
+	rand.Read(carol[:])
+	spec, err := json.Marshal(map[string]any{
+		"administrators": []string{bob.Whoami().Identity.String()},
+		"teams":          []map[string]string{{"name": "Pharmacy"}, {"name": "Ward 4"}},
+		"staff": []map[string]any{
+			{"identity": bob.Whoami().Identity.String(), "name": "Bob Baker", "title": "Pharmacist", "teams": []string{"Pharmacy"}},
+			{"identity": alice.Whoami().Identity.String(), "name": "Alice Adams", "title": "Nurse", "teams": []string{"Ward 4"}},
+			{"identity": carol.String(), "name": "Carol Cole", "title": "Pharmacist", "teams": []string{"Pharmacy"}},
+		},
+		"roles": []map[string]string{{"name": "Pharmacy on call", "team": "Pharmacy", "holder": bob.Whoami().Identity.String()}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.PublishDirectory(bg, spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Sync(bg); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := alice.Directory(); err != nil || d.Version != 1 {
+		t.Fatalf("alice holds %+v, %v", d, err)
+	}
+	return home, copts
 }
