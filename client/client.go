@@ -57,6 +57,11 @@ type Options struct {
 	// restriction (RestrictedError) name its coordinator. Default: "your
 	// provider".
 	Organisation string
+	// Directory is the organisation's enrolment of this device for its
+	// directory: the organisation's ID and first administrators, which
+	// the first directory must be signed by (directory.go). Default:
+	// none; received directories are then ignored.
+	Directory *DirectoryEnrolment
 }
 
 // Whoami describes this client.
@@ -188,6 +193,10 @@ type Client struct {
 	// (Options.Organisation).
 	organisation string
 	st           *localStore
+	// dirEnrol is Options.Directory; dir caches the held directory
+	// (directory.go).
+	dirEnrol *DirectoryEnrolment
+	dir      dirCache
 
 	ctx    context.Context // the Client's lifetime
 	cancel context.CancelFunc
@@ -402,7 +411,7 @@ func newClient(home string, o Options, dev *identity.Device, name, relay string,
 		st.idx.log = o.Logger
 	}
 	return &Client{
-		home: home, log: o.Logger, now: o.Now, tlsConf: o.TLSConfig, organisation: o.Organisation,
+		home: home, log: o.Logger, now: o.Now, tlsConf: o.TLSConfig, organisation: o.Organisation, dirEnrol: o.Directory,
 		dev: dev, devID: cert.DeviceID(), idFP: cert.Identity.Fingerprint(),
 		name: name, relay: relay, st: st,
 		ctx: ctx, cancel: cancel,

@@ -90,6 +90,10 @@ const (
 	// (Recall; recall.go). Event.Message is the message as stored now,
 	// with Recalled and RecalledBy set and no text or files: show it so.
 	EventRecalled
+	// EventDirectory: this device accepted a new version of its
+	// organisation's directory, or refused one (Event.Err matches
+	// ErrDirectoryRefused and says why; directory.go).
+	EventDirectory
 )
 
 func (k EventKind) String() string {
@@ -118,6 +122,8 @@ func (k EventKind) String() string {
 		return "expired"
 	case EventRecalled:
 		return "recalled"
+	case EventDirectory:
+		return "directory"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }

@@ -685,6 +685,7 @@ func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 	if res.teams {
 		c.flushTeams(ctx) // what a team's intake forwards (teamqueue.go)
 	}
+	c.runDirectoryTask(ctx, res.directory) // directory.go
 	// A device just linked may have introduced itself (inboxsnapshot.go).
 	c.flushInboxSnapshots(ctx)
 }

@@ -425,6 +425,9 @@ type received struct {
 	groups []groupTask
 	// teams: a team's intake has something to send (teamqueue.go).
 	teams bool
+	// directory: a received organisation directory to fetch and check
+	// (directory.go).
+	directory *directoryTask
 }
 
 // receiveEnvelope is receive for tests: the first new message, or nil and

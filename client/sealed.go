@@ -245,7 +245,7 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		b = append(b, c.Invitation[:]...)
 	case contentReset, contentRouteAck, contentHello:
 		// No body: message id and time only.
-	case contentAttachment, contentAttachmentHeaders:
+	case contentAttachment, contentAttachmentHeaders, contentDirectory:
 		return appendAttachmentBody(b, c)
 	case contentDeviceList:
 		return appendDeviceListBody(b, c)
@@ -394,7 +394,8 @@ func sessionContent(t byte) bool {
 		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy,
 		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall,
 		contentGroupState, contentGroupKey, contentGroupJoin,
-		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest:
+		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest,
+		contentDirectory:
 		return true
 	}
 	return false
@@ -515,7 +516,7 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		r.Array(c.Invitation[:], "invitation")
 	case contentReset, contentRouteAck, contentHello:
 		// No body: message id and time only.
-	case contentAttachment, contentAttachmentHeaders:
+	case contentAttachment, contentAttachmentHeaders, contentDirectory:
 		if !parseAttachmentBody(r, c) {
 			return nil, false
 		}

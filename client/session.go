@@ -640,6 +640,8 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if err := c.receiveTeamSecrets(t, from, ct, now); err != nil {
 			return nil, err
 		}
+	case contentDirectory:
+		c.receiveDirectory(from, ct, res) // directory.go
 	}
 	if notice {
 		m, err := storeNotice(t, from, opened.InitID(), now)

@@ -410,6 +410,7 @@ func FuzzParseSessionContent(f *testing.F) {
 		{Type: contentGroupState, SentMS: 10, GroupPart: &groupPart{Version: 3, Part: 1, Parts: 2, Chunk: []byte("part")}},
 		{Type: contentGroupKey, SentMS: 11, GroupKey: make([]byte, senderkey.DistributionSize)},
 		{Type: contentGroupJoin, SentMS: 12, GroupJoin: &groupJoin{Mailbox: protocol.MailboxID{1}}},
+		{Type: contentDirectory, SentMS: 13, Attachments: []attachmentRef{seedAttachment()}},
 	} {
 		b, err := ct.marshalSession()
 		if err != nil {

@@ -183,6 +183,9 @@ func newFrame(t FrameType) Frame {
 	if f := newFanoutFrame(t); f != nil { // fanout.go
 		return f
 	}
+	if f := newDirectoryFrame(t); f != nil { // directory.go
+		return f
+	}
 	return newKTFrame(t) // kt.go
 }
 

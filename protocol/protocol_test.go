@@ -175,14 +175,14 @@ func (g golden) envelope() []byte {
 
 func buildGolden(t *testing.T) []golden {
 	var out []golden
-	for _, v := range append(validFrames(), claimFrames()...) { // claim_test.go
+	for _, v := range append(append(validFrames(), claimFrames()...), directoryFrames()...) { // claim_test.go, directory_test.go
 		b, err := Marshal(v.id, v.f)
 		if err != nil {
 			t.Fatalf("marshal %s: %v", v.name, err)
 		}
 		out = append(out, golden{kind: "frame", name: v.name, hex: hex.EncodeToString(b), expect: "ok"})
 	}
-	for _, m := range append(malformedFrames, claimMalformedFrames...) { // claim_test.go
+	for _, m := range append(append(malformedFrames, claimMalformedFrames...), directoryMalformedFrames...) { // claim_test.go, directory_test.go
 		out = append(out, golden{kind: "frame", name: "malformed-" + m.name, hex: m.hex, expect: m.expect})
 	}
 	for _, e := range envelopeCases {

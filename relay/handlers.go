@@ -55,6 +55,14 @@ func (c *conn) handle(b []byte) bool {
 			return true
 		}
 		c.publishDeviceList(id, f)
+	case *protocol.FetchDirectory: // directory.go
+		c.fetchDirectory(id, f)
+	case *protocol.PublishDirectory:
+		if !c.authed {
+			c.refuse(id, protocol.CodeAuthRequired, "authenticate first")
+			return true
+		}
+		c.publishDirectory(id, f)
 	case *protocol.CreateMailbox, *protocol.AddCapability, *protocol.RevokeCapability,
 		*protocol.PublishPrekeys, *protocol.Subscribe, *protocol.Ack,
 		*protocol.GetPrekeyStatus, *protocol.DeleteMailbox, *protocol.CreateBlob:

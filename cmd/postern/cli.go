@@ -50,7 +50,7 @@ func init() {
 	commands = []*command{
 		initCmd, whoamiCmd, deviceCmd, backupCmd,
 		inviteCmd, acceptCmd, contactsCmd, blockCmd, unblockCmd, optinCmd, disappearCmd, patientCmd,
-		sendCmd, replyCmd, recallCmd, groupCmd, teamCmd, agentCmd, saveCmd, exportCmd, syncCmd, inboxCmd, readCmd, searchCmd, folderCmd, draftCmd, listenCmd, uiCmd,
+		sendCmd, replyCmd, recallCmd, groupCmd, teamCmd, agentCmd, directoryCmd, saveCmd, exportCmd, syncCmd, inboxCmd, readCmd, searchCmd, folderCmd, draftCmd, listenCmd, uiCmd,
 		settingsCmd, helpCmd, versionCmd,
 	}
 }
@@ -143,7 +143,7 @@ func (c *cli) options() (*client.Options, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := &client.Options{Organisation: p.organisation}
+	opts := &client.Options{Organisation: p.organisation, Directory: p.directory}
 	switch {
 	case c.verbose:
 		opts.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -64,6 +64,9 @@ Messages:
   team create NAME | team staff add|remove NAME CONTACT | team list [--json] | team queue NAME [--mine|--unclaimed] [--json] | team show ID [--json] | team reply ID [--attach FILE]... TEXT... | team claim ID | team assign ID CONTACT | team resolve ID
                           team queues: outsiders write to the team, staff
                           claim and answer ('postern help team')
+  directory publish FILE | directory show [--json] | directory search QUERY... [--json]
+                          the organisation's directory of staff, teams and
+                          role accounts; find colleagues for compose
   save ID [--out DIR] [--force]
                           download and verify the files of a message
   export (ID | --with NAME) --out FILE | export --verify FILE [--json]

@@ -27,7 +27,12 @@ import (
 // TestMain makes this test binary also the postern command: testscript runs
 // scripts against it as a subprocess, so signals and exit codes are real.
 func TestMain(m *testing.M) {
-	testscript.Main(scriptBinary{m}, map[string]func(){"postern": main})
+	testscript.Main(scriptBinary{m}, map[string]func(){"postern": func() {
+		// A script's stand-in for /etc/postern/policy.conf (only this test
+		// binary reads it: directory*.txtar, raceScripts).
+		testPolicyPath = os.Getenv("POSTERN_TEST_POLICY")
+		main()
+	}})
 }
 
 // plainBin is a directory holding a postern built from this package
@@ -41,8 +46,9 @@ func TestMain(m *testing.M) {
 var plainBin string
 
 // raceScripts run the race-detecting postern under go test -race: listen
-// runs alongside other commands on one home and stops on a signal.
-var raceScripts = map[string]bool{"listen": true}
+// runs alongside other commands on one home and stops on a signal;
+// directory needs this test binary's stand-in policy file.
+var raceScripts = map[string]bool{"listen": true, "directory": true}
 
 // scriptBinary builds plainBin before the tests run (and only then: not
 // when this binary runs as the postern command).
@@ -116,6 +122,7 @@ func TestScripts(t *testing.T) {
 			"relayrevoke": cmdRelayrevoke,
 			"status":      cmdStatus,
 			"flipbyte":    cmdFlipbyte,
+			"writefile":   cmdWritefile,
 		},
 	})
 }
@@ -140,6 +147,16 @@ func cmdWaitfor(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// cmdWritefile is "writefile PATH LINE...": it writes each LINE (after
+// the script's variables are expanded) as a line of the file at PATH,
+// for files that hold what earlier commands printed.
+func cmdWritefile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: writefile PATH LINE...")
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(strings.Join(args[1:], "\n")+"\n"), 0o644))
 }
 
 // cmdWaitfile is "waitfile PATH": it waits up to 30 s for the file at
@@ -304,6 +321,14 @@ func TestExitCodes(t *testing.T) {
 		{
 			name: "read without ID", args: []string{"read", "--json"}, code: 2,
 			stderr: "postern: error: missing ID\nhint: usage: postern read ID [--json]\n",
+		},
+		{
+			name: "directory without what to do", args: []string{"directory"}, code: 2,
+			stderr: "postern: error: missing what to do: publish, show or search\nhint: usage: postern directory publish FILE | directory show [--json] | directory search QUERY... [--json]\n",
+		},
+		{
+			name: "directory publish without file", args: []string{"directory", "publish"}, code: 2,
+			stderr: "postern: error: missing FILE\nhint: usage: postern directory publish FILE | directory show [--json] | directory search QUERY... [--json]\n",
 		},
 		{
 			name: "no passphrase and no terminal", args: []string{"inbox", "--home", "HOME"}, code: 1,

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +15,9 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/postern/postern/client"
+	"github.com/postern/postern/keys"
 )
 
 // The passphrase policy applies to new passphrases only ('postern init'):
@@ -75,6 +79,11 @@ func systemPolicyPath() string {
 	return "/etc/postern/policy.conf"
 }
 
+// testPolicyPath stands in for the system policy file in the test binary
+// only (main_test.go sets it for the CLI scripts); the postern command
+// never sets it.
+var testPolicyPath string
+
 // The policy file's settings besides the passphrase's minimum length.
 const (
 	// policyKeyIdle is the lock's idle timeout of 'postern ui' (a Go
@@ -91,10 +100,19 @@ const (
 	policyKeyOrganisation = "organisation"
 	// maxOrganisation bounds it, in bytes.
 	maxOrganisation = 100
+	// policyKeyDirOrg and policyKeyDirAdmins are the organisation's
+	// enrolment for its directory (client.Options.Directory): its ID, 32
+	// hex digits, and its first administrators' identity fingerprints,
+	// 64 hex digits each, separated by commas or spaces. Both or neither.
+	policyKeyDirOrg    = "directory-organisation"
+	policyKeyDirAdmins = "directory-administrators"
 	// minPolicyIdle and maxPolicyIdle bound the policy's timeouts, to
 	// catch typos ("2" for "2m", "8h" for "8m").
 	minPolicyIdle = 30 * time.Second
 	maxPolicyIdle = 12 * time.Hour
+	// maxDirectoryAdmins is the most first administrators (the
+	// directory's own limit).
+	maxDirectoryAdmins = 16
 )
 
 // policy is what an organisation's policy file sets; zero values are
@@ -107,6 +125,9 @@ type policy struct {
 	// organisation names the organisation in the sentences a patient
 	// sees when restricted (client.Options.Organisation).
 	organisation string
+	// directory is the organisation's enrolment for its directory, nil
+	// when the file sets none.
+	directory *client.DirectoryEnrolment
 }
 
 // policy reads the policy file. No file is no policy; a file that cannot
@@ -114,6 +135,9 @@ type policy struct {
 // ignored by accident.
 func (c *cli) policy() (policy, error) {
 	path := c.policyPath
+	if path == "" {
+		path = testPolicyPath
+	}
 	if path == "" {
 		path = systemPolicyPath()
 	}
@@ -183,6 +207,7 @@ func readPolicy(path string) (policy, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	var p policy
+	dirOrg := false
 	for line := 1; sc.Scan(); line++ {
 		s := strings.TrimSpace(sc.Text())
 		if s == "" || strings.HasPrefix(s, "#") {
@@ -222,12 +247,41 @@ func readPolicy(path string) (policy, error) {
 				return policy{}, bad("%s must be a name of 1 to %d bytes without control characters", policyKeyOrganisation, maxOrganisation)
 			}
 			p.organisation = v
+		case k == policyKeyDirOrg:
+			b, err := hex.DecodeString(v)
+			if err != nil || len(b) != 16 {
+				return policy{}, bad("%s must be the organisation's ID, 32 hex digits", policyKeyDirOrg)
+			}
+			if p.directory == nil {
+				p.directory = &client.DirectoryEnrolment{}
+			}
+			copy(p.directory.Organisation[:], b)
+			dirOrg = true
+		case k == policyKeyDirAdmins:
+			fields := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+			if len(fields) == 0 || len(fields) > maxDirectoryAdmins {
+				return policy{}, bad("%s must name 1 to %d identity fingerprints", policyKeyDirAdmins, maxDirectoryAdmins)
+			}
+			if p.directory == nil {
+				p.directory = &client.DirectoryEnrolment{}
+			}
+			p.directory.Administrators = nil
+			for _, f := range fields {
+				fp, err := keys.ParseFingerprint(f)
+				if err != nil {
+					return policy{}, bad("%s: %q is not an identity fingerprint (64 hex digits)", policyKeyDirAdmins, f)
+				}
+				p.directory.Administrators = append(p.directory.Administrators, fp)
+			}
 		default:
-			return policy{}, bad("unknown setting %q (known: %s, %s, %s, %s, %s)", k, policyKeyMin, policyKeyIdle, policyKeyMaxIdle, policyKeyNotify, policyKeyOrganisation)
+			return policy{}, bad("unknown setting %q (known: %s, %s, %s, %s, %s, %s, %s)", k, policyKeyMin, policyKeyIdle, policyKeyMaxIdle, policyKeyNotify, policyKeyOrganisation, policyKeyDirOrg, policyKeyDirAdmins)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return policy{}, fmt.Errorf("cannot read the policy file %s: %v", path, err)
+	}
+	if p.directory != nil && (!dirOrg || len(p.directory.Administrators) == 0) {
+		return policy{}, fmt.Errorf("the policy file %s: %s and %s go together", path, policyKeyDirOrg, policyKeyDirAdmins)
 	}
 	if p.maxIdleTimeout > 0 && p.idleTimeout > p.maxIdleTimeout {
 		return policy{}, fmt.Errorf("the policy file %s: %s (%v) is longer than %s (%v)", path, policyKeyIdle, p.idleTimeout, policyKeyMaxIdle, p.maxIdleTimeout)

@@ -29,7 +29,7 @@ func TestMigrate6to7(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = st.Update(func(t *Tx) error {
-		if r, err := t.Record(); err != nil || r.Schema != Schema || Schema != 7 {
+		if r, err := t.Record(); err != nil || r.Schema != Schema {
 			return fmt.Errorf("record %+v, %v", r, err)
 		}
 		for _, b := range [][]byte{BucketTeams, BucketQueues, BucketTeamAgent} {

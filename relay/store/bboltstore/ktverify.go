@@ -21,13 +21,14 @@ var ErrKTMismatch = errors.New("bboltstore: transparency log mismatch")
 
 // KTReport summarizes a verified log.
 type KTReport struct {
-	Size       uint64           // leaves
-	Root       [32]byte         // root of the whole tree
-	Heads      int              // stored signed heads checked
-	Identities int              // stored device lists checked
-	Nodes      int              // stored tree nodes checked
-	Newest     time.Time        // time of the newest head
-	Key        keys.Fingerprint // the relay key the heads are signed by
+	Size        uint64           // leaves
+	Root        [32]byte         // root of the whole tree
+	Heads       int              // stored signed heads checked
+	Identities  int              // stored device lists checked
+	Directories int              // logged organisation directories checked
+	Nodes       int              // stored tree nodes checked
+	Newest      time.Time        // time of the newest head
+	Key         keys.Fingerprint // the relay key the heads are signed by
 }
 
 func mismatch(format string, args ...any) error {
@@ -40,7 +41,8 @@ func mismatch(format string, args ...any) error {
 // rebuilt one, every stored head must be signed by relayKey with the
 // rebuilt root of its size, the newest head must cover the whole tree, and
 // every stored device list must verify and have its leaf (identity,
-// version, list hash) at the index stored with it.
+// version, list hash) at the index stored with it, and every logged
+// directory its leaf (log key, version, hash).
 func VerifyKT(path string, relayKey *keys.SigningPublicKey) (KTReport, error) {
 	var rep KTReport
 	if err := Verify(path, true, time.Second); err != nil {
@@ -148,6 +150,9 @@ func VerifyKT(path string, relayKey *keys.SigningPublicKey) (KTReport, error) {
 		}
 		if rep.Size == 0 {
 			rep.Root = kt.EmptyRoot()
+		}
+		if rep.Directories, err = verifyDirectories(tx, rep.Size); err != nil {
+			return err
 		}
 		return lists.ForEach(func(k, v []byte) error {
 			sl, err := decodeStoredList(v)

@@ -77,8 +77,8 @@ func TestMigrateSchema1Fixture(t *testing.T) {
 	// Record for record: devices and invites gained an empty label,
 	// nothing else changed.
 	after := dumpFile(t, path)
-	if len(after) != len(before)+7+3+3 {
-		t.Errorf("%d buckets after migration, %d before: want thirteen more (accounts, blob_quota, blob_quota_exp, the four kt_ buckets, the three claim buckets and the three fan-out buckets)", len(after), len(before))
+	if len(after) != len(before)+7+3+3+1 {
+		t.Errorf("%d buckets after migration, %d before: want fourteen more (accounts, blob_quota, blob_quota_exp, the four kt_ buckets, the three claim buckets, the three fan-out buckets and kt_directories)", len(after), len(before))
 	}
 	if q := after["blob_quota"]; q == nil || len(q.records) != len(m.Blobs) || len(after["blob_quota_exp"].records) != len(m.Blobs) {
 		t.Errorf("quota ledger = %+v, want one entry per blob", q)

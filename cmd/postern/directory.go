@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/postern/postern/client"
+)
+
+var directoryCmd = &command{
+	name:  "directory",
+	usage: "directory publish FILE | directory show [--json] | directory search QUERY... [--json]",
+	help: `The organisation's directory: its staff, teams and role accounts, signed by
+its administrators and kept in the relay's transparency log, so that staff
+find colleagues and teams without exchanging invitations. This computer
+trusts the directory that the organisation's policy file names
+(directory-organisation and directory-administrators, docs/POLICY.md).
+
+directory publish FILE: (administrators) sign the directory FILE describes
+(JSON, docs/TEAMS.md), log it on the relay and send it to every listed
+colleague who is one of your contacts. "-" reads standard input.
+
+directory show: the directory this device holds: teams, role accounts and
+staff. --json prints an object with organisation, version, issued,
+administrators and entries (kind, id, name, title, teams, holder, contact,
+self).
+
+directory search QUERY...: the entries that match, best first, as compose
+suggests them. --json prints an array of entries.`,
+	run: runDirectory,
+}
+
+// maxDirectorySearch is how many entries a search prints.
+const maxDirectorySearch = 20
+
+func runDirectory(ctx context.Context, c *cli, cmd *command, args []string) error {
+	fs := c.newFlagSet(cmd)
+	asJSON := fs.Bool("json", false, "")
+	pos, err := parse(fs, cmd, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usagef(cmd, "missing what to do: publish, show or search")
+	}
+	switch pos[0] {
+	case "publish":
+		switch {
+		case *asJSON:
+			return usagef(cmd, "--json is for directory show and directory search")
+		case len(pos) < 2:
+			return usagef(cmd, "missing FILE")
+		case len(pos) > 2:
+			return usagef(cmd, "too many arguments")
+		}
+		return publishDirectory(ctx, c, pos[1])
+	case "show":
+		if len(pos) > 1 {
+			return usagef(cmd, "too many arguments")
+		}
+	case "search":
+		if len(pos) < 2 {
+			return usagef(cmd, "missing QUERY")
+		}
+	default:
+		return usagef(cmd, "unknown directory command %q", pos[0])
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if pos[0] == "show" {
+		d, err := cl.Directory()
+		if err != nil {
+			return directoryError(err)
+		}
+		if *asJSON {
+			return writeJSON(c.stdout, jsonDirectoryOf(d))
+		}
+		fmt.Fprintf(c.stdout, "Organisation %s, directory version %d, issued %s.\n", d.Organisation, d.Version, d.Issued.UTC().Format(time.DateTime+" MST"))
+		return printEntries(c, d.Entries, false)
+	}
+	es, err := cl.LookupDirectory(strings.Join(pos[1:], " "), maxDirectorySearch)
+	if err != nil {
+		return directoryError(err)
+	}
+	return printEntries(c, es, *asJSON)
+}
+
+func publishDirectory(ctx context.Context, c *cli, path string) error {
+	var spec []byte
+	var err error
+	if path == "-" {
+		spec, err = io.ReadAll(io.LimitReader(c.stdin, client.MaxDirectorySpecSize+1))
+	} else {
+		spec, err = readSpec(path, client.MaxDirectorySpecSize+1)
+	}
+	if err != nil {
+		return &cliError{msg: fmt.Sprintf("cannot read %s: %v", path, errText(err)), err: err}
+	}
+	cl, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	p, err := cl.PublishDirectory(ctx, spec)
+	if err != nil {
+		return directoryError(err)
+	}
+	fmt.Fprintf(c.stdout, "Published directory version %d; sent to %d colleagues", p.Version, p.Sent)
+	if p.Unreached > 0 {
+		fmt.Fprintf(c.stdout, " (%d listed colleagues are not your contacts and did not get it)", p.Unreached)
+	}
+	fmt.Fprintln(c.stdout, ".")
+	return nil
+}
+
+// readSpec reads at most n bytes of the file at path.
+func readSpec(path string, n int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, n))
+}
+
+// jsonDirectory is the directory in --json output.
+type jsonDirectory struct {
+	Organisation   string                  `json:"organisation"`
+	Version        uint64                  `json:"version"`
+	Issued         time.Time               `json:"issued"`
+	Administrators []string                `json:"administrators"`
+	Entries        []client.DirectoryEntry `json:"entries"`
+}
+
+func jsonDirectoryOf(d *client.Directory) jsonDirectory {
+	j := jsonDirectory{Organisation: d.Organisation, Version: d.Version, Issued: d.Issued.UTC(), Administrators: []string{}, Entries: d.Entries}
+	for _, a := range d.Administrators {
+		j.Administrators = append(j.Administrators, a.String())
+	}
+	if j.Entries == nil {
+		j.Entries = []client.DirectoryEntry{}
+	}
+	return j
+}
+
+func printEntries(c *cli, es []client.DirectoryEntry, asJSON bool) error {
+	return printList(c, es, asJSON, func(e client.DirectoryEntry) client.DirectoryEntry { return e },
+		"No entries.", "KIND\tNAME\tTITLE\tTEAMS\tCONTACT", func(e client.DirectoryEntry) string {
+			teams := make([]string, len(e.Teams))
+			for i, t := range e.Teams {
+				teams[i] = safe(t, false)
+			}
+			contact := safe(e.Contact, false)
+			switch {
+			case e.Self:
+				contact = "(you)"
+			case e.Kind == client.DirectoryPerson && e.Contact == "":
+				contact = "(in the directory)"
+			case e.Kind == client.DirectoryRole && e.Holder != "":
+				contact = "held by " + safe(e.Holder, false)
+			}
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", e.Kind, safe(e.Name, false), safe(e.Title, false), strings.Join(teams, ", "), contact)
+		})
+}
+
+// directoryError words the library's directory errors.
+func directoryError(err error) error {
+	switch {
+	case errors.Is(err, client.ErrNoDirectory):
+		return &cliError{msg: "this device holds no organisation directory", hint: "it arrives from an administrator once the organisation's policy file names the organisation (directory-organisation, directory-administrators)", err: err}
+	case errors.Is(err, client.ErrInvalidDirectory):
+		return &cliError{msg: strip(err), hint: "see docs/TEAMS.md for the directory file's format", err: err}
+	case errors.Is(err, client.ErrDirectoryRefused):
+		return &cliError{msg: strip(err), hint: "nothing was changed; tell the organisation's administrators", err: err}
+	case errors.Is(err, client.ErrDirectoryCapability):
+		return &cliError{msg: strip(err), hint: "publish from the administrator's device that published first", err: err}
+	}
+	return err
+}
