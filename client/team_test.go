@@ -71,6 +71,29 @@ func TestTeamIntakeAndReply(t *testing.T) {
 	if qs, err := f.staff[0][0].Queue("Pharmacy", QueueAll); err != nil || len(qs) != 1 {
 		t.Fatalf("queue %+v, %v", qs, err)
 	}
+	// The team's invitation: only its profile makes one; an outsider who
+	// accepts it writes to the queue.
+	if _, err := f.staff[0][0].TeamInvite(ctx, "Pharmacy"); !errors.Is(err, ErrNotTeamAdmin) {
+		t.Fatalf("a staff device's team invitation: %v", err)
+	}
+	code, err := f.intake.TeamInvite(ctx, "Pharmacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rae, _ := newTestClient(t, f.srv, "rae")
+	if _, err := rae.Accept(ctx, code, "Pharmacy"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 2, f.intake, rae)
+	if _, err := rae.Send(ctx, "Pharmacy", "hello team"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, f.intake)
+	for _, it := range f.settleQueue(t, queueOf(t, f.staff[1][0], "rae").ID) {
+		if it.State != "new" || it.Messages != 1 {
+			t.Fatalf("rae's conversation %+v", it)
+		}
+	}
 }
 
 // TestTeamClaimRace is the test: a team of three staff with two
@@ -97,6 +120,7 @@ func TestTeamClaimRace(t *testing.T) {
 	devs := f.staffDevices()
 	const rounds = 100
 	for round := range rounds {
+		ctx := testCtx(t) // a hang guard per round, not for the whole test
 		pi := round % 2
 		id := ids[pi]
 		// Two devices of two different staff members.

@@ -77,3 +77,14 @@ func (c *Client) teamRequest(ctx context.Context, team, contact string, op byte,
 		Team: &teamContent{Op: op, Level: byte(level), Conversation: conv}}
 	return c.sendTeamGroup(ctx, gid, ct, nil)
 }
+
+// TeamInvite returns an invitation for outsiders to team (run on the
+// team's intake profile): the team person's invitation, as Invite makes
+// it. An outsider who accepts it has the team as one contact; what they
+// write reaches the staff's queue.
+func (c *Client) TeamInvite(ctx context.Context, team string) (string, error) {
+	if _, err := c.intakeTeam(team); err != nil {
+		return "", err
+	}
+	return c.Invite(ctx)
+}

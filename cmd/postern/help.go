@@ -61,7 +61,7 @@ Messages:
   group list [--json] | group create NAME [CONTACT...] | group add NAME CONTACT [--role ROLE] [--for MEMBER] | group remove NAME CONTACT | group send NAME [--urgent] TEXT...
                           groups: one message reaches every member; admins
                           add and remove members ('postern help group')
-  team create NAME | team staff add|remove NAME CONTACT | team list [--json] | team queue NAME [--mine|--unclaimed] [--json] | team show ID [--json] | team reply ID [--attach FILE]... TEXT... | team claim ID | team assign ID CONTACT | team resolve ID
+  team create NAME | team staff add|remove NAME CONTACT | team list [--json] | team queue NAME [--mine|--unclaimed] [--json] | team show ID [--json] | team reply ID [--attach FILE]... TEXT... | team claim ID | team assign ID CONTACT | team resolve ID | team block NAME CONTACT --new|--replies|--all | team unblock NAME CONTACT | team invite NAME
                           team queues: outsiders write to the team, staff
                           claim and answer ('postern help team')
   save ID [--out DIR] [--force]
