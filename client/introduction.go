@@ -683,7 +683,15 @@ func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 	// Group joins and sender keys (group.go).
 	c.runGroupTasks(ctx, res.groups)
 	if res.teams {
-		c.flushTeams(ctx) // what a team's intake forwards (teamqueue.go)
+		// What a team's intake forwards (teamqueue.go), in the background:
+		// a restriction it carries out needs the authenticated
+		// connection, which this receive may be holding up. Sync's
+		// maintenance flushes too, after this one.
+		c.goBackground(func() {
+			ctx, cancel := context.WithTimeout(c.ctx, maintenanceTimeout)
+			defer cancel()
+			c.flushTeams(ctx)
+		})
 	}
 	c.runDirectoryTask(ctx, res.directory) // directory.go
 	// A device just linked may have introduced itself (inboxsnapshot.go).

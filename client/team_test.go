@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -70,6 +71,29 @@ func TestTeamIntakeAndReply(t *testing.T) {
 	if qs, err := f.staff[0][0].Queue("Pharmacy", QueueAll); err != nil || len(qs) != 1 {
 		t.Fatalf("queue %+v, %v", qs, err)
 	}
+	// The team's invitation: only its profile makes one; an outsider who
+	// accepts it writes to the queue.
+	if _, err := f.staff[0][0].TeamInvite(ctx, "Pharmacy"); !errors.Is(err, ErrNotTeamAdmin) {
+		t.Fatalf("a staff device's team invitation: %v", err)
+	}
+	code, err := f.intake.TeamInvite(ctx, "Pharmacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rae, _ := newTestClient(t, f.srv, "rae")
+	if _, err := rae.Accept(ctx, code, "Pharmacy"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 2, f.intake, rae)
+	if _, err := rae.Send(ctx, "Pharmacy", "hello team"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, f.intake)
+	for _, it := range f.settleQueue(t, queueOf(t, f.staff[1][0], "rae").ID) {
+		if it.State != "new" || it.Messages != 1 {
+			t.Fatalf("rae's conversation %+v", it)
+		}
+	}
 }
 
 // TestTeamClaimRace is the test: a team of three staff with two
@@ -96,6 +120,7 @@ func TestTeamClaimRace(t *testing.T) {
 	devs := f.staffDevices()
 	const rounds = 100
 	for round := range rounds {
+		ctx := testCtx(t) // a hang guard per round, not for the whole test
 		pi := round % 2
 		id := ids[pi]
 		// Two devices of two different staff members.
@@ -238,5 +263,82 @@ func TestTeamRemoveStaff(t *testing.T) {
 		if err != nil || it.State != "claimed" || it.Owner != want {
 			t.Fatalf("%s: %+v, %v", c.name, it, err)
 		}
+	}
+}
+
+// TestTeamBlockOutsider: a staff member blocks a patient at each level
+// through the intake; the relay refuses the patient's send with the
+// level's code and the patient's client gives the level's sentence;
+// after the staff member unblocks, the patient must opt in again before
+// a message goes. The intake blocks directly too.
+func TestTeamBlockOutsider(t *testing.T) {
+	f := newTeamFixture(t)
+	ctx := testCtx(t)
+	if _, err := f.pat.Send(ctx, "Pharmacy", "first"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, f.intake)
+	f.settleQueue(t, queueOf(t, f.staff[0][0], "pat").ID)
+	if err := f.staff[0][1].BlockOutsider(ctx, "Pharmacy", "nobody", RestrictedNew); !errors.Is(err, ErrUnknownQueueItem) {
+		t.Fatalf("blocking someone the queue does not hold: %v", err)
+	}
+	route := devicesOf(t, f.pat, "Pharmacy")
+	if len(route) != 1 {
+		t.Fatalf("pat's routes %+v", route)
+	}
+	for i, tc := range []struct {
+		level Restriction
+		code  protocol.Code
+		want  string
+	}{
+		{RestrictedNew, protocol.CodeRestrictedNew, "You have been restricted from a Triage Group(s)."},
+		{RestrictedReplies, protocol.CodeRestrictedReplies, "Your access to this Triage Group has been restricted."},
+		{RestrictedService, protocol.CodeRestrictedService, "Your provider has restricted your access to Secure Messaging."},
+	} {
+		blocker := f.staff[i][i%2]
+		if err := blocker.BlockOutsider(ctx, "Pharmacy", "pat", tc.level); err != nil {
+			t.Fatal(err)
+		}
+		f.restrictedByIntake(t, "pat", tc.level)
+		// The relay's code, for a send on the route pat writes with.
+		tok, _ := protocol.CapabilityTokenFromBytes(route[0].SendCap)
+		var mb protocol.MailboxID
+		copy(mb[:], route[0].SendMbx)
+		env := make([]byte, 1024)
+		env[0], env[1] = protocol.Version, byte(protocol.KindSession)
+		_, err := f.pat.anonRequest(ctx, route[0].Relay, "test", &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env})
+		if !protocol.IsCode(err, tc.code) {
+			t.Fatalf("level %d: the relay answered %v", tc.level, err)
+		}
+		_, err = f.pat.Send(ctx, "Pharmacy", "still there?")
+		var re *RestrictedError
+		if !errors.As(err, &re) || re.Level != tc.level || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Fatalf("level %d: Send = %v", tc.level, err)
+		}
+		if err := blocker.UnblockOutsider(ctx, "Pharmacy", "pat"); err != nil {
+			t.Fatal(err)
+		}
+		f.restrictedByIntake(t, "pat", 0)
+		if _, err := f.pat.Send(ctx, "Pharmacy", "still there?"); !errors.As(err, &re) || !re.OptIn {
+			t.Fatalf("level %d: restored, not opted in: %v", tc.level, err)
+		}
+		if err := f.pat.OptIn("Pharmacy", "2026-12-07"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.pat.Send(ctx, "Pharmacy", fmt.Sprintf("back %d", i)); err != nil {
+			t.Fatalf("level %d: after opting in: %v", tc.level, err)
+		}
+	}
+	// On the intake, directly.
+	if err := f.intake.BlockOutsider(ctx, "Pharmacy", "pat", RestrictedReplies); err != nil {
+		t.Fatal(err)
+	}
+	var re *RestrictedError
+	if _, err := f.pat.Send(ctx, "Pharmacy", "and now?"); !errors.As(err, &re) || re.Level != RestrictedReplies {
+		t.Fatalf("blocked by the intake: %v", err)
+	}
+	syncAll(t, 1, f.intake)
+	if n := len(messagesLike(t, f.intake, "back 2")); n != 1 {
+		t.Fatalf("the intake holds %d of the message after the opt-in", n)
 	}
 }

@@ -127,3 +127,28 @@ func errIsOne(err error, targets ...error) bool {
 	}
 	return false
 }
+
+// restrictedByIntake syncs the intake until it has restricted the contact
+// named who at level (0: not restricted): a staff request is carried out
+// after the receive that brought it, possibly by the intake's live
+// connection rather than the Sync.
+func (f *teamFixture) restrictedByIntake(t *testing.T, who string, level Restriction) {
+	t.Helper()
+	var got Restriction
+	for range 20 {
+		syncAll(t, 1, f.intake)
+		cs, err := f.intake.Contacts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if c.Name == who {
+				got = c.RestrictedByMe
+			}
+		}
+		if got == level {
+			return
+		}
+	}
+	t.Fatalf("the intake restricts %s at %d, want %d", who, got, level)
+}

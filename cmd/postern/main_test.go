@@ -319,6 +319,10 @@ func TestExitCodes(t *testing.T) {
 			stderr: "postern: error: missing --as NAME\nhint: usage: postern accept CODE|- --as NAME [--replace]\n",
 		},
 		{
+			name: "team block without a level", args: []string{"team", "block", "Pharmacy", "Pat"}, code: 2,
+			stderr: "postern: error: team block takes one of --new, --replies and --all\nhint: usage: postern " + teamCmd.usage + "\n",
+		},
+		{
 			name: "read without ID", args: []string{"read", "--json"}, code: 2,
 			stderr: "postern: error: missing ID\nhint: usage: postern read ID [--json]\n",
 		},

@@ -14,7 +14,7 @@ var teamCmd = &command{
 	name: "team",
 	usage: "team create NAME | team staff add|remove NAME CONTACT | team list [--json] | team queue NAME [--mine|--unclaimed] [--json] | " +
 		"team show ID [--json] | team reply ID [--attach FILE]... TEXT... | team claim ID | team assign ID CONTACT | team resolve ID | " +
-		"team stats NAME [--json]",
+		"team block NAME CONTACT --new|--replies|--all | team unblock NAME CONTACT | team invite NAME | team stats NAME [--json]",
 	help: `Teams: outsiders write to a team ("Pharmacy") as to one contact; every
 staff member's devices receive it in the team's queue, where one of them
 claims it.
@@ -46,6 +46,18 @@ team assign ID CONTACT: give a conversation you own to a colleague.
 team resolve ID: close a conversation you own; the outsider's next message
 reopens it.
 
+team block NAME CONTACT --new|--replies|--all: restrict an outsider (CONTACT
+as the queue names them) from writing new messages to the team, from
+replying in its conversations, or from the whole service; each gives them
+its own sentence. On a staff device the team's profile carries it out at its
+next sync. In this version every level stops all of the outsider's messages
+to the team.
+team unblock NAME CONTACT: restore their access; they must accept the terms
+again ('postern optin') before they can write.
+
+team invite NAME: print an invitation for outsiders to the team (on the
+team's profile).
+
 team stats NAME: the team's workflow figures, without content: messages
 that arrived, open conversations, unclaimed ones and the oldest one's wait,
 time to first response, reopened conversations, escalations by type, failed
@@ -61,6 +73,9 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 	asJSON := fs.Bool("json", false, "")
 	mine := fs.Bool("mine", false, "")
 	unclaimed := fs.Bool("unclaimed", false, "")
+	blockNew := fs.Bool("new", false, "")
+	blockReplies := fs.Bool("replies", false, "")
+	blockAll := fs.Bool("all", false, "")
 	var files fileList
 	fs.Var(&files, "attach", "")
 	pos, err := parse(fs, cmd, args)
@@ -68,7 +83,7 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return err
 	}
 	if len(pos) == 0 {
-		return usagef(cmd, "missing what to do: create, staff, list, queue, show, reply, claim, assign, resolve or stats")
+		return usagef(cmd, "missing what to do: create, staff, list, queue, show, reply, claim, assign, resolve, block, unblock, invite or stats")
 	}
 	what := pos[0]
 	if what == "staff" {
@@ -91,7 +106,19 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 		"create": {1, 1, []string{"NAME"}}, "staff add": {2, 2, []string{"NAME", "CONTACT"}}, "staff remove": {2, 2, []string{"NAME", "CONTACT"}},
 		"list": {0, 0, nil}, "queue": {1, 1, []string{"NAME"}}, "show": {1, 1, []string{"ID"}}, "reply": {1, -1, []string{"ID", "TEXT"}},
 		"claim": {1, 1, []string{"ID"}}, "assign": {2, 2, []string{"ID", "CONTACT"}}, "resolve": {1, 1, []string{"ID"}},
+		"block": {2, 2, []string{"NAME", "CONTACT"}}, "unblock": {2, 2, []string{"NAME", "CONTACT"}}, "invite": {1, 1, []string{"NAME"}},
 	}[what]
+	levels := 0
+	level := client.RestrictedNew
+	for _, f := range []struct {
+		set bool
+		l   client.Restriction
+	}{{*blockNew, client.RestrictedNew}, {*blockReplies, client.RestrictedReplies}, {*blockAll, client.RestrictedService}} {
+		if f.set {
+			levels++
+			level = f.l
+		}
+	}
 	n := len(pos) - 1
 	switch {
 	case !ok:
@@ -104,6 +131,10 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return usagef(cmd, "--mine or --unclaimed, not both")
 	case len(files) > 0 && what != "reply":
 		return usagef(cmd, "--attach is for team reply")
+	case levels > 0 && what != "block":
+		return usagef(cmd, "--new, --replies and --all are for team block")
+	case what == "block" && levels != 1:
+		return usagef(cmd, "team block takes one of --new, --replies and --all")
 	case n < ar.least:
 		return usagef(cmd, "missing %s", ar.names[n])
 	case what == "reply" && n == 1 && len(files) == 0:
@@ -171,6 +202,37 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 			return teamError(err, "")
 		}
 		fmt.Fprintf(c.stdout, "%s: %s%s.\n", safe(it.Outsider, false), it.State, ownerText(it))
+	case "block", "unblock":
+		var intake bool
+		ts, err := cl.Teams()
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			if t.Name == pos[1] || t.ID == pos[1] {
+				intake = t.Intake
+			}
+		}
+		if what == "block" {
+			err = cl.BlockOutsider(ctx, pos[1], pos[2], level)
+		} else {
+			err = cl.UnblockOutsider(ctx, pos[1], pos[2])
+		}
+		if err != nil {
+			return teamError(err, pos[1])
+		}
+		done := map[bool]string{true: "Restricted", false: "Restored the access of"}[what == "block"]
+		if intake {
+			fmt.Fprintf(c.stdout, "%s %s.\n", done, safe(pos[2], false))
+		} else {
+			fmt.Fprintf(c.stdout, "Asked %s to %s %s.\n", safe(pos[1], false), map[bool]string{true: "restrict", false: "restore the access of"}[what == "block"], safe(pos[2], false))
+		}
+	case "invite":
+		code, err := cl.TeamInvite(ctx, pos[1])
+		if err != nil {
+			return teamError(err, pos[1])
+		}
+		fmt.Fprintln(c.stdout, code)
 	}
 	return nil
 }
