@@ -140,6 +140,28 @@ func TestBrowserRestrict(t *testing.T) {
 			checkAxe(t, tab(pctx), axe, "message, restricted")
 		}
 
+		if i == 0 {
+			// His contact page offers the opt-in, not restricting alice
+			// back; the contacts list says who restricted whom.
+			step(t, tab(pctx), "alice's page", chromedp.Navigate(pat.s.Origin()+"/#/contacts/alice"), chromedp.WaitVisible(chromedp.CSS("#restricted-me")))
+			if got := text(tab(pctx), "restricted-me-sentence"); got != sentence {
+				t.Fatalf("alice's page shows %q", got)
+			}
+			if !eval[bool](t, tab(pctx), `document.getElementById("restrict").hidden`) {
+				t.Fatal("bob's page offers restricting alice back")
+			}
+			checkAxe(t, tab(pctx), axe, "contact, restricted by them")
+			step(t, tab(pctx), "bob's contacts", chromedp.Navigate(pat.s.Origin()+"/#/contacts"), chromedp.WaitVisible(chromedp.CSS("#contacts-rows tr")))
+			if got := text(tab(pctx), "contacts-rows"); !strings.Contains(got, "alice (restricted your access)") {
+				t.Fatalf("bob's contacts: %q", got)
+			}
+			step(t, tab(octx), "alice's contacts", chromedp.Navigate(org.s.Origin()+"/#/contacts"), chromedp.WaitVisible(chromedp.CSS("#contacts-rows tr")))
+			if got := text(tab(octx), "contacts-rows"); !strings.Contains(got, "bob (restricted by you)") {
+				t.Fatalf("alice's contacts: %q", got)
+			}
+			step(t, tab(octx), "bob's page again", chromedp.Navigate(org.s.Origin()+"/#/contacts/bob"), chromedp.WaitVisible(chromedp.CSS("#restrict-restore")))
+		}
+
 		// A new message to alice: compose says so before he writes.
 		step(t, tab(pctx), level+": compose while restricted", chromedp.Navigate(pat.s.Origin()+"/#/compose?to=alice"), chromedp.WaitVisible(chromedp.CSS("#compose-text")))
 		waitJS(t, tab(pctx), level+": the notice in compose", `document.getElementById("compose-send").disabled &&

@@ -164,7 +164,9 @@ function renderContact(r) {
   restore.hidden = !r.by_me;
   hideConfirm();
   $("restrict-error").hidden = true;
-  $("restrict").hidden = false;
+  // Someone who restricted this person is their organisation: the page
+  // offers opting in, not restricting them back.
+  $("restrict").hidden = Boolean(r.restricted) && !r.by_me;
 }
 
 async function contactShown(c) {
