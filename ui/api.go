@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -161,6 +162,9 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		writeLocked(w) // locked while the request ran
 		return
 	}
+	if writeRestricted(w, err) { // restrict.go: the level's sentence, exactly
+		return
+	}
 	msg, hint := s.explain(err)
 	writeError(w, statusOf(err), msg, hint)
 }
@@ -202,7 +206,9 @@ func statusOf(err error) int {
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	d := json.NewDecoder(r.Body)
 	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
+	// One value and nothing after it: of a body with two, which one was
+	// meant is a guess.
+	if err := d.Decode(v); err != nil || d.Decode(&struct{}{}) != io.EOF {
 		writeError(w, http.StatusBadRequest, "the request body is not the JSON this endpoint takes", "see docs/API.md")
 		return false
 	}
@@ -471,6 +477,11 @@ type contactJSON struct {
 	// Disappear: the conversation's disappearing-message timer in
 	// seconds (disappear.go); omitted when off.
 	Disappear int64 `json:"disappear_seconds,omitempty"`
+	// Restricted: the contact restricted your access ("service", "new"
+	// or "replies") and you have not opted in again; RestrictedByMe: you
+	// restricted the contact (restrict.go).
+	Restricted     string `json:"restricted,omitempty"`
+	RestrictedByMe string `json:"restricted_by_me,omitempty"`
 }
 
 func (s *Server) apiContacts(w http.ResponseWriter, r *http.Request, cl *client.Client) {
@@ -484,7 +495,8 @@ func (s *Server) apiContacts(w http.ResponseWriter, r *http.Request, cl *client.
 		out = append(out, contactJSON{
 			Name: c.Name, Identity: c.Identity.String(), SafetyNumber: c.SafetyNumber,
 			Added: c.Added.UTC(), Blocked: c.Blocked, Verification: c.Verification.String(),
-			Disappear: int64(c.Disappearing / time.Second),
+			Disappear:  int64(c.Disappearing / time.Second),
+			Restricted: c.Restricted.String(), RestrictedByMe: c.RestrictedByMe.String(),
 		})
 	}
 	writeJSON(w, http.StatusOK, out)

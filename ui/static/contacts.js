@@ -4,8 +4,9 @@
 // Names and numbers are set as textContent only.
 
 import {
-  $, api, addScreen, addRoute, onLock, onStart, showScreen, cell, announce, ticket,
+  $, api, addScreen, addRoute, hooks, onLock, onStart, showScreen, cell, announce, ticket,
 } from "./core.js";
+import "./restrict.js"; // restricting a contact, on the contact's page
 
 addScreen("contact");
 
@@ -33,6 +34,12 @@ async function showList() {
     name.append(a);
     if (c.blocked) {
       name.append(" (blocked)");
+    }
+    if (c.restricted) {
+      name.append(" (restricted your access)");
+    }
+    if (c.restricted_by_me) {
+      name.append(" (restricted by you)");
     }
     tr.append(name, cell(c.safety_number, "mono"), cell(stateWords[c.verification] || c.verification, c.verification));
     return tr;
@@ -83,6 +90,7 @@ async function showContact(name) {
   $("verify-form").reset();
   $("verify-form").hidden = c.verification === "verified";
   $("verify-error").hidden = true;
+  await Promise.all(hooks.contact.map((fn) => fn(c)));
   if (!current()) {
     return;
   }

@@ -28,6 +28,9 @@ export class APIError extends Error {
     super((body && body.error) || `request failed (${status})`);
     this.status = status;
     this.hint = body && body.hint;
+    // restriction: the level, when a contact restricted this person
+    // (docs/API.md, "Restrictions"); the message is then its sentence.
+    this.restriction = (body && body.restriction) || "";
   }
 }
 
@@ -52,6 +55,11 @@ export async function api(method, path, body) {
     showScreen("signin");
   } else if (resp.status === 423) {
     hooks.locked();
+  }
+  if (resp.status === 403 && data && data.restriction) {
+    for (const fn of hooks.restricted) {
+      fn(data); // restrict.js: the notices follow at once, wherever the send was
+    }
   }
   if (!resp.ok) {
     throw new APIError(resp.status, data);
@@ -188,6 +196,8 @@ export const hooks = {
   onUnlock: [], // run after unlocking, before the first screen
   events: [], // {type, fn(data)}: server-sent events besides the core's
   start: [], // run once when the page loads: attach event listeners
+  restricted: [], // fn(error body): a send was refused by a restriction
+  contact: [], // async fn(contact): a contact's page is being shown
 };
 
 // addScreen makes <section id="screen-NAME"> one of the page's screens;
@@ -238,4 +248,16 @@ export function onEvent(type, fn) {
 
 export function onStart(fn) {
   hooks.start.push(fn);
+}
+
+// onRestricted runs fn with the error's body whenever a request is
+// refused because a contact restricted this person.
+export function onRestricted(fn) {
+  hooks.restricted.push(fn);
+}
+
+// onContact runs fn(contact) while a contact's page is prepared, before
+// it shows; the page waits for it.
+export function onContact(fn) {
+  hooks.contact.push(fn);
 }
