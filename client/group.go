@@ -100,6 +100,9 @@ type GroupMemberInfo struct {
 	For      string // a delegate: the name of the member it acts for
 	Devices  int    // devices listed
 	Joined   int    // devices with a group mailbox
+	// Contact: the member is this person (Me) or one of its contacts;
+	// false for someone known only through a group (groupintro.go).
+	Contact bool
 }
 
 // groupTask is what accepting or publishing a state, a join or a
@@ -114,6 +117,10 @@ type groupTask struct {
 	// joined: a member device's join, for this admin to publish.
 	joined *groupJoin
 	from   keys.Fingerprint
+	// intro: devices to introduce this device to (groupintro.go), as
+	// answers to their introductions with introAnswer.
+	intro       []keys.Fingerprint
+	introAnswer bool
 }
 
 // storeGroupRecord is a group's record (store.GroupRecord).
@@ -186,7 +193,7 @@ func (t *tx) contactPerson(name string) (*store.Person, error) {
 		return nil, err
 	}
 	for _, r := range cs {
-		if r.Person.Name == name {
+		if r.Person.Name == name && !r.Person.ViaGroup {
 			return r.Person, nil
 		}
 	}
@@ -672,8 +679,8 @@ func (c *Client) sendGroupState(ctx context.Context, s *group.State, adminCap []
 
 // groupDevices are the devices this device can write to among those s
 // lists (all of them, or those in only), this one left out. A listed
-// device of someone who is not a contact is left out (a member's
-// introduction to the others is for a later version).
+// device this device has no route to yet is left out (it is reached
+// once a group introduction gives one, groupintro.go).
 func (c *Client) groupDevices(t *tx, s *group.State, only []keys.Fingerprint) ([]*contactRecord, error) {
 	var out []*contactRecord
 	for i := range s.Members {
@@ -807,7 +814,8 @@ func (c *Client) applyGroupState(t *tx, rec *store.GroupRecord, held, next *grou
 	if err := t.PutGroup(rec, next.Name); err != nil {
 		return nil, err
 	}
-	if task.dist == nil && !task.join {
+	task.intro = c.introCandidates(held, next)
+	if task.dist == nil && !task.join && task.intro == nil {
 		return nil, nil
 	}
 	return []groupTask{task}, nil
@@ -869,6 +877,9 @@ func (c *Client) runGroupTasks(ctx context.Context, tasks []groupTask) {
 			}
 			continue
 		}
+		// Introductions first: a device reached only through one gets
+		// the distribution that follows.
+		c.sendGroupIntros(ctx, tk.gid, tk.intro, tk.introAnswer)
 		if tk.dist != nil {
 			c.sendGroupKey(ctx, tk.gid, tk.dist, tk.to)
 		}
@@ -1652,9 +1663,13 @@ func (c *Client) groupOfRecord(t *tx, rec *store.GroupRecord) (Group, error) {
 		one := *m
 		one.Role = group.RoleMember
 		if m.Identity == c.idFP {
-			info.Name = Me
+			info.Name, info.Contact = Me, true
 		} else if info.Name, err = c.memberName(t, s, &one); err != nil {
 			return Group{}, err
+		} else if p, err := t.personByIdentity(m.Identity); err != nil {
+			return Group{}, err
+		} else {
+			info.Contact = p != nil && !p.ViaGroup
 		}
 		if f := s.Member(m.For); m.Role == group.RoleDelegate && f != nil {
 			fo := *f
