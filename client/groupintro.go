@@ -609,3 +609,96 @@ func fromGroupPerson(typ byte) bool {
 	}
 	return false
 }
+
+// ErrNotKnownThroughGroup: MakeContact names a member of the group who
+// is not known only through it (a contact already, or this person), or
+// whose device has not introduced itself yet.
+var ErrNotKnownThroughGroup = errors.New("client: not a member known only through the group")
+
+// MakeContact makes member (the name the group's member list shows), a
+// person known only through group grp, a contact named name: listed by
+// Contacts, written to directly, with a direct conversation. The routes
+// and sessions the group introduction made are kept; the person's
+// identity is the one the group's signed state names (compare safety
+// numbers to verify it, as for any contact). The new contact is shared
+// with this person's other devices. Each side decides for itself: what
+// this person sends them directly is read there once they have made
+// this person a contact too (until then their client drops it).
+func (c *Client) MakeContact(ctx context.Context, grp, member, name string) (Contact, error) {
+	if err := checkName(name); err != nil {
+		return Contact{}, err
+	}
+	var (
+		out Contact
+		pid []byte
+	)
+	now := c.now().UTC()
+	err := c.st.update(func(t *tx) error {
+		rec, err := t.lookupGroup(grp)
+		if err != nil {
+			return err
+		}
+		s, err := groupOf(rec)
+		if err != nil {
+			return err
+		}
+		var p *store.Person
+		for i := range s.Members {
+			m := &s.Members[i]
+			if m.Identity == c.idFP {
+				continue
+			}
+			one := *m
+			one.Role = group.RoleMember
+			shown, err := c.memberName(t, s, &one)
+			if err != nil {
+				return err
+			}
+			if shown != member {
+				continue
+			}
+			if p, err = t.personByIdentity(m.Identity); err != nil {
+				return err
+			}
+			break
+		}
+		if p == nil || !p.ViaGroup {
+			return fmt.Errorf("%w (%s)", ErrNotKnownThroughGroup, member)
+		}
+		cs, err := t.contacts()
+		if err != nil {
+			return err
+		}
+		for _, r := range cs {
+			if r.Person.Name == name && !r.Person.ViaGroup {
+				return fmt.Errorf("%w: a contact is named %q", ErrContactExists, name)
+			}
+		}
+		p.ViaGroup, p.Name = false, name
+		if err := t.PutPerson(p); err != nil {
+			return err
+		}
+		if _, err := t.DirectConversation(p.ID, now); err != nil {
+			return err
+		}
+		ds, err := t.DevicesOf(p.ID)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if !d.Revoked {
+				out = c.contact(&contactRecord{Device: *d, Person: p})
+				break
+			}
+		}
+		pid = p.ID
+		return nil
+	})
+	if err != nil {
+		return Contact{}, err
+	}
+	c.contactChanged(name, ContactAdded)
+	c.shareContact(ctx, pid)
+	c.log.Info("made a person known through a group a contact")
+	return out, nil
+}

@@ -229,8 +229,47 @@ func TestGroupIntroNonContacts(t *testing.T) {
 			}
 		}
 	}
-	if _, err := f.carol.Send(testCtx(t), "bob", "a direct message"); !errors.Is(err, ErrUnknownContact) {
+	ctx := testCtx(t)
+	if _, err := f.carol.Send(ctx, "bob", "a direct message"); !errors.Is(err, ErrUnknownContact) {
 		t.Fatalf("carol wrote to bob directly: %v", err)
+	}
+	if _, err := f.carol.MakeContact(ctx, introGroup, "alice", "Al"); !errors.Is(err, ErrNotKnownThroughGroup) {
+		t.Fatalf("MakeContact of a contact: %v", err)
+	}
+	if _, err := f.carol.MakeContact(ctx, introGroup, "bob", "alice"); !errors.Is(err, ErrContactExists) {
+		t.Fatalf("MakeContact under a contact's name: %v", err)
+	}
+	// Made a contact on one side only: carol's direct message is not
+	// read by bob, who has not made her one.
+	ct, err := f.carol.MakeContact(ctx, introGroup, "bob", "Bob B")
+	if err != nil || ct.Name != "Bob B" || ct.Identity != f.bob.idFP {
+		t.Fatalf("MakeContact: %+v %v", ct, err)
+	}
+	if _, err := f.carol.Send(ctx, "Bob B", "one-sided hello"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, f.bob)
+	if got := messagesLike(t, f.bob, "one-sided hello"); len(got) != 0 {
+		t.Fatalf("bob read a direct message from someone he knows only through the group: %+v", got)
+	}
+	if _, err := f.bob.MakeContact(ctx, introGroup, "carol", "Carol C"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.carol.Send(ctx, "Bob B", "now both ways"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, f.bob)
+	if got := messagesLike(t, f.bob, "now both ways"); len(got) != 1 || got[0].From != "Carol C" {
+		t.Fatalf("bob read %+v", got)
+	}
+	g, err := groupNamed(f.bob, introGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range g.Members {
+		if !m.Contact {
+			t.Fatalf("after MakeContact bob lists %+v", m)
+		}
 	}
 }
 
