@@ -229,6 +229,23 @@ func TestGroupIntroNonContacts(t *testing.T) {
 			}
 		}
 	}
+	// A contacts snapshot (link, backup) leaves bob out of carol's.
+	var snap []byte
+	if err := f.carol.st.view(func(t *tx) (err error) {
+		snap, err = t.exportContacts(f.carol.idFP, f.carol.relay, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := decodeSnapshot(snap, f.carol.idFP, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parsed.Persons {
+		if bytes.Equal(p.Identity, f.bob.idFP[:]) {
+			t.Fatal("carol's contacts snapshot holds bob, known only through the group")
+		}
+	}
 	ctx := testCtx(t)
 	if _, err := f.carol.Send(ctx, "bob", "a direct message"); !errors.Is(err, ErrUnknownContact) {
 		t.Fatalf("carol wrote to bob directly: %v", err)
