@@ -58,7 +58,7 @@ Messages:
                           answer a message, in its thread
   recall ID               delete a message you sent for everyone: on
                           your devices and the recipient's
-  group list [--json] | group create NAME [CONTACT...] | group add NAME CONTACT [--role ROLE] [--for MEMBER] | group remove NAME CONTACT | group send NAME [--urgent] TEXT...
+  group list [--json] | group create NAME [CONTACT...] | group add NAME CONTACT [--role ROLE] [--for MEMBER] | group remove NAME CONTACT | group send NAME [--urgent] TEXT... | group contact NAME MEMBER CONTACT
                           groups: one message reaches every member; admins
                           add and remove members ('postern help group')
   save ID [--out DIR] [--force]
