@@ -280,74 +280,118 @@ func (t *tx) deviceOf(p *store.Person, dev keys.Fingerprint) (*store.Device, err
 	return nil, nil
 }
 
-// errSkipIntro ends sendGroupIntro with nothing to do.
+// errSkipIntro: sendGroupIntro has nothing to do.
 var errSkipIntro = errors.New("client: no group introduction needed")
+
+// introPlan is one introduction to send: to device dev (target in the
+// state), of member, answering or not, with the route given before (nil:
+// one is made).
+type introPlan struct {
+	dev    keys.Fingerprint
+	member group.Member
+	target group.Device
+	answer bool
+	route  []byte // mailbox then capability
+}
 
 // sendGroupIntros introduces this device to each device in devs that
 // group gid lists joined and this device cannot write to (answer: to
 // each, as an answer to its introduction). Failures are logged.
 func (c *Client) sendGroupIntros(ctx context.Context, gid group.ID, devs []keys.Fingerprint, answer bool) {
-	for _, d := range devs {
-		if err := c.sendGroupIntro(ctx, gid, d, answer); err != nil && !errors.Is(err, errSkipIntro) {
-			c.log.Warn("could not introduce this device to a group member's device", "device", d.Short(), "err", err)
+	if len(devs) == 0 {
+		return
+	}
+	s, plans, err := c.planGroupIntros(gid, devs, answer)
+	if err != nil {
+		c.log.Warn("could not read a group to introduce this device to its members", "err", err)
+		return
+	}
+	for i := range plans {
+		if err := c.sendPlannedIntro(ctx, s, &plans[i]); err != nil {
+			c.log.Warn("could not introduce this device to a group member's device", "device", plans[i].dev.Short(), "err", err)
 		}
 	}
 }
 
-// sendGroupIntro introduces this device to device dev through its group
-// mailbox: with the route this device gave dev before, or a new one (a
-// spare mailbox), recorded on dev's record (a person known through the
-// group is made if dev's person is not known).
+// sendGroupIntro introduces this device to device dev of group gid
+// (errSkipIntro: there is nothing to do).
 func (c *Client) sendGroupIntro(ctx context.Context, gid group.ID, dev keys.Fingerprint, answer bool) error {
+	s, plans, err := c.planGroupIntros(gid, []keys.Fingerprint{dev}, answer)
+	if err != nil {
+		return err
+	}
+	if len(plans) == 0 {
+		return errSkipIntro
+	}
+	return c.sendPlannedIntro(ctx, s, &plans[0])
+}
+
+// planGroupIntros reads, in one view of the store, the group's state and
+// which of devs need an introduction: listed joined for another person,
+// this person still a member, the person not blocked and the device not
+// revoked, and this device without a route to it (or, answering, any).
+func (c *Client) planGroupIntros(gid group.ID, devs []keys.Fingerprint, answer bool) (*group.State, []introPlan, error) {
 	var (
-		s      *group.State
-		target group.Device
-		member group.Member
-		route  []byte // the route given before, mailbox then capability
+		s     *group.State
+		plans []introPlan
 	)
 	err := c.st.view(func(t *tx) error {
+		plans = nil
 		rec, err := t.Group(t.GroupConversationID(gid[:]))
-		if err != nil {
+		if err != nil || rec == nil || rec.Removed {
 			return err
-		}
-		if rec == nil || rec.Removed {
-			return errSkipIntro
 		}
 		if s, err = groupOf(rec); err != nil {
 			return err
 		}
-		m, sd := s.Device(dev)
-		if m == nil || !sd.Joined || m.Identity == c.idFP || s.Member(c.idFP) == nil {
-			return errSkipIntro
+		if s.Member(c.idFP) == nil {
+			return nil
 		}
-		member, target = *m, *sd
-		p, err := t.personByIdentity(m.Identity)
-		if err != nil || p == nil {
-			return err
-		}
-		if p.Blocked {
-			return errSkipIntro
-		}
-		d, err := t.deviceOf(p, dev)
-		if err != nil || d == nil {
-			return err
-		}
-		if d.Revoked || (canWriteTo(d) && len(d.RecvMbx) == 16) && !answer {
-			return errSkipIntro
-		}
-		// Holding its route already (its introduction came first), this
-		// one answers it.
-		answer = answer || canWriteTo(d)
-		if len(d.RecvMbx) == 16 && len(d.RecvCap) == 32 {
-			route = append(bytes.Clone(d.RecvMbx), d.RecvCap...)
+		for _, dev := range devs {
+			m, sd := s.Device(dev)
+			if m == nil || !sd.Joined || m.Identity == c.idFP {
+				continue
+			}
+			pl := introPlan{dev: dev, member: *m, target: *sd, answer: answer}
+			p, err := t.personByIdentity(m.Identity)
+			if err != nil {
+				return err
+			}
+			if p != nil {
+				if p.Blocked {
+					continue
+				}
+				d, err := t.deviceOf(p, dev)
+				if err != nil {
+					return err
+				}
+				if d != nil {
+					if d.Revoked || (canWriteTo(d) && len(d.RecvMbx) == 16 && !answer) {
+						continue
+					}
+					// Holding its route already (its introduction came
+					// first), this one answers it.
+					pl.answer = answer || canWriteTo(d)
+					if len(d.RecvMbx) == 16 && len(d.RecvCap) == 32 {
+						pl.route = append(bytes.Clone(d.RecvMbx), d.RecvCap...)
+					}
+				}
+			}
+			plans = append(plans, pl)
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
+	return s, plans, err
+}
+
+// sendPlannedIntro sends introduction pl of group state s: the route
+// made first if there is none, then the envelope, on a connection of
+// its own per group.
+func (c *Client) sendPlannedIntro(ctx context.Context, s *group.State, pl *introPlan) error {
+	route := pl.route
 	if route == nil {
-		if route, err = c.groupIntroRoute(ctx, s, &member, dev); err != nil {
+		var err error
+		if route, err = c.groupIntroRoute(ctx, s, &pl.member, pl.dev); err != nil {
 			return err
 		}
 	}
@@ -361,32 +405,32 @@ func (c *Client) sendGroupIntro(ctx context.Context, gid group.ID, dev keys.Fing
 	}); err != nil {
 		return err
 	}
-	g := &groupIntro{Group: gid, To: dev, Answer: answer, Cert: c.dev.Certificate().Bytes(), List: list}
+	g := &groupIntro{Group: s.Group, To: pl.dev, Answer: pl.answer, Cert: c.dev.Certificate().Bytes(), List: list}
 	copy(g.Mailbox[:], route[:16])
 	copy(g.Capability[:], route[16:])
-	body, err := g.marshal(c.dev, target.Mailbox)
+	body, err := g.marshal(c.dev, pl.target.Mailbox)
 	if err != nil {
 		return err
 	}
-	env, err := sealGroupIntro(s.HeaderKey[:], gid, target.Mailbox, body)
+	env, err := sealGroupIntro(s.HeaderKey[:], s.Group, pl.target.Mailbox, body)
 	if err != nil {
 		return err
 	}
 	if h := c.envelopeHook.Load(); h != nil {
 		(*h)(true, env)
 	}
-	tok, err := protocol.CapabilityTokenFromBytes(target.Capability[:])
+	tok, err := protocol.CapabilityTokenFromBytes(pl.target.Capability[:])
 	if err != nil {
 		return errStoreCorrupt
 	}
-	resp, err := c.anonRequest(ctx, s.Relay, groupIntroConnKey(gid), &protocol.Send{Mailbox: target.Mailbox, Capability: tok, Envelope: env})
+	resp, err := c.anonRequest(ctx, s.Relay, groupIntroConnKey(s.Group), &protocol.Send{Mailbox: pl.target.Mailbox, Capability: tok, Envelope: env})
 	if err != nil {
 		return fmt.Errorf("client: send a group introduction: %w", err)
 	}
 	if _, ok := resp.(*protocol.Sent); !ok {
 		return unexpected(resp)
 	}
-	c.log.Info("introduced this device to a group member's device", "device", dev.Short())
+	c.log.Info("introduced this device to a group member's device", "device", pl.dev.Short())
 	return nil
 }
 
@@ -514,7 +558,9 @@ func (c *Client) receiveGroupIntro(t *tx, mb protocol.MailboxID, env []byte, now
 		if d, err = t.deviceOf(p, dev); err != nil {
 			return nil, err
 		}
-		if d != nil && d.Revoked {
+		if d != nil && (d.Revoked || d.Refused) {
+			// Revoked, or it refused our introduction: no route to it is
+			// taken (and none could stop a repeated one being accepted).
 			return errGroupIntroNotMember, nil
 		}
 		if canWriteTo(d) {
