@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"log/slog"
-	"os"
 	"sync"
 	"testing"
 
@@ -39,11 +37,6 @@ func newIntroFixture(t *testing.T) *introFixture {
 	f.bob, _ = newTestClient(t, f.srv, "bob")
 	f.carol, _ = newTestClient(t, f.srv, "carol")
 	f.dave, _ = newTestClient(t, f.srv, "dave")
-	if os.Getenv("INTRO_DEBUG") != "" {
-		for _, c := range []*Client{f.alice, f.bob, f.carol} {
-			c.log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("who", c.name)
-		}
-	}
 	f.carolGot = captureIntros(f.carol, false)
 	befriend(t, f.alice, f.bob, "alice")
 	befriend(t, f.alice, f.carol, "alice")
