@@ -389,3 +389,41 @@ func TestGroupIntroAfterRemoval(t *testing.T) {
 		t.Fatalf("carol read %+v after her removal", got)
 	}
 }
+
+// TestGroupIntroLateMember: erin, a contact of alice only, added to the
+// group after bob and carol have settled, reads them and they read her.
+func TestGroupIntroLateMember(t *testing.T) {
+	f := newIntroFixture(t)
+	ctx := testCtx(t)
+	erin, _ := newTestClient(t, f.srv, "erin")
+	befriend(t, f.alice, erin, "alice")
+	if _, err := f.alice.AddGroupMember(ctx, introGroup, "erin", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	all := append(f.members(), erin)
+	settleGroup(t, introGroup, all...)
+	for round := 0; !holdsKey(t, erin, f.bob) || !holdsKey(t, erin, f.carol) || !holdsKey(t, f.bob, erin) || !holdsKey(t, f.carol, erin); round++ {
+		if round == 8 {
+			t.Fatal("erin and the others did not receive each other's sender keys")
+		}
+		syncAll(t, 1, all...)
+	}
+	if _, err := erin.SendGroup(ctx, introGroup, "erin joins the rota", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.carol.SendGroup(ctx, introGroup, "welcome erin", nil); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 2, all...)
+	for _, c := range []struct {
+		who        *Client
+		text, from string
+	}{{f.bob, "erin joins the rota", "erin"}, {f.carol, "erin joins the rota", "erin"}, {erin, "welcome erin", "carol"}} {
+		if got := messagesLike(t, c.who, c.text); len(got) != 1 || got[0].From != c.from {
+			t.Fatalf("%s read %q as %+v", c.who.name, c.text, got)
+		}
+	}
+	if cs, err := erin.Contacts(); err != nil || len(cs) != 1 {
+		t.Fatalf("erin's contacts: %+v %v", cs, err)
+	}
+}
