@@ -294,7 +294,7 @@ func (c *Client) CreateGroup(ctx context.Context, name string, members ...string
 	}
 	sortMembers(s)
 	// This device's group mailbox first, then the fan-out list with it.
-	mb, tok, err := c.makeGroupMailbox(ctx, s)
+	mb, tok, err := c.makeGroupMailbox(ctx, nil, s)
 	if err != nil {
 		return Group{}, err
 	}
@@ -369,13 +369,14 @@ func sortMembers(s *group.State) {
 }
 
 // makeGroupMailbox makes this device's group mailbox on its relay (which
-// must be the group's) and subscribes to it.
-func (c *Client) makeGroupMailbox(ctx context.Context, s *group.State) (protocol.MailboxID, protocol.CapabilityToken, error) {
+// must be the group's) and subscribes to it, on cn (nil: the
+// authenticated connection).
+func (c *Client) makeGroupMailbox(ctx context.Context, cn *conn, s *group.State) (protocol.MailboxID, protocol.CapabilityToken, error) {
 	tok := protocol.NewCapabilityToken()
 	if s.Relay != c.relay {
 		return protocol.MailboxID{}, tok, ErrGroupRelay
 	}
-	cn, mb, err := c.newMailbox(ctx, nil, tok)
+	cn, mb, err := c.newMailbox(ctx, cn, tok)
 	if err != nil {
 		return mb, tok, err
 	}
@@ -870,6 +871,14 @@ func (c *Client) addGroupKey(s *group.State, ks *senderkey.State, from, dist []b
 // runGroupTasks carries out, after a commit, the joins and distributions
 // that accepting or publishing states decided.
 func (c *Client) runGroupTasks(ctx context.Context, tasks []groupTask) {
+	c.runGroupTasksOn(ctx, nil, tasks)
+}
+
+// runGroupTasksOn is runGroupTasks with the authenticated work on cn (nil:
+// the authenticated connection). Work done on the receive loop's
+// goroutine passes the connection it received on (introduction.go
+// onConn): waiting there for a new connection would wait for itself.
+func (c *Client) runGroupTasksOn(ctx context.Context, cn *conn, tasks []groupTask) {
 	for _, tk := range tasks {
 		if tk.joined != nil {
 			if err := c.admitDevice(ctx, tk.gid, tk.from, tk.joined); err != nil {
@@ -879,12 +888,12 @@ func (c *Client) runGroupTasks(ctx context.Context, tasks []groupTask) {
 		}
 		// Introductions first: a device reached only through one gets
 		// the distribution that follows.
-		c.sendGroupIntros(ctx, tk.gid, tk.intro, tk.introAnswer)
+		c.sendGroupIntros(ctx, cn, tk.gid, tk.intro, tk.introAnswer)
 		if tk.dist != nil {
 			c.sendGroupKey(ctx, tk.gid, tk.dist, tk.to)
 		}
 		if tk.join {
-			if err := c.joinGroup(ctx, tk.gid); err != nil {
+			if err := c.joinGroup(ctx, cn, tk.gid); err != nil {
 				c.log.Warn("could not join a group yet", "err", err)
 			}
 		}
@@ -923,7 +932,7 @@ func (c *Client) sendGroupKey(ctx context.Context, gid group.ID, dist []byte, to
 // joinGroup makes this device's group mailbox (if it has none) and sends
 // it to the device the group's state came from (an admin's), or, when
 // that is this device, admits it itself.
-func (c *Client) joinGroup(ctx context.Context, gid group.ID) error {
+func (c *Client) joinGroup(ctx context.Context, cn *conn, gid group.ID) error {
 	var (
 		s    *group.State
 		rec  *store.GroupRecord
@@ -944,7 +953,7 @@ func (c *Client) joinGroup(ctx context.Context, gid group.ID) error {
 		return err
 	}
 	if len(rec.Mailbox) != 16 {
-		mb, tok, err := c.makeGroupMailbox(ctx, s)
+		mb, tok, err := c.makeGroupMailbox(ctx, cn, s)
 		if err != nil {
 			return err
 		}

@@ -297,7 +297,7 @@ type introPlan struct {
 // sendGroupIntros introduces this device to each device in devs that
 // group gid lists joined and this device cannot write to (answer: to
 // each, as an answer to its introduction). Failures are logged.
-func (c *Client) sendGroupIntros(ctx context.Context, gid group.ID, devs []keys.Fingerprint, answer bool) {
+func (c *Client) sendGroupIntros(ctx context.Context, cn *conn, gid group.ID, devs []keys.Fingerprint, answer bool) {
 	if len(devs) == 0 {
 		return
 	}
@@ -307,7 +307,7 @@ func (c *Client) sendGroupIntros(ctx context.Context, gid group.ID, devs []keys.
 		return
 	}
 	for i := range plans {
-		if err := c.sendPlannedIntro(ctx, s, &plans[i]); err != nil {
+		if err := c.sendPlannedIntro(ctx, cn, s, &plans[i]); err != nil {
 			c.log.Warn("could not introduce this device to a group member's device", "device", plans[i].dev.Short(), "err", err)
 		}
 	}
@@ -323,7 +323,7 @@ func (c *Client) sendGroupIntro(ctx context.Context, gid group.ID, dev keys.Fing
 	if len(plans) == 0 {
 		return errSkipIntro
 	}
-	return c.sendPlannedIntro(ctx, s, &plans[0])
+	return c.sendPlannedIntro(ctx, nil, s, &plans[0])
 }
 
 // planGroupIntros reads, in one view of the store, the group's state and
@@ -387,11 +387,11 @@ func (c *Client) planGroupIntros(gid group.ID, devs []keys.Fingerprint, answer b
 // sendPlannedIntro sends introduction pl of group state s: the route
 // made first if there is none, then the envelope, on a connection of
 // its own per group.
-func (c *Client) sendPlannedIntro(ctx context.Context, s *group.State, pl *introPlan) error {
+func (c *Client) sendPlannedIntro(ctx context.Context, cn *conn, s *group.State, pl *introPlan) error {
 	route := pl.route
 	if route == nil {
 		var err error
-		if route, err = c.groupIntroRoute(ctx, s, &pl.member, pl.dev); err != nil {
+		if route, err = c.groupIntroRoute(ctx, cn, s, &pl.member, pl.dev); err != nil {
 			return err
 		}
 	}
@@ -438,8 +438,8 @@ func (c *Client) sendPlannedIntro(ctx context.Context, s *group.State, pl *intro
 // this device: a spare mailbox, recorded as dev's receiving route (its
 // person made, known through the group, if new). It returns the route as
 // recorded (another one if one was recorded meanwhile).
-func (c *Client) groupIntroRoute(ctx context.Context, s *group.State, m *group.Member, dev keys.Fingerprint) ([]byte, error) {
-	mb, tok, fromSpare, err := c.takeSpare(ctx, nil)
+func (c *Client) groupIntroRoute(ctx context.Context, cn *conn, s *group.State, m *group.Member, dev keys.Fingerprint) ([]byte, error) {
+	mb, tok, fromSpare, err := c.takeSpare(ctx, cn)
 	if err != nil {
 		return nil, err
 	}
@@ -482,7 +482,7 @@ func (c *Client) groupIntroRoute(ctx context.Context, s *group.State, m *group.M
 		return route, err
 	}
 	if !fromSpare {
-		if cn, err := c.authConn(ctx); err == nil {
+		if cn, err := c.onConn(ctx, cn); err == nil {
 			if err := c.subscribe(ctx, cn, mb); err != nil && !isRefusal(err) {
 				c.log.Debug("subscribe to a group introduction's route", "err", err)
 			}
@@ -747,4 +747,82 @@ func (c *Client) MakeContact(ctx context.Context, grp, member, name string) (Con
 	c.shareContact(ctx, pid)
 	c.log.Info("made a person known through a group a contact")
 	return out, nil
+}
+
+// maintainGroups does, at a maintenance (after a Sync), the group work a
+// closed connection may have cut short: this device's join where its
+// group mailbox was never made, and its introductions to joined member
+// devices it neither writes to nor has ever given a route. Failures are
+// logged; the next maintenance tries again.
+func (c *Client) maintainGroups(ctx context.Context, cn *conn) {
+	type todo struct {
+		gid   group.ID
+		join  bool
+		intro []keys.Fingerprint
+	}
+	var work []todo
+	err := c.st.view(func(t *tx) error {
+		recs, err := t.Groups()
+		if err != nil || len(recs) == 0 {
+			return err
+		}
+		ps, err := t.Persons()
+		if err != nil {
+			return err
+		}
+		ds, err := t.Devices()
+		if err != nil {
+			return err
+		}
+		known := map[keys.Fingerprint]bool{} // devices of known persons written to or given a route
+		persons := map[string]bool{}
+		for _, p := range ps {
+			persons[string(p.ID)] = true
+		}
+		for _, d := range ds {
+			if persons[string(d.Person)] && (d.Revoked || canWriteTo(d) || len(d.RecvMbx) == 16) {
+				known[fpOf(d.DeviceID)] = true
+			}
+		}
+		for _, rec := range recs {
+			if rec.Removed {
+				continue
+			}
+			s, err := groupOf(rec)
+			if err != nil {
+				return err
+			}
+			_, me := s.Device(c.devID)
+			if me == nil {
+				continue
+			}
+			w := todo{gid: s.Group, join: !me.Joined && len(rec.Mailbox) != 16}
+			for _, m := range s.Members {
+				if m.Identity == c.idFP {
+					continue
+				}
+				for _, d := range m.Devices {
+					if d.Joined && !known[d.ID] {
+						w.intro = append(w.intro, d.ID)
+					}
+				}
+			}
+			if w.join || len(w.intro) > 0 {
+				work = append(work, w)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.log.Warn("group maintenance", "err", err)
+		return
+	}
+	for _, w := range work {
+		if w.join {
+			if err := c.joinGroup(ctx, cn, w.gid); err != nil {
+				c.log.Warn("could not join a group yet", "err", err)
+			}
+		}
+		c.sendGroupIntros(ctx, cn, w.gid, w.intro, false)
+	}
 }

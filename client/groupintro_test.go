@@ -400,6 +400,10 @@ func TestGroupIntroLateMember(t *testing.T) {
 	if _, err := f.alice.AddGroupMember(ctx, introGroup, "erin", 0, ""); err != nil {
 		t.Fatal(err)
 	}
+	// erin's client takes the state first (live, while the others are
+	// connected): its introductions and join must not wait for the
+	// connection its next Sync replaces.
+	syncAll(t, 1, erin)
 	all := append(f.members(), erin)
 	settleGroup(t, introGroup, all...)
 	for round := 0; !holdsKey(t, erin, f.bob) || !holdsKey(t, erin, f.carol) || !holdsKey(t, f.bob, erin) || !holdsKey(t, f.carol, erin); round++ {

@@ -681,7 +681,7 @@ func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 		}
 	}
 	// Group joins and sender keys (group.go).
-	c.runGroupTasks(ctx, res.groups)
+	c.runGroupTasksOn(ctx, cn, res.groups)
 	// A device just linked may have introduced itself (inboxsnapshot.go).
 	c.flushInboxSnapshots(ctx)
 }
@@ -700,6 +700,9 @@ func (c *Client) maintain(ctx context.Context, cn *conn) {
 	// What waits for a relay that could not be reached (outbox.go).
 	c.flushOutboxLog(ctx)
 	c.flushInboxSnapshots(ctx)
+	// Group joins and introductions a closed connection cut short
+	// (groupintro.go).
+	c.maintainGroups(ctx, cn)
 	var routes, revokes [][]byte
 	err := c.st.view(func(t *tx) error {
 		cs, err := t.contacts()
