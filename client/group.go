@@ -100,6 +100,9 @@ type GroupMemberInfo struct {
 	For      string // a delegate: the name of the member it acts for
 	Devices  int    // devices listed
 	Joined   int    // devices with a group mailbox
+	// Contact: the member is this person (Me) or one of its contacts;
+	// false for someone known only through a group (groupintro.go).
+	Contact bool
 }
 
 // groupTask is what accepting or publishing a state, a join or a
@@ -114,6 +117,10 @@ type groupTask struct {
 	// joined: a member device's join, for this admin to publish.
 	joined *groupJoin
 	from   keys.Fingerprint
+	// intro: devices to introduce this device to (groupintro.go), as
+	// answers to their introductions with introAnswer.
+	intro       []keys.Fingerprint
+	introAnswer bool
 }
 
 // storeGroupRecord is a group's record (store.GroupRecord).
@@ -186,7 +193,7 @@ func (t *tx) contactPerson(name string) (*store.Person, error) {
 		return nil, err
 	}
 	for _, r := range cs {
-		if r.Person.Name == name {
+		if r.Person.Name == name && !r.Person.ViaGroup {
 			return r.Person, nil
 		}
 	}
@@ -287,7 +294,7 @@ func (c *Client) CreateGroup(ctx context.Context, name string, members ...string
 	}
 	sortMembers(s)
 	// This device's group mailbox first, then the fan-out list with it.
-	mb, tok, err := c.makeGroupMailbox(ctx, s)
+	mb, tok, err := c.makeGroupMailbox(ctx, nil, s)
 	if err != nil {
 		return Group{}, err
 	}
@@ -362,13 +369,14 @@ func sortMembers(s *group.State) {
 }
 
 // makeGroupMailbox makes this device's group mailbox on its relay (which
-// must be the group's) and subscribes to it.
-func (c *Client) makeGroupMailbox(ctx context.Context, s *group.State) (protocol.MailboxID, protocol.CapabilityToken, error) {
+// must be the group's) and subscribes to it, on cn (nil: the
+// authenticated connection).
+func (c *Client) makeGroupMailbox(ctx context.Context, cn *conn, s *group.State) (protocol.MailboxID, protocol.CapabilityToken, error) {
 	tok := protocol.NewCapabilityToken()
 	if s.Relay != c.relay {
 		return protocol.MailboxID{}, tok, ErrGroupRelay
 	}
-	cn, mb, err := c.newMailbox(ctx, nil, tok)
+	cn, mb, err := c.newMailbox(ctx, cn, tok)
 	if err != nil {
 		return mb, tok, err
 	}
@@ -672,8 +680,8 @@ func (c *Client) sendGroupState(ctx context.Context, s *group.State, adminCap []
 
 // groupDevices are the devices this device can write to among those s
 // lists (all of them, or those in only), this one left out. A listed
-// device of someone who is not a contact is left out (a member's
-// introduction to the others is for a later version).
+// device this device has no route to yet is left out (it is reached
+// once a group introduction gives one, groupintro.go).
 func (c *Client) groupDevices(t *tx, s *group.State, only []keys.Fingerprint) ([]*contactRecord, error) {
 	var out []*contactRecord
 	for i := range s.Members {
@@ -807,7 +815,8 @@ func (c *Client) applyGroupState(t *tx, rec *store.GroupRecord, held, next *grou
 	if err := t.PutGroup(rec, next.Name); err != nil {
 		return nil, err
 	}
-	if task.dist == nil && !task.join {
+	task.intro = c.introCandidates(held, next)
+	if task.dist == nil && !task.join && task.intro == nil {
 		return nil, nil
 	}
 	return []groupTask{task}, nil
@@ -862,6 +871,14 @@ func (c *Client) addGroupKey(s *group.State, ks *senderkey.State, from, dist []b
 // runGroupTasks carries out, after a commit, the joins and distributions
 // that accepting or publishing states decided.
 func (c *Client) runGroupTasks(ctx context.Context, tasks []groupTask) {
+	c.runGroupTasksOn(ctx, nil, tasks)
+}
+
+// runGroupTasksOn is runGroupTasks with the authenticated work on cn (nil:
+// the authenticated connection). Work done on the receive loop's
+// goroutine passes the connection it received on (introduction.go
+// onConn): waiting there for a new connection would wait for itself.
+func (c *Client) runGroupTasksOn(ctx context.Context, cn *conn, tasks []groupTask) {
 	for _, tk := range tasks {
 		if tk.joined != nil {
 			if err := c.admitDevice(ctx, tk.gid, tk.from, tk.joined); err != nil {
@@ -869,11 +886,14 @@ func (c *Client) runGroupTasks(ctx context.Context, tasks []groupTask) {
 			}
 			continue
 		}
+		// Introductions first: a device reached only through one gets
+		// the distribution that follows.
+		c.sendGroupIntros(ctx, cn, tk.gid, tk.intro, tk.introAnswer)
 		if tk.dist != nil {
 			c.sendGroupKey(ctx, tk.gid, tk.dist, tk.to)
 		}
 		if tk.join {
-			if err := c.joinGroup(ctx, tk.gid); err != nil {
+			if err := c.joinGroup(ctx, cn, tk.gid); err != nil {
 				c.log.Warn("could not join a group yet", "err", err)
 			}
 		}
@@ -912,7 +932,7 @@ func (c *Client) sendGroupKey(ctx context.Context, gid group.ID, dist []byte, to
 // joinGroup makes this device's group mailbox (if it has none) and sends
 // it to the device the group's state came from (an admin's), or, when
 // that is this device, admits it itself.
-func (c *Client) joinGroup(ctx context.Context, gid group.ID) error {
+func (c *Client) joinGroup(ctx context.Context, cn *conn, gid group.ID) error {
 	var (
 		s    *group.State
 		rec  *store.GroupRecord
@@ -933,7 +953,7 @@ func (c *Client) joinGroup(ctx context.Context, gid group.ID) error {
 		return err
 	}
 	if len(rec.Mailbox) != 16 {
-		mb, tok, err := c.makeGroupMailbox(ctx, s)
+		mb, tok, err := c.makeGroupMailbox(ctx, cn, s)
 		if err != nil {
 			return err
 		}
@@ -1655,9 +1675,13 @@ func (c *Client) groupOfRecord(t *tx, rec *store.GroupRecord) (Group, error) {
 		one := *m
 		one.Role = group.RoleMember
 		if m.Identity == c.idFP {
-			info.Name = Me
+			info.Name, info.Contact = Me, true
 		} else if info.Name, err = c.memberName(t, s, &one); err != nil {
 			return Group{}, err
+		} else if p, err := t.personByIdentity(m.Identity); err != nil {
+			return Group{}, err
+		} else {
+			info.Contact = p != nil && !p.ViaGroup
 		}
 		if f := s.Member(m.For); m.Role == group.RoleDelegate && f != nil {
 			fo := *f

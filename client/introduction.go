@@ -681,7 +681,7 @@ func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 		}
 	}
 	// Group joins and sender keys (group.go).
-	c.runGroupTasks(ctx, res.groups)
+	c.runGroupTasksOn(ctx, cn, res.groups)
 	if res.teams {
 		// What a team's intake forwards (teamqueue.go), in the background:
 		// a restriction it carries out needs the authenticated
@@ -712,7 +712,9 @@ func (c *Client) maintain(ctx context.Context, cn *conn) {
 	// What waits for a relay that could not be reached (outbox.go).
 	c.flushOutboxLog(ctx)
 	c.flushInboxSnapshots(ctx)
-	c.retryGroupJoins(ctx)
+	// Group joins and introductions a closed connection cut short
+	// (groupintro.go).
+	c.maintainGroups(ctx, cn)
 	c.flushTeams(ctx)
 	var routes, revokes [][]byte
 	err := c.st.view(func(t *tx) error {

@@ -31,11 +31,14 @@ func checkNewContact(t *tx, name string, id keys.Fingerprint) error {
 	}
 	for _, c := range cs {
 		if bytes.Equal(c.Person.Identity, id[:]) {
+			if c.Person.ViaGroup {
+				return fmt.Errorf("%w: known through a group as %q; make them a contact from the group (MakeContact)", ErrContactExists, c.Person.Name)
+			}
 			return fmt.Errorf("%w: already a contact as %q", ErrContactExists, c.Person.Name)
 		}
 	}
 	for _, c := range cs {
-		if c.Person.Name == name {
+		if c.Person.Name == name && !c.Person.ViaGroup {
 			// Another identity under this name: a contact who started
 			// over, or someone else (idchange.go).
 			return &otherIdentityError{rec: c}
@@ -61,6 +64,9 @@ func (c *Client) Contacts() ([]Contact, error) {
 	err := c.st.view(func(t *tx) error {
 		cs, err := t.contacts()
 		for _, r := range cs {
+			if r.Person.ViaGroup {
+				continue // known through a group only (groupintro.go)
+			}
 			ct := c.contact(r)
 			conv, err := t.Conversation(t.DirectConversationID(r.Person.ID))
 			if err != nil {
@@ -135,7 +141,7 @@ func (c *Client) lookupContact(name string) (*contactRecord, error) {
 	err := c.st.view(func(t *tx) error {
 		cs, err := t.contacts()
 		for _, r := range cs {
-			if r.Person.Name == name {
+			if r.Person.Name == name && !r.Person.ViaGroup {
 				found = r
 			}
 		}
@@ -458,13 +464,14 @@ func (c *Client) receive(mb protocol.MailboxID, envID protocol.EnvelopeID, env [
 	seenKey := c.st.Index(bucketSeen, mb[:], envID[:])
 	isSession := protocol.CheckEnvelope(env) == nil && env[1] == byte(protocol.KindSession)
 	isGroup := protocol.CheckEnvelope(env) == nil && env[1] == byte(protocol.KindGroup)
+	isGroupIntro := protocol.CheckEnvelope(env) == nil && env[1] == byte(protocol.KindGroupIntro)
 	var (
 		ct        *content
 		signed    []byte
 		introCert *keys.DeviceCertificate
 		dropErr   error
 	)
-	if !isSession && !isGroup {
+	if !isSession && !isGroup && !isGroupIntro {
 		ct, signed, introCert, dropErr = c.openAndCheck(mb, env)
 	}
 	var res received
@@ -487,6 +494,11 @@ func (c *Client) receive(mb protocol.MailboxID, envID protocol.EnvelopeID, env [
 		if isGroup {
 			var err error
 			dropErr, err = c.receiveGroup(t, mb, envID, env, now, &res)
+			return err
+		}
+		if isGroupIntro {
+			var err error
+			dropErr, err = c.receiveGroupIntro(t, mb, env, now, &res)
 			return err
 		}
 		if dropErr != nil {

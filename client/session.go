@@ -600,6 +600,12 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 			return nil, err
 		}
 	}
+	if from.Person.ViaGroup && !fromGroupPerson(ct.Type) {
+		// Known through a group only: its group contents are read, what
+		// it would send a contact is not (groupintro.go).
+		c.log.Info("dropped a content from a person known only through a group", "type", ct.Type)
+		return ErrUnknownSender, nil
+	}
 	switch ct.Type {
 	case contentDeviceList:
 		if err := c.applyDeviceList(t, from, ct, now, res); err != nil {
@@ -643,7 +649,7 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 	case contentDirectory:
 		c.receiveDirectory(from, ct, res) // directory.go
 	}
-	if notice {
+	if notice && !from.Person.ViaGroup {
 		m, err := storeNotice(t, from, opened.InitID(), now)
 		if err != nil {
 			return nil, err

@@ -73,6 +73,11 @@ func (t *tx) exportContacts(self keys.Fingerprint, ownRelay string, own *snapsho
 	}
 	snap := contactsSnapshot{V: snapshotVersion}
 	for _, p := range ps {
+		if p.ViaGroup {
+			// Known only through a group (groupintro.go): groups are not
+			// transferred, and the device introduces itself again.
+			continue
+		}
 		sp := snapshotPerson{
 			Identity: p.Identity, Name: p.Name, Self: p.Self, Verification: p.Verification,
 			Blocked: p.Blocked, DeviceList: p.DeviceList, Added: p.Added,

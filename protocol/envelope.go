@@ -17,6 +17,11 @@ const (
 	// key (SPEC.md section 15.5), fanned out by the relay to every
 	// member device's group mailbox.
 	KindGroup EnvelopeKind = 0x04
+	// KindGroupIntro: a member device's introduction of itself to
+	// another member device, through that device's group mailbox,
+	// sealed under a key derived from the group's header key (SPEC.md
+	// section 15.10).
+	KindGroupIntro EnvelopeKind = 0x05
 )
 
 // EnvelopeHeaderSize is the version and kind bytes.

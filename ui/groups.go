@@ -38,6 +38,9 @@ type groupMemberJSON struct {
 	Shown   string `json:"shown"` // "ASSISTANT for CLINICIAN" for a delegate
 	Devices int    `json:"devices"`
 	Joined  int    `json:"joined"`
+	// Contact: false for someone known only through the group (SPEC
+	// 15.10), not in the contact list.
+	Contact bool `json:"contact"`
 }
 
 type groupJSON struct {
@@ -56,7 +59,7 @@ func toGroupJSON(g client.Group) groupJSON {
 		if m.For != "" {
 			shown = m.Name + " for " + m.For
 		}
-		out.Members = append(out.Members, groupMemberJSON{Name: m.Name, Role: m.Role.String(), For: m.For, Shown: shown, Devices: m.Devices, Joined: m.Joined})
+		out.Members = append(out.Members, groupMemberJSON{Name: m.Name, Role: m.Role.String(), For: m.For, Shown: shown, Devices: m.Devices, Joined: m.Joined, Contact: m.Contact})
 	}
 	return out
 }

@@ -11,13 +11,14 @@ import (
 
 var groupCmd = &command{
 	name:  "group",
-	usage: "group list [--json] | group create NAME [CONTACT...] | group add NAME CONTACT [--role ROLE] [--for MEMBER] | group remove NAME CONTACT | group send NAME [--urgent] TEXT...",
+	usage: "group list [--json] | group create NAME [CONTACT...] | group add NAME CONTACT [--role ROLE] [--for MEMBER] | group remove NAME CONTACT | group send NAME [--urgent] TEXT... | group contact NAME MEMBER CONTACT",
 	help: `Groups: one message reaches every member's devices, sealed once and
 fanned out by the relay.
 
-group list: your groups with your role and their members. --json prints an
-array of objects with id, name, role, version, removed and members (name,
-role, for, devices, joined).
+group list: your groups with your role and their members; a member who is
+not your contact (known only through the group) is marked "(not a contact)".
+--json prints an array of objects with id, name, role, version, removed and
+members (name, role, for, devices, joined, contact).
 
 group create NAME [CONTACT...]: make a group with you as its admin and the
 contacts named as members. Every device of every member must use your relay.
@@ -32,6 +33,13 @@ change: the removed member cannot read anything sent afterwards.
 
 group send NAME [--urgent] TEXT...: send a message to the group (--urgent marks
 it urgent, as for 'postern send'). Observers cannot.
+
+group contact NAME MEMBER CONTACT: make MEMBER, a member of the group who is
+not your contact, your contact named CONTACT. Members who are not contacts of
+each other read each other's group messages without it (their devices
+introduce themselves through the group); they are not in your contacts, and
+direct messages between you are read only once each of you made the other a
+contact.
 
 NAME is the group's name or its ID (as 'group list --json' shows it).`,
 	run: runGroup,
@@ -48,9 +56,9 @@ func runGroup(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return err
 	}
 	if len(pos) == 0 {
-		return usagef(cmd, "missing what to do: list, create, add, remove or send")
+		return usagef(cmd, "missing what to do: list, create, add, remove, send or contact")
 	}
-	limits, ok := map[string][2]int{"list": {0, 0}, "create": {1, -1}, "add": {2, 2}, "remove": {2, 2}, "send": {2, -1}}[pos[0]]
+	limits, ok := map[string][2]int{"list": {0, 0}, "create": {1, -1}, "add": {2, 2}, "remove": {2, 2}, "send": {2, -1}, "contact": {3, 3}}[pos[0]]
 	least, most := limits[0], limits[1]
 	switch {
 	case !ok:
@@ -62,7 +70,11 @@ func runGroup(ctx context.Context, c *cli, cmd *command, args []string) error {
 	case *urgent && pos[0] != "send":
 		return usagef(cmd, "--urgent is for group send")
 	case len(pos)-1 < least:
-		return usagef(cmd, "missing %s", []string{"NAME", "CONTACT", "TEXT"}[min(len(pos)-1, 2)])
+		what := []string{"NAME", "CONTACT", "TEXT"}
+		if pos[0] == "contact" {
+			what = []string{"NAME", "MEMBER", "CONTACT"}
+		}
+		return usagef(cmd, "missing %s", what[min(len(pos)-1, 2)])
 	case most >= 0 && len(pos)-1 > most:
 		return usagef(cmd, "too many arguments")
 	}
@@ -116,6 +128,16 @@ func runGroup(ctx context.Context, c *cli, cmd *command, args []string) error {
 			return groupError(err, pos[1])
 		}
 		fmt.Fprintf(c.stdout, "Sent to %s (%s).\n", safe(m.To, false), m.ID)
+	case "contact":
+		ct, err := cl.MakeContact(ctx, pos[1], pos[2], pos[3])
+		if errors.Is(err, client.ErrNotKnownThroughGroup) {
+			return &cliError{msg: fmt.Sprintf("%s is not a member of %s known only through it", safe(pos[2], false), safe(pos[1], false)),
+				hint: "members who are not your contacts are marked in: postern group list", err: err}
+		}
+		if err != nil {
+			return groupError(err, pos[1])
+		}
+		fmt.Fprintf(c.stdout, "%s is now your contact %s.\n", safe(pos[2], false), safe(ct.Name, false))
 	}
 	return nil
 }
@@ -136,6 +158,7 @@ type jsonGroupMember struct {
 	For     string `json:"for,omitempty"`
 	Devices int    `json:"devices"`
 	Joined  int    `json:"joined"`
+	Contact bool   `json:"contact"`
 }
 
 func listGroups(c *cli, cl *client.Client, asJSON bool) error {
@@ -149,7 +172,7 @@ func listGroups(c *cli, cl *client.Client, asJSON bool) error {
 			j.Role = "removed"
 		}
 		for _, m := range g.Members {
-			j.Members = append(j.Members, jsonGroupMember{Name: m.Name, Role: m.Role.String(), For: m.For, Devices: m.Devices, Joined: m.Joined})
+			j.Members = append(j.Members, jsonGroupMember{Name: m.Name, Role: m.Role.String(), For: m.For, Devices: m.Devices, Joined: m.Joined, Contact: m.Contact})
 		}
 		return j
 	}, "No groups.", "GROUP\tROLE\tMEMBERS", func(g client.Group) string {
@@ -165,6 +188,9 @@ func listGroups(c *cli, cl *client.Client, asJSON bool) error {
 				n += " (delegate for " + safe(m.For, false) + ")"
 			case m.Role != client.GroupMember:
 				n += " (" + m.Role.String() + ")"
+			}
+			if !m.Contact {
+				n += " (not a contact)"
 			}
 			ms = append(ms, n)
 		}

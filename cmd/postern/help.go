@@ -58,7 +58,7 @@ Messages:
                           answer a message, in its thread
   recall ID               delete a message you sent for everyone: on
                           your devices and the recipient's
-  group list [--json] | group create NAME [CONTACT...] | group add NAME CONTACT [--role ROLE] [--for MEMBER] | group remove NAME CONTACT | group send NAME [--urgent] TEXT...
+  group list [--json] | group create NAME [CONTACT...] | group add NAME CONTACT [--role ROLE] [--for MEMBER] | group remove NAME CONTACT | group send NAME [--urgent] TEXT... | group contact NAME MEMBER CONTACT
                           groups: one message reaches every member; admins
                           add and remove members ('postern help group')
   team create NAME | team staff add|remove NAME CONTACT | team list [--json] | team queue NAME [--mine|--unclaimed] [--json] | team show ID [--json] | team reply ID [--attach FILE]... TEXT... | team claim ID | team assign ID CONTACT | team resolve ID | team block NAME CONTACT --new|--replies|--all | team unblock NAME CONTACT | team invite NAME | team stats NAME [--json]

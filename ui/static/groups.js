@@ -86,7 +86,7 @@ function render(g) {
         b.addEventListener("click", () => remove(m.name));
         actions.append(b);
       }
-      tr.append(cell(m.name === "me" ? "you" : m.shown), cell(roleWords[m.role] || m.role), cell(`${m.joined} of ${m.devices}`), actions);
+      tr.append(cell(m.name === "me" ? "you" : m.contact ? m.shown : `${m.shown} (not a contact)`), cell(roleWords[m.role] || m.role), cell(`${m.joined} of ${m.devices}`), actions);
       return tr;
     }),
   );

@@ -65,7 +65,12 @@ type Person struct {
 	OptedIn        time.Time `json:"opted_in,omitzero"`
 	OptInTerms     string    `json:"opt_in_terms,omitempty"`
 	RestrictedByMe uint8     `json:"restricted_by_me,omitempty"`
-	Added          time.Time `json:"added"`
+	// ViaGroup: known only as a member of a group this person is in (a
+	// group introduction, SPEC 15.10), not a contact: not listed among
+	// the contacts and not written to outside the group until the user
+	// makes them one.
+	ViaGroup bool      `json:"via_group,omitempty"`
+	Added    time.Time `json:"added"`
 }
 
 // Device is one device of a person: for a contact's device, the routes
