@@ -66,6 +66,12 @@ func TestTeamIntakeAndReply(t *testing.T) {
 			t.Fatalf("%s: reply from %q, want %q", c.name, th[1].From, want)
 		}
 	}
+	// The reply is the conversation's first response, on every device.
+	for i, got := range f.settleQueue(t, it.ID) {
+		if got.State != "new" || got.FirstResponse.IsZero() || got.Version != 1 || got.Messages != 2 {
+			t.Fatalf("device %d after the reply: %+v", i, got)
+		}
+	}
 	// A staff member is not a patient: their message to the team person
 	// opens no queue conversation.
 	if _, err := f.staff[2][0].Send(ctx, "Pharmacy", "rota for next week?"); err != nil {
