@@ -162,6 +162,20 @@
 // failures all match [ErrInvalidInvitation], and the specific ones
 // [ErrInvitationChecksum], [ErrInvitationTruncated] and so on.
 //
+// # Teams
+//
+// [Client.CreateTeam] makes this profile a team: its person is the team,
+// this device its intake, its staff a group it administers
+// ([Client.AddStaff], [Client.RemoveStaff]). Outsiders accept its invitation
+// ([Client.TeamInvite]) and write to it as to a person; the intake forwards
+// each message into the staff group, and staff devices list the queue
+// ([Client.Queue], [Client.QueueThread]), answer ([Client.ReplyQueue], sent
+// to the outsider from the team), and [Client.Claim], [Client.Assign] and
+// [Client.Resolve] conversations through compare-and-set registers on the
+// relay that learn nothing of the conversation ([ErrOwned], [ErrNotOwner],
+// [ErrQueueState]). [Client.BlockOutsider] restricts an outsider
+// (protocol/SPEC.md section 15.9).
+//
 // # Security
 //
 //   - Keys: the identity and device private keys and the store key live in

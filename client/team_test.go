@@ -1,11 +1,15 @@
 package client
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/protocol"
@@ -60,6 +64,12 @@ func TestTeamIntakeAndReply(t *testing.T) {
 		}
 		if th[1].From != want {
 			t.Fatalf("%s: reply from %q, want %q", c.name, th[1].From, want)
+		}
+	}
+	// The reply is the conversation's first response, on every device.
+	for i, got := range f.settleQueue(t, it.ID) {
+		if got.State != "new" || got.FirstResponse.IsZero() || got.Version != 1 || got.Messages != 2 {
+			t.Fatalf("device %d after the reply: %+v", i, got)
 		}
 	}
 	// A staff member is not a patient: their message to the team person
@@ -341,4 +351,121 @@ func TestTeamBlockOutsider(t *testing.T) {
 	if n := len(messagesLike(t, f.intake, "back 2")); n != 1 {
 		t.Fatalf("the intake holds %d of the message after the opt-in", n)
 	}
+}
+
+// TestTeamFiles: a patient's file reaches the staff as a reference and a
+// staff member saves it; a staff reply's file reaches the patient, from
+// the team, and the patient saves it.
+func TestTeamFiles(t *testing.T) {
+	f := newTeamFixture(t)
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	photo := filepath.Join(dir, "rash.jpg")
+	leaflet := filepath.Join(dir, "leaflet.txt")
+	if err := os.WriteFile(photo, bytes.Repeat([]byte("photo "), 4000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(leaflet, []byte("Apply twice a day.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.pat.SendFiles(ctx, "Pharmacy", "is this normal?", []string{photo}, nil); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, f.intake)
+	id := queueOf(t, f.staff[2][1], "pat").ID
+	f.settleQueue(t, id)
+	th, err := f.staff[2][1].QueueThread(id)
+	if err != nil || len(th) != 1 || len(th[0].Attachments) != 1 {
+		t.Fatalf("thread %+v, %v", th, err)
+	}
+	paths, err := f.staff[2][1].SaveAttachments(ctx, th[0].ID, t.TempDir(), nil)
+	if err != nil || len(paths) != 1 {
+		t.Fatalf("saved %v, %v", paths, err)
+	}
+	if got, _ := os.ReadFile(paths[0]); !bytes.Equal(got, bytes.Repeat([]byte("photo "), 4000)) {
+		t.Fatal("the staff member's copy of the patient's file differs")
+	}
+	if _, err := f.staff[0][0].ReplyQueue(ctx, id, "See the leaflet.", []string{leaflet}); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 2, f.intake, f.pat)
+	got := messagesLike(t, f.pat, "See the leaflet.")
+	if len(got) != 1 || got[0].From != "Pharmacy" || len(got[0].Attachments) != 1 {
+		t.Fatalf("patient got %+v", got)
+	}
+	paths, err = f.pat.SaveAttachments(ctx, got[0].ID, t.TempDir(), nil)
+	if err != nil || len(paths) != 1 {
+		t.Fatalf("the patient saved %v, %v", paths, err)
+	}
+	if b, _ := os.ReadFile(paths[0]); string(b) != "Apply twice a day.\n" {
+		t.Fatalf("the patient's copy %q", b)
+	}
+}
+
+// TestTeamSecretsOnlyFromIntake: a staff device takes a team's secrets
+// only from the team's intake, and only newer ones: secrets a colleague
+// sends (naming itself or the intake as the intake) and a replayed older
+// count change nothing.
+func TestTeamSecretsOnlyFromIntake(t *testing.T) {
+	f := newTeamFixture(t)
+	ben := f.staff[1][0]
+	before := teamRecordOf(t, ben)
+	annOnBen, err := ben.lookupContact("ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	intakeOnBen, err := ben.lookupContact("Pharmacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := func(intake []byte, count uint64) *content {
+		s := &teamSecrets{Count: count, Name: "Pharmacy", Relay: before.Relay, Keys: []teamKeyWire{{Epoch: 1, Key: [32]byte{7}}}}
+		copy(s.Group[:], before.Group)
+		copy(s.Space[:], before.Space)
+		s.Write[0], s.ClaimKey[0] = 1, 2
+		copy(s.Intake[:], intake)
+		return &content{Type: contentTeamSecrets, Team: &teamContent{Secrets: s}}
+	}
+	for name, tc := range map[string]struct {
+		from   *contactRecord
+		intake []byte
+		count  uint64
+	}{
+		"a colleague naming itself":   {annOnBen, annOnBen.Person.Identity, 9},
+		"a colleague naming the team": {annOnBen, before.IntakeIdentity, 9},
+		"the intake, an older count":  {intakeOnBen, before.IntakeIdentity, before.Secrets},
+	} {
+		err := ben.st.update(func(t *tx) error {
+			return ben.receiveTeamSecrets(t, tc.from, forged(tc.intake, tc.count), time.Now())
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		after := teamRecordOf(t, ben)
+		if after.Secrets != before.Secrets || !bytes.Equal(after.WriteCap, before.WriteCap) || !bytes.Equal(after.ClaimKey, before.ClaimKey) {
+			t.Fatalf("%s: the secrets were taken", name)
+		}
+	}
+	// The same from the intake with a newer count is taken.
+	if err := ben.st.update(func(t *tx) error {
+		return ben.receiveTeamSecrets(t, intakeOnBen, forged(before.IntakeIdentity, before.Secrets+1), time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if after := teamRecordOf(t, ben); after.Secrets != before.Secrets+1 || after.ClaimKey[0] != 2 {
+		t.Fatalf("the intake's newer secrets were not taken: %+v", after.Secrets)
+	}
+}
+
+func teamRecordOf(t *testing.T, c *Client) *store.TeamRecord {
+	t.Helper()
+	var r *store.TeamRecord
+	if err := c.st.view(func(t *tx) error {
+		var err error
+		r, err = t.lookupTeam("Pharmacy")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -55,9 +55,12 @@ type QueueItem struct {
 	AssignedBy   string
 	Urgent       bool
 	Opened       time.Time // the patient's message that opened (or reopened) it
-	Reopens      int
-	Version      uint64 // of its register
-	Messages     int
+	// FirstResponse is when staff first answered since then (zero: not
+	// yet).
+	FirstResponse time.Time
+	Reopens       int
+	Version       uint64 // of its register
+	Messages      int
 }
 
 // Queue returns team's conversations that filter selects: urgent first,
@@ -150,6 +153,9 @@ func (c *Client) itemOf(t *tx, qt *queueTarget) (QueueItem, queue.Value, error) 
 		ID: hex.EncodeToString(qt.q.Conversation), Team: qt.team.Name, Conversation: hex.EncodeToString(qt.q.ID),
 		Outsider: qt.q.Outsider, State: v.State.String(), Urgent: v.Urgent, Reopens: int(v.Reopens), Version: qt.q.Version,
 		Opened: time.UnixMilli(int64(v.Opened)).UTC(),
+	}
+	if v.FirstResponse != 0 {
+		it.FirstResponse = time.UnixMilli(int64(v.FirstResponse)).UTC()
 	}
 	var err error
 	if it.Owner, err = c.staffName(t, qt.state, v.Owner); err != nil {
@@ -254,6 +260,21 @@ func (c *Client) ReplyQueue(ctx context.Context, id, text string, paths []string
 			c.releaseBlobs(ctx, refs)
 		}
 		return m, err
+	}
+	// The first answer since the conversation was (re)opened is its
+	// first response (queue.Respond): written once, whoever answers.
+	if me, err := actorOf(qt.state, c.idFP); err == nil {
+		at := uint64(m.Time.UnixMilli())
+		err := c.queueWrite(ctx, qt, queue.OpRespond, func(v queue.Value) (queue.Value, error) {
+			n, err := queue.Respond(v, me, at)
+			if errors.Is(err, queue.ErrState) {
+				return queue.Value{}, queue.ErrNoChange // a closed one: the reply went, nothing to record
+			}
+			return n, err
+		})
+		if err != nil {
+			c.log.Info("could not record a queue conversation's first response", "err", err)
+		}
 	}
 	return m, nil
 }

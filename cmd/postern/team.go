@@ -293,21 +293,26 @@ func listTeams(c *cli, cl *client.Client, asJSON bool) error {
 
 // jsonQueueItem is a queue conversation in --json output.
 type jsonQueueItem struct {
-	ID         string    `json:"id"`
-	Team       string    `json:"team"`
-	Outsider   string    `json:"outsider"`
-	State      string    `json:"state"`
-	Owner      string    `json:"owner,omitempty"`
-	AssignedBy string    `json:"assigned_by,omitempty"`
-	Urgent     bool      `json:"urgent"`
-	Opened     time.Time `json:"opened"`
-	Reopens    int       `json:"reopens"`
-	Messages   int       `json:"messages"`
+	ID         string     `json:"id"`
+	Team       string     `json:"team"`
+	Outsider   string     `json:"outsider"`
+	State      string     `json:"state"`
+	Owner      string     `json:"owner,omitempty"`
+	AssignedBy string     `json:"assigned_by,omitempty"`
+	Urgent     bool       `json:"urgent"`
+	Opened     time.Time  `json:"opened"`
+	Answered   *time.Time `json:"first_response,omitempty"`
+	Reopens    int        `json:"reopens"`
+	Messages   int        `json:"messages"`
 }
 
 func toJSONQueueItem(it client.QueueItem) jsonQueueItem {
-	return jsonQueueItem{ID: it.ID, Team: it.Team, Outsider: it.Outsider, State: it.State, Owner: it.Owner, AssignedBy: it.AssignedBy,
+	j := jsonQueueItem{ID: it.ID, Team: it.Team, Outsider: it.Outsider, State: it.State, Owner: it.Owner, AssignedBy: it.AssignedBy,
 		Urgent: it.Urgent, Opened: it.Opened, Reopens: it.Reopens, Messages: it.Messages}
+	if !it.FirstResponse.IsZero() {
+		j.Answered = &it.FirstResponse
+	}
+	return j
 }
 
 func printQueue(c *cli, items []client.QueueItem, asJSON bool) error {
