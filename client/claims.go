@@ -329,28 +329,29 @@ func (c *Client) announce(ctx context.Context, gid []byte, ch queue.Change) {
 // receive transaction: every entry must open under the team's keys for
 // its conversation (or none is applied); each register is taken if newer
 // than the one held. A conversation not held yet is recorded (its
-// messages may follow).
-func (c *Client) receiveQueueChange(t *tx, team *store.TeamRecord, tc *teamContent, now time.Time) error {
+// messages may follow). It reports whether it took any register.
+func (c *Client) receiveQueueChange(t *tx, team *store.TeamRecord, tc *teamContent, now time.Time) (bool, error) {
 	ch, err := queue.ParseChange(tc.Change)
 	if err != nil {
-		return nil
+		return false, nil
 	}
 	sp, err := spaceOf(team)
 	if err != nil {
-		return err
+		return false, err
 	}
 	regs := make([]queue.Register, len(ch))
 	for i, e := range ch {
 		if regs[i], err = sp.OpenRegister(e.Conversation, e.Version, e.Sealed, queue.Value{}); err != nil {
 			c.log.Info("dropped a queue change that does not open", "err", err)
-			return nil
+			return false, nil
 		}
 	}
+	took := false
 	for i, e := range ch {
 		id := t.QueueConversationID(team.Group, e.Conversation[:])
 		q, err := t.Queue(id)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if q == nil {
 			q = &store.QueueRecord{ID: id, Team: bytes.Clone(team.Group), Conversation: bytes.Clone(e.Conversation[:]),
@@ -360,10 +361,11 @@ func (c *Client) receiveQueueChange(t *tx, team *store.TeamRecord, tc *teamConte
 		}
 		q.Version, q.Sealed = e.Version, bytes.Clone(e.Sealed)
 		if err := t.PutQueue(q); err != nil {
-			return err
+			return false, err
 		}
+		took = true
 	}
-	return nil
+	return took, nil
 }
 
 // releaseRemoved, on the intake after a staff removal, puts every

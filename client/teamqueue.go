@@ -391,7 +391,11 @@ func (c *Client) receiveTeamGroup(t *tx, grec *store.GroupRecord, s *group.State
 	fromIntake := bytes.Equal(mem.Identity[:], team.IntakeIdentity)
 	switch ct.Type {
 	case contentQueueChange:
-		return nil, nil, c.receiveQueueChange(t, team, tc, now)
+		took, err := c.receiveQueueChange(t, team, tc, now)
+		if took && err == nil {
+			res.events = append(res.events, Event{Kind: EventQueue, Team: team.Name})
+		}
+		return nil, nil, err
 	case contentQueueMessage:
 		if !fromIntake {
 			c.log.Info("dropped a queue message that did not come from the intake")

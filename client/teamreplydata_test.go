@@ -54,3 +54,51 @@ func TestTeamReplyData(t *testing.T) {
 		t.Fatalf("the patient's file holds %q", buf.Bytes())
 	}
 }
+
+// TestTeamQueueEvent: a colleague's claim reaches another staff device
+// as EventQueue naming the team, after its register is held (Queue
+// shows the new owner when the event arrives).
+func TestTeamQueueEvent(t *testing.T) {
+	f := newTeamFixture(t)
+	ctx := testCtx(t)
+	if _, err := f.pat.Send(ctx, "Pharmacy", "Is my order ready?"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, f.intake)
+	it := queueOf(t, f.staff[0][0], "pat")
+	f.settleQueue(t, it.ID)
+	ben := f.staff[1][0]
+	evs, err := ben.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.staff[0][0].Claim(ctx, it.ID); err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; ; round++ {
+		if round == 10 {
+			t.Fatal("no EventQueue on a colleague's device")
+		}
+		syncAll(t, 1, ben)
+		got := false
+		for drained := false; !drained; {
+			select {
+			case ev := <-evs:
+				if ev.Kind == EventQueue {
+					if ev.Team != "Pharmacy" || ev.Kind.String() != "queue" {
+						t.Fatalf("event %+v", ev)
+					}
+					got = true
+				}
+			default:
+				drained = true
+			}
+		}
+		if got {
+			break
+		}
+	}
+	if q := queueOf(t, ben, "pat"); q.State != "claimed" || q.Owner != "ann" {
+		t.Fatalf("ben's queue at the event: %+v", q)
+	}
+}

@@ -115,6 +115,36 @@ func TestBrowserTeamQueue(t *testing.T) {
 	step(t, ctx, "all", chromedp.Click(chromedp.CSS("#team-tab-all")))
 	waitJS(t, ctx, "resolved in All", `document.getElementById("team-tab-all").getAttribute("aria-pressed") === "true" &&
 		document.getElementById("team-queue-rows").textContent.includes("resolved")`)
+	// The patient writes again: the conversation reopens, new; a
+	// colleague's claim shows live (the queue event: no message comes).
+	if _, err := ts.pat.Send(bg, "Pharmacy", "Thank you, collected."); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "reopened, live", `document.getElementById("team-queue-rows").textContent.includes("new")`)
+	var id string
+	deadline = time.Now().Add(60 * time.Second) // a hang guard
+	for id == "" {
+		if _, err := ts.ben.Sync(bg); err != nil {
+			t.Fatal(err)
+		}
+		q, err := ts.ben.Queue("Pharmacy", client.QueueUnclaimed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(q) == 1 && q[0].Reopens == 1 {
+			id = q[0].ID
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reopened conversation never reached ben")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := ts.ben.Claim(bg, id); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "ben's claim, live", `document.getElementById("team-queue-rows").textContent.includes("claimed") &&
+		document.getElementById("team-queue-rows").textContent.includes("ben")`)
+
 	step(t, ctx, "the figures", chromedp.Click(chromedp.CSS("#team-figures-link")))
 	waitJS(t, ctx, "figures shown", `!document.getElementById("screen-figures").hidden &&
 		document.getElementById("figures-rows").textContent.includes("First responses")`)

@@ -16,7 +16,7 @@ import (
 
 // teamSetup is a team on one relay: the intake profile "Pharmacy", its
 // staff ann (whose home the app opens: annHome, her client closed) and
-// ben, and the patient pat, a contact of the team only. The intake
+// ben, contacts of each other, and the patient pat, a contact of the team only. The intake
 // receives and forwards in the background until the test ends, as its
 // agent would.
 type teamSetup struct {
@@ -64,6 +64,7 @@ func newTeamSetup(t *testing.T) *teamSetup {
 	befriend(ts.intake, ann, "Pharmacy")
 	befriend(ts.intake, ts.ben, "Pharmacy")
 	befriend(ts.intake, ts.pat, "Pharmacy")
+	befriend(ann, ts.ben, "ann") // colleagues, as a team's staff are
 	if _, err := ts.intake.CreateTeam(ctx, "Pharmacy"); err != nil {
 		t.Fatal(err)
 	}

@@ -358,6 +358,16 @@ onEvent("message", (m) => {
   }
 });
 
+// A colleague's claim, assignment or resolve (or a reopening) arrived.
+onEvent("queue", (ev) => {
+  const screen = currentScreen();
+  if (screen === "team" && ev.team === team) {
+    showQueue().catch(() => {});
+  } else if (screen === "queue" && shown && ev.team === shown.item.team) {
+    showItem(shown.item.id).catch(() => {});
+  }
+});
+
 onLock(() => {
   shown = null;
   teams = [];
