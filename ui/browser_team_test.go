@@ -76,6 +76,10 @@ func TestBrowserTeamQueue(t *testing.T) {
 	waitJS(t, ctx, "the reply in the thread", `document.getElementById("queue-status").textContent === "Reply sent from the team" &&
 		document.getElementById("queue-thread").textContent.includes("you, ") &&
 		document.getElementById("queue-thread").textContent.includes("renewal.txt")`)
+	step(t, ctx, "open Block…", chromedp.Click(chromedp.CSS("#queue-block summary")), chromedp.WaitVisible(chromedp.CSS("#queue-block-level")))
+	if got := eval[string](t, ctx, `document.getElementById("queue-block-button").getAttribute("aria-label")`); got != "Block pat" {
+		t.Fatalf("block button labelled %q", got)
+	}
 	checkAxe(t, ctx, axe, "queue conversation")
 
 	step(t, ctx, "resolve", chromedp.Click(chromedp.CSS("#queue-resolve")))

@@ -232,6 +232,24 @@ func TestTeamQueueAPI(t *testing.T) {
 		errorOf(t, body) != "There is no one of that name here." {
 		t.Fatalf("assign to nobody: %d %s", resp.StatusCode, body)
 	}
+	// ann gives it to ben: she may no longer resolve it; ben gives it
+	// back, and her queue shows it hers again (his change, received).
+	th = queueThreadJSON{} // fields left out are false
+	resp, body = a.do("POST", "/api/queue/"+it.ID+"/assign", `{"contact":"ben"}`, nil)
+	if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &th) != nil || th.Item.Owner != "ben" || th.Item.AssignedBy != client.Me || th.Item.CanAssign {
+		t.Fatalf("assign: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := a.do("POST", "/api/queue/"+it.ID+"/resolve", "", nil); resp.StatusCode != http.StatusForbidden ||
+		errorOf(t, body) != "Only the conversation's owner can do this." {
+		t.Fatalf("resolve by a former owner: %d %s", resp.StatusCode, body)
+	}
+	if _, err := ts.ben.Assign(ctx, it.ID, "ann"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ben's assignment on ann's device", func() bool {
+		q := a.queueOf("mine")
+		return len(q) == 1 && q[0].Owner == client.Me && q[0].AssignedBy == "ben" && q[0].CanAssign
+	})
 	// The reply with a file, as the page sends it.
 	plan := []byte("Sunday 10-12.\n")
 	up := a.createUpload("hours.txt", len(plan))
@@ -261,6 +279,7 @@ func TestTeamQueueAPI(t *testing.T) {
 		}
 		return false
 	})
+	th = queueThreadJSON{}
 	resp, body = a.do("POST", "/api/queue/"+it.ID+"/resolve", "", nil)
 	if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &th) != nil || th.Item.State != "resolved" || th.Item.Waiting != 0 || len(th.Messages) != 3 {
 		t.Fatalf("resolve: %d %s", resp.StatusCode, body)
