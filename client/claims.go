@@ -12,6 +12,7 @@ import (
 	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/client/internal/team/group"
 	"github.com/postern/postern/client/internal/team/queue"
+	"github.com/postern/postern/client/internal/team/stats"
 	"github.com/postern/postern/keys"
 	"github.com/postern/postern/protocol"
 )
@@ -305,6 +306,9 @@ func (c *Client) keepRegister(qt *queueTarget, view *queue.View) error {
 			if err := t.PutQueue(q); err != nil {
 				return err
 			}
+			if err := c.keepRegisterEvents(t, [16]byte(qt.team.Group), stats.Token(qt.space.Token(qt.conv)), r.Value, time.Now()); err != nil {
+				return err
+			}
 		}
 		qt.q = q
 		return nil
@@ -329,28 +333,29 @@ func (c *Client) announce(ctx context.Context, gid []byte, ch queue.Change) {
 // receive transaction: every entry must open under the team's keys for
 // its conversation (or none is applied); each register is taken if newer
 // than the one held. A conversation not held yet is recorded (its
-// messages may follow).
-func (c *Client) receiveQueueChange(t *tx, team *store.TeamRecord, tc *teamContent, now time.Time) error {
+// messages may follow). It reports whether it took any register.
+func (c *Client) receiveQueueChange(t *tx, team *store.TeamRecord, tc *teamContent, now time.Time) (bool, error) {
 	ch, err := queue.ParseChange(tc.Change)
 	if err != nil {
-		return nil
+		return false, nil
 	}
 	sp, err := spaceOf(team)
 	if err != nil {
-		return err
+		return false, err
 	}
 	regs := make([]queue.Register, len(ch))
 	for i, e := range ch {
 		if regs[i], err = sp.OpenRegister(e.Conversation, e.Version, e.Sealed, queue.Value{}); err != nil {
 			c.log.Info("dropped a queue change that does not open", "err", err)
-			return nil
+			return false, nil
 		}
 	}
+	took := false
 	for i, e := range ch {
 		id := t.QueueConversationID(team.Group, e.Conversation[:])
 		q, err := t.Queue(id)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if q == nil {
 			q = &store.QueueRecord{ID: id, Team: bytes.Clone(team.Group), Conversation: bytes.Clone(e.Conversation[:]),
@@ -360,10 +365,16 @@ func (c *Client) receiveQueueChange(t *tx, team *store.TeamRecord, tc *teamConte
 		}
 		q.Version, q.Sealed = e.Version, bytes.Clone(e.Sealed)
 		if err := t.PutQueue(q); err != nil {
-			return err
+			return false, err
 		}
+		// The figures' events this register implies, as it is taken
+		// (agent.go): a later value no longer shows an earlier opening's.
+		if err := c.keepRegisterEvents(t, [16]byte(team.Group), stats.Token(sp.Token(e.Conversation)), regs[i].Value, now); err != nil {
+			return false, err
+		}
+		took = true
 	}
-	return nil
+	return took, nil
 }
 
 // releaseRemoved, on the intake after a staff removal, puts every

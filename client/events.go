@@ -94,6 +94,12 @@ const (
 	// organisation's directory, or refused one (Event.Err matches
 	// ErrDirectoryRefused and says why; directory.go).
 	EventDirectory
+	// EventQueue: a state change of a team's queue conversation (a claim,
+	// an assignment, a resolve, a reopening) arrived from another staff
+	// device or the team's intake, and this device took it (Event.Team,
+	// the team's name). Read Queue again. A change this Client made
+	// itself is not reported: its call returned the conversation.
+	EventQueue
 )
 
 func (k EventKind) String() string {
@@ -124,6 +130,8 @@ func (k EventKind) String() string {
 		return "recalled"
 	case EventDirectory:
 		return "directory"
+	case EventQueue:
+		return "queue"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -231,6 +239,7 @@ type Event struct {
 	Change  ContactChange // EventContact
 	State   ConnState     // EventConnection
 	Err     error         // EventStoreError; EventConnection with ConnOffline; EventTransparency
+	Team    string        // EventQueue: the team's name
 }
 
 // events is a Client's event hub.
@@ -512,7 +521,10 @@ func (c *Client) receiveAndQueue(mb protocol.MailboxID, id protocol.EnvelopeID, 
 		c.emit(Event{Kind: EventStoreError, Err: err})
 		return res, err
 	}
-	if err != nil {
+	// An envelope that stored no message is reported as errDuplicate, yet
+	// may have produced events (a team's queue change): emit those. A
+	// true duplicate produced none.
+	if err != nil && !errors.Is(err, errDuplicate) {
 		return res, err
 	}
 	evs := res.events
@@ -523,7 +535,7 @@ func (c *Client) receiveAndQueue(mb protocol.MailboxID, id protocol.EnvelopeID, 
 	}
 	c.emit(evs...)
 	c.queue(res.msgs)
-	return res, nil
+	return res, err
 }
 
 // sealSessionEmit is sealSessionOutbox under the order lock: the notice

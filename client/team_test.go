@@ -20,6 +20,7 @@ import (
 // a staff reply reaches the patient from the team, and every staff
 // device's thread holds both.
 func TestTeamIntakeAndReply(t *testing.T) {
+	t.Parallel() // each has its own relay and clients; the slowest tests of the package overlap
 	f := newTeamFixture(t)
 	ctx := testCtx(t)
 	if _, err := f.pat.Send(ctx, "Pharmacy", "Can I get a refill of my inhaler?"); err != nil {
@@ -113,6 +114,7 @@ func TestTeamIntakeAndReply(t *testing.T) {
 // staff devices agree on the owner. Between rounds the owner resolves
 // the conversation and its patient writes again, which reopens it.
 func TestTeamClaimRace(t *testing.T) {
+	t.Parallel() // each has its own relay and clients; the slowest tests of the package overlap
 	f := newTeamFixture(t)
 	ctx := testCtx(t)
 	patients := []*Client{f.pat, f.quinn}
@@ -202,6 +204,7 @@ func TestTeamClaimRace(t *testing.T) {
 // the conversation it owned goes back to new on every remaining device,
 // and the remaining staff claim it.
 func TestTeamRemoveStaff(t *testing.T) {
+	t.Parallel() // each has its own relay and clients; the slowest tests of the package overlap
 	f := newTeamFixture(t)
 	ctx := testCtx(t)
 	if _, err := f.pat.Send(ctx, "Pharmacy", "side effects?"); err != nil {
@@ -282,6 +285,7 @@ func TestTeamRemoveStaff(t *testing.T) {
 // after the staff member unblocks, the patient must opt in again before
 // a message goes. The intake blocks directly too.
 func TestTeamBlockOutsider(t *testing.T) {
+	t.Parallel() // each has its own relay and clients; the slowest tests of the package overlap
 	f := newTeamFixture(t)
 	ctx := testCtx(t)
 	if _, err := f.pat.Send(ctx, "Pharmacy", "first"); err != nil {
@@ -357,6 +361,7 @@ func TestTeamBlockOutsider(t *testing.T) {
 // staff member saves it; a staff reply's file reaches the patient, from
 // the team, and the patient saves it.
 func TestTeamFiles(t *testing.T) {
+	t.Parallel() // each has its own relay and clients; the slowest tests of the package overlap
 	f := newTeamFixture(t)
 	ctx := testCtx(t)
 	dir := t.TempDir()
@@ -407,6 +412,7 @@ func TestTeamFiles(t *testing.T) {
 // sends (naming itself or the intake as the intake) and a replayed older
 // count change nothing.
 func TestTeamSecretsOnlyFromIntake(t *testing.T) {
+	t.Parallel() // each has its own relay and clients; the slowest tests of the package overlap
 	f := newTeamFixture(t)
 	ben := f.staff[1][0]
 	before := teamRecordOf(t, ben)

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/postern/postern/relay/relaytest"
@@ -79,7 +80,8 @@ func (f *teamFixture) settleQueue(t *testing.T, id string) []QueueItem {
 	devs := f.staffDevices()
 	var last error
 	for range 6 {
-		syncAll(t, 1, append([]*Client{f.intake}, devs...)...)
+		syncAll(t, 1, f.intake)
+		syncConcurrently(t, devs...)
 		var items []QueueItem
 		last = nil
 		for _, c := range devs {
@@ -100,6 +102,29 @@ func (f *teamFixture) settleQueue(t *testing.T, id string) []QueueItem {
 	}
 	t.Fatalf("queue conversation did not settle: %v", last)
 	return nil
+}
+
+// syncConcurrently syncs every client once, all at the same time: each
+// has its own store and connections, and a round of syncs is mostly
+// waiting on the relay.
+func syncConcurrently(t *testing.T, cs ...*Client) {
+	t.Helper()
+	ctx := testCtx(t)
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = c.Sync(ctx)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+	}
 }
 
 // queueOf returns the one queue conversation of the outsider named who on c.

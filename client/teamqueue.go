@@ -210,14 +210,33 @@ func (c *Client) QueueThread(id string) ([]Message, error) {
 // which the intake forwards to the patient, from the team. Files are
 // uploaded once to this device's relay and travel as references.
 func (c *Client) ReplyQueue(ctx context.Context, id, text string, paths []string) (Message, error) {
+	srcs := make([]fileSource, len(paths))
+	for i, p := range paths {
+		srcs[i] = fileSource{path: p}
+	}
+	return c.replyQueue(ctx, id, text, srcs)
+}
+
+// ReplyQueueData is ReplyQueue for files that are not on the file system
+// as plaintext (as SendData is for SendFiles): the web app's uploads.
+func (c *Client) ReplyQueueData(ctx context.Context, id, text string, files []FileData) (Message, error) {
+	srcs := make([]fileSource, len(files))
+	for i := range files {
+		f := files[i]
+		srcs[i] = fileSource{data: &f}
+	}
+	return c.replyQueue(ctx, id, text, srcs)
+}
+
+func (c *Client) replyQueue(ctx context.Context, id, text string, srcs []fileSource) (Message, error) {
 	if len(text) > MaxTextSize {
 		return Message{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLong, len(text), MaxTextSize)
 	}
-	if !utf8.ValidString(text) || (text == "" && len(paths) == 0) {
+	if !utf8.ValidString(text) || (text == "" && len(srcs) == 0) {
 		return Message{}, ErrInvalidText
 	}
-	if len(paths) > MaxAttachments {
-		return Message{}, fmt.Errorf("%w: %d files, limit %d", ErrTooManyFiles, len(paths), MaxAttachments)
+	if len(srcs) > MaxAttachments {
+		return Message{}, fmt.Errorf("%w: %d files, limit %d", ErrTooManyFiles, len(srcs), MaxAttachments)
 	}
 	qt, err := c.loadQueue(id)
 	if err != nil {
@@ -229,8 +248,8 @@ func (c *Client) ReplyQueue(ctx context.Context, id, text string, paths []string
 	now := c.now()
 	inner := &content{Type: contentText, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text}
 	var refs []attachmentRef
-	for _, p := range paths {
-		ref, err := c.uploadFile(ctx, fileSource{path: p}, &SendOptions{})
+	for _, src := range srcs {
+		ref, err := c.uploadFile(ctx, src, &SendOptions{})
 		if err != nil {
 			c.releaseBlobs(ctx, refs)
 			return Message{}, err
@@ -393,7 +412,11 @@ func (c *Client) receiveTeamGroup(t *tx, grec *store.GroupRecord, s *group.State
 	fromIntake := bytes.Equal(mem.Identity[:], team.IntakeIdentity)
 	switch ct.Type {
 	case contentQueueChange:
-		return nil, nil, c.receiveQueueChange(t, team, tc, now)
+		took, err := c.receiveQueueChange(t, team, tc, now)
+		if took && err == nil {
+			res.events = append(res.events, Event{Kind: EventQueue, Team: team.Name})
+		}
+		return nil, nil, err
 	case contentQueueMessage:
 		if !fromIntake {
 			c.log.Info("dropped a queue message that did not come from the intake")

@@ -475,41 +475,9 @@ func (s *Server) apiDeleteUpload(w http.ResponseWriter, r *http.Request, _ *clie
 // waits in the outbox: the files are on the relay already). After a
 // failure they stay, for the page to send again.
 func (s *Server) sendUploads(w http.ResponseWriter, r *http.Request, cl *client.Client, req *sendRequest) {
-	if len(req.Attachments) > client.MaxAttachments {
-		s.fail(w, fmt.Errorf("%w: %d files, limit %d", client.ErrTooManyFiles, len(req.Attachments), client.MaxAttachments))
+	ups, files, release, ok := s.takeUploads(w, req.Attachments)
+	if !ok {
 		return
-	}
-	var ups []*upload
-	release := func() {
-		for _, u := range ups {
-			u.mu.Lock()
-			u.busy = false
-			u.mu.Unlock()
-		}
-	}
-	files := make([]client.FileData, 0, len(req.Attachments))
-	for _, id := range req.Attachments {
-		s.uploads.mu.Lock()
-		u := s.uploads.m[id]
-		s.uploads.mu.Unlock()
-		if u == nil {
-			release()
-			writeError(w, http.StatusNotFound, noSuchUpload, noSuchUploadHint)
-			return
-		}
-		u.mu.Lock()
-		ok, busy := u.complete(), u.busy
-		if ok && !busy {
-			u.busy = true
-		}
-		u.mu.Unlock()
-		if !ok || busy {
-			release()
-			writeError(w, http.StatusConflict, fmt.Sprintf("%s is still uploading", client.SafeFileName(u.name)), "send when its upload is complete")
-			return
-		}
-		ups = append(ups, u)
-		files = append(files, client.FileData{Name: u.name, Size: u.size, Data: u})
 	}
 	// A long upload to the relay is activity: the lock waits for it.
 	progress := func(client.Progress) { s.touch() }
@@ -521,6 +489,48 @@ func (s *Server) sendUploads(w http.ResponseWriter, r *http.Request, cl *client.
 		}
 	}
 	s.writeSent(w, m, err)
+}
+
+// takeUploads marks the finished uploads ids busy and returns them as
+// files to send; release unmarks them. It answers an unknown, unfinished
+// or busy upload, or too many, itself (ok false, nothing marked).
+func (s *Server) takeUploads(w http.ResponseWriter, ids []string) (ups []*upload, files []client.FileData, release func(), ok bool) {
+	if len(ids) > client.MaxAttachments {
+		s.fail(w, fmt.Errorf("%w: %d files, limit %d", client.ErrTooManyFiles, len(ids), client.MaxAttachments))
+		return nil, nil, nil, false
+	}
+	release = func() {
+		for _, u := range ups {
+			u.mu.Lock()
+			u.busy = false
+			u.mu.Unlock()
+		}
+	}
+	files = make([]client.FileData, 0, len(ids))
+	for _, id := range ids {
+		s.uploads.mu.Lock()
+		u := s.uploads.m[id]
+		s.uploads.mu.Unlock()
+		if u == nil {
+			release()
+			writeError(w, http.StatusNotFound, noSuchUpload, noSuchUploadHint)
+			return nil, nil, nil, false
+		}
+		u.mu.Lock()
+		complete, busy := u.complete(), u.busy
+		if complete && !busy {
+			u.busy = true
+		}
+		u.mu.Unlock()
+		if !complete || busy {
+			release()
+			writeError(w, http.StatusConflict, fmt.Sprintf("%s is still uploading", client.SafeFileName(u.name)), "send when its upload is complete")
+			return nil, nil, nil, false
+		}
+		ups = append(ups, u)
+		files = append(files, client.FileData{Name: u.name, Size: u.size, Data: u})
+	}
+	return ups, files, release, true
 }
 
 // apiFile sends file n (0-based) of a message, decrypted as it streams

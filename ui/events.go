@@ -25,6 +25,8 @@ const heartbeat = 25 * time.Second
 //	event: alert       data: a notice about this person's own devices
 //	event: expired     data: {"id": ..., "conversation": ...}: a
 //	                   disappearing message was deleted (disappear.go)
+//	event: queue       data: {"team": ...}: a colleague's change of a
+//	                   team's queue conversation arrived (team.go)
 //	event: locked      data: {}
 //
 // Only an authenticated caller of an unlocked app gets here (route).
@@ -93,6 +95,8 @@ func (s *Server) eventData(ev client.Event) (string, any) {
 		return "recalled", s.toJSON(ev.Message)
 	case client.EventExpired:
 		return "expired", map[string]string{"id": ev.Message.ID, "conversation": ev.Message.Conversation}
+	case client.EventQueue:
+		return "queue", map[string]string{"team": ev.Team}
 	}
 	return "", nil
 }

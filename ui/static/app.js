@@ -17,6 +17,7 @@ import "./disappear.js";
 import "./recall.js";
 import "./record.js";
 import "./groups.js";
+import "./team.js";
 import "./directory.js";
 
 // --- lock ---

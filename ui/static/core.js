@@ -77,7 +77,7 @@ export function showScreen(name) {
   // device alert): an alert loaded at unlock appears with the top bar,
   // where it stays, not above the unlock form before moving down.
   document.body.classList.toggle("bare", !app);
-  const nav = { message: "inbox", group: "groups", contact: "contacts" }[name] || name;
+  const nav = { message: "inbox", group: "groups", contact: "contacts", queue: "team", figures: "team" }[name] || name;
   for (const a of document.querySelectorAll(".top nav a")) {
     if (a.id === "nav-" + nav) {
       a.setAttribute("aria-current", "page");
