@@ -712,8 +712,16 @@ func (c *Client) sendOutgoing(ctx context.Context, team *store.TeamRecord, o *st
 		} else {
 			err = c.Unrestrict(ctx, r.Person.Name)
 		}
-		if err != nil {
-			c.log.Info("a staff member's block request failed", "err", err)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrUnknownContact), errors.Is(err, ErrContactBlocked), errors.Is(err, ErrRestrictionLevel):
+			// It can never be carried out: dropped, logged.
+			c.log.Info("a staff member's block request cannot be carried out", "err", err)
+		default:
+			// The relay could not be reached, or the connection closed
+			// under it (a Sync replaces it): kept, and carried out at the
+			// next flush, so that a block or its lifting is never lost.
+			return err
 		}
 		return nil
 	}
