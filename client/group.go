@@ -1413,25 +1413,7 @@ func (c *Client) sealGroup(grp string, ct *content, o *SendOptions, atts []attac
 		if s, err = groupOf(rec); err != nil {
 			return err
 		}
-		own, err := c.ownKey(rec)
-		if err != nil {
-			return err
-		}
-		if own == nil {
-			return ErrNotGroupMember
-		}
-		hk, err := senderkey.ParseHeaderKey(s.HeaderKey[:])
-		if err != nil {
-			return errStoreCorrupt
-		}
-		sealed, err := own.Seal(hk, plain)
-		if err != nil {
-			return err
-		}
-		env = append(append(make([]byte, 0, protocol.EnvelopeHeaderSize+len(sealed)), protocol.Version, byte(protocol.KindGroup)), sealed...)
-		// The advanced key is stored before the envelope leaves.
-		rec.Own = own.MarshalSecret()
-		if err := t.PutGroup(rec, s.Name); err != nil {
+		if env, err = c.sealGroupEnvelope(t, rec, s, plain, ErrNotGroupMember); err != nil {
 			return err
 		}
 		m = Message{
@@ -1447,6 +1429,34 @@ func (c *Client) sealGroup(grp string, ct *content, o *SendOptions, atts []attac
 	}
 	c.ev.order.Unlock()
 	return env, s, m, err
+}
+
+// sealGroupEnvelope seals plain with this device's sender key of group
+// rec (state s) into a KindGroup envelope, in t, and stores the advanced
+// key before the envelope leaves. noKey is the error when this device
+// holds no sender key of the group.
+func (c *Client) sealGroupEnvelope(t *tx, rec *store.GroupRecord, s *group.State, plain []byte, noKey error) ([]byte, error) {
+	own, err := c.ownKey(rec)
+	if err != nil {
+		return nil, err
+	}
+	if own == nil {
+		return nil, noKey
+	}
+	hk, err := senderkey.ParseHeaderKey(s.HeaderKey[:])
+	if err != nil {
+		return nil, errStoreCorrupt
+	}
+	sealed, err := own.Seal(hk, plain)
+	if err != nil {
+		return nil, err
+	}
+	env := append(append(make([]byte, 0, protocol.EnvelopeHeaderSize+len(sealed)), protocol.Version, byte(protocol.KindGroup)), sealed...)
+	rec.Own = own.MarshalSecret()
+	if err := t.PutGroup(rec, s.Name); err != nil {
+		return nil, err
+	}
+	return env, nil
 }
 
 // storeGroupMessage stores m in rec's conversation; it reports whether it

@@ -13,7 +13,6 @@ import (
 	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/client/internal/team/group"
 	"github.com/postern/postern/client/internal/team/queue"
-	"github.com/postern/postern/client/internal/team/senderkey"
 	"github.com/postern/postern/keys"
 	"github.com/postern/postern/protocol"
 )
@@ -346,24 +345,7 @@ func (c *Client) sendTeamGroup(ctx context.Context, gid []byte, ct *content, als
 		if me := s.Member(c.idFP); me == nil || !me.Role.MaySend() {
 			return ErrNotStaff
 		}
-		own, err := c.ownKey(rec)
-		if err != nil {
-			return err
-		}
-		if own == nil {
-			return ErrNotStaff
-		}
-		hk, err := senderkey.ParseHeaderKey(s.HeaderKey[:])
-		if err != nil {
-			return errStoreCorrupt
-		}
-		sealed, err := own.Seal(hk, plain)
-		if err != nil {
-			return err
-		}
-		env = append(append(make([]byte, 0, protocol.EnvelopeHeaderSize+len(sealed)), protocol.Version, byte(protocol.KindGroup)), sealed...)
-		rec.Own = own.MarshalSecret()
-		if err := t.PutGroup(rec, s.Name); err != nil {
+		if env, err = c.sealGroupEnvelope(t, rec, s, plain, ErrNotStaff); err != nil {
 			return err
 		}
 		if also != nil {

@@ -157,26 +157,11 @@ func (s *Store) DirectoryAnswer(ctx context.Context, logKey [32]byte, knownSize 
 		if err != nil {
 			return err
 		}
-		size, err := ktSize(tx)
+		head, inc, con, err := leafProofs(tx, r.Index, knownSize)
 		if err != nil {
 			return err
 		}
-		head := tx.Bucket(bKTHeads).Get(u64Key(size))
-		if head == nil || r.Index >= size {
-			return corrupt("kt: no head for size %d, or leaf %d beyond it", size, r.Index)
-		}
-		get := nodesOf(tx)
-		inc, err := kt.InclusionProof(get, r.Index, size)
-		if err != nil {
-			return err
-		}
-		var con [][32]byte
-		if knownSize > 0 && knownSize < size {
-			if con, err = kt.ConsistencyProof(get, knownSize, size); err != nil {
-				return err
-			}
-		}
-		out = store.DirectoryAnswer{LoggedDirectory: r.LoggedDirectory, Inclusion: inc, Head: bytes.Clone(head), Consistency: con}
+		out = store.DirectoryAnswer{LoggedDirectory: r.LoggedDirectory, Inclusion: inc, Head: head, Consistency: con}
 		return nil
 	})
 	return out, err

@@ -131,28 +131,15 @@ func (s *Store) PublishDeviceList(ctx context.Context, p store.Publish, sign sto
 		if stored != p.Prev {
 			return store.ErrDeviceListMoved
 		}
-		size, err := ktSize(tx)
-		if err != nil {
-			return err
-		}
 		// Checks done; from here on every error is a failure that rolls
 		// the transaction back.
-		rec := binary.BigEndian.AppendUint64(nil, p.Version)
-		rec = binary.BigEndian.AppendUint64(rec, size)
-		if err := lists.Put(p.Identity[:], append(rec, p.List...)); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bKTLeaves).Put(u64Key(size), p.Entry); err != nil {
-			return err
-		}
-		nodes := tx.Bucket(bKTNodes)
-		put := func(level uint, index uint64, h [32]byte) error { return nodes.Put(nodeKey(level, index), h[:]) }
-		root, err := kt.Append(nodesOf(tx), put, size, leaf)
+		index, head, err := appendLeaf(tx, p.Entry, leaf, sign)
 		if err != nil {
 			return err
 		}
-		size++
-		if err := tx.Bucket(bMeta).Put(keyKTSize, u64Key(size)); err != nil {
+		rec := binary.BigEndian.AppendUint64(nil, p.Version)
+		rec = binary.BigEndian.AppendUint64(rec, index)
+		if err := lists.Put(p.Identity[:], append(rec, p.List...)); err != nil {
 			return err
 		}
 		for _, id := range p.Revoke {
@@ -165,26 +152,37 @@ func (s *Store) PublishDeviceList(ctx context.Context, p store.Publish, sign sto
 			}
 			out.Revoked = append(out.Revoked, id)
 		}
-		head, err := sign(size, root)
-		if err != nil {
-			return fmt.Errorf("bboltstore: sign tree head: %w", err)
-		}
-		heads := tx.Bucket(bKTHeads)
-		if err := heads.Put(u64Key(size), head); err != nil {
-			return err
-		}
-		if size > KeptHeads {
-			if err := heads.Delete(u64Key(size - KeptHeads)); err != nil {
-				return err
-			}
-		}
-		out.Index, out.Head = size-1, head
+		out.Index, out.Head = index, head
 		return nil
 	})
 	if err != nil {
 		return store.Published{}, err
 	}
 	return out, nil
+}
+
+// leafProofs reads, in tx, the newest head, the inclusion proof of leaf
+// index in it, and (when the asker knows an older tree of knownSize
+// leaves) the consistency proof from that tree.
+func leafProofs(tx *bolt.Tx, index, knownSize uint64) (head []byte, inc, con [][32]byte, err error) {
+	size, err := ktSize(tx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	head = tx.Bucket(bKTHeads).Get(u64Key(size))
+	if head == nil || index >= size {
+		return nil, nil, nil, corrupt("kt: no head for size %d, or leaf %d beyond it", size, index)
+	}
+	get := nodesOf(tx)
+	if inc, err = kt.InclusionProof(get, index, size); err != nil {
+		return nil, nil, nil, err
+	}
+	if knownSize > 0 && knownSize < size {
+		if con, err = kt.ConsistencyProof(get, knownSize, size); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return bytes.Clone(head), inc, con, nil
 }
 
 // KTAnswer reads a list, its proofs and the newest head in one view.
@@ -199,26 +197,11 @@ func (s *Store) KTAnswer(ctx context.Context, identity [32]byte, knownSize uint6
 		if err != nil {
 			return err
 		}
-		size, err := ktSize(tx)
+		head, inc, con, err := leafProofs(tx, sl.Index, knownSize)
 		if err != nil {
 			return err
 		}
-		head := tx.Bucket(bKTHeads).Get(u64Key(size))
-		if head == nil || sl.Index >= size {
-			return corrupt("kt: no head for size %d, or leaf %d beyond it", size, sl.Index)
-		}
-		get := nodesOf(tx)
-		inc, err := kt.InclusionProof(get, sl.Index, size)
-		if err != nil {
-			return err
-		}
-		var con [][32]byte
-		if knownSize > 0 && knownSize < size {
-			if con, err = kt.ConsistencyProof(get, knownSize, size); err != nil {
-				return err
-			}
-		}
-		out = store.KTAnswer{StoredList: sl, Inclusion: inc, Head: bytes.Clone(head), Consistency: con}
+		out = store.KTAnswer{StoredList: sl, Inclusion: inc, Head: head, Consistency: con}
 		return nil
 	})
 	return out, err
