@@ -181,6 +181,7 @@ func wantHeld(t *testing.T, c *Client, v uint64, colleague string) {
 // newer logged one) are refused with ErrDirectoryRefused, an
 // EventDirectory, and nothing changed.
 func TestDirectoryOverRelay(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	o := newDirOrg(t)
 	bob := o.join(t, "Bob Baker", false)
@@ -317,6 +318,7 @@ func wantDirectoryEvent(t *testing.T, events <-chan Event) {
 // refused before anything is logged; a second publishing capability for
 // the same organisation is refused by the relay.
 func TestPublishDirectoryRefusals(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	o := newDirOrg(t)
 	bob := o.join(t, "Bob Baker", false)

@@ -197,6 +197,7 @@ func liveEphemeral(t *testing.T, c *Client) (prekeys, sessions map[string][]byte
 // store.db (free pages included) opens, under any key the home holds, to
 // a consumed prekey secret or a session state that was replaced.
 func TestDeletedSecretsErased(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	ctx := testCtx(t)
 	alice, aliceHome := newTestClient(t, srv, "alice")
@@ -291,6 +292,7 @@ func TestDeletedSecretsErased(t *testing.T) {
 // migration to this schema scrubs it: afterwards no element of the file
 // opens to a consumed prekey or a replaced session state under any key.
 func TestFixtureMigrationErases(t *testing.T) {
+	t.Parallel()
 	home := t.TempDir()
 	copyTree(t, filepath.Join("..", "testdata", "home", "v1", "bob"), home)
 	path := filepath.Join(home, StoreFileName)
@@ -365,6 +367,7 @@ func testStore(t *testing.T) *localStore {
 // deleted, or an old copy of store.db restored) loses its ephemeral
 // values, and only those, and carries on with a new epoch.
 func TestEraseKeysLost(t *testing.T) {
+	t.Parallel()
 	st := testStore(t)
 	err := st.update(func(t *tx) error {
 		if err := t.PutRaw(bucketSessions, []byte("s"), []byte("state")); err != nil {
@@ -406,6 +409,7 @@ func TestEraseKeysLost(t *testing.T) {
 // does not decrypt is refused by the migration with an error naming it,
 // and neither store.db nor the home changes.
 func TestMigrationFailureChangesNothing(t *testing.T) {
+	t.Parallel()
 	checkMigrationFailure(t, bucketSessions, false, "migrate the local store from schema 1")
 }
 

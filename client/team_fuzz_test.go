@@ -38,6 +38,7 @@ func teamSeeds(tb testing.TB) []*content {
 // not accept (unordered epochs, a request level out of range, a timed
 // message, a malformed state change).
 func TestTeamContentsRefused(t *testing.T) {
+	t.Parallel()
 	for i, ct := range teamSeeds(t) {
 		if _, err := ct.marshalSession(); err != nil {
 			t.Fatalf("seed %d: %v", i, err)
