@@ -65,6 +65,12 @@ func TestBrowserDirectory(t *testing.T) {
 		t.Fatalf("bob's availability reads %q", got)
 	}
 	checkAxe(t, ctx, axe, "compose with the addressee's availability")
+	step(t, ctx, "bob's page", chromedp.Navigate(a.s.Origin()+"/#/contacts/bob"), chromedp.WaitVisible(chromedp.CSS("#contact-availability")))
+	if got := eval[string](t, ctx, `document.getElementById("contact-availability").textContent`); !strings.HasPrefix(got, "bob is busy, do not disturb until ") ||
+		!strings.HasSuffix(got, "Messages to bob also go to Carol Cole now.") {
+		t.Fatalf("bob's page says %q", got)
+	}
+	step(t, ctx, "compose again", chromedp.Click(chromedp.CSS("#nav-compose")), chromedp.WaitVisible(chromedp.CSS("#compose-to")))
 
 	// Another query; locking drops the list.
 	eval[chromedp.Void](t, ctx, `document.getElementById("compose-to").value = ""`)

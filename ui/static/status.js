@@ -4,7 +4,7 @@
 // settings screen sets this person's own status. A device without an
 // organisation directory (404) shows none of it.
 
-import { $, api, announce, failed, formatTime, onEvent, onLock, onStart, state } from "./core.js";
+import { $, api, announce, failed, formatTime, onContact, onEvent, onLock, onStart, state } from "./core.js";
 
 let statuses = null; // GET /api/status's answer; null: not asked yet or none
 
@@ -91,6 +91,17 @@ async function setStatus(ev) {
   }
 }
 
+// contactStatus shows a contact's availability on their page.
+async function contactStatus(c) {
+  const p = $("contact-availability");
+  await load();
+  const s = (statuses || []).find((x) => x.name === c.name);
+  p.hidden = !s;
+  p.textContent = s ? describe(s) + (s.forwarding && s.forward_to ? ` Messages to ${s.name} also go to ${s.forward_to} now.` : "") : "";
+}
+
+onContact(contactStatus);
+
 let timer = null;
 
 onStart(() => {
@@ -117,5 +128,7 @@ onLock(() => {
   $("compose-availability").hidden = true;
   $("compose-availability").textContent = "";
   $("set-status-now").textContent = "";
+  $("contact-availability").hidden = true;
+  $("contact-availability").textContent = "";
   $("set-status-section").hidden = true;
 });
