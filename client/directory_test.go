@@ -28,7 +28,11 @@ type dirOrg struct {
 
 // newDirOrg starts a relay and an administrator ("admin") enrolled in a
 // new organisation.
-func newDirOrg(t *testing.T) *dirOrg {
+func newDirOrg(t *testing.T) *dirOrg { t.Helper(); return newDirOrgClock(t, nil) }
+
+// newDirOrgClock is newDirOrg with the administrator's device on clock
+// k (nil: the real one).
+func newDirOrgClock(t *testing.T, k *skewClock) *dirOrg {
 	t.Helper()
 	srv := relaytest.New(t, nil)
 	home := filepath.Join(t.TempDir(), "admin")
@@ -41,6 +45,9 @@ func newDirOrg(t *testing.T) *dirOrg {
 	o := &dirOrg{srv: srv, enrol: &DirectoryEnrolment{Administrators: []keys.Fingerprint{fp}}, byName: map[string]*Client{}}
 	rand.Read(o.enrol.Organisation[:])
 	opts := testOpts()
+	if k != nil {
+		opts = clockOpts(k)
+	}
 	opts.Directory = o.enrol
 	if o.admin, err = Dial(testCtx(t), home, testPass, opts); err != nil {
 		t.Fatal(err)

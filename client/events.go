@@ -100,6 +100,10 @@ const (
 	// the team's name). Read Queue again. A change this Client made
 	// itself is not reported: its call returned the conversation.
 	EventQueue
+	// EventStatus: this device took a new availability status of a staff
+	// member (Event.Contact: their name, Me for this person; status.go).
+	// Read Status or Statuses again.
+	EventStatus
 )
 
 func (k EventKind) String() string {
@@ -132,6 +136,8 @@ func (k EventKind) String() string {
 		return "directory"
 	case EventQueue:
 		return "queue"
+	case EventStatus:
+		return "status"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -235,7 +241,7 @@ func (s ConnState) String() string {
 type Event struct {
 	Kind    EventKind
 	Message Message       // EventMessage, EventAlert, EventSent, EventReceipt, EventExpired, EventRecalled
-	Contact string        // EventContact, EventSessionReset, EventTransparency: the contact's name
+	Contact string        // EventContact, EventSessionReset, EventTransparency, EventStatus: the contact's name
 	Change  ContactChange // EventContact
 	State   ConnState     // EventConnection
 	Err     error         // EventStoreError; EventConnection with ConnOffline; EventTransparency

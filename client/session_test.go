@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/client/internal/people"
+	"github.com/postern/postern/client/internal/team/directory"
 	"github.com/postern/postern/keys"
 	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/protocol"
@@ -419,6 +420,8 @@ func FuzzParseSessionContent(f *testing.F) {
 		{Type: contentGroupKey, SentMS: 11, GroupKey: make([]byte, senderkey.DistributionSize)},
 		{Type: contentGroupJoin, SentMS: 12, GroupJoin: &groupJoin{Mailbox: protocol.MailboxID{1}}},
 		{Type: contentDirectory, SentMS: 13, Attachments: []attachmentRef{seedAttachment()}},
+		{Type: contentStatus, SentMS: 14, Status: make([]byte, directory.StatusSize)},
+		{Type: contentTextHeaders, SentMS: 15, Text: "forwarded", ForwardedFor: keys.Fingerprint{7}},
 	} {
 		b, err := ct.marshalSession()
 		if err != nil {
