@@ -276,7 +276,7 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendRecallBody(b, c)
 	case contentGroupState, contentGroupKey, contentGroupJoin:
 		return appendGroupBody(b, c)
-	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest:
+	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest, contentQueueHistory:
 		return appendTeamBody(b, c)
 	default:
 		return nil, ErrDecrypt
@@ -395,7 +395,7 @@ func sessionContent(t byte) bool {
 		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall,
 		contentGroupState, contentGroupKey, contentGroupJoin,
 		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest,
-		contentDirectory:
+		contentQueueHistory, contentDirectory:
 		return true
 	}
 	return false
@@ -563,7 +563,7 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		if !parseGroupBody(r, c) {
 			return nil, false
 		}
-	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest:
+	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest, contentQueueHistory:
 		if !parseTeamBody(r, c) {
 			return nil, false
 		}
