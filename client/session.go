@@ -646,6 +646,10 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if err := c.receiveTeamSecrets(t, from, ct, now); err != nil {
 			return nil, err
 		}
+	case contentQueueHistory:
+		if err := c.receiveQueueHistory(t, from, ct, now, res); err != nil {
+			return nil, err
+		}
 	case contentDirectory:
 		c.receiveDirectory(from, ct, res) // directory.go
 	case contentStatus:

@@ -578,7 +578,7 @@ func (c *Client) flushTeams(ctx context.Context) {
 	if err := c.st.view(func(t *tx) error {
 		ts, err := t.Teams()
 		for _, r := range ts {
-			if r.Intake && len(r.Outgoing) > 0 {
+			if r.Intake && (len(r.Outgoing) > 0 || len(r.History) > 0) {
 				teams = append(teams, r)
 			}
 		}
@@ -607,6 +607,9 @@ func (c *Client) flushTeams(ctx context.Context) {
 				break
 			}
 		}
+		// New staff devices' queue history (teamhistory.go), after the
+		// forwards: what those put into the group reaches them either way.
+		c.flushHistory(ctx, team)
 	}
 }
 

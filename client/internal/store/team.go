@@ -36,7 +36,19 @@ type TeamRecord struct {
 	// to forward into the staff group, staff replies to forward to the
 	// patient, reopens to write.
 	Outgoing []TeamOutgoing `json:"outgoing,omitempty"`
-	Created  time.Time      `json:"created"`
+	// History is the staff devices the intake still owes the team's open
+	// conversations (queue history): each newly joined staff device, kept
+	// until the history went into its session.
+	History []TeamHistory `json:"history,omitempty"`
+	Created time.Time     `json:"created"`
+}
+
+// TeamHistory is one staff device owed the queue history: its device ID
+// and its person's identity fingerprint; Tries counts failed sends.
+type TeamHistory struct {
+	Device   []byte `json:"device"`
+	Identity []byte `json:"identity"`
+	Tries    int    `json:"tries,omitempty"`
 }
 
 // TeamKey is one epoch of a team key.
@@ -62,6 +74,10 @@ type TeamOutgoing struct {
 // oldest goes (the client logs it).
 const MaxTeamOutgoing = 1024
 
+// MaxTeamHistory bounds the staff devices waiting for the queue history:
+// every device a staff group can list (200 people, 8 devices each).
+const MaxTeamHistory = 1600
+
 // Team returns the team record of the staff group conversation id, or
 // nil.
 func (t *Tx) Team(id []byte) (*TeamRecord, error) {
@@ -84,6 +100,9 @@ func (t *Tx) PutTeam(r *TeamRecord) error {
 	}
 	if len(r.Outgoing) > MaxTeamOutgoing {
 		r.Outgoing = r.Outgoing[len(r.Outgoing)-MaxTeamOutgoing:]
+	}
+	if len(r.History) > MaxTeamHistory {
+		r.History = r.History[len(r.History)-MaxTeamHistory:]
 	}
 	r.V = 1
 	return t.Put(BucketTeams, r.ID, r)
