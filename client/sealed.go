@@ -276,7 +276,7 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendRecallBody(b, c)
 	case contentGroupState, contentGroupKey, contentGroupJoin:
 		return appendGroupBody(b, c)
-	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest:
+	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest:
 		return appendTeamBody(b, c)
 	default:
 		return nil, ErrDecrypt
@@ -394,7 +394,7 @@ func sessionContent(t byte) bool {
 		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy,
 		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall,
 		contentGroupState, contentGroupKey, contentGroupJoin,
-		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest,
+		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest,
 		contentDirectory:
 		return true
 	}
@@ -563,7 +563,7 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		if !parseGroupBody(r, c) {
 			return nil, false
 		}
-	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest:
+	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest:
 		if !parseTeamBody(r, c) {
 			return nil, false
 		}

@@ -311,6 +311,14 @@ type messageJSON struct {
 	// message was deleted for everyone (recall.go); no text or files.
 	Recalled   *time.Time `json:"recalled,omitempty"`
 	RecalledBy string     `json:"recalled_by,omitempty"`
+	// ReadBy: a patient's message in a team's queue conversation, the
+	// staff who read it ("me" for this person), first first.
+	ReadBy []readByJSON `json:"read_by,omitempty"`
+}
+
+type readByJSON struct {
+	By string    `json:"by"`
+	At time.Time `json:"at"`
 }
 
 type attachmentJSON struct {
@@ -344,6 +352,9 @@ func (s *Server) toJSON(m client.Message) messageJSON {
 	if !m.Recalled.IsZero() {
 		t := m.Recalled.UTC()
 		j.Recalled, j.RecalledBy = &t, m.RecalledBy
+	}
+	for _, r := range m.ReadBy {
+		j.ReadBy = append(j.ReadBy, readByJSON{By: r.By, At: r.At.UTC()})
 	}
 	return j
 }
