@@ -45,6 +45,7 @@ func teamSeeds(tb testing.TB) []*content {
 // message, a malformed state change, a queue receipt of the patient's
 // form among staff or cut short).
 func TestTeamContentsRefused(t *testing.T) {
+	t.Parallel()
 	for i, ct := range teamSeeds(t) {
 		if _, err := ct.marshalSession(); err != nil {
 			t.Fatalf("seed %d: %v", i, err)

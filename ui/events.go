@@ -98,6 +98,8 @@ func (s *Server) eventData(ev client.Event) (string, any) {
 		return "expired", map[string]string{"id": ev.Message.ID, "conversation": ev.Message.Conversation}
 	case client.EventQueue:
 		return "queue", map[string]string{"team": ev.Team}
+	case client.EventStatus:
+		return "status", map[string]string{"name": ev.Contact}
 	}
 	return "", nil
 }

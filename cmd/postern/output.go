@@ -55,6 +55,13 @@ type jsonMessage struct {
 	// message was deleted for everyone; its text and files are gone.
 	Recalled   string `json:"recalled,omitempty"`
 	RecalledBy string `json:"recalled_by,omitempty"`
+	// Forwarding by availability status: forwarded_to (and why), or
+	// not_forwarded naming the colleague who could not be written to,
+	// for a sent message; forwarded_for, a copy forwarded for that person.
+	ForwardedTo   string `json:"forwarded_to,omitempty"`
+	ForwardReason string `json:"forward_reason,omitempty"`
+	NotForwarded  string `json:"not_forwarded,omitempty"`
+	ForwardedFor  string `json:"forwarded_for,omitempty"`
 	// ReadBy: an outsider's message in a team's queue conversation, the
 	// staff members who read it ("me" for you), first first.
 	ReadBy []jsonRead `json:"read_by,omitempty"`
@@ -104,6 +111,7 @@ func toJSONMessage(m client.Message) jsonMessage {
 	for _, r := range m.ReadBy {
 		j.ReadBy = append(j.ReadBy, jsonRead{By: r.By, At: rfc3339(r.At)})
 	}
+	j.ForwardedTo, j.ForwardReason, j.NotForwarded, j.ForwardedFor = m.ForwardedTo, m.ForwardReason, m.NotForwarded, m.ForwardedFor
 	return j
 }
 

@@ -273,6 +273,15 @@ type Message struct {
 	// contact). Its text, subject and attachments are gone.
 	Recalled   time.Time `json:"recalled,omitzero"`
 	RecalledBy string    `json:"recalled_by,omitempty"`
+	// Forwarding by availability status (client/status.go): an outgoing
+	// message a colleague also received (ForwardedTo, ForwardReason), or
+	// that went to its recipient only because the colleague their status
+	// names cannot be reached (NotForwarded); ForwardedFor: a copy
+	// forwarded for that person.
+	ForwardedTo   string `json:"forwarded_to,omitempty"`
+	ForwardReason string `json:"forward_reason,omitempty"`
+	NotForwarded  string `json:"not_forwarded,omitempty"`
+	ForwardedFor  string `json:"forwarded_for,omitempty"`
 }
 
 // ReadBy is one staff member's read of a queue message: their identity
