@@ -157,6 +157,11 @@ type Message struct {
 	// deleted this message" with the time.
 	Recalled   time.Time
 	RecalledBy string
+	// ReadBy is, for an outsider's message in a team's queue conversation
+	// (QueueThread), the staff members who read it, first first, as queue
+	// receipts reported them (ReadQueue): Me for this person. Nil
+	// elsewhere.
+	ReadBy []QueueRead
 	// ForwardedTo: for an outgoing message to a colleague whose
 	// availability status forwards their messages now (SetStatus), the
 	// contact who also received it as a forwarded copy; ForwardReason

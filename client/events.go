@@ -98,7 +98,9 @@ const (
 	// an assignment, a resolve, a reopening) arrived from another staff
 	// device or the team's intake, and this device took it (Event.Team,
 	// the team's name). Read Queue again. A change this Client made
-	// itself is not reported: its call returned the conversation.
+	// itself is not reported: its call returned the conversation. A
+	// colleague's read of a patient's messages (a queue receipt, ReadQueue)
+	// is reported the same way: read QueueThread again for Message.ReadBy.
 	EventQueue
 	// EventStatus: this device took a new availability status of a staff
 	// member (Event.Contact: their name, Me for this person; status.go).

@@ -295,7 +295,7 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendGroupBody(b, c)
 	case contentStatus:
 		return appendStatusBody(b, c)
-	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest, contentQueueHistory:
+	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest, contentQueueHistory:
 		return appendTeamBody(b, c)
 	default:
 		return nil, ErrDecrypt
@@ -413,7 +413,7 @@ func sessionContent(t byte) bool {
 		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy,
 		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall,
 		contentGroupState, contentGroupKey, contentGroupJoin,
-		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest,
+		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest,
 		contentQueueHistory, contentDirectory, contentStatus:
 		return true
 	}
@@ -592,7 +592,7 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		if !parseStatusBody(r, c) {
 			return nil, false
 		}
-	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest, contentQueueHistory:
+	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest, contentQueueHistory:
 		if !parseTeamBody(r, c) {
 			return nil, false
 		}

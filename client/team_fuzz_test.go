@@ -23,6 +23,11 @@ func teamSeeds(tb testing.TB) []*content {
 	sec := &teamSecrets{Count: 2, Name: "Pharmacy", Relay: "wss://relay.example.org",
 		Keys: []teamKeyWire{{Epoch: 1, Key: [32]byte{1}}, {Epoch: 2, Key: [32]byte{2}}}}
 	sec.ClaimKey[0] = 3
+	rc, err := queue.Receipt{ForStaff: true, Conversation: queue.ConversationID{7}, Reader: queue.Identity{8},
+		Messages: []queue.MessageID{{1}, {2}}}.MarshalBinary()
+	if err != nil {
+		tb.Fatal(err)
+	}
 	inner := &content{Type: contentTextHeaders, Sender: dev, SentMS: 4, Text: "refill?", Urgent: true}
 	files := &content{Type: contentAttachment, Sender: dev, SentMS: 5, Text: "photo", Attachments: []attachmentRef{seedAttachment()}}
 	return []*content{
@@ -32,7 +37,8 @@ func teamSeeds(tb testing.TB) []*content {
 		{Type: contentQueueChange, Sender: dev, SentMS: 4, Team: &teamContent{Change: ch}},
 		{Type: contentTeamRequest, Sender: dev, SentMS: 5, Team: &teamContent{Op: teamBlock, Level: byte(RestrictedNew), Conversation: queue.ConversationID{7}}},
 		{Type: contentTeamRequest, Sender: dev, SentMS: 6, Team: &teamContent{Op: teamUnblock, Conversation: queue.ConversationID{7}}},
-		{Type: contentQueueHistory, Sender: dev, SentMS: 7, Team: &teamContent{History: seedHistory(sealed, inner, files)}},
+		{Type: contentQueueReceipt, Sender: dev, SentMS: 7, Team: &teamContent{Receipt: rc}},
+		{Type: contentQueueHistory, Sender: dev, SentMS: 8, Team: &teamContent{History: seedHistory(sealed, inner, files)}},
 	}
 }
 
@@ -125,7 +131,8 @@ func FuzzQueueHistory(f *testing.F) {
 
 // TestTeamContentsRefused: the encoder refuses what the decoder would
 // not accept (unordered epochs, a request level out of range, a timed
-// message, a malformed state change).
+// message, a malformed state change, a queue receipt of the patient's
+// form among staff or cut short).
 func TestTeamContentsRefused(t *testing.T) {
 	t.Parallel()
 	for i, ct := range teamSeeds(t) {
@@ -139,7 +146,8 @@ func TestTeamContentsRefused(t *testing.T) {
 	s[3].Team.Change = s[3].Team.Change[:10]
 	s[4].Team.Level = 4
 	s[5].Team.Level = 1
-	for i, ct := range s[:6] {
+	s[6].Team.Receipt, _ = queue.Receipt{Messages: []queue.MessageID{{1}}}.MarshalBinary()
+	for i, ct := range s[:7] {
 		if i == 2 {
 			continue
 		}
@@ -147,6 +155,32 @@ func TestTeamContentsRefused(t *testing.T) {
 			t.Errorf("content %d encoded", i)
 		}
 	}
+	// The decoder refuses them too: a patient's form, and a staff form
+	// one byte short, each in a well-formed 0x21 wrapper.
+	good, err := teamSeeds(t)[6].marshalSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string][]byte{"patient's form": s[6].Team.Receipt, "cut short": teamSeeds(t)[6].Team.Receipt[:40]} {
+		p := rewrapReceipt(t, good, body)
+		if _, err := parseSessionContent(p); !errors.Is(err, ErrDecrypt) {
+			t.Errorf("%s: parsed (%v)", name, err)
+		}
+	}
+}
+
+// rewrapReceipt replaces the queue receipt in the encoded 0x21 content
+// good (its last field: u32 length, receipt, then padding) with body.
+func rewrapReceipt(t *testing.T, good, body []byte) []byte {
+	t.Helper()
+	rc := teamSeeds(t)[6].Team.Receipt
+	at := bytes.Index(good, rc)
+	if at < 4 {
+		t.Fatal("the seed's receipt is not in its encoding")
+	}
+	p := append(bytes.Clone(good[:at-4]), byte(len(body)>>24), byte(len(body)>>16), byte(len(body)>>8), byte(len(body)))
+	p = append(p, body...)
+	return append(p, good[at+len(rc):]...)
 }
 
 // TestQueueMessageTimerRefused: a queue message or reply whose message
@@ -184,7 +218,7 @@ func TestQueueMessageTimerRefused(t *testing.T) {
 }
 
 // FuzzTeamContent: a session plaintext carrying a team content (0x1d,
-// 0x1e, 0x1f, 0x20, 0x22, 0x24) parses exactly or is ErrDecrypt, never panics,
+// 0x1e, 0x1f, 0x20, 0x21, 0x22, 0x24) parses exactly or is ErrDecrypt, never panics,
 // and what parses re-encodes to the same bytes.
 func FuzzTeamContent(f *testing.F) {
 	for _, ct := range teamSeeds(f) {

@@ -26,6 +26,10 @@ const (
 	contentQueueReply byte = 0x1f
 	// contentQueueChange is a queue state change (queue.Change, 0x60).
 	contentQueueChange byte = 0x20
+	// contentQueueReceipt is a queue read receipt of the staff's form
+	// (queue.Receipt, 0x61 kind 2): which staff member read which of the
+	// outsider's messages (queuereceipts.go).
+	contentQueueReceipt byte = 0x21
 	// contentTeamRequest is a staff member's request to the intake: block
 	// or unblock a queue conversation's outsider.
 	contentTeamRequest byte = 0x22
@@ -91,6 +95,7 @@ type teamContent struct {
 	Conversation queue.ConversationID // 0x1e, 0x1f, 0x22
 	Name         string               // 0x1e: the outsider's name
 	Change       []byte               // 0x20: a queue.Change encoding
+	Receipt      []byte               // 0x21: a queue.Receipt encoding, the staff's form
 	Op, Level    byte                 // 0x22
 	History      *queueHistory        // 0x24
 }
@@ -131,7 +136,7 @@ func isTeamContent(t byte) bool {
 // that travels in the staff group's envelopes.
 func isTeamGroupContent(t byte) bool {
 	switch t {
-	case contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest:
+	case contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest:
 		return true
 	}
 	return false
@@ -145,6 +150,7 @@ func isTeamGroupContent(t byte) bool {
 //	0x1e: conversation ID [16] || u8 len || outsider's name || u32 len || message content
 //	0x1f: conversation ID [16] || u32 len || message content
 //	0x20: u32 len || state change (SPEC 15.6, 0x60)
+//	0x21: u32 len || queue receipt (SPEC 15.6, 0x61), kind 2 only
 //	0x22: op u8 (1 block, 2 unblock) || level u8 (block 1..3, unblock 0) || conversation ID [16]
 //	0x24: group ID [16] || u8 n || n × conversation (appendHistory)
 //
@@ -209,6 +215,12 @@ func appendTeamBody(b []byte, c *content) ([]byte, error) {
 		}
 		b = binary.BigEndian.AppendUint32(b, uint32(len(tc.Change)))
 		return append(b, tc.Change...), nil
+	case contentQueueReceipt:
+		if _, err := staffReceipt(tc.Receipt); err != nil {
+			return nil, ErrDecrypt
+		}
+		b = binary.BigEndian.AppendUint32(b, uint32(len(tc.Receipt)))
+		return append(b, tc.Receipt...), nil
 	case contentTeamRequest:
 		if !validTeamRequest(tc.Op, tc.Level) {
 			return nil, ErrDecrypt
@@ -353,6 +365,17 @@ func parseHistory(r *protocol.Reader) *queueHistory {
 	return h
 }
 
+// staffReceipt parses a queue receipt that travels among staff: only the
+// staff's form (kind 2); the outsider's form never goes to the staff
+// group.
+func staffReceipt(b []byte) (queue.Receipt, error) {
+	r, err := queue.ParseReceipt(b)
+	if err == nil && !r.ForStaff {
+		err = queue.ErrMalformed
+	}
+	return r, err
+}
+
 func validTeamRequest(op, level byte) bool {
 	switch op {
 	case teamBlock:
@@ -431,6 +454,18 @@ func parseTeamBody(r *protocol.Reader, c *content) bool {
 			return false
 		}
 		if _, err := queue.ParseChange(tc.Change); err != nil {
+			return false
+		}
+	case contentQueueReceipt:
+		n := r.U32("queue receipt length")
+		if n > queue.MaxReceiptSize {
+			return false
+		}
+		tc.Receipt = bytes.Clone(r.Take(int(n), "queue receipt"))
+		if r.Err() != nil {
+			return false
+		}
+		if _, err := staffReceipt(tc.Receipt); err != nil {
 			return false
 		}
 	case contentTeamRequest:

@@ -319,6 +319,14 @@ type messageJSON struct {
 	ForwardReason string `json:"forward_reason,omitempty"`
 	NotForwarded  string `json:"not_forwarded,omitempty"`
 	ForwardedFor  string `json:"forwarded_for,omitempty"`
+	// ReadBy: a patient's message in a team's queue conversation, the
+	// staff who read it ("me" for this person), first first.
+	ReadBy []readByJSON `json:"read_by,omitempty"`
+}
+
+type readByJSON struct {
+	By string    `json:"by"`
+	At time.Time `json:"at"`
 }
 
 type attachmentJSON struct {
@@ -353,6 +361,9 @@ func (s *Server) toJSON(m client.Message) messageJSON {
 	if !m.Recalled.IsZero() {
 		t := m.Recalled.UTC()
 		j.Recalled, j.RecalledBy = &t, m.RecalledBy
+	}
+	for _, r := range m.ReadBy {
+		j.ReadBy = append(j.ReadBy, readByJSON{By: r.By, At: r.At.UTC()})
 	}
 	return j
 }

@@ -68,7 +68,14 @@ type TeamOutgoing struct {
 	Content      []byte `json:"content,omitempty"`
 	Sent         uint64 `json:"sent,omitempty"`
 	Urgent       bool   `json:"urgent,omitempty"`
+	// Device is, for a read receipt to the outsider, the device record
+	// of the outsider's device that sent the messages (Content: their
+	// content message IDs, 16 bytes each).
+	Device []byte `json:"device,omitempty"`
 }
+
+// MaxQueueSenders bounds QueueRecord.Senders: beyond it the oldest goes.
+const MaxQueueSenders = 16
 
 // MaxTeamOutgoing bounds what waits in a team record: beyond it the
 // oldest goes (the client logs it).
@@ -142,6 +149,16 @@ type QueueRecord struct {
 	// Version and Sealed: the register as this device last saw it.
 	Version uint64 `json:"version,omitempty"`
 	Sealed  []byte `json:"sealed,omitempty"`
+	// Senders (staff devices) are the device IDs of the outsider's
+	// devices whose messages the intake forwarded, newest last, at most
+	// MaxQueueSenders: a queue receipt names a message by its content
+	// message ID, and its stored ID is made with its sender's device ID.
+	Senders [][]byte `json:"senders,omitempty"`
+	// ReadSent and ReadAt (the intake): the sent time (Unix ms) of the
+	// newest of the outsider's messages that a queue receipt reported
+	// read, and when that receipt arrived (the team agent's "read").
+	ReadSent uint64    `json:"read_sent,omitempty"`
+	ReadAt   time.Time `json:"read_at,omitzero"`
 	// Last is when the conversation's newest message arrived.
 	Last    time.Time `json:"last"`
 	Created time.Time `json:"created"`
@@ -191,6 +208,9 @@ func (t *Tx) PutQueue(q *QueueRecord) error {
 		if err := t.Put(BucketConversations, c.ID, c); err != nil {
 			return err
 		}
+	}
+	if len(q.Senders) > MaxQueueSenders {
+		q.Senders = q.Senders[len(q.Senders)-MaxQueueSenders:]
 	}
 	q.V = 1
 	return t.Put(BucketQueues, q.ID, q)
