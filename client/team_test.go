@@ -150,6 +150,7 @@ func TestTeamClaimRace(t *testing.T) {
 		var (
 			wg   sync.WaitGroup
 			errs [2]error
+			got  [2]QueueItem
 		)
 		start := make(chan struct{})
 		for i, c := range []*Client{ca, cb} {
@@ -157,7 +158,7 @@ func TestTeamClaimRace(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				_, errs[i] = c.Claim(ctx, id)
+				got[i], errs[i] = c.Claim(ctx, id)
 			}()
 		}
 		close(start)
@@ -177,7 +178,7 @@ func TestTeamClaimRace(t *testing.T) {
 			t.Fatalf("round %d: no claim won: %v", round, errs)
 		}
 		winner := []int{a, b}[won]
-		items := f.settleQueue(t, id)
+		items := f.waitQueue(t, id, got[won].Version)
 		for i, it := range items {
 			want := f.names[winner]
 			if i/2 == winner {
@@ -189,14 +190,16 @@ func TestTeamClaimRace(t *testing.T) {
 		}
 		// The owner (its other device) resolves; the patient writes
 		// again, and the intake reopens it.
-		if _, err := f.staff[winner][1].Resolve(ctx, id); err != nil {
+		res, err := f.staff[winner][1].Resolve(ctx, id)
+		if err != nil {
 			t.Fatalf("round %d: resolve: %v", round, err)
 		}
 		if _, err := patients[pi].Send(ctx, "Pharmacy", fmt.Sprintf("again %d", round)); err != nil {
 			t.Fatal(err)
 		}
-		syncAll(t, 1, f.intake)
-		for _, it := range f.settleQueue(t, id) {
+		// The intake is connected: it receives the message, reopens the
+		// conversation (a write after the resolve's) and announces it.
+		for _, it := range f.waitQueue(t, id, res.Version+1) {
 			if it.State != "new" || it.Reopens != round/2+1 {
 				t.Fatalf("round %d: after the patient wrote again: %+v", round, it)
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/postern/postern/relay/relaytest"
 )
@@ -114,6 +115,53 @@ func (f *teamFixture) settleQueue(t *testing.T, id string) []QueueItem {
 		}
 		if last == nil {
 			return items
+		}
+	}
+	t.Fatalf("queue conversation did not settle: %v", last)
+	return nil
+}
+
+// waitQueue waits until every staff device holds queue conversation id
+// at version min or later, all at one version, and returns that version's
+// items, one per staff device. The devices are connected (each synced
+// before) and the team's messages are pushed to them, so it first only
+// looks, for a while; a look that has not settled is followed by a
+// round of syncs (a reconnection each, the costly part under -race), at
+// most six. The waits are a hang guard, not a timing assertion: a slow
+// machine only syncs more.
+func (f *teamFixture) waitQueue(t *testing.T, id string, min uint64) []QueueItem {
+	t.Helper()
+	devs := f.staffDevices()
+	var last error
+	look := func() []QueueItem {
+		items := make([]QueueItem, 0, len(devs))
+		for _, c := range devs {
+			it, err := c.queueItem(id)
+			switch {
+			case err != nil:
+				last = fmt.Errorf("%s: %w", c.devID.Short(), err)
+				return nil
+			case it.Version < min:
+				last = fmt.Errorf("%s at version %d, want %d or later", c.devID.Short(), it.Version, min)
+				return nil
+			case len(items) > 0 && it.Version != items[0].Version:
+				last = fmt.Errorf("%s at version %d, another at %d", c.devID.Short(), it.Version, items[0].Version)
+				return nil
+			}
+			items = append(items, it)
+		}
+		return items
+	}
+	for round := range 7 {
+		if round > 0 {
+			syncAll(t, 1, f.intake)
+			syncConcurrently(t, devs...)
+		}
+		for range 100 {
+			if items := look(); items != nil {
+				return items
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	t.Fatalf("queue conversation did not settle: %v", last)
