@@ -57,6 +57,7 @@ func seedHistory(sealed []byte, inner, files *content) *queueHistory {
 // TestQueueHistoryRefused: the encoder refuses a history the decoder
 // would not accept.
 func TestQueueHistoryRefused(t *testing.T) {
+	t.Parallel()
 	for name, edit := range map[string]func(h *queueHistory){
 		"no conversations":           func(h *queueHistory) { h.Conversations = nil },
 		"conversations out of order": func(h *queueHistory) { h.Conversations[0], h.Conversations[1] = h.Conversations[1], h.Conversations[0] },
@@ -187,6 +188,7 @@ func rewrapReceipt(t *testing.T, good, body []byte) []byte {
 // carries a timer (a 0x18 content inside) does not parse: the encoder
 // refuses it, so accepting it would not re-encode.
 func TestQueueMessageTimerRefused(t *testing.T) {
+	t.Parallel()
 	for _, typ := range []byte{contentQueueMessage, contentQueueReply} {
 		ct := &content{Type: typ, Team: &teamContent{Conversation: queue.ConversationID{1}, Name: "pat"}, Inner: &content{Type: contentText, Text: "x"}}
 		p, err := ct.marshalSession()
