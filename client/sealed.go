@@ -146,6 +146,9 @@ type content struct {
 	HasRoute bool
 	Names    []deviceName
 
+	// contentTeamNotice: the team notice (teamnotice.go).
+	Notice *teamNoticeWire
+
 	// contentSentCopy: the recipient's identity and the message.
 	CopyTo keys.Fingerprint
 	Inner  *content
@@ -278,6 +281,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendGroupBody(b, c)
 	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest:
 		return appendTeamBody(b, c)
+	case contentTeamNotice:
+		return appendTeamNotice(b, c.Notice)
 	default:
 		return nil, ErrDecrypt
 	}
@@ -395,7 +400,7 @@ func sessionContent(t byte) bool {
 		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall,
 		contentGroupState, contentGroupKey, contentGroupJoin,
 		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest,
-		contentDirectory:
+		contentTeamNotice, contentDirectory:
 		return true
 	}
 	return false
@@ -567,6 +572,12 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		if !parseTeamBody(r, c) {
 			return nil, false
 		}
+	case contentTeamNotice:
+		n, ok := parseTeamNotice(r)
+		if !ok {
+			return nil, false
+		}
+		c.Notice = n
 	default:
 		return nil, false
 	}
