@@ -399,14 +399,20 @@ func (c *Client) flushNotices(ctx context.Context, team *store.TeamRecord) {
 		for _, dev := range d.devs {
 			ct := &content{Type: contentTeamNotice, Sender: c.devID, SentMS: uint64(c.now().UnixMilli()), Notice: wire}
 			copy(ct.MsgID[:], randomID(msgIDSize))
-			// ErrQueued: the outbox holds it and delivers it later.
-			if err := c.sendSession(ctx, dev, ct); err != nil && !errors.Is(err, ErrQueued) {
+			err := c.sendSession(ctx, dev, ct)
+			switch {
+			case err == nil, errors.Is(err, ErrQueued):
+				// ErrQueued: the outbox holds it and delivers it later.
+			case errors.Is(err, ErrBlocked), errors.Is(err, ErrInvitationSpent):
+				// It can never arrive: not retried, as a staff reply.
+				c.log.Info("a team notice cannot be delivered", "err", err)
+			default:
 				c.log.Info("could not send a team notice yet; will retry", "err", err)
 				continue
 			}
 			sent++
 		}
-		if sent == 0 || sent < len(d.devs) {
+		if sent < len(d.devs) {
 			failed = true
 			continue
 		}
