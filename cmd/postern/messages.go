@@ -112,8 +112,10 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 	}
 	defer cl.Close()
 	opts := &client.SendOptions{KeepMetadata: *keepMeta, Subject: *subject, Urgent: *urgent}
-	if ct, err := findContact(cl, name); err == nil && ct.Team != nil {
-		// A team: its fixed notice and windows, before every send.
+	if ct, err := findContact(cl, name); err == nil && ct.Team != nil && ct.Restricted == 0 {
+		// A team: its fixed notice and windows, before every send (not
+		// before one refused here for a restriction: its sentence says
+		// all).
 		teamNotice(c.stderr, ct)
 	}
 	if *replyTo != "" {
