@@ -126,6 +126,13 @@ func (c *Client) RunAgent(ctx context.Context, team string, o *AgentOptions) err
 	if err != nil {
 		return err
 	}
+	// The windows the team states to its outsiders (teamnotice.go): a
+	// change is told to each of them once.
+	if w, err := windowsOf(o); err != nil {
+		c.log.Warn("the team notice goes without response windows", "err", err)
+	} else if err := c.setTeamWindows(rec.Group, w); err != nil {
+		return err
+	}
 	a := &teamAgent{c: c, gid: [16]byte(rec.Group), name: rec.Name, escalateTo: o.EscalateTo, clock: o.Clock}
 	if a.clock == nil {
 		a.clock = time.Now

@@ -95,6 +95,10 @@ type Contact struct {
 	OptedIn        time.Time
 	OptInTerms     string
 	RestrictedByMe Restriction
+	// Team: the contact said it is a team (a team notice), nil if not.
+	// Every compose to it shows TeamNoticeText, and Team.Sentence its
+	// response windows when it stated them.
+	Team *TeamNotice
 }
 
 // Message is a stored message, incoming or outgoing.

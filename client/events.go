@@ -182,6 +182,10 @@ const (
 	// with the contact was set or cleared on this device
 	// (SetPatientContext).
 	ContactPatientContext
+	// ContactTeam: the contact said it is a team, or its response windows
+	// changed (a team notice, Contact.Team); a compose to it shows
+	// TeamNoticeText.
+	ContactTeam
 )
 
 func (c ContactChange) String() string {
@@ -206,6 +210,8 @@ func (c ContactChange) String() string {
 		return "disappearing"
 	case ContactPatientContext:
 		return "patient-context"
+	case ContactTeam:
+		return "team"
 	}
 	return fmt.Sprintf("ContactChange(%d)", uint8(c))
 }

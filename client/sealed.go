@@ -153,6 +153,9 @@ type content struct {
 	HasRoute bool
 	Names    []deviceName
 
+	// contentTeamNotice: the team notice (teamnotice.go).
+	Notice *teamNoticeWire
+
 	// contentSentCopy: the recipient's identity and the message.
 	CopyTo keys.Fingerprint
 	Inner  *content
@@ -297,6 +300,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendStatusBody(b, c)
 	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest, contentQueueHistory:
 		return appendTeamBody(b, c)
+	case contentTeamNotice:
+		return appendTeamNotice(b, c.Notice)
 	default:
 		return nil, ErrDecrypt
 	}
@@ -414,7 +419,7 @@ func sessionContent(t byte) bool {
 		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall,
 		contentGroupState, contentGroupKey, contentGroupJoin,
 		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest,
-		contentQueueHistory, contentDirectory, contentStatus:
+		contentQueueHistory, contentTeamNotice, contentDirectory, contentStatus:
 		return true
 	}
 	return false
@@ -596,6 +601,12 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		if !parseTeamBody(r, c) {
 			return nil, false
 		}
+	case contentTeamNotice:
+		n, ok := parseTeamNotice(r)
+		if !ok {
+			return nil, false
+		}
+		c.Notice = n
 	default:
 		return nil, false
 	}

@@ -646,6 +646,14 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if err := c.receiveTeamSecrets(t, from, ct, now); err != nil {
 			return nil, err
 		}
+	case contentTeamNotice:
+		took, err := c.receiveTeamNotice(t, from, ct, now) // teamnotice.go
+		if err != nil {
+			return nil, err
+		}
+		if took {
+			res.events = append(res.events, Event{Kind: EventContact, Contact: from.Person.Name, Change: ContactTeam})
+		}
 	case contentQueueHistory:
 		if err := c.receiveQueueHistory(t, from, ct, now, res); err != nil {
 			return nil, err

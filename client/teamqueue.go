@@ -574,6 +574,7 @@ func (c *Client) intakeMessage(t *tx, from *contactRecord, ct *content, now time
 		}
 		team.Outgoing = append(team.Outgoing, store.TeamOutgoing{Kind: outForward, Conversation: bytes.Clone(conv[:]),
 			Person: bytes.Clone(from.Person.ID), Content: b, Sent: min(ct.SentMS, queue.MaxTime), Urgent: ct.Urgent})
+		noticeDue(team, q) // the team notice, once per outsider per version (teamnotice.go)
 		res.teams = true
 		return t.PutTeam(team)
 	}
@@ -591,7 +592,7 @@ func (c *Client) flushTeams(ctx context.Context) {
 	if err := c.st.view(func(t *tx) error {
 		ts, err := t.Teams()
 		for _, r := range ts {
-			if r.Intake && (len(r.Outgoing) > 0 || len(r.History) > 0) {
+			if r.Intake && (len(r.Outgoing) > 0 || len(r.History) > 0 || r.NoticeDue) {
 				teams = append(teams, r)
 			}
 		}
@@ -601,6 +602,11 @@ func (c *Client) flushTeams(ctx context.Context) {
 		return
 	}
 	for _, team := range teams {
+		if team.NoticeDue {
+			// To the outsiders' relays, not the staff group's: sent
+			// whatever happens to the forwards below.
+			c.flushNotices(ctx, team)
+		}
 		for _, o := range team.Outgoing {
 			if err := c.sendOutgoing(ctx, team, &o); err != nil {
 				c.log.Warn("could not send a team's message yet; will retry", "err", err)

@@ -502,6 +502,25 @@ type contactJSON struct {
 	// restricted the contact (restrict.go).
 	Restricted     string `json:"restricted,omitempty"`
 	RestrictedByMe string `json:"restricted_by_me,omitempty"`
+	// Team: the contact said it is a team (client.Contact.Team); omitted
+	// when not.
+	Team *teamNoticeJSON `json:"team,omitempty"`
+}
+
+// teamNoticeJSON is what compose shows about a team: Postern's fixed
+// notice, and the team's response windows as a sentence when it stated
+// them.
+type teamNoticeJSON struct {
+	Name    string `json:"name"`
+	Notice  string `json:"notice"`
+	Windows string `json:"windows,omitempty"`
+}
+
+func teamNoticeOf(c client.Contact) *teamNoticeJSON {
+	if c.Team == nil {
+		return nil
+	}
+	return &teamNoticeJSON{Name: c.Team.Name, Notice: client.TeamNoticeText, Windows: c.Team.Sentence(c.Name)}
 }
 
 func (s *Server) apiContacts(w http.ResponseWriter, r *http.Request, cl *client.Client) {
@@ -517,6 +536,7 @@ func (s *Server) apiContacts(w http.ResponseWriter, r *http.Request, cl *client.
 			Added: c.Added.UTC(), Blocked: c.Blocked, Verification: c.Verification.String(),
 			Disappear:  int64(c.Disappearing / time.Second),
 			Restricted: c.Restricted.String(), RestrictedByMe: c.RestrictedByMe.String(),
+			Team: teamNoticeOf(c),
 		})
 	}
 	writeJSON(w, http.StatusOK, out)

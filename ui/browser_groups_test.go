@@ -100,3 +100,60 @@ func TestBrowserGroups(t *testing.T) {
 		t.Fatalf("bob still listed: %q", text("group-members"))
 	}
 }
+
+// A member known only through a group, in a real browser: alice makes a
+// group with bob and carol, who are not contacts of each other; carol's
+// group page shows bob "(not a contact)" with a "Make contact" button,
+// which asks for a name, refuses a name a contact has, and makes bob a
+// contact under the name given; axe-core on the form.
+func TestBrowserGroupMakeContact(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a browser test")
+	}
+	chromiumPath(t)
+	axe := axeSource(t)
+	carolHome, gid := newNonContactGroup(t)
+	ctx := browser(t)
+	a := newApp(t, carolHome, &Options{Passphrase: []byte(bobPass)})
+	text := func(id string) string {
+		t.Helper()
+		return eval[string](t, ctx, `document.getElementById(`+quote(id)+`).textContent`)
+	}
+	step(t, ctx, "open unlocked", chromedp.Navigate(a.s.LoginURL()), chromedp.WaitVisible(chromedp.CSS("#screen-inbox")))
+	step(t, ctx, "the group", chromedp.Navigate(a.s.Origin()+"/#/groups/"+gid))
+	waitJS(t, ctx, "bob, not a contact", `document.getElementById("group-members").textContent.includes("bob (not a contact)")`)
+	if n := eval[int](t, ctx, `document.querySelectorAll("#group-members button").length`); n != 1 {
+		t.Fatalf("%d buttons among the members, want only bob's Make contact", n)
+	}
+	clickRedrawn(t, ctx, "make contact", `#group-members button[aria-label="Make contact with bob"]`)
+	waitJS(t, ctx, "the form", `!document.getElementById("group-contact-form").hidden &&
+		document.activeElement.id === "group-contact-name" && document.getElementById("group-contact-name").value === "bob"`)
+	if got := text("group-contact-heading"); got != "Make bob a contact" {
+		t.Fatalf("form heading %q", got)
+	}
+	checkAxe(t, ctx, axe, "make contact")
+	screenshot(t, ctx, "group-make-contact")
+
+	// A name a contact has is refused; nothing changes.
+	eval[bool](t, ctx, `(() => { document.getElementById("group-contact-name").value = "alice"; return true; })()`)
+	step(t, ctx, "as alice", chromedp.Click(chromedp.CSS("#group-contact-button")))
+	waitJS(t, ctx, "refused", `document.getElementById("group-status").textContent.includes("A contact is named alice already")`)
+	if !strings.Contains(text("group-members"), "bob (not a contact)") {
+		t.Fatalf("members after the refusal: %q", text("group-members"))
+	}
+
+	eval[bool](t, ctx, `(() => { document.getElementById("group-contact-name").value = "Bob B"; return true; })()`)
+	step(t, ctx, "as Bob B", chromedp.Click(chromedp.CSS("#group-contact-button")))
+	waitJS(t, ctx, "a contact", `document.getElementById("group-status").textContent === "Bob B is now a contact" &&
+		document.getElementById("group-contact-form").hidden`)
+	if got := text("group-members"); strings.Contains(got, "not a contact") || !strings.Contains(got, "Bob B") {
+		t.Fatalf("members after making a contact: %q", got)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll("#group-members button").length`); n != 0 {
+		t.Fatalf("%d buttons left among the members", n)
+	}
+	names := eval[string](t, ctx, `fetch("/api/contacts").then((r) => r.json()).then((cs) => cs.map((c) => c.name).sort().join(","))`)
+	if names != "Bob B,alice" {
+		t.Fatalf("contacts %q", names)
+	}
+}

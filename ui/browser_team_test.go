@@ -177,4 +177,41 @@ func TestBrowserTeamQueue(t *testing.T) {
 	}
 	checkAxe(t, ctx, axe, "team figures")
 	screenshot(t, ctx, "team-figures")
+
+	// The patient's side: Pharmacy told pat's client it is a team, so
+	// composing to it shows the fixed notice, as a note.
+	deadline = time.Now().Add(60 * time.Second) // a hang guard
+	for team := false; !team; {
+		if _, err := ts.pat.Sync(bg); err != nil {
+			t.Fatal(err)
+		}
+		cs, err := ts.pat.Contacts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		team = len(cs) == 1 && cs[0].Team != nil
+		if time.Now().After(deadline) {
+			t.Fatal("the team notice never reached the patient")
+		}
+	}
+	ts.pat.Close() // the app opens the patient's home itself
+	p := newApp(t, ts.patHome, &Options{Passphrase: []byte(teamPass)})
+	step(t, ctx, "the patient's app", chromedp.Navigate(p.s.LoginURL()), chromedp.WaitVisible(chromedp.CSS("#screen-inbox")))
+	step(t, ctx, "compose to the team", chromedp.Navigate(p.s.Origin()+"/#/compose?to=Pharmacy"), chromedp.WaitVisible(chromedp.CSS("#compose-to")))
+	waitJS(t, ctx, "the team's notice", `!document.getElementById("compose-team").hidden`)
+	if got := text("compose-team-notice"); got != client.TeamNoticeText {
+		t.Fatalf("compose notice %q", got)
+	}
+	if role := eval[string](t, ctx, `document.getElementById("compose-team").getAttribute("role")`); role != "note" {
+		t.Fatalf("the notice's role %q", role)
+	}
+	// No agent ran: the team stated no windows.
+	if !eval[bool](t, ctx, `document.getElementById("compose-team-windows").hidden`) {
+		t.Fatalf("windows shown: %q", text("compose-team-windows"))
+	}
+	checkAxe(t, ctx, axe, "compose to a team")
+	screenshot(t, ctx, "team-compose")
+	eval[bool](t, ctx, `(() => { const to = document.getElementById("compose-to"); to.value = "someone else";
+		return to.dispatchEvent(new Event("input")); })()`)
+	waitJS(t, ctx, "no notice for someone else", `document.getElementById("compose-team").hidden`)
 }

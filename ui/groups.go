@@ -2,6 +2,7 @@ package ui
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -15,12 +16,13 @@ import (
 
 func init() {
 	addRoutes(map[string]apiRoute{
-		"GET /api/groups":                        {handler: (*Server).apiGroups, content: true},
-		"POST /api/groups":                       {handler: (*Server).apiCreateGroup, content: true},
-		"GET /api/groups/{id}":                   {handler: (*Server).apiGroup, content: true},
-		"POST /api/groups/{id}/members":          {handler: (*Server).apiAddGroupMember, content: true},
-		"DELETE /api/groups/{id}/members/{name}": {handler: (*Server).apiRemoveGroupMember, content: true},
-		"POST /api/groups/{id}/send":             {handler: (*Server).apiSendGroup, content: true},
+		"GET /api/groups":                              {handler: (*Server).apiGroups, content: true},
+		"POST /api/groups":                             {handler: (*Server).apiCreateGroup, content: true},
+		"GET /api/groups/{id}":                         {handler: (*Server).apiGroup, content: true},
+		"POST /api/groups/{id}/members":                {handler: (*Server).apiAddGroupMember, content: true},
+		"DELETE /api/groups/{id}/members/{name}":       {handler: (*Server).apiRemoveGroupMember, content: true},
+		"POST /api/groups/{id}/send":                   {handler: (*Server).apiSendGroup, content: true},
+		"POST /api/groups/{id}/members/{name}/contact": {handler: (*Server).apiMakeContact, content: true},
 	})
 }
 
@@ -186,6 +188,52 @@ func (s *Server) apiRemoveGroupMember(w http.ResponseWriter, r *http.Request, cl
 		return
 	}
 	writeJSON(w, http.StatusOK, toGroupJSON(g))
+}
+
+// makeContactRequest names the new contact (the member's shown name if
+// empty).
+type makeContactRequest struct {
+	Name string `json:"name"`
+}
+
+// apiMakeContact makes a member known only through the group a contact
+// (client.MakeContact; protocol/SPEC.md section 15.10): it answers the
+// new contact and the group, where the member now shows as a contact.
+func (s *Server) apiMakeContact(w http.ResponseWriter, r *http.Request, cl *client.Client) {
+	var req makeContactRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	member := r.PathValue("name")
+	if req.Name == "" {
+		req.Name = member
+	}
+	c, err := cl.MakeContact(r.Context(), r.PathValue("id"), member, req.Name)
+	switch {
+	case errors.Is(err, client.ErrNotKnownThroughGroup):
+		writeError(w, http.StatusConflict, fmt.Sprintf("%s is not someone known only through this group (a contact already, or not introduced yet).", member), "")
+		return
+	case errors.Is(err, client.ErrContactExists):
+		writeError(w, http.StatusConflict, fmt.Sprintf("A contact is named %s already.", req.Name), "choose another name")
+		return
+	case errors.Is(err, client.ErrInvalidName):
+		writeError(w, http.StatusBadRequest, "A contact's name is 1 to 64 bytes, on one line, and not \"me\".", "")
+		return
+	case err != nil:
+		s.groupFail(w, err)
+		return
+	}
+	g, err := findGroup(cl, r.PathValue("id"))
+	if err != nil {
+		s.groupFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, makeContactResponse{Contact: toContactJSON(c), Group: toGroupJSON(g)})
+}
+
+type makeContactResponse struct {
+	Contact contactJSON `json:"contact"`
+	Group   groupJSON   `json:"group"`
 }
 
 type groupSendRequest struct {

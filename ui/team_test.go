@@ -22,6 +22,7 @@ import (
 type teamSetup struct {
 	r        *relaytest.Server
 	annHome  string
+	patHome  string // the patient's home: a test closes ts.pat to open it in an app
 	intake   *client.Client
 	ben, pat *client.Client
 }
@@ -60,7 +61,7 @@ func newTeamSetup(t *testing.T) *teamSetup {
 	_, ts.intake = open("Pharmacy")
 	ts.annHome, ann = open("ann")
 	_, ts.ben = open("ben")
-	_, ts.pat = open("pat")
+	ts.patHome, ts.pat = open("pat")
 	befriend(ts.intake, ann, "Pharmacy")
 	befriend(ts.intake, ts.ben, "Pharmacy")
 	befriend(ts.intake, ts.pat, "Pharmacy")

@@ -182,8 +182,9 @@ var contactsCmd = &command{
 when they were added; a BLOCKED column appears when you have blocked someone
 ('postern block'). --json prints an array of objects with name, identity,
 safety_number, verification ("unverified", "verified" or "changed"), added
-and blocked, and "restricted" ("service", "new" or "replies") for a team that
-restricted you (see 'postern optin'). It does not contact the relay.
+and blocked, "restricted" ("service", "new" or "replies") for a team that
+restricted you (see 'postern optin'), and "team" for a care team (its name,
+Postern's notice and its response windows). It does not contact the relay.
 
 'contacts verify NAME' records that you compared NAME's safety number with
 theirs, in person or on a call ('postern whoami --contact NAME' shows it on
@@ -266,6 +267,17 @@ type jsonContact struct {
 	OptInTerms string `json:"opt_in_terms,omitempty"`
 	// RestrictedByMe: you restricted the contact.
 	RestrictedByMe string `json:"restricted_by_me,omitempty"`
+	// Team: the contact said it is a team (absent when not).
+	Team *jsonTeamNotice `json:"team,omitempty"`
+}
+
+// jsonTeamNotice is what a contact that is a team said of itself:
+// its name, and its response windows as a sentence (absent when it stated
+// none); Notice is Postern's fixed notice.
+type jsonTeamNotice struct {
+	Name    string `json:"name"`
+	Notice  string `json:"notice"`
+	Windows string `json:"windows,omitempty"`
 }
 
 func toJSONContact(ct client.Contact) jsonContact {
@@ -285,6 +297,9 @@ func toJSONContact(ct client.Contact) jsonContact {
 	}
 	if !ct.OptedIn.IsZero() {
 		j.OptedIn = rfc3339(ct.OptedIn)
+	}
+	if ct.Team != nil {
+		j.Team = &jsonTeamNotice{Name: ct.Team.Name, Notice: client.TeamNoticeText, Windows: ct.Team.Sentence(ct.Name)}
 	}
 	return j
 }

@@ -40,6 +40,10 @@ the conversation with NAME. The contact sees both.
 team's queue puts it first and answers it within its urgent response window
 (a team's compose shows when that is). Postern is not for emergencies.
 
+When NAME is a care team (its profile told this device so), send first
+prints Postern's fixed "not for emergencies" notice on standard error, and
+the team's response windows when it stated them.
+
 When the contact's relay cannot be reached, the message is kept on this
 device and send prints "queued: HOST is unreachable; it will be sent when
 it is back" (exit status 0: nothing is lost). The next sync, listen or
@@ -108,6 +112,12 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 	}
 	defer cl.Close()
 	opts := &client.SendOptions{KeepMetadata: *keepMeta, Subject: *subject, Urgent: *urgent}
+	if ct, err := findContact(cl, name); err == nil && ct.Team != nil && ct.Restricted == 0 {
+		// A team: its fixed notice and windows, before every send (not
+		// before one refused here for a restriction: its sentence says
+		// all).
+		teamNotice(c.stderr, ct)
+	}
 	if *replyTo != "" {
 		orig, err := findMessage(cl, *replyTo)
 		if err != nil {
@@ -463,5 +473,15 @@ func findMessage(cl *client.Client, id string) (client.Message, error) {
 	return client.Message{}, &cliError{
 		msg:  fmt.Sprintf("%d messages have IDs starting with %q", len(found), id),
 		hint: "give more of the ID",
+	}
+}
+
+// teamNotice writes Postern's fixed notice about a team, and the team's
+// response windows when it stated them, on w (standard error: what send
+// prints on standard output stays one line).
+func teamNotice(w io.Writer, ct client.Contact) {
+	fmt.Fprintln(w, "Note: "+client.TeamNoticeText)
+	if s := ct.Team.Sentence(ct.Name); s != "" {
+		fmt.Fprintln(w, safe(s, false))
 	}
 }

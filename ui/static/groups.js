@@ -77,6 +77,17 @@ function render(g) {
     ...g.members.map((m) => {
       const tr = document.createElement("tr");
       const actions = document.createElement("td");
+      if (m.name !== "me" && !m.contact && !g.removed) {
+        // Known only through the group: it can become a contact
+        // (protocol/SPEC.md section 15.10), under a name chosen below.
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "secondary";
+        b.textContent = "Make contact";
+        b.setAttribute("aria-label", `Make contact with ${m.shown}`);
+        b.addEventListener("click", () => askContact(m));
+        actions.append(b);
+      }
       if (admin && m.name !== "me") {
         const b = document.createElement("button");
         b.type = "button";
@@ -116,6 +127,7 @@ async function showGroup(id) {
   }
   if (!shown || shown.id !== id) {
     $("group-status").textContent = "";
+    hideContactForm();
   }
   render(g);
   showScreen("group");
@@ -159,6 +171,48 @@ async function remove(name) {
   }
 }
 
+// --- making a member known only through the group a contact ---
+
+let making = null; // the member whose form is shown
+
+function askContact(m) {
+  making = m;
+  $("group-contact-heading").textContent = `Make ${m.shown} a contact`;
+  $("group-contact-what").textContent = `You know ${m.shown} only through this group. As a contact they are in your contact list and you can write to them directly; they read it once they have made you a contact too. Compare safety numbers with them to verify who they are.`;
+  $("group-contact-name").value = m.name;
+  $("group-contact-form").hidden = false;
+  $("group-contact-name").focus();
+}
+
+function hideContactForm() {
+  making = null;
+  $("group-contact-form").hidden = true;
+  $("group-contact-form").reset();
+}
+
+async function makeContact(ev) {
+  ev.preventDefault();
+  if (!shown || !making) {
+    return;
+  }
+  const m = making;
+  $("group-contact-button").disabled = true;
+  try {
+    const res = await api("POST", `/api/groups/${encodeURIComponent(shown.id)}/members/${encodeURIComponent(m.name)}/contact`,
+      { name: $("group-contact-name").value.trim() });
+    hideContactForm();
+    render({ ...res.group, messages: shown.messages });
+    const said = `${res.contact.name} is now a contact`;
+    $("group-status").textContent = said;
+    announce(said);
+  } catch (e) {
+    $("group-status").textContent = e.hint ? `${e.message} (${e.hint})` : e.message;
+    failed(e);
+  } finally {
+    $("group-contact-button").disabled = false;
+  }
+}
+
 async function send(ev) {
   ev.preventDefault();
   if (!shown) {
@@ -195,6 +249,8 @@ onStart(() => {
   $("group-new-form").addEventListener("submit", create);
   $("group-add-form").addEventListener("submit", add);
   $("group-send-form").addEventListener("submit", send);
+  $("group-contact-form").addEventListener("submit", makeContact);
+  $("group-contact-cancel").addEventListener("click", hideContactForm);
 });
 // A message arriving in the group shown refreshes its page.
 onEvent("message", (m) => {
@@ -204,6 +260,9 @@ onEvent("message", (m) => {
 });
 onLock(() => {
   shown = null;
+  hideContactForm();
+  $("group-contact-heading").textContent = "";
+  $("group-contact-what").textContent = "";
   for (const id of ["groups-rows", "group-members", "group-messages"]) {
     $(id).replaceChildren();
   }

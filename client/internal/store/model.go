@@ -69,8 +69,34 @@ type Person struct {
 	// group introduction, SPEC 15.10), not a contact: not listed among
 	// the contacts and not written to outside the group until the user
 	// makes them one.
-	ViaGroup bool      `json:"via_group,omitempty"`
-	Added    time.Time `json:"added"`
+	ViaGroup bool `json:"via_group,omitempty"`
+	// Team: the person said it is a team (a team notice, protocol/SPEC.md
+	// section 15.9 "The outsider's side"), nil if it never did.
+	Team  *TeamNotice `json:"team,omitempty"`
+	Added time.Time   `json:"added"`
+}
+
+// TeamNotice is the newest team notice a contact sent (client
+// teamnotice.go). A field added without a schema change: a store written
+// by a version that does not know it reads as "not a team" there.
+type TeamNotice struct {
+	Version uint32    `json:"version"`
+	Name    string    `json:"name"`
+	Sent    uint64    `json:"sent"` // the notice's sent time (ms, the team's clock)
+	At      time.Time `json:"at"`   // when this device took it
+	// Windows, if set: the team's response windows as it stated them.
+	Windows *TeamWindows `json:"windows,omitempty"`
+}
+
+// TeamWindows are a team's response windows as plain figures.
+type TeamWindows struct {
+	BusinessDays    int    `json:"business_days,omitempty"`    // n business days, or
+	BusinessMinutes int    `json:"business_minutes,omitempty"` // business time in minutes
+	Days            uint8  `json:"days"`                       // bit d: time.Weekday d is a business day
+	Open            int    `json:"open"`                       // minutes after midnight
+	Close           int    `json:"close"`                      // minutes after midnight, up to 1440
+	Zone            string `json:"zone"`
+	UrgentMinutes   int    `json:"urgent_minutes"`
 }
 
 // Device is one device of a person: for a contact's device, the routes

@@ -36,6 +36,13 @@ type TeamRecord struct {
 	// to forward into the staff group, staff replies to forward to the
 	// patient, reopens to write.
 	Outgoing []TeamOutgoing `json:"outgoing,omitempty"`
+	// The intake's team notice (client teamnotice.go): NoticeVersion the
+	// version of what it says now (0 reads as 1, no windows), Windows the
+	// response windows the agent last ran with, NoticeDue set while some
+	// outsider may hold an older version than NoticeVersion.
+	NoticeVersion uint32       `json:"notice_version,omitempty"`
+	Windows       *TeamWindows `json:"windows,omitempty"`
+	NoticeDue     bool         `json:"notice_due,omitempty"`
 	// History is the staff devices the intake still owes the team's open
 	// conversations (queue history): each newly joined staff device, kept
 	// until the history went into its session.
@@ -160,8 +167,11 @@ type QueueRecord struct {
 	ReadSent uint64    `json:"read_sent,omitempty"`
 	ReadAt   time.Time `json:"read_at,omitzero"`
 	// Last is when the conversation's newest message arrived.
-	Last    time.Time `json:"last"`
-	Created time.Time `json:"created"`
+	Last time.Time `json:"last"`
+	// NoticeSent (the intake only): the version of the team notice sent
+	// to the outsider, 0 if none yet.
+	NoticeSent uint32    `json:"notice_sent,omitempty"`
+	Created    time.Time `json:"created"`
 }
 
 // QueueConversationID is the ID of queue conversation conv of the team
