@@ -177,6 +177,7 @@ func noticeSeeds() []*content {
 // TestTeamNoticeRefused: the encoder refuses what the decoder would not
 // accept, and every accepted body is at most maxTeamNoticeSize.
 func TestTeamNoticeRefused(t *testing.T) {
+	t.Parallel()
 	for i, ct := range noticeSeeds() {
 		b, err := appendTeamNotice(nil, ct.Notice)
 		if err != nil || len(b) > maxTeamNoticeSize {
