@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/postern/postern/client/internal/team/queue"
+	"github.com/postern/postern/client/internal/team/stats"
 	"github.com/postern/postern/keys"
 )
 
@@ -31,12 +32,13 @@ func teamSeeds(tb testing.TB) []*content {
 		{Type: contentQueueChange, Sender: dev, SentMS: 4, Team: &teamContent{Change: ch}},
 		{Type: contentTeamRequest, Sender: dev, SentMS: 5, Team: &teamContent{Op: teamBlock, Level: byte(RestrictedNew), Conversation: queue.ConversationID{7}}},
 		{Type: contentTeamRequest, Sender: dev, SentMS: 6, Team: &teamContent{Op: teamUnblock, Conversation: queue.ConversationID{7}}},
+		{Type: contentTeamRequest, Sender: dev, SentMS: 7, Team: &teamContent{Op: teamExport, Level: stats.ExportMessage, Conversation: queue.ConversationID{7}}},
 	}
 }
 
 // TestTeamContentsRefused: the encoder refuses what the decoder would
 // not accept (unordered epochs, a request level out of range, a timed
-// message, a malformed state change).
+// message, a malformed state change, an export report of no detail).
 func TestTeamContentsRefused(t *testing.T) {
 	for i, ct := range teamSeeds(t) {
 		if _, err := ct.marshalSession(); err != nil {
@@ -49,7 +51,8 @@ func TestTeamContentsRefused(t *testing.T) {
 	s[3].Team.Change = s[3].Team.Change[:10]
 	s[4].Team.Level = 4
 	s[5].Team.Level = 1
-	for i, ct := range s[:6] {
+	s[6].Team.Level = 0
+	for i, ct := range s[:7] {
 		if i == 2 {
 			continue
 		}
@@ -86,4 +89,40 @@ func FuzzTeamContent(f *testing.F) {
 			t.Fatalf("re-encoding differs")
 		}
 	})
+}
+
+// TestTeamRequestParsed: the parser takes a team request's op and level
+// only in the pairs SPEC 15.9 allows (op 3, export made, with detail 1 or
+// 2), whatever the encoder would write.
+func TestTeamRequestParsed(t *testing.T) {
+	seed := teamSeeds(t)[6]
+	b, err := seed.marshalSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(b, []byte{teamExport, stats.ExportMessage, 7})
+	if at < 0 {
+		t.Fatal("the request's op and level not found")
+	}
+	for _, tc := range []struct {
+		op, level byte
+		ok        bool
+	}{
+		{teamExport, stats.ExportConversation, true}, {teamExport, stats.ExportMessage, true},
+		{teamExport, 0, false}, {teamExport, 3, false}, {4, 1, false}, {0, 0, false}, {teamUnblock, 1, false},
+	} {
+		p := bytes.Clone(b)
+		p[at], p[at+1] = tc.op, tc.level
+		ct, err := parseSessionContent(p)
+		if ok := err == nil; ok != tc.ok {
+			t.Errorf("op %d level %d: parsed %v (%v)", tc.op, tc.level, ok, err)
+			continue
+		}
+		if err != nil && !errors.Is(err, ErrDecrypt) {
+			t.Errorf("op %d level %d: %v is not ErrDecrypt", tc.op, tc.level, err)
+		}
+		if tc.ok && (ct.Team.Op != tc.op || ct.Team.Level != tc.level) {
+			t.Errorf("op %d level %d: parsed as %+v", tc.op, tc.level, ct.Team)
+		}
+	}
 }

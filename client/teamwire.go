@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 
 	"github.com/postern/postern/client/internal/team/queue"
+	"github.com/postern/postern/client/internal/team/stats"
 	"github.com/postern/postern/keys"
 	"github.com/postern/postern/protocol"
 )
@@ -26,7 +27,8 @@ const (
 	// contentQueueChange is a queue state change (queue.Change, 0x60).
 	contentQueueChange byte = 0x20
 	// contentTeamRequest is a staff member's request to the intake: block
-	// or unblock a queue conversation's outsider.
+	// or unblock a queue conversation's outsider, or the report of an
+	// export for the record (for the team's figures and log).
 	contentTeamRequest byte = 0x22
 )
 
@@ -38,6 +40,7 @@ const (
 	// Team request operations.
 	teamBlock   = 1
 	teamUnblock = 2
+	teamExport  = 3 // level: stats.ExportConversation or stats.ExportMessage
 )
 
 // teamSecrets is the body of a contentTeamSecrets.
@@ -89,7 +92,8 @@ func isTeamGroupContent(t byte) bool {
 //	0x1e: conversation ID [16] || u8 len || outsider's name || u32 len || message content
 //	0x1f: conversation ID [16] || u32 len || message content
 //	0x20: u32 len || state change (SPEC 15.6, 0x60)
-//	0x22: op u8 (1 block, 2 unblock) || level u8 (block 1..3, unblock 0) || conversation ID [16]
+//	0x22: op u8 (1 block, 2 unblock, 3 export made) || level u8 (block 1..3,
+//	      unblock 0, export 1 conversation or 2 one message) || conversation ID [16]
 //
 // A message content is the section 9 content without its signature (as
 // in contentSentCopy): a text or files, with or without headers.
@@ -168,6 +172,8 @@ func validTeamRequest(op, level byte) bool {
 		return level >= byte(RestrictedService) && level <= byte(RestrictedReplies)
 	case teamUnblock:
 		return level == 0
+	case teamExport:
+		return level == stats.ExportConversation || level == stats.ExportMessage
 	}
 	return false
 }

@@ -56,6 +56,9 @@ type TeamOutgoing struct {
 	Content      []byte `json:"content,omitempty"`
 	Sent         uint64 `json:"sent,omitempty"`
 	Urgent       bool   `json:"urgent,omitempty"`
+	// Actor is the identity of the staff member whose request it is
+	// (block, unblock), for the team log.
+	Actor []byte `json:"actor,omitempty"`
 }
 
 // MaxTeamOutgoing bounds what waits in a team record: beyond it the
