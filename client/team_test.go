@@ -385,6 +385,28 @@ func TestTeamBlockOutsider(t *testing.T) {
 			t.Fatalf("entry %d: subject %s; want pat's conversation's token", i+1, e.Subject)
 		}
 	}
+	// One changed byte of a stored entry (its actor) is found.
+	err = f.intake.st.update(func(tx *tx) error {
+		rec, err := tx.lookupTeam("Pharmacy")
+		if err != nil {
+			return err
+		}
+		b, err := tx.TeamLogRecord(rec.Group, 4)
+		if err != nil || b == nil {
+			return fmt.Errorf("record 4: %v", err)
+		}
+		b = bytes.Clone(b)
+		b[20] ^= 1
+		seq := []byte{0, 0, 0, 0, 0, 0, 0, 4}
+		return tx.Put(store.BucketTeamAgent, tx.Index(store.BucketTeamAgent, []byte("log"), rec.Group, seq),
+			&store.TeamLogRecord{V: 1, Team: rec.Group, Seq: 4, Record: b})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.intake.TeamLog("Pharmacy"); !errors.Is(err, stats.ErrLogEdited) {
+		t.Fatalf("a changed entry: %v", err)
+	}
 }
 
 // TestTeamFiles: a patient's file reaches the staff as a reference and a
