@@ -539,6 +539,20 @@ func testTeamExport(t *testing.T, f *teamFixture, id string) {
 	if _, err := cal.TeamLog("Pharmacy"); !errors.Is(err, ErrNotTeamAdmin) {
 		t.Fatalf("a staff device's team log: %v", err)
 	}
+	// On the team's own profile: its direct conversation with pat (the
+	// patient's message and the reply it forwarded), counted and logged
+	// there at once.
+	var mine bytes.Buffer
+	if info, err := f.intake.ExportQueue(ctx, &mine, id, ""); err != nil || info.Messages != 2 || info.Files != 2 {
+		t.Fatalf("the intake's export: %+v, %v", info, err)
+	}
+	if s, err := f.intake.VerifyRecord(mine.Bytes()); err != nil || s.Name != "me" || !strings.Contains(mine.String(), `"topic":{"text":"Pharmacy"}`) {
+		t.Fatalf("the intake's export verifies: %+v, %v", s, err)
+	}
+	if lg, err := f.intake.TeamLog("Pharmacy"); err != nil || lg.HeadSeq != 6 || lg.Entries[5].Kind != "export" ||
+		lg.Entries[5].Actor != f.intake.idFP || lg.Entries[5].Subject != tok {
+		t.Fatalf("the intake's export in the log: %+v, %v", lg, err)
+	}
 
 	// The patient blocks the team: the next staff reply is refused, a
 	// failed delivery, counted once.
@@ -549,7 +563,7 @@ func testTeamExport(t *testing.T, f *teamFixture, id string) {
 		t.Fatal(err)
 	}
 	syncAll(t, 3, f.intake)
-	if got := teamFiguresOf(t, f.intake); got.Exports != 2 || got.DeliveryFailures != 1 {
+	if got := teamFiguresOf(t, f.intake); got.Exports != 3 || got.DeliveryFailures != 1 {
 		t.Fatalf("the intake's figures after a refused reply: %+v", got)
 	}
 }
