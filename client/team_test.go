@@ -21,7 +21,9 @@ import (
 // TestTeamIntakeAndReply: a patient's message to the team reaches every
 // staff device once, as a new queue conversation with the patient's name;
 // a staff reply reaches the patient from the team, and every staff
-// device's thread holds both.
+// device's thread holds both. A staff member's read reaches the other
+// staff devices with the reader's name, and the patient as a plain read
+// receipt (the receipts subtest).
 func TestTeamIntakeAndReply(t *testing.T) {
 	t.Parallel() // each has its own relay and clients; the slowest tests of the package overlap
 	f := newTeamFixture(t)
@@ -76,6 +78,10 @@ func TestTeamIntakeAndReply(t *testing.T) {
 			t.Fatalf("device %d after the reply: %+v", i, got)
 		}
 	}
+	// Queue receipts: who read the patient's message (queuereceipts_test.go).
+	t.Run("receipts", func(t *testing.T) {
+		checkQueueReceipts(t, f, it.ID, "Can I get a refill of my inhaler?", "Ready for pick-up tomorrow.")
+	})
 	// A staff member is not a patient: their message to the team person
 	// opens no queue conversation.
 	if _, err := f.staff[2][0].Send(ctx, "Pharmacy", "rota for next week?"); err != nil {
@@ -220,6 +226,7 @@ func TestTeamRemoveStaff(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.settleQueue(t, id)
+	calKept := staffGroupRecord(t, f.staff[2][1])
 	tm, err := f.intake.RemoveStaff(ctx, "Pharmacy", "cal")
 	if err != nil {
 		t.Fatal(err)
@@ -266,6 +273,8 @@ func TestTeamRemoveStaff(t *testing.T) {
 	if !protocol.IsCode(err, protocol.CodeClaimCapability) {
 		t.Fatalf("the old write capability: %v", err)
 	}
+	// A removed member's reads are not announced, nor taken.
+	t.Run("receipts", func(t *testing.T) { checkRemovedReader(t, f, id, "side effects?", calKept) })
 	if _, err := f.staff[1][0].Claim(ctx, id); err != nil {
 		t.Fatal(err)
 	}

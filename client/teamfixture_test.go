@@ -19,12 +19,16 @@ type teamFixture struct {
 	staff      [3][2]*Client // per person, its two devices
 	names      [3]string
 	pat, quinn *Client
+	// added: the first added staff are on the team (all three unless
+	// the test adds the last ones itself).
+	added int
 }
 
-// staffDevices are the six staff devices.
+// staffDevices are the devices of the staff on the team (six when all
+// three are).
 func (f *teamFixture) staffDevices() []*Client {
 	var out []*Client
-	for _, p := range f.staff {
+	for _, p := range f.staff[:f.added] {
 		out = append(out, p[0], p[1])
 	}
 	return out
@@ -37,7 +41,15 @@ func (f *teamFixture) all() []*Client {
 
 func newTeamFixture(t *testing.T) *teamFixture {
 	t.Helper()
-	f := &teamFixture{srv: relaytest.New(t, nil), names: [3]string{"ann", "ben", "cal"}}
+	return newTeamFixtureStaff(t, 3)
+}
+
+// newTeamFixtureStaff is newTeamFixture with only the first added staff
+// on the team; the others are contacts of the team and of each other, as
+// in the full fixture.
+func newTeamFixtureStaff(t *testing.T, added int) *teamFixture {
+	t.Helper()
+	f := &teamFixture{srv: relaytest.New(t, nil), names: [3]string{"ann", "ben", "cal"}, added: added}
 	f.intake, _ = newTestClient(t, f.srv, "Pharmacy")
 	for i, n := range f.names {
 		f.staff[i][0], _ = newTestClient(t, f.srv, n)
@@ -53,12 +65,16 @@ func newTeamFixture(t *testing.T) *teamFixture {
 	for i, n := range f.names {
 		f.staff[i][1], _ = linkNew(t, f.staff[i][0], n+"-2")
 	}
-	syncAll(t, 3, f.all()...)
+	all := []*Client{f.intake, f.pat, f.quinn}
+	for _, p := range f.staff {
+		all = append(all, p[0], p[1])
+	}
+	syncAll(t, 3, all...)
 	ctx := testCtx(t)
 	if _, err := f.intake.CreateTeam(ctx, "Pharmacy"); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range f.names {
+	for _, n := range f.names[:added] {
 		if _, err := f.intake.AddStaff(ctx, "Pharmacy", n); err != nil {
 			t.Fatal(err)
 		}
