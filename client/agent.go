@@ -259,13 +259,23 @@ func (a *teamAgent) Prune(open map[stats.Token]bool) error {
 	})
 }
 
-// keep stores an escalation event.
+// keep stores an escalation event and, in the same transaction, its
+// entry in the team log (the agent's identity the actor).
 func (a *teamAgent) keep(e stats.Event) error {
 	b, err := e.MarshalBinary()
 	if err != nil {
 		return err
 	}
-	return a.c.st.update(func(t *tx) error { return t.PutTeamEvent(a.gid[:], b) })
+	return a.c.st.update(func(t *tx) error {
+		if t.HasTeamEvent(a.gid[:], e.ID[:]) {
+			return nil
+		}
+		if err := t.PutTeamEvent(a.gid[:], b); err != nil {
+			return err
+		}
+		return a.c.appendTeamLog(t, a.gid[:], stats.Entry{Time: e.Time, Kind: stats.LogEscalation,
+			Detail: uint8(e.Escalation), Actor: a.c.idFP, Subject: e.Conversation})
+	})
 }
 
 func msTime(ms uint64) time.Time {

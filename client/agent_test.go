@@ -152,4 +152,18 @@ func TestAgentEscalates(t *testing.T) {
 	if strings.Contains(string(b), "prescription") || strings.Contains(string(b), "pat") {
 		t.Fatalf("the figures carry content or a name: %s", b)
 	}
+	// The wake-up is in the team log, the agent's own identity its actor.
+	lg, err := intake.TeamLog("Pharmacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var esc []TeamLogEntry
+	for _, e := range lg.Entries {
+		if e.Kind == "escalation" {
+			esc = append(esc, e)
+		}
+	}
+	if len(esc) != 1 || esc[0].Detail != "unclaimed" || esc[0].Actor != intake.idFP || esc[0].Seq != lg.HeadSeq {
+		t.Fatalf("the team log's escalations %+v (head %d)", esc, lg.HeadSeq)
+	}
 }

@@ -70,6 +70,18 @@ func (c *Client) ExportRecord(ctx context.Context, w io.Writer, opts ExportOptio
 	if err != nil {
 		return ExportInfo{}, err
 	}
+	out, info, err := c.signRecord(ctx, conv, msgs)
+	if err != nil {
+		return ExportInfo{}, err
+	}
+	n, err := w.Write(out)
+	info.Bytes = n
+	return info, err
+}
+
+// signRecord fetches the files of msgs into conv (whose messages are
+// msgs, in order) and makes the signed export.
+func (c *Client) signRecord(ctx context.Context, conv *fhir.Conversation, msgs []*messageRecord) ([]byte, ExportInfo, error) {
 	info := ExportInfo{Messages: len(conv.Messages), Signer: c.idFP}
 	if conv.Patient != nil {
 		info.Patient = &PatientContext{Patient: conv.Patient.Patient.String()}
@@ -84,14 +96,14 @@ func (c *Client) ExportRecord(ctx context.Context, w io.Writer, opts ExportOptio
 		for j := range m.Attachments {
 			a := &m.Attachments[j]
 			if a.PlainSize > fhir.MaxAttachmentSize {
-				return ExportInfo{}, fmt.Errorf("%w: file %d of message %s is %d bytes, at most %d", ErrRecordTooLarge, j+1, m.ID, a.PlainSize, fhir.MaxAttachmentSize)
+				return nil, ExportInfo{}, fmt.Errorf("%w: file %d of message %s is %d bytes, at most %d", ErrRecordTooLarge, j+1, m.ID, a.PlainSize, fhir.MaxAttachmentSize)
 			}
 			if info.Files++; info.Files > fhir.MaxAttachments {
-				return ExportInfo{}, fmt.Errorf("%w: more than %d files", ErrRecordTooLarge, fhir.MaxAttachments)
+				return nil, ExportInfo{}, fmt.Errorf("%w: more than %d files", ErrRecordTooLarge, fhir.MaxAttachments)
 			}
 			var buf bytes.Buffer
 			if err := c.ReadAttachment(ctx, m.ID, j, 0, &buf); err != nil {
-				return ExportInfo{}, fmt.Errorf("client: file %d of message %s: %w", j+1, m.ID, err)
+				return nil, ExportInfo{}, fmt.Errorf("client: file %d of message %s: %w", j+1, m.ID, err)
 			}
 			conv.Messages[i].Attachments = append(conv.Messages[i].Attachments, fhir.Attachment{Name: a.Name, MediaType: a.MediaType, Data: buf.Bytes()})
 		}
@@ -99,13 +111,11 @@ func (c *Client) ExportRecord(ctx context.Context, w io.Writer, opts ExportOptio
 	out, err := fhir.Export(conv, c.id, &fhir.Options{Now: c.now})
 	switch {
 	case errors.Is(err, fhir.ErrTooLarge):
-		return ExportInfo{}, fmt.Errorf("%w: %v", ErrRecordTooLarge, err)
+		return nil, ExportInfo{}, fmt.Errorf("%w: %v", ErrRecordTooLarge, err)
 	case err != nil:
-		return ExportInfo{}, err
+		return nil, ExportInfo{}, err
 	}
-	n, err := w.Write(out)
-	info.Bytes = n
-	return info, err
+	return out, info, nil
 }
 
 // exportMessages gathers what ExportRecord exports, without the files.

@@ -249,6 +249,13 @@ func (c *Client) finishOutbox(it store.OutboxItem, sendErr error, own, deleteRef
 			}
 			return nil
 		}
+		if sendErr != nil {
+			// On a team's intake, a staff reply given up is a failed
+			// delivery of the team's (SPEC 15.8 "delivery failures").
+			if err := c.outboxGaveUp(t, it.Message, c.now()); err != nil {
+				return err
+			}
+		}
 		rest, err := t.Outbox()
 		if err != nil {
 			return err

@@ -225,6 +225,9 @@ func (c *Client) AddStaff(ctx context.Context, team, contact string) (Team, erro
 	if err != nil {
 		return Team{}, err
 	}
+	if err := c.logStaff(rec.Group, id, true); err != nil {
+		return Team{}, err
+	}
 	c.sendTeamSecrets(ctx, rec.Group, []keys.Fingerprint{id})
 	return c.teamInfo(team)
 }
@@ -248,6 +251,9 @@ func (c *Client) RemoveStaff(ctx context.Context, team, contact string) (Team, e
 		return Team{}, fmt.Errorf("%w: the team's own person stays", ErrNotTeamAdmin)
 	}
 	if _, err := c.RemoveGroupMember(ctx, hex.EncodeToString(rec.Group), contact); err != nil {
+		return Team{}, err
+	}
+	if err := c.logStaff(rec.Group, removed, false); err != nil {
 		return Team{}, err
 	}
 	if err := c.rotateTeam(ctx, rec.Group); err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/postern/postern/client/internal/team/queue"
+	"github.com/postern/postern/client/internal/team/stats"
 	"github.com/postern/postern/keys"
 )
 
@@ -39,6 +40,7 @@ func teamSeeds(tb testing.TB) []*content {
 		{Type: contentTeamRequest, Sender: dev, SentMS: 6, Team: &teamContent{Op: teamUnblock, Conversation: queue.ConversationID{7}}},
 		{Type: contentQueueReceipt, Sender: dev, SentMS: 7, Team: &teamContent{Receipt: rc}},
 		{Type: contentQueueHistory, Sender: dev, SentMS: 8, Team: &teamContent{History: seedHistory(sealed, inner, files)}},
+		{Type: contentTeamRequest, Sender: dev, SentMS: 9, Team: &teamContent{Op: teamExport, Level: stats.ExportMessage, Conversation: queue.ConversationID{7}}},
 	}
 }
 
@@ -133,7 +135,7 @@ func FuzzQueueHistory(f *testing.F) {
 // TestTeamContentsRefused: the encoder refuses what the decoder would
 // not accept (unordered epochs, a request level out of range, a timed
 // message, a malformed state change, a queue receipt of the patient's
-// form among staff or cut short).
+// form among staff or cut short, an export report of no detail).
 func TestTeamContentsRefused(t *testing.T) {
 	t.Parallel()
 	for i, ct := range teamSeeds(t) {
@@ -148,8 +150,9 @@ func TestTeamContentsRefused(t *testing.T) {
 	s[4].Team.Level = 4
 	s[5].Team.Level = 1
 	s[6].Team.Receipt, _ = queue.Receipt{Messages: []queue.MessageID{{1}}}.MarshalBinary()
-	for i, ct := range s[:7] {
-		if i == 2 {
+	s[8].Team.Level = 0
+	for i, ct := range s[:9] {
+		if i == 2 || i == 7 {
 			continue
 		}
 		if _, err := ct.marshalSession(); err == nil {
@@ -246,4 +249,41 @@ func FuzzTeamContent(f *testing.F) {
 			t.Fatalf("re-encoding differs")
 		}
 	})
+}
+
+// TestTeamRequestParsed: the parser takes a team request's op and level
+// only in the pairs SPEC 15.9 allows (op 3, export made, with detail 1 or
+// 2), whatever the encoder would write.
+func TestTeamRequestParsed(t *testing.T) {
+	t.Parallel()
+	seed := teamSeeds(t)[8]
+	b, err := seed.marshalSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(b, []byte{teamExport, stats.ExportMessage, 7})
+	if at < 0 {
+		t.Fatal("the request's op and level not found")
+	}
+	for _, tc := range []struct {
+		op, level byte
+		ok        bool
+	}{
+		{teamExport, stats.ExportConversation, true}, {teamExport, stats.ExportMessage, true},
+		{teamExport, 0, false}, {teamExport, 3, false}, {4, 1, false}, {0, 0, false}, {teamUnblock, 1, false},
+	} {
+		p := bytes.Clone(b)
+		p[at], p[at+1] = tc.op, tc.level
+		ct, err := parseSessionContent(p)
+		if ok := err == nil; ok != tc.ok {
+			t.Errorf("op %d level %d: parsed %v (%v)", tc.op, tc.level, ok, err)
+			continue
+		}
+		if err != nil && !errors.Is(err, ErrDecrypt) {
+			t.Errorf("op %d level %d: %v is not ErrDecrypt", tc.op, tc.level, err)
+		}
+		if tc.ok && (ct.Team.Op != tc.op || ct.Team.Level != tc.level) {
+			t.Errorf("op %d level %d: parsed as %+v", tc.op, tc.level, ct.Team)
+		}
+	}
 }

@@ -2,6 +2,8 @@ package client
 
 import (
 	"bytes"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/client/internal/store"
+	"github.com/postern/postern/client/internal/team/stats"
 	"github.com/postern/postern/protocol"
 )
 
@@ -367,6 +370,55 @@ func TestTeamBlockOutsider(t *testing.T) {
 	if n := len(messagesLike(t, f.intake, "back 2")); n != 1 {
 		t.Fatalf("the intake holds %d of the message after the opt-in", n)
 	}
+	// The team log: every restriction the intake carried out, by whom
+	// asked for it, about pat's conversation's token (never a name).
+	lg, err := f.intake.TeamLog("Pharmacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		kind string
+		by   *Client
+	}{
+		{"staff_added:", f.intake}, {"staff_added:", f.intake}, {"staff_added:", f.intake},
+		{"block:new", f.staff[0][0]}, {"unblock:", f.staff[0][0]}, {"block:replies", f.staff[1][1]}, {"unblock:", f.staff[1][1]},
+		{"block:service", f.staff[2][0]}, {"unblock:", f.staff[2][0]}, {"block:replies", f.intake},
+	}
+	if len(lg.Entries) != len(want) || lg.HeadSeq != uint64(len(want)) {
+		t.Fatalf("the team log: %+v", lg)
+	}
+	subject := f.token(t, queueOf(t, f.staff[0][0], "pat").ID)
+	for i, w := range want {
+		e := lg.Entries[i]
+		if e.Kind+":"+e.Detail != w.kind || e.Actor != w.by.idFP {
+			t.Fatalf("entry %d: %+v; want %s by %s", i+1, e, w.kind, w.by.name)
+		}
+		if i >= 3 && e.Subject != subject {
+			t.Fatalf("entry %d: subject %s; want pat's conversation's token", i+1, e.Subject)
+		}
+	}
+	// One changed byte of a stored entry (its actor) is found.
+	err = f.intake.st.update(func(tx *tx) error {
+		rec, err := tx.lookupTeam("Pharmacy")
+		if err != nil {
+			return err
+		}
+		b, err := tx.TeamLogRecord(rec.Group, 4)
+		if err != nil || b == nil {
+			return fmt.Errorf("record 4: %v", err)
+		}
+		b = bytes.Clone(b)
+		b[20] ^= 1
+		seq := []byte{0, 0, 0, 0, 0, 0, 0, 4}
+		return tx.Put(store.BucketTeamAgent, tx.Index(store.BucketTeamAgent, []byte("log"), rec.Group, seq),
+			&store.TeamLogRecord{V: 1, Team: rec.Group, Seq: 4, Record: b})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.intake.TeamLog("Pharmacy"); !errors.Is(err, stats.ErrLogEdited) {
+		t.Fatalf("a changed entry: %v", err)
+	}
 }
 
 // TestTeamFiles: a patient's file reaches the staff as a reference and a
@@ -417,6 +469,157 @@ func TestTeamFiles(t *testing.T) {
 	if b, _ := os.ReadFile(paths[0]); string(b) != "Apply twice a day.\n" {
 		t.Fatalf("the patient's copy %q", b)
 	}
+	testTeamExport(t, f, id)
+}
+
+// testTeamExport (part of TestTeamFiles, whose conversation id holds a
+// patient's file and a staff reply with a file): a staff member exports
+// the queue conversation, and one message of it, for the record; the
+// files verify as the staff member's, a changed byte fails; the intake
+// counts both exports and logs them, naming no content; a staff reply the
+// patient's blocking refuses is a failed delivery.
+func testTeamExport(t *testing.T, f *teamFixture, id string) {
+	ctx := testCtx(t)
+	ann, cal := f.staff[0][0], f.staff[2][1]
+	var whole, one bytes.Buffer
+	info, err := ann.ExportQueue(ctx, &whole, id, "")
+	if err != nil || info.Messages != 2 || info.Files != 2 || info.Bytes != whole.Len() {
+		t.Fatalf("ExportQueue: %+v, %v", info, err)
+	}
+	th, err := ann.QueueThread(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := ann.ExportQueue(ctx, &one, id[:8], th[0].ID); err != nil || info.Messages != 1 || info.Files != 1 {
+		t.Fatalf("ExportQueue of one message: %+v, %v", info, err)
+	}
+	var none bytes.Buffer
+	if _, err := ann.ExportQueue(ctx, &none, id, "no-such-message"); !errors.Is(err, ErrNoMessage) || none.Len() != 0 {
+		t.Fatalf("a message not in the conversation: %v, %d bytes written", err, none.Len())
+	}
+	for _, tc := range []struct {
+		c    *Client
+		want string
+	}{{ann, "me"}, {f.intake, "ann"}, {cal, "ann"}} {
+		s, err := tc.c.VerifyRecord(whole.Bytes())
+		if err != nil || s.Name != tc.want || s.Identity != ann.idFP {
+			t.Fatalf("%s verifies: %+v, %v", tc.c.name, s, err)
+		}
+	}
+	for _, want := range []string{`"topic":{"text":"Pharmacy"}`, `"display":"pat"`, `"display":"ann"`, "See the leaflet."} {
+		if !strings.Contains(whole.String(), want) {
+			t.Fatalf("the export lacks %s", want)
+		}
+	}
+	changed := bytes.Clone(whole.Bytes())
+	changed[len(changed)/2] ^= 1
+	if _, err := ann.VerifyRecord(changed); !errors.Is(err, ErrRecordInvalid) {
+		t.Fatalf("a changed byte: %v", err)
+	}
+	if _, err := ann.VerifyRecord(one.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The intake counts the reports and logs them.
+	syncAll(t, 2, f.intake)
+	if got := teamFiguresOf(t, f.intake); got.Exports != 2 || got.DeliveryFailures != 0 {
+		t.Fatalf("the intake's figures: %+v", got)
+	}
+	if got := teamFiguresOf(t, ann); got.Exports != 2 {
+		t.Fatalf("the exporting device's figures: %+v", got)
+	}
+	lg, err := f.intake.TeamLog("Pharmacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := f.token(t, id)
+	var kinds []string
+	for _, e := range lg.Entries {
+		kinds = append(kinds, e.Kind+":"+e.Detail)
+	}
+	if got := strings.Join(kinds, " "); got != "staff_added: staff_added: staff_added: export:conversation export:message" {
+		t.Fatalf("the team log holds %s", got)
+	}
+	for _, e := range lg.Entries[3:] {
+		if e.Actor != ann.idFP || e.Subject != tok {
+			t.Fatalf("export entry %+v; want ann's identity and the conversation's token", e)
+		}
+	}
+	if lg.HeadSeq != 5 || lg.HeadHash != lg.Entries[4].Hash {
+		t.Fatalf("head %d %s", lg.HeadSeq, lg.HeadHash)
+	}
+	if _, err := cal.TeamLog("Pharmacy"); !errors.Is(err, ErrNotTeamAdmin) {
+		t.Fatalf("a staff device's team log: %v", err)
+	}
+	// On the team's own profile: its direct conversation with pat (the
+	// patient's message and the reply it forwarded), counted and logged
+	// there at once.
+	var mine bytes.Buffer
+	if info, err := f.intake.ExportQueue(ctx, &mine, id, ""); err != nil || info.Messages != 2 || info.Files != 2 {
+		t.Fatalf("the intake's export: %+v, %v", info, err)
+	}
+	if s, err := f.intake.VerifyRecord(mine.Bytes()); err != nil || s.Name != "me" || !strings.Contains(mine.String(), `"topic":{"text":"Pharmacy"}`) {
+		t.Fatalf("the intake's export verifies: %+v, %v", s, err)
+	}
+	if lg, err := f.intake.TeamLog("Pharmacy"); err != nil || lg.HeadSeq != 6 || lg.Entries[5].Kind != "export" ||
+		lg.Entries[5].Actor != f.intake.idFP || lg.Entries[5].Subject != tok {
+		t.Fatalf("the intake's export in the log: %+v, %v", lg, err)
+	}
+
+	// The patient blocks the team: the next staff reply is refused, a
+	// failed delivery, counted once.
+	if err := f.pat.Block(ctx, "Pharmacy"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cal.ReplyQueue(ctx, id, "Any better?", nil); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 3, f.intake)
+	if got := teamFiguresOf(t, f.intake); got.Exports != 3 || got.DeliveryFailures != 1 {
+		t.Fatalf("the intake's figures after a refused reply: %+v", got)
+	}
+}
+
+// token is the conversation token (hex) of queue conversation id, as the
+// intake derives it.
+func (f *teamFixture) token(t *testing.T, id string) string {
+	t.Helper()
+	var tok stats.Token
+	if err := f.intake.st.view(func(tx *tx) error {
+		rec, err := tx.lookupTeam("Pharmacy")
+		if err != nil {
+			return err
+		}
+		conv, err := hex.DecodeString(id)
+		if err != nil || len(conv) != 16 {
+			return fmt.Errorf("queue conversation ID %q", id)
+		}
+		tok, err = conversationToken(rec, [16]byte(conv))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(tok[:])
+}
+
+// teamFigureCounts are counters of a team's figures.
+type teamFigureCounts struct {
+	Exports          int `json:"exports"`
+	DeliveryFailures int `json:"delivery_failures"`
+}
+
+func teamFiguresOf(t *testing.T, c *Client) teamFigureCounts {
+	t.Helper()
+	f, err := c.TeamFigures("Pharmacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(f)
+	var doc struct{ Queues []teamFigureCounts }
+	if err := json.Unmarshal(b, &doc); err != nil || len(doc.Queues) != 1 {
+		t.Fatalf("figures %s: %v", b, err)
+	}
+	return doc.Queues[0]
 }
 
 // TestTeamSecretsOnlyFromIntake: a staff device takes a team's secrets

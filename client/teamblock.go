@@ -68,10 +68,26 @@ func (c *Client) teamRequest(ctx context.Context, team, contact string, op byte,
 		return err
 	}
 	if intake {
+		// As the flush of staff requests does (flushTeams), so that the
+		// team log holds restrictions in the order they were made.
+		c.teamMu.Lock()
+		defer c.teamMu.Unlock()
 		if op == teamBlock {
-			return c.Restrict(ctx, contact, level)
+			err = c.Restrict(ctx, contact, level)
+		} else {
+			err = c.Unrestrict(ctx, contact)
 		}
-		return c.Unrestrict(ctx, contact)
+		if err != nil {
+			return err
+		}
+		// Carried out: now in the team log (a log entry that cannot be
+		// written is logged, the restriction stands).
+		if id, err := c.identityOfName(contact); err != nil {
+			c.log.Warn("could not log a restriction in the team log", "err", err)
+		} else if err := c.logRestriction(team, id, c.idFP, level); err != nil {
+			c.log.Warn("could not log a restriction in the team log", "err", err)
+		}
+		return nil
 	}
 	ct := &content{Type: contentTeamRequest, Sender: c.devID, SentMS: uint64(c.now().UnixMilli()),
 		Team: &teamContent{Op: op, Level: byte(level), Conversation: conv}}

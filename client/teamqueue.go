@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -482,7 +483,17 @@ func (c *Client) receiveTeamGroup(t *tx, grec *store.GroupRecord, s *group.State
 			c.log.Info("dropped a team request for a conversation the intake does not hold")
 			return nil, nil, nil
 		}
-		o := store.TeamOutgoing{Kind: outUnblock, Conversation: bytes.Clone(tc.Conversation[:]), Person: bytes.Clone(q.Person)}
+		if tc.Op == teamExport {
+			// A report: counted and logged in this transaction, nothing
+			// to send.
+			tok, err := conversationToken(team, tc.Conversation)
+			if err != nil {
+				return nil, nil, err
+			}
+			return nil, nil, c.keepExport(t, team, tok, exportEventID(tok, ct.Sender, ct.MsgID), mem.Identity, tc.Level, now)
+		}
+		o := store.TeamOutgoing{Kind: outUnblock, Conversation: bytes.Clone(tc.Conversation[:]), Person: bytes.Clone(q.Person),
+			Actor: bytes.Clone(mem.Identity[:])}
 		if tc.Op == teamBlock {
 			o.Kind, o.Sent = outBlock, uint64(tc.Level)
 		}
@@ -687,11 +698,19 @@ func (c *Client) sendOutgoing(ctx context.Context, team *store.TeamRecord, o *st
 		}
 		ct := &content{Type: contentQueueMessage, Sender: c.devID, SentMS: uint64(c.now().UnixMilli()),
 			Team: &teamContent{Conversation: conv, Name: q.Outsider}, Inner: inner}
-		return c.sendTeamGroup(ctx, team.Group, ct, nil)
+		err := c.sendTeamGroup(ctx, team.Group, ct, nil)
+		if err != nil && !retryLater(err) {
+			// The relay refused the staff group's fan-out for good (its
+			// send capability revoked, for one): a retry would be refused
+			// too and would hold back every later forward.
+			c.log.Warn("the relay refused to forward a message to the team's staff", "err", err)
+			return c.keepDeliveryFailed(team, conv, o.Content)
+		}
+		return err
 	case outReply:
 		if r == nil {
 			c.log.Info("dropped a staff reply to an outsider who is no longer a contact")
-			return nil
+			return c.keepDeliveryFailed(team, conv, o.Content)
 		}
 		now := c.now()
 		ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: inner.Text}
@@ -707,8 +726,10 @@ func (c *Client) sendOutgoing(ctx context.Context, team *store.TeamRecord, o *st
 		err := c.sendSessionMessage(ctx, r, ct, &m, atts)
 		if err != nil && !errors.Is(err, ErrQueued) {
 			// Refused (the outsider blocked the team, for one): logged,
-			// not retried.
+			// counted, not retried. One queued and given up later is
+			// counted by the outbox (outboxGaveUp).
 			c.log.Info("a staff reply could not be forwarded", "err", err)
+			return c.keepDeliveryFailed(team, conv, o.Content)
 		}
 		return nil
 	case outBlock, outUnblock:
@@ -722,6 +743,17 @@ func (c *Client) sendOutgoing(ctx context.Context, team *store.TeamRecord, o *st
 		}
 		switch {
 		case err == nil:
+			level := Restriction(0)
+			if o.Kind == outBlock {
+				level = Restriction(o.Sent)
+			}
+			actor := keys.Fingerprint(team.IntakeIdentity)
+			if len(o.Actor) == len(actor) {
+				actor = keys.Fingerprint(o.Actor)
+			}
+			if err := c.logRestriction(hex.EncodeToString(team.Group), fpOf(r.Person.Identity), actor, level); err != nil {
+				c.log.Warn("could not log a restriction in the team log", "err", err)
+			}
 		case errors.Is(err, ErrUnknownContact), errors.Is(err, ErrContactBlocked), errors.Is(err, ErrRestrictionLevel):
 			// It can never be carried out: dropped, logged.
 			c.log.Info("a staff member's block request cannot be carried out", "err", err)
@@ -734,6 +766,13 @@ func (c *Client) sendOutgoing(ctx context.Context, team *store.TeamRecord, o *st
 		return nil
 	}
 	return nil
+}
+
+// keepDeliveryFailed keeps a delivery-failed event (deliveryFailed) for
+// an outgoing item whose content is content.
+func (c *Client) keepDeliveryFailed(team *store.TeamRecord, conv queue.ConversationID, content []byte) error {
+	sum := sha256.Sum256(content)
+	return c.st.update(func(t *tx) error { return c.deliveryFailed(t, team, conv, sum[:], c.now()) })
 }
 
 // reopenIfClosed, on the intake, reads queue conversation q's register

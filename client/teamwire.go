@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 
 	"github.com/postern/postern/client/internal/team/queue"
+	"github.com/postern/postern/client/internal/team/stats"
 	"github.com/postern/postern/keys"
 	"github.com/postern/postern/protocol"
 )
@@ -31,7 +32,8 @@ const (
 	// outsider's messages (queuereceipts.go).
 	contentQueueReceipt byte = 0x21
 	// contentTeamRequest is a staff member's request to the intake: block
-	// or unblock a queue conversation's outsider.
+	// or unblock a queue conversation's outsider, or the report of an
+	// export for the record (for the team's figures and log).
 	contentTeamRequest byte = 0x22
 	// contentQueueHistory carries open queue conversations (their
 	// registers and messages) from the intake to a newly joined staff
@@ -69,6 +71,7 @@ const (
 	// Team request operations.
 	teamBlock   = 1
 	teamUnblock = 2
+	teamExport  = 3 // level: stats.ExportConversation or stats.ExportMessage
 )
 
 // teamSecrets is the body of a contentTeamSecrets.
@@ -151,7 +154,8 @@ func isTeamGroupContent(t byte) bool {
 //	0x1f: conversation ID [16] || u32 len || message content
 //	0x20: u32 len || state change (SPEC 15.6, 0x60)
 //	0x21: u32 len || queue receipt (SPEC 15.6, 0x61), kind 2 only
-//	0x22: op u8 (1 block, 2 unblock) || level u8 (block 1..3, unblock 0) || conversation ID [16]
+//	0x22: op u8 (1 block, 2 unblock, 3 export made) || level u8 (block 1..3,
+//	      unblock 0, export 1 conversation or 2 one message) || conversation ID [16]
 //	0x24: group ID [16] || u8 n || n × conversation (appendHistory)
 //
 // A message content is the section 9 content without its signature (as
@@ -382,6 +386,8 @@ func validTeamRequest(op, level byte) bool {
 		return level >= byte(RestrictedService) && level <= byte(RestrictedReplies)
 	case teamUnblock:
 		return level == 0
+	case teamExport:
+		return level == stats.ExportConversation || level == stats.ExportMessage
 	}
 	return false
 }

@@ -105,6 +105,9 @@ func TestBrowserTeamQueue(t *testing.T) {
 	step(t, ctx, "resolve", chromedp.Click(chromedp.CSS("#queue-resolve")))
 	waitJS(t, ctx, "resolved", `document.getElementById("queue-status").textContent === "Resolved" &&
 		document.getElementById("queue-state").textContent.includes("State: resolved")`)
+	// Export for the record: the signed file is saved, its contents said.
+	step(t, ctx, "export for the record", chromedp.Click(chromedp.CSS("#queue-export")))
+	waitJS(t, ctx, "exported", `/^Exported 2 messages and 1 file to record-[0-9-]+\.json, signed by you$/.test(document.getElementById("queue-status").textContent)`)
 
 	// The patient gets the answer and its file from the team.
 	deadline = time.Now().Add(60 * time.Second) // a hang guard

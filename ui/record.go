@@ -98,6 +98,11 @@ func (s *Server) apiExport(w http.ResponseWriter, r *http.Request, cl *client.Cl
 		s.fail(w, err)
 		return
 	}
+	writeRecord(w, buf.Bytes(), info)
+}
+
+// writeRecord answers an export file, to be saved by the browser.
+func writeRecord(w http.ResponseWriter, data []byte, info client.ExportInfo) {
 	name := "record-" + time.Now().UTC().Format("20060102-150405") + ".json"
 	h := w.Header()
 	h.Set("Content-Type", "application/fhir+json")
@@ -106,5 +111,5 @@ func (s *Server) apiExport(w http.ResponseWriter, r *http.Request, cl *client.Cl
 	h.Set("X-Postern-Messages", fmt.Sprint(info.Messages))
 	h.Set("X-Postern-Files", fmt.Sprint(info.Files))
 	w.WriteHeader(http.StatusOK)
-	w.Write(buf.Bytes())
+	w.Write(data)
 }

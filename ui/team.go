@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -14,8 +15,8 @@ import (
 // teamblock.go; SPEC 15.9): the teams of this device, a team's queue
 // (unclaimed, mine, all: urgent first, then the longest waiting), a
 // conversation with its thread, claiming, assigning, resolving and
-// answering it, blocking its outsider, and the team's figures (counts
-// and times, no content). Names are the client's; the page sets them as
+// answering it, blocking its outsider, exporting it for the record, and
+// the team's figures (counts and times, no content). Names are the client's; the page sets them as
 // text only.
 
 func init() {
@@ -30,6 +31,7 @@ func init() {
 		"POST /api/queue/{id}/assign":    {handler: (*Server).apiQueueAssign, content: true},
 		"POST /api/queue/{id}/resolve":   {handler: (*Server).apiQueueResolve, content: true},
 		"POST /api/queue/{id}/reply":     {handler: (*Server).apiQueueReply, content: true},
+		"GET /api/queue/{id}/export":     {handler: (*Server).apiQueueExport, content: true},
 	})
 }
 
@@ -335,4 +337,21 @@ func (s *Server) teamFail(w http.ResponseWriter, err error) {
 	default:
 		s.fail(w, err)
 	}
+}
+
+// apiQueueExport answers the signed record export of a queue conversation
+// (or of its message ?message=ID), as GET /api/export does: built whole
+// (and reported to the team's profile) before the first byte is sent.
+func (s *Server) apiQueueExport(w http.ResponseWriter, r *http.Request, cl *client.Client) {
+	var buf bytes.Buffer
+	info, err := cl.ExportQueue(r.Context(), &buf, r.PathValue("id"), r.URL.Query().Get("message"))
+	switch {
+	case errors.Is(err, client.ErrRecordTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error(), "export fewer messages: one at a time")
+		return
+	case err != nil:
+		s.teamFail(w, err)
+		return
+	}
+	writeRecord(w, buf.Bytes(), info)
 }

@@ -322,6 +322,37 @@ func TestTeamQueueAPI(t *testing.T) {
 		t.Fatalf("figures: %d %s", resp.StatusCode, body)
 	}
 
+	// The export for the record: the signed file, which the team's
+	// profile verifies as ann's; the profile counts it and logs it.
+	if resp, body := a.do("GET", "/api/queue/"+it.ID+"/export?message=nosuch", "", nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("export of a message not in the conversation: %d %s", resp.StatusCode, body)
+	}
+	resp, body = a.do("GET", "/api/queue/"+it.ID+"/export", "", nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/fhir+json" ||
+		resp.Header.Get("X-Postern-Messages") != "3" || resp.Header.Get("X-Postern-Files") != "1" ||
+		!strings.Contains(resp.Header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("export: %d %v", resp.StatusCode, resp.Header)
+	}
+	if s, err := ts.intake.VerifyRecord([]byte(body)); err != nil || s.Name != "ann" {
+		t.Fatalf("the team's profile verifies the export: %+v, %v", s, err)
+	}
+	waitFor(t, "the export in the team's figures and log", func() bool {
+		f, err := ts.intake.TeamFigures("Pharmacy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(f)
+		if !strings.Contains(string(b), `"exports":1`) {
+			return false
+		}
+		lg, err := ts.intake.TeamLog("Pharmacy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := lg.Entries[len(lg.Entries)-1]
+		return last.Kind == "export" && last.Detail == "conversation"
+	})
+
 	// Blocking: the intake restricts pat.
 	if resp, body := a.do("POST", "/api/teams/Pharmacy/block", `{"contact":"pat","level":"replies"}`, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("block: %d %s", resp.StatusCode, body)

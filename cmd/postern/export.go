@@ -169,8 +169,8 @@ func runExport(ctx context.Context, c *cli, cmd *command, args []string) error {
 	case *out == "":
 		return usagef(cmd, "missing --out FILE")
 	}
-	if _, err := os.Lstat(*out); err == nil {
-		return &cliError{msg: fmt.Sprintf("%s exists", *out), hint: "choose a new file name; an export never overwrites a file"}
+	if err := checkNewFile(*out); err != nil {
+		return err
 	}
 	cl, err := c.open()
 	if err != nil {
@@ -196,6 +196,21 @@ func runExport(ctx context.Context, c *cli, cmd *command, args []string) error {
 	if err := writeNewFile(*out, buf.Bytes()); err != nil {
 		return err
 	}
+	printExported(c, *out, info)
+	return nil
+}
+
+// checkNewFile refuses an export's file name that exists (writeNewFile
+// checks again as it links): before the export's work is done.
+func checkNewFile(path string) error {
+	if _, err := os.Lstat(path); err == nil {
+		return &cliError{msg: fmt.Sprintf("%s exists", path), hint: "choose a new file name; an export never overwrites a file"}
+	}
+	return nil
+}
+
+// printExported says what an export wrote to path.
+func printExported(c *cli, path string, info client.ExportInfo) {
 	what := fmt.Sprintf("%d messages", info.Messages)
 	if info.Messages == 1 {
 		what = "1 message"
@@ -206,11 +221,10 @@ func runExport(ctx context.Context, c *cli, cmd *command, args []string) error {
 	case info.Files > 1:
 		what += fmt.Sprintf(" and %d files", info.Files)
 	}
-	fmt.Fprintf(c.stdout, "Exported %s to %s, signed by you.\n", what, safe(*out, false))
+	fmt.Fprintf(c.stdout, "Exported %s to %s, signed by you.\n", what, safe(path, false))
 	if info.Patient != nil {
 		fmt.Fprintf(c.stdout, "Patient: %s\n", safe(info.Patient.Patient, false))
 	}
-	return nil
 }
 
 func runExportVerify(c *cli, path string, asJSON bool) error {

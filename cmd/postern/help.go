@@ -61,7 +61,7 @@ Messages:
   group list [--json] | group create NAME [CONTACT...] | group add NAME CONTACT [--role ROLE] [--for MEMBER] | group remove NAME CONTACT | group send NAME [--urgent] TEXT... | group contact NAME MEMBER CONTACT
                           groups: one message reaches every member; admins
                           add and remove members ('postern help group')
-  team create NAME | team staff add|remove NAME CONTACT | team list [--json] | team queue NAME [--mine|--unclaimed] [--json] | team show ID [--json] | team reply ID [--attach FILE]... TEXT... | team claim ID | team assign ID CONTACT | team resolve ID | team block NAME CONTACT --new|--replies|--all | team unblock NAME CONTACT | team invite NAME | team stats NAME [--json]
+  team create NAME | team staff add|remove NAME CONTACT | team list [--json] | team queue NAME [--mine|--unclaimed] [--json] | team show ID [--json] | team reply ID [--attach FILE]... TEXT... | team claim ID | team assign ID CONTACT | team resolve ID | team block NAME CONTACT --new|--replies|--all | team unblock NAME CONTACT | team export ID [--message MSGID] --out FILE | team invite NAME | team stats NAME [--json] | team log NAME [--json]
                           team queues: outsiders write to the team, staff
                           claim and answer ('postern help team')
   agent --team NAME --zone ZONE [--days DAYS] [--hours HH:MM-HH:MM] [--window 3d|DURATION] [--urgent DURATION] [--reminder DURATION] [--holidays FILE] [--roster FILE] [--escalate-to GROUP] [--metrics ADDR]

@@ -323,6 +323,14 @@ func TestExitCodes(t *testing.T) {
 			stderr: "postern: error: team block takes one of --new, --replies and --all\nhint: usage: postern " + teamCmd.usage + "\n",
 		},
 		{
+			name: "team export without --out", args: []string{"team", "export", "0123abcd"}, code: 2,
+			stderr: "postern: error: missing --out FILE\nhint: usage: postern " + teamCmd.usage + "\n",
+		},
+		{
+			name: "team log with --out", args: []string{"team", "log", "Pharmacy", "--out", "x.json"}, code: 2,
+			stderr: "postern: error: --out and --message are for team export\nhint: usage: postern " + teamCmd.usage + "\n",
+		},
+		{
 			name: "read without ID", args: []string{"read", "--json"}, code: 2,
 			stderr: "postern: error: missing ID\nhint: usage: postern read ID [--json]\n",
 		},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +15,8 @@ var teamCmd = &command{
 	name: "team",
 	usage: "team create NAME | team staff add|remove NAME CONTACT | team list [--json] | team queue NAME [--mine|--unclaimed] [--json] | " +
 		"team show ID [--json] | team reply ID [--attach FILE]... TEXT... | team claim ID | team assign ID CONTACT | team resolve ID | " +
-		"team block NAME CONTACT --new|--replies|--all | team unblock NAME CONTACT | team invite NAME | team stats NAME [--json]",
+		"team block NAME CONTACT --new|--replies|--all | team unblock NAME CONTACT | team export ID [--message MSGID] --out FILE | " +
+		"team invite NAME | team stats NAME [--json] | team log NAME [--json]",
 	help: `Teams: outsiders write to a team ("Pharmacy") as to one contact; every
 staff member's devices receive it in the team's queue, where one of them
 claims it.
@@ -57,6 +59,13 @@ to the team.
 team unblock NAME CONTACT: restore their access; they must accept the terms
 again ('postern optin') before they can write.
 
+team export ID --out FILE: export a queue conversation for the medical
+record, as 'postern export' does (a new file, readable only by you, signed
+by you, the files embedded); --message MSGID: only that message (its ID as
+'team show' prints it). The team's profile is told, without the content:
+the export is counted in the team's figures and written in its log. An
+export it cannot be told of is not made.
+
 team invite NAME: print an invitation for outsiders to the team (on the
 team's profile).
 
@@ -65,8 +74,18 @@ that arrived, open conversations, unclaimed ones and the oldest one's wait,
 time to first response, reopened conversations, escalations by type, failed
 deliveries, exports. On the team's own profile (where the agent runs) they
 include every message and escalation; on a staff device, what it holds.
+A failed delivery is a message of the team's that will never arrive: a
+patient's message the relay refused to pass to the staff, or a staff reply
+the relay refused (or stopped retrying) for the patient.
 
---json prints list, queue, show and stats as JSON.`,
+team log NAME: the team's log, on the team's own profile: every export,
+block and unblock, staff change and escalation, with when, who (an identity
+fingerprint) and about what (a conversation's token or a staff member's
+fingerprint), never a name or content. The log is hash-chained: it is
+checked as it is printed, and the last line names its head; keep the head
+somewhere else to find the log cut or rewritten later.
+
+--json prints list, queue, show, stats and log as JSON.`,
 	run: runTeam,
 }
 
@@ -78,6 +97,8 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 	blockNew := fs.Bool("new", false, "")
 	blockReplies := fs.Bool("replies", false, "")
 	blockAll := fs.Bool("all", false, "")
+	out := fs.String("out", "", "")
+	message := fs.String("message", "", "")
 	var files fileList
 	fs.Var(&files, "attach", "")
 	pos, err := parse(fs, cmd, args)
@@ -85,7 +106,7 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return err
 	}
 	if len(pos) == 0 {
-		return usagef(cmd, "missing what to do: create, staff, list, queue, show, reply, claim, assign, resolve, block, unblock, invite or stats")
+		return usagef(cmd, "missing what to do: create, staff, list, queue, show, reply, claim, assign, resolve, block, unblock, export, invite, stats or log")
 	}
 	what := pos[0]
 	if what == "staff" {
@@ -109,6 +130,7 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 		"list": {0, 0, nil}, "queue": {1, 1, []string{"NAME"}}, "show": {1, 1, []string{"ID"}}, "reply": {1, -1, []string{"ID", "TEXT"}},
 		"claim": {1, 1, []string{"ID"}}, "assign": {2, 2, []string{"ID", "CONTACT"}}, "resolve": {1, 1, []string{"ID"}},
 		"block": {2, 2, []string{"NAME", "CONTACT"}}, "unblock": {2, 2, []string{"NAME", "CONTACT"}}, "invite": {1, 1, []string{"NAME"}},
+		"export": {1, 1, []string{"ID"}}, "log": {1, 1, []string{"NAME"}},
 	}[what]
 	levels := 0
 	level := client.RestrictedNew
@@ -125,8 +147,10 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 	switch {
 	case !ok:
 		return usagef(cmd, "unknown team command %q", what)
-	case *asJSON && what != "list" && what != "queue" && what != "show":
-		return usagef(cmd, "--json is for team list, team queue and team show")
+	case *asJSON && what != "list" && what != "queue" && what != "show" && what != "log":
+		return usagef(cmd, "--json is for team list, team queue, team show and team log")
+	case (*out != "" || *message != "") && what != "export":
+		return usagef(cmd, "--out and --message are for team export")
 	case (*mine || *unclaimed) && what != "queue":
 		return usagef(cmd, "--mine and --unclaimed are for team queue")
 	case *mine && *unclaimed:
@@ -143,6 +167,13 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return usagef(cmd, "missing TEXT")
 	case ar.most >= 0 && n > ar.most:
 		return usagef(cmd, "too many arguments")
+	case what == "export" && *out == "":
+		return usagef(cmd, "missing --out FILE")
+	}
+	if what == "export" {
+		if err := checkNewFile(*out); err != nil {
+			return err
+		}
 	}
 	cl, err := c.open()
 	if err != nil {
@@ -229,6 +260,18 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 		} else {
 			fmt.Fprintf(c.stdout, "Asked %s to %s %s.\n", safe(pos[1], false), map[bool]string{true: "restrict", false: "restore the access of"}[what == "block"], safe(pos[2], false))
 		}
+	case "export":
+		var buf bytes.Buffer
+		info, err := cl.ExportQueue(ctx, &buf, pos[1], *message)
+		if err != nil {
+			return teamError(err, "")
+		}
+		if err := writeNewFile(*out, buf.Bytes()); err != nil {
+			return err
+		}
+		printExported(c, *out, info)
+	case "log":
+		return printTeamLog(c, cl, pos[1], *asJSON)
 	case "invite":
 		code, err := cl.TeamInvite(ctx, pos[1])
 		if err != nil {
@@ -412,4 +455,59 @@ func teamError(err error, name string) error {
 		return &cliError{msg: err.Error(), err: err}
 	}
 	return groupError(err, name)
+}
+
+// jsonTeamLog is the --json output of "postern team log".
+type jsonTeamLog struct {
+	Verified bool               `json:"verified"`
+	Head     jsonTeamLogHead    `json:"head"`
+	Entries  []jsonTeamLogEntry `json:"entries"`
+}
+
+type jsonTeamLogHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+type jsonTeamLogEntry struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"`
+	Detail  string    `json:"detail,omitempty"`
+	Actor   string    `json:"actor"`
+	Subject string    `json:"subject"`
+	Hash    string    `json:"hash"`
+}
+
+// printTeamLog prints a team's log once it verifies: a log that does not
+// is an error, its entries not shown as if they could be trusted.
+func printTeamLog(c *cli, cl *client.Client, team string, asJSON bool) error {
+	lg, err := cl.TeamLog(team)
+	if err != nil {
+		if errors.Is(err, client.ErrUnknownTeam) || errors.Is(err, client.ErrNotTeamAdmin) {
+			return teamError(err, team)
+		}
+		return &cliError{msg: fmt.Sprintf("the team log does not verify: %v", err), hint: "restore the team's profile from a backup, and compare with a head kept elsewhere", err: err}
+	}
+	if asJSON {
+		out := jsonTeamLog{Verified: true, Head: jsonTeamLogHead{Seq: lg.HeadSeq, Hash: lg.HeadHash}, Entries: []jsonTeamLogEntry{}}
+		for _, e := range lg.Entries {
+			out.Entries = append(out.Entries, jsonTeamLogEntry{Seq: e.Seq, Time: e.Time, Kind: e.Kind, Detail: e.Detail,
+				Actor: e.Actor.String(), Subject: e.Subject, Hash: e.Hash})
+		}
+		return writeJSON(c.stdout, out)
+	}
+	err = printList(c, lg.Entries, false, func(e client.TeamLogEntry) client.TeamLogEntry { return e }, "No entries.",
+		"SEQ\tTIME\tKIND\tDETAIL\tACTOR\tSUBJECT", func(e client.TeamLogEntry) string {
+			detail := e.Detail
+			if detail == "" {
+				detail = "-"
+			}
+			return fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s", e.Seq, e.Time.Local().Format(tableTime), e.Kind, detail, e.Actor.Short(), e.Subject[:16])
+		})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "The log verifies: %d entries, head %d %s.\n", len(lg.Entries), lg.HeadSeq, lg.HeadHash)
+	return nil
 }

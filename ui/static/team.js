@@ -1,14 +1,14 @@
 // The care team's queue, for a staff device (or the team's own profile):
 // the team's conversations, Unclaimed / Mine / All, urgent first then the
 // longest waiting, each with its age; a conversation's page with its
-// thread, Claim, Assign to…, Resolve and Block… as its state allows, and
-// a reply from the team with files; the team's figures (counts and times,
+// thread, Claim, Assign to…, Resolve and Block… as its state allows,
+// Export for the record, and a reply from the team with files; the team's figures (counts and times,
 // no content). A message arriving in the queue refreshes what is shown.
 // Names are set as textContent only.
 
 import {
   $, api, APIError, addScreen, addRoute, onLock, onUnlock, onEvent, onStart, showScreen, cell, announce, failed,
-  formatTime, recalledText, currentScreen, ticket,
+  formatTime, recalledText, currentScreen, ticket, hooks,
 } from "./core.js";
 import { formatSize } from "./attach.js";
 
@@ -193,6 +193,53 @@ async function act(path, body, said) {
   }
 }
 
+// exportRecord downloads the conversation's signed record export (the
+// team's profile is told, without content) through a link to its bytes,
+// which are let go right after.
+async function exportRecord() {
+  if (!shown) {
+    return;
+  }
+  const button = $("queue-export");
+  button.disabled = true;
+  say("Exporting…");
+  try {
+    const resp = await fetch(`/api/queue/${encodeURIComponent(shown.item.id)}/export`, { credentials: "same-origin", cache: "no-store" });
+    if (!resp.ok) {
+      let body = null;
+      try {
+        body = await resp.json();
+      } catch {
+        body = null;
+      }
+      if (resp.status === 423) {
+        hooks.locked();
+      }
+      throw new APIError(resp.status, body);
+    }
+    const blob = await resp.blob();
+    const name = (resp.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/)?.[1] || "record.json";
+    const n = Number(resp.headers.get("X-Postern-Messages"));
+    const files = Number(resp.headers.get("X-Postern-Files"));
+    const href = URL.createObjectURL(blob);
+    const a = document.createElement("a");
+    a.href = href;
+    a.download = name;
+    a.hidden = true;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(href), 1000);
+    const what = `${n} message${n === 1 ? "" : "s"}${files ? ` and ${files} file${files === 1 ? "" : "s"}` : ""}`;
+    say(`Exported ${what} to ${name}, signed by you`);
+  } catch (e) {
+    $("queue-status").textContent = `Not exported: ${e.message || e}`;
+    failed(e);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // uploadFile sends a file to the local server in pieces and returns the
 // upload's ID for the reply.
 async function uploadFile(file) {
@@ -335,6 +382,7 @@ onStart(() => {
   $("team-choose-form").addEventListener("submit", (ev) => ev.preventDefault());
   $("queue-claim").addEventListener("click", () => act("claim", undefined, "Claimed: the conversation is yours"));
   $("queue-resolve").addEventListener("click", () => act("resolve", undefined, "Resolved"));
+  $("queue-export").addEventListener("click", exportRecord);
   $("queue-assign-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const contact = $("queue-assign-contact").value.trim();

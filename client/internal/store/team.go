@@ -79,6 +79,9 @@ type TeamOutgoing struct {
 	// of the outsider's device that sent the messages (Content: their
 	// content message IDs, 16 bytes each).
 	Device []byte `json:"device,omitempty"`
+	// Actor is the identity of the staff member whose request it is
+	// (block, unblock), for the team log.
+	Actor []byte `json:"actor,omitempty"`
 }
 
 // MaxQueueSenders bounds QueueRecord.Senders: beyond it the oldest goes.

@@ -93,3 +93,60 @@ func TestTeamRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTeamLogRecords: a team's log takes records only in sequence, each
+// with its head in the same transaction; the team's events, the pruning of
+// its agent records and another team's log leave them as they are.
+func TestTeamLogRecords(t *testing.T) {
+	st := testStore(t)
+	team, other := bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{2}, 16)
+	hash := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+	err := st.Update(func(t *Tx) error {
+		if h, err := t.TeamLogHead(team); err != nil || h != nil {
+			return fmt.Errorf("an empty log's head %+v, %v", h, err)
+		}
+		if err := t.AppendTeamLog(team, 2, []byte("two"), hash(2)); !errors.Is(err, ErrCorrupt) {
+			return fmt.Errorf("record 2 first: %v", err)
+		}
+		for i := byte(1); i <= 3; i++ {
+			if err := t.AppendTeamLog(team, uint64(i), []byte{i}, hash(i)); err != nil {
+				return err
+			}
+		}
+		if err := t.AppendTeamLog(team, 3, []byte("again"), hash(9)); !errors.Is(err, ErrCorrupt) {
+			return fmt.Errorf("record 3 again: %v", err)
+		}
+		if err := t.PutTeamEvent(team, bytes.Repeat([]byte{7}, 75)); err != nil {
+			return err
+		}
+		if err := t.AppendTeamLog(other, 1, []byte("other"), hash(5)); err != nil {
+			return err
+		}
+		return t.PruneAgentRecords(team, func([]byte) bool { return false })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.View(func(t *Tx) error {
+		h, err := t.TeamLogHead(team)
+		if err != nil || h == nil || h.Seq != 3 || !bytes.Equal(h.Hash, hash(3)) {
+			return fmt.Errorf("head %+v, %v", h, err)
+		}
+		for i := byte(1); i <= 3; i++ {
+			if b, err := t.TeamLogRecord(team, uint64(i)); err != nil || !bytes.Equal(b, []byte{i}) {
+				return fmt.Errorf("record %d: %q, %v", i, b, err)
+			}
+		}
+		if b, err := t.TeamLogRecord(team, 4); err != nil || b != nil {
+			return fmt.Errorf("record 4: %q, %v", b, err)
+		}
+		n := 0
+		if err := t.TeamEvents(team, func([]byte) error { n++; return nil }); err != nil || n != 1 {
+			return fmt.Errorf("%d events, %v", n, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

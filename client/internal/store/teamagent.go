@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"time"
 )
@@ -106,4 +107,84 @@ func (t *Tx) TeamEvents(team []byte, fn func(ev []byte) error) error {
 		}
 		return fn(e.Event)
 	})
+}
+
+// The team log (protocol/SPEC.md 15.8 "The team log"), kept on the
+// intake in BucketTeamAgent: each record (stats.Record's 147-byte
+// encoding) by index("log", team, seq), and the log's head by
+// index("log-head", team). A record and the head that names it are
+// written in one transaction (AppendTeamLog), so the head never names a
+// record that is not there.
+
+// TeamLogRecord is one stored record of a team's log.
+type TeamLogRecord struct {
+	V      int    `json:"v"`
+	Team   []byte `json:"team"`
+	Seq    uint64 `json:"seq"`
+	Record []byte `json:"record"`
+}
+
+// TeamLogHead is the head of a team's log: its last record's sequence
+// number and hash.
+type TeamLogHead struct {
+	V    int    `json:"v"`
+	Team []byte `json:"team"`
+	Seq  uint64 `json:"seq"`
+	Hash []byte `json:"hash"`
+}
+
+func (t *Tx) teamLogKey(team []byte, seq uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], seq)
+	return t.Index(BucketTeamAgent, []byte("log"), team, b[:])
+}
+
+// TeamLogHead returns the head of team's log, nil if it has no entry.
+func (t *Tx) TeamLogHead(team []byte) (*TeamLogHead, error) {
+	var h TeamLogHead
+	ok, err := t.Get(BucketTeamAgent, t.Index(BucketTeamAgent, []byte("log-head"), team), &h)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if !bytes.Equal(h.Team, team) || h.Seq == 0 || len(h.Hash) != 32 {
+		return nil, ErrCorrupt
+	}
+	return &h, nil
+}
+
+// AppendTeamLog stores record rec, number seq (the head's + 1), of team's
+// log, and makes it the head.
+func (t *Tx) AppendTeamLog(team []byte, seq uint64, rec, hash []byte) error {
+	if len(team) != 16 || len(hash) != 32 || seq == 0 {
+		return fmt.Errorf("store: a team log record: %w", ErrCorrupt)
+	}
+	h, err := t.TeamLogHead(team)
+	if err != nil {
+		return err
+	}
+	if (h == nil && seq != 1) || (h != nil && seq != h.Seq+1) {
+		return fmt.Errorf("store: a team log record out of sequence: %w", ErrCorrupt)
+	}
+	if err := t.Put(BucketTeamAgent, t.teamLogKey(team, seq), &TeamLogRecord{V: 1, Team: team, Seq: seq, Record: rec}); err != nil {
+		return err
+	}
+	return t.Put(BucketTeamAgent, t.Index(BucketTeamAgent, []byte("log-head"), team), &TeamLogHead{V: 1, Team: team, Seq: seq, Hash: hash})
+}
+
+// TeamLogRecord returns record seq of team's log, nil if there is none.
+func (t *Tx) TeamLogRecord(team []byte, seq uint64) ([]byte, error) {
+	var r TeamLogRecord
+	ok, err := t.Get(BucketTeamAgent, t.teamLogKey(team, seq), &r)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if !bytes.Equal(r.Team, team) || r.Seq != seq {
+		return nil, ErrCorrupt
+	}
+	return r.Record, nil
+}
+
+// HasTeamEvent reports whether event id of team is kept.
+func (t *Tx) HasTeamEvent(team, id []byte) bool {
+	return t.Has(BucketTeamAgent, t.Index(BucketTeamAgent, []byte("event"), team, id))
 }
