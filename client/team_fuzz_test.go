@@ -44,6 +44,16 @@ func teamSeeds(tb testing.TB) []*content {
 	}
 }
 
+// historySeed is the queue history among seeds.
+func historySeed(seeds []*content) *content {
+	for _, ct := range seeds {
+		if ct.Type == contentQueueHistory {
+			return ct
+		}
+	}
+	panic("no queue history among the team seeds")
+}
+
 // seedHistory is a queue history of two conversations: one never
 // written, with no messages; one with a register and a message of each
 // kind.
@@ -92,7 +102,7 @@ func TestQueueHistoryRefused(t *testing.T) {
 		},
 	} {
 		s := teamSeeds(t)
-		ct := s[len(s)-1]
+		ct := historySeed(s)
 		edit(ct.Team.History)
 		if _, err := ct.marshalSession(); err == nil {
 			t.Errorf("%s: encoded", name)
@@ -105,7 +115,7 @@ func TestQueueHistoryRefused(t *testing.T) {
 // bytes.
 func FuzzQueueHistory(f *testing.F) {
 	s := teamSeeds(f)
-	b, err := s[len(s)-1].marshalSession()
+	b, err := historySeed(s).marshalSession()
 	if err != nil {
 		f.Fatal(err)
 	}
