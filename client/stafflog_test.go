@@ -2,9 +2,11 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/client/internal/team/group"
@@ -85,7 +87,8 @@ func (f *teamFixture) checkLogged(t *testing.T, cs ...*Client) {
 // TestStaffListLogged: the team's staff list is in the relay's
 // transparency log at every AddStaff (the fixture) and RemoveStaff, and
 // every staff device takes each logged state; the relay's log still
-// verifies offline (kt verify) with these leaves.
+// verifies offline (kt verify) with these leaves; a change whose staff
+// list cannot be logged is not made.
 func TestStaffListLogged(t *testing.T) {
 	t.Parallel() // each has its own relay and clients; the slowest tests of the package overlap
 	f := newTeamFixture(t)
@@ -113,6 +116,16 @@ func TestStaffListLogged(t *testing.T) {
 	// The relay's log, with these leaves, verifies offline.
 	f.srv.Stop()
 	defer f.srv.Start()
+	// A staff change whose staff list cannot be logged (the relay down)
+	// is not made.
+	short, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := f.intake.AddStaff(short, "Pharmacy", "cal"); !errors.Is(err, ErrStaffListLog) {
+		t.Fatalf("AddStaff with the relay down: %v", err)
+	}
+	if _, s := staffGroupOf(t, f.intake); s.Version != after.Version || s.Member(f.staff[2][0].idFP) != nil {
+		t.Fatalf("the failed AddStaff changed the staff group: version %d", s.Version)
+	}
 	pub, err := audit.ReadPublicKey(filepath.Join(f.srv.DataDir, audit.PublicKeyFile))
 	if err != nil {
 		t.Fatal(err)
