@@ -360,24 +360,51 @@ func (c *Client) checkStaffLists(ctx context.Context, cn *conn, gid *group.ID, f
 	}
 }
 
-// checkStaffList checks the held states of staff group gid.
+// staffLogOwner is whose log, on which relay, a held state waits for.
+type staffLogOwner struct {
+	team  keys.Fingerprint
+	relay string
+}
+
+// heldOwner is the owner of held state hs (s, parsed).
+func heldOwner(hs *store.HeldState, s *group.State) staffLogOwner {
+	return staffLogOwner{team: keys.Fingerprint(hs.Team), relay: s.Relay}
+}
+
+// checkStaffList checks the held states of staff group gid, against the
+// log of the team each names: states of one group ID from another signer
+// (a member who knows the ID) are never judged by the team's leaf.
 func (c *Client) checkStaffList(ctx context.Context, cn *conn, gid group.ID, final bool) error {
-	var first *store.HeldState
+	var owners []staffLogOwner
 	err := c.st.view(func(t *tx) error {
 		p, err := t.GroupPending(gid[:])
-		if err == nil && len(p.Held) > 0 {
-			first = &p.Held[0]
+		if err != nil {
+			return err
 		}
-		return err
+		for i := range p.Held {
+			s, err := group.ParseStored(p.Held[i].State)
+			if err != nil {
+				return errStoreCorrupt
+			}
+			if o := heldOwner(&p.Held[i], s); !slices.Contains(owners, o) {
+				owners = append(owners, o)
+			}
+		}
+		return nil
 	})
-	if err != nil || first == nil {
+	if err != nil {
 		return err
 	}
-	s, err := group.ParseStored(first.State)
-	if err != nil {
-		return errStoreCorrupt
+	var errs []error
+	for _, o := range owners {
+		errs = append(errs, c.checkStaffListOf(ctx, cn, gid, o, final))
 	}
-	relay, logKey := s.Relay, staffLogKey(keys.Fingerprint(first.Team), gid)
+	return errors.Join(errs...)
+}
+
+// checkStaffListOf checks the held states of gid that wait for owner's log.
+func (c *Client) checkStaffListOf(ctx context.Context, cn *conn, gid group.ID, owner staffLogOwner, final bool) error {
+	relay, logKey := owner.relay, staffLogKey(owner.team, gid)
 	if err := c.pinLogKeyOf(ctx, relay); err != nil {
 		return err
 	}
@@ -414,7 +441,7 @@ func (c *Client) checkStaffList(ctx context.Context, cn *conn, gid group.ID, fin
 				moved = true
 				return nil
 			}
-			refused, err = c.settleStaffStates(t, gid, relay, logKey, leaf, final, &res)
+			refused, err = c.settleStaffStates(t, gid, owner, logKey, leaf, final, &res)
 			return err
 		})
 		if err == nil && !moved {
@@ -446,10 +473,24 @@ func (c *Client) checkStaffList(ctx context.Context, cn *conn, gid group.ID, fin
 // takes now stays held until the final check refuses it as a rollback
 // (checkStaffLists). Refusals are reported by the events returned. A
 // leaf that does not verify refuses them all.
-func (c *Client) settleStaffStates(t *tx, gid group.ID, relay string, logKey keys.Fingerprint, leaf *protocol.DirectoryLeaf, final bool, res *received) ([]Event, error) {
+func (c *Client) settleStaffStates(t *tx, gid group.ID, owner staffLogOwner, logKey keys.Fingerprint, leaf *protocol.DirectoryLeaf, final bool, res *received) ([]Event, error) {
 	pend, err := t.GroupPending(gid[:])
 	if err != nil || len(pend.Held) == 0 {
 		return nil, err
+	}
+	relay := owner.relay
+	// The held states that wait for this log; the others stay as they are.
+	var mine, keep []store.HeldState
+	for _, hs := range pend.Held {
+		s, err := group.ParseStored(hs.State)
+		if err != nil {
+			return nil, errStoreCorrupt
+		}
+		if heldOwner(&hs, s) == owner {
+			mine = append(mine, hs)
+		} else {
+			keep = append(keep, hs)
+		}
 	}
 	var events []Event
 	refuse := func(h *store.HeldState, why error) {
@@ -467,10 +508,10 @@ func (c *Client) settleStaffStates(t *tx, gid group.ID, relay string, logKey key
 	}
 	h, verr := verifyDirectoryLeaf(leaf, key, logKey, head)
 	if verr != nil {
-		for i := range pend.Held {
-			refuse(&pend.Held[i], fmt.Errorf("%w: %w", people.ErrTransparency, verr))
+		for i := range mine {
+			refuse(&mine[i], fmt.Errorf("%w: %w", people.ErrTransparency, verr))
 		}
-		pend.Held = nil
+		pend.Held = keep
 		return events, t.PutGroupPending(gid[:], pend)
 	}
 	if head == nil || h.Size > head.Size {
@@ -483,11 +524,10 @@ func (c *Client) settleStaffStates(t *tx, gid group.ID, relay string, logKey key
 			return nil, err
 		}
 	}
-	var keep []store.HeldState
 	taken := uint64(0)
 	// Ascending versions: a join state taken after the change it follows.
-	for i := range pend.Held {
-		hs := &pend.Held[i]
+	for i := range mine {
+		hs := &mine[i]
 		s, err := group.ParseStored(hs.State)
 		if err != nil {
 			return nil, errStoreCorrupt
@@ -514,6 +554,7 @@ func (c *Client) settleStaffStates(t *tx, gid group.ID, relay string, logKey key
 			keep = append(keep, *hs)
 		}
 	}
+	slices.SortStableFunc(keep, func(a, b store.HeldState) int { return cmpU64(a.Version, b.Version) })
 	pend.Held = keep
 	if err := t.PutGroupPending(gid[:], pend); err != nil {
 		return nil, err
