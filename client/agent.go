@@ -187,6 +187,15 @@ func (a *teamAgent) Open(ctx context.Context) ([]agent.Item, error) {
 			if conv.Received.IsZero() {
 				conv.Received = qt.q.Created
 			}
+			if qt.q.ReadSent >= v.Opened && !qt.q.ReadAt.IsZero() {
+				// A queue receipt reported a message of this opening (or
+				// a later one) read (queuereceipts.go); a read dated
+				// before the opening by a clock behind still counts.
+				conv.Read = qt.q.ReadAt
+				if conv.Read.Before(conv.Received) {
+					conv.Read = conv.Received
+				}
+			}
 			if v.State == queue.Claimed || v.State == queue.Assigned {
 				// Someone took it, so someone read it: claims carry no
 				// time of their own, and a queue receipt is not needed

@@ -33,6 +33,7 @@ func wakeUps(t *testing.T, c *Client, text string) int {
 // content-free wake-up when its window has passed, not before and not
 // twice, and the figures count the message and the escalation.
 func TestAgentEscalates(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	intake, _ := newTestClient(t, srv, "Pharmacy")
 	ann, _ := newTestClient(t, srv, "ann")

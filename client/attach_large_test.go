@@ -23,6 +23,7 @@ var attachLarge = flag.Bool("attach.large", false, "send and save a 1 GiB attach
 // relay on loopback and reports upload and download throughput and the
 // process's peak RSS. 16 MiB by default, 1 GiB with -attach.large.
 func TestAttachmentLarge(t *testing.T) {
+	t.Parallel()
 	size := int64(16 << 20)
 	if *attachLarge {
 		size = 1 << 30

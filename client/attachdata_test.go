@@ -18,6 +18,7 @@ import (
 // MaxFileSize is the largest plaintext whose padded blob fits the
 // default relay limit.
 func TestMaxFileSize(t *testing.T) {
+	t.Parallel()
 	if got := attach.CipherSize(MaxFileSize); got > protocol.DefaultMaxBlobSize {
 		t.Fatalf("CipherSize(MaxFileSize) = %d > %d", got, int64(protocol.DefaultMaxBlobSize))
 	}
@@ -30,6 +31,7 @@ func TestMaxFileSize(t *testing.T) {
 // them back from any offset, and holds the last chunk back from a file
 // whose digest does not match.
 func TestSendDataReadAttachment(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	fastTransfers(alice, nil)

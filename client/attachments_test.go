@@ -38,6 +38,7 @@ func testAttachmentRef(name, mt string, plain int64) attachmentRef {
 }
 
 func TestAttachmentContentEncoding(t *testing.T) {
+	t.Parallel()
 	full := make([]attachmentRef, MaxAttachments)
 	for i := range full {
 		full[i] = testAttachmentRef(strings.Repeat("ü", 127)+"x", strings.Repeat("a", MaxMediaTypeSize), 1<<30)
@@ -131,6 +132,7 @@ func TestAttachmentContentEncoding(t *testing.T) {
 }
 
 func TestSafeFileName(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("é", 200) + ".jpeg"
 	for _, tc := range []struct{ in, want string }{
 		{"photo.jpg", "photo.jpg"},
@@ -288,6 +290,7 @@ func samePixels(t *testing.T, a, b []byte) {
 }
 
 func TestSendFilesStripsMetadata(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	fastTransfers(alice, nil)
@@ -395,6 +398,7 @@ func dirEntries(t *testing.T, dir string) []string {
 }
 
 func TestSendFilesRandomAndOverwrite(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	fastTransfers(alice, nil)
@@ -499,6 +503,7 @@ func blobFiles(t *testing.T, srv *relaytest.Server) []string {
 }
 
 func TestSaveTamperedBlob(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	fastTransfers(alice, nil)
@@ -630,6 +635,7 @@ func (c *cutReader) Read(p []byte) (int, error) {
 func (c *cutReader) Close() error { return c.r.Close() }
 
 func TestTransferResumes(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	const size = 16<<20 + 777
@@ -714,6 +720,7 @@ func TestTransferResumes(t *testing.T) {
 
 // A download that keeps failing gives up and leaves nothing behind.
 func TestSaveGivesUp(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	fastTransfers(alice, nil)
@@ -734,6 +741,7 @@ func TestSaveGivesUp(t *testing.T) {
 }
 
 func TestBlobURL(t *testing.T) {
+	t.Parallel()
 	var id protocol.BlobID
 	id[0] = 0xab
 	for relay, want := range map[string]string{
@@ -751,6 +759,7 @@ func TestBlobURL(t *testing.T) {
 }
 
 func TestResponseError(t *testing.T) {
+	t.Parallel()
 	resp := &http.Response{StatusCode: 404, Header: http.Header{protocol.HTTPHeaderError: {"72"}}, Body: io.NopCloser(strings.NewReader("no such blob\x1b[2J\nsecond line"))}
 	err := responseError(resp)
 	var pe *protocol.Error

@@ -13,6 +13,7 @@ import (
 )
 
 func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name, v string
@@ -37,6 +38,7 @@ func TestParseRetryAfter(t *testing.T) {
 // TestReconnectDelay: full jitter within a window that doubles up to the
 // cap, and a refusal's Retry-After as a floor with a random part on top.
 func TestReconnectDelay(t *testing.T) {
+	t.Parallel()
 	for n := range 10 {
 		window := min(reconnectBase<<n, reconnectCap)
 		seen := map[time.Duration]bool{}
@@ -64,6 +66,7 @@ func TestReconnectDelay(t *testing.T) {
 // TestDialRefusalCarriesRetryAfter: a 429 before the upgrade is reported
 // with its code and its Retry-After, which the reconnect loop honours.
 func TestDialRefusalCarriesRetryAfter(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "12")
 		w.Header().Set(protocol.HTTPHeaderError, strconv.Itoa(int(protocol.CodeTooManyConnections)))

@@ -11,6 +11,7 @@ import (
 // A backup that does not fit on its disk fails with ErrStore (ENOSPC)
 // and leaves nothing: neither the file nor its .part.
 func TestBackupDiskFull(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "small")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)

@@ -86,6 +86,7 @@ func restore(t *testing.T, file, key string) (*Client, string, error) {
 // subject, reply, attachments and notices; the restored device can fetch
 // an attachment with the key from the backup.
 func TestBackupRestore(t *testing.T) {
+	t.Parallel()
 	f := newBackupFixture(t)
 	ctx := testCtx(t)
 	path, key := writeBackup(t, f.alice)
@@ -223,6 +224,7 @@ func noHome(t *testing.T, home string) {
 
 // A wrong or mistyped key is refused before anything is made.
 func TestRestoreWrongKey(t *testing.T) {
+	t.Parallel()
 	f := newBackupFixture(t)
 	path, key := writeBackup(t, f.alice)
 	_, home, err := restore(t, path, backup.NewRecoveryKey().SecretText())
@@ -247,6 +249,7 @@ func TestRestoreWrongKey(t *testing.T) {
 // that is not a backup) is refused with ErrBackupDamaged or ErrNotBackup,
 // and leaves no home; the person's device list on the relay is unchanged.
 func TestRestoreDamaged(t *testing.T) {
+	t.Parallel()
 	f := newBackupFixture(t)
 	// Over several chunks: damage in the last one is found while the
 	// import runs, after the head was read.
@@ -300,6 +303,7 @@ func TestRestoreDamaged(t *testing.T) {
 // A restore whose contacts or history record breaks a rule is refused as
 // a damaged backup, and leaves no home.
 func TestRestoreInvalidRecord(t *testing.T) {
+	t.Parallel()
 	f := newBackupFixture(t)
 	ctx := testCtx(t)
 	// A backup written by hand: the real head and contacts, then a message
@@ -392,6 +396,7 @@ func TestRestoreChangedBetweenPasses(t *testing.T) {
 // Homes made by earlier releases (testdata/home), migrated, back up, and
 // the backup restores as a new device with every message.
 func TestBackupOfFixtureHomes(t *testing.T) {
+	t.Parallel()
 	for _, version := range []string{"v1", "v2"} {
 		t.Run(version, func(t *testing.T) {
 			_, aliceHome, _, opts := fixtureHomes(t, version)

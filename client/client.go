@@ -157,6 +157,24 @@ type Message struct {
 	// deleted this message" with the time.
 	Recalled   time.Time
 	RecalledBy string
+	// ReadBy is, for an outsider's message in a team's queue conversation
+	// (QueueThread), the staff members who read it, first first, as queue
+	// receipts reported them (ReadQueue): Me for this person. Nil
+	// elsewhere.
+	ReadBy []QueueRead
+	// ForwardedTo: for an outgoing message to a colleague whose
+	// availability status forwards their messages now (SetStatus), the
+	// contact who also received it as a forwarded copy; ForwardReason
+	// says why ("NAME is off duty", "NAME has do not disturb until
+	// TIME"). NotForwarded: the status forwards to a colleague this
+	// client cannot write to (not a contact, blocked, or no device), so
+	// the message went to its recipient only; it names the colleague.
+	ForwardedTo, ForwardReason, NotForwarded string
+	// ForwardedFor: the message is a copy forwarded for this person (a
+	// contact's name, else their name in the directory): received, their
+	// status forwarded it to this person; sent, this client forwarded it
+	// to From/To for them.
+	ForwardedFor string
 
 	mailbox  protocol.MailboxID
 	envelope protocol.EnvelopeID

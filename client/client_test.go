@@ -121,6 +121,7 @@ func wantTexts(t *testing.T, what string, got []Message, want ...string) {
 }
 
 func TestMessagesBothWays(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -184,6 +185,7 @@ func TestMessagesBothWays(t *testing.T) {
 }
 
 func TestOfflineRecipient(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, bobHome := pair(t, srv)
 	ctx := testCtx(t)
@@ -211,6 +213,7 @@ func TestOfflineRecipient(t *testing.T) {
 }
 
 func TestRelayRestart(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -234,6 +237,7 @@ func TestRelayRestart(t *testing.T) {
 }
 
 func TestDuplicateDeliveryStoredOnce(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, bobHome := pair(t, srv)
 	ctx := testCtx(t)
@@ -329,6 +333,7 @@ func rawSend(t *testing.T, sender *Client, name string, env []byte) {
 }
 
 func TestTamperedEnvelopeDropped(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -380,6 +385,7 @@ func TestTamperedEnvelopeDropped(t *testing.T) {
 }
 
 func TestUnknownSenderRejected(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -417,6 +423,7 @@ func TestUnknownSenderRejected(t *testing.T) {
 // TestSealedTextRefused: texts travel only in sessions. A text in a sealed
 // envelope, even correctly signed by the contact, is dropped.
 func TestSealedTextRefused(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	r, _ := alice.lookupContact("bob")
@@ -447,6 +454,7 @@ func TestSealedTextRefused(t *testing.T) {
 }
 
 func TestBlock(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -469,6 +477,7 @@ func TestBlock(t *testing.T) {
 }
 
 func TestInvitationSingleUse(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	ctx := testCtx(t)
 	alice, _ := newTestClient(t, srv, "alice")
@@ -517,6 +526,7 @@ func TestInvitationSingleUse(t *testing.T) {
 }
 
 func TestLocalStateErrors(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	ctx := testCtx(t)
 	_, home := newTestClient(t, srv, "alice")

@@ -10,6 +10,7 @@ import (
 // not on the one that linked it, until acknowledged, across a reopen of
 // the store; a device revoked since is no longer alerted.
 func TestDeviceAlertsUntilAcknowledged(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, home, _ := pair(t, srv)
 	office, _ := linkNew(t, alice, "OFFICE-PC")

@@ -386,6 +386,11 @@ func (c *Client) receiveSentCopy(t *tx, from *contactRecord, ct *content, now ti
 	if m.ReplyTo, err = t.replyIn(in, to.Person.ID); err != nil {
 		return nil, err
 	}
+	if in.ForwardedFor != (keys.Fingerprint{}) {
+		if m.ForwardedFor, err = c.nameOf(t, nil, in.ForwardedFor); err != nil {
+			return nil, err
+		}
+	}
 	if expiredOnArrival(m, now) {
 		return nil, nil
 	}

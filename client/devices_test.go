@@ -40,6 +40,7 @@ func ownState(t *testing.T, c *Client) (self *store.Person, trust *store.RelayTr
 // device alone; the client keeps the list, the relay's pinned key and a
 // verified head, and the relay serves the same list to anyone.
 func TestInitPublishesDeviceList(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, _ := newTestClient(t, srv, "alice")
@@ -79,6 +80,7 @@ func TestInitPublishesDeviceList(t *testing.T) {
 // TestFixtureHomePublishesDeviceList: a home made before device lists
 // (testdata/home/v2) publishes version 1 at its first connection.
 func TestFixtureHomePublishesDeviceList(t *testing.T) {
+	t.Parallel()
 	_, aliceHome, _, opts := fixtureHomes(t, "v2")
 	alice, err := Open(aliceHome, testPass, opts)
 	if err != nil {
@@ -105,6 +107,7 @@ func TestFixtureHomePublishesDeviceList(t *testing.T) {
 // pinned one, and a list older than the kept one, are refused with
 // ErrTransparency, and what is kept does not change.
 func TestDevicesRefusesUncheckedAnswers(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, _ := newTestClient(t, srv, "alice")
@@ -184,6 +187,7 @@ func homeFiles(home string) []string {
 // whose relay is down, or that the relay does not know (code 15), keeps
 // everything.
 func TestRevokedDeviceWipes(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, aliceHome := newTestClient(t, srv, "alice") // online when revoked
@@ -258,6 +262,7 @@ func TestRevokedDeviceWipes(t *testing.T) {
 // publishes a list without this one; the relay revokes it and closes its
 // connection, and it deletes itself.
 func TestDroppedFromDeviceListWipes(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, aliceHome := newTestClient(t, srv, "alice")
@@ -304,6 +309,7 @@ func TestDroppedFromDeviceListWipes(t *testing.T) {
 // another log would), the relay's answer is refused and the kept head
 // stays.
 func TestDevicesRefusesOlderOrForkedHead(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, _ := newTestClient(t, srv, "alice")

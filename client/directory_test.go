@@ -28,7 +28,11 @@ type dirOrg struct {
 
 // newDirOrg starts a relay and an administrator ("admin") enrolled in a
 // new organisation.
-func newDirOrg(t *testing.T) *dirOrg {
+func newDirOrg(t *testing.T) *dirOrg { t.Helper(); return newDirOrgClock(t, nil) }
+
+// newDirOrgClock is newDirOrg with the administrator's device on clock
+// k (nil: the real one).
+func newDirOrgClock(t *testing.T, k *skewClock) *dirOrg {
 	t.Helper()
 	srv := relaytest.New(t, nil)
 	home := filepath.Join(t.TempDir(), "admin")
@@ -41,6 +45,9 @@ func newDirOrg(t *testing.T) *dirOrg {
 	o := &dirOrg{srv: srv, enrol: &DirectoryEnrolment{Administrators: []keys.Fingerprint{fp}}, byName: map[string]*Client{}}
 	rand.Read(o.enrol.Organisation[:])
 	opts := testOpts()
+	if k != nil {
+		opts = clockOpts(k)
+	}
 	opts.Directory = o.enrol
 	if o.admin, err = Dial(testCtx(t), home, testPass, opts); err != nil {
 		t.Fatal(err)
@@ -181,6 +188,7 @@ func wantHeld(t *testing.T, c *Client, v uint64, colleague string) {
 // newer logged one) are refused with ErrDirectoryRefused, an
 // EventDirectory, and nothing changed.
 func TestDirectoryOverRelay(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	o := newDirOrg(t)
 	bob := o.join(t, "Bob Baker", false)
@@ -317,6 +325,7 @@ func wantDirectoryEvent(t *testing.T, events <-chan Event) {
 // refused before anything is logged; a second publishing capability for
 // the same organisation is refused by the relay.
 func TestPublishDirectoryRefusals(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	o := newDirOrg(t)
 	bob := o.join(t, "Bob Baker", false)

@@ -91,6 +91,7 @@ func (l *testLog) leaf(index, version uint64, hash [32]byte, h *kt.Head, known u
 // not extend the kept one (a fork, or an older one: a rollback) and
 // consistency proofs that are missing or unasked for are refused.
 func TestVerifyDirectoryLeaf(t *testing.T) {
+	t.Parallel()
 	l := newTestLog(t)
 	org, other := keys.Fingerprint{1}, keys.Fingerprint{2}
 	hash := [32]byte{9}

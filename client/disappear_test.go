@@ -153,6 +153,7 @@ func copyHome(t *testing.T, c *Client, home string) string {
 // index, the blob is gone from the relay, and a copy of bob's store taken
 // before the expiry shows nothing once opened after it.
 func TestDisappearingFourDevices(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	k := &skewClock{}
 	alice, bob, bobHome := pairClock(t, srv, k)
@@ -267,6 +268,7 @@ func TestDisappearingFourDevices(t *testing.T) {
 // and delivers it after a newer one, and replays the newer one, changes
 // nothing: the latest change stands.
 func TestDisappearingLateTimerChange(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, bobHome := pair(t, srv)
 	ctx := testCtx(t)
@@ -336,6 +338,7 @@ func TestDisappearingLateTimerChange(t *testing.T) {
 // TestDisappearingConcurrentChanges: both people change the timer before
 // either hears of the other's change; both end with the same, later one.
 func TestDisappearingConcurrentChanges(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -364,6 +367,7 @@ func TestDisappearingConcurrentChanges(t *testing.T) {
 }
 
 func TestSetDisappearingLimits(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, _, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -391,6 +395,7 @@ func TestSetDisappearingLimits(t *testing.T) {
 // TestDisappearContentKAT pins the encodings of section 9's content 0x18,
 // built here byte by byte from the table, and refuses what breaks it.
 func TestDisappearContentKAT(t *testing.T) {
+	t.Parallel()
 	sender := keys.Fingerprint{0xaa}
 	peer := keys.Fingerprint{0xbb}
 	msgID := [msgIDSize]byte{0xcc}
@@ -456,6 +461,7 @@ func TestDisappearContentKAT(t *testing.T) {
 // the recipient's device came online is not stored there at all: no
 // event, nothing in the inbox.
 func TestDisappearingExpiredOnArrival(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	k := &skewClock{}
 	alice, bob, bobHome := pairClock(t, srv, k)
@@ -546,6 +552,7 @@ func BenchmarkExpire10k(b *testing.B) {
 // or broken clock) is ignored, so that it cannot freeze the timer; one
 // within a day ahead is taken, and a later local change still wins.
 func TestDisappearingFutureStamp(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	r, err := bob.lookupContact("alice")

@@ -173,7 +173,9 @@
 // to the outsider from the team), and [Client.Claim], [Client.Assign] and
 // [Client.Resolve] conversations through compare-and-set registers on the
 // relay that learn nothing of the conversation ([ErrOwned], [ErrNotOwner],
-// [ErrQueueState]). [Client.BlockOutsider] restricts an outsider
+// [ErrQueueState]). [Client.ReadQueue] reads a conversation: the staff
+// learn who read which of the outsider's messages ([Message.ReadBy]), the
+// outsider that the team did. [Client.BlockOutsider] restricts an outsider
 // (protocol/SPEC.md section 15.9).
 //
 // # Security

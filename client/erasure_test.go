@@ -133,7 +133,7 @@ func homeKeys(t *testing.T, home string, elems []boltElement) [][]byte {
 	}
 	for tried := 0; tried < len(out); {
 		n := len(out)
-		for _, o := range openAll(elems, out[tried:]) {
+		for _, o := range openAll(elems, out[tried:], store.BucketErasure) {
 			if !bytes.Equal(o.bucket, store.BucketErasure) {
 				continue
 			}
@@ -148,11 +148,13 @@ func homeKeys(t *testing.T, home string, elems []boltElement) [][]byte {
 	return out
 }
 
-// openAll tries every element with every key, as the value of every
-// bucket.
-func openAll(elems []boltElement, ks [][]byte) []openedElement {
+// openAll tries every element with every key, as a value of each of
+// buckets. An element of a free page has lost its bucket, so each is
+// tried as each; the tests name only the buckets whose openings they
+// judge (trying the other thirty-odd buckets of the schema too made the
+// scan ten times slower and could find nothing the tests look at).
+func openAll(elems []boltElement, ks [][]byte, buckets ...[]byte) []openedElement {
 	var out []openedElement
-	buckets := store.Buckets()
 	for _, k := range ks {
 		aead, err := chacha20poly1305.NewX(k)
 		if err != nil {
@@ -195,6 +197,7 @@ func liveEphemeral(t *testing.T, c *Client) (prekeys, sessions map[string][]byte
 // store.db (free pages included) opens, under any key the home holds, to
 // a consumed prekey secret or a session state that was replaced.
 func TestDeletedSecretsErased(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	ctx := testCtx(t)
 	alice, aliceHome := newTestClient(t, srv, "alice")
@@ -257,7 +260,7 @@ func TestDeletedSecretsErased(t *testing.T) {
 	}{{"alice", aliceHome, alice}, {"bob", bobHome, bob}} {
 		prekeys, sessions := liveEphemeral(t, h.c)
 		elems := boltElements(t, filepath.Join(h.home, StoreFileName))
-		opened := openAll(elems, homeKeys(t, h.home, elems))
+		opened := openAll(elems, homeKeys(t, h.home, elems), bucketPrekeys, bucketSessions)
 		livePrekeys, liveSessions := map[string]bool{}, map[string]bool{}
 		for _, o := range opened {
 			switch {
@@ -289,6 +292,7 @@ func TestDeletedSecretsErased(t *testing.T) {
 // migration to this schema scrubs it: afterwards no element of the file
 // opens to a consumed prekey or a replaced session state under any key.
 func TestFixtureMigrationErases(t *testing.T) {
+	t.Parallel()
 	home := t.TempDir()
 	copyTree(t, filepath.Join("..", "testdata", "home", "v1", "bob"), home)
 	path := filepath.Join(home, StoreFileName)
@@ -304,7 +308,7 @@ func TestFixtureMigrationErases(t *testing.T) {
 	})
 	db.Close()
 	consumed := func(elems []boltElement, ks [][]byte) (n int) {
-		for _, o := range openAll(elems, ks) {
+		for _, o := range openAll(elems, ks, bucketPrekeys) {
 			if bytes.Equal(o.bucket, bucketPrekeys) && !live[string(o.key)] {
 				n++
 			}
@@ -323,7 +327,7 @@ func TestFixtureMigrationErases(t *testing.T) {
 	defer c.Close()
 	prekeys, sessions := liveEphemeral(t, c)
 	elems = boltElements(t, path)
-	opened := openAll(elems, homeKeys(t, home, elems))
+	opened := openAll(elems, homeKeys(t, home, elems), bucketPrekeys, bucketSessions)
 	found := map[string]bool{}
 	for _, o := range opened {
 		switch {
@@ -363,6 +367,7 @@ func testStore(t *testing.T) *localStore {
 // deleted, or an old copy of store.db restored) loses its ephemeral
 // values, and only those, and carries on with a new epoch.
 func TestEraseKeysLost(t *testing.T) {
+	t.Parallel()
 	st := testStore(t)
 	err := st.update(func(t *tx) error {
 		if err := t.PutRaw(bucketSessions, []byte("s"), []byte("state")); err != nil {
@@ -404,6 +409,7 @@ func TestEraseKeysLost(t *testing.T) {
 // does not decrypt is refused by the migration with an error naming it,
 // and neither store.db nor the home changes.
 func TestMigrationFailureChangesNothing(t *testing.T) {
+	t.Parallel()
 	checkMigrationFailure(t, bucketSessions, false, "migrate the local store from schema 1")
 }
 

@@ -100,8 +100,14 @@ const (
 	// an assignment, a resolve, a reopening) arrived from another staff
 	// device or the team's intake, and this device took it (Event.Team,
 	// the team's name). Read Queue again. A change this Client made
-	// itself is not reported: its call returned the conversation.
+	// itself is not reported: its call returned the conversation. A
+	// colleague's read of a patient's messages (a queue receipt, ReadQueue)
+	// is reported the same way: read QueueThread again for Message.ReadBy.
 	EventQueue
+	// EventStatus: this device took a new availability status of a staff
+	// member (Event.Contact: their name, Me for this person; status.go).
+	// Read Status or Statuses again.
+	EventStatus
 )
 
 func (k EventKind) String() string {
@@ -134,6 +140,8 @@ func (k EventKind) String() string {
 		return "directory"
 	case EventQueue:
 		return "queue"
+	case EventStatus:
+		return "status"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -237,7 +245,7 @@ func (s ConnState) String() string {
 type Event struct {
 	Kind    EventKind
 	Message Message       // EventMessage, EventAlert, EventSent, EventReceipt, EventExpired, EventRecalled
-	Contact string        // EventContact, EventSessionReset, EventTransparency: the contact's name
+	Contact string        // EventContact, EventSessionReset, EventTransparency, EventStatus: the contact's name
 	Change  ContactChange // EventContact
 	State   ConnState     // EventConnection
 	Err     error         // EventStoreError; EventConnection with ConnOffline; EventTransparency

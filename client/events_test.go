@@ -102,6 +102,7 @@ func ids(ms []Message) []string {
 // Inbox with nothing lost; after that its queue works again. Receive and
 // Sync (the Client's own queue) lose nothing either.
 func TestSubscribeSlowSubscriber(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -190,6 +191,7 @@ func texts2(ms []Message) string { return strings.Join(texts(ms), "|") }
 // Send at the same time reach a subscriber in the order they were stored
 // (the order of Inbox).
 func TestSubscribeStoreOrder(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -241,6 +243,7 @@ func TestSubscribeStoreOrder(t *testing.T) {
 // TestSubscribeContextCancel: a subscription ends when its context ends;
 // the Client and its other subscribers go on.
 func TestSubscribeContextCancel(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx, cancel := context.WithCancel(testCtx(t))
@@ -276,6 +279,7 @@ func TestSubscribeContextCancel(t *testing.T) {
 // TestSubscribeClose: Close ends every stream; Subscribe after it is
 // refused.
 func TestSubscribeClose(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, _ := newTestClient(t, srv, "alice")
 	ctx := testCtx(t)
@@ -304,6 +308,7 @@ func TestSubscribeClose(t *testing.T) {
 // and in order, also when the Client's own queue overflowed and the rest
 // is read back from the store.
 func TestSubscribeReceiveOnce(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -358,6 +363,7 @@ func TestSubscribeReceiveOnce(t *testing.T) {
 // events: a relay restart is reconnecting then online; a revoked device
 // is offline with the relay's reason.
 func TestSubscribeConnectionState(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, _ := newTestClient(t, srv, "alice")
 	ctx := testCtx(t)
@@ -403,6 +409,7 @@ func TestSubscribeConnectionState(t *testing.T) {
 // TestSubscribeContactEvents: adding (both sides), route changes,
 // blocking, unblocking and a refused invitation are contact events.
 func TestSubscribeContactEvents(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	ctx := testCtx(t)
 	alice, aliceHome := newTestClient(t, srv, "alice")
@@ -471,6 +478,7 @@ func TestSubscribeContactEvents(t *testing.T) {
 // TestSubscribeSessionReset: a lost session gives an EventSessionReset
 // naming the contact, then the notice, on both sides.
 func TestSubscribeSessionReset(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	send(t, alice, "bob", "hello")
@@ -512,6 +520,7 @@ func TestSubscribeSessionReset(t *testing.T) {
 // EventStoreError, and Receive reports it once (as before); once the store
 // works again, Sync receives the message.
 func TestSubscribeStoreError(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -552,6 +561,7 @@ func TestSubscribeStoreError(t *testing.T) {
 // of it. (The wait below only gives a wrong order the chance to show; the
 // test cannot fail because a machine is slow.)
 func TestSubscribeOrderHeld(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)

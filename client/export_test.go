@@ -21,6 +21,7 @@ const (
 // TestPatientSyncOp: the patient-context operation round-trips, set and
 // cleared, and a bad identifier or flag refuses the whole content.
 func TestPatientSyncOp(t *testing.T) {
+	t.Parallel()
 	ops := []syncOp{
 		{Kind: syncPatient, MS: 1764100000000, Person: keys.Fingerprint{7}, HasPatient: true, Patient: testMRN, Encounter: testEncounter},
 		{Kind: syncPatient, MS: 1764100000001, Person: keys.Fingerprint{7}, HasPatient: true, Patient: testMRN},
@@ -68,6 +69,7 @@ func TestPatientSyncOp(t *testing.T) {
 // one message; bob verifies it came from alice, a changed byte fails, and
 // an export by someone who is not a contact cannot be checked.
 func TestRecordExport(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)

@@ -37,6 +37,7 @@ const fixtureFile = "notes.txt"
 var fixtureFileContent = []byte("Ward 4 handover notes.\nBed 12: review at 14:00.\n")
 
 func TestMakeHomeFixture(t *testing.T) {
+	t.Parallel()
 	if !*makeFixture {
 		t.Skip("writes a new fixture; run with -make-fixture")
 	}
@@ -318,6 +319,7 @@ func inboxTexts(t *testing.T, c *Client) string {
 // conversation goes on: the queued envelopes arrive, texts go both ways in
 // the existing sessions (no reset), and the attachment sent then is saved.
 func TestHomeFixtureV1(t *testing.T) {
+	t.Parallel()
 	_, aliceHome, bobHome, opts := fixtureHomes(t, "v1")
 	open := func(home string) *Client {
 		c, err := Open(home, testPass, opts)
@@ -428,6 +430,7 @@ func fixtureGoesOn(t *testing.T, alice, bob *Client) {
 // session, prekey and pending invitation that manifest.json lists, and the
 // conversation goes on.
 func TestHomeFixtureV2(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join("..", "testdata", "home", "v2")
 	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {

@@ -64,6 +64,7 @@ func checkFolderCounts(t *testing.T, step string, cs ...*Client) {
 // reads, a folder's deletion, a message's deletion, and the same changes
 // made on another device of the person and synced.
 func TestFolderCountsKept(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)

@@ -18,6 +18,7 @@ import (
 // (the waiting placement names it), and a move from another device into a
 // folder whose creation has not reached this one.
 func TestDeletedFolderShowsDefault(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)

@@ -473,6 +473,11 @@ func (c *Client) MarkRead(ctx context.Context, ids ...string) error {
 	if err := c.sendReadReceipts(ctx, read); err != nil {
 		c.log.Info("could not send read receipts", "err", err)
 	}
+	// An outsider's messages in a team's queue: the staff learn who read
+	// them, and the outsider that the team did (queuereceipts.go).
+	if err := c.sendQueueReceipts(ctx, read); err != nil {
+		c.log.Info("could not send queue receipts", "err", err)
+	}
 	return nil
 }
 

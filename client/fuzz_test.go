@@ -30,6 +30,7 @@ var updateCorpus = flag.Bool("update-corpus", false, "rewrite the testdata/fuzz 
 var fuzzCorpora = []string{"FuzzParseBundle", "FuzzParseKeyPayload", "FuzzStoreRecord", "FuzzStoreCiphertext", "FuzzParseSessionContent"}
 
 func TestWriteFuzzCorpus(t *testing.T) {
+	t.Parallel()
 	if !*updateCorpus {
 		t.Skip("corpus regeneration only with -update-corpus")
 	}
@@ -171,6 +172,7 @@ func writeFuzzSeeds(t *testing.T, target, prefix string, inputs [][]byte) {
 
 // A fuzz target whose seed folder is gone would quietly start from nothing.
 func TestFuzzCorpusPresent(t *testing.T) {
+	t.Parallel()
 	for _, name := range fuzzCorpora {
 		m, _ := filepath.Glob(filepath.Join("testdata", "fuzz", name, "valid-*"))
 		if len(m) == 0 {
@@ -199,6 +201,7 @@ func readFuzzSeed(t *testing.T, path string) []byte {
 
 // The valid-* seeds are valid: the fuzzer starts from real inputs.
 func TestFuzzSeedsValid(t *testing.T) {
+	t.Parallel()
 	seeds := func(name string) []string {
 		m, _ := filepath.Glob(filepath.Join("testdata", "fuzz", name, "valid-*"))
 		slices.Sort(m)

@@ -86,6 +86,7 @@ func exchange(t *testing.T, alice, bob *Client, rounds int) {
 // heads with their messages, check them against the relays and find
 // nothing wrong.
 func TestGossipNormalExchange(t *testing.T) {
+	t.Parallel()
 	a, b := relaytest.New(t, nil), relaytest.New(t, nil)
 	alice, bob, _, _ := crossRelayPair(t, a, b)
 	aliceEvs, bobEvs := transparencyEvents(t, alice), transparencyEvents(t, bob)
@@ -120,6 +121,7 @@ func TestGossipNormalExchange(t *testing.T) {
 // verifies what the relay shows them; the heads they gossip show both
 // that the two views are not one log.
 func TestGossipCatchesSplitView(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srvA, srv := relaytest.New(t, nil), relaytest.New(t, nil)
 	d := newKTDouble(t, srv.URL)
@@ -184,6 +186,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // one of the relays shows different people different keys. Warned as a
 // fork.
 func TestGossipCatchesOtherLogKey(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)

@@ -609,7 +609,10 @@ func (c *Client) publishState(ctx context.Context, held, next *group.State, admi
 	if _, err := group.Sign(next, c.id); err != nil {
 		return err
 	}
-	var tasks []groupTask
+	var (
+		tasks   []groupTask
+		history bool
+	)
 	err = c.st.update(func(t *tx) error {
 		tasks = nil
 		rec, err := t.Group(t.GroupConversationID(next.Group[:]))
@@ -619,7 +622,13 @@ func (c *Client) publishState(ctx context.Context, held, next *group.State, admi
 		if rec == nil || rec.Version != held.Version {
 			return fmt.Errorf("client: the group changed meanwhile; try again")
 		}
-		tasks, err = c.applyGroupState(t, rec, held, next, nil, c.devID)
+		if tasks, err = c.applyGroupState(t, rec, held, next, nil, c.devID); err != nil {
+			return err
+		}
+		// On a team's intake, a staff device that joined is owed the
+		// open conversations: recorded with the state, so that a crash
+		// before the send does not lose it (teamhistory.go).
+		history, err = c.noteNewStaffDevices(t, held, next)
 		return err
 	})
 	if err != nil {
@@ -639,6 +648,15 @@ func (c *Client) publishState(ctx context.Context, held, next *group.State, admi
 		}
 	}
 	c.runGroupTasks(ctx, tasks)
+	if history {
+		// In the background: flushTeams takes teamMu, which is taken
+		// before groupMu (held here) elsewhere.
+		c.goBackground(func() {
+			ctx, cancel := context.WithTimeout(c.ctx, maintenanceTimeout)
+			defer cancel()
+			c.flushTeams(ctx)
+		})
+	}
 	return nil
 }
 

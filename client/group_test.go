@@ -89,6 +89,7 @@ func groupNamed(c *Client, name string) (Group, error) {
 }
 
 func TestGroupMessages(t *testing.T) {
+	t.Parallel()
 	f := newGroupFixture(t)
 	ctx := testCtx(t)
 	g, err := f.alice.CreateGroup(ctx, "Ward 4", "bob", "carol")
@@ -195,6 +196,7 @@ func openWith(rec *store.GroupRecord, env []byte) error {
 // that arrives before its sender key's distribution is kept and read when
 // the distribution comes.
 func TestGroupSiblingsAndLateKey(t *testing.T) {
+	t.Parallel()
 	f := newGroupFixture(t)
 	ctx := testCtx(t)
 	if _, err := f.alice.CreateGroup(ctx, "Ward 4", "bob", "carol"); err != nil {
@@ -310,6 +312,7 @@ func TestGroupSiblingsAndLateKey(t *testing.T) {
 // held before the removal (the captured envelope); the old send
 // capability is refused by the relay.
 func TestGroupRemoval(t *testing.T) {
+	t.Parallel()
 	f := newGroupFixture(t)
 	ctx := testCtx(t)
 	if _, err := f.alice.CreateGroup(ctx, "Ward 4", "bob", "carol"); err != nil {
@@ -400,6 +403,7 @@ func TestGroupRemoval(t *testing.T) {
 // made below the API is dropped by every other member's; a delegate's
 // messages show both names.
 func TestGroupRoles(t *testing.T) {
+	t.Parallel()
 	f := newGroupFixture(t)
 	ctx := testCtx(t)
 	if _, err := f.alice.CreateGroup(ctx, "Ward 4", "bob", "carol"); err != nil {
@@ -472,6 +476,7 @@ func TestGroupRoles(t *testing.T) {
 // signed by a member who is not an admin are refused by every receiver,
 // which keeps the state it held.
 func TestGroupStateRefused(t *testing.T) {
+	t.Parallel()
 	f := newGroupFixture(t)
 	ctx := testCtx(t)
 	if _, err := f.alice.CreateGroup(ctx, "Ward 4", "bob", "carol"); err != nil {
@@ -576,6 +581,7 @@ func TestGroupStateRefused(t *testing.T) {
 // TestGroupContents: the group contents round-trip, and every malformed
 // one is refused by the sender's encoder and the receiver's parser.
 func TestGroupContents(t *testing.T) {
+	t.Parallel()
 	var dev [32]byte
 	dev[0] = 9
 	good := []*content{

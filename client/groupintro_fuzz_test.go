@@ -60,6 +60,7 @@ func seedGroupIntros(t *testing.T) [][]byte {
 }
 
 func TestWriteGroupIntroCorpus(t *testing.T) {
+	t.Parallel()
 	if !*updateCorpus {
 		t.Skip("corpus regeneration only with -update-corpus")
 	}
@@ -77,6 +78,7 @@ func TestWriteGroupIntroCorpus(t *testing.T) {
 }
 
 func TestGroupIntroCorpusPresent(t *testing.T) {
+	t.Parallel()
 	for _, name := range groupIntroCorpora {
 		m, _ := filepath.Glob(filepath.Join("testdata", "fuzz", name, "valid-*"))
 		if len(m) == 0 {

@@ -202,6 +202,7 @@ func deliver(c *Client, mb protocol.MailboxID, env []byte) (received, error) {
 // introduced themselves through their group mailboxes; neither becomes
 // the other's contact (not listed, not written to directly).
 func TestGroupIntroNonContacts(t *testing.T) {
+	t.Parallel()
 	f := newIntroFixture(t)
 	f.readEachOther(t, "bob to the team", "carol to the team")
 	for _, c := range []*Client{f.bob, f.carol} {
@@ -287,6 +288,7 @@ func TestGroupIntroNonContacts(t *testing.T) {
 // group's header key, or from a device that is not a member's (even
 // under the right key), is refused and changes nothing.
 func TestGroupIntroForged(t *testing.T) {
+	t.Parallel()
 	f := newIntroFixture(t)
 	// Everything in flight arrives first, so that nothing else changes
 	// carol's records meanwhile.
@@ -321,6 +323,7 @@ func TestGroupIntroForged(t *testing.T) {
 // replaying it under a new envelope ID) starts no second session and
 // sends no answer.
 func TestGroupIntroReplay(t *testing.T) {
+	t.Parallel()
 	f := newIntroFixture(t)
 	f.readEachOther(t, "bob first", "carol first")
 	mb, _, _ := groupKeys(t, f.carol)
@@ -348,6 +351,7 @@ func mustGroupID(t *testing.T, c *Client) group.ID { _, g, _ := groupKeys(t, c);
 // the removal) and, were she to learn the new one, because she is no
 // longer a member — and she reads nothing sent afterwards.
 func TestGroupIntroAfterRemoval(t *testing.T) {
+	t.Parallel()
 	f := newIntroFixture(t)
 	ctx := testCtx(t)
 	f.readEachOther(t, "bob before", "carol before")
@@ -393,6 +397,7 @@ func TestGroupIntroAfterRemoval(t *testing.T) {
 // TestGroupIntroLateMember: erin, a contact of alice only, added to the
 // group after bob and carol have settled, reads them and they read her.
 func TestGroupIntroLateMember(t *testing.T) {
+	t.Parallel()
 	f := newIntroFixture(t)
 	ctx := testCtx(t)
 	erin, _ := newTestClient(t, f.srv, "erin")

@@ -210,6 +210,7 @@ func (d *relayDouble) send(ctx context.Context, cn *conn, victim *keys.DeviceCer
 // invitation's capability and introduces its own device first does not
 // become the contact; the real invitee does, and their messages arrive.
 func TestRelayDoubleCannotHijackInvitation(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	double := newRelayDouble(t, srv)
 	ctx := testCtx(t)
@@ -261,6 +262,7 @@ func TestRelayDoubleCannotHijackInvitation(t *testing.T) {
 // invitation's capability before it is revoked resets the conversation
 // at most once.
 func TestSpentInvitation(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	t.Run("revoked", func(t *testing.T) {
 		srv := relaytest.New(t, nil)
@@ -395,6 +397,7 @@ func oneTimeLeft(t *testing.T, c *Client) uint32 {
 // TestStaleSignedPrekeyRefused: an initiator refuses a signed prekey older
 // than MaxSignedPrekeyAge, so a relay cannot keep serving a stale bundle.
 func TestStaleSignedPrekeyRefused(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	bob.Close()
@@ -421,6 +424,7 @@ func TestStaleSignedPrekeyRefused(t *testing.T) {
 // one-time prekey its bundle fetch consumed, instead of wasting it and
 // taking another at the first Send.
 func TestAcceptUsesItsOneTimePrekey(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, _ := newTestClient(t, srv, "alice")
 	bob, _ := newTestClient(t, srv, "bob")
@@ -446,6 +450,7 @@ func TestAcceptUsesItsOneTimePrekey(t *testing.T) {
 // TestOneTimePrekeySecretsExpire: unused one-time prekey secrets are
 // deleted once older than oneTimePrekeyLife; younger ones stay.
 func TestOneTimePrekeySecretsExpire(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, _ := newTestClient(t, srv, "alice")
 	count := func() (oneTime int) {

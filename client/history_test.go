@@ -148,6 +148,7 @@ func storedMessages(t *testing.T, c *Client) []*store.Message {
 // messages land in the importer's own conversation with the same person,
 // under the importer's name for them. Importing it again stores nothing.
 func TestHistoryRoundTrip(t *testing.T) {
+	t.Parallel()
 	f := newHistoryFixture(t)
 	ctx := testCtx(t)
 	var l recordList
@@ -244,6 +245,7 @@ func TestHistoryRoundTrip(t *testing.T) {
 // the messages are kept without one, under the names they were written
 // with; a queued message is stored with a send error, not queued.
 func TestHistoryUnknownPerson(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, _, _, _ := pair(t, srv)
@@ -291,6 +293,7 @@ func messagesRecord(t testing.TB, msgs ...map[string]any) backup.Record {
 // error that says which, and nothing of the import is stored, not even
 // the valid records before it.
 func TestHistoryImportRefusesBadRecords(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	c, _ := newTestClient(t, srv, "c")
@@ -378,6 +381,7 @@ func TestHistoryImportRefusesBadRecords(t *testing.T) {
 // A read error in the middle of the stream (a damaged backup) leaves
 // nothing imported.
 func TestHistoryImportReadError(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	c, _ := newTestClient(t, srv, "c")

@@ -16,6 +16,7 @@ import (
 // verifies the new safety number; the old identity's device can no longer
 // write to alice.
 func TestIdentityChangeWarns(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, oldBob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -134,6 +135,7 @@ func TestIdentityChangeWarns(t *testing.T) {
 // new identity that gives the name of a contact of alice's is not merged
 // into that contact: it becomes a contact of its own, with a notice.
 func TestIdentityChangeInviter(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, _, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -159,6 +161,7 @@ func TestIdentityChangeInviter(t *testing.T) {
 // be sent puts the contact back as it was (identity, device, session, no
 // notice), and the conversation with the old identity goes on.
 func TestIdentityChangeUndone(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, oldBob, _, _ := pair(t, srv)
 	send(t, alice, "bob", "hello")

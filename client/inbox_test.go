@@ -42,6 +42,7 @@ func folderIDs(t *testing.T, c *Client, folder string) []string {
 // back in their default folders; system folders cannot be renamed or
 // deleted.
 func TestFolders(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
@@ -151,6 +152,7 @@ func TestFolders(t *testing.T) {
 
 // TestTooManyFolders: MaxFolders folders of one's own, and no more.
 func TestTooManyFolders(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, _ := newTestClient(t, srv, "alice")
@@ -168,6 +170,7 @@ func TestTooManyFolders(t *testing.T) {
 // marks them (sent ones are read already; an unknown ID marks nothing);
 // Messages pages newest first with Before, filters by folder and unread.
 func TestMarkReadAndPages(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
@@ -243,6 +246,7 @@ func TestMarkReadAndPages(t *testing.T) {
 // messages of one conversation into a thread, in time order; a message
 // with neither is alone.
 func TestThread(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
@@ -305,6 +309,7 @@ func TestThread(t *testing.T) {
 // reply-to), sent with its subject and reply-to and then gone; one
 // without a recipient is not sent.
 func TestDrafts(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
@@ -361,6 +366,7 @@ func TestDrafts(t *testing.T) {
 // TestHistoryArrivesRead: a device linked with the history gets the
 // received messages of the past read, not as a pile of unread ones.
 func TestHistoryArrivesRead(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)

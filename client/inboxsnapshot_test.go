@@ -10,6 +10,7 @@ import (
 // messages filed and drafts saved gets them (over a relay on loopback):
 // the folders and drafts always, the messages' folders with the history.
 func TestLinkedDeviceGetsInbox(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)

@@ -25,6 +25,7 @@ func secret() (s [InvitationSecretSize]byte) {
 }
 
 func TestParseInvitation(t *testing.T) {
+	t.Parallel()
 	good := testInvitation().Code()
 	body := strings.TrimPrefix(good, InvitationPrefix)
 	flip := func(s string, i int) string {
@@ -77,6 +78,7 @@ func TestParseInvitation(t *testing.T) {
 }
 
 func TestCheckRelayURL(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in, want string
 		err      error

@@ -101,6 +101,7 @@ func invitationVectorInputs() []invitationVector {
 // invitation format 2 (run with -update to rewrite them), and that each
 // code parses back to its inputs.
 func TestInvitationVectors(t *testing.T) {
+	t.Parallel()
 	if *update {
 		vs := invitationVectorInputs()
 		for i := range vs {

@@ -253,6 +253,7 @@ func nextEventOf(t *testing.T, evs <-chan Event, k EventKind) Event {
 // relay that holds no list for a contact with none kept changes nothing,
 // while one that withdraws a list it served is a transparency failure.
 func TestContactDeviceListChecked(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	d := newKTDouble(t, srv.URL)
@@ -321,6 +322,7 @@ func TestContactDeviceListChecked(t *testing.T) {
 // TestContactDeviceListRelayDown: a contact's relay that cannot be reached
 // does not stop a send; it is queued in the outbox as before.
 func TestContactDeviceListRelayDown(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	a, b := relaytest.New(t, nil), relaytest.New(t, nil)
 	alice, _, _, _ := crossRelayPair(t, a, b)
@@ -336,6 +338,7 @@ func TestContactDeviceListRelayDown(t *testing.T) {
 // stored once in the conversation, and nothing is sealed for the contact
 // or reaches their mailbox.
 func TestRelayDoubleDeviceLists(t *testing.T) {
+	t.Parallel()
 	// Another person's key, and a device bob does not have.
 	mallory, err := identity.GenerateIdentity()
 	if err != nil {

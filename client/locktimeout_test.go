@@ -12,6 +12,7 @@ import (
 // is opened again), 0 gives the front-end its own back, and a value out
 // of range is refused and changes nothing.
 func TestLockTimeoutSetting(t *testing.T) {
+	t.Parallel()
 	c, home := newTestClient(t, relaytest.New(t, nil), "alice")
 	if d := c.LockTimeout(); d != 0 {
 		t.Fatalf("a new device chose %v", d)

@@ -264,6 +264,11 @@ func (c *Client) SendWith(ctx context.Context, contact, text string, opts *SendO
 	if err := c.contactDevicesFresh(ctx, r.Person.ID); err != nil {
 		return Message{}, err
 	}
+	// The recipient's availability status may forward it (status.go).
+	plan, err := c.forwarding(r)
+	if err != nil {
+		return Message{}, err
+	}
 	now := c.now()
 	ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: text}
 	setHeaders(ct, &o)
@@ -276,15 +281,24 @@ func (c *Client) SendWith(ctx context.Context, contact, text string, opts *SendO
 		Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true,
 		Subject: o.Subject, ReplyTo: o.ReplyTo, Urgent: o.Urgent, Expires: expiryOf(ct, now),
 	}
+	if plan != nil {
+		m.ForwardReason = plan.reason
+		if plan.to != nil {
+			m.ForwardedTo = plan.to.Person.Name
+		} else {
+			m.NotForwarded = plan.name
+		}
+	}
 	// The message is stored with the session state and its envelope in
 	// the outbox, in one transaction (outbox.go).
-	if err := c.sendSessionMessage(ctx, r, ct, &m, nil); err != nil {
-		if errors.Is(err, ErrQueued) {
-			return m, err // stored, queued: sent when the relay is back
-		}
+	err = c.sendSessionMessage(ctx, r, ct, &m, nil)
+	if err != nil && !errors.Is(err, ErrQueued) {
 		return Message{}, err
 	}
-	return m, nil
+	if plan != nil && plan.to != nil {
+		c.sendForwarded(ctx, plan, r, ct, &m)
+	}
+	return m, err // ErrQueued: stored, queued, sent when the relay is back
 }
 
 // isMessageContent reports whether a content type is a message to store
@@ -363,6 +377,7 @@ func storeMessageRecord(t *tx, r *contactRecord, m *Message, atts []attachmentRe
 		Subject: m.Subject, ReplyTo: m.ReplyTo, Urgent: m.Urgent,
 		Time: m.Time, Received: m.Received, Outgoing: m.Outgoing, Notice: m.Notice,
 		Attachments: atts, Queued: m.Queued, ContentID: m.contentID, Expires: m.Expires,
+		ForwardedTo: m.ForwardedTo, ForwardReason: m.ForwardReason, NotForwarded: m.NotForwarded, ForwardedFor: m.ForwardedFor,
 	}
 	if !m.Outgoing && !m.Notice {
 		rec.Sender = r.ID
@@ -741,6 +756,7 @@ func (c *Client) messageFromRecord(r *messageRecord) Message {
 		Queued: r.Queued, SendError: r.SendError, Delivered: r.Delivered, ReadReceipt: r.ReadReceipt,
 		Folder: r.Folder, Read: r.Read || !unread(r), ReadAt: r.ReadAt, Expires: r.Expires,
 		Recalled: r.Recalled, RecalledBy: r.RecalledBy,
+		ForwardedTo: r.ForwardedTo, ForwardReason: r.ForwardReason, NotForwarded: r.NotForwarded, ForwardedFor: r.ForwardedFor,
 	}
 	if m.Folder == "" {
 		m.Folder = defaultFolder(r)

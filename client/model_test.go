@@ -17,6 +17,7 @@ import (
 // is not stored, or is in another conversation, is refused with
 // ErrReplyTo and nothing is sent; so is a subject that is too long.
 func TestSendSubjectReplyTo(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -137,6 +138,7 @@ func TestSendSubjectReplyTo(t *testing.T) {
 // 2, after the migration from schema 1 has run in the same transaction:
 // nothing is committed (store.db unchanged, no erase.keys left).
 func TestHomeV1MigrationOneTransaction(t *testing.T) {
+	t.Parallel()
 	checkMigrationFailure(t, bucketMessages, true, "migrate the local store from schema 2")
 }
 
@@ -196,6 +198,7 @@ func checkModel(t *testing.T, c *Client) {
 // than this code's is refused by Open with ErrStoreTooNew and a hint to
 // upgrade, and not a byte of store.db or erase.keys changes.
 func TestHomeNewerSchemaRefused(t *testing.T) {
+	t.Parallel()
 	_, aliceHome, _, opts := fixtureHomes(t, "v2")
 	c, err := Open(aliceHome, testPass, opts)
 	if err != nil {

@@ -95,6 +95,7 @@ func messagesLike(t *testing.T, c *Client, s string) []Message {
 }
 
 func TestLinkedDevicesReceiveAndCopy(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -151,6 +152,7 @@ func TestLinkedDevicesReceiveAndCopy(t *testing.T) {
 // used to leave borrowed routes out: the laptop never introduced itself
 // to bob, and bob's messages never reached it.)
 func TestDeviceLinkedFromALinkedDeviceWhileAContactIsOffline(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, bobHome := pair(t, srv)
 	ctx := testCtx(t)
@@ -213,6 +215,7 @@ func devicesOf(t testing.TB, c *Client, name string) []*contactRecord {
 }
 
 func TestThreeDevicesAlertsAndRevoke(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -304,6 +307,7 @@ func TestThreeDevicesAlertsAndRevoke(t *testing.T) {
 }
 
 func TestNinthDeviceRefused(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, _ := newTestClient(t, srv, "alice")
 	// Each device links the next: the relay limits how often one
@@ -326,6 +330,7 @@ func TestNinthDeviceRefused(t *testing.T) {
 // of the invitation) reaches the person's other devices, which introduce
 // themselves to it; the contact's messages then reach every device.
 func TestContactReachesSiblings(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -399,6 +404,7 @@ func TestContactReachesSiblings(t *testing.T) {
 }
 
 func TestLinkWithHistory(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -468,6 +474,7 @@ func FuzzLinkEnvelope(f *testing.F) {
 // down) is fetched by the next Sync; one that never verifies is given up
 // after maxHistoryAttempts with a notice.
 func TestLinkHistoryResumes(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, _, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -519,6 +526,7 @@ func TestLinkHistoryResumes(t *testing.T) {
 // that is revoked is dropped; the message stays queued while an envelope
 // for another of the person's devices waits.
 func TestRevokedDeviceOutboxDropped(t *testing.T) {
+	t.Parallel()
 	srvA, srvB := relaytest.New(t, nil), relaytest.New(t, nil)
 	alice, bob, _, _ := crossRelayPair(t, srvA, srvB)
 	ctx := testCtx(t)

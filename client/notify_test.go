@@ -10,6 +10,7 @@ import (
 // the home is opened again (kept in the store), and on again after
 // SetDesktopNotifications(true). A closed client reports off.
 func TestDesktopNotificationsSetting(t *testing.T) {
+	t.Parallel()
 	c, home := newTestClient(t, relaytest.New(t, nil), "alice")
 	if !c.DesktopNotifications() {
 		t.Fatal("desktop notifications off by default")

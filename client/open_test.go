@@ -50,6 +50,7 @@ func wantLocal(t *testing.T, c *Client, want ...string) {
 // TestOpenIsLocal checks that Open neither needs the relay nor receives:
 // an envelope queued on the relay stays queued.
 func TestOpenIsLocal(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, aliceHome, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -121,6 +122,7 @@ func TestOpenIsLocal(t *testing.T) {
 // TestOpenConnectsOnDemand checks that network methods on a Client from
 // Open connect by themselves, once, even when called concurrently.
 func TestOpenConnectsOnDemand(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, aliceHome, _ := pair(t, srv)
 	ctx := testCtx(t)

@@ -41,6 +41,7 @@ func outboxLen(t *testing.T, c *Client) int {
 // back the next Sync sends it, and bob receives it exactly once. Then the
 // same across a restart of alice's client, and bob's direction.
 func TestOutboxRelayDown(t *testing.T) {
+	t.Parallel()
 	srvA := relaytest.New(t, nil)
 	srvB := relaytest.New(t, nil)
 	alice, bob, aliceHome, _ := crossRelayPair(t, srvA, srvB)
@@ -161,6 +162,7 @@ func TestOutboxRelayDown(t *testing.T) {
 // is back (bob blocked alice meanwhile) leaves the outbox with the reason
 // on the message, and is not tried again.
 func TestOutboxRefusedLeaves(t *testing.T) {
+	t.Parallel()
 	srvA := relaytest.New(t, nil)
 	srvB := relaytest.New(t, nil)
 	alice, bob, _, _ := crossRelayPair(t, srvA, srvB)
@@ -189,6 +191,7 @@ func TestOutboxRefusedLeaves(t *testing.T) {
 // TestOutboxExpiry: an entry older than OutboxExpiry is given up at the
 // next flush, not sent, and its message says why.
 func TestOutboxExpiry(t *testing.T) {
+	t.Parallel()
 	srvA := relaytest.New(t, nil)
 	srvB := relaytest.New(t, nil)
 	alice, bob, _, _ := crossRelayPair(t, srvA, srvB)
@@ -237,6 +240,7 @@ func TestOutboxExpiry(t *testing.T) {
 // ErrOutboxFull and nothing is committed: no message, no new entry, and
 // the session state is the one before (the next send still works).
 func TestOutboxFull(t *testing.T) {
+	t.Parallel()
 	srvA := relaytest.New(t, nil)
 	srvB := relaytest.New(t, nil)
 	alice, bob, _, _ := crossRelayPair(t, srvA, srvB)
@@ -302,6 +306,7 @@ func TestOutboxFull(t *testing.T) {
 // TestOutboxSentEvent: a subscriber told of a queued message learns when
 // it leaves the outbox (EventSent), with the message no longer queued.
 func TestOutboxSentEvent(t *testing.T) {
+	t.Parallel()
 	srvA := relaytest.New(t, nil)
 	srvB := relaytest.New(t, nil)
 	alice, _, _, _ := crossRelayPair(t, srvA, srvB)

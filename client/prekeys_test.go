@@ -125,6 +125,7 @@ func syncNow(t *testing.T, c *Client) {
 var drainingRelay = &relaytest.Options{BundleFetchBurst: 1 << 20}
 
 func TestPrekeyInitial(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, drainingRelay)
 	c, _ := newTestClient(t, srv, "alice")
 	s, err := c.prekeySecret(0)
@@ -160,6 +161,7 @@ func TestPrekeyInitial(t *testing.T) {
 }
 
 func TestPrekeyTopUp(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, drainingRelay)
 	c, _ := newTestClient(t, srv, "alice")
 	syncNow(t, c)
@@ -226,6 +228,7 @@ func TestPrekeyTopUp(t *testing.T) {
 }
 
 func TestSignedPrekeyRotation(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, drainingRelay)
 	clk := &testClock{t: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
 	home := filepath.Join(t.TempDir(), "alice")
@@ -289,6 +292,7 @@ func TestSignedPrekeyRotation(t *testing.T) {
 }
 
 func TestPrekeyBundleStaleRepublished(t *testing.T) {
+	t.Parallel()
 	// A rotation whose publication failed (here: no connection) leaves the
 	// bundle stale; the next check publishes it.
 	srv := relaytest.New(t, nil)
@@ -322,6 +326,7 @@ func TestPrekeyBundleStaleRepublished(t *testing.T) {
 }
 
 func TestConsumeOneTimePrekey(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	c, _ := newTestClient(t, srv, "alice")
 	if err := c.consumeOneTimePrekey(3); err != nil {
@@ -366,6 +371,7 @@ func TestConsumeOneTimePrekey(t *testing.T) {
 }
 
 func TestPrekeyStateRebuilt(t *testing.T) {
+	t.Parallel()
 	// A home made before the bookkeeping existed has only the secrets; the
 	// first check rebuilds it from them.
 	srv := relaytest.New(t, nil)

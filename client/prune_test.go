@@ -12,6 +12,7 @@ import (
 // once per pruneInterval, and recent ones are kept: a relay can no longer
 // deliver the old envelopes again, and may still deliver the recent ones.
 func TestPruneSeen(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	clk := &testClock{t: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
 	opts := testOpts()

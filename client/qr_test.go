@@ -12,6 +12,7 @@ import (
 // QRCodePNG draws a PNG that reads back as the text, with a whole number
 // of modules of qrScale pixels: a QR version's size and the quiet zone.
 func TestQRCodePNG(t *testing.T) {
+	t.Parallel()
 	for _, text := range []string{
 		SafetyNumberQR("45371 38314 46842 38863 50993 27760 84626 94925 36715 65264 58813 82481"),
 		"postern-link:" + strings.Repeat("A", 150),

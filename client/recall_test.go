@@ -16,6 +16,7 @@ import (
 // TestRecallContent: the 0x19 encoding round-trips, and every malformed
 // body is refused.
 func TestRecallContent(t *testing.T) {
+	t.Parallel()
 	ct := &content{Type: contentRecall, SentMS: 1764100000000, Recalls: [][replyIDSize]byte{{1}, {2}, {3}}}
 	copy(ct.MsgID[:], randomID(msgIDSize))
 	b, err := ct.marshalSession()
@@ -58,6 +59,7 @@ func TestRecallContent(t *testing.T) {
 // uploaded the file deletes the blob on the relay. A second recall is
 // harmless, and the tombstone survives reopening the store.
 func TestRecallEveryDevice(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, bobHome := pair(t, srv)
 	ctx := testCtx(t)
@@ -154,6 +156,7 @@ func TestRecallEveryDevice(t *testing.T) {
 // recipient, an unknown ID is refused, and a recall forged by the
 // recipient naming the sender's message changes nothing on the sender.
 func TestRecallOnlyBySender(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -194,6 +197,7 @@ func TestRecallOnlyBySender(t *testing.T) {
 // message is stored deleted when it arrives; one by another person is
 // not applied.
 func TestRecallBeforeItsMessage(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	_, bob, _, _ := pair(t, srv)
 	devs := devicesOf(t, bob, "alice")

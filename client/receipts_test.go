@@ -64,6 +64,7 @@ func message(t *testing.T, c *Client, id string) Message {
 // delivered receipt back; alice's Sync records it on her outgoing messages
 // (once, with an EventReceipt each) and sends nothing in return.
 func TestReceiptDelivered(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -120,6 +121,7 @@ func TestReceiptDelivered(t *testing.T) {
 // TestReceiptRead: a read receipt sets ReadReceipt, with the reader's time;
 // a second one moves nothing and emits nothing.
 func TestReceiptRead(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -182,6 +184,7 @@ func TestReceiptRead(t *testing.T) {
 // TestReceiptReadOff: with read receipts off (kept in the store) nothing
 // read is sent; delivered receipts still are.
 func TestReceiptReadOff(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, bobHome := pair(t, srv)
 	ctx := testCtx(t)
@@ -235,6 +238,7 @@ func TestReceiptReadOff(t *testing.T) {
 // message to bob, cannot mark it delivered or read; nor can bob mark
 // alice's message to carol, or one of his own to alice.
 func TestReceiptForged(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	carol, _ := newTestClient(t, srv, "carol")
@@ -325,6 +329,7 @@ func TestReceiptForged(t *testing.T) {
 
 // TestReceiptBlocked: nothing is sent to a contact this device blocked.
 func TestReceiptBlocked(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -348,6 +353,7 @@ func TestReceiptBlocked(t *testing.T) {
 // TestReceiptSplit: a receipt names at most MaxReceiptIDs messages; more
 // go in several.
 func TestReceiptSplit(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -386,6 +392,7 @@ func TestReceiptSplit(t *testing.T) {
 // the order their first message arrived, until taken; a batch reports
 // its size so that a full one is sent at once.
 func TestReceiptQueueBatches(t *testing.T) {
+	t.Parallel()
 	var q deliveredQueue
 	a, b := []byte("device-a"), []byte("device-b")
 	for i, step := range []struct {
@@ -410,6 +417,7 @@ func TestReceiptQueueBatches(t *testing.T) {
 // TestReceiptContent: the 0x16 encoding round-trips, and every malformed
 // body is refused.
 func TestReceiptContent(t *testing.T) {
+	t.Parallel()
 	ct := &content{Type: contentReceipt, SentMS: 1764100000000, ReceiptKind: receiptRead,
 		Receipts: [][msgIDSize]byte{{1}, {2}, {3}}}
 	copy(ct.MsgID[:], randomID(msgIDSize))
@@ -461,6 +469,7 @@ func fixLen(p []byte) []byte {
 // sent copy of her message, sends no receipt for it, and receipts go to
 // the device that sent the message only.
 func TestReceiptDevices(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -519,6 +528,7 @@ func TestReceiptDevices(t *testing.T) {
 // TestMarkReadSendsReceipt: reading a message with MarkRead tells its
 // sender, once: a second MarkRead of the same message sends nothing.
 func TestMarkReadSendsReceipt(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)

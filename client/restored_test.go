@@ -19,6 +19,7 @@ import (
 // the first session construction it encrypted identically, and the XOR of
 // the two ciphertexts gave the XOR of the two texts.
 func TestRestoredHomeNeverRepeatsKeystream(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, aliceHome, _ := pair(t, srv)
 	send(t, alice, "bob", "warm up")

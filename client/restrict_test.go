@@ -15,6 +15,7 @@ import (
 // message waiting in the outbox keeps the sentence as its reason.
 // Restoring access (the capability added again) lets messages through.
 func TestRestrictedSentences(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, aliceHome, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -99,6 +100,7 @@ func TestRestrictedSentences(t *testing.T) {
 // opted out again. Once alice restores his access, bob must opt in again
 // (the terms version and time recorded) before his messages go.
 func TestRestrictAndOptIn(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)

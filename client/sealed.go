@@ -101,10 +101,13 @@ const (
 )
 
 // Header flags of contents with headers (0x0a, 0x0b): bit 0 a reply-to
-// follows, bit 1 the message is urgent; other bits are refused.
+// follows, bit 1 the message is urgent, bit 2 the message is a copy
+// forwarded for another person (their identity fingerprint follows the
+// reply-to, status.go); other bits are refused.
 const (
-	headerReply  byte = 1 << 0
-	headerUrgent byte = 1 << 1
+	headerReply     byte = 1 << 0
+	headerUrgent    byte = 1 << 1
+	headerForwarded byte = 1 << 2
 )
 
 // content is a parsed sealed-envelope content (protocol/SPEC.md section 9).
@@ -124,6 +127,10 @@ type content struct {
 	HasReply bool
 	ReplyTo  [replyIDSize]byte
 	Urgent   bool // the sender marked the message urgent (bit 1 of the flags)
+	// ForwardedFor: the message is a copy the sender forwarded to this
+	// person for the person of this identity, whose status forwards to
+	// them (bit 2 of the flags; zero: not forwarded).
+	ForwardedFor keys.Fingerprint
 
 	// contentIntroduction
 	Name         string
@@ -174,6 +181,9 @@ type content struct {
 	// Team contents (teamwire.go); a queue message or reply carries its
 	// message in Inner.
 	Team *teamContent
+	// contentStatus: an encoded availability status (directory.StatusSize
+	// bytes, checked by the receiver against its directory; status.go).
+	Status []byte
 
 	Signature []byte
 }
@@ -209,9 +219,16 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		if c.Urgent {
 			flags |= headerUrgent
 		}
+		forwarded := c.ForwardedFor != (keys.Fingerprint{})
+		if forwarded {
+			flags |= headerForwarded
+		}
 		b = append(b, flags)
 		if c.HasReply {
 			b = append(b, c.ReplyTo[:]...)
+		}
+		if forwarded {
+			b = append(b, c.ForwardedFor[:]...)
 		}
 	}
 	switch c.Type {
@@ -276,7 +293,9 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendRecallBody(b, c)
 	case contentGroupState, contentGroupKey, contentGroupJoin:
 		return appendGroupBody(b, c)
-	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest:
+	case contentStatus:
+		return appendStatusBody(b, c)
+	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest, contentQueueHistory:
 		return appendTeamBody(b, c)
 	default:
 		return nil, ErrDecrypt
@@ -394,8 +413,8 @@ func sessionContent(t byte) bool {
 		contentTextHeaders, contentAttachmentHeaders, contentRouteRelay, contentDeviceList, contentSentCopy,
 		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall,
 		contentGroupState, contentGroupKey, contentGroupJoin,
-		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest,
-		contentDirectory:
+		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest,
+		contentQueueHistory, contentDirectory, contentStatus:
 		return true
 	}
 	return false
@@ -464,13 +483,19 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 			return nil, false
 		}
 		flags := r.U8("header flags")
-		if flags&^(headerReply|headerUrgent) != 0 {
+		if flags&^(headerReply|headerUrgent|headerForwarded) != 0 {
 			return nil, false
 		}
 		c.Urgent = flags&headerUrgent != 0
 		if flags&headerReply != 0 {
 			c.HasReply = true
 			r.Array(c.ReplyTo[:], "reply-to")
+		}
+		if flags&headerForwarded != 0 {
+			// A zero fingerprint would not re-encode with the flag.
+			if r.Array(c.ForwardedFor[:], "forwarded for"); r.Err() == nil && c.ForwardedFor == (keys.Fingerprint{}) {
+				return nil, false
+			}
 		}
 	}
 	switch c.Type {
@@ -563,7 +588,11 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		if !parseGroupBody(r, c) {
 			return nil, false
 		}
-	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentTeamRequest:
+	case contentStatus:
+		if !parseStatusBody(r, c) {
+			return nil, false
+		}
+	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest, contentQueueHistory:
 		if !parseTeamBody(r, c) {
 			return nil, false
 		}

@@ -145,6 +145,7 @@ func padSealed(content []byte, envelopeSize int) []byte {
 }
 
 func TestKATSealedEnvelopes(t *testing.T) {
+	t.Parallel()
 	var in sealedVectors
 	var file []byte
 	if *update {

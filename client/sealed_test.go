@@ -30,6 +30,7 @@ func newTestDevice(tb testing.TB) testDevice {
 }
 
 func TestSealedRoundTripAndSizes(t *testing.T) {
+	t.Parallel()
 	from, to := newTestDevice(t), newTestDevice(t)
 	mb := protocol.MailboxID{9}
 	for _, n := range []int{0, 1, 600, 4000, MaxTextSize} {
@@ -68,6 +69,7 @@ func TestSealedRoundTripAndSizes(t *testing.T) {
 }
 
 func TestUnpad(t *testing.T) {
+	t.Parallel()
 	p := make([]byte, 40)
 	binary.BigEndian.PutUint32(p, 10)
 	if c, err := unpad(p); err != nil || len(c) != 10 {

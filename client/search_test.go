@@ -42,6 +42,7 @@ func sameSet(a, b []string) bool {
 // TestSearch: by word, phrase, sender, folder and date range; ranked;
 // moves and deletions followed; query syntax refused with ErrSearchQuery.
 func TestSearch(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
@@ -148,6 +149,7 @@ func TestSearch(t *testing.T) {
 // between the two commits, another version) is repaired: added messages
 // are indexed by the marker, deleted and moved ones dropped when found.
 func TestSearchRepairs(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
@@ -219,6 +221,7 @@ func TestSearchRepairs(t *testing.T) {
 // or corrupt is searched all the same, the index made again from the
 // store.
 func TestSearchRebuilt(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, bob, aliceHome, _ := pair(t, srv)
@@ -342,6 +345,7 @@ func scanHome(t *testing.T, dir, word string) (hits []string, files int) {
 // keys, search index and its journal, anything else), once the clients
 // are closed; the scan finds it in a plaintext file (it works).
 func TestSearchCanary(t *testing.T) {
+	t.Parallel()
 	const canary = "xylocanarium"
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
@@ -414,6 +418,7 @@ func TestSearchCanary(t *testing.T) {
 // day's (the end is exclusive, so the whole day counts); an RFC 3339 time
 // is taken as it is; anything else is refused.
 func TestParseSearchTime(t *testing.T) {
+	t.Parallel()
 	day := time.Date(2026, 12, 7, 0, 0, 0, 0, time.Local)
 	for _, c := range []struct {
 		in   string

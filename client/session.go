@@ -646,8 +646,16 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if err := c.receiveTeamSecrets(t, from, ct, now); err != nil {
 			return nil, err
 		}
+	case contentQueueHistory:
+		if err := c.receiveQueueHistory(t, from, ct, now, res); err != nil {
+			return nil, err
+		}
 	case contentDirectory:
 		c.receiveDirectory(from, ct, res) // directory.go
+	case contentStatus:
+		if err := c.receiveStatus(t, from, ct, now, res); err != nil { // status.go
+			return nil, err
+		}
 	}
 	if notice && !from.Person.ViaGroup {
 		m, err := storeNotice(t, from, opened.InitID(), now)
@@ -672,6 +680,11 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		}
 		if m.ReplyTo, err = t.replyIn(ct, from.Person.ID); err != nil {
 			return nil, err
+		}
+		if ct.ForwardedFor != (keys.Fingerprint{}) {
+			if m.ForwardedFor, err = c.nameOf(t, nil, ct.ForwardedFor); err != nil {
+				return nil, err
+			}
 		}
 		if expiredOnArrival(m, now) {
 			c.log.Info("a disappearing message arrived after its time; not stored")

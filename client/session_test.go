@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/client/internal/people"
+	"github.com/postern/postern/client/internal/team/directory"
 	"github.com/postern/postern/keys"
 	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/protocol"
@@ -84,6 +85,7 @@ func syncWant(t *testing.T, c *Client, what string, want ...string) {
 // envelopes only; after the handshake and the first PQ steps, a 100-byte
 // text is a 1024-byte envelope.
 func TestSessionEnvelopes(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	al, bl := watch(alice), watch(bob)
@@ -140,6 +142,7 @@ func TestSessionEnvelopes(t *testing.T) {
 // TestSessionOfflineAndRestart: messages to an offline recipient, across
 // a relay restart, start and continue the session.
 func TestSessionOfflineAndRestart(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, bobHome := pair(t, srv)
 	bob.Close()
@@ -156,6 +159,7 @@ func TestSessionOfflineAndRestart(t *testing.T) {
 // TestSimultaneousInitiation: both send before either has a session or
 // has synced; they converge on one session and every message is read.
 func TestSimultaneousInitiation(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	for i := range 3 {
@@ -208,6 +212,7 @@ func wantNotice(t *testing.T, c *Client, contact string) Message {
 // cannot be read; bob starts a new session at once, both get one notice,
 // and messages flow again.
 func TestLostSessionWiped(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	send(t, alice, "bob", "hello")
@@ -252,6 +257,7 @@ func TestLostSessionWiped(t *testing.T) {
 // TestLostSessionWipedSenderFirst: the side that lost its session writes
 // first; it starts a new session and both sides get a notice.
 func TestLostSessionWipedSenderFirst(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	send(t, alice, "bob", "hello")
@@ -287,6 +293,7 @@ func TestLostSessionWipedSenderFirst(t *testing.T) {
 // bob is offline, so that all her messages are sealed before his reset
 // reaches her (online, she could read it between two sends).
 func TestLostSessionRestoredStore(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, bobHome := pair(t, srv)
 	send(t, alice, "bob", "hello")
@@ -340,6 +347,7 @@ func TestLostSessionRestoredStore(t *testing.T) {
 // TestSessionDeviceMismatch: keys from the relay that are not the
 // contact's known device are refused before anything is sent.
 func TestSessionDeviceMismatch(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, _, _, _ := pair(t, srv)
 	mallory, _ := newTestClient(t, srv, "mallory")
@@ -369,6 +377,7 @@ func TestSessionDeviceMismatch(t *testing.T) {
 // TestSessionReplayedEnvelope: the same session message in a new envelope
 // is a duplicate, not a failure.
 func TestSessionReplayedEnvelope(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	r, _ := bob.lookupContact("alice")
@@ -412,6 +421,8 @@ func FuzzParseSessionContent(f *testing.F) {
 		{Type: contentGroupKey, SentMS: 11, GroupKey: make([]byte, senderkey.DistributionSize)},
 		{Type: contentGroupJoin, SentMS: 12, GroupJoin: &groupJoin{Mailbox: protocol.MailboxID{1}}},
 		{Type: contentDirectory, SentMS: 13, Attachments: []attachmentRef{seedAttachment()}},
+		{Type: contentStatus, SentMS: 14, Status: make([]byte, directory.StatusSize)},
+		{Type: contentTextHeaders, SentMS: 15, Text: "forwarded", ForwardedFor: keys.Fingerprint{7}},
 	} {
 		b, err := ct.marshalSession()
 		if err != nil {

@@ -25,6 +25,7 @@ func exportOf(t *testing.T, c *Client) ([]byte, *contactsSnapshot) {
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	_, snap := exportOf(t, alice)
@@ -54,6 +55,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 }
 
 func TestSnapshotRefusesBrokenRules(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, _, _, _ := pair(t, srv)
 	_, good := exportOf(t, alice)

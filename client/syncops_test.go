@@ -19,6 +19,7 @@ import (
 // on the other; two devices that rename one folder at once agree on the
 // later rename.
 func TestInboxSyncAcrossDevices(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
@@ -128,6 +129,7 @@ func TestInboxSyncAcrossDevices(t *testing.T) {
 // TestSyncOnlyFromOwnDevices: a sync content from a contact's device is
 // dropped: it changes nothing.
 func TestSyncOnlyFromOwnDevices(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
@@ -182,6 +184,7 @@ var errRollback = errors.New("rollback")
 // TestSyncOpsConverge: the operations of two devices, applied in any
 // order and any number of times, leave the same inbox.
 func TestSyncOpsConverge(t *testing.T) {
+	t.Parallel()
 	c := newFuzzClient(t)
 	devA, devB := keys.Fingerprint{0xa}, keys.Fingerprint{0xb}
 	folder, draft := [16]byte{1}, [16]byte{2}
@@ -269,6 +272,7 @@ func TestSyncOpsConverge(t *testing.T) {
 // recent ones stay (an older operation could still arrive), and then a
 // new folder is refused, not lost.
 func TestTombstonesPruned(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	c := newFuzzClient(t)
 	now := time.Now()

@@ -341,18 +341,7 @@ func (c *Client) sendTeamSecrets(ctx context.Context, gid []byte, only []keys.Fi
 		if err != nil {
 			return err
 		}
-		sec := &teamSecrets{Count: rec.Secrets, Name: rec.Name, Relay: rec.Relay}
-		copy(sec.Group[:], rec.Group)
-		copy(sec.Space[:], rec.Space)
-		copy(sec.Write[:], rec.WriteCap)
-		copy(sec.ClaimKey[:], rec.ClaimKey)
-		copy(sec.Intake[:], rec.IntakeIdentity)
-		for _, k := range rec.Keys {
-			w := teamKeyWire{Epoch: k.Epoch}
-			copy(w.Key[:], k.Key)
-			sec.Keys = append(sec.Keys, w)
-		}
-		ct = &content{Type: contentTeamSecrets, Sender: c.devID, SentMS: uint64(c.now().UnixMilli()), Team: &teamContent{Secrets: sec}}
+		ct = c.teamSecretsContent(rec)
 		all, err := c.groupDevices(t, s, nil)
 		for _, r := range all {
 			id := fpOf(r.Person.Identity)
@@ -374,6 +363,23 @@ func (c *Client) sendTeamSecrets(ctx context.Context, gid []byte, only []keys.Fi
 			c.log.Warn("could not send a team's secrets to a staff device", "err", err)
 		}
 	}
+}
+
+// teamSecretsContent is the team secrets content of the intake's team
+// record rec (its message ID left to the sender).
+func (c *Client) teamSecretsContent(rec *store.TeamRecord) *content {
+	sec := &teamSecrets{Count: rec.Secrets, Name: rec.Name, Relay: rec.Relay}
+	copy(sec.Group[:], rec.Group)
+	copy(sec.Space[:], rec.Space)
+	copy(sec.Write[:], rec.WriteCap)
+	copy(sec.ClaimKey[:], rec.ClaimKey)
+	copy(sec.Intake[:], rec.IntakeIdentity)
+	for _, k := range rec.Keys {
+		w := teamKeyWire{Epoch: k.Epoch}
+		copy(w.Key[:], k.Key)
+		sec.Keys = append(sec.Keys, w)
+	}
+	return &content{Type: contentTeamSecrets, Sender: c.devID, SentMS: uint64(c.now().UnixMilli()), Team: &teamContent{Secrets: sec}}
 }
 
 func containsFP(l []keys.Fingerprint, f keys.Fingerprint) bool {

@@ -18,7 +18,9 @@ import (
 // TestTeamIntakeAndReply: a patient's message to the team reaches every
 // staff device once, as a new queue conversation with the patient's name;
 // a staff reply reaches the patient from the team, and every staff
-// device's thread holds both.
+// device's thread holds both. A staff member's read reaches the other
+// staff devices with the reader's name, and the patient as a plain read
+// receipt (the receipts subtest).
 func TestTeamIntakeAndReply(t *testing.T) {
 	t.Parallel() // each has its own relay and clients; the slowest tests of the package overlap
 	f := newTeamFixture(t)
@@ -73,6 +75,10 @@ func TestTeamIntakeAndReply(t *testing.T) {
 			t.Fatalf("device %d after the reply: %+v", i, got)
 		}
 	}
+	// Queue receipts: who read the patient's message (queuereceipts_test.go).
+	t.Run("receipts", func(t *testing.T) {
+		checkQueueReceipts(t, f, it.ID, "Can I get a refill of my inhaler?", "Ready for pick-up tomorrow.")
+	})
 	// A staff member is not a patient: their message to the team person
 	// opens no queue conversation.
 	if _, err := f.staff[2][0].Send(ctx, "Pharmacy", "rota for next week?"); err != nil {
@@ -144,6 +150,7 @@ func TestTeamClaimRace(t *testing.T) {
 		var (
 			wg   sync.WaitGroup
 			errs [2]error
+			got  [2]QueueItem
 		)
 		start := make(chan struct{})
 		for i, c := range []*Client{ca, cb} {
@@ -151,7 +158,7 @@ func TestTeamClaimRace(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				_, errs[i] = c.Claim(ctx, id)
+				got[i], errs[i] = c.Claim(ctx, id)
 			}()
 		}
 		close(start)
@@ -171,7 +178,7 @@ func TestTeamClaimRace(t *testing.T) {
 			t.Fatalf("round %d: no claim won: %v", round, errs)
 		}
 		winner := []int{a, b}[won]
-		items := f.settleQueue(t, id)
+		items := f.waitQueue(t, id, got[won].Version)
 		for i, it := range items {
 			want := f.names[winner]
 			if i/2 == winner {
@@ -183,14 +190,16 @@ func TestTeamClaimRace(t *testing.T) {
 		}
 		// The owner (its other device) resolves; the patient writes
 		// again, and the intake reopens it.
-		if _, err := f.staff[winner][1].Resolve(ctx, id); err != nil {
+		res, err := f.staff[winner][1].Resolve(ctx, id)
+		if err != nil {
 			t.Fatalf("round %d: resolve: %v", round, err)
 		}
 		if _, err := patients[pi].Send(ctx, "Pharmacy", fmt.Sprintf("again %d", round)); err != nil {
 			t.Fatal(err)
 		}
-		syncAll(t, 1, f.intake)
-		for _, it := range f.settleQueue(t, id) {
+		// The intake is connected: it receives the message, reopens the
+		// conversation (a write after the resolve's) and announces it.
+		for _, it := range f.waitQueue(t, id, res.Version+1) {
 			if it.State != "new" || it.Reopens != round/2+1 {
 				t.Fatalf("round %d: after the patient wrote again: %+v", round, it)
 			}
@@ -217,6 +226,7 @@ func TestTeamRemoveStaff(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.settleQueue(t, id)
+	calKept := staffGroupRecord(t, f.staff[2][1])
 	tm, err := f.intake.RemoveStaff(ctx, "Pharmacy", "cal")
 	if err != nil {
 		t.Fatal(err)
@@ -263,6 +273,8 @@ func TestTeamRemoveStaff(t *testing.T) {
 	if !protocol.IsCode(err, protocol.CodeClaimCapability) {
 		t.Fatalf("the old write capability: %v", err)
 	}
+	// A removed member's reads are not announced, nor taken.
+	t.Run("receipts", func(t *testing.T) { checkRemovedReader(t, f, id, "side effects?", calKept) })
 	if _, err := f.staff[1][0].Claim(ctx, id); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/postern/postern/relay/relaytest"
 )
@@ -19,12 +20,16 @@ type teamFixture struct {
 	staff      [3][2]*Client // per person, its two devices
 	names      [3]string
 	pat, quinn *Client
+	// added: the first added staff are on the team (all three unless
+	// the test adds the last ones itself).
+	added int
 }
 
-// staffDevices are the six staff devices.
+// staffDevices are the devices of the staff on the team (six when all
+// three are).
 func (f *teamFixture) staffDevices() []*Client {
 	var out []*Client
-	for _, p := range f.staff {
+	for _, p := range f.staff[:f.added] {
 		out = append(out, p[0], p[1])
 	}
 	return out
@@ -37,7 +42,15 @@ func (f *teamFixture) all() []*Client {
 
 func newTeamFixture(t *testing.T) *teamFixture {
 	t.Helper()
-	f := &teamFixture{srv: relaytest.New(t, nil), names: [3]string{"ann", "ben", "cal"}}
+	return newTeamFixtureStaff(t, 3)
+}
+
+// newTeamFixtureStaff is newTeamFixture with only the first added staff
+// on the team; the others are contacts of the team and of each other, as
+// in the full fixture.
+func newTeamFixtureStaff(t *testing.T, added int) *teamFixture {
+	t.Helper()
+	f := &teamFixture{srv: relaytest.New(t, nil), names: [3]string{"ann", "ben", "cal"}, added: added}
 	f.intake, _ = newTestClient(t, f.srv, "Pharmacy")
 	for i, n := range f.names {
 		f.staff[i][0], _ = newTestClient(t, f.srv, n)
@@ -53,12 +66,16 @@ func newTeamFixture(t *testing.T) *teamFixture {
 	for i, n := range f.names {
 		f.staff[i][1], _ = linkNew(t, f.staff[i][0], n+"-2")
 	}
-	syncAll(t, 3, f.all()...)
+	all := []*Client{f.intake, f.pat, f.quinn}
+	for _, p := range f.staff {
+		all = append(all, p[0], p[1])
+	}
+	syncAll(t, 3, all...)
 	ctx := testCtx(t)
 	if _, err := f.intake.CreateTeam(ctx, "Pharmacy"); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range f.names {
+	for _, n := range f.names[:added] {
 		if _, err := f.intake.AddStaff(ctx, "Pharmacy", n); err != nil {
 			t.Fatal(err)
 		}
@@ -98,6 +115,53 @@ func (f *teamFixture) settleQueue(t *testing.T, id string) []QueueItem {
 		}
 		if last == nil {
 			return items
+		}
+	}
+	t.Fatalf("queue conversation did not settle: %v", last)
+	return nil
+}
+
+// waitQueue waits until every staff device holds queue conversation id
+// at version min or later, all at one version, and returns that version's
+// items, one per staff device. The devices are connected (each synced
+// before) and the team's messages are pushed to them, so it first only
+// looks, for a while; a look that has not settled is followed by a
+// round of syncs (a reconnection each, the costly part under -race), at
+// most six. The waits are a hang guard, not a timing assertion: a slow
+// machine only syncs more.
+func (f *teamFixture) waitQueue(t *testing.T, id string, min uint64) []QueueItem {
+	t.Helper()
+	devs := f.staffDevices()
+	var last error
+	look := func() []QueueItem {
+		items := make([]QueueItem, 0, len(devs))
+		for _, c := range devs {
+			it, err := c.queueItem(id)
+			switch {
+			case err != nil:
+				last = fmt.Errorf("%s: %w", c.devID.Short(), err)
+				return nil
+			case it.Version < min:
+				last = fmt.Errorf("%s at version %d, want %d or later", c.devID.Short(), it.Version, min)
+				return nil
+			case len(items) > 0 && it.Version != items[0].Version:
+				last = fmt.Errorf("%s at version %d, another at %d", c.devID.Short(), it.Version, items[0].Version)
+				return nil
+			}
+			items = append(items, it)
+		}
+		return items
+	}
+	for round := range 7 {
+		if round > 0 {
+			syncAll(t, 1, f.intake)
+			syncConcurrently(t, devs...)
+		}
+		for range 100 {
+			if items := look(); items != nil {
+				return items
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	t.Fatalf("queue conversation did not settle: %v", last)

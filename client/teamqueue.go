@@ -32,6 +32,7 @@ const (
 	outReply   = 2 // a staff reply, to the patient
 	outBlock   = 3 // a staff request: restrict the outsider (Sent holds the level)
 	outUnblock = 4 // a staff request: lift the restriction
+	outRead    = 5 // a read receipt to the outsider's device (queuereceipts.go)
 )
 
 // QueueFilter selects the conversations Queue lists.
@@ -194,10 +195,14 @@ func (c *Client) QueueThread(id string) ([]Message, error) {
 	var out []Message
 	err = c.st.view(func(t *tx) error {
 		return t.Messages(func(r *messageRecord) error {
-			if bytes.Equal(r.Conversation, qt.q.ID) {
-				out = append(out, c.messageFromRecord(r))
+			if !bytes.Equal(r.Conversation, qt.q.ID) {
+				return nil
 			}
-			return nil
+			m := c.messageFromRecord(r)
+			var err error
+			m.ReadBy, err = c.queueReads(t, qt.state, r)
+			out = append(out, m)
+			return err
 		})
 	})
 	slices.SortStableFunc(out, func(a, b Message) int { return a.Time.Compare(b.Time) })
@@ -416,6 +421,11 @@ func (c *Client) receiveTeamGroup(t *tx, grec *store.GroupRecord, s *group.State
 			q.Opened, q.Urgent = min(in.SentMS, queue.MaxTime), in.Urgent
 		}
 		q.Outsider, q.Last = tc.Name, now
+		if !slices.ContainsFunc(q.Senders, func(s []byte) bool { return bytes.Equal(s, in.Sender[:]) }) {
+			// The outsider's device: a queue receipt names this message
+			// by its content message ID (queuereceipts.go).
+			q.Senders = append(q.Senders, bytes.Clone(in.Sender[:]))
+		}
 		if err := t.PutQueue(q); err != nil {
 			return nil, nil, err
 		}
@@ -457,6 +467,9 @@ func (c *Client) receiveTeamGroup(t *tx, grec *store.GroupRecord, s *group.State
 			return nil, nil, err
 		}
 		return c.storeReceivedQueue(t, q, m, ct.Inner)
+	case contentQueueReceipt:
+		drop, err := c.receiveQueueReceipt(t, team, mem, tc, ct.SentMS, now, res)
+		return nil, drop, err
 	case contentTeamRequest:
 		if !team.Intake {
 			return nil, nil, nil
@@ -578,7 +591,7 @@ func (c *Client) flushTeams(ctx context.Context) {
 	if err := c.st.view(func(t *tx) error {
 		ts, err := t.Teams()
 		for _, r := range ts {
-			if r.Intake && len(r.Outgoing) > 0 {
+			if r.Intake && (len(r.Outgoing) > 0 || len(r.History) > 0) {
 				teams = append(teams, r)
 			}
 		}
@@ -607,6 +620,9 @@ func (c *Client) flushTeams(ctx context.Context) {
 				break
 			}
 		}
+		// New staff devices' queue history (teamhistory.go), after the
+		// forwards: what those put into the group reaches them either way.
+		c.flushHistory(ctx, team)
 	}
 }
 
@@ -643,6 +659,10 @@ func (c *Client) sendOutgoing(ctx context.Context, team *store.TeamRecord, o *st
 	}
 	if err != nil {
 		return err
+	}
+	if o.Kind == outRead {
+		c.sendQueueRead(ctx, o)
+		return nil
 	}
 	var inner *content
 	if len(o.Content) > 0 {

@@ -11,6 +11,7 @@ import (
 // app's uploads) reaches the patient from the team with the file; a reply
 // with nothing, or too many files, is refused before anything is sent.
 func TestTeamReplyData(t *testing.T) {
+	t.Parallel()
 	f := newTeamFixture(t)
 	ctx := testCtx(t)
 	if _, err := f.pat.Send(ctx, "Pharmacy", "Which dose on Sundays?"); err != nil {
@@ -59,6 +60,7 @@ func TestTeamReplyData(t *testing.T) {
 // as EventQueue naming the team, after its register is held (Queue
 // shows the new owner when the event arrives).
 func TestTeamQueueEvent(t *testing.T) {
+	t.Parallel()
 	f := newTeamFixture(t)
 	ctx := testCtx(t)
 	if _, err := f.pat.Send(ctx, "Pharmacy", "Is my order ready?"); err != nil {

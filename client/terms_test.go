@@ -14,6 +14,7 @@ import (
 // (the acceptance kept with it); accepted again, the withdrawal cleared; a
 // newer version is not accepted by an older one.
 func TestTerms(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	c, home := newTestClient(t, srv, "alice")
 	if tm, err := c.Terms(); err != nil || tm != (Terms{}) || tm.AcceptedCurrent("2026-12-07") {

@@ -58,6 +58,7 @@ func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 // https) against a relay served over TLS with a certificate the client
 // trusts only through Options.TLSConfig.
 func TestTLSRelay(t *testing.T) {
+	t.Parallel()
 	cert, pool := testCert(t)
 	dir := t.TempDir()
 	r, err := relay.New(relay.Config{DataDir: dir, Store: relaytest.Store(t, dir)})
@@ -136,6 +137,7 @@ func TestTLSRelay(t *testing.T) {
 // TestDialRefusedBeforeUpgrade: a 429 with Postern-Error (per-address
 // limits) reaches the caller as the numbered protocol error.
 func TestDialRefusedBeforeUpgrade(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	r, err := relay.New(relay.Config{DataDir: dir, Store: relaytest.Store(t, dir), MaxConnsPerAddress: 1})
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 // Unblock makes a blocked contact's messages arrive again, and lets the
 // client write to them again.
 func TestUnblock(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)
@@ -62,6 +63,7 @@ func TestUnblock(t *testing.T) {
 // the same home creates (an invitation made, an invitation accepted),
 // without a reconnection or a Sync.
 func TestReceiveFromMailboxAddedElsewhere(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	ctx := testCtx(t)
 	alice, aliceHome := newTestClient(t, srv, "alice")
@@ -170,6 +172,7 @@ func (t *teeBody) Close() error { return t.r.Close() }
 // every ciphertext chunk the relay was sent (even in part) is the same in
 // every attempt, and the upload stops with ErrFileChanged.
 func TestResumeOfChangedFile(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, _, _, _ := pair(t, srv)
 	const size = 1<<20 + 333
@@ -228,6 +231,7 @@ func TestResumeOfChangedFile(t *testing.T) {
 // No error or log line carries a whole blob ID: it is the blob's download
 // capability.
 func TestBlobIDNotInErrorsOrLogs(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	var logs bytes.Buffer
 	var mu sync.Mutex
@@ -303,6 +307,7 @@ func mustKey(t *testing.T) attach.Key {
 // with room for one file, a second file goes up right after the first
 // failed.
 func TestGivenUpUploadFreesQuota(t *testing.T) {
+	t.Parallel()
 	const size = 1<<20 + 333
 	srv := relaytest.New(t, &relaytest.Options{BlobQuota: attach.CipherSize(size) * 3 / 2})
 	alice, bob, _, _ := pair(t, srv)

@@ -12,6 +12,7 @@ import (
 // reply-to, moves a plain text to the type with headers, and a flags byte
 // with an unknown bit is refused.
 func TestUrgentHeaders(t *testing.T) {
+	t.Parallel()
 	for _, ct := range []*content{
 		{Type: contentTextHeaders, SentMS: 1764100000000, Text: "Call the ward", Urgent: true},
 		{Type: contentTextHeaders, SentMS: 1764100000000, Text: "Call the ward", Subject: "K 6.1", Urgent: true, HasReply: true, ReplyTo: [replyIDSize]byte{1, 2, 3, 4, 5, 6, 7, 8}},
@@ -64,6 +65,7 @@ func TestUrgentHeaders(t *testing.T) {
 // and on the sender's other device, a reply keeps its own urgency, and a
 // record export gives it priority "urgent".
 func TestUrgentMessage(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	ctx := testCtx(t)

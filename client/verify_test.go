@@ -28,6 +28,7 @@ func contactNamed(t *testing.T, c *Client, name string) Contact {
 // changes nothing; the right one (spaces ignored) verifies. A contact
 // whose identity key changed gets nothing until verified again.
 func TestVerifyContact(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, bob, _, _ := pair(t, srv)
 	send(t, alice, "bob", "hello")
@@ -89,6 +90,7 @@ func TestVerifyContact(t *testing.T) {
 // The text of a safety number's QR code verifies like the digits; a QR
 // text of another version or another number does not.
 func TestVerifyContactQRText(t *testing.T) {
+	t.Parallel()
 	srv := relaytest.New(t, nil)
 	alice, _, _, _ := pair(t, srv)
 	ct := contactNamed(t, alice, "bob")

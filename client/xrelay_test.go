@@ -37,6 +37,7 @@ func crossRelayPair(t *testing.T, a, b *relaytest.Server) (alice, bob *Client, a
 // writes to the other's; texts and attachments go both ways (blobs stay
 // on the sender's relay and are downloaded from there).
 func TestContactOnAnotherRelay(t *testing.T) {
+	t.Parallel()
 	srvA := relaytest.New(t, nil)
 	srvB := relaytest.New(t, nil)
 	alice, bob, _, _ := crossRelayPair(t, srvA, srvB)
@@ -118,6 +119,7 @@ func TestContactOnAnotherRelay(t *testing.T) {
 // or a route (0x11) is used to dial, so the parser refuses one that is not
 // canonical or that is ws:// to a host other than a loopback one.
 func TestRelayURLFromPeerChecked(t *testing.T) {
+	t.Parallel()
 	route := func(relay string) []byte {
 		ct := &content{Type: contentRouteRelay}
 		rand.Read(ct.Sender[:])
@@ -162,6 +164,7 @@ func TestRelayURLFromPeerChecked(t *testing.T) {
 // relay (0x10) covers the reply relay, and never equals the MAC of an
 // introduction without one (0x05) over the same route.
 func TestIntroductionMACBindsReplyRelay(t *testing.T) {
+	t.Parallel()
 	key := make([]byte, 32)
 	rand.Read(key)
 	var mb, reply [16]byte
@@ -181,6 +184,7 @@ func TestIntroductionMACBindsReplyRelay(t *testing.T) {
 // (loopback) relay from a peer; one on a ws:// relay (tests, development)
 // does.
 func TestPeerRelayAllowed(t *testing.T) {
+	t.Parallel()
 	prod := &Client{relay: "wss://relay.example.org"}
 	dev := &Client{relay: "ws://127.0.0.1:8080"}
 	if prod.peerRelayAllowed("ws://127.0.0.1:6379") || !prod.peerRelayAllowed("wss://other.example.org") {

@@ -311,6 +311,22 @@ type messageJSON struct {
 	// message was deleted for everyone (recall.go); no text or files.
 	Recalled   *time.Time `json:"recalled,omitempty"`
 	RecalledBy string     `json:"recalled_by,omitempty"`
+	// Forwarding by availability status (status.go): a sent message a
+	// colleague also received (forwarded_to, forward_reason) or that
+	// could not go to them (not_forwarded); forwarded_for: a copy
+	// forwarded for that person.
+	ForwardedTo   string `json:"forwarded_to,omitempty"`
+	ForwardReason string `json:"forward_reason,omitempty"`
+	NotForwarded  string `json:"not_forwarded,omitempty"`
+	ForwardedFor  string `json:"forwarded_for,omitempty"`
+	// ReadBy: a patient's message in a team's queue conversation, the
+	// staff who read it ("me" for this person), first first.
+	ReadBy []readByJSON `json:"read_by,omitempty"`
+}
+
+type readByJSON struct {
+	By string    `json:"by"`
+	At time.Time `json:"at"`
 }
 
 type attachmentJSON struct {
@@ -324,6 +340,7 @@ func (s *Server) toJSON(m client.Message) messageJSON {
 		ID: m.ID, From: m.From, To: m.To, Subject: m.Subject, Text: m.Text,
 		Time: m.Time.UTC(), Received: m.Received.UTC(), Outgoing: m.Outgoing, Notice: m.Notice,
 		Conversation: m.Conversation, ReplyTo: m.ReplyTo, Urgent: m.Urgent, Queued: m.Queued, SendError: m.SendError,
+		ForwardedTo: m.ForwardedTo, ForwardReason: m.ForwardReason, NotForwarded: m.NotForwarded, ForwardedFor: m.ForwardedFor,
 	}
 	for _, a := range m.Attachments {
 		j.Attachments = append(j.Attachments, attachmentJSON{Name: client.SafeFileName(a.Name), MediaType: a.MediaType, Size: a.Size})
@@ -344,6 +361,9 @@ func (s *Server) toJSON(m client.Message) messageJSON {
 	if !m.Recalled.IsZero() {
 		t := m.Recalled.UTC()
 		j.Recalled, j.RecalledBy = &t, m.RecalledBy
+	}
+	for _, r := range m.ReadBy {
+		j.ReadBy = append(j.ReadBy, readByJSON{By: r.By, At: r.At.UTC()})
 	}
 	return j
 }

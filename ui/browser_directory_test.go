@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -57,6 +58,19 @@ func TestBrowserDirectory(t *testing.T) {
 	if got := eval[string](t, ctx, `document.activeElement.id`); got != "compose-subject" {
 		t.Fatalf("focus on %q after choosing, want the subject", got)
 	}
+	// Bob's availability shows under the To field.
+	waitJS(t, ctx, "bob's availability", `!document.getElementById("compose-availability").hidden`)
+	if got := eval[string](t, ctx, `document.getElementById("compose-availability").textContent`); !strings.HasPrefix(got, "bob is busy, do not disturb until ") ||
+		!strings.HasSuffix(got, "bob named Carol Cole, who is not one of your contacts: your message goes to bob only.") {
+		t.Fatalf("bob's availability reads %q", got)
+	}
+	checkAxe(t, ctx, axe, "compose with the addressee's availability")
+	step(t, ctx, "bob's page", chromedp.Navigate(a.s.Origin()+"/#/contacts/bob"), chromedp.WaitVisible(chromedp.CSS("#contact-availability")))
+	if got := eval[string](t, ctx, `document.getElementById("contact-availability").textContent`); !strings.HasPrefix(got, "bob is busy, do not disturb until ") ||
+		!strings.HasSuffix(got, "Messages to bob also go to Carol Cole now.") {
+		t.Fatalf("bob's page says %q", got)
+	}
+	step(t, ctx, "compose again", chromedp.Click(chromedp.CSS("#nav-compose")), chromedp.WaitVisible(chromedp.CSS("#compose-to")))
 
 	// Another query; locking drops the list.
 	eval[chromedp.Void](t, ctx, `document.getElementById("compose-to").value = ""`)
@@ -116,6 +130,17 @@ func directoryFixture(t *testing.T) (string, *client.Options) {
 	}
 	if d, err := alice.Directory(); err != nil || d.Version != 1 {
 		t.Fatalf("alice holds %+v, %v", d, err)
+	}
+	// Bob does not want to be disturbed for an hour, forwarded to carol
+	// (who is not alice's contact).
+	if _, err := bob.SetStatus(bg, client.StatusOptions{Availability: client.Busy, DNDUntil: time.Now().Add(time.Hour), ForwardTo: "Carol Cole"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Sync(bg); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := alice.Status("bob"); err != nil || !s.Forwarding {
+		t.Fatalf("alice holds bob's status %+v, %v", s, err)
 	}
 	return home, copts
 }

@@ -17,7 +17,8 @@ import (
 // The team queue in a real browser: a patient's urgent message reaches
 // the team's profile (a second client, receiving in the background),
 // which forwards it to the staff; it appears live in the staff member's
-// Unclaimed queue with its age; she claims it, answers with a file and
+// Unclaimed queue with its age; she claims it, answers with a file (the
+// thread shows who read the patient's message: her, then ben, live) and
 // resolves it; the patient gets the answer and the file from the team;
 // axe-core on the queue, the conversation and the figures.
 func TestBrowserTeamQueue(t *testing.T) {
@@ -76,6 +77,25 @@ func TestBrowserTeamQueue(t *testing.T) {
 	waitJS(t, ctx, "the reply in the thread", `document.getElementById("queue-status").textContent === "Reply sent from the team" &&
 		document.getElementById("queue-thread").textContent.includes("you, ") &&
 		document.getElementById("queue-thread").textContent.includes("renewal.txt")`)
+	// Opened, so read by her; ben reads it too, and his read shows live.
+	waitJS(t, ctx, "read by her", `document.getElementById("queue-thread").textContent.includes("Read by you.")`)
+	deadline := time.Now().Add(60 * time.Second) // a hang guard
+	for read := false; !read; {
+		if _, err := ts.ben.Sync(bg); err != nil {
+			t.Fatal(err)
+		}
+		if q, err := ts.ben.Queue("Pharmacy", client.QueueAll); err == nil && len(q) == 1 {
+			if err := ts.ben.ReadQueue(bg, q[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			read = true
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the conversation never reached ben")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitJS(t, ctx, "read by ben, live", `document.getElementById("queue-thread").textContent.includes("Read by you, ben.")`)
 	step(t, ctx, "open Block…", chromedp.Click(chromedp.CSS("#queue-block summary")), chromedp.WaitVisible(chromedp.CSS("#queue-block-level")))
 	if got := eval[string](t, ctx, `document.getElementById("queue-block-button").getAttribute("aria-label")`); got != "Block pat" {
 		t.Fatalf("block button labelled %q", got)
@@ -87,7 +107,7 @@ func TestBrowserTeamQueue(t *testing.T) {
 		document.getElementById("queue-state").textContent.includes("State: resolved")`)
 
 	// The patient gets the answer and its file from the team.
-	deadline := time.Now().Add(60 * time.Second) // a hang guard
+	deadline = time.Now().Add(60 * time.Second) // a hang guard
 	for got := false; !got; {
 		if _, err := ts.pat.Sync(bg); err != nil {
 			t.Fatal(err)

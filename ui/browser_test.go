@@ -124,13 +124,24 @@ func clickRedrawn(t *testing.T, ctx context.Context, what, sel string) {
 	}
 }
 
-// waitJS waits until the expression is true in the page.
+// waitJS waits until the expression is true in the page. On a timeout it
+// fails with what the page shows (its route and visible text), so that a
+// wait that never ends says where the page stood.
 func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
-	step(t, ctx, what, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		_, err := chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(60*time.Second))(ctx, tg)
-		return chromedp.Void{}, err
-	})
+	sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(sctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(60*time.Second)))
+	if err == nil {
+		return
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer dcancel()
+	page, derr := chromedp.Run(dctx, chromedp.Evaluate[string](`location.hash + "\n" + document.body.innerText.slice(0, 2000)`))
+	if derr != nil {
+		page = "(the page could not be read: " + derr.Error() + ")"
+	}
+	t.Fatalf("%s: %v; the page shows:\n%s", what, err, page)
 }
 
 type axeViolation struct {

@@ -26,7 +26,8 @@ const heartbeat = 25 * time.Second
 //	event: expired     data: {"id": ..., "conversation": ...}: a
 //	                   disappearing message was deleted (disappear.go)
 //	event: queue       data: {"team": ...}: a colleague's change of a
-//	                   team's queue conversation arrived (team.go)
+//	                   team's queue conversation, or their read of it,
+//	                   arrived (team.go)
 //	event: locked      data: {}
 //
 // Only an authenticated caller of an unlocked app gets here (route).
@@ -97,6 +98,8 @@ func (s *Server) eventData(ev client.Event) (string, any) {
 		return "expired", map[string]string{"id": ev.Message.ID, "conversation": ev.Message.Conversation}
 	case client.EventQueue:
 		return "queue", map[string]string{"team": ev.Team}
+	case client.EventStatus:
+		return "status", map[string]string{"name": ev.Contact}
 	}
 	return "", nil
 }

@@ -147,6 +147,15 @@ func (s *Server) apiQueueItem(w http.ResponseWriter, r *http.Request, cl *client
 		s.teamFail(w, err)
 		return
 	}
+	if !callerFrom(r.Context()).bearer {
+		// Opened on the page: the patient's messages are read here, the
+		// staff learn who read them and the patient that the team did
+		// (client.ReadQueue); an integration's reading marks nothing.
+		if err := cl.ReadQueue(r.Context(), it.ID); err != nil {
+			s.teamFail(w, err)
+			return
+		}
+	}
 	s.writeQueueItem(w, cl, it)
 }
 

@@ -130,8 +130,8 @@ func (a *app) queueOf(filter string) []queueItemJSON {
 
 // The queue's API: a patient's message reaches the staff member's queue;
 // refusals change nothing; a claim lost to a colleague is a 409 with the
-// sentence; the owner answers with a file and resolves; the figures hold
-// counts only.
+// sentence; opening the conversation reads it (queue receipts); the owner
+// answers with a file and resolves; the figures hold counts only.
 func TestTeamQueueAPI(t *testing.T) {
 	ts := newTeamSetup(t)
 	ctx := context.Background()
@@ -227,6 +227,32 @@ func TestTeamQueueAPI(t *testing.T) {
 	if q := a.queueOf("mine"); len(q) != 1 || q[0].ID != it.ID {
 		t.Fatalf("mine: %+v", q)
 	}
+	// Opening the conversation on the page reads the patient's messages:
+	// ben learns that ann read them, the patient that the team did.
+	resp, body = a.do("GET", "/api/queue/"+it.ID, "", nil)
+	th = queueThreadJSON{}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &th) != nil || len(th.Messages) != 2 ||
+		len(th.Messages[0].ReadBy) != 1 || th.Messages[0].ReadBy[0].By != client.Me || len(th.Messages[1].ReadBy) != 1 {
+		t.Fatalf("the conversation opened: %d %s", resp.StatusCode, body)
+	}
+	waitFor(t, "ann's read on ben's device", func() bool {
+		ts.ben.Sync(ctx)
+		m, err := ts.ben.QueueThread(it.ID)
+		return err == nil && len(m) == 2 && len(m[0].ReadBy) == 1 && m[0].ReadBy[0].By == "ann"
+	})
+	waitFor(t, "the patient's message read", func() bool {
+		ts.pat.Sync(ctx)
+		ms, err := ts.pat.Inbox()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if m.Text == "Can I get a refill of my inhaler?" {
+				return !m.ReadReceipt.IsZero()
+			}
+		}
+		return false
+	})
 
 	if resp, body := a.do("POST", "/api/queue/"+it.ID+"/assign", `{"contact":"nobody"}`, nil); resp.StatusCode != http.StatusNotFound ||
 		errorOf(t, body) != "There is no one of that name here." {

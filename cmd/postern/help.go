@@ -70,6 +70,9 @@ Messages:
   directory publish FILE | directory show [--json] | directory search QUERY... [--json]
                           the organisation's directory of staff, teams and
                           role accounts; find colleagues for compose
+  status set available|busy|off [--dnd-until TIME | --dnd FOR] [--forward-to NAME] | status [NAME] [--json]
+                          say whether you are available, busy or off duty;
+                          do not disturb, forwarded to a named colleague
   save ID [--out DIR] [--force]
                           download and verify the files of a message
   export (ID | --with NAME) --out FILE | export --verify FILE [--json]

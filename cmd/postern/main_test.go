@@ -335,6 +335,18 @@ func TestExitCodes(t *testing.T) {
 			stderr: "postern: error: missing FILE\nhint: usage: postern directory publish FILE | directory show [--json] | directory search QUERY... [--json]\n",
 		},
 		{
+			name: "status set without availability", args: []string{"status", "set"}, code: 2,
+			stderr: "postern: error: missing available, busy or off\nhint: usage: postern status set available|busy|off [--dnd-until TIME | --dnd FOR] [--forward-to NAME] | status [NAME] [--json]\n",
+		},
+		{
+			name: "status set with both ends", args: []string{"status", "set", "busy", "--dnd", "1h", "--dnd-until", "18:00"}, code: 2,
+			stderr: "postern: error: --dnd-until and --dnd both say when do-not-disturb ends: give one\nhint: usage: postern " + statusCmd.usage + "\n",
+		},
+		{
+			name: "status set of an unknown availability", args: []string{"status", "set", "away"}, code: 2,
+			stderr: "postern: error: \"away\": want available, busy or off\nhint: usage: postern " + statusCmd.usage + "\n",
+		},
+		{
 			name: "no passphrase and no terminal", args: []string{"inbox", "--home", "HOME"}, code: 1,
 			stderr: "postern: error: no passphrase: POSTERN_PASSPHRASE is not set and standard input is not a terminal\n" +
 				"hint: set POSTERN_PASSPHRASE, or run postern in a terminal to be asked\n",

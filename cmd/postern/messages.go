@@ -124,6 +124,7 @@ func runSend(ctx context.Context, c *cli, cmd *command, args []string) error {
 	} else {
 		m, err = cl.SendWith(ctx, name, text, opts)
 	}
+	printForwarding(c, m)
 	switch {
 	case errors.Is(err, client.ErrQueued):
 		// Not a failure: the message is stored and waits in the outbox.
@@ -310,6 +311,9 @@ func printMessages(c *cli, msgs []client.Message, names map[string]string, asJSO
 		if m.Urgent {
 			text = "[urgent] " + text
 		}
+		if m.ForwardedFor != "" {
+			text = "[for " + safe(m.ForwardedFor, false) + "] " + text
+		}
 		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", m.ID, from, m.Time.Local().Format(tableTime), safe(names[m.Folder], false), receiptState(m, now), text)
 	})
 }
@@ -377,6 +381,14 @@ func runRead(ctx context.Context, c *cli, cmd *command, args []string) error {
 	}
 	if m.Urgent {
 		fmt.Fprintf(tw, "Priority:\turgent\n")
+	}
+	switch {
+	case m.ForwardedFor != "":
+		fmt.Fprintf(tw, "Forwarded for:\t%s\n", safe(m.ForwardedFor, false))
+	case m.ForwardedTo != "":
+		fmt.Fprintf(tw, "Forwarded to:\t%s (%s)\n", safe(m.ForwardedTo, false), safe(m.ForwardReason, false))
+	case m.NotForwarded != "":
+		fmt.Fprintf(tw, "Not forwarded:\t%s (%s)\n", safe(m.NotForwarded, false), safe(m.ForwardReason, false))
 	}
 	switch {
 	case m.SendError != "":

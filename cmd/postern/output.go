@@ -55,6 +55,22 @@ type jsonMessage struct {
 	// message was deleted for everyone; its text and files are gone.
 	Recalled   string `json:"recalled,omitempty"`
 	RecalledBy string `json:"recalled_by,omitempty"`
+	// Forwarding by availability status: forwarded_to (and why), or
+	// not_forwarded naming the colleague who could not be written to,
+	// for a sent message; forwarded_for, a copy forwarded for that person.
+	ForwardedTo   string `json:"forwarded_to,omitempty"`
+	ForwardReason string `json:"forward_reason,omitempty"`
+	NotForwarded  string `json:"not_forwarded,omitempty"`
+	ForwardedFor  string `json:"forwarded_for,omitempty"`
+	// ReadBy: an outsider's message in a team's queue conversation, the
+	// staff members who read it ("me" for you), first first.
+	ReadBy []jsonRead `json:"read_by,omitempty"`
+}
+
+// jsonRead is one staff member's read of a queue message.
+type jsonRead struct {
+	By string `json:"by"`
+	At string `json:"at"`
 }
 
 // jsonAttachment is one file of a message in --json output.
@@ -92,6 +108,10 @@ func toJSONMessage(m client.Message) jsonMessage {
 	j.Delivered, j.ReadReceipt = rfc3339(m.Delivered), rfc3339(m.ReadReceipt)
 	j.Expires = rfc3339(m.Expires)
 	j.Recalled, j.RecalledBy = rfc3339(m.Recalled), m.RecalledBy
+	for _, r := range m.ReadBy {
+		j.ReadBy = append(j.ReadBy, jsonRead{By: r.By, At: rfc3339(r.At)})
+	}
+	j.ForwardedTo, j.ForwardReason, j.NotForwarded, j.ForwardedFor = m.ForwardedTo, m.ForwardReason, m.NotForwarded, m.ForwardedFor
 	return j
 }
 

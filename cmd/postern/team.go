@@ -37,6 +37,8 @@ then the longest waiting first. --unclaimed: only those nobody has claimed;
 
 team show ID: a queue conversation with its messages. ID is the
 conversation's ID as 'team queue' shows it (its first 8 digits are enough).
+Showing it marks the outsider's messages read: the other staff see who read
+them, and the outsider sees them read by the team (no name).
 
 team reply ID TEXT...: answer the outsider; the team's profile forwards it,
 from the team. --attach FILE adds a file (up to 16).
@@ -181,7 +183,7 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 		}
 		return printQueue(c, items, *asJSON)
 	case "show":
-		return showQueueItem(c, cl, pos[1], *asJSON)
+		return showQueueItem(ctx, c, cl, pos[1], *asJSON)
 	case "reply":
 		m, err := cl.ReplyQueue(ctx, pos[1], strings.Join(pos[2:], " "), files)
 		if err != nil {
@@ -327,7 +329,12 @@ func printQueue(c *cli, items []client.QueueItem, asJSON bool) error {
 	})
 }
 
-func showQueueItem(c *cli, cl *client.Client, id string, asJSON bool) error {
+func showQueueItem(ctx context.Context, c *cli, cl *client.Client, id string, asJSON bool) error {
+	// Shown is read: the patient's messages are marked read before they
+	// are printed, and the staff (and, from the team, the patient) told.
+	if err := cl.ReadQueue(ctx, id); err != nil {
+		return teamError(err, "")
+	}
 	msgs, err := cl.QueueThread(id)
 	if err != nil {
 		return teamError(err, "")
@@ -368,9 +375,22 @@ func showQueueItem(c *cli, cl *client.Client, id string, asJSON bool) error {
 		if m.Outgoing {
 			from = "me"
 		}
-		fmt.Fprintf(c.stdout, "%s  %s  %s: %s%s\n", m.ID, m.Time.Local().Format(tableTime), from, safe(displayText(m), true), attachmentSummary(m))
+		fmt.Fprintf(c.stdout, "%s  %s  %s: %s%s%s\n", m.ID, m.Time.Local().Format(tableTime), from, safe(displayText(m), true), attachmentSummary(m), readBySummary(m))
 	}
 	return nil
+}
+
+// readBySummary names the staff who read a patient's message: " (read
+// by Ann, me)", or "" for none.
+func readBySummary(m client.Message) string {
+	if len(m.ReadBy) == 0 {
+		return ""
+	}
+	names := make([]string, len(m.ReadBy))
+	for i, r := range m.ReadBy {
+		names[i] = safe(r.By, false)
+	}
+	return " (read by " + strings.Join(names, ", ") + ")"
 }
 
 // teamError words the library's team errors.

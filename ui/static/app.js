@@ -19,6 +19,7 @@ import "./record.js";
 import "./groups.js";
 import "./team.js";
 import "./directory.js";
+import { composeStatus, settingsStatus } from "./status.js";
 
 // --- lock ---
 
@@ -548,6 +549,13 @@ async function showMessage(id) {
   if (m.urgent) {
     notes.push("Urgent.");
   }
+  if (m.forwarded_for) {
+    notes.push(`Forwarded for ${m.forwarded_for}.`);
+  } else if (m.forwarded_to) {
+    notes.push(`Also forwarded to ${m.forwarded_to}: ${m.forward_reason}.`);
+  } else if (m.not_forwarded) {
+    notes.push(`Not forwarded to ${m.not_forwarded}, who is not a contact you can write to: ${m.forward_reason}.`);
+  }
   if (m.send_error) {
     notes.push(`Not sent: ${m.send_error}`);
   } else if (m.queued) {
@@ -677,6 +685,7 @@ async function showCompose(params) {
   }
   showScreen("compose");
   (replyID || draftID ? $("compose-text") : $("compose-to")).focus();
+  await composeStatus(); // the addressee's availability (status.js)
 }
 
 async function send(ev) {
@@ -755,6 +764,7 @@ async function showSettings() {
   sel.replaceChildren(...opts);
   sel.value = String(st.idle_timeout_seconds);
   $("set-idle-status").textContent = "";
+  await settingsStatus(); // availability, with an organisation directory (status.js)
   if (!current()) {
     return;
   }

@@ -6,6 +6,7 @@
 // writing to them still needs an invitation in this version.
 
 import { $, api, onLock, onStart, state } from "./core.js";
+import { composeStatus } from "./status.js";
 
 // delayMS waits for typing to pause before asking.
 const delayMS = 150;
@@ -94,6 +95,7 @@ function item(e) {
       $("compose-to").value = e.contact;
       hide();
       $("compose-subject").focus();
+      composeStatus(); // their availability, if they set one
     });
     li.append(b);
     return li;

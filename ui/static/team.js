@@ -144,6 +144,13 @@ function render(q) {
         a.textContent = `${f.name} (${formatSize(f.size)})`;
         li.append(" ", a);
       }
+      if (m.read_by && m.read_by.length > 0) {
+        // Queue receipts: which of the staff read the patient's message.
+        const p = document.createElement("span");
+        p.className = "queue-read-by";
+        p.textContent = ` Read by ${m.read_by.map((r) => (r.by === "me" ? "you" : r.by)).join(", ")}.`;
+        li.append(p);
+      }
       return li;
     }),
   );

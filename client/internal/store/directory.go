@@ -43,3 +43,42 @@ func (t *Tx) PutDirectory(r *DirectoryRecord) error {
 	r.V = 1
 	return t.Put(BucketDirectory, t.Index(BucketDirectory, keyDirectory), r)
 }
+
+// StatusRecord is the newest availability status this device accepted
+// for one staff member of its directory (or set for its own person):
+// kept in the directory bucket, one record per person, under a key of
+// its own beside the held directory, so that a store of schema 8 needs
+// no migration to hold them.
+type StatusRecord struct {
+	V int `json:"v"`
+	// Status is the encoded signed status (directory.StatusSize bytes),
+	// checked by directory.AcceptStatus before it was stored.
+	Status []byte `json:"status"`
+}
+
+func statusKey(t *Tx, identity [32]byte) []byte {
+	return t.Index(BucketDirectory, []byte("status"), identity[:])
+}
+
+// Status returns the status record of the person of identity, nil if
+// there is none.
+func (t *Tx) Status(identity [32]byte) (*StatusRecord, error) {
+	var r StatusRecord
+	ok, err := t.Get(BucketDirectory, statusKey(t, identity), &r)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if r.V != 1 || len(r.Status) == 0 {
+		return nil, ErrCorrupt
+	}
+	return &r, nil
+}
+
+// PutStatus stores r as the status record of the person of identity.
+func (t *Tx) PutStatus(identity [32]byte, r *StatusRecord) error {
+	if len(r.Status) == 0 {
+		return ErrCorrupt
+	}
+	r.V = 1
+	return t.Put(BucketDirectory, statusKey(t, identity), r)
+}

@@ -261,6 +261,10 @@ type Message struct {
 	ContentID   []byte    `json:"content_id,omitempty"`
 	Delivered   time.Time `json:"delivered,omitzero"`
 	ReadReceipt time.Time `json:"read_receipt,omitzero"`
+	// ReadBy: an outsider's message in a queue conversation, the staff
+	// members whom queue receipts (protocol/SPEC.md section 15.9 "Queue
+	// receipts") report read it, each once, first first.
+	ReadBy []ReadBy `json:"read_by,omitempty"`
 	// Expires: a disappearing message is deleted, with its attachments,
 	// at this time (client/disappear.go); zero for every other message.
 	Expires time.Time `json:"expires,omitzero"`
@@ -269,6 +273,22 @@ type Message struct {
 	// contact). Its text, subject and attachments are gone.
 	Recalled   time.Time `json:"recalled,omitzero"`
 	RecalledBy string    `json:"recalled_by,omitempty"`
+	// Forwarding by availability status (client/status.go): an outgoing
+	// message a colleague also received (ForwardedTo, ForwardReason), or
+	// that went to its recipient only because the colleague their status
+	// names cannot be reached (NotForwarded); ForwardedFor: a copy
+	// forwarded for that person.
+	ForwardedTo   string `json:"forwarded_to,omitempty"`
+	ForwardReason string `json:"forward_reason,omitempty"`
+	NotForwarded  string `json:"not_forwarded,omitempty"`
+	ForwardedFor  string `json:"forwarded_for,omitempty"`
+}
+
+// ReadBy is one staff member's read of a queue message: their identity
+// fingerprint and when they read it.
+type ReadBy struct {
+	Identity []byte    `json:"identity"`
+	At       time.Time `json:"at"`
 }
 
 // ---- persons ----

@@ -36,7 +36,11 @@ type TeamRecord struct {
 	// to forward into the staff group, staff replies to forward to the
 	// patient, reopens to write.
 	Outgoing []TeamOutgoing `json:"outgoing,omitempty"`
-	Created  time.Time      `json:"created"`
+	// History is the staff devices the intake still owes the team's open
+	// conversations (queue history): each newly joined staff device, kept
+	// until the history went into its session.
+	History []TeamHistory `json:"history,omitempty"`
+	Created time.Time     `json:"created"`
 	// StaffLogCap is the capability that publishes the staff list's
 	// leaves (SPEC.md 15.9), StaffLogged and StaffLogHash the version
 	// and hash last published: the intake only. The capability never
@@ -44,6 +48,14 @@ type TeamRecord struct {
 	StaffLogCap  []byte `json:"staff_log_cap,omitempty"`
 	StaffLogged  uint64 `json:"staff_logged,omitempty"`
 	StaffLogHash []byte `json:"staff_log_hash,omitempty"`
+}
+
+// TeamHistory is one staff device owed the queue history: its device ID
+// and its person's identity fingerprint; Tries counts failed sends.
+type TeamHistory struct {
+	Device   []byte `json:"device"`
+	Identity []byte `json:"identity"`
+	Tries    int    `json:"tries,omitempty"`
 }
 
 // TeamKey is one epoch of a team key.
@@ -63,11 +75,22 @@ type TeamOutgoing struct {
 	Content      []byte `json:"content,omitempty"`
 	Sent         uint64 `json:"sent,omitempty"`
 	Urgent       bool   `json:"urgent,omitempty"`
+	// Device is, for a read receipt to the outsider, the device record
+	// of the outsider's device that sent the messages (Content: their
+	// content message IDs, 16 bytes each).
+	Device []byte `json:"device,omitempty"`
 }
+
+// MaxQueueSenders bounds QueueRecord.Senders: beyond it the oldest goes.
+const MaxQueueSenders = 16
 
 // MaxTeamOutgoing bounds what waits in a team record: beyond it the
 // oldest goes (the client logs it).
 const MaxTeamOutgoing = 1024
+
+// MaxTeamHistory bounds the staff devices waiting for the queue history:
+// every device a staff group can list (200 people, 8 devices each).
+const MaxTeamHistory = 1600
 
 // Team returns the team record of the staff group conversation id, or
 // nil.
@@ -91,6 +114,9 @@ func (t *Tx) PutTeam(r *TeamRecord) error {
 	}
 	if len(r.Outgoing) > MaxTeamOutgoing {
 		r.Outgoing = r.Outgoing[len(r.Outgoing)-MaxTeamOutgoing:]
+	}
+	if len(r.History) > MaxTeamHistory {
+		r.History = r.History[len(r.History)-MaxTeamHistory:]
 	}
 	r.V = 1
 	return t.Put(BucketTeams, r.ID, r)
@@ -130,6 +156,16 @@ type QueueRecord struct {
 	// Version and Sealed: the register as this device last saw it.
 	Version uint64 `json:"version,omitempty"`
 	Sealed  []byte `json:"sealed,omitempty"`
+	// Senders (staff devices) are the device IDs of the outsider's
+	// devices whose messages the intake forwarded, newest last, at most
+	// MaxQueueSenders: a queue receipt names a message by its content
+	// message ID, and its stored ID is made with its sender's device ID.
+	Senders [][]byte `json:"senders,omitempty"`
+	// ReadSent and ReadAt (the intake): the sent time (Unix ms) of the
+	// newest of the outsider's messages that a queue receipt reported
+	// read, and when that receipt arrived (the team agent's "read").
+	ReadSent uint64    `json:"read_sent,omitempty"`
+	ReadAt   time.Time `json:"read_at,omitzero"`
 	// Last is when the conversation's newest message arrived.
 	Last    time.Time `json:"last"`
 	Created time.Time `json:"created"`
@@ -179,6 +215,9 @@ func (t *Tx) PutQueue(q *QueueRecord) error {
 		if err := t.Put(BucketConversations, c.ID, c); err != nil {
 			return err
 		}
+	}
+	if len(q.Senders) > MaxQueueSenders {
+		q.Senders = q.Senders[len(q.Senders)-MaxQueueSenders:]
 	}
 	q.V = 1
 	return t.Put(BucketQueues, q.ID, q)
