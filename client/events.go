@@ -69,7 +69,9 @@ const (
 	// or gossip showed that the relay shows different logs (Event.Err
 	// matches ErrTransparency and says why). Nothing is sent to the
 	// contact while their list does not verify; a notice in the
-	// conversation says so.
+	// conversation says so. Or a team's staff list (Event.Team, the
+	// team's name) was refused by the team's log (Event.Err matches
+	// ErrStaffListRefused; stafflog.go): the staff list held is kept.
 	EventTransparency
 	// EventSent: an outgoing message that was queued (Message.Queued,
 	// ErrQueued) left the outbox: every recipient device's relay now
@@ -253,7 +255,7 @@ type Event struct {
 	Change  ContactChange // EventContact
 	State   ConnState     // EventConnection
 	Err     error         // EventStoreError; EventConnection with ConnOffline; EventTransparency
-	Team    string        // EventQueue: the team's name
+	Team    string        // EventQueue, EventTransparency for a staff list: the team's name
 }
 
 // events is a Client's event hub.

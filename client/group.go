@@ -121,6 +121,9 @@ type groupTask struct {
 	// answers to their introductions with introAnswer.
 	intro       []keys.Fingerprint
 	introAnswer bool
+	// staffLog: states of this staff group wait for the team's
+	// transparency log (stafflog.go).
+	staffLog bool
 }
 
 // storeGroupRecord is a group's record (store.GroupRecord).
@@ -247,6 +250,13 @@ func (c *Client) memberName(t *tx, s *group.State, m *group.Member) (string, err
 // members' devices receive the group's state and join it by themselves
 // (their next Sync); messages reach each device once it has joined.
 func (c *Client) CreateGroup(ctx context.Context, name string, members ...string) (Group, error) {
+	return c.createGroup(ctx, name, members, nil)
+}
+
+// createGroup is CreateGroup; a team's staff group (team.go) passes
+// staffLog, which logs the first state's staff list (stafflog.go) before
+// anything is made on the relay, and the group is marked a staff list.
+func (c *Client) createGroup(ctx context.Context, name string, members []string, staffLog func(context.Context, *group.State) error) (Group, error) {
 	if name == "" || len(name) > group.MaxNameSize || !utf8.ValidString(name) || checkName(name) != nil {
 		return Group{}, ErrInvalidName
 	}
@@ -293,6 +303,11 @@ func (c *Client) CreateGroup(ctx context.Context, name string, members ...string
 		return Group{}, err
 	}
 	sortMembers(s)
+	if staffLog != nil {
+		if err := staffLog(ctx, s); err != nil {
+			return Group{}, err
+		}
+	}
 	// This device's group mailbox first, then the fan-out list with it.
 	mb, tok, err := c.makeGroupMailbox(ctx, nil, s)
 	if err != nil {
@@ -324,6 +339,9 @@ func (c *Client) CreateGroup(ctx context.Context, name string, members ...string
 		tasks = nil
 		rec := &store.GroupRecord{ID: t.GroupConversationID(gid[:]), Group: gid[:], Created: now,
 			AdminCap: adminTok.SecretBytes(), Mailbox: mb[:], MailboxCap: tok.SecretBytes()}
+		if staffLog != nil {
+			rec.StaffLog = bytes.Clone(c.idFP[:])
+		}
 		var err error
 		tasks, err = c.applyGroupState(t, rec, nil, s, nil, c.devID)
 		return err
@@ -567,6 +585,11 @@ func (c *Client) publishState(ctx context.Context, held, next *group.State, admi
 	if err != nil {
 		return errStoreCorrupt
 	}
+	// A team's new staff list is logged before anything changes
+	// (stafflog.go): a publish that fails leaves the change undone.
+	if err := c.logStaffList(ctx, next); err != nil {
+		return err
+	}
 	upd.Admin = admin
 	if rotate {
 		rand.Read(next.HeaderKey[:])
@@ -666,8 +689,16 @@ func (c *Client) sendGroupState(ctx context.Context, s *group.State, adminCap []
 		r     *contactRecord
 		admin bool
 	}
-	var ds []dest
+	var (
+		ds     []dest
+		logged bool
+	)
 	err = c.st.view(func(t *tx) error {
+		grec, err := t.Group(t.GroupConversationID(s.Group[:]))
+		if err != nil {
+			return err
+		}
+		logged = grec != nil && len(grec.StaffLog) > 0
 		recs, err := c.groupDevices(t, listed, only)
 		for _, r := range recs {
 			ds = append(ds, dest{r, s.IsAdmin(fpOf(r.Person.Identity))})
@@ -682,6 +713,7 @@ func (c *Client) sendGroupState(ctx context.Context, s *group.State, adminCap []
 	for _, d := range ds {
 		for i, p := range parts {
 			p := *p
+			p.Logged = i == 0 && logged
 			if i == 0 && d.admin && len(adminCap) == 32 {
 				p.HasAdmin = true
 				copy(p.AdminCap[:], adminCap)
@@ -898,6 +930,10 @@ func (c *Client) runGroupTasks(ctx context.Context, tasks []groupTask) {
 // onConn): waiting there for a new connection would wait for itself.
 func (c *Client) runGroupTasksOn(ctx context.Context, cn *conn, tasks []groupTask) {
 	for _, tk := range tasks {
+		if tk.staffLog {
+			c.checkStaffLists(ctx, cn, &tk.gid, false)
+			continue
+		}
 		if tk.joined != nil {
 			if err := c.admitDevice(ctx, tk.gid, tk.from, tk.joined); err != nil {
 				c.log.Warn("could not add a member device to a group", "err", err)
@@ -1107,6 +1143,7 @@ func (c *Client) receiveGroupPart(t *tx, from *contactRecord, p *groupPart, now 
 	var (
 		full     []byte
 		adminCap []byte
+		logged   = p.Logged
 	)
 	if p.HasAdmin {
 		adminCap = bytes.Clone(p.AdminCap[:])
@@ -1131,7 +1168,7 @@ func (c *Client) receiveGroupPart(t *tx, from *contactRecord, p *groupPart, now 
 				keep = append(keep, q)
 			}
 		}
-		np := store.PendingPart{From: bytes.Clone(from.DeviceID), Version: p.Version, Part: int(p.Part), Parts: int(p.Parts), Chunk: p.Chunk, AdminCap: adminCap}
+		np := store.PendingPart{From: bytes.Clone(from.DeviceID), Version: p.Version, Part: int(p.Part), Parts: int(p.Parts), Chunk: p.Chunk, AdminCap: adminCap, Logged: logged}
 		keep = append(keep, np)
 		if len(keep) > maxPendingParts {
 			keep = keep[len(keep)-maxPendingParts:]
@@ -1143,7 +1180,7 @@ func (c *Client) receiveGroupPart(t *tx, from *contactRecord, p *groupPart, now 
 				chunks[q.Part] = q.Chunk
 				got++
 				if q.Part == 0 {
-					adminCap = q.AdminCap
+					adminCap, logged = q.AdminCap, q.Logged
 				}
 			}
 		}
@@ -1165,41 +1202,89 @@ func (c *Client) receiveGroupPart(t *tx, from *contactRecord, p *groupPart, now 
 			return nil
 		}
 	}
-	return c.acceptGroupState(t, from, full, adminCap, now, res)
+	return c.acceptGroupState(t, fpOf(from.Person.Identity), fpOf(from.DeviceID), full, adminCap, logged, now, res)
 }
 
-// acceptGroupState checks a received state against the rules (SPEC 15.5)
-// and applies it.
-func (c *Client) acceptGroupState(t *tx, from *contactRecord, b, adminCap []byte, now time.Time, res *received) error {
+// acceptGroupState checks a received state (from device fromDev of the
+// person fromID; logged: the content said the group is a team's staff
+// list) against the rules (SPEC 15.5) and applies it, or, for a state of
+// a staff list, holds it until the team's transparency log shows it
+// (stafflog.go).
+func (c *Client) acceptGroupState(t *tx, fromID, fromDev keys.Fingerprint, b, adminCap []byte, logged bool, now time.Time, res *received) error {
 	next, err := group.Parse(b)
 	if err != nil {
 		c.log.Warn("dropped a group state", "err", err)
 		return nil
 	}
-	rec, err := t.Group(t.GroupConversationID(next.Group[:]))
+	rec, held, err := c.checkGroupState(t, fromID, next, now)
+	if err != nil || rec == nil {
+		return err
+	}
+	team, check, err := c.staffLogOf(t, rec.existing(), held, next, logged)
 	if err != nil {
 		return err
 	}
-	var held *group.State
-	if rec == nil {
-		if err := group.AcceptFirst(next, fpOf(from.Person.Identity), c.idFP); err != nil {
-			c.log.Warn("refused a group state", "err", err)
-			return nil
-		}
-		rec = &store.GroupRecord{ID: t.GroupConversationID(next.Group[:]), Group: bytes.Clone(next.Group[:]), Created: now}
-	} else {
-		if held, err = groupOf(rec); err != nil {
-			return err
-		}
-		if err := held.Accept(next, fpOf(from.Person.Identity)); err != nil {
-			c.log.Warn("refused a group state", "err", err)
-			return nil
-		}
-		// A removed member added again starts afresh (applyGroupState
-		// marks it removed again if the state does not list it).
-		rec.Removed = false
+	if check {
+		return c.holdStaffState(t, team, fromID, fromDev, next, b, adminCap, now, res)
 	}
-	tasks, err := c.applyGroupState(t, rec, held, next, adminCap, fpOf(from.DeviceID))
+	return c.takeGroupState(t, rec, held, next, adminCap, fromDev, team, now, res)
+}
+
+// checkGroupState checks next, from a device of the person fromID,
+// against the group's rules: against the held state, or as a first
+// state. It returns the group's record (a new one for a first state) and
+// the held state (nil for a first state); a refused state is logged and
+// gives a nil record.
+func (c *Client) checkGroupState(t *tx, fromID keys.Fingerprint, next *group.State, now time.Time) (*heldGroup, *group.State, error) {
+	rec, err := t.Group(t.GroupConversationID(next.Group[:]))
+	if err != nil {
+		return nil, nil, err
+	}
+	if rec == nil {
+		if err := group.AcceptFirst(next, fromID, c.idFP); err != nil {
+			c.log.Warn("refused a group state", "err", err)
+			return nil, nil, nil
+		}
+		return &heldGroup{GroupRecord: &store.GroupRecord{ID: t.GroupConversationID(next.Group[:]), Group: bytes.Clone(next.Group[:]), Created: now}}, nil, nil
+	}
+	held, err := groupOf(rec)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := held.Accept(next, fromID); err != nil {
+		c.log.Warn("refused a group state", "err", err)
+		return nil, nil, nil
+	}
+	return &heldGroup{GroupRecord: rec, stored: true}, held, nil
+}
+
+// heldGroup is a group's record as checkGroupState found it: stored, or
+// new for a first state.
+type heldGroup struct {
+	*store.GroupRecord
+	stored bool
+}
+
+// existing is the stored record, nil for a first state.
+func (h *heldGroup) existing() *store.GroupRecord {
+	if !h.stored {
+		return nil
+	}
+	return h.GroupRecord
+}
+
+// takeGroupState applies next, checked by checkGroupState (and, for a
+// staff list, shown by the team's log: team is then the team's identity),
+// to the group's record.
+func (c *Client) takeGroupState(t *tx, h *heldGroup, held, next *group.State, adminCap []byte, fromDev, team keys.Fingerprint, now time.Time, res *received) error {
+	rec := h.GroupRecord
+	// A removed member added again starts afresh (applyGroupState marks
+	// it removed again if the state does not list it).
+	rec.Removed = false
+	if team != (keys.Fingerprint{}) {
+		rec.StaffLog = bytes.Clone(team[:])
+	}
+	tasks, err := c.applyGroupState(t, rec, held, next, adminCap, fromDev)
 	if err != nil {
 		return err
 	}

@@ -587,6 +587,8 @@ func TestGroupContents(t *testing.T) {
 	good := []*content{
 		{Type: contentGroupState, GroupPart: &groupPart{Group: group.ID{1}, Version: 7, Part: 0, Parts: 1, Chunk: []byte{1, 2}, HasAdmin: true, AdminCap: [32]byte{3}}},
 		{Type: contentGroupState, GroupPart: &groupPart{Version: 7, Part: maxStateParts - 1, Parts: maxStateParts, Chunk: make([]byte, maxStatePart)}},
+		{Type: contentGroupState, GroupPart: &groupPart{Group: group.ID{1}, Version: 8, Part: 0, Parts: 2, Chunk: []byte{1}, Logged: true}},
+		{Type: contentGroupState, GroupPart: &groupPart{Group: group.ID{1}, Version: 8, Part: 0, Parts: 1, Chunk: []byte{1}, Logged: true, HasAdmin: true, AdminCap: [32]byte{6}}},
 		{Type: contentGroupKey, GroupKey: bytes.Repeat([]byte{5}, senderkey.DistributionSize)},
 		{Type: contentGroupJoin, GroupJoin: &groupJoin{Group: group.ID{2}, Mailbox: protocol.MailboxID{3}, Capability: [32]byte{4}}},
 	}
@@ -612,6 +614,7 @@ func TestGroupContents(t *testing.T) {
 		{Type: contentGroupState, GroupPart: &groupPart{Part: 0, Parts: 1}},
 		{Type: contentGroupState, GroupPart: &groupPart{Part: 0, Parts: 1, Chunk: make([]byte, maxStatePart+1)}},
 		{Type: contentGroupState, GroupPart: &groupPart{Part: 1, Parts: 2, Chunk: []byte{1}, HasAdmin: true}},
+		{Type: contentGroupState, GroupPart: &groupPart{Part: 1, Parts: 2, Chunk: []byte{1}, Logged: true}},
 		{Type: contentGroupState},
 		{Type: contentGroupKey, GroupKey: make([]byte, senderkey.DistributionSize-1)},
 		{Type: contentGroupJoin},
@@ -622,8 +625,8 @@ func TestGroupContents(t *testing.T) {
 		}
 	}
 	// The parser refuses what the encoder would not write: an admin
-	// capability on a part other than the first, a flag other than 0 or 1,
-	// a truncated distribution.
+	// capability or the staff-list flag on a part other than the first, an
+	// unknown flag bit, a truncated distribution.
 	ok := &content{Type: contentGroupState, Sender: dev, GroupPart: &groupPart{Part: 1, Parts: 2, Chunk: []byte{1}}}
 	b, err := ok.marshalSession()
 	if err != nil {
@@ -639,5 +642,15 @@ func TestGroupContents(t *testing.T) {
 		if _, err := parseSessionContent(c); err == nil {
 			t.Fatalf("admin flag %d on part 1 parsed", flag)
 		}
+	}
+	// An unknown flag bit on part 0.
+	first := &content{Type: contentGroupState, Sender: dev, GroupPart: &groupPart{Part: 0, Parts: 1, Chunk: []byte{1}}}
+	b, err = first.marshalSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] = 4
+	if _, err := parseSessionContent(b); err == nil {
+		t.Fatal("flag bit 2 parsed")
 	}
 }

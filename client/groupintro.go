@@ -752,9 +752,11 @@ func (c *Client) MakeContact(ctx context.Context, grp, member, name string) (Con
 // maintainGroups does, at a maintenance (after a Sync), the group work a
 // closed connection may have cut short: this device's join where its
 // group mailbox was never made, and its introductions to joined member
-// devices it neither writes to nor has ever given a route. Failures are
-// logged; the next maintenance tries again.
+// devices it neither writes to nor has ever given a route; and the states
+// of teams' staff lists held until their log shows them (stafflog.go).
+// Failures are logged; the next maintenance tries again.
 func (c *Client) maintainGroups(ctx context.Context, cn *conn) {
+	c.checkStaffLists(ctx, cn, nil, true)
 	type todo struct {
 		gid   group.ID
 		join  bool

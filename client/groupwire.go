@@ -41,7 +41,17 @@ type groupPart struct {
 	Chunk    []byte
 	HasAdmin bool // part 0 only: the admin capability follows
 	AdminCap [32]byte
+	// Logged (part 0 only): the group is a team's staff list, whose
+	// states its receivers check against the team's transparency log
+	// (SPEC.md 15.9).
+	Logged bool
 }
+
+// Bits of a contentGroupState's flag byte.
+const (
+	partFlagAdmin  = 1 << 0 // the admin capability follows
+	partFlagLogged = 1 << 1 // a team's staff list (stafflog.go)
+)
 
 // groupJoin is the body of a contentGroupJoin.
 type groupJoin struct {
@@ -52,7 +62,8 @@ type groupJoin struct {
 
 // appendGroupBody encodes the body of a group content:
 //
-//	0x1a: group ID [16] || version u64 || part u8 || parts u8 || u32 n || chunk || u8 flag [|| admin capability [32]]
+//	0x1a: group ID [16] || version u64 || part u8 || parts u8 || u32 n || chunk || u8 flags [|| admin capability [32]]
+//	      (flags: bit 0 the admin capability follows, bit 1 a team's staff list; part 0 only)
 //	0x1b: distribution [94]
 //	0x1c: group ID [16] || mailbox [16] || capability [32]
 func appendGroupBody(b []byte, c *content) ([]byte, error) {
@@ -60,7 +71,7 @@ func appendGroupBody(b []byte, c *content) ([]byte, error) {
 	case contentGroupState:
 		p := c.GroupPart
 		if p == nil || p.Parts == 0 || int(p.Parts) > maxStateParts || p.Part >= p.Parts ||
-			len(p.Chunk) == 0 || len(p.Chunk) > maxStatePart || (p.HasAdmin && p.Part != 0) {
+			len(p.Chunk) == 0 || len(p.Chunk) > maxStatePart || ((p.HasAdmin || p.Logged) && p.Part != 0) {
 			return nil, ErrDecrypt
 		}
 		b = append(b, p.Group[:]...)
@@ -68,11 +79,15 @@ func appendGroupBody(b []byte, c *content) ([]byte, error) {
 		b = append(b, p.Part, p.Parts)
 		b = binary.BigEndian.AppendUint32(b, uint32(len(p.Chunk)))
 		b = append(b, p.Chunk...)
+		var flags byte
+		if p.Logged {
+			flags |= partFlagLogged
+		}
 		if p.HasAdmin {
-			b = append(b, 1)
+			b = append(b, flags|partFlagAdmin)
 			return append(b, p.AdminCap[:]...), nil
 		}
-		return append(b, 0), nil
+		return append(b, flags), nil
 	case contentGroupKey:
 		if len(c.GroupKey) != senderkey.DistributionSize {
 			return nil, ErrDecrypt
@@ -103,16 +118,14 @@ func parseGroupBody(r *protocol.Reader, c *content) bool {
 			return false
 		}
 		p.Chunk = bytes.Clone(r.Take(int(n), "part"))
-		switch r.U8("admin flag") {
-		case 0:
-		case 1:
-			if p.Part != 0 {
-				return false
-			}
+		flags := r.U8("flags")
+		if flags&^(partFlagAdmin|partFlagLogged) != 0 || (flags != 0 && p.Part != 0) {
+			return false
+		}
+		p.Logged = flags&partFlagLogged != 0
+		if flags&partFlagAdmin != 0 {
 			p.HasAdmin = true
 			r.Array(p.AdminCap[:], "admin capability")
-		default:
-			return false
 		}
 		c.GroupPart = p
 	case contentGroupKey:

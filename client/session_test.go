@@ -417,6 +417,7 @@ func FuzzParseSessionContent(f *testing.F) {
 		{Type: contentContactShare, SentMS: 8, List: []byte(`{"v":1,"persons":[]}`)},
 		{Type: contentGroupState, SentMS: 9, GroupPart: &groupPart{Version: 3, Part: 0, Parts: 2, Chunk: []byte("state"), HasAdmin: true}},
 		{Type: contentGroupState, SentMS: 10, GroupPart: &groupPart{Version: 3, Part: 1, Parts: 2, Chunk: []byte("part")}},
+		{Type: contentGroupState, SentMS: 14, GroupPart: &groupPart{Version: 4, Part: 0, Parts: 1, Chunk: []byte("staff"), Logged: true}},
 		{Type: contentGroupKey, SentMS: 11, GroupKey: make([]byte, senderkey.DistributionSize)},
 		{Type: contentGroupJoin, SentMS: 12, GroupJoin: &groupJoin{Mailbox: protocol.MailboxID{1}}},
 		{Type: contentDirectory, SentMS: 13, Attachments: []attachmentRef{seedAttachment()}},

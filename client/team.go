@@ -171,7 +171,20 @@ func (c *Client) CreateTeam(ctx context.Context, name string) (Team, error) {
 	if err != nil {
 		return Team{}, err
 	}
-	g, err := c.CreateGroup(ctx, name)
+	// The staff group's first state is logged before the group is made
+	// (stafflog.go), with a fresh publishing capability that only this
+	// team record keeps.
+	logCap := protocol.NewCapabilityToken()
+	var (
+		logged uint64
+		hash   [32]byte
+	)
+	g, err := c.createGroup(ctx, name, nil, func(ctx context.Context, s *group.State) error {
+		hash = staffListHash(s)
+		v, err := c.publishStaffLeaf(ctx, logCap, staffLogKey(c.idFP, s.Group), s.Version, hash)
+		s.Version, logged = v, v
+		return err
+	})
 	if err != nil {
 		return Team{}, err
 	}
@@ -184,7 +197,7 @@ func (c *Client) CreateTeam(ctx context.Context, name string) (Team, error) {
 			ID: t.GroupConversationID(gid), Group: gid, Name: name, Intake: true, IntakeIdentity: bytes.Clone(c.idFP[:]),
 			Relay: c.relay, Space: bytes.Clone(sc.Space[:]), WriteCap: write.SecretBytes(), SpaceAdmin: admin.SecretBytes(),
 			ClaimKey: ck.SecretBytes(), Keys: []store.TeamKey{{Epoch: 1, Key: tk.SecretBytes()}}, Secrets: 1,
-			Created: c.now().UTC(),
+			Created: c.now().UTC(), StaffLogCap: logCap.SecretBytes(), StaffLogged: logged, StaffLogHash: hash[:],
 		})
 	})
 	if err != nil {
@@ -387,7 +400,9 @@ func containsFP(l []keys.Fingerprint, f keys.Fingerprint) bool {
 // receiveTeamSecrets takes a team's secrets from device from, in the
 // receive transaction: only from a device of the staff group's admin
 // person that the secrets name as the intake, for a staff group this
-// person is a member of, and newer than those held.
+// person is a member of whose state the team's transparency log showed
+// (stafflog.go), and newer than those held. Secrets for a staff group
+// whose state is held until the log shows it are kept for then.
 func (c *Client) receiveTeamSecrets(t *tx, from *contactRecord, ct *content, now time.Time) error {
 	s := ct.Team.Secrets
 	gconv := t.GroupConversationID(s.Group[:])
@@ -395,16 +410,21 @@ func (c *Client) receiveTeamSecrets(t *tx, from *contactRecord, ct *content, now
 	if err != nil {
 		return err
 	}
-	if grec == nil || grec.Removed {
-		c.log.Info("dropped a team's secrets for a group this device does not hold")
+	sender := fpOf(from.Person.Identity)
+	var gs *group.State
+	if grec != nil && !grec.Removed && bytes.Equal(grec.StaffLog, s.Intake[:]) {
+		if gs, err = groupOf(grec); err != nil {
+			return err
+		}
+	}
+	if gs == nil || gs.Member(c.idFP) == nil {
+		if kept, err := c.keepPendingSecrets(t, sender, ct); err != nil || kept {
+			return err
+		}
+		c.log.Info("dropped a team's secrets for a staff group this device does not hold, or not as its team's log shows it")
 		return nil
 	}
-	gs, err := groupOf(grec)
-	if err != nil {
-		return err
-	}
-	sender := fpOf(from.Person.Identity)
-	if from.Person.Self || sender != s.Intake || !gs.IsAdmin(sender) || gs.Member(c.idFP) == nil {
+	if from.Person.Self || sender != s.Intake || !gs.IsAdmin(sender) {
 		c.log.Info("dropped a team's secrets from a device that is not the team's intake")
 		return nil
 	}

@@ -41,6 +41,11 @@ type GroupRecord struct {
 	// does not list it); nothing is sent or read any more.
 	Removed bool      `json:"removed,omitempty"`
 	Created time.Time `json:"created"`
+	// StaffLog is the identity fingerprint of the team whose staff list
+	// this group is (SPEC.md 15.9 "The staff list in the transparency
+	// log"): set when a state of the group was first checked against the
+	// team's log, and from then on every state is.
+	StaffLog []byte `json:"staff_log,omitempty"`
 }
 
 // PendingEnvelope is a group envelope kept for a later try.
@@ -166,6 +171,31 @@ type GroupPending struct {
 	V     int           `json:"v"`
 	Parts []PendingPart `json:"parts,omitempty"`
 	Keys  []PendingKey  `json:"keys,omitempty"`
+	// Held are states of a team's staff group that the team's
+	// transparency log does not show yet; Secrets the team's secrets
+	// that came while the state they need was held.
+	Held    []HeldState     `json:"held,omitempty"`
+	Secrets *PendingSecrets `json:"secrets,omitempty"`
+}
+
+// HeldState is a whole signed state of a staff group kept until the
+// team's log shows its staff list: who sent it and what came with it.
+type HeldState struct {
+	Group      []byte    `json:"group"`
+	Team       []byte    `json:"team"` // the team's identity fingerprint (the log's)
+	From       []byte    `json:"from"` // the sending device's ID
+	FromPerson []byte    `json:"from_person"`
+	Version    uint64    `json:"version"`
+	State      []byte    `json:"state"`
+	AdminCap   []byte    `json:"admin_cap,omitempty"`
+	Received   time.Time `json:"received"`
+}
+
+// PendingSecrets is a team-secrets content (its session encoding) and
+// the identity of the person whose device sent it.
+type PendingSecrets struct {
+	Person  []byte `json:"person"`
+	Content []byte `json:"content"`
 }
 
 // PendingPart is one part of a signed group state.
@@ -176,6 +206,8 @@ type PendingPart struct {
 	Parts    int    `json:"parts"`
 	Chunk    []byte `json:"chunk"`
 	AdminCap []byte `json:"admin_cap,omitempty"`
+	// Logged: part 0 said the group is a team's staff list.
+	Logged bool `json:"logged,omitempty"`
 }
 
 // PendingKey is a sender-key distribution with its sending device.
@@ -197,7 +229,7 @@ func (t *Tx) GroupPending(gid []byte) (*GroupPending, error) {
 // PutGroupPending stores p for group gid, or deletes the record when p
 // holds nothing.
 func (t *Tx) PutGroupPending(gid []byte, p *GroupPending) error {
-	if len(p.Parts) == 0 && len(p.Keys) == 0 {
+	if len(p.Parts) == 0 && len(p.Keys) == 0 && len(p.Held) == 0 && p.Secrets == nil {
 		return t.Delete(BucketGroupPending, t.pendingKey(gid))
 	}
 	p.V = 1
@@ -209,4 +241,21 @@ func (t *Tx) GroupPendingCount() (int, error) {
 	n := 0
 	err := t.Each(BucketGroupPending, func(_, _ []byte) error { n++; return nil })
 	return n, err
+}
+
+// HeldGroupStates returns the groups' pending records that hold states
+// waiting for a team's transparency log (GroupPending.Held).
+func (t *Tx) HeldGroupStates() ([]*GroupPending, error) {
+	var out []*GroupPending
+	err := t.Each(BucketGroupPending, func(_, v []byte) error {
+		p := new(GroupPending)
+		if err := Unmarshal(v, p); err != nil {
+			return err
+		}
+		if len(p.Held) > 0 {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
 }

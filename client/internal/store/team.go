@@ -48,6 +48,13 @@ type TeamRecord struct {
 	// until the history went into its session.
 	History []TeamHistory `json:"history,omitempty"`
 	Created time.Time     `json:"created"`
+	// StaffLogCap is the capability that publishes the staff list's
+	// leaves (SPEC.md 15.9), StaffLogged and StaffLogHash the version
+	// and hash last published: the intake only. The capability never
+	// leaves this record but on the intake's authenticated connection.
+	StaffLogCap  []byte `json:"staff_log_cap,omitempty"`
+	StaffLogged  uint64 `json:"staff_logged,omitempty"`
+	StaffLogHash []byte `json:"staff_log_hash,omitempty"`
 }
 
 // TeamHistory is one staff device owed the queue history: its device ID
