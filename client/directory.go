@@ -789,7 +789,26 @@ func (c *Client) PublishDirectory(ctx context.Context, spec []byte) (DirectoryPu
 // devices. It returns how many staff members it went to and how many it
 // could not reach.
 func (c *Client) sendDirectory(ctx context.Context, d *directory.Directory, b []byte) (sent, unreached int, err error) {
-	var targets [][]*contactRecord
+	targets, unreached, err := c.staffTargets(d)
+	if err != nil || (len(targets) == 1 && len(targets[0]) == 0) {
+		return 0, unreached, err
+	}
+	fd := &FileData{Name: directoryAttachmentName, Size: int64(len(b)), Data: bytes.NewReader(b)}
+	ref, err := c.uploadFile(ctx, fileSource{data: fd}, &SendOptions{KeepMetadata: true})
+	if err != nil {
+		return 0, unreached, err
+	}
+	sent, more := c.sendToStaff(ctx, targets, "the organisation directory", func() *content {
+		return &content{Type: contentDirectory, Attachments: []attachmentRef{ref}}
+	})
+	return sent, unreached + more, nil
+}
+
+// staffTargets returns this person's other devices first, then, one list
+// per person, the devices of each staff member of d who is a contact (not
+// blocked, not known only through a group: section 15.7 sends only to
+// contacts); unreached counts the staff members left out.
+func (c *Client) staffTargets(d *directory.Directory) (targets [][]*contactRecord, unreached int, err error) {
 	err = c.st.view(func(t *tx) error {
 		self, err := t.self()
 		if err != nil {
@@ -809,7 +828,7 @@ func (c *Client) sendDirectory(ctx context.Context, d *directory.Directory, b []
 				return err
 			}
 			var devs []*contactRecord
-			if p != nil && !p.Blocked {
+			if p != nil && !p.Blocked && !p.ViaGroup {
 				if devs, err = c.targets(t, p); err != nil {
 					return err
 				}
@@ -822,21 +841,23 @@ func (c *Client) sendDirectory(ctx context.Context, d *directory.Directory, b []
 		}
 		return nil
 	})
-	if err != nil || (len(targets) == 1 && len(targets[0]) == 0) {
-		return 0, unreached, err
-	}
-	fd := &FileData{Name: directoryAttachmentName, Size: int64(len(b)), Data: bytes.NewReader(b)}
-	ref, err := c.uploadFile(ctx, fileSource{data: fd}, &SendOptions{KeepMetadata: true})
-	if err != nil {
-		return 0, unreached, err
-	}
+	return targets, unreached, err
+}
+
+// sendToStaff sends each device of targets (as staffTargets gives them)
+// a content of its own, made by mk and given a fresh ID here; what names
+// it in the log. It returns how many staff members it reached and how
+// many it could reach on none of their devices (this person's own
+// devices are counted in neither).
+func (c *Client) sendToStaff(ctx context.Context, targets [][]*contactRecord, what string, mk func() *content) (sent, unreached int) {
 	for i, devs := range targets {
 		ok := false
 		for _, r := range devs {
-			ct := &content{Type: contentDirectory, Sender: c.devID, SentMS: uint64(c.now().UnixMilli()), Attachments: []attachmentRef{ref}}
+			ct := mk()
+			ct.Sender, ct.SentMS = c.devID, uint64(c.now().UnixMilli())
 			copy(ct.MsgID[:], randomID(msgIDSize))
 			if err := c.sendSession(ctx, r, ct); err != nil && !errors.Is(err, ErrQueued) {
-				c.log.Warn("could not send the organisation directory to a device", "err", err)
+				c.log.Warn("could not send to a device", "what", what, "err", err)
 				continue
 			}
 			ok = true
@@ -849,7 +870,7 @@ func (c *Client) sendDirectory(ctx context.Context, d *directory.Directory, b []
 			unreached++
 		}
 	}
-	return sent, unreached, nil
+	return sent, unreached
 }
 
 // ---- receiving ----

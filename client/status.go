@@ -299,62 +299,14 @@ func (c *Client) SetStatus(ctx context.Context, o StatusOptions) (StatusSet, err
 // devices. It returns how many staff members it went to and how many it
 // could not reach.
 func (c *Client) sendStatus(ctx context.Context, d *directory.Directory, b []byte) (sent, unreached int, err error) {
-	var targets [][]*contactRecord
-	err = c.st.view(func(t *tx) error {
-		self, err := t.self()
-		if err != nil {
-			return err
-		}
-		sibs, err := c.targets(t, self)
-		if err != nil {
-			return err
-		}
-		targets = append(targets, sibs)
-		for _, s := range d.Staff {
-			if s.Identity == c.idFP {
-				continue
-			}
-			p, err := t.personByIdentity(s.Identity)
-			if err != nil {
-				return err
-			}
-			var devs []*contactRecord
-			if p != nil && !p.Blocked && !p.ViaGroup {
-				if devs, err = c.targets(t, p); err != nil {
-					return err
-				}
-			}
-			if len(devs) == 0 {
-				unreached++
-				continue
-			}
-			targets = append(targets, devs)
-		}
-		return nil
-	})
+	targets, unreached, err := c.staffTargets(d)
 	if err != nil {
 		return 0, unreached, err
 	}
-	for i, devs := range targets {
-		ok := false
-		for _, r := range devs {
-			ct := &content{Type: contentStatus, Sender: c.devID, SentMS: uint64(c.now().UnixMilli()), Status: b}
-			copy(ct.MsgID[:], randomID(msgIDSize))
-			if err := c.sendSession(ctx, r, ct); err != nil && !errors.Is(err, ErrQueued) {
-				c.log.Warn("could not send an availability status to a device", "err", err)
-				continue
-			}
-			ok = true
-		}
-		switch {
-		case i == 0: // this person's other devices
-		case ok:
-			sent++
-		default:
-			unreached++
-		}
-	}
-	return sent, unreached, nil
+	sent, more := c.sendToStaff(ctx, targets, "an availability status", func() *content {
+		return &content{Type: contentStatus, Status: b}
+	})
+	return sent, unreached + more, nil
 }
 
 // Status returns the status held for a person: name is a contact's
