@@ -444,6 +444,26 @@ func FuzzParseSessionContent(f *testing.F) {
 		f.Add(b)
 		f.Add(append(b, 0, 0, 0))
 	}
+	fuzzSessionContent(f, nil)
+}
+
+// addSessionSeeds adds the session encodings of cts to f's corpus.
+func addSessionSeeds(f *testing.F, cts ...*content) {
+	f.Helper()
+	for _, ct := range cts {
+		b, err := ct.marshalSession()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}
+
+// fuzzSessionContent fuzzes parseSessionContent from f's corpus: an input
+// parses exactly (what parses re-encodes to the input, followed only by
+// zero padding) or is ErrDecrypt, and nothing panics; check, if not nil,
+// looks further at what parsed.
+func fuzzSessionContent(f *testing.F, check func(t *testing.T, ct *content)) {
 	f.Fuzz(func(t *testing.T, p []byte) {
 		ct, err := parseSessionContent(p)
 		if err != nil {
@@ -458,6 +478,9 @@ func FuzzParseSessionContent(f *testing.F) {
 		}
 		if !bytes.Equal(b, p[:len(b)]) || !bytes.Equal(p[len(b):], make([]byte, len(p)-len(b))) {
 			t.Fatalf("re-encoding differs")
+		}
+		if check != nil {
+			check(t, ct)
 		}
 	})
 }

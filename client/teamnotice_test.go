@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -211,28 +210,8 @@ func TestTeamNoticeRefused(t *testing.T) {
 // parses exactly or is ErrDecrypt, never panics, and what parses
 // re-encodes to the same bytes.
 func FuzzTeamNotice(f *testing.F) {
-	for _, ct := range noticeSeeds() {
-		b, err := ct.marshalSession()
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, p []byte) {
-		ct, err := parseSessionContent(p)
-		if err != nil {
-			if !errors.Is(err, ErrDecrypt) {
-				t.Fatalf("error %v is not ErrDecrypt", err)
-			}
-			return
-		}
-		b, err := ct.marshalSession()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(b, p[:len(b)]) || !bytes.Equal(p[len(b):], make([]byte, len(p)-len(b))) {
-			t.Fatalf("re-encoding differs")
-		}
+	addSessionSeeds(f, noticeSeeds()...)
+	fuzzSessionContent(f, func(t *testing.T, ct *content) {
 		if ct.Type == contentTeamNotice {
 			if body, err := appendTeamNotice(nil, ct.Notice); err != nil || len(body) > maxTeamNoticeSize {
 				t.Fatalf("an accepted notice of %d bytes, %v", len(body), err)
