@@ -187,6 +187,9 @@ type content struct {
 	// contentStatus: an encoded availability status (directory.StatusSize
 	// bytes, checked by the receiver against its directory; status.go).
 	Status []byte
+	// contentDirCapability: the organisation's ID and its directory
+	// publishing capability (dircap.go).
+	DirCapability []byte
 
 	Signature []byte
 }
@@ -298,6 +301,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendGroupBody(b, c)
 	case contentStatus:
 		return appendStatusBody(b, c)
+	case contentDirCapability:
+		return appendDirCapabilityBody(b, c)
 	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest, contentQueueHistory:
 		return appendTeamBody(b, c)
 	case contentTeamNotice:
@@ -419,7 +424,7 @@ func sessionContent(t byte) bool {
 		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall,
 		contentGroupState, contentGroupKey, contentGroupJoin,
 		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest,
-		contentQueueHistory, contentTeamNotice, contentDirectory, contentStatus:
+		contentQueueHistory, contentTeamNotice, contentDirectory, contentStatus, contentDirCapability:
 		return true
 	}
 	return false
@@ -595,6 +600,10 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		}
 	case contentStatus:
 		if !parseStatusBody(r, c) {
+			return nil, false
+		}
+	case contentDirCapability:
+		if !parseDirCapabilityBody(r, c) {
 			return nil, false
 		}
 	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest, contentQueueHistory:
