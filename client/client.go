@@ -224,6 +224,7 @@ type Client struct {
 	// (directory.go).
 	dirEnrol *DirectoryEnrolment
 	dir      dirCache
+	statuses statusCache // parsed held statuses (status.go)
 
 	ctx    context.Context // the Client's lifetime
 	cancel context.CancelFunc
