@@ -2,6 +2,7 @@ package client
 
 import (
 	"testing"
+	"time"
 
 	"github.com/postern/postern/client/internal/team/group"
 	"github.com/postern/postern/client/internal/team/senderkey"
@@ -104,6 +105,11 @@ func TestGroupAdminLaterLinkedDevice(t *testing.T) {
 	g, err := groupNamed(laptop, "Ward 4")
 	if err != nil || g.Role != GroupAdmin {
 		t.Fatalf("the laptop's group %+v, %v", g, err)
+	}
+	// The state the link published at once may have found no prekey
+	// bundle for the laptop yet; it was sent again, and nothing is owed.
+	if owed := f.alice.owedStates.due(time.Now().Add(time.Hour)); len(owed) != 0 {
+		t.Fatalf("alice still owes states: %v", owed)
 	}
 	if _, err := f.carol.SendGroup(ctx, "Ward 4", "ward round", nil); err != nil {
 		t.Fatal(err)
@@ -262,5 +268,50 @@ func TestTeamLaterLinkedStaffDevice(t *testing.T) {
 		if got := teamRecordOf(t, c).Secrets; got != want {
 			t.Fatalf("%s holds the team's secrets %d, want %d", c.devID.Short(), got, want)
 		}
+	}
+}
+
+// TestOwedGroupStates: a failed state send is due again at once for the
+// first owedFreeTries failures, then after a growing wait capped at
+// owedMaxWait; a success forgets it; seeding owes what is not owed yet,
+// once.
+func TestOwedGroupStates(t *testing.T) {
+	t.Parallel()
+	var o owedGroupStates
+	gid, dev, other := group.ID{1}, keys.Fingerprint{2}, keys.Fingerprint{3}
+	now := time.Unix(1_800_000_000, 0)
+	for i := 1; i <= owedFreeTries; i++ {
+		o.fail(gid, dev, now)
+		if got := o.due(now)[gid]; len(got) != 1 || got[0] != dev {
+			t.Fatalf("after %d failures due %v", i, got)
+		}
+	}
+	o.fail(gid, dev, now)
+	if got := o.due(now); len(got) != 0 {
+		t.Fatalf("due at once after %d failures: %v", owedFreeTries+1, got)
+	}
+	if got := o.due(now.Add(owedBackoff)); len(got[gid]) != 1 {
+		t.Fatalf("not due after %v: %v", owedBackoff, got)
+	}
+	for range 100 {
+		o.fail(gid, dev, now)
+	}
+	if len(o.due(now.Add(owedMaxWait-time.Second))) != 0 || len(o.due(now.Add(owedMaxWait))) != 1 {
+		t.Fatal("the wait is not capped at owedMaxWait")
+	}
+	if !o.needsSeed() {
+		t.Fatal("a new set needs no seed")
+	}
+	o.seed([]owedState{{gid, dev}, {gid, other}})
+	if o.needsSeed() {
+		t.Fatal("seeded twice")
+	}
+	if got := o.due(now)[gid]; len(got) != 1 || got[0] != other {
+		t.Fatalf("after the seed due %v, want only the device not owed before", got)
+	}
+	o.done(gid, dev)
+	o.done(gid, other)
+	if got := o.due(now.Add(time.Hour)); len(got) != 0 {
+		t.Fatalf("after done due %v", got)
 	}
 }
