@@ -237,12 +237,18 @@ func (c *Client) publishGroupDevices(ctx context.Context, gid group.ID) error {
 	if staff && ch.removed > 0 {
 		// A revoked staff device held the claim space's write capability
 		// and the team keys: they are replaced, and the new ones go to the
-		// staff that remain (after groupMu is released: teamMu comes
-		// first).
-		if err := c.rotateTeam(ctx, gid[:]); err != nil {
-			return err
-		}
-		c.sendTeamSecrets(ctx, gid[:], nil)
+		// staff that remain. In the background, as flushTeams is
+		// (publishState): rotateTeam takes teamMu, whose holder may wait
+		// for the receive loop this may run on.
+		c.goBackground(func() {
+			ctx, cancel := context.WithTimeout(c.ctx, maintenanceTimeout)
+			defer cancel()
+			if err := c.rotateTeam(ctx, gid[:]); err != nil {
+				c.log.Warn("could not replace a team's secrets after a staff device was revoked", "err", err)
+				return
+			}
+			c.sendTeamSecrets(ctx, gid[:], nil)
+		})
 	}
 	return nil
 }
