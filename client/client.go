@@ -273,6 +273,10 @@ type Client struct {
 
 	received, duplicates, dropped atomic.Uint64
 
+	// owedStates: group states this device could not send to a listed
+	// device, sent again at maintenance (groupdevices.go).
+	owedStates owedGroupStates
+
 	// resubscribe: Sync closed the connection to subscribe afresh; the
 	// receive loop reconnects without a backoff.
 	resubscribe atomic.Bool

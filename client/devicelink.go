@@ -161,7 +161,8 @@ func (c *Client) applyDeviceList(t *tx, from *contactRecord, ct *content, now ti
 		c.log.Warn("ignored a device list that is not its sender's person's", "device", fpOf(from.DeviceID).Short())
 		return nil
 	}
-	if l.Version > from.Person.DeviceListVersion {
+	changed := l.Version > from.Person.DeviceListVersion
+	if changed {
 		if err := c.newDeviceList(t, from.Person, ct.List, l, ct.Names, now, res); err != nil {
 			return err
 		}
@@ -177,9 +178,17 @@ func (c *Client) applyDeviceList(t *tx, from *contactRecord, ct *content, now ti
 	if err != nil || d == nil {
 		return err
 	}
+	var routed keys.Fingerprint
 	if ct.HasRoute && c.peerRelayAllowed(ct.ReplyRelay) {
+		if len(d.SendMbx) != 16 {
+			routed = fpOf(d.DeviceID)
+		}
 		d.SendMbx, d.SendCap = bytes.Clone(ct.ReplyMailbox[:]), bytes.Clone(ct.ReplyCap[:])
 		d.Relay, d.ViaInvitation, d.Borrowed = ct.ReplyRelay, false, false
+	}
+	if changed || routed != (keys.Fingerprint{}) {
+		// The groups' member devices follow (groupdevices.go).
+		res.groups = append(res.groups, groupDevicesTask(routed))
 	}
 	from.Device = *d
 	return t.PutDevice(d)

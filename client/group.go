@@ -124,6 +124,10 @@ type groupTask struct {
 	// staffLog: states of this staff group wait for the team's
 	// transparency log (stafflog.go).
 	staffLog bool
+	// devices: a device list or a route changed; routed, a device that
+	// gave this device a route (groupdevices.go).
+	devices bool
+	routed  keys.Fingerprint
 }
 
 // storeGroupRecord is a group's record (store.GroupRecord).
@@ -677,6 +681,9 @@ func removedDevices(held, next *group.State) []keys.Fingerprint {
 // this one), or only to the devices in only; admins' devices get the
 // admin capability with it. The devices are looked up in listed (nil: s).
 func (c *Client) sendGroupState(ctx context.Context, s *group.State, adminCap []byte, only []keys.Fingerprint, listed *group.State) {
+	// A state its devices miss is sent again (groupdevices.go); not a
+	// removal's, whose devices are no longer listed.
+	owed := listed == nil
 	if listed == nil {
 		listed = s
 	}
@@ -722,7 +729,13 @@ func (c *Client) sendGroupState(ctx context.Context, s *group.State, adminCap []
 			copy(ct.MsgID[:], randomID(msgIDSize))
 			if err := c.sendSession(ctx, d.r, ct); err != nil && !errors.Is(err, ErrQueued) {
 				c.log.Warn("could not send a group state to a member device", "err", err)
+				if owed {
+					c.owedStates.fail(s.Group, fpOf(d.r.DeviceID), c.now())
+				}
 				break
+			}
+			if owed && i == len(parts)-1 {
+				c.owedStates.done(s.Group, fpOf(d.r.DeviceID))
 			}
 		}
 	}
@@ -932,6 +945,10 @@ func (c *Client) runGroupTasksOn(ctx context.Context, cn *conn, tasks []groupTas
 	for _, tk := range tasks {
 		if tk.staffLog {
 			c.checkStaffLists(ctx, cn, &tk.gid, false)
+			continue
+		}
+		if tk.devices {
+			c.runGroupDevicesTask(ctx, tk)
 			continue
 		}
 		if tk.joined != nil {

@@ -752,8 +752,10 @@ func (c *Client) MakeContact(ctx context.Context, grp, member, name string) (Con
 // maintainGroups does, at a maintenance (after a Sync), the group work a
 // closed connection may have cut short: this device's join where its
 // group mailbox was never made, and its introductions to joined member
-// devices it neither writes to nor has ever given a route; and the states
-// of teams' staff lists held until their log shows them (stafflog.go).
+// devices it neither writes to nor has ever given a route; the states
+// of teams' staff lists held until their log shows them (stafflog.go);
+// and, as a group's device publisher, its members' devices linked or
+// revoked since (groupdevices.go).
 // Failures are logged; the next maintenance tries again.
 func (c *Client) maintainGroups(ctx context.Context, cn *conn) {
 	c.checkStaffLists(ctx, cn, nil, true)
@@ -831,4 +833,7 @@ func (c *Client) maintainGroups(ctx context.Context, cn *conn) {
 		}
 		c.sendGroupIntros(ctx, cn, w.gid, w.intro, false)
 	}
+	// Members' devices linked or revoked since the held states
+	// (groupdevices.go).
+	c.maintainGroupDevices(ctx)
 }

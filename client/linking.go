@@ -302,6 +302,9 @@ func (c *Client) answerLink(ctx context.Context, cn, lc *conn, code *link.Code, 
 	c.log.Info("linked a new device", "device", newID.Short())
 	c.announceList(ctx, signed, false, newID)
 	c.queueInboxSnapshot(newID, history)
+	// The groups that list this person's devices list the new one too
+	// (groupdevices.go).
+	c.maintainGroupDevices(ctx)
 	return DeviceInfo{ID: newID, Name: req.Name, Linked: now.Truncate(time.Second), Relay: c.relay}, nil
 }
 

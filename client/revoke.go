@@ -106,6 +106,8 @@ func (c *Client) RevokeDevice(ctx context.Context, nameOrID string) (DeviceInfo,
 	c.log.Info("revoked a device of this person", "device", target.ID.Short())
 	c.closeRoutes(ctx, res.closeRoutes)
 	c.announceList(ctx, signed, true, keys.Fingerprint{})
+	// The groups that list the revoked device drop it (groupdevices.go).
+	c.maintainGroupDevices(ctx)
 	return info, nil
 }
 
