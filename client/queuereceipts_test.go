@@ -324,6 +324,39 @@ func checkRemovedReader(t *testing.T, f *teamFixture, id, text string, calKept *
 // reminders stop, and the patient sees the message read.
 func TestAgentReadStopsReminders(t *testing.T) {
 	t.Parallel() // its own relay and clients
+	agentReadStopsReminders(t, false)
+}
+
+// TestQueueReceiptOutbox: a queue receipt made while the team's relay
+// cannot be reached waits in the reader's outbox (the read itself
+// succeeds), is sent when the relay is back, and stops the agent's
+// reminders as one sent at once does.
+func TestQueueReceiptOutbox(t *testing.T) {
+	t.Parallel() // its own relay and clients
+	agentReadStopsReminders(t, true)
+}
+
+// groupOutboxLen is how many group envelopes wait in c's outbox.
+func groupOutboxLen(t *testing.T, c *Client) int {
+	t.Helper()
+	n := 0
+	if err := c.st.view(func(t *tx) error {
+		items, err := t.Outbox()
+		for _, it := range items {
+			if len(it.Group) > 0 {
+				n++
+			}
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// agentReadStopsReminders is TestAgentReadStopsReminders, with the
+// relay stopped while the staff member reads when down.
+func agentReadStopsReminders(t *testing.T, down bool) {
 	srv := relaytest.New(t, nil)
 	intake, _ := newTestClient(t, srv, "Pharmacy")
 	ann, _ := newTestClient(t, srv, "ann")
@@ -395,8 +428,21 @@ func TestAgentReadStopsReminders(t *testing.T) {
 	}
 	setNow(16 * time.Minute)
 	waitReminders(1)
+	if down {
+		srv.Stop()
+	}
 	if err := ann.ReadQueue(ctx, id); err != nil {
 		t.Fatal(err)
+	}
+	if down {
+		if n := groupOutboxLen(t, ann); n != 1 {
+			t.Fatalf("%d queue receipts wait in the outbox with the relay down, want 1", n)
+		}
+		srv.Start()
+		syncAll(t, 1, ann) // sends what waits
+		if n := groupOutboxLen(t, ann); n != 0 {
+			t.Fatalf("%d queue receipts still wait after the relay came back", n)
+		}
 	}
 	// The agent's intake takes the receipt (it receives all the time).
 	for i := 0; ; i++ {
