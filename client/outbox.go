@@ -21,7 +21,8 @@ import (
 // error matching ErrQueued, and the next Sync, the receive loop (at
 // connect and then with backoff) or Send sends it, in order, also from a
 // new Client on the same home. A refusal removes it with the reason
-// recorded on the message; so does its expiry.
+// recorded on the message; so does its expiry. A team's queue receipts
+// wait here too, as group entries (queuereceipts.go).
 const (
 	// MaxOutboxEntries and MaxOutboxBytes bound what waits in one home's
 	// outbox; a send beyond them fails with ErrOutboxFull, nothing sealed.
@@ -80,16 +81,8 @@ type outboxSpec struct {
 // stored the session state env was sealed with) and stores ob's message,
 // queued.
 func (c *Client) enqueue(t *tx, r *contactRecord, env []byte, ob *outboxSpec) error {
-	items, err := t.Outbox()
-	if err != nil {
+	if err := outboxRoom(t, len(env)); err != nil {
 		return err
-	}
-	size := len(env)
-	for _, it := range items {
-		size += len(it.Envelope)
-	}
-	if len(items) >= MaxOutboxEntries || size > MaxOutboxBytes {
-		return ErrOutboxFull
 	}
 	relay := r.Relay
 	if relay == "" {
@@ -106,8 +99,26 @@ func (c *Client) enqueue(t *tx, r *contactRecord, env []byte, ob *outboxSpec) er
 		}
 		e.Message = ob.msg.ID
 	}
+	var err error
 	ob.seq, err = t.AddOutbox(e)
 	return err
+}
+
+// outboxRoom returns ErrOutboxFull unless the outbox has room for one
+// more envelope of n bytes.
+func outboxRoom(t *tx, n int) error {
+	items, err := t.Outbox()
+	if err != nil {
+		return err
+	}
+	size := n
+	for _, it := range items {
+		size += len(it.Envelope)
+	}
+	if len(items) >= MaxOutboxEntries || size > MaxOutboxBytes {
+		return ErrOutboxFull
+	}
+	return nil
 }
 
 // deliverOutbox sends what waits in the outbox, ob's entry among them, and
@@ -176,6 +187,9 @@ func (c *Client) flushOutboxSet(ctx context.Context, own map[uint64]bool, delete
 // sendOutboxEntry sends one entry; an error matching ErrQueued if its
 // relay cannot be reached or asks to retry later.
 func (c *Client) sendOutboxEntry(ctx context.Context, it store.OutboxItem) error {
+	if len(it.Group) > 0 {
+		return c.sendOutboxFanout(ctx, it) // queuereceipts.go
+	}
 	r, err := c.contactByID(it.Device)
 	if errors.Is(err, ErrUnknownContact) {
 		return err // deleted meanwhile: given up

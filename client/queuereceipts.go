@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/client/internal/team/group"
 	"github.com/postern/postern/client/internal/team/queue"
 	"github.com/postern/postern/keys"
+	"github.com/postern/postern/protocol"
 )
 
 // Queue receipts (protocol/SPEC.md section 15.9 "Queue receipts"). A
@@ -40,8 +42,8 @@ type QueueRead struct {
 // staff, which the team's intake reports to the outsider as read (naming
 // nobody). An observer's reads are kept on its devices only: its group
 // messages are not accepted. Opening a conversation (postern team show,
-// the web app's queue page) calls it. A receipt that cannot be sent is
-// logged, never a failure of the read.
+// the web app's queue page) calls it. A receipt whose relay cannot be
+// reached waits in the outbox; none is a failure of the read.
 func (c *Client) ReadQueue(ctx context.Context, id string) error {
 	qt, err := c.loadQueue(id)
 	if err != nil {
@@ -147,40 +149,165 @@ func (c *Client) sendQueueReceipts(ctx context.Context, ids []string) error {
 	if err != nil || len(mine) == 0 {
 		return err
 	}
-	if err := c.st.update(func(t *tx) error {
-		for _, id := range mine {
-			if _, err := addReadBy(t, id, c.idFP, now); err != nil {
-				return err
+	// The reads and their receipts are committed together, each receipt
+	// sealed with the sender key it advances and put in the outbox (as a
+	// session envelope is, outbox.go): a relay that cannot be reached
+	// leaves it there, to be sent when it is back, so that the team
+	// agent's reminders stop. A full outbox leaves the reads without
+	// receipts (and the sender key where it was): record(false).
+	var (
+		seqs []uint64
+		envs [][]byte
+	)
+	record := func(withReceipts bool) error {
+		c.ev.order.Lock()
+		defer c.ev.order.Unlock()
+		return c.st.update(func(t *tx) error {
+			seqs, envs = nil, nil
+			for _, id := range mine {
+				if _, err := addReadBy(t, id, c.idFP, now); err != nil {
+					return err
+				}
 			}
-		}
+			if !withReceipts {
+				return nil
+			}
+			for _, b := range batches {
+				for ids := b.ids; len(ids) > 0; ids = ids[min(len(ids), queue.MaxReceiptMessages):] {
+					n := min(len(ids), queue.MaxReceiptMessages)
+					body, err := queue.Receipt{ForStaff: true, Conversation: b.conv, Reader: c.idFP, Messages: ids[:n]}.MarshalBinary()
+					if err != nil {
+						return err
+					}
+					ct := &content{Type: contentQueueReceipt, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Team: &teamContent{Receipt: body}}
+					seq, env, err := c.enqueueTeamGroup(t, b.group, ct)
+					if errors.Is(err, ErrNotStaff) {
+						// An observer (or a removed member): its reads
+						// are its own; the staff would drop its group
+						// message anyway.
+						break
+					}
+					if err != nil {
+						return err
+					}
+					seqs, envs = append(seqs, seq), append(envs, env)
+				}
+			}
+			return nil
+		})
+	}
+	if err := record(true); err != nil {
+		// The outbox full (or a receipt that could not be sealed): the
+		// reads are recorded all the same.
+		c.log.Warn("queue receipts not sent", "messages", len(mine), "err", err)
+		return errors.Join(err, record(false))
+	}
+	if len(seqs) == 0 {
 		return nil
-	}); err != nil {
-		return err
+	}
+	if h := c.envelopeHook.Load(); h != nil {
+		for _, env := range envs {
+			(*h)(true, env)
+		}
+	}
+	own := make(map[uint64]bool, len(seqs))
+	for _, seq := range seqs {
+		own[seq] = true
 	}
 	var errs []error
-	for _, b := range batches {
-		for ids := b.ids; len(ids) > 0; {
-			n := min(len(ids), queue.MaxReceiptMessages)
-			body, err := queue.Receipt{ForStaff: true, Conversation: b.conv, Reader: c.idFP, Messages: ids[:n]}.MarshalBinary()
-			if err != nil {
-				return err
-			}
-			ct := &content{Type: contentQueueReceipt, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Team: &teamContent{Receipt: body}}
-			err = c.sendTeamGroup(ctx, b.group, ct, nil)
-			switch {
-			case errors.Is(err, ErrNotStaff):
-				// An observer (or a removed member): its reads are its
-				// own; the staff would drop its group message anyway.
-				ids = nil
-				continue
-			case err != nil:
-				c.log.Info("could not send a queue receipt", "messages", n, "err", err)
-				errs = append(errs, err)
-			}
-			ids = ids[n:]
+	queued := false
+	for _, err := range c.flushOutboxSet(ctx, own, false) {
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrQueued) || errors.Is(err, ErrStore):
+			queued = true
+		default:
+			c.log.Info("could not send a queue receipt", "err", err)
+			errs = append(errs, err)
 		}
 	}
+	if queued {
+		c.log.Info("a queue receipt waits in the outbox")
+		c.kickOutbox()
+	}
 	return errors.Join(errs...)
+}
+
+// enqueueTeamGroup seals ct for the staff of team group gid with this
+// device's sender key and puts the envelope in the outbox, inside t (the
+// transaction that stores the advanced key), and returns its sequence
+// number and the envelope. ErrNotStaff: this person may not send to the
+// staff.
+func (c *Client) enqueueTeamGroup(t *tx, gid []byte, ct *content) (uint64, []byte, error) {
+	copy(ct.MsgID[:], randomID(msgIDSize))
+	plain, err := groupPlaintext(ct)
+	if err != nil {
+		return 0, nil, err
+	}
+	rec, err := t.Group(t.GroupConversationID(gid))
+	if err != nil {
+		return 0, nil, err
+	}
+	if rec == nil || rec.Removed {
+		return 0, nil, ErrNotStaff
+	}
+	s, err := groupOf(rec)
+	if err != nil {
+		return 0, nil, err
+	}
+	if me := s.Member(c.idFP); me == nil || !me.Role.MaySend() {
+		return 0, nil, ErrNotStaff
+	}
+	env, err := c.sealGroupEnvelope(t, rec, s, plain, ErrNotStaff)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := outboxRoom(t, len(env)); err != nil {
+		return 0, nil, err
+	}
+	seq, err := t.AddOutbox(&store.OutboxEntry{Group: bytes.Clone(gid), Relay: s.Relay, Envelope: env, Created: c.now().UTC()})
+	return seq, env, err
+}
+
+// sendOutboxFanout sends a group envelope of the outbox to its group's
+// fan-out list as the group's state holds it now (members removed since
+// get nothing). A group this device no longer holds, or left, gives it
+// up; an error matching ErrQueued if the relay cannot be reached or asks
+// to retry later.
+func (c *Client) sendOutboxFanout(ctx context.Context, it store.OutboxItem) error {
+	var s *group.State
+	err := c.st.view(func(t *tx) error {
+		rec, err := t.Group(t.GroupConversationID(it.Group))
+		if err != nil {
+			return err
+		}
+		if rec == nil || rec.Removed {
+			return ErrNotStaff
+		}
+		s, err = groupOf(rec)
+		return err
+	})
+	if errors.Is(err, ErrNotStaff) {
+		return err // given up
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStore, err) // kept: a local failure is no refusal
+	}
+	send, err := protocol.CapabilityTokenFromBytes(s.SendCap[:])
+	if err != nil {
+		return errStoreCorrupt
+	}
+	resp, err := c.anonRequest(ctx, s.Relay, groupConnKey(s.Group), &protocol.SendFanout{Fanout: s.Fanout, Capability: send, Envelope: it.Envelope})
+	if err != nil {
+		if retryLater(err) {
+			return &queuedError{host: relayHost(s.Relay), cause: err}
+		}
+		return fmt.Errorf("client: send to the team's staff: %w", err)
+	}
+	if _, ok := resp.(*protocol.FanoutSent); !ok {
+		return unexpected(resp)
+	}
+	return nil
 }
 
 // addReadBy records that the staff member reader read message id at at;

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -324,6 +325,39 @@ func checkRemovedReader(t *testing.T, f *teamFixture, id, text string, calKept *
 // reminders stop, and the patient sees the message read.
 func TestAgentReadStopsReminders(t *testing.T) {
 	t.Parallel() // its own relay and clients
+	agentReadStopsReminders(t, false)
+}
+
+// TestQueueReceiptOutbox: a queue receipt made while the team's relay
+// cannot be reached waits in the reader's outbox (the read itself
+// succeeds), is sent when the relay is back, and stops the agent's
+// reminders as one sent at once does.
+func TestQueueReceiptOutbox(t *testing.T) {
+	t.Parallel() // its own relay and clients
+	agentReadStopsReminders(t, true)
+}
+
+// groupOutboxLen is how many group envelopes wait in c's outbox.
+func groupOutboxLen(t *testing.T, c *Client) int {
+	t.Helper()
+	n := 0
+	if err := c.st.view(func(t *tx) error {
+		items, err := t.Outbox()
+		for _, it := range items {
+			if len(it.Group) > 0 {
+				n++
+			}
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// agentReadStopsReminders is TestAgentReadStopsReminders, with the
+// relay stopped while the staff member reads when down.
+func agentReadStopsReminders(t *testing.T, down bool) {
 	srv := relaytest.New(t, nil)
 	intake, _ := newTestClient(t, srv, "Pharmacy")
 	ann, _ := newTestClient(t, srv, "ann")
@@ -395,8 +429,21 @@ func TestAgentReadStopsReminders(t *testing.T) {
 	}
 	setNow(16 * time.Minute)
 	waitReminders(1)
+	if down {
+		srv.Stop()
+	}
 	if err := ann.ReadQueue(ctx, id); err != nil {
 		t.Fatal(err)
+	}
+	if down {
+		if n := groupOutboxLen(t, ann); n != 1 {
+			t.Fatalf("%d queue receipts wait in the outbox with the relay down, want 1", n)
+		}
+		srv.Start()
+		syncAll(t, 1, ann) // sends what waits
+		if n := groupOutboxLen(t, ann); n != 0 {
+			t.Fatalf("%d queue receipts still wait after the relay came back", n)
+		}
 	}
 	// The agent's intake takes the receipt (it receives all the time).
 	for i := 0; ; i++ {
@@ -431,5 +478,71 @@ func TestAgentReadStopsReminders(t *testing.T) {
 	syncAll(t, 2, pat)
 	if m := messagesLike(t, pat, text); len(m) != 1 || m[0].ReadReceipt.IsZero() {
 		t.Fatalf("the patient's message %+v; want it read", m)
+	}
+}
+
+// TestQueueReceiptOutboxFull: a read made while the outbox is full is
+// recorded all the same (the reader on the message, no error), without
+// a receipt, and this device's sender key of the staff group stays where
+// it was.
+func TestQueueReceiptOutboxFull(t *testing.T) {
+	t.Parallel() // its own relay and clients
+	srv := relaytest.New(t, nil)
+	intake, _ := newTestClient(t, srv, "Pharmacy")
+	ann, _ := newTestClient(t, srv, "ann")
+	pat, _ := newTestClient(t, srv, "pat")
+	befriend(t, intake, ann, "Pharmacy")
+	befriend(t, intake, pat, "Pharmacy")
+	ctx := testCtx(t)
+	if _, err := intake.CreateTeam(ctx, "Pharmacy"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := intake.AddStaff(ctx, "Pharmacy", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	settleGroup(t, "Pharmacy", intake, ann)
+	const text = "Is this dose right?"
+	if _, err := pat.Send(ctx, "Pharmacy", text); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for i := 0; id == ""; i++ {
+		syncAll(t, 1, intake, ann)
+		if items, err := ann.Queue("Pharmacy", QueueAll); err == nil && len(items) == 1 {
+			id = items[0].ID
+		}
+		if i == 50 {
+			t.Fatal("the patient's message did not reach the staff")
+		}
+	}
+	ownKey := func() []byte {
+		rec, _ := staffGroupOf(t, ann)
+		return rec.Own
+	}
+	before := ownKey()
+	if len(before) == 0 {
+		t.Fatal("ann holds no sender key of the staff group")
+	}
+	if err := ann.st.update(func(t *tx) error {
+		for range MaxOutboxEntries {
+			if _, err := t.AddOutbox(&store.OutboxEntry{Device: []byte("gone"), Relay: srv.URL, Mailbox: make([]byte, 16), Capability: make([]byte, 32), Envelope: []byte{1}, Created: time.Now()}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.ReadQueue(ctx, id); err != nil {
+		t.Fatalf("ReadQueue with a full outbox: %v", err)
+	}
+	if got := readersOf(t, ann, id, text); !slices.Equal(got, []string{Me}) {
+		t.Fatalf("read by %v after a read with a full outbox", got)
+	}
+	if n := groupOutboxLen(t, ann); n != 0 {
+		t.Fatalf("%d queue receipts in a full outbox", n)
+	}
+	if !bytes.Equal(ownKey(), before) {
+		t.Fatal("the sender key advanced for a receipt that was not kept")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/postern/postern/keys"
 	"github.com/postern/postern/protocol"
 )
 
@@ -29,27 +30,67 @@ var ErrRestrictionLevel = errors.New("client: a restriction is RestrictedService
 // devices writes to this device with is revoked on the relay with the
 // level's reason, so that their sends are refused with its code (and its
 // sentence on their side). Unlike Block, this device still writes to
-// them. Restricting again at another level replaces the level.
+// them. Restricting again at another level replaces the level. On a
+// team's intake, a contact who is in the team's queue is blocked from
+// the team as BlockOutsider does: the team log records it, by this
+// person (SPEC 15.9 "The team log on the intake").
 func (c *Client) Restrict(ctx context.Context, contact string, level Restriction) error {
 	if level < RestrictedService || level > RestrictedReplies {
 		return ErrRestrictionLevel
 	}
-	return c.setRestricted(ctx, contact, level)
+	// As the team blocks do, so that a team log holds restrictions in
+	// the order they were made.
+	c.teamMu.Lock()
+	defer c.teamMu.Unlock()
+	return c.setRestricted(ctx, contact, level, nil)
 }
 
 // Unrestrict restores the access of a contact restricted with Restrict:
 // the relay accepts their capabilities again. Their client asks them to
-// opt in again before it sends (OptIn).
+// opt in again before it sends (OptIn). On a team's intake it is logged
+// as Restrict is.
 func (c *Client) Unrestrict(ctx context.Context, contact string) error {
-	return c.setRestricted(ctx, contact, 0)
+	c.teamMu.Lock()
+	defer c.teamMu.Unlock()
+	return c.setRestricted(ctx, contact, 0, nil)
 }
 
-func (c *Client) setRestricted(ctx context.Context, contact string, level Restriction) error {
+// restrictionBy is the team block a restriction carries out (on the
+// team's intake: BlockOutsider there, or a staff member's request): its
+// team log entry names team (a name or the staff group's ID in hex) and
+// actor, and no other entry is made for it.
+type restrictionBy struct {
+	team  string
+	actor keys.Fingerprint
+}
+
+// restrictFor is Restrict (block) or Unrestrict of contact carried out
+// for a team block by: logged once, in by's team log, by by's actor. The
+// caller holds teamMu.
+func (c *Client) restrictFor(ctx context.Context, contact string, block bool, level Restriction, by restrictionBy) error {
+	switch {
+	case !block:
+		level = 0
+	case level < RestrictedService || level > RestrictedReplies:
+		return ErrRestrictionLevel
+	}
+	return c.setRestricted(ctx, contact, level, &by)
+}
+
+// setRestricted carries out a restriction (level 0: its lifting) and
+// logs it in the team logs it belongs in (logRestrictions): by's, or,
+// for a plain one (by nil), those of the teams this profile is the
+// intake of whose queues hold the contact. A plain lifting that changes
+// nothing is not logged. The caller holds teamMu.
+func (c *Client) setRestricted(ctx context.Context, contact string, level Restriction, by *restrictionBy) error {
 	r, err := c.lookupContact(contact)
 	if err != nil {
 		return err
 	}
 	if level == 0 && r.Person.RestrictedByMe == 0 {
+		if by != nil {
+			c.logRestrictions(r.Person, level, by) // the team's request, carried out
+		}
 		return nil
 	}
 	if r.Person.Blocked {
@@ -60,7 +101,13 @@ func (c *Client) setRestricted(ctx context.Context, contact string, level Restri
 		return err
 	}
 	_, err = c.updateContact(r.ID, func(rec *contactRecord) { rec.Person.RestrictedByMe = uint8(level) })
-	return ignoreGone(err)
+	if err := ignoreGone(err); err != nil {
+		return err
+	}
+	// Carried out: now in the team log (a log entry that cannot be
+	// written is logged, the restriction stands).
+	c.logRestrictions(r.Person, level, by)
+	return nil
 }
 
 // revokeReason is the relay's reason for a restriction level.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/postern/postern/protocol"
 	"github.com/postern/postern/relay"
 	"github.com/postern/postern/relay/audit"
+	"github.com/postern/postern/relay/relaytest"
 	"github.com/postern/postern/relay/store/bboltstore"
 )
 
@@ -238,5 +240,48 @@ func TestStaffListRefused(t *testing.T) {
 		if h := heldStates(t, tc.c, held.Group); len(h) != 0 {
 			t.Fatalf("%s: still holds %+v", tc.name, h)
 		}
+	}
+}
+
+// TestStaffListManyAdds: a team's intake adds 10 staff in a row, without
+// waiting, and every one of the 10 staff lists is logged, at or below the
+// version of the state that carries it (devices joining raise the state's
+// version, not the staff list's), each above the one before (the relay's directory-publish allowance
+// is its own, not the 6 device-list publishes of section 6).
+func TestStaffListManyAdds(t *testing.T) {
+	t.Parallel()
+	srv := relaytest.New(t, nil)
+	ctx := testCtx(t)
+	intake, _ := newTestClient(t, srv, "Pharmacy")
+	const n = 10
+	names := make([]string, n)
+	staff := make([]*Client, n)
+	for i := range n {
+		names[i] = fmt.Sprintf("staff%d", i)
+		staff[i], _ = newTestClient(t, srv, names[i])
+		befriend(t, intake, staff[i], "Pharmacy")
+	}
+	if _, err := intake.CreateTeam(ctx, "Pharmacy"); err != nil {
+		t.Fatal(err)
+	}
+	_, s := staffGroupOf(t, intake)
+	prev := staffLeaf(t, intake, intake.idFP, s.Group).Version
+	for i, name := range names {
+		if _, err := intake.AddStaff(ctx, "Pharmacy", name); err != nil {
+			t.Fatalf("AddStaff %d: %v", i+1, err)
+		}
+		_, s := staffGroupOf(t, intake)
+		leaf := staffLeaf(t, intake, intake.idFP, s.Group)
+		if leaf.Version > s.Version || leaf.Hash != staffListHash(s) || leaf.Version <= prev || s.Member(staff[i].idFP) == nil {
+			t.Fatalf("after AddStaff %d the log shows version %d (before %d), the intake holds %d (hash equal: %v)",
+				i+1, leaf.Version, prev, s.Version, leaf.Hash == staffListHash(s))
+		}
+		prev = leaf.Version
+	}
+	// The last one added takes the logged state.
+	settleGroup(t, "Pharmacy", intake, staff[n-1])
+	_, want := staffGroupOf(t, intake)
+	if rec, got := staffGroupOf(t, staff[n-1]); got.Version != want.Version || staffListHash(got) != staffListHash(want) || !bytes.Equal(rec.StaffLog, intake.idFP[:]) {
+		t.Fatalf("the last staff member holds version %d, the intake %d (logged %d)", got.Version, want.Version, prev)
 	}
 }

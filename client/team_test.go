@@ -298,7 +298,9 @@ func TestTeamRemoveStaff(t *testing.T) {
 // through the intake; the relay refuses the patient's send with the
 // level's code and the patient's client gives the level's sentence;
 // after the staff member unblocks, the patient must opt in again before
-// a message goes. The intake blocks directly too.
+// a message goes. The intake blocks directly too. Each is logged once in
+// the team log, and so is a plain Restrict or Unrestrict on the intake
+// of a patient in the queue.
 func TestTeamBlockOutsider(t *testing.T) {
 	t.Parallel() // each has its own relay and clients; the slowest tests of the package overlap
 	f := newTeamFixture(t)
@@ -370,6 +372,25 @@ func TestTeamBlockOutsider(t *testing.T) {
 	if n := len(messagesLike(t, f.intake, "back 2")); n != 1 {
 		t.Fatalf("the intake holds %d of the message after the opt-in", n)
 	}
+	// A plain Unrestrict and Restrict on the intake of pat, who is in the
+	// team's queue, are the team's too: logged, by the intake, once each.
+	// Of quinn, a contact the queue does not hold, nothing is logged; nor
+	// of an Unrestrict that changes nothing.
+	if err := f.intake.Unrestrict(ctx, "pat"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.intake.Unrestrict(ctx, "pat"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.intake.Restrict(ctx, "pat", RestrictedNew); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.intake.Restrict(ctx, "quinn", RestrictedService); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.intake.Unrestrict(ctx, "quinn"); err != nil {
+		t.Fatal(err)
+	}
 	// The team log: every restriction the intake carried out, by whom
 	// asked for it, about pat's conversation's token (never a name).
 	lg, err := f.intake.TeamLog("Pharmacy")
@@ -383,6 +404,7 @@ func TestTeamBlockOutsider(t *testing.T) {
 		{"staff_added:", f.intake}, {"staff_added:", f.intake}, {"staff_added:", f.intake},
 		{"block:new", f.staff[0][0]}, {"unblock:", f.staff[0][0]}, {"block:replies", f.staff[1][1]}, {"unblock:", f.staff[1][1]},
 		{"block:service", f.staff[2][0]}, {"unblock:", f.staff[2][0]}, {"block:replies", f.intake},
+		{"unblock:", f.intake}, {"block:new", f.intake},
 	}
 	if len(lg.Entries) != len(want) || lg.HeadSeq != uint64(len(want)) {
 		t.Fatalf("the team log: %+v", lg)

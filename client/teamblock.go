@@ -72,22 +72,8 @@ func (c *Client) teamRequest(ctx context.Context, team, contact string, op byte,
 		// team log holds restrictions in the order they were made.
 		c.teamMu.Lock()
 		defer c.teamMu.Unlock()
-		if op == teamBlock {
-			err = c.Restrict(ctx, contact, level)
-		} else {
-			err = c.Unrestrict(ctx, contact)
-		}
-		if err != nil {
-			return err
-		}
-		// Carried out: now in the team log (a log entry that cannot be
-		// written is logged, the restriction stands).
-		if id, err := c.identityOfName(contact); err != nil {
-			c.log.Warn("could not log a restriction in the team log", "err", err)
-		} else if err := c.logRestriction(team, id, c.idFP, level); err != nil {
-			c.log.Warn("could not log a restriction in the team log", "err", err)
-		}
-		return nil
+		// Carried out, then logged once in this team's log.
+		return c.restrictFor(ctx, contact, op == teamBlock, level, restrictionBy{team: team, actor: c.idFP})
 	}
 	ct := &content{Type: contentTeamRequest, Sender: c.devID, SentMS: uint64(c.now().UnixMilli()),
 		Team: &teamContent{Op: op, Level: byte(level), Conversation: conv}}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/postern/postern/client/internal/store"
@@ -174,16 +175,62 @@ func (c *Client) logRestriction(team string, outsider, actor keys.Fingerprint, l
 		if err != nil || !rec.Intake {
 			return err
 		}
-		tok, err := conversationToken(rec, queueConversationOf(rec.ClaimKey, outsider))
-		if err != nil {
-			return err
-		}
-		e := stats.Entry{Time: c.now(), Kind: stats.LogUnblock, Actor: actor, Subject: tok}
-		if level > 0 {
-			e.Kind, e.Detail = stats.LogBlock, blockDetail(level)
-		}
-		return c.appendTeamLog(t, rec.Group, e)
+		return c.appendRestriction(t, rec, outsider, actor, level)
 	})
+}
+
+// appendRestriction is logRestriction's entry, appended to team rec's log
+// in t.
+func (c *Client) appendRestriction(t *tx, rec *store.TeamRecord, outsider, actor keys.Fingerprint, level Restriction) error {
+	tok, err := conversationToken(rec, queueConversationOf(rec.ClaimKey, outsider))
+	if err != nil {
+		return err
+	}
+	e := stats.Entry{Time: c.now(), Kind: stats.LogUnblock, Actor: actor, Subject: tok}
+	if level > 0 {
+		e.Kind, e.Detail = stats.LogBlock, blockDetail(level)
+	}
+	return c.appendTeamLog(t, rec.Group, e)
+}
+
+// logRestrictions logs a restriction (level 0: its lifting) of person
+// that this device carried out: in the log of by's team by its actor, or,
+// for a plain Restrict or Unrestrict (by nil), by this person in the log
+// of each team this profile is the intake of whose queue holds person (a
+// restriction of the team's outsider is a block of the team's, whichever
+// way it was made). A failure is logged: the restriction stands.
+func (c *Client) logRestrictions(person *store.Person, level Restriction, by *restrictionBy) {
+	outsider := fpOf(person.Identity)
+	var err error
+	if by != nil {
+		err = c.logRestriction(by.team, outsider, by.actor, level)
+	} else {
+		err = c.st.update(func(t *tx) error {
+			ts, err := t.Teams()
+			if err != nil {
+				return err
+			}
+			for _, rec := range ts {
+				if !rec.Intake {
+					continue
+				}
+				qs, err := t.Queues(rec.Group)
+				if err != nil {
+					return err
+				}
+				if !slices.ContainsFunc(qs, func(q *store.QueueRecord) bool { return bytes.Equal(q.Person, person.ID) }) {
+					continue
+				}
+				if err := c.appendRestriction(t, rec, outsider, c.idFP, level); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		c.log.Warn("could not log a restriction in the team log", "err", err)
+	}
 }
 
 // logStaff appends a staff added (or removed) entry on the intake.

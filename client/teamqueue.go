@@ -736,24 +736,15 @@ func (c *Client) sendOutgoing(ctx context.Context, team *store.TeamRecord, o *st
 		if r == nil {
 			return nil
 		}
-		if o.Kind == outBlock {
-			err = c.Restrict(ctx, r.Person.Name, Restriction(o.Sent))
-		} else {
-			err = c.Unrestrict(ctx, r.Person.Name)
+		actor := keys.Fingerprint(team.IntakeIdentity)
+		if len(o.Actor) == len(actor) {
+			actor = keys.Fingerprint(o.Actor)
 		}
+		// Carried out, then logged once in the team log, by the staff
+		// member who asked.
+		err = c.restrictFor(ctx, r.Person.Name, o.Kind == outBlock, Restriction(o.Sent), restrictionBy{team: hex.EncodeToString(team.Group), actor: actor})
 		switch {
 		case err == nil:
-			level := Restriction(0)
-			if o.Kind == outBlock {
-				level = Restriction(o.Sent)
-			}
-			actor := keys.Fingerprint(team.IntakeIdentity)
-			if len(o.Actor) == len(actor) {
-				actor = keys.Fingerprint(o.Actor)
-			}
-			if err := c.logRestriction(hex.EncodeToString(team.Group), fpOf(r.Person.Identity), actor, level); err != nil {
-				c.log.Warn("could not log a restriction in the team log", "err", err)
-			}
 		case errors.Is(err, ErrUnknownContact), errors.Is(err, ErrContactBlocked), errors.Is(err, ErrRestrictionLevel):
 			// It can never be carried out: dropped, logged.
 			c.log.Info("a staff member's block request cannot be carried out", "err", err)

@@ -5,8 +5,9 @@ package relay
 // directory: PublishDirectory appends the leaf (log key, version, hash)
 // to the device lists' tree, authorised by the organisation's publishing
 // capability, and FetchDirectory proves the newest leaf of a log key as
-// FetchDeviceList proves a list. The rate limits are the device lists'
-// (one allowance for both kinds of leaf, per device and per address).
+// FetchDeviceList proves a list. Fetches share the device lists' limit
+// per address; publishes have an allowance of their own per device
+// (DirectoryPublishBurst), as a team's staff list is one leaf per change.
 
 import (
 	"context"
@@ -78,8 +79,8 @@ func (c *conn) publishDirectory(id uint32, f *protocol.PublishDirectory) {
 	}
 	_, key, _ := c.r.ktLog()
 	now := c.r.cfg.Now()
-	if ok, wait := c.r.ktPublishes.take(c.device, now); !ok {
-		c.rateLimited(id, "device list publishes", wait, fmt.Sprintf("too many transparency log publishes; retry after %d s", retryAfterSeconds(wait)))
+	if ok, wait := c.r.dirPublishes.take(c.device, now); !ok {
+		c.rateLimited(id, "directory publishes", wait, fmt.Sprintf("too many directory publishes; retry after %d s", retryAfterSeconds(wait)))
 		return
 	}
 	e := kt.Entry{Identity: f.LogKey, Version: f.Version, ListHash: f.Hash}
@@ -87,7 +88,7 @@ func (c *conn) publishDirectory(id uint32, f *protocol.PublishDirectory) {
 	var err error
 	offStack(func() { _, err = ds.PublishDirectory(context.Background(), p, c.r.signHead(key)) })
 	if err != nil {
-		c.r.ktPublishes.give(c.device, now) // no leaf was appended
+		c.r.dirPublishes.give(c.device, now) // no leaf was appended
 		c.directoryRefusal(id, err)
 		return
 	}

@@ -3,10 +3,12 @@ package relay_test
 import (
 	"crypto/sha256"
 	"testing"
+	"time"
 
 	"github.com/postern/postern/keys"
 	"github.com/postern/postern/keys/kt"
 	"github.com/postern/postern/protocol"
+	"github.com/postern/postern/relay"
 	"github.com/postern/postern/relay/relaytest"
 )
 
@@ -93,4 +95,55 @@ func TestDirectoryPublishRules(t *testing.T) {
 	// Another organisation's key is its own: capB may set it.
 	other := sha256.Sum256([]byte("another organisation"))
 	wantType[*protocol.DirectoryLeaf](t, c.do(&protocol.PublishDirectory{LogKey: other, Version: 1, Hash: hash(1), Capability: capB}))
+}
+
+// TestDirectoryPublishAllowance: directory publishes (organisation
+// directories and teams' staff lists) have an allowance of their own per
+// device, apart from the device lists': DirectoryPublishBurst leaves at
+// once, then one per 3600/DirectoryPublishesPerHour seconds; a refused
+// publish gives its token back; the device's device-list allowance is
+// untouched by them, and a device list publish takes nothing from them.
+func TestDirectoryPublishAllowance(t *testing.T) {
+	clk := newClock()
+	srv := relaytest.New(t, &relaytest.Options{Now: clk.Now})
+	alice := newPerson(t, srv.URL, 1)
+	c := dial(t, srv.URL)
+	wantType[*protocol.Authenticated](t, c.auth(alice.devs[0]))
+	lk := sha256.Sum256([]byte("a team's staff list"))
+	capability := protocol.NewCapabilityToken()
+	hash := func(v uint64) [32]byte { return sha256.Sum256([]byte{byte(v), byte(v >> 8)}) }
+	version := uint64(0)
+	publish := func() protocol.Frame {
+		version++
+		return c.do(&protocol.PublishDirectory{LogKey: lk, Version: version, Hash: hash(version), Capability: capability})
+	}
+
+	// A device list first: it takes nothing from the directory allowance.
+	wantType[*protocol.DeviceList](t, c.do(&protocol.PublishDeviceList{List: alice.list(t, 1, 0)}))
+	for i := range relay.DirectoryPublishBurst {
+		if i == relay.DeviceListPublishBurst {
+			// A refused publish (stale) in the middle does not count.
+			wantCode(t, c.do(&protocol.PublishDirectory{LogKey: lk, Version: 1, Hash: hash(1), Capability: capability}), protocol.CodeStaleDirectory)
+		}
+		wantType[*protocol.DirectoryLeaf](t, publish())
+	}
+	wantCode(t, publish(), protocol.CodeRateLimited)
+	version-- // refused: not logged
+
+	// The device lists' allowance is its own: its burst (less the one
+	// taken above) is still there, and is then spent.
+	for v := range relay.DeviceListPublishBurst - 1 {
+		wantType[*protocol.DeviceList](t, c.do(&protocol.PublishDeviceList{List: alice.list(t, uint64(v)+2, 0)}))
+	}
+	wantCode(t, c.do(&protocol.PublishDeviceList{List: alice.list(t, 99, 0)}), protocol.CodeRateLimited)
+
+	// One directory token refills per 3600/DirectoryPublishesPerHour s.
+	clk.Advance(time.Hour / relay.DirectoryPublishesPerHour)
+	wantType[*protocol.DirectoryLeaf](t, publish())
+	wantCode(t, publish(), protocol.CodeRateLimited)
+	version--
+	got := wantType[*protocol.DirectoryLeaf](t, dial(t, srv.URL).do(&protocol.FetchDirectory{LogKey: lk}))
+	if got.Version != version || got.Hash != hash(version) {
+		t.Fatalf("logged version %d, want %d", got.Version, version)
+	}
 }

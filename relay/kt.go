@@ -30,6 +30,18 @@ const (
 	// device's publishes: each is a leaf kept for good.
 	DeviceListPublishesPerHour = 12
 	DeviceListPublishBurst     = 6
+	// DirectoryPublishesPerHour and DirectoryPublishBurst bound one
+	// device's PublishDirectory appends (organisation directories and
+	// teams' staff lists, which the relay cannot tell apart), an
+	// allowance of their own beside the device lists': a team's intake
+	// logs a staff list per AddStaff or RemoveStaff, and a ward set up in
+	// one sitting adds tens of staff in a row, where the device lists' 6
+	// would fail the seventh with ErrStaffListLog. 64 at once covers a
+	// large team's first setup; 240 an hour (one per 15 s) covers a busy
+	// shift change and still bounds what one enrolled device can add to
+	// the log for good (about 5 800 leaves of 72 bytes a day).
+	DirectoryPublishesPerHour = 240
+	DirectoryPublishBurst     = 64
 	// publishRetries bounds the re-reads when concurrent publishes for
 	// one identity race (store.ErrDeviceListMoved).
 	publishRetries = 3
@@ -263,4 +275,5 @@ func (r *Relay) publishRevoking(ks store.KTStore, key *audit.Key, p store.Publis
 func (r *Relay) ktThrottles() {
 	r.ktFetches = newThrottle[netip.Addr](float64(DeviceListFetchesPerMinute)/60, DeviceListFetchBurst)
 	r.ktPublishes = newThrottle[protocol.DeviceID](float64(DeviceListPublishesPerHour)/3600, DeviceListPublishBurst)
+	r.dirPublishes = newThrottle[protocol.DeviceID](float64(DirectoryPublishesPerHour)/3600, DirectoryPublishBurst)
 }

@@ -54,6 +54,7 @@ type Relay struct {
 	fetches      *throttle[protocol.CapabilityHash] // FetchBundle per capability (throttle.go)
 	ktFetches    *throttle[netip.Addr]              // FetchDeviceList per address (kt.go)
 	ktPublishes  *throttle[protocol.DeviceID]       // PublishDeviceList per device (kt.go)
+	dirPublishes *throttle[protocol.DeviceID]       // PublishDirectory per device (kt.go, directory.go)
 	authFails    *throttle[netip.Addr]              // failed authentications per address
 	refusals     sampledLog                         // rate-limit refusals, logged sampled
 	connRefusals sampledLog                         // per-address refusals of upgrades

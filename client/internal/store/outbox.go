@@ -23,6 +23,10 @@ type OutboxEntry struct {
 	// content that is not a message (a route, a reset).
 	Message string    `json:"message,omitempty"`
 	Created time.Time `json:"created"`
+	// Group, when set, makes it a group envelope (a team's queue
+	// receipt) for that group's fan-out list, read when it is sent;
+	// Device, Mailbox and Capability are then empty.
+	Group []byte `json:"group,omitempty"`
 }
 
 // OutboxItem is an entry with its key: its place in the order of sends.
