@@ -53,15 +53,15 @@ type Op uint8
 
 // Operations.
 const (
-	OpClaim    Op = 1 // Claim
-	OpAssign   Op = 2 // Assign
-	OpResolve  Op = 3 // Resolve
-	OpArchive  Op = 4 // Archive
-	OpReopen   Op = 5 // Reopen
-	OpUrgent   Op = 6 // SetUrgent
-	OpRespond  Op = 7 // Respond
-	OpReassign Op = 8 // ReassignRemoved, ReleaseRemoved
-	OpHandover Op = 9 // HandOver
+	OpClaim    Op = 1  // Claim
+	OpAssign   Op = 2  // Assign
+	OpResolve  Op = 3  // Resolve
+	OpArchive  Op = 4  // Archive
+	OpReopen   Op = 5  // Reopen
+	OpUrgent   Op = 6  // SetUrgent
+	OpRespond  Op = 7  // Respond
+	OpReassign Op = 8  // ReassignRemoved, ReleaseRemoved
+	OpHandover Op = 9  // HandOver
 	OpRelease  Op = 10 // Release
 )
 
