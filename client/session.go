@@ -664,6 +664,10 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if err := c.receiveStatus(t, from, ct, now, res); err != nil { // status.go
 			return nil, err
 		}
+	case contentRole:
+		if err := c.receiveRole(t, from, ct, res); err != nil { // roles.go
+			return nil, err
+		}
 	}
 	if notice && !from.Person.ViaGroup {
 		m, err := storeNotice(t, from, opened.InitID(), now)

@@ -97,6 +97,7 @@ type teamContent struct {
 	Secrets      *teamSecrets
 	Conversation queue.ConversationID // 0x1e, 0x1f, 0x22
 	Name         string               // 0x1e: the outsider's name
+	Role         [16]byte             // 0x1e: the role account addressed (roles.go); zero: none
 	Change       []byte               // 0x20: a queue.Change encoding
 	Receipt      []byte               // 0x21: a queue.Receipt encoding, the staff's form
 	Op, Level    byte                 // 0x22
@@ -151,6 +152,7 @@ func isTeamGroupContent(t byte) bool {
 //	      u16 len || relay || write capability [32] || claim key [32] ||
 //	      intake identity [32] || u8 n || n × (epoch u32 || team key [32])
 //	0x1e: conversation ID [16] || u8 len || outsider's name || u32 len || message content
+//	      [|| role ID [16], non-zero, only for a conversation addressed to a role account]
 //	0x1f: conversation ID [16] || u32 len || message content
 //	0x20: u32 len || state change (SPEC 15.6, 0x60)
 //	0x21: u32 len || queue receipt (SPEC 15.6, 0x61), kind 2 only
@@ -212,6 +214,9 @@ func appendTeamBody(b []byte, c *content) ([]byte, error) {
 			return nil, err
 		}
 		binary.BigEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+		if c.Type == contentQueueMessage && tc.Role != ([16]byte{}) {
+			b = append(b, tc.Role[:]...)
+		}
 		return b, nil
 	case contentQueueChange:
 		if _, err := queue.ParseChange(tc.Change); err != nil {
@@ -450,6 +455,14 @@ func parseTeamBody(r *protocol.Reader, c *content) bool {
 			return false // a timed message (0x18 kind 2) is not a queue message: no timer
 		}
 		c.Inner = in
+		if c.Type == contentQueueMessage && r.Len() > 0 {
+			// The role account the conversation is addressed to: present
+			// only when there is one (a zero ID is not canonical).
+			r.Array(tc.Role[:], "role")
+			if r.Err() != nil || tc.Role == ([16]byte{}) {
+				return false
+			}
+		}
 	case contentQueueChange:
 		n := r.U32("state change length")
 		if n > queue.MaxChangeSize {
