@@ -1,7 +1,7 @@
 package client
 
 // Role accounts and their handover (protocol/SPEC.md section 15.7, "Role
-// accounts", "Handover" and "Role records over the relay"). A role
+// accounts", "Handover" and "Role accounts over the relay"). A role
 // account ("Pharmacy on call") is listed in the organisation directory
 // with its team; who holds it changes by a role record
 // (client/internal/team/directory) that a staff member of the team signs
