@@ -47,8 +47,8 @@ var plainBin string
 
 // raceScripts run the race-detecting postern under go test -race: listen
 // runs alongside other commands on one home and stops on a signal;
-// directory and status need this test binary's stand-in policy file.
-var raceScripts = map[string]bool{"listen": true, "directory": true, "status": true}
+// directory, status and role need this test binary's stand-in policy file.
+var raceScripts = map[string]bool{"listen": true, "directory": true, "status": true, "role": true}
 
 // scriptBinary builds plainBin before the tests run (and only then: not
 // when this binary runs as the postern command).
