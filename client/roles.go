@@ -27,6 +27,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -429,6 +430,24 @@ func queueRole(q *store.QueueRecord) [16]byte {
 		copy(id[:], q.Role)
 	}
 	return id
+}
+
+// roleName is how this device shows the role account id ("" for none):
+// its name in the held directory, else the start of its ID.
+func (c *Client) roleName(t *tx, id []byte) (string, error) {
+	if len(id) != len(directory.RoleID{}) {
+		return "", nil
+	}
+	d, _, err := c.heldDirectory(t)
+	if err != nil {
+		return "", err
+	}
+	if d != nil {
+		if r := d.Role(directory.RoleID(id)); r != nil {
+			return r.Name, nil
+		}
+	}
+	return "role " + hex.EncodeToString(id[:4]), nil
 }
 
 // noteQueueRole keeps on a staff device's queue record the role account

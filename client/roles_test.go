@@ -305,7 +305,7 @@ func TestRoleHandoverRelay(t *testing.T) {
 		if o.person(c) == "ann" {
 			want = Me
 		}
-		if err != nil || it.AssignedBy != want {
+		if err != nil || it.AssignedBy != want || it.Role != onCall {
 			t.Fatalf("%s: pat's conversation %+v, %v: want assigned by %s", c.name, it, err, want)
 		}
 		if c == o.intake {

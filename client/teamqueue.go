@@ -62,6 +62,9 @@ type QueueItem struct {
 	Reopens       int
 	Version       uint64 // of its register
 	Messages      int
+	// Role is the role account the conversation is addressed to (its
+	// name in the organisation directory; roles.go), "" if none.
+	Role string
 }
 
 // Queue returns team's conversations that filter selects: urgent first,
@@ -162,7 +165,10 @@ func (c *Client) itemOf(t *tx, qt *queueTarget) (QueueItem, queue.Value, error) 
 	if it.Owner, err = c.staffName(t, qt.state, v.Owner); err != nil {
 		return it, v, err
 	}
-	it.AssignedBy, err = c.staffName(t, qt.state, v.AssignedBy)
+	if it.AssignedBy, err = c.staffName(t, qt.state, v.AssignedBy); err != nil {
+		return it, v, err
+	}
+	it.Role, err = c.roleName(t, qt.q.Role)
 	return it, v, err
 }
 
