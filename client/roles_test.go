@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -485,5 +486,78 @@ func FuzzRoleContent(f *testing.F) {
 		{Type: contentQueueMessage, Sender: dev, SentMS: 2, Team: &teamContent{Name: "pat", Role: [16]byte{1, 2}}, Inner: inner},
 		{Type: contentQueueMessage, Sender: dev, SentMS: 3, Team: &teamContent{Name: "pat"}, Inner: inner},
 	}...)
+	h := historySeed(teamSeeds(f))
+	h.Team.History.Conversations[0].Role = [16]byte{7}
+	addSessionSeeds(f, h)
 	fuzzSessionContent(f, nil)
+}
+
+// TestRoleContent: the role ID of a queue message (0x1e) and of a queue
+// history's conversation (0x24) round-trip; a zero one written out, or
+// bytes after it, are refused.
+func TestRoleContent(t *testing.T) {
+	var dev keys.Fingerprint
+	dev[0] = 9
+	inner := &content{Type: contentText, Sender: dev, SentMS: 5, Text: "refill please"}
+	role := [16]byte{1, 2, 3}
+	fwd := &content{Type: contentQueueMessage, Sender: dev, SentMS: 2, Team: &teamContent{Name: "pat", Role: role}, Inner: inner}
+	b, err := fwd.marshalSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := parseSessionContent(b)
+	if err != nil || got.Team.Role != role || got.Inner.Text != "refill please" {
+		t.Fatalf("parsed %+v, %v", got, err)
+	}
+	plain, err := (&content{Type: contentQueueMessage, Sender: dev, SentMS: 2, Team: &teamContent{Name: "pat"}, Inner: inner}).marshalSession()
+	if err != nil || len(plain)+16 != len(b) {
+		t.Fatalf("without a role: %d bytes, with one %d, %v", len(plain), len(b), err)
+	}
+	if got, err := parseSessionContent(plain); err != nil || got.Team.Role != ([16]byte{}) {
+		t.Fatalf("parsed %+v, %v", got, err)
+	}
+	// b with a zero role, and with a byte more or less after the message.
+	zero := bytes.Clone(b)
+	copy(zero[len(zero)-16:], make([]byte, 16))
+	for name, p := range map[string][]byte{
+		"zero role":  zero,
+		"role short": withLength(b[4:len(b)-1]),
+		"role long":  withLength(append(bytes.Clone(b[4:]), 0xaa)),
+	} {
+		if _, err := parseSessionContent(p); !errors.Is(err, ErrDecrypt) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+
+	h := historySeed(teamSeeds(t))
+	h.Team.History.Conversations[0].Role = role
+	hb, err := h.marshalSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hg, err := parseSessionContent(hb)
+	if err != nil || hg.Team.History.Conversations[0].Role != role {
+		t.Fatalf("history parsed %+v, %v", hg, err)
+	}
+	for i := 1; i < len(hg.Team.History.Conversations); i++ {
+		if hg.Team.History.Conversations[i].Role != ([16]byte{}) {
+			t.Fatalf("conversation %d has a role", i)
+		}
+	}
+	// The role flag with a zero role.
+	at := bytes.Index(hb, role[:])
+	if at < 1 || hb[at-1]&historyRole == 0 {
+		t.Fatalf("the role is not after its flag")
+	}
+	zh := bytes.Clone(hb)
+	copy(zh[at:], make([]byte, 16))
+	if _, err := parseSessionContent(zh); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("a history with a zero role: %v", err)
+	}
+}
+
+// withLength prefixes a content with its u32 length (a session plaintext
+// without padding).
+func withLength(c []byte) []byte {
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(c))), c...)
 }
