@@ -521,7 +521,7 @@ func TestRoleContent(t *testing.T) {
 	copy(zero[len(zero)-16:], make([]byte, 16))
 	for name, p := range map[string][]byte{
 		"zero role":  zero,
-		"role short": withLength(b[4:len(b)-1]),
+		"role short": withLength(b[4 : len(b)-1]),
 		"role long":  withLength(append(bytes.Clone(b[4:]), 0xaa)),
 	} {
 		if _, err := parseSessionContent(p); !errors.Is(err, ErrDecrypt) {
