@@ -62,6 +62,10 @@ type Options struct {
 	// the first directory must be signed by (directory.go). Default:
 	// none; received directories are then ignored.
 	Directory *DirectoryEnrolment
+
+	// prekeys is the range of one-time prekeys kept on the relay; zero:
+	// defaultPrekeySupply.
+	prekeys prekeySupply
 }
 
 // Whoami describes this client.
@@ -202,15 +206,16 @@ const Me = "me"
 // for concurrent use. Several Clients (in one process or several) may use
 // one home at the same time: the store is opened per transaction.
 type Client struct {
-	home  string
-	log   *slog.Logger
-	now   func() time.Time
-	id    *identity.Identity // signs this person's device lists (devices.go)
-	dev   *identity.Device
-	devID keys.Fingerprint
-	idFP  keys.Fingerprint
-	name  string
-	relay string
+	home    string
+	prekeys prekeySupply // kept on the relay (prekeys.go)
+	log     *slog.Logger
+	now     func() time.Time
+	id      *identity.Identity // signs this person's device lists (devices.go)
+	dev     *identity.Device
+	devID   keys.Fingerprint
+	idFP    keys.Fingerprint
+	name    string
+	relay   string
 	// organisation names the organisation in restriction sentences
 	// (Options.Organisation).
 	organisation string
@@ -219,6 +224,7 @@ type Client struct {
 	// (directory.go).
 	dirEnrol *DirectoryEnrolment
 	dir      dirCache
+	statuses statusCache // parsed held statuses (status.go)
 
 	ctx    context.Context // the Client's lifetime
 	cancel context.CancelFunc
@@ -432,8 +438,11 @@ func newClient(home string, o Options, dev *identity.Device, name, relay string,
 	if st != nil && st.idx != nil {
 		st.idx.log = o.Logger
 	}
+	if o.prekeys == (prekeySupply{}) {
+		o.prekeys = defaultPrekeySupply
+	}
 	return &Client{
-		home: home, log: o.Logger, now: o.Now, tlsConf: o.TLSConfig, organisation: o.Organisation, dirEnrol: o.Directory,
+		home: home, prekeys: o.prekeys, log: o.Logger, now: o.Now, tlsConf: o.TLSConfig, organisation: o.Organisation, dirEnrol: o.Directory,
 		dev: dev, devID: cert.DeviceID(), idFP: cert.Identity.Fingerprint(),
 		name: name, relay: relay, st: st,
 		ctx: ctx, cancel: cancel,

@@ -29,6 +29,18 @@ func testCtx(t testing.TB) context.Context {
 
 func testOpts() *Options { return &Options{KDF: testKDF} }
 
+// testPrekeys is the one-time prekey supply of this package's devices:
+// fewer than a real device keeps (prekeyLowWater, prekeyTarget), because
+// making and signing them was about a quarter of the package's CPU time,
+// and few tests start more than a handful of sessions with one device.
+// The prekey tests run with the real supply (realPrekeys).
+var testPrekeys = prekeySupply{low: 4, target: 10}
+
+func TestMain(m *testing.M) {
+	defaultPrekeySupply = testPrekeys
+	os.Exit(m.Run())
+}
+
 func newTestClient(t testing.TB, srv *relaytest.Server, name string) (*Client, string) {
 	t.Helper()
 	home := filepath.Join(t.TempDir(), name)

@@ -135,6 +135,10 @@ type DirectoryPublished struct {
 	// on at least one of their devices; Unreached how many listed staff
 	// members this client cannot reach (not a contact, or no device).
 	Sent, Unreached int
+	// Administrators is how many of its other administrators were sent
+	// the organisation's publishing capability (so that they can publish
+	// the next version), AdministratorsUnreached how many could not be.
+	Administrators, AdministratorsUnreached int
 }
 
 // dirCache keeps the parsed held directory and its lookup view, for the
@@ -709,10 +713,12 @@ func heldRole(d *directory.Directory, name string) *directory.Role {
 // with this person's identity key (an administrator of the held
 // directory, or of the enrolment), its (log key, version, hash) leaf is
 // logged on this client's relay with the organisation's publishing
-// capability (made by this device at its first publish and kept in its
-// store), it is accepted here as any device accepts it, and it is sent as
-// an end-to-end encrypted attachment to every listed staff member this
-// client has as a contact and to this person's other devices.
+// capability (made by an administrator's device at the organisation's
+// first publish and shared with the other administrators, dircap.go),
+// it is accepted here as any device accepts it, and it is sent as an
+// end-to-end encrypted attachment to every listed staff member this
+// client has as a contact and to this person's other devices; the
+// capability then goes to the directory's other administrators.
 func (c *Client) PublishDirectory(ctx context.Context, spec []byte) (DirectoryPublished, error) {
 	var out DirectoryPublished
 	if c.id == nil {
@@ -778,11 +784,25 @@ func (c *Client) PublishDirectory(ctx context.Context, spec []byte) (DirectoryPu
 	if _, ok := resp.(*protocol.DirectoryLeaf); !ok {
 		return out, unexpected(resp)
 	}
+	err = c.st.update(func(t *tx) error {
+		rec, err := t.Directory()
+		if err != nil || rec == nil || rec.CapabilityLogged {
+			return err
+		}
+		rec.CapabilityLogged = true
+		return t.PutDirectory(rec)
+	})
+	if err != nil {
+		return out, err
+	}
 	if err := c.AcceptDirectory(ctx, b); err != nil {
 		return out, err
 	}
 	out.Version = d.Version
-	out.Sent, out.Unreached, err = c.sendDirectory(ctx, d, b)
+	if out.Sent, out.Unreached, err = c.sendDirectory(ctx, d, b); err != nil {
+		return out, err
+	}
+	out.Administrators, out.AdministratorsUnreached, err = c.shareCapability(ctx, d, capability)
 	return out, err
 }
 

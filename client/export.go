@@ -198,18 +198,26 @@ func (c *Client) exportMessages(opts ExportOptions) (*fhir.Conversation, []*mess
 			} else {
 				fm.Sender, fm.Recipients, fm.Received = them, []fhir.Party{me}, m.Received
 			}
-			if !m.Recalled.IsZero() {
-				by := m.RecalledBy
-				if by == "me" || by == "" {
-					by = self.Name
-				}
-				fm.Text, fm.Recalled = "", &fhir.Recall{By: by, At: m.Recalled}
-			}
+			recallFields(&fm, m, self.Name)
 			conv.Messages = append(conv.Messages, fm)
 		}
 		return nil
 	})
 	return &conv, msgs, err
+}
+
+// recallFields empties a recalled message's text in its export and says
+// who recalled it (this person, by name, when it was this device or
+// another of ours) and when.
+func recallFields(fm *fhir.Message, m *messageRecord, self string) {
+	if m.Recalled.IsZero() {
+		return
+	}
+	by := m.RecalledBy
+	if by == "me" || by == "" {
+		by = self
+	}
+	fm.Text, fm.Recalled = "", &fhir.Recall{By: by, At: m.Recalled}
 }
 
 // VerifyRecord checks a record export: that it is signed by the identity

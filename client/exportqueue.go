@@ -155,13 +155,7 @@ func (c *Client) queueExportMessages(qt *queueTarget, messageID string) (*fhir.C
 			default:
 				fm.Sender, fm.Recipients = fhir.Party{Name: m.From, Identity: staff[m.From]}, []fhir.Party{outsider}
 			}
-			if !m.Recalled.IsZero() {
-				by := m.RecalledBy
-				if by == "me" || by == "" {
-					by = self.Name
-				}
-				fm.Text, fm.Recalled = "", &fhir.Recall{By: by, At: m.Recalled}
-			}
+			recallFields(&fm, m, self.Name)
 			conv.Messages = append(conv.Messages, fm)
 		}
 		return nil

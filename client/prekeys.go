@@ -42,6 +42,17 @@ const (
 	prekeyCheckTimeout = time.Minute
 )
 
+// prekeySupply is the range a device keeps its one-time prekeys on the
+// relay in: below low, a top-up brings them back to target.
+type prekeySupply struct{ low, target int }
+
+// defaultPrekeySupply is every Client's, unless its Options say
+// otherwise. It is a variable only so that this package's tests can make
+// it smaller for the many devices they create (TestMain): making and
+// signing one-time prekeys is most of what a new device costs, and the
+// prekey tests themselves run with prekeyLowWater and prekeyTarget.
+var defaultPrekeySupply = prekeySupply{low: prekeyLowWater, target: prekeyTarget}
+
 // MaxSignedPrekeyAge is the oldest signed (last-resort) prekey an initiator
 // accepts from a bundle (by its signed creation time): a device rotates it
 // every 7 days while it is online, so an older one means the device has
@@ -267,8 +278,8 @@ func (c *Client) checkPrekeysLocked(ctx context.Context, cn *conn) error {
 			return fmt.Errorf("publish bundle: %w", err)
 		}
 	}
-	if status.Count < prekeyLowWater {
-		if err := c.topUpPrekeys(ctx, cn, prekeyTarget-int(status.Count)); err != nil {
+	if int(status.Count) < c.prekeys.low {
+		if err := c.topUpPrekeys(ctx, cn, c.prekeys.target-int(status.Count)); err != nil {
 			return fmt.Errorf("top up one-time prekeys: %w", err)
 		}
 	}

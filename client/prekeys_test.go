@@ -124,10 +124,27 @@ func syncNow(t *testing.T, c *Client) {
 // these tests drain a device's one-time prekeys on purpose.
 var drainingRelay = &relaytest.Options{BundleFetchBurst: 1 << 20}
 
+// realPrekeys are the options of a device with a real device's one-time
+// prekey supply (the package's tests otherwise keep a smaller one,
+// testPrekeys).
+func realPrekeys() *Options {
+	return &Options{KDF: testKDF, prekeys: prekeySupply{low: prekeyLowWater, target: prekeyTarget}}
+}
+
+func newRealPrekeyClient(t *testing.T, srv *relaytest.Server) *Client {
+	t.Helper()
+	c, err := Init(testCtx(t), filepath.Join(t.TempDir(), "alice"), testPass, srv.URL, "alice", realPrekeys())
+	if err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func TestPrekeyInitial(t *testing.T) {
 	t.Parallel()
 	srv := relaytest.New(t, drainingRelay)
-	c, _ := newTestClient(t, srv, "alice")
+	c := newRealPrekeyClient(t, srv)
 	s, err := c.prekeySecret(0)
 	if err != nil || s.Public().OneTime {
 		t.Fatalf("prekeySecret(0) = %v, %v; want the last-resort prekey", s, err)
@@ -163,7 +180,7 @@ func TestPrekeyInitial(t *testing.T) {
 func TestPrekeyTopUp(t *testing.T) {
 	t.Parallel()
 	srv := relaytest.New(t, drainingRelay)
-	c, _ := newTestClient(t, srv, "alice")
+	c := newRealPrekeyClient(t, srv)
 	syncNow(t, c)
 	f := newFetcher(t, c)
 	seen := map[uint32]bool{}
@@ -208,7 +225,11 @@ func TestPrekeyTopUp(t *testing.T) {
 	// and tops up on connect without a Sync.
 	c.Close()
 	home := c.home
-	c2 := dial(t, home)
+	c2, err := Dial(testCtx(t), home, testPass, realPrekeys())
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	t.Cleanup(func() { c2.Close() })
 	deadline := time.Now().Add(30 * time.Second)
 	for status(t, c2).Count != prekeyTarget {
 		if time.Now().After(deadline) {

@@ -190,6 +190,9 @@ type content struct {
 	// contentRole: an encoded role record (directory.RoleRecordSize
 	// bytes, checked by the receiver against its directory; roles.go).
 	Role []byte
+	// contentDirCapability: the organisation's ID and its directory
+	// publishing capability (dircap.go).
+	DirCapability []byte
 
 	Signature []byte
 }
@@ -303,6 +306,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendStatusBody(b, c)
 	case contentRole:
 		return appendRoleBody(b, c)
+	case contentDirCapability:
+		return appendDirCapabilityBody(b, c)
 	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest, contentQueueHistory:
 		return appendTeamBody(b, c)
 	case contentTeamNotice:
@@ -424,7 +429,7 @@ func sessionContent(t byte) bool {
 		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall,
 		contentGroupState, contentGroupKey, contentGroupJoin,
 		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest,
-		contentQueueHistory, contentTeamNotice, contentDirectory, contentStatus, contentRole:
+		contentQueueHistory, contentTeamNotice, contentDirectory, contentStatus, contentRole, contentDirCapability:
 		return true
 	}
 	return false
@@ -604,6 +609,10 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		}
 	case contentRole:
 		if !parseRoleBody(r, c) {
+			return nil, false
+		}
+	case contentDirCapability:
+		if !parseDirCapabilityBody(r, c) {
 			return nil, false
 		}
 	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest, contentQueueHistory:

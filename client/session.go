@@ -668,6 +668,10 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if err := c.receiveRole(t, from, ct, res); err != nil { // roles.go
 			return nil, err
 		}
+	case contentDirCapability:
+		if err := c.receiveDirCapability(t, from, ct); err != nil { // dircap.go
+			return nil, err
+		}
 	}
 	if notice && !from.Person.ViaGroup {
 		m, err := storeNotice(t, from, opened.InitID(), now)

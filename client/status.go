@@ -18,10 +18,12 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/postern/postern/client/internal/store"
@@ -118,17 +120,47 @@ type StatusSet struct {
 
 // heldStatus parses the status held for identity (nil: none). A stored
 // status was checked when it was accepted; it is parsed again (and its
-// signature verified) as every value read from the store is.
-func heldStatus(t *tx, identity keys.Fingerprint) (*directory.Status, error) {
+// signature verified) as every value read from the store is, once per
+// stored version: the parsed status is kept by the SHA-256 of its bytes,
+// so that compose's Statuses over thousands of staff does not verify
+// thousands of signatures at each call.
+func (c *Client) heldStatus(t *tx, identity keys.Fingerprint) (*directory.Status, error) {
 	rec, err := t.Status(identity)
 	if err != nil || rec == nil {
 		return nil, err
+	}
+	h := sha256.Sum256(rec.Status)
+	c.statuses.mu.Lock()
+	hit, ok := c.statuses.m[identity]
+	c.statuses.mu.Unlock()
+	if ok && hit.hash == h {
+		return hit.s, nil
 	}
 	s, err := directory.ParseStatus(rec.Status)
 	if err != nil || s.Subject != identity {
 		return nil, fmt.Errorf("%w: held status", store.ErrCorrupt)
 	}
+	c.statuses.mu.Lock()
+	if c.statuses.m == nil || len(c.statuses.m) >= directory.MaxStaff {
+		// Bounded by the directory's staff: a cache that grew past it
+		// (statuses of people since removed) starts again.
+		c.statuses.m = make(map[keys.Fingerprint]statusCacheEntry)
+	}
+	c.statuses.m[identity] = statusCacheEntry{hash: h, s: s}
+	c.statuses.mu.Unlock()
 	return s, nil
+}
+
+// statusCache keeps parsed held statuses (heldStatus). A parsed status is
+// never changed by its readers.
+type statusCache struct {
+	mu sync.Mutex
+	m  map[keys.Fingerprint]statusCacheEntry
+}
+
+type statusCacheEntry struct {
+	hash [sha256.Size]byte
+	s    *directory.Status
 }
 
 // nameOf is how this client names the person of identity: Me, a
@@ -262,7 +294,7 @@ func (c *Client) SetStatus(ctx context.Context, o StatusOptions) (StatusSet, err
 				return fmt.Errorf("%w: forwarding to oneself", ErrInvalidStatus)
 			}
 		}
-		held, err := heldStatus(t, c.idFP)
+		held, err := c.heldStatus(t, c.idFP)
 		if err != nil {
 			return err
 		}
@@ -329,7 +361,7 @@ func (c *Client) Status(name string) (Status, error) {
 				return err
 			}
 		}
-		s, err := heldStatus(t, id)
+		s, err := c.heldStatus(t, id)
 		if err != nil {
 			return err
 		}
@@ -354,7 +386,7 @@ func (c *Client) Statuses() ([]Status, error) {
 			return err
 		}
 		for _, p := range d.Staff {
-			s, err := heldStatus(t, p.Identity)
+			s, err := c.heldStatus(t, p.Identity)
 			if err != nil {
 				return err
 			}
@@ -392,7 +424,7 @@ func (c *Client) receiveStatus(t *tx, from *contactRecord, ct *content, now time
 	}
 	var held *directory.Status
 	if err == nil {
-		held, err = heldStatus(t, s.Subject)
+		held, err = c.heldStatus(t, s.Subject)
 	}
 	if err == nil {
 		s, err = d.AcceptStatus(held, ct.Status, now)
@@ -463,7 +495,7 @@ func (c *Client) forwarding(r *contactRecord) (*forwardPlan, error) {
 		}
 		var serr error
 		statusOf := func(id keys.Fingerprint) *directory.Status {
-			s, err := heldStatus(t, id)
+			s, err := c.heldStatus(t, id)
 			if err != nil {
 				serr = err
 				return nil

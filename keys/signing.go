@@ -29,6 +29,9 @@ type SigningPublicKey struct {
 	raw []byte // ed25519 (32) || ML-DSA-65 (1952)
 	ed  ed25519.PublicKey
 	ml  *mldsa65.PublicKey
+	// fp is Fingerprint's value, computed once: the key never changes,
+	// and every signed message hashes it (SignedMessage).
+	fp Fingerprint
 }
 
 // ParseSigningPublicKey parses Ed25519 public key || ML-DSA-65 public key,
@@ -42,7 +45,7 @@ func ParseSigningPublicKey(b []byte) (*SigningPublicKey, error) {
 	if err := ml.UnmarshalBinary(raw[ed25519.PublicKeySize:]); err != nil {
 		return nil, malformed("signing public key", "ML-DSA-65 half rejected")
 	}
-	return &SigningPublicKey{raw: raw, ed: ed25519.PublicKey(raw[:ed25519.PublicKeySize]), ml: ml}, nil
+	return &SigningPublicKey{raw: raw, ed: ed25519.PublicKey(raw[:ed25519.PublicKeySize]), ml: ml, fp: fingerprint(labelSigFinger, raw)}, nil
 }
 
 // Bytes returns the SigningPublicKeySize-byte encoding. The caller may
@@ -50,7 +53,7 @@ func ParseSigningPublicKey(b []byte) (*SigningPublicKey, error) {
 func (k *SigningPublicKey) Bytes() []byte { return append([]byte(nil), k.raw...) }
 
 // Fingerprint returns SHA-256("postern.v1 sig-fingerprint" || Bytes()).
-func (k *SigningPublicKey) Fingerprint() Fingerprint { return fingerprint(labelSigFinger, k.raw) }
+func (k *SigningPublicKey) Fingerprint() Fingerprint { return k.fp }
 
 // Equal reports whether k and o are the same key. Nil equals only nil.
 func (k *SigningPublicKey) Equal(o *SigningPublicKey) bool {

@@ -118,6 +118,13 @@ func publishDirectory(ctx context.Context, c *cli, path string) error {
 		fmt.Fprintf(c.stdout, " (%d listed colleagues are not your contacts and did not get it)", p.Unreached)
 	}
 	fmt.Fprintln(c.stdout, ".")
+	if p.Administrators+p.AdministratorsUnreached > 0 {
+		fmt.Fprintf(c.stdout, "The other administrators can publish the next version: %d were sent the publishing capability", p.Administrators)
+		if p.AdministratorsUnreached > 0 {
+			fmt.Fprintf(c.stdout, "; %d are not your contacts and cannot publish until you publish again as their contact", p.AdministratorsUnreached)
+		}
+		fmt.Fprintln(c.stdout, ".")
+	}
 	return nil
 }
 

@@ -76,8 +76,42 @@ async function save(ev, clear) {
   }
 }
 
-// exportRecord fetches the export and saves it through a link to its
-// bytes, which are let go right after.
+// downloadRecord fetches a signed record export from url and saves it as
+// a file through a link to its bytes, which are let go right after. It
+// returns the sentence that says what was exported; a refusal is thrown
+// as an APIError (a locked screen is told first).
+export async function downloadRecord(url) {
+  const resp = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+  if (!resp.ok) {
+    let body = null;
+    try {
+      body = await resp.json();
+    } catch {
+      body = null;
+    }
+    if (resp.status === 423) {
+      hooks.locked();
+    }
+    throw new APIError(resp.status, body);
+  }
+  const blob = await resp.blob();
+  const name = (resp.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/)?.[1] || "record.json";
+  const n = Number(resp.headers.get("X-Postern-Messages"));
+  const files = Number(resp.headers.get("X-Postern-Files"));
+  const href = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = href;
+  a.download = name;
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 1000);
+  const what = `${n} message${n === 1 ? "" : "s"}${files ? ` and ${files} file${files === 1 ? "" : "s"}` : ""}`;
+  return `Exported ${what} to ${name}, signed by you`;
+}
+
+// exportRecord saves the message's or the conversation's export.
 async function exportRecord(whole) {
   if (!shown) {
     return;
@@ -87,34 +121,7 @@ async function exportRecord(whole) {
   buttons.forEach((b) => (b.disabled = true));
   $("record-status").textContent = "Exporting…";
   try {
-    const resp = await fetch("/api/export?" + q, { credentials: "same-origin", cache: "no-store" });
-    if (!resp.ok) {
-      let body = null;
-      try {
-        body = await resp.json();
-      } catch {
-        body = null;
-      }
-      if (resp.status === 423) {
-        hooks.locked();
-      }
-      throw new APIError(resp.status, body);
-    }
-    const blob = await resp.blob();
-    const name = (resp.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/)?.[1] || "record.json";
-    const n = Number(resp.headers.get("X-Postern-Messages"));
-    const files = Number(resp.headers.get("X-Postern-Files"));
-    const href = URL.createObjectURL(blob);
-    const a = document.createElement("a");
-    a.href = href;
-    a.download = name;
-    a.hidden = true;
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(href), 1000);
-    const what = `${n} message${n === 1 ? "" : "s"}${files ? ` and ${files} file${files === 1 ? "" : "s"}` : ""}`;
-    const said = `Exported ${what} to ${name}, signed by you`;
+    const said = await downloadRecord("/api/export?" + q);
     $("record-status").textContent = said;
     announce(said);
   } catch (e) {

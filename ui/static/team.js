@@ -8,9 +8,10 @@
 
 import {
   $, api, APIError, addScreen, addRoute, onLock, onUnlock, onEvent, onStart, showScreen, cell, announce, failed,
-  formatTime, recalledText, currentScreen, ticket, hooks,
+  formatTime, recalledText, currentScreen, ticket,
 } from "./core.js";
 import { formatSize } from "./attach.js";
+import { downloadRecord } from "./record.js";
 
 addScreen("team");
 addScreen("queue");
@@ -204,34 +205,7 @@ async function exportRecord() {
   button.disabled = true;
   say("Exporting…");
   try {
-    const resp = await fetch(`/api/queue/${encodeURIComponent(shown.item.id)}/export`, { credentials: "same-origin", cache: "no-store" });
-    if (!resp.ok) {
-      let body = null;
-      try {
-        body = await resp.json();
-      } catch {
-        body = null;
-      }
-      if (resp.status === 423) {
-        hooks.locked();
-      }
-      throw new APIError(resp.status, body);
-    }
-    const blob = await resp.blob();
-    const name = (resp.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/)?.[1] || "record.json";
-    const n = Number(resp.headers.get("X-Postern-Messages"));
-    const files = Number(resp.headers.get("X-Postern-Files"));
-    const href = URL.createObjectURL(blob);
-    const a = document.createElement("a");
-    a.href = href;
-    a.download = name;
-    a.hidden = true;
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(href), 1000);
-    const what = `${n} message${n === 1 ? "" : "s"}${files ? ` and ${files} file${files === 1 ? "" : "s"}` : ""}`;
-    say(`Exported ${what} to ${name}, signed by you`);
+    say(await downloadRecord(`/api/queue/${encodeURIComponent(shown.item.id)}/export`));
   } catch (e) {
     $("queue-status").textContent = `Not exported: ${e.message || e}`;
     failed(e);

@@ -20,6 +20,9 @@ type DirectoryRecord struct {
 	// Capability is the organisation's publishing capability (32 bytes),
 	// kept by an administrator's device only.
 	Capability []byte `json:"capability,omitempty"`
+	// CapabilityLogged: the relay accepted a publish with Capability, so
+	// a capability another administrator shares never replaces it.
+	CapabilityLogged bool `json:"capability_logged,omitempty"`
 }
 
 // Directory returns the directory record, nil if there is none.
