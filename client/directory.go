@@ -235,6 +235,8 @@ func (c *Client) AcceptDirectory(ctx context.Context, b []byte) error {
 	switch {
 	case err == nil:
 		c.emit(Event{Kind: EventDirectory})
+		// The directory's own role holders may have changed (roles.go).
+		c.settleRoles(ctx)
 	case errors.Is(err, ErrDirectoryRefused):
 		c.log.Warn("organisation directory refused", "err", err)
 		c.emit(Event{Kind: EventDirectory, Err: err})

@@ -694,6 +694,9 @@ func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 		})
 	}
 	c.runDirectoryTask(ctx, res.directory) // directory.go
+	if res.roles {
+		c.settleRoles(ctx) // roles.go
+	}
 	// A device just linked may have introduced itself (inboxsnapshot.go).
 	c.flushInboxSnapshots(ctx)
 }

@@ -450,6 +450,10 @@ type received struct {
 	// directory: a received organisation directory to fetch and check
 	// (directory.go).
 	directory *directoryTask
+	// roles: a role's holder or a role's conversation changed; this
+	// device may have conversations to take, hand over or release
+	// (roles.go).
+	roles bool
 }
 
 // receiveEnvelope is receive for tests: the first new message, or nil and

@@ -187,6 +187,9 @@ type content struct {
 	// contentStatus: an encoded availability status (directory.StatusSize
 	// bytes, checked by the receiver against its directory; status.go).
 	Status []byte
+	// contentRole: an encoded role record (directory.RoleRecordSize
+	// bytes, checked by the receiver against its directory; roles.go).
+	Role []byte
 	// contentDirCapability: the organisation's ID and its directory
 	// publishing capability (dircap.go).
 	DirCapability []byte
@@ -301,6 +304,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendGroupBody(b, c)
 	case contentStatus:
 		return appendStatusBody(b, c)
+	case contentRole:
+		return appendRoleBody(b, c)
 	case contentDirCapability:
 		return appendDirCapabilityBody(b, c)
 	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest, contentQueueHistory:
@@ -424,7 +429,7 @@ func sessionContent(t byte) bool {
 		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall,
 		contentGroupState, contentGroupKey, contentGroupJoin,
 		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest,
-		contentQueueHistory, contentTeamNotice, contentDirectory, contentStatus, contentDirCapability:
+		contentQueueHistory, contentTeamNotice, contentDirectory, contentStatus, contentRole, contentDirCapability:
 		return true
 	}
 	return false
@@ -600,6 +605,10 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		}
 	case contentStatus:
 		if !parseStatusBody(r, c) {
+			return nil, false
+		}
+	case contentRole:
+		if !parseRoleBody(r, c) {
 			return nil, false
 		}
 	case contentDirCapability:

@@ -664,6 +664,10 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if err := c.receiveStatus(t, from, ct, now, res); err != nil { // status.go
 			return nil, err
 		}
+	case contentRole:
+		if err := c.receiveRole(t, from, ct, res); err != nil { // roles.go
+			return nil, err
+		}
 	case contentDirCapability:
 		if err := c.receiveDirCapability(t, from, ct); err != nil { // dircap.go
 			return nil, err

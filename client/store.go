@@ -160,6 +160,7 @@ type invitationRecord struct {
 	UsedBy   []byte    `json:"used_by,omitempty"`  // v2: identity fingerprint of the contact it made
 	Refusals int       `json:"refusals,omitempty"` // v2: refusals sent to later holders
 	Retired  bool      `json:"retired,omitempty"`  // v1: mailbox deleted on the relay
+	Role     []byte    `json:"role,omitempty"`     // v2, a team's intake: the role account (ID) the invitation is for (roles.go)
 }
 
 type seenRecord struct {

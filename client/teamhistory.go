@@ -232,7 +232,7 @@ func (c *Client) historySnapshot(ctx context.Context, team *store.TeamRecord) ([
 	err = c.st.view(func(t *tx) error {
 		byConv := map[string]int{} // the outsider's direct conversation → its index in out
 		for _, qt := range open {
-			hc := queueHistoryConv{Conversation: qt.conv, Outsider: qt.q.Outsider, Opened: min(qt.q.Opened, queue.MaxTime), Urgent: qt.q.Urgent}
+			hc := queueHistoryConv{Conversation: qt.conv, Outsider: qt.q.Outsider, Opened: min(qt.q.Opened, queue.MaxTime), Urgent: qt.q.Urgent, Role: queueRole(qt.q)}
 			if qt.q.Version > 0 {
 				hc.Version, hc.Sealed = qt.q.Version, qt.q.Sealed
 			}
@@ -337,6 +337,9 @@ func historyBodies(g [16]byte, convs []queueHistoryConv) (bodies []*queueHistory
 	}
 	for _, hc := range convs {
 		head := 16 + 1 + len(hc.Outsider) + 8 + 1 + 8 + len(hc.Sealed) + 1
+		if hc.Role != ([16]byte{}) {
+			head += len(hc.Role)
+		}
 		entry := hc
 		entry.Messages = nil
 		if len(cur.Conversations) == maxHistoryConversations || size+head > maxHistorySize {
@@ -419,6 +422,10 @@ func (c *Client) receiveQueueHistory(t *tx, from *contactRecord, ct *content, no
 		}
 		if q.Outsider == "" {
 			q.Outsider = hc.Outsider
+		}
+		if len(q.Role) == 0 && hc.Role != ([16]byte{}) {
+			q.Role = bytes.Clone(hc.Role[:]) // roles.go
+			res.roles = true
 		}
 		took := hc.Version > q.Version
 		if took {

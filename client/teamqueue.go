@@ -62,6 +62,9 @@ type QueueItem struct {
 	Reopens       int
 	Version       uint64 // of its register
 	Messages      int
+	// Role is the role account the conversation is addressed to (its
+	// name in the organisation directory; roles.go), "" if none.
+	Role string
 }
 
 // Queue returns team's conversations that filter selects: urgent first,
@@ -162,7 +165,10 @@ func (c *Client) itemOf(t *tx, qt *queueTarget) (QueueItem, queue.Value, error) 
 	if it.Owner, err = c.staffName(t, qt.state, v.Owner); err != nil {
 		return it, v, err
 	}
-	it.AssignedBy, err = c.staffName(t, qt.state, v.AssignedBy)
+	if it.AssignedBy, err = c.staffName(t, qt.state, v.AssignedBy); err != nil {
+		return it, v, err
+	}
+	it.Role, err = c.roleName(t, qt.q.Role)
 	return it, v, err
 }
 
@@ -422,6 +428,9 @@ func (c *Client) receiveTeamGroup(t *tx, grec *store.GroupRecord, s *group.State
 			q.Opened, q.Urgent = min(in.SentMS, queue.MaxTime), in.Urgent
 		}
 		q.Outsider, q.Last = tc.Name, now
+		if c.noteQueueRole(q, tc) { // roles.go
+			res.roles = true
+		}
 		if !slices.ContainsFunc(q.Senders, func(s []byte) bool { return bytes.Equal(s, in.Sender[:]) }) {
 			// The outsider's device: a queue receipt names this message
 			// by its content message ID (queuereceipts.go).
@@ -573,6 +582,12 @@ func (c *Client) intakeMessage(t *tx, from *contactRecord, ct *content, now time
 			q.Opened, q.Urgent = min(ct.SentMS, queue.MaxTime), ct.Urgent
 		}
 		q.Outsider, q.Person, q.Last = from.Person.Name, bytes.Clone(from.Person.ID), now.UTC()
+		if len(q.Role) == 0 {
+			// Arrived through an invitation for a role account (roles.go).
+			if q.Role, err = invitedRole(t, id); err != nil {
+				return err
+			}
+		}
 		if err := t.PutQueue(q); err != nil {
 			return err
 		}
@@ -697,7 +712,7 @@ func (c *Client) sendOutgoing(ctx context.Context, team *store.TeamRecord, o *st
 			return err
 		}
 		ct := &content{Type: contentQueueMessage, Sender: c.devID, SentMS: uint64(c.now().UnixMilli()),
-			Team: &teamContent{Conversation: conv, Name: q.Outsider}, Inner: inner}
+			Team: &teamContent{Conversation: conv, Name: q.Outsider, Role: queueRole(q)}, Inner: inner}
 		err := c.sendTeamGroup(ctx, team.Group, ct, nil)
 		if err != nil && !retryLater(err) {
 			// The relay refused the staff group's fan-out for good (its

@@ -58,6 +58,9 @@ const (
 	// History message kinds: who the message is from.
 	historyOutsider = 1 // the outsider's, to the team
 	historyTeam     = 2 // the team's (a staff reply the intake forwarded), to the outsider
+	// History conversation flags.
+	historyUrgent = 1 // the first message was urgent
+	historyRole   = 2 // a role ID follows: the conversation is addressed to a role account
 	// sealedValueFormat is the first byte of a sealed register value
 	// (SPEC.md 15.6).
 	sealedValueFormat = 0x01
@@ -97,6 +100,7 @@ type teamContent struct {
 	Secrets      *teamSecrets
 	Conversation queue.ConversationID // 0x1e, 0x1f, 0x22
 	Name         string               // 0x1e: the outsider's name
+	Role         [16]byte             // 0x1e: the role account addressed (roles.go); zero: none
 	Change       []byte               // 0x20: a queue.Change encoding
 	Receipt      []byte               // 0x21: a queue.Receipt encoding, the staff's form
 	Op, Level    byte                 // 0x22
@@ -116,6 +120,7 @@ type queueHistoryConv struct {
 	Outsider     string
 	Opened       uint64 // the patient's first message's sent time (the register's initial value)
 	Urgent       bool
+	Role         [16]byte // the role account it is addressed to (roles.go); zero: none
 	Version      uint64
 	Sealed       []byte
 	Messages     []queueHistoryMsg // 0..maxHistoryMessages
@@ -151,6 +156,7 @@ func isTeamGroupContent(t byte) bool {
 //	      u16 len || relay || write capability [32] || claim key [32] ||
 //	      intake identity [32] || u8 n || n × (epoch u32 || team key [32])
 //	0x1e: conversation ID [16] || u8 len || outsider's name || u32 len || message content
+//	      [|| role ID [16], non-zero, only for a conversation addressed to a role account]
 //	0x1f: conversation ID [16] || u32 len || message content
 //	0x20: u32 len || state change (SPEC 15.6, 0x60)
 //	0x21: u32 len || queue receipt (SPEC 15.6, 0x61), kind 2 only
@@ -212,6 +218,9 @@ func appendTeamBody(b []byte, c *content) ([]byte, error) {
 			return nil, err
 		}
 		binary.BigEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+		if c.Type == contentQueueMessage && tc.Role != ([16]byte{}) {
+			b = append(b, tc.Role[:]...)
+		}
 		return b, nil
 	case contentQueueChange:
 		if _, err := queue.ParseChange(tc.Change); err != nil {
@@ -241,7 +250,8 @@ func appendTeamBody(b []byte, c *content) ([]byte, error) {
 //
 //	group ID [16] || u8 n (1..32) || n × conversation, IDs strictly ascending
 //	conversation = conversation ID [16] || u8 len || outsider's name ||
-//	               opened u64 || flags u8 (bit 0 urgent) || version u64 ||
+//	               opened u64 || flags u8 (bit 0 urgent, bit 1 role) ||
+//	               [role ID [16], non-zero, if bit 1] || version u64 ||
 //	               [sealed value [173] if version ≥ 1] || u8 m (0..64) || m × message
 //	message      = kind u8 (1 outsider, 2 team) || displayed ID [8] ||
 //	               u32 len || message content without signature
@@ -281,9 +291,15 @@ func appendHistoryConversation(b []byte, hc *queueHistoryConv) ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, hc.Opened)
 	var flags byte
 	if hc.Urgent {
-		flags = 1
+		flags = historyUrgent
+	}
+	if hc.Role != ([16]byte{}) {
+		flags |= historyRole
 	}
 	b = append(b, flags)
+	if flags&historyRole != 0 {
+		b = append(b, hc.Role[:]...)
+	}
 	b = binary.BigEndian.AppendUint64(b, hc.Version)
 	b = append(b, hc.Sealed...)
 	b = append(b, byte(len(hc.Messages)))
@@ -328,11 +344,17 @@ func parseHistory(r *protocol.Reader) *queueHistory {
 		hc.Outsider = string(r.Take(int(r.U8("outsider name length")), "outsider name"))
 		hc.Opened = r.U64("opened")
 		flags := r.U8("flags")
+		if flags&historyRole != 0 {
+			r.Array(hc.Role[:], "role")
+			if hc.Role == ([16]byte{}) {
+				return nil
+			}
+		}
 		hc.Version = r.U64("register version")
-		if r.Err() != nil || checkName(hc.Outsider) != nil || hc.Opened > queue.MaxTime || flags > 1 {
+		if r.Err() != nil || checkName(hc.Outsider) != nil || hc.Opened > queue.MaxTime || flags&^(historyUrgent|historyRole) != 0 {
 			return nil
 		}
-		hc.Urgent = flags == 1
+		hc.Urgent = flags&historyUrgent != 0
 		if hc.Version > 0 {
 			hc.Sealed = bytes.Clone(r.Take(queue.SealedValueSize, "sealed value"))
 			if r.Err() != nil || hc.Sealed[0] != sealedValueFormat {
@@ -450,6 +472,14 @@ func parseTeamBody(r *protocol.Reader, c *content) bool {
 			return false // a timed message (0x18 kind 2) is not a queue message: no timer
 		}
 		c.Inner = in
+		if c.Type == contentQueueMessage && r.Len() > 0 {
+			// The role account the conversation is addressed to: present
+			// only when there is one (a zero ID is not canonical).
+			r.Array(tc.Role[:], "role")
+			if r.Err() != nil || tc.Role == ([16]byte{}) {
+				return false
+			}
+		}
 	case contentQueueChange:
 		n := r.U32("state change length")
 		if n > queue.MaxChangeSize {

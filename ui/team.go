@@ -62,6 +62,8 @@ type queueItemJSON struct {
 	Waiting    int64     `json:"waiting_seconds"` // since Opened, while open
 	Reopens    int       `json:"reopens,omitempty"`
 	Messages   int       `json:"messages"`
+	// Role: the role account the conversation is addressed to.
+	Role string `json:"role,omitempty"`
 	// Conversation: its messages' conversation (messageJSON.Conversation),
 	// for the page to tell a live message of this conversation.
 	Conversation string `json:"conversation"`
@@ -73,7 +75,7 @@ func toQueueItemJSON(it client.QueueItem, now time.Time) queueItemJSON {
 	open := it.State == "new" || it.State == "claimed" || it.State == "assigned"
 	j := queueItemJSON{
 		ID: it.ID, Team: it.Team, Outsider: it.Outsider, State: it.State, Owner: it.Owner, AssignedBy: it.AssignedBy,
-		Urgent: it.Urgent, Opened: it.Opened.UTC(), Reopens: it.Reopens, Messages: it.Messages, Conversation: it.Conversation,
+		Urgent: it.Urgent, Opened: it.Opened.UTC(), Reopens: it.Reopens, Messages: it.Messages, Conversation: it.Conversation, Role: it.Role,
 		CanClaim: it.State == "new", CanAssign: open && it.State != "new" && it.Owner == client.Me,
 	}
 	if open && now.After(it.Opened) {

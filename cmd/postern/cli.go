@@ -50,7 +50,7 @@ func init() {
 	commands = []*command{
 		initCmd, whoamiCmd, deviceCmd, backupCmd,
 		inviteCmd, acceptCmd, contactsCmd, blockCmd, unblockCmd, optinCmd, disappearCmd, patientCmd,
-		sendCmd, replyCmd, recallCmd, groupCmd, teamCmd, agentCmd, directoryCmd, statusCmd, saveCmd, exportCmd, syncCmd, inboxCmd, readCmd, searchCmd, folderCmd, draftCmd, listenCmd, uiCmd,
+		sendCmd, replyCmd, recallCmd, groupCmd, teamCmd, agentCmd, directoryCmd, statusCmd, roleCmd, saveCmd, exportCmd, syncCmd, inboxCmd, readCmd, searchCmd, folderCmd, draftCmd, listenCmd, uiCmd,
 		settingsCmd, helpCmd, versionCmd,
 	}
 }

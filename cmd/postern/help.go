@@ -61,7 +61,7 @@ Messages:
   group list [--json] | group create NAME [CONTACT...] | group add NAME CONTACT [--role ROLE] [--for MEMBER] | group remove NAME CONTACT | group send NAME [--urgent] TEXT... | group contact NAME MEMBER CONTACT
                           groups: one message reaches every member; admins
                           add and remove members ('postern help group')
-  team create NAME | team staff add|remove NAME CONTACT | team list [--json] | team queue NAME [--mine|--unclaimed] [--json] | team show ID [--json] | team reply ID [--attach FILE]... TEXT... | team claim ID | team assign ID CONTACT | team resolve ID | team block NAME CONTACT --new|--replies|--all | team unblock NAME CONTACT | team export ID [--message MSGID] --out FILE | team invite NAME | team stats NAME [--json] | team log NAME [--json]
+  team create NAME | team staff add|remove NAME CONTACT | team list [--json] | team queue NAME [--mine|--unclaimed] [--json] | team show ID [--json] | team reply ID [--attach FILE]... TEXT... | team claim ID | team assign ID CONTACT | team resolve ID | team block NAME CONTACT --new|--replies|--all | team unblock NAME CONTACT | team export ID [--message MSGID] --out FILE | team invite NAME [--role ROLE] | team stats NAME [--json] | team log NAME [--json]
                           team queues: outsiders write to the team, staff
                           claim and answer ('postern help team')
   agent --team NAME --zone ZONE [--days DAYS] [--hours HH:MM-HH:MM] [--window 3d|DURATION] [--urgent DURATION] [--reminder DURATION] [--holidays FILE] [--roster FILE] [--escalate-to GROUP] [--metrics ADDR]
@@ -73,6 +73,9 @@ Messages:
   status set available|busy|off [--dnd-until TIME | --dnd FOR] [--forward-to NAME] | status [NAME] [--json]
                           say whether you are available, busy or off duty;
                           do not disturb, forwarded to a named colleague
+  role list [--json] | role take ROLE | role leave ROLE | role set ROLE STAFF|--vacant
+                          role accounts ("Pharmacy on call"): take one over
+                          with its conversations, or leave it
   save ID [--out DIR] [--force]
                           download and verify the files of a message
   export (ID | --with NAME) --out FILE | export --verify FILE [--json]

@@ -47,8 +47,8 @@ var plainBin string
 
 // raceScripts run the race-detecting postern under go test -race: listen
 // runs alongside other commands on one home and stops on a signal;
-// directory and status need this test binary's stand-in policy file.
-var raceScripts = map[string]bool{"listen": true, "directory": true, "status": true}
+// directory, status and role need this test binary's stand-in policy file.
+var raceScripts = map[string]bool{"listen": true, "directory": true, "status": true, "role": true}
 
 // scriptBinary builds plainBin before the tests run (and only then: not
 // when this binary runs as the postern command).
@@ -353,6 +353,30 @@ func TestExitCodes(t *testing.T) {
 		{
 			name: "status set of an unknown availability", args: []string{"status", "set", "away"}, code: 2,
 			stderr: "postern: error: \"away\": want available, busy or off\nhint: usage: postern " + statusCmd.usage + "\n",
+		},
+		{
+			name: "role without what to do", args: []string{"role"}, code: 2,
+			stderr: "postern: error: missing what to do: list, take, leave or set\nhint: usage: postern role list [--json] | role take ROLE | role leave ROLE | role set ROLE STAFF|--vacant\n",
+		},
+		{
+			name: "role take without role", args: []string{"role", "take"}, code: 2,
+			stderr: "postern: error: missing the role (a name with spaces goes in quotes)\nhint: usage: postern " + roleCmd.usage + "\n",
+		},
+		{
+			name: "role set with a holder and --vacant", args: []string{"role", "set", "On call", "ann", "--vacant"}, code: 2,
+			stderr: "postern: error: role set takes a staff member or --vacant, not both\nhint: usage: postern " + roleCmd.usage + "\n",
+		},
+		{
+			name: "role set without holder", args: []string{"role", "set", "On call"}, code: 2,
+			stderr: "postern: error: missing the staff member, or --vacant\nhint: usage: postern " + roleCmd.usage + "\n",
+		},
+		{
+			name: "role leave --json", args: []string{"role", "leave", "On call", "--json"}, code: 2,
+			stderr: "postern: error: --json is for role list\nhint: usage: postern " + roleCmd.usage + "\n",
+		},
+		{
+			name: "team --role off invite", args: []string{"team", "list", "--role", "On call"}, code: 2,
+			stderr: "postern: error: --role is for team invite\nhint: usage: postern " + teamCmd.usage + "\n",
 		},
 		{
 			name: "no passphrase and no terminal", args: []string{"inbox", "--home", "HOME"}, code: 1,

@@ -16,7 +16,7 @@ var teamCmd = &command{
 	usage: "team create NAME | team staff add|remove NAME CONTACT | team list [--json] | team queue NAME [--mine|--unclaimed] [--json] | " +
 		"team show ID [--json] | team reply ID [--attach FILE]... TEXT... | team claim ID | team assign ID CONTACT | team resolve ID | " +
 		"team block NAME CONTACT --new|--replies|--all | team unblock NAME CONTACT | team export ID [--message MSGID] --out FILE | " +
-		"team invite NAME | team stats NAME [--json] | team log NAME [--json]",
+		"team invite NAME [--role ROLE] | team stats NAME [--json] | team log NAME [--json]",
 	help: `Teams: outsiders write to a team ("Pharmacy") as to one contact; every
 staff member's devices receive it in the team's queue, where one of them
 claims it.
@@ -67,7 +67,10 @@ the export is counted in the team's figures and written in its log. An
 export it cannot be told of is not made.
 
 team invite NAME: print an invitation for outsiders to the team (on the
-team's profile).
+team's profile). --role ROLE: an invitation for the team's role account
+ROLE ("Pharmacy on call"; the team's profile must hold the organisation
+directory): the outsider's conversations are claimed for whoever holds the
+role, and follow it when it changes hands ('postern help role').
 
 team stats NAME: the team's workflow figures, without content: messages
 that arrived, open conversations, unclaimed ones and the oldest one's wait,
@@ -99,6 +102,7 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 	blockAll := fs.Bool("all", false, "")
 	out := fs.String("out", "", "")
 	message := fs.String("message", "", "")
+	role := fs.String("role", "", "")
 	var files fileList
 	fs.Var(&files, "attach", "")
 	pos, err := parse(fs, cmd, args)
@@ -109,6 +113,9 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 		return usagef(cmd, "missing what to do: create, staff, list, queue, show, reply, claim, assign, resolve, block, unblock, export, invite, stats or log")
 	}
 	what := pos[0]
+	if *role != "" && what != "invite" {
+		return usagef(cmd, "--role is for team invite")
+	}
 	if what == "staff" {
 		if len(pos) < 2 || (pos[1] != "add" && pos[1] != "remove") {
 			return usagef(cmd, "team staff add or team staff remove")
@@ -273,7 +280,15 @@ func runTeam(ctx context.Context, c *cli, cmd *command, args []string) error {
 	case "log":
 		return printTeamLog(c, cl, pos[1], *asJSON)
 	case "invite":
-		code, err := cl.TeamInvite(ctx, pos[1])
+		var code string
+		if *role != "" {
+			code, err = cl.TeamInviteRole(ctx, pos[1], *role)
+			if errors.Is(err, client.ErrUnknownRole) || errors.Is(err, client.ErrNoDirectory) {
+				return roleError(err)
+			}
+		} else {
+			code, err = cl.TeamInvite(ctx, pos[1])
+		}
 		if err != nil {
 			return teamError(err, pos[1])
 		}

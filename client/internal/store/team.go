@@ -180,8 +180,11 @@ type QueueRecord struct {
 	Last time.Time `json:"last"`
 	// NoticeSent (the intake only): the version of the team notice sent
 	// to the outsider, 0 if none yet.
-	NoticeSent uint32    `json:"notice_sent,omitempty"`
-	Created    time.Time `json:"created"`
+	NoticeSent uint32 `json:"notice_sent,omitempty"`
+	// Role is the role account (its 16-byte ID in the organisation
+	// directory) the conversation is addressed to; empty: none.
+	Role    []byte    `json:"role,omitempty"`
+	Created time.Time `json:"created"`
 }
 
 // QueueConversationID is the ID of queue conversation conv of the team

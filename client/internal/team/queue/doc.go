@@ -20,8 +20,9 @@
 //     sealed value is SealedValueSize bytes, so its length tells the relay
 //     nothing.
 //   - The transitions Claim, Assign, Resolve, Archive, Reopen, SetUrgent,
-//     Respond, ReassignRemoved and ReleaseRemoved: pure functions from
-//     (value, actor) to the next value or a specific error.
+//     Respond, ReassignRemoved, ReleaseRemoved, and for role accounts
+//     HandOver and Release: pure functions from (value, actor) to the
+//     next value or a specific error.
 //   - View, Space.Request, Space.Answer, Space.AfterLost, Space.Receive:
 //     the device side of the claim protocol, in which a view applies only
 //     higher versions and a lost compare-and-set adopts the register;

@@ -135,10 +135,11 @@ func FuzzTransitions(f *testing.F) {
 			x, y, z := b[0], b[1], b[2]
 			b = b[3:]
 			o := op{
-				kind:    Op(x % 9),
+				kind:    Op(x % (byte(OpRelease) + 1)),
 				by:      people[int(y)%len(people)],
 				to:      people[int(z)%len(people)],
 				removed: people[int(y>>4)%len(people)].Identity,
+				from:    people[int(z>>4)%len(people)].Identity,
 				release: z&0x80 != 0,
 				at:      t0 + uint64(z),
 				flag:    x&0x80 != 0,

@@ -53,20 +53,22 @@ type Op uint8
 
 // Operations.
 const (
-	OpClaim    Op = 1 // Claim
-	OpAssign   Op = 2 // Assign
-	OpResolve  Op = 3 // Resolve
-	OpArchive  Op = 4 // Archive
-	OpReopen   Op = 5 // Reopen
-	OpUrgent   Op = 6 // SetUrgent
-	OpRespond  Op = 7 // Respond
-	OpReassign Op = 8 // ReassignRemoved, ReleaseRemoved
+	OpClaim    Op = 1  // Claim
+	OpAssign   Op = 2  // Assign
+	OpResolve  Op = 3  // Resolve
+	OpArchive  Op = 4  // Archive
+	OpReopen   Op = 5  // Reopen
+	OpUrgent   Op = 6  // SetUrgent
+	OpRespond  Op = 7  // Respond
+	OpReassign Op = 8  // ReassignRemoved, ReleaseRemoved
+	OpHandover Op = 9  // HandOver
+	OpRelease  Op = 10 // Release
 )
 
-var opNames = [...]string{"", "claim", "assign", "resolve", "archive", "reopen", "urgent", "respond", "reassign"}
+var opNames = [...]string{"", "claim", "assign", "resolve", "archive", "reopen", "urgent", "respond", "reassign", "handover", "release"}
 
 func (o Op) String() string {
-	if o >= OpClaim && o <= OpReassign {
+	if o >= OpClaim && o <= OpRelease {
 		return opNames[o]
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
@@ -227,6 +229,53 @@ func ReassignRemoved(cur Value, admin Actor, removed Identity, to Actor) (Value,
 // new, by an admin after the removal, for anyone to claim.
 func ReleaseRemoved(cur Value, admin Actor, removed Identity) (Value, error) {
 	if err := removedOwns(cur, admin, removed); err != nil {
+		return Value{}, err
+	}
+	n := cur
+	n.State, n.Owner, n.AssignedBy = New, Identity{}, Identity{}
+	return n, nil
+}
+
+// HandOver gives a role account's conversation to by, the role's new
+// holder, from from, its previous holder (SPEC.md 15.6, 15.7
+// "Handover"): an open conversation owned by from becomes assigned to by,
+// assigned by from; a new one becomes claimed by by. Only the client
+// knows who holds a role: it calls HandOver only when its held role
+// holding says that by holds the role and from held it before. A
+// conversation from handed to a colleague is not from's any more
+// (ErrOwned), and one by owns already is ErrNoChange.
+func HandOver(cur Value, by Actor, from Identity) (Value, error) {
+	if err := start(cur, by); err != nil {
+		return Value{}, err
+	}
+	if from == (Identity{}) {
+		return Value{}, fmt.Errorf("%w: no previous holder", ErrInvalid)
+	}
+	if from == by.Identity {
+		return Value{}, ErrSelf
+	}
+	switch {
+	case cur.State == New:
+		n := cur
+		n.State, n.Owner = Claimed, by.Identity
+		return n, nil
+	case cur.State.Closed():
+		return Value{}, fmt.Errorf("%w: handover of a %s conversation", ErrState, cur.State)
+	case cur.Owner == by.Identity:
+		return Value{}, ErrNoChange
+	case cur.Owner != from:
+		return Value{}, ErrOwned
+	}
+	n := cur
+	n.State, n.Owner, n.AssignedBy = Assigned, by.Identity, from
+	return n, nil
+}
+
+// Release puts a conversation by owns back to new, for anyone to claim:
+// what the holder of a role account does with the role's conversations
+// when the role becomes vacant (SPEC.md 15.7 "Handover").
+func Release(cur Value, by Actor) (Value, error) {
+	if err := owned(cur, by); err != nil {
 		return Value{}, err
 	}
 	n := cur

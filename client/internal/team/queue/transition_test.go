@@ -129,6 +129,31 @@ func TestTransitions(t *testing.T) {
 		{"reassign to the removed", func() (Value, error) { return ReassignRemoved(vClaimed, dana, alice.Identity, alice) }, Value{}, ErrInvalid},
 		{"reassign to an observer", func() (Value, error) { return ReassignRemoved(vClaimed, dana, alice.Identity, olga) }, Value{}, ErrObserver},
 		{"reassign for nobody removed", func() (Value, error) { return ReleaseRemoved(vClaimed, dana, Identity{}) }, Value{}, ErrInvalid},
+
+		// a role account's handover (alice held the role, carol holds it now)
+		{"handover of the previous holder's claim", func() (Value, error) { return HandOver(vClaimed, carol, alice.Identity) },
+			Value{State: Assigned, Owner: carol.Identity, AssignedBy: alice.Identity, Opened: t0}, nil},
+		{"handover of an assignment to the previous holder", func() (Value, error) { return HandOver(vAssigned, carol, bob.Identity) },
+			Value{State: Assigned, Owner: carol.Identity, AssignedBy: bob.Identity, Opened: t0, FirstResponse: t0 + 5}, nil},
+		{"handover of a new one", func() (Value, error) { return HandOver(vNew, carol, alice.Identity) },
+			Value{State: Claimed, Owner: carol.Identity, Opened: t0}, nil},
+		{"handover of one handed to a colleague", func() (Value, error) { return HandOver(vAssigned, carol, alice.Identity) }, Value{}, ErrOwned},
+		{"handover of one the holder owns", func() (Value, error) { return HandOver(vClaimed, alice, bob.Identity) }, Value{}, ErrNoChange},
+		{"handover of a resolved one", func() (Value, error) { return HandOver(vResolved, carol, alice.Identity) }, Value{}, ErrState},
+		{"handover of an archived one", func() (Value, error) { return HandOver(vArchived, carol, alice.Identity) }, Value{}, ErrState},
+		{"handover to oneself", func() (Value, error) { return HandOver(vClaimed, alice, alice.Identity) }, Value{}, ErrSelf},
+		{"handover from nobody", func() (Value, error) { return HandOver(vClaimed, carol, Identity{}) }, Value{}, ErrInvalid},
+		{"handover to an observer", func() (Value, error) { return HandOver(vClaimed, olga, alice.Identity) }, Value{}, ErrObserver},
+		{"handover of an invalid value", func() (Value, error) { return HandOver(Value{}, carol, alice.Identity) }, Value{}, ErrMalformed},
+
+		// release by the owner (a role account left vacant)
+		{"release a claim", func() (Value, error) { return Release(vClaimed, alice) }, Value{State: New, Opened: t0}, nil},
+		{"release an assignment", func() (Value, error) { return Release(vAssigned, bob) }, Value{State: New, Opened: t0, FirstResponse: t0 + 5}, nil},
+		{"release by the assigner", func() (Value, error) { return Release(vAssigned, alice) }, Value{}, ErrNotOwner},
+		{"release by another", func() (Value, error) { return Release(vClaimed, dana) }, Value{}, ErrNotOwner},
+		{"release a new one", func() (Value, error) { return Release(vNew, alice) }, Value{}, ErrState},
+		{"release a resolved one", func() (Value, error) { return Release(vResolved, alice) }, Value{}, ErrState},
+		{"release by an observer", func() (Value, error) { return Release(vClaimed, olga) }, Value{}, ErrObserver},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.do()
@@ -159,6 +184,7 @@ type op struct {
 	kind    Op
 	by, to  Actor
 	removed Identity
+	from    Identity // OpHandover: the role's previous holder
 	release bool
 	at      uint64
 	flag    bool
@@ -185,6 +211,10 @@ func (o op) apply(cur Value) (Value, error) {
 			return ReleaseRemoved(cur, o.by, o.removed)
 		}
 		return ReassignRemoved(cur, o.by, o.removed, o.to)
+	case OpHandover:
+		return HandOver(cur, o.by, o.from)
+	case OpRelease:
+		return Release(cur, o.by)
 	}
 	panic("unknown op")
 }
@@ -200,14 +230,17 @@ func (o op) apply(cur Value) (Value, error) {
 func checkWrite(cur, next Value, o op) bool {
 	ok := true
 	if cur.State.Open() && (next.Owner != cur.Owner || !next.State.Open()) {
-		ok = (o.kind == OpAssign || o.kind == OpResolve) && o.by.Identity == cur.Owner ||
-			o.kind == OpReassign && o.by.Role == Admin && cur.Owner == o.removed
+		ok = (o.kind == OpAssign || o.kind == OpResolve || o.kind == OpRelease) && o.by.Identity == cur.Owner ||
+			o.kind == OpReassign && o.by.Role == Admin && cur.Owner == o.removed ||
+			o.kind == OpHandover && cur.Owner == o.from && next.Owner == o.by.Identity && next.AssignedBy == o.from
 	}
 	switch o.kind {
 	case OpClaim:
 		return ok && cur.State == New
-	case OpAssign, OpResolve, OpReassign:
+	case OpAssign, OpResolve, OpReassign, OpRelease:
 		return ok && cur.State.Open()
+	case OpHandover:
+		return ok && (cur.State == New && next.State == Claimed && next.Owner == o.by.Identity || cur.State.Open())
 	case OpArchive:
 		return ok && cur.State == Resolved
 	case OpReopen:
@@ -222,10 +255,11 @@ func randomOp(r *rand.Rand) op {
 	people := []Actor{alice, bob, carol, dana, olga, {Identity: ident(6), Role: Admin}}
 	pick := func() Actor { return people[r.IntN(len(people))] }
 	return op{
-		kind:    Op(1 + r.IntN(8)),
+		kind:    Op(1 + r.IntN(int(OpRelease))),
 		by:      pick(),
 		to:      pick(),
 		removed: pick().Identity,
+		from:    pick().Identity,
 		release: r.IntN(2) == 0,
 		at:      t0 + uint64(r.IntN(1000)),
 		flag:    r.IntN(2) == 0,
@@ -259,7 +293,7 @@ func TestModelRules(t *testing.T) {
 			cur = next
 		}
 	}
-	for k := OpClaim; k <= OpReassign; k++ {
+	for k := OpClaim; k <= OpRelease; k++ {
 		if accepted[k] == 0 {
 			t.Errorf("no %s was ever accepted: the test checks nothing for it", k)
 		}
