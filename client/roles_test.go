@@ -496,6 +496,7 @@ func FuzzRoleContent(f *testing.F) {
 // history's conversation (0x24) round-trip; a zero one written out, or
 // bytes after it, are refused.
 func TestRoleContent(t *testing.T) {
+	t.Parallel()
 	var dev keys.Fingerprint
 	dev[0] = 9
 	inner := &content{Type: contentText, Sender: dev, SentMS: 5, Text: "refill please"}
