@@ -98,6 +98,11 @@ func (c *Client) setRouteCapabilities(ctx context.Context, r *contactRecord, rev
 				return err
 			}
 		}
+		if len(d.ReplyRecvMbx) == 16 { // a team's reply route (teamroutes.go)
+			if err := op(d.ReplyRecvMbx, d.ReplyRecvCap); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -115,7 +120,7 @@ func (c *Client) sendable(contact string) (*contactRecord, error) {
 	if r.Person.Verification == store.Changed {
 		return nil, &identityChangedError{name: r.Person.Name}
 	}
-	if r.Person.Restricted != 0 {
+	if optedOut(r) { // teamroutes.go: levels 2 and 3 stop different routes
 		return nil, &RestrictedError{Level: Restriction(r.Person.Restricted), Organisation: c.organisation, OptIn: true}
 	}
 	return r, nil

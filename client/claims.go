@@ -309,6 +309,19 @@ func (c *Client) keepRegister(qt *queueTarget, view *queue.View) error {
 			if err := c.keepRegisterEvents(t, [16]byte(qt.team.Group), stats.Token(qt.space.Token(qt.conv)), r.Value, time.Now()); err != nil {
 				return err
 			}
+			// On the intake: a closed conversation's reply routes are
+			// dropped (teamroutes.go).
+			if team, err := t.Team(qt.team.ID); err != nil {
+				return err
+			} else if team != nil {
+				if due, err := c.noteClosedRoutes(t, team, q, r.Value); err != nil {
+					return err
+				} else if due {
+					if err := t.PutTeam(team); err != nil {
+						return err
+					}
+				}
+			}
 		}
 		qt.q = q
 		return nil
@@ -371,6 +384,15 @@ func (c *Client) receiveQueueChange(t *tx, team *store.TeamRecord, tc *teamConte
 		// (agent.go): a later value no longer shows an earlier opening's.
 		if err := c.keepRegisterEvents(t, [16]byte(team.Group), stats.Token(sp.Token(e.Conversation)), regs[i].Value, now); err != nil {
 			return false, err
+		}
+		// On the intake: a closed conversation's reply routes are
+		// dropped (teamroutes.go).
+		if due, err := c.noteClosedRoutes(t, team, q, regs[i].Value); err != nil {
+			return false, err
+		} else if due {
+			if err := t.PutTeam(team); err != nil {
+				return false, err
+			}
 		}
 		took = true
 	}

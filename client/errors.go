@@ -238,7 +238,7 @@ func (c *Client) sendError(r *contactRecord, err error) error {
 		return &blockedError{name: r.Person.Name}
 	}
 	if lvl, ok := restriction(err); ok {
-		c.noteRestricted(r.Person.ID, lvl)
+		c.noteRestricted(r.Person.ID, lvl, holdsReplyRoute(r))
 		return &RestrictedError{Level: lvl, Organisation: c.organisation}
 	}
 	return fmt.Errorf("%w: %w", errSendFailed, err)

@@ -88,8 +88,10 @@ func (c *Client) enqueue(t *tx, r *contactRecord, env []byte, ob *outboxSpec) er
 	if relay == "" {
 		relay = c.relay
 	}
+	// A team's reply route while this device holds one (teamroutes.go).
+	mbx, capBytes := sendRouteOf(r)
 	e := &store.OutboxEntry{
-		Device: r.ID, Relay: relay, Mailbox: r.SendMbx, Capability: r.SendCap,
+		Device: r.ID, Relay: relay, Mailbox: mbx, Capability: capBytes,
 		Envelope: env, Created: c.now().UTC(), Message: ob.msgID,
 	}
 	if ob.msg != nil {
@@ -214,6 +216,7 @@ func (c *Client) sendOutboxEntry(ctx context.Context, it store.OutboxItem) error
 		if retryLater(err) {
 			return &queuedError{host: relayHost(it.Relay), cause: err}
 		}
+		c.forgetStaleReplyRoute(r, it.Mailbox, err) // teamroutes.go
 		return c.sendError(r, err)
 	}
 	if _, ok := resp.(*protocol.Sent); !ok {

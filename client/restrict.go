@@ -97,7 +97,8 @@ func (c *Client) setRestricted(ctx context.Context, contact string, level Restri
 		// Blocking revoked the same capabilities; unblocking restores them.
 		return &contactBlockedError{name: r.Person.Name}
 	}
-	if err := c.setRouteCapabilities(ctx, r, level != 0, revokeReason(level), "restrict"); err != nil {
+	// Which routes each level stops: teamroutes.go.
+	if err := c.setRestrictionRoutes(ctx, r, level); err != nil {
 		return err
 	}
 	_, err = c.updateContact(r.ID, func(rec *contactRecord) { rec.Person.RestrictedByMe = uint8(level) })
@@ -125,18 +126,19 @@ func revokeReason(l Restriction) protocol.RevokeReason {
 // this device with a restriction: the person is opted out, and sends to
 // them are refused here until OptIn. It runs after the refusal, outside
 // any transaction; a failure to record is logged (the refusal itself is
-// returned all the same).
-func (c *Client) noteRestricted(person []byte, level Restriction) {
+// returned all the same). onReply: the send went to a team's reply route
+// (teamroutes.go).
+func (c *Client) noteRestricted(person []byte, level Restriction, onReply bool) {
 	now := c.now().UTC().Truncate(time.Second)
 	err := c.st.update(func(t *tx) error {
 		p, err := t.Person(person)
 		if err != nil || p == nil {
 			return err
 		}
-		if p.Restricted == uint8(level) {
+		if p.Restricted == uint8(level) && p.RestrictedOnReply == onReply {
 			return nil
 		}
-		p.Restricted, p.RestrictedAt = uint8(level), now
+		p.Restricted, p.RestrictedAt, p.RestrictedOnReply = uint8(level), now, onReply
 		return t.PutPerson(p)
 	})
 	if err != nil {

@@ -155,6 +155,9 @@ type content struct {
 
 	// contentTeamNotice: the team notice (teamnotice.go).
 	Notice *teamNoticeWire
+	// contentReplyRoute: a team's reply route given or dropped
+	// (teamroutes.go).
+	RouteOp *replyRouteWire
 
 	// contentSentCopy: the recipient's identity and the message.
 	CopyTo keys.Fingerprint
@@ -312,6 +315,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendTeamBody(b, c)
 	case contentTeamNotice:
 		return appendTeamNotice(b, c.Notice)
+	case contentReplyRoute:
+		return appendReplyRoute(b, c.RouteOp)
 	default:
 		return nil, ErrDecrypt
 	}
@@ -429,7 +434,7 @@ func sessionContent(t byte) bool {
 		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall,
 		contentGroupState, contentGroupKey, contentGroupJoin,
 		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest,
-		contentQueueHistory, contentTeamNotice, contentDirectory, contentStatus, contentRole, contentDirCapability:
+		contentQueueHistory, contentTeamNotice, contentDirectory, contentStatus, contentRole, contentDirCapability, contentReplyRoute:
 		return true
 	}
 	return false
@@ -625,6 +630,10 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 			return nil, false
 		}
 		c.Notice = n
+	case contentReplyRoute:
+		if c.RouteOp = parseReplyRoute(r); c.RouteOp == nil {
+			return nil, false
+		}
 	default:
 		return nil, false
 	}

@@ -283,8 +283,9 @@ func fpOf(b []byte) keys.Fingerprint {
 // checks that it is the contact's known device.
 func (c *Client) fetchPeerBundle(ctx context.Context, r *contactRecord) (*session.PeerBundle, error) {
 	var mb protocol.MailboxID
-	copy(mb[:], r.SendMbx)
-	tok, err := protocol.CapabilityTokenFromBytes(r.SendCap)
+	sendMbx, sendCap := sendRouteOf(r) // a team's reply route, while held (teamroutes.go)
+	copy(mb[:], sendMbx)
+	tok, err := protocol.CapabilityTokenFromBytes(sendCap)
 	if err != nil {
 		return nil, errStoreCorrupt
 	}
@@ -670,6 +671,10 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		}
 	case contentDirCapability:
 		if err := c.receiveDirCapability(t, from, ct); err != nil { // dircap.go
+			return nil, err
+		}
+	case contentReplyRoute:
+		if _, err := c.receiveReplyRoute(t, from, ct); err != nil { // teamroutes.go
 			return nil, err
 		}
 	}

@@ -409,6 +409,8 @@ func (c *Client) receiveTeamGroup(t *tx, grec *store.GroupRecord, s *group.State
 		took, err := c.receiveQueueChange(t, team, tc, now)
 		if took && err == nil {
 			res.events = append(res.events, Event{Kind: EventQueue, Team: team.Name})
+			// A closed conversation's reply routes are dropped (teamroutes.go).
+			res.teams = res.teams || len(team.Outgoing) > 0
 		}
 		return nil, nil, err
 	case contentQueueMessage:
@@ -727,6 +729,10 @@ func (c *Client) sendOutgoing(ctx context.Context, team *store.TeamRecord, o *st
 			c.log.Info("dropped a staff reply to an outsider who is no longer a contact")
 			return c.keepDeliveryFailed(team, conv, o.Content)
 		}
+		// The outsider's reply route comes first (teamroutes.go).
+		if err := c.giveReplyRoutes(ctx, r); err != nil {
+			return err
+		}
 		now := c.now()
 		ct := &content{Type: contentText, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Text: inner.Text}
 		if len(inner.Attachments) > 0 {
@@ -747,6 +753,8 @@ func (c *Client) sendOutgoing(ctx context.Context, team *store.TeamRecord, o *st
 			return c.keepDeliveryFailed(team, conv, o.Content)
 		}
 		return nil
+	case outDropRoute:
+		return c.dropReplyRoutes(ctx, team, q, r) // teamroutes.go
 	case outBlock, outUnblock:
 		if r == nil {
 			return nil

@@ -65,6 +65,10 @@ type Person struct {
 	OptedIn        time.Time `json:"opted_in,omitzero"`
 	OptInTerms     string    `json:"opt_in_terms,omitempty"`
 	RestrictedByMe uint8     `json:"restricted_by_me,omitempty"`
+	// RestrictedOnReply: the refusal came on a team's reply route
+	// (client/teamroutes.go): a replies restriction then covers that
+	// route only.
+	RestrictedOnReply bool `json:"restricted_on_reply,omitempty"`
 	// ViaGroup: known only as a member of a group this person is in (a
 	// group introduction, SPEC 15.10), not a contact: not listed among
 	// the contacts and not written to outside the group until the user
@@ -151,12 +155,22 @@ type Device struct {
 	// session (not the sibling's the mailbox index names).
 	Borrowed bool   `json:"borrowed,omitempty"`
 	HelloMbx []byte `json:"hello_mailbox,omitempty"`
+
+	// Reply routes of a team (client/teamroutes.go). On a team's intake,
+	// ReplyRecvMbx/ReplyRecvCap: the second mailbox of ours an outsider's
+	// device writes to while its conversation is answered. On the
+	// outsider's device, ReplySendMbx/ReplySendCap: the team's reply
+	// route this device writes to instead of SendMbx while it holds one.
+	ReplyRecvMbx []byte `json:"reply_recv_mailbox,omitempty"`
+	ReplyRecvCap []byte `json:"reply_recv_cap,omitempty"`
+	ReplySendMbx []byte `json:"reply_send_mailbox,omitempty"`
+	ReplySendCap []byte `json:"reply_send_cap,omitempty"`
 }
 
 // receiveMailboxes are the mailboxes of ours the device writes to.
 func (d *Device) receiveMailboxes() [][]byte {
 	var out [][]byte
-	for _, mb := range [][]byte{d.RecvMbx, d.PrevRecvMbx} {
+	for _, mb := range [][]byte{d.RecvMbx, d.PrevRecvMbx, d.ReplyRecvMbx} {
 		if len(mb) > 0 {
 			out = append(out, mb)
 		}

@@ -1,0 +1,200 @@
+package client
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/postern/postern/protocol"
+)
+
+// waitReplyRoute syncs the intake and pat until pat holds a reply route
+// to the team (want) or none: the intake gives and drops it after the
+// receive that brought the staff member's reply or resolve, in the
+// background, so a round may not be enough.
+func (f *teamFixture) waitReplyRoute(t *testing.T, want bool) *contactRecord {
+	t.Helper()
+	var d *contactRecord
+	for range 20 {
+		syncAll(t, 1, f.intake, f.pat)
+		ds := devicesOf(t, f.pat, "Pharmacy")
+		if len(ds) != 1 {
+			t.Fatalf("pat's routes to the team: %d", len(ds))
+		}
+		d = ds[0]
+		if holdsReplyRoute(d) == want {
+			return d
+		}
+	}
+	t.Fatalf("pat holds a reply route: %v, want %v", holdsReplyRoute(d), want)
+	return nil
+}
+
+// relayCode is what the relay answers pat for a send on route (mailbox,
+// capability): nil when it takes it.
+func (f *teamFixture) relayCode(t *testing.T, d *contactRecord, mbx, capBytes []byte) error {
+	t.Helper()
+	tok, err := protocol.CapabilityTokenFromBytes(capBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mb protocol.MailboxID
+	copy(mb[:], mbx)
+	env := make([]byte, 1024)
+	env[0], env[1] = protocol.Version, byte(protocol.KindSession)
+	_, err = f.pat.anonRequest(testCtx(t), d.Relay, "test-route", &protocol.Send{Mailbox: mb, Capability: tok, Envelope: env})
+	return err
+}
+
+// TestTeamBlockLevels: once staff answered a conversation, an outsider
+// writes to its reply route, so that blocking levels 2 and 3 stop
+// different sends (SPEC 15.9 "Two routes to the intake"): level 2 stops a
+// new conversation after the resolve with code 27 and lets the outsider
+// reply in the open one; level 3 stops replies (28) and lets a new
+// message after the resolve through; level 1 stops both. Messages on
+// either route reach the same queue conversation; unblocking and opting
+// in restores.
+func TestTeamBlockLevels(t *testing.T) {
+	t.Parallel()
+	f := newTeamFixtureStaff(t, 1)
+	ctx := testCtx(t)
+	ann := f.staff[0][0]
+	sentence := map[Restriction]string{
+		RestrictedNew:     "You have been restricted from a Triage Group(s).",
+		RestrictedReplies: "Your access to this Triage Group has been restricted.",
+		RestrictedService: "Your provider has restricted your access to Secure Messaging.",
+	}
+	refused := func(err error, level Restriction) bool {
+		var re *RestrictedError
+		return errors.As(err, &re) && re.Level == level && strings.HasPrefix(err.Error(), sentence[level])
+	}
+	send := func(text string) {
+		t.Helper()
+		if _, err := f.pat.Send(ctx, "Pharmacy", text); err != nil {
+			t.Fatalf("Send %q: %v", text, err)
+		}
+	}
+	// inQueue: ann's queue conversation with pat holds text once.
+	inQueue := func(id, text string) {
+		t.Helper()
+		for range 10 {
+			syncAll(t, 1, f.intake, ann)
+			ms, err := ann.QueueThread(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, m := range ms {
+				if m.Text == text {
+					n++
+				}
+			}
+			if n == 1 {
+				return
+			}
+		}
+		t.Fatalf("%q is not in pat's queue conversation once", text)
+	}
+	// answer: ann claims pat's conversation and answers it; pat then
+	// holds a reply route.
+	answer := func(text string) (string, *contactRecord) {
+		t.Helper()
+		id := f.settleQueue(t, queueOf(t, ann, "pat").ID)[0].ID
+		if _, err := ann.Claim(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ann.ReplyQueue(ctx, id, text, nil); err != nil {
+			t.Fatal(err)
+		}
+		return id, f.waitReplyRoute(t, true)
+	}
+	resolve := func(id string) *contactRecord {
+		t.Helper()
+		if _, err := ann.Resolve(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		return f.waitReplyRoute(t, false)
+	}
+	restore := func(text string) {
+		t.Helper()
+		if err := ann.UnblockOutsider(ctx, "Pharmacy", "pat"); err != nil {
+			t.Fatal(err)
+		}
+		f.restrictedByIntake(t, "pat", 0)
+		if err := f.pat.OptIn("Pharmacy", "2026-12-07"); err != nil && !errors.Is(err, ErrNotRestricted) {
+			t.Fatal(err)
+		}
+		send(text)
+	}
+
+	send("first question")
+	syncAll(t, 1, f.intake)
+	newRoute := devicesOf(t, f.pat, "Pharmacy")[0]
+
+	// Level 2: replies go on, a new conversation is refused.
+	id, d := answer("first answer")
+	if !bytes16(d.ReplySendMbx) || string(d.ReplySendMbx) == string(d.SendMbx) {
+		t.Fatalf("pat's reply route %x, new route %x", d.ReplySendMbx, d.SendMbx)
+	}
+	if err := ann.BlockOutsider(ctx, "Pharmacy", "pat", RestrictedNew); err != nil {
+		t.Fatal(err)
+	}
+	f.restrictedByIntake(t, "pat", RestrictedNew)
+	send("a reply while new messages are blocked")
+	inQueue(id, "a reply while new messages are blocked")
+	resolve(id)
+	if err := f.relayCode(t, newRoute, newRoute.SendMbx, newRoute.SendCap); !protocol.IsCode(err, protocol.CodeRestrictedNew) {
+		t.Fatalf("level 2, the new route: %v", err)
+	}
+	if _, err := f.pat.Send(ctx, "Pharmacy", "a new question"); !refused(err, RestrictedNew) {
+		t.Fatalf("level 2, a new conversation: %v", err)
+	}
+	restore("back after level 2")
+	inQueue(id, "back after level 2")
+
+	// Level 3: replies are refused, a new message after the resolve
+	// goes through.
+	id, d = answer("second answer")
+	if err := ann.BlockOutsider(ctx, "Pharmacy", "pat", RestrictedReplies); err != nil {
+		t.Fatal(err)
+	}
+	f.restrictedByIntake(t, "pat", RestrictedReplies)
+	if _, err := f.pat.Send(ctx, "Pharmacy", "a reply while replies are blocked"); !refused(err, RestrictedReplies) {
+		t.Fatalf("level 3, a reply: %v", err)
+	}
+	// Nor can pat reply on the new route while the conversation is
+	// answered (a client that ignores the reply route).
+	for name, mb := range map[string][2][]byte{"reply": {d.ReplySendMbx, d.ReplySendCap}, "new": {d.SendMbx, d.SendCap}} {
+		if err := f.relayCode(t, d, mb[0], mb[1]); !protocol.IsCode(err, protocol.CodeRestrictedReplies) {
+			t.Fatalf("level 3, the %s route while answered: %v", name, err)
+		}
+	}
+	resolve(id)
+	send("a new question while replies are blocked")
+	inQueue(id, "a new question while replies are blocked")
+	restore("back after level 3")
+
+	// Level 1: both.
+	id, _ = answer("third answer")
+	if err := ann.BlockOutsider(ctx, "Pharmacy", "pat", RestrictedService); err != nil {
+		t.Fatal(err)
+	}
+	f.restrictedByIntake(t, "pat", RestrictedService)
+	if _, err := f.pat.Send(ctx, "Pharmacy", "a reply while blocked"); !refused(err, RestrictedService) {
+		t.Fatalf("level 1, a reply: %v", err)
+	}
+	resolve(id)
+	if err := f.relayCode(t, newRoute, newRoute.SendMbx, newRoute.SendCap); !protocol.IsCode(err, protocol.CodeRestrictedService) {
+		t.Fatalf("level 1, the new route: %v", err)
+	}
+	if _, err := f.pat.Send(ctx, "Pharmacy", "a new question while blocked"); !refused(err, RestrictedService) {
+		t.Fatalf("level 1, a new conversation: %v", err)
+	}
+	restore("back after level 1")
+	inQueue(id, "back after level 1")
+	if n := len(messagesLike(t, f.intake, "while blocked")); n != 0 {
+		t.Fatalf("the intake holds %d refused messages", n)
+	}
+}
+
+func bytes16(b []byte) bool { return len(b) == 16 }
