@@ -1,10 +1,12 @@
 package client
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
 
+	"github.com/postern/postern/keys"
 	"github.com/postern/postern/protocol"
 )
 
@@ -198,3 +200,134 @@ func TestTeamBlockLevels(t *testing.T) {
 }
 
 func bytes16(b []byte) bool { return len(b) == 16 }
+
+// TestReplyRouteRefused: a reply route is taken only from the team that
+// invited this device, never by a team's intake (an outsider cannot hand
+// the intake a route to write its sends to); a drop naming another
+// mailbox leaves the route held; and a route the relay no longer knows
+// (the intake deleted it, its drop lost) is forgotten at the refusal, so
+// that the next send goes to the new route.
+func TestReplyRouteRefused(t *testing.T) {
+	t.Parallel()
+	f := newTeamFixtureStaff(t, 1)
+	ctx := testCtx(t)
+	ann := f.staff[0][0]
+	if _, err := f.pat.Send(ctx, "Pharmacy", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	id := f.settleQueue(t, queueOf(t, f.intake, "pat").ID)[0].ID
+	if _, err := ann.Claim(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ann.ReplyQueue(ctx, id, "hello pat", nil); err != nil {
+		t.Fatal(err)
+	}
+	held := f.waitReplyRoute(t, true)
+
+	// pat hands the intake a route, and drops another mailbox.
+	toIntake := devicesOf(t, f.pat, "Pharmacy")[0]
+	give := &replyRouteWire{Op: routeGive, Mailbox: protocol.MailboxID{1}}
+	give.Cap[0] = 2
+	var other protocol.MailboxID
+	copy(other[:], held.ReplySendMbx)
+	other[0] ^= 1
+	for _, w := range []*replyRouteWire{give, {Op: routeDrop, Mailbox: other}} {
+		ct := &content{Type: contentReplyRoute, Sender: f.pat.devID, SentMS: 1, RouteOp: w}
+		copy(ct.MsgID[:], randomID(msgIDSize))
+		if err := f.pat.sendSession(ctx, toIntake, ct); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncAll(t, 1, f.intake)
+	for _, d := range devicesOf(t, f.intake, "pat") {
+		if len(d.ReplySendMbx) != 0 {
+			t.Fatalf("the intake took pat's route: %x", d.ReplySendMbx)
+		}
+	}
+	// The intake's drop of another mailbox (as a late drop of an
+	// earlier route would be) leaves pat's route.
+	ct := &content{Type: contentReplyRoute, Sender: f.intake.devID, SentMS: 2, RouteOp: &replyRouteWire{Op: routeDrop, Mailbox: other}}
+	copy(ct.MsgID[:], randomID(msgIDSize))
+	if err := f.intake.sendSession(ctx, devicesOf(t, f.intake, "pat")[0], ct); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, f.pat)
+	if d := devicesOf(t, f.pat, "Pharmacy")[0]; !bytes.Equal(d.ReplySendMbx, held.ReplySendMbx) {
+		t.Fatalf("a drop of another mailbox changed pat's route to %x", d.ReplySendMbx)
+	}
+
+	// The intake deletes the route without a drop reaching pat.
+	cn, err := f.intake.authConn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mb protocol.MailboxID
+	copy(mb[:], held.ReplySendMbx)
+	if err := f.intake.deleteRoute(ctx, cn, mb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.pat.Send(ctx, "Pharmacy", "lost on the way"); err == nil || errors.Is(err, ErrRestricted) {
+		t.Fatalf("a send to a deleted reply route: %v", err)
+	}
+	if d := devicesOf(t, f.pat, "Pharmacy")[0]; holdsReplyRoute(d) {
+		t.Fatal("pat still holds the deleted reply route")
+	}
+	if _, err := f.pat.Send(ctx, "Pharmacy", "on the new route"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, f.intake)
+	if n := len(messagesLike(t, f.intake, "on the new route")); n != 1 {
+		t.Fatalf("the intake holds %d", n)
+	}
+}
+
+// replyRouteSeeds are a give and a drop.
+func replyRouteSeeds() []*content {
+	var dev keys.Fingerprint
+	dev[0] = 9
+	give := &replyRouteWire{Op: routeGive, Mailbox: protocol.MailboxID{3}}
+	give.Cap[31] = 4
+	return []*content{
+		{Type: contentReplyRoute, Sender: dev, SentMS: 1, RouteOp: give},
+		{Type: contentReplyRoute, Sender: dev, SentMS: 2, RouteOp: &replyRouteWire{Op: routeDrop, Mailbox: protocol.MailboxID{3}}},
+	}
+}
+
+// TestReplyRouteWire: the encoder refuses what the decoder would not
+// accept, and every body is at most maxReplyRouteSize.
+func TestReplyRouteWire(t *testing.T) {
+	t.Parallel()
+	for i, ct := range replyRouteSeeds() {
+		b, err := appendReplyRoute(nil, ct.RouteOp)
+		if err != nil || len(b) > maxReplyRouteSize {
+			t.Fatalf("seed %d: %d bytes, %v", i, len(b), err)
+		}
+	}
+	for name, w := range map[string]*replyRouteWire{
+		"no mailbox":            {Op: routeGive, Cap: [32]byte{1}},
+		"a give without a cap":  {Op: routeGive, Mailbox: protocol.MailboxID{1}},
+		"a drop with a cap":     {Op: routeDrop, Mailbox: protocol.MailboxID{1}, Cap: [32]byte{1}},
+		"op 3":                  {Op: 3, Mailbox: protocol.MailboxID{1}},
+		"op 0":                  {Op: 0, Mailbox: protocol.MailboxID{1}},
+		"a drop without a mbox": {Op: routeDrop},
+	} {
+		ct := &content{Type: contentReplyRoute, SentMS: 1, RouteOp: w}
+		if _, err := ct.marshalSession(); err == nil {
+			t.Errorf("%s: encoded", name)
+		}
+	}
+}
+
+// FuzzReplyRoute: a session plaintext carrying a reply route (0x27)
+// parses exactly or is ErrDecrypt, never panics, and what parses
+// re-encodes to the same bytes.
+func FuzzReplyRoute(f *testing.F) {
+	addSessionSeeds(f, replyRouteSeeds()...)
+	fuzzSessionContent(f, func(t *testing.T, ct *content) {
+		if ct.Type == contentReplyRoute {
+			if body, err := appendReplyRoute(nil, ct.RouteOp); err != nil || len(body) > maxReplyRouteSize {
+				t.Fatalf("an accepted reply route of %d bytes, %v", len(body), err)
+			}
+		}
+	})
+}
