@@ -242,7 +242,7 @@ func (c *Client) closeRoutes(ctx context.Context, ids [][]byte) {
 		if err != nil {
 			continue
 		}
-		for _, mbb := range [][]byte{r.RecvMbx, r.PrevRecvMbx} {
+		for _, mbb := range [][]byte{r.RecvMbx, r.PrevRecvMbx, r.ReplyRecvMbx} { // and a team's reply route (teamroutes.go)
 			if len(mbb) != 16 {
 				continue
 			}
@@ -254,6 +254,7 @@ func (c *Client) closeRoutes(ctx context.Context, ids [][]byte) {
 		}
 		if _, err := c.updateContact(id, func(r *contactRecord) {
 			r.RecvMbx, r.RecvCap, r.PrevRecvMbx, r.PrevRecvCap = nil, nil, nil, nil
+			r.ReplyRecvMbx, r.ReplyRecvCap = nil, nil
 		}); err != nil {
 			c.log.Warn("could not forget a revoked device's route", "err", err)
 		}

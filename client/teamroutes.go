@@ -242,7 +242,6 @@ func (c *Client) giveReplyRoutes(ctx context.Context, r *contactRecord) error {
 			if !bytes.Equal(nd.ReplyRecvMbx, mb[:]) {
 				c.returnSpare(mb, tok, fromSpare) // one was made meanwhile
 			}
-			d = nd
 		}
 	}
 	if level := Restriction(r.Person.RestrictedByMe); level != 0 {
@@ -336,13 +335,15 @@ func (c *Client) dropReplyRoutes(ctx context.Context, team *store.TeamRecord, q 
 	}
 	sp, err := spaceOf(team)
 	if err != nil {
-		return err
+		c.log.Warn("dropped a reply route drop: the team's keys do not load", "err", err)
+		return nil // never better: it must not hold back the team's later items
 	}
 	var conv queue.ConversationID
 	copy(conv[:], q.Conversation)
 	v, err := sp.Open(conv, q.Sealed)
 	if err != nil {
-		return fmt.Errorf("client: a queue register held: %w", err)
+		c.log.Warn("dropped a reply route drop: the register held does not open", "err", err)
+		return nil
 	}
 	if !v.State.Closed() {
 		return nil
@@ -370,8 +371,10 @@ func (c *Client) dropReplyRoutes(ctx context.Context, team *store.TeamRecord, q 
 		}
 		var mb protocol.MailboxID
 		copy(mb[:], d.ReplyRecvMbx)
-		if err := c.deleteRoute(ctx, cn, mb); err != nil {
-			return err
+		if err := c.deleteRoute(ctx, cn, mb); err != nil && !isRefusal(err) {
+			return err // the relay unreachable: the next flush
+		} else if err != nil {
+			c.log.Warn("the relay refused to delete a reply route", "err", err)
 		}
 		if _, err := c.updateContact(d.ID, func(rec *contactRecord) {
 			if bytes.Equal(rec.ReplyRecvMbx, mb[:]) {
@@ -393,7 +396,8 @@ func (c *Client) dropReplyRoutes(ctx context.Context, team *store.TeamRecord, q 
 }
 
 // setRestrictionRoutes sets the capabilities of the routes of each of r's
-// person's devices for restriction level (0: none) on the relay:
+// person's devices for restriction level (0: none) on the relay. On a
+// team's intake:
 //
 //	level        new route (and a previous one still live)   reply route
 //	1 service    revoked (1)                                  revoked (1)
@@ -401,13 +405,27 @@ func (c *Client) dropReplyRoutes(ctx context.Context, team *store.TeamRecord, q 
 //	3 replies    revoked (3) while a reply route is held,     revoked (3)
 //	             else live
 //	0            live (a previous route stays revoked)        live
+//
+// Elsewhere the contact has one route, which every level revokes.
 func (c *Client) setRestrictionRoutes(ctx context.Context, r *contactRecord, level Restriction) error {
 	cn, err := c.authConn(ctx)
 	if err != nil {
 		return err
 	}
-	var ds []*store.Device
-	if err := c.st.view(func(t *tx) (err error) { ds, err = t.DevicesOf(r.Person.ID); return err }); err != nil {
+	var (
+		ds     []*store.Device
+		intake bool
+	)
+	if err := c.st.view(func(t *tx) (err error) {
+		if ds, err = t.DevicesOf(r.Person.ID); err != nil {
+			return err
+		}
+		ts, err := t.Teams()
+		for _, team := range ts {
+			intake = intake || team.Intake
+		}
+		return err
+	}); err != nil {
 		return err
 	}
 	answered := false
@@ -417,6 +435,11 @@ func (c *Client) setRestrictionRoutes(ctx context.Context, r *contactRecord, lev
 	reason := revokeReason(level)
 	newRevoked := level == RestrictedService || level == RestrictedNew || (level == RestrictedReplies && answered)
 	replyRevoked := level == RestrictedService || level == RestrictedReplies
+	if !intake {
+		// Not a team's intake: the contact has one route, and every
+		// level stops it (section 9 "Restrictions").
+		newRevoked, replyRevoked = level != 0, level != 0
+	}
 	for _, d := range ds {
 		if d.Revoked || len(d.RecvMbx) != mailboxIDSize {
 			continue

@@ -154,7 +154,7 @@ function renderContact(r) {
     : `${name} can write to you.`;
   $("restrict-state").className = r.by_me ? "restricted" : "";
   $("restrict-legend").textContent = r.by_me ? `Restrict ${name} at another level` : `Restrict ${name}`;
-  $("restrict-help").textContent = `At every level the relay refuses everything ${name} sends you, and ${name}'s Postern sends nothing more until you restore access and ${name} accepts the terms of use again. What you send still reaches ${name}. The levels differ in what ${name} is told:`;
+  $("restrict-help").textContent = `The relay refuses what ${name} sends you: from the whole service, everything; if you are a team, from new messages a new conversation, and from replying the replies in a conversation your staff answered (to anyone else, every level refuses everything). ${name}'s Postern sends nothing more of what was refused until you restore access and ${name} accepts the terms of use again. What you send still reaches ${name}. The levels also differ in what ${name} is told:`;
   for (const l of Object.keys(levelWords)) {
     $("restrict-" + l).checked = l === r.by_me;
   }
