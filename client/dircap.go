@@ -25,51 +25,11 @@ const contentDirCapability byte = 0x29
 
 const dirCapabilityBodySize = 16 + 32
 
-// adminTargets returns, as staffTargets does, this person's other devices
-// first, then the devices of each other administrator of d who is a
-// contact (not blocked, not known only through a group); unreached counts
-// the administrators left out.
-func (c *Client) adminTargets(d *directory.Directory) (targets [][]*contactRecord, unreached int, err error) {
-	err = c.st.view(func(t *tx) error {
-		self, err := t.self()
-		if err != nil {
-			return err
-		}
-		sibs, err := c.targets(t, self)
-		if err != nil {
-			return err
-		}
-		targets = append(targets, sibs)
-		for _, a := range d.Admins {
-			if a == c.idFP {
-				continue
-			}
-			p, err := t.personByIdentity(a)
-			if err != nil {
-				return err
-			}
-			var devs []*contactRecord
-			if p != nil && !p.Blocked && !p.ViaGroup {
-				if devs, err = c.targets(t, p); err != nil {
-					return err
-				}
-			}
-			if len(devs) == 0 {
-				unreached++
-				continue
-			}
-			targets = append(targets, devs)
-		}
-		return nil
-	})
-	return targets, unreached, err
-}
-
 // shareCapability sends capability to d's other administrators and this
 // person's other devices. It returns how many administrators it reached
 // and how many it could not.
 func (c *Client) shareCapability(ctx context.Context, d *directory.Directory, capability protocol.CapabilityToken) (sent, unreached int, err error) {
-	targets, unreached, err := c.adminTargets(d)
+	targets, unreached, err := c.peopleTargets(d.Admins)
 	if err != nil {
 		return 0, unreached, err
 	}
@@ -129,18 +89,4 @@ func (c *Client) receiveDirCapability(t *tx, from *contactRecord, ct *content) e
 	}
 	rec.Capability = bytes.Clone(capability)
 	return t.PutDirectory(rec)
-}
-
-// appendDirCapabilityBody encodes contentDirCapability's body.
-func appendDirCapabilityBody(b []byte, c *content) ([]byte, error) {
-	if len(c.DirCapability) != dirCapabilityBodySize {
-		return nil, ErrDecrypt
-	}
-	return append(b, c.DirCapability...), nil
-}
-
-// parseDirCapabilityBody reads what appendDirCapabilityBody writes.
-func parseDirCapabilityBody(r *protocol.Reader, c *content) bool {
-	c.DirCapability = append([]byte(nil), r.Take(dirCapabilityBodySize, "directory capability")...)
-	return r.Err() == nil
 }

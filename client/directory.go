@@ -831,6 +831,18 @@ func (c *Client) sendDirectory(ctx context.Context, d *directory.Directory, b []
 // blocked, not known only through a group: section 15.7 sends only to
 // contacts); unreached counts the staff members left out.
 func (c *Client) staffTargets(d *directory.Directory) (targets [][]*contactRecord, unreached int, err error) {
+	ids := make([]keys.Fingerprint, len(d.Staff))
+	for i, s := range d.Staff {
+		ids[i] = s.Identity
+	}
+	return c.peopleTargets(ids)
+}
+
+// peopleTargets returns this person's other devices first, then, one list
+// per person, the devices of each person of ids (this person skipped) who
+// is a contact, not blocked and not known only through a group;
+// unreached counts the people left out.
+func (c *Client) peopleTargets(ids []keys.Fingerprint) (targets [][]*contactRecord, unreached int, err error) {
 	err = c.st.view(func(t *tx) error {
 		self, err := t.self()
 		if err != nil {
@@ -841,11 +853,11 @@ func (c *Client) staffTargets(d *directory.Directory) (targets [][]*contactRecor
 			return err
 		}
 		targets = append(targets, sibs)
-		for _, s := range d.Staff {
-			if s.Identity == c.idFP {
+		for _, id := range ids {
+			if id == c.idFP {
 				continue
 			}
-			p, err := t.personByIdentity(s.Identity)
+			p, err := t.personByIdentity(id)
 			if err != nil {
 				return err
 			}

@@ -38,7 +38,6 @@ import (
 	"github.com/postern/postern/client/internal/team/directory"
 	"github.com/postern/postern/client/internal/team/queue"
 	"github.com/postern/postern/keys"
-	"github.com/postern/postern/protocol"
 )
 
 // contentRole carries an encoded role record (directory.RoleRecordSize
@@ -327,22 +326,6 @@ func (c *Client) receiveRole(t *tx, from *contactRecord, ct *content, res *recei
 	}
 	res.roles = true
 	return nil
-}
-
-// appendRoleBody encodes contentRole's body: the role record, exactly
-// directory.RoleRecordSize bytes.
-func appendRoleBody(b []byte, c *content) ([]byte, error) {
-	if len(c.Role) != directory.RoleRecordSize {
-		return nil, ErrDecrypt
-	}
-	return append(b, c.Role...), nil
-}
-
-// parseRoleBody reads what appendRoleBody writes. The record is only
-// size-checked here; the receiver checks its signature and rules.
-func parseRoleBody(r *protocol.Reader, c *content) bool {
-	c.Role = bytes.Clone(r.Take(directory.RoleRecordSize, "role record"))
-	return r.Err() == nil
 }
 
 // ---- conversations addressed to a role ----

@@ -29,7 +29,6 @@ import (
 	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/client/internal/team/directory"
 	"github.com/postern/postern/keys"
-	"github.com/postern/postern/protocol"
 )
 
 // contentStatus carries an encoded status (directory.StatusSize bytes).
@@ -445,22 +444,6 @@ func (c *Client) receiveStatus(t *tx, from *contactRecord, ct *content, now time
 	}
 	res.events = append(res.events, Event{Kind: EventStatus, Contact: name})
 	return nil
-}
-
-// appendStatusBody encodes contentStatus's body: the status, exactly
-// directory.StatusSize bytes.
-func appendStatusBody(b []byte, c *content) ([]byte, error) {
-	if len(c.Status) != directory.StatusSize {
-		return nil, ErrDecrypt
-	}
-	return append(b, c.Status...), nil
-}
-
-// parseStatusBody reads what appendStatusBody writes. The status is only
-// size-checked here; the receiver checks its signature and rules.
-func parseStatusBody(r *protocol.Reader, c *content) bool {
-	c.Status = append([]byte(nil), r.Take(directory.StatusSize, "status")...)
-	return r.Err() == nil
 }
 
 // forwardPlan is where a message to a staff member also goes.
