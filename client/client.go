@@ -99,6 +99,11 @@ type Contact struct {
 	OptedIn        time.Time
 	OptInTerms     string
 	RestrictedByMe Restriction
+	// SendsRefused: the opt-out refuses a send to the contact now. A
+	// team's level 2 or 3 may stop only one of its two routes (SPEC 15.9
+	// "Two routes to the intake"), so a restricted contact is not always
+	// refused.
+	SendsRefused bool
 	// Team: the contact said it is a team (a team notice), nil if not.
 	// Every compose to it shows TeamNoticeText, and Team.Sentence its
 	// response windows when it stated them.

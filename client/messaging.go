@@ -55,7 +55,7 @@ func (c *Client) contact(r *contactRecord) Contact {
 		Blocked: r.Person.Blocked, Verification: Verification(r.Person.Verification),
 		Restricted: Restriction(r.Person.Restricted), RestrictedAt: r.Person.RestrictedAt,
 		OptedIn: r.Person.OptedIn, OptInTerms: r.Person.OptInTerms, RestrictedByMe: Restriction(r.Person.RestrictedByMe),
-		Team: publicTeamNotice(r.Person.Team),
+		SendsRefused: optedOut(r), Team: publicTeamNotice(r.Person.Team),
 	}
 }
 

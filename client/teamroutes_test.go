@@ -129,6 +129,20 @@ func TestTeamBlockLevels(t *testing.T) {
 		send(text)
 	}
 
+	// sendsRefused checks what pat's contact says compose may do now.
+	sendsRefused := func(what string, want bool) {
+		t.Helper()
+		cs, err := f.pat.Contacts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if c.Name == "Pharmacy" && c.SendsRefused != want {
+				t.Fatalf("%s: SendsRefused %v, want %v (restricted %v)", what, c.SendsRefused, want, c.Restricted)
+			}
+		}
+	}
+
 	send("first question")
 	syncAll(t, 1, f.intake)
 	newRoute := devicesOf(t, f.pat, "Pharmacy")[0]
@@ -151,6 +165,7 @@ func TestTeamBlockLevels(t *testing.T) {
 	if _, err := f.pat.Send(ctx, "Pharmacy", "a new question"); !refused(err, RestrictedNew) {
 		t.Fatalf("level 2, a new conversation: %v", err)
 	}
+	sendsRefused("level 2 after the resolve", true)
 	restore("back after level 2")
 	inQueue(id, "back after level 2")
 
@@ -164,6 +179,7 @@ func TestTeamBlockLevels(t *testing.T) {
 	if _, err := f.pat.Send(ctx, "Pharmacy", "a reply while replies are blocked"); !refused(err, RestrictedReplies) {
 		t.Fatalf("level 3, a reply: %v", err)
 	}
+	sendsRefused("level 3 in the answered conversation", true)
 	// Nor can pat reply on the new route while the conversation is
 	// answered (a client that ignores the reply route).
 	for name, mb := range map[string][2][]byte{"reply": {d.ReplySendMbx, d.ReplySendCap}, "new": {d.SendMbx, d.SendCap}} {
@@ -172,6 +188,7 @@ func TestTeamBlockLevels(t *testing.T) {
 		}
 	}
 	resolve(id)
+	sendsRefused("level 3 after the resolve", false)
 	send("a new question while replies are blocked")
 	inQueue(id, "a new question while replies are blocked")
 	restore("back after level 3")

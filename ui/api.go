@@ -502,6 +502,10 @@ type contactJSON struct {
 	// restricted the contact (restrict.go).
 	Restricted     string `json:"restricted,omitempty"`
 	RestrictedByMe string `json:"restricted_by_me,omitempty"`
+	// SendsRefused: what you write to the contact is refused now (a
+	// team's restriction may stop only new conversations, or only
+	// replies in answered ones).
+	SendsRefused bool `json:"sends_refused,omitempty"`
 	// Team: the contact said it is a team (client.Contact.Team); omitted
 	// when not.
 	Team *teamNoticeJSON `json:"team,omitempty"`
@@ -536,7 +540,7 @@ func (s *Server) apiContacts(w http.ResponseWriter, r *http.Request, cl *client.
 			Added: c.Added.UTC(), Blocked: c.Blocked, Verification: c.Verification.String(),
 			Disappear:  int64(c.Disappearing / time.Second),
 			Restricted: c.Restricted.String(), RestrictedByMe: c.RestrictedByMe.String(),
-			Team: teamNoticeOf(c),
+			SendsRefused: c.SendsRefused, Team: teamNoticeOf(c),
 		})
 	}
 	writeJSON(w, http.StatusOK, out)

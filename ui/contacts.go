@@ -25,7 +25,7 @@ func toContactJSON(c client.Contact) contactJSON {
 		Name: c.Name, Identity: c.Identity.String(), SafetyNumber: c.SafetyNumber,
 		Added: c.Added.UTC(), Blocked: c.Blocked, Verification: c.Verification.String(),
 		Restricted: c.Restricted.String(), RestrictedByMe: c.RestrictedByMe.String(),
-		Team: teamNoticeOf(c),
+		SendsRefused: c.SendsRefused, Team: teamNoticeOf(c),
 	}
 }
 

@@ -58,6 +58,9 @@ type restrictionJSON struct {
 	Restricted   string     `json:"restricted"`
 	RestrictedAt *time.Time `json:"restricted_at,omitempty"`
 	Sentence     string     `json:"sentence,omitempty"`
+	// SendsRefused: compose refuses to send now (a team's level 2 or 3
+	// may stop only one of its two routes).
+	SendsRefused bool `json:"sends_refused,omitempty"`
 	// OptedIn, OptInTerms: when you last opted in again, to which
 	// version of the terms of use.
 	OptedIn    *time.Time `json:"opted_in,omitempty"`
@@ -73,7 +76,7 @@ type restrictionJSON struct {
 func (s *Server) toRestrictionJSON(c client.Contact) restrictionJSON {
 	j := restrictionJSON{
 		Contact: c.Name, ByMe: c.RestrictedByMe.String(), Restricted: c.Restricted.String(),
-		OptInTerms: c.OptInTerms, TermsVersion: TermsVersion, Sentences: map[string]string{},
+		SendsRefused: c.SendsRefused, OptInTerms: c.OptInTerms, TermsVersion: TermsVersion, Sentences: map[string]string{},
 	}
 	for name, l := range restrictionLevels {
 		j.Sentences[name] = s.levelSentence(l)

@@ -169,11 +169,12 @@ func TestOptInAPI(t *testing.T) {
 		t.Fatalf("refused here: %+v", e)
 	}
 	g := get()
-	if g.Restricted != "replies" || g.Sentence != restrictedSentences["replies"] || g.RestrictedAt == nil || g.OptedIn != nil {
+	// Alice is not a team: her one route is refused, so is every send.
+	if g.Restricted != "replies" || !g.SendsRefused || g.Sentence != restrictedSentences["replies"] || g.RestrictedAt == nil || g.OptedIn != nil {
 		t.Fatalf("restricted: %+v", g)
 	}
 	resp, body := b.do("GET", "/api/contacts", "", nil)
-	if cs := decode[[]contactJSON](t, "contacts", resp, body, http.StatusOK); len(cs) != 1 || cs[0].Restricted != "replies" {
+	if cs := decode[[]contactJSON](t, "contacts", resp, body, http.StatusOK); len(cs) != 1 || cs[0].Restricted != "replies" || !cs[0].SendsRefused {
 		t.Fatalf("contacts: %s", body)
 	}
 

@@ -183,7 +183,9 @@ when they were added; a BLOCKED column appears when you have blocked someone
 ('postern block'). --json prints an array of objects with name, identity,
 safety_number, verification ("unverified", "verified" or "changed"), added
 and blocked, "restricted" ("service", "new" or "replies") for a team that
-restricted you (see 'postern optin'), and "team" for a care team (its name,
+restricted you (see 'postern optin'), with "sends_refused" while that refuses
+what you write now (a team's "new" stops only new conversations, "replies"
+only replies in one it answered), and "team" for a care team (its name,
 Postern's notice and its response windows). It does not contact the relay.
 
 'contacts verify NAME' records that you compared NAME's safety number with
@@ -263,8 +265,10 @@ type jsonContact struct {
 	// or "replies"): you write to it again after 'postern optin'.
 	// OptedIn, OptInTerms: when you last opted in, to which terms.
 	Restricted string `json:"restricted,omitempty"`
-	OptedIn    string `json:"opted_in,omitempty"`
-	OptInTerms string `json:"opt_in_terms,omitempty"`
+	// SendsRefused: what you write to it is refused now.
+	SendsRefused bool   `json:"sends_refused,omitempty"`
+	OptedIn      string `json:"opted_in,omitempty"`
+	OptInTerms   string `json:"opt_in_terms,omitempty"`
 	// RestrictedByMe: you restricted the contact.
 	RestrictedByMe string `json:"restricted_by_me,omitempty"`
 	// Team: the contact said it is a team (absent when not).
@@ -292,6 +296,7 @@ func toJSONContact(ct client.Contact) jsonContact {
 		DisappearSeconds: int64(ct.Disappearing / time.Second),
 
 		Restricted:     ct.Restricted.String(),
+		SendsRefused:   ct.SendsRefused,
 		OptInTerms:     ct.OptInTerms,
 		RestrictedByMe: ct.RestrictedByMe.String(),
 	}

@@ -21,13 +21,15 @@ const levelWords = {
   replies: "from replying",
 };
 
-// restrictedBy: the contacts that restricted this person and to which it
-// has not opted in again, name → level (GET /api/contacts).
+// restrictedBy: the contacts that restricted this person, to which it
+// has not opted in again and which refuse what it writes now (a team's
+// level 2 or 3 stops only new conversations, or only replies in answered
+// ones), name → level (GET /api/contacts).
 let restrictedBy = new Map();
 
 async function loadRestricted() {
   const cs = await api("GET", "/api/contacts");
-  restrictedBy = new Map(cs.filter((c) => c.restricted).map((c) => [c.name, c.restricted]));
+  restrictedBy = new Map(cs.filter((c) => c.restricted && c.sends_refused).map((c) => [c.name, c.restricted]));
 }
 
 function restrictionPath(name) {
@@ -73,7 +75,7 @@ async function syncCompose() {
   if ($("compose-to").value.trim() !== to) {
     return; // another contact was typed meanwhile
   }
-  if (!r.restricted) {
+  if (!r.restricted || !r.sends_refused) {
     restrictedBy.delete(to);
     await syncCompose();
     return;
