@@ -127,12 +127,6 @@ func heldHolding(t *tx, d *directory.Directory, id directory.RoleID) (directory.
 	return h, st, nil
 }
 
-func fpFromBytes(b []byte) keys.Fingerprint {
-	var f keys.Fingerprint
-	copy(f[:], b)
-	return f
-}
-
 // Roles returns the role accounts of the held directory with their
 // holders, by name. Without a directory it returns none.
 func (c *Client) Roles() ([]RoleInfo, error) {
@@ -475,7 +469,7 @@ func (c *Client) settleRoles(ctx context.Context) {
 			if err != nil {
 				return err
 			}
-			jobs = append(jobs, roleJob{role: r.ID, from: fpFromBytes(st.Settled), to: d.Holder(h)})
+			jobs = append(jobs, roleJob{role: r.ID, from: fpOf(st.Settled), to: d.Holder(h)})
 		}
 		return nil
 	})
