@@ -21,8 +21,12 @@ var testKDF = &identity.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1}
 
 var testPass = []byte("correct horse battery staple")
 
+// testCtx is a test's context: a hang guard, not a timed assertion. The
+// longest tests here (a team of several devices each over a relay) take
+// over two minutes under the race detector when the whole suite shares
+// two cores, so it is generous.
 func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/postern/postern/client"
+	"github.com/postern/postern/keys/identity"
 )
 
 // cli is one invocation: its streams, its environment and the global flags.
@@ -32,6 +33,12 @@ type cli struct {
 	service bool
 
 	policyPath string // the organisation's policy file; "" is systemPolicyPath() (tests set it)
+
+	// kdf is the Argon2id cost of a key file made by init; nil is the
+	// default. No flag or variable sets it: only in-process tests do, where
+	// the unlock is not what they test and the default cost under the race
+	// detector takes seconds per command.
+	kdf *identity.KDFParams
 }
 
 // command is one subcommand. usage is its synopsis line(s) without the
@@ -143,7 +150,7 @@ func (c *cli) options() (*client.Options, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := &client.Options{Organisation: p.organisation, Directory: p.directory}
+	opts := &client.Options{Organisation: p.organisation, Directory: p.directory, KDF: c.kdf}
 	switch {
 	case c.verbose:
 		opts.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

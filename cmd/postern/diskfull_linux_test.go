@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern/postern/keys/identity"
 	"github.com/postern/postern/relay/relaytest"
 )
 
@@ -67,10 +68,12 @@ func fill(t *testing.T, dir string) (free func()) {
 	}
 }
 
-// cliRunner runs the CLI in process with a fixed environment.
+// cliRunner runs the CLI in process with a fixed environment, and with
+// kdf, if set, as the cost of the key files init makes.
 type cliRunner struct {
 	t   *testing.T
 	env map[string]string
+	kdf *identity.KDFParams
 }
 
 func (r *cliRunner) run(stdin string, args ...string) (code int, stdout, stderr string) {
@@ -84,6 +87,7 @@ func (r *cliRunner) runCtx(ctx context.Context, stdin string, args ...string) (c
 		stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb,
 		lookupEnv:  func(k string) (string, bool) { v, ok := r.env[k]; return v, ok },
 		policyPath: filepath.Join(r.t.TempDir(), "no-policy"),
+		kdf:        r.kdf,
 	}
 	code = c.main(ctx, args)
 	return code, out.String(), errb.String()
@@ -106,7 +110,10 @@ var syncCount = regexp.MustCompile(`(?m)^(\d+) new messages?( stored before the 
 func TestDiskFull(t *testing.T) {
 	small := smallFS(t, 6<<20)
 	srv := relaytest.New(t, nil)
-	r := &cliRunner{t: t, env: map[string]string{"POSTERN_PASSPHRASE": "plum harbour lantern tuesday"}}
+	// A low key-file cost: this test is about the disk, and runs about a
+	// hundred commands, each unlocking the key file.
+	r := &cliRunner{t: t, env: map[string]string{"POSTERN_PASSPHRASE": "plum harbour lantern tuesday"},
+		kdf: &identity.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}}
 	alice := filepath.Join(small, "alice") // on the small file system
 	bob := filepath.Join(t.TempDir(), "bob")
 	r.must("", "--home", alice, "init", "--relay", srv.URL, "--name", "Alice")

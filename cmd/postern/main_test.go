@@ -29,7 +29,8 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(scriptBinary{m}, map[string]func(){"postern": func() {
 		// A script's stand-in for /etc/postern/policy.conf (only this test
-		// binary reads it: directory*.txtar, raceScripts).
+		// binary and plainBin, built with the tag postern_testpolicy, read
+		// it: directory.txtar, status.txtar, role.txtar).
 		testPolicyPath = os.Getenv("POSTERN_TEST_POLICY")
 		main()
 	}})
@@ -46,9 +47,8 @@ func TestMain(m *testing.M) {
 var plainBin string
 
 // raceScripts run the race-detecting postern under go test -race: listen
-// runs alongside other commands on one home and stops on a signal;
-// directory, status and role need this test binary's stand-in policy file.
-var raceScripts = map[string]bool{"listen": true, "directory": true, "status": true, "role": true}
+// runs alongside other commands on one home and stops on a signal.
+var raceScripts = map[string]bool{"listen": true}
 
 // scriptBinary builds plainBin before the tests run (and only then: not
 // when this binary runs as the postern command).
@@ -66,7 +66,8 @@ func (s scriptBinary) Run() int {
 	defer os.RemoveAll(dir)
 	// The same package from the same module; the go command's cache
 	// makes this quick after the first time.
-	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "postern"+exeSuffix()), ".").CombinedOutput()
+	// The tag makes it read POSTERN_TEST_POLICY (testpolicy.go).
+	out, err := exec.Command("go", "build", "-tags", "postern_testpolicy", "-o", filepath.Join(dir, "postern"+exeSuffix()), ".").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building postern without -race: %v\n%s", err, out)
 		return 1
