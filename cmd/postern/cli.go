@@ -150,7 +150,11 @@ func (c *cli) options() (*client.Options, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := &client.Options{Organisation: p.organisation, Directory: p.directory, KDF: c.kdf}
+	kdf := c.kdf
+	if kdf == nil {
+		kdf = testKDF // nil outside tests: the default
+	}
+	opts := &client.Options{Organisation: p.organisation, Directory: p.directory, KDF: kdf}
 	switch {
 	case c.verbose:
 		opts.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

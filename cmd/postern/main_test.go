@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 		// binary and plainBin, built with the tag postern_testpolicy, read
 		// it: directory.txtar, status.txtar, role.txtar).
 		testPolicyPath = os.Getenv("POSTERN_TEST_POLICY")
+		testKDF = testKDFFromEnv()
 		main()
 	}})
 }
@@ -49,6 +50,11 @@ var plainBin string
 // raceScripts run the race-detecting postern under go test -race: listen
 // runs alongside other commands on one home and stops on a signal.
 var raceScripts = map[string]bool{"listen": true}
+
+// defaultCostScripts make their key files at the default Argon2id cost,
+// as every user's are; the others at a low one (testKDF). These are the
+// scripts about the passphrase, and one whole conversation.
+var defaultCostScripts = map[string]bool{"passphrase": true, "prompt": true, "conversation": true}
 
 // scriptBinary builds plainBin before the tests run (and only then: not
 // when this binary runs as the postern command).
@@ -84,9 +90,9 @@ func exeSuffix() string {
 }
 
 // TestScripts runs testdata/cli/*.txtar, each with its own in-process relay
-// ($RELAY) and a passphrase in POSTERN_PASSPHRASE (except prompt*.txtar). Key files use the
-// default Argon2id cost: there is no way for a user to lower it, so the
-// tests do not either.
+// ($RELAY) and a passphrase in POSTERN_PASSPHRASE (except prompt*.txtar).
+// Key files use the default Argon2id cost in defaultCostScripts (there is
+// no way for a user to lower it) and a low one in the others.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: filepath.Join("..", "..", "testdata", "cli"),
@@ -103,8 +109,13 @@ func TestScripts(t *testing.T) {
 			srv := relaytest.New(tb, opts)
 			env.Values[relayKey{}] = srv
 			env.Setenv("RELAY", srv.URL)
-			if name := strings.TrimSuffix(path.Base(tb.Name()), ".txtar"); plainBin != "" && !raceScripts[name] {
+			name := strings.TrimSuffix(path.Base(tb.Name()), ".txtar")
+			if plainBin != "" && !raceScripts[name] {
 				env.Setenv("PATH", plainBin+string(os.PathListSeparator)+env.Getenv("PATH"))
+			}
+			// Key files at a low cost, except in defaultCostScripts.
+			if !defaultCostScripts[name] {
+				env.Setenv("POSTERN_TEST_KDF", "low")
 			}
 			// Scripts named prompt* have no POSTERN_PASSPHRASE: they type it.
 			if !strings.HasPrefix(path.Base(tb.Name()), "prompt") {

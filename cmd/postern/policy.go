@@ -18,6 +18,7 @@ import (
 
 	"github.com/postern/postern/client"
 	"github.com/postern/postern/keys"
+	"github.com/postern/postern/keys/identity"
 )
 
 // The passphrase policy applies to new passphrases only ('postern init'):
@@ -83,6 +84,22 @@ func systemPolicyPath() string {
 // only (main_test.go sets it for the CLI scripts); the postern command
 // never sets it.
 var testPolicyPath string
+
+// testKDF, when set, is the Argon2id cost of the key files init makes, in
+// the test binary and the scripts' postern only (see testPolicyPath), for
+// scripts that test commands, not the unlock: at the default cost every
+// command spends about a second of CPU opening its key file, and the
+// scripts run over a thousand commands. The scripts about the passphrase,
+// and one conversation, keep the default (main_test.go).
+var testKDF *identity.KDFParams
+
+// testKDFFromEnv is a low cost when POSTERN_TEST_KDF is "low", else nil.
+func testKDFFromEnv() *identity.KDFParams {
+	if os.Getenv("POSTERN_TEST_KDF") != "low" {
+		return nil
+	}
+	return &identity.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
+}
 
 // The policy file's settings besides the passphrase's minimum length.
 const (
