@@ -295,6 +295,10 @@ type Client struct {
 	// envelopeHook, if set (tests), sees every envelope sent (outgoing)
 	// or delivered, before anything else is done with it.
 	envelopeHook atomic.Pointer[func(outgoing bool, env []byte)]
+	// markReadHook, if set (tests), runs in MarkRead's transaction after
+	// the reads and before the queue receipts; an error aborts it (as a
+	// crash would).
+	markReadHook atomic.Pointer[func() error]
 
 	// Blob transfers (transfer.go). blobTransport and retryBase are test
 	// hooks, set before the first transfer: a RoundTripper that breaks
