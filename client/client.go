@@ -195,6 +195,9 @@ type Message struct {
 	// contentID is a received message's content message ID (stored for
 	// its read receipt); nil otherwise.
 	contentID []byte
+	// staff is, on a team's intake, the identity of the staff member who
+	// wrote a reply it forwards (for the queue history, teamhistory.go).
+	staff []byte
 }
 
 // Stats counts envelopes this Client processed since Open or Dial.
