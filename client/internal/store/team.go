@@ -87,7 +87,8 @@ type TeamOutgoing struct {
 	// content message IDs, 16 bytes each).
 	Device []byte `json:"device,omitempty"`
 	// Actor is the identity of the staff member whose request it is
-	// (block, unblock), for the team log.
+	// (block, unblock), for the team log; or who wrote a staff reply, for
+	// the queue history.
 	Actor []byte `json:"actor,omitempty"`
 }
 
