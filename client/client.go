@@ -195,6 +195,9 @@ type Message struct {
 	// contentID is a received message's content message ID (stored for
 	// its read receipt); nil otherwise.
 	contentID []byte
+	// staff is, on a team's intake, the identity of the staff member who
+	// wrote a reply it forwards (for the queue history, teamhistory.go).
+	staff []byte
 }
 
 // Stats counts envelopes this Client processed since Open or Dial.
@@ -295,6 +298,10 @@ type Client struct {
 	// envelopeHook, if set (tests), sees every envelope sent (outgoing)
 	// or delivered, before anything else is done with it.
 	envelopeHook atomic.Pointer[func(outgoing bool, env []byte)]
+	// markReadHook, if set (tests), runs in MarkRead's transaction after
+	// the reads and before the queue receipts; an error aborts it (as a
+	// crash would).
+	markReadHook atomic.Pointer[func() error]
 
 	// Blob transfers (transfer.go). blobTransport and retryBase are test
 	// hooks, set before the first transfer: a RoundTripper that breaks

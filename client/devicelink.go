@@ -190,6 +190,13 @@ func (c *Client) applyDeviceList(t *tx, from *contactRecord, ct *content, now ti
 		// The groups' member devices follow (groupdevices.go).
 		res.groups = append(res.groups, groupDevicesTask(routed))
 	}
+	if routed != (keys.Fingerprint{}) {
+		// A team's outsider linked it: it is owed the team's notice
+		// (teamnotice.go).
+		if err := c.noticeForNewDevice(t, from.Person, d.ID, res); err != nil {
+			return err
+		}
+	}
 	from.Device = *d
 	return t.PutDevice(d)
 }

@@ -442,28 +442,48 @@ func (c *Client) MarkRead(ctx context.Context, ids ...string) error {
 	now := c.now()
 	var ops []syncOp
 	var read []string // newly read: their senders get read receipts
-	err := c.st.update(func(t *tx) error {
-		ops, read = nil, nil
-		for _, id := range ids {
-			m, err := t.MessageByID(id)
-			if err != nil {
-				return err
+	var qr queueReads
+	// mark stores the reads and, with withReceipts, the queue receipts of
+	// the outsiders' messages among them (queuereceipts.go) in one
+	// transaction: a crash leaves neither or both.
+	mark := func(withReceipts bool) error {
+		c.ev.order.Lock() // the receipts advance a group sender key, as a group send does
+		defer c.ev.order.Unlock()
+		return c.st.update(func(t *tx) error {
+			ops, read = nil, nil
+			for _, id := range ids {
+				m, err := t.MessageByID(id)
+				if err != nil {
+					return err
+				}
+				if m == nil {
+					return fmt.Errorf("%w: %q", ErrNoMessage, id)
+				}
+				op := syncOp{Kind: syncRead, MS: stampMS(now, store.Stamp{})}
+				if !unread(m) || !messageIDBytes(id, op.Msg[:]) {
+					continue
+				}
+				if err := t.applySyncOp(&op, c.devID, now, c.log.Warn); err != nil {
+					return err
+				}
+				ops = append(ops, op)
+				read = append(read, id)
 			}
-			if m == nil {
-				return fmt.Errorf("%w: %q", ErrNoMessage, id)
+			if h := c.markReadHook.Load(); h != nil {
+				if err := (*h)(); err != nil {
+					return err
+				}
 			}
-			op := syncOp{Kind: syncRead, MS: stampMS(now, store.Stamp{})}
-			if !unread(m) || !messageIDBytes(id, op.Msg[:]) {
-				continue
-			}
-			if err := t.applySyncOp(&op, c.devID, now, c.log.Warn); err != nil {
-				return err
-			}
-			ops = append(ops, op)
-			read = append(read, id)
-		}
-		return nil
-	})
+			return c.recordQueueReads(t, read, now, withReceipts, &qr)
+		})
+	}
+	err := mark(true)
+	if errors.Is(err, errQueueReceipts) {
+		// The outbox full (or a receipt that could not be sealed): the
+		// reads are recorded all the same, without receipts.
+		c.log.Warn("queue receipts not sent", "err", err)
+		err = mark(false)
+	}
 	if err != nil {
 		return err
 	}
@@ -475,7 +495,7 @@ func (c *Client) MarkRead(ctx context.Context, ids ...string) error {
 	}
 	// An outsider's messages in a team's queue: the staff learn who read
 	// them, and the outsider that the team did (queuereceipts.go).
-	if err := c.sendQueueReceipts(ctx, read); err != nil {
+	if err := c.sendQueueReceipts(ctx, &qr); err != nil {
 		c.log.Info("could not send queue receipts", "err", err)
 	}
 	return nil

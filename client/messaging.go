@@ -379,6 +379,7 @@ func storeMessageRecord(t *tx, r *contactRecord, m *Message, atts []attachmentRe
 		Time: m.Time, Received: m.Received, Outgoing: m.Outgoing, Notice: m.Notice,
 		Attachments: atts, Queued: m.Queued, ContentID: m.contentID, Expires: m.Expires,
 		ForwardedTo: m.ForwardedTo, ForwardReason: m.ForwardReason, NotForwarded: m.NotForwarded, ForwardedFor: m.ForwardedFor,
+		Staff: m.staff,
 	}
 	if !m.Outgoing && !m.Notice {
 		rec.Sender = r.ID

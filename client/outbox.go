@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -93,6 +94,7 @@ func (c *Client) enqueue(t *tx, r *contactRecord, env []byte, ob *outboxSpec) er
 	e := &store.OutboxEntry{
 		Device: r.ID, Relay: relay, Mailbox: mbx, Capability: capBytes,
 		Envelope: env, Created: c.now().UTC(), Message: ob.msgID,
+		ReplyRoute: !bytes.Equal(mbx, r.SendMbx),
 	}
 	if ob.msg != nil {
 		ob.msg.Queued = true
@@ -205,24 +207,42 @@ func (c *Client) sendOutboxEntry(ctx context.Context, it store.OutboxItem) error
 	if r.Refused {
 		return &invitationSpentError{name: r.Person.Name, refused: true}
 	}
-	var mb protocol.MailboxID
-	copy(mb[:], it.Mailbox)
-	tok, err := protocol.CapabilityTokenFromBytes(it.Capability)
-	if err != nil || len(it.Mailbox) != len(mb) {
-		return errStoreCorrupt
-	}
-	resp, err := c.anonRequest(ctx, it.Relay, anonKey(r.ID), &protocol.Send{Mailbox: mb, Capability: tok, Envelope: it.Envelope})
-	if err != nil {
+	for moves := 0; ; moves++ {
+		var mb protocol.MailboxID
+		copy(mb[:], it.Mailbox)
+		tok, err := protocol.CapabilityTokenFromBytes(it.Capability)
+		if err != nil || len(it.Mailbox) != len(mb) {
+			return errStoreCorrupt
+		}
+		resp, err := c.anonRequest(ctx, it.Relay, anonKey(r.ID), &protocol.Send{Mailbox: mb, Capability: tok, Envelope: it.Envelope})
+		if err == nil {
+			if _, ok := resp.(*protocol.Sent); !ok {
+				return unexpected(resp)
+			}
+			return nil
+		}
 		if retryLater(err) {
 			return &queuedError{host: relayHost(it.Relay), cause: err}
+		}
+		// A team's reply route the intake deleted (teamroutes.go): the
+		// same envelope goes to the device's other route, in this send.
+		// Bounded: each move forgets a route, and a device holds two.
+		if moves < 2 {
+			nr, moved, merr := c.moveFromStaleReplyRoute(r, &it, err)
+			if merr != nil {
+				return fmt.Errorf("%w: %w", ErrStore, merr) // kept, on its old route
+			}
+			if moved {
+				r = nr
+				if optedOut(r) { // the other route is one this person was refused
+					return &RestrictedError{Level: Restriction(r.Person.Restricted), Organisation: c.organisation, OptIn: true}
+				}
+				continue
+			}
 		}
 		c.forgetStaleReplyRoute(r, it.Mailbox, err) // teamroutes.go
 		return c.sendError(r, err)
 	}
-	if _, ok := resp.(*protocol.Sent); !ok {
-		return unexpected(resp)
-	}
-	return nil
 }
 
 // retryLater reports whether a failed send may succeed later: the relay

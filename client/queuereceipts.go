@@ -102,116 +102,101 @@ type queueReadBatch struct {
 	ids   []queue.MessageID
 }
 
-// sendQueueReceipts, after MarkRead stored the read of ids, records this
-// person as their reader and announces it to the staff of each queue
-// conversation they belong to. IDs of anything but an outsider's queue
-// message are skipped.
-func (c *Client) sendQueueReceipts(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	now := c.now()
-	var (
-		batches []*queueReadBatch
-		mine    []string // the messages whose reader this person is
-	)
-	err := c.st.view(func(t *tx) error {
-		for _, id := range ids {
-			m, err := t.MessageByID(id)
-			if err != nil {
-				return err
-			}
-			if m == nil || len(m.Conversation) == 0 {
-				continue
-			}
-			q, err := t.Queue(m.Conversation)
-			if err != nil {
-				return err
-			}
-			if q == nil || !outsiderMessage(q, m) {
-				continue
-			}
-			mine = append(mine, m.ID)
-			var b *queueReadBatch
-			for _, x := range batches {
-				if bytes.Equal(x.conv[:], q.Conversation) && bytes.Equal(x.group, q.Team) {
-					b = x
-				}
-			}
-			if b == nil {
-				b = &queueReadBatch{group: q.Team, conv: queue.ConversationID(q.Conversation)}
-				batches = append(batches, b)
-			}
-			b.ids = append(b.ids, queue.MessageID(m.ContentID))
+// errQueueReceipts wraps a failure to keep queue receipts (a full outbox,
+// a receipt that could not be sealed): MarkRead then records the reads
+// without them.
+var errQueueReceipts = errors.New("client: queue receipts not kept")
+
+// queueReads is what recordQueueReads put in the outbox: the sequence
+// numbers of the queue receipts and their envelopes, sent after the
+// commit.
+type queueReads struct {
+	seqs []uint64
+	envs [][]byte
+}
+
+// recordQueueReads, in MarkRead's transaction t that stores the read of
+// ids, records this person as their reader and, with withReceipts, puts a
+// receipt for the staff of each queue conversation they belong to in the
+// outbox, each sealed with the sender key it advances (as a session
+// envelope is, outbox.go): the read and its receipts commit together, and
+// a relay that cannot be reached leaves the receipt there, to be sent when
+// it is back (also by a new Client on the same home), so that the team
+// agent's reminders stop. IDs of anything but an outsider's queue message
+// are skipped. A receipt that cannot be kept is an error matching
+// errQueueReceipts.
+func (c *Client) recordQueueReads(t *tx, ids []string, now time.Time, withReceipts bool, qr *queueReads) error {
+	qr.seqs, qr.envs = nil, nil
+	var batches []*queueReadBatch
+	for _, id := range ids {
+		m, err := t.MessageByID(id)
+		if err != nil {
+			return err
 		}
+		if m == nil || len(m.Conversation) == 0 {
+			continue
+		}
+		q, err := t.Queue(m.Conversation)
+		if err != nil {
+			return err
+		}
+		if q == nil || !outsiderMessage(q, m) {
+			continue
+		}
+		if _, err := addReadBy(t, m.ID, c.idFP, now); err != nil {
+			return err
+		}
+		var b *queueReadBatch
+		for _, x := range batches {
+			if bytes.Equal(x.conv[:], q.Conversation) && bytes.Equal(x.group, q.Team) {
+				b = x
+			}
+		}
+		if b == nil {
+			b = &queueReadBatch{group: q.Team, conv: queue.ConversationID(q.Conversation)}
+			batches = append(batches, b)
+		}
+		b.ids = append(b.ids, queue.MessageID(m.ContentID))
+	}
+	if !withReceipts {
 		return nil
-	})
-	if err != nil || len(mine) == 0 {
-		return err
 	}
-	// The reads and their receipts are committed together, each receipt
-	// sealed with the sender key it advances and put in the outbox (as a
-	// session envelope is, outbox.go): a relay that cannot be reached
-	// leaves it there, to be sent when it is back, so that the team
-	// agent's reminders stop. A full outbox leaves the reads without
-	// receipts (and the sender key where it was): record(false).
-	var (
-		seqs []uint64
-		envs [][]byte
-	)
-	record := func(withReceipts bool) error {
-		c.ev.order.Lock()
-		defer c.ev.order.Unlock()
-		return c.st.update(func(t *tx) error {
-			seqs, envs = nil, nil
-			for _, id := range mine {
-				if _, err := addReadBy(t, id, c.idFP, now); err != nil {
-					return err
-				}
+	for _, b := range batches {
+		for ids := b.ids; len(ids) > 0; ids = ids[min(len(ids), queue.MaxReceiptMessages):] {
+			n := min(len(ids), queue.MaxReceiptMessages)
+			body, err := queue.Receipt{ForStaff: true, Conversation: b.conv, Reader: c.idFP, Messages: ids[:n]}.MarshalBinary()
+			if err != nil {
+				return fmt.Errorf("%w: %w", errQueueReceipts, err)
 			}
-			if !withReceipts {
-				return nil
+			ct := &content{Type: contentQueueReceipt, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Team: &teamContent{Receipt: body}}
+			seq, env, err := c.enqueueTeamGroup(t, b.group, ct)
+			if errors.Is(err, ErrNotStaff) {
+				// An observer (or a removed member): its reads are its
+				// own; the staff would drop its group message anyway.
+				break
 			}
-			for _, b := range batches {
-				for ids := b.ids; len(ids) > 0; ids = ids[min(len(ids), queue.MaxReceiptMessages):] {
-					n := min(len(ids), queue.MaxReceiptMessages)
-					body, err := queue.Receipt{ForStaff: true, Conversation: b.conv, Reader: c.idFP, Messages: ids[:n]}.MarshalBinary()
-					if err != nil {
-						return err
-					}
-					ct := &content{Type: contentQueueReceipt, Sender: c.devID, SentMS: uint64(now.UnixMilli()), Team: &teamContent{Receipt: body}}
-					seq, env, err := c.enqueueTeamGroup(t, b.group, ct)
-					if errors.Is(err, ErrNotStaff) {
-						// An observer (or a removed member): its reads
-						// are its own; the staff would drop its group
-						// message anyway.
-						break
-					}
-					if err != nil {
-						return err
-					}
-					seqs, envs = append(seqs, seq), append(envs, env)
-				}
+			if err != nil {
+				return fmt.Errorf("%w: %w", errQueueReceipts, err)
 			}
-			return nil
-		})
+			qr.seqs, qr.envs = append(qr.seqs, seq), append(qr.envs, env)
+		}
 	}
-	if err := record(true); err != nil {
-		// The outbox full (or a receipt that could not be sealed): the
-		// reads are recorded all the same.
-		c.log.Warn("queue receipts not sent", "messages", len(mine), "err", err)
-		return errors.Join(err, record(false))
-	}
-	if len(seqs) == 0 {
+	return nil
+}
+
+// sendQueueReceipts, after MarkRead committed the reads and their queue
+// receipts (qr), sends what waits in the outbox, those receipts among it.
+func (c *Client) sendQueueReceipts(ctx context.Context, qr *queueReads) error {
+	if len(qr.seqs) == 0 {
 		return nil
 	}
 	if h := c.envelopeHook.Load(); h != nil {
-		for _, env := range envs {
+		for _, env := range qr.envs {
 			(*h)(true, env)
 		}
 	}
-	own := make(map[uint64]bool, len(seqs))
-	for _, seq := range seqs {
+	own := make(map[uint64]bool, len(qr.seqs))
+	for _, seq := range qr.seqs {
 		own[seq] = true
 	}
 	var errs []error

@@ -546,3 +546,120 @@ func TestQueueReceiptOutboxFull(t *testing.T) {
 		t.Fatal("the sender key advanced for a receipt that was not kept")
 	}
 }
+
+// TestQueueReceiptWithRead: MarkRead stores the read of an outsider's
+// queue message and its queue receipt in one transaction: a failure
+// between the two (as a crash would) stores neither (the message unread,
+// no receipt, the sender key where it was); a read with the relay down
+// stores both, and the receipt is sent by the client opened again on the
+// same home once the relay is back, and reaches the intake.
+func TestQueueReceiptWithRead(t *testing.T) {
+	t.Parallel() // its own relay and clients
+	srv := relaytest.New(t, nil)
+	intake, _ := newTestClient(t, srv, "Pharmacy")
+	ann, annHome := newTestClient(t, srv, "ann")
+	pat, _ := newTestClient(t, srv, "pat")
+	befriend(t, intake, ann, "Pharmacy")
+	befriend(t, intake, pat, "Pharmacy")
+	ctx := testCtx(t)
+	if _, err := intake.CreateTeam(ctx, "Pharmacy"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := intake.AddStaff(ctx, "Pharmacy", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	settleGroup(t, "Pharmacy", intake, ann)
+	const text = "Can I take it with food?"
+	if _, err := pat.Send(ctx, "Pharmacy", text); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for i := 0; id == ""; i++ {
+		syncAll(t, 1, intake, ann)
+		if items, err := ann.Queue("Pharmacy", QueueAll); err == nil && len(items) == 1 {
+			id = items[0].ID
+		}
+		if i == 50 {
+			t.Fatal("the patient's message did not reach the staff")
+		}
+	}
+	ownKey := func() []byte {
+		rec, _ := staffGroupOf(t, ann)
+		return rec.Own
+	}
+	before := ownKey()
+	unreadOn := func(c *Client) int {
+		n := 0
+		for _, m := range messagesLike(t, c, text) {
+			if !m.Read {
+				n++
+			}
+		}
+		return n
+	}
+
+	// A failure between the read and the receipt: neither is stored.
+	errCrash := errors.New("crash between the read and the receipt")
+	hook := func() error { return errCrash }
+	ann.markReadHook.Store(&hook)
+	if err := ann.ReadQueue(ctx, id); !errors.Is(err, errCrash) {
+		t.Fatalf("ReadQueue with a failure before the receipt: %v", err)
+	}
+	ann.markReadHook.Store(nil)
+	if got := readersOf(t, ann, id, text); len(got) != 0 {
+		t.Fatalf("read by %v after a read that failed", got)
+	}
+	if n := unreadOn(ann); n != 1 {
+		t.Fatalf("%d unread copies after a read that failed, want 1", n)
+	}
+	if n := groupOutboxLen(t, ann); n != 0 {
+		t.Fatalf("%d queue receipts kept by a read that failed", n)
+	}
+	if !bytes.Equal(ownKey(), before) {
+		t.Fatal("the sender key advanced for a receipt that was not kept")
+	}
+
+	// The relay down: the read and its receipt are stored together, and
+	// the client opened again sends the receipt.
+	srv.Stop()
+	if err := ann.ReadQueue(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := readersOf(t, ann, id, text); !slices.Equal(got, []string{Me}) {
+		t.Fatalf("read by %v", got)
+	}
+	if n := unreadOn(ann); n != 0 {
+		t.Fatalf("%d unread copies after the read", n)
+	}
+	if n := groupOutboxLen(t, ann); n != 1 {
+		t.Fatalf("%d queue receipts wait in the outbox, want 1", n)
+	}
+	if err := ann.Close(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	ann = dial(t, annHome)
+	syncAll(t, 1, ann)
+	if n := groupOutboxLen(t, ann); n != 0 {
+		t.Fatalf("%d queue receipts wait after the restart", n)
+	}
+	for i := 0; ; i++ {
+		syncAll(t, 1, intake)
+		var at time.Time
+		if err := intake.st.view(func(tx *tx) error {
+			qs, err := tx.Queues(nil)
+			if err == nil && len(qs) == 1 {
+				at = qs[0].ReadAt
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !at.IsZero() {
+			break
+		}
+		if i == 20 {
+			t.Fatal("the intake did not take the queue receipt")
+		}
+	}
+}

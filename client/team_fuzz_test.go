@@ -112,7 +112,7 @@ func TestQueueHistoryRefused(t *testing.T) {
 
 // FuzzQueueHistory: a queue history body (content 0x24) parses exactly
 // or not at all, never panics, and what parses re-encodes to the same
-// bytes.
+// bytes (a team message's sender ID, which names its writer, among them).
 func FuzzQueueHistory(f *testing.F) {
 	s := teamSeeds(f)
 	b, err := historySeed(s).marshalSession()
@@ -121,6 +121,14 @@ func FuzzQueueHistory(f *testing.F) {
 	}
 	const prefix = 4 + 1 + 32 + 16 + 8 // padding length, type, sender, message id, sent
 	f.Add(b[prefix:])
+	// A staff reply whose sender ID names the staff member who wrote it.
+	hs := historySeed(s)
+	hs.Team.History.Conversations[1].Messages[1].Message.Sender = keys.Fingerprint{0x5a, 1, 2, 3}
+	named, err := hs.marshalSession()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(named[prefix:])
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p := binary.BigEndian.AppendUint32(nil, uint32(prefix-4+len(body)))
 		p = append(p, b[4:prefix]...)

@@ -296,6 +296,12 @@ func (c *Client) historyMessageOf(r *messageRecord) (queueHistoryMsg, bool) {
 	}
 	in := &content{Type: contentText, Sender: c.devID, SentMS: uint64(min(max(r.Time.UnixMilli(), 0), queue.MaxTime)),
 		Text: r.Text, Subject: r.Subject, Urgent: r.Urgent}
+	if r.Outgoing && len(r.Staff) == len(in.Sender) {
+		// A staff reply: its sender ID names the staff member who wrote
+		// it (SPEC 15.9 "Queue history"), which a receiver shows as the
+		// live reply's author; a client that predates it ignores it.
+		in.Sender = keys.Fingerprint(r.Staff)
+	}
 	copy(in.MsgID[:], r.ContentID)
 	for i := range r.Attachments {
 		a, err := attachmentRefOf(&r.Attachments[i])
@@ -453,6 +459,15 @@ func (c *Client) receiveQueueHistory(t *tx, from *contactRecord, ct *content, no
 			}
 			if hm.Kind == historyTeam {
 				m.From, m.To = team.Name, q.Outsider
+				// The staff member who wrote it, when the intake names one
+				// the staff group lists (not the team person): as a live
+				// reply shows it.
+				if w := in.Sender; !bytes.Equal(w[:], team.IntakeIdentity) && gs.Member(w) != nil {
+					if m.From, err = c.staffName(t, gs, w); err != nil {
+						return err
+					}
+					m.Outgoing = w == c.idFP
+				}
 			}
 			stored, err := storeQueueMessage(t, q, m, atts)
 			if err != nil {

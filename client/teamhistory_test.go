@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,8 @@ import (
 // intake's queue history can tell cal's devices: each lists the open
 // conversation with ann as its owner at the register's version, and its
 // thread holds the patient's message and the team's reply; the resolved
-// one is not sent. The patient's next message, which cal gets through
+// one is not sent; the reply shows as ben's (the history names who wrote
+// it). The patient's next message, which cal gets through
 // the group, and a history sent again are stored once. A history from a
 // colleague (over the relay and directly), or from the intake with a
 // register that does not open, changes nothing; the intake's with a newer
@@ -96,7 +98,8 @@ func TestTeamNewStaffHistory(t *testing.T) {
 		if err != nil || len(th) != 2 {
 			t.Fatalf("%s: thread %+v, %v", c.name, th, err)
 		}
-		if th[0].From != "pat" || th[0].Text != "Can I get a refill?" || th[1].From != "Pharmacy" || th[1].Text != "It will be ready at noon." {
+		// ben's reply shows as ben's, as a live reply does.
+		if th[0].From != "pat" || th[0].Text != "Can I get a refill?" || th[1].From != "ben" || th[1].Outgoing || th[1].Text != "It will be ready at noon." {
 			t.Fatalf("%s: thread %+v", c.name, th)
 		}
 		if _, err := c.queueItem(quinnID); !errors.Is(err, ErrUnknownQueueItem) {
@@ -225,6 +228,30 @@ func TestTeamNewStaffHistory(t *testing.T) {
 	receive(intakeOnC0, forged(before.Version, v2Sealed(t, sp, conv, ann[0].idFP)))
 	if it, err := c0.queueItem(patID); err != nil || it.Owner != "ben" || it.Version != before.Version+5 {
 		t.Fatalf("an older register moved the view back: %+v, %v", it, err)
+	}
+
+	// Who wrote a team's message in a history: a staff member the staff
+	// group lists (this person: Me), else the team (the team person's
+	// own, an intake that predates it, or an identity not on the staff).
+	for i, tc := range []struct {
+		sender keys.Fingerprint
+		from   string
+	}{
+		{ann[0].idFP, "ann"}, {c0.idFP, Me}, {f.intake.devID, "Pharmacy"}, {f.intake.idFP, "Pharmacy"}, {f.pat.idFP, "Pharmacy"},
+	} {
+		text := fmt.Sprintf("a team message %d", i)
+		h := forged(before.Version+5, sealed)
+		h.Team.History.Conversations[0].Messages = []queueHistoryMsg{{Kind: historyTeam, ID: [8]byte{9, byte(i)},
+			Message: &content{Type: contentText, Sender: tc.sender, Text: text}}}
+		receive(intakeOnC0, h)
+		th, err := c0.QueueThread(patID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(th, func(m Message) bool { return m.Text == text })
+		if i < 0 || th[i].From != tc.from || th[i].Outgoing != (tc.from == Me) {
+			t.Fatalf("%q: %+v, want from %s", text, th, tc.from)
+		}
 	}
 }
 

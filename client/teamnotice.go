@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -352,6 +353,49 @@ func noticeDue(team *store.TeamRecord, q *store.QueueRecord) bool {
 	return true
 }
 
+// noticeForNewDevice, on a team's intake in the receive transaction that
+// gives device dev (a record ID) of person p its first route, makes the
+// team notice due to that device when p is an outsider of the team who
+// was sent it already: a device the outsider linked later learns the
+// notice now, not at the team's next version. Bounded per outsider by
+// MaxQueueSenders (a device list holds fewer devices).
+func (c *Client) noticeForNewDevice(t *tx, p *store.Person, dev []byte, res *received) error {
+	if p.Self || p.ViaGroup {
+		return nil
+	}
+	ts, err := t.Teams()
+	if err != nil {
+		return err
+	}
+	for _, team := range ts {
+		if !team.Intake {
+			continue
+		}
+		qs, err := t.Queues(team.Group)
+		if err != nil {
+			return err
+		}
+		for _, q := range qs {
+			if !bytes.Equal(q.Person, p.ID) || q.NoticeSent == 0 || len(q.NoticeDevices) >= store.MaxQueueSenders ||
+				slices.ContainsFunc(q.NoticeDevices, func(b []byte) bool { return bytes.Equal(b, dev) }) {
+				continue // not yet sent one: the first flush sends every device the notice
+			}
+			q.NoticeDevices = append(q.NoticeDevices, bytes.Clone(dev))
+			if err := t.PutQueue(q); err != nil {
+				return err
+			}
+			if !team.NoticeDue {
+				team.NoticeDue = true
+				if err := t.PutTeam(team); err != nil {
+					return err
+				}
+			}
+			res.teams = true
+		}
+	}
+	return nil
+}
+
 // flushNotices sends, on a team's intake, the current team notice to every
 // outsider who has not been sent it, and records each one sent. Called by
 // flushTeams (under teamMu). The flag is cleared only when every outsider
@@ -369,7 +413,8 @@ func (c *Client) flushNotices(ctx context.Context, team *store.TeamRecord) {
 			return err
 		}
 		for _, q := range qs {
-			if len(q.Person) == 0 || q.NoticeSent >= version {
+			later := q.NoticeSent >= version // only devices linked later, if any
+			if len(q.Person) == 0 || (later && len(q.NoticeDevices) == 0) {
 				continue
 			}
 			p, err := t.Person(q.Person)
@@ -382,6 +427,11 @@ func (c *Client) flushNotices(ctx context.Context, team *store.TeamRecord) {
 			devs, err := c.targets(t, p)
 			if err != nil {
 				return err
+			}
+			if later {
+				devs = slices.DeleteFunc(devs, func(d *contactRecord) bool {
+					return !slices.ContainsFunc(q.NoticeDevices, func(b []byte) bool { return bytes.Equal(b, d.ID) })
+				})
 			}
 			dues = append(dues, due{q: q, devs: devs})
 		}
@@ -422,6 +472,12 @@ func (c *Client) flushNotices(ctx context.Context, team *store.TeamRecord) {
 				return err
 			}
 			q.NoticeSent = version
+			// Every device it could go to was sent it, those linked later
+			// among them (one no longer routable is not owed it); a
+			// device linked meanwhile stays due.
+			q.NoticeDevices = slices.DeleteFunc(q.NoticeDevices, func(b []byte) bool {
+				return slices.ContainsFunc(d.q.NoticeDevices, func(x []byte) bool { return bytes.Equal(b, x) })
+			})
 			return t.PutQueue(q)
 		}); err != nil {
 			c.log.Warn("could not record a team notice as sent", "err", err)

@@ -219,3 +219,69 @@ func FuzzTeamNotice(f *testing.F) {
 		}
 	})
 }
+
+// TestTeamNoticeLaterDevice: a device the outsider links after its first
+// message learns the team notice when it introduces itself to the intake,
+// without the team changing its windows; the outsider's first device is
+// not sent it again.
+func TestTeamNoticeLaterDevice(t *testing.T) {
+	t.Parallel()
+	srv := relaytest.New(t, nil)
+	ctx := testCtx(t)
+	intake, _ := newTestClient(t, srv, "Pharmacy")
+	ann, _ := newTestClient(t, srv, "ann")
+	pat, _ := newTestClient(t, srv, "pat")
+	befriend(t, intake, ann, "Pharmacy")
+	befriend(t, intake, pat, "Pharmacy")
+	if _, err := intake.CreateTeam(ctx, "Pharmacy"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := intake.AddStaff(ctx, "Pharmacy", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	settleGroup(t, "Pharmacy", intake, ann)
+	if _, err := pat.Send(ctx, "Pharmacy", "Can I get a refill?"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, 1, intake, pat)
+	first := teamOf(t, pat, "Pharmacy")
+	if first == nil || first.Version != 1 {
+		t.Fatalf("after the first message: %+v", first)
+	}
+
+	pat2, _ := linkNew(t, pat, "pat-phone")
+	var got *TeamNotice
+	for i := 0; got == nil; i++ {
+		syncAll(t, 1, pat2, intake, pat)
+		got = teamOf(t, pat2, "Pharmacy")
+		if i == 10 {
+			t.Fatal("the later-linked device did not learn the team notice")
+		}
+	}
+	if got.Name != "Pharmacy" || got.Version != 1 || got.Windows != nil {
+		t.Fatalf("the later-linked device's notice: %+v", got)
+	}
+	syncAll(t, 2, intake, pat, pat2)
+	if again := teamOf(t, pat, "Pharmacy"); again == nil || !again.Received.Equal(first.Received) || again.Version != 1 {
+		t.Fatalf("the first device was sent the notice again: %+v, first %+v", again, first)
+	}
+	// Nothing stays due on the intake.
+	if err := intake.st.view(func(tx *tx) error {
+		ts, err := tx.Teams()
+		if err != nil {
+			return err
+		}
+		qs, err := tx.Queues(ts[0].Group)
+		for _, q := range qs {
+			if len(q.NoticeDevices) != 0 {
+				t.Errorf("devices still due the notice: %d", len(q.NoticeDevices))
+			}
+		}
+		if ts[0].NoticeDue {
+			t.Error("the team's notice is still due")
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -462,7 +462,7 @@ func (c *Client) receiveTeamGroup(t *tx, grec *store.GroupRecord, s *group.State
 				return nil, ErrDecrypt, nil
 			}
 			team.Outgoing = append(team.Outgoing, store.TeamOutgoing{Kind: outReply, Conversation: bytes.Clone(tc.Conversation[:]),
-				Person: bytes.Clone(q.Person), Content: b})
+				Person: bytes.Clone(q.Person), Content: b, Actor: bytes.Clone(mem.Identity[:])})
 			res.teams = true
 			return nil, nil, t.PutTeam(team)
 		}
@@ -743,6 +743,9 @@ func (c *Client) sendOutgoing(ctx context.Context, team *store.TeamRecord, o *st
 		m := Message{
 			ID: localMessageID(c.devID, ct.MsgID), From: Me, To: r.Person.Name, Text: ct.Text,
 			Time: time.UnixMilli(int64(ct.SentMS)).UTC(), Received: now.UTC(), Outgoing: true, Attachments: publicAttachments(atts),
+		}
+		if len(o.Actor) == len(keys.Fingerprint{}) {
+			m.staff = bytes.Clone(o.Actor) // who wrote it, for the queue history
 		}
 		err := c.sendSessionMessage(ctx, r, ct, &m, atts)
 		if err != nil && !errors.Is(err, ErrQueued) {

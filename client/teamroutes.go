@@ -497,3 +497,65 @@ func (c *Client) forgetStaleReplyRoute(r *contactRecord, mbx []byte, err error) 
 		c.log.Warn("could not forget a team's reply route", "err", err)
 	}
 }
+
+// moveFromStaleReplyRoute, after the relay refused outbox entry it as an
+// unknown capability on a reply route (the intake deleted the route when
+// it closed the conversation, and its drop has not arrived), forgets the
+// route and moves the entry to the device's route now (the new route, or
+// a reply route given since) in one transaction: a crash after it leaves
+// the entry on the route the next flush sends it to, and the message is
+// still the one message, sent at least once. The envelope is moved as it
+// is: a session envelope is not bound to its mailbox (the session names
+// the device, and the intake's mailbox index names the same device for
+// both routes). It reports whether it moved the entry, updating it and
+// returning the device's record; a sealed envelope (bound to its
+// mailbox), an entry already finished, or any other refusal is not moved.
+func (c *Client) moveFromStaleReplyRoute(r *contactRecord, it *store.OutboxItem, sendErr error) (*contactRecord, bool, error) {
+	if !protocol.IsCode(sendErr, protocol.CodeUnknownCapability) || len(it.Mailbox) == 0 ||
+		len(it.Envelope) < protocol.EnvelopeHeaderSize || it.Envelope[1] != byte(protocol.KindSession) {
+		return nil, false, nil
+	}
+	// An entry written before entries recorded their route is a reply
+	// route's when it names the one the device holds.
+	if !it.ReplyRoute && (len(r.ReplySendMbx) == 0 || !bytes.Equal(it.Mailbox, r.ReplySendMbx)) {
+		return nil, false, nil
+	}
+	var (
+		nr    *contactRecord
+		moved *store.OutboxEntry
+	)
+	err := c.st.update(func(t *tx) error {
+		nr, moved = nil, nil
+		if !t.OutboxHas(it.Seq) {
+			return nil // another process on this home finished it
+		}
+		rec, err := t.contact(r.ID)
+		if err != nil || rec == nil {
+			return err // gone: the entry is given up as before
+		}
+		if bytes.Equal(rec.ReplySendMbx, it.Mailbox) {
+			rec.ReplySendMbx, rec.ReplySendCap = nil, nil
+			if err := t.putContact(rec); err != nil {
+				return err
+			}
+		}
+		mbx, capBytes := sendRouteOf(rec)
+		if len(mbx) != mailboxIDSize || bytes.Equal(mbx, it.Mailbox) {
+			return nil
+		}
+		e := *it.OutboxEntry
+		e.Mailbox, e.Capability = bytes.Clone(mbx), bytes.Clone(capBytes)
+		e.ReplyRoute = !bytes.Equal(mbx, rec.SendMbx)
+		if err := t.PutOutbox(it.Seq, &e); err != nil {
+			return err
+		}
+		nr, moved = rec, &e
+		return nil
+	})
+	if err != nil || moved == nil {
+		return nil, false, err
+	}
+	c.log.Info("a team's reply route was deleted; the send goes to the new route")
+	it.OutboxEntry = moved
+	return nr, true, nil
+}

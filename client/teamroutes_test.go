@@ -222,8 +222,8 @@ func bytes16(b []byte) bool { return len(b) == 16 }
 // invited this device, never by a team's intake (an outsider cannot hand
 // the intake a route to write its sends to); a drop naming another
 // mailbox leaves the route held; and a route the relay no longer knows
-// (the intake deleted it, its drop lost) is forgotten at the refusal, so
-// that the next send goes to the new route.
+// (the intake deleted it, its drop lost) is forgotten at the refusal, the
+// send that met it and the next going to the new route.
 func TestReplyRouteRefused(t *testing.T) {
 	t.Parallel()
 	f := newTeamFixtureStaff(t, 1)
@@ -283,7 +283,8 @@ func TestReplyRouteRefused(t *testing.T) {
 	if err := f.intake.deleteRoute(ctx, cn, mb); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.pat.Send(ctx, "Pharmacy", "lost on the way"); err == nil || errors.Is(err, ErrRestricted) {
+	// The send that meets it goes to the new route (TestReplyRouteDeletedResend).
+	if _, err := f.pat.Send(ctx, "Pharmacy", "moved on the way"); err != nil {
 		t.Fatalf("a send to a deleted reply route: %v", err)
 	}
 	if d := devicesOf(t, f.pat, "Pharmacy")[0]; holdsReplyRoute(d) {
@@ -293,8 +294,10 @@ func TestReplyRouteRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	syncAll(t, 1, f.intake)
-	if n := len(messagesLike(t, f.intake, "on the new route")); n != 1 {
-		t.Fatalf("the intake holds %d", n)
+	for _, text := range []string{"moved on the way", "on the new route"} {
+		if n := len(messagesLike(t, f.intake, text)); n != 1 {
+			t.Fatalf("the intake holds %q %d times", text, n)
+		}
 	}
 }
 
@@ -347,4 +350,118 @@ func FuzzReplyRoute(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReplyRouteDeletedResend: a conversation resolved while the
+// outsider's client does not read (the intake deleted the reply route,
+// its drop not yet arrived): the outsider's next send meets the deleted
+// route and goes out on the new route in the same send, the same
+// message, once, and reaches the team's queue as the conversation
+// reopened; the send reports success. Restricted from new messages, the
+// same send is refused with the restriction's sentence and nothing is
+// delivered (SPEC 15.9 "Two routes to the intake"). The drop not yet
+// arrived is the route put back on pat's device after the intake
+// deleted it.
+func TestReplyRouteDeletedResend(t *testing.T) {
+	t.Parallel()
+	f := newTeamFixtureStaff(t, 1)
+	ctx := testCtx(t)
+	ann := f.staff[0][0]
+	// answerAndResolve: ann answers pat's conversation (pat takes the
+	// reply route) and resolves it; the intake drops and deletes the
+	// route, and pat does not read the drop.
+	answerAndResolve := func(text string, level Restriction) string {
+		t.Helper()
+		id := f.settleQueue(t, queueOf(t, f.intake, "pat").ID)[0].ID
+		if _, err := ann.Claim(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ann.ReplyQueue(ctx, id, text, nil); err != nil {
+			t.Fatal(err)
+		}
+		held := f.waitReplyRoute(t, true)
+		if level != 0 {
+			if err := ann.BlockOutsider(ctx, "Pharmacy", "pat", level); err != nil {
+				t.Fatal(err)
+			}
+			f.restrictedByIntake(t, "pat", level)
+		}
+		if _, err := ann.Resolve(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		f.waitReplyRoute(t, false) // the intake deleted it, pat took the drop
+		// pat's device holds the route again, as it does while the drop
+		// has not arrived (a client that is online pushes can read it at
+		// any moment, so the test puts the state back rather than race).
+		if _, err := f.pat.updateContact(held.ID, func(r *contactRecord) {
+			r.ReplySendMbx, r.ReplySendCap = held.ReplySendMbx, held.ReplySendCap
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.relayCode(t, held, held.ReplySendMbx, held.ReplySendCap); !protocol.IsCode(err, protocol.CodeUnknownCapability) {
+			t.Fatalf("the deleted route: %v", err)
+		}
+		return id
+	}
+
+	if _, err := f.pat.Send(ctx, "Pharmacy", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	id := answerAndResolve("hello pat", 0)
+	if st := f.settleQueue(t, id)[0].State; st != "resolved" {
+		t.Fatalf("the conversation is %s", st)
+	}
+	m, err := f.pat.Send(ctx, "Pharmacy", "after the resolve")
+	if err != nil {
+		t.Fatalf("a send that met the deleted reply route: %v", err)
+	}
+	if d := devicesOf(t, f.pat, "Pharmacy")[0]; holdsReplyRoute(d) {
+		t.Fatal("pat still holds the deleted reply route")
+	}
+	ms := messagesLike(t, f.pat, "after the resolve")
+	if len(ms) != 1 || ms[0].ID != m.ID || ms[0].Queued || ms[0].SendError != "" {
+		t.Fatalf("pat's copies %+v, sent %s", ms, m.ID)
+	}
+	for i := 0; ; i++ {
+		syncAll(t, 1, f.intake, ann)
+		it := queueOf(t, ann, "pat")
+		th, err := ann.QueueThread(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, qm := range th {
+			if qm.Text == "after the resolve" {
+				n++
+			}
+		}
+		if n > 1 {
+			t.Fatalf("the queue holds the message %d times", n)
+		}
+		if n == 1 && it.ID == id && it.State == "new" && it.Reopens == 1 {
+			break
+		}
+		if i == 20 {
+			t.Fatalf("the queue conversation %+v holds the message %d times", it, n)
+		}
+	}
+	if n := len(messagesLike(t, f.intake, "after the resolve")); n != 1 {
+		t.Fatalf("the intake holds %d", n)
+	}
+
+	// Restricted from new messages: the new route refuses it, with the
+	// level's sentence; nothing is delivered or kept.
+	answerAndResolve("answered again", RestrictedNew)
+	_, err = f.pat.Send(ctx, "Pharmacy", "a new question while restricted")
+	var re *RestrictedError
+	if !errors.As(err, &re) || re.Level != RestrictedNew || !strings.HasPrefix(err.Error(), "You have been restricted from a Triage Group(s).") {
+		t.Fatalf("a send restricted on the new route: %v", err)
+	}
+	if n := len(messagesLike(t, f.pat, "while restricted")); n != 0 {
+		t.Fatalf("pat keeps %d refused messages", n)
+	}
+	syncAll(t, 1, f.intake)
+	if n := len(messagesLike(t, f.intake, "while restricted")); n != 0 {
+		t.Fatalf("the intake holds %d refused messages", n)
+	}
 }

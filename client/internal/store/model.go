@@ -322,6 +322,10 @@ type Message struct {
 	ForwardReason string `json:"forward_reason,omitempty"`
 	NotForwarded  string `json:"not_forwarded,omitempty"`
 	ForwardedFor  string `json:"forwarded_for,omitempty"`
+	// Staff is, on a team's intake, the identity fingerprint of the staff
+	// member who wrote an outgoing message it forwarded (a staff reply);
+	// nil for the team person's own.
+	Staff []byte `json:"staff,omitempty"`
 }
 
 // ReadBy is one staff member's read of a queue message: their identity

@@ -27,6 +27,10 @@ type OutboxEntry struct {
 	// receipt) for that group's fan-out list, read when it is sent;
 	// Device, Mailbox and Capability are then empty.
 	Group []byte `json:"group,omitempty"`
+	// ReplyRoute: Mailbox is a team's reply route (client/teamroutes.go),
+	// which the intake may delete before this device learns it: the
+	// entry then moves to the device's other route.
+	ReplyRoute bool `json:"reply_route,omitempty"`
 }
 
 // OutboxItem is an entry with its key: its place in the order of sends.
@@ -63,6 +67,13 @@ func (t *Tx) Outbox() ([]OutboxItem, error) {
 		return nil
 	})
 	return out, err
+}
+
+// PutOutbox replaces entry seq with e (the entry moved to another
+// route), keeping its place in the order. The caller checks OutboxHas.
+func (t *Tx) PutOutbox(seq uint64, e *OutboxEntry) error {
+	e.V = 1
+	return t.Put(BucketOutbox, outboxKey(seq), e)
 }
 
 // OutboxHas reports whether entry seq is still queued.

@@ -87,7 +87,8 @@ type TeamOutgoing struct {
 	// content message IDs, 16 bytes each).
 	Device []byte `json:"device,omitempty"`
 	// Actor is the identity of the staff member whose request it is
-	// (block, unblock), for the team log.
+	// (block, unblock), for the team log; or who wrote a staff reply, for
+	// the queue history.
 	Actor []byte `json:"actor,omitempty"`
 }
 
@@ -181,6 +182,10 @@ type QueueRecord struct {
 	// NoticeSent (the intake only): the version of the team notice sent
 	// to the outsider, 0 if none yet.
 	NoticeSent uint32 `json:"notice_sent,omitempty"`
+	// NoticeDevices (the intake only): devices (record IDs) of the
+	// outsider that got their first route after the notice NoticeSent
+	// was sent (linked later), due that notice; at most MaxQueueSenders.
+	NoticeDevices [][]byte `json:"notice_devices,omitempty"`
 	// Role is the role account (its 16-byte ID in the organisation
 	// directory) the conversation is addressed to; empty: none.
 	Role    []byte    `json:"role,omitempty"`
