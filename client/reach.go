@@ -484,6 +484,13 @@ func (c *Client) maintainReach(ctx context.Context, cn *conn) error {
 		return errStoreCorrupt
 	}
 	st, err := c.getColleagueRegister(ctx, rec, space, write, tok)
+	if protocol.IsCode(err, protocol.CodeUnknownClaimSpace) || protocol.IsCode(err, protocol.CodeClaimCapability) {
+		// The generation was replaced and its space deleted (this person
+		// was removed from the directory, or the next generation is on
+		// its way): nothing to publish in it.
+		c.log.Debug("the colleague registers' space of this generation is gone")
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -571,6 +578,13 @@ func (c *Client) colleagueMailbox(ctx context.Context, cn *conn, rec *store.Reac
 		}
 		if cur == nil || cur.Generation != rec.Generation || !bytes.Equal(cur.Secret, rec.Secret) {
 			return errors.New("client: the organisation reach generation changed meanwhile")
+		}
+		if len(cur.Mailbox) == 16 {
+			// Made meanwhile by another maintenance of this device: that
+			// one stands, this one is revoked and deleted.
+			cur.Retired = append(cur.Retired, append(bytes.Clone(mb[:]), inv.Capability().SecretBytes()...))
+			copy(mb[:], cur.Mailbox)
+			return t.PutReach(cur)
 		}
 		cur.Mailbox = bytes.Clone(mb[:])
 		list, err := t.mailboxes()
