@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -9,6 +10,24 @@ import (
 	"github.com/postern/postern/keys"
 	"github.com/postern/postern/protocol"
 )
+
+// titled gives every staff entry of spec a "Dr " before its name.
+func titled(t *testing.T, spec []byte) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(spec, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range m["staff"].([]any) {
+		e := p.(map[string]any)
+		e["name"] = "Dr " + e["name"].(string)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 // reachOf is c's reach record (nil: none).
 func reachOf(t *testing.T, c *Client) *store.ReachRecord {
@@ -58,10 +77,12 @@ func TestReachColleague(t *testing.T) {
 	ben := o.join(t, "Ben Brown", false)
 	cal := o.join(t, "Cal Carter", false)
 
-	if _, err := ann.ReachColleague(ctx, "Ben Brown"); !errors.Is(err, ErrNoReachSecret) {
+	if _, err := ann.ReachColleague(ctx, "Dr Ben Brown"); !errors.Is(err, ErrNoReachSecret) {
 		t.Fatalf("before any directory: %v, want ErrNoReachSecret", err)
 	}
-	if _, err := o.admin.PublishDirectory(ctx, o.spec(t, 0, "Pharmacist", ann, ben, cal)); err != nil {
+	// The directory's names are not the ones the people chose for
+	// themselves: the contacts made are named as the directory says.
+	if _, err := o.admin.PublishDirectory(ctx, titled(t, o.spec(t, 0, "Pharmacist", ann, ben, cal))); err != nil {
 		t.Fatal(err)
 	}
 	syncAll(t, 2, ann, ben, cal)
@@ -73,24 +94,24 @@ func TestReachColleague(t *testing.T) {
 		t.Fatal("the administrator and ben do not hold the same reach secret")
 	}
 
-	c, err := ann.ReachColleague(ctx, "Ben Brown")
+	c, err := ann.ReachColleague(ctx, "Dr Ben Brown")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Name != "Ben Brown" {
+	if c.Name != "Dr Ben Brown" {
 		t.Fatalf("contact %+v", c)
 	}
-	if _, err := ann.Send(ctx, "Ben Brown", "hello from the ward"); err != nil {
+	if _, err := ann.Send(ctx, "Dr Ben Brown", "hello from the ward"); err != nil {
 		t.Fatal(err)
 	}
 	syncAll(t, 3, ben, ann)
-	wantOneFrom(t, ben, "hello from the ward", "Ann Archer")
-	if _, err := ben.Send(ctx, "Ann Archer", "hello back"); err != nil {
+	wantOneFrom(t, ben, "hello from the ward", "Dr Ann Archer")
+	if _, err := ben.Send(ctx, "Dr Ann Archer", "hello back"); err != nil {
 		t.Fatal(err)
 	}
 	syncAll(t, 3, ann, ben)
-	wantOneFrom(t, ann, "hello back", "Ben Brown")
-	if _, err := ann.ReachColleague(ctx, "Ben Brown"); !errors.Is(err, ErrAlreadyContact) {
+	wantOneFrom(t, ann, "hello back", "Dr Ben Brown")
+	if _, err := ann.ReachColleague(ctx, "Dr Ben Brown"); !errors.Is(err, ErrAlreadyContact) {
 		t.Fatalf("again: %v, want ErrAlreadyContact", err)
 	}
 	// Ann writes to a route of her own now, not to the colleague
@@ -114,19 +135,19 @@ func TestReachColleague(t *testing.T) {
 	}
 
 	// Cal, through the same mailbox: its capability was not revoked.
-	if _, err := cal.ReachColleague(ctx, "Ben Brown"); err != nil {
+	if _, err := cal.ReachColleague(ctx, "Dr Ben Brown"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cal.Send(ctx, "Ben Brown", "cal here"); err != nil {
+	if _, err := cal.Send(ctx, "Dr Ben Brown", "cal here"); err != nil {
 		t.Fatal(err)
 	}
 	syncAll(t, 3, ben, cal)
-	wantOneFrom(t, ben, "cal here", "Cal Carter")
-	if _, err := ben.Send(ctx, "Cal Carter", "hi cal"); err != nil {
+	wantOneFrom(t, ben, "cal here", "Dr Cal Carter")
+	if _, err := ben.Send(ctx, "Dr Cal Carter", "hi cal"); err != nil {
 		t.Fatal(err)
 	}
 	syncAll(t, 2, cal)
-	wantOneFrom(t, cal, "hi cal", "Ben Brown")
+	wantOneFrom(t, cal, "hi cal", "Dr Ben Brown")
 	if rb2 := reachOf(t, ben); !bytes.Equal(rb2.Mailbox, rb.Mailbox) {
 		t.Fatal("ben's colleague mailbox changed without a new generation")
 	}
@@ -189,6 +210,13 @@ func TestReachColleagueRefused(t *testing.T) {
 		t.Fatal("a refused reach made a contact")
 	}
 	syncAll(t, 1, ben) // ben's maintenance rewrites its register
+	st, err := ben.getColleagueRegister(ctx, old, space, write, benTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, err := openColleagueRegister(old, benFP, st.Value); err != nil || g.Device != ben.devID {
+		t.Fatalf("ben's register after its maintenance: %+v, %v", g, err)
+	}
 	if _, err := ann.ReachColleague(ctx, "Ben Brown"); err != nil {
 		t.Fatalf("after ben's maintenance: %v", err)
 	}
