@@ -803,7 +803,15 @@ func (c *Client) PublishDirectory(ctx context.Context, spec []byte) (DirectoryPu
 		return out, err
 	}
 	out.Administrators, out.AdministratorsUnreached, err = c.shareCapability(ctx, d, capability)
-	return out, err
+	if err != nil {
+		return out, err
+	}
+	// The organisation reach secret, so that staff reach one another
+	// without invitations (reach.go).
+	if _, _, err := c.publishReach(ctx, held, d); err != nil {
+		c.log.Warn("could not send the organisation reach secret", "err", err)
+	}
+	return out, nil
 }
 
 // sendDirectory uploads b once and sends its reference to every device

@@ -413,6 +413,9 @@ func (c *Client) fillSpares(ctx context.Context, cn *conn) error {
 // verifies under a pending invitation for the mailbox it came to. For an
 // invitation already used by someone else it schedules a refusal.
 func (c *Client) introduce(t *tx, cs []*contactRecord, mb protocol.MailboxID, ct *content, cert *keys.DeviceCertificate, now time.Time, res *received) error {
+	if handled, err := c.introduceColleague(t, cs, mb, ct, cert, now, res); handled { // reach.go
+		return err
+	}
 	invKey := invitationKey(t, mb[:])
 	var inv invitationRecord
 	ok, err := t.Get(bucketInvitations, invKey, &inv)
@@ -697,6 +700,11 @@ func (c *Client) afterReceive(ctx context.Context, cn *conn, res *received) {
 	if res.roles {
 		c.settleRoles(ctx) // roles.go
 	}
+	if res.reach {
+		if err := c.maintainReach(ctx, cn); err != nil { // reach.go
+			c.log.Warn("could not publish this device's colleague mailbox yet; will retry", "err", err)
+		}
+	}
 	// A device just linked may have introduced itself (inboxsnapshot.go).
 	c.flushInboxSnapshots(ctx)
 }
@@ -719,6 +727,10 @@ func (c *Client) maintain(ctx context.Context, cn *conn) {
 	// (groupintro.go).
 	c.maintainGroups(ctx, cn)
 	c.flushTeams(ctx)
+	// The colleague mailbox and register (reach.go).
+	if err := c.maintainReach(ctx, cn); err != nil {
+		c.log.Warn("could not maintain this device's colleague mailbox", "err", err)
+	}
 	var routes, revokes [][]byte
 	err := c.st.view(func(t *tx) error {
 		cs, err := t.contacts()

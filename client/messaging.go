@@ -455,6 +455,9 @@ type received struct {
 	// device may have conversations to take, hand over or release
 	// (roles.go).
 	roles bool
+	// reach: a new organisation reach generation was kept; this
+	// device's colleague mailbox and register are due (reach.go).
+	reach bool
 }
 
 // receiveEnvelope is receive for tests: the first new message, or nil and

@@ -197,6 +197,8 @@ type content struct {
 	// contentDirCapability: the organisation's ID and its directory
 	// publishing capability (dircap.go).
 	DirCapability []byte
+	// contentReach: an organisation reach secret (reach.go).
+	Reach *reachWire
 
 	Signature []byte
 }
@@ -312,6 +314,8 @@ func (c *content) appendUnsigned(b []byte) ([]byte, error) {
 		return appendFixedBody(b, c.Role, directory.RoleRecordSize)
 	case contentDirCapability:
 		return appendFixedBody(b, c.DirCapability, dirCapabilityBodySize)
+	case contentReach:
+		return appendReach(b, c.Reach)
 	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest, contentQueueHistory:
 		return appendTeamBody(b, c)
 	case contentTeamNotice:
@@ -435,7 +439,7 @@ func sessionContent(t byte) bool {
 		contentHeads, contentContactShare, contentSync, contentReceipt, contentDisappear, contentRecall,
 		contentGroupState, contentGroupKey, contentGroupJoin,
 		contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest,
-		contentQueueHistory, contentTeamNotice, contentDirectory, contentStatus, contentRole, contentDirCapability, contentReplyRoute:
+		contentQueueHistory, contentTeamNotice, contentDirectory, contentStatus, contentRole, contentDirCapability, contentReplyRoute, contentReach:
 		return true
 	}
 	return false
@@ -617,6 +621,10 @@ func parseUnsigned(r *protocol.Reader) (*content, bool) {
 		c.Role = bytes.Clone(r.Take(directory.RoleRecordSize, "role record"))
 	case contentDirCapability:
 		c.DirCapability = bytes.Clone(r.Take(dirCapabilityBodySize, "directory capability"))
+	case contentReach:
+		if c.Reach = parseReachBody(r); c.Reach == nil {
+			return nil, false
+		}
 	case contentTeamSecrets, contentQueueMessage, contentQueueReply, contentQueueChange, contentQueueReceipt, contentTeamRequest, contentQueueHistory:
 		if !parseTeamBody(r, c) {
 			return nil, false

@@ -365,6 +365,13 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 	if err != nil {
 		return nil, err
 	}
+	if from == nil {
+		// A colleague writing on this device's colleague mailbox
+		// before it has a route of its own (reach.go).
+		if from, err = c.colleagueSender(t, mb, env); err != nil {
+			return nil, err
+		}
+	}
 	if from == nil || from.Person.Blocked {
 		return ErrUnknownSender, nil
 	}
@@ -671,6 +678,10 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		}
 	case contentDirCapability:
 		if err := c.receiveDirCapability(t, from, ct); err != nil { // dircap.go
+			return nil, err
+		}
+	case contentReach:
+		if err := c.receiveReach(t, from, ct, res); err != nil { // reach.go
 			return nil, err
 		}
 	case contentReplyRoute:

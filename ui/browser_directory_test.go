@@ -20,7 +20,8 @@ import (
 // receives and checks it; as she types in the To field, compose lists the
 // matching team, role account and colleagues: bob (her contact) as a
 // button that fills the field with his contact name, carol (not a
-// contact) as in the directory only. Locking drops the list. axe-core
+// contact) as in the directory only, with a Write button that says she
+// cannot be reached yet (her device never published). Locking drops the list. axe-core
 // checks the screen with the list shown.
 func TestBrowserDirectory(t *testing.T) {
 	if testing.Short() {
@@ -41,7 +42,7 @@ func TestBrowserDirectory(t *testing.T) {
 		"Pharmacy (team) — in the directory",
 		"Pharmacy on call (role account · Pharmacy · held by Bob Baker) — in the directory",
 		"Bob Baker (Pharmacist · Pharmacy)",
-		"Carol Cole (Pharmacist · Pharmacy) — in the directory; not yet a contact",
+		"Carol Cole (Pharmacist · Pharmacy) — in the directory; not yet a contact Write",
 	}
 	if items != strings.Join(want, "|") {
 		t.Fatalf("suggestions %q, want %q", items, strings.Join(want, "|"))
@@ -51,6 +52,10 @@ func TestBrowserDirectory(t *testing.T) {
 	}
 	checkAxe(t, ctx, axe, "compose with directory suggestions")
 	screenshot(t, ctx, "compose-directory")
+	// Carol's device never said where colleagues reach it: her Write
+	// button says so and adds nothing.
+	step(t, ctx, "write to carol", chromedp.Click(chromedp.CSS("#directory-matches li:last-child button")))
+	waitJS(t, ctx, "the refusal", `document.querySelector("#directory-matches li:last-child .note").textContent.includes("cannot be reached through the directory yet")`)
 
 	// Choosing bob fills the To field with his contact name.
 	step(t, ctx, "choose bob", chromedp.Click(chromedp.CSS("#directory-matches button")))

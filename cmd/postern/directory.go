@@ -14,7 +14,7 @@ import (
 
 var directoryCmd = &command{
 	name:  "directory",
-	usage: "directory publish FILE | directory show [--json] | directory search QUERY... [--json]",
+	usage: "directory publish FILE | directory show [--json] | directory search QUERY... [--json] | directory contact NAME",
 	help: `The organisation's directory: its staff, teams and role accounts, signed by
 its administrators and kept in the relay's transparency log, so that staff
 find colleagues and teams without exchanging invitations. This computer
@@ -31,7 +31,12 @@ administrators and entries (kind, id, name, title, teams, holder, contact,
 self).
 
 directory search QUERY...: the entries that match, best first, as compose
-suggests them. --json prints an array of entries.`,
+suggests them. --json prints an array of entries.
+
+directory contact NAME: make the staff member the directory names NAME
+(quote a name with spaces) your contact, without an invitation: their
+device published where colleagues reach it. The contact is named as the
+directory names them.`,
 	run: runDirectory,
 }
 
@@ -46,7 +51,7 @@ func runDirectory(ctx context.Context, c *cli, cmd *command, args []string) erro
 		return err
 	}
 	if len(pos) == 0 {
-		return usagef(cmd, "missing what to do: publish, show or search")
+		return usagef(cmd, "missing what to do: publish, show, search or contact")
 	}
 	switch pos[0] {
 	case "publish":
@@ -59,6 +64,16 @@ func runDirectory(ctx context.Context, c *cli, cmd *command, args []string) erro
 			return usagef(cmd, "too many arguments")
 		}
 		return publishDirectory(ctx, c, pos[1])
+	case "contact":
+		switch {
+		case *asJSON:
+			return usagef(cmd, "--json is for directory show and directory search")
+		case len(pos) < 2:
+			return usagef(cmd, "missing NAME")
+		case len(pos) > 2:
+			return usagef(cmd, "too many arguments: quote a name with spaces")
+		}
+		return reachColleague(ctx, c, pos[1])
 	case "show":
 		if len(pos) > 1 {
 			return usagef(cmd, "too many arguments")
@@ -126,6 +141,39 @@ func publishDirectory(ctx context.Context, c *cli, path string) error {
 		fmt.Fprintln(c.stdout, ".")
 	}
 	return nil
+}
+
+func reachColleague(ctx context.Context, c *cli, name string) error {
+	cl, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ct, err := cl.ReachColleague(ctx, name)
+	if err != nil {
+		return reachError(err, name)
+	}
+	fmt.Fprintf(c.stdout, "Added %s from the organisation directory; you can write to them now.\n", safe(ct.Name, false))
+	return nil
+}
+
+// reachError words ReachColleague's refusals.
+func reachError(err error, name string) error {
+	switch {
+	case errors.Is(err, client.ErrNotEnrolled):
+		return &cliError{msg: "this device is not enrolled in an organisation", hint: "the organisation's policy file names it (directory-organisation, directory-administrators)", err: err}
+	case errors.Is(err, client.ErrNoReachSecret):
+		return &cliError{msg: "this device cannot reach colleagues through the directory yet", hint: "it can once an administrator publishes the directory again and this device syncs", err: err}
+	case errors.Is(err, client.ErrNotInDirectory):
+		return &cliError{msg: strip(err), hint: "see the names with 'postern directory search " + safe(name, false) + "'", err: err}
+	case errors.Is(err, client.ErrAlreadyContact):
+		return &cliError{msg: strip(err), hint: "write to them with 'postern send'", err: err}
+	case errors.Is(err, client.ErrColleagueNotPublished):
+		return &cliError{msg: "the colleague's device has not said yet where colleagues reach it", hint: "it does when it next syncs; try again later, or exchange an invitation", err: err}
+	case errors.Is(err, client.ErrIdentityMismatch):
+		return &cliError{msg: "the keys the relay gave for this colleague are not the ones the directory lists; nothing was added", hint: "tell the organisation's administrators; their device corrects it at its next sync", err: err}
+	}
+	return directoryError(err)
 }
 
 // readSpec reads at most n bytes of the file at path.

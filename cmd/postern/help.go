@@ -67,7 +67,7 @@ Messages:
   agent --team NAME --zone ZONE [--days DAYS] [--hours HH:MM-HH:MM] [--window 3d|DURATION] [--urgent DURATION] [--reminder DURATION] [--holidays FILE] [--roster FILE] [--escalate-to GROUP] [--metrics ADDR]
                           run a team's agent as a service: forwarding,
                           response windows, figures ('postern help agent')
-  directory publish FILE | directory show [--json] | directory search QUERY... [--json]
+  directory publish FILE | directory show [--json] | directory search QUERY... [--json] | directory contact NAME
                           the organisation's directory of staff, teams and
                           role accounts; find colleagues for compose
   status set available|busy|off [--dnd-until TIME | --dnd FOR] [--forward-to NAME] | status [NAME] [--json]

@@ -348,11 +348,19 @@ func TestExitCodes(t *testing.T) {
 		},
 		{
 			name: "directory without what to do", args: []string{"directory"}, code: 2,
-			stderr: "postern: error: missing what to do: publish, show or search\nhint: usage: postern directory publish FILE | directory show [--json] | directory search QUERY... [--json]\n",
+			stderr: "postern: error: missing what to do: publish, show, search or contact\nhint: usage: postern directory publish FILE | directory show [--json] | directory search QUERY... [--json] | directory contact NAME\n",
 		},
 		{
 			name: "directory publish without file", args: []string{"directory", "publish"}, code: 2,
-			stderr: "postern: error: missing FILE\nhint: usage: postern directory publish FILE | directory show [--json] | directory search QUERY... [--json]\n",
+			stderr: "postern: error: missing FILE\nhint: usage: postern directory publish FILE | directory show [--json] | directory search QUERY... [--json] | directory contact NAME\n",
+		},
+		{
+			name: "directory contact without name", args: []string{"directory", "contact"}, code: 2,
+			stderr: "postern: error: missing NAME\nhint: usage: postern " + directoryCmd.usage + "\n",
+		},
+		{
+			name: "directory contact with --json", args: []string{"directory", "contact", "Ben", "--json"}, code: 2,
+			stderr: "postern: error: --json is for directory show and directory search\nhint: usage: postern " + directoryCmd.usage + "\n",
 		},
 		{
 			name: "status set without availability", args: []string{"status", "set"}, code: 2,

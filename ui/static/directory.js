@@ -2,8 +2,9 @@
 // person types in the To field, the matching teams, role accounts and
 // colleagues of the organisation's directory are listed under it, best
 // first. A colleague who is a contact is a button that fills the To field
-// with the contact's name; the others are shown as "in the directory":
-// writing to them still needs an invitation in this version.
+// with the contact's name; a colleague who is not yet a contact has a
+// "Write" button that makes them one without an invitation (POST
+// /api/directory/people/{name}/contact) and then fills the To field.
 
 import { $, api, onLock, onStart, state } from "./core.js";
 import { composeStatus } from "./status.js";
@@ -106,7 +107,34 @@ function item(e) {
   note.className = "note";
   note.textContent = e.kind === "person" ? " — in the directory; not yet a contact" : " — in the directory";
   li.append(name, note);
+  if (e.kind === "person") {
+    li.append(" ", writeButton(e, note));
+  }
   return li;
+}
+
+// writeButton makes colleague e a contact and opens compose to them; a
+// refusal is said in note.
+function writeButton(e, note) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "secondary";
+  b.textContent = "Write";
+  b.setAttribute("aria-label", `Write to ${e.name}: add them to your contacts from the directory`);
+  b.addEventListener("click", async () => {
+    b.disabled = true;
+    try {
+      const res = await api("POST", `/api/directory/people/${encodeURIComponent(e.name)}/contact`);
+      $("compose-to").value = res.contact.name;
+      hide();
+      $("compose-subject").focus();
+      composeStatus();
+    } catch (err) {
+      note.textContent = " — " + (err && err.message ? err.message : "could not add them");
+      b.disabled = false;
+    }
+  });
+  return b;
 }
 
 onStart(build);
