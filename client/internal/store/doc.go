@@ -21,9 +21,11 @@
 //     devices with the routes between each and this device, conversations
 //     (direct, group, team queue: the last stored only with its queue
 //     record, team.go), messages with their conversation, subject and
-//     reply-to, and the mailbox index that finds the device writing to a
-//     mailbox of ours in one lookup. A migration and the code that reads
-//     its result share these definitions.
+//     reply-to, the mailbox index that finds the device writing to a
+//     mailbox of ours in one lookup, and the person -> devices index
+//     (persondevices.go) that finds a person's devices without opening
+//     every device record. A migration and the code that reads its result
+//     share these definitions.
 //
 // Other records (profile, mailbox list, invitations, prekey bookkeeping,
 // session states) are the client's: it stores them with Put and Get as

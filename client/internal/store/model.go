@@ -421,22 +421,44 @@ func (t *Tx) Devices() ([]*Device, error) {
 	return out, err
 }
 
-// DevicesOf returns the device records of person, in key order.
+// DevicesOf returns the device records of person, in key order (the order
+// of Devices): the index entries under person's prefix, each record
+// opened. An entry whose record is gone or belongs to another person is
+// ErrCorrupt, as a mailbox index entry naming a device that is gone is:
+// the index is written only with the records, in their transactions.
 func (t *Tx) DevicesOf(person []byte) ([]*Device, error) {
-	all, err := t.Devices()
-	var out []*Device
-	for _, d := range all {
-		if bytes.Equal(d.Person, person) {
-			out = append(out, d)
-		}
+	b := t.bt.Bucket(BucketPersonDevices)
+	if b == nil {
+		return nil, nil
 	}
-	return out, err
+	prefix := t.personDevicesPrefix(person)
+	var ids [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) != len(prefix)+RecordIDSize {
+			return nil, fmt.Errorf("store: a person's device index entry of %d bytes: %w", len(k), ErrCorrupt)
+		}
+		ids = append(ids, bytes.Clone(k[len(prefix):]))
+	}
+	var out []*Device
+	for _, id := range ids {
+		d, err := t.Device(id)
+		if err != nil {
+			return nil, err
+		}
+		if d == nil || !bytes.Equal(d.Person, person) {
+			return nil, fmt.Errorf("store: the person's device index names a device that is gone: %w", ErrCorrupt)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // PutDevice stores d under its ID and keeps the mailbox index in step:
 // each of its receiving mailboxes (route and previous route) names it,
 // and a mailbox it no longer receives on no longer does. A mailbox that
 // the index gives to another device is refused: one mailbox, one device.
+// The person -> devices index (persondevices.go) follows d's person.
 func (t *Tx) PutDevice(d *Device) error {
 	if len(d.ID) != RecordIDSize {
 		return fmt.Errorf("store: device record ID of %d bytes", len(d.ID))
@@ -469,13 +491,24 @@ func (t *Tx) PutDevice(d *Device) error {
 				}
 			}
 		}
+		// A device moved to another person leaves the old person's index.
+		if !bytes.Equal(old.Person, d.Person) {
+			if err := t.deletePersonDevice(old); err != nil {
+				return err
+			}
+		}
+	}
+	if !t.Has(BucketPersonDevices, t.personDeviceKey(d.Person, d.ID)) {
+		if err := t.putPersonDevice(d); err != nil {
+			return err
+		}
 	}
 	d.V = 1
 	return t.Put(BucketDevices, d.ID, d)
 }
 
-// DeleteDevice deletes device record id, its mailbox index entries and its
-// session.
+// DeleteDevice deletes device record id, its mailbox index entries, its
+// person -> devices index entry and its session.
 func (t *Tx) DeleteDevice(id []byte) error {
 	d, err := t.Device(id)
 	if err != nil || d == nil {
@@ -485,6 +518,9 @@ func (t *Tx) DeleteDevice(id []byte) error {
 		if err := t.Delete(BucketMailboxIndex, t.Index(BucketMailboxIndex, mb)); err != nil {
 			return err
 		}
+	}
+	if err := t.deletePersonDevice(d); err != nil {
+		return err
 	}
 	if err := t.Delete(BucketSessions, id); err != nil {
 		return err

@@ -43,7 +43,7 @@ func (t *Tx) putRecord(r *Record) error {
 // section 9 "Local state"). A store of an older schema is migrated by
 // every due entry of migrations, in one transaction; a newer one is
 // refused with ErrTooNew and left as it is.
-const Schema = 8
+const Schema = 9
 
 // migration brings a store of schema from to schema from+1. It runs
 // inside the transaction of every other due migration and the store
@@ -64,7 +64,8 @@ var migrations = []migration{
 	{4, "the counts of each folder", migrate4to5},
 	{5, "groups", migrate5to6},
 	{6, "teams and their queue conversations", migrate6to7},
-	{7, "the organisation directory", migrateDirectory}, // migrate7.go
+	{7, "the organisation directory", migrateDirectory},             // migrate7.go
+	{8, "the index of each person's devices", migratePersonDevices}, // migrate8.go
 }
 
 // migrate runs every migration due for rec, in t.
