@@ -100,7 +100,9 @@ const (
 	// an assignment, a resolve, a reopening) arrived from another staff
 	// device or the team's intake, and this device took it (Event.Team,
 	// the team's name). Read Queue again. A change this Client made
-	// itself is not reported: its call returned the conversation. A
+	// itself is not reported: its call returned the conversation; the
+	// writes of a role's handover carried out here, which no call made,
+	// are (roles.go). A
 	// colleague's read of a patient's messages (a queue receipt, ReadQueue)
 	// is reported the same way: read QueueThread again for Message.ReadBy.
 	EventQueue
@@ -108,6 +110,13 @@ const (
 	// member (Event.Contact: their name, Me for this person; status.go).
 	// Read Status or Statuses again.
 	EventStatus
+	// EventRole: this device took a new holding of a role account
+	// (Event.Role: its name; Event.Team: its team's name in the
+	// directory): a colleague's or an administrator's role record
+	// arrived, or this Client changed the holder (TakeRole, LeaveRole,
+	// SetRoleHolder; roles.go). Read Roles again. The role's queue
+	// conversations that move follow as EventQueue.
+	EventRole
 )
 
 func (k EventKind) String() string {
@@ -142,6 +151,8 @@ func (k EventKind) String() string {
 		return "queue"
 	case EventStatus:
 		return "status"
+	case EventRole:
+		return "role"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -255,7 +266,8 @@ type Event struct {
 	Change  ContactChange // EventContact
 	State   ConnState     // EventConnection
 	Err     error         // EventStoreError; EventConnection with ConnOffline; EventTransparency
-	Team    string        // EventQueue, EventTransparency for a staff list: the team's name
+	Team    string        // EventQueue, EventTransparency for a staff list, EventRole: the team's name
+	Role    string        // EventRole: the role account's name
 }
 
 // events is a Client's event hub.

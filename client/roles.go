@@ -208,8 +208,9 @@ func (c *Client) setRole(ctx context.Context, role string, who func(*tx, *direct
 		return RoleInfo{}, errors.New("client: this device does not hold its person's identity key, which signs the role record")
 	}
 	var (
-		b []byte
-		d *directory.Directory
+		b  []byte
+		d  *directory.Directory
+		ev Event
 	)
 	err := c.st.update(func(t *tx) error {
 		var err error
@@ -247,11 +248,14 @@ func (c *Client) setRole(ctx context.Context, role string, who func(*tx, *direct
 			return fmt.Errorf("%w: %v", ErrRoleRefused, err)
 		}
 		st.Record = b
+		ev = roleEvent(d, r.ID)
 		return putRoleState(t, r.ID, st)
 	})
 	if err != nil {
 		return RoleInfo{}, err
 	}
+	// Other front-ends of this Client (another tab) show the new holder.
+	c.emit(ev)
 	targets, _, err := c.staffTargets(d)
 	if err != nil {
 		return RoleInfo{}, err
@@ -319,7 +323,20 @@ func (c *Client) receiveRole(t *tx, from *contactRecord, ct *content, res *recei
 		return err
 	}
 	res.roles = true
+	res.events = append(res.events, roleEvent(d, r.Role))
 	return nil
+}
+
+// roleEvent is the EventRole of role under d.
+func roleEvent(d *directory.Directory, role directory.RoleID) Event {
+	ev := Event{Kind: EventRole}
+	if r := d.Role(role); r != nil {
+		ev.Role = r.Name
+		if tm := d.Team(r.Team); tm != nil {
+			ev.Team = tm.Name
+		}
+	}
+	return ev
 }
 
 // ---- conversations addressed to a role ----
@@ -582,7 +599,10 @@ func (c *Client) handOver(ctx context.Context, j roleJob) error {
 	} else {
 		moves = directory.Handover(j.role, c.idFP, zero, convs)
 	}
-	var errs []error
+	var (
+		errs  []error
+		moved []string // the teams whose queue this device's writes changed
+	)
 	for _, m := range moves {
 		qt := byID[string(m.ID)]
 		me, err := actorOf(qt.state, c.idFP)
@@ -602,6 +622,9 @@ func (c *Client) handOver(ctx context.Context, j roleJob) error {
 		err = c.queueWrite(ctx, qt, op, decide)
 		switch {
 		case err == nil:
+			if !slices.Contains(moved, qt.team.Name) {
+				moved = append(moved, qt.team.Name)
+			}
 		case errors.Is(err, ErrOwned), errors.Is(err, ErrNotOwner), errors.Is(err, ErrQueueState),
 			errors.Is(err, ErrObserver), errors.Is(err, ErrNotStaff):
 			// Someone else's now (taken, assigned, resolved meanwhile):
@@ -610,6 +633,11 @@ func (c *Client) handOver(ctx context.Context, j roleJob) error {
 		default:
 			errs = append(errs, err)
 		}
+	}
+	// No call of a front-end made these writes (a role record did): its
+	// queue is told, as of a colleague's change.
+	for _, team := range moved {
+		c.emit(Event{Kind: EventQueue, Team: team})
 	}
 	return errors.Join(errs...)
 }

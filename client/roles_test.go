@@ -292,13 +292,24 @@ func TestRoleHandoverRelay(t *testing.T) {
 	}
 	o.waitOwner(t, "quinn", "assigned", "cal")
 
-	// ben takes over.
+	// ben takes over. His device reports the new holder and the queue
+	// its handover changed; ann's other device reports the record.
+	benEvents, err := o.ben[0].Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	annEvents, err := o.ann[1].Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if ri, err := o.ben[0].TakeRole(ctx, onCall); err != nil || ri.Holder != Me || ri.Seq != 2 {
 		t.Fatalf("take over: %+v, %v", ri, err)
 	}
 	if id := o.waitOwner(t, "pat", "assigned", "ben"); id != pat {
 		t.Fatalf("pat's conversation is now %s, was %s", id, pat)
 	}
+	wantEvents(t, "ben's device", benEvents, Event{Kind: EventRole, Role: onCall, Team: "Pharmacy"}, Event{Kind: EventQueue, Team: "Pharmacy"})
+	wantEvents(t, "ann's other device", annEvents, Event{Kind: EventRole, Role: onCall, Team: "Pharmacy"})
 	o.wantHolder(t, "ben", 2, everyone...)
 	for _, c := range append([]*Client{o.intake}, o.staffDevices()...) {
 		it, err := o.itemOf(c, "pat")
@@ -334,6 +345,34 @@ func TestRoleHandoverRelay(t *testing.T) {
 		t.Fatalf("set: %+v, %v", ri, err)
 	}
 	o.waitOwner(t, "pat", "claimed", "ann")
+}
+
+// wantEvents checks that the events emitted so far on ch include each of
+// want (by kind, role and team).
+func wantEvents(t *testing.T, who string, ch <-chan Event, want ...Event) {
+	t.Helper()
+	type seen struct {
+		kind       EventKind
+		role, team string
+	}
+	var got []seen
+	for more := true; more; {
+		select {
+		case ev := <-ch:
+			got = append(got, seen{ev.Kind, ev.Role, ev.Team})
+		default:
+			more = false
+		}
+	}
+	for _, w := range want {
+		found := false
+		for _, g := range got {
+			found = found || g == seen{w.Kind, w.Role, w.Team}
+		}
+		if !found {
+			t.Errorf("%s: no %s event %+v among %+v", who, w.Kind, w, got)
+		}
+	}
 }
 
 // queueIDOf is the ID of c's queue conversation with who.

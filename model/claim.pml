@@ -9,6 +9,14 @@
  * The relay may restart while a request is in flight; an admin removes a
  * member mid-run by replacing the space's write capability.
  *
+ * Conversation 0 is addressed to a role account. Its holder changes (a
+ * role record: take, leave, or an administrator's setting) and each
+ * device learns the newest holder at a time of its own. The holder's
+ * device then hands the conversation over to itself from the holder it
+ * settled last (or claims it if it is new), and the last holder's device
+ * releases it (back to new) when the role goes vacant: each a
+ * compare-and-set from the device's view, as a claim is.
+ *
  * Properties (each an assertion on a named boolean, so that pan's report
  * names the property it found broken):
  *   never_two_owners  no two staff devices hold different values at the
@@ -16,9 +24,13 @@
  *                     conversation at one version), and a device at the
  *                     register's version holds the register's value;
  *   stays_claimed     no write changes the owner of a claimed or assigned
- *                     conversation except assign or resolve by its owner
- *                     or the admins' reassignment after the owner's
- *                     removal; and every write follows the state machine;
+ *                     conversation except assign or resolve by its owner,
+ *                     the admins' reassignment after the owner's removal,
+ *                     a handover of the role's conversation to the writer,
+ *                     who holds the role, from its owner, the holder the
+ *                     writer settled last, and a release by its owner,
+ *                     who held the role and knows it vacant; and every
+ *                     write follows the state machine;
  *   converged         at quiescence (every message delivered, no request
  *                     pending, every budget spent) every current staff
  *                     device's view equals the register;
@@ -39,7 +51,10 @@
  *                              a member is removed;
  *   BROKEN_REVOKE_ONLY_REMOVED only the removed member's writes are
  *                              refused, not every write made with the
- *                              replaced capability.
+ *                              replaced capability;
+ *   BROKEN_HANDOVER_ANY        the role's new holder takes the role's
+ *                              open conversation whoever owns it, not
+ *                              only the previous holder's.
  */
 
 /*
@@ -61,12 +76,17 @@
 #ifndef DUPS
 #define DUPS 1     /* team messages delivered twice */
 #endif
+#ifndef ROLES
+#define ROLES 0    /* changes of the role account's holder; 0: no role */
+#endif
 
 #define NDEV 3    /* staff devices, one per member */
 #define ADMIN 0   /* an admin, who removes LEAVER */
 #define LEAVER 2  /* removed mid-run */
 #define NONE 3    /* no owner */
 #define MAXV 12   /* versions 0..MAXV-1; asserted never reached */
+#define ROLECONV 0 /* the conversation addressed to the role account */
+#define FIRST 1    /* the role's holder at the start */
 
 /* States, and the value: state and owner in one byte. */
 #define NEW 0
@@ -91,6 +111,8 @@
 #define OP_ARCHIVE 4
 #define OP_REOPEN 5
 #define OP_REASSIGN 6
+#define OP_HANDOVER 7
+#define OP_RELEASE 8
 
 /* Answers of SetClaim. */
 #define OK 1
@@ -107,6 +129,19 @@ byte restarts = RESTARTS;
 
 /* The staff's budget of operations. */
 byte ops = OPS;
+
+/*
+ * The role account: its holder (a device, or NONE: vacant) and the
+ * budget of changes. Per device: the holder it knows (the newest role
+ * record it accepted), the holder whose handover it carried out last
+ * (settled), and whether it has a settle to do (it learnt a holder; at
+ * the start the holder's device has the new conversation to claim).
+ */
+byte holder = FIRST;
+byte roles = ROLES;
+byte held[NDEV] = FIRST;
+byte settled[NDEV] = FIRST;
+bit settle[NDEV];
 
 /* Requests and answers; a restart drops both. */
 chan req = [NDEV] of { byte, byte, byte, byte, byte, bit }; /* dev, op, conv, expected, value, capability */
@@ -146,6 +181,9 @@ hidden byte hi, hj;
  *   6 a reopen lands
  *   7 a team message is delivered twice
  *   8 a team message arrives older than the device's view
+ *   9 a handover from the previous holder lands
+ *  10 a release lands
+ *  11 a handover or release loses a race (conflict)
  */
 #ifndef WITNESS
 #define WITNESS 0
@@ -301,9 +339,15 @@ inline answer(c) {
 		if
 		:: res == OK ->
 			apply(d, c, rv, rval);
-			broadcast(d, c, rv, rval)
+			broadcast(d, c, rv, rval);
+			/* a won write ends the role's settle (queueWrite returns) */
+			if
+			:: settling -> settled[d] = held[d]; settle[d] = 0
+			:: else
+			fi
 		:: res == CONFLICT ->
 			REACHED(1, 1);
+			REACHED(11, settling);
 #ifdef BROKEN_ADOPT_NO_VERSION
 			vval[d * NCONV + c] = rval;
 			check_views(c)
@@ -313,9 +357,15 @@ inline answer(c) {
 		:: res == REFUSED ->
 			REACHED(2, d != LEAVER);
 			REACHED(3, d == LEAVER);
-			stale = 1
+			stale = 1;
+			/* the client gives up the role's writes (ErrNotStaff) and settles */
+			if
+			:: settling -> settled[d] = held[d]; settle[d] = 0
+			:: else
+			fi
 		fi;
 		retry_reopen(c);
+		settling = 0;
 		res = 0; rv = 0; rval = 0; e = 0
 	}
 	:: d_step {
@@ -330,6 +380,7 @@ inline answer(c) {
 		apply(d, c, regver[c], regval[c]);
 #endif
 		retry_reopen(c);
+		settling = 0;
 		e = 0
 	}
 	fi
@@ -367,11 +418,54 @@ inline answer(c) {
 		request(c, OP_REASSIGN, nv) }; \
 		answer(c)
 
+/*
+ * The device's part of the role's handover (client/roles.go handOver),
+ * from B = the holder it knows and A = the holder it settled last. A won
+ * write ends it; after a lost race (adopted) or a lost answer (read
+ * again) it decides again from its view, as the client's queueWrite
+ * does; a refused one ends it (the client gives up, ErrNotStaff):
+ *   B is d: a new conversation is claimed; one A owns (A another
+ *           member) is handed to d, assigned (queue.HandOver);
+ *   B is nobody and A is d: the conversation d owns goes back to new
+ *           (queue.Release).
+ * Anything else (owned by a colleague A assigned it to, closed) is not
+ * touched; then the device notes B as settled.
+ */
+#define SETTLE_V VIEW(ROLECONV)
+#define TAKE_NEW(B) ((B) == d && ST(SETTLE_V) == NEW)
+#ifdef BROKEN_HANDOVER_ANY
+#define TAKE_FROM(B) ((B) == d && OPEN(SETTLE_V) && OWN(SETTLE_V) != d)
+#else
+#define TAKE_FROM(B) ((B) == d && settled[d] != d && settled[d] != NONE && \
+                      OPEN(SETTLE_V) && OWN(SETTLE_V) == settled[d])
+#endif
+#define RELEASE(B) ((B) == NONE && settled[d] == d && OPEN(SETTLE_V) && OWN(SETTLE_V) == d)
+/*
+ * Settle with B when T holds. The client settles right after it accepts
+ * a role record, before it receives anything else, so learning a holder
+ * and deciding are one step; the writes then go out as any other.
+ */
+#define SETTLE(T, B) \
+	:: d_step { (T) && TAKE_NEW(B) -> held[d] = B; settle[d] = 1; \
+		settling = 1; request(ROLECONV, OP_HANDOVER, VAL(CLAIMED, d)) }; \
+		answer(ROLECONV) \
+	:: d_step { (T) && TAKE_FROM(B) -> held[d] = B; settle[d] = 1; \
+		settling = 1; request(ROLECONV, OP_HANDOVER, VAL(ASSIGNED, d)) }; \
+		answer(ROLECONV) \
+	:: d_step { (T) && RELEASE(B) -> held[d] = B; settle[d] = 1; \
+		settling = 1; request(ROLECONV, OP_RELEASE, VAL(NEW, NONE)) }; \
+		answer(ROLECONV) \
+	:: d_step { (T) && !TAKE_NEW(B) && !TAKE_FROM(B) && !RELEASE(B) -> \
+		held[d] = B; settled[d] = B; settle[d] = 0 }
+/* the newest role record reaches a device of the role's team */
+#define LEARN (!settle[d] && d != LEAVER && held[d] != holder)
+
 /* A staff device: one request at a time; team messages whenever. */
 proctype device(byte d) {
 	byte c, e, res, rv, rval, tv;
 	bit stale;     /* SetClaim refused: the capability was replaced */
 	bit reopening; /* the request in flight is a reopen */
+	bit settling;  /* the request in flight is the role's handover or release */
 
 end:
 	do
@@ -383,6 +477,10 @@ end:
 #if NCONV > 1
 	OPERATIONS(1)
 #endif
+	/* the newest role record reaches the device, which settles */
+	SETTLE(LEARN, holder)
+	/* a settle goes on after a lost race or a lost answer */
+	SETTLE(settle[d], held[d])
 	/* the new capability and staff list reach a remaining member */
 	:: d_step { removed && !knows[d] && d != LEAVER -> knows[d] = 1; stale = 0 }
 	/* the staff may stop early: every smaller budget is checked too */
@@ -423,7 +521,9 @@ inline check_write(c, d, op, nv) {
 	if
 	:: OPEN(regval[c]) && OWN(nv) != OWN(regval[c]) || OPEN(regval[c]) && !OPEN(nv) ->
 		stays_claimed = ((op == OP_ASSIGN || op == OP_RESOLVE) && d == OWN(regval[c])) ||
-		                (op == OP_REASSIGN && OWN(regval[c]) == LEAVER && removed)
+		                (op == OP_REASSIGN && OWN(regval[c]) == LEAVER && removed) ||
+		                (op == OP_HANDOVER && held[d] == d && settled[d] != d && OWN(regval[c]) == settled[d]) ||
+		                (op == OP_RELEASE && held[d] == NONE && settled[d] == d && OWN(regval[c]) == d)
 	:: else
 	fi;
 	if
@@ -432,6 +532,9 @@ inline check_write(c, d, op, nv) {
 	:: op == OP_ARCHIVE -> stays_claimed = stays_claimed && ST(regval[c]) == RESOLVED
 	:: op == OP_REOPEN -> stays_claimed = stays_claimed && CLOSED(regval[c])
 	:: op == OP_REASSIGN -> stays_claimed = stays_claimed && OPEN(regval[c])
+	:: op == OP_HANDOVER -> stays_claimed = stays_claimed && c == ROLECONV &&
+		(ST(regval[c]) == NEW && nv == VAL(CLAIMED, d) || OPEN(regval[c]) && nv == VAL(ASSIGNED, d))
+	:: op == OP_RELEASE -> stays_claimed = stays_claimed && c == ROLECONV && OPEN(regval[c]) && nv == VAL(NEW, NONE)
 	fi;
 	assert(stays_claimed)
 }
@@ -461,6 +564,8 @@ end:
 			:: regver[c] == e ->
 				REACHED(5, op == OP_REASSIGN);
 				REACHED(6, op == OP_REOPEN);
+				REACHED(9, op == OP_HANDOVER && OPEN(regval[c]));
+				REACHED(10, op == OP_RELEASE);
 				check_write(c, d, op, v);
 				regver[c]++;
 				regval[c] = v;
@@ -527,6 +632,25 @@ active proctype patientside() {
 	od
 }
 
+/*
+ * The role's holder changes: a staff member takes it, its holder leaves
+ * it, or an administrator sets it (a role record, which each device
+ * learns at a time of its own) among the members of the role's team,
+ * devices 0 and 1 (LEAVER is staff of the queue, not of the role's
+ * team). The changes may stop early.
+ */
+#if ROLES > 0
+active proctype roleside() {
+	do
+	:: d_step { roles > 0 && holder != 0 -> roles--; holder = 0 }
+	:: d_step { roles > 0 && holder != 1 -> roles--; holder = 1 }
+	:: d_step { roles > 0 && holder != NONE -> roles--; holder = NONE }
+	:: d_step { roles > 0 -> roles = 0 }
+	:: roles == 0 -> break
+	od
+}
+#endif
+
 /* At quiescence: converged and staff_owner. */
 active proctype quiescence() {
 	byte d, c;
@@ -559,6 +683,10 @@ active proctype quiescence() {
 
 init {
 	atomic {
+#if ROLES > 0
+		/* the new conversation reaches the role holder's device */
+		settle[FIRST] = 1;
+#endif
 		run device(0);
 		run device(1);
 		run device(2)

@@ -141,7 +141,20 @@ var bounds = []struct {
 	{"four operations", []string{"-DOPS=4", "-DPMSG=0", "-DDUPS=0"}},
 	// Two conversations: the admin's scan after a removal covers both.
 	{"two conversations", []string{"-DNCONV=2", "-DPMSG=0", "-DDUPS=0"}},
+	// The role account: its holder's device claims the new conversation;
+	// one change of holder (a handover or a release) races one staff
+	// operation and the removal.
+	{"role handover", roleBounds},
+	// One change of holder with a relay restart (no staff operation).
+	{"role handover, restart", []string{"-DROLES=1", "-DOPS=0", "-DPMSG=0", "-DDUPS=0"}},
+	// Two changes of holder (there and back, or through vacant), devices
+	// learning them at times of their own.
+	{"two role changes", []string{"-DROLES=2", "-DOPS=0", "-DPMSG=0", "-DDUPS=0", "-DRESTARTS=0"}},
 }
+
+// roleBounds are the bounds with a role account's handover in them, for
+// the checks about it.
+var roleBounds = []string{"-DROLES=1", "-DOPS=1", "-DPMSG=0", "-DDUPS=0", "-DRESTARTS=0"}
 
 func TestClaimModel(t *testing.T) {
 	spin, cc := tools(t)
@@ -166,19 +179,21 @@ func TestClaimModel(t *testing.T) {
 func TestClaimModelBroken(t *testing.T) {
 	spin, cc := tools(t)
 	variants := []struct {
-		define string
-		breaks []string // the properties pan may name
+		define  string
+		breaks  []string // the properties pan may name
+		defines []string // the bounds, if not the defaults
 	}{
-		{"BROKEN_NO_CAS", []string{"stays_claimed", "never_two_owners"}},
-		{"BROKEN_ADOPT_NO_VERSION", []string{"never_two_owners"}},
-		{"BROKEN_APPLY_ANY", []string{"converged"}},
-		{"BROKEN_NO_REREAD", []string{"converged"}},
-		{"BROKEN_NO_REVOKE", []string{"staff_owner", "converged"}},
-		{"BROKEN_REVOKE_ONLY_REMOVED", []string{"staff_owner"}},
+		{"BROKEN_NO_CAS", []string{"stays_claimed", "never_two_owners"}, nil},
+		{"BROKEN_ADOPT_NO_VERSION", []string{"never_two_owners"}, nil},
+		{"BROKEN_APPLY_ANY", []string{"converged"}, nil},
+		{"BROKEN_NO_REREAD", []string{"converged"}, nil},
+		{"BROKEN_NO_REVOKE", []string{"staff_owner", "converged"}, nil},
+		{"BROKEN_REVOKE_ONLY_REMOVED", []string{"staff_owner"}, nil},
+		{"BROKEN_HANDOVER_ANY", []string{"stays_claimed"}, roleBounds},
 	}
 	for _, v := range variants {
 		t.Run(v.define, func(t *testing.T) {
-			r := check(t, spin, cc, false, "-D"+v.define)
+			r := check(t, spin, cc, false, append([]string{"-D" + v.define}, v.defines...)...)
 			if r.errors == "0" {
 				t.Fatalf("pan found no error in %s:\n%s", v.define, r.out)
 			}
@@ -204,13 +219,21 @@ func TestClaimModelWitnesses(t *testing.T) {
 		6: "a reopen lands",
 		7: "a team message is delivered twice",
 		8: "a team message arrives older than the view",
+		// In the role's bounds:
+		9:  "a handover from the previous holder lands",
+		10: "a release lands",
+		11: "a handover or release loses a race",
 	}
 	for n, event := range witnesses {
 		if n == 0 {
 			continue
 		}
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			r := check(t, spin, cc, false, fmt.Sprintf("-DWITNESS=%d", n))
+			var defines []string
+			if n >= 9 {
+				defines = roleBounds
+			}
+			r := check(t, spin, cc, false, append([]string{fmt.Sprintf("-DWITNESS=%d", n)}, defines...)...)
 			if r.violated != "unreached" {
 				t.Fatalf("no run where %s (witness %d):\n%s", event, n, r.out)
 			}

@@ -28,6 +28,10 @@ const heartbeat = 25 * time.Second
 //	event: queue       data: {"team": ...}: a colleague's change of a
 //	                   team's queue conversation, or their read of it,
 //	                   arrived (team.go)
+//	event: status      data: {"name": ...}: a colleague's availability
+//	                   status arrived (status.go)
+//	event: role        data: {"role": ..., "team": ...}: a role account's
+//	                   holder changed, here or by a colleague (roles.go)
 //	event: locked      data: {}
 //
 // Only an authenticated caller of an unlocked app gets here (route).
@@ -100,6 +104,8 @@ func (s *Server) eventData(ev client.Event) (string, any) {
 		return "queue", map[string]string{"team": ev.Team}
 	case client.EventStatus:
 		return "status", map[string]string{"name": ev.Contact}
+	case client.EventRole:
+		return "role", map[string]string{"role": ev.Role, "team": ev.Team}
 	}
 	return "", nil
 }

@@ -18,6 +18,7 @@ import "./recall.js";
 import "./record.js";
 import "./groups.js";
 import "./team.js";
+import "./roles.js";
 import "./teamnotice.js";
 import "./directory.js";
 import { composeStatus, settingsStatus } from "./status.js";

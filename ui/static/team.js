@@ -110,6 +110,13 @@ async function showQueue() {
       u.textContent = "urgent";
       who.append(" ", u);
     }
+    if (it.role) {
+      // Addressed to a role account: its holder answers it.
+      const r = document.createElement("span");
+      r.className = "note queue-role";
+      r.textContent = `for ${it.role}`;
+      who.append(" ", r);
+    }
     tr.append(who, cell(stateWords[it.state] || it.state), cell(ownerWords(it)), cell(ageWords(it)), cell(String(it.messages)));
     return tr;
   });
@@ -125,7 +132,7 @@ function render(q) {
   $("queue-title").textContent = `Conversation with ${it.outsider}`;
   const age = ageWords(it);
   $("queue-state").textContent =
-    `${it.urgent ? "Urgent. " : ""}State: ${stateWords[it.state] || it.state}; owner: ${ownerWords(it)}${age ? `; ${age}` : ""}` +
+    `${it.urgent ? "Urgent. " : ""}${it.role ? `For ${it.role}. ` : ""}State: ${stateWords[it.state] || it.state}; owner: ${ownerWords(it)}${age ? `; ${age}` : ""}` +
     (it.reopens ? `; reopened ${it.reopens} times` : "") + ".";
   $("queue-claim").hidden = !it.can_claim;
   $("queue-resolve").hidden = !it.can_assign;
@@ -393,6 +400,17 @@ onEvent("queue", (ev) => {
   if (screen === "team" && ev.team === team) {
     showQueue().catch(() => {});
   } else if (screen === "queue" && shown && ev.team === shown.item.team) {
+    showItem(shown.item.id).catch(() => {});
+  }
+});
+
+// A role account changed hands: its conversations may move (their own
+// queue events follow from a colleague's device; this device's own
+// handover writes come as queue events too).
+onEvent("role", () => {
+  if (currentScreen() === "team") {
+    showQueue().catch(() => {});
+  } else if (currentScreen() === "queue" && shown && shown.item.role) {
     showItem(shown.item.id).catch(() => {});
   }
 });
