@@ -27,6 +27,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -576,7 +577,7 @@ func (c *Client) colleagueMailbox(ctx context.Context, cn *conn, rec *store.Reac
 		if err != nil {
 			return err
 		}
-		if cur == nil || cur.Generation != rec.Generation || !bytes.Equal(cur.Secret, rec.Secret) {
+		if cur == nil || cur.Generation != rec.Generation || subtle.ConstantTimeCompare(cur.Secret, rec.Secret) != 1 {
 			return errors.New("client: the organisation reach generation changed meanwhile")
 		}
 		if len(cur.Mailbox) == 16 {
