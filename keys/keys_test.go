@@ -3,6 +3,7 @@ package keys_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -81,6 +82,43 @@ func TestSignVerify(t *testing.T) {
 	sig255, err := id.Sign(long, msg)
 	if err != nil || id.Public().Verify(long, msg, sig255) != nil {
 		t.Fatalf("255-byte context: %v", err)
+	}
+}
+
+// TestParsedKeyVerifiesConcurrently: a parsed key's ML-DSA half is
+// expanded at its first verification; goroutines verifying with one
+// freshly parsed key at once all get the right answers (run with -race).
+func TestParsedKeyVerifiesConcurrently(t *testing.T) {
+	id, _ := fixture()
+	msg := []byte("verified by many at once")
+	sig, err := id.Sign("test", msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(sig)
+	bad[len(bad)-1] ^= 1 // the ML-DSA half
+	k, err := keys.ParseSigningPublicKey(id.Public().Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := k.Verify("test", msg, sig); err != nil {
+				errs[i] = fmt.Errorf("good signature: %w", err)
+			} else if err := k.Verify("test", msg, bad); !errors.Is(err, keys.ErrBadSignature) {
+				errs[i] = fmt.Errorf("ML-DSA half changed: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package keys
 import (
 	"crypto/ed25519"
 	"crypto/subtle"
+	"sync"
 
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 )
@@ -28,7 +29,15 @@ var (
 type SigningPublicKey struct {
 	raw []byte // ed25519 (32) || ML-DSA-65 (1952)
 	ed  ed25519.PublicKey
-	ml  *mldsa65.PublicKey
+	// ml is the ML-DSA-65 half, expanded at the first verification
+	// (mlKey): expanding it derives the public matrix from the key's seed,
+	// most of a parse's cost, and most parsed keys (in certificates and
+	// device lists read back from a store) are only compared or
+	// fingerprinted. Any 1952 bytes are a valid encoding (circl's
+	// UnmarshalBinary fails only on the length), so deferring it refuses
+	// nothing later that parsing would have refused.
+	mlOnce sync.Once
+	ml     *mldsa65.PublicKey
 	// fp is Fingerprint's value, computed once: the key never changes,
 	// and every signed message hashes it (SignedMessage).
 	fp Fingerprint
@@ -41,11 +50,19 @@ func ParseSigningPublicKey(b []byte) (*SigningPublicKey, error) {
 		return nil, malformed("signing public key", "length %d, want %d", len(b), SigningPublicKeySize)
 	}
 	raw := append([]byte(nil), b...)
-	ml := new(mldsa65.PublicKey)
-	if err := ml.UnmarshalBinary(raw[ed25519.PublicKeySize:]); err != nil {
-		return nil, malformed("signing public key", "ML-DSA-65 half rejected")
-	}
-	return &SigningPublicKey{raw: raw, ed: ed25519.PublicKey(raw[:ed25519.PublicKeySize]), ml: ml, fp: fingerprint(labelSigFinger, raw)}, nil
+	return &SigningPublicKey{raw: raw, ed: ed25519.PublicKey(raw[:ed25519.PublicKeySize]), fp: fingerprint(labelSigFinger, raw)}, nil
+}
+
+// mlKey returns the expanded ML-DSA-65 half, expanding it once.
+func (k *SigningPublicKey) mlKey() *mldsa65.PublicKey {
+	k.mlOnce.Do(func() {
+		ml := new(mldsa65.PublicKey)
+		// Cannot fail: the length was checked at parse.
+		if err := ml.UnmarshalBinary(k.raw[ed25519.PublicKeySize:]); err == nil {
+			k.ml = ml
+		}
+	})
+	return k.ml
 }
 
 // Bytes returns the SigningPublicKeySize-byte encoding. The caller may
@@ -108,7 +125,8 @@ func (k *SigningPublicKey) verify(object, context string, msg, sig []byte) error
 	// Both halves are always checked, so the time taken does not reveal
 	// which half of a forgery failed (not secret, but no reason to leak it).
 	edOK := ed25519.Verify(k.ed, m, sig[:ed25519SigSize])
-	mlOK := mldsa65.Verify(k.ml, m, []byte(MLDSAContext), sig[ed25519SigSize:])
+	ml := k.mlKey()
+	mlOK := ml != nil && mldsa65.Verify(ml, m, []byte(MLDSAContext), sig[ed25519SigSize:])
 	if !edOK || !mlOK {
 		return badSignature(object)
 	}
