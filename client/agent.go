@@ -175,11 +175,33 @@ type teamAgent struct {
 	name       string
 	escalateTo string
 	clock      func() time.Time
+	// routesRead is when Open last read the registers of the answered
+	// open conversations from the relay (readRouteRegisters).
+	routesRead time.Time
 }
+
+// routeReadEvery is how often the agent reads the registers of the
+// conversations whose outsiders hold a reply route: as often as it lists
+// the queue when nothing pokes it.
+const routeReadEvery = agent.DefaultMaxWait
 
 // Open lists the team's open conversations; it also keeps the events of
 // their registers (teamEvents) so the figures follow the queue.
 func (a *teamAgent) Open(ctx context.Context) ([]agent.Item, error) {
+	// A close the intake learns only from the relay's register (the
+	// staff device's state change lost) drops the outsider's reply
+	// routes as a received one does, carried out at once (teamroutes.go).
+	if now := a.clock(); a.routesRead.IsZero() || now.Sub(a.routesRead) >= routeReadEvery {
+		took, err := a.c.readRouteRegisters(ctx, a.gid[:])
+		if err != nil {
+			a.c.log.Warn("could not read the team's registers yet; will retry", "err", err)
+		} else {
+			a.routesRead = now
+		}
+		if took {
+			a.c.flushTeams(ctx)
+		}
+	}
 	var items []agent.Item
 	err := a.c.st.update(func(t *tx) error {
 		items = items[:0]

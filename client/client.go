@@ -302,6 +302,9 @@ type Client struct {
 	// the reads and before the queue receipts; an error aborts it (as a
 	// crash would).
 	markReadHook atomic.Pointer[func() error]
+	// rotateHook, if set (tests), runs before the intake asks the relay
+	// to replace a team's claim space write capability (teamrotate.go).
+	rotateHook atomic.Pointer[func()]
 
 	// Blob transfers (transfer.go). blobTransport and retryBase are test
 	// hooks, set before the first transfer: a RoundTripper that breaks

@@ -632,8 +632,13 @@ func (c *Client) publishState(ctx context.Context, held, next *group.State, admi
 		// On a team's intake, a staff device that joined is owed the
 		// open conversations: recorded with the state, so that a crash
 		// before the send does not lose it (teamhistory.go).
-		history, err = c.noteNewStaffDevices(t, held, next)
-		return err
+		if history, err = c.noteNewStaffDevices(t, held, next); err != nil {
+			return err
+		}
+		// On a team's intake, a dropped staff device still holds the
+		// team's secrets: their replacement is owed from this commit
+		// on (teamrotate.go).
+		return c.noteStaffRotation(t, held, next)
 	})
 	if err != nil {
 		return err

@@ -237,17 +237,22 @@ func (c *Client) publishGroupDevices(ctx context.Context, gid group.ID) error {
 	if staff && ch.removed > 0 {
 		// A revoked staff device held the claim space's write capability
 		// and the team keys: they are replaced, and the new ones go to the
-		// staff that remain. In the background, as flushTeams is
+		// staff that remain. The state's commit recorded the replacement
+		// as owed: one that fails now is made at the next flush
+		// (teamrotate.go). In the background, as flushTeams is
 		// (publishState): rotateTeam takes teamMu, whose holder may wait
 		// for the receive loop this may run on.
 		c.goBackground(func() {
 			ctx, cancel := context.WithTimeout(c.ctx, maintenanceTimeout)
 			defer cancel()
-			if err := c.rotateTeam(ctx, gid[:]); err != nil {
-				c.log.Warn("could not replace a team's secrets after a staff device was revoked", "err", err)
+			done, err := c.rotateTeam(ctx, gid[:])
+			if err != nil {
+				c.log.Warn("could not replace a team's secrets after a staff device was revoked; will retry", "err", err)
 				return
 			}
-			c.sendTeamSecrets(ctx, gid[:], nil)
+			if done {
+				c.sendTeamSecrets(ctx, gid[:], nil)
+			}
 		})
 	}
 	return nil

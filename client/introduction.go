@@ -727,6 +727,8 @@ func (c *Client) maintain(ctx context.Context, cn *conn) {
 	// (groupintro.go).
 	c.maintainGroups(ctx, cn)
 	c.flushTeams(ctx)
+	// Role handovers left owed (roles.go).
+	c.settleOwedRoles(ctx)
 	// The colleague mailbox and register (reach.go).
 	if err := c.maintainReach(ctx, cn); err != nil {
 		c.log.Warn("could not maintain this device's colleague mailbox", "err", err)

@@ -84,6 +84,13 @@ type roleState struct {
 	// Settled is the holder whose handover this device carried out last
 	// (32 bytes; empty: nobody): the "from" of the next one.
 	Settled []byte `json:"settled,omitempty"`
+	// Owed: this device's part of the handover to the holder now is not
+	// finished (a write the relay did not answer or refused for a
+	// capability this device does not hold yet, or conversations of a
+	// team whose secrets it does not hold yet): Settled stays, and the
+	// handover is tried again at every maintenance and when team
+	// secrets arrive, until it is done or the holding changes.
+	Owed bool `json:"owed,omitempty"`
 }
 
 func getRoleState(t *tx, id directory.RoleID) (*roleState, error) {
@@ -463,15 +470,31 @@ func (c *Client) noteQueueRole(q *store.QueueRecord, tc *teamContent) bool {
 type roleJob struct {
 	role     directory.RoleID
 	from, to keys.Fingerprint // the holder settled last, the holder now
+	owed     bool             // the handover was left owed
 }
+
+// errHandoverOwed marks a role's handover this device could not finish
+// yet for a reason that may mend (roleState.Owed).
+var errHandoverOwed = errors.New("client: a role's handover waits for the team's secrets")
 
 // settleRoles carries out this device's part of every role's handover:
 // for each role of the held directory, the effective holder now against
 // the holder whose handover it settled last. It is safe to run at any
 // time and again: every write decides from the register. Failures are
 // logged; a role whose handover could not be finished is tried again at
-// the next settle.
+// the next settle, at the next maintenance (settleOwedRoles) or when team
+// secrets arrive.
 func (c *Client) settleRoles(ctx context.Context) {
+	c.settleRolesOf(ctx, false)
+}
+
+// settleOwedRoles settles only the roles whose handover this device left
+// owed, or has not carried out yet: at every maintenance.
+func (c *Client) settleOwedRoles(ctx context.Context) {
+	c.settleRolesOf(ctx, true)
+}
+
+func (c *Client) settleRolesOf(ctx context.Context, owedOnly bool) {
 	if c.dirEnrol == nil {
 		return
 	}
@@ -486,7 +509,11 @@ func (c *Client) settleRoles(ctx context.Context) {
 			if err != nil {
 				return err
 			}
-			jobs = append(jobs, roleJob{role: r.ID, from: fpOf(st.Settled), to: d.Holder(h)})
+			j := roleJob{role: r.ID, from: fpOf(st.Settled), to: d.Holder(h), owed: st.Owed}
+			if owedOnly && !j.owed && j.from == j.to {
+				continue
+			}
+			jobs = append(jobs, j)
 		}
 		return nil
 	})
@@ -495,21 +522,27 @@ func (c *Client) settleRoles(ctx context.Context) {
 		return
 	}
 	for _, j := range jobs {
-		if err := c.handOver(ctx, j); err != nil {
+		err := c.handOver(ctx, j)
+		owed := err != nil
+		if owed {
 			c.log.Warn("could not carry out a role's handover yet; will retry", "err", err)
-			continue
 		}
-		if j.from == j.to {
-			continue
+		if owed == j.owed && (owed || j.from == j.to) {
+			continue // nothing to note
 		}
 		if err := c.st.update(func(t *tx) error {
 			st, err := getRoleState(t, j.role)
 			if err != nil {
 				return err
 			}
-			st.Settled = nil
-			if j.to != (keys.Fingerprint{}) {
-				st.Settled = bytes.Clone(j.to[:])
+			// Settled moves only once the handover is done: an owed
+			// one is tried again from the same holder.
+			st.Owed = owed
+			if !owed {
+				st.Settled = nil
+				if j.to != (keys.Fingerprint{}) {
+					st.Settled = bytes.Clone(j.to[:])
+				}
 			}
 			return putRoleState(t, j.role, st)
 		}); err != nil {
@@ -520,11 +553,13 @@ func (c *Client) settleRoles(ctx context.Context) {
 
 // roleConversations returns the open (new, claimed or assigned) queue
 // conversations addressed to role, with their values in this device's
-// view.
-func (c *Client) roleConversations(role directory.RoleID) ([]*queueTarget, []queue.Value, error) {
+// view, and how many of its conversations are of a team whose secrets
+// this device does not hold (yet).
+func (c *Client) roleConversations(role directory.RoleID) ([]*queueTarget, []queue.Value, int, error) {
 	var (
-		qts []*queueTarget
-		vs  []queue.Value
+		qts     []*queueTarget
+		vs      []queue.Value
+		waiting int
 	)
 	err := c.st.view(func(t *tx) error {
 		qs, err := t.Queues(nil)
@@ -539,6 +574,9 @@ func (c *Client) roleConversations(role directory.RoleID) ([]*queueTarget, []que
 			copy(qt.conv[:], q.Conversation)
 			if err := c.completeTarget(t, qt); err != nil {
 				if errors.Is(err, ErrNotStaff) {
+					if qt.team == nil {
+						waiting++ // no secrets yet; a removed member's group stays removed
+					}
 					continue
 				}
 				return err
@@ -556,7 +594,7 @@ func (c *Client) roleConversations(role directory.RoleID) ([]*queueTarget, []que
 		}
 		return nil
 	})
-	return qts, vs, err
+	return qts, vs, waiting, err
 }
 
 // handOver moves role j's conversations as this device's part:
@@ -568,7 +606,8 @@ func (c *Client) roleConversations(role directory.RoleID) ([]*queueTarget, []que
 //
 // Conversations owned by anyone else (a colleague the previous holder
 // assigned one to) stay. It returns an error only for what a retry may
-// mend (the relay, the store).
+// mend (the relay, the store, the team's secrets not held yet): the
+// handover is then owed.
 func (c *Client) handOver(ctx context.Context, j roleJob) error {
 	var zero keys.Fingerprint
 	mine := j.to == c.idFP
@@ -580,7 +619,7 @@ func (c *Client) handOver(ctx context.Context, j roleJob) error {
 	if from == c.idFP {
 		from = zero // this person held it already: only new conversations to take
 	}
-	qts, vs, err := c.roleConversations(j.role)
+	qts, vs, waiting, err := c.roleConversations(j.role)
 	if err != nil {
 		return err
 	}
@@ -625,8 +664,12 @@ func (c *Client) handOver(ctx context.Context, j roleJob) error {
 			if !slices.Contains(moved, qt.team.Name) {
 				moved = append(moved, qt.team.Name)
 			}
+		case errors.Is(err, ErrNotStaff):
+			// The relay refused the write capability held: the team's
+			// new secrets have not reached this device yet. Owed.
+			errs = append(errs, err)
 		case errors.Is(err, ErrOwned), errors.Is(err, ErrNotOwner), errors.Is(err, ErrQueueState),
-			errors.Is(err, ErrObserver), errors.Is(err, ErrNotStaff):
+			errors.Is(err, ErrObserver):
 			// Someone else's now (taken, assigned, resolved meanwhile):
 			// not this device's to move.
 			c.log.Info("a role's conversation was not moved", "err", err)
@@ -638,6 +681,9 @@ func (c *Client) handOver(ctx context.Context, j roleJob) error {
 	// queue is told, as of a colleague's change.
 	for _, team := range moved {
 		c.emit(Event{Kind: EventQueue, Team: team})
+	}
+	if waiting > 0 {
+		errs = append(errs, fmt.Errorf("%w: %d conversations", errHandoverOwed, waiting))
 	}
 	return errors.Join(errs...)
 }

@@ -654,6 +654,8 @@ func (c *Client) receiveSession(t *tx, mb protocol.MailboxID, envID protocol.Env
 		if err := c.receiveTeamSecrets(t, from, ct, now); err != nil {
 			return nil, err
 		}
+		// A role handover may have waited for them (roles.go).
+		res.roles = true
 	case contentTeamNotice:
 		took, err := c.receiveTeamNotice(t, from, ct, now) // teamnotice.go
 		if err != nil {

@@ -269,7 +269,9 @@ func (c *Client) RemoveStaff(ctx context.Context, team, contact string) (Team, e
 	if err := c.logStaff(rec.Group, removed, false); err != nil {
 		return Team{}, err
 	}
-	if err := c.rotateTeam(ctx, rec.Group); err != nil {
+	// The removal's state recorded the replacement as owed: a failure
+	// here is retried at every flush (teamrotate.go).
+	if _, err := c.rotateTeam(ctx, rec.Group); err != nil {
 		return Team{}, err
 	}
 	c.sendTeamSecrets(ctx, rec.Group, nil)
@@ -279,52 +281,14 @@ func (c *Client) RemoveStaff(ctx context.Context, team, contact string) (Team, e
 	return c.teamInfo(team)
 }
 
-// rotateTeam replaces the claim space's write capability on the relay
-// (the old one is refused from the answer on) and adds a team key epoch.
-func (c *Client) rotateTeam(ctx context.Context, gid []byte) error {
+// rotateTeam carries out the replacement of team gid's secrets that the
+// intake owes (teamrotate.go): the claim space's write capability on the
+// relay (the old one is refused from the answer on) and a team key epoch.
+// It reports whether it replaced them now.
+func (c *Client) rotateTeam(ctx context.Context, gid []byte) (bool, error) {
 	c.teamMu.Lock()
 	defer c.teamMu.Unlock()
-	var rec *store.TeamRecord
-	if err := c.st.view(func(t *tx) error {
-		var err error
-		rec, err = t.Team(t.GroupConversationID(gid))
-		if err == nil && (rec == nil || !rec.Intake) {
-			err = ErrNotTeamAdmin
-		}
-		return err
-	}); err != nil {
-		return err
-	}
-	if len(rec.Keys) >= maxTeamKeys {
-		return fmt.Errorf("client: the team has used its %d team key epochs", maxTeamKeys)
-	}
-	admin, err := protocol.CapabilityTokenFromBytes(rec.SpaceAdmin)
-	if err != nil {
-		return errStoreCorrupt
-	}
-	write := protocol.NewCapabilityToken()
-	tk, err := queue.NewTeamKey(rec.Keys[len(rec.Keys)-1].Epoch + 1)
-	if err != nil {
-		return err
-	}
-	resp, err := c.anonRequest(ctx, rec.Relay, teamConnKey(gid), &protocol.UpdateClaimSpace{
-		Space: protocol.ClaimSpaceID(rec.Space), Admin: admin, Op: protocol.ClaimSpaceSetWrite, Hash: write.Hash()})
-	if err != nil {
-		return fmt.Errorf("client: replace the claim space's write capability: %w", err)
-	}
-	if _, ok := resp.(*protocol.OK); !ok {
-		return unexpected(resp)
-	}
-	return c.st.update(func(t *tx) error {
-		r, err := t.Team(rec.ID)
-		if err != nil || r == nil {
-			return errors.Join(err, ErrUnknownTeam)
-		}
-		r.WriteCap = write.SecretBytes()
-		r.Keys = append(r.Keys, store.TeamKey{Epoch: tk.Epoch(), Key: tk.SecretBytes()})
-		r.Secrets++
-		return t.PutTeam(r)
-	})
+	return c.rotateTeamLocked(ctx, gid)
 }
 
 // sendTeamSecrets sends the team's secrets to the devices of the staff

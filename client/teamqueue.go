@@ -616,6 +616,9 @@ func (c *Client) intakeMessage(t *tx, from *contactRecord, ct *content, now time
 func (c *Client) flushTeams(ctx context.Context) {
 	c.teamMu.Lock()
 	defer c.teamMu.Unlock()
+	// Secrets owed a replacement first (teamrotate.go): a dropped staff
+	// device writes registers until then.
+	c.flushRotations(ctx)
 	var teams []*store.TeamRecord
 	if err := c.st.view(func(t *tx) error {
 		ts, err := t.Teams()

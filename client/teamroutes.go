@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/postern/postern/client/internal/store"
 	"github.com/postern/postern/client/internal/team/queue"
@@ -558,4 +559,79 @@ func (c *Client) moveFromStaleReplyRoute(r *contactRecord, it *store.OutboxItem,
 	c.log.Info("a team's reply route was deleted; the send goes to the new route")
 	it.OutboxEntry = moved
 	return nr, true, nil
+}
+
+// readRouteRegisters, on the intake at the team agent's sweeps, reads
+// from the relay the register of each conversation of the team whose
+// staff group is gid that it holds open while the outsider holds a reply
+// route, and takes a newer one (keepRegister): a close it learns only so
+// (the staff device's state change lost or never sent) notes the routes'
+// drop as a received state change does (noteClosedRoutes). It reports
+// whether it took any register. A read that fails ends the round: the
+// next sweep reads again.
+func (c *Client) readRouteRegisters(ctx context.Context, gid []byte) (bool, error) {
+	var (
+		team    *store.TeamRecord
+		targets []*queueTarget
+	)
+	err := c.st.view(func(t *tx) error {
+		var err error
+		if team, err = t.Team(t.GroupConversationID(gid)); err != nil || team == nil || !team.Intake {
+			return err
+		}
+		qs, err := t.Queues(gid)
+		if err != nil {
+			return err
+		}
+		for _, q := range qs {
+			if len(q.Person) == 0 {
+				continue
+			}
+			ds, err := t.DevicesOf(q.Person)
+			if err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(ds, func(d *store.Device) bool { return len(d.ReplyRecvMbx) > 0 }) {
+				continue
+			}
+			qt := &queueTarget{q: q}
+			copy(qt.conv[:], q.Conversation)
+			if err := c.completeTarget(t, qt); err != nil {
+				return err
+			}
+			if _, v, err := c.itemOf(t, qt); err != nil {
+				return err
+			} else if !v.State.Closed() {
+				targets = append(targets, qt)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(targets) == 0 {
+		return false, err
+	}
+	write, err := protocol.CapabilityTokenFromBytes(team.WriteCap)
+	if err != nil {
+		return false, errStoreCorrupt
+	}
+	took := false
+	for _, qt := range targets {
+		st, err := c.getClaim(ctx, qt, write, qt.space.Token(qt.conv))
+		if err != nil {
+			return took, fmt.Errorf("client: read a queue register: %w", err)
+		}
+		if st.Version <= qt.q.Version {
+			continue
+		}
+		view := queue.NewView()
+		if _, _, err := qt.space.Learn(view, qt.conv, st.Version, st.Value); err != nil {
+			c.log.Info("a queue register read does not open; the one held stays", "err", err)
+			continue
+		}
+		if err := c.keepRegister(qt, view); err != nil {
+			return took, err
+		}
+		took = true
+	}
+	return took, nil
 }

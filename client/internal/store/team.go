@@ -55,6 +55,17 @@ type TeamRecord struct {
 	StaffLogCap  []byte `json:"staff_log_cap,omitempty"`
 	StaffLogged  uint64 `json:"staff_logged,omitempty"`
 	StaffLogHash []byte `json:"staff_log_hash,omitempty"`
+	// RotateOwed: the intake owes the team a new claim space write
+	// capability and team key epoch (a staff device or member was
+	// dropped from the staff group). Set in the transaction that keeps
+	// the state dropping it, cleared in the one that keeps the new
+	// secrets once the relay took the capability (client teamrotate.go).
+	// NextWrite and NextKey are the replacement prepared for it: a
+	// retry after a replacement whose answer was lost sets the same
+	// capability again.
+	RotateOwed bool     `json:"rotate_owed,omitempty"`
+	NextWrite  []byte   `json:"next_write,omitempty"`
+	NextKey    *TeamKey `json:"next_key,omitempty"`
 }
 
 // TeamHistory is one staff device owed the queue history: its device ID
